@@ -1,0 +1,706 @@
+/*
+ * tsrun's N-API addon: the few things Node cannot do itself.
+ *
+ * It never forks into JavaScript.  spawnInit() posix_spawns the static
+ * tsrun-init helper from a sealed memfd (glibc uses CLONE_VM|CLONE_VFORK,
+ * and the child only dup2s and execs), handing it the plan and a
+ * SOCK_SEQPACKET sync socket.  Everything else here is a thin wrapper over
+ * one syscall each: message send/recv, waitpid, pidfd waits, mkfifo,
+ * flock, unix-socket connect and SCM_RIGHTS.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <node_api.h>
+
+#include "plan.h"
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x10
+#endif
+
+extern char **environ;
+
+/* ---- small N-API helpers ------------------------------------------------ */
+
+#define CHECK(call)                                                       \
+	do {                                                              \
+		if ((call) != napi_ok) {                                  \
+			napi_throw_error(env, NULL, "napi call failed: " #call); \
+			return NULL;                                      \
+		}                                                         \
+	} while (0)
+
+/* Throw an Error carrying .errno and .syscall, like Node's own fs errors. */
+static napi_value throw_errno(napi_env env, int err, const char *what)
+{
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err));
+	napi_value error, message, code;
+	napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+	napi_create_error(env, NULL, message, &error);
+	napi_create_int32(env, err, &code);
+	napi_set_named_property(env, error, "errno", code);
+	napi_value syscall_name;
+	napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &syscall_name);
+	napi_set_named_property(env, error, "syscall", syscall_name);
+	napi_throw(env, error);
+	return NULL;
+}
+
+static int arg_int(napi_env env, napi_value v, int32_t *out)
+{
+	return napi_get_value_int32(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static int arg_string(napi_env env, napi_value v, char *buf, size_t size)
+{
+	size_t len;
+	if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok)
+		return -1;
+	return len + 1 >= size ? -1 : 0; /* refuse silent truncation */
+}
+
+static napi_value make_int(napi_env env, int64_t v)
+{
+	napi_value out;
+	napi_create_int64(env, v, &out);
+	return out;
+}
+
+static napi_value make_undefined(napi_env env)
+{
+	napi_value out;
+	napi_get_undefined(env, &out);
+	return out;
+}
+
+#define GET_ARGS(n)                                                        \
+	size_t argc = n;                                                   \
+	napi_value args[n];                                                \
+	CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));       \
+	if (argc < n) {                                                    \
+		napi_throw_type_error(env, NULL, "expected " #n " arguments"); \
+		return NULL;                                               \
+	}
+
+/* ---- the helper, sealed in a memfd ------------------------------------ */
+
+static int helper_memfd = -1;
+
+/*
+ * Copy the helper into a memfd once per process and seal it, so what the
+ * container's processes run (and can see as /proc/<pid>/exe) can never be
+ * written, from the host or from inside.
+ */
+static int sealed_helper(const char *path)
+{
+	if (helper_memfd >= 0)
+		return helper_memfd;
+	int src = open(path, O_RDONLY | O_CLOEXEC);
+	if (src < 0)
+		return -1;
+	int mfd = memfd_create("tsrun-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+	if (mfd < 0 && errno == EINVAL) /* kernels before 6.3 lack MFD_EXEC */
+		mfd = memfd_create("tsrun-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0)
+		goto fail_src;
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(src, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail_both;
+		if (n == 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(mfd, buf + off, n - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				goto fail_both;
+			off += w;
+		}
+	}
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+		goto fail_both;
+	close(src);
+	helper_memfd = mfd;
+	return mfd;
+fail_both:;
+	int saved = errno;
+	close(mfd);
+	errno = saved;
+fail_src:
+	saved = errno;
+	close(src);
+	errno = saved;
+	return -1;
+}
+
+/* The plan travels in its own sealed memfd: no size limit, no parsing races. */
+static int plan_memfd(const void *data, size_t len)
+{
+	int fd = memfd_create("tsrun-plan", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, (const char *)data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			close(fd);
+			return -1;
+		}
+		off += w;
+	}
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
+	return fd;
+}
+
+/* A copy of fd at or above `floor`, so the dup2 plan below cannot collide. */
+static int dup_above(int fd, int floor)
+{
+	return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, floor);
+}
+
+/*
+ * spawnInit(helperPath, plan: Buffer, fifoFd, consoleFd, preserveFds)
+ *   -> { pid, syncFd }
+ *
+ * The helper gets: fds 0-2 as they are, 3..3+preserveFds-1 as they are,
+ * then sync, plan, fifo, console and its own memfd right after them;
+ * nothing else.
+ */
+static napi_value spawn_init(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(5);
+	char helper_path[4096];
+	int32_t fifo_fd, console_fd, preserve;
+	void *plan;
+	size_t plan_len;
+	if (arg_string(env, args[0], helper_path, sizeof(helper_path)) ||
+	    napi_get_buffer_info(env, args[1], &plan, &plan_len) != napi_ok ||
+	    arg_int(env, args[2], &fifo_fd) || arg_int(env, args[3], &console_fd) ||
+	    arg_int(env, args[4], &preserve) || preserve < 0 || preserve > 10000) {
+		napi_throw_type_error(env, NULL, "spawnInit(helperPath, plan, fifoFd, consoleFd, preserveFds)");
+		return NULL;
+	}
+
+	int helper = sealed_helper(helper_path);
+	if (helper < 0)
+		return throw_errno(env, errno, "load tsrun-init helper");
+
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+		return throw_errno(env, errno, "socketpair");
+	int pfd = plan_memfd(plan, plan_len);
+	if (pfd < 0) {
+		int e = errno;
+		close(pair[0]);
+		close(pair[1]);
+		return throw_errno(env, e, "memfd for launch plan");
+	}
+
+	const int base = 3 + preserve;
+	/* The helper's own memfd rides along at base+4 so the exec can find
+	 * it after closefrom; the helper closes it first thing. */
+	const int targets[5] = { base, base + 1, base + 2, base + 3, base + 4 };
+	int sources[5] = {
+		dup_above(pair[1], base + 5), dup_above(pfd, base + 5),
+		dup_above(fifo_fd, base + 5), dup_above(console_fd, base + 5),
+		dup_above(helper, base + 5),
+	};
+	char a_sync[16], a_plan[16], a_fifo[16], a_console[16], a_preserve[16], exe[64];
+	snprintf(a_sync, sizeof(a_sync), "%d", targets[0]);
+	snprintf(a_plan, sizeof(a_plan), "%d", targets[1]);
+	snprintf(a_fifo, sizeof(a_fifo), "%d", fifo_fd >= 0 ? targets[2] : -1);
+	snprintf(a_console, sizeof(a_console), "%d", console_fd >= 0 ? targets[3] : -1);
+	snprintf(a_preserve, sizeof(a_preserve), "%d", preserve);
+	snprintf(exe, sizeof(exe), "/proc/self/fd/%d", targets[4]);
+	char *argv[] = { "tsrun-init", a_sync, a_plan, a_fifo, a_console, a_preserve, NULL };
+	char *envp[] = { NULL }; /* nothing of ours leaks into the container */
+
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	/* Node marks stdio and every inherited fd close-on-exec at start-up;
+	 * dup2 onto itself clears the flag for stdio and the preserved fds. */
+	for (int fd = 0; fd < base; fd++)
+		posix_spawn_file_actions_adddup2(&fa, fd, fd);
+	for (int i = 0; i < 5; i++)
+		if (sources[i] >= 0)
+			posix_spawn_file_actions_adddup2(&fa, sources[i], targets[i]);
+	posix_spawn_file_actions_addclosefrom_np(&fa, base + 5);
+	/* Node ignores SIGPIPE/SIGXFSZ and may block signals: start clean. */
+	sigset_t all, none;
+	sigfillset(&all);
+	sigemptyset(&none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+	pid_t pid;
+	int rc = posix_spawn(&pid, exe, &fa, &attr, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	for (int i = 0; i < 5; i++)
+		if (sources[i] >= 0)
+			close(sources[i]);
+	close(pfd);
+	close(pair[1]);
+	if (rc != 0) {
+		close(pair[0]);
+		return throw_errno(env, rc, "spawn tsrun-init");
+	}
+
+	napi_value out;
+	CHECK(napi_create_object(env, &out));
+	CHECK(napi_set_named_property(env, out, "pid", make_int(env, pid)));
+	CHECK(napi_set_named_property(env, out, "syncFd", make_int(env, pair[0])));
+	return out;
+}
+
+/* ---- sync messages ------------------------------------------------------ */
+
+/* sendMessage(fd, type, value, payload?: Buffer) */
+static napi_value send_message(napi_env env, napi_callback_info info)
+{
+	size_t argc = 4;
+	napi_value args[4];
+	CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+	int32_t fd, type, value;
+	if (argc < 3 || arg_int(env, args[0], &fd) || arg_int(env, args[1], &type) ||
+	    arg_int(env, args[2], &value)) {
+		napi_throw_type_error(env, NULL, "sendMessage(fd, type, value, payload?)");
+		return NULL;
+	}
+	void *payload = NULL;
+	size_t len = 0;
+	if (argc > 3) {
+		bool is_buffer = false;
+		napi_is_buffer(env, args[3], &is_buffer);
+		if (is_buffer)
+			CHECK(napi_get_buffer_info(env, args[3], &payload, &len));
+	}
+	if (len + sizeof(struct sync_header) > SYNC_MAX_PACKET)
+		return throw_errno(env, EMSGSIZE, "send sync message");
+	char *buf = malloc(sizeof(struct sync_header) + len);
+	if (!buf)
+		return throw_errno(env, ENOMEM, "send sync message");
+	struct sync_header h = { (unsigned)type, value, (unsigned)len, 0 };
+	memcpy(buf, &h, sizeof(h));
+	if (len)
+		memcpy(buf + sizeof(h), payload, len);
+	ssize_t n;
+	do
+		n = send(fd, buf, sizeof(h) + len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	int e = errno;
+	free(buf);
+	if (n < 0)
+		return throw_errno(env, e, "send sync message");
+	return make_undefined(env);
+}
+
+/*
+ * recvMessage(fd, timeoutMs) -> { type, value, payload: Buffer } | null (EOF)
+ * Throws with errno ETIMEDOUT when nothing arrives in time.
+ */
+static napi_value recv_message(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	int32_t fd, timeout;
+	if (arg_int(env, args[0], &fd) || arg_int(env, args[1], &timeout)) {
+		napi_throw_type_error(env, NULL, "recvMessage(fd, timeoutMs)");
+		return NULL;
+	}
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int rc;
+	do
+		rc = poll(&p, 1, timeout);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return throw_errno(env, errno, "wait for container init");
+	if (rc == 0)
+		return throw_errno(env, ETIMEDOUT, "wait for container init");
+	char *buf = malloc(SYNC_MAX_PACKET);
+	if (!buf)
+		return throw_errno(env, ENOMEM, "receive sync message");
+	ssize_t n;
+	do
+		n = recv(fd, buf, SYNC_MAX_PACKET, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		int e = errno;
+		free(buf);
+		return throw_errno(env, e, "receive sync message");
+	}
+	if (n == 0) {
+		free(buf);
+		napi_value null_value;
+		napi_get_null(env, &null_value);
+		return null_value;
+	}
+	struct sync_header h = { 0 };
+	if ((size_t)n < sizeof(h)) {
+		free(buf);
+		return throw_errno(env, EPROTO, "receive sync message");
+	}
+	memcpy(&h, buf, sizeof(h));
+	size_t len = n - sizeof(h);
+	napi_value out, payload;
+	void *dst;
+	napi_create_buffer_copy(env, len, buf + sizeof(h), &dst, &payload);
+	free(buf);
+	CHECK(napi_create_object(env, &out));
+	CHECK(napi_set_named_property(env, out, "type", make_int(env, h.type)));
+	CHECK(napi_set_named_property(env, out, "value", make_int(env, h.value)));
+	CHECK(napi_set_named_property(env, out, "payload", payload));
+	return out;
+}
+
+/* ---- processes ---------------------------------------------------------- */
+
+static napi_value wait_result(napi_env env, int status)
+{
+	napi_value out, null_value;
+	napi_get_null(env, &null_value);
+	napi_create_object(env, &out);
+	napi_set_named_property(env, out, "code",
+				WIFEXITED(status) ? make_int(env, WEXITSTATUS(status)) : null_value);
+	napi_set_named_property(env, out, "signal",
+				WIFSIGNALED(status) ? make_int(env, WTERMSIG(status)) : null_value);
+	return out;
+}
+
+/* waitPid(pid, noHang) -> { code, signal } | null (still running, noHang) */
+static napi_value wait_pid(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	int32_t pid;
+	bool no_hang = false;
+	if (arg_int(env, args[0], &pid))
+		return throw_errno(env, EINVAL, "waitpid");
+	napi_get_value_bool(env, args[1], &no_hang);
+	int status = 0;
+	pid_t rc;
+	do
+		rc = waitpid(pid, &status, no_hang ? WNOHANG : 0);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return throw_errno(env, errno, "waitpid");
+	if (rc == 0) {
+		napi_value null_value;
+		napi_get_null(env, &null_value);
+		return null_value;
+	}
+	return wait_result(env, status);
+}
+
+struct async_wait {
+	napi_async_work work;
+	napi_deferred deferred;
+	pid_t pid;
+	int status, err;
+};
+
+static void async_wait_execute(napi_env env, void *data)
+{
+	(void)env;
+	struct async_wait *w = data;
+	pid_t rc;
+	do
+		rc = waitpid(w->pid, &w->status, 0);
+	while (rc < 0 && errno == EINTR);
+	w->err = rc < 0 ? errno : 0;
+}
+
+static void async_wait_complete(napi_env env, napi_status status, void *data)
+{
+	(void)status;
+	struct async_wait *w = data;
+	if (w->err) {
+		napi_value error, message, code;
+		napi_create_string_utf8(env, strerror(w->err), NAPI_AUTO_LENGTH, &message);
+		napi_create_error(env, NULL, message, &error);
+		napi_create_int32(env, w->err, &code);
+		napi_set_named_property(env, error, "errno", code);
+		napi_reject_deferred(env, w->deferred, error);
+	} else {
+		napi_resolve_deferred(env, w->deferred, wait_result(env, w->status));
+	}
+	napi_delete_async_work(env, w->work);
+	free(w);
+}
+
+/* waitPidAsync(pid) -> Promise<{ code, signal }>, waiting on a pool thread. */
+static napi_value wait_pid_async(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t pid;
+	if (arg_int(env, args[0], &pid))
+		return throw_errno(env, EINVAL, "waitpid");
+	struct async_wait *w = calloc(1, sizeof(*w));
+	if (!w)
+		return throw_errno(env, ENOMEM, "waitpid");
+	w->pid = pid;
+	napi_value promise, name;
+	CHECK(napi_create_promise(env, &w->deferred, &promise));
+	napi_create_string_utf8(env, "tsrun.waitpid", NAPI_AUTO_LENGTH, &name);
+	CHECK(napi_create_async_work(env, NULL, name, async_wait_execute, async_wait_complete, w, &w->work));
+	CHECK(napi_queue_async_work(env, w->work));
+	return promise;
+}
+
+/*
+ * waitExit(pid, timeoutMs) -> true once the process has exited (zombie or
+ * gone), false on timeout.  Works for processes that are not our children.
+ */
+static napi_value wait_exit(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	int32_t pid, timeout;
+	if (arg_int(env, args[0], &pid) || arg_int(env, args[1], &timeout))
+		return throw_errno(env, EINVAL, "pidfd_open");
+	napi_value result;
+	int pidfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		if (errno == ESRCH) {
+			napi_get_boolean(env, true, &result);
+			return result;
+		}
+		return throw_errno(env, errno, "pidfd_open");
+	}
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	int rc;
+	do
+		rc = poll(&p, 1, timeout);
+	while (rc < 0 && errno == EINTR);
+	close(pidfd);
+	napi_get_boolean(env, rc > 0, &result);
+	return result;
+}
+
+/* setSubreaper(): orphaned container processes are reparented to us. */
+static napi_value set_subreaper(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		return throw_errno(env, errno, "prctl(PR_SET_CHILD_SUBREAPER)");
+	return make_undefined(env);
+}
+
+/* ---- files and sockets -------------------------------------------------- */
+
+static napi_value do_mkfifo(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	char path[4096];
+	int32_t mode;
+	if (arg_string(env, args[0], path, sizeof(path)) || arg_int(env, args[1], &mode))
+		return throw_errno(env, EINVAL, "mkfifo");
+	if (mkfifo(path, mode) < 0)
+		return throw_errno(env, errno, "mkfifo");
+	return make_undefined(env);
+}
+
+/* flock(fd, exclusive, wait) -> true if taken (false only when !wait). */
+static napi_value do_flock(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	int32_t fd;
+	bool exclusive = true, wait = true;
+	if (arg_int(env, args[0], &fd))
+		return throw_errno(env, EINVAL, "flock");
+	napi_get_value_bool(env, args[1], &exclusive);
+	napi_get_value_bool(env, args[2], &wait);
+	int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
+	int rc;
+	do
+		rc = flock(fd, op);
+	while (rc < 0 && errno == EINTR);
+	napi_value result;
+	if (rc < 0 && errno == EWOULDBLOCK && !wait) {
+		napi_get_boolean(env, false, &result);
+		return result;
+	}
+	if (rc < 0)
+		return throw_errno(env, errno, "flock");
+	napi_get_boolean(env, true, &result);
+	return result;
+}
+
+static int unix_address(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+/* connectUnix(path) -> fd of a connected SOCK_STREAM socket (close-on-exec). */
+static napi_value connect_unix(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	char path[4096];
+	struct sockaddr_un sa;
+	if (arg_string(env, args[0], path, sizeof(path)) || unix_address(path, &sa) < 0)
+		return throw_errno(env, ENAMETOOLONG, "connect");
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return throw_errno(env, errno, "socket");
+	int rc;
+	do
+		rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0) {
+		int e = errno;
+		close(fd);
+		return throw_errno(env, e, "connect");
+	}
+	return make_int(env, fd);
+}
+
+/* listenUnix(path) -> fd of a listening SOCK_STREAM socket. */
+static napi_value listen_unix(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	char path[4096];
+	struct sockaddr_un sa;
+	if (arg_string(env, args[0], path, sizeof(path)) || unix_address(path, &sa) < 0)
+		return throw_errno(env, ENAMETOOLONG, "bind");
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return throw_errno(env, errno, "socket");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
+		int e = errno;
+		close(fd);
+		return throw_errno(env, e, "bind");
+	}
+	return make_int(env, fd);
+}
+
+/* acceptUnix(fd, timeoutMs) -> fd of the accepted connection. */
+static napi_value accept_unix(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	int32_t fd, timeout;
+	if (arg_int(env, args[0], &fd) || arg_int(env, args[1], &timeout))
+		return throw_errno(env, EINVAL, "accept");
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int rc;
+	do
+		rc = poll(&p, 1, timeout);
+	while (rc < 0 && errno == EINTR);
+	if (rc <= 0)
+		return throw_errno(env, rc == 0 ? ETIMEDOUT : errno, "accept");
+	int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	if (conn < 0)
+		return throw_errno(env, errno, "accept");
+	return make_int(env, conn);
+}
+
+/* recvFd(sock, timeoutMs) -> the fd received with SCM_RIGHTS. */
+static napi_value recv_fd(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	int32_t sock, timeout;
+	if (arg_int(env, args[0], &sock) || arg_int(env, args[1], &timeout))
+		return throw_errno(env, EINVAL, "recvmsg");
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	int rc;
+	do
+		rc = poll(&p, 1, timeout);
+	while (rc < 0 && errno == EINTR);
+	if (rc <= 0)
+		return throw_errno(env, rc == 0 ? ETIMEDOUT : errno, "recvmsg");
+	char byte, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n;
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return throw_errno(env, errno, "recvmsg");
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return throw_errno(env, EBADMSG, "recvmsg");
+	int fd;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return make_int(env, fd);
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t fd;
+	if (arg_int(env, args[0], &fd))
+		return throw_errno(env, EINVAL, "close");
+	close(fd);
+	return make_undefined(env);
+}
+
+static napi_value do_strerror(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t err;
+	if (arg_int(env, args[0], &err))
+		return throw_errno(env, EINVAL, "strerror");
+	napi_value out;
+	CHECK(napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &out));
+	return out;
+}
+
+/* ---- module ------------------------------------------------------------- */
+
+static napi_value init_module(napi_env env, napi_value exports)
+{
+	napi_property_descriptor props[] = {
+		{ "spawnInit", NULL, spawn_init, NULL, NULL, NULL, napi_default, NULL },
+		{ "sendMessage", NULL, send_message, NULL, NULL, NULL, napi_default, NULL },
+		{ "recvMessage", NULL, recv_message, NULL, NULL, NULL, napi_default, NULL },
+		{ "waitPid", NULL, wait_pid, NULL, NULL, NULL, napi_default, NULL },
+		{ "waitPidAsync", NULL, wait_pid_async, NULL, NULL, NULL, napi_default, NULL },
+		{ "waitExit", NULL, wait_exit, NULL, NULL, NULL, napi_default, NULL },
+		{ "setSubreaper", NULL, set_subreaper, NULL, NULL, NULL, napi_default, NULL },
+		{ "mkfifo", NULL, do_mkfifo, NULL, NULL, NULL, napi_default, NULL },
+		{ "flock", NULL, do_flock, NULL, NULL, NULL, napi_default, NULL },
+		{ "connectUnix", NULL, connect_unix, NULL, NULL, NULL, napi_default, NULL },
+		{ "listenUnix", NULL, listen_unix, NULL, NULL, NULL, napi_default, NULL },
+		{ "acceptUnix", NULL, accept_unix, NULL, NULL, NULL, napi_default, NULL },
+		{ "recvFd", NULL, recv_fd, NULL, NULL, NULL, napi_default, NULL },
+		{ "close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL },
+		{ "strerror", NULL, do_strerror, NULL, NULL, NULL, napi_default, NULL },
+	};
+	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+	return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init_module)

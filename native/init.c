@@ -1,0 +1,1041 @@
+/*
+ * tsrun-init: executes a launch plan compiled by tsrun's TypeScript side.
+ *
+ * Why a separate program: Node is multithreaded, so a process cloned from
+ * it may only make raw syscalls until it execs.  Instead the addon execs
+ * this small static binary from a sealed memfd.  It starts single-threaded
+ * with nothing of Node in it, so it may use libc freely, and
+ * /proc/<pid>/exe of every process the container can see is
+ * "memfd:tsrun-init", never a writable host file (CVE-2019-5736).
+ *
+ * usage (from the addon only):
+ *   tsrun-init SYNC_FD PLAN_FD FIFO_FD CONSOLE_FD PRESERVE_FDS
+ * FIFO_FD and CONSOLE_FD are -1 when unused.  Plan format and protocol:
+ * plan.h.  This program decides nothing: every choice was made in
+ * TypeScript and is an op in the plan.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "plan.h"
+
+/* Kernel ABI bits musl does not ship headers for. */
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_IN_ROOT 0x10
+struct open_how { uint64_t flags, mode, resolve; };
+
+#define OPEN_TREE_CLONE 1
+#define AT_RECURSIVE 0x8000
+#define MOVE_MOUNT_F_EMPTY_PATH 0x04
+#define MOVE_MOUNT_T_EMPTY_PATH 0x40
+#define FSOPEN_CLOEXEC 1
+#define FSMOUNT_CLOEXEC 1
+#define FSCONFIG_SET_FLAG 0
+#define FSCONFIG_SET_STRING 1
+#define FSCONFIG_CMD_CREATE 6
+#define MOUNT_ATTR_RDONLY 0x1
+struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+#define CLOSE_RANGE_CLOEXEC 4
+#define PROC_SUPER_MAGIC 0x9fa0
+#define DEVPTS_SUPER_MAGIC 0x1cd1
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER 0x5441
+#endif
+
+/* ---- state shared by the ops ------------------------------------------ */
+
+static int sync_fd = -1, fifo_fd = -1, console_fd = -1, preserve_fds;
+static int root_fd = -1;        /* the rootfs, before pivot_root */
+static const char *rootfs_path; /* for error messages */
+static char *hook_state;        /* state JSON for createContainer/startContainer */
+static const char *exec_path;   /* resolved by OP_EXEC_PREPARE */
+static char **exec_argv, **exec_env;
+
+/* ---- talking to the parent --------------------------------------------- */
+
+static int sync_send(unsigned type, int value, const void *data, unsigned len)
+{
+	char buf[sizeof(struct sync_header) + 4096];
+	struct sync_header h = { type, value, len, 0 };
+	if (len > sizeof(buf) - sizeof(h))
+		len = h.len = sizeof(buf) - sizeof(h);
+	memcpy(buf, &h, sizeof(h));
+	if (len)
+		memcpy(buf + sizeof(h), data, len);
+	ssize_t n;
+	do
+		n = send(sync_fd, buf, sizeof(h) + len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -1 : 0;
+}
+
+/*
+ * Report a failed step and exit.  The parent prints "<detail>: <strerror>",
+ * so `detail` reads as the action that failed, e.g. "mount proc on rootfs/proc".
+ */
+__attribute__((noreturn, format(printf, 4, 5)))
+static void fail(int err, const char *step, const char *path, const char *fmt, ...)
+{
+	char detail[1024], payload[3072];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	int n = snprintf(payload, sizeof(payload), "%s%c%s%c%s", step, 0,
+			 path ? path : "", 0, detail);
+	if (n >= (int)sizeof(payload))
+		n = sizeof(payload) - 1;
+	if (sync_fd < 0 || sync_send(SYNC_ERROR, err, payload, n + 1) < 0)
+		/* Past READY the parent is gone: stderr is all that is left. */
+		dprintf(2, "tsrun-init: %s: %s\n", detail, strerror(err));
+	_exit(1);
+}
+
+/* Wait for one message of the expected type; returns a malloc'd payload. */
+static char *sync_expect(unsigned type)
+{
+	char *buf = malloc(SYNC_MAX_PACKET);
+	if (!buf)
+		fail(ENOMEM, "sync", NULL, "allocate sync buffer");
+	ssize_t n;
+	do
+		n = recv(sync_fd, buf, SYNC_MAX_PACKET - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		fail(errno, "sync", NULL, "read from parent");
+	if (n == 0)
+		_exit(1); /* parent gave up on us; it cleans up */
+	struct sync_header h;
+	if ((size_t)n < sizeof(h))
+		fail(EPROTO, "sync", NULL, "short message from parent");
+	memcpy(&h, buf, sizeof(h));
+	if (h.type != type)
+		fail(EPROTO, "sync", NULL, "expected message %u, got %u", type, h.type);
+	memmove(buf, buf + sizeof(h), n - sizeof(h));
+	buf[n - sizeof(h)] = 0;
+	return buf;
+}
+
+/* ---- reading the plan --------------------------------------------------- */
+
+struct cursor { const unsigned char *p, *end; };
+
+static uint32_t rd_u32(struct cursor *c)
+{
+	uint32_t v;
+	if (c->end - c->p < 4)
+		fail(EINVAL, "plan", NULL, "truncated launch plan");
+	memcpy(&v, c->p, 4);
+	c->p += 4;
+	return v;
+}
+
+static uint64_t rd_u64(struct cursor *c)
+{
+	uint64_t v;
+	if (c->end - c->p < 8)
+		fail(EINVAL, "plan", NULL, "truncated launch plan");
+	memcpy(&v, c->p, 8);
+	c->p += 8;
+	return v;
+}
+
+/* Strings point into the plan buffer, which stays mapped until exec. */
+static const char *rd_str(struct cursor *c)
+{
+	uint32_t len = rd_u32(c);
+	size_t padded = (len + 1 + 3) & ~3u;
+	if ((size_t)(c->end - c->p) < padded || c->p[len] != 0)
+		fail(EINVAL, "plan", NULL, "malformed string in launch plan");
+	const char *s = (const char *)c->p;
+	c->p += padded;
+	return s;
+}
+
+static char **rd_strv(struct cursor *c)
+{
+	uint32_t n = rd_u32(c);
+	if (n > 65536)
+		fail(EINVAL, "plan", NULL, "string list too long in launch plan");
+	char **v = calloc(n + 1, sizeof(char *));
+	if (!v)
+		fail(ENOMEM, "plan", NULL, "allocate string list");
+	for (uint32_t i = 0; i < n; i++)
+		v[i] = (char *)rd_str(c);
+	return v;
+}
+
+static unsigned char *read_plan(int fd, size_t *len)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		fail(errno, "plan", NULL, "stat launch plan");
+	unsigned char *buf = malloc(st.st_size ? st.st_size : 1);
+	if (!buf)
+		fail(ENOMEM, "plan", NULL, "allocate launch plan");
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = pread(fd, buf + got, st.st_size - got, got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fail(n < 0 ? errno : EIO, "plan", NULL, "read launch plan");
+		got += n;
+	}
+	*len = got;
+	return buf;
+}
+
+/* ---- signals and fds ---------------------------------------------------- */
+
+/*
+ * Node ignores SIGPIPE and SIGXFSZ, and ignored dispositions survive
+ * execve.  Reset every signal with raw syscalls (musl refuses to touch its
+ * internal ones through sigaction) and empty the mask.
+ */
+static void reset_signals(void)
+{
+	struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { 0 };
+	for (int sig = 1; sig <= 64; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+	uint64_t empty = 0;
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, NULL, 8);
+}
+
+/* Mark every fd past stdio and the preserved ones close-on-exec. */
+static void cloexec_from(unsigned first)
+{
+	if (syscall(SYS_close_range, first, ~0u, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+	for (unsigned fd = first; fd < 65536; fd++) /* pre-5.11 kernels */
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+/* ---- paths inside the rootfs ----------------------------------------- */
+
+/*
+ * Resolve `rel` inside the rootfs with the kernel scoping every symlink and
+ * ".." to it, so a destination is resolved exactly once to an fd and never
+ * re-resolved as a string (CVE-2021-30465).
+ */
+static int open_in_root(const char *rel, int flags)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC | flags,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd;
+	do
+		fd = syscall(SYS_openat2, root_fd, rel[0] ? rel : ".", &how, sizeof(how));
+	while (fd < 0 && errno == EAGAIN);
+	return fd;
+}
+
+/* Like `mkdir -p` then open, every step through open_in_root. */
+static int make_in_root(const char *rel, int create, mode_t file_mode)
+{
+	int fd = open_in_root(rel, 0);
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	char path[4096];
+	if (strlen(rel) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(path, rel);
+	char *slash = strrchr(path, '/');
+	const char *name = path;
+	int parent;
+	if (slash) {
+		*slash = 0;
+		name = slash + 1;
+		parent = make_in_root(path, CREATE_DIR, 0);
+	} else {
+		parent = dup(root_fd);
+	}
+	if (parent < 0)
+		return -1;
+	int rc;
+	if (create == CREATE_FILE) {
+		rc = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, file_mode);
+		if (rc >= 0)
+			close(rc);
+	} else {
+		rc = mkdirat(parent, name, 0755);
+	}
+	int saved = errno;
+	close(parent);
+	if (rc < 0 && saved != EEXIST) {
+		errno = saved;
+		return -1;
+	}
+	return open_in_root(rel, 0);
+}
+
+/* "rootfs/proc" style name for messages. */
+static const char *in_rootfs(const char *rel, char *buf, size_t size)
+{
+	snprintf(buf, size, "rootfs/%s", rel);
+	return buf;
+}
+
+/* ---- mounts ------------------------------------------------------------- */
+
+struct plan_mount {
+	uint32_t kind, recursive_bind, create;
+	const char *source, *dest, *fstype, *data;
+	uint32_t attr_set, attr_clr, rec_attr_set, rec_attr_clr;
+	uint32_t propagation, propagation_recursive;
+};
+
+static struct plan_mount rd_mount(struct cursor *c)
+{
+	struct plan_mount m;
+	m.kind = rd_u32(c);
+	m.recursive_bind = rd_u32(c);
+	m.create = rd_u32(c);
+	m.source = rd_str(c);
+	m.dest = rd_str(c);
+	m.fstype = rd_str(c);
+	m.data = rd_str(c);
+	m.attr_set = rd_u32(c);
+	m.attr_clr = rd_u32(c);
+	m.rec_attr_set = rd_u32(c);
+	m.rec_attr_clr = rd_u32(c);
+	m.propagation = rd_u32(c);
+	m.propagation_recursive = rd_u32(c);
+	return m;
+}
+
+/* Build a detached filesystem mount: fsopen, one fsconfig per option, fsmount. */
+static int make_fs_mount(const struct plan_mount *m, const char **failed_option)
+{
+	int fs = syscall(SYS_fsopen, m->fstype, FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return -1;
+	if (m->source[0] && syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", m->source, 0) < 0) {
+		*failed_option = "source";
+		goto err;
+	}
+	char opts[4096];
+	snprintf(opts, sizeof(opts), "%s", m->data);
+	for (char *save = NULL, *opt = strtok_r(opts, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(opt, '=');
+		int rc;
+		if (eq) {
+			*eq = 0;
+			rc = syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, opt, eq + 1, 0);
+		} else {
+			rc = syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, opt, NULL, 0);
+		}
+		if (rc < 0) {
+			/* Point the message at the option the kernel refused. */
+			static char bad[256];
+			snprintf(bad, sizeof(bad), "%s", opt);
+			*failed_option = bad;
+			goto err;
+		}
+	}
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		goto err;
+	int mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, m->attr_set);
+	int saved = errno;
+	close(fs);
+	errno = saved;
+	return mnt;
+err:
+	saved = errno;
+	close(fs);
+	errno = saved;
+	return -1;
+}
+
+static void op_mount(struct cursor *c)
+{
+	struct plan_mount m = rd_mount(c);
+	char where[4200];
+	in_rootfs(m.dest, where, sizeof(where));
+	const char *what = m.source[0] ? m.source : m.fstype;
+
+	int target = make_in_root(m.dest, m.create, 0644);
+	if (target < 0)
+		fail(errno, "mount", where, "create mount point %s", where);
+
+	int mnt;
+	const char *failed_option = NULL;
+	if (m.kind == MOUNT_KIND_BIND) {
+		mnt = syscall(SYS_open_tree, AT_FDCWD, m.source,
+			      OPEN_TREE_CLONE | O_CLOEXEC | (m.recursive_bind ? AT_RECURSIVE : 0));
+	} else {
+		mnt = make_fs_mount(&m, &failed_option);
+	}
+	if (mnt < 0) {
+		if (failed_option)
+			fail(errno, "mount", where, "mount %s on %s (option %s)", what, where, failed_option);
+		fail(errno, "mount", where, "mount %s on %s", what, where);
+	}
+
+	/* Per-mount flags on the top mount, then the r* options on the tree. */
+	struct mount_attr top = { .attr_set = m.attr_set, .attr_clr = m.attr_clr };
+	if (m.kind == MOUNT_KIND_BIND && (top.attr_set || top.attr_clr) &&
+	    syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH, &top, sizeof(top)) < 0)
+		fail(errno, "mount", where, "set options of %s", where);
+	struct mount_attr rec = { .attr_set = m.rec_attr_set, .attr_clr = m.rec_attr_clr };
+	if ((rec.attr_set || rec.attr_clr) &&
+	    syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &rec, sizeof(rec)) < 0)
+		fail(errno, "mount", where, "set recursive options of %s", where);
+
+	if (syscall(SYS_move_mount, mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		fail(errno, "mount", where, "mount %s on %s", what, where);
+
+	/* Propagation can only be changed once the mount is attached. */
+	if (m.propagation) {
+		struct mount_attr prop = { .propagation = m.propagation };
+		if (syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH |
+			    (m.propagation_recursive ? AT_RECURSIVE : 0), &prop, sizeof(prop)) < 0)
+			fail(errno, "mount", where, "set propagation of %s", where);
+	}
+	close(mnt);
+	close(target);
+}
+
+static void op_rootfs_prepare(struct cursor *c)
+{
+	rootfs_path = rd_str(c);
+	uint32_t propagation = rd_u32(c);
+	/* Keep our mounts from leaking to the host (and host mounts from
+	 * arriving, unless asked); pivot_root also requires a non-shared parent. */
+	if (mount(NULL, "/", NULL, propagation, NULL) < 0)
+		fail(errno, "rootfs", "/", "set propagation of /");
+	/* pivot_root needs the new root to be a mount point. */
+	if (mount(rootfs_path, rootfs_path, NULL, MS_BIND | MS_REC, NULL) < 0)
+		fail(errno, "rootfs", rootfs_path, "bind mount rootfs %s", rootfs_path);
+	root_fd = open(rootfs_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		fail(errno, "rootfs", rootfs_path, "open rootfs %s", rootfs_path);
+}
+
+static void op_pivot_root(struct cursor *c)
+{
+	uint32_t no_pivot = rd_u32(c);
+	if (fchdir(root_fd) < 0)
+		fail(errno, "pivot_root", rootfs_path, "chdir to rootfs %s", rootfs_path);
+	if (no_pivot) {
+		/* --no-pivot: for ramfs roots, where pivot_root is impossible. */
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+			fail(errno, "pivot_root", rootfs_path, "move rootfs %s to /", rootfs_path);
+		if (chroot(".") < 0)
+			fail(errno, "pivot_root", rootfs_path, "chroot to rootfs %s", rootfs_path);
+	} else {
+		/* Stack the old root under the new one, then detach it: no
+		 * directory for put_old is needed inside the rootfs. */
+		if (syscall(SYS_pivot_root, ".", ".") < 0)
+			fail(errno, "pivot_root", rootfs_path, "pivot_root to %s", rootfs_path);
+		if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+			fail(errno, "pivot_root", "/", "make old root a slave");
+		if (umount2(".", MNT_DETACH) < 0)
+			fail(errno, "pivot_root", "/", "detach old root");
+	}
+	if (chdir("/") < 0)
+		fail(errno, "pivot_root", "/", "chdir to /");
+	close(root_fd);
+	root_fd = -1;
+}
+
+/* ---- devices ------------------------------------------------------------ */
+
+static void op_mknod(struct cursor *c)
+{
+	const char *path = rd_str(c);
+	uint32_t type = rd_u32(c), major_ = rd_u32(c), minor_ = rd_u32(c);
+	uint32_t mode = rd_u32(c), uid = rd_u32(c), gid = rd_u32(c);
+	uint32_t bind_from_host = rd_u32(c);
+	char where[4200];
+	in_rootfs(path, where, sizeof(where));
+
+	char parent_path[4096];
+	snprintf(parent_path, sizeof(parent_path), "%s", path);
+	char *slash = strrchr(parent_path, '/');
+	const char *name = path;
+	int parent;
+	if (slash) {
+		*slash = 0;
+		name = slash + 1;
+		parent = make_in_root(parent_path, CREATE_DIR, 0);
+	} else {
+		parent = dup(root_fd);
+	}
+	if (parent < 0)
+		fail(errno, "device", where, "create parent directory of %s", where);
+
+	if (bind_from_host) {
+		/* mknod is not allowed in a user namespace: bind the host's node. */
+		struct plan_mount m = { 0 };
+		int fd = openat(parent, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			fail(errno, "device", where, "create %s", where);
+		close(fd);
+		char host[4200];
+		snprintf(host, sizeof(host), "/%s", path);
+		int tree = syscall(SYS_open_tree, AT_FDCWD, host, OPEN_TREE_CLONE | O_CLOEXEC);
+		if (tree < 0)
+			fail(errno, "device", host, "open host device %s", host);
+		int target = open_in_root(path, 0);
+		if (target < 0)
+			fail(errno, "device", where, "open %s", where);
+		if (syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			fail(errno, "device", where, "bind %s on %s", host, where);
+		(void)m;
+		close(tree);
+		close(target);
+		close(parent);
+		return;
+	}
+
+	unlinkat(parent, name, 0); /* a config may replace a default device */
+	if (mknodat(parent, name, type | (mode & 07777), makedev(major_, minor_)) < 0)
+		fail(errno, "device", where, "mknod %s", where);
+	if (fchownat(parent, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+		fail(errno, "device", where, "chown %s", where);
+	/* mknod applied the umask; the config's mode is exact. */
+	int fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	char fdpath[64];
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	if (fd < 0 || chmod(fdpath, mode & 07777) < 0)
+		fail(errno, "device", where, "chmod %s", where);
+	close(fd);
+	close(parent);
+}
+
+static void op_symlink(struct cursor *c)
+{
+	const char *target = rd_str(c), *path = rd_str(c);
+	char where[4200];
+	in_rootfs(path, where, sizeof(where));
+	char parent_path[4096];
+	snprintf(parent_path, sizeof(parent_path), "%s", path);
+	char *slash = strrchr(parent_path, '/');
+	const char *name = path;
+	int parent = slash ? (*slash = 0, name = slash + 1, make_in_root(parent_path, CREATE_DIR, 0))
+			   : dup(root_fd);
+	if (parent < 0)
+		fail(errno, "symlink", where, "create parent directory of %s", where);
+	if (symlinkat(target, parent, name) < 0 && errno != EEXIST)
+		fail(errno, "symlink", where, "symlink %s -> %s", where, target);
+	close(parent);
+}
+
+static void op_mkdir(struct cursor *c)
+{
+	const char *path = rd_str(c);
+	uint32_t mode = rd_u32(c);
+	char where[4200];
+	in_rootfs(path, where, sizeof(where));
+	int fd = make_in_root(path, CREATE_DIR, 0);
+	if (fd < 0)
+		fail(errno, "mkdir", where, "mkdir %s", where);
+	char fdpath[64];
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	if (chmod(fdpath, mode) < 0)
+		fail(errno, "mkdir", where, "chmod %s", where);
+	close(fd);
+}
+
+/* ---- hooks run inside the container's namespaces ---------------------- */
+
+static const char *hook_stage_name(uint32_t stage)
+{
+	return stage == HOOK_CREATE_CONTAINER ? "createContainer" : "startContainer";
+}
+
+static void op_hook(struct cursor *c)
+{
+	uint32_t stage = rd_u32(c);
+	const char *path = rd_str(c);
+	char **args = rd_strv(c), **env = rd_strv(c);
+	uint32_t timeout = rd_u32(c);
+	const char *stage_name = hook_stage_name(stage);
+	int in[2];
+	if (pipe2(in, O_CLOEXEC) < 0)
+		fail(errno, "hook", path, "%s hook %s: pipe", stage_name, path);
+	pid_t pid = fork();
+	if (pid < 0)
+		fail(errno, "hook", path, "%s hook %s: fork", stage_name, path);
+	if (pid == 0) {
+		dup2(in[0], 0);
+		char *default_argv[] = { (char *)path, NULL };
+		execve(path, args[0] ? args : default_argv, env);
+		dprintf(2, "tsrun-init: %s hook %s: %s\n", stage_name, path, strerror(errno));
+		_exit(127);
+	}
+	close(in[0]);
+	const char *state = hook_state ? hook_state : "{}";
+	size_t len = strlen(state), off = 0;
+	while (off < len) {
+		ssize_t n = write(in[1], state + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* the hook need not read its stdin */
+		off += n;
+	}
+	close(in[1]);
+
+	int pidfd = syscall(SYS_pidfd_open, pid, 0);
+	if (timeout && pidfd >= 0) {
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
+		int rc;
+		do
+			rc = poll(&p, 1, (int)timeout * 1000);
+		while (rc < 0 && errno == EINTR);
+		if (rc == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			fail(ETIMEDOUT, "hook", path, "%s hook %s timed out after %us", stage_name, path, timeout);
+		}
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (pidfd >= 0)
+		close(pidfd);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return;
+	if (WIFSIGNALED(status))
+		fail(ECANCELED, "hook", path, "%s hook %s killed by signal %d", stage_name, path, WTERMSIG(status));
+	fail(ECANCELED, "hook", path, "%s hook %s exited with status %d", stage_name, path, WEXITSTATUS(status));
+}
+
+/* ---- process attributes ------------------------------------------------- */
+
+/* Write under /proc only after checking the fd really is procfs. */
+static int write_proc_file(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct statfs sfs;
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC) {
+		close(fd);
+		errno = EXDEV;
+		return -1;
+	}
+	ssize_t n = write(fd, value, strlen(value));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n < 0 ? -1 : 0;
+}
+
+static void op_sysctl(struct cursor *c)
+{
+	const char *key = rd_str(c), *value = rd_str(c);
+	char path[512];
+	int n = snprintf(path, sizeof(path), "/proc/sys/%s", key);
+	for (int i = 10; i < n; i++)
+		if (path[i] == '.')
+			path[i] = '/';
+	if (write_proc_file(path, value) < 0)
+		fail(errno, "sysctl", path, "set sysctl %s", key);
+}
+
+static void op_timens_offsets(struct cursor *c)
+{
+	const char *content = rd_str(c);
+	if (write_proc_file("/proc/self/timens_offsets", content) < 0)
+		fail(errno, "timens", "/proc/self/timens_offsets", "write time namespace offsets");
+}
+
+static void send_fd(int sock, int fd)
+{
+	char byte = 0, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	ssize_t n;
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		fail(errno, "console", NULL, "send pty master to console socket");
+}
+
+/*
+ * The container's terminal: a pty from the container's own devpts, the
+ * slave taken straight from the master (TIOCGPTPEER, no path to swap) and
+ * bound over /dev/console (CVE-2025-52565); the master goes to the
+ * --console-socket as runc's terminals.md describes.
+ */
+static void op_console(struct cursor *c)
+{
+	uint32_t rows = rd_u32(c), cols = rd_u32(c);
+	if (console_fd < 0)
+		fail(EINVAL, "console", NULL, "process.terminal needs --console-socket");
+	int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		fail(errno, "console", "/dev/pts/ptmx", "open /dev/pts/ptmx");
+	int unlock = 0;
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		fail(errno, "console", "/dev/pts/ptmx", "unlock pty");
+	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		fail(errno, "console", "/dev/pts", "open pty slave");
+	struct statfs sfs;
+	if (fstatfs(slave, &sfs) < 0 || sfs.f_type != DEVPTS_SUPER_MAGIC)
+		fail(EXDEV, "console", "/dev/pts", "pty slave is not on devpts");
+	if (rows || cols) {
+		struct winsize ws = { .ws_row = rows, .ws_col = cols };
+		ioctl(slave, TIOCSWINSZ, &ws);
+	}
+	/* /dev/console: created without following links, then the slave bound on it. */
+	int console = open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (console < 0 && errno != ENXIO && errno != EEXIST)
+		fail(errno, "console", "/dev/console", "create /dev/console");
+	if (console >= 0)
+		close(console);
+	int target = open("/dev/console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int tree = syscall(SYS_open_tree, slave, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
+	if (target < 0 || tree < 0 ||
+	    syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		fail(errno, "console", "/dev/console", "bind pty on /dev/console");
+	close(tree);
+	close(target);
+	send_fd(console_fd, master);
+	close(master);
+	close(console_fd);
+	console_fd = -1;
+	if (ioctl(slave, TIOCSCTTY, 0) < 0)
+		fail(errno, "console", "/dev/console", "make pty the controlling terminal");
+	for (int fd = 0; fd < 3; fd++)
+		if (dup2(slave, fd) < 0)
+			fail(errno, "console", "/dev/console", "attach pty to stdio");
+	close(slave);
+}
+
+static void op_user(struct cursor *c)
+{
+	uint32_t uid = rd_u32(c), gid = rd_u32(c), mask = rd_u32(c), ngroups = rd_u32(c);
+	gid_t groups[65536];
+	if (ngroups > 65536)
+		fail(EINVAL, "user", NULL, "too many additional groups");
+	for (uint32_t i = 0; i < ngroups; i++)
+		groups[i] = rd_u32(c);
+	if (setgroups(ngroups, groups) < 0 && !(errno == EPERM && ngroups == 0))
+		fail(errno, "user", NULL, "setgroups");
+	if (setresgid(gid, gid, gid) < 0)
+		fail(errno, "user", NULL, "setgid %u", gid);
+	if (setresuid(uid, uid, uid) < 0)
+		fail(errno, "user", NULL, "setuid %u", uid);
+	umask(mask);
+}
+
+static void op_chdir(struct cursor *c)
+{
+	const char *cwd = rd_str(c);
+	if (chdir(cwd) < 0)
+		fail(errno, "cwd", cwd, "chdir to cwd %s", cwd);
+	/* A cwd outside our root reads back as "(unreachable)" (CVE-2024-21626). */
+	char buf[4096];
+	if (!getcwd(buf, sizeof(buf)) || buf[0] != '/')
+		fail(errno ? errno : EPERM, "cwd", cwd, "cwd %s is outside the container", cwd);
+}
+
+static int is_executable_file(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return -1;
+	if (S_ISDIR(st.st_mode)) {
+		errno = EACCES;
+		return -1;
+	}
+	return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS);
+}
+
+/* Find the program now, so a typo fails `create` rather than `start`. */
+static void op_exec_prepare(struct cursor *c)
+{
+	const char *name = rd_str(c);
+	exec_argv = rd_strv(c);
+	exec_env = rd_strv(c);
+	if (strchr(name, '/')) {
+		if (is_executable_file(name) < 0)
+			fail(errno, "exec", name, "exec %s", name);
+		exec_path = name;
+		return;
+	}
+	const char *search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	for (char **e = exec_env; *e; e++)
+		if (strncmp(*e, "PATH=", 5) == 0)
+			search = *e + 5;
+	static char found[4096];
+	int last_err = ENOENT;
+	for (const char *dir = search; ; ) {
+		const char *end = strchrnul(dir, ':');
+		int len = end - dir;
+		snprintf(found, sizeof(found), "%.*s/%s", len ? len : 1, len ? dir : ".", name);
+		if (is_executable_file(found) == 0) {
+			exec_path = found;
+			return;
+		}
+		if (errno != ENOENT && errno != ENOTDIR)
+			last_err = errno;
+		if (!*end)
+			break;
+		dir = end + 1;
+	}
+	if (last_err == ENOENT)
+		fail(ENOENT, "exec", name, "exec %s: executable file not found in $PATH", name);
+	fail(last_err, "exec", name, "exec %s", name);
+}
+
+static void op_wait_start(void)
+{
+	if (fifo_fd < 0)
+		fail(EINVAL, "start", NULL, "no exec fifo to wait on");
+	if (sync_send(SYNC_READY, 0, NULL, 0) < 0)
+		_exit(1);
+	close(sync_fd);
+	sync_fd = -1;
+	/* `tsrun start` writes one byte; until then we sit here. */
+	char byte;
+	ssize_t n;
+	do
+		n = read(fifo_fd, &byte, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		_exit(1);
+	close(fifo_fd);
+	fifo_fd = -1;
+}
+
+static void op_exec(void)
+{
+	if (!exec_path)
+		fail(EINVAL, "exec", NULL, "plan has no process to exec");
+	if (sync_fd >= 0) { /* an exec without a create/start split */
+		sync_send(SYNC_READY, 0, NULL, 0);
+		close(sync_fd);
+		sync_fd = -1;
+	}
+	cloexec_from(3 + preserve_fds);
+	reset_signals();
+	execve(exec_path, exec_argv, exec_env);
+	fail(errno, "exec", exec_path, "exec %s", exec_path);
+}
+
+/* ---- namespaces and the init's birth ------------------------------------ */
+
+static void op_setns(struct cursor *c)
+{
+	uint32_t type = rd_u32(c);
+	const char *path = rd_str(c);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fail(errno, "setns", path, "open namespace %s", path);
+	if (setns(fd, type) < 0)
+		fail(errno == EINVAL ? EINVAL : errno, "setns", path,
+		     "join namespace %s (is it the right type?)", path);
+	close(fd);
+}
+
+static void op_unshare_user(void)
+{
+	/* The parent, outside, writes our maps: only it may map arbitrary ids. */
+	if (unshare(CLONE_NEWUSER) < 0)
+		fail(errno, "namespace", NULL, "unshare user namespace");
+	/* Our /proc/<pid>/uid_map must be writable by the parent in between. */
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	if (sync_send(SYNC_USERNS_READY, getpid(), NULL, 0) < 0)
+		_exit(1);
+	free(sync_expect(SYNC_MAPS_WRITTEN));
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+static void op_become_root(void)
+{
+	if (setresgid(0, 0, 0) < 0)
+		fail(errno, "namespace", NULL, "become gid 0 in the user namespace");
+	if (setresuid(0, 0, 0) < 0)
+		fail(errno, "namespace", NULL, "become uid 0 in the user namespace");
+}
+
+static void op_unshare(struct cursor *c)
+{
+	uint64_t flags = rd_u64(c);
+	if (unshare((int)flags) < 0)
+		fail(errno, "namespace", NULL, "unshare namespaces (flags 0x%llx)", (unsigned long long)flags);
+}
+
+/*
+ * Fork the container's init as a sibling (CLONE_PARENT): its parent is the
+ * tsrun process, which can wait for it, and when that exits it passes to
+ * the engine's subreaper, as with runc.  A new pid namespace (unshared
+ * above) makes the init its pid 1.
+ */
+static void op_clone_init(void)
+{
+	pid_t pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+	if (pid < 0)
+		fail(errno, "clone", NULL, "start container init");
+	if (pid > 0) {
+		sync_send(SYNC_INIT_PID, pid, NULL, 0);
+		_exit(0);
+	}
+	free(sync_expect(SYNC_CONTINUE));
+}
+
+/* ---- the interpreter ---------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	if (argc != 6) {
+		fprintf(stderr, "tsrun-init is started by tsrun, not by hand\n");
+		return 2;
+	}
+	sync_fd = atoi(argv[1]);
+	int plan_fd = atoi(argv[2]);
+	fifo_fd = atoi(argv[3]);
+	console_fd = atoi(argv[4]);
+	preserve_fds = atoi(argv[5]);
+
+	/* Drop the memfd we were exec'd from (and anything past our fds). */
+	syscall(SYS_close_range, 3 + preserve_fds + 4, ~0u, 0);
+	/* Nothing may read our memory or ptrace us until the final exec. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	reset_signals();
+	umask(0);
+
+	size_t plan_len;
+	unsigned char *plan = read_plan(plan_fd, &plan_len);
+	close(plan_fd);
+	struct cursor c = { plan, plan + plan_len };
+	if (rd_u32(&c) != PLAN_MAGIC || rd_u32(&c) != PLAN_VERSION)
+		fail(EINVAL, "plan", NULL, "launch plan has the wrong magic or version");
+	if (rd_u32(&c) != plan_len)
+		fail(EINVAL, "plan", NULL, "launch plan length mismatch");
+	uint32_t op_count = rd_u32(&c);
+
+	free(sync_expect(SYNC_CONTINUE));
+
+	for (uint32_t i = 0; i < op_count; i++) {
+		const unsigned char *op_start = c.p;
+		uint32_t head = rd_u32(&c), size = rd_u32(&c);
+		uint32_t code = head & 0xffff;
+		if (size < 8 || size > (size_t)(c.end - op_start))
+			fail(EINVAL, "plan", NULL, "bad size for op %u", code);
+		struct cursor op = { c.p, op_start + size };
+		switch (code) {
+		case OP_SETNS: op_setns(&op); break;
+		case OP_UNSHARE_USER: op_unshare_user(); break;
+		case OP_UNSHARE: op_unshare(&op); break;
+		case OP_BECOME_ROOT: op_become_root(); break;
+		case OP_TIMENS_OFFSETS: op_timens_offsets(&op); break;
+		case OP_CLONE_INIT: op_clone_init(); break;
+		case OP_SETSID:
+			if (setsid() < 0)
+				fail(errno, "setsid", NULL, "setsid");
+			break;
+		case OP_SETHOSTNAME: {
+			const char *name = rd_str(&op);
+			if (sethostname(name, strlen(name)) < 0)
+				fail(errno, "hostname", name, "set hostname %s", name);
+			break;
+		}
+		case OP_SETDOMAINNAME: {
+			const char *name = rd_str(&op);
+			if (setdomainname(name, strlen(name)) < 0)
+				fail(errno, "domainname", name, "set domainname %s", name);
+			break;
+		}
+		case OP_ROOTFS_PREPARE: op_rootfs_prepare(&op); break;
+		case OP_MOUNT: op_mount(&op); break;
+		case OP_MKNOD: op_mknod(&op); break;
+		case OP_SYMLINK: op_symlink(&op); break;
+		case OP_MKDIR: op_mkdir(&op); break;
+		case OP_PARENT_HOOKS:
+			if (sync_send(SYNC_RUN_HOOKS, 0, NULL, 0) < 0)
+				_exit(1);
+			free(hook_state);
+			hook_state = sync_expect(SYNC_HOOKS_DONE);
+			break;
+		case OP_HOOK: op_hook(&op); break;
+		case OP_PIVOT_ROOT: op_pivot_root(&op); break;
+		case OP_REMOUNT_ROOT_RO: {
+			struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
+			if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &ro, sizeof(ro)) < 0)
+				fail(errno, "rootfs", "/", "make rootfs read-only");
+			break;
+		}
+		case OP_ROOT_PROPAGATION: {
+			uint32_t flags = rd_u32(&op);
+			if (mount(NULL, "/", NULL, flags, NULL) < 0)
+				fail(errno, "rootfs", "/", "set rootfs propagation");
+			break;
+		}
+		case OP_SYSCTL: op_sysctl(&op); break;
+		case OP_CONSOLE: op_console(&op); break;
+		case OP_RLIMIT: {
+			uint32_t resource = rd_u32(&op);
+			struct rlimit rl = { rd_u64(&op), 0 };
+			rl.rlim_max = rd_u64(&op);
+			if (setrlimit(resource, &rl) < 0)
+				fail(errno, "rlimit", NULL, "set rlimit %u to %llu/%llu", resource,
+				     (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+			break;
+		}
+		case OP_OOM_SCORE_ADJ: {
+			char value[16];
+			snprintf(value, sizeof(value), "%d", (int32_t)rd_u32(&op));
+			if (write_proc_file("/proc/self/oom_score_adj", value) < 0)
+				fail(errno, "oomScoreAdj", "/proc/self/oom_score_adj", "set oom_score_adj to %s", value);
+			break;
+		}
+		case OP_NO_NEW_PRIVS:
+			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+				fail(errno, "noNewPrivileges", NULL, "set no_new_privs");
+			break;
+		case OP_USER: op_user(&op); break;
+		case OP_CHDIR: op_chdir(&op); break;
+		case OP_EXEC_PREPARE: op_exec_prepare(&op); break;
+		case OP_WAIT_START: op_wait_start(); break;
+		case OP_EXEC: op_exec(); break;
+		default:
+			fail(EINVAL, "plan", NULL, "unknown op %u in launch plan", code);
+		}
+		c.p = op_start + size;
+	}
+	fail(EINVAL, "plan", NULL, "launch plan ended without exec");
+}

@@ -1,0 +1,110 @@
+/*
+ * The launch plan and the parent/child sync protocol, shared by the
+ * tsrun-init helper (init.c) and the N-API addon (addon.c).  The TypeScript
+ * side mirrors these numbers in src/lib/plan-format.ts and src/lib/sync.ts;
+ * test/unit/plan-format.test.ts checks the two copies agree.
+ *
+ * A plan is one flat little-endian buffer: a header, then a sequence of ops.
+ * TypeScript has already decided everything (paths, ids, flags, order); the
+ * helper executes the ops in order and never has to look anything up.
+ *
+ *   header: u32 magic, u32 version, u32 total_length, u32 op_count
+ *   op:     u16 code, u16 zero, u32 size (header included, multiple of 4),
+ *           then the op's fields in the order listed below.
+ *   field:  u32 | u64 (little-endian) | str = u32 length, bytes, NUL, zero
+ *           padding to 4 | strv = u32 count, then count strs.
+ */
+#ifndef TSRUN_PLAN_H
+#define TSRUN_PLAN_H
+
+#define PLAN_MAGIC 0x50525354u /* "TSRP" */
+#define PLAN_VERSION 1u
+
+enum plan_op {
+	/* Run by the helper before the container's init exists. */
+	OP_SETNS = 1,           /* u32 nstype, str path */
+	OP_UNSHARE_USER = 2,    /* -- ; parent writes uid/gid maps meanwhile */
+	OP_UNSHARE = 3,         /* u64 clone flags */
+	OP_BECOME_ROOT = 4,     /* -- ; setresuid/setresgid 0 inside the userns */
+	OP_TIMENS_OFFSETS = 5,  /* str content for /proc/self/timens_offsets */
+	OP_CLONE_INIT = 6,      /* -- ; fork the init, report its pid, exit */
+	/* Run by the container's init. */
+	OP_SETSID = 7,          /* -- */
+	OP_SETHOSTNAME = 8,     /* str */
+	OP_SETDOMAINNAME = 9,   /* str */
+	OP_ROOTFS_PREPARE = 10, /* str rootfs, u32 propagation of "/" */
+	OP_MOUNT = 11,          /* see struct plan_mount in init.c */
+	OP_MKNOD = 12,          /* str path, u32 type, u32 major, u32 minor,
+	                           u32 mode, u32 uid, u32 gid, u32 bind_from_host */
+	OP_SYMLINK = 13,        /* str target, str path */
+	OP_MKDIR = 14,          /* str path, u32 mode */
+	OP_PARENT_HOOKS = 15,   /* -- ; parent runs prestart/createRuntime */
+	OP_HOOK = 16,           /* u32 stage, str path, strv args, strv env,
+	                           u32 timeout_seconds (0 = none) */
+	OP_PIVOT_ROOT = 17,     /* u32 no_pivot */
+	OP_REMOUNT_ROOT_RO = 18,/* -- */
+	OP_ROOT_PROPAGATION = 19, /* u32 MS_* propagation flags */
+	OP_SYSCTL = 20,         /* str key (dotted), str value */
+	OP_CONSOLE = 21,        /* u32 rows, u32 cols */
+	OP_RLIMIT = 22,         /* u32 resource, u64 soft, u64 hard */
+	OP_OOM_SCORE_ADJ = 23,  /* u32 value (two's complement) */
+	OP_NO_NEW_PRIVS = 24,   /* -- */
+	OP_USER = 25,           /* u32 uid, u32 gid, u32 umask, u32 ngroups,
+	                           ngroups x u32 gid */
+	OP_CHDIR = 26,          /* str cwd */
+	OP_EXEC_PREPARE = 27,   /* str name, strv argv, strv env */
+	OP_WAIT_START = 28,     /* -- ; report ready, block on the exec fifo */
+	OP_EXEC = 29,           /* -- ; close fds, reset signals, execve */
+	OP_MAX
+};
+
+/* Mount kinds for OP_MOUNT. */
+enum plan_mount_kind { MOUNT_KIND_FS = 0, MOUNT_KIND_BIND = 1 };
+/* What to create when a mount destination is missing. */
+enum plan_create { CREATE_DIR = 0, CREATE_FILE = 1 };
+/* Hook stages run by the helper (the others are run by TypeScript). */
+enum plan_hook_stage { HOOK_CREATE_CONTAINER = 3, HOOK_START_CONTAINER = 4 };
+
+/*
+ * Sync protocol over a SOCK_SEQPACKET socketpair, one message per packet:
+ * struct sync_header followed by `len` payload bytes.
+ *
+ *  parent                              helper / init
+ *  ------                              -------------
+ *  spawn helper, send CONTINUE  ---->  (read plan, run ops)
+ *                               <----  USERNS_READY{pid}   (if OP_UNSHARE_USER)
+ *  write uid_map/gid_map
+ *  MAPS_WRITTEN                 ---->
+ *                               <----  INIT_PID{pid}        (helper, then exits)
+ *  record pid, reap helper
+ *  CONTINUE                     ---->  (init: mounts, devices)
+ *                               <----  RUN_HOOKS            (if OP_PARENT_HOOKS)
+ *  prestart, createRuntime hooks
+ *  HOOKS_DONE{state json}       ---->  (createContainer hooks, pivot_root, ...)
+ *                               <----  READY                (then blocks on fifo)
+ *
+ * At any point the child may send ERROR{errno; "step\0path\0detail"} and
+ * exit; the parent turns it into one CLI error line and cleans up.
+ */
+enum sync_type {
+	SYNC_USERNS_READY = 1,
+	SYNC_MAPS_WRITTEN = 2,
+	SYNC_INIT_PID = 3,
+	SYNC_CONTINUE = 4,
+	SYNC_RUN_HOOKS = 5,
+	SYNC_HOOKS_DONE = 6,
+	SYNC_READY = 7,
+	SYNC_ERROR = 8,
+};
+
+struct sync_header {
+	unsigned int type;
+	int value;
+	unsigned int len;
+	unsigned int reserved;
+};
+
+/* Largest packet either side sends (state JSON for hooks is the big one). */
+#define SYNC_MAX_PACKET (256 * 1024)
+
+#endif

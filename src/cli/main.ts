@@ -1,0 +1,64 @@
+/**
+ * tsrun's command line: runc's global flags and verbs.  Each verb lives in
+ * its own small file and calls one function of the lifecycle library.
+ */
+import { Command, CommanderError } from 'commander';
+import * as fs from 'fs';
+import { configureLog } from '../lib/log';
+import { createCommand } from './create';
+import { deleteCommand } from './delete';
+import { featuresCommand } from './features';
+import { killCommand } from './kill';
+import { listCommand } from './list';
+import { runCommand } from './run';
+import { specCommand } from './spec';
+import { startCommand } from './start';
+import { stateCommand } from './state';
+import { reportError } from './common';
+import { TsrunError } from '../lib/errors';
+
+export const VERSION = '0.1.0';
+export const SPEC_VERSION = '1.3.0';
+
+function program(): Command {
+  const root = new Command('tsrun')
+    .description('a runc-compatible OCI container runtime')
+    .option('--root <path>', 'directory for container state', '/run/tsrun')
+    .option('--log <path>', 'append log lines to this file')
+    .option('--log-format <format>', 'text or json', 'text')
+    .option('--debug', 'log the launch plan and other details')
+    .option('--systemd-cgroup', 'use the systemd cgroup manager (not supported yet)')
+    .option('--rootless <value>', 'accepted for runc compatibility (true|false|auto)')
+    .version(`tsrun version ${VERSION}\nspec: ${SPEC_VERSION}`, '-v, --version', 'print the version')
+    .configureOutput({
+      writeOut: (s) => fs.writeSync(1, s),
+      writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),
+    })
+    .exitOverride()
+    .hook('preAction', (thisCommand) => {
+      const o = thisCommand.opts();
+      configureLog({ path: o.log, format: o.logFormat, debug: o.debug });
+      if (o.systemdCgroup) throw new TsrunError('--systemd-cgroup: the systemd cgroup manager is not supported yet');
+    });
+  for (const cmd of [createCommand(), startCommand(), runCommand(), stateCommand(), killCommand(),
+    deleteCommand(), listCommand(), specCommand(), featuresCommand()]) {
+    root.addCommand(cmd.exitOverride().configureOutput({
+      writeOut: (s) => fs.writeSync(1, s),
+      writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),
+    }));
+  }
+  return root;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; usage errors have been printed already
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.exitCode = reportError(argv.find((a) => !a.startsWith('-')) ?? '', undefined, err);
+  }
+}

@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import * as fs from 'fs';
+import * as path from 'path';
+import { describeFsError, TsrunError } from '../lib/errors';
+import { defaultSpec } from '../lib/spec-default';
+import { verb } from './common';
+
+export function specCommand(): Command {
+  return new Command('spec')
+    .description('write a default config.json into the bundle')
+    .option('-b, --bundle <path>', 'bundle directory', '.')
+    .option('--rootless', 'a config for a rootless container')
+    .action(verb('spec', function (this: Command) {
+      const o = this.opts();
+      const file = path.join(o.bundle, 'config.json');
+      const spec = defaultSpec({ rootless: !!o.rootless });
+      try {
+        fs.writeFileSync(file, JSON.stringify(spec, null, '\t') + '\n', { flag: 'wx', mode: 0o666 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`${file} already exists; remove it first`);
+        throw new TsrunError(describeFsError(err, file));
+      }
+    }, () => undefined));
+}

@@ -1,0 +1,12 @@
+import { Command } from 'commander';
+import { state } from '../lib/container';
+import { out, storeOf, verb } from './common';
+
+export function stateCommand(): Command {
+  return new Command('state')
+    .description("print a container's state as JSON")
+    .argument('<id>')
+    .action(verb('state', function (this: Command, id: string) {
+      out(JSON.stringify(state(storeOf(this), id), null, 2) + '\n');
+    }));
+}

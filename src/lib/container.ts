@@ -1,0 +1,380 @@
+/**
+ * The container lifecycle (runtime.md): create, start, run, kill, delete,
+ * state, list.  The CLI verbs in src/cli/ are thin wrappers over these.
+ *
+ * create is the only verb that talks to tsrun-init; it follows the
+ * protocol drawn in native/plan.h.  Whatever fails, create leaves nothing
+ * behind: the init is killed and reaped, and the state directory removed.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Config, ConfigError, IDMapping, parseConfig } from './config';
+import { TsrunError, describeFsError } from './errors';
+import { runHooks } from './hooks';
+import { realHost } from './host';
+import { debug, warn } from './log';
+import { INIT_HELPER, native } from './native';
+import { compileCreatePlan } from './plan';
+import { decodePlan, encodePlan, Op } from './plan-format';
+import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
+import { receive, send, Sync } from './sync';
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  preserveFds: number;
+  noPivot: boolean;
+  noNewKeyring: boolean;
+}
+
+export function loadBundleConfig(bundle: string): Config {
+  const configPath = path.join(bundle, 'config.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(configPath, 'utf8');
+  } catch (err) {
+    throw new TsrunError(describeFsError(err, configPath));
+  }
+  try {
+    return parseConfig(text);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new TsrunError(err.message);
+    throw err;
+  }
+}
+
+function writeIdMaps(pid: number, config: Config): void {
+  const format = (maps: IDMapping[] | undefined): string =>
+    (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+  try {
+    fs.writeFileSync(`/proc/${pid}/uid_map`, format(config.linux?.uidMappings));
+  } catch (err) {
+    throw new TsrunError(describeFsError(err, 'write uid_map (linux.uidMappings)'));
+  }
+  try {
+    fs.writeFileSync(`/proc/${pid}/gid_map`, format(config.linux?.gidMappings));
+  } catch (err) {
+    throw new TsrunError(describeFsError(err, 'write gid_map (linux.gidMappings)'));
+  }
+}
+
+/** The pid file is written whole or not at all, as engines poll for it. */
+function writePidFile(file: string, pid: number): void {
+  const abs = path.resolve(file);
+  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}`);
+  try {
+    fs.writeFileSync(tmp, String(pid));
+    fs.renameSync(tmp, abs);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw new TsrunError(describeFsError(err, `pid file ${abs}`));
+  }
+}
+
+function ownerName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? '');
+  }
+}
+
+function killAndReap(pid: number, ourChild: boolean): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  if (ourChild) {
+    try {
+      native.waitPid(pid, false);
+    } catch {
+      // reaped elsewhere
+    }
+  } else {
+    native.waitExit(pid, 10_000);
+  }
+}
+
+/**
+ * create: set the container up and leave its init blocked on the exec fifo.
+ * The init is a child of this process (CLONE_PARENT from the helper), so
+ * `run` can wait for it; after `create` exits it passes to the engine's
+ * subreaper, as runc's does.
+ */
+export function create(store: StateStore, opts: CreateOptions): ContainerRecord {
+  validateId(opts.id);
+  const bundle = path.resolve(opts.bundle);
+  const config = loadBundleConfig(bundle);
+  let plan;
+  try {
+    plan = compileCreatePlan(config, {
+      bundle,
+      noPivot: opts.noPivot,
+      consoleSocket: !!opts.consoleSocket,
+      host: realHost,
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) throw new TsrunError(err.message);
+    throw err;
+  }
+  debug(`launch plan for ${opts.id}: ${plan.ops.map((o) => Op[o.op]).join(' ')}`);
+  const planBuffer = encodePlan(plan.ops);
+  decodePlan(planBuffer); // cheap self-check before anything exists
+
+  const lockFd = store.claim(opts.id);
+  let helperPid = 0;
+  let initPid = 0;
+  let syncFd = -1;
+  let fifoFd = -1;
+  let consoleFd = -1;
+  let hooksFailed = false;
+  const record: ContainerRecord = {
+    ociVersion: config.ociVersion,
+    id: opts.id,
+    pid: 0,
+    initStartTime: '',
+    bundle,
+    rootfs: plan.rootfs,
+    created: new Date().toISOString(),
+    owner: ownerName(),
+    annotations: config.annotations ?? {},
+    hooks: { poststart: config.hooks?.poststart, poststop: config.hooks?.poststop },
+    namespaces: {},
+  };
+  const stateJson = (status: Status): string => JSON.stringify(store.ociState({ ...record, pid: initPid }, status));
+
+  try {
+    native.mkfifo(store.fifoPath(opts.id), 0o600);
+    fifoFd = fs.openSync(store.fifoPath(opts.id), fs.constants.O_RDWR);
+    if (opts.consoleSocket) {
+      try {
+        consoleFd = native.connectUnix(opts.consoleSocket);
+      } catch (err) {
+        throw new TsrunError(`--console-socket ${opts.consoleSocket}: ${native.strerror((err as { errno: number }).errno)}`);
+      }
+    }
+    ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, planBuffer, fifoFd, consoleFd, opts.preserveFds));
+    // The cgroup manager places the helper here, before any namespace exists.
+    send(syncFd, Sync.CONTINUE);
+
+    for (;;) {
+      const msg = receive(syncFd);
+      if (msg.type === Sync.USERNS_READY) {
+        writeIdMaps(msg.pid, config);
+        send(syncFd, Sync.MAPS_WRITTEN);
+      } else if (msg.type === Sync.INIT_PID) {
+        initPid = msg.pid;
+        native.waitPid(helperPid, false);
+        helperPid = 0;
+        send(syncFd, Sync.CONTINUE);
+      } else if (msg.type === Sync.RUN_HOOKS) {
+        const state = stateJson('creating');
+        hooksFailed = true;
+        runHooks('prestart', config.hooks?.prestart, state);
+        runHooks('createRuntime', config.hooks?.createRuntime, state);
+        hooksFailed = false;
+        send(syncFd, Sync.HOOKS_DONE, state);
+      } else if (msg.type === Sync.READY) {
+        break;
+      } else if (msg.type === Sync.ERROR) {
+        const f = msg.failure;
+        hooksFailed = f.step === 'hook';
+        throw new TsrunError(`${f.detail}: ${native.strerror(f.errno).toLowerCase()}`);
+      } else {
+        throw new TsrunError('container init exited before it was ready');
+      }
+    }
+
+    record.pid = initPid;
+    record.initStartTime = processStartTime(initPid) ?? '';
+    for (const type of ['user', 'mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup', 'time']) {
+      record.namespaces[type] = `/proc/${initPid}/ns/${type}`;
+    }
+    store.save(record);
+    if (opts.pidFile) writePidFile(opts.pidFile, initPid);
+    return record;
+  } catch (err) {
+    if (initPid) killAndReap(initPid, true);
+    if (helperPid) killAndReap(helperPid, true);
+    store.remove(opts.id);
+    // A failed create hook still ends the lifecycle with poststop (runtime.md step 12).
+    if (hooksFailed) runPoststop(record.hooks, stateJson('stopped'));
+    throw err;
+  } finally {
+    for (const fd of [syncFd, fifoFd]) if (fd >= 0) fs.closeSync(fd);
+    if (consoleFd >= 0) native.close(consoleFd);
+    store.unlock(lockFd);
+  }
+}
+
+function runPoststop(hooks: ContainerRecord['hooks'], state: string): void {
+  for (const hook of hooks.poststop ?? []) {
+    try {
+      runHooks('poststop', [hook], state);
+    } catch (err) {
+      warn((err as Error).message);
+    }
+  }
+}
+
+/** start: release the init waiting on the exec fifo, then run poststart hooks. */
+export function start(store: StateStore, id: string): void {
+  const lockFd = store.lock(id);
+  try {
+    const record = store.load(id);
+    const status = store.status(record);
+    if (status !== 'created') throw new TsrunError(`cannot start a container in the ${status} state`);
+    let fifo: number;
+    try {
+      fifo = fs.openSync(store.fifoPath(id), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    } catch {
+      throw new TsrunError('cannot start a container in the stopped state');
+    }
+    try {
+      fs.writeSync(fifo, Buffer.from([0]));
+    } finally {
+      fs.closeSync(fifo);
+    }
+    fs.rmSync(store.fifoPath(id), { force: true });
+    try {
+      runHooks('poststart', record.hooks.poststart, JSON.stringify(store.ociState(record, 'running')));
+    } catch (err) {
+      // runtime.md: a failed poststart hook stops the container; delete follows.
+      killAndReap(record.pid, false);
+      throw err;
+    }
+  } finally {
+    store.unlock(lockFd);
+  }
+}
+
+export function state(store: StateStore, id: string): OciState {
+  return store.ociState(store.load(id));
+}
+
+export function list(store: StateStore): OciState[] {
+  const out: OciState[] = [];
+  for (const id of store.list()) {
+    try {
+      out.push(store.ociState(store.load(id)));
+    } catch {
+      // deleted while we listed
+    }
+  }
+  return out;
+}
+
+/** Processes in the same pid namespace as the init (the container's, when it has its own). */
+function containerPids(record: ContainerRecord): number[] {
+  let nsInode: number;
+  try {
+    nsInode = fs.statSync(`/proc/${record.pid}/ns/pid`).ino;
+  } catch {
+    return [];
+  }
+  if (nsInode === fs.statSync('/proc/self/ns/pid').ino) return [record.pid];
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (fs.statSync(`/proc/${name}/ns/pid`).ino === nsInode) pids.push(Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+export function kill(store: StateStore, id: string, signal: number, all: boolean): void {
+  const record = store.load(id);
+  const status = store.status(record);
+  if (status === 'stopped') throw new TsrunError(`container "${id}" is not running`);
+  const targets = all ? containerPids(record) : [record.pid];
+  for (const pid of targets) {
+    try {
+      process.kill(pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new TsrunError(describeFsError(err, `kill ${pid}`));
+    }
+  }
+}
+
+/**
+ * delete: remove a stopped (or, like runc, a created) container; --force
+ * kills a running one first.  With --force a missing container is not an
+ * error, which is what containerd's shim relies on.
+ */
+export function remove(store: StateStore, id: string, force: boolean): void {
+  validateId(id);
+  let lockFd: number;
+  try {
+    lockFd = store.lock(id);
+  } catch (err) {
+    // A create that died half-way leaves a directory without state.json.
+    if (fs.existsSync(store.dir(id)) && !store.exists(id)) store.remove(id);
+    if (force) return;
+    throw err;
+  }
+  try {
+    const record = store.load(id);
+    const status = store.status(record);
+    if ((status === 'running' || status === 'paused') && !force)
+      throw new TsrunError(`cannot delete container "${id}" that is not stopped: ${status}`);
+    if (status !== 'stopped') killAndReap(record.pid, false);
+    store.remove(id);
+    runPoststop(record.hooks, JSON.stringify(store.ociState(record, 'stopped')));
+  } finally {
+    store.unlock(lockFd);
+  }
+}
+
+/** Signals `run` forwards to the container while attached, as runc does. */
+const FORWARDED_SIGNALS: NodeJS.Signals[] = [
+  'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2', 'SIGPIPE', 'SIGALRM',
+  'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF', 'SIGIO', 'SIGPWR', 'SIGSYS',
+];
+
+export interface RunOptions extends CreateOptions {
+  detach: boolean;
+  keep: boolean;
+}
+
+/** run: create + start, then (attached) wait and return the exit status. */
+export async function run(store: StateStore, opts: RunOptions): Promise<number> {
+  if (!opts.detach) native.setSubreaper();
+  const record = create(store, opts);
+  if (opts.detach) {
+    try {
+      start(store, opts.id);
+    } catch (err) {
+      remove(store, opts.id, true);
+      throw err;
+    }
+    return 0;
+  }
+  const forward = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(record.pid, signal);
+    } catch {
+      // it has just exited
+    }
+  };
+  for (const s of FORWARDED_SIGNALS) process.on(s, forward);
+  const exited = native.waitPidAsync(record.pid);
+  try {
+    start(store, opts.id);
+  } catch (err) {
+    remove(store, opts.id, true);
+    await exited.catch(() => undefined);
+    for (const s of FORWARDED_SIGNALS) process.off(s, forward);
+    throw err;
+  }
+  const result = await exited;
+  for (const s of FORWARDED_SIGNALS) process.off(s, forward);
+  if (!opts.keep) remove(store, opts.id, true);
+  return result.code ?? 128 + (result.signal ?? 0);
+}

@@ -1,0 +1,44 @@
+/**
+ * The real host behind the plan compiler's HostView.
+ */
+import * as fs from 'fs';
+import { CgroupHierarchy, HostView } from './plan';
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/** Cgroup hierarchies mounted under /sys/fs/cgroup, from our mountinfo. */
+export function readCgroupHierarchies(mountinfo: string): CgroupHierarchy[] {
+  const out: CgroupHierarchy[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!right) continue;
+    const mountPoint = left.split(' ')[4];
+    const [fstype, , superOptions = ''] = right.split(' ');
+    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
+    if (mountPoint !== CGROUP_ROOT && !mountPoint.startsWith(CGROUP_ROOT + '/')) continue;
+    const name = mountPoint === CGROUP_ROOT ? '' : mountPoint.slice(CGROUP_ROOT.length + 1);
+    if (name.includes('/')) continue;
+    if (fstype === 'cgroup2') {
+      out.push({ name, version: 2, options: '' });
+    } else {
+      // Keep the options that select the hierarchy: controllers and name=.
+      const generic = new Set(['rw', 'ro', 'nosuid', 'nodev', 'noexec', 'relatime', 'noatime', 'clone_children', 'noprefix', 'xattr', 'cpuset_v2_mode', 'favordynmods']);
+      const options = superOptions.split(',').filter((o) => !generic.has(o) && !o.startsWith('release_agent=')).join(',');
+      out.push({ name, version: 1, options });
+    }
+  }
+  return out;
+}
+
+export const realHost: HostView = {
+  kindOf(hostPath: string) {
+    try {
+      return fs.statSync(hostPath).isDirectory() ? 'dir' : 'file';
+    } catch {
+      return null;
+    }
+  },
+  cgroupHierarchies() {
+    return readCgroupHierarchies(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+  },
+};

@@ -1,0 +1,43 @@
+/**
+ * Typed access to the N-API addon (native/addon.c) and the paths of the
+ * static helpers built beside it.
+ */
+import * as path from 'path';
+
+export interface WaitResult {
+  code: number | null;
+  signal: number | null;
+}
+
+export interface NativeAddon {
+  spawnInit(helperPath: string, plan: Buffer, fifoFd: number, consoleFd: number, preserveFds: number): { pid: number; syncFd: number };
+  sendMessage(fd: number, type: number, value: number, payload?: Buffer): void;
+  recvMessage(fd: number, timeoutMs: number): { type: number; value: number; payload: Buffer } | null;
+  waitPid(pid: number, noHang: boolean): WaitResult | null;
+  waitPidAsync(pid: number): Promise<WaitResult>;
+  waitExit(pid: number, timeoutMs: number): boolean;
+  setSubreaper(): void;
+  mkfifo(path: string, mode: number): void;
+  flock(fd: number, exclusive: boolean, wait: boolean): boolean;
+  connectUnix(path: string): number;
+  listenUnix(path: string): number;
+  acceptUnix(fd: number, timeoutMs: number): number;
+  recvFd(fd: number, timeoutMs: number): number;
+  close(fd: number): void;
+  strerror(errno: number): string;
+}
+
+/** The project root: dist/src/lib -> three levels up. */
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
+export const INIT_HELPER = path.join(PROJECT_ROOT, 'native', 'out', 'tsrun-init');
+export const CHECKER = path.join(PROJECT_ROOT, 'native', 'out', 'tsrun-checker');
+
+let addon: NativeAddon | undefined;
+
+/** Loaded on first use so verbs that need no syscalls (spec, features) start faster. */
+export const native: NativeAddon = new Proxy({} as NativeAddon, {
+  get(_target, name: string) {
+    addon ??= require(path.join(PROJECT_ROOT, 'build', 'Release', 'tsrun_native.node')) as NativeAddon;
+    return (addon as unknown as Record<string, unknown>)[name];
+  },
+});

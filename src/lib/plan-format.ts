@@ -1,0 +1,215 @@
+/**
+ * The launch plan's wire format, mirrored from native/plan.h (a unit test
+ * checks the numbers agree).  One field schema per op drives both the
+ * encoder used by the compiler and the decoder used by tests and
+ * `--debug`, so the two can never drift apart.
+ */
+
+export const PLAN_MAGIC = 0x50525354; // "TSRP"
+export const PLAN_VERSION = 1;
+
+export enum Op {
+  SETNS = 1,
+  UNSHARE_USER = 2,
+  UNSHARE = 3,
+  BECOME_ROOT = 4,
+  TIMENS_OFFSETS = 5,
+  CLONE_INIT = 6,
+  SETSID = 7,
+  SETHOSTNAME = 8,
+  SETDOMAINNAME = 9,
+  ROOTFS_PREPARE = 10,
+  MOUNT = 11,
+  MKNOD = 12,
+  SYMLINK = 13,
+  MKDIR = 14,
+  PARENT_HOOKS = 15,
+  HOOK = 16,
+  PIVOT_ROOT = 17,
+  REMOUNT_ROOT_RO = 18,
+  ROOT_PROPAGATION = 19,
+  SYSCTL = 20,
+  CONSOLE = 21,
+  RLIMIT = 22,
+  OOM_SCORE_ADJ = 23,
+  NO_NEW_PRIVS = 24,
+  USER = 25,
+  CHDIR = 26,
+  EXEC_PREPARE = 27,
+  WAIT_START = 28,
+  EXEC = 29,
+}
+
+export const MountKind = { FS: 0, BIND: 1 } as const;
+export const CreateKind = { DIR: 0, FILE: 1 } as const;
+export const HookStage = { CREATE_CONTAINER: 3, START_CONTAINER: 4 } as const;
+
+type FieldType = 'u32' | 'u64' | 'str' | 'strv' | 'u32v';
+type Schema = ReadonlyArray<readonly [name: string, type: FieldType]>;
+
+/** Field order per op; must match the comments in native/plan.h. */
+export const OP_SCHEMA: Record<Op, Schema> = {
+  [Op.SETNS]: [['nstype', 'u32'], ['path', 'str']],
+  [Op.UNSHARE_USER]: [],
+  [Op.UNSHARE]: [['flags', 'u64']],
+  [Op.BECOME_ROOT]: [],
+  [Op.TIMENS_OFFSETS]: [['content', 'str']],
+  [Op.CLONE_INIT]: [],
+  [Op.SETSID]: [],
+  [Op.SETHOSTNAME]: [['name', 'str']],
+  [Op.SETDOMAINNAME]: [['name', 'str']],
+  [Op.ROOTFS_PREPARE]: [['rootfs', 'str'], ['propagation', 'u32']],
+  [Op.MOUNT]: [
+    ['kind', 'u32'], ['recursiveBind', 'u32'], ['create', 'u32'],
+    ['source', 'str'], ['dest', 'str'], ['fstype', 'str'], ['data', 'str'],
+    ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'],
+    ['propagation', 'u32'], ['propagationRecursive', 'u32'],
+  ],
+  [Op.MKNOD]: [
+    ['path', 'str'], ['type', 'u32'], ['major', 'u32'], ['minor', 'u32'],
+    ['mode', 'u32'], ['uid', 'u32'], ['gid', 'u32'], ['bindFromHost', 'u32'],
+  ],
+  [Op.SYMLINK]: [['target', 'str'], ['path', 'str']],
+  [Op.MKDIR]: [['path', 'str'], ['mode', 'u32']],
+  [Op.PARENT_HOOKS]: [],
+  [Op.HOOK]: [['stage', 'u32'], ['path', 'str'], ['args', 'strv'], ['env', 'strv'], ['timeout', 'u32']],
+  [Op.PIVOT_ROOT]: [['noPivot', 'u32']],
+  [Op.REMOUNT_ROOT_RO]: [],
+  [Op.ROOT_PROPAGATION]: [['flags', 'u32']],
+  [Op.SYSCTL]: [['key', 'str'], ['value', 'str']],
+  [Op.CONSOLE]: [['rows', 'u32'], ['cols', 'u32']],
+  [Op.RLIMIT]: [['resource', 'u32'], ['soft', 'u64'], ['hard', 'u64']],
+  [Op.OOM_SCORE_ADJ]: [['value', 'u32']],
+  [Op.NO_NEW_PRIVS]: [],
+  [Op.USER]: [['uid', 'u32'], ['gid', 'u32'], ['umask', 'u32'], ['groups', 'u32v']],
+  [Op.CHDIR]: [['cwd', 'str']],
+  [Op.EXEC_PREPARE]: [['name', 'str'], ['argv', 'strv'], ['env', 'strv']],
+  [Op.WAIT_START]: [],
+  [Op.EXEC]: [],
+};
+
+export type FieldValue = number | bigint | string | string[] | number[];
+export interface PlanOp {
+  op: Op;
+  fields: Record<string, FieldValue>;
+}
+
+/** Growable little-endian writer; strings are NUL-terminated and 4-aligned. */
+class Writer {
+  private buf = Buffer.alloc(4096);
+  length = 0;
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    const bigger = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
+    this.buf.copy(bigger, 0, 0, this.length);
+    this.buf = bigger;
+  }
+  u32(v: number): void {
+    this.reserve(4);
+    this.buf.writeUInt32LE(v >>> 0, this.length);
+    this.length += 4;
+  }
+  u64(v: bigint): void {
+    this.reserve(8);
+    this.buf.writeBigUInt64LE(BigInt.asUintN(64, v), this.length);
+    this.length += 8;
+  }
+  str(s: string): void {
+    const bytes = Buffer.from(s, 'utf8');
+    if (bytes.includes(0)) throw new Error(`string contains a NUL byte: ${JSON.stringify(s)}`);
+    const padded = (bytes.length + 1 + 3) & ~3;
+    this.u32(bytes.length);
+    this.reserve(padded);
+    bytes.copy(this.buf, this.length);
+    this.buf.fill(0, this.length + bytes.length, this.length + padded);
+    this.length += padded;
+  }
+  patchU32(at: number, v: number): void {
+    this.buf.writeUInt32LE(v >>> 0, at);
+  }
+  result(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.length));
+  }
+}
+
+function writeField(w: Writer, op: Op, name: string, type: FieldType, value: FieldValue | undefined): void {
+  const where = `${Op[op]}.${name}`;
+  switch (type) {
+    case 'u32':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 32)
+        throw new Error(`plan field ${where}: expected a 32-bit integer, got ${String(value)}`);
+      return w.u32(value);
+    case 'u64':
+      if (typeof value !== 'bigint') throw new Error(`plan field ${where}: expected a bigint`);
+      return w.u64(value);
+    case 'str':
+      if (typeof value !== 'string') throw new Error(`plan field ${where}: expected a string`);
+      return w.str(value);
+    case 'strv':
+      if (!Array.isArray(value)) throw new Error(`plan field ${where}: expected a string list`);
+      w.u32(value.length);
+      for (const s of value as string[]) w.str(s);
+      return;
+    case 'u32v':
+      if (!Array.isArray(value)) throw new Error(`plan field ${where}: expected a number list`);
+      w.u32(value.length);
+      for (const n of value as number[]) w.u32(n);
+      return;
+  }
+}
+
+export function encodePlan(ops: PlanOp[]): Buffer {
+  const w = new Writer();
+  w.u32(PLAN_MAGIC);
+  w.u32(PLAN_VERSION);
+  w.u32(0); // total length, patched below
+  w.u32(ops.length);
+  for (const { op, fields } of ops) {
+    const start = w.length;
+    w.u32(op); // u16 code + u16 zero
+    w.u32(0); // size, patched below
+    for (const [name, type] of OP_SCHEMA[op]) writeField(w, op, name, type, fields[name]);
+    w.patchU32(start + 4, w.length - start);
+  }
+  w.patchU32(8, w.length);
+  return w.result();
+}
+
+/** The inverse of encodePlan, for tests and debugging. */
+export function decodePlan(buf: Buffer): PlanOp[] {
+  let at = 0;
+  const u32 = (): number => {
+    const v = buf.readUInt32LE(at);
+    at += 4;
+    return v;
+  };
+  const str = (): string => {
+    const len = u32();
+    const s = buf.toString('utf8', at, at + len);
+    at += (len + 1 + 3) & ~3;
+    return s;
+  };
+  if (u32() !== PLAN_MAGIC || u32() !== PLAN_VERSION) throw new Error('not a tsrun launch plan');
+  if (u32() !== buf.length) throw new Error('launch plan length mismatch');
+  const count = u32();
+  const ops: PlanOp[] = [];
+  for (let i = 0; i < count; i++) {
+    const start = at;
+    const op = (u32() & 0xffff) as Op;
+    const size = u32();
+    const fields: Record<string, FieldValue> = {};
+    for (const [name, type] of OP_SCHEMA[op] ?? []) {
+      if (type === 'u32') fields[name] = u32();
+      else if (type === 'u64') {
+        fields[name] = buf.readBigUInt64LE(at);
+        at += 8;
+      } else if (type === 'str') fields[name] = str();
+      else if (type === 'strv') fields[name] = Array.from({ length: u32() }, str);
+      else fields[name] = Array.from({ length: u32() }, u32);
+    }
+    at = start + size;
+    ops.push({ op, fields });
+  }
+  return ops;
+}

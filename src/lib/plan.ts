@@ -1,0 +1,401 @@
+/**
+ * The plan compiler: a validated config.json in, the ordered list of ops
+ * that tsrun-init executes out.  Every decision about the container is
+ * made here, in TypeScript, where it can be unit-tested without root; the
+ * helper only carries the ops out.  Anything the compiler needs from the
+ * host (does a mount source exist, which cgroup hierarchies are mounted)
+ * comes through `HostView`, so tests can describe a host instead of
+ * touching one.
+ */
+import * as path from 'path';
+import { Config, ConfigError, Device, Hook, Mount, NamespaceType, Process } from './config';
+import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
+import { CreateKind, HookStage, MountKind, Op, PlanOp } from './plan-format';
+
+/** clone(2) flags per runtime-spec namespace type. */
+export const CLONE_FLAGS: Record<NamespaceType, number> = {
+  mount: 0x00020000,
+  uts: 0x04000000,
+  ipc: 0x08000000,
+  user: 0x10000000,
+  pid: 0x20000000,
+  network: 0x40000000,
+  cgroup: 0x02000000,
+  time: 0x00000080,
+};
+
+/** setns(2) must join the user namespace first, so ids resolve in it. */
+const JOIN_ORDER: NamespaceType[] = ['user', 'mount', 'pid', 'network', 'ipc', 'uts', 'cgroup', 'time'];
+
+export const RLIMIT_NUMBERS: Record<string, number> = {
+  RLIMIT_CPU: 0, RLIMIT_FSIZE: 1, RLIMIT_DATA: 2, RLIMIT_STACK: 3, RLIMIT_CORE: 4,
+  RLIMIT_RSS: 5, RLIMIT_NPROC: 6, RLIMIT_NOFILE: 7, RLIMIT_MEMLOCK: 8, RLIMIT_AS: 9,
+  RLIMIT_LOCKS: 10, RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12, RLIMIT_NICE: 13,
+  RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
+};
+
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+
+/** The devices every container gets, as runc creates them. */
+export const DEFAULT_DEVICES: Device[] = [
+  { path: '/dev/null', type: 'c', major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 },
+  { path: '/dev/zero', type: 'c', major: 1, minor: 5, fileMode: 0o666, uid: 0, gid: 0 },
+  { path: '/dev/full', type: 'c', major: 1, minor: 7, fileMode: 0o666, uid: 0, gid: 0 },
+  { path: '/dev/random', type: 'c', major: 1, minor: 8, fileMode: 0o666, uid: 0, gid: 0 },
+  { path: '/dev/urandom', type: 'c', major: 1, minor: 9, fileMode: 0o666, uid: 0, gid: 0 },
+  { path: '/dev/tty', type: 'c', major: 5, minor: 0, fileMode: 0o666, uid: 0, gid: 0 },
+];
+
+export const DEFAULT_DEV_SYMLINKS: Array<[target: string, link: string]> = [
+  ['/proc/self/fd', '/dev/fd'],
+  ['/proc/self/fd/0', '/dev/stdin'],
+  ['/proc/self/fd/1', '/dev/stdout'],
+  ['/proc/self/fd/2', '/dev/stderr'],
+  ['pts/ptmx', '/dev/ptmx'],
+];
+
+/** A mounted cgroup hierarchy of the host, as /proc/self/mountinfo shows it. */
+export interface CgroupHierarchy {
+  /** Directory name under the cgroup root, e.g. "cpu,cpuacct", "unified". */
+  name: string;
+  version: 1 | 2;
+  /** For v1, the fsconfig options naming the controllers, e.g. "cpu,cpuacct" or "name=systemd". */
+  options: string;
+}
+
+export interface HostView {
+  /** What a host path is, following symlinks; null when it does not exist. */
+  kindOf(hostPath: string): 'dir' | 'file' | null;
+  /** The host's cgroup hierarchies mounted under /sys/fs/cgroup. */
+  cgroupHierarchies(): CgroupHierarchy[];
+}
+
+export interface PlanContext {
+  /** Absolute bundle directory; relative paths in the config are resolved against it. */
+  bundle: string;
+  noPivot: boolean;
+  /** A --console-socket was given. */
+  consoleSocket: boolean;
+  host: HostView;
+}
+
+export interface CreatePlan {
+  ops: PlanOp[];
+  rootfs: string;
+  /** Namespaces the container creates, for state and for the parent's uid/gid map writing. */
+  newNamespaces: Set<NamespaceType>;
+}
+
+const op = (code: Op, fields: PlanOp['fields'] = {}): PlanOp => ({ op: code, fields });
+
+/** Strip the leading "/" and normalise, for resolution under the rootfs. */
+export function containerRelative(p: string): string {
+  return path.posix.normalize('/' + p).replace(/^\/+/, '');
+}
+
+function attrsOf(flags: number): number {
+  let attrs = 0;
+  if (flags & MS.RDONLY) attrs |= MOUNT_ATTR.RDONLY;
+  if (flags & MS.NOSUID) attrs |= MOUNT_ATTR.NOSUID;
+  if (flags & MS.NODEV) attrs |= MOUNT_ATTR.NODEV;
+  if (flags & MS.NOEXEC) attrs |= MOUNT_ATTR.NOEXEC;
+  if (flags & MS.NODIRATIME) attrs |= MOUNT_ATTR.NODIRATIME;
+  if (flags & MS.NOSYMFOLLOW) attrs |= MOUNT_ATTR.NOSYMFOLLOW;
+  if (flags & MS.NOATIME) attrs |= MOUNT_ATTR.NOATIME;
+  else if (flags & MS.STRICTATIME) attrs |= MOUNT_ATTR.STRICTATIME;
+  return attrs;
+}
+
+/** Superblock flags have no mount attribute; fsconfig takes them by name. */
+function superblockOptions(flags: number, clearFlags: number): string[] {
+  const out: string[] = [];
+  if (flags & MS.SYNCHRONOUS) out.push('sync');
+  if (flags & MS.DIRSYNC) out.push('dirsync');
+  if (flags & MS.LAZYTIME) out.push('lazytime');
+  if (flags & MS.MANDLOCK) out.push('mand');
+  if (clearFlags & MS.LAZYTIME) out.push('nolazytime');
+  return out;
+}
+
+interface Namespaces {
+  created: Set<NamespaceType>;
+  joined: Map<NamespaceType, string>;
+}
+
+function namespacesOf(config: Config): Namespaces {
+  const created = new Set<NamespaceType>();
+  const joined = new Map<NamespaceType, string>();
+  for (const ns of config.linux?.namespaces ?? []) {
+    if (ns.path) joined.set(ns.type, ns.path);
+    else created.add(ns.type);
+  }
+  return { created, joined };
+}
+
+function compileNamespaces(config: Config, ns: Namespaces, ops: PlanOp[]): void {
+  for (const type of JOIN_ORDER) {
+    const nsPath = ns.joined.get(type);
+    if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
+  }
+  if (ns.created.has('user')) ops.push(op(Op.UNSHARE_USER), op(Op.BECOME_ROOT));
+  else if (ns.joined.has('user')) ops.push(op(Op.BECOME_ROOT));
+
+  let flags = 0;
+  for (const type of ns.created) if (type !== 'user') flags |= CLONE_FLAGS[type];
+  if (flags) ops.push(op(Op.UNSHARE, { flags: BigInt(flags) }));
+
+  const offsets = config.linux?.timeOffsets;
+  if (offsets) {
+    const lines = (['monotonic', 'boottime'] as const)
+      .filter((clock) => offsets[clock])
+      .map((clock) => `${clock} ${offsets[clock]!.secs ?? 0} ${offsets[clock]!.nanosecs ?? 0}\n`);
+    if (lines.length) ops.push(op(Op.TIMENS_OFFSETS, { content: lines.join('') }));
+  }
+  ops.push(op(Op.CLONE_INIT));
+}
+
+/** A bundle-relative source becomes absolute, like runc. */
+function hostSource(source: string, bundle: string): string {
+  return path.isAbsolute(source) ? source : path.join(bundle, source);
+}
+
+function compileMount(m: Mount, index: number, ctx: PlanContext, ns: Namespaces, ops: PlanOp[]): void {
+  const field = `mounts[${index}]`;
+  const opts = parseMountOptions(m.options ?? [], `${field}.options`);
+  if (opts.idmap) throw new ConfigError(`${field}.options`, `idmap/ridmap mounts are not supported yet`);
+  if (opts.tmpcopyup) throw new ConfigError(`${field}.options`, `tmpcopyup is not supported yet`);
+  const dest = containerRelative(m.destination);
+  if (dest === '') throw new ConfigError(`${field}.destination`, `cannot mount over the container's root`);
+
+  const isBind = opts.bind || m.type === 'bind';
+  let type = m.type ?? '';
+  let source = m.source ?? '';
+  let recursiveBind = opts.recursiveBind;
+  // sysfs belongs to the network namespace's owner: without a network
+  // namespace of its own, a user-namespaced container binds the host's /sys.
+  if (!isBind && type === 'sysfs' && ns.created.has('user') && !ns.created.has('network') && !ns.joined.has('network')) {
+    type = 'bind';
+    source = '/sys';
+    recursiveBind = true;
+  }
+  const bind = isBind || type === 'bind';
+
+  if (bind) {
+    if (!source) throw new ConfigError(`${field}.source`, `a bind mount needs a source`);
+    const hostPath = hostSource(source, ctx.bundle);
+    const kind = ctx.host.kindOf(hostPath);
+    if (!kind) throw new ConfigError(`${field}.source`, `${hostPath}: no such file or directory`);
+    const atimeChange = (opts.flags & (MS.NOATIME | MS.STRICTATIME | MS.RELATIME)) !== 0;
+    ops.push(op(Op.MOUNT, {
+      kind: MountKind.BIND,
+      recursiveBind: recursiveBind ? 1 : 0,
+      create: kind === 'dir' ? CreateKind.DIR : CreateKind.FILE,
+      source: hostPath,
+      dest,
+      fstype: '',
+      data: '',
+      attrSet: attrsOf(opts.flags),
+      attrClr: attrsOf(opts.clearFlags) | (atimeChange ? MOUNT_ATTR._ATIME : 0),
+      recAttrSet: opts.recursiveAttrSet,
+      recAttrClr: opts.recursiveAttrClr,
+      propagation: opts.propagation & ~MS.REC,
+      propagationRecursive: opts.propagation & MS.REC ? 1 : 0,
+    }));
+    return;
+  }
+
+  if (!type) throw new ConfigError(`${field}.type`, `required for a non-bind mount`);
+  if (type === 'cgroup' || type === 'cgroup2') {
+    compileCgroupMount(field, dest, opts.flags, ctx, ops);
+    return;
+  }
+  const data = [opts.data, ...superblockOptions(opts.flags, opts.clearFlags)].filter(Boolean).join(',');
+  ops.push(fsMount(source || type, dest, type, data, attrsOf(opts.flags), opts));
+}
+
+function fsMount(
+  source: string, dest: string, fstype: string, data: string, attrSet: number,
+  opts?: { recursiveAttrSet: number; recursiveAttrClr: number; propagation: number },
+): PlanOp {
+  return op(Op.MOUNT, {
+    kind: MountKind.FS,
+    recursiveBind: 0,
+    create: CreateKind.DIR,
+    source,
+    dest,
+    fstype,
+    data,
+    attrSet,
+    attrClr: 0,
+    recAttrSet: opts?.recursiveAttrSet ?? 0,
+    recAttrClr: opts?.recursiveAttrClr ?? 0,
+    propagation: (opts?.propagation ?? 0) & ~MS.REC,
+    propagationRecursive: (opts?.propagation ?? 0) & MS.REC ? 1 : 0,
+  });
+}
+
+/**
+ * A "cgroup" mount shows the container its cgroups: cgroup2 where the host
+ * is unified; otherwise a tmpfs holding one cgroup v1 mount per host
+ * hierarchy (plus the hybrid "unified" cgroup2), as runc does.  Inside a
+ * cgroup namespace each shows the container's own subtree.
+ */
+function compileCgroupMount(field: string, dest: string, flags: number, ctx: PlanContext, ops: PlanOp[]): void {
+  const hierarchies = ctx.host.cgroupHierarchies();
+  const attrs = attrsOf(flags);
+  const v2Only = hierarchies.length > 0 && hierarchies.every((h) => h.version === 2 && h.name === '');
+  if (hierarchies.length === 0) throw new ConfigError(`${field}`, `the host has no cgroup hierarchy mounted`);
+  if (v2Only) {
+    ops.push(fsMount('cgroup2', dest, 'cgroup2', '', attrs));
+    return;
+  }
+  // The tmpfs stays writable until its mount points exist; ro is applied to each cgroup mount.
+  ops.push(fsMount('tmpfs', dest, 'tmpfs', 'mode=755', attrs & ~MOUNT_ATTR.RDONLY));
+  for (const h of hierarchies) {
+    if (!h.name) continue;
+    ops.push(h.version === 2
+      ? fsMount('cgroup2', `${dest}/${h.name}`, 'cgroup2', '', attrs)
+      : fsMount('cgroup', `${dest}/${h.name}`, 'cgroup', h.options, attrs));
+    // Co-mounted controllers get one symlink each ("cpu" -> "cpu,cpuacct").
+    if (h.version === 1 && h.name.includes(',')) {
+      for (const controller of h.name.split(',')) ops.push(op(Op.SYMLINK, { target: h.name, path: `${dest}/${controller}` }));
+    }
+  }
+}
+
+function deviceType(d: Device): number {
+  return d.type === 'b' ? S_IFBLK : d.type === 'p' ? S_IFIFO : S_IFCHR;
+}
+
+function compileDevices(config: Config, ns: Namespaces, ops: PlanOp[]): void {
+  const devMountIsBind = (config.mounts ?? []).some((m) =>
+    containerRelative(m.destination) === 'dev' && (m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind')));
+  if (devMountIsBind) return; // the host's /dev is used as it is
+
+  const byPath = new Map<string, Device>();
+  for (const d of DEFAULT_DEVICES) byPath.set(d.path, d);
+  for (const d of config.linux?.devices ?? []) byPath.set(path.posix.normalize(d.path), d);
+  const inUserNs = ns.created.has('user') || ns.joined.has('user');
+  for (const d of byPath.values()) {
+    ops.push(op(Op.MKNOD, {
+      path: containerRelative(d.path),
+      type: deviceType(d),
+      major: d.major ?? 0,
+      minor: d.minor ?? 0,
+      mode: d.fileMode ?? 0o666,
+      uid: d.uid ?? 0,
+      gid: d.gid ?? 0,
+      bindFromHost: inUserNs && d.type !== 'p' ? 1 : 0,
+    }));
+  }
+  for (const [target, link] of DEFAULT_DEV_SYMLINKS) {
+    if (!byPath.has(link)) ops.push(op(Op.SYMLINK, { target, path: containerRelative(link) }));
+  }
+}
+
+function compileHook(stage: number, hook: Hook): PlanOp {
+  return op(Op.HOOK, {
+    stage,
+    path: hook.path,
+    args: hook.args ?? [hook.path],
+    env: hook.env ?? [],
+    timeout: hook.timeout ?? 0,
+  });
+}
+
+const PROPAGATION_FLAGS: Record<string, number> = {
+  shared: MS.SHARED, rshared: MS.SHARED | MS.REC,
+  slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC,
+  private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC,
+  unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC,
+};
+
+/** What `create` runs in the container's init, from start to exec. */
+export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan {
+  const process = config.process;
+  if (!process) throw new ConfigError('process', 'required to create a container');
+  if (!process.args || process.args.length === 0) throw new ConfigError('process.args', 'must not be empty');
+  if (!config.root?.path) throw new ConfigError('root.path', 'required');
+  const rootfs = path.resolve(ctx.bundle, config.root.path);
+  if (ctx.host.kindOf(rootfs) !== 'dir') throw new ConfigError(`root.path`, `${rootfs}: no such directory`);
+
+  const ns = namespacesOf(config);
+  const hasOwn = (t: NamespaceType): boolean => ns.created.has(t) || ns.joined.has(t);
+  if (!ns.created.has('mount')) throw new ConfigError('linux.namespaces', 'a new mount namespace is required');
+  if (config.hostname !== undefined && config.hostname !== '' && !hasOwn('uts'))
+    throw new ConfigError('hostname', 'needs a UTS namespace of the container');
+  if (config.domainname !== undefined && config.domainname !== '' && !hasOwn('uts'))
+    throw new ConfigError('domainname', 'needs a UTS namespace of the container');
+  if (config.linux?.timeOffsets && !ns.created.has('time'))
+    throw new ConfigError('linux.timeOffsets', 'needs a new time namespace');
+  if (ns.created.has('user') && !(config.linux?.uidMappings?.length && config.linux?.gidMappings?.length))
+    throw new ConfigError('linux.uidMappings', 'a new user namespace needs uidMappings and gidMappings');
+  if (process.terminal && !ctx.consoleSocket)
+    throw new ConfigError('process.terminal', 'a terminal needs --console-socket');
+
+  const ops: PlanOp[] = [];
+  compileNamespaces(config, ns, ops);
+  ops.push(op(Op.SETSID));
+  if (config.hostname) ops.push(op(Op.SETHOSTNAME, { name: config.hostname }));
+  if (config.domainname) ops.push(op(Op.SETDOMAINNAME, { name: config.domainname }));
+
+  // Keep the host from seeing our mounts: "/" becomes rslave (or rprivate, if asked).
+  const rootProp = config.linux?.rootfsPropagation;
+  const parentProp = rootProp === 'private' || rootProp === 'rprivate' ? MS.PRIVATE | MS.REC : MS.SLAVE | MS.REC;
+  ops.push(op(Op.ROOTFS_PREPARE, { rootfs, propagation: parentProp }));
+  (config.mounts ?? []).forEach((m, i) => compileMount(m, i, ctx, ns, ops));
+  compileDevices(config, ns, ops);
+
+  const hooks = config.hooks ?? {};
+  const parentHooks = (hooks.prestart?.length ?? 0) + (hooks.createRuntime?.length ?? 0);
+  const containerHooks = (hooks.createContainer?.length ?? 0) + (hooks.startContainer?.length ?? 0);
+  if (parentHooks || containerHooks) ops.push(op(Op.PARENT_HOOKS));
+  for (const h of hooks.createContainer ?? []) ops.push(compileHook(HookStage.CREATE_CONTAINER, h));
+
+  ops.push(op(Op.PIVOT_ROOT, { noPivot: ctx.noPivot ? 1 : 0 }));
+  if (rootProp) ops.push(op(Op.ROOT_PROPAGATION, { flags: PROPAGATION_FLAGS[rootProp] }));
+  if (config.root.readonly) ops.push(op(Op.REMOUNT_ROOT_RO));
+  for (const [key, value] of Object.entries(config.linux?.sysctl ?? {})) ops.push(op(Op.SYSCTL, { key, value }));
+  compileProcess(process, ops);
+  ops.push(op(Op.WAIT_START));
+  for (const h of hooks.startContainer ?? []) ops.push(compileHook(HookStage.START_CONTAINER, h));
+  ops.push(op(Op.EXEC));
+  return { ops, rootfs, newNamespaces: ns.created };
+}
+
+/** rlimit values above 2^53 arrive rounded; anything that large means "unlimited". */
+function rlimitValue(v: number): bigint {
+  return v >= 2 ** 63 ? 0xffff_ffff_ffff_ffffn : BigInt(Math.trunc(v));
+}
+
+/** The process's own attributes, in the order runc applies them. */
+export function compileProcess(process: Process, ops: PlanOp[]): void {
+  if (process.terminal) {
+    ops.push(op(Op.CONSOLE, { rows: process.consoleSize?.height ?? 0, cols: process.consoleSize?.width ?? 0 }));
+  }
+  if (process.oomScoreAdj !== undefined) ops.push(op(Op.OOM_SCORE_ADJ, { value: process.oomScoreAdj }));
+  const seen = new Set<string>();
+  (process.rlimits ?? []).forEach((r, i) => {
+    if (seen.has(r.type)) throw new ConfigError(`process.rlimits[${i}].type`, `duplicate rlimit ${r.type}`);
+    seen.add(r.type);
+    ops.push(op(Op.RLIMIT, { resource: RLIMIT_NUMBERS[r.type], soft: rlimitValue(r.soft), hard: rlimitValue(r.hard) }));
+  });
+  if (process.noNewPrivileges) ops.push(op(Op.NO_NEW_PRIVS));
+  const user = process.user ?? { uid: 0, gid: 0 };
+  ops.push(op(Op.USER, {
+    uid: user.uid,
+    gid: user.gid,
+    umask: user.umask ?? 0o022,
+    groups: user.additionalGids ?? [],
+  }));
+  ops.push(op(Op.CHDIR, { cwd: process.cwd }));
+  const env = withHome(process.env ?? []);
+  ops.push(op(Op.EXEC_PREPARE, { name: process.args![0], argv: process.args!, env }));
+}
+
+/** runc gives the process HOME=/ when the config sets none; so do we. */
+function withHome(env: string[]): string[] {
+  return env.some((e) => e.startsWith('HOME=')) ? env : [...env, 'HOME=/'];
+}

@@ -1,0 +1,178 @@
+/**
+ * The state store: one directory per container under --root.
+ *
+ *   <root>/<id>/state.json   what we know (written atomically: tmp + rename)
+ *   <root>/<id>/exec.fifo    exists from create until start
+ *
+ * Mutating verbs hold an flock on the directory for their whole run, so
+ * concurrent commands on one id serialize; readers (state, list, kill) need
+ * no lock because state.json is replaced atomically.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Hooks } from './config';
+import { TsrunError } from './errors';
+import { native } from './native';
+
+export type Status = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
+
+export interface ContainerRecord {
+  ociVersion: string;
+  id: string;
+  pid: number;
+  /** Field 22 of /proc/<pid>/stat when created: tells our init from a recycled pid. */
+  initStartTime: string;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  owner: string;
+  annotations: Record<string, string>;
+  /** Hooks the later verbs run: poststart (start) and poststop (delete). */
+  hooks: Pick<Hooks, 'poststart' | 'poststop'>;
+  /** Paths of the init's namespaces, for exec and for hooks. */
+  namespaces: Record<string, string>;
+}
+
+/** The OCI state, as `tsrun state` prints it and hooks read it. */
+export interface OciState {
+  ociVersion: string;
+  id: string;
+  pid: number;
+  status: Status;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  owner: string;
+  annotations?: Record<string, string>;
+}
+
+/** runc's rule: letters, digits, and _ + - . ; not "." or "..". */
+export function validateId(id: string): void {
+  if (!id) throw new TsrunError('container id cannot be empty');
+  if (!/^[\w+\-.]+$/.test(id) || id === '.' || id === '..' || id.length > 1024)
+    throw new TsrunError(`invalid container id "${id}": use letters, digits, "_", "+", "-" and "."`);
+}
+
+/** Start time of a process, or null if it is gone or a zombie (nobody runs in it). */
+export function processStartTime(pid: number): string | null {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // comm may hold spaces and parentheses: fields resume after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (fields[0] === 'Z' || fields[0] === 'X') return null;
+  return fields[19];
+}
+
+export class StateStore {
+  constructor(readonly root: string) {}
+
+  dir(id: string): string {
+    return path.join(this.root, id);
+  }
+
+  private statePath(id: string): string {
+    return path.join(this.dir(id), 'state.json');
+  }
+
+  fifoPath(id: string): string {
+    return path.join(this.dir(id), 'exec.fifo');
+  }
+
+  /** Claim a new id: the directory's creation is the claim.  Returns the locked dir fd. */
+  claim(id: string): number {
+    validateId(id);
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    try {
+      fs.mkdirSync(this.dir(id), { mode: 0o711 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`container "${id}" already exists`);
+      throw err;
+    }
+    const fd = fs.openSync(this.dir(id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    native.flock(fd, true, true);
+    return fd;
+  }
+
+  /** Lock an existing container's directory; throws if it does not exist. */
+  lock(id: string): number {
+    validateId(id);
+    let fd: number;
+    try {
+      fd = fs.openSync(this.dir(id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    } catch {
+      throw new TsrunError(`container "${id}" does not exist`);
+    }
+    native.flock(fd, true, true);
+    // It may have been deleted while we waited for the lock.
+    if (fs.fstatSync(fd).nlink === 0 || !fs.existsSync(this.statePath(id))) {
+      fs.closeSync(fd);
+      throw new TsrunError(`container "${id}" does not exist`);
+    }
+    return fd;
+  }
+
+  unlock(fd: number): void {
+    fs.closeSync(fd); // closing drops the flock
+  }
+
+  save(record: ContainerRecord): void {
+    const tmp = `${this.statePath(record.id)}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
+    fs.renameSync(tmp, this.statePath(record.id));
+  }
+
+  load(id: string): ContainerRecord {
+    validateId(id);
+    let text: string;
+    try {
+      text = fs.readFileSync(this.statePath(id), 'utf8');
+    } catch {
+      throw new TsrunError(`container "${id}" does not exist`);
+    }
+    return JSON.parse(text) as ContainerRecord;
+  }
+
+  exists(id: string): boolean {
+    return fs.existsSync(this.statePath(id));
+  }
+
+  /** Ids with a state.json; directories of containers still being created are skipped. */
+  list(): string[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.root);
+    } catch {
+      return [];
+    }
+    return names.filter((n) => !n.startsWith('.') && fs.existsSync(this.statePath(n))).sort();
+  }
+
+  remove(id: string): void {
+    fs.rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  /** The live status, from the init process and the exec fifo. */
+  status(record: ContainerRecord): Status {
+    if (!record.pid || processStartTime(record.pid) !== record.initStartTime) return 'stopped';
+    if (fs.existsSync(this.fifoPath(record.id))) return 'created';
+    return 'running';
+  }
+
+  ociState(record: ContainerRecord, status = this.status(record)): OciState {
+    return {
+      ociVersion: record.ociVersion,
+      id: record.id,
+      pid: status === 'stopped' ? 0 : record.pid,
+      status,
+      bundle: record.bundle,
+      rootfs: record.rootfs,
+      created: record.created,
+      owner: record.owner,
+      annotations: record.annotations,
+    };
+  }
+}
