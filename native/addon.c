@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -657,6 +658,19 @@ static napi_value recv_fd(napi_env env, napi_callback_info info)
 	return make_int(env, fd);
 }
 
+/* setWinsize(fd, rows, cols): size a pty, as the attached terminal's. */
+static napi_value set_winsize(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	int32_t fd, rows, cols;
+	if (arg_int(env, args[0], &fd) || arg_int(env, args[1], &rows) || arg_int(env, args[2], &cols))
+		return throw_errno(env, EINVAL, "ioctl(TIOCSWINSZ)");
+	struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
+	if (ioctl(fd, TIOCSWINSZ, &ws) < 0)
+		return throw_errno(env, errno, "ioctl(TIOCSWINSZ)");
+	return make_undefined(env);
+}
+
 static napi_value close_fd(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
@@ -696,6 +710,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 		{ "listenUnix", NULL, listen_unix, NULL, NULL, NULL, napi_default, NULL },
 		{ "acceptUnix", NULL, accept_unix, NULL, NULL, NULL, napi_default, NULL },
 		{ "recvFd", NULL, recv_fd, NULL, NULL, NULL, napi_default, NULL },
+		{ "setWinsize", NULL, set_winsize, NULL, NULL, NULL, napi_default, NULL },
 		{ "close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL },
 		{ "strerror", NULL, do_strerror, NULL, NULL, NULL, napi_default, NULL },
 	};

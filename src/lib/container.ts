@@ -19,6 +19,7 @@ import { compileCreatePlan } from './plan';
 import { decodePlan, encodePlan, Op } from './plan-format';
 import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
 import { receive, send, Sync } from './sync';
+import { ConsoleProxy } from './terminal';
 
 export interface CreateOptions {
   id: string;
@@ -345,8 +346,21 @@ export interface RunOptions extends CreateOptions {
 
 /** run: create + start, then (attached) wait and return the exit status. */
 export async function run(store: StateStore, opts: RunOptions): Promise<number> {
+  const wantsTerminal = !opts.consoleSocket && loadBundleConfig(path.resolve(opts.bundle)).process?.terminal === true;
+  if (wantsTerminal && opts.detach)
+    throw new TsrunError('process.terminal: a detached container needs --console-socket to get a terminal');
   if (!opts.detach) native.setSubreaper();
+  const proxy = wantsTerminal ? new ConsoleProxy() : undefined;
+  try {
+    return await runWith(store, proxy ? { ...opts, consoleSocket: proxy.socketPath } : opts, proxy);
+  } finally {
+    await proxy?.close();
+  }
+}
+
+async function runWith(store: StateStore, opts: RunOptions, proxy: ConsoleProxy | undefined): Promise<number> {
   const record = create(store, opts);
+  proxy?.attach();
   if (opts.detach) {
     try {
       start(store, opts.id);
@@ -363,18 +377,20 @@ export async function run(store: StateStore, opts: RunOptions): Promise<number> 
       // it has just exited
     }
   };
-  for (const s of FORWARDED_SIGNALS) process.on(s, forward);
+  // With a terminal, the size travels through the pty, not as a signal.
+  const forwarded = FORWARDED_SIGNALS.filter((s) => !(proxy && s === 'SIGWINCH'));
+  for (const s of forwarded) process.on(s, forward);
   const exited = native.waitPidAsync(record.pid);
   try {
     start(store, opts.id);
   } catch (err) {
     remove(store, opts.id, true);
     await exited.catch(() => undefined);
-    for (const s of FORWARDED_SIGNALS) process.off(s, forward);
+    for (const s of forwarded) process.off(s, forward);
     throw err;
   }
   const result = await exited;
-  for (const s of FORWARDED_SIGNALS) process.off(s, forward);
+  for (const s of forwarded) process.off(s, forward);
   if (!opts.keep) remove(store, opts.id, true);
   return result.code ?? 128 + (result.signal ?? 0);
 }

@@ -23,6 +23,7 @@ export interface NativeAddon {
   listenUnix(path: string): number;
   acceptUnix(fd: number, timeoutMs: number): number;
   recvFd(fd: number, timeoutMs: number): number;
+  setWinsize(fd: number, rows: number, cols: number): void;
   close(fd: number): void;
   strerror(errno: number): string;
 }

@@ -92,7 +92,7 @@ const op = (code: Op, fields: PlanOp['fields'] = {}): PlanOp => ({ op: code, fie
 
 /** Strip the leading "/" and normalise, for resolution under the rootfs. */
 export function containerRelative(p: string): string {
-  return path.posix.normalize('/' + p).replace(/^\/+/, '');
+  return path.posix.normalize('/' + p).replace(/^\/+/, '').replace(/\/+$/, '');
 }
 
 function attrsOf(flags: number): number {
@@ -375,7 +375,7 @@ export function compileProcess(process: Process, ops: PlanOp[]): void {
   if (process.terminal) {
     ops.push(op(Op.CONSOLE, { rows: process.consoleSize?.height ?? 0, cols: process.consoleSize?.width ?? 0 }));
   }
-  if (process.oomScoreAdj !== undefined) ops.push(op(Op.OOM_SCORE_ADJ, { value: process.oomScoreAdj }));
+  if (process.oomScoreAdj !== undefined) ops.push(op(Op.OOM_SCORE_ADJ, { value: process.oomScoreAdj >>> 0 })); // read back as int32
   const seen = new Set<string>();
   (process.rlimits ?? []).forEach((r, i) => {
     if (seen.has(r.type)) throw new ConfigError(`process.rlimits[${i}].type`, `duplicate rlimit ${r.type}`);

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Installs what tsrun needs on Debian 12 (as root), builds it, and builds the
+# busybox rootfs of the default bundle.  Safe to run again: it skips what is
+# already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential python3 make musl-tools busybox-static libseccomp-dev pkg-config iproute2 util-linux)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+node_major() { node -e 'process.stdout.write(process.versions.node.split(".")[0])' 2>/dev/null || echo 0; }
+if [ "$(node_major)" -lt 20 ]; then
+  # Debian 12's own nodejs is 18; its npm can install Node 20 from the npm registry.
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ "$(node_major)" -lt 20 ]; then
+  echo "setup: installing Node 20 from the npm registry"
+  npm install -g --no-audit --no-fund node@20 >/dev/null
+  hash -r
+fi
+
+# Builds the addon and the static helpers (node-gyp) and compiles the TypeScript (prepare).
+npm install --no-audit --no-fund --loglevel=error
+bash spec-fixtures/make-rootfs.sh spec-fixtures/busybox/rootfs

@@ -1,0 +1,172 @@
+/**
+ * Shared test harness: real bundles on disk, the real tsrun binary, and
+ * checks that nothing is left behind.  Integration tests need root.
+ */
+import { spawnSync, SpawnSyncReturns } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Config } from '../src/lib/config';
+import { PROJECT_ROOT } from '../src/lib/native';
+
+export { PROJECT_ROOT };
+export const TSRUN = path.join(PROJECT_ROOT, 'bin', 'tsrun');
+export const FIXTURE_ROOTFS = path.join(PROJECT_ROOT, 'spec-fixtures', 'busybox', 'rootfs');
+export const IS_ROOT = process.getuid?.() === 0;
+
+/** Minimal stand-in for the parts of tap's Test we use, so helpers do not depend on tap's types. */
+export interface TestLike {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+let counter = 0;
+/** A container id unique to this test process. */
+export function uniqueId(prefix = 't'): string {
+  return `${prefix}-${process.pid}-${++counter}`;
+}
+
+export function tempDir(t: TestLike, prefix = 'tsrun-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The config every integration test starts from: the checker as init, the usual namespaces and mounts. */
+export function baseConfig(args: string[] = ['/bin/checker']): Config {
+  return {
+    ociVersion: '1.3.0',
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args,
+      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm'],
+      cwd: '/',
+    },
+    root: { path: 'rootfs', readonly: false },
+    hostname: 'tsrun-test',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    ],
+    linux: {
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+    },
+  };
+}
+
+export interface Bundle {
+  dir: string;
+  rootfs: string;
+  config: Config;
+  /** A --root for this bundle's containers, removed at teardown. */
+  root: string;
+}
+
+/**
+ * A bundle in a fresh temp dir with its own copy of the busybox rootfs
+ * (so tests may change it), and config.json written from `mutate(baseConfig())`.
+ */
+export function makeBundle(t: TestLike, mutate: (c: Config) => void = () => {}, args?: string[]): Bundle {
+  if (!fs.existsSync(path.join(FIXTURE_ROOTFS, 'bin', 'checker'))) {
+    throw new Error(`build the fixture first: spec-fixtures/make-rootfs.sh ${FIXTURE_ROOTFS}`);
+  }
+  const dir = tempDir(t, 'tsrun-bundle-');
+  const rootfs = path.join(dir, 'rootfs');
+  const cp = spawnSync('cp', ['-a', FIXTURE_ROOTFS, rootfs]);
+  if (cp.status !== 0) throw new Error(`cp rootfs: ${cp.stderr}`);
+  const config = baseConfig(args);
+  mutate(config);
+  writeConfig(dir, config);
+  const root = path.join(dir, 'state');
+  return { dir, rootfs, config, root };
+}
+
+export function writeConfig(dir: string, config: Config): void {
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
+}
+
+export interface RunResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `tsrun --root ROOT ARGS...` and wait. */
+export function tsrun(root: string, args: string[], opts: { input?: string; timeoutMs?: number; cwd?: string } = {}): RunResult {
+  const r: SpawnSyncReturns<string> = spawnSync(TSRUN, ['--root', root, ...args], {
+    encoding: 'utf8',
+    input: opts.input ?? '',
+    timeout: opts.timeoutMs ?? 60_000,
+    cwd: opts.cwd,
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: '' },
+  });
+  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** `tsrun run` the bundle with the checker and parse its JSON report. */
+export function runChecker(t: TestLike, mutate: (c: Config) => void = () => {}, checkerArgs: string[] = []): { report: any; result: RunResult; bundle: Bundle } {
+  const bundle = makeBundle(t, mutate, ['/bin/checker', ...checkerArgs]);
+  const id = uniqueId();
+  const result = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
+  let report: any;
+  try {
+    report = JSON.parse(result.stdout);
+  } catch {
+    throw new Error(`checker output is not JSON (exit ${result.status}): ${result.stdout}\nstderr: ${result.stderr}`);
+  }
+  return { report, result, bundle };
+}
+
+/** Mount points whose path lies inside `dir` (a container's rootfs, say), from the host's view. */
+export function mountsUnder(dir: string): string[] {
+  const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').map((l) => l.split(' ')[4]).filter((mp) => mp && (mp === dir || mp.startsWith(dir + '/')));
+}
+
+/** Processes whose root directory is `rootfs`: a container that is still alive. */
+export function processesRootedAt(rootfs: string): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (fs.readlinkSync(`/proc/${name}/root`) === rootfs) pids.push(Number(name));
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return pids;
+}
+
+/**
+ * Nothing of container `id` remains: no state dir, no mounts under the
+ * bundle, no process whose root is its rootfs.
+ */
+export function leftovers(bundle: Bundle, id: string): string[] {
+  const found: string[] = [];
+  if (fs.existsSync(path.join(bundle.root, id))) found.push(`state dir ${path.join(bundle.root, id)}`);
+  for (const mp of mountsUnder(bundle.dir)) found.push(`mount ${mp}`);
+  for (const pid of processesRootedAt(bundle.rootfs)) found.push(`process ${pid}`);
+  return found;
+}
+
+/** Wait until `pred` holds, polling; false on timeout. */
+export async function waitFor(pred: () => boolean, timeoutMs = 10_000, stepMs = 20): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (pred()) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return pred();
+}
+
+/** Delete a container if a test left it (so a failing test does not leak). */
+export function cleanupContainer(t: TestLike, root: string, id: string): void {
+  t.teardown(() => {
+    tsrun(root, ['delete', '--force', id]);
+  });
+}

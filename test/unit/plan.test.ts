@@ -1,0 +1,250 @@
+/**
+ * The plan compiler without root: config in, launch plan out.  The host is
+ * described by a fake HostView, so these tests touch nothing.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import t from 'tap';
+import { Config, ConfigError } from '../../src/lib/config';
+import { readCgroupHierarchies } from '../../src/lib/host';
+import { MOUNT_ATTR, MS } from '../../src/lib/mount-options';
+import { CgroupHierarchy, CLONE_FLAGS, compileCreatePlan, HostView, PlanContext } from '../../src/lib/plan';
+import { decodePlan, encodePlan, Op, OP_SCHEMA, PlanOp } from '../../src/lib/plan-format';
+import { Sync } from '../../src/lib/sync';
+import { baseConfig, PROJECT_ROOT } from '../helpers';
+
+function fakeHost(paths: Record<string, 'dir' | 'file'>, cgroups: CgroupHierarchy[] = []): HostView {
+  return { kindOf: (p) => paths[p] ?? null, cgroupHierarchies: () => cgroups };
+}
+
+const BUNDLE = '/bundles/b1';
+function ctx(extra: Record<string, 'dir' | 'file'> = {}, cgroups?: CgroupHierarchy[]): PlanContext {
+  return { bundle: BUNDLE, noPivot: false, consoleSocket: false, host: fakeHost({ [`${BUNDLE}/rootfs`]: 'dir', ...extra }, cgroups) };
+}
+
+function compile(mutate: (c: Config) => void = () => {}, context = ctx()): PlanOp[] {
+  const config = baseConfig();
+  mutate(config);
+  const { ops } = compileCreatePlan(config, context);
+  // Every plan must survive the wire format unchanged.
+  t.same(decodePlan(encodePlan(ops)), ops, 'plan round-trips through the wire format');
+  return ops;
+}
+
+const codes = (ops: PlanOp[]): string[] => ops.map((o) => Op[o.op]);
+const find = (ops: PlanOp[], code: Op): PlanOp[] => ops.filter((o) => o.op === code);
+
+t.test('plan.h and plan-format.ts agree on every op and sync message number', async (t) => {
+  const header = fs.readFileSync(path.join(PROJECT_ROOT, 'native', 'plan.h'), 'utf8');
+  for (const [name, value] of Object.entries(Op).filter(([, v]) => typeof v === 'number')) {
+    const m = header.match(new RegExp(`\\bOP_${name}\\s*=\\s*(\\d+)`));
+    t.ok(m, `OP_${name} is in plan.h`);
+    t.equal(Number(m?.[1]), value, `OP_${name} has the same number`);
+  }
+  for (const [name, value] of Object.entries(Sync).filter(([, v]) => typeof v === 'number')) {
+    const m = header.match(new RegExp(`\\bSYNC_${name}\\s*=\\s*(\\d+)`));
+    t.equal(Number(m?.[1]), value, `SYNC_${name} has the same number`);
+  }
+  t.equal(Object.keys(OP_SCHEMA).length, Number(header.match(/OP_EXEC = (\d+)/)?.[1]), 'every op has a schema');
+});
+
+t.test('the default config compiles to the expected sequence', async (t) => {
+  const ops = compile();
+  t.same(codes(ops).slice(0, 6), ['UNSHARE', 'CLONE_INIT', 'SETSID', 'SETHOSTNAME', 'ROOTFS_PREPARE', 'MOUNT']);
+  const tail = codes(ops).slice(codes(ops).indexOf('PIVOT_ROOT'));
+  t.same(tail, ['PIVOT_ROOT', 'USER', 'CHDIR', 'EXEC_PREPARE', 'WAIT_START', 'EXEC']);
+  const unshare = find(ops, Op.UNSHARE)[0];
+  const expected = CLONE_FLAGS.pid | CLONE_FLAGS.network | CLONE_FLAGS.ipc | CLONE_FLAGS.uts | CLONE_FLAGS.mount;
+  t.equal(unshare.fields.flags, BigInt(expected), 'unshares exactly the configured namespaces');
+  t.same(find(ops, Op.ROOTFS_PREPARE)[0].fields, { rootfs: `${BUNDLE}/rootfs`, propagation: MS.SLAVE | MS.REC });
+});
+
+t.test('mounts: fs options become fsconfig data and mount attributes', async (t) => {
+  const ops = compile();
+  const dev = find(ops, Op.MOUNT).find((m) => m.fields.dest === 'dev')!;
+  t.equal(dev.fields.fstype, 'tmpfs');
+  t.equal(dev.fields.data, 'mode=755,size=65536k');
+  t.equal(dev.fields.attrSet, MOUNT_ATTR.NOSUID | MOUNT_ATTR.STRICTATIME);
+  const sys = find(ops, Op.MOUNT).find((m) => m.fields.dest === 'sys')!;
+  t.equal(sys.fields.attrSet, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC | MOUNT_ATTR.NODEV);
+});
+
+t.test('mounts: bind sources resolve against the bundle and pick file or dir', async (t) => {
+  const ops = compile((c) => {
+    c.mounts!.push({ destination: '/data', type: 'bind', source: 'data', options: ['rbind', 'ro', 'rshared'] });
+    c.mounts!.push({ destination: 'etc/resolv.conf', source: '/etc/resolv.conf', options: ['bind', 'rro'] });
+  }, ctx({ [`${BUNDLE}/data`]: 'dir', '/etc/resolv.conf': 'file' }));
+  const [data, resolv] = find(ops, Op.MOUNT).slice(-2);
+  t.match(data.fields, { kind: 1, recursiveBind: 1, create: 0, source: `${BUNDLE}/data`, dest: 'data', attrSet: MOUNT_ATTR.RDONLY, propagation: MS.SHARED, propagationRecursive: 1 });
+  t.match(resolv.fields, { kind: 1, recursiveBind: 0, create: 1, dest: 'etc/resolv.conf', recAttrSet: MOUNT_ATTR.RDONLY });
+});
+
+t.test('mounts: destinations are normalised under the rootfs', async (t) => {
+  const ops = compile((c) => {
+    c.mounts!.push({ destination: '/a/../../b//c/', type: 'tmpfs', source: 'tmpfs' });
+  });
+  t.equal(find(ops, Op.MOUNT).at(-1)!.fields.dest, 'b/c');
+});
+
+t.test('mounts: errors name the field', async (t) => {
+  const bad = (mutate: (c: Config) => void, field: RegExp) =>
+    t.throws(() => compile(mutate), field);
+  bad((c) => c.mounts!.push({ destination: '/x', type: 'bind', source: '/nonexistent' }), /^mounts\[6\]\.source: \/nonexistent: no such file or directory$/);
+  bad((c) => c.mounts!.push({ destination: '/', type: 'tmpfs', source: 'tmpfs' }), /^mounts\[6\]\.destination/);
+  bad((c) => c.mounts!.push({ destination: '/x', source: 'x' }), /^mounts\[6\]\.type/);
+  bad((c) => c.mounts!.push({ destination: '/x', type: 'tmpfs', options: ['tmpcopyup'] }), /^mounts\[6\]\.options: tmpcopyup/);
+});
+
+t.test('cgroup mounts follow the host layout', async (t) => {
+  const hybrid: CgroupHierarchy[] = [
+    { name: 'cpu,cpuacct', version: 1, options: 'cpu,cpuacct' },
+    { name: 'memory', version: 1, options: 'memory' },
+    { name: 'unified', version: 2, options: '' },
+  ];
+  const withCgroup = (c: Config) => c.mounts!.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid'] });
+  const ops = compile(withCgroup, ctx({}, hybrid));
+  const cg = find(ops, Op.MOUNT).filter((m) => String(m.fields.dest).startsWith('sys/fs/cgroup'));
+  t.same(cg.map((m) => [m.fields.dest, m.fields.fstype, m.fields.data]), [
+    ['sys/fs/cgroup', 'tmpfs', 'mode=755'],
+    ['sys/fs/cgroup/cpu,cpuacct', 'cgroup', 'cpu,cpuacct'],
+    ['sys/fs/cgroup/memory', 'cgroup', 'memory'],
+    ['sys/fs/cgroup/unified', 'cgroup2', ''],
+  ]);
+  t.equal((cg[0].fields.attrSet as number) & MOUNT_ATTR.RDONLY, 0, 'the tmpfs stays writable for its mount points');
+  t.equal((cg[1].fields.attrSet as number) & MOUNT_ATTR.RDONLY, MOUNT_ATTR.RDONLY, 'each hierarchy is read-only');
+  t.same(find(ops, Op.SYMLINK).filter((s) => String(s.fields.path).startsWith('sys/')).map((s) => s.fields.path),
+    ['sys/fs/cgroup/cpu', 'sys/fs/cgroup/cpuacct']);
+
+  const unified = compile(withCgroup, ctx({}, [{ name: '', version: 2, options: '' }]));
+  t.same(find(unified, Op.MOUNT).filter((m) => m.fields.dest === 'sys/fs/cgroup').map((m) => m.fields.fstype), ['cgroup2']);
+});
+
+t.test('cgroup hierarchies are read from mountinfo', async (t) => {
+  const info = [
+    '35 25 0:30 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs ro,mode=755',
+    '36 35 0:31 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate',
+    '37 35 0:32 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct',
+    '38 35 0:33 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd',
+    '39 25 0:34 / /mnt/other rw - cgroup cgroup rw,pids',
+  ].join('\n');
+  t.same(readCgroupHierarchies(info), [
+    { name: 'unified', version: 2, options: '' },
+    { name: 'cpu,cpuacct', version: 1, options: 'cpu,cpuacct' },
+    { name: 'systemd', version: 1, options: 'name=systemd' },
+  ]);
+});
+
+t.test('namespaces: joined by path in a safe order, user namespace handshake', async (t) => {
+  const ops = compile((c) => {
+    c.linux!.namespaces = [
+      { type: 'network', path: '/run/netns/n1' }, { type: 'mount' }, { type: 'pid' },
+      { type: 'user' }, { type: 'uts', path: '/proc/9/ns/uts' },
+    ];
+    c.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    delete c.hostname;
+  });
+  t.same(codes(ops).slice(0, 6), ['SETNS', 'SETNS', 'UNSHARE_USER', 'BECOME_ROOT', 'UNSHARE', 'CLONE_INIT']);
+  t.same(find(ops, Op.SETNS).map((o) => o.fields.path), ['/run/netns/n1', '/proc/9/ns/uts']);
+  t.equal(find(ops, Op.UNSHARE)[0].fields.flags, BigInt(CLONE_FLAGS.mount | CLONE_FLAGS.pid));
+  t.ok(find(ops, Op.MKNOD).every((m) => m.fields.bindFromHost === 1), 'devices are bound from the host in a user namespace');
+});
+
+t.test('time namespace offsets', async (t) => {
+  const ops = compile((c) => {
+    c.linux!.namespaces!.push({ type: 'time' });
+    c.linux!.timeOffsets = { boottime: { secs: 3600, nanosecs: 5 }, monotonic: { secs: -10 } };
+  });
+  t.equal(find(ops, Op.TIMENS_OFFSETS)[0].fields.content, 'monotonic -10 0\nboottime 3600 5\n');
+  t.ok(codes(ops).indexOf('TIMENS_OFFSETS') < codes(ops).indexOf('CLONE_INIT'), 'offsets are written before the init is born');
+});
+
+t.test('devices: defaults, config overrides, symlinks', async (t) => {
+  const ops = compile((c) => {
+    c.linux!.devices = [
+      { path: '/dev/null', type: 'c', major: 1, minor: 3, fileMode: 0o600, uid: 5, gid: 6 },
+      { path: '/dev/fuse', type: 'c', major: 10, minor: 229 },
+    ];
+  });
+  const nodes = find(ops, Op.MKNOD);
+  t.same(nodes.map((n) => n.fields.path), ['dev/null', 'dev/zero', 'dev/full', 'dev/random', 'dev/urandom', 'dev/tty', 'dev/fuse']);
+  t.match(nodes[0].fields, { mode: 0o600, uid: 5, gid: 6, type: 0o020000, major: 1, minor: 3, bindFromHost: 0 });
+  t.same(find(ops, Op.SYMLINK).map((s) => [s.fields.path, s.fields.target]), [
+    ['dev/fd', '/proc/self/fd'], ['dev/stdin', '/proc/self/fd/0'], ['dev/stdout', '/proc/self/fd/1'],
+    ['dev/stderr', '/proc/self/fd/2'], ['dev/ptmx', 'pts/ptmx'],
+  ]);
+  const hostDev = compile((c) => c.mounts!.splice(1, 1, { destination: '/dev', type: 'bind', source: '/dev', options: ['rbind'] }),
+    ctx({ '/dev': 'dir' }));
+  t.equal(find(hostDev, Op.MKNOD).length, 0, 'a bind-mounted /dev is used as it is');
+});
+
+t.test('hooks: container hooks compile into the plan, runtime hooks into a sync point', async (t) => {
+  const ops = compile((c) => {
+    c.hooks = {
+      createRuntime: [{ path: '/bin/true' }],
+      createContainer: [{ path: '/hooks/cc', args: ['cc', '-x'], env: ['A=1'], timeout: 5 }],
+      startContainer: [{ path: '/bin/sc' }],
+    };
+  });
+  const order = codes(ops);
+  t.ok(order.indexOf('PARENT_HOOKS') < order.indexOf('HOOK'));
+  t.ok(order.indexOf('HOOK') < order.indexOf('PIVOT_ROOT'), 'createContainer runs before pivot_root');
+  t.ok(order.lastIndexOf('HOOK') > order.indexOf('WAIT_START'), 'startContainer runs after start');
+  t.same(find(ops, Op.HOOK)[0].fields, { stage: 3, path: '/hooks/cc', args: ['cc', '-x'], env: ['A=1'], timeout: 5 });
+  t.same(find(ops, Op.HOOK)[1].fields.args, ['/bin/sc'], 'args default to the path');
+  t.notOk(compile().some((o) => o.op === Op.PARENT_HOOKS), 'no hooks, no sync point');
+});
+
+t.test('process attributes', async (t) => {
+  const ops = compile((c) => {
+    c.process!.user = { uid: 1000, gid: 1001, umask: 0o077, additionalGids: [5, 6] };
+    c.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 100, hard: 200 }, { type: 'RLIMIT_CORE', soft: 2 ** 64, hard: 2 ** 64 }];
+    c.process!.oomScoreAdj = -5;
+    c.process!.noNewPrivileges = true;
+    c.process!.cwd = '/tmp';
+    c.linux!.sysctl = { 'net.ipv4.ip_forward': '1' };
+    c.root!.readonly = true;
+    c.linux!.rootfsPropagation = 'rshared';
+  });
+  t.same(find(ops, Op.USER)[0].fields, { uid: 1000, gid: 1001, umask: 0o077, groups: [5, 6] });
+  t.same(find(ops, Op.RLIMIT).map((r) => [r.fields.resource, r.fields.soft, r.fields.hard]),
+    [[7, 100n, 200n], [4, 0xffffffffffffffffn, 0xffffffffffffffffn]]);
+  t.equal(find(ops, Op.OOM_SCORE_ADJ)[0].fields.value, -5 >>> 0, 'negative values travel as two\'s complement');
+  t.same(find(ops, Op.CHDIR)[0].fields, { cwd: '/tmp' });
+  t.same(find(ops, Op.SYSCTL)[0].fields, { key: 'net.ipv4.ip_forward', value: '1' });
+  t.same(find(ops, Op.ROOT_PROPAGATION)[0].fields, { flags: MS.SHARED | MS.REC });
+  const order = codes(ops);
+  t.ok(order.indexOf('REMOUNT_ROOT_RO') > order.indexOf('PIVOT_ROOT'));
+  t.ok(order.indexOf('NO_NEW_PRIVS') < order.indexOf('USER'));
+  t.same(find(ops, Op.EXEC_PREPARE)[0].fields.env, [
+    'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm', 'HOME=/',
+  ], 'HOME is added when the config has none');
+});
+
+t.test('semantic errors name the field', async (t) => {
+  const cases: Array<[(c: Config) => void, RegExp]> = [
+    [(c) => { delete c.process; }, /^process: required/],
+    [(c) => { c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'uts'); }, /^hostname:/],
+    [(c) => { c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'mount'); }, /^linux\.namespaces: a new mount namespace/],
+    [(c) => { c.linux!.namespaces!.push({ type: 'user' }); }, /^linux\.uidMappings/],
+    [(c) => { c.process!.terminal = true; }, /^process\.terminal: .*--console-socket/],
+    [(c) => { c.process!.rlimits = [{ type: 'RLIMIT_CORE', soft: 1, hard: 1 }, { type: 'RLIMIT_CORE', soft: 1, hard: 1 }]; }, /^process\.rlimits\[1\]\.type: duplicate/],
+    [(c) => { c.root!.path = 'missing'; }, /^root\.path: \/bundles\/b1\/missing: no such directory/],
+  ];
+  for (const [mutate, message] of cases) {
+    const config = baseConfig();
+    mutate(config);
+    t.throws(() => compileCreatePlan(config, ctx()), message);
+    try {
+      compileCreatePlan(config, ctx());
+    } catch (err) {
+      t.type(err, ConfigError);
+    }
+  }
+});
+
+t.test('the encoder refuses values the helper could misread', async (t) => {
+  t.throws(() => encodePlan([{ op: Op.SETHOSTNAME, fields: { name: 'a\0b' } }]), /NUL/);
+  t.throws(() => encodePlan([{ op: Op.CHDIR, fields: {} }]), /CHDIR\.cwd: expected a string/);
+  t.throws(() => encodePlan([{ op: Op.MKDIR, fields: { path: 'x', mode: 1.5 } }]), /MKDIR\.mode/);
+});
