@@ -71,7 +71,10 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 static int sync_fd = -1, fifo_fd = -1, console_fd = -1, preserve_fds;
 static int root_fd = -1;        /* the rootfs, before pivot_root */
 static const char *rootfs_path; /* for error messages */
-static char *hook_state;        /* state JSON for createContainer/startContainer */
+/* State JSON for the container's hooks, as the container sees it (pid 1
+ * in a pid namespace): one for createContainer, one for startContainer. */
+static const char *create_hook_state, *start_hook_state;
+static char *hook_states;
 static const char *exec_path;   /* resolved by OP_EXEC_PREPARE */
 static char **exec_argv, **exec_env;
 
@@ -256,12 +259,20 @@ static int open_in_root(const char *rel, int flags)
 	return fd;
 }
 
-/* Like `mkdir -p` then open, every step through open_in_root. */
-static int make_in_root(const char *rel, int create, mode_t file_mode)
+/*
+ * Like `mkdir -p` then open, every step through open_in_root.  A dangling
+ * symlink on the way is followed the way the kernel would inside the
+ * rootfs: its target is created there (never on the host).
+ */
+static int make_in_root_depth(const char *rel, int create, mode_t file_mode, int depth)
 {
 	int fd = open_in_root(rel, 0);
 	if (fd >= 0 || errno != ENOENT)
 		return fd;
+	if (depth > 40) {
+		errno = ELOOP;
+		return -1;
+	}
 	char path[4096];
 	if (strlen(rel) >= sizeof(path)) {
 		errno = ENAMETOOLONG;
@@ -274,7 +285,7 @@ static int make_in_root(const char *rel, int create, mode_t file_mode)
 	if (slash) {
 		*slash = 0;
 		name = slash + 1;
-		parent = make_in_root(path, CREATE_DIR, 0);
+		parent = make_in_root_depth(path, CREATE_DIR, 0, depth + 1);
 	} else {
 		parent = dup(root_fd);
 	}
@@ -289,12 +300,37 @@ static int make_in_root(const char *rel, int create, mode_t file_mode)
 		rc = mkdirat(parent, name, 0755);
 	}
 	int saved = errno;
+	if (rc < 0 && saved == EEXIST) {
+		char link[4096];
+		ssize_t n = readlinkat(parent, name, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = 0;
+			char target[8192];
+			if (link[0] == '/')
+				snprintf(target, sizeof(target), "%s", link + 1);
+			else if (slash)
+				snprintf(target, sizeof(target), "%s/%s", path, link);
+			else
+				snprintf(target, sizeof(target), "%s", link);
+			close(parent);
+			fd = make_in_root_depth(target, create, file_mode, depth + 1);
+			if (fd < 0)
+				return -1;
+			close(fd);
+			return open_in_root(rel, 0);
+		}
+	}
 	close(parent);
 	if (rc < 0 && saved != EEXIST) {
 		errno = saved;
 		return -1;
 	}
 	return open_in_root(rel, 0);
+}
+
+static int make_in_root(const char *rel, int create, mode_t file_mode)
+{
+	return make_in_root_depth(rel, create, file_mode, 0);
 }
 
 /* "rootfs/proc" style name for messages. */
@@ -452,14 +488,23 @@ static void op_pivot_root(struct cursor *c)
 		if (chroot(".") < 0)
 			fail(errno, "pivot_root", rootfs_path, "chroot to rootfs %s", rootfs_path);
 	} else {
+		int old_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (old_root < 0)
+			fail(errno, "pivot_root", "/", "open old root");
 		/* Stack the old root under the new one, then detach it: no
 		 * directory for put_old is needed inside the rootfs. */
 		if (syscall(SYS_pivot_root, ".", ".") < 0)
 			fail(errno, "pivot_root", rootfs_path, "pivot_root to %s", rootfs_path);
+		/* Work on the old root by fd: "." after pivot_root is not
+		 * guaranteed to be it, and making the new root rslave would undo
+		 * the container's own mount propagation. */
+		if (fchdir(old_root) < 0)
+			fail(errno, "pivot_root", "/", "chdir to old root");
 		if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
 			fail(errno, "pivot_root", "/", "make old root a slave");
 		if (umount2(".", MNT_DETACH) < 0)
 			fail(errno, "pivot_root", "/", "detach old root");
+		close(old_root);
 	}
 	if (chdir("/") < 0)
 		fail(errno, "pivot_root", "/", "chdir to /");
@@ -594,7 +639,9 @@ static void op_hook(struct cursor *c)
 		_exit(127);
 	}
 	close(in[0]);
-	const char *state = hook_state ? hook_state : "{}";
+	const char *state = stage == HOOK_CREATE_CONTAINER ? create_hook_state : start_hook_state;
+	if (!state)
+		state = "{}";
 	size_t len = strlen(state), off = 0;
 	while (off < len) {
 		ssize_t n = write(in[1], state + off, len - off);
@@ -988,8 +1035,10 @@ int main(int argc, char **argv)
 		case OP_PARENT_HOOKS:
 			if (sync_send(SYNC_RUN_HOOKS, 0, NULL, 0) < 0)
 				_exit(1);
-			free(hook_state);
-			hook_state = sync_expect(SYNC_HOOKS_DONE);
+			free(hook_states);
+			hook_states = sync_expect(SYNC_HOOKS_DONE);
+			create_hook_state = hook_states;
+			start_hook_state = hook_states + strlen(hook_states) + 1;
 			break;
 		case OP_HOOK: op_hook(&op); break;
 		case OP_PIVOT_ROOT: op_pivot_root(&op); break;

@@ -96,16 +96,43 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Run `tsrun --root ROOT ARGS...` and wait. */
-export function tsrun(root: string, args: string[], opts: { input?: string; timeoutMs?: number; cwd?: string } = {}): RunResult {
-  const r: SpawnSyncReturns<string> = spawnSync(TSRUN, ['--root', root, ...args], {
-    encoding: 'utf8',
-    input: opts.input ?? '',
-    timeout: opts.timeoutMs ?? 60_000,
-    cwd: opts.cwd,
-    env: { ...process.env, NODE_EXTRA_CA_CERTS: '' },
-  });
-  return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+/**
+ * The environment tsrun runs with in tests: the test runner's own
+ * variables (NODE_OPTIONS and friends, which tap uses to instrument child
+ * processes) are left out so hooks and containers see only what we pass.
+ */
+export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...extra };
+}
+
+/**
+ * Run `tsrun --root ROOT ARGS...` and wait.  Output goes through files, not
+ * pipes: a created container's init inherits tsrun's stdio and would keep a
+ * pipe open until it exits.  `env -i` keeps the test runner's variables out.
+ */
+export function tsrun(root: string, args: string[], opts: { input?: string; timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {}): RunResult {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-out-'));
+  try {
+    const outFd = fs.openSync(path.join(dir, 'out'), 'w+');
+    const errFd = fs.openSync(path.join(dir, 'err'), 'w+');
+    const envArgs = Object.entries(cleanEnv(opts.env)).map(([k, v]) => `${k}=${v}`);
+    const r: SpawnSyncReturns<Buffer> = spawnSync('/usr/bin/env', ['-i', ...envArgs, TSRUN, '--root', root, ...args], {
+      input: opts.input ?? '',
+      stdio: ['pipe', outFd, errFd],
+      timeout: opts.timeoutMs ?? 60_000,
+      cwd: opts.cwd,
+    });
+    fs.closeSync(outFd);
+    fs.closeSync(errFd);
+    return {
+      status: r.status,
+      signal: r.signal,
+      stdout: fs.readFileSync(path.join(dir, 'out'), 'utf8'),
+      stderr: fs.readFileSync(path.join(dir, 'err'), 'utf8'),
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** `tsrun run` the bundle with the checker and parse its JSON report. */

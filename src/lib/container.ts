@@ -143,7 +143,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
     created: new Date().toISOString(),
     owner: ownerName(),
     annotations: config.annotations ?? {},
-    hooks: { poststart: config.hooks?.poststart, poststop: config.hooks?.poststop },
+    hooks: { startContainer: config.hooks?.startContainer, poststart: config.hooks?.poststart, poststop: config.hooks?.poststop },
     namespaces: {},
   };
   const stateJson = (status: Status): string => JSON.stringify(store.ociState({ ...record, pid: initPid }, status));
@@ -178,7 +178,10 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
         runHooks('prestart', config.hooks?.prestart, state);
         runHooks('createRuntime', config.hooks?.createRuntime, state);
         hooksFailed = false;
-        send(syncFd, Sync.HOOKS_DONE, state);
+        // Hooks inside the container see the pid as the container does (runtime.md).
+        const inside = (status: Status): string =>
+          JSON.stringify(store.ociState({ ...record, pid: pidInContainer(initPid) }, status));
+        send(syncFd, Sync.HOOKS_DONE, `${inside('creating')}\0${inside('created')}`);
       } else if (msg.type === Sync.READY) {
         break;
       } else if (msg.type === Sync.ERROR) {
@@ -222,6 +225,41 @@ function runPoststop(hooks: ContainerRecord['hooks'], state: string): void {
   }
 }
 
+/** The pid of a host process inside its own (innermost) pid namespace. */
+function pidInContainer(pid: number): number {
+  try {
+    const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('NSpid:'));
+    const ids = line?.split(/\s+/).slice(1).filter(Boolean);
+    return ids?.length ? Number(ids[ids.length - 1]) : pid;
+  } catch {
+    return pid;
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Wait until the released init has exec'd the container's program (its exe
+ * is no longer our helper's memfd).  If it dies first, a startContainer hook
+ * or the exec failed, and start says so.
+ */
+function waitForExec(record: ContainerRecord): void {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    let exe: string;
+    try {
+      exe = fs.readlinkSync(`/proc/${record.pid}/exe`);
+    } catch {
+      exe = '';
+    }
+    if (processStartTime(record.pid) !== record.initStartTime)
+      throw new TsrunError('container process exited before its program started (see its stderr)');
+    if (exe && !exe.startsWith('/memfd:tsrun-init')) return;
+    if (Date.now() > deadline) throw new TsrunError('container process did not start its program in time');
+    Atomics.wait(sleeper, 0, 0, 1);
+  }
+}
+
 /** start: release the init waiting on the exec fifo, then run poststart hooks. */
 export function start(store: StateStore, id: string): void {
   const lockFd = store.lock(id);
@@ -241,6 +279,8 @@ export function start(store: StateStore, id: string): void {
       fs.closeSync(fifo);
     }
     fs.rmSync(store.fifoPath(id), { force: true });
+    // startContainer hooks run between here and the exec; poststart comes after the exec.
+    if (record.hooks.startContainer?.length || record.hooks.poststart?.length) waitForExec(record);
     try {
       runHooks('poststart', record.hooks.poststart, JSON.stringify(store.ociState(record, 'running')));
     } catch (err) {

@@ -27,8 +27,8 @@ export interface ContainerRecord {
   created: string;
   owner: string;
   annotations: Record<string, string>;
-  /** Hooks the later verbs run: poststart (start) and poststop (delete). */
-  hooks: Pick<Hooks, 'poststart' | 'poststop'>;
+  /** Hooks that matter to the later verbs: start waits for startContainer, runs poststart; delete runs poststop. */
+  hooks: Pick<Hooks, 'startContainer' | 'poststart' | 'poststop'>;
   /** Paths of the init's namespaces, for exec and for hooks. */
   namespaces: Record<string, string>;
 }
