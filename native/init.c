@@ -416,7 +416,12 @@ static void op_mount(struct cursor *c)
 	struct plan_mount m = rd_mount(c);
 	char where[4200];
 	in_rootfs(m.dest, where, sizeof(where));
-	const char *what = m.source[0] ? m.source : m.fstype;
+	/* "mount proc (proc)" for filesystems, "mount /host/dir" for binds. */
+	char what[4200];
+	if (m.kind == MOUNT_KIND_BIND)
+		snprintf(what, sizeof(what), "%s", m.source);
+	else
+		snprintf(what, sizeof(what), "%s (%s)", m.source[0] ? m.source : "none", m.fstype);
 
 	int target = make_in_root(m.dest, m.create, 0644);
 	if (target < 0)

@@ -155,15 +155,43 @@ export function mountsUnder(dir: string): string[] {
   return info.split('\n').map((l) => l.split(' ')[4]).filter((mp) => mp && (mp === dir || mp.startsWith(dir + '/')));
 }
 
-/** Processes whose root directory is `rootfs`: a container that is still alive. */
-export function processesRootedAt(rootfs: string): number[] {
+/** A process exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Live processes of a bundle's container.  After pivot_root a container's
+ * /proc/PID/root reads "/", so besides root and cwd links into the bundle
+ * this also looks for the bundle's rootfs as the source of a mount in the
+ * process's own mount namespace.
+ */
+export function bundleProcesses(bundle: Pick<Bundle, 'dir'>): number[] {
+  const marker = `/${path.basename(bundle.dir)}/`;
+  const ourMnt = fs.readlinkSync('/proc/self/ns/mnt');
   const pids: number[] = [];
   for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const pid = Number(name);
     try {
-      if (fs.readlinkSync(`/proc/${name}/root`) === rootfs) pids.push(Number(name));
+      const inside = ['root', 'cwd'].some((link) => {
+        const target = fs.readlinkSync(`/proc/${pid}/${link}`);
+        return target === bundle.dir || target.startsWith(bundle.dir + '/');
+      });
+      let mounted = false;
+      if (!inside && fs.readlinkSync(`/proc/${pid}/ns/mnt`) !== ourMnt) {
+        mounted = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')
+          .some((l) => (l.split(' ')[3] ?? '').includes(marker) || (l.split(' ')[3] ?? '').endsWith(marker.slice(0, -1)));
+      }
+      if ((inside || mounted) && alive(pid)) pids.push(pid);
     } catch {
-      // gone, or a kernel thread
+      // gone, a kernel thread, or not ours to read
     }
   }
   return pids;
@@ -171,13 +199,13 @@ export function processesRootedAt(rootfs: string): number[] {
 
 /**
  * Nothing of container `id` remains: no state dir, no mounts under the
- * bundle, no process whose root is its rootfs.
+ * bundle, no process of its container.
  */
 export function leftovers(bundle: Bundle, id: string): string[] {
   const found: string[] = [];
   if (fs.existsSync(path.join(bundle.root, id))) found.push(`state dir ${path.join(bundle.root, id)}`);
   for (const mp of mountsUnder(bundle.dir)) found.push(`mount ${mp}`);
-  for (const pid of processesRootedAt(bundle.rootfs)) found.push(`process ${pid}`);
+  for (const pid of bundleProcesses(bundle)) found.push(`process ${pid}`);
   return found;
 }
 

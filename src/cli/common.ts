@@ -33,7 +33,9 @@ export function out(text: string): void {
 /** "tsrun: create c1: <reason>" on stderr and in the log; the exit status is non-zero. */
 export function reportError(verb: string, id: string | undefined, err: unknown): number {
   const reason = err instanceof Error ? err.message : String(err);
-  const line = [verb, id, reason].filter(Boolean).join(': ').replace(/\s*\n\s*/g, ' ');
+  // runc's shape: "tsrun: create c1: <reason>".
+  const where = [verb, id].filter(Boolean).join(' ');
+  const line = (where ? `${where}: ${reason}` : reason).replace(/\s*\n\s*/g, ' ');
   logError(line);
   fs.writeSync(2, `tsrun: ${line}\n`);
   if (!(err instanceof TsrunError) && process.env.TSRUN_DEBUG_STACK && err instanceof Error) fs.writeSync(2, `${err.stack}\n`);

@@ -18,6 +18,8 @@ import { reportError } from './common';
 import { TsrunError } from '../lib/errors';
 
 export const VERSION = '0.1.0';
+/** The verb being run, for errors raised before its action takes over. */
+let activeVerb: string | undefined;
 export const SPEC_VERSION = '1.3.0';
 
 function program(): Command {
@@ -35,7 +37,11 @@ function program(): Command {
       writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),
     })
     .exitOverride()
-    .hook('preAction', (thisCommand) => {
+    // Global flags come before the verb, as with runc; verbs may then reuse
+    // a name (spec --rootless is not the global --rootless).
+    .enablePositionalOptions()
+    .hook('preAction', (thisCommand, actionCommand) => {
+      activeVerb = actionCommand.name();
       const o = thisCommand.opts();
       configureLog({ path: o.log, format: o.logFormat, debug: o.debug });
       if (o.systemdCgroup) throw new TsrunError('--systemd-cgroup: the systemd cgroup manager is not supported yet');
@@ -59,6 +65,6 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    process.exitCode = reportError(argv.find((a) => !a.startsWith('-')) ?? '', undefined, err);
+    process.exitCode = reportError(activeVerb ?? '', undefined, err);
   }
 }

@@ -15,7 +15,7 @@ import { runHooks } from './hooks';
 import { realHost } from './host';
 import { debug, warn } from './log';
 import { INIT_HELPER, native } from './native';
-import { compileCreatePlan } from './plan';
+import { compileCreatePlan, containerRelative } from './plan';
 import { decodePlan, encodePlan, Op } from './plan-format';
 import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
 import { receive, send, Sync } from './sync';
@@ -45,6 +45,14 @@ export function loadBundleConfig(bundle: string): Config {
     if (err instanceof ConfigError) throw new TsrunError(err.message);
     throw err;
   }
+}
+
+/** "mounts[3]: " when a failed mount step can be traced to its config entry. */
+function failedField(config: Config, step: string, where: string): string {
+  if (step !== 'mount' || !where.startsWith('rootfs/')) return '';
+  const dest = where.slice('rootfs/'.length);
+  const index = (config.mounts ?? []).findIndex((m) => containerRelative(m.destination) === dest);
+  return index >= 0 ? `mounts[${index}]: ` : '';
 }
 
 function writeIdMaps(pid: number, config: Config): void {
@@ -155,7 +163,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
       try {
         consoleFd = native.connectUnix(opts.consoleSocket);
       } catch (err) {
-        throw new TsrunError(`--console-socket ${opts.consoleSocket}: ${native.strerror((err as { errno: number }).errno)}`);
+        throw new TsrunError(`--console-socket ${opts.consoleSocket}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
       }
     }
     ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, planBuffer, fifoFd, consoleFd, opts.preserveFds));
@@ -187,7 +195,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
       } else if (msg.type === Sync.ERROR) {
         const f = msg.failure;
         hooksFailed = f.step === 'hook';
-        throw new TsrunError(`${f.detail}: ${native.strerror(f.errno).toLowerCase()}`);
+        throw new TsrunError(`${failedField(config, f.step, f.path)}${f.detail}: ${native.strerror(f.errno).toLowerCase()}`);
       } else {
         throw new TsrunError('container init exited before it was ready');
       }

@@ -8,6 +8,7 @@
 import { spawnSync } from 'child_process';
 import { Hook } from './config';
 import { TsrunError } from './errors';
+import { native } from './native';
 
 function envObject(env: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -36,7 +37,9 @@ export function runHook(kind: string, hook: Hook, stateJson: string): void {
     const code = (result.error as NodeJS.ErrnoException).code;
     if (code === 'ETIMEDOUT') throw new TsrunError(`${kind} hook ${hook.path} timed out after ${hook.timeout}s`);
     if (code === 'EPIPE') return checkStatus(kind, hook, result.status, result.signal, said);
-    throw new TsrunError(`${kind} hook ${hook.path}: ${result.error.message.replace(/^spawnSync \S+ /, '')}`);
+    const errno = Math.abs((result.error as NodeJS.ErrnoException).errno ?? 0);
+    const reason = errno ? native.strerror(errno).toLowerCase() : result.error.message;
+    throw new TsrunError(`${kind} hook ${hook.path}: ${reason}`);
   }
   checkStatus(kind, hook, result.status, result.signal, said);
 }

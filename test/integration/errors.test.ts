@@ -8,7 +8,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  Bundle, IS_ROOT, RunResult, TSRUN, TestLike, cleanupContainer, leftovers, makeBundle, tempDir, tsrun, uniqueId,
+  alive, bundleProcesses, Bundle, IS_ROOT, RunResult, TSRUN, TestLike, cleanupContainer, leftovers, makeBundle, tempDir, tsrun, uniqueId,
   waitFor,
 } from '../helpers';
 import { Config } from '../../src/lib/config';
@@ -43,47 +43,7 @@ function tsrunFiles(t: TestLike, root: string, args: string[], timeoutMs = 30_00
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const st = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return st !== 'Z' && st !== 'X';
-  } catch {
-    return false;
-  }
-}
 
-/**
- * Live processes of the bundle's container, found three ways: root or cwd
- * inside the bundle (an init that never pivoted), or, for a process in
- * another mount namespace, a mount whose source root is inside the bundle
- * (after pivot_root, /proc/PID/root of a container process reads just "/",
- * so the harness's processesRootedAt() cannot see it).
- */
-function bundleProcesses(bundle: Bundle): number[] {
-  const marker = `/${path.basename(bundle.dir)}/`;
-  const ourMnt = fs.readlinkSync('/proc/self/ns/mnt');
-  const pids: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    const pid = Number(name);
-    try {
-      const inside = ['root', 'cwd'].some((link) => {
-        const target = fs.readlinkSync(`/proc/${pid}/${link}`);
-        return target === bundle.dir || target.startsWith(bundle.dir + '/');
-      });
-      let mounted = false;
-      if (!inside && fs.readlinkSync(`/proc/${pid}/ns/mnt`) !== ourMnt) {
-        mounted = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')
-          .some((l) => (l.split(' ')[3] ?? '').includes(marker) || (l.split(' ')[3] ?? '').endsWith(marker.slice(0, -1)));
-      }
-      if ((inside || mounted) && alive(pid)) pids.push(pid);
-    } catch {
-      // gone, a kernel thread, or not ours to read
-    }
-  }
-  return pids;
-}
 
 /** Non-zero exit, exactly one stderr line starting "tsrun: ", matching every pattern. */
 function expectOneError(t: any, r: RunResult, what: string, patterns: (RegExp | string)[]): string {

@@ -10,7 +10,7 @@ import { spawn, spawnSync, StdioOptions } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  Bundle, IS_ROOT, RunResult, TSRUN, TestLike, cleanupContainer, leftovers, makeBundle, tempDir, tsrun,
+  alive, bundleProcesses, Bundle, IS_ROOT, RunResult, TSRUN, TestLike, cleanupContainer, leftovers, makeBundle, tempDir, tsrun,
   uniqueId, waitFor, writeConfig,
 } from '../helpers';
 
@@ -112,15 +112,6 @@ function oneErrorLine(t: any, r: RunResult, what: string): void {
   t.match(lines[0] ?? '', /^tsrun: /, `${what}: stderr line starts with "tsrun: "`);
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const st = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    return st !== 'Z' && st !== 'X';
-  } catch {
-    return false;
-  }
-}
 
 /** A container `id` of `bundle` in the created state (init waiting on the exec fifo). */
 function createContainer(t: TestLike, bundle: Bundle, id: string, extra: string[] = []): RunResult & { outPath: string } {
@@ -128,37 +119,6 @@ function createContainer(t: TestLike, bundle: Bundle, id: string, extra: string[
   return tsrunFiles(t, bundle.root, ['create', '-b', bundle.dir, ...extra, id]);
 }
 
-/**
- * Live processes of the bundle's container, found three ways: root or cwd
- * inside the bundle (an init that never pivoted), or, for a process in
- * another mount namespace, a mount whose source root is inside the bundle
- * (after pivot_root, /proc/PID/root of a container process reads just "/",
- * so the harness's processesRootedAt() cannot see it).
- */
-function bundleProcesses(bundle: Bundle): number[] {
-  const marker = `/${path.basename(bundle.dir)}/`;
-  const ourMnt = fs.readlinkSync('/proc/self/ns/mnt');
-  const pids: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    const pid = Number(name);
-    try {
-      const inside = ['root', 'cwd'].some((link) => {
-        const target = fs.readlinkSync(`/proc/${pid}/${link}`);
-        return target === bundle.dir || target.startsWith(bundle.dir + '/');
-      });
-      let mounted = false;
-      if (!inside && fs.readlinkSync(`/proc/${pid}/ns/mnt`) !== ourMnt) {
-        mounted = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')
-          .some((l) => (l.split(' ')[3] ?? '').includes(marker) || (l.split(' ')[3] ?? '').endsWith(marker.slice(0, -1)));
-      }
-      if ((inside || mounted) && alive(pid)) pids.push(pid);
-    } catch {
-      // gone, a kernel thread, or not ours to read
-    }
-  }
-  return pids;
-}
 
 function expectNothingLeft(t: any, bundle: Bundle, id: string): void {
   t.same(leftovers(bundle, id), [], 'nothing of the container is left');
