@@ -1086,6 +1086,13 @@ int main(int argc, char **argv)
 		case OP_EXEC_PREPARE: op_exec_prepare(&op); break;
 		case OP_WAIT_START: op_wait_start(); break;
 		case OP_EXEC: op_exec(); break;
+		case OP_SESSION_KEYRING: {
+			/* Keys the host's session holds stay out of the container. */
+			const char *name = rd_str(&op);
+			if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name) < 0 && errno != ENOSYS)
+				fail(errno, "keyring", NULL, "create session keyring %s", name);
+			break;
+		}
 		default:
 			fail(EINVAL, "plan", NULL, "unknown op %u in launch plan", code);
 		}

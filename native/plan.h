@@ -55,6 +55,7 @@ enum plan_op {
 	OP_EXEC_PREPARE = 27,   /* str name, strv argv, strv env */
 	OP_WAIT_START = 28,     /* -- ; report ready, block on the exec fifo */
 	OP_EXEC = 29,           /* -- ; close fds, reset signals, execve */
+	OP_SESSION_KEYRING = 30,/* str name ; a fresh session keyring */
 	OP_MAX
 };
 

@@ -124,6 +124,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
       bundle,
       noPivot: opts.noPivot,
       consoleSocket: !!opts.consoleSocket,
+      sessionKeyring: opts.noNewKeyring ? undefined : opts.id,
       host: realHost,
     });
   } catch (err) {

@@ -38,6 +38,7 @@ export enum Op {
   EXEC_PREPARE = 27,
   WAIT_START = 28,
   EXEC = 29,
+  SESSION_KEYRING = 30,
 }
 
 export const MountKind = { FS: 0, BIND: 1 } as const;
@@ -86,6 +87,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.EXEC_PREPARE]: [['name', 'str'], ['argv', 'strv'], ['env', 'strv']],
   [Op.WAIT_START]: [],
   [Op.EXEC]: [],
+  [Op.SESSION_KEYRING]: [['name', 'str']],
 };
 
 export type FieldValue = number | bigint | string | string[] | number[];

@@ -78,6 +78,8 @@ export interface PlanContext {
   noPivot: boolean;
   /** A --console-socket was given. */
   consoleSocket: boolean;
+  /** Name of the session keyring to create (runc: the container id); none with --no-new-keyring. */
+  sessionKeyring?: string;
   host: HostView;
 }
 
@@ -338,6 +340,7 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   const ops: PlanOp[] = [];
   compileNamespaces(config, ns, ops);
   ops.push(op(Op.SETSID));
+  if (ctx.sessionKeyring) ops.push(op(Op.SESSION_KEYRING, { name: ctx.sessionKeyring }));
   if (config.hostname) ops.push(op(Op.SETHOSTNAME, { name: config.hostname }));
   if (config.domainname) ops.push(op(Op.SETDOMAINNAME, { name: config.domainname }));
 

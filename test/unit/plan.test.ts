@@ -45,7 +45,7 @@ t.test('plan.h and plan-format.ts agree on every op and sync message number', as
     const m = header.match(new RegExp(`\\bSYNC_${name}\\s*=\\s*(\\d+)`));
     t.equal(Number(m?.[1]), value, `SYNC_${name} has the same number`);
   }
-  t.equal(Object.keys(OP_SCHEMA).length, Number(header.match(/OP_EXEC = (\d+)/)?.[1]), 'every op has a schema');
+  t.equal(Object.keys(OP_SCHEMA).length, Number(header.match(/OP_SESSION_KEYRING = (\d+)/)?.[1]), 'every op has a schema');
 });
 
 t.test('the default config compiles to the expected sequence', async (t) => {
@@ -148,6 +148,12 @@ t.test('namespaces: joined by path in a safe order, user namespace handshake', a
   t.same(find(ops, Op.SETNS).map((o) => o.fields.path), ['/run/netns/n1', '/proc/9/ns/uts']);
   t.equal(find(ops, Op.UNSHARE)[0].fields.flags, BigInt(CLONE_FLAGS.mount | CLONE_FLAGS.pid));
   t.ok(find(ops, Op.MKNOD).every((m) => m.fields.bindFromHost === 1), 'devices are bound from the host in a user namespace');
+});
+
+t.test('a session keyring unless --no-new-keyring', async (t) => {
+  const withKeyring = compile(() => {}, { ...ctx(), sessionKeyring: 'c1' });
+  t.same(find(withKeyring, Op.SESSION_KEYRING).map((o) => o.fields.name), ['c1']);
+  t.equal(find(compile(), Op.SESSION_KEYRING).length, 0);
 });
 
 t.test('time namespace offsets', async (t) => {
