@@ -6,7 +6,7 @@ bash scripts/setup.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-npx tap dist/test 2>&1 | tee "$log" || status=$?
+npx tap dist/test/unit dist/test/integration 2>&1 | tee "$log" || status=$?
 # One closing line any CI can read: "N passed, N failed".
 summary=$(grep -E '^# \{ total: ' "$log" | tail -1 || true)
 total=$(sed -nE 's/.*total: ([0-9]+).*/\1/p' <<<"$summary")

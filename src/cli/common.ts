@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import * as fs from 'fs';
+import { CreateOptions } from '../lib/container';
 import { TsrunError } from '../lib/errors';
 import { logError } from '../lib/log';
 import { StateStore } from '../lib/state';
@@ -62,4 +63,28 @@ export function verb<A extends unknown[]>(
 export function parseCount(value: string, flag: string): number {
   if (!/^\d+$/.test(value)) throw new TsrunError(`${flag}: "${value}" is not a non-negative integer`);
   return Number(value);
+}
+
+/** The flags create and run share, as runc has them. */
+export function withCreateOptions(cmd: Command): Command {
+  return cmd
+    .argument('<id>')
+    .option('-b, --bundle <path>', 'bundle directory holding config.json', '.')
+    .option('--pid-file <path>', 'write the init pid here')
+    .option('--console-socket <path>', 'unix socket that receives the pty master (process.terminal)')
+    .option('--preserve-fds <n>', 'pass this many fds after stdio into the container', '0')
+    .option('--no-pivot', 'use move+chroot instead of pivot_root (ramfs roots)')
+    .option('--no-new-keyring', 'do not create a session keyring for the container');
+}
+
+export function createOptionsOf(id: string, o: Record<string, unknown>): CreateOptions {
+  return {
+    id,
+    bundle: o.bundle as string,
+    pidFile: o.pidFile as string | undefined,
+    consoleSocket: o.consoleSocket as string | undefined,
+    preserveFds: parseCount(o.preserveFds as string, '--preserve-fds'),
+    noPivot: o.pivot === false,
+    noNewKeyring: o.newKeyring === false,
+  };
 }

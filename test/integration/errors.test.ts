@@ -23,24 +23,8 @@ if (!IS_ROOT) {
  * hand pipes to a container that outlives tsrun, and spawnSync would wait
  * for the container instead of tsrun.
  */
-function tsrunFiles(t: TestLike, root: string, args: string[], timeoutMs = 30_000): RunResult {
-  const dir = tempDir(t, 'tsrun-out-');
-  const outPath = path.join(dir, 'stdout');
-  const errPath = path.join(dir, 'stderr');
-  const outFd = fs.openSync(outPath, 'w');
-  const errFd = fs.openSync(errPath, 'w');
-  try {
-    const r = spawnSync(TSRUN, ['--root', root, ...args], { stdio: ['ignore', outFd, errFd], timeout: timeoutMs });
-    return {
-      status: r.status,
-      signal: r.signal,
-      stdout: fs.readFileSync(outPath, 'utf8'),
-      stderr: fs.readFileSync(errPath, 'utf8'),
-    };
-  } finally {
-    fs.closeSync(outFd);
-    fs.closeSync(errFd);
-  }
+function tsrunFiles(_t: TestLike, root: string, args: string[], timeoutMs = 30_000): RunResult {
+  return tsrun(root, args, { timeoutMs });
 }
 
 

@@ -145,22 +145,7 @@ function hostMountinfo(mountpoint: string): { optional: string } | undefined {
 
 /** Spawn tsrun with stdio on files, for verbs (create) whose init keeps stdio open. */
 function tsrunDetached(root: string, args: string[]): RunResult {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-out-'));
-  const out = fs.openSync(path.join(dir, 'out'), 'w+');
-  const err = fs.openSync(path.join(dir, 'err'), 'w+');
-  try {
-    const r = spawnSync(TSRUN, ['--root', root, ...args], { stdio: ['ignore', out, err], timeout: 30_000 });
-    return {
-      status: r.status,
-      signal: r.signal,
-      stdout: fs.readFileSync(path.join(dir, 'out'), 'utf8'),
-      stderr: fs.readFileSync(path.join(dir, 'err'), 'utf8'),
-    };
-  } finally {
-    fs.closeSync(out);
-    fs.closeSync(err);
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  return tsrun(root, args, { timeoutMs: 30_000 });
 }
 
 function uptime(text: string): number {
