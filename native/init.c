@@ -15,6 +15,7 @@
  * TypeScript and is an op in the plan.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -346,7 +347,7 @@ struct plan_mount {
 	uint32_t kind, recursive_bind, create;
 	const char *source, *dest, *fstype, *data;
 	uint32_t attr_set, attr_clr, rec_attr_set, rec_attr_clr;
-	uint32_t propagation, propagation_recursive;
+	uint32_t propagation, propagation_recursive, copy_up;
 };
 
 static struct plan_mount rd_mount(struct cursor *c)
@@ -365,7 +366,102 @@ static struct plan_mount rd_mount(struct cursor *c)
 	m.rec_attr_clr = rd_u32(c);
 	m.propagation = rd_u32(c);
 	m.propagation_recursive = rd_u32(c);
+	m.copy_up = rd_u32(c);
 	return m;
+}
+
+/*
+ * tmpcopyup: copy what lies under a tmpfs mount point into the (still
+ * detached) tmpfs, keeping modes, owners and links; nothing is followed.
+ */
+static int copy_tree(int src, int dst, int depth)
+{
+	if (depth > 64) {
+		errno = ELOOP;
+		return -1;
+	}
+	int list_fd = openat(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = list_fd < 0 ? NULL : fdopendir(list_fd);
+	if (!dir)
+		return -1;
+	int rc = 0;
+	for (struct dirent *e; rc == 0 && (e = readdir(dir));) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(src, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			rc = -1;
+			break;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			int from = -1, to = -1;
+			rc = mkdirat(dst, e->d_name, st.st_mode & 07777);
+			if (rc == 0) {
+				from = openat(src, e->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				to = openat(dst, e->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				rc = from < 0 || to < 0 ? -1 : copy_tree(from, to, depth + 1);
+			}
+			if (from >= 0)
+				close(from);
+			if (to >= 0)
+				close(to);
+		} else if (S_ISREG(st.st_mode)) {
+			int from = openat(src, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			int to = openat(dst, e->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777);
+			char buf[65536];
+			ssize_t n = 0;
+			if (from < 0 || to < 0)
+				rc = -1;
+			while (rc == 0 && (n = read(from, buf, sizeof(buf))) > 0)
+				if (write(to, buf, n) != n)
+					rc = -1;
+			if (n < 0)
+				rc = -1;
+			if (from >= 0)
+				close(from);
+			if (to >= 0)
+				close(to);
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[4096];
+			ssize_t n = readlinkat(src, e->d_name, target, sizeof(target) - 1);
+			if (n < 0)
+				rc = -1;
+			else {
+				target[n] = 0;
+				rc = symlinkat(target, dst, e->d_name);
+			}
+		} else {
+			rc = mknodat(dst, e->d_name, st.st_mode, st.st_rdev);
+		}
+		if (rc == 0 && fchownat(dst, e->d_name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -1;
+		if (rc == 0 && !S_ISLNK(st.st_mode)) {
+			/* chown cleared setuid bits; put the mode back exactly. */
+			char p[64];
+			int fd = openat(dst, e->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+			rc = fd < 0 ? -1 : chmod(p, st.st_mode & 07777);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	int saved = errno;
+	closedir(dir);
+	errno = saved;
+	return rc;
+}
+
+static int copy_up(int underlying, int mnt)
+{
+	struct stat st;
+	if (fstat(underlying, &st) < 0 || copy_tree(underlying, mnt, 0) < 0)
+		return -1;
+	/* The tmpfs root takes the mode and owner of the directory it covers. */
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", mnt);
+	if (chown(p, st.st_uid, st.st_gid) < 0 || chmod(p, st.st_mode & 07777) < 0)
+		return -1;
+	return 0;
 }
 
 /* Build a detached filesystem mount: fsopen, one fsconfig per option, fsmount. */
@@ -450,6 +546,9 @@ static void op_mount(struct cursor *c)
 	if ((rec.attr_set || rec.attr_clr) &&
 	    syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &rec, sizeof(rec)) < 0)
 		fail(errno, "mount", where, "set recursive options of %s", where);
+
+	if (m.copy_up && copy_up(target, mnt) < 0)
+		fail(errno, "mount", where, "copy the content of %s into its tmpfs (tmpcopyup)", where);
 
 	if (syscall(SYS_move_mount, mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		fail(errno, "mount", where, "mount %s on %s", what, where);

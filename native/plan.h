@@ -33,7 +33,7 @@ enum plan_op {
 	OP_SETHOSTNAME = 8,     /* str */
 	OP_SETDOMAINNAME = 9,   /* str */
 	OP_ROOTFS_PREPARE = 10, /* str rootfs, u32 propagation of "/" */
-	OP_MOUNT = 11,          /* see struct plan_mount in init.c */
+	OP_MOUNT = 11,          /* see struct plan_mount in init.c (and OP_SCHEMA) */
 	OP_MKNOD = 12,          /* str path, u32 type, u32 major, u32 minor,
 	                           u32 mode, u32 uid, u32 gid, u32 bind_from_host */
 	OP_SYMLINK = 13,        /* str target, str path */

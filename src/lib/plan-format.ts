@@ -64,7 +64,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
     ['kind', 'u32'], ['recursiveBind', 'u32'], ['create', 'u32'],
     ['source', 'str'], ['dest', 'str'], ['fstype', 'str'], ['data', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'],
-    ['propagation', 'u32'], ['propagationRecursive', 'u32'],
+    ['propagation', 'u32'], ['propagationRecursive', 'u32'], ['copyUp', 'u32'],
   ],
   [Op.MKNOD]: [
     ['path', 'str'], ['type', 'u32'], ['major', 'u32'], ['minor', 'u32'],

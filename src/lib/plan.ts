@@ -167,7 +167,6 @@ function compileMount(m: Mount, index: number, ctx: PlanContext, ns: Namespaces,
   const field = `mounts[${index}]`;
   const opts = parseMountOptions(m.options ?? [], `${field}.options`);
   if (opts.idmap) throw new ConfigError(`${field}.options`, `idmap/ridmap mounts are not supported yet`);
-  if (opts.tmpcopyup) throw new ConfigError(`${field}.options`, `tmpcopyup is not supported yet`);
   const dest = containerRelative(m.destination);
   if (dest === '') throw new ConfigError(`${field}.destination`, `cannot mount over the container's root`);
 
@@ -204,6 +203,7 @@ function compileMount(m: Mount, index: number, ctx: PlanContext, ns: Namespaces,
       recAttrClr: opts.recursiveAttrClr,
       propagation: opts.propagation & ~MS.REC,
       propagationRecursive: opts.propagation & MS.REC ? 1 : 0,
+      copyUp: 0,
     }));
     return;
   }
@@ -213,8 +213,11 @@ function compileMount(m: Mount, index: number, ctx: PlanContext, ns: Namespaces,
     compileCgroupMount(field, dest, opts.flags, ctx, ops);
     return;
   }
+  if (opts.tmpcopyup && type !== 'tmpfs') throw new ConfigError(`${field}.options`, 'tmpcopyup applies to tmpfs mounts only');
   const data = [opts.data, ...superblockOptions(opts.flags, opts.clearFlags)].filter(Boolean).join(',');
-  ops.push(fsMount(source || type, dest, type, data, attrsOf(opts.flags), opts));
+  const mount = fsMount(source || type, dest, type, data, attrsOf(opts.flags), opts);
+  mount.fields.copyUp = opts.tmpcopyup ? 1 : 0;
+  ops.push(mount);
 }
 
 function fsMount(
@@ -235,6 +238,7 @@ function fsMount(
     recAttrClr: opts?.recursiveAttrClr ?? 0,
     propagation: (opts?.propagation ?? 0) & ~MS.REC,
     propagationRecursive: (opts?.propagation ?? 0) & MS.REC ? 1 : 0,
+    copyUp: 0,
   });
 }
 

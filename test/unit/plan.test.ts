@@ -79,6 +79,12 @@ t.test('mounts: bind sources resolve against the bundle and pick file or dir', a
   t.match(resolv.fields, { kind: 1, recursiveBind: 0, create: 1, dest: 'etc/resolv.conf', recAttrSet: MOUNT_ATTR.RDONLY });
 });
 
+t.test('mounts: tmpcopyup marks the tmpfs for copying', async (t) => {
+  const ops = compile((c) => c.mounts!.push({ destination: '/etc', type: 'tmpfs', source: 'tmpfs', options: ['tmpcopyup', 'mode=755'] }));
+  t.match(find(ops, Op.MOUNT).at(-1)!.fields, { dest: 'etc', fstype: 'tmpfs', data: 'mode=755', copyUp: 1 });
+  t.equal(find(ops, Op.MOUNT)[0].fields.copyUp, 0);
+});
+
 t.test('mounts: destinations are normalised under the rootfs', async (t) => {
   const ops = compile((c) => {
     c.mounts!.push({ destination: '/a/../../b//c/', type: 'tmpfs', source: 'tmpfs' });
@@ -92,7 +98,7 @@ t.test('mounts: errors name the field', async (t) => {
   bad((c) => c.mounts!.push({ destination: '/x', type: 'bind', source: '/nonexistent' }), /^mounts\[6\]\.source: \/nonexistent: no such file or directory$/);
   bad((c) => c.mounts!.push({ destination: '/', type: 'tmpfs', source: 'tmpfs' }), /^mounts\[6\]\.destination/);
   bad((c) => c.mounts!.push({ destination: '/x', source: 'x' }), /^mounts\[6\]\.type/);
-  bad((c) => c.mounts!.push({ destination: '/x', type: 'tmpfs', options: ['tmpcopyup'] }), /^mounts\[6\]\.options: tmpcopyup/);
+  bad((c) => c.mounts!.push({ destination: '/x', type: 'proc', options: ['tmpcopyup'] }), /^mounts\[6\]\.options: tmpcopyup applies to tmpfs/);
 });
 
 t.test('cgroup mounts follow the host layout', async (t) => {
