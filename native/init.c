@@ -59,6 +59,7 @@ struct open_how { uint64_t flags, mode, resolve; };
 #define FSCONFIG_CMD_CREATE 6
 #define MOUNT_ATTR_RDONLY 0x1
 struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+#define MOUNT_ATTR_IDMAP 0x00100000
 
 #define CLOSE_RANGE_CLOEXEC 4
 #define PROC_SUPER_MAGIC 0x9fa0
@@ -78,6 +79,7 @@ static const char *create_hook_state, *start_hook_state;
 static char *hook_states;
 static const char *exec_path;   /* resolved by OP_EXEC_PREPARE */
 static char **exec_argv, **exec_env;
+static int prepared_mounts[MAX_PREPARED_MOUNTS]; /* slot -> detached tree fd */
 
 /* ---- talking to the parent --------------------------------------------- */
 
@@ -347,7 +349,7 @@ struct plan_mount {
 	uint32_t kind, recursive_bind, create;
 	const char *source, *dest, *fstype, *data;
 	uint32_t attr_set, attr_clr, rec_attr_set, rec_attr_clr;
-	uint32_t propagation, propagation_recursive, copy_up;
+	uint32_t propagation, propagation_recursive, copy_up, slot;
 };
 
 static struct plan_mount rd_mount(struct cursor *c)
@@ -367,6 +369,7 @@ static struct plan_mount rd_mount(struct cursor *c)
 	m.propagation = rd_u32(c);
 	m.propagation_recursive = rd_u32(c);
 	m.copy_up = rd_u32(c);
+	m.slot = rd_u32(c);
 	return m;
 }
 
@@ -525,7 +528,12 @@ static void op_mount(struct cursor *c)
 
 	int mnt;
 	const char *failed_option = NULL;
-	if (m.kind == MOUNT_KIND_BIND) {
+	if (m.kind == MOUNT_KIND_PREPARED) {
+		mnt = m.slot < MAX_PREPARED_MOUNTS ? prepared_mounts[m.slot] : -1;
+		if (mnt <= 0)
+			fail(EINVAL, "mount", where, "no prepared tree for %s", where);
+		prepared_mounts[m.slot] = -1;
+	} else if (m.kind == MOUNT_KIND_BIND) {
 		mnt = syscall(SYS_open_tree, AT_FDCWD, m.source,
 			      OPEN_TREE_CLONE | O_CLOEXEC | (m.recursive_bind ? AT_RECURSIVE : 0));
 	} else {
@@ -614,6 +622,102 @@ static void op_pivot_root(struct cursor *c)
 		fail(errno, "pivot_root", "/", "chdir to /");
 	close(root_fd);
 	root_fd = -1;
+}
+
+/*
+ * A user namespace holding the given maps, as an fd: a child unshares it
+ * and waits while we, still in the host's user namespace, write its maps.
+ */
+static int userns_with_maps(const char *uid_map, const char *gid_map)
+{
+	int ready[2], hold[2];
+	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		/* Only the parent's copy of hold[1] may keep us waiting. */
+		close(hold[1]);
+		close(ready[0]);
+		char byte = unshare(CLONE_NEWUSER) == 0;
+		if (write(ready[1], &byte, 1) != 1)
+			_exit(1);
+		while (read(hold[0], &byte, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(hold[0]);
+	char ok = 0, path[64];
+	int fd = -1, saved = EPERM;
+	if (read(ready[0], &ok, 1) == 1 && ok) {
+		int mapfd;
+		ssize_t n;
+		snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
+		mapfd = open(path, O_WRONLY | O_CLOEXEC);
+		n = mapfd < 0 ? -1 : write(mapfd, uid_map, strlen(uid_map));
+		saved = errno;
+		if (mapfd >= 0)
+			close(mapfd);
+		if (n >= 0) {
+			snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
+			mapfd = open(path, O_WRONLY | O_CLOEXEC);
+			n = mapfd < 0 ? -1 : write(mapfd, gid_map, strlen(gid_map));
+			saved = errno;
+			if (mapfd >= 0)
+				close(mapfd);
+		}
+		if (n >= 0) {
+			snprintf(path, sizeof(path), "/proc/%d/ns/user", pid);
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			saved = errno;
+		}
+	}
+	close(ready[0]);
+	close(hold[1]); /* lets the child exit */
+	waitpid(pid, NULL, 0);
+	errno = saved;
+	return fd;
+}
+
+/*
+ * idmap/ridmap bind mounts are built here, before any namespace changes:
+ * only from the host's user namespace may a host filesystem be idmapped.
+ * The container's init later attaches the tree by its slot.
+ */
+static void op_idmap_prepare(struct cursor *c)
+{
+	uint32_t slot = rd_u32(c);
+	const char *source = rd_str(c);
+	uint32_t recursive_bind = rd_u32(c);
+	const char *uid_map = rd_str(c), *gid_map = rd_str(c);
+	uint32_t attr_set = rd_u32(c), attr_clr = rd_u32(c);
+	uint32_t rec_attr_set = rd_u32(c), rec_attr_clr = rd_u32(c);
+	uint32_t idmap_recursive = rd_u32(c);
+	if (slot >= MAX_PREPARED_MOUNTS)
+		fail(EINVAL, "mount", source, "too many idmapped mounts");
+	int tree = syscall(SYS_open_tree, AT_FDCWD, source,
+			   OPEN_TREE_CLONE | O_CLOEXEC | (recursive_bind ? AT_RECURSIVE : 0));
+	if (tree < 0)
+		fail(errno, "mount", source, "open %s for an idmapped mount", source);
+	int userns = userns_with_maps(uid_map, gid_map);
+	if (userns < 0)
+		fail(errno, "mount", source, "user namespace for the idmapped mount of %s", source);
+	struct mount_attr idmap = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns };
+	if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0),
+		    &idmap, sizeof(idmap)) < 0)
+		fail(errno, "mount", source, "idmap mount of %s", source);
+	close(userns);
+	struct mount_attr top = { .attr_set = attr_set, .attr_clr = attr_clr };
+	if ((attr_set || attr_clr) &&
+	    syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &top, sizeof(top)) < 0)
+		fail(errno, "mount", source, "set options of the idmapped mount of %s", source);
+	struct mount_attr rec = { .attr_set = rec_attr_set, .attr_clr = rec_attr_clr };
+	if ((rec_attr_set || rec_attr_clr) &&
+	    syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &rec, sizeof(rec)) < 0)
+		fail(errno, "mount", source, "set recursive options of the idmapped mount of %s", source);
+	prepared_mounts[slot] = tree;
 }
 
 /* ---- devices ------------------------------------------------------------ */
@@ -1185,6 +1289,7 @@ int main(int argc, char **argv)
 		case OP_EXEC_PREPARE: op_exec_prepare(&op); break;
 		case OP_WAIT_START: op_wait_start(); break;
 		case OP_EXEC: op_exec(); break;
+		case OP_IDMAP_PREPARE: op_idmap_prepare(&op); break;
 		case OP_SESSION_KEYRING: {
 			/* Keys the host's session holds stay out of the container. */
 			const char *name = rd_str(&op);

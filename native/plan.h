@@ -56,11 +56,18 @@ enum plan_op {
 	OP_WAIT_START = 28,     /* -- ; report ready, block on the exec fifo */
 	OP_EXEC = 29,           /* -- ; close fds, reset signals, execve */
 	OP_SESSION_KEYRING = 30,/* str name ; a fresh session keyring */
+	OP_IDMAP_PREPARE = 31,  /* u32 slot, str source, u32 recursive_bind,
+	                           str uid_map, str gid_map, u32 attr_set,
+	                           u32 attr_clr, u32 rec_attr_set,
+	                           u32 rec_attr_clr, u32 idmap_recursive ;
+	                           run in the host user namespace */
 	OP_MAX
 };
 
 /* Mount kinds for OP_MOUNT. */
-enum plan_mount_kind { MOUNT_KIND_FS = 0, MOUNT_KIND_BIND = 1 };
+/* PREPARED: a tree built by OP_IDMAP_PREPARE, attached by slot. */
+enum plan_mount_kind { MOUNT_KIND_FS = 0, MOUNT_KIND_BIND = 1, MOUNT_KIND_PREPARED = 2 };
+#define MAX_PREPARED_MOUNTS 64
 /* What to create when a mount destination is missing. */
 enum plan_create { CREATE_DIR = 0, CREATE_FILE = 1 };
 /* Hook stages run by the helper (the others are run by TypeScript). */

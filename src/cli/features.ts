@@ -3,7 +3,7 @@ import { HOOK_NAMES, NAMESPACE_TYPES } from '../lib/config';
 import { isKnownMountOption } from '../lib/mount-options';
 import { out, verb } from './common';
 
-/** Mount options from config.md that tsrun implements (idmap, ridmap, tmpcopyup are refused). */
+/** Mount options from config.md that tsrun implements. */
 const CANDIDATE_MOUNT_OPTIONS = [
   'async', 'atime', 'bind', 'defaults', 'dev', 'diratime', 'dirsync', 'exec', 'iversion', 'lazytime',
   'loud', 'mand', 'noatime', 'nodev', 'nodiratime', 'noexec', 'noiversion', 'nolazytime', 'nomand',
@@ -12,6 +12,7 @@ const CANDIDATE_MOUNT_OPTIONS = [
   'rnorelatime', 'rnostrictatime', 'rnosuid', 'rnosymfollow', 'ro', 'rprivate', 'rrelatime', 'rro',
   'rrw', 'rshared', 'rslave', 'rstrictatime', 'rsuid', 'rsymfollow', 'runbindable', 'rw', 'shared',
   'silent', 'slave', 'strictatime', 'suid', 'symfollow', 'sync', 'unbindable',
+  'tmpcopyup', 'idmap', 'ridmap',
 ];
 
 /** What `tsrun features` reports: only what is implemented today. */
@@ -28,7 +29,7 @@ export function features(): Record<string, unknown> {
       apparmor: { enabled: false },
       selinux: { enabled: false },
       intelRdt: { enabled: false },
-      mountExtensions: { idmap: { enabled: false } },
+      mountExtensions: { idmap: { enabled: true } },
       netDevices: { enabled: false },
     },
     annotations: {

@@ -39,9 +39,12 @@ export enum Op {
   WAIT_START = 28,
   EXEC = 29,
   SESSION_KEYRING = 30,
+  IDMAP_PREPARE = 31,
 }
 
-export const MountKind = { FS: 0, BIND: 1 } as const;
+export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
+/** The slot of a mount that is not prepared by OP_IDMAP_PREPARE. */
+export const NO_SLOT = 0xffffffff;
 export const CreateKind = { DIR: 0, FILE: 1 } as const;
 export const HookStage = { CREATE_CONTAINER: 3, START_CONTAINER: 4 } as const;
 
@@ -64,7 +67,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
     ['kind', 'u32'], ['recursiveBind', 'u32'], ['create', 'u32'],
     ['source', 'str'], ['dest', 'str'], ['fstype', 'str'], ['data', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'],
-    ['propagation', 'u32'], ['propagationRecursive', 'u32'], ['copyUp', 'u32'],
+    ['propagation', 'u32'], ['propagationRecursive', 'u32'], ['copyUp', 'u32'], ['slot', 'u32'],
   ],
   [Op.MKNOD]: [
     ['path', 'str'], ['type', 'u32'], ['major', 'u32'], ['minor', 'u32'],
@@ -88,6 +91,10 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.WAIT_START]: [],
   [Op.EXEC]: [],
   [Op.SESSION_KEYRING]: [['name', 'str']],
+  [Op.IDMAP_PREPARE]: [
+    ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
+    ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],
+  ],
 };
 
 export type FieldValue = number | bigint | string | string[] | number[];

@@ -8,9 +8,9 @@
  * touching one.
  */
 import * as path from 'path';
-import { Config, ConfigError, Device, Hook, Mount, NamespaceType, Process } from './config';
+import { Config, ConfigError, Device, Hook, IDMapping, Mount, NamespaceType, Process } from './config';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
-import { CreateKind, HookStage, MountKind, Op, PlanOp } from './plan-format';
+import { CreateKind, HookStage, MountKind, NO_SLOT, Op, PlanOp } from './plan-format';
 
 /** clone(2) flags per runtime-spec namespace type. */
 export const CLONE_FLAGS: Record<NamespaceType, number> = {
@@ -163,10 +163,19 @@ function hostSource(source: string, bundle: string): string {
   return path.isAbsolute(source) ? source : path.join(bundle, source);
 }
 
-function compileMount(m: Mount, index: number, ctx: PlanContext, ns: Namespaces, ops: PlanOp[]): void {
+const formatMap = (maps: IDMapping[]): string => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+
+/** Where mounts go, and the host-side preparations some of them need. */
+interface MountSink {
+  ops: PlanOp[];
+  /** Ops that must run in the host's user namespace, before any namespace changes. */
+  prepare: PlanOp[];
+}
+
+function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext, ns: Namespaces, sink: MountSink): void {
+  const ops = sink.ops;
   const field = `mounts[${index}]`;
   const opts = parseMountOptions(m.options ?? [], `${field}.options`);
-  if (opts.idmap) throw new ConfigError(`${field}.options`, `idmap/ridmap mounts are not supported yet`);
   const dest = containerRelative(m.destination);
   if (dest === '') throw new ConfigError(`${field}.destination`, `cannot mount over the container's root`);
 
@@ -189,6 +198,29 @@ function compileMount(m: Mount, index: number, ctx: PlanContext, ns: Namespaces,
     const kind = ctx.host.kindOf(hostPath);
     if (!kind) throw new ConfigError(`${field}.source`, `${hostPath}: no such file or directory`);
     const atimeChange = (opts.flags & (MS.NOATIME | MS.STRICTATIME | MS.RELATIME)) !== 0;
+    const attrSet = attrsOf(opts.flags);
+    const attrClr = attrsOf(opts.clearFlags) | (atimeChange ? MOUNT_ATTR._ATIME : 0);
+    if (opts.idmap) {
+      // The mount's own mappings, else the container's (runtime-spec allows either).
+      const ownNs = ns.created.has('user');
+      const uid = m.uidMappings ?? (ownNs ? config.linux?.uidMappings : undefined);
+      const gid = m.gidMappings ?? (ownNs ? config.linux?.gidMappings : undefined);
+      if (!uid?.length || !gid?.length)
+        throw new ConfigError(`${field}.options`, 'idmap needs uidMappings and gidMappings on the mount, or a new user namespace whose mappings it can use');
+      const slot = sink.prepare.length;
+      sink.prepare.push(op(Op.IDMAP_PREPARE, {
+        slot, source: hostPath, recursiveBind: recursiveBind ? 1 : 0, uidMap: formatMap(uid), gidMap: formatMap(gid),
+        attrSet, attrClr, recAttrSet: opts.recursiveAttrSet, recAttrClr: opts.recursiveAttrClr,
+        idmapRecursive: opts.recursiveIdmap ? 1 : 0,
+      }));
+      ops.push(op(Op.MOUNT, {
+        kind: MountKind.PREPARED, recursiveBind: 0, create: kind === 'dir' ? CreateKind.DIR : CreateKind.FILE,
+        source: hostPath, dest, fstype: '', data: '', attrSet: 0, attrClr: 0, recAttrSet: 0, recAttrClr: 0,
+        propagation: opts.propagation & ~MS.REC, propagationRecursive: opts.propagation & MS.REC ? 1 : 0,
+        copyUp: 0, slot,
+      }));
+      return;
+    }
     ops.push(op(Op.MOUNT, {
       kind: MountKind.BIND,
       recursiveBind: recursiveBind ? 1 : 0,
@@ -197,17 +229,19 @@ function compileMount(m: Mount, index: number, ctx: PlanContext, ns: Namespaces,
       dest,
       fstype: '',
       data: '',
-      attrSet: attrsOf(opts.flags),
-      attrClr: attrsOf(opts.clearFlags) | (atimeChange ? MOUNT_ATTR._ATIME : 0),
+      attrSet,
+      attrClr,
       recAttrSet: opts.recursiveAttrSet,
       recAttrClr: opts.recursiveAttrClr,
       propagation: opts.propagation & ~MS.REC,
       propagationRecursive: opts.propagation & MS.REC ? 1 : 0,
       copyUp: 0,
+      slot: NO_SLOT,
     }));
     return;
   }
 
+  if (opts.idmap) throw new ConfigError(`${field}.options`, 'idmap and ridmap apply to bind mounts only');
   if (!type) throw new ConfigError(`${field}.type`, `required for a non-bind mount`);
   if (type === 'cgroup' || type === 'cgroup2') {
     compileCgroupMount(field, dest, opts.flags, ctx, ops);
@@ -239,6 +273,7 @@ function fsMount(
     propagation: (opts?.propagation ?? 0) & ~MS.REC,
     propagationRecursive: (opts?.propagation ?? 0) & MS.REC ? 1 : 0,
     copyUp: 0,
+    slot: NO_SLOT,
   });
 }
 
@@ -341,7 +376,12 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   if (process.terminal && !ctx.consoleSocket)
     throw new ConfigError('process.terminal', 'a terminal needs --console-socket');
 
-  const ops: PlanOp[] = [];
+  // Mounts compile first: idmapped ones need host-side preparation, which
+  // must run before any namespace is joined or created.
+  const mountSink: MountSink = { ops: [], prepare: [] };
+  (config.mounts ?? []).forEach((m, i) => compileMount(config, m, i, ctx, ns, mountSink));
+
+  const ops: PlanOp[] = [...mountSink.prepare];
   compileNamespaces(config, ns, ops);
   ops.push(op(Op.SETSID));
   if (ctx.sessionKeyring) ops.push(op(Op.SESSION_KEYRING, { name: ctx.sessionKeyring }));
@@ -352,7 +392,7 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   const rootProp = config.linux?.rootfsPropagation;
   const parentProp = rootProp === 'private' || rootProp === 'rprivate' ? MS.PRIVATE | MS.REC : MS.SLAVE | MS.REC;
   ops.push(op(Op.ROOTFS_PREPARE, { rootfs, propagation: parentProp }));
-  (config.mounts ?? []).forEach((m, i) => compileMount(m, i, ctx, ns, ops));
+  ops.push(...mountSink.ops);
   compileDevices(config, ns, ops);
 
   const hooks = config.hooks ?? {};

@@ -45,7 +45,7 @@ t.test('plan.h and plan-format.ts agree on every op and sync message number', as
     const m = header.match(new RegExp(`\\bSYNC_${name}\\s*=\\s*(\\d+)`));
     t.equal(Number(m?.[1]), value, `SYNC_${name} has the same number`);
   }
-  t.equal(Object.keys(OP_SCHEMA).length, Number(header.match(/OP_SESSION_KEYRING = (\d+)/)?.[1]), 'every op has a schema');
+  t.equal(Object.keys(OP_SCHEMA).length, Number(header.match(/OP_IDMAP_PREPARE = (\d+)/)?.[1]), 'every op has a schema');
 });
 
 t.test('the default config compiles to the expected sequence', async (t) => {
@@ -83,6 +83,30 @@ t.test('mounts: tmpcopyup marks the tmpfs for copying', async (t) => {
   const ops = compile((c) => c.mounts!.push({ destination: '/etc', type: 'tmpfs', source: 'tmpfs', options: ['tmpcopyup', 'mode=755'] }));
   t.match(find(ops, Op.MOUNT).at(-1)!.fields, { dest: 'etc', fstype: 'tmpfs', data: 'mode=755', copyUp: 1 });
   t.equal(find(ops, Op.MOUNT)[0].fields.copyUp, 0);
+});
+
+t.test('mounts: idmap is prepared on the host side, before any namespace, and attached by slot', async (t) => {
+  const ops = compile((c) => {
+    c.mounts!.push({
+      destination: '/vol', type: 'bind', source: '/srv/vol', options: ['rbind', 'ridmap', 'ro'],
+      uidMappings: [{ containerID: 0, hostID: 1000, size: 10 }], gidMappings: [{ containerID: 0, hostID: 2000, size: 10 }],
+    });
+  }, ctx({ '/srv/vol': 'dir' }));
+  t.equal(codes(ops)[0], 'IDMAP_PREPARE', 'prepared before namespaces change');
+  t.match(ops[0].fields, { slot: 0, source: '/srv/vol', recursiveBind: 1, uidMap: '0 1000 10\n', gidMap: '0 2000 10\n', attrSet: MOUNT_ATTR.RDONLY, idmapRecursive: 1 });
+  t.match(find(ops, Op.MOUNT).at(-1)!.fields, { kind: 2, slot: 0, dest: 'vol', attrSet: 0 });
+
+  const containerMaps = compile((c) => {
+    c.linux!.namespaces!.push({ type: 'user' });
+    c.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.mounts!.push({ destination: '/vol', type: 'bind', source: '/srv/vol', options: ['bind', 'idmap'] });
+  }, ctx({ '/srv/vol': 'dir' }));
+  t.equal(find(containerMaps, Op.IDMAP_PREPARE)[0].fields.uidMap, '0 100000 65536\n', "the container's mappings serve when the mount has none");
+  t.throws(() => compile((c) => c.mounts!.push({ destination: '/vol', type: 'bind', source: '/srv/vol', options: ['bind', 'idmap'] }),
+    ctx({ '/srv/vol': 'dir' })), /^mounts\[6\]\.options: idmap needs/);
+  t.throws(() => compile((c) => c.mounts!.push({ destination: '/t', type: 'tmpfs', options: ['idmap'], uidMappings: [{ containerID: 0, hostID: 1, size: 1 }], gidMappings: [{ containerID: 0, hostID: 1, size: 1 }] })),
+    /^mounts\[6\]\.options: idmap and ridmap apply to bind mounts only/);
 });
 
 t.test('mounts: destinations are normalised under the rootfs', async (t) => {
