@@ -24,7 +24,7 @@ export function features(): Record<string, unknown> {
     mountOptions: CANDIDATE_MOUNT_OPTIONS.filter(isKnownMountOption),
     linux: {
       namespaces: [...NAMESPACE_TYPES],
-      cgroup: { v1: false, v2: false, systemd: false, systemdUser: false, rdma: false },
+      cgroup: { v1: true, v2: false, systemd: false, systemdUser: false, rdma: false },
       seccomp: { enabled: false },
       apparmor: { enabled: false },
       selinux: { enabled: false },

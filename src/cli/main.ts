@@ -10,6 +10,9 @@ import { deleteCommand } from './delete';
 import { featuresCommand } from './features';
 import { killCommand } from './kill';
 import { listCommand } from './list';
+import { pauseCommand } from './pause';
+import { psCommand } from './ps';
+import { resumeCommand } from './resume';
 import { runCommand } from './run';
 import { specCommand } from './spec';
 import { startCommand } from './start';
@@ -47,7 +50,7 @@ function program(): Command {
       if (o.systemdCgroup) throw new TsrunError('--systemd-cgroup: the systemd cgroup manager is not supported yet');
     });
   for (const cmd of [createCommand(), startCommand(), runCommand(), stateCommand(), killCommand(),
-    deleteCommand(), listCommand(), specCommand(), featuresCommand()]) {
+    deleteCommand(), listCommand(), psCommand(), pauseCommand(), resumeCommand(), specCommand(), featuresCommand()]) {
     root.addCommand(cmd.exitOverride().configureOutput({
       writeOut: (s) => fs.writeSync(1, s),
       writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),

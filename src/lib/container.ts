@@ -15,6 +15,8 @@ import { runHooks } from './hooks';
 import { realHost } from './host';
 import { debug, warn } from './log';
 import { INIT_HELPER, native } from './native';
+import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
+import { CgroupManager } from './cgroup/manager';
 import { compileCreatePlan, containerRelative } from './plan';
 import { decodePlan, encodePlan, Op } from './plan-format';
 import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
@@ -135,6 +137,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
   const planBuffer = encodePlan(plan.ops);
   decodePlan(planBuffer); // cheap self-check before anything exists
 
+  const cgroup = cgroupManagerFor(config, opts.id);
   const lockFd = store.claim(opts.id);
   let helperPid = 0;
   let initPid = 0;
@@ -154,6 +157,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
     annotations: config.annotations ?? {},
     hooks: { startContainer: config.hooks?.startContainer, poststart: config.hooks?.poststart, poststop: config.hooks?.poststop },
     namespaces: {},
+    cgroup: cgroup?.describe(),
   };
   const stateJson = (status: Status): string => JSON.stringify(store.ociState({ ...record, pid: initPid }, status));
 
@@ -167,8 +171,12 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
         throw new TsrunError(`--console-socket ${opts.consoleSocket}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
       }
     }
+    cgroup?.create();
     ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, planBuffer, fifoFd, consoleFd, opts.preserveFds));
-    // The cgroup manager places the helper here, before any namespace exists.
+    // The helper joins the cgroups before it creates any namespace, so the
+    // init is born inside them and its cgroup namespace is rooted there.
+    cgroup?.apply(helperPid);
+    cgroup?.set(config.linux?.resources);
     send(syncFd, Sync.CONTINUE);
 
     for (;;) {
@@ -213,6 +221,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
   } catch (err) {
     if (initPid) killAndReap(initPid, true);
     if (helperPid) killAndReap(helperPid, true);
+    if (cgroup) destroyCgroup(cgroup);
     store.remove(opts.id);
     // A failed create hook still ends the lifecycle with poststop (runtime.md step 12).
     if (hooksFailed) runPoststop(record.hooks, stateJson('stopped'));
@@ -339,10 +348,21 @@ function containerPids(record: ContainerRecord): number[] {
   return pids;
 }
 
+/** Kill whatever is left in the cgroups, wait for it to go, then remove them. */
+function destroyCgroup(cgroup: CgroupManager): void {
+  for (let i = 0; i < 500 && cgroup.pids().length; i++) {
+    cgroup.killAll(9);
+    Atomics.wait(sleeper, 0, 0, 10);
+  }
+  cgroup.destroy();
+}
+
 export function kill(store: StateStore, id: string, signal: number, all: boolean): void {
   const record = store.load(id);
   const status = store.status(record);
   if (status === 'stopped') throw new TsrunError(`container "${id}" is not running`);
+  const cgroup = cgroupManagerFrom(record.cgroup);
+  if (all && cgroup) return cgroup.killAll(signal);
   const targets = all ? containerPids(record) : [record.pid];
   for (const pid of targets) {
     try {
@@ -374,7 +394,10 @@ export function remove(store: StateStore, id: string, force: boolean): void {
     const status = store.status(record);
     if ((status === 'running' || status === 'paused') && !force)
       throw new TsrunError(`cannot delete container "${id}" that is not stopped: ${status}`);
+    const cgroup = cgroupManagerFrom(record.cgroup);
+    if (status === 'paused') cgroup?.thaw(); // a frozen task cannot die
     if (status !== 'stopped') killAndReap(record.pid, false);
+    if (cgroup) destroyCgroup(cgroup);
     store.remove(id);
     runPoststop(record.hooks, JSON.stringify(store.ociState(record, 'stopped')));
   } finally {
@@ -442,4 +465,40 @@ async function runWith(store: StateStore, opts: RunOptions, proxy: ConsoleProxy 
   for (const s of forwarded) process.off(s, forward);
   if (!opts.keep) remove(store, opts.id, true);
   return result.code ?? 128 + (result.signal ?? 0);
+}
+
+/** pause: freeze every process of the container. */
+export function pause(store: StateStore, id: string): void {
+  const lockFd = store.lock(id);
+  try {
+    const record = store.load(id);
+    const status = store.status(record);
+    if (status !== 'running' && status !== 'created') throw new TsrunError(`cannot pause a container in the ${status} state`);
+    const cgroup = cgroupManagerFrom(record.cgroup);
+    if (!cgroup) throw new TsrunError('pause needs the container\'s cgroups, and this host has no cgroup driver yet');
+    cgroup.freeze();
+  } finally {
+    store.unlock(lockFd);
+  }
+}
+
+/** resume: thaw a paused container. */
+export function resume(store: StateStore, id: string): void {
+  const lockFd = store.lock(id);
+  try {
+    const record = store.load(id);
+    const status = store.status(record);
+    if (status !== 'paused') throw new TsrunError(`cannot resume a container in the ${status} state`);
+    cgroupManagerFrom(record.cgroup)!.thaw();
+  } finally {
+    store.unlock(lockFd);
+  }
+}
+
+/** The host pids of the container's processes. */
+export function pids(store: StateStore, id: string): number[] {
+  const record = store.load(id);
+  const cgroup = cgroupManagerFrom(record.cgroup);
+  if (store.status(record) === 'stopped' && !cgroup?.pids().length) return [];
+  return cgroup ? cgroup.pids() : containerPids(record);
 }

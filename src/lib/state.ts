@@ -10,9 +10,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { CgroupState } from './cgroup/manager';
 import { Hooks } from './config';
 import { TsrunError } from './errors';
 import { native } from './native';
+import { cgroupManagerFrom } from './cgroup';
 
 export type Status = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
 
@@ -31,6 +33,8 @@ export interface ContainerRecord {
   hooks: Pick<Hooks, 'startContainer' | 'poststart' | 'poststop'>;
   /** Paths of the init's namespaces, for exec and for hooks. */
   namespaces: Record<string, string>;
+  /** The container's cgroups, when the host's layout has a driver. */
+  cgroup?: CgroupState;
 }
 
 /** The OCI state, as `tsrun state` prints it and hooks read it. */
@@ -159,6 +163,7 @@ export class StateStore {
   status(record: ContainerRecord): Status {
     if (!record.pid || processStartTime(record.pid) !== record.initStartTime) return 'stopped';
     if (fs.existsSync(this.fifoPath(record.id))) return 'created';
+    if (cgroupManagerFrom(record.cgroup)?.isFrozen()) return 'paused';
     return 'running';
   }
 

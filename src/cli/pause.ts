@@ -1,0 +1,12 @@
+import { Command } from 'commander';
+import { pause } from '../lib/container';
+import { storeOf, verb } from './common';
+
+export function pauseCommand(): Command {
+  return new Command('pause')
+    .description('freeze every process of a container')
+    .argument('<id>')
+    .action(verb('pause', function (this: Command, id: string) {
+      pause(storeOf(this), id);
+    }));
+}

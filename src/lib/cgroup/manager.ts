@@ -1,0 +1,146 @@
+/**
+ * The cgroup manager: one interface, a driver per host layout.
+ *
+ *   unified  cgroup2 only at /sys/fs/cgroup                  -> v2 driver
+ *   legacy   cgroup v1 hierarchies only                      -> v1 driver
+ *   hybrid   v1 hierarchies plus cgroup2 at .../unified      -> v1 driver, which
+ *            also places the container in the unified tree (this machine)
+ *
+ * The layout is read from /proc/self/mountinfo at run time.  Paths follow
+ * runc: an absolute cgroupsPath is below each hierarchy's root, a relative
+ * one below our own cgroup, and none means "/<id>".
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { TsrunError } from '../errors';
+
+export type Layout = 'unified' | 'legacy' | 'hybrid';
+
+/** A mounted hierarchy: where it is, and which controllers it carries. */
+export interface Hierarchy {
+  mountPoint: string;
+  /** The hierarchy's root as mounted (field 4 of mountinfo; "/" unless a sub-tree is mounted). */
+  root: string;
+  version: 1 | 2;
+  /** v1: its controllers (and "name=systemd"); v2: the available controllers. */
+  controllers: string[];
+}
+
+export interface CgroupManager {
+  /** Create the container's cgroups (an existing one is reused). */
+  create(): void;
+  /** Move a process (and its future children) into them. */
+  apply(pid: number): void;
+  /** Write linux.resources; a knob the host lacks is an error naming it. */
+  set(resources: Record<string, unknown> | undefined): void;
+  freeze(): void;
+  thaw(): void;
+  isFrozen(): boolean;
+  /** Every process in the container's cgroup. */
+  pids(): number[];
+  /** Signal every process, frozen first so none can fork away. */
+  killAll(signal: number): void;
+  /** Remove the cgroups; call once their processes are gone. */
+  destroy(): void;
+  /** What to persist in state.json to find these cgroups again. */
+  describe(): CgroupState;
+}
+
+export interface CgroupState {
+  driver: 'v1' | 'v2';
+  /** Directory of the container's cgroup in each hierarchy, keyed by hierarchy mount point. */
+  paths: Record<string, string>;
+}
+
+export function readHierarchies(mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): Hierarchy[] {
+  const out: Hierarchy[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!right) continue;
+    const fields = left.split(' ');
+    const [fstype, , superOptions = ''] = right.split(' ');
+    if (fstype === 'cgroup') {
+      const generic = /^(rw|ro|nosuid|nodev|noexec|relatime|noatime|clone_children|noprefix|xattr|cpuset_v2_mode|favordynmods|release_agent=.*)$/;
+      out.push({ mountPoint: fields[4], root: fields[3], version: 1, controllers: superOptions.split(',').filter((o) => !generic.test(o)) });
+    } else if (fstype === 'cgroup2') {
+      let controllers: string[] = [];
+      try {
+        controllers = fs.readFileSync(path.join(fields[4], 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
+      } catch {
+        // unreadable: treat as having none
+      }
+      out.push({ mountPoint: fields[4], root: fields[3], version: 2, controllers });
+    }
+  }
+  return out;
+}
+
+export function detectLayout(hierarchies: Hierarchy[]): Layout {
+  const v1 = hierarchies.some((h) => h.version === 1 && !h.controllers.every((c) => c.startsWith('name=')));
+  const v2 = hierarchies.some((h) => h.version === 2);
+  if (v1 && v2) return 'hybrid';
+  if (v1) return 'legacy';
+  if (v2) return 'unified';
+  throw new TsrunError('no cgroup hierarchy is mounted on this host');
+}
+
+/** Our own cgroup in each hierarchy, from /proc/self/cgroup ("N:controllers:/path"). */
+export function ownCgroups(text = fs.readFileSync('/proc/self/cgroup', 'utf8')): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.trim().split('\n')) {
+    const [, controllers, cgPath] = line.match(/^\d+:([^:]*):(.*)$/) ?? [];
+    if (cgPath === undefined) continue;
+    out.set(controllers === '' ? '' : controllers, cgPath);
+  }
+  return out;
+}
+
+/**
+ * Where a container's cgroup lives inside one hierarchy, relative to its
+ * root.  Systemd-style "slice:prefix:name" paths need --systemd-cgroup.
+ */
+export function cgroupRelativePath(cgroupsPath: string | undefined, id: string, ownPath: string): string {
+  if (cgroupsPath && /^[^/]*:[^/]*:[^/]*$/.test(cgroupsPath))
+    throw new TsrunError(`linux.cgroupsPath: "${cgroupsPath}" is a systemd path (slice:prefix:name); the systemd cgroup manager is not supported yet`);
+  const wanted = cgroupsPath || `/${id}`;
+  const joined = path.posix.isAbsolute(wanted) ? path.posix.normalize(wanted) : path.posix.join(ownPath, wanted);
+  if (joined.split('/').includes('..')) throw new TsrunError(`linux.cgroupsPath: "${cgroupsPath}" leaves the cgroup hierarchy`);
+  return joined;
+}
+
+/** Write one cgroup file; a missing knob is named in the error. */
+export function writeKnob(dir: string, file: string, value: string | number, field: string): void {
+  const target = path.join(dir, file);
+  try {
+    fs.writeFileSync(target, String(value));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new TsrunError(`${field}: this host has no cgroup knob ${file} (${dir})`);
+    const reason = (err as Error).message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '');
+    throw new TsrunError(`${field}: write ${value} to ${target}: ${reason}`);
+  }
+}
+
+export function readPids(procsFile: string): number[] {
+  try {
+    return fs.readFileSync(procsFile, 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** rmdir, retrying while the kernel still counts exiting tasks. */
+export function removeCgroupDir(dir: string): void {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      fs.rmdirSync(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY') throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
+  throw new TsrunError(`cannot remove cgroup ${dir}: still busy`);
+}

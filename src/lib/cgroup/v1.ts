@@ -1,0 +1,305 @@
+/**
+ * The cgroup v1 driver, for legacy and hybrid hosts.  The container gets a
+ * directory in every v1 hierarchy (and, on hybrid hosts, in the cgroup2
+ * tree too, which may hold controllers such as hugetlb).  Knob names and
+ * the "0 means unset" convention follow runc's fs driver, since engines
+ * send zeros for fields they do not set.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { TsrunError } from '../errors';
+import { warn } from '../log';
+import {
+  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, writeKnob,
+} from './manager';
+
+type Json = Record<string, any>;
+
+/** runc's default device allow-list, applied after the config's own rules. */
+export const DEFAULT_DEVICE_RULES = [
+  'c *:* m', 'b *:* m', // mknod of any device; opening them is what matters
+  'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm', // null zero full random urandom tty
+  'c 5:1 rwm', 'c 5:2 rwm', 'c 136:* rwm', // console, ptmx, pts
+];
+
+export function deviceRule(d: Json, field: string): string {
+  const type = d.type ?? 'a';
+  if (!['a', 'b', 'c'].includes(type)) throw new TsrunError(`${field}.type: must be a, b or c, not "${type}"`);
+  const num = (v: unknown): string => (v === undefined || v === null || v === -1 ? '*' : String(v));
+  const access = d.access ?? 'rwm';
+  if (!/^[rwm]{1,3}$/.test(access)) throw new TsrunError(`${field}.access: must be made of r, w and m, not "${access}"`);
+  return type === 'a' ? 'a' : `${type} ${num(d.major)}:${num(d.minor)} ${access}`;
+}
+
+export class CgroupV1 implements CgroupManager {
+  /** hierarchy mount point -> the container's directory in it */
+  private readonly dirs: Map<string, Hierarchy & { dir: string }>;
+
+  constructor(hierarchies: Hierarchy[], cgroupsPath: string | undefined, id: string, existing?: CgroupState) {
+    this.dirs = new Map();
+    const own = ownCgroups();
+    for (const h of hierarchies) {
+      if (h.version === 2 && h.mountPoint === '/sys/fs/cgroup') continue; // a unified host is the v2 driver's
+      let dir: string;
+      if (existing) {
+        dir = existing.paths[h.mountPoint];
+        if (!dir) continue;
+      } else {
+        const key = h.version === 2 ? '' : h.controllers.join(',');
+        const ownPath = own.get(key) ?? '/';
+        const rel = cgroupRelativePath(cgroupsPath, id, ownPath);
+        // A hierarchy mounted from a sub-tree (root != "/") shows paths below that root.
+        const below = h.root !== '/' && rel.startsWith(h.root) ? rel.slice(h.root.length) : rel;
+        dir = path.join(h.mountPoint, below);
+      }
+      this.dirs.set(h.mountPoint, { ...h, dir });
+    }
+  }
+
+  describe(): CgroupState {
+    return { driver: 'v1', paths: Object.fromEntries([...this.dirs].map(([mp, h]) => [mp, h.dir])) };
+  }
+
+  private withController(controller: string): (Hierarchy & { dir: string }) | undefined {
+    for (const h of this.dirs.values()) if (h.version === 1 && h.controllers.includes(controller)) return h;
+    return undefined;
+  }
+
+  private unified(): (Hierarchy & { dir: string }) | undefined {
+    for (const h of this.dirs.values()) if (h.version === 2) return h;
+    return undefined;
+  }
+
+  /** The directory of a v1 controller; its absence is an error naming the field. */
+  private dirFor(controller: string, field: string): string {
+    const h = this.withController(controller);
+    if (!h) throw new TsrunError(`${field}: this host has no ${controller} cgroup controller`);
+    return h.dir;
+  }
+
+  create(): void {
+    for (const h of this.dirs.values()) {
+      if (!(h.version === 1 && h.controllers.includes('cpuset'))) {
+        fs.mkdirSync(h.dir, { recursive: true });
+        continue;
+      }
+      // A new cpuset starts empty and admits no task: each new level inherits its parent's.
+      let dir = h.mountPoint;
+      for (const part of path.relative(h.mountPoint, h.dir).split('/').filter(Boolean)) {
+        const parent = dir;
+        dir = path.join(dir, part);
+        if (!fs.existsSync(dir)) fs.mkdirSync(dir);
+        for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+          if (readOr(path.join(dir, file), '').trim() === '') fs.writeFileSync(path.join(dir, file), readOr(path.join(parent, file), ''));
+        }
+      }
+    }
+  }
+
+  apply(pid: number): void {
+    for (const h of this.dirs.values()) writeKnob(h.dir, 'cgroup.procs', pid, 'linux.cgroupsPath');
+  }
+
+  set(resources: Json | undefined): void {
+    if (!resources) return;
+    const r = resources;
+    if (r.memory) this.setMemory(r.memory);
+    if (r.cpu) this.setCpu(r.cpu);
+    if (r.pids && r.pids.limit !== undefined && r.pids.limit !== 0) {
+      writeKnob(this.dirFor('pids', 'linux.resources.pids.limit'), 'pids.max', r.pids.limit > 0 ? r.pids.limit : 'max', 'linux.resources.pids.limit');
+    }
+    if (r.blockIO) this.setBlockIO(r.blockIO);
+    (r.hugepageLimits ?? []).forEach((h: Json, i: number) => this.setHugepages(h, `linux.resources.hugepageLimits[${i}]`));
+    if (r.network) this.setNetwork(r.network);
+    if (r.rdma && Object.keys(r.rdma).length) {
+      const dir = this.dirFor('rdma', 'linux.resources.rdma');
+      for (const [device, l] of Object.entries(r.rdma as Record<string, Json>)) {
+        const parts = [l.hcaHandles !== undefined ? `hca_handle=${l.hcaHandles}` : '', l.hcaObjects !== undefined ? `hca_object=${l.hcaObjects}` : ''].filter(Boolean);
+        writeKnob(dir, 'rdma.max', `${device} ${parts.join(' ')}`, `linux.resources.rdma.${device}`);
+      }
+    }
+    if (r.unified && Object.keys(r.unified).length) this.setUnified(r.unified);
+    if (r.devices) this.setDevices(r.devices);
+  }
+
+  private setMemory(m: Json): void {
+    const field = 'linux.resources.memory';
+    const wants = ['limit', 'reservation', 'swap', 'swappiness', 'kernel', 'kernelTCP'].some((k) => m[k] !== undefined && m[k] !== 0)
+      || m.disableOOMKiller !== undefined || m.useHierarchy !== undefined;
+    if (!wants) return;
+    const dir = this.dirFor('memory', field);
+    const limit = m.limit && m.limit !== 0 ? m.limit : undefined;
+    const swap = m.swap && m.swap !== 0 ? m.swap : undefined;
+    // memsw must stay >= limit at every step: raise memsw first when it grows.
+    const current = Number(readOr(path.join(dir, 'memory.memsw.limit_in_bytes'), '0'));
+    const swapFirst = swap !== undefined && (swap === -1 || swap >= current);
+    if (swap !== undefined && swapFirst) writeKnob(dir, 'memory.memsw.limit_in_bytes', swap, `${field}.swap`);
+    if (limit !== undefined) writeKnob(dir, 'memory.limit_in_bytes', limit, `${field}.limit`);
+    if (swap !== undefined && !swapFirst) writeKnob(dir, 'memory.memsw.limit_in_bytes', swap, `${field}.swap`);
+    if (m.reservation) writeKnob(dir, 'memory.soft_limit_in_bytes', m.reservation, `${field}.reservation`);
+    if (m.swappiness !== undefined && m.swappiness !== -1) writeKnob(dir, 'memory.swappiness', m.swappiness, `${field}.swappiness`);
+    if (m.disableOOMKiller !== undefined) writeKnob(dir, 'memory.oom_control', m.disableOOMKiller ? 1 : 0, `${field}.disableOOMKiller`);
+    if (m.useHierarchy !== undefined && m.useHierarchy !== (readOr(path.join(dir, 'memory.use_hierarchy'), '1').trim() === '1'))
+      writeKnob(dir, 'memory.use_hierarchy', m.useHierarchy ? 1 : 0, `${field}.useHierarchy`);
+    for (const [key, file] of [['kernel', 'memory.kmem.limit_in_bytes'], ['kernelTCP', 'memory.kmem.tcp.limit_in_bytes']]) {
+      if (!m[key]) continue;
+      // Kernels since 5.16 keep the file but refuse kmem limits: runc warns, so do we.
+      try {
+        writeKnob(dir, file, m[key], `${field}.${key}`);
+      } catch (err) {
+        warn(`${field}.${key}: not applied: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private setCpu(c: Json): void {
+    const field = 'linux.resources.cpu';
+    const cpu = (): string => this.dirFor('cpu', field);
+    if (c.shares) writeKnob(cpu(), 'cpu.shares', c.shares, `${field}.shares`);
+    if (c.period) writeKnob(cpu(), 'cpu.cfs_period_us', c.period, `${field}.period`);
+    if (c.quota) writeKnob(cpu(), 'cpu.cfs_quota_us', c.quota, `${field}.quota`);
+    if (c.burst !== undefined && c.burst !== null) writeKnob(cpu(), 'cpu.cfs_burst_us', c.burst, `${field}.burst`);
+    if (c.realtimePeriod) writeKnob(cpu(), 'cpu.rt_period_us', c.realtimePeriod, `${field}.realtimePeriod`);
+    if (c.realtimeRuntime) writeKnob(cpu(), 'cpu.rt_runtime_us', c.realtimeRuntime, `${field}.realtimeRuntime`);
+    if (c.idle !== undefined && c.idle !== null) writeKnob(cpu(), 'cpu.idle', c.idle, `${field}.idle`);
+    if (c.cpus) writeKnob(this.dirFor('cpuset', `${field}.cpus`), 'cpuset.cpus', c.cpus, `${field}.cpus`);
+    if (c.mems) writeKnob(this.dirFor('cpuset', `${field}.mems`), 'cpuset.mems', c.mems, `${field}.mems`);
+  }
+
+  private setBlockIO(b: Json): void {
+    const field = 'linux.resources.blockIO';
+    const blkio = (): string => this.dirFor('blkio', field);
+    const weightFile = (dir: string): string => (fs.existsSync(path.join(dir, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight');
+    if (b.weight) writeKnob(blkio(), weightFile(blkio()), b.weight, `${field}.weight`);
+    if (b.leafWeight) writeKnob(blkio(), 'blkio.leaf_weight', b.leafWeight, `${field}.leafWeight`);
+    (b.weightDevice ?? []).forEach((d: Json, i: number) => {
+      if (d.weight) writeKnob(blkio(), weightFile(blkio()).replace('weight', 'weight_device'), `${d.major}:${d.minor} ${d.weight}`, `${field}.weightDevice[${i}]`);
+      if (d.leafWeight) writeKnob(blkio(), 'blkio.leaf_weight_device', `${d.major}:${d.minor} ${d.leafWeight}`, `${field}.weightDevice[${i}]`);
+    });
+    const throttles: Array<[string, string]> = [
+      ['throttleReadBpsDevice', 'blkio.throttle.read_bps_device'], ['throttleWriteBpsDevice', 'blkio.throttle.write_bps_device'],
+      ['throttleReadIOPSDevice', 'blkio.throttle.read_iops_device'], ['throttleWriteIOPSDevice', 'blkio.throttle.write_iops_device'],
+    ];
+    for (const [key, file] of throttles) {
+      (b[key] ?? []).forEach((d: Json, i: number) => writeKnob(blkio(), file, `${d.major}:${d.minor} ${d.rate}`, `${field}.${key}[${i}]`));
+    }
+  }
+
+  private setHugepages(h: Json, field: string): void {
+    const v1 = this.withController('hugetlb');
+    if (v1) return writeKnob(v1.dir, `hugetlb.${h.pageSize}.limit_in_bytes`, h.limit, field);
+    const unified = this.unified();
+    if (unified?.controllers.includes('hugetlb')) {
+      enableInParents(unified, 'hugetlb');
+      return writeKnob(unified.dir, `hugetlb.${h.pageSize}.max`, h.limit, field);
+    }
+    throw new TsrunError(`${field}: this host has no hugetlb cgroup controller`);
+  }
+
+  private setNetwork(n: Json): void {
+    const field = 'linux.resources.network';
+    if (n.classID !== undefined) writeKnob(this.dirFor('net_cls', `${field}.classID`), 'net_cls.classid', n.classID, `${field}.classID`);
+    (n.priorities ?? []).forEach((p: Json, i: number) =>
+      writeKnob(this.dirFor('net_prio', `${field}.priorities`), 'net_prio.ifpriomap', `${p.name} ${p.priority}`, `${field}.priorities[${i}]`));
+  }
+
+  /** Raw cgroup2 keys: only where a cgroup2 tree exists (hybrid), and only for its controllers. */
+  private setUnified(unified: Record<string, string>): void {
+    const field = 'linux.resources.unified';
+    const u = this.unified();
+    for (const [key, value] of Object.entries(unified)) {
+      validateUnifiedKey(key, field);
+      const controller = key.split('.')[0];
+      if (!u) throw new TsrunError(`${field}.${key}: this host has no cgroup2 hierarchy`);
+      if (controller !== 'cgroup' && !u.controllers.includes(controller))
+        throw new TsrunError(`${field}.${key}: the ${controller} controller is not in this host's cgroup2 hierarchy`);
+      if (controller !== 'cgroup') enableInParents(u, controller);
+      writeKnob(u.dir, key, value, `${field}.${key}`);
+    }
+  }
+
+  private setDevices(rules: Json[]): void {
+    const dir = this.dirFor('devices', 'linux.resources.devices');
+    // Start from nothing allowed, then the config's rules in order, then runc's defaults.
+    writeKnob(dir, 'devices.deny', 'a', 'linux.resources.devices');
+    rules.forEach((d, i) => {
+      const field = `linux.resources.devices[${i}]`;
+      writeKnob(dir, d.allow ? 'devices.allow' : 'devices.deny', deviceRule(d, field), field);
+    });
+    for (const rule of DEFAULT_DEVICE_RULES) writeKnob(dir, 'devices.allow', rule, 'linux.resources.devices');
+  }
+
+  private freezerDir(): string {
+    return this.dirFor('freezer', 'pause');
+  }
+
+  freeze(): void {
+    const dir = this.freezerDir();
+    writeKnob(dir, 'freezer.state', 'FROZEN', 'pause');
+    for (let i = 0; i < 1000; i++) {
+      if (readOr(path.join(dir, 'freezer.state'), '').trim() === 'FROZEN') return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      writeKnob(dir, 'freezer.state', 'FROZEN', 'pause'); // FREEZING can stall on a forking task
+    }
+    throw new TsrunError('pause: the cgroup did not freeze');
+  }
+
+  thaw(): void {
+    writeKnob(this.freezerDir(), 'freezer.state', 'THAWED', 'resume');
+  }
+
+  isFrozen(): boolean {
+    const h = this.withController('freezer');
+    return !!h && readOr(path.join(h.dir, 'freezer.state'), 'THAWED').trim() !== 'THAWED';
+  }
+
+  pids(): number[] {
+    const h = this.withController('pids') ?? this.withController('freezer') ?? [...this.dirs.values()][0];
+    return h ? readPids(path.join(h.dir, 'cgroup.procs')) : [];
+  }
+
+  killAll(signal: number): void {
+    const canFreeze = !!this.withController('freezer');
+    const wasFrozen = canFreeze && this.isFrozen();
+    if (canFreeze && !wasFrozen) this.freeze();
+    try {
+      for (const pid of this.pids()) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // exited meanwhile
+        }
+      }
+    } finally {
+      if (canFreeze && !wasFrozen) this.thaw();
+    }
+  }
+
+  destroy(): void {
+    for (const h of this.dirs.values()) removeCgroupDir(h.dir);
+  }
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+/** A cgroup2 controller must be enabled in every ancestor's subtree_control. */
+export function enableInParents(h: { mountPoint: string; dir: string }, controller: string): void {
+  const rel = path.relative(h.mountPoint, h.dir).split('/').filter(Boolean);
+  let dir = h.mountPoint;
+  for (const part of rel) {
+    const enabled = readOr(path.join(dir, 'cgroup.subtree_control'), '').split(/\s+/);
+    if (!enabled.includes(controller)) writeKnob(dir, 'cgroup.subtree_control', `+${controller}`, `enable ${controller}`);
+    dir = path.join(dir, part);
+  }
+}
+
+export function validateUnifiedKey(key: string, field: string): void {
+  if (!/^[a-z_]+\.[a-z0-9_.]+$/.test(key) || key.includes('..'))
+    throw new TsrunError(`${field}: "${key}" is not a cgroup2 file name`);
+}

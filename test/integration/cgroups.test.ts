@@ -1,0 +1,184 @@
+/**
+ * cgroups on this host's layout (v1 controllers, plus cgroup2 at
+ * /sys/fs/cgroup/unified on hybrid hosts): limits written and really
+ * enforced, pause/resume, ps, kill --all, and no cgroup left behind in any
+ * hierarchy.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import t from 'tap';
+
+// tap's Test type, as its test callbacks receive it.
+type TapTest = Parameters<Extract<Parameters<typeof t.test>[0], (...a: any[]) => any>>[0];
+import { readHierarchies } from '../../src/lib/cgroup/manager';
+import { Config } from '../../src/lib/config';
+import { cleanupContainer, IS_ROOT, leftovers, makeBundle, tsrun, uniqueId, waitFor } from '../helpers';
+
+if (!IS_ROOT) {
+  t.plan(0, 'integration tests need root');
+  process.exit(0);
+}
+
+const hierarchies = readHierarchies().filter((h) => h.mountPoint !== '/sys/fs/cgroup');
+const v1 = (controller: string): string | undefined => hierarchies.find((h) => h.version === 1 && h.controllers.includes(controller))?.mountPoint;
+if (!v1('memory')) {
+  t.plan(0, 'this host has no cgroup v1 hierarchies (the v2 driver is tested in the VM)');
+  process.exit(0);
+}
+
+/** Every hierarchy's directory for a cgroup path, existing or not. */
+function cgroupDirs(cgPath: string): string[] {
+  return hierarchies.map((h) => path.join(h.mountPoint, cgPath));
+}
+
+function noCgroupLeft(t: TapTest, cgPath: string): void {
+  t.same(cgroupDirs(cgPath).filter((d) => fs.existsSync(d)), [], `no cgroup ${cgPath} in any hierarchy`);
+}
+
+function read(dir: string, file: string): string {
+  return fs.readFileSync(path.join(dir, file), 'utf8').trim();
+}
+
+function detached(t: TapTest, mutate: (c: Config) => void, args: string[]) {
+  const bundle = makeBundle(t, mutate, args);
+  const id = uniqueId('cg');
+  cleanupContainer(t, bundle.root, id);
+  const r = tsrun(bundle.root, ['run', '--detach', '-b', bundle.dir, id]);
+  t.equal(r.status, 0, `run --detach: ${r.stderr}`);
+  return { bundle, id };
+}
+
+t.test('limits land in every controller, and delete removes the cgroups everywhere', async (t) => {
+  const { bundle, id } = detached(t, (c) => {
+    c.linux!.resources = {
+      memory: { limit: 64 << 20, reservation: 32 << 20, swap: 64 << 20, swappiness: 10 },
+      cpu: { shares: 512, quota: 50000, period: 100000, cpus: '0', mems: '0' },
+      pids: { limit: 30 },
+      blockIO: { weight: 0 },
+    };
+  }, ['/bin/checker', 'sleep', '30']);
+  t.equal(read(path.join(v1('memory')!, id), 'memory.limit_in_bytes'), String(64 << 20));
+  t.equal(read(path.join(v1('memory')!, id), 'memory.soft_limit_in_bytes'), String(32 << 20));
+  t.equal(read(path.join(v1('memory')!, id), 'memory.memsw.limit_in_bytes'), String(64 << 20));
+  t.equal(read(path.join(v1('memory')!, id), 'memory.swappiness'), '10');
+  t.equal(read(path.join(v1('cpu')!, id), 'cpu.shares'), '512');
+  t.equal(read(path.join(v1('cpu')!, id), 'cpu.cfs_quota_us'), '50000');
+  t.equal(read(path.join(v1('cpuset')!, id), 'cpuset.cpus'), '0');
+  t.equal(read(path.join(v1('pids')!, id), 'pids.max'), '30');
+  const state = JSON.parse(tsrun(bundle.root, ['state', id]).stdout);
+  for (const dir of cgroupDirs(id)) t.ok(read(dir, 'cgroup.procs').split('\n').includes(String(state.pid)), `the init is in ${dir}`);
+  t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+  noCgroupLeft(t, `/${id}`);
+  t.same(leftovers(bundle, id), []);
+});
+
+t.test('a memory hog is OOM-killed: run exits 137', async (t) => {
+  const bundle = makeBundle(t, (c) => {
+    c.linux!.resources = { memory: { limit: 16 << 20, swap: 16 << 20 } };
+  }, ['/bin/sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived']);
+  const id = uniqueId('oom');
+  const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
+  t.equal(r.status, 137, 'killed by SIGKILL');
+  t.notMatch(r.stdout, /survived/);
+  noCgroupLeft(t, `/${id}`);
+});
+
+t.test('pids.limit makes fork fail', async (t) => {
+  const bundle = makeBundle(t, (c) => {
+    c.linux!.resources = { pids: { limit: 4 } };
+  }, ['/bin/sh', '-c', 'for i in 1 2 3 4 5 6; do sleep 2 & done; echo all forked']);
+  const id = uniqueId('pids');
+  const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
+  t.not(r.status, 0, 'the shell fails');
+  t.match(r.stderr, /can't fork/, 'because fork failed');
+  t.notMatch(r.stdout, /all forked/);
+  noCgroupLeft(t, `/${id}`);
+});
+
+t.test('device rules allow and deny for real', async (t) => {
+  const tun = { path: '/dev/net/tun', type: 'c' as const, major: 10, minor: 200, fileMode: 0o666 };
+  for (const allowed of [false, true]) {
+    const bundle = makeBundle(t, (c) => {
+      c.linux!.devices = [tun];
+      c.linux!.resources = {
+        devices: [{ allow: false, access: 'rwm' }, ...(allowed ? [{ allow: true, type: 'c', major: 10, minor: 200, access: 'rw' }] : [])],
+      };
+    }, ['/bin/checker', 'write', '/dev/net/tun', 'x']);
+    const id = uniqueId('dev');
+    const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
+    t.equal(r.status, 0, r.stderr);
+    const result = JSON.parse(r.stdout);
+    if (allowed) t.not(result.code, 'EPERM', 'an allowed device opens (whatever tun then says)');
+    else t.equal(result.code, 'EPERM', 'a device outside the allow-list cannot be opened');
+    noCgroupLeft(t, `/${id}`);
+  }
+});
+
+t.test('pause freezes, resume thaws; ps lists exactly the container; kill --all leaves none', async (t) => {
+  const { bundle, id } = detached(t, () => {}, ['/bin/sh', '-c', 'sleep 60 & i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; done']);
+  const counter = path.join(bundle.rootfs, 'tmp', 'counter');
+  const value = (): number => Number(fs.readFileSync(counter, 'utf8').trim() || 0);
+  t.ok(await waitFor(() => fs.existsSync(counter) && value() > 0), 'the counter runs');
+
+  const ps = JSON.parse(tsrun(bundle.root, ['ps', '--format', 'json', id]).stdout) as number[];
+  t.equal(ps.length, 2, 'sh and sleep');
+  const table = tsrun(bundle.root, ['ps', id]).stdout.trim().split('\n');
+  t.match(table[0], /PID/);
+  t.equal(table.length, 3, 'header plus the two processes');
+
+  t.equal(tsrun(bundle.root, ['pause', id]).status, 0);
+  t.equal(JSON.parse(tsrun(bundle.root, ['state', id]).stdout).status, 'paused');
+  const frozen = value();
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(value(), frozen, 'the counter stands still while paused');
+  t.not(tsrun(bundle.root, ['pause', id]).status, 0, 'pausing twice fails');
+  t.equal(tsrun(bundle.root, ['resume', id]).status, 0);
+  t.ok(await waitFor(() => value() > frozen), 'the counter moves again');
+  t.equal(JSON.parse(tsrun(bundle.root, ['state', id]).stdout).status, 'running');
+  t.not(tsrun(bundle.root, ['resume', id]).status, 0, 'resuming a running container fails');
+
+  t.equal(tsrun(bundle.root, ['kill', '--all', id, 'KILL']).status, 0);
+  t.ok(await waitFor(() => ps.every((pid) => !fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'))), 'every process is gone');
+  t.equal(tsrun(bundle.root, ['delete', id]).status, 0);
+  noCgroupLeft(t, `/${id}`);
+});
+
+t.test('delete --force of a paused container works and leaves nothing', async (t) => {
+  const { bundle, id } = detached(t, () => {}, ['/bin/checker', 'sleep', '30']);
+  t.equal(tsrun(bundle.root, ['pause', id]).status, 0);
+  t.not(tsrun(bundle.root, ['delete', id]).status, 0, 'a paused container is not stopped');
+  t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+  noCgroupLeft(t, `/${id}`);
+  t.same(leftovers(bundle, id), []);
+});
+
+t.test('cgroupsPath: absolute and relative placement; systemd paths are refused', async (t) => {
+  const base = uniqueId('cgp');
+  const { bundle, id } = detached(t, (c) => {
+    c.linux!.cgroupsPath = `/${base}/inner`;
+  }, ['/bin/checker', 'sleep', '30']);
+  t.ok(fs.existsSync(path.join(v1('pids')!, base, 'inner')), 'an absolute path is below the hierarchy root');
+  t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+  noCgroupLeft(t, `/${base}/inner`);
+  for (const dir of cgroupDirs(`/${base}`)) if (fs.existsSync(dir)) fs.rmdirSync(dir); // the parent is ours to remove
+
+  const systemd = makeBundle(t, (c) => {
+    c.linux!.cgroupsPath = 'system.slice:tsrun:abc';
+  });
+  const r = tsrun(systemd.root, ['run', '-b', systemd.dir, uniqueId()]);
+  t.not(r.status, 0);
+  t.match(r.stderr, /linux\.cgroupsPath: .*systemd/);
+});
+
+t.test('a resource the host lacks is an error naming it, and leaves nothing', async (t) => {
+  if (v1('net_cls')) return t.pass('this host has net_cls: nothing to refuse');
+  const bundle = makeBundle(t, (c) => {
+    c.linux!.resources = { network: { classID: 1048577 } };
+  });
+  const id = uniqueId('nocls');
+  const r = tsrun(bundle.root, ['create', '-b', bundle.dir, id]);
+  t.not(r.status, 0);
+  t.match(r.stderr, /^tsrun: create \S+: linux\.resources\.network\.classID: this host has no net_cls cgroup controller\n$/);
+  noCgroupLeft(t, `/${id}`);
+  t.same(leftovers(bundle, id), []);
+});
