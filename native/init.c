@@ -953,7 +953,7 @@ static void send_fd(int sock, int fd)
  */
 static void op_console(struct cursor *c)
 {
-	uint32_t rows = rd_u32(c), cols = rd_u32(c);
+	uint32_t rows = rd_u32(c), cols = rd_u32(c), bind_dev_console = rd_u32(c);
 	if (console_fd < 0)
 		fail(EINVAL, "console", NULL, "process.terminal needs --console-socket");
 	int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -974,19 +974,22 @@ static void op_console(struct cursor *c)
 		struct winsize ws = { .ws_row = rows, .ws_col = cols };
 		ioctl(slave, TIOCSWINSZ, &ws);
 	}
-	/* /dev/console: created without following links, then the slave bound on it. */
-	int console = open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (console < 0 && errno != ENXIO && errno != EEXIST)
+	/* /dev/console (the init's terminal only, not exec's): created without
+	 * following links, then the slave bound on it. */
+	int console = !bind_dev_console ? -2 : open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (console == -1 && errno != ENXIO && errno != EEXIST)
 		fail(errno, "console", "/dev/console", "create /dev/console");
 	if (console >= 0)
 		close(console);
-	int target = open("/dev/console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	int tree = syscall(SYS_open_tree, slave, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
-	if (target < 0 || tree < 0 ||
-	    syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-		fail(errno, "console", "/dev/console", "bind pty on /dev/console");
-	close(tree);
-	close(target);
+	if (bind_dev_console) {
+		int target = open("/dev/console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int tree = syscall(SYS_open_tree, slave, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
+		if (target < 0 || tree < 0 ||
+		    syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			fail(errno, "console", "/dev/console", "bind pty on /dev/console");
+		close(tree);
+		close(target);
+	}
 	send_fd(console_fd, master);
 	close(master);
 	close(console_fd);
@@ -1113,16 +1116,50 @@ static void op_exec(void)
 
 /* ---- namespaces and the init's birth ------------------------------------ */
 
-static void op_setns(struct cursor *c)
+/*
+ * Namespace paths are all opened before any is joined: once we are in the
+ * container's mount namespace, /proc/<host pid>/ns/... no longer resolves.
+ */
+#define MAX_SETNS 16
+static struct { const unsigned char *op; int fd; } setns_fds[MAX_SETNS];
+static int setns_count;
+
+static void open_namespaces(const unsigned char *ops, const unsigned char *end, uint32_t op_count)
+{
+	struct cursor c = { ops, end };
+	for (uint32_t i = 0; i < op_count; i++) {
+		const unsigned char *op_start = c.p;
+		uint32_t code = rd_u32(&c) & 0xffff, size = rd_u32(&c);
+		if (size < 8 || size > (size_t)(end - op_start))
+			fail(EINVAL, "plan", NULL, "bad size for op %u", code);
+		if (code == OP_SETNS) {
+			struct cursor f = { c.p, op_start + size };
+			rd_u32(&f);
+			const char *path = rd_str(&f);
+			if (setns_count == MAX_SETNS)
+				fail(EINVAL, "setns", path, "too many namespaces to join");
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				fail(errno, "setns", path, "open namespace %s", path);
+			setns_fds[setns_count].op = op_start;
+			setns_fds[setns_count++].fd = fd;
+		}
+		c.p = op_start + size;
+	}
+}
+
+static void op_setns(struct cursor *c, const unsigned char *op_start)
 {
 	uint32_t type = rd_u32(c);
 	const char *path = rd_str(c);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = -1;
+	for (int i = 0; i < setns_count; i++)
+		if (setns_fds[i].op == op_start)
+			fd = setns_fds[i].fd;
 	if (fd < 0)
-		fail(errno, "setns", path, "open namespace %s", path);
+		fail(EBADF, "setns", path, "namespace %s was not opened", path);
 	if (setns(fd, type) < 0)
-		fail(errno == EINVAL ? EINVAL : errno, "setns", path,
-		     "join namespace %s (is it the right type?)", path);
+		fail(errno, "setns", path, "join namespace %s (is it the right type?)", path);
 	close(fd);
 }
 
@@ -1204,6 +1241,7 @@ int main(int argc, char **argv)
 	uint32_t op_count = rd_u32(&c);
 
 	free(sync_expect(SYNC_CONTINUE));
+	open_namespaces(c.p, c.end, op_count);
 
 	for (uint32_t i = 0; i < op_count; i++) {
 		const unsigned char *op_start = c.p;
@@ -1213,7 +1251,7 @@ int main(int argc, char **argv)
 			fail(EINVAL, "plan", NULL, "bad size for op %u", code);
 		struct cursor op = { c.p, op_start + size };
 		switch (code) {
-		case OP_SETNS: op_setns(&op); break;
+		case OP_SETNS: op_setns(&op, op_start); break;
 		case OP_UNSHARE_USER: op_unshare_user(); break;
 		case OP_UNSHARE: op_unshare(&op); break;
 		case OP_BECOME_ROOT: op_become_root(); break;

@@ -45,7 +45,7 @@ enum plan_op {
 	OP_REMOUNT_ROOT_RO = 18,/* -- */
 	OP_ROOT_PROPAGATION = 19, /* u32 MS_* propagation flags */
 	OP_SYSCTL = 20,         /* str key (dotted), str value */
-	OP_CONSOLE = 21,        /* u32 rows, u32 cols */
+	OP_CONSOLE = 21,        /* u32 rows, u32 cols, u32 bind_dev_console */
 	OP_RLIMIT = 22,         /* u32 resource, u64 soft, u64 hard */
 	OP_OOM_SCORE_ADJ = 23,  /* u32 value (two's complement) */
 	OP_NO_NEW_PRIVS = 24,   /* -- */

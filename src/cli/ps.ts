@@ -15,6 +15,7 @@ export function filterPsOutput(text: string, wanted: Set<number>): string {
 
 export function psCommand(): Command {
   return new Command('ps')
+    .passThroughOptions()
     .description("list a container's processes (table: ps output; json: pids)")
     .argument('<id>')
     .argument('[ps-args...]', 'arguments for ps(1), default -ef')

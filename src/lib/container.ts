@@ -14,13 +14,13 @@ import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
 import { realHost } from './host';
 import { debug, warn } from './log';
-import { INIT_HELPER, native } from './native';
+import { native } from './native';
+import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
 import { CgroupManager } from './cgroup/manager';
 import { compileCreatePlan, containerRelative } from './plan';
 import { decodePlan, encodePlan, Op } from './plan-format';
 import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
-import { receive, send, Sync } from './sync';
 import { ConsoleProxy } from './terminal';
 
 export interface CreateOptions {
@@ -73,7 +73,7 @@ function writeIdMaps(pid: number, config: Config): void {
 }
 
 /** The pid file is written whole or not at all, as engines poll for it. */
-function writePidFile(file: string, pid: number): void {
+export function writePidFile(file: string, pid: number): void {
   const abs = path.resolve(file);
   const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}`);
   try {
@@ -93,22 +93,6 @@ function ownerName(): string {
   }
 }
 
-function killAndReap(pid: number, ourChild: boolean): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-  if (ourChild) {
-    try {
-      native.waitPid(pid, false);
-    } catch {
-      // reaped elsewhere
-    }
-  } else {
-    native.waitExit(pid, 10_000);
-  }
-}
 
 /**
  * create: set the container up and leave its init blocked on the exec fifo.
@@ -139,9 +123,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
 
   const cgroup = cgroupManagerFor(config, opts.id);
   const lockFd = store.claim(opts.id);
-  let helperPid = 0;
   let initPid = 0;
-  let syncFd = -1;
   let fifoFd = -1;
   let consoleFd = -1;
   let hooksFailed = false;
@@ -158,57 +140,34 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
     hooks: { startContainer: config.hooks?.startContainer, poststart: config.hooks?.poststart, poststop: config.hooks?.poststop },
     namespaces: {},
     cgroup: cgroup?.describe(),
+    process: config.process,
   };
-  const stateJson = (status: Status): string => JSON.stringify(store.ociState({ ...record, pid: initPid }, status));
+  const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
 
   try {
     native.mkfifo(store.fifoPath(opts.id), 0o600);
     fifoFd = fs.openSync(store.fifoPath(opts.id), fs.constants.O_RDWR);
-    if (opts.consoleSocket) {
-      try {
-        consoleFd = native.connectUnix(opts.consoleSocket);
-      } catch (err) {
-        throw new TsrunError(`--console-socket ${opts.consoleSocket}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
-      }
-    }
+    if (opts.consoleSocket) consoleFd = connectConsole(opts.consoleSocket);
     cgroup?.create();
-    ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, planBuffer, fifoFd, consoleFd, opts.preserveFds));
-    // The helper joins the cgroups before it creates any namespace, so the
-    // init is born inside them and its cgroup namespace is rooted there.
-    cgroup?.apply(helperPid);
-    cgroup?.set(config.linux?.resources);
-    send(syncFd, Sync.CONTINUE);
-
-    for (;;) {
-      const msg = receive(syncFd);
-      if (msg.type === Sync.USERNS_READY) {
-        writeIdMaps(msg.pid, config);
-        send(syncFd, Sync.MAPS_WRITTEN);
-      } else if (msg.type === Sync.INIT_PID) {
-        initPid = msg.pid;
-        native.waitPid(helperPid, false);
-        helperPid = 0;
-        send(syncFd, Sync.CONTINUE);
-      } else if (msg.type === Sync.RUN_HOOKS) {
-        const state = stateJson('creating');
-        hooksFailed = true;
+    initPid = launch({
+      plan: planBuffer,
+      fifoFd,
+      consoleFd,
+      preserveFds: opts.preserveFds,
+      cgroup,
+      resources: config.linux?.resources,
+      onUsernsReady: (pid) => writeIdMaps(pid, config),
+      onRunHooks: (pid) => {
+        const state = stateJson('creating', pid);
         runHooks('prestart', config.hooks?.prestart, state);
         runHooks('createRuntime', config.hooks?.createRuntime, state);
-        hooksFailed = false;
         // Hooks inside the container see the pid as the container does (runtime.md).
         const inside = (status: Status): string =>
-          JSON.stringify(store.ociState({ ...record, pid: pidInContainer(initPid) }, status));
-        send(syncFd, Sync.HOOKS_DONE, `${inside('creating')}\0${inside('created')}`);
-      } else if (msg.type === Sync.READY) {
-        break;
-      } else if (msg.type === Sync.ERROR) {
-        const f = msg.failure;
-        hooksFailed = f.step === 'hook';
-        throw new TsrunError(`${failedField(config, f.step, f.path)}${f.detail}: ${native.strerror(f.errno).toLowerCase()}`);
-      } else {
-        throw new TsrunError('container init exited before it was ready');
-      }
-    }
+          JSON.stringify(store.ociState({ ...record, pid: pidInContainer(pid) }, status));
+        return `${inside('creating')}\0${inside('created')}`;
+      },
+      describeFailure: (f) => `${failedField(config, f.step, f.path)}${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
+    });
 
     record.pid = initPid;
     record.initStartTime = processStartTime(initPid) ?? '';
@@ -219,17 +178,26 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
     if (opts.pidFile) writePidFile(opts.pidFile, initPid);
     return record;
   } catch (err) {
-    if (initPid) killAndReap(initPid, true);
-    if (helperPid) killAndReap(helperPid, true);
+    hooksFailed = err instanceof LaunchError && err.inHook;
+    if (initPid) killAndReap(initPid, true); // launched, then pid file or state failed
     if (cgroup) destroyCgroup(cgroup);
     store.remove(opts.id);
     // A failed create hook still ends the lifecycle with poststop (runtime.md step 12).
     if (hooksFailed) runPoststop(record.hooks, stateJson('stopped'));
     throw err;
   } finally {
-    for (const fd of [syncFd, fifoFd]) if (fd >= 0) fs.closeSync(fd);
+    if (fifoFd >= 0) fs.closeSync(fifoFd);
     if (consoleFd >= 0) native.close(consoleFd);
     store.unlock(lockFd);
+  }
+}
+
+/** Connect to an engine's --console-socket. */
+export function connectConsole(socketPath: string): number {
+  try {
+    return native.connectUnix(socketPath);
+  } catch (err) {
+    throw new TsrunError(`--console-socket ${socketPath}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
   }
 }
 
@@ -442,29 +410,40 @@ async function runWith(store: StateStore, opts: RunOptions, proxy: ConsoleProxy 
     }
     return 0;
   }
-  const forward = (signal: NodeJS.Signals): void => {
-    try {
-      process.kill(record.pid, signal);
-    } catch {
-      // it has just exited
-    }
-  };
-  // With a terminal, the size travels through the pty, not as a signal.
-  const forwarded = FORWARDED_SIGNALS.filter((s) => !(proxy && s === 'SIGWINCH'));
-  for (const s of forwarded) process.on(s, forward);
-  const exited = native.waitPidAsync(record.pid);
+  const exited = waitAttached(record.pid, !!proxy);
   try {
     start(store, opts.id);
   } catch (err) {
     remove(store, opts.id, true);
     await exited.catch(() => undefined);
-    for (const s of forwarded) process.off(s, forward);
     throw err;
   }
-  const result = await exited;
-  for (const s of forwarded) process.off(s, forward);
+  const code = await exited;
   if (!opts.keep) remove(store, opts.id, true);
-  return result.code ?? 128 + (result.signal ?? 0);
+  return code;
+}
+
+/**
+ * Wait for a process of ours while forwarding our signals to it (not
+ * SIGWINCH with a terminal: the size travels through the pty).  Resolves
+ * to its exit status, 128+N for a signal, like a shell.
+ */
+export async function waitAttached(pid: number, withTerminal: boolean): Promise<number> {
+  const forward = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // it has just exited
+    }
+  };
+  const forwarded = FORWARDED_SIGNALS.filter((s) => !(withTerminal && s === 'SIGWINCH'));
+  for (const s of forwarded) process.on(s, forward);
+  try {
+    const result = await native.waitPidAsync(pid);
+    return result.code ?? 128 + (result.signal ?? 0);
+  } finally {
+    for (const s of forwarded) process.off(s, forward);
+  }
 }
 
 /** pause: freeze every process of the container. */

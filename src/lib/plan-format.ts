@@ -81,7 +81,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.REMOUNT_ROOT_RO]: [],
   [Op.ROOT_PROPAGATION]: [['flags', 'u32']],
   [Op.SYSCTL]: [['key', 'str'], ['value', 'str']],
-  [Op.CONSOLE]: [['rows', 'u32'], ['cols', 'u32']],
+  [Op.CONSOLE]: [['rows', 'u32'], ['cols', 'u32'], ['bindDevConsole', 'u32']],
   [Op.RLIMIT]: [['resource', 'u32'], ['soft', 'u64'], ['hard', 'u64']],
   [Op.OOM_SCORE_ADJ]: [['value', 'u32']],
   [Op.NO_NEW_PRIVS]: [],

@@ -418,9 +418,9 @@ function rlimitValue(v: number): bigint {
 }
 
 /** The process's own attributes, in the order runc applies them. */
-export function compileProcess(process: Process, ops: PlanOp[]): void {
+export function compileProcess(process: Process, ops: PlanOp[], isInit = true): void {
   if (process.terminal) {
-    ops.push(op(Op.CONSOLE, { rows: process.consoleSize?.height ?? 0, cols: process.consoleSize?.width ?? 0 }));
+    ops.push(op(Op.CONSOLE, { rows: process.consoleSize?.height ?? 0, cols: process.consoleSize?.width ?? 0, bindDevConsole: isInit ? 1 : 0 }));
   }
   if (process.oomScoreAdj !== undefined) ops.push(op(Op.OOM_SCORE_ADJ, { value: process.oomScoreAdj >>> 0 })); // read back as int32
   const seen = new Set<string>();
@@ -445,4 +445,29 @@ export function compileProcess(process: Process, ops: PlanOp[]): void {
 /** runc gives the process HOME=/ when the config sets none; so do we. */
 function withHome(env: string[]): string[] {
   return env.some((e) => e.startsWith('HOME=')) ? env : [...env, 'HOME=/'];
+}
+
+/** The namespaces of a running container's init, as exec joins them. */
+export interface InitNamespaces {
+  /** Namespace type -> /proc/<init>/ns/<name> for each one the init does not share with us. */
+  differing: Partial<Record<NamespaceType, string>>;
+}
+
+/**
+ * exec: join the init's namespaces, fork into its pid namespace, then the
+ * same process set-up as the init (minus /dev/console), and exec.
+ */
+export function compileExecPlan(process: Process, ns: InitNamespaces): PlanOp[] {
+  if (!process.args || process.args.length === 0) throw new ConfigError('process.args', 'must not be empty');
+  const ops: PlanOp[] = [];
+  for (const type of JOIN_ORDER) {
+    const nsPath = ns.differing[type];
+    if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
+  }
+  if (ns.differing.user) ops.push(op(Op.BECOME_ROOT));
+  ops.push(op(Op.CLONE_INIT));
+  if (process.terminal) ops.push(op(Op.SETSID));
+  compileProcess(process, ops, false);
+  ops.push(op(Op.EXEC));
+  return ops;
 }

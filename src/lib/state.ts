@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CgroupState } from './cgroup/manager';
-import { Hooks } from './config';
+import { Hooks, Process } from './config';
 import { TsrunError } from './errors';
 import { native } from './native';
 import { cgroupManagerFrom } from './cgroup';
@@ -35,6 +35,8 @@ export interface ContainerRecord {
   namespaces: Record<string, string>;
   /** The container's cgroups, when the host's layout has a driver. */
   cgroup?: CgroupState;
+  /** config.json's process: exec starts from it, as runc's does. */
+  process?: Process;
 }
 
 /** The OCI state, as `tsrun state` prints it and hooks read it. */

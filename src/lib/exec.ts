@@ -1,0 +1,80 @@
+/**
+ * exec: start another process in a running container.  It joins every
+ * namespace of the container's init that differs from ours, the init's
+ * cgroups, and gets the process set-up the init got, through the same
+ * helper (so its /proc/<pid>/exe is the sealed memfd, never a host file).
+ */
+import * as fs from 'fs';
+import { cgroupManagerFrom } from './cgroup';
+import { NamespaceType, Process } from './config';
+import { connectConsole, waitAttached, writePidFile } from './container';
+import { TsrunError } from './errors';
+import { launch } from './launch';
+import { native } from './native';
+import { compileExecPlan, InitNamespaces } from './plan';
+import { encodePlan } from './plan-format';
+import { StateStore } from './state';
+import { ConsoleProxy } from './terminal';
+
+export interface ExecOptions {
+  id: string;
+  process: Process;
+  consoleSocket?: string;
+  pidFile?: string;
+  detach: boolean;
+  preserveFds: number;
+  ignorePaused: boolean;
+}
+
+const NS_FILES: Record<NamespaceType, string> = {
+  user: 'user', mount: 'mnt', pid: 'pid', network: 'net', ipc: 'ipc', uts: 'uts', cgroup: 'cgroup', time: 'time',
+};
+
+/** The init's namespaces that are not ours: joining our own user namespace is an error. */
+export function initNamespaces(pid: number): InitNamespaces {
+  const differing: InitNamespaces['differing'] = {};
+  for (const [type, file] of Object.entries(NS_FILES) as Array<[NamespaceType, string]>) {
+    try {
+      const theirs = fs.statSync(`/proc/${pid}/ns/${file}`).ino;
+      if (theirs !== fs.statSync(`/proc/self/ns/${file}`).ino) differing[type] = `/proc/${pid}/ns/${file}`;
+    } catch {
+      // the kernel lacks this namespace type
+    }
+  }
+  return { differing };
+}
+
+export async function exec(store: StateStore, opts: ExecOptions): Promise<number> {
+  const record = store.load(opts.id);
+  const status = store.status(record);
+  if (status === 'stopped') throw new TsrunError('cannot exec in a stopped container');
+  if (status === 'paused' && !opts.ignorePaused) throw new TsrunError('cannot exec in a paused container (use --ignore-paused)');
+  const wantsProxy = !!opts.process.terminal && !opts.consoleSocket;
+  if (wantsProxy && opts.detach) throw new TsrunError('--tty: a detached exec needs --console-socket to get a terminal');
+  const plan = encodePlan(compileExecPlan(opts.process, initNamespaces(record.pid)));
+
+  const proxy = wantsProxy ? new ConsoleProxy() : undefined;
+  let consoleFd = -1;
+  try {
+    const socketPath = proxy?.socketPath ?? opts.consoleSocket;
+    if (opts.process.terminal && socketPath) consoleFd = connectConsole(socketPath);
+    const pid = launch({
+      plan,
+      fifoFd: -1,
+      consoleFd,
+      preserveFds: opts.preserveFds,
+      cgroup: cgroupManagerFrom(record.cgroup),
+      joinCgroupWhenReady: status === 'paused',
+      describeFailure: (f) => `${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
+    });
+    if (consoleFd >= 0) native.close(consoleFd);
+    consoleFd = -1;
+    if (opts.pidFile) writePidFile(opts.pidFile, pid);
+    proxy?.attach();
+    if (opts.detach) return 0;
+    return await waitAttached(pid, !!proxy);
+  } finally {
+    if (consoleFd >= 0) native.close(consoleFd);
+    await proxy?.close();
+  }
+}
