@@ -624,6 +624,25 @@ static void op_pivot_root(struct cursor *c)
 	root_fd = -1;
 }
 
+/* Write under /proc only after checking the fd really is procfs. */
+static int write_proc_file(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct statfs sfs;
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC) {
+		close(fd);
+		errno = EXDEV;
+		return -1;
+	}
+	ssize_t n = write(fd, value, strlen(value));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return n < 0 ? -1 : 0;
+}
+
 /*
  * A user namespace holding the given maps, as an fd: a child unshares it
  * and waits while we, still in the host's user namespace, write its maps.
@@ -652,27 +671,14 @@ static int userns_with_maps(const char *uid_map, const char *gid_map)
 	char ok = 0, path[64];
 	int fd = -1, saved = EPERM;
 	if (read(ready[0], &ok, 1) == 1 && ok) {
-		int mapfd;
-		ssize_t n;
+		char gid_path[64];
 		snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
-		mapfd = open(path, O_WRONLY | O_CLOEXEC);
-		n = mapfd < 0 ? -1 : write(mapfd, uid_map, strlen(uid_map));
-		saved = errno;
-		if (mapfd >= 0)
-			close(mapfd);
-		if (n >= 0) {
-			snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
-			mapfd = open(path, O_WRONLY | O_CLOEXEC);
-			n = mapfd < 0 ? -1 : write(mapfd, gid_map, strlen(gid_map));
-			saved = errno;
-			if (mapfd >= 0)
-				close(mapfd);
-		}
-		if (n >= 0) {
+		snprintf(gid_path, sizeof(gid_path), "/proc/%d/gid_map", pid);
+		if (write_proc_file(path, uid_map) == 0 && write_proc_file(gid_path, gid_map) == 0) {
 			snprintf(path, sizeof(path), "/proc/%d/ns/user", pid);
 			fd = open(path, O_RDONLY | O_CLOEXEC);
-			saved = errno;
 		}
+		saved = errno;
 	}
 	close(ready[0]);
 	close(hold[1]); /* lets the child exit */
@@ -888,24 +894,6 @@ static void op_hook(struct cursor *c)
 
 /* ---- process attributes ------------------------------------------------- */
 
-/* Write under /proc only after checking the fd really is procfs. */
-static int write_proc_file(const char *path, const char *value)
-{
-	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	struct statfs sfs;
-	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC) {
-		close(fd);
-		errno = EXDEV;
-		return -1;
-	}
-	ssize_t n = write(fd, value, strlen(value));
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return n < 0 ? -1 : 0;
-}
 
 static void op_sysctl(struct cursor *c)
 {
