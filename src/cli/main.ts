@@ -18,6 +18,7 @@ import { runCommand } from './run';
 import { specCommand } from './spec';
 import { startCommand } from './start';
 import { stateCommand } from './state';
+import { updateCommand } from './update';
 import { reportError } from './common';
 import { TsrunError } from '../lib/errors';
 
@@ -51,7 +52,7 @@ function program(): Command {
       if (o.systemdCgroup) throw new TsrunError('--systemd-cgroup: the systemd cgroup manager is not supported yet');
     });
   for (const cmd of [createCommand(), startCommand(), runCommand(), stateCommand(), killCommand(),
-    deleteCommand(), execCommand(), listCommand(), psCommand(), pauseCommand(), resumeCommand(), specCommand(), featuresCommand()]) {
+    deleteCommand(), execCommand(), listCommand(), psCommand(), pauseCommand(), resumeCommand(), updateCommand(), specCommand(), featuresCommand()]) {
     root.addCommand(cmd.exitOverride().configureOutput({
       writeOut: (s) => fs.writeSync(1, s),
       writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),

@@ -481,3 +481,18 @@ export function pids(store: StateStore, id: string): number[] {
   if (store.status(record) === 'stopped' && !cgroup?.pids().length) return [];
   return cgroup ? cgroup.pids() : containerPids(record);
 }
+
+/** update: write new resource limits to a live container's cgroups. */
+export function update(store: StateStore, id: string, resources: Record<string, unknown>): void {
+  const lockFd = store.lock(id);
+  try {
+    const record = store.load(id);
+    const status = store.status(record);
+    if (status === 'stopped') throw new TsrunError('cannot update a stopped container');
+    const cgroup = cgroupManagerFrom(record.cgroup);
+    if (!cgroup) throw new TsrunError("update needs the container's cgroups, and this host has no cgroup driver yet");
+    cgroup.set(resources);
+  } finally {
+    store.unlock(lockFd);
+  }
+}

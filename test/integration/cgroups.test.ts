@@ -182,3 +182,46 @@ t.test('a resource the host lacks is an error naming it, and leaves nothing', as
   noCgroupLeft(t, `/${id}`);
   t.same(leftovers(bundle, id), []);
 });
+
+t.test('update changes the limits of a running container (flags, -r FILE, -r - as engines send it)', async (t) => {
+  const { bundle, id } = detached(t, (c) => {
+    c.linux!.resources = { memory: { limit: 64 << 20 }, pids: { limit: 20 } };
+  }, ['/bin/checker', 'sleep', '30']);
+  const mem = path.join(v1('memory')!, id);
+  const pids = path.join(v1('pids')!, id);
+  const cpu = path.join(v1('cpu')!, id);
+
+  let r = tsrun(bundle.root, ['update', '--memory', '128m', '--memory-swap', '256m', '--pids-limit', '50', '--cpu-quota', '20000', '--cpu-period', '100000', id]);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(read(mem, 'memory.limit_in_bytes'), String(128 << 20));
+  t.equal(read(mem, 'memory.memsw.limit_in_bytes'), String(256 << 20));
+  t.equal(read(pids, 'pids.max'), '50');
+  t.equal(read(cpu, 'cpu.cfs_quota_us'), '20000');
+
+  // podman's payload, from a file
+  const file = path.join(bundle.dir, 'resources.json');
+  fs.writeFileSync(file, JSON.stringify({ memory: { limit: 134217728, swap: 268435456 }, cpu: { quota: 50000, period: 100000 } }));
+  r = tsrun(bundle.root, ['update', `--resources=${file}`, id]);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(read(cpu, 'cpu.cfs_quota_us'), '50000');
+
+  // containerd's payload, on stdin, with the zeros it sends for unset fields
+  r = tsrun(bundle.root, ['update', '--resources', '-', id], {
+    input: JSON.stringify({ memory: { limit: 100663296, reservation: 0, swap: 268435456, kernel: 0 }, cpu: { shares: 0, quota: 30000, period: 100000 }, pids: { limit: 77 }, blockIO: { weight: 0 } }),
+  });
+  t.equal(r.status, 0, r.stderr);
+  t.equal(read(mem, 'memory.limit_in_bytes'), '100663296');
+  t.equal(read(pids, 'pids.max'), '77');
+  t.equal(read(cpu, 'cpu.cfs_quota_us'), '30000');
+
+  const bad = tsrun(bundle.root, ['update', '--resources', '-', id], { input: '{nope' });
+  t.not(bad.status, 0);
+  t.match(bad.stderr, /^tsrun: update \S+: --resources -: invalid JSON/);
+  t.match(tsrun(bundle.root, ['update', '--memory', 'lots', id]).stderr, /--memory: "lots" is not a size/);
+
+  t.equal(tsrun(bundle.root, ['kill', id, 'KILL']).status, 0);
+  t.ok(await waitFor(() => JSON.parse(tsrun(bundle.root, ['state', id]).stdout).status === 'stopped'));
+  t.match(tsrun(bundle.root, ['update', '--pids-limit', '5', id]).stderr, /cannot update a stopped container/);
+  t.equal(tsrun(bundle.root, ['delete', id]).status, 0);
+  noCgroupLeft(t, `/${id}`);
+});
