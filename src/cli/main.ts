@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import { configureLog } from '../lib/log';
 import { createCommand } from './create';
 import { deleteCommand } from './delete';
+import { eventsCommand } from './events';
 import { execCommand } from './exec';
 import { featuresCommand } from './features';
 import { killCommand } from './kill';
@@ -52,7 +53,7 @@ function program(): Command {
       if (o.systemdCgroup) throw new TsrunError('--systemd-cgroup: the systemd cgroup manager is not supported yet');
     });
   for (const cmd of [createCommand(), startCommand(), runCommand(), stateCommand(), killCommand(),
-    deleteCommand(), execCommand(), listCommand(), psCommand(), pauseCommand(), resumeCommand(), updateCommand(), specCommand(), featuresCommand()]) {
+    deleteCommand(), execCommand(), listCommand(), psCommand(), pauseCommand(), resumeCommand(), updateCommand(), eventsCommand(), specCommand(), featuresCommand()]) {
     root.addCommand(cmd.exitOverride().configureOutput({
       writeOut: (s) => fs.writeSync(1, s),
       writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),

@@ -4,6 +4,7 @@
  * enforced, pause/resume, ps, kill --all, and no cgroup left behind in any
  * hierarchy.
  */
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
@@ -12,7 +13,7 @@ import t from 'tap';
 type TapTest = Parameters<Extract<Parameters<typeof t.test>[0], (...a: any[]) => any>>[0];
 import { readHierarchies } from '../../src/lib/cgroup/manager';
 import { Config } from '../../src/lib/config';
-import { cleanupContainer, IS_ROOT, leftovers, makeBundle, tsrun, uniqueId, waitFor } from '../helpers';
+import { cleanupContainer, IS_ROOT, leftovers, makeBundle, TSRUN, tsrun, uniqueId, waitFor } from '../helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'integration tests need root');
@@ -222,6 +223,35 @@ t.test('update changes the limits of a running container (flags, -r FILE, -r - a
   t.equal(tsrun(bundle.root, ['kill', id, 'KILL']).status, 0);
   t.ok(await waitFor(() => JSON.parse(tsrun(bundle.root, ['state', id]).stdout).status === 'stopped'));
   t.match(tsrun(bundle.root, ['update', '--pids-limit', '5', id]).stderr, /cannot update a stopped container/);
+  t.equal(tsrun(bundle.root, ['delete', id]).status, 0);
+  noCgroupLeft(t, `/${id}`);
+});
+
+t.test('events: --stats in runc\'s shape; following reports an OOM kill, and ends with the container', async (t) => {
+  const { bundle, id } = detached(t, (c) => {
+    c.linux!.resources = { memory: { limit: 16 << 20, swap: 16 << 20 }, pids: { limit: 10 } };
+  }, ['/bin/sh', '-c', 'sleep 1; x=$(head -c 200000000 /dev/zero | tr "\\0" a)']);
+  const once = tsrun(bundle.root, ['events', '--stats', id]);
+  t.equal(once.status, 0, once.stderr);
+  const stats = JSON.parse(once.stdout);
+  t.match(stats, {
+    type: 'stats', id,
+    data: { cpu: { usage: { total: Number }, throttling: { periods: Number } }, memory: { usage: { limit: 16 << 20, usage: Number } }, pids: { current: Number, limit: 10 } },
+  });
+
+  const followed = await new Promise<{ code: number | null; lines: any[] }>((resolve) => {
+    const child = spawn('/usr/bin/env', ['-i', `PATH=${process.env.PATH}`, TSRUN, '--root', bundle.root, 'events', '--interval', '500ms', id], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.on('data', (d) => (text += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, lines: text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) });
+    });
+  });
+  t.equal(followed.code, 0, 'events ends by itself when the container stops');
+  t.ok(followed.lines.some((e) => e.type === 'stats'), 'stats were reported');
+  t.ok(followed.lines.some((e) => e.type === 'oom' && e.id === id), 'the OOM kill was reported');
   t.equal(tsrun(bundle.root, ['delete', id]).status, 0);
   noCgroupLeft(t, `/${id}`);
 });

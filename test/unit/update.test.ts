@@ -12,3 +12,13 @@ t.test('sizes parse like runc update flags', async (t) => {
   t.throws(() => parseBytes('lots', '--memory'), /--memory: "lots" is not a size/);
   t.throws(() => parseBytes('5x', '--memory'), /not a size/);
 });
+
+t.test('event intervals parse like runc\'s', async (t) => {
+  const { parseInterval } = await import('../../src/cli/events');
+  t.equal(parseInterval('5s'), 5000);
+  t.equal(parseInterval('500ms'), 500);
+  t.equal(parseInterval('1m'), 60_000);
+  t.equal(parseInterval('2'), 2000);
+  t.throws(() => parseInterval('0s'), /--interval/);
+  t.throws(() => parseInterval('soon'), /--interval/);
+});

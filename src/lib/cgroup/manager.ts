@@ -40,6 +40,10 @@ export interface CgroupManager {
   pids(): number[];
   /** Signal every process, frozen first so none can fork away. */
   killAll(signal: number): void;
+  /** Resource usage in runc's `events` shape (types.Stats). */
+  stats(): Record<string, unknown>;
+  /** How many times the kernel's OOM killer has struck in the cgroup. */
+  oomKills(): number;
   /** Remove the cgroups; call once their processes are gone. */
   destroy(): void;
   /** What to persist in state.json to find these cgroups again. */

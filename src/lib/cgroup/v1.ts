@@ -278,6 +278,76 @@ export class CgroupV1 implements CgroupManager {
   destroy(): void {
     for (const h of this.dirs.values()) removeCgroupDir(h.dir);
   }
+
+  private read(controller: string, file: string): string | undefined {
+    const h = this.withController(controller);
+    if (!h) return undefined;
+    try {
+      return fs.readFileSync(path.join(h.dir, file), 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  }
+
+  private num(controller: string, file: string): number {
+    return Number(this.read(controller, file) ?? 0);
+  }
+
+  stats(): Record<string, unknown> {
+    const ticksToNs = 1e9 / 100; // cpuacct.stat counts USER_HZ (100) ticks
+    const cpuacct = keyValues(this.read('cpuacct', 'cpuacct.stat'));
+    const cpuStat = keyValues(this.read('cpu', 'cpu.stat'));
+    const memStat = keyValues(this.read('memory', 'memory.stat'));
+    const usage = (prefix: string) => ({
+      usage: this.num('memory', `${prefix}usage_in_bytes`),
+      max: this.num('memory', `${prefix}max_usage_in_bytes`),
+      limit: this.num('memory', `${prefix}limit_in_bytes`),
+      failcnt: this.num('memory', `${prefix}failcnt`),
+    });
+    const blkio = (file: string) => (this.read('blkio', file) ?? '').split('\n').map((l) => l.trim().split(/\s+/))
+      .filter((f) => f.length === 3 && /^\d+:\d+$/.test(f[0]))
+      .map(([dev, op, value]) => ({ major: Number(dev.split(':')[0]), minor: Number(dev.split(':')[1]), op, value: Number(value) }));
+    const pidsMax = this.read('pids', 'pids.max');
+    return {
+      cpu: {
+        usage: {
+          total: this.num('cpuacct', 'cpuacct.usage'),
+          percpu: (this.read('cpuacct', 'cpuacct.usage_percpu') ?? '').split(/\s+/).filter(Boolean).map(Number),
+          kernel: (cpuacct.system ?? 0) * ticksToNs,
+          user: (cpuacct.user ?? 0) * ticksToNs,
+        },
+        throttling: { periods: cpuStat.nr_periods ?? 0, throttledPeriods: cpuStat.nr_throttled ?? 0, throttledTime: cpuStat.throttled_time ?? 0 },
+      },
+      memory: {
+        cache: memStat.cache ?? 0,
+        usage: usage('memory.'),
+        swap: usage('memory.memsw.'),
+        kernel: usage('memory.kmem.'),
+        kernelTCP: usage('memory.kmem.tcp.'),
+        raw: memStat,
+      },
+      pids: { current: this.num('pids', 'pids.current'), limit: pidsMax === 'max' || pidsMax === undefined ? 0 : Number(pidsMax) },
+      blkio: {
+        ioServiceBytesRecursive: blkio('blkio.throttle.io_service_bytes_recursive'),
+        ioServicedRecursive: blkio('blkio.throttle.io_serviced_recursive'),
+      },
+      hugetlb: {},
+    };
+  }
+
+  oomKills(): number {
+    return keyValues(this.read('memory', 'memory.oom_control')).oom_kill ?? 0;
+  }
+}
+
+/** "key value" lines (memory.stat, cpu.stat, ...) as numbers. */
+function keyValues(text: string | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of (text ?? '').split('\n')) {
+    const [key, value] = line.trim().split(/\s+/);
+    if (key && value !== undefined && /^-?\d+$/.test(value)) out[key] = Number(value);
+  }
+  return out;
 }
 
 function readOr(file: string, fallback: string): string {
