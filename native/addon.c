@@ -658,6 +658,103 @@ static napi_value recv_fd(napi_env env, napi_callback_info info)
 	return make_int(env, fd);
 }
 
+/* ---- cgroup v2 device filter ------------------------------------------- */
+
+#define BPF_PROG_LOAD_CMD 5
+#define BPF_PROG_ATTACH_CMD 8
+#define BPF_PROG_DETACH_CMD 9
+#define BPF_PROG_GET_FD_BY_ID_CMD 13
+#define BPF_PROG_QUERY_CMD 16
+#define BPF_PROG_TYPE_CGROUP_DEVICE_ 15
+#define BPF_CGROUP_DEVICE_ 6
+#define BPF_F_ALLOW_MULTI_ 2
+
+static long bpf_call(int cmd, void *attr, unsigned size)
+{
+	return syscall(SYS_bpf, cmd, attr, size);
+}
+
+/*
+ * attachDeviceProgram(cgroupDir, insns: Buffer): load the program compiled
+ * by src/lib/cgroup/devices-bpf.ts, attach it to the cgroup, then detach
+ * the programs that were there before (new first: no unfiltered window).
+ */
+static napi_value attach_device_program(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	char dir[4096];
+	void *insns;
+	size_t len;
+	if (arg_string(env, args[0], dir, sizeof(dir)) || napi_get_buffer_info(env, args[1], &insns, &len) != napi_ok || len % 8)
+		return throw_errno(env, EINVAL, "attachDeviceProgram");
+	int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0)
+		return throw_errno(env, errno, "open cgroup");
+
+	/* What is attached now, to detach once ours is in place. */
+	uint32_t old_ids[64];
+	uint32_t old_count = 0;
+	unsigned char query[64] = { 0 };
+	uint64_t ids_ptr = (uint64_t)(uintptr_t)old_ids;
+	uint32_t cnt = 64, type = BPF_CGROUP_DEVICE_;
+	memcpy(query + 0, &cg, 4);
+	memcpy(query + 4, &type, 4);
+	memcpy(query + 16, &ids_ptr, 8);
+	memcpy(query + 24, &cnt, 4);
+	if (bpf_call(BPF_PROG_QUERY_CMD, query, sizeof(query)) == 0)
+		memcpy(&old_count, query + 24, 4);
+
+	static char log[65536];
+	log[0] = 0;
+	const char *license = "Apache-2.0";
+	unsigned char load[128] = { 0 };
+	uint32_t prog_type = BPF_PROG_TYPE_CGROUP_DEVICE_, insn_cnt = len / 8, log_level = 1, log_size = sizeof(log);
+	uint64_t insns_ptr = (uint64_t)(uintptr_t)insns, license_ptr = (uint64_t)(uintptr_t)license, log_ptr = (uint64_t)(uintptr_t)log;
+	memcpy(load + 0, &prog_type, 4);
+	memcpy(load + 4, &insn_cnt, 4);
+	memcpy(load + 8, &insns_ptr, 8);
+	memcpy(load + 16, &license_ptr, 8);
+	memcpy(load + 24, &log_level, 4);
+	memcpy(load + 28, &log_size, 4);
+	memcpy(load + 32, &log_ptr, 8);
+	int prog = bpf_call(BPF_PROG_LOAD_CMD, load, sizeof(load));
+	if (prog < 0) {
+		int e = errno;
+		close(cg);
+		char what[512];
+		snprintf(what, sizeof(what), "bpf(BPF_PROG_LOAD) %.400s", log);
+		return throw_errno(env, e, what);
+	}
+	unsigned char attach[32] = { 0 };
+	uint32_t flags = BPF_F_ALLOW_MULTI_;
+	memcpy(attach + 0, &cg, 4);
+	memcpy(attach + 4, &prog, 4);
+	memcpy(attach + 8, &type, 4);
+	memcpy(attach + 12, &flags, 4);
+	if (bpf_call(BPF_PROG_ATTACH_CMD, attach, sizeof(attach)) < 0) {
+		int e = errno;
+		close(prog);
+		close(cg);
+		return throw_errno(env, e, "bpf(BPF_PROG_ATTACH)");
+	}
+	close(prog); /* the attachment keeps it alive */
+	for (uint32_t i = 0; i < old_count && i < 64; i++) {
+		unsigned char get[16] = { 0 };
+		memcpy(get, &old_ids[i], 4);
+		int old = bpf_call(BPF_PROG_GET_FD_BY_ID_CMD, get, sizeof(get));
+		if (old < 0)
+			continue;
+		unsigned char detach[32] = { 0 };
+		memcpy(detach + 0, &cg, 4);
+		memcpy(detach + 4, &old, 4);
+		memcpy(detach + 8, &type, 4);
+		bpf_call(BPF_PROG_DETACH_CMD, detach, sizeof(detach));
+		close(old);
+	}
+	close(cg);
+	return make_undefined(env);
+}
+
 /* setWinsize(fd, rows, cols): size a pty, as the attached terminal's. */
 static napi_value set_winsize(napi_env env, napi_callback_info info)
 {
@@ -710,6 +807,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 		{ "listenUnix", NULL, listen_unix, NULL, NULL, NULL, napi_default, NULL },
 		{ "acceptUnix", NULL, accept_unix, NULL, NULL, NULL, napi_default, NULL },
 		{ "recvFd", NULL, recv_fd, NULL, NULL, NULL, napi_default, NULL },
+		{ "attachDeviceProgram", NULL, attach_device_program, NULL, NULL, NULL, napi_default, NULL },
 		{ "setWinsize", NULL, set_winsize, NULL, NULL, NULL, napi_default, NULL },
 		{ "close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL },
 		{ "strerror", NULL, do_strerror, NULL, NULL, NULL, napi_default, NULL },

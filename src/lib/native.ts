@@ -24,6 +24,7 @@ export interface NativeAddon {
   acceptUnix(fd: number, timeoutMs: number): number;
   recvFd(fd: number, timeoutMs: number): number;
   setWinsize(fd: number, rows: number, cols: number): void;
+  attachDeviceProgram(cgroupDir: string, insns: Buffer): void;
   close(fd: number): void;
   strerror(errno: number): string;
 }

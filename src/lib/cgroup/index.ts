@@ -6,24 +6,25 @@ import { Config } from '../config';
 import { TsrunError } from '../errors';
 import { CgroupManager, CgroupState, detectLayout, readHierarchies } from './manager';
 import { CgroupV1 } from './v1';
+import { CgroupV2 } from './v2';
 
-/**
- * The manager for a new container, or null on a cgroup2-only host: its
- * driver comes next (with a VM to test it in); until then such a host runs
- * containers without cgroups, and refuses any resource limit.
- */
-export function cgroupManagerFor(config: Config, id: string): CgroupManager | null {
+const UNIFIED_ROOT = '/sys/fs/cgroup';
+
+function unifiedHierarchy() {
+  const h = readHierarchies().find((x) => x.version === 2 && x.mountPoint === UNIFIED_ROOT);
+  if (!h) throw new TsrunError(`no cgroup2 hierarchy at ${UNIFIED_ROOT}`);
+  return h;
+}
+
+export function cgroupManagerFor(config: Config, id: string): CgroupManager {
   const hierarchies = readHierarchies();
-  if (detectLayout(hierarchies) === 'unified') {
-    const resources = config.linux?.resources;
-    if (resources && Object.keys(resources).length)
-      throw new TsrunError('linux.resources: cgroup v2-only hosts are not supported yet');
-    return null;
-  }
-  return new CgroupV1(hierarchies, config.linux?.cgroupsPath, id);
+  const cgroupsPath = config.linux?.cgroupsPath;
+  if (detectLayout(hierarchies) === 'unified') return new CgroupV2(unifiedHierarchy(), cgroupsPath, id);
+  return new CgroupV1(hierarchies, cgroupsPath, id);
 }
 
 export function cgroupManagerFrom(state: CgroupState | undefined): CgroupManager | null {
   if (!state) return null;
+  if (state.driver === 'v2') return new CgroupV2(unifiedHierarchy(), undefined, '', state);
   return new CgroupV1(readHierarchies(), undefined, '', state);
 }

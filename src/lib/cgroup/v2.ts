@@ -1,0 +1,289 @@
+/**
+ * The cgroup v2 driver, for unified hosts.  One directory per container;
+ * the controllers it needs are enabled in every ancestor's
+ * cgroup.subtree_control.  Values follow runc's conversions from the
+ * (v1-shaped) runtime-spec fields: shares -> cpu.weight, blkio weight ->
+ * io.weight, swap -> memory.swap.max as swap minus limit.  Device rules
+ * become an eBPF program (devices-bpf.ts) that the addon loads.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { TsrunError } from '../errors';
+import { warn } from '../log';
+import { native } from '../native';
+import { compileDeviceProgram, DeviceRule } from './devices-bpf';
+import {
+  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, writeKnob,
+} from './manager';
+import { DEFAULT_DEVICE_RULES, validateUnifiedKey } from './v1';
+
+type Json = Record<string, any>;
+
+/** runc's cpu.shares (2..262144) to cpu.weight (1..10000). */
+export function sharesToWeight(shares: number): number {
+  return Math.floor(1 + ((shares - 2) * 9999) / 262142);
+}
+
+/** runc's blkio weight (10..1000) to io.weight (1..10000). */
+export function blkioToIoWeight(weight: number): number {
+  return Math.floor(1 + ((weight - 10) * 9999) / 990);
+}
+
+/** runtime-spec swap is memory+swap; cgroup v2 wants the swap part alone. */
+export function swapMax(limit: number | undefined, swap: number): string {
+  if (swap === -1) return 'max';
+  if (limit === undefined || limit === -1) throw new TsrunError('linux.resources.memory.swap: needs memory.limit on cgroup v2');
+  if (swap < limit) throw new TsrunError(`linux.resources.memory.swap: ${swap} is below memory.limit ${limit}`);
+  return String(swap - limit);
+}
+
+/** The default allow-list (as v1 rules) parsed into rules for the eBPF program. */
+function defaultRules(): DeviceRule[] {
+  return DEFAULT_DEVICE_RULES.map((text) => {
+    const [type, nums, access] = text.split(' ');
+    const [major, minor] = nums.split(':');
+    return { allow: true, type: type as 'b' | 'c', major: major === '*' ? -1 : Number(major), minor: minor === '*' ? -1 : Number(minor), access };
+  });
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+export class CgroupV2 implements CgroupManager {
+  readonly dir: string;
+
+  constructor(private readonly hierarchy: Hierarchy, cgroupsPath: string | undefined, id: string, existing?: CgroupState) {
+    if (existing) {
+      this.dir = existing.paths[hierarchy.mountPoint];
+    } else {
+      const rel = cgroupRelativePath(cgroupsPath, id, ownCgroups().get('') ?? '/');
+      this.dir = path.join(hierarchy.mountPoint, rel);
+    }
+  }
+
+  describe(): CgroupState {
+    return { driver: 'v2', paths: { [this.hierarchy.mountPoint]: this.dir } };
+  }
+
+  /** mkdir each level, enabling in its parent every controller the parent can give. */
+  create(): void {
+    let dir = this.hierarchy.mountPoint;
+    for (const part of path.relative(this.hierarchy.mountPoint, this.dir).split('/').filter(Boolean)) {
+      const available = readOr(path.join(dir, 'cgroup.controllers'), '').trim().split(/\s+/).filter(Boolean);
+      const enabled = new Set(readOr(path.join(dir, 'cgroup.subtree_control'), '').trim().split(/\s+/));
+      const missing = available.filter((c) => !enabled.has(c));
+      if (missing.length) {
+        try {
+          fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+        } catch {
+          // One at a time, so a controller the kernel refuses here (e.g. a threaded subtree) does not block the rest.
+          for (const c of missing) {
+            try {
+              fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), `+${c}`);
+            } catch {
+              // set() names the knob if this container needs it
+            }
+          }
+        }
+      }
+      dir = path.join(dir, part);
+      if (!fs.existsSync(dir)) fs.mkdirSync(dir);
+    }
+  }
+
+  apply(pid: number): void {
+    writeKnob(this.dir, 'cgroup.procs', pid, 'linux.cgroupsPath');
+  }
+
+  private write(file: string, value: string | number, field: string): void {
+    writeKnob(this.dir, file, value, field);
+  }
+
+  set(resources: Json | undefined): void {
+    if (!resources) return;
+    const r = resources;
+    if (r.memory) this.setMemory(r.memory);
+    if (r.cpu) this.setCpu(r.cpu);
+    if (r.pids && r.pids.limit !== undefined && r.pids.limit !== 0)
+      this.write('pids.max', r.pids.limit > 0 ? r.pids.limit : 'max', 'linux.resources.pids.limit');
+    if (r.blockIO) this.setIo(r.blockIO);
+    (r.hugepageLimits ?? []).forEach((h: Json, i: number) =>
+      this.write(`hugetlb.${h.pageSize}.max`, h.limit, `linux.resources.hugepageLimits[${i}]`));
+    if (r.network && (r.network.classID !== undefined || r.network.priorities?.length))
+      throw new TsrunError('linux.resources.network: cgroup v2 has no net_cls/net_prio controllers');
+    for (const [device, l] of Object.entries((r.rdma ?? {}) as Record<string, Json>)) {
+      const parts = [l.hcaHandles !== undefined ? `hca_handle=${l.hcaHandles}` : '', l.hcaObjects !== undefined ? `hca_object=${l.hcaObjects}` : ''].filter(Boolean);
+      this.write('rdma.max', `${device} ${parts.join(' ')}`, `linux.resources.rdma.${device}`);
+    }
+    for (const [key, value] of Object.entries((r.unified ?? {}) as Record<string, string>)) {
+      validateUnifiedKey(key, 'linux.resources.unified');
+      this.write(key, value, `linux.resources.unified.${key}`);
+    }
+    if (r.devices) this.setDevices(r.devices);
+  }
+
+  private setMemory(m: Json): void {
+    const field = 'linux.resources.memory';
+    const limit = m.limit && m.limit !== 0 ? m.limit : undefined;
+    if (limit !== undefined) this.write('memory.max', limit === -1 ? 'max' : limit, `${field}.limit`);
+    if (m.swap && m.swap !== 0) this.write('memory.swap.max', swapMax(limit ?? this.currentLimit(), m.swap), `${field}.swap`);
+    if (m.reservation) this.write('memory.low', m.reservation, `${field}.reservation`);
+    if (m.swappiness !== undefined && m.swappiness !== -1 && m.swappiness !== null)
+      throw new TsrunError(`${field}.swappiness: cgroup v2 has no per-cgroup swappiness`);
+    if (m.disableOOMKiller) throw new TsrunError(`${field}.disableOOMKiller: cgroup v2 cannot disable the OOM killer`);
+    if (m.useHierarchy === false) throw new TsrunError(`${field}.useHierarchy: cgroup v2 is always hierarchical`);
+    for (const key of ['kernel', 'kernelTCP']) if (m[key]) warn(`${field}.${key}: cgroup v2 has no separate kernel memory limit; not applied`);
+  }
+
+  private currentLimit(): number | undefined {
+    const text = readOr(path.join(this.dir, 'memory.max'), 'max').trim();
+    return text === 'max' ? -1 : Number(text);
+  }
+
+  private setCpu(c: Json): void {
+    const field = 'linux.resources.cpu';
+    if (c.shares) this.write('cpu.weight', sharesToWeight(c.shares), `${field}.shares`);
+    if (c.quota || c.period) {
+      const quota = c.quota && c.quota > 0 ? String(c.quota) : 'max';
+      const period = c.period || Number(readOr(path.join(this.dir, 'cpu.max'), 'max 100000').trim().split(' ')[1] ?? 100000);
+      this.write('cpu.max', `${quota} ${period}`, c.quota ? `${field}.quota` : `${field}.period`);
+    }
+    if (c.burst !== undefined && c.burst !== null) this.write('cpu.max.burst', c.burst, `${field}.burst`);
+    if (c.idle !== undefined && c.idle !== null) this.write('cpu.idle', c.idle, `${field}.idle`);
+    if (c.realtimeRuntime || c.realtimePeriod) throw new TsrunError(`${field}.realtimeRuntime: cgroup v2 has no realtime CPU scheduling knobs`);
+    if (c.cpus) this.write('cpuset.cpus', c.cpus, `${field}.cpus`);
+    if (c.mems) this.write('cpuset.mems', c.mems, `${field}.mems`);
+  }
+
+  private setIo(b: Json): void {
+    const field = 'linux.resources.blockIO';
+    const bfq = fs.existsSync(path.join(this.dir, 'io.bfq.weight'));
+    if (b.weight) this.write(bfq ? 'io.bfq.weight' : 'io.weight', bfq ? b.weight : blkioToIoWeight(b.weight), `${field}.weight`);
+    if (b.leafWeight) throw new TsrunError(`${field}.leafWeight: cgroup v2 has no leaf weight`);
+    (b.weightDevice ?? []).forEach((d: Json, i: number) => {
+      if (d.weight) this.write(bfq ? 'io.bfq.weight' : 'io.weight', `${d.major}:${d.minor} ${bfq ? d.weight : blkioToIoWeight(d.weight)}`, `${field}.weightDevice[${i}]`);
+    });
+    const throttles: Array<[string, string]> = [
+      ['throttleReadBpsDevice', 'rbps'], ['throttleWriteBpsDevice', 'wbps'],
+      ['throttleReadIOPSDevice', 'riops'], ['throttleWriteIOPSDevice', 'wiops'],
+    ];
+    for (const [key, name] of throttles) {
+      (b[key] ?? []).forEach((d: Json, i: number) => this.write('io.max', `${d.major}:${d.minor} ${name}=${d.rate}`, `${field}.${key}[${i}]`));
+    }
+  }
+
+  /** runc's semantics: the config's rules, then the default allow-list; first match wins from the end. */
+  private setDevices(rules: Json[]): void {
+    const parsed: DeviceRule[] = rules.map((d, i) => {
+      const type = d.type ?? 'a';
+      if (!['a', 'b', 'c'].includes(type)) throw new TsrunError(`linux.resources.devices[${i}].type: must be a, b or c, not "${type}"`);
+      const access = d.access ?? 'rwm';
+      if (!/^[rwm]{1,3}$/.test(access)) throw new TsrunError(`linux.resources.devices[${i}].access: must be made of r, w and m, not "${access}"`);
+      return { allow: !!d.allow, type, major: d.major ?? -1, minor: d.minor ?? -1, access };
+    });
+    const program = compileDeviceProgram([...parsed, ...defaultRules()]);
+    try {
+      native.attachDeviceProgram(this.dir, program);
+    } catch (err) {
+      throw new TsrunError(`linux.resources.devices: load the device filter: ${(err as Error).message}`);
+    }
+  }
+
+  freeze(): void {
+    this.write('cgroup.freeze', 1, 'pause');
+    for (let i = 0; i < 2000; i++) {
+      if (/^frozen 1$/m.test(readOr(path.join(this.dir, 'cgroup.events'), ''))) return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+    throw new TsrunError('pause: the cgroup did not freeze');
+  }
+
+  thaw(): void {
+    this.write('cgroup.freeze', 0, 'resume');
+  }
+
+  isFrozen(): boolean {
+    return readOr(path.join(this.dir, 'cgroup.freeze'), '0').trim() === '1';
+  }
+
+  /** Processes here and in sub-cgroups (exec --cgroup puts some there). */
+  pids(): number[] {
+    const out: number[] = [];
+    const walk = (dir: string): void => {
+      out.push(...readPids(path.join(dir, 'cgroup.procs')));
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) walk(path.join(dir, entry.name));
+    };
+    if (fs.existsSync(this.dir)) walk(this.dir);
+    return out;
+  }
+
+  killAll(signal: number): void {
+    if (signal === 9 && fs.existsSync(path.join(this.dir, 'cgroup.kill'))) return this.write('cgroup.kill', 1, 'kill --all');
+    const wasFrozen = this.isFrozen();
+    if (!wasFrozen) this.freeze();
+    try {
+      for (const pid of this.pids()) {
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // exited meanwhile
+        }
+      }
+    } finally {
+      if (!wasFrozen) this.thaw();
+    }
+  }
+
+  stats(): Record<string, unknown> {
+    const kv = (file: string): Record<string, number> => {
+      const out: Record<string, number> = {};
+      for (const line of readOr(path.join(this.dir, file), '').split('\n')) {
+        const [key, value] = line.trim().split(/\s+/);
+        if (key && /^\d+$/.test(value ?? '')) out[key] = Number(value);
+      }
+      return out;
+    };
+    const num = (file: string): number => Number(readOr(path.join(this.dir, file), '0').trim()) || 0;
+    const max = (file: string): number => {
+      const text = readOr(path.join(this.dir, file), 'max').trim();
+      return text === 'max' ? 0 : Number(text);
+    };
+    const cpu = kv('cpu.stat');
+    const mem = kv('memory.stat');
+    const events = kv('memory.events');
+    return {
+      cpu: {
+        usage: { total: (cpu.usage_usec ?? 0) * 1000, percpu: [], kernel: (cpu.system_usec ?? 0) * 1000, user: (cpu.user_usec ?? 0) * 1000 },
+        throttling: { periods: cpu.nr_periods ?? 0, throttledPeriods: cpu.nr_throttled ?? 0, throttledTime: (cpu.throttled_usec ?? 0) * 1000 },
+      },
+      memory: {
+        cache: mem.file ?? 0,
+        usage: { usage: num('memory.current'), max: num('memory.peak'), limit: max('memory.max'), failcnt: events.max ?? 0 },
+        swap: { usage: num('memory.swap.current'), max: 0, limit: max('memory.swap.max'), failcnt: 0 },
+        raw: mem,
+      },
+      pids: { current: num('pids.current'), limit: max('pids.max') },
+      blkio: {},
+      hugetlb: {},
+    };
+  }
+
+  oomKills(): number {
+    const line = readOr(path.join(this.dir, 'memory.events'), '').split('\n').find((l) => l.startsWith('oom_kill '));
+    return line ? Number(line.split(' ')[1]) : 0;
+  }
+
+  destroy(): void {
+    const remove = (dir: string): void => {
+      if (!fs.existsSync(dir)) return;
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) remove(path.join(dir, entry.name));
+      removeCgroupDir(dir);
+    };
+    remove(this.dir);
+  }
+}
