@@ -81,11 +81,10 @@ export function execCommand(): Command {
     .option('-d, --detach', 'do not wait for the process')
     .option('--pid-file <path>', 'write the process pid here')
     .option('--preserve-fds <n>', 'pass this many fds after stdio into the process', '0')
-    .option('--cgroup <path>', 'run in this sub-cgroup of the container (cgroup v2)')
+    .option('--cgroup <path>', "run in this existing sub-cgroup of the container's cgroup (cgroup v2)")
     .option('--ignore-paused', 'allow exec into a paused container')
     .action(verb('exec', async function (this: Command, id: string, args: string[]) {
       const o = this.opts();
-      if (o.cgroup) throw new TsrunError('--cgroup: sub-cgroups need the cgroup v2 driver, which is not implemented yet');
       if (o.apparmor) throw new TsrunError('--apparmor: AppArmor is not supported by tsrun yet');
       if (o.processLabel) throw new TsrunError('--process-label: SELinux labels are not supported by tsrun yet');
       const store = storeOf(this);
@@ -99,6 +98,7 @@ export function execCommand(): Command {
         detach: !!o.detach,
         preserveFds: parseCount(o.preserveFds, '--preserve-fds'),
         ignorePaused: !!o.ignorePaused,
+        subCgroup: o.cgroup,
       });
     }));
 }

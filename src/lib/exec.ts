@@ -24,6 +24,8 @@ export interface ExecOptions {
   detach: boolean;
   preserveFds: number;
   ignorePaused: boolean;
+  /** exec --cgroup: a sub-cgroup of the container's (cgroup v2). */
+  subCgroup?: string;
 }
 
 const NS_FILES: Record<NamespaceType, string> = {
@@ -65,6 +67,7 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
       preserveFds: opts.preserveFds,
       cgroup: cgroupManagerFrom(record.cgroup),
       joinCgroupWhenReady: status === 'paused',
+      subCgroup: opts.subCgroup,
       describeFailure: (f) => `${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
     });
     if (consoleFd >= 0) native.close(consoleFd);

@@ -18,6 +18,8 @@ export interface LaunchOptions {
   preserveFds: number;
   /** Cgroups the helper joins before it creates any namespace. */
   cgroup: CgroupManager | null;
+  /** A sub-cgroup of the container's to join instead (exec --cgroup). */
+  subCgroup?: string;
   /** Join the cgroups only once the process is READY: a frozen cgroup would freeze its set-up. */
   joinCgroupWhenReady?: boolean;
   /** linux.resources to write once the helper is placed (create only). */
@@ -62,7 +64,7 @@ export function launch(opts: LaunchOptions): number {
   let inHook = false;
   try {
     ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.preserveFds));
-    if (!opts.joinCgroupWhenReady) opts.cgroup?.apply(helperPid);
+    if (!opts.joinCgroupWhenReady) opts.cgroup?.apply(helperPid, opts.subCgroup);
     if (opts.resources) opts.cgroup?.set(opts.resources);
     send(syncFd, Sync.CONTINUE);
     for (;;) {
@@ -81,7 +83,7 @@ export function launch(opts: LaunchOptions): number {
         inHook = false;
         send(syncFd, Sync.HOOKS_DONE, state);
       } else if (msg.type === Sync.READY) {
-        if (opts.joinCgroupWhenReady) opts.cgroup?.apply(initPid);
+        if (opts.joinCgroupWhenReady) opts.cgroup?.apply(initPid, opts.subCgroup);
         return initPid;
       } else if (msg.type === Sync.ERROR) {
         inHook = msg.failure.step === 'hook';

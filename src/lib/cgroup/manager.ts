@@ -29,8 +29,8 @@ export interface Hierarchy {
 export interface CgroupManager {
   /** Create the container's cgroups (an existing one is reused). */
   create(): void;
-  /** Move a process (and its future children) into them. */
-  apply(pid: number): void;
+  /** Move a process (and its future children) into them, or into an existing sub-cgroup (exec --cgroup). */
+  apply(pid: number, sub?: string): void;
   /** Write linux.resources; a knob the host lacks is an error naming it. */
   set(resources: Record<string, unknown> | undefined): void;
   freeze(): void;

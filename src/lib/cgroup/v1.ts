@@ -96,7 +96,8 @@ export class CgroupV1 implements CgroupManager {
     }
   }
 
-  apply(pid: number): void {
+  apply(pid: number, sub?: string): void {
+    if (sub) throw new TsrunError('--cgroup: sub-cgroups are supported on cgroup v2 hosts only');
     for (const h of this.dirs.values()) writeKnob(h.dir, 'cgroup.procs', pid, 'linux.cgroupsPath');
   }
 

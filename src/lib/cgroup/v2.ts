@@ -96,8 +96,12 @@ export class CgroupV2 implements CgroupManager {
     }
   }
 
-  apply(pid: number): void {
-    writeKnob(this.dir, 'cgroup.procs', pid, 'linux.cgroupsPath');
+  apply(pid: number, sub?: string): void {
+    if (!sub) return writeKnob(this.dir, 'cgroup.procs', pid, 'linux.cgroupsPath');
+    const target = path.join(this.dir, sub);
+    if (path.relative(this.dir, target).startsWith('..') || !fs.existsSync(target))
+      throw new TsrunError(`--cgroup: ${sub} is not an existing sub-cgroup of the container's`);
+    writeKnob(target, 'cgroup.procs', pid, '--cgroup');
   }
 
   private write(file: string, value: string | number, field: string): void {
