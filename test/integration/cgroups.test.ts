@@ -232,6 +232,12 @@ t.test('update changes the limits of a running container (flags, -r FILE, -r - a
   t.equal(pidsMax(), '77');
   t.equal(quota(), '30000');
 
+  // checkBeforeUpdate refuses a limit below what the container already uses
+  const tooLow = tsrun(bundle.root, ['update', '--resources', '-', id], { input: JSON.stringify({ memory: { limit: 4096, checkBeforeUpdate: true } }) });
+  t.not(tooLow.status, 0);
+  t.match(tooLow.stderr, /memory\.limit: 4096 is below the current usage \d+ \(checkBeforeUpdate\)/);
+  t.equal(memLimit(), '100663296', 'the limit is unchanged');
+
   const bad = tsrun(bundle.root, ['update', '--resources', '-', id], { input: '{nope' });
   t.not(bad.status, 0);
   t.match(bad.stderr, /^tsrun: update \S+: --resources -: invalid JSON/);

@@ -130,6 +130,10 @@ export class CgroupV1 implements CgroupManager {
     if (!wants) return;
     const dir = this.dirFor('memory', field);
     const limit = m.limit && m.limit !== 0 ? m.limit : undefined;
+    if (m.checkBeforeUpdate && limit !== undefined && limit !== -1) {
+      const usage = Number(readOr(path.join(dir, 'memory.usage_in_bytes'), '0'));
+      if (limit < usage) throw new TsrunError(`${field}.limit: ${limit} is below the current usage ${usage} (checkBeforeUpdate)`);
+    }
     const swap = m.swap && m.swap !== 0 ? m.swap : undefined;
     // memsw must stay >= limit at every step: raise memsw first when it grows.
     const current = Number(readOr(path.join(dir, 'memory.memsw.limit_in_bytes'), '0'));

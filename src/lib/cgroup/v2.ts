@@ -134,6 +134,10 @@ export class CgroupV2 implements CgroupManager {
   private setMemory(m: Json): void {
     const field = 'linux.resources.memory';
     const limit = m.limit && m.limit !== 0 ? m.limit : undefined;
+    if (m.checkBeforeUpdate && limit !== undefined && limit !== -1) {
+      const usage = Number(readOr(path.join(this.dir, 'memory.current'), '0'));
+      if (limit < usage) throw new TsrunError(`${field}.limit: ${limit} is below the current usage ${usage} (checkBeforeUpdate)`);
+    }
     if (limit !== undefined) this.write('memory.max', limit === -1 ? 'max' : limit, `${field}.limit`);
     if (m.swap && m.swap !== 0) this.write('memory.swap.max', swapMax(limit ?? this.currentLimit(), m.swap), `${field}.swap`);
     if (m.reservation) this.write('memory.low', m.reservation, `${field}.reservation`);
