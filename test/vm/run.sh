@@ -62,7 +62,7 @@ share=$work/share
 serial=$work/serial.log
 mkdir "$share"
 qpid=""
-cleanup() {
+stop_qemu() {
 	# Only our own qemu, by pid: TERM first, KILL if it lingers.
 	if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
 		kill "$qpid" 2>/dev/null || true
@@ -71,8 +71,11 @@ cleanup() {
 			sleep 0.2
 		done
 		kill -9 "$qpid" 2>/dev/null || true
-		wait "$qpid" 2>/dev/null || true
 	fi
+	if [ -n "$qpid" ]; then wait "$qpid" 2>/dev/null || true; fi
+}
+cleanup() {
+	stop_qemu
 	if [ -n "$keep_log" ] && [ -f "$serial" ]; then cp "$serial" "$keep_log" || true; fi
 	rm -rf "$work"
 }
@@ -121,6 +124,7 @@ qemu=(qemu-system-x86_64
 )
 say "booting kernel $KVER (timeout ${timeout}s)"
 start=$(date +%s.%N)
+elapsed() { awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 "${qemu[@]}" </dev/null >"$work/qemu.out" 2>&1 &
 qpid=$!
 
@@ -143,7 +147,7 @@ deadline=$(($(date +%s) + timeout))
 while kill -0 "$qpid" 2>/dev/null; do
 	if [ "$booted" = 0 ] && [ -f "$share/output" ]; then
 		booted=1
-		say "job started after $(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo '?') s"
+		say "job started after $(elapsed) s"
 	fi
 	flush_output
 	if [ "$(date +%s)" -ge "$deadline" ]; then
@@ -152,15 +156,15 @@ while kill -0 "$qpid" 2>/dev/null; do
 	fi
 	sleep 0.2
 done
-if [ "$timed_out" = 1 ]; then
-	cleanup_pid=$qpid
-	kill "$cleanup_pid" 2>/dev/null || true
-fi
 qrc=0
-wait "$qpid" 2>/dev/null || qrc=$?
+if [ "$timed_out" = 1 ]; then
+	stop_qemu
+else
+	wait "$qpid" 2>/dev/null || qrc=$?
+fi
 qpid=""
 flush_output
-say "VM ran for $(echo "$(date +%s.%N) - $start" | bc 2>/dev/null || echo '?') s"
+say "VM ran for $(elapsed) s"
 
 tail_log() {
 	echo "--- last lines of the VM's serial log ---" >&2
