@@ -1,20 +1,38 @@
 #!/bin/bash
-# Set everything up, then run the whole test suite (unit and, as root, integration).
+# Set everything up, then run the whole test suite: unit and integration
+# tests on this host, then the cgroup suite again inside a VM running pure
+# cgroup v2 (test/vm/), since a hybrid host cannot exercise the v2 driver.
+# TSRUN_SKIP_VM=1 skips the VM part (quick local runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 status=0
-npx tap dist/test/unit dist/test/integration 2>&1 | tee "$log" || status=$?
-# One closing line any CI can read: "N passed, N failed".
-summary=$(grep -E '^# \{ total: ' "$log" | tail -1 || true)
-total=$(sed -nE 's/.*total: ([0-9]+).*/\1/p' <<<"$summary")
-pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
-fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
-if [ -z "$total" ] || [ "$total" -eq 0 ]; then
+
+echo "== host ($(uname -r)) =="
+npx tap dist/test/unit dist/test/integration 2>&1 | tee "$logs/host" || status=$?
+
+if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
+  echo "== cgroup v2, in a VM (test/vm) =="
+  bash test/vm/run.sh --timeout 2400 --cwd "$PWD" -- \
+    npx tap dist/test/integration/cgroups.test.js dist/test/integration/devices-bpf.test.js dist/test/integration/exec.test.js \
+    2>&1 | tee "$logs/vm" || status=$?
+fi
+
+# One closing line any CI can read: "N passed, N failed", over both runs.
+total=0 pass=0 fail=0
+for log in "$logs"/*; do
+  summary=$(grep -E '^# \{ total: ' "$log" | tail -1 || true)
+  [ -n "$summary" ] || { echo "no test summary in the $(basename "$log") run"; status=1; continue; }
+  total=$((total + $(sed -nE 's/.*total: ([0-9]+).*/\1/p' <<<"$summary")))
+  pass=$((pass + $(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")))
+  fail=$((fail + $(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary" | grep . || echo 0)))
+done
+if [ "$total" -eq 0 ]; then
   echo "no tests ran"
   exit 1
 fi
-echo "${pass:-0} passed, ${fail:-0} failed"
+echo "$pass passed, $fail failed"
 exit $status

@@ -63,14 +63,19 @@ serial=$work/serial.log
 mkdir "$share"
 qpid=""
 stop_qemu() {
-	# Only our own qemu, by pid: TERM first, KILL if it lingers.
+	# Only our own qemu, by pid. $qpid is the `timeout` wrapping it (see
+	# below), which passes a TERM on to qemu. Should qemu linger, KILL it
+	# (the wrapper's child) before the wrapper, so it is never orphaned.
 	if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
 		kill "$qpid" 2>/dev/null || true
 		for _ in 1 2 3 4 5 6 7 8 9 10; do
 			kill -0 "$qpid" 2>/dev/null || break
 			sleep 0.2
 		done
-		kill -9 "$qpid" 2>/dev/null || true
+		if kill -0 "$qpid" 2>/dev/null; then
+			pkill -KILL -P "$qpid" 2>/dev/null || true
+			kill -KILL "$qpid" 2>/dev/null || true
+		fi
 	fi
 	if [ -n "$qpid" ]; then wait "$qpid" 2>/dev/null || true; fi
 }
@@ -94,6 +99,14 @@ q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 		[[ $kv == *=* ]] || { echo "tsrun-vm: --env wants K=V, got $kv" >&2; exit 125; }
 		echo "export $(q "$kv")"
 	done
+	# /tmp and /run are fresh in the guest: a cwd below them comes back as a
+	# writable overlay of the host's directory (tools such as tap write there).
+	case "$cwd" in
+	/tmp/* | /run/*)
+		echo "mkdir -p /run/.cwd/upper /run/.cwd/work $(q "$cwd")"
+		echo "mount -t overlay -o lowerdir=$(q "/run/.hostroot$cwd"),upperdir=/run/.cwd/upper,workdir=/run/.cwd/work overlay $(q "$cwd") || exit 125"
+		;;
+	esac
 	echo "cd $(q "$cwd") || { echo \"tsrun-vm: cannot cd to \"$(q "$cwd")\" in the guest\" >&2; exit 125; }"
 	printf 'exec'
 	for a in "$@"; do printf ' %s' "$(q "$a")"; done
@@ -125,7 +138,9 @@ qemu=(qemu-system-x86_64
 say "booting kernel $KVER (timeout ${timeout}s)"
 start=$(date +%s.%N)
 elapsed() { awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-"${qemu[@]}" </dev/null >"$work/qemu.out" 2>&1 &
+# `timeout` is a backstop: should this script itself be SIGKILLed (so its
+# cleanup never runs), qemu still dies shortly after the deadline.
+timeout -k 10 $((timeout + 30)) "${qemu[@]}" </dev/null >"$work/qemu.out" 2>&1 &
 qpid=$!
 
 # Stream share/output to stdout while the VM runs: print whatever bytes were
@@ -137,7 +152,10 @@ flush_output() {
 	[ -f "$f" ] || return 0
 	size=$(stat -c %s "$f")
 	if [ "$size" -gt "$off" ]; then
-		tail -c +$((off + 1)) "$f" | head -c $((size - off))
+		# Exactly the bytes [off, size): the file may grow meanwhile, and
+		# those bytes are left for the next look.
+		dd if="$f" iflag=skip_bytes,count_bytes skip="$off" count=$((size - off)) \
+			bs=1M status=none
 		off=$size
 	fi
 }
