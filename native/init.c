@@ -1111,6 +1111,7 @@ static void op_exec(void)
 #define MAX_SETNS 16
 static struct { const unsigned char *op; int fd; } setns_fds[MAX_SETNS];
 static int setns_count;
+static int clone_cgroup_fd = -1; /* OP_CLONE_INIT's cgroup, opened with the namespaces */
 
 static void open_namespaces(const unsigned char *ops, const unsigned char *end, uint32_t op_count)
 {
@@ -1131,6 +1132,11 @@ static void open_namespaces(const unsigned char *ops, const unsigned char *end, 
 				fail(errno, "setns", path, "open namespace %s", path);
 			setns_fds[setns_count].op = op_start;
 			setns_fds[setns_count++].fd = fd;
+		} else if (code == OP_CLONE_INIT) {
+			struct cursor f = { c.p, op_start + size };
+			const char *dir = rd_str(&f);
+			if (dir[0] && (clone_cgroup_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+				fail(errno, "cgroup", dir, "open cgroup %s", dir);
 		}
 		c.p = op_start + size;
 	}
@@ -1185,15 +1191,46 @@ static void op_unshare(struct cursor *c)
  * the engine's subreaper, as with runc.  A new pid namespace (unshared
  * above) makes the init its pid 1.
  */
-static void op_clone_init(void)
+struct clone_args_v0 {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+#define CLONE_INTO_CGROUP_ 0x200000000ULL
+
+static void op_clone_init(struct cursor *c)
 {
-	pid_t pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
-	if (pid < 0)
-		fail(errno, "clone", NULL, "start container init");
+	rd_str(c); /* the cgroup, opened by open_namespaces() */
+	pid_t pid = -1;
+	if (clone_cgroup_fd >= 0) {
+		/* Born inside its cgroup: nothing of it ever runs elsewhere. */
+		struct clone_args_v0 args = {
+			.flags = CLONE_PARENT | CLONE_INTO_CGROUP_,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)clone_cgroup_fd,
+		};
+		pid = syscall(SYS_clone3, &args, sizeof(args));
+		if (pid < 0 && errno != ENOSYS && errno != E2BIG && errno != EINVAL)
+			fail(errno, "clone", NULL, "start container init in its cgroup");
+	}
+	if (pid < 0) {
+		pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+		if (pid < 0)
+			fail(errno, "clone", NULL, "start container init");
+		if (pid > 0 && clone_cgroup_fd >= 0) {
+			/* No clone3 here: move the init before it is let go. */
+			char value[16];
+			int procs = openat(clone_cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+			int len = snprintf(value, sizeof(value), "%d", pid);
+			if (procs < 0 || write(procs, value, len) != len)
+				fail(errno, "cgroup", "cgroup.procs", "move the init into its cgroup");
+			close(procs);
+		}
+	}
 	if (pid > 0) {
 		sync_send(SYNC_INIT_PID, pid, NULL, 0);
 		_exit(0);
 	}
+	if (clone_cgroup_fd >= 0)
+		close(clone_cgroup_fd);
 	free(sync_expect(SYNC_CONTINUE));
 }
 
@@ -1244,7 +1281,7 @@ int main(int argc, char **argv)
 		case OP_UNSHARE: op_unshare(&op); break;
 		case OP_BECOME_ROOT: op_become_root(); break;
 		case OP_TIMENS_OFFSETS: op_timens_offsets(&op); break;
-		case OP_CLONE_INIT: op_clone_init(); break;
+		case OP_CLONE_INIT: op_clone_init(&op); break;
 		case OP_SETSID:
 			if (setsid() < 0)
 				fail(errno, "setsid", NULL, "setsid");

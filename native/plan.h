@@ -27,7 +27,9 @@ enum plan_op {
 	OP_UNSHARE = 3,         /* u64 clone flags */
 	OP_BECOME_ROOT = 4,     /* -- ; setresuid/setresgid 0 inside the userns */
 	OP_TIMENS_OFFSETS = 5,  /* str content for /proc/self/timens_offsets */
-	OP_CLONE_INIT = 6,      /* -- ; fork the init, report its pid, exit */
+	OP_CLONE_INIT = 6,      /* str cgroup_dir ('' = none) ; fork the init
+	                           (into that cgroup: CLONE_INTO_CGROUP), report
+	                           its pid, exit */
 	/* Run by the container's init. */
 	OP_SETSID = 7,          /* -- */
 	OP_SETHOSTNAME = 8,     /* str */

@@ -104,9 +104,12 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
   validateId(opts.id);
   const bundle = path.resolve(opts.bundle);
   const config = loadBundleConfig(bundle);
+  const cgroup = cgroupManagerFor(config, opts.id);
+  const cloneIntoCgroup = cgroup.cloneTarget();
   let plan;
   try {
     plan = compileCreatePlan(config, {
+      cloneIntoCgroup,
       bundle,
       noPivot: opts.noPivot,
       consoleSocket: !!opts.consoleSocket,
@@ -121,7 +124,6 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
   const planBuffer = encodePlan(plan.ops);
   decodePlan(planBuffer); // cheap self-check before anything exists
 
-  const cgroup = cgroupManagerFor(config, opts.id);
   const lockFd = store.claim(opts.id);
   let initPid = 0;
   let fifoFd = -1;
@@ -155,6 +157,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
       consoleFd,
       preserveFds: opts.preserveFds,
       cgroup,
+      clonedIntoCgroup: !!cloneIntoCgroup,
       resources: config.linux?.resources,
       onUsernsReady: (pid) => writeIdMaps(pid, config),
       onRunHooks: (pid) => {

@@ -53,7 +53,10 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
   if (status === 'paused' && !opts.ignorePaused) throw new TsrunError('cannot exec in a paused container (use --ignore-paused)');
   const wantsProxy = !!opts.process.terminal && !opts.consoleSocket;
   if (wantsProxy && opts.detach) throw new TsrunError('--tty: a detached exec needs --console-socket to get a terminal');
-  const plan = encodePlan(compileExecPlan(opts.process, initNamespaces(record.pid)));
+  const cgroup = cgroupManagerFrom(record.cgroup);
+  // Into a frozen cgroup only once set up; otherwise straight in, where the kernel allows.
+  const cloneInto = status === 'paused' ? undefined : cgroup?.cloneTarget(opts.subCgroup);
+  const plan = encodePlan(compileExecPlan(opts.process, initNamespaces(record.pid), cloneInto ?? ''));
 
   const proxy = wantsProxy ? new ConsoleProxy() : undefined;
   let consoleFd = -1;
@@ -65,7 +68,8 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
       fifoFd: -1,
       consoleFd,
       preserveFds: opts.preserveFds,
-      cgroup: cgroupManagerFrom(record.cgroup),
+      cgroup,
+      clonedIntoCgroup: !!cloneInto,
       joinCgroupWhenReady: status === 'paused',
       subCgroup: opts.subCgroup,
       describeFailure: (f) => `${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,

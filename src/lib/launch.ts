@@ -18,6 +18,8 @@ export interface LaunchOptions {
   preserveFds: number;
   /** Cgroups the helper joins before it creates any namespace. */
   cgroup: CgroupManager | null;
+  /** The plan clones the process straight into its cgroup: the helper joins none. */
+  clonedIntoCgroup?: boolean;
   /** A sub-cgroup of the container's to join instead (exec --cgroup). */
   subCgroup?: string;
   /** Join the cgroups only once the process is READY: a frozen cgroup would freeze its set-up. */
@@ -64,7 +66,7 @@ export function launch(opts: LaunchOptions): number {
   let inHook = false;
   try {
     ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.preserveFds));
-    if (!opts.joinCgroupWhenReady) opts.cgroup?.apply(helperPid, opts.subCgroup);
+    if (!opts.joinCgroupWhenReady && !opts.clonedIntoCgroup) opts.cgroup?.apply(helperPid, opts.subCgroup);
     if (opts.resources) opts.cgroup?.set(opts.resources);
     send(syncFd, Sync.CONTINUE);
     for (;;) {

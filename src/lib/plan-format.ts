@@ -58,7 +58,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.UNSHARE]: [['flags', 'u64']],
   [Op.BECOME_ROOT]: [],
   [Op.TIMENS_OFFSETS]: [['content', 'str']],
-  [Op.CLONE_INIT]: [],
+  [Op.CLONE_INIT]: [['cgroupDir', 'str']],
   [Op.SETSID]: [],
   [Op.SETHOSTNAME]: [['name', 'str']],
   [Op.SETDOMAINNAME]: [['name', 'str']],

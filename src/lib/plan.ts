@@ -78,6 +78,8 @@ export interface PlanContext {
   noPivot: boolean;
   /** A --console-socket was given. */
   consoleSocket: boolean;
+  /** cgroup v2: the init is cloned straight into this directory (CLONE_INTO_CGROUP). */
+  cloneIntoCgroup?: string;
   /** Name of the session keyring to create (runc: the container id); none with --no-new-keyring. */
   sessionKeyring?: string;
   host: HostView;
@@ -136,7 +138,7 @@ function namespacesOf(config: Config): Namespaces {
   return { created, joined };
 }
 
-function compileNamespaces(config: Config, ns: Namespaces, ops: PlanOp[]): void {
+function compileNamespaces(config: Config, ns: Namespaces, ops: PlanOp[], cloneIntoCgroup = ''): void {
   for (const type of JOIN_ORDER) {
     const nsPath = ns.joined.get(type);
     if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
@@ -144,8 +146,11 @@ function compileNamespaces(config: Config, ns: Namespaces, ops: PlanOp[]): void 
   if (ns.created.has('user')) ops.push(op(Op.UNSHARE_USER), op(Op.BECOME_ROOT));
   else if (ns.joined.has('user')) ops.push(op(Op.BECOME_ROOT));
 
+  // Cloned into its cgroup, the init unshares its cgroup namespace itself,
+  // so the namespace is rooted at the container's cgroup, not the helper's.
+  const lateCgroupNs = !!cloneIntoCgroup && ns.created.has('cgroup');
   let flags = 0;
-  for (const type of ns.created) if (type !== 'user') flags |= CLONE_FLAGS[type];
+  for (const type of ns.created) if (type !== 'user' && !(lateCgroupNs && type === 'cgroup')) flags |= CLONE_FLAGS[type];
   if (flags) ops.push(op(Op.UNSHARE, { flags: BigInt(flags) }));
 
   const offsets = config.linux?.timeOffsets;
@@ -155,7 +160,8 @@ function compileNamespaces(config: Config, ns: Namespaces, ops: PlanOp[]): void 
       .map((clock) => `${clock} ${offsets[clock]!.secs ?? 0} ${offsets[clock]!.nanosecs ?? 0}\n`);
     if (lines.length) ops.push(op(Op.TIMENS_OFFSETS, { content: lines.join('') }));
   }
-  ops.push(op(Op.CLONE_INIT));
+  ops.push(op(Op.CLONE_INIT, { cgroupDir: cloneIntoCgroup }));
+  if (lateCgroupNs) ops.push(op(Op.UNSHARE, { flags: BigInt(CLONE_FLAGS.cgroup) }));
 }
 
 /** A bundle-relative source becomes absolute, like runc. */
@@ -382,7 +388,7 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   (config.mounts ?? []).forEach((m, i) => compileMount(config, m, i, ctx, ns, mountSink));
 
   const ops: PlanOp[] = [...mountSink.prepare];
-  compileNamespaces(config, ns, ops);
+  compileNamespaces(config, ns, ops, ctx.cloneIntoCgroup);
   ops.push(op(Op.SETSID));
   if (ctx.sessionKeyring) ops.push(op(Op.SESSION_KEYRING, { name: ctx.sessionKeyring }));
   if (config.hostname) ops.push(op(Op.SETHOSTNAME, { name: config.hostname }));
@@ -457,7 +463,7 @@ export interface InitNamespaces {
  * exec: join the init's namespaces, fork into its pid namespace, then the
  * same process set-up as the init (minus /dev/console), and exec.
  */
-export function compileExecPlan(process: Process, ns: InitNamespaces): PlanOp[] {
+export function compileExecPlan(process: Process, ns: InitNamespaces, cloneIntoCgroup = ''): PlanOp[] {
   if (!process.args || process.args.length === 0) throw new ConfigError('process.args', 'must not be empty');
   const ops: PlanOp[] = [];
   for (const type of JOIN_ORDER) {
@@ -465,7 +471,7 @@ export function compileExecPlan(process: Process, ns: InitNamespaces): PlanOp[] 
     if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
   }
   if (ns.differing.user) ops.push(op(Op.BECOME_ROOT));
-  ops.push(op(Op.CLONE_INIT));
+  ops.push(op(Op.CLONE_INIT, { cgroupDir: cloneIntoCgroup }));
   if (process.terminal) ops.push(op(Op.SETSID));
   compileProcess(process, ops, false);
   ops.push(op(Op.EXEC));

@@ -186,6 +186,16 @@ t.test('a session keyring unless --no-new-keyring', async (t) => {
   t.equal(find(compile(), Op.SESSION_KEYRING).length, 0);
 });
 
+t.test('cgroup v2: the init is cloned into its cgroup and then unshares its cgroup namespace', async (t) => {
+  const ops = compile((c) => c.linux!.namespaces!.push({ type: 'cgroup' }), { ...ctx(), cloneIntoCgroup: '/sys/fs/cgroup/c1' });
+  const at = codes(ops).indexOf('CLONE_INIT');
+  t.same(ops[at].fields, { cgroupDir: '/sys/fs/cgroup/c1' });
+  t.equal((find(ops, Op.UNSHARE)[0].fields.flags as bigint) & BigInt(CLONE_FLAGS.cgroup), 0n, 'not unshared by the helper');
+  t.same(ops[at + 1], { op: Op.UNSHARE, fields: { flags: BigInt(CLONE_FLAGS.cgroup) } }, 'unshared by the init, inside its cgroup');
+  const v1 = compile((c) => c.linux!.namespaces!.push({ type: 'cgroup' }));
+  t.same(find(v1, Op.CLONE_INIT)[0].fields, { cgroupDir: '' }, 'v1: the helper was placed beforehand');
+});
+
 t.test('time namespace offsets', async (t) => {
   const ops = compile((c) => {
     c.linux!.namespaces!.push({ type: 'time' });

@@ -29,6 +29,8 @@ export interface Hierarchy {
 export interface CgroupManager {
   /** Create the container's cgroups (an existing one is reused). */
   create(): void;
+  /** cgroup v2: the directory a process can be cloned straight into (CLONE_INTO_CGROUP); v1: none. */
+  cloneTarget(sub?: string): string | undefined;
   /** Move a process (and its future children) into them, or into an existing sub-cgroup (exec --cgroup). */
   apply(pid: number, sub?: string): void;
   /** Write linux.resources; a knob the host lacks is an error naming it. */

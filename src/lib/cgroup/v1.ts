@@ -96,6 +96,10 @@ export class CgroupV1 implements CgroupManager {
     }
   }
 
+  cloneTarget(): undefined {
+    return undefined; // one process can only be cloned into one cgroup, and v1 has several
+  }
+
   apply(pid: number, sub?: string): void {
     if (sub) throw new TsrunError('--cgroup: sub-cgroups are supported on cgroup v2 hosts only');
     for (const h of this.dirs.values()) writeKnob(h.dir, 'cgroup.procs', pid, 'linux.cgroupsPath');

@@ -96,12 +96,20 @@ export class CgroupV2 implements CgroupManager {
     }
   }
 
-  apply(pid: number, sub?: string): void {
-    if (!sub) return writeKnob(this.dir, 'cgroup.procs', pid, 'linux.cgroupsPath');
+  private target(sub?: string): string {
+    if (!sub) return this.dir;
     const target = path.join(this.dir, sub);
     if (path.relative(this.dir, target).startsWith('..') || !fs.existsSync(target))
       throw new TsrunError(`--cgroup: ${sub} is not an existing sub-cgroup of the container's`);
-    writeKnob(target, 'cgroup.procs', pid, '--cgroup');
+    return target;
+  }
+
+  cloneTarget(sub?: string): string {
+    return this.target(sub);
+  }
+
+  apply(pid: number, sub?: string): void {
+    writeKnob(this.target(sub), 'cgroup.procs', pid, sub ? '--cgroup' : 'linux.cgroupsPath');
   }
 
   private write(file: string, value: string | number, field: string): void {
