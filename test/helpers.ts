@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Config } from '../src/lib/config';
+import { readHierarchies } from '../src/lib/cgroup/manager';
 import { PROJECT_ROOT } from '../src/lib/native';
 
 export { PROJECT_ROOT };
@@ -198,11 +199,16 @@ export function bundleProcesses(bundle: Pick<Bundle, 'dir'>): number[] {
 }
 
 /**
- * Nothing of container `id` remains: no state dir, no mounts under the
- * bundle, no process of its container.
+ * Nothing of container `id` remains: no state dir, no cgroup, no mounts
+ * under the bundle, no process of its container.
  */
 export function leftovers(bundle: Bundle, id: string): string[] {
   const found: string[] = [];
+  // The default cgroup of a container is "/<id>" in every hierarchy.
+  for (const h of readHierarchies()) {
+    const dir = path.join(h.mountPoint, id);
+    if (fs.existsSync(dir)) found.push(`cgroup ${dir}`);
+  }
   if (fs.existsSync(path.join(bundle.root, id))) found.push(`state dir ${path.join(bundle.root, id)}`);
   for (const mp of mountsUnder(bundle.dir)) found.push(`mount ${mp}`);
   for (const pid of bundleProcesses(bundle)) found.push(`process ${pid}`);

@@ -298,3 +298,71 @@ t.test('exec --cgroup joins an existing sub-cgroup on v2, and is refused on v1',
   t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
   noCgroupLeft(t, `/${id}`);
 });
+
+t.test('a CPU quota shows as throttling in the stats', async (t) => {
+  const { bundle, id } = detached(t, (c) => {
+    c.linux!.resources = { cpu: { quota: 10000, period: 100000 } };
+  }, ['/bin/sh', '-c', 'while :; do :; done']);
+  let throttled = 0;
+  t.ok(await waitFor(() => {
+    const stats = JSON.parse(tsrun(bundle.root, ['events', '--stats', id]).stdout);
+    throttled = stats.data.cpu.throttling.throttledPeriods;
+    return throttled > 0;
+  }, 20_000, 500), `throttled periods: ${throttled}`);
+  t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+  t.same(leftovers(bundle, id), []);
+});
+
+t.test('hugepageLimits land in the hugetlb controller, wherever the host has it', async (t) => {
+  const hugetlb = hierarchies.find((h) => h.controllers.includes('hugetlb'));
+  if (!hugetlb || !fs.existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB')) return t.pass('no hugetlb controller or 2MB pages here');
+  const { bundle, id } = detached(t, (c) => {
+    c.linux!.resources = { hugepageLimits: [{ pageSize: '2MB', limit: 4 << 20 }] };
+  }, ['/bin/checker', 'sleep', '30']);
+  const file = hugetlb.version === 2 ? 'hugetlb.2MB.max' : 'hugetlb.2MB.limit_in_bytes';
+  t.equal(fs.readFileSync(path.join(hugetlb.mountPoint, id, file), 'utf8').trim(), String(4 << 20), `${hugetlb.mountPoint}/${id}/${file}`);
+  t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+  t.same(leftovers(bundle, id), []);
+});
+
+t.test('unified: raw cgroup2 keys are written where a cgroup2 controller has them, refused otherwise', async (t) => {
+  const v2Pids = hierarchies.some((h) => h.version === 2 && h.controllers.includes('pids'));
+  if (v2Pids) {
+    const { bundle, id } = detached(t, (c) => {
+      c.linux!.resources = { unified: { 'pids.max': '42' } };
+    }, ['/bin/checker', 'sleep', '30']);
+    const v2 = hierarchies.find((h) => h.version === 2)!;
+    t.equal(fs.readFileSync(path.join(v2.mountPoint, id, 'pids.max'), 'utf8').trim(), '42');
+    t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+    t.same(leftovers(bundle, id), []);
+  } else {
+    const bundle = makeBundle(t, (c) => {
+      c.linux!.resources = { unified: { 'pids.max': '42' } };
+    });
+    const id = uniqueId('unified');
+    const r = tsrun(bundle.root, ['create', '-b', bundle.dir, id]);
+    t.not(r.status, 0);
+    t.match(r.stderr, /linux\.resources\.unified\.pids\.max: (the pids controller is not in this host's cgroup2 hierarchy|this host has no cgroup2 hierarchy)/);
+    t.same(leftovers(bundle, id), []);
+  }
+  const bad = makeBundle(t, (c) => {
+    c.linux!.resources = { unified: { '../escape': '1' } };
+  });
+  const r = tsrun(bad.root, ['create', '-b', bad.dir, uniqueId()]);
+  t.match(r.stderr, /linux\.resources\.unified: "\.\.\/escape" is not a cgroup2 file name/);
+});
+
+t.test('blockIO throttles are written for a real device', async (t) => {
+  const disk = fs.readdirSync('/sys/block').find((d) => !d.startsWith('loop') && !d.startsWith('ram'));
+  if (!disk) return t.pass('no block device here');
+  const [major, minor] = fs.readFileSync(`/sys/block/${disk}/dev`, 'utf8').trim().split(':').map(Number);
+  const { bundle, id } = detached(t, (c) => {
+    c.linux!.resources = { blockIO: { throttleReadBpsDevice: [{ major, minor, rate: 1048576 }], throttleWriteIOPSDevice: [{ major, minor, rate: 100 }] } };
+  }, ['/bin/checker', 'sleep', '30']);
+  const got = isV2
+    ? fs.readFileSync(path.join('/sys/fs/cgroup', id, 'io.max'), 'utf8')
+    : fs.readFileSync(path.join(v1('blkio')!, id, 'blkio.throttle.read_bps_device'), 'utf8') + fs.readFileSync(path.join(v1('blkio')!, id, 'blkio.throttle.write_iops_device'), 'utf8');
+  t.match(got, isV2 ? new RegExp(`${major}:${minor} rbps=1048576 wbps=max riops=max wiops=100`) : new RegExp(`${major}:${minor} 1048576\\n${major}:${minor} 100`));
+  t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+  t.same(leftovers(bundle, id), []);
+});
