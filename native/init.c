@@ -1234,6 +1234,52 @@ static void op_clone_init(struct cursor *c)
 	free(sync_expect(SYNC_CONTINUE));
 }
 
+/* ---- capabilities -------------------------------------------------------- */
+
+struct cap_header { uint32_t version; int pid; };
+struct cap_data { uint32_t effective, permitted, inheritable; };
+#define CAP_VERSION_3 0x20080522
+
+static void op_caps_bounding(struct cursor *c)
+{
+	uint64_t keep = rd_u64(c);
+	for (int cap = 0; cap < 64; cap++)
+		if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			fail(errno, "capabilities", NULL, "drop capability %d from the bounding set", cap);
+	/* The user switch would clear the permitted set; capset follows it. */
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		fail(errno, "capabilities", NULL, "keep capabilities across the user switch");
+}
+
+static void op_caps_set(struct cursor *c)
+{
+	uint64_t effective = rd_u64(c), permitted = rd_u64(c), inheritable = rd_u64(c), ambient = rd_u64(c);
+	struct cap_header hdr = { CAP_VERSION_3, 0 };
+	struct cap_data now[2];
+	if (syscall(SYS_capget, &hdr, now) < 0)
+		fail(errno, "capabilities", NULL, "read capabilities");
+	/* What this process may still hold bounds what it can be given
+	 * (TypeScript has warned about the rest). */
+	uint64_t have = now[0].permitted | ((uint64_t)now[1].permitted << 32);
+	permitted &= have;
+	effective &= permitted;
+	struct cap_data set[2] = {
+		{ (uint32_t)effective, (uint32_t)permitted, (uint32_t)inheritable },
+		{ (uint32_t)(effective >> 32), (uint32_t)(permitted >> 32), (uint32_t)(inheritable >> 32) },
+	};
+	hdr.version = CAP_VERSION_3;
+	hdr.pid = 0;
+	if (syscall(SYS_capset, &hdr, set) < 0)
+		fail(errno, "capabilities", NULL, "set capabilities");
+	prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		fail(errno, "capabilities", NULL, "clear ambient capabilities");
+	for (int cap = 0; cap < 64; cap++)
+		if ((ambient & (1ULL << cap)) && (permitted & inheritable & (1ULL << cap)) &&
+		    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+			fail(errno, "capabilities", NULL, "raise ambient capability %d", cap);
+}
+
 /* ---- the interpreter ---------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1353,6 +1399,8 @@ int main(int argc, char **argv)
 		case OP_WAIT_START: op_wait_start(); break;
 		case OP_EXEC: op_exec(); break;
 		case OP_IDMAP_PREPARE: op_idmap_prepare(&op); break;
+		case OP_CAPS_BOUNDING: op_caps_bounding(&op); break;
+		case OP_CAPS_SET: op_caps_set(&op); break;
 		case OP_SESSION_KEYRING: {
 			/* Keys the host's session holds stay out of the container. */
 			const char *name = rd_str(&op);

@@ -58,6 +58,10 @@ enum plan_op {
 	OP_WAIT_START = 28,     /* -- ; report ready, block on the exec fifo */
 	OP_EXEC = 29,           /* -- ; close fds, reset signals, execve */
 	OP_SESSION_KEYRING = 30,/* str name ; a fresh session keyring */
+	OP_CAPS_BOUNDING = 32,  /* u64 keep ; drop every other cap from the bounding
+	                           set, and keep caps across the user switch */
+	OP_CAPS_SET = 33,       /* u64 effective, u64 permitted, u64 inheritable,
+	                           u64 ambient ; after the user switch */
 	OP_IDMAP_PREPARE = 31,  /* u32 slot, str source, u32 recursive_bind,
 	                           str uid_map, str gid_map, u32 attr_set,
 	                           u32 attr_clr, u32 rec_attr_set,

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { HOOK_NAMES, NAMESPACE_TYPES } from '../lib/config';
+import { CAPABILITIES } from '../lib/capabilities';
 import { isKnownMountOption } from '../lib/mount-options';
 import { out, verb } from './common';
 
@@ -24,6 +25,7 @@ export function features(): Record<string, unknown> {
     mountOptions: CANDIDATE_MOUNT_OPTIONS.filter(isKnownMountOption),
     linux: {
       namespaces: [...NAMESPACE_TYPES],
+      capabilities: [...CAPABILITIES],
       cgroup: { v1: true, v2: false, systemd: false, systemdUser: false, rdma: false },
       seccomp: { enabled: false },
       apparmor: { enabled: false },

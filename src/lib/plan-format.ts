@@ -40,6 +40,8 @@ export enum Op {
   EXEC = 29,
   SESSION_KEYRING = 30,
   IDMAP_PREPARE = 31,
+  CAPS_BOUNDING = 32,
+  CAPS_SET = 33,
 }
 
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
@@ -91,6 +93,8 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.WAIT_START]: [],
   [Op.EXEC]: [],
   [Op.SESSION_KEYRING]: [['name', 'str']],
+  [Op.CAPS_BOUNDING]: [['keep', 'u64']],
+  [Op.CAPS_SET]: [['effective', 'u64'], ['permitted', 'u64'], ['inheritable', 'u64'], ['ambient', 'u64']],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],

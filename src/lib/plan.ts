@@ -9,6 +9,7 @@
  */
 import * as path from 'path';
 import { Config, ConfigError, Device, Hook, IDMapping, Mount, NamespaceType, Process } from './config';
+import { capabilityMasks } from './capabilities';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
 import { CreateKind, HookStage, MountKind, NO_SLOT, Op, PlanOp } from './plan-format';
 
@@ -424,7 +425,7 @@ function rlimitValue(v: number): bigint {
 }
 
 /** The process's own attributes, in the order runc applies them. */
-export function compileProcess(process: Process, ops: PlanOp[], isInit = true): void {
+export function compileProcess(process: Process, ops: PlanOp[], isInit = true, hostBounding?: bigint): void {
   if (process.terminal) {
     ops.push(op(Op.CONSOLE, { rows: process.consoleSize?.height ?? 0, cols: process.consoleSize?.width ?? 0, bindDevConsole: isInit ? 1 : 0 }));
   }
@@ -436,6 +437,9 @@ export function compileProcess(process: Process, ops: PlanOp[], isInit = true): 
     ops.push(op(Op.RLIMIT, { resource: RLIMIT_NUMBERS[r.type], soft: rlimitValue(r.soft), hard: rlimitValue(r.hard) }));
   });
   if (process.noNewPrivileges) ops.push(op(Op.NO_NEW_PRIVS));
+  // runc's order: bounding set before the user switch, the other sets after it.
+  const caps = process.capabilities ? capabilityMasks(process.capabilities, 'process.capabilities', hostBounding) : undefined;
+  if (caps) ops.push(op(Op.CAPS_BOUNDING, { keep: caps.bounding }));
   const user = process.user ?? { uid: 0, gid: 0 };
   ops.push(op(Op.USER, {
     uid: user.uid,
@@ -443,6 +447,9 @@ export function compileProcess(process: Process, ops: PlanOp[], isInit = true): 
     umask: user.umask ?? 0o022,
     groups: user.additionalGids ?? [],
   }));
+  if (caps) {
+    ops.push(op(Op.CAPS_SET, { effective: caps.effective, permitted: caps.permitted, inheritable: caps.inheritable, ambient: caps.ambient }));
+  }
   ops.push(op(Op.CHDIR, { cwd: process.cwd }));
   const env = withHome(process.env ?? []);
   ops.push(op(Op.EXEC_PREPARE, { name: process.args![0], argv: process.args!, env }));

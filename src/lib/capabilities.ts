@@ -1,0 +1,47 @@
+/**
+ * Capability names to bits.  An unknown name is an error (crun's rule: a
+ * typo must not silently leave a capability out or in); a known one this
+ * host can never grant is dropped with a warning.
+ */
+import * as fs from 'fs';
+import { Capabilities, ConfigError } from './config';
+import { warn } from './log';
+
+export const CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
+  'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN',
+  'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ',
+  'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+] as const;
+
+export interface CapabilityMasks {
+  bounding: bigint;
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+  ambient: bigint;
+}
+
+/** The host's bounding set: what no process here can hold beyond. */
+export function hostBoundingSet(): bigint {
+  const line = fs.readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapBnd:'));
+  return line ? BigInt('0x' + line.split(/\s+/)[1]) : (1n << BigInt(CAPABILITIES.length)) - 1n;
+}
+
+export function capabilityMasks(caps: Capabilities, field: string, hostBounding = hostBoundingSet()): CapabilityMasks {
+  const masks = { bounding: 0n, effective: 0n, permitted: 0n, inheritable: 0n, ambient: 0n };
+  const unavailable = new Set<string>();
+  for (const set of ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'] as const) {
+    (caps[set] ?? []).forEach((name, i) => {
+      const bit = CAPABILITIES.indexOf(name as (typeof CAPABILITIES)[number]);
+      if (bit < 0) throw new ConfigError(`${field}.${set}[${i}]`, `unknown capability "${name}"`);
+      if (!(hostBounding & (1n << BigInt(bit)))) unavailable.add(name);
+      masks[set] |= 1n << BigInt(bit);
+    });
+  }
+  if (unavailable.size) warn(`${field}: this host cannot grant ${[...unavailable].join(', ')}; left out`);
+  return masks;
+}
