@@ -46,10 +46,15 @@ export function updateCommand(): Command {
   const cmd = new Command('update')
     .description("change a container's resource limits")
     .argument('<id>')
-    .option('-r, --resources <file>', 'linux.resources JSON, as runc takes it ("-" for stdin)');
+    .option('-r, --resources <file>', 'linux.resources JSON, as runc takes it ("-" for stdin)')
+    .option('--l3-cache-schema <schema>', 'Intel RDT L3 cache schema')
+    .option('--mem-bw-schema <schema>', 'Intel RDT memory bandwidth schema');
   for (const [flag, description] of FLAGS) cmd.option(flag, description);
   return cmd.action(verb('update', function (this: Command, id: string) {
     const o = this.opts();
+    if ((o.l3CacheSchema || o.memBwSchema) && !fs.existsSync('/sys/fs/resctrl/schemata'))
+      throw new TsrunError(`${o.l3CacheSchema ? '--l3-cache-schema' : '--mem-bw-schema'}: Intel RDT needs resctrl, which this host does not have mounted`);
+    if (o.l3CacheSchema || o.memBwSchema) throw new TsrunError('--l3-cache-schema/--mem-bw-schema: Intel RDT is not supported by tsrun yet');
     let resources: Resources = {};
     if (o.resources) {
       let text: string;
