@@ -150,3 +150,20 @@ export function removeCgroupDir(dir: string): void {
   }
   throw new TsrunError(`cannot remove cgroup ${dir}: still busy`);
 }
+
+/** Signal every process of a cgroup while it is frozen, so none can fork away meanwhile. */
+export function signalFrozen(cgroup: Pick<CgroupManager, 'freeze' | 'thaw' | 'isFrozen' | 'pids'>, signal: number, canFreeze = true): void {
+  const freezeHere = canFreeze && !cgroup.isFrozen();
+  if (freezeHere) cgroup.freeze();
+  try {
+    for (const pid of cgroup.pids()) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // exited meanwhile
+      }
+    }
+  } finally {
+    if (freezeHere) cgroup.thaw();
+  }
+}

@@ -10,7 +10,7 @@ import * as path from 'path';
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import {
-  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, writeKnob,
+  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, signalFrozen, writeKnob,
 } from './manager';
 
 type Json = Record<string, any>;
@@ -268,20 +268,7 @@ export class CgroupV1 implements CgroupManager {
   }
 
   killAll(signal: number): void {
-    const canFreeze = !!this.withController('freezer');
-    const wasFrozen = canFreeze && this.isFrozen();
-    if (canFreeze && !wasFrozen) this.freeze();
-    try {
-      for (const pid of this.pids()) {
-        try {
-          process.kill(pid, signal);
-        } catch {
-          // exited meanwhile
-        }
-      }
-    } finally {
-      if (canFreeze && !wasFrozen) this.thaw();
-    }
+    signalFrozen(this, signal, !!this.withController('freezer'));
   }
 
   destroy(): void {

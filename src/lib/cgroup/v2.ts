@@ -13,7 +13,7 @@ import { warn } from '../log';
 import { native } from '../native';
 import { compileDeviceProgram, DeviceRule } from './devices-bpf';
 import {
-  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, writeKnob,
+  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, signalFrozen, writeKnob,
 } from './manager';
 import { DEFAULT_DEVICE_RULES, validateUnifiedKey } from './v1';
 
@@ -240,19 +240,7 @@ export class CgroupV2 implements CgroupManager {
 
   killAll(signal: number): void {
     if (signal === 9 && fs.existsSync(path.join(this.dir, 'cgroup.kill'))) return this.write('cgroup.kill', 1, 'kill --all');
-    const wasFrozen = this.isFrozen();
-    if (!wasFrozen) this.freeze();
-    try {
-      for (const pid of this.pids()) {
-        try {
-          process.kill(pid, signal);
-        } catch {
-          // exited meanwhile
-        }
-      }
-    } finally {
-      if (!wasFrozen) this.thaw();
-    }
+    signalFrozen(this, signal);
   }
 
   stats(): Record<string, unknown> {
