@@ -1234,6 +1234,85 @@ static void op_clone_init(struct cursor *c)
 	free(sync_expect(SYNC_CONTINUE));
 }
 
+/* ---- masked and read-only paths ---------------------------------------- */
+
+/*
+ * The target, opened without following a final symlink; a missing path
+ * needs no protecting (runc skips it too), and neither does a symlink.
+ */
+static int open_protect_target(const char *path)
+{
+	int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return -1;
+		fail(errno, "protect", path, "open %s", path);
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void attach(int tree, int target, const char *path, const char *what)
+{
+	if (syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		fail(errno, "protect", path, "%s %s", what, path);
+	close(tree);
+	close(target);
+}
+
+static void op_readonly_path(struct cursor *c)
+{
+	const char *path = rd_str(c);
+	int target = open_protect_target(path);
+	if (target < 0)
+		return;
+	int tree = syscall(SYS_open_tree, target, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
+	if (tree < 0 || syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &ro, sizeof(ro)) < 0)
+		fail(errno, "protect", path, "make %s read-only", path);
+	attach(tree, target, path, "make read-only");
+}
+
+/*
+ * Files are masked with the container's /dev/null, but only once it is
+ * proven to be the real thing: a character device 1:3 reached without
+ * following links (CVE-2025-31133).  Directories get a read-only tmpfs.
+ */
+static void op_mask_path(struct cursor *c)
+{
+	const char *path = rd_str(c);
+	int target = open_protect_target(path);
+	if (target < 0)
+		return;
+	struct stat st;
+	if (fstat(target, &st) < 0)
+		fail(errno, "protect", path, "stat %s", path);
+	int tree;
+	if (S_ISDIR(st.st_mode)) {
+		int fs = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+		if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", "0", 0) < 0 ||
+		    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+			fail(errno, "protect", path, "tmpfs to mask %s", path);
+		tree = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);
+		close(fs);
+	} else {
+		int null = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		struct stat ns;
+		if (null < 0 || fstat(null, &ns) < 0 || !S_ISCHR(ns.st_mode) || ns.st_rdev != makedev(1, 3))
+			fail(null < 0 ? errno : EPERM, "protect", "/dev/null",
+			     "mask %s: /dev/null is not the null device", path);
+		tree = syscall(SYS_open_tree, null, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
+		close(null);
+	}
+	if (tree < 0)
+		fail(errno, "protect", path, "mask %s", path);
+	attach(tree, target, path, "mask");
+}
+
 /* ---- capabilities -------------------------------------------------------- */
 
 struct cap_header { uint32_t version; int pid; };
@@ -1400,6 +1479,8 @@ int main(int argc, char **argv)
 		case OP_EXEC: op_exec(); break;
 		case OP_IDMAP_PREPARE: op_idmap_prepare(&op); break;
 		case OP_CAPS_BOUNDING: op_caps_bounding(&op); break;
+		case OP_READONLY_PATH: op_readonly_path(&op); break;
+		case OP_MASK_PATH: op_mask_path(&op); break;
 		case OP_CAPS_SET: op_caps_set(&op); break;
 		case OP_SESSION_KEYRING: {
 			/* Keys the host's session holds stay out of the container. */

@@ -62,6 +62,8 @@ enum plan_op {
 	                           set, and keep caps across the user switch */
 	OP_CAPS_SET = 33,       /* u64 effective, u64 permitted, u64 inheritable,
 	                           u64 ambient ; after the user switch */
+	OP_READONLY_PATH = 34,  /* str path (in the container, after pivot_root) */
+	OP_MASK_PATH = 35,      /* str path (in the container, after pivot_root) */
 	OP_IDMAP_PREPARE = 31,  /* u32 slot, str source, u32 recursive_bind,
 	                           str uid_map, str gid_map, u32 attr_set,
 	                           u32 attr_clr, u32 rec_attr_set,

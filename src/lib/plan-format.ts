@@ -42,6 +42,8 @@ export enum Op {
   IDMAP_PREPARE = 31,
   CAPS_BOUNDING = 32,
   CAPS_SET = 33,
+  READONLY_PATH = 34,
+  MASK_PATH = 35,
 }
 
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
@@ -95,6 +97,8 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.SESSION_KEYRING]: [['name', 'str']],
   [Op.CAPS_BOUNDING]: [['keep', 'u64']],
   [Op.CAPS_SET]: [['effective', 'u64'], ['permitted', 'u64'], ['inheritable', 'u64'], ['ambient', 'u64']],
+  [Op.READONLY_PATH]: [['path', 'str']],
+  [Op.MASK_PATH]: [['path', 'str']],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],

@@ -412,6 +412,9 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   if (rootProp) ops.push(op(Op.ROOT_PROPAGATION, { flags: PROPAGATION_FLAGS[rootProp] }));
   if (config.root.readonly) ops.push(op(Op.REMOUNT_ROOT_RO));
   for (const [key, value] of Object.entries(config.linux?.sysctl ?? {})) ops.push(op(Op.SYSCTL, { key, value }));
+  // After the sysctls (which write under /proc/sys), as runc does.
+  for (const p of config.linux?.readonlyPaths ?? []) ops.push(op(Op.READONLY_PATH, { path: path.posix.normalize(p) }));
+  for (const p of config.linux?.maskedPaths ?? []) ops.push(op(Op.MASK_PATH, { path: path.posix.normalize(p) }));
   compileProcess(process, ops);
   ops.push(op(Op.WAIT_START));
   for (const h of hooks.startContainer ?? []) ops.push(compileHook(HookStage.START_CONTAINER, h));
