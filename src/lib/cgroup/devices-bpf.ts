@@ -10,15 +10,9 @@
  * u32 major, u32 minor.
  */
 
-export interface DeviceRule {
-  allow: boolean;
-  type: 'a' | 'b' | 'c';
-  /** -1 for any */
-  major: number;
-  minor: number;
-  /** some of "rwm" */
-  access: string;
-}
+import { DeviceRule } from './devices';
+
+export type { DeviceRule };
 
 const DEV_BLOCK = 1;
 const DEV_CHAR = 2;

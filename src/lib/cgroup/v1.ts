@@ -9,27 +9,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { TsrunError } from '../errors';
 import { warn } from '../log';
+import { DEFAULT_DEVICE_RULES, parseDeviceRules, v1DeviceRule } from './devices';
 import {
   CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, signalFrozen, writeKnob,
 } from './manager';
 
 type Json = Record<string, any>;
-
-/** runc's default device allow-list, applied after the config's own rules. */
-export const DEFAULT_DEVICE_RULES = [
-  'c *:* m', 'b *:* m', // mknod of any device; opening them is what matters
-  'c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm', // null zero full random urandom tty
-  'c 5:1 rwm', 'c 5:2 rwm', 'c 136:* rwm', // console, ptmx, pts
-];
-
-export function deviceRule(d: Json, field: string): string {
-  const type = d.type ?? 'a';
-  if (!['a', 'b', 'c'].includes(type)) throw new TsrunError(`${field}.type: must be a, b or c, not "${type}"`);
-  const num = (v: unknown): string => (v === undefined || v === null || v === -1 ? '*' : String(v));
-  const access = d.access ?? 'rwm';
-  if (!/^[rwm]{1,3}$/.test(access)) throw new TsrunError(`${field}.access: must be made of r, w and m, not "${access}"`);
-  return type === 'a' ? 'a' : `${type} ${num(d.major)}:${num(d.minor)} ${access}`;
-}
 
 export class CgroupV1 implements CgroupManager {
   /** hierarchy mount point -> the container's directory in it */
@@ -228,14 +213,12 @@ export class CgroupV1 implements CgroupManager {
   }
 
   private setDevices(rules: Json[]): void {
-    const dir = this.dirFor('devices', 'linux.resources.devices');
+    const field = 'linux.resources.devices';
+    const dir = this.dirFor('devices', field);
     // Start from nothing allowed, then the config's rules in order, then runc's defaults.
-    writeKnob(dir, 'devices.deny', 'a', 'linux.resources.devices');
-    rules.forEach((d, i) => {
-      const field = `linux.resources.devices[${i}]`;
-      writeKnob(dir, d.allow ? 'devices.allow' : 'devices.deny', deviceRule(d, field), field);
-    });
-    for (const rule of DEFAULT_DEVICE_RULES) writeKnob(dir, 'devices.allow', rule, 'linux.resources.devices');
+    writeKnob(dir, 'devices.deny', 'a', field);
+    for (const rule of [...parseDeviceRules(rules, field), ...DEFAULT_DEVICE_RULES])
+      writeKnob(dir, rule.allow ? 'devices.allow' : 'devices.deny', v1DeviceRule(rule), field);
   }
 
   private freezerDir(): string {

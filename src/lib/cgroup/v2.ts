@@ -11,11 +11,12 @@ import * as path from 'path';
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { native } from '../native';
-import { compileDeviceProgram, DeviceRule } from './devices-bpf';
+import { compileDeviceProgram } from './devices-bpf';
+import { DEFAULT_DEVICE_RULES, parseDeviceRules } from './devices';
 import {
   CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, signalFrozen, writeKnob,
 } from './manager';
-import { DEFAULT_DEVICE_RULES, validateUnifiedKey } from './v1';
+import { validateUnifiedKey } from './v1';
 
 type Json = Record<string, any>;
 
@@ -35,15 +36,6 @@ export function swapMax(limit: number | undefined, swap: number): string {
   if (limit === undefined || limit === -1) throw new TsrunError('linux.resources.memory.swap: needs memory.limit on cgroup v2');
   if (swap < limit) throw new TsrunError(`linux.resources.memory.swap: ${swap} is below memory.limit ${limit}`);
   return String(swap - limit);
-}
-
-/** The default allow-list (as v1 rules) parsed into rules for the eBPF program. */
-function defaultRules(): DeviceRule[] {
-  return DEFAULT_DEVICE_RULES.map((text) => {
-    const [type, nums, access] = text.split(' ');
-    const [major, minor] = nums.split(':');
-    return { allow: true, type: type as 'b' | 'c', major: major === '*' ? -1 : Number(major), minor: minor === '*' ? -1 : Number(minor), access };
-  });
 }
 
 function readOr(file: string, fallback: string): string {
@@ -195,14 +187,7 @@ export class CgroupV2 implements CgroupManager {
 
   /** runc's semantics: the config's rules, then the default allow-list; first match wins from the end. */
   private setDevices(rules: Json[]): void {
-    const parsed: DeviceRule[] = rules.map((d, i) => {
-      const type = d.type ?? 'a';
-      if (!['a', 'b', 'c'].includes(type)) throw new TsrunError(`linux.resources.devices[${i}].type: must be a, b or c, not "${type}"`);
-      const access = d.access ?? 'rwm';
-      if (!/^[rwm]{1,3}$/.test(access)) throw new TsrunError(`linux.resources.devices[${i}].access: must be made of r, w and m, not "${access}"`);
-      return { allow: !!d.allow, type, major: d.major ?? -1, minor: d.minor ?? -1, access };
-    });
-    const program = compileDeviceProgram([...parsed, ...defaultRules()]);
+    const program = compileDeviceProgram([...parseDeviceRules(rules), ...DEFAULT_DEVICE_RULES]);
     try {
       native.attachDeviceProgram(this.dir, program);
     } catch (err) {
