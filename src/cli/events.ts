@@ -18,9 +18,7 @@ const OOM_POLL_MS = 100;
  * killer strikes in the container, until the container stops.
  */
 async function follow(store: StateStore, id: string, intervalMs: number): Promise<void> {
-  const record = store.load(id);
-  const cgroup = cgroupManagerFrom(record.cgroup);
-  if (!cgroup) throw new TsrunError("events needs the container's cgroups, and this host has no cgroup driver yet");
+  const cgroup = cgroupManagerFrom(store.load(id).cgroup);
   let ooms = cgroup.oomKills();
   let nextStats = Date.now();
   while (store.exists(id) && store.status(store.load(id)) !== 'stopped') {
@@ -50,7 +48,6 @@ export function eventsCommand(): Command {
       if (o.stats) {
         const record = store.load(id);
         const cgroup = cgroupManagerFrom(record.cgroup);
-        if (!cgroup) throw new TsrunError("events needs the container's cgroups, and this host has no cgroup driver yet");
         if (store.status(record) === 'stopped') throw new TsrunError(`container "${id}" is not running`);
         return out(JSON.stringify({ type: 'stats', id, data: cgroup.stats() }) + '\n');
       }

@@ -19,7 +19,7 @@ import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
 import { CgroupManager } from './cgroup/manager';
 import { compileCreatePlan, containerRelative } from './plan';
-import { decodePlan, encodePlan, Op } from './plan-format';
+import { encodePlan, Op } from './plan-format';
 import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
 import { ConsoleProxy } from './terminal';
 
@@ -100,10 +100,9 @@ function ownerName(): string {
  * `run` can wait for it; after `create` exits it passes to the engine's
  * subreaper, as runc's does.
  */
-export function create(store: StateStore, opts: CreateOptions): ContainerRecord {
+export function create(store: StateStore, opts: CreateOptions, config = loadBundleConfig(path.resolve(opts.bundle))): ContainerRecord {
   validateId(opts.id);
   const bundle = path.resolve(opts.bundle);
-  const config = loadBundleConfig(bundle);
   const cgroup = cgroupManagerFor(config, opts.id);
   const cloneIntoCgroup = cgroup.cloneTarget();
   let plan;
@@ -122,7 +121,6 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
   }
   debug(`launch plan for ${opts.id}: ${plan.ops.map((o) => Op[o.op]).join(' ')}`);
   const planBuffer = encodePlan(plan.ops);
-  decodePlan(planBuffer); // cheap self-check before anything exists
 
   const lockFd = store.claim(opts.id);
   let initPid = 0;
@@ -141,7 +139,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
     annotations: config.annotations ?? {},
     hooks: { startContainer: config.hooks?.startContainer, poststart: config.hooks?.poststart, poststop: config.hooks?.poststop },
     namespaces: {},
-    cgroup: cgroup?.describe(),
+    cgroup: cgroup.describe(),
     process: config.process,
   };
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
@@ -150,7 +148,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
     native.mkfifo(store.fifoPath(opts.id), 0o600);
     fifoFd = fs.openSync(store.fifoPath(opts.id), fs.constants.O_RDWR);
     if (opts.consoleSocket) consoleFd = connectConsole(opts.consoleSocket);
-    cgroup?.create();
+    cgroup.create();
     initPid = launch({
       plan: planBuffer,
       fifoFd,
@@ -183,7 +181,7 @@ export function create(store: StateStore, opts: CreateOptions): ContainerRecord 
   } catch (err) {
     hooksFailed = err instanceof LaunchError && err.inHook;
     if (initPid) killAndReap(initPid, true); // launched, then pid file or state failed
-    if (cgroup) destroyCgroup(cgroup);
+    destroyCgroup(cgroup);
     store.remove(opts.id);
     // A failed create hook still ends the lifecycle with poststop (runtime.md step 12).
     if (hooksFailed) runPoststop(record.hooks, stateJson('stopped'));
@@ -298,27 +296,6 @@ export function list(store: StateStore): OciState[] {
   return out;
 }
 
-/** Processes in the same pid namespace as the init (the container's, when it has its own). */
-function containerPids(record: ContainerRecord): number[] {
-  let nsInode: number;
-  try {
-    nsInode = fs.statSync(`/proc/${record.pid}/ns/pid`).ino;
-  } catch {
-    return [];
-  }
-  if (nsInode === fs.statSync('/proc/self/ns/pid').ino) return [record.pid];
-  const pids: number[] = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      if (fs.statSync(`/proc/${name}/ns/pid`).ino === nsInode) pids.push(Number(name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
-
 /** Kill whatever is left in the cgroups, wait for it to go, then remove them. */
 function destroyCgroup(cgroup: CgroupManager): void {
   for (let i = 0; i < 500 && cgroup.pids().length; i++) {
@@ -332,15 +309,11 @@ export function kill(store: StateStore, id: string, signal: number, all: boolean
   const record = store.load(id);
   const status = store.status(record);
   if (status === 'stopped') throw new TsrunError(`container "${id}" is not running`);
-  const cgroup = cgroupManagerFrom(record.cgroup);
-  if (all && cgroup) return cgroup.killAll(signal);
-  const targets = all ? containerPids(record) : [record.pid];
-  for (const pid of targets) {
-    try {
-      process.kill(pid, signal);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new TsrunError(describeFsError(err, `kill ${pid}`));
-    }
+  if (all) return cgroupManagerFrom(record.cgroup).killAll(signal);
+  try {
+    process.kill(record.pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new TsrunError(describeFsError(err, `kill ${record.pid}`));
   }
 }
 
@@ -366,9 +339,9 @@ export function remove(store: StateStore, id: string, force: boolean): void {
     if ((status === 'running' || status === 'paused') && !force)
       throw new TsrunError(`cannot delete container "${id}" that is not stopped: ${status}`);
     const cgroup = cgroupManagerFrom(record.cgroup);
-    if (status === 'paused') cgroup?.thaw(); // a frozen task cannot die
+    if (status === 'paused') cgroup.thaw(); // a frozen task cannot die
     if (status !== 'stopped') killAndReap(record.pid, false);
-    if (cgroup) destroyCgroup(cgroup);
+    destroyCgroup(cgroup);
     store.remove(id);
     runPoststop(record.hooks, JSON.stringify(store.ociState(record, 'stopped')));
   } finally {
@@ -389,20 +362,21 @@ export interface RunOptions extends CreateOptions {
 
 /** run: create + start, then (attached) wait and return the exit status. */
 export async function run(store: StateStore, opts: RunOptions): Promise<number> {
-  const wantsTerminal = !opts.consoleSocket && loadBundleConfig(path.resolve(opts.bundle)).process?.terminal === true;
+  const config = loadBundleConfig(path.resolve(opts.bundle));
+  const wantsTerminal = !opts.consoleSocket && config.process?.terminal === true;
   if (wantsTerminal && opts.detach)
     throw new TsrunError('process.terminal: a detached container needs --console-socket to get a terminal');
   if (!opts.detach) native.setSubreaper();
   const proxy = wantsTerminal ? new ConsoleProxy() : undefined;
   try {
-    return await runWith(store, proxy ? { ...opts, consoleSocket: proxy.socketPath } : opts, proxy);
+    return await runWith(store, proxy ? { ...opts, consoleSocket: proxy.socketPath } : opts, config, proxy);
   } finally {
     await proxy?.close();
   }
 }
 
-async function runWith(store: StateStore, opts: RunOptions, proxy: ConsoleProxy | undefined): Promise<number> {
-  const record = create(store, opts);
+async function runWith(store: StateStore, opts: RunOptions, config: Config, proxy: ConsoleProxy | undefined): Promise<number> {
+  const record = create(store, opts, config);
   proxy?.attach();
   if (opts.detach) {
     try {
@@ -456,9 +430,7 @@ export function pause(store: StateStore, id: string): void {
     const record = store.load(id);
     const status = store.status(record);
     if (status !== 'running' && status !== 'created') throw new TsrunError(`cannot pause a container in the ${status} state`);
-    const cgroup = cgroupManagerFrom(record.cgroup);
-    if (!cgroup) throw new TsrunError('pause needs the container\'s cgroups, and this host has no cgroup driver yet');
-    cgroup.freeze();
+    cgroupManagerFrom(record.cgroup).freeze();
   } finally {
     store.unlock(lockFd);
   }
@@ -471,7 +443,7 @@ export function resume(store: StateStore, id: string): void {
     const record = store.load(id);
     const status = store.status(record);
     if (status !== 'paused') throw new TsrunError(`cannot resume a container in the ${status} state`);
-    cgroupManagerFrom(record.cgroup)!.thaw();
+    cgroupManagerFrom(record.cgroup).thaw();
   } finally {
     store.unlock(lockFd);
   }
@@ -479,10 +451,7 @@ export function resume(store: StateStore, id: string): void {
 
 /** The host pids of the container's processes. */
 export function pids(store: StateStore, id: string): number[] {
-  const record = store.load(id);
-  const cgroup = cgroupManagerFrom(record.cgroup);
-  if (store.status(record) === 'stopped' && !cgroup?.pids().length) return [];
-  return cgroup ? cgroup.pids() : containerPids(record);
+  return cgroupManagerFrom(store.load(id).cgroup).pids();
 }
 
 /** update: write new resource limits to a live container's cgroups. */
@@ -492,9 +461,7 @@ export function update(store: StateStore, id: string, resources: Record<string, 
     const record = store.load(id);
     const status = store.status(record);
     if (status === 'stopped') throw new TsrunError('cannot update a stopped container');
-    const cgroup = cgroupManagerFrom(record.cgroup);
-    if (!cgroup) throw new TsrunError("update needs the container's cgroups, and this host has no cgroup driver yet");
-    cgroup.set(resources);
+    cgroupManagerFrom(record.cgroup).set(resources);
   } finally {
     store.unlock(lockFd);
   }

@@ -55,7 +55,7 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
   if (wantsProxy && opts.detach) throw new TsrunError('--tty: a detached exec needs --console-socket to get a terminal');
   const cgroup = cgroupManagerFrom(record.cgroup);
   // Into a frozen cgroup only once set up; otherwise straight in, where the kernel allows.
-  const cloneInto = status === 'paused' ? undefined : cgroup?.cloneTarget(opts.subCgroup);
+  const cloneInto = status === 'paused' ? undefined : cgroup.cloneTarget(opts.subCgroup);
   const plan = encodePlan(compileExecPlan(opts.process, initNamespaces(record.pid), cloneInto ?? ''));
 
   const proxy = wantsProxy ? new ConsoleProxy() : undefined;

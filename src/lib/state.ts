@@ -33,8 +33,8 @@ export interface ContainerRecord {
   hooks: Pick<Hooks, 'startContainer' | 'poststart' | 'poststop'>;
   /** Paths of the init's namespaces, for exec and for hooks. */
   namespaces: Record<string, string>;
-  /** The container's cgroups, when the host's layout has a driver. */
-  cgroup?: CgroupState;
+  /** The container's cgroups. */
+  cgroup: CgroupState;
   /** config.json's process: exec starts from it, as runc's does. */
   process?: Process;
 }
@@ -165,7 +165,7 @@ export class StateStore {
   status(record: ContainerRecord): Status {
     if (!record.pid || processStartTime(record.pid) !== record.initStartTime) return 'stopped';
     if (fs.existsSync(this.fifoPath(record.id))) return 'created';
-    if (cgroupManagerFrom(record.cgroup)?.isFrozen()) return 'paused';
+    if (cgroupManagerFrom(record.cgroup).isFrozen()) return 'paused';
     return 'running';
   }
 

@@ -23,8 +23,7 @@ export function cgroupManagerFor(config: Config, id: string): CgroupManager {
   return new CgroupV1(hierarchies, cgroupsPath, id);
 }
 
-export function cgroupManagerFrom(state: CgroupState | undefined): CgroupManager | null {
-  if (!state) return null;
+export function cgroupManagerFrom(state: CgroupState): CgroupManager {
   if (state.driver === 'v2') return new CgroupV2(unifiedHierarchy(), undefined, '', state);
   return new CgroupV1(readHierarchies(), undefined, '', state);
 }
