@@ -2,13 +2,14 @@
   "targets": [
     {
       "target_name": "tsrun_native",
-      "sources": ["native/addon.c"],
+      "sources": ["native/addon.c", "native/seccomp.c"],
+      "libraries": ["-lseccomp"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-std=gnu11"],
       "actions": [
         {
           "action_name": "static_helpers",
-          "inputs": ["native/init.c", "native/checker.c", "native/plan.h", "native/Makefile"],
-          "outputs": ["native/out/tsrun-init", "native/out/tsrun-checker"],
+          "inputs": ["native/init.c", "native/checker.c", "native/seccomp-agent.c", "native/plan.h", "native/Makefile"],
+          "outputs": ["native/out/tsrun-init", "native/out/tsrun-checker", "native/out/tsrun-seccomp-agent"],
           "action": ["make", "-s", "-C", "native"]
         }
       ]

@@ -22,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -38,6 +39,9 @@
 #endif
 
 extern char **environ;
+
+/* native/seccomp.c: compiling filters with libseccomp, in this process only. */
+void seccomp_register(napi_env env, napi_value exports);
 
 /* ---- small N-API helpers ------------------------------------------------ */
 
@@ -325,8 +329,9 @@ static napi_value send_message(napi_env env, napi_callback_info info)
 }
 
 /*
- * recvMessage(fd, timeoutMs) -> { type, value, payload: Buffer } | null (EOF)
- * Throws with errno ETIMEDOUT when nothing arrives in time.
+ * recvMessage(fd, timeoutMs) -> { type, value, payload: Buffer, fd? } | null (EOF)
+ * `fd` is present when the message carried one (SCM_RIGHTS), e.g. the
+ * seccomp listener.  Throws with errno ETIMEDOUT when nothing arrives in time.
  */
 static napi_value recv_message(napi_env env, napi_callback_info info)
 {
@@ -348,17 +353,27 @@ static napi_value recv_message(napi_env env, napi_callback_info info)
 	char *buf = malloc(SYNC_MAX_PACKET);
 	if (!buf)
 		return throw_errno(env, ENOMEM, "receive sync message");
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { buf, SYNC_MAX_PACKET };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 	ssize_t n;
 	do
-		n = recv(fd, buf, SYNC_MAX_PACKET, 0);
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
 		int e = errno;
 		free(buf);
 		return throw_errno(env, e, "receive sync message");
 	}
+	int passed_fd = -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(&passed_fd, CMSG_DATA(cm), sizeof(int));
 	if (n == 0) {
 		free(buf);
+		if (passed_fd >= 0)
+			close(passed_fd);
 		napi_value null_value;
 		napi_get_null(env, &null_value);
 		return null_value;
@@ -366,6 +381,8 @@ static napi_value recv_message(napi_env env, napi_callback_info info)
 	struct sync_header h = { 0 };
 	if ((size_t)n < sizeof(h)) {
 		free(buf);
+		if (passed_fd >= 0)
+			close(passed_fd);
 		return throw_errno(env, EPROTO, "receive sync message");
 	}
 	memcpy(&h, buf, sizeof(h));
@@ -378,6 +395,8 @@ static napi_value recv_message(napi_env env, napi_callback_info info)
 	CHECK(napi_set_named_property(env, out, "type", make_int(env, h.type)));
 	CHECK(napi_set_named_property(env, out, "value", make_int(env, h.value)));
 	CHECK(napi_set_named_property(env, out, "payload", payload));
+	if (passed_fd >= 0)
+		CHECK(napi_set_named_property(env, out, "fd", make_int(env, passed_fd)));
 	return out;
 }
 
@@ -658,6 +677,62 @@ static napi_value recv_fd(napi_env env, napi_callback_info info)
 	return make_int(env, fd);
 }
 
+/*
+ * sendFd(sock, fd, payload: Buffer): one sendmsg carrying the payload and
+ * the fd (SCM_RIGHTS), as the seccomp listener protocol wants; the whole
+ * payload is written, the fd only with the first part.
+ */
+static napi_value send_fd(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	int32_t sock, fd;
+	void *data;
+	size_t len;
+	if (arg_int(env, args[0], &sock) || arg_int(env, args[1], &fd) ||
+	    napi_get_buffer_info(env, args[2], &data, &len) != napi_ok || len == 0)
+		return throw_errno(env, EINVAL, "sendmsg");
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	memset(cbuf, 0, sizeof(cbuf));
+	size_t off = 0;
+	while (off < len) {
+		struct iovec iov = { (char *)data + off, len - off };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		if (off == 0) {
+			mh.msg_control = cbuf;
+			mh.msg_controllen = sizeof(cbuf);
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+		}
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return throw_errno(env, errno, "sendmsg");
+		off += n;
+	}
+	return make_undefined(env);
+}
+
+/* prlimit(pid, resource, soft: bigint, hard: bigint): set another process's limit. */
+static napi_value do_prlimit(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(4);
+	int32_t pid, resource;
+	uint64_t soft, hard;
+	bool lossless;
+	if (arg_int(env, args[0], &pid) || arg_int(env, args[1], &resource) ||
+	    napi_get_value_bigint_uint64(env, args[2], &soft, &lossless) != napi_ok ||
+	    napi_get_value_bigint_uint64(env, args[3], &hard, &lossless) != napi_ok)
+		return throw_errno(env, EINVAL, "prlimit");
+	struct rlimit rl = { soft, hard };
+	if (prlimit(pid, resource, &rl, NULL) < 0)
+		return throw_errno(env, errno, "prlimit");
+	return make_undefined(env);
+}
+
 /* ---- cgroup v2 device filter ------------------------------------------- */
 
 #define BPF_PROG_LOAD_CMD 5
@@ -807,12 +882,15 @@ static napi_value init_module(napi_env env, napi_value exports)
 		{ "listenUnix", NULL, listen_unix, NULL, NULL, NULL, napi_default, NULL },
 		{ "acceptUnix", NULL, accept_unix, NULL, NULL, NULL, napi_default, NULL },
 		{ "recvFd", NULL, recv_fd, NULL, NULL, NULL, napi_default, NULL },
+		{ "sendFd", NULL, send_fd, NULL, NULL, NULL, napi_default, NULL },
+		{ "prlimit", NULL, do_prlimit, NULL, NULL, NULL, napi_default, NULL },
 		{ "attachDeviceProgram", NULL, attach_device_program, NULL, NULL, NULL, napi_default, NULL },
 		{ "setWinsize", NULL, set_winsize, NULL, NULL, NULL, napi_default, NULL },
 		{ "close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL },
 		{ "strerror", NULL, do_strerror, NULL, NULL, NULL, napi_default, NULL },
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+	seccomp_register(env, exports);
 	return exports;
 }
 

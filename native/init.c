@@ -173,13 +173,25 @@ static uint64_t rd_u64(struct cursor *c)
 /* Strings point into the plan buffer, which stays mapped until exec. */
 static const char *rd_str(struct cursor *c)
 {
-	uint32_t len = rd_u32(c);
-	size_t padded = (len + 1 + 3) & ~3u;
+	size_t len = rd_u32(c);
+	size_t padded = (len + 1 + 3) & ~(size_t)3;
 	if ((size_t)(c->end - c->p) < padded || c->p[len] != 0)
 		fail(EINVAL, "plan", NULL, "malformed string in launch plan");
 	const char *s = (const char *)c->p;
 	c->p += padded;
 	return s;
+}
+
+/* Raw bytes (a BPF program); *len gets their length. */
+static const unsigned char *rd_bytes(struct cursor *c, size_t *len)
+{
+	*len = rd_u32(c);
+	size_t padded = (*len + 3) & ~(size_t)3;
+	if ((size_t)(c->end - c->p) < padded)
+		fail(EINVAL, "plan", NULL, "malformed byte field in launch plan");
+	const unsigned char *b = c->p;
+	c->p += padded;
+	return b;
 }
 
 static char **rd_strv(struct cursor *c)
@@ -1102,6 +1114,52 @@ static void op_exec(void)
 	fail(errno, "exec", exec_path, "exec %s", exec_path);
 }
 
+/*
+ * Load the seccomp program compiled by the parent (libseccomp never runs
+ * here).  The plan puts this op where runc loads its filter: before the
+ * capabilities are dropped when no_new_privs is off (loading then needs
+ * CAP_SYS_ADMIN), otherwise as late as the sync socket allows, so the
+ * fewest of our own syscalls run under the container's filter.
+ */
+struct sock_filter_ { uint16_t code; uint8_t jt, jf; uint32_t k; };
+struct sock_fprog_ { unsigned short len; const struct sock_filter_ *filter; };
+#define SECCOMP_SET_MODE_FILTER_ 1
+
+static void op_seccomp(struct cursor *c)
+{
+	uint32_t flags = rd_u32(c), notify = rd_u32(c);
+	size_t len;
+	const unsigned char *program = rd_bytes(c, &len);
+	if (len == 0 || len % sizeof(struct sock_filter_) != 0 || len / sizeof(struct sock_filter_) > 0xffff)
+		fail(EINVAL, "seccomp", NULL, "malformed seccomp program in launch plan");
+	struct sock_fprog_ prog = { len / sizeof(struct sock_filter_), (const struct sock_filter_ *)program };
+	long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, flags, &prog);
+	if (fd < 0)
+		fail(errno, "seccomp", NULL, "load seccomp filter (flags %#x)", flags);
+	if (!notify)
+		return;
+	/* The listener goes to the parent, which hands it to listenerPath. */
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct sync_header h = { SYNC_SECCOMP_LISTENER, 0, 0, 0 };
+	struct iovec iov = { &h, sizeof(h) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	int listener = (int)fd;
+	memcpy(CMSG_DATA(cm), &listener, sizeof(int));
+	ssize_t n;
+	do
+		n = sendmsg(sync_fd, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		fail(errno, "seccomp", NULL, "send the seccomp listener to tsrun");
+	close(listener);
+	free(sync_expect(SYNC_CONTINUE));
+}
+
 /* ---- namespaces and the init's birth ------------------------------------ */
 
 /*
@@ -1452,15 +1510,15 @@ int main(int argc, char **argv)
 		}
 		case OP_SYSCTL: op_sysctl(&op); break;
 		case OP_CONSOLE: op_console(&op); break;
-		case OP_RLIMIT: {
-			uint32_t resource = rd_u32(&op);
-			struct rlimit rl = { rd_u64(&op), 0 };
-			rl.rlim_max = rd_u64(&op);
-			if (setrlimit(resource, &rl) < 0)
-				fail(errno, "rlimit", NULL, "set rlimit %u to %llu/%llu", resource,
-				     (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max);
+		case OP_PARENT_RLIMITS:
+			/* runc's order: the parent sets them with prlimit(2), from
+			 * outside any user namespace we are in, so raising a hard
+			 * limit is judged by the host's capabilities, not ours. */
+			if (sync_send(SYNC_SET_RLIMITS, 0, NULL, 0) < 0)
+				_exit(1);
+			free(sync_expect(SYNC_CONTINUE));
 			break;
-		}
+		case OP_SECCOMP: op_seccomp(&op); break;
 		case OP_OOM_SCORE_ADJ: {
 			char value[16];
 			snprintf(value, sizeof(value), "%d", (int32_t)rd_u32(&op));

@@ -12,7 +12,9 @@
  *   op:     u16 code, u16 zero, u32 size (header included, multiple of 4),
  *           then the op's fields in the order listed below.
  *   field:  u32 | u64 (little-endian) | str = u32 length, bytes, NUL, zero
- *           padding to 4 | strv = u32 count, then count strs.
+ *           padding to 4 | strv = u32 count, then count strs |
+ *           u32v = u32 count, then count u32s | bytes = u32 length, bytes,
+ *           zero padding to 4.
  */
 #ifndef TSRUN_PLAN_H
 #define TSRUN_PLAN_H
@@ -48,7 +50,7 @@ enum plan_op {
 	OP_ROOT_PROPAGATION = 19, /* u32 MS_* propagation flags */
 	OP_SYSCTL = 20,         /* str key (dotted), str value */
 	OP_CONSOLE = 21,        /* u32 rows, u32 cols, u32 bind_dev_console */
-	OP_RLIMIT = 22,         /* u32 resource, u64 soft, u64 hard */
+	OP_PARENT_RLIMITS = 22, /* -- ; parent sets our rlimits (prlimit) meanwhile */
 	OP_OOM_SCORE_ADJ = 23,  /* u32 value (two's complement) */
 	OP_NO_NEW_PRIVS = 24,   /* -- */
 	OP_USER = 25,           /* u32 uid, u32 gid, u32 umask, u32 ngroups,
@@ -64,6 +66,9 @@ enum plan_op {
 	                           u64 ambient ; after the user switch */
 	OP_READONLY_PATH = 34,  /* str path (in the container, after pivot_root) */
 	OP_MASK_PATH = 35,      /* str path (in the container, after pivot_root) */
+	OP_SECCOMP = 36,        /* u32 seccomp(2) flags, u32 notify, bytes program
+	                           (struct sock_filter[]) ; with notify, the
+	                           listener fd goes to the parent */
 	OP_IDMAP_PREPARE = 31,  /* u32 slot, str source, u32 recursive_bind,
 	                           str uid_map, str gid_map, u32 attr_set,
 	                           u32 attr_clr, u32 rec_attr_set,
@@ -97,6 +102,12 @@ enum plan_hook_stage { HOOK_CREATE_CONTAINER = 3, HOOK_START_CONTAINER = 4 };
  *                               <----  RUN_HOOKS            (if OP_PARENT_HOOKS)
  *  prestart, createRuntime hooks
  *  HOOKS_DONE{state json}       ---->  (createContainer hooks, pivot_root, ...)
+ *                               <----  SET_RLIMITS          (if OP_PARENT_RLIMITS)
+ *  prlimit() each process.rlimit
+ *  CONTINUE                     ---->
+ *                               <----  SECCOMP_LISTENER + fd (if OP_SECCOMP notifies)
+ *  send fd + state to listenerPath
+ *  CONTINUE                     ---->
  *                               <----  READY                (then blocks on fifo)
  *
  * At any point the child may send ERROR{errno; "step\0path\0detail"} and
@@ -111,6 +122,8 @@ enum sync_type {
 	SYNC_HOOKS_DONE = 6,
 	SYNC_READY = 7,
 	SYNC_ERROR = 8,
+	SYNC_SET_RLIMITS = 9,
+	SYNC_SECCOMP_LISTENER = 10,
 };
 
 struct sync_header {

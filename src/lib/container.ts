@@ -18,7 +18,8 @@ import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
 import { CgroupManager } from './cgroup/manager';
-import { compileCreatePlan, containerRelative } from './plan';
+import { compileCreatePlan, containerRelative, processRlimits } from './plan';
+import { compileSeccomp, listenerMessage, LoadableSeccomp, normalizeSeccomp, SeccompFilter } from './seccomp';
 import { encodePlan, Op } from './plan-format';
 import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
 import { ConsoleProxy } from './terminal';
@@ -106,8 +107,13 @@ export function create(store: StateStore, opts: CreateOptions, config = loadBund
   const cgroup = cgroupManagerFor(config, opts.id);
   const cloneIntoCgroup = cgroup.cloneTarget();
   let plan;
+  let seccomp: SeccompFilter | undefined;
+  let rlimits;
   try {
+    seccomp = config.linux?.seccomp ? normalizeSeccomp(config.linux.seccomp) : undefined;
+    rlimits = config.process ? processRlimits(config.process) : [];
     plan = compileCreatePlan(config, {
+      seccomp: seccomp && loadableSeccomp(seccomp, store),
       cloneIntoCgroup,
       bundle,
       noPivot: opts.noPivot,
@@ -141,6 +147,7 @@ export function create(store: StateStore, opts: CreateOptions, config = loadBund
     namespaces: {},
     cgroup: cgroup.describe(),
     process: config.process,
+    seccomp: config.linux?.seccomp,
   };
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
 
@@ -157,6 +164,8 @@ export function create(store: StateStore, opts: CreateOptions, config = loadBund
       cgroup,
       clonedIntoCgroup: !!cloneIntoCgroup,
       resources: config.linux?.resources,
+      rlimits,
+      onSeccompListener: (fd, pid) => sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),
       onUsernsReady: (pid) => writeIdMaps(pid, config),
       onRunHooks: (pid) => {
         const state = stateJson('creating', pid);
@@ -190,6 +199,33 @@ export function create(store: StateStore, opts: CreateOptions, config = loadBund
     if (fifoFd >= 0) fs.closeSync(fifoFd);
     if (consoleFd >= 0) native.close(consoleFd);
     store.unlock(lockFd);
+  }
+}
+
+/** The compiled filter for the plan, through the cache under --root. */
+export function loadableSeccomp(filter: SeccompFilter, store: StateStore): LoadableSeccomp {
+  for (const note of filter.notes) debug(`linux.seccomp: ${note}`);
+  const { program, ignored, fromCache } = compileSeccomp(filter, store.seccompCacheDir());
+  debug(`linux.seccomp: ${program.length / 8} BPF instructions${fromCache ? ' (cached)' : ''}`);
+  if (ignored.length) debug(`linux.seccomp: unknown syscalls ignored: ${ignored.join(', ')}`);
+  return { program, flags: filter.flags, notify: filter.notify };
+}
+
+/**
+ * SCMP_ACT_NOTIFY: one connection to listenerPath per process, carrying
+ * the container process state and the listener fd (config-linux.md).
+ */
+export function sendSeccompListener(filter: SeccompFilter, fd: number, pid: number, state: OciState): void {
+  const where = filter.listenerPath!;
+  let sock = -1;
+  try {
+    sock = native.connectUnix(where);
+    native.sendFd(sock, fd, listenerMessage(state.ociVersion, pid, filter.listenerMetadata, state));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new TsrunError(`linux.seccomp.listenerPath: send the seccomp listener to ${where}: ${native.strerror(Number(e.errno ?? 0)).toLowerCase()}`);
+  } finally {
+    if (sock >= 0) native.close(sock);
   }
 }
 

@@ -6,12 +6,13 @@
  */
 import * as fs from 'fs';
 import { cgroupManagerFrom } from './cgroup';
-import { NamespaceType, Process } from './config';
-import { connectConsole, waitAttached, writePidFile } from './container';
+import { ConfigError, NamespaceType, Process } from './config';
+import { connectConsole, loadableSeccomp, sendSeccompListener, waitAttached, writePidFile } from './container';
 import { TsrunError } from './errors';
 import { launch } from './launch';
 import { native } from './native';
-import { compileExecPlan, InitNamespaces } from './plan';
+import { compileExecPlan, InitNamespaces, processRlimits } from './plan';
+import { normalizeSeccomp, SeccompFilter } from './seccomp';
 import { encodePlan } from './plan-format';
 import { StateStore } from './state';
 import { ConsoleProxy } from './terminal';
@@ -56,7 +57,18 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
   const cgroup = cgroupManagerFrom(record.cgroup);
   // Into a frozen cgroup only once set up; otherwise straight in, where the kernel allows.
   const cloneInto = status === 'paused' ? undefined : cgroup.cloneTarget(opts.subCgroup);
-  const plan = encodePlan(compileExecPlan(opts.process, initNamespaces(record.pid), cloneInto ?? ''));
+  let plan: Buffer;
+  let rlimits;
+  let filter: SeccompFilter | undefined;
+  try {
+    filter = record.seccomp ? normalizeSeccomp(record.seccomp) : undefined;
+    rlimits = processRlimits(opts.process);
+    const seccomp = filter && loadableSeccomp(filter, store);
+    plan = encodePlan(compileExecPlan(opts.process, initNamespaces(record.pid), cloneInto ?? '', seccomp));
+  } catch (err) {
+    if (err instanceof ConfigError) throw new TsrunError(err.message);
+    throw err;
+  }
 
   const proxy = wantsProxy ? new ConsoleProxy() : undefined;
   let consoleFd = -1;
@@ -72,6 +84,8 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
       clonedIntoCgroup: !!cloneInto,
       joinCgroupWhenReady: status === 'paused',
       subCgroup: opts.subCgroup,
+      rlimits,
+      onSeccompListener: (fd, pid) => sendSeccompListener(filter!, fd, pid, store.ociState(record)),
       describeFailure: (f) => `${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
     });
     if (consoleFd >= 0) native.close(consoleFd);

@@ -30,6 +30,10 @@ export interface LaunchOptions {
   onUsernsReady?(pid: number): void;
   /** The init is set up up to pivot_root: run runtime hooks; returns the state for container hooks. */
   onRunHooks?(initPid: number): string;
+  /** process.rlimits, set with prlimit(2) when the process asks (runc's procReady). */
+  rlimits?: Array<{ resource: number; name: string; soft: bigint; hard: bigint; field: string }>;
+  /** The process loaded a seccomp filter that notifies: hand its listener fd on. */
+  onSeccompListener?(fd: number, pid: number): void;
   /** Turn a child's failure into the message the user reads. */
   describeFailure(f: ChildFailure): string;
 }
@@ -55,6 +59,17 @@ export function killAndReap(pid: number, ourChild: boolean): void {
     }
   } else {
     native.waitExit(pid, 10_000);
+  }
+}
+
+function setRlimits(pid: number, rlimits: NonNullable<LaunchOptions['rlimits']>): void {
+  for (const r of rlimits) {
+    try {
+      native.prlimit(pid, r.resource, r.soft, r.hard);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new TsrunError(`${r.field}: set ${r.name} to ${r.soft}/${r.hard}: ${native.strerror(Number(e.errno ?? 0)).toLowerCase()}`);
+    }
   }
 }
 
@@ -84,6 +99,17 @@ export function launch(opts: LaunchOptions): number {
         const state = opts.onRunHooks?.(initPid) ?? '{}';
         inHook = false;
         send(syncFd, Sync.HOOKS_DONE, state);
+      } else if (msg.type === Sync.SET_RLIMITS) {
+        setRlimits(initPid, opts.rlimits ?? []);
+        send(syncFd, Sync.CONTINUE);
+      } else if (msg.type === Sync.SECCOMP_LISTENER) {
+        try {
+          if (!opts.onSeccompListener) throw new TsrunError('linux.seccomp: a listener fd arrived, but nothing takes it');
+          opts.onSeccompListener(msg.fd, initPid);
+        } finally {
+          native.close(msg.fd);
+        }
+        send(syncFd, Sync.CONTINUE);
       } else if (msg.type === Sync.READY) {
         if (opts.joinCgroupWhenReady) opts.cgroup?.apply(initPid, opts.subCgroup);
         return initPid;

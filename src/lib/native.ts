@@ -9,10 +9,18 @@ export interface WaitResult {
   signal: number | null;
 }
 
+/** What native/seccomp.c compiles: names and numbers only, already validated. */
+export interface SeccompCompileInput {
+  defaultAction: number;
+  /** libseccomp's architecture names: "x86_64", "x86", ... */
+  arches: string[];
+  rules: Array<{ name: string; action: number; args: Array<{ index: number; op: number; value: bigint; valueTwo: bigint }> }>;
+}
+
 export interface NativeAddon {
   spawnInit(helperPath: string, plan: Buffer, fifoFd: number, consoleFd: number, preserveFds: number): { pid: number; syncFd: number };
   sendMessage(fd: number, type: number, value: number, payload?: Buffer): void;
-  recvMessage(fd: number, timeoutMs: number): { type: number; value: number; payload: Buffer } | null;
+  recvMessage(fd: number, timeoutMs: number): { type: number; value: number; payload: Buffer; fd?: number } | null;
   waitPid(pid: number, noHang: boolean): WaitResult | null;
   waitPidAsync(pid: number): Promise<WaitResult>;
   waitExit(pid: number, timeoutMs: number): boolean;
@@ -23,6 +31,12 @@ export interface NativeAddon {
   listenUnix(path: string): number;
   acceptUnix(fd: number, timeoutMs: number): number;
   recvFd(fd: number, timeoutMs: number): number;
+  sendFd(sock: number, fd: number, payload: Buffer): void;
+  prlimit(pid: number, resource: number, soft: bigint, hard: bigint): void;
+  seccompCompile(spec: SeccompCompileInput): { program: Buffer; ignored: string[] };
+  seccompVersion(): string;
+  seccompFlagSupported(flags: number): boolean;
+  seccompActionAvailable(action: number): boolean;
   setWinsize(fd: number, rows: number, cols: number): void;
   attachDeviceProgram(cgroupDir: string, insns: Buffer): void;
   close(fd: number): void;

@@ -30,7 +30,7 @@ export enum Op {
   ROOT_PROPAGATION = 19,
   SYSCTL = 20,
   CONSOLE = 21,
-  RLIMIT = 22,
+  PARENT_RLIMITS = 22,
   OOM_SCORE_ADJ = 23,
   NO_NEW_PRIVS = 24,
   USER = 25,
@@ -44,6 +44,7 @@ export enum Op {
   CAPS_SET = 33,
   READONLY_PATH = 34,
   MASK_PATH = 35,
+  SECCOMP = 36,
 }
 
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
@@ -52,7 +53,7 @@ export const NO_SLOT = 0xffffffff;
 export const CreateKind = { DIR: 0, FILE: 1 } as const;
 export const HookStage = { CREATE_CONTAINER: 3, START_CONTAINER: 4 } as const;
 
-type FieldType = 'u32' | 'u64' | 'str' | 'strv' | 'u32v';
+type FieldType = 'u32' | 'u64' | 'str' | 'strv' | 'u32v' | 'bytes';
 type Schema = ReadonlyArray<readonly [name: string, type: FieldType]>;
 
 /** Field order per op; must match the comments in native/plan.h. */
@@ -86,7 +87,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.ROOT_PROPAGATION]: [['flags', 'u32']],
   [Op.SYSCTL]: [['key', 'str'], ['value', 'str']],
   [Op.CONSOLE]: [['rows', 'u32'], ['cols', 'u32'], ['bindDevConsole', 'u32']],
-  [Op.RLIMIT]: [['resource', 'u32'], ['soft', 'u64'], ['hard', 'u64']],
+  [Op.PARENT_RLIMITS]: [],
   [Op.OOM_SCORE_ADJ]: [['value', 'u32']],
   [Op.NO_NEW_PRIVS]: [],
   [Op.USER]: [['uid', 'u32'], ['gid', 'u32'], ['umask', 'u32'], ['groups', 'u32v']],
@@ -99,13 +100,14 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.CAPS_SET]: [['effective', 'u64'], ['permitted', 'u64'], ['inheritable', 'u64'], ['ambient', 'u64']],
   [Op.READONLY_PATH]: [['path', 'str']],
   [Op.MASK_PATH]: [['path', 'str']],
+  [Op.SECCOMP]: [['flags', 'u32'], ['notify', 'u32'], ['program', 'bytes']],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],
   ],
 };
 
-export type FieldValue = number | bigint | string | string[] | number[];
+export type FieldValue = number | bigint | string | string[] | number[] | Buffer;
 export interface PlanOp {
   op: Op;
   fields: Record<string, FieldValue>;
@@ -142,6 +144,14 @@ class Writer {
     this.buf.fill(0, this.length + bytes.length, this.length + padded);
     this.length += padded;
   }
+  bytes(b: Buffer): void {
+    const padded = (b.length + 3) & ~3;
+    this.u32(b.length);
+    this.reserve(padded);
+    b.copy(this.buf, this.length);
+    this.buf.fill(0, this.length + b.length, this.length + padded);
+    this.length += padded;
+  }
   patchU32(at: number, v: number): void {
     this.buf.writeUInt32LE(v >>> 0, at);
   }
@@ -173,6 +183,9 @@ function writeField(w: Writer, op: Op, name: string, type: FieldType, value: Fie
       w.u32(value.length);
       for (const n of value as number[]) w.u32(n);
       return;
+    case 'bytes':
+      if (!Buffer.isBuffer(value)) throw new Error(`plan field ${where}: expected a Buffer`);
+      return w.bytes(value);
   }
 }
 
@@ -223,6 +236,11 @@ export function decodePlan(buf: Buffer): PlanOp[] {
         at += 8;
       } else if (type === 'str') fields[name] = str();
       else if (type === 'strv') fields[name] = Array.from({ length: u32() }, str);
+      else if (type === 'bytes') {
+        const len = u32();
+        fields[name] = Buffer.from(buf.subarray(at, at + len));
+        at += (len + 3) & ~3;
+      }
       else fields[name] = Array.from({ length: u32() }, u32);
     }
     at = start + size;

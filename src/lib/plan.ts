@@ -11,6 +11,7 @@ import * as path from 'path';
 import { Config, ConfigError, Device, Hook, IDMapping, Mount, NamespaceType, Process } from './config';
 import { capabilityMasks } from './capabilities';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
+import { LoadableSeccomp } from './seccomp';
 import { CreateKind, HookStage, MountKind, NO_SLOT, Op, PlanOp } from './plan-format';
 
 /** clone(2) flags per runtime-spec namespace type. */
@@ -84,6 +85,8 @@ export interface PlanContext {
   /** Name of the session keyring to create (runc: the container id); none with --no-new-keyring. */
   sessionKeyring?: string;
   host: HostView;
+  /** linux.seccomp, compiled (src/lib/seccomp.ts). */
+  seccomp?: LoadableSeccomp;
 }
 
 export interface CreatePlan {
@@ -388,7 +391,7 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   const mountSink: MountSink = { ops: [], prepare: [] };
   (config.mounts ?? []).forEach((m, i) => compileMount(config, m, i, ctx, ns, mountSink));
 
-  const ops: PlanOp[] = [...mountSink.prepare];
+  const ops: PlanOp[] = [...compileProcessEarly(process), ...mountSink.prepare];
   compileNamespaces(config, ns, ops, ctx.cloneIntoCgroup);
   ops.push(op(Op.SETSID));
   if (ctx.sessionKeyring) ops.push(op(Op.SESSION_KEYRING, { name: ctx.sessionKeyring }));
@@ -415,7 +418,8 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   // After the sysctls (which write under /proc/sys), as runc does.
   for (const p of config.linux?.readonlyPaths ?? []) ops.push(op(Op.READONLY_PATH, { path: path.posix.normalize(p) }));
   for (const p of config.linux?.maskedPaths ?? []) ops.push(op(Op.MASK_PATH, { path: path.posix.normalize(p) }));
-  compileProcess(process, ops);
+  if (config.linux?.seccomp && !ctx.seccomp) throw new ConfigError('linux.seccomp', 'not compiled (internal error)');
+  compileProcess(process, ops, { isInit: true, seccomp: ctx.seccomp });
   ops.push(op(Op.WAIT_START));
   for (const h of hooks.startContainer ?? []) ops.push(compileHook(HookStage.START_CONTAINER, h));
   ops.push(op(Op.EXEC));
@@ -427,21 +431,53 @@ function rlimitValue(v: number): bigint {
   return v >= 2 ** 63 ? 0xffff_ffff_ffff_ffffn : BigInt(Math.trunc(v));
 }
 
-/** The process's own attributes, in the order runc applies them. */
-export function compileProcess(process: Process, ops: PlanOp[], isInit = true, hostBounding?: bigint): void {
-  if (process.terminal) {
-    ops.push(op(Op.CONSOLE, { rows: process.consoleSize?.height ?? 0, cols: process.consoleSize?.width ?? 0, bindDevConsole: isInit ? 1 : 0 }));
-  }
-  if (process.oomScoreAdj !== undefined) ops.push(op(Op.OOM_SCORE_ADJ, { value: process.oomScoreAdj >>> 0 })); // read back as int32
+/** How the process's own attributes are compiled: the init's or an exec's. */
+export interface ProcessOptions {
+  isInit: boolean;
+  hostBounding?: bigint;
+  /** The container's compiled linux.seccomp, if it has one. */
+  seccomp?: LoadableSeccomp;
+}
+
+/**
+ * What must happen before any namespace is joined or created: the
+ * oom_score_adj, written while we are still in the host's user namespace
+ * (runc's nsexec does this first too; lowering it takes the host's
+ * CAP_SYS_RESOURCE).  Forked processes inherit it.
+ */
+export function compileProcessEarly(process: Process): PlanOp[] {
+  return process.oomScoreAdj === undefined ? [] : [op(Op.OOM_SCORE_ADJ, { value: process.oomScoreAdj >>> 0 })]; // read back as int32
+}
+
+/** process.rlimits as prlimit(2) takes them; a resource named twice is an error. */
+export function processRlimits(process: Process): Array<{ resource: number; name: string; soft: bigint; hard: bigint; field: string }> {
   const seen = new Set<string>();
-  (process.rlimits ?? []).forEach((r, i) => {
+  return (process.rlimits ?? []).map((r, i) => {
     if (seen.has(r.type)) throw new ConfigError(`process.rlimits[${i}].type`, `duplicate rlimit ${r.type}`);
     seen.add(r.type);
-    ops.push(op(Op.RLIMIT, { resource: RLIMIT_NUMBERS[r.type], soft: rlimitValue(r.soft), hard: rlimitValue(r.hard) }));
+    return { resource: RLIMIT_NUMBERS[r.type], name: r.type, soft: rlimitValue(r.soft), hard: rlimitValue(r.hard), field: `process.rlimits[${i}]` };
   });
+}
+
+/**
+ * The process's own attributes, in the order runc applies them:
+ * no_new_privs, rlimits (set by the parent), seccomp before the
+ * capabilities drop unless no_new_privs lets it wait, the bounding set,
+ * the user switch, the other capability sets, the cwd, and seccomp as late
+ * as possible when no_new_privs is on.
+ */
+export function compileProcess(process: Process, ops: PlanOp[], opts: ProcessOptions = { isInit: true }): void {
+  if (process.terminal) {
+    ops.push(op(Op.CONSOLE, { rows: process.consoleSize?.height ?? 0, cols: process.consoleSize?.width ?? 0, bindDevConsole: opts.isInit ? 1 : 0 }));
+  }
   if (process.noNewPrivileges) ops.push(op(Op.NO_NEW_PRIVS));
+  if (processRlimits(process).length) ops.push(op(Op.PARENT_RLIMITS));
+  const seccomp = opts.seccomp
+    ? op(Op.SECCOMP, { flags: opts.seccomp.flags, notify: opts.seccomp.notify ? 1 : 0, program: opts.seccomp.program })
+    : undefined;
+  if (seccomp && !process.noNewPrivileges) ops.push(seccomp);
   // runc's order: bounding set before the user switch, the other sets after it.
-  const caps = process.capabilities ? capabilityMasks(process.capabilities, 'process.capabilities', hostBounding) : undefined;
+  const caps = process.capabilities ? capabilityMasks(process.capabilities, 'process.capabilities', opts.hostBounding) : undefined;
   if (caps) ops.push(op(Op.CAPS_BOUNDING, { keep: caps.bounding }));
   const user = process.user ?? { uid: 0, gid: 0 };
   ops.push(op(Op.USER, {
@@ -456,6 +492,7 @@ export function compileProcess(process: Process, ops: PlanOp[], isInit = true, h
   ops.push(op(Op.CHDIR, { cwd: process.cwd }));
   const env = withHome(process.env ?? []);
   ops.push(op(Op.EXEC_PREPARE, { name: process.args![0], argv: process.args!, env }));
+  if (seccomp && process.noNewPrivileges) ops.push(seccomp);
 }
 
 /** runc gives the process HOME=/ when the config sets none; so do we. */
@@ -473,9 +510,9 @@ export interface InitNamespaces {
  * exec: join the init's namespaces, fork into its pid namespace, then the
  * same process set-up as the init (minus /dev/console), and exec.
  */
-export function compileExecPlan(process: Process, ns: InitNamespaces, cloneIntoCgroup = ''): PlanOp[] {
+export function compileExecPlan(process: Process, ns: InitNamespaces, cloneIntoCgroup = '', seccomp?: LoadableSeccomp): PlanOp[] {
   if (!process.args || process.args.length === 0) throw new ConfigError('process.args', 'must not be empty');
-  const ops: PlanOp[] = [];
+  const ops: PlanOp[] = compileProcessEarly(process);
   for (const type of JOIN_ORDER) {
     const nsPath = ns.differing[type];
     if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
@@ -483,7 +520,7 @@ export function compileExecPlan(process: Process, ns: InitNamespaces, cloneIntoC
   if (ns.differing.user) ops.push(op(Op.BECOME_ROOT));
   ops.push(op(Op.CLONE_INIT, { cgroupDir: cloneIntoCgroup }));
   if (process.terminal) ops.push(op(Op.SETSID));
-  compileProcess(process, ops, false);
+  compileProcess(process, ops, { isInit: false, seccomp });
   ops.push(op(Op.EXEC));
   return ops;
 }

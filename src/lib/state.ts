@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CgroupState } from './cgroup/manager';
-import { Hooks, Process } from './config';
+import { Hooks, Process, Seccomp } from './config';
 import { TsrunError } from './errors';
 import { native } from './native';
 import { cgroupManagerFrom } from './cgroup';
@@ -37,6 +37,8 @@ export interface ContainerRecord {
   cgroup: CgroupState;
   /** config.json's process: exec starts from it, as runc's does. */
   process?: Process;
+  /** linux.seccomp: exec'd processes get the container's filter too. */
+  seccomp?: Seccomp;
 }
 
 /** The OCI state, as `tsrun state` prints it and hooks read it. */
@@ -52,9 +54,13 @@ export interface OciState {
   annotations?: Record<string, string>;
 }
 
+/** Under --root beside the containers; an id cannot take this name. */
+const CACHE_DIR = '.cache';
+
 /** runc's rule: letters, digits, and _ + - . ; not "." or "..". */
 export function validateId(id: string): void {
   if (!id) throw new TsrunError('container id cannot be empty');
+  if (id === CACHE_DIR) throw new TsrunError(`invalid container id "${id}": reserved for tsrun's cache`);
   if (!/^[\w+\-.]+$/.test(id) || id === '.' || id === '..' || id.length > 1024)
     throw new TsrunError(`invalid container id "${id}": use letters, digits, "_", "+", "-" and "."`);
 }
@@ -82,6 +88,11 @@ export class StateStore {
 
   private statePath(id: string): string {
     return path.join(this.dir(id), 'state.json');
+  }
+
+  /** Compiled seccomp filters, keyed by what they were compiled from (seccomp.ts). */
+  seccompCacheDir(): string {
+    return path.join(this.root, CACHE_DIR, 'seccomp');
   }
 
   fifoPath(id: string): string {

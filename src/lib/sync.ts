@@ -14,6 +14,8 @@ export enum Sync {
   HOOKS_DONE = 6,
   READY = 7,
   ERROR = 8,
+  SET_RLIMITS = 9,
+  SECCOMP_LISTENER = 10,
 }
 
 /** A step of container set-up that failed inside the helper. */
@@ -29,6 +31,8 @@ export type ChildMessage =
   | { type: Sync.INIT_PID; pid: number }
   | { type: Sync.RUN_HOOKS }
   | { type: Sync.READY }
+  | { type: Sync.SET_RLIMITS }
+  | { type: Sync.SECCOMP_LISTENER; fd: number }
   | { type: Sync.ERROR; failure: ChildFailure }
   | { type: 'eof' };
 
@@ -38,13 +42,19 @@ export const SYNC_TIMEOUT_MS = 60_000;
 export function receive(fd: number, timeoutMs = SYNC_TIMEOUT_MS): ChildMessage {
   const msg = native.recvMessage(fd, timeoutMs);
   if (msg === null) return { type: 'eof' };
+  // Only the listener message may carry an fd; never keep one we did not ask for.
+  if (msg.fd !== undefined && msg.type !== Sync.SECCOMP_LISTENER) native.close(msg.fd);
   switch (msg.type) {
     case Sync.USERNS_READY:
     case Sync.INIT_PID:
       return { type: msg.type, pid: msg.value };
     case Sync.RUN_HOOKS:
     case Sync.READY:
+    case Sync.SET_RLIMITS:
       return { type: msg.type };
+    case Sync.SECCOMP_LISTENER:
+      if (msg.fd === undefined) throw new Error('container init sent no seccomp listener fd');
+      return { type: Sync.SECCOMP_LISTENER, fd: msg.fd };
     case Sync.ERROR: {
       const [step = '', path = '', detail = ''] = msg.payload.toString('utf8').replace(/\0+$/, '').split('\0');
       return { type: Sync.ERROR, failure: { step, path, detail, errno: msg.value } };

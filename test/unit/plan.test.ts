@@ -8,7 +8,7 @@ import t from 'tap';
 import { Config, ConfigError } from '../../src/lib/config';
 import { readCgroupHierarchies } from '../../src/lib/host';
 import { MOUNT_ATTR, MS } from '../../src/lib/mount-options';
-import { CgroupHierarchy, CLONE_FLAGS, compileCreatePlan, HostView, PlanContext } from '../../src/lib/plan';
+import { CgroupHierarchy, CLONE_FLAGS, compileCreatePlan, compileExecPlan, HostView, PlanContext, processRlimits } from '../../src/lib/plan';
 import { decodePlan, encodePlan, Op, OP_SCHEMA, PlanOp } from '../../src/lib/plan-format';
 import { Sync } from '../../src/lib/sync';
 import { baseConfig, PROJECT_ROOT } from '../helpers';
@@ -270,18 +270,48 @@ t.test('process attributes', async (t) => {
     c.linux!.rootfsPropagation = 'rshared';
   });
   t.same(find(ops, Op.USER)[0].fields, { uid: 1000, gid: 1001, umask: 0o077, groups: [5, 6] });
-  t.same(find(ops, Op.RLIMIT).map((r) => [r.fields.resource, r.fields.soft, r.fields.hard]),
-    [[7, 100n, 200n], [4, 0xffffffffffffffffn, 0xffffffffffffffffn]]);
+  t.equal(find(ops, Op.PARENT_RLIMITS).length, 1, 'one sync point: the parent sets every rlimit');
+  t.same(processRlimits(baseConfig().process!), [], 'no rlimits, nothing to set');
+  const config = baseConfig();
+  config.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 100, hard: 200 }, { type: 'RLIMIT_CORE', soft: 2 ** 64, hard: 2 ** 64 }];
+  t.same(processRlimits(config.process!).map((r) => [r.resource, r.name, r.soft, r.hard]),
+    [[7, 'RLIMIT_NOFILE', 100n, 200n], [4, 'RLIMIT_CORE', 0xffffffffffffffffn, 0xffffffffffffffffn]]);
   t.equal(find(ops, Op.OOM_SCORE_ADJ)[0].fields.value, -5 >>> 0, 'negative values travel as two\'s complement');
+  t.equal(ops[0].op, Op.OOM_SCORE_ADJ, 'oom_score_adj is written first, from the host user namespace');
   t.same(find(ops, Op.CHDIR)[0].fields, { cwd: '/tmp' });
   t.same(find(ops, Op.SYSCTL)[0].fields, { key: 'net.ipv4.ip_forward', value: '1' });
   t.same(find(ops, Op.ROOT_PROPAGATION)[0].fields, { flags: MS.SHARED | MS.REC });
   const order = codes(ops);
   t.ok(order.indexOf('REMOUNT_ROOT_RO') > order.indexOf('PIVOT_ROOT'));
-  t.ok(order.indexOf('NO_NEW_PRIVS') < order.indexOf('USER'));
+  t.ok(order.indexOf('NO_NEW_PRIVS') < order.indexOf('PARENT_RLIMITS'), 'runc: no_new_privs, then rlimits');
+  t.ok(order.indexOf('PARENT_RLIMITS') < order.indexOf('USER'), 'rlimits before the user switch');
   t.same(find(ops, Op.EXEC_PREPARE)[0].fields.env, [
     'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm', 'HOME=/',
   ], 'HOME is added when the config has none');
+});
+
+t.test('seccomp is loaded where runc loads it', async (t) => {
+  const seccomp = { program: Buffer.alloc(16, 1), flags: 4, notify: false };
+  const withSeccomp = (nnp: boolean): string[] => {
+    const config = baseConfig();
+    config.process!.noNewPrivileges = nnp;
+    config.process!.capabilities = { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'] };
+    config.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' };
+    return codes(compileCreatePlan(config, { ...ctx(), seccomp }).ops);
+  };
+  const early = withSeccomp(false);
+  t.ok(early.indexOf('SECCOMP') < early.indexOf('CAPS_BOUNDING'), 'without no_new_privs: while CAP_SYS_ADMIN is still held');
+  const late = withSeccomp(true);
+  t.ok(late.indexOf('SECCOMP') > late.indexOf('EXEC_PREPARE'), 'with no_new_privs: after everything but the start wait');
+  t.ok(late.indexOf('SECCOMP') < late.indexOf('WAIT_START'), '...while the sync socket is still open for a listener');
+  const config = baseConfig();
+  config.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' };
+  t.throws(() => compileCreatePlan(config, ctx()), /^linux\.seccomp: not compiled/, 'a section never silently dropped');
+  const execOps = compileExecPlan({ ...baseConfig().process!, noNewPrivileges: true }, { differing: {} }, '', seccomp);
+  const execOrder = codes(execOps);
+  t.ok(execOrder.indexOf('SECCOMP') > execOrder.indexOf('EXEC_PREPARE') && execOrder.indexOf('SECCOMP') < execOrder.indexOf('EXEC'), 'exec too');
+  const decoded = decodePlan(encodePlan(execOps)).find((o) => o.op === Op.SECCOMP)!;
+  t.same(decoded.fields, { flags: 4, notify: 0, program: seccomp.program }, 'the program travels byte for byte');
 });
 
 t.test('semantic errors name the field', async (t) => {
