@@ -85,8 +85,6 @@ export function execCommand(): Command {
     .option('--ignore-paused', 'allow exec into a paused container')
     .action(verb('exec', async function (this: Command, id: string, args: string[]) {
       const o = this.opts();
-      if (o.apparmor) throw new TsrunError('--apparmor: AppArmor is not supported by tsrun yet');
-      if (o.processLabel) throw new TsrunError('--process-label: SELinux labels are not supported by tsrun yet');
       const store = storeOf(this);
       const process = o.process ? processFromFile(o.process) : processFromFlags(store.load(id).process, args, o);
       if (o.process && o.tty) process.terminal = true;

@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { HOOK_NAMES, NAMESPACE_TYPES } from '../lib/config';
 import { CAPABILITIES } from '../lib/capabilities';
 import { isKnownMountOption } from '../lib/mount-options';
+import { native } from '../lib/native';
+import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_FLAGS, SECCOMP_OPERATORS } from '../lib/seccomp';
 import { out, verb } from './common';
 
 /** Mount options from config.md that tsrun implements. */
@@ -16,6 +18,30 @@ const CANDIDATE_MOUNT_OPTIONS = [
   'tmpcopyup', 'idmap', 'ridmap',
 ];
 
+/** The seccomp section: names we accept, and what this libseccomp and kernel can do. */
+function seccompFeatures(): Record<string, unknown> {
+  const knowsArch = (arch: string): boolean => {
+    try {
+      native.seccompCompile({ defaultAction: SECCOMP_ACTIONS.SCMP_ACT_ALLOW, arches: [arch.slice('SCMP_ARCH_'.length).toLowerCase()], rules: [] });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const NEW_LISTENER = 8;
+  return {
+    enabled: true,
+    actions: Object.keys(SECCOMP_ACTIONS).filter((a) => native.seccompActionAvailable(SECCOMP_ACTIONS[a])),
+    operators: Object.keys(SECCOMP_OPERATORS),
+    archs: SECCOMP_ARCHES.filter(knowsArch),
+    knownFlags: Object.keys(SECCOMP_FLAGS),
+    // WAIT_KILLABLE_RECV exists only beside a listener, so it is probed with one.
+    supportedFlags: Object.entries(SECCOMP_FLAGS)
+      .filter(([name, bit]) => native.seccompFlagSupported(name.endsWith('WAIT_KILLABLE_RECV') ? bit | NEW_LISTENER : bit))
+      .map(([name]) => name),
+  };
+}
+
 /** What `tsrun features` reports: only what is implemented today. */
 export function features(): Record<string, unknown> {
   return {
@@ -26,8 +52,8 @@ export function features(): Record<string, unknown> {
     linux: {
       namespaces: [...NAMESPACE_TYPES],
       capabilities: [...CAPABILITIES],
-      cgroup: { v1: true, v2: false, systemd: false, systemdUser: false, rdma: false },
-      seccomp: { enabled: false },
+      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
+      seccomp: seccompFeatures(),
       apparmor: { enabled: false },
       selinux: { enabled: false },
       intelRdt: { enabled: false },
@@ -36,6 +62,7 @@ export function features(): Record<string, unknown> {
     },
     annotations: {
       'io.github.tsrun.version': '0.1.0',
+      'io.github.seccomp.libseccomp.version': native.seccompVersion(),
     },
   };
 }

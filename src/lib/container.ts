@@ -14,6 +14,7 @@ import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
 import { realHost } from './host';
 import { debug, warn } from './log';
+import { checkLsmRequests } from './lsm';
 import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
@@ -104,6 +105,10 @@ function ownerName(): string {
 export function create(store: StateStore, opts: CreateOptions, config = loadBundleConfig(path.resolve(opts.bundle))): ContainerRecord {
   validateId(opts.id);
   const bundle = path.resolve(opts.bundle);
+  checkLsmRequests({
+    apparmor: { 'process.apparmorProfile': config.process?.apparmorProfile },
+    selinux: { 'process.selinuxLabel': config.process?.selinuxLabel, 'linux.mountLabel': config.linux?.mountLabel },
+  });
   const cgroup = cgroupManagerFor(config, opts.id);
   const cloneIntoCgroup = cgroup.cloneTarget();
   let plan;

@@ -10,6 +10,7 @@ import { ConfigError, NamespaceType, Process } from './config';
 import { connectConsole, loadableSeccomp, sendSeccompListener, waitAttached, writePidFile } from './container';
 import { TsrunError } from './errors';
 import { launch } from './launch';
+import { checkLsmRequests } from './lsm';
 import { native } from './native';
 import { compileExecPlan, InitNamespaces, processRlimits } from './plan';
 import { normalizeSeccomp, SeccompFilter } from './seccomp';
@@ -48,6 +49,10 @@ export function initNamespaces(pid: number): InitNamespaces {
 }
 
 export async function exec(store: StateStore, opts: ExecOptions): Promise<number> {
+  checkLsmRequests({
+    apparmor: { 'process.apparmorProfile': opts.process.apparmorProfile },
+    selinux: { 'process.selinuxLabel': opts.process.selinuxLabel },
+  });
   const record = store.load(opts.id);
   const status = store.status(record);
   if (status === 'stopped') throw new TsrunError('cannot exec in a stopped container');

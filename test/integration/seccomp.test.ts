@@ -220,3 +220,15 @@ t.test('SCMP_ACT_NOTIFY: the listener and the state reach listenerPath, for run 
   t.equal(execState?.state.status, 'running', 'exec: a second connection, with the running state');
   t.not(execState?.pid, initPid, "exec: the exec'd process's pid");
 });
+
+t.test('features tells what this libseccomp and kernel do', async (t) => {
+  const f = JSON.parse(tsrun(tempDir(t), ['features']).stdout);
+  t.equal(f.linux.seccomp.enabled, true);
+  t.same(f.linux.seccomp.operators, ['SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ']);
+  t.ok(f.linux.seccomp.actions.includes('SCMP_ACT_NOTIFY') && f.linux.seccomp.actions.includes('SCMP_ACT_KILL_PROCESS'));
+  t.ok(f.linux.seccomp.archs.includes('SCMP_ARCH_X86_64') && f.linux.seccomp.archs.includes('SCMP_ARCH_X32'));
+  t.notOk(f.linux.seccomp.archs.includes('SCMP_ARCH_S390X'), 'big-endian arches cannot join an x86_64 filter: not listed');
+  t.same(f.linux.seccomp.knownFlags, ['SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV']);
+  t.same(f.linux.seccomp.supportedFlags, f.linux.seccomp.knownFlags, 'kernel 6.x has them all');
+  t.match(f.annotations['io.github.seccomp.libseccomp.version'], /^\d+\.\d+\.\d+$/);
+});
