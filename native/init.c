@@ -44,7 +44,10 @@
 #include "plan.h"
 
 /* Kernel ABI bits musl does not ship headers for. */
+#define RESOLVE_NO_XDEV 0x01
 #define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS 0x04
+#define RESOLVE_BENEATH 0x08
 #define RESOLVE_IN_ROOT 0x10
 struct open_how { uint64_t flags, mode, resolve; };
 
@@ -522,6 +525,52 @@ err:
 	return -1;
 }
 
+/*
+ * A destination for proc or sysfs: a directory, reached through no symlink
+ * (CVE-2023-27561/28642: a rootfs whose /proc is a symlink would have us
+ * mount procfs wherever it points, and write through it later).
+ */
+static int plain_dir_in_root(const char *rel, const char *where)
+{
+	struct open_how how = {
+		/* No O_NOFOLLOW: a final symlink must fail (ELOOP), not be opened. */
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
+	if (fd < 0 && errno == ENOENT) {
+		int made = make_in_root(rel, CREATE_DIR, 0);
+		if (made >= 0)
+			close(made);
+		fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
+	}
+	if (fd < 0 && errno == ELOOP)
+		fail(ELOOP, "mount", where, "mount destination %s is a symlink (or lies behind one)", where);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))
+		fail(ENOTDIR, "mount", where, "mount destination %s must be a directory", where);
+	return fd;
+}
+
+/* After move_mount: the destination, looked up afresh, is the mount we made. */
+static void check_landed(int mnt, const char *rel, const char *where, const char *what)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC | O_DIRECTORY,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
+	struct stat want, got;
+	struct statfs want_fs, got_fs;
+	if (fd < 0 || fstat(mnt, &want) < 0 || fstat(fd, &got) < 0 || fstatfs(mnt, &want_fs) < 0 ||
+	    fstatfs(fd, &got_fs) < 0 || want.st_dev != got.st_dev || want.st_ino != got.st_ino ||
+	    want_fs.f_type != got_fs.f_type)
+		fail(fd < 0 ? errno : EXDEV, "mount", where, "%s did not land on %s", what, where);
+	close(fd);
+}
+
 static void op_mount(struct cursor *c)
 {
 	struct plan_mount m = rd_mount(c);
@@ -534,7 +583,8 @@ static void op_mount(struct cursor *c)
 	else
 		snprintf(what, sizeof(what), "%s (%s)", m.source[0] ? m.source : "none", m.fstype);
 
-	int target = make_in_root(m.dest, m.create, 0644);
+	int target = m.create == CREATE_PLAIN_DIR ? plain_dir_in_root(m.dest, where)
+					       : make_in_root(m.dest, m.create, 0644);
 	if (target < 0)
 		fail(errno, "mount", where, "create mount point %s", where);
 
@@ -580,6 +630,8 @@ static void op_mount(struct cursor *c)
 			    (m.propagation_recursive ? AT_RECURSIVE : 0), &prop, sizeof(prop)) < 0)
 			fail(errno, "mount", where, "set propagation of %s", where);
 	}
+	if (m.create == CREATE_PLAIN_DIR)
+		check_landed(mnt, m.dest, where, what);
 	close(mnt);
 	close(target);
 }
@@ -907,16 +959,78 @@ static void op_hook(struct cursor *c)
 /* ---- process attributes ------------------------------------------------- */
 
 
+/*
+ * Our own handle on procfs, for writes into it (CVE-2025-52881): a fresh
+ * procfs instance mounted nowhere, so nothing the container (or a hook)
+ * mounted over a file in its /proc can be in the way.  Where a new procfs
+ * may not be made, a clone of the container's /proc mount alone, which
+ * likewise leaves out whatever is mounted inside it.
+ */
+#define PROC_ROOT_INO 1
+#define MOUNT_ATTR_NOSUID 0x2
+#define MOUNT_ATTR_NODEV 0x4
+#define MOUNT_ATTR_NOEXEC 0x8
+static int proc_fd = -1;
+
+static int proc_handle(void)
+{
+	if (proc_fd >= 0)
+		return proc_fd;
+	int fs = syscall(SYS_fsopen, "proc", FSOPEN_CLOEXEC);
+	if (fs >= 0) {
+		if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+			proc_fd = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
+					  MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+		close(fs);
+	}
+	if (proc_fd < 0)
+		proc_fd = syscall(SYS_open_tree, AT_FDCWD, "/proc", OPEN_TREE_CLONE | O_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+	if (proc_fd < 0)
+		return -1;
+	struct statfs sfs;
+	struct stat st;
+	if (fstatfs(proc_fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC ||
+	    fstat(proc_fd, &st) < 0 || st.st_ino != PROC_ROOT_INO) {
+		close(proc_fd);
+		proc_fd = -1;
+		errno = EXDEV;
+		return -1;
+	}
+	return proc_fd;
+}
+
+/* Open a file under our procfs handle: no symlink, no other mount, no way out. */
+static int open_in_proc(const char *rel, int flags)
+{
+	int proc = proc_handle();
+	if (proc < 0)
+		return -1;
+	struct open_how how = {
+		.flags = flags | O_CLOEXEC | O_NOFOLLOW,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+	int fd;
+	do
+		fd = syscall(SYS_openat2, proc, rel, &how, sizeof(how));
+	while (fd < 0 && errno == EAGAIN);
+	return fd;
+}
+
+/* key: the path under /proc/sys, as the plan compiler made it. */
 static void op_sysctl(struct cursor *c)
 {
 	const char *key = rd_str(c), *value = rd_str(c);
-	char path[512];
-	int n = snprintf(path, sizeof(path), "/proc/sys/%s", key);
-	for (int i = 10; i < n; i++)
-		if (path[i] == '.')
-			path[i] = '/';
-	if (write_proc_file(path, value) < 0)
-		fail(errno, "sysctl", path, "set sysctl %s", key);
+	char rel[512], shown[520];
+	snprintf(rel, sizeof(rel), "sys/%s", key);
+	snprintf(shown, sizeof(shown), "/proc/%s", rel);
+	int fd = open_in_proc(rel, O_WRONLY);
+	if (fd < 0)
+		fail(errno, "sysctl", shown, "set sysctl %s", shown);
+	ssize_t n = write(fd, value, strlen(value));
+	int saved = errno;
+	close(fd);
+	if (n < 0)
+		fail(saved, "sysctl", shown, "set sysctl %s", shown);
 }
 
 static void op_timens_offsets(struct cursor *c)

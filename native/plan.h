@@ -81,8 +81,10 @@ enum plan_op {
 /* PREPARED: a tree built by OP_IDMAP_PREPARE, attached by slot. */
 enum plan_mount_kind { MOUNT_KIND_FS = 0, MOUNT_KIND_BIND = 1, MOUNT_KIND_PREPARED = 2 };
 #define MAX_PREPARED_MOUNTS 64
-/* What to create when a mount destination is missing. */
-enum plan_create { CREATE_DIR = 0, CREATE_FILE = 1 };
+/* What to create when a mount destination is missing.  PLAIN_DIR (proc,
+ * sysfs): the destination must be a directory reached through no symlink
+ * at all, and after mounting it must resolve to the new mount. */
+enum plan_create { CREATE_DIR = 0, CREATE_FILE = 1, CREATE_PLAIN_DIR = 2 };
 /* Hook stages run by the helper (the others are run by TypeScript). */
 enum plan_hook_stage { HOOK_CREATE_CONTAINER = 3, HOOK_START_CONTAINER = 4 };
 

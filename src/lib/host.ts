@@ -2,6 +2,7 @@
  * The real host behind the plan compiler's HostView.
  */
 import * as fs from 'fs';
+import { NamespaceType } from './config';
 import { CgroupHierarchy, HostView } from './plan';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -40,5 +41,15 @@ export const realHost: HostView = {
   },
   cgroupHierarchies() {
     return readCgroupHierarchies(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+  },
+  isHostNamespace(nsPath: string, type: NamespaceType) {
+    const file = { user: 'user', mount: 'mnt', pid: 'pid', network: 'net', ipc: 'ipc', uts: 'uts', cgroup: 'cgroup', time: 'time' }[type];
+    try {
+      const theirs = fs.statSync(nsPath);
+      const ours = fs.statSync(`/proc/self/ns/${file}`);
+      return theirs.ino === ours.ino && theirs.dev === ours.dev;
+    } catch {
+      return false; // a path that does not exist fails when it is joined
+    }
   },
 };

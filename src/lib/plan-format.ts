@@ -50,7 +50,7 @@ export enum Op {
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
 /** The slot of a mount that is not prepared by OP_IDMAP_PREPARE. */
 export const NO_SLOT = 0xffffffff;
-export const CreateKind = { DIR: 0, FILE: 1 } as const;
+export const CreateKind = { DIR: 0, FILE: 1, PLAIN_DIR: 2 } as const;
 export const HookStage = { CREATE_CONTAINER: 3, START_CONTAINER: 4 } as const;
 
 type FieldType = 'u32' | 'u64' | 'str' | 'strv' | 'u32v' | 'bytes';

@@ -72,6 +72,8 @@ export interface HostView {
   kindOf(hostPath: string): 'dir' | 'file' | null;
   /** The host's cgroup hierarchies mounted under /sys/fs/cgroup. */
   cgroupHierarchies(): CgroupHierarchy[];
+  /** Is the namespace at `nsPath` the one tsrun itself runs in? (absent: never) */
+  isHostNamespace?(nsPath: string, type: NamespaceType): boolean;
 }
 
 export interface PlanContext {
@@ -271,7 +273,9 @@ function fsMount(
   return op(Op.MOUNT, {
     kind: MountKind.FS,
     recursiveBind: 0,
-    create: CreateKind.DIR,
+    // runc's rule after CVE-2023-27561/28642: proc and sysfs go on a real
+    // directory, never through a symlink, and the result is checked.
+    create: fstype === 'proc' || fstype === 'sysfs' ? CreateKind.PLAIN_DIR : CreateKind.DIR,
     source,
     dest,
     fstype,
@@ -414,7 +418,7 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   ops.push(op(Op.PIVOT_ROOT, { noPivot: ctx.noPivot ? 1 : 0 }));
   if (rootProp) ops.push(op(Op.ROOT_PROPAGATION, { flags: PROPAGATION_FLAGS[rootProp] }));
   if (config.root.readonly) ops.push(op(Op.REMOUNT_ROOT_RO));
-  for (const [key, value] of Object.entries(config.linux?.sysctl ?? {})) ops.push(op(Op.SYSCTL, { key, value }));
+  ops.push(...compileSysctls(config, ns, ctx.host));
   // After the sysctls (which write under /proc/sys), as runc does.
   for (const p of config.linux?.readonlyPaths ?? []) ops.push(op(Op.READONLY_PATH, { path: path.posix.normalize(p) }));
   for (const p of config.linux?.maskedPaths ?? []) ops.push(op(Op.MASK_PATH, { path: path.posix.normalize(p) }));
@@ -424,6 +428,43 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   for (const h of hooks.startContainer ?? []) ops.push(compileHook(HookStage.START_CONTAINER, h));
   ops.push(op(Op.EXEC));
   return { ops, rootfs, newNamespaces: ns.created };
+}
+
+/** IPC sysctls, namespaced by an IPC namespace (runc's list), plus fs.mqueue.*. */
+const IPC_SYSCTLS = new Set([
+  'kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem',
+  'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced',
+]);
+
+/**
+ * linux.sysctl, with runc's rule: only sysctls that belong to a namespace
+ * the container does not share with the host may be set (anything else,
+ * say kernel.core_pattern, would change the host).  Each becomes a path
+ * under /proc/sys, written through the init's own procfs handle.
+ */
+function compileSysctls(config: Config, ns: Namespaces, host: HostView): PlanOp[] {
+  const own = (type: NamespaceType): boolean => {
+    if (ns.created.has(type)) return true;
+    const joined = ns.joined.get(type);
+    return joined !== undefined && !host.isHostNamespace?.(joined, type);
+  };
+  return Object.entries(config.linux?.sysctl ?? {}).map(([key, value]) => {
+    const field = `linux.sysctl[${JSON.stringify(key)}]`;
+    const rel = key.replace(/\./g, '/');
+    if (!/^[\w\-@:+]+(\/[\w\-@:+]+)*$/.test(rel)) throw new ConfigError(field, 'not a sysctl name');
+    if (IPC_SYSCTLS.has(key) || key.startsWith('fs.mqueue.')) {
+      if (!own('ipc')) throw new ConfigError(field, "not allowed in the host's IPC namespace");
+    } else if (key.startsWith('net.') || key.startsWith('net/')) {
+      if (!own('network')) throw new ConfigError(field, "not allowed in the host's network namespace");
+    } else if (key === 'kernel.domainname' && own('uts')) {
+      // the UTS namespace's own
+    } else if (key === 'kernel.hostname') {
+      throw new ConfigError(field, 'not allowed; use the hostname field');
+    } else {
+      throw new ConfigError(field, 'not in a namespace of the container: it would change the host');
+    }
+    return op(Op.SYSCTL, { key: rel, value });
+  });
 }
 
 /** rlimit values above 2^53 arrive rounded; anything that large means "unlimited". */

@@ -14,7 +14,7 @@ import { Sync } from '../../src/lib/sync';
 import { baseConfig, PROJECT_ROOT } from '../helpers';
 
 function fakeHost(paths: Record<string, 'dir' | 'file'>, cgroups: CgroupHierarchy[] = []): HostView {
-  return { kindOf: (p) => paths[p] ?? null, cgroupHierarchies: () => cgroups };
+  return { kindOf: (p) => paths[p] ?? null, cgroupHierarchies: () => cgroups, isHostNamespace: (p) => p === '/proc/1/ns/net' };
 }
 
 const BUNDLE = '/bundles/b1';
@@ -279,7 +279,7 @@ t.test('process attributes', async (t) => {
   t.equal(find(ops, Op.OOM_SCORE_ADJ)[0].fields.value, -5 >>> 0, 'negative values travel as two\'s complement');
   t.equal(ops[0].op, Op.OOM_SCORE_ADJ, 'oom_score_adj is written first, from the host user namespace');
   t.same(find(ops, Op.CHDIR)[0].fields, { cwd: '/tmp' });
-  t.same(find(ops, Op.SYSCTL)[0].fields, { key: 'net.ipv4.ip_forward', value: '1' });
+  t.same(find(ops, Op.SYSCTL)[0].fields, { key: 'net/ipv4/ip_forward', value: '1' }, 'a path under /proc/sys');
   t.same(find(ops, Op.ROOT_PROPAGATION)[0].fields, { flags: MS.SHARED | MS.REC });
   const order = codes(ops);
   t.ok(order.indexOf('REMOUNT_ROOT_RO') > order.indexOf('PIVOT_ROOT'));
@@ -323,6 +323,13 @@ t.test('semantic errors name the field', async (t) => {
     [(c) => { c.process!.terminal = true; }, /^process\.terminal: .*--console-socket/],
     [(c) => { c.process!.rlimits = [{ type: 'RLIMIT_CORE', soft: 1, hard: 1 }, { type: 'RLIMIT_CORE', soft: 1, hard: 1 }]; }, /^process\.rlimits\[1\]\.type: duplicate/],
     [(c) => { c.root!.path = 'missing'; }, /^root\.path: \/bundles\/b1\/missing: no such directory/],
+    [(c) => { c.linux!.sysctl = { 'kernel.core_pattern': '|/evil' }; }, /^linux\.sysctl\["kernel\.core_pattern"\]: not in a namespace of the container/],
+    [(c) => { c.linux!.sysctl = { 'kernel.hostname': 'x' }; }, /^linux\.sysctl\["kernel\.hostname"\]: not allowed; use the hostname field/],
+    [(c) => { c.linux!.sysctl = { 'net.ipv4.ip_forward': '1' }; c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'network'); }, /^linux\.sysctl\["net\.ipv4\.ip_forward"\]: not allowed in the host's network namespace/],
+    [(c) => { c.linux!.sysctl = { 'net.core.somaxconn': '1' }; c.linux!.namespaces = [...c.linux!.namespaces!.filter((n) => n.type !== 'network'), { type: 'network', path: '/proc/1/ns/net' }]; }, /^linux\.sysctl\["net\.core\.somaxconn"\]: not allowed in the host's network namespace/],
+    [(c) => { c.linux!.sysctl = { 'kernel.shmmax': '1' }; c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'ipc'); }, /^linux\.sysctl\["kernel\.shmmax"\]: not allowed in the host's IPC namespace/],
+    [(c) => { c.linux!.sysctl = { 'net/../kernel/core_pattern': 'x' }; }, /^linux\.sysctl\["net\/\.\.\/kernel\/core_pattern"\]: not a sysctl name/],
+    [(c) => { c.linux!.sysctl = { 'kernel.domainname': 'x' }; c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'uts'); delete c.hostname; }, /^linux\.sysctl\["kernel\.domainname"\]: not in a namespace/],
   ];
   for (const [mutate, message] of cases) {
     const config = baseConfig();
