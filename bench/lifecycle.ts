@@ -11,34 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { baseConfig, FIXTURE_ROOTFS, TSRUN } from '../test/helpers';
-
-interface Runtime {
-  name: string;
-  argv: string[];
-}
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
-
-function must(rt: Runtime, root: string, args: string[]): void {
-  // stdio is /dev/null, not a pipe: a created container's init keeps its stdio open.
-  const r = spawnSync(rt.argv[0], [...rt.argv.slice(1), '--root', root, ...args], { stdio: 'ignore' });
-  if (r.status !== 0) throw new Error(`${rt.name} ${args.join(' ')} failed with status ${r.status}`);
-}
-
-function timed(fn: () => void): number {
-  const start = process.hrtime.bigint();
-  fn();
-  return Number(process.hrtime.bigint() - start) / 1e6;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
+import { arg, execVersion, must, paired, Runtime } from './common';
 
 function main(): void {
   const rounds = Number(arg('--rounds', '30'));
@@ -72,26 +45,15 @@ function main(): void {
     console.log(`tsrun vs runc (${execVersion(runcPath)}), ${rounds} paired rounds, ${os.cpus().length} cores`);
     console.log(`NODE_EXTRA_CA_CERTS is ${process.env.NODE_EXTRA_CA_CERTS ? 'set (adds ~30 ms to every Node start)' : 'not set'}`);
     for (const scenario of scenarios) {
-      const times: Record<string, number[]> = { tsrun: [], runc: [] };
-      for (let i = -2; i < rounds; i++) { // two warm-up rounds
-        const order = i % 2 === 0 ? runtimes : [...runtimes].reverse();
-        for (const rt of order) {
-          const root = path.join(work, `root-${rt.name}`);
-          const ms = timed(() => scenario.once(rt, root, `bench-${i + 2}`));
-          if (i >= 0) times[rt.name].push(ms);
-        }
-      }
-      const t = median(times.tsrun);
-      const r = median(times.runc);
-      console.log(`${scenario.name.padEnd(22)} tsrun ${t.toFixed(1).padStart(7)} ms   runc ${r.toFixed(1).padStart(7)} ms   ratio ${(t / r).toFixed(2)}`);
+      const m = paired(rounds, runtimes.map((rt) => ({
+        name: rt.name,
+        once: (round: number) => scenario.once(rt, path.join(work, `root-${rt.name}`), `bench-${round}`),
+      })));
+      console.log(`${scenario.name.padEnd(22)} tsrun ${m.tsrun.toFixed(1).padStart(7)} ms   runc ${m.runc.toFixed(1).padStart(7)} ms   ratio ${(m.tsrun / m.runc).toFixed(2)}`);
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
-}
-
-function execVersion(runc: string): string {
-  return spawnSync(runc, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? 'runc';
 }
 
 main();

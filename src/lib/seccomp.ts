@@ -5,7 +5,6 @@
  * tsrun-init loads it with seccomp(2) at the point runc does (see
  * compileProcess in plan.ts).
  */
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError, Seccomp } from './config';
@@ -194,6 +193,8 @@ export function normalizeSeccomp(section: Seccomp | unknown, field = 'linux.secc
 /** The cache key: what libseccomp compiles, which libseccomp, for which machine. */
 export function seccompCacheKey(filter: SeccompFilter, libseccompVersion: string): string {
   const canonical = JSON.stringify(filter.input, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+  // Loaded here, not at start-up: only containers with a filter pay for it.
+  const { createHash } = require('crypto') as typeof import('crypto');
   return createHash('sha256').update(`${libseccompVersion}\n${process.arch}\n${canonical}`).digest('hex');
 }
 
