@@ -587,6 +587,13 @@ static void op_mount(struct cursor *c)
 					       : make_in_root(m.dest, m.create, 0644);
 	if (target < 0)
 		fail(errno, "mount", where, "create mount point %s", where);
+	/* A destination that a symlink in the image turns into the root itself
+	 * would be stacked under pivot_root's new root: refuse it, as the
+	 * plan compiler refuses "/" (runc ends up failing too). */
+	struct stat target_st, root_st;
+	if (fstat(target, &target_st) == 0 && fstat(root_fd, &root_st) == 0 &&
+	    target_st.st_dev == root_st.st_dev && target_st.st_ino == root_st.st_ino)
+		fail(EINVAL, "mount", where, "mount destination %s resolves to the container's root", where);
 
 	int mnt;
 	const char *failed_option = NULL;
@@ -817,20 +824,29 @@ static void op_mknod(struct cursor *c)
 		fail(errno, "device", where, "create parent directory of %s", where);
 
 	if (bind_from_host) {
-		/* mknod is not allowed in a user namespace: bind the host's node. */
+		/* mknod is not allowed in a user namespace: bind the host's node.
+		 * The mount point is created, never opened: what the image put
+		 * there may be a FIFO (an open would block) or a device. */
 		struct plan_mount m = { 0 };
-		int fd = openat(parent, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0)
+		int fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
 			fail(errno, "device", where, "create %s", where);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		char host[4200];
 		snprintf(host, sizeof(host), "/%s", path);
 		int tree = syscall(SYS_open_tree, AT_FDCWD, host, OPEN_TREE_CLONE | O_CLOEXEC);
 		if (tree < 0)
 			fail(errno, "device", host, "open host device %s", host);
-		int target = open_in_root(path, 0);
+		int target = open_in_root(path, O_NOFOLLOW);
+		struct stat st;
+		if (target >= 0 && fstat(target, &st) == 0 && S_ISLNK(st.st_mode)) {
+			close(target);
+			target = -1;
+			errno = ELOOP;
+		}
 		if (target < 0)
-			fail(errno, "device", where, "open %s", where);
+			fail(errno, "device", where, "create %s", where);
 		if (syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 			fail(errno, "device", where, "bind %s on %s", host, where);
 		(void)m;
@@ -1089,14 +1105,21 @@ static void op_console(struct cursor *c)
 		ioctl(slave, TIOCSWINSZ, &ws);
 	}
 	/* /dev/console (the init's terminal only, not exec's): created without
-	 * following links, then the slave bound on it. */
-	int console = !bind_dev_console ? -2 : open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (console == -1 && errno != ENXIO && errno != EEXIST)
-		fail(errno, "console", "/dev/console", "create /dev/console");
-	if (console >= 0)
-		close(console);
+	 * following links and never opened (the image's may be a FIFO, which
+	 * would block, or a device), a symlink refused; the slave bound on it. */
 	if (bind_dev_console) {
+		int console = open("/dev/console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (console < 0 && errno != EEXIST)
+			fail(errno, "console", "/dev/console", "create /dev/console");
+		if (console >= 0)
+			close(console);
 		int target = open("/dev/console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
+		if (target >= 0 && fstat(target, &st) == 0 && S_ISLNK(st.st_mode)) {
+			close(target);
+			errno = ELOOP;
+			fail(errno, "console", "/dev/console", "create /dev/console");
+		}
 		int tree = syscall(SYS_open_tree, slave, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
 		if (target < 0 || tree < 0 ||
 		    syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
@@ -1130,6 +1153,8 @@ static void op_user(struct cursor *c)
 		fail(errno, "user", NULL, "setgid %u", gid);
 	if (setresuid(uid, uid, uid) < 0)
 		fail(errno, "user", NULL, "setuid %u", uid);
+	/* As in op_become_root: not dumpable until execve, whatever fs.suid_dumpable says. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	umask(mask);
 }
 
@@ -1348,6 +1373,9 @@ static void op_become_root(void)
 		fail(errno, "namespace", NULL, "become gid 0 in the user namespace");
 	if (setresuid(0, 0, 0) < 0)
 		fail(errno, "namespace", NULL, "become uid 0 in the user namespace");
+	/* A credential change resets dumpability to fs.suid_dumpable, which
+	 * a host may have set to 1: say 0 again ourselves. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 static void op_unshare(struct cursor *c)
