@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -176,9 +177,13 @@ static uint64_t rd_u64(struct cursor *c)
 /* Strings point into the plan buffer, which stays mapped until exec. */
 static const char *rd_str(struct cursor *c)
 {
-	size_t len = rd_u32(c);
-	size_t padded = (len + 1 + 3) & ~(size_t)3;
-	if ((size_t)(c->end - c->p) < padded || c->p[len] != 0)
+	uint32_t len = rd_u32(c);
+	/* In uint32_t, len + 4 wraps to 0 for len >= 2^32-4, and c->p[len]
+	 * then reads 4 GiB past the plan: compute in size_t, and check len
+	 * first so the sum cannot wrap where size_t has 32 bits either. */
+	size_t left = c->end - c->p;
+	size_t padded = ((size_t)len + 1 + 3) & ~(size_t)3;
+	if (len >= left || left < padded || c->p[len] != 0)
 		fail(EINVAL, "plan", NULL, "malformed string in launch plan");
 	const char *s = (const char *)c->p;
 	c->p += padded;
@@ -662,6 +667,8 @@ static void op_rootfs_prepare(struct cursor *c)
 static void op_pivot_root(struct cursor *c)
 {
 	uint32_t no_pivot = rd_u32(c);
+	if (root_fd < 0)
+		fail(EINVAL, "pivot_root", NULL, "pivot_root before the rootfs was prepared");
 	if (fchdir(root_fd) < 0)
 		fail(errno, "pivot_root", rootfs_path, "chdir to rootfs %s", rootfs_path);
 	if (no_pivot) {
@@ -950,9 +957,11 @@ static void op_hook(struct cursor *c)
 	int pidfd = syscall(SYS_pidfd_open, pid, 0);
 	if (timeout && pidfd >= 0) {
 		struct pollfd p = { .fd = pidfd, .events = POLLIN };
+		/* Past INT_MAX ms (24.8 days) the product would wrap. */
+		int ms = timeout > INT_MAX / 1000 ? INT_MAX : (int)timeout * 1000;
 		int rc;
 		do
-			rc = poll(&p, 1, (int)timeout * 1000);
+			rc = poll(&p, 1, ms);
 		while (rc < 0 && errno == EINTR);
 		if (rc == 0) {
 			kill(pid, SIGKILL);
@@ -1037,7 +1046,9 @@ static void op_sysctl(struct cursor *c)
 {
 	const char *key = rd_str(c), *value = rd_str(c);
 	char rel[512], shown[520];
-	snprintf(rel, sizeof(rel), "sys/%s", key);
+	int len = snprintf(rel, sizeof(rel), "sys/%s", key);
+	if (len < 0 || (size_t)len >= sizeof(rel))
+		fail(ENAMETOOLONG, "sysctl", NULL, "set sysctl /proc/sys/%.64s...: name too long", key);
 	snprintf(shown, sizeof(shown), "/proc/%s", rel);
 	int fd = open_in_proc(rel, O_WRONLY);
 	if (fd < 0)
@@ -1056,10 +1067,11 @@ static void op_timens_offsets(struct cursor *c)
 		fail(errno, "timens", "/proc/self/timens_offsets", "write time namespace offsets");
 }
 
-static void send_fd(int sock, int fd)
+/* One sendmsg carrying `len` bytes of `data` and the fd (SCM_RIGHTS). */
+static int send_with_fd(int sock, int fd, const void *data, size_t len)
 {
-	char byte = 0, cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &byte, 1 };
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { (void *)data, len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
@@ -1071,8 +1083,7 @@ static void send_fd(int sock, int fd)
 	do
 		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		fail(errno, "console", NULL, "send pty master to console socket");
+	return n < 0 ? -1 : 0;
 }
 
 /*
@@ -1127,7 +1138,8 @@ static void op_console(struct cursor *c)
 		close(tree);
 		close(target);
 	}
-	send_fd(console_fd, master);
+	if (send_with_fd(console_fd, master, "", 1) < 0)
+		fail(errno, "console", NULL, "send pty master to console socket");
 	close(master);
 	close(console_fd);
 	console_fd = -1;
@@ -1278,22 +1290,9 @@ static void op_seccomp(struct cursor *c)
 	if (!notify)
 		return;
 	/* The listener goes to the parent, which hands it to listenerPath. */
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct sync_header h = { SYNC_SECCOMP_LISTENER, 0, 0, 0 };
-	struct iovec iov = { &h, sizeof(h) };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	int listener = (int)fd;
-	memcpy(CMSG_DATA(cm), &listener, sizeof(int));
-	ssize_t n;
-	do
-		n = sendmsg(sync_fd, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
+	struct sync_header h = { SYNC_SECCOMP_LISTENER, 0, 0, 0 };
+	if (send_with_fd(sync_fd, listener, &h, sizeof(h)) < 0)
 		fail(errno, "seccomp", NULL, "send the seccomp listener to tsrun");
 	close(listener);
 	free(sync_expect(SYNC_CONTINUE));

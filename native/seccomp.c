@@ -202,6 +202,24 @@ static napi_value seccomp_version_string(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* The one u32 argument of the probes below. */
+static uint32_t only_u32_arg(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1;
+	napi_value arg;
+	uint32_t value = 0;
+	napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
+	napi_get_value_uint32(env, arg, &value);
+	return value;
+}
+
+static napi_value make_bool(napi_env env, bool value)
+{
+	napi_value out;
+	napi_get_boolean(env, value, &out);
+	return out;
+}
+
 /*
  * seccompFlagSupported(flags) -> bool.  seccomp(2) checks the flags before
  * it reads the program, so a NULL program answers EFAULT for flags this
@@ -209,29 +227,16 @@ static napi_value seccomp_version_string(napi_env env, napi_callback_info info)
  */
 static napi_value seccomp_flag_supported(napi_env env, napi_callback_info info)
 {
-	size_t argc = 1;
-	napi_value arg, out;
-	uint32_t flags = 0;
-	napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
-	napi_get_value_uint32(env, arg, &flags);
-	long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, flags, NULL);
-	napi_get_boolean(env, rc < 0 && errno == EFAULT, &out);
-	return out;
+	long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, only_u32_arg(env, info), NULL);
+	return make_bool(env, rc < 0 && errno == EFAULT);
 }
 
 /* seccompActionAvailable(action) -> bool, from SECCOMP_GET_ACTION_AVAIL. */
 static napi_value seccomp_action_available(napi_env env, napi_callback_info info)
 {
-	size_t argc = 1;
-	napi_value arg, out;
-	uint32_t action = 0;
-	napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
-	napi_get_value_uint32(env, arg, &action);
 	/* The kernel knows return values, not libseccomp's errno-carrying forms. */
-	action &= 0xffff0000u;
-	long rc = syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL_, 0, &action);
-	napi_get_boolean(env, rc == 0, &out);
-	return out;
+	uint32_t action = only_u32_arg(env, info) & 0xffff0000u;
+	return make_bool(env, syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL_, 0, &action) == 0);
 }
 
 /* Called from the addon's module init (addon.c). */

@@ -111,15 +111,20 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
  * pipes: a created container's init inherits tsrun's stdio and would keep a
  * pipe open until it exits.  `env -i` keeps the test runner's variables out.
  */
-export function tsrun(root: string, args: string[], opts: { input?: string; timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {}): RunResult {
+export function tsrun(
+  root: string,
+  args: string[],
+  opts: { input?: string; timeoutMs?: number; cwd?: string; env?: Record<string, string>; stdin?: number; extraFds?: number[] } = {},
+): RunResult {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-out-'));
   try {
     const outFd = fs.openSync(path.join(dir, 'out'), 'w+');
     const errFd = fs.openSync(path.join(dir, 'err'), 'w+');
     const envArgs = Object.entries(cleanEnv(opts.env)).map(([k, v]) => `${k}=${v}`);
     const r: SpawnSyncReturns<Buffer> = spawnSync('/usr/bin/env', ['-i', ...envArgs, TSRUN, '--root', root, ...args], {
-      input: opts.input ?? '',
-      stdio: ['pipe', outFd, errFd],
+      // `stdin` and `extraFds` (as fds 3, 4, ...) are fds the caller leaves open, as a careless engine would.
+      input: opts.stdin === undefined ? opts.input ?? '' : undefined,
+      stdio: [opts.stdin ?? 'pipe', outFd, errFd, ...(opts.extraFds ?? [])],
       timeout: opts.timeoutMs ?? 60_000,
       cwd: opts.cwd,
     });
@@ -134,6 +139,27 @@ export function tsrun(root: string, args: string[], opts: { input?: string; time
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Read a pty master until the slave side is gone (EIO) or the deadline passes. */
+export function drainPty(master: number, timeoutMs = 10_000): string {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(65536);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    let n: number;
+    try {
+      n = fs.readSync(master, buf, 0, buf.length, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EIO') break;
+      if (code === 'EAGAIN') continue;
+      throw err;
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** `tsrun run` the bundle with the checker and parse its JSON report. */

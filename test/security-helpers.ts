@@ -1,17 +1,16 @@
 /**
  * Shared pieces of the security regression tests (test/security/): tsrun
  * with extra inherited fds, a running container to exec into, fingerprints
- * of host files, the host's /dev/null, mountinfo parsing and reading a pty.
+ * of host files, the host's /dev/null and mountinfo parsing.
  * Kept outside test/security/ so tap does not run it as a test file.
  */
-import { spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Config } from '../src/lib/config';
 import { readHierarchies } from '../src/lib/cgroup/manager';
-import { Bundle, bundleProcesses, cleanEnv, cleanupContainer, makeBundle, RunResult, TestLike, TSRUN, tsrun, uniqueId, waitFor } from './helpers';
+import { Bundle, bundleProcesses, cleanupContainer, makeBundle, RunResult, TestLike, tsrun, uniqueId, waitFor } from './helpers';
 
 /**
  * Like helpers' tsrun(), but the caller leaves `extraFds` open: the child
@@ -19,26 +18,7 @@ import { Bundle, bundleProcesses, cleanEnv, cleanupContainer, makeBundle, RunRes
  * would pass them; `stdin` may be any fd too.  Output through files, never pipes.
  */
 export function tsrunLeaking(root: string, args: string[], extraFds: number[], opts: { timeoutMs?: number; stdin?: number } = {}): RunResult {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-out-'));
-  try {
-    const outFd = fs.openSync(path.join(dir, 'out'), 'w+');
-    const errFd = fs.openSync(path.join(dir, 'err'), 'w+');
-    const envArgs = Object.entries(cleanEnv()).map(([k, v]) => `${k}=${v}`);
-    const r = spawnSync('/usr/bin/env', ['-i', ...envArgs, TSRUN, '--root', root, ...args], {
-      stdio: [opts.stdin ?? 'ignore', outFd, errFd, ...extraFds],
-      timeout: opts.timeoutMs ?? 60_000,
-    });
-    fs.closeSync(outFd);
-    fs.closeSync(errFd);
-    return {
-      status: r.status,
-      signal: r.signal,
-      stdout: fs.readFileSync(path.join(dir, 'out'), 'utf8'),
-      stderr: fs.readFileSync(path.join(dir, 'err'), 'utf8'),
-    };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  return tsrun(root, args, { extraFds, stdin: opts.stdin, timeoutMs: opts.timeoutMs });
 }
 
 export interface Running {
@@ -148,27 +128,6 @@ export function parseMountinfo(text: string): MountLine[] {
     });
   }
   return out;
-}
-
-/** Read a pty master until the slave side is gone (EIO) or the deadline passes. */
-export function drainPty(master: number, timeoutMs = 10_000): string {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.alloc(65536);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    let n: number;
-    try {
-      n = fs.readSync(master, buf, 0, buf.length, null);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EIO') break;
-      if (code === 'EAGAIN') continue;
-      throw err;
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** A temp dir on the host (0755, so a user-namespaced root can traverse it), removed at teardown. */

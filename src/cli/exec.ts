@@ -15,11 +15,17 @@ function processFromFile(file: string): Process {
   } catch (err) {
     throw new TsrunError(describeFsError(err, `--process ${file}`));
   }
+  let json: unknown;
   try {
-    return checkProcess(JSON.parse(text), 'process');
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new TsrunError(`--process ${file}: invalid JSON: ${(err as Error).message}`);
+  }
+  try {
+    return checkProcess(json, 'process');
   } catch (err) {
     if (err instanceof ConfigError) throw new TsrunError(`--process ${file}: ${err.message}`);
-    throw new TsrunError(`--process ${file}: invalid JSON: ${(err as Error).message}`);
+    throw err;
   }
 }
 

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import * as fs from 'fs';
+import { checkResources, ConfigError } from '../lib/config';
 import { update } from '../lib/container';
 import { describeFsError, TsrunError } from '../lib/errors';
 import { storeOf, verb } from './common';
@@ -74,6 +75,12 @@ export function updateCommand(): Command {
     for (const [flag, , apply] of FLAGS) {
       const value = o[camel(flag)];
       if (value !== undefined) apply(resources, value);
+    }
+    try {
+      checkResources(resources);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new TsrunError(o.resources ? `--resources ${o.resources}: ${err.message}` : err.message);
+      throw err;
     }
     update(storeOf(this), id, resources);
   }));

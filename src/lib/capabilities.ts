@@ -37,7 +37,7 @@ export function capabilityMasks(caps: Capabilities, field: string, hostBounding 
   for (const set of ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'] as const) {
     (caps[set] ?? []).forEach((name, i) => {
       const bit = CAPABILITIES.indexOf(name as (typeof CAPABILITIES)[number]);
-      if (bit < 0) throw new ConfigError(`${field}.${set}[${i}]`, `unknown capability "${name}"`);
+      if (bit < 0) throw new ConfigError(`${field}.${set}[${i}]`, `unknown capability ${JSON.stringify(name)}`);
       if (!(hostBounding & (1n << BigInt(bit)))) unavailable.add(name);
       masks[set] |= 1n << BigInt(bit);
     });

@@ -261,13 +261,20 @@ function expectString(value: unknown, path: string): string {
   return value;
 }
 
+/** A string that reaches the kernel or exec as a C string, where a NUL byte would cut it short. */
+function expectCString(value: unknown, path: string): string {
+  const text = expectString(value, path);
+  if (text.includes('\0')) fail(path, 'must not contain a NUL byte');
+  return text;
+}
+
 function expectNonEmptyString(value: unknown, path: string): string {
   if (typeof value !== 'string' || value === '') fail(path, 'must be a non-empty string');
-  return value;
+  return expectCString(value, path);
 }
 
 function expectAbsolutePath(value: unknown, path: string): string {
-  const text = expectString(value, path);
+  const text = expectCString(value, path);
   if (!text.startsWith('/')) fail(path, `must be an absolute path, got ${JSON.stringify(text)}`);
   return text;
 }
@@ -311,6 +318,11 @@ function expectArrayOf<T>(value: unknown, path: string, check: (item: unknown, i
 function expectStringArray(value: unknown, path: string): string[] {
   if (!Array.isArray(value)) fail(path, 'must be an array of strings');
   return expectArrayOf(value, path, expectString);
+}
+
+function expectCStringArray(value: unknown, path: string): string[] {
+  if (!Array.isArray(value)) fail(path, 'must be an array of strings');
+  return expectArrayOf(value, path, expectCString);
 }
 
 function expectStringMap(value: unknown, path: string): Record<string, string> {
@@ -384,8 +396,8 @@ function checkMount(value: unknown, path: string, context: MountContext): void {
   const destination = expectNonEmptyString(required(mount, 'destination', path), fieldPath(path, 'destination'));
   // Deprecated but still valid (config.md): relative destinations are relative to "/".
   if (!destination.startsWith('/')) mount.destination = '/' + destination;
-  optional(mount, 'source', path, expectString);
-  optional(mount, 'type', path, expectString);
+  optional(mount, 'source', path, expectCString);
+  optional(mount, 'type', path, expectCString);
   optional(mount, 'uidMappings', path, (v, p) => expectArrayOf(v, p, checkIDMapping));
   optional(mount, 'gidMappings', path, (v, p) => expectArrayOf(v, p, checkIDMapping));
   const hasUidMappings = mount.uidMappings !== undefined;
@@ -477,7 +489,7 @@ export function checkProcess(value: unknown, path = 'process'): Process {
   const args = process.args;
   const argsPath = fieldPath(path, 'args');
   if (!Array.isArray(args) || args.length === 0) fail(argsPath, 'must be a non-empty array of strings');
-  expectArrayOf(args, argsPath, expectString);
+  expectArrayOf(args, argsPath, expectCString);
 
   optional(process, 'commandLine', path, expectString);
   optional(process, 'env', path, checkEnv);
@@ -502,13 +514,18 @@ export function checkProcess(value: unknown, path = 'process'): Process {
   return process as unknown as Process;
 }
 
+/** Hook timeouts in milliseconds must fit poll(2)'s int (in the helper) and Node's timers. */
+const HOOK_TIMEOUT_MAX = Math.floor(INT32_MAX / 1000);
+
 function checkHook(value: unknown, path: string): void {
   const hook = expectObject(value, path);
   expectAbsolutePath(required(hook, 'path', path), fieldPath(path, 'path'));
-  optional(hook, 'args', path, expectStringArray);
+  optional(hook, 'args', path, expectCStringArray);
   optional(hook, 'env', path, checkEnv);
   optional(hook, 'timeout', path, (v, p) => {
-    if (expectInteger(v, p) <= 0) fail(p, 'must be greater than zero');
+    const timeout = expectInteger(v, p);
+    if (timeout <= 0) fail(p, 'must be greater than zero');
+    if (timeout > HOOK_TIMEOUT_MAX) fail(p, `must be at most ${HOOK_TIMEOUT_MAX} seconds`);
   });
 }
 
@@ -541,7 +558,8 @@ function checkTimeOffsets(value: unknown, path: string): void {
       fail(clockPath, `unknown clock ${JSON.stringify(clock)} (expected "monotonic" or "boottime")`);
     }
     const entry = expectObject(offset, clockPath);
-    optional(entry, 'secs', clockPath, expectInteger);
+    // Written out in decimal for the kernel: no exponent notation.
+    optional(entry, 'secs', clockPath, (v, p) => expectInteger(v, p, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER));
     // The kernel rejects nanosecond offsets of a full second or more.
     optional(entry, 'nanosecs', clockPath, (v, p) => expectInteger(v, p, 0, 999_999_999));
   }
@@ -551,9 +569,10 @@ function checkDevice(value: unknown, path: string): void {
   const device = expectObject(value, path);
   const type = expectOneOf(required(device, 'type', path), fieldPath(path, 'type'), ['c', 'b', 'u', 'p'], 'device type');
   expectAbsolutePath(required(device, 'path', path), fieldPath(path, 'path'));
+  // makedev(3) takes 32-bit major and minor numbers.
   for (const key of ['major', 'minor']) {
-    if (type === 'p') optional(device, key, path, expectInteger);
-    else expectInteger(required(device, key, path), fieldPath(path, key));
+    if (type === 'p') optional(device, key, path, expectUint32);
+    else expectUint32(required(device, key, path), fieldPath(path, key));
   }
   for (const key of ['fileMode', 'uid', 'gid']) optional(device, key, path, expectUint32);
 }
@@ -584,6 +603,84 @@ function checkIntelRdt(value: unknown, path: string): void {
   optional(rdt, 'enableMonitoring', path, expectBoolean);
 }
 
+/**
+ * linux.resources: the types runtime-spec gives each field the cgroup
+ * drivers read, so a wrong one is a config error here rather than a
+ * TypeError or a garbage value written to a cgroup knob later.  What the
+ * values mean is left to the drivers and the kernel.
+ */
+export function checkResources(value: unknown, path = 'linux.resources'): void {
+  const resources = expectObject(value, path);
+  const fields = (object: JsonObject, objectPath: string, checks: Record<string, (v: unknown, p: string) => unknown>): void => {
+    for (const [key, check] of Object.entries(checks)) optional(object, key, objectPath, check);
+  };
+  const int64 = (v: unknown, p: string) => expectInteger(v, p);
+  const uint16 = (v: unknown, p: string) => expectInteger(v, p, 0, 0xffff);
+  const majorMinor = (item: JsonObject, itemPath: string): void => {
+    for (const key of ['major', 'minor']) expectInteger(required(item, key, itemPath), fieldPath(itemPath, key));
+  };
+  const list = (check: (item: JsonObject, itemPath: string) => void) => (v: unknown, p: string) =>
+    expectArrayOf(v, p, (item, itemPath) => check(expectObject(item, itemPath), itemPath));
+  const map = (check: (item: unknown, itemPath: string) => void) => (v: unknown, p: string) => {
+    for (const [key, item] of Object.entries(expectObject(v, p))) {
+      if (!/^[^\s\0]+$/.test(key)) fail(fieldPath(p, key), 'must be a name without spaces or NUL bytes');
+      check(item, fieldPath(p, key));
+    }
+  };
+
+  fields(resources, path, {
+    devices: list((rule, p) => {
+      fields(rule, p, { allow: expectBoolean, type: expectString, major: int64, minor: int64, access: expectString });
+    }),
+    memory: (v, p) => fields(expectObject(v, p), p, {
+      limit: int64, reservation: int64, swap: int64, kernel: int64, kernelTCP: int64, swappiness: expectUint64,
+      disableOOMKiller: expectBoolean, useHierarchy: expectBoolean, checkBeforeUpdate: expectBoolean,
+    }),
+    cpu: (v, p) => fields(expectObject(v, p), p, {
+      shares: expectUint64, quota: int64, burst: expectUint64, period: expectUint64, realtimeRuntime: int64,
+      realtimePeriod: expectUint64, cpus: expectCString, mems: expectCString, idle: int64,
+    }),
+    pids: (v, p) => fields(expectObject(v, p), p, { limit: int64 }),
+    blockIO: (v, p) => {
+      const blockIO = expectObject(v, p);
+      fields(blockIO, p, {
+        weight: uint16,
+        leafWeight: uint16,
+        weightDevice: list((device, devicePath) => {
+          majorMinor(device, devicePath);
+          fields(device, devicePath, { weight: uint16, leafWeight: uint16 });
+        }),
+      });
+      for (const key of ['throttleReadBpsDevice', 'throttleWriteBpsDevice', 'throttleReadIOPSDevice', 'throttleWriteIOPSDevice']) {
+        optional(blockIO, key, p, list((device, devicePath) => {
+          majorMinor(device, devicePath);
+          expectUint64(required(device, 'rate', devicePath), fieldPath(devicePath, 'rate'));
+        }));
+      }
+    },
+    hugepageLimits: list((limit, p) => {
+      // The page size becomes part of a file name: "hugetlb.2MB.max".
+      const pageSize = expectString(required(limit, 'pageSize', p), fieldPath(p, 'pageSize'));
+      if (!/^\d+[KMGTPE]?B$/.test(pageSize)) fail(fieldPath(p, 'pageSize'), `must be a size such as "2MB", got ${JSON.stringify(pageSize)}`);
+      expectUint64(required(limit, 'limit', p), fieldPath(p, 'limit'));
+    }),
+    network: (v, p) => {
+      const network = expectObject(v, p);
+      fields(network, p, {
+        classID: expectUint32,
+        priorities: list((priority, itemPath) => {
+          expectCString(required(priority, 'name', itemPath), fieldPath(itemPath, 'name'));
+          expectUint32(required(priority, 'priority', itemPath), fieldPath(itemPath, 'priority'));
+        }),
+      });
+    },
+    rdma: map((item, p) => fields(expectObject(item, p), p, { hcaHandles: expectUint32, hcaObjects: expectUint32 })),
+    unified: (v, p) => {
+      for (const [key, item] of Object.entries(expectObject(v, p))) expectCString(item, fieldPath(p, key));
+    },
+  });
+}
+
 function checkLinux(value: unknown, path: string): void {
   const linux = expectObject(value, path);
   optional(linux, 'namespaces', path, checkNamespaces);
@@ -599,13 +696,18 @@ function checkLinux(value: unknown, path: string): void {
       optional(expectObject(device, devicePath), 'name', devicePath, expectString);
     }
   });
-  optional(linux, 'cgroupsPath', path, expectString);
-  optional(linux, 'resources', path, expectObject);
+  optional(linux, 'cgroupsPath', path, expectCString);
+  optional(linux, 'resources', path, checkResources);
   optional(linux, 'rootfsPropagation', path, (v, p) => expectOneOf(v, p, ROOTFS_PROPAGATIONS, 'rootfs propagation'));
   optional(linux, 'maskedPaths', path, (v, p) => expectArrayOf(v, p, expectAbsolutePath));
   optional(linux, 'readonlyPaths', path, (v, p) => expectArrayOf(v, p, expectAbsolutePath));
   optional(linux, 'mountLabel', path, expectString);
-  optional(linux, 'sysctl', path, expectStringMap);
+  optional(linux, 'sysctl', path, (v, p) => {
+    for (const [key, value] of Object.entries(expectStringMap(v, p))) {
+      if (key === '' || key.includes('\0')) fail(fieldPath(p, key), 'must be a sysctl name without NUL bytes');
+      expectCString(value, fieldPath(p, key));
+    }
+  });
   optional(linux, 'seccomp', path, checkSeccomp);
   optional(linux, 'personality', path, (v, p) => {
     const personality = expectObject(v, p);
@@ -666,8 +768,8 @@ export function parseConfig(text: string): Config {
   checkOciVersion(required(config, 'ociVersion', ''), 'ociVersion');
   checkRoot(required(config, 'root', ''), 'root');
   optional(config, 'process', '', checkProcess);
-  optional(config, 'hostname', '', expectString);
-  optional(config, 'domainname', '', expectString);
+  optional(config, 'hostname', '', expectCString);
+  optional(config, 'domainname', '', expectCString);
   optional(config, 'hooks', '', checkHooks);
   optional(config, 'annotations', '', checkAnnotations);
   optional(config, 'linux', '', checkLinux);

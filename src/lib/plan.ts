@@ -331,7 +331,10 @@ function compileDevices(config: Config, ns: Namespaces, ops: PlanOp[]): void {
 
   const byPath = new Map<string, Device>();
   for (const d of DEFAULT_DEVICES) byPath.set(d.path, d);
-  for (const d of config.linux?.devices ?? []) byPath.set(path.posix.normalize(d.path), d);
+  (config.linux?.devices ?? []).forEach((d, i) => {
+    if (containerRelative(d.path) === '') throw new ConfigError(`linux.devices[${i}].path`, `cannot be the container's root`);
+    byPath.set(path.posix.normalize(d.path), d);
+  });
   const inUserNs = ns.created.has('user') || ns.joined.has('user');
   for (const d of byPath.values()) {
     ops.push(op(Op.MKNOD, {
@@ -420,8 +423,9 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   if (config.root.readonly) ops.push(op(Op.REMOUNT_ROOT_RO));
   ops.push(...compileSysctls(config, ns, ctx.host));
   // After the sysctls (which write under /proc/sys), as runc does.
-  for (const p of config.linux?.readonlyPaths ?? []) ops.push(op(Op.READONLY_PATH, { path: path.posix.normalize(p) }));
-  for (const p of config.linux?.maskedPaths ?? []) ops.push(op(Op.MASK_PATH, { path: path.posix.normalize(p) }));
+  // Normalised without a trailing slash: "/a/" would make the helper's O_NOFOLLOW follow a final symlink.
+  for (const p of config.linux?.readonlyPaths ?? []) ops.push(op(Op.READONLY_PATH, { path: `/${containerRelative(p)}` }));
+  for (const p of config.linux?.maskedPaths ?? []) ops.push(op(Op.MASK_PATH, { path: `/${containerRelative(p)}` }));
   if (config.linux?.seccomp && !ctx.seccomp) throw new ConfigError('linux.seccomp', 'not compiled (internal error)');
   compileProcess(process, ops, { isInit: true, seccomp: ctx.seccomp });
   ops.push(op(Op.WAIT_START));

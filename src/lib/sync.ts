@@ -40,7 +40,15 @@ export type ChildMessage =
 export const SYNC_TIMEOUT_MS = 60_000;
 
 export function receive(fd: number, timeoutMs = SYNC_TIMEOUT_MS): ChildMessage {
-  const msg = native.recvMessage(fd, timeoutMs);
+  let msg;
+  try {
+    msg = native.recvMessage(fd, timeoutMs);
+  } catch (err) {
+    // A child that exits with our CONTINUE unread makes the kernel report
+    // ECONNRESET once, ahead of what the child queued before it (its ERROR).
+    if ((err as NodeJS.ErrnoException).errno !== 104) throw err;
+    msg = native.recvMessage(fd, timeoutMs);
+  }
   if (msg === null) return { type: 'eof' };
   // Only the listener message may carry an fd; never keep one we did not ask for.
   if (msg.fd !== undefined && msg.type !== Sync.SECCOMP_LISTENER) native.close(msg.fd);

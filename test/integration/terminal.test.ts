@@ -7,32 +7,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
 import { native } from '../../src/lib/native';
-import { cleanupContainer, IS_ROOT, leftovers, makeBundle, tsrun, uniqueId } from '../helpers';
+import { cleanupContainer, drainPty, IS_ROOT, leftovers, makeBundle, tsrun, uniqueId } from '../helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'integration tests need root');
   process.exit(0);
 }
 
-/** Read a pty master until the slave side is gone (EIO) or the deadline passes. */
-function drain(master: number, timeoutMs = 10_000): string {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.alloc(65536);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    let n: number;
-    try {
-      n = fs.readSync(master, buf, 0, buf.length, null);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EIO') break;
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-      throw err;
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 t.test('create --console-socket hands over the pty master; the container runs on the pty', async (t) => {
   const bundle = makeBundle(t, (c) => {
@@ -54,7 +35,7 @@ t.test('create --console-socket hands over the pty master; the container runs on
   t.ok(fs.readlinkSync(`/proc/self/fd/${master}`).includes('ptmx'), 'we received a pty master');
 
   t.equal(tsrun(bundle.root, ['start', id]).status, 0, 'start succeeds');
-  const output = drain(master);
+  const output = drainPty(master);
   fs.closeSync(master);
   const lines = output.split(/\r?\n/);
   t.equal(lines[0], '31 101', 'consoleSize reached the pty');

@@ -315,7 +315,7 @@ t.test('linux devices', async (t) => {
   rejects(t, 'missing minor for u', (c) => (c.linux.devices[1] = { path: '/dev/u', type: 'u', major: 1 }), 'linux.devices[1].minor', /is required/);
   rejects(t, 'relative path', (c) => (c.linux.devices[0].path = 'dev/fuse'), 'linux.devices[0].path', /absolute path/);
   rejects(t, 'fileMode', (c) => (c.linux.devices[0].fileMode = -1), 'linux.devices[0].fileMode', /non-negative integer/);
-  rejects(t, 'fifo with bad major', (c) => (c.linux.devices[1].major = 'x'), 'linux.devices[1].major', /must be an integer/);
+  rejects(t, 'fifo with bad major', (c) => (c.linux.devices[1].major = 'x'), 'linux.devices[1].major', /must be a non-negative integer/);
 });
 
 t.test('other linux fields', async (t) => {

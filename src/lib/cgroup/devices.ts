@@ -28,9 +28,9 @@ export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
 export function parseDeviceRules(rules: Array<Record<string, any>>, field = 'linux.resources.devices'): DeviceRule[] {
   return rules.map((d, i) => {
     const type = d.type ?? 'a';
-    if (!['a', 'b', 'c'].includes(type)) throw new TsrunError(`${field}[${i}].type: must be a, b or c, not "${type}"`);
+    if (!['a', 'b', 'c'].includes(type)) throw new TsrunError(`${field}[${i}].type: must be a, b or c, not ${JSON.stringify(type)}`);
     const access = d.access ?? 'rwm';
-    if (!/^[rwm]{1,3}$/.test(access)) throw new TsrunError(`${field}[${i}].access: must be made of r, w and m, not "${access}"`);
+    if (!/^[rwm]{1,3}$/.test(access)) throw new TsrunError(`${field}[${i}].access: must be made of r, w and m, not ${JSON.stringify(access)}`);
     const num = (v: unknown): number => (v === undefined || v === null ? -1 : Number(v));
     return { allow: !!d.allow, type, major: num(d.major), minor: num(d.minor), access };
   });

@@ -107,10 +107,10 @@ export function ownCgroups(text = fs.readFileSync('/proc/self/cgroup', 'utf8')):
  */
 export function cgroupRelativePath(cgroupsPath: string | undefined, id: string, ownPath: string): string {
   if (cgroupsPath && /^[^/]*:[^/]*:[^/]*$/.test(cgroupsPath))
-    throw new TsrunError(`linux.cgroupsPath: "${cgroupsPath}" is a systemd path (slice:prefix:name); the systemd cgroup manager is not supported yet`);
+    throw new TsrunError(`linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} is a systemd path (slice:prefix:name); the systemd cgroup manager is not supported yet`);
   const wanted = cgroupsPath || `/${id}`;
   const joined = path.posix.isAbsolute(wanted) ? path.posix.normalize(wanted) : path.posix.join(ownPath, wanted);
-  if (joined.split('/').includes('..')) throw new TsrunError(`linux.cgroupsPath: "${cgroupsPath}" leaves the cgroup hierarchy`);
+  if (joined.split('/').includes('..')) throw new TsrunError(`linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} leaves the cgroup hierarchy`);
   return joined;
 }
 

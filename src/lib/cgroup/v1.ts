@@ -350,5 +350,5 @@ export function enableInParents(h: { mountPoint: string; dir: string }, controll
 
 export function validateUnifiedKey(key: string, field: string): void {
   if (!/^[a-z_]+\.[a-z0-9_.]+$/.test(key) || key.includes('..'))
-    throw new TsrunError(`${field}: "${key}" is not a cgroup2 file name`);
+    throw new TsrunError(`${field}: ${JSON.stringify(key)} is not a cgroup2 file name`);
 }
