@@ -42,6 +42,8 @@ extern char **environ;
 
 /* native/seccomp.c: compiling filters with libseccomp, in this process only. */
 void seccomp_register(napi_env env, napi_value exports);
+/* native/layer.c: writing image layers, every path kept beneath the layer. */
+void layer_register(napi_env env, napi_value exports);
 
 /* ---- small N-API helpers ------------------------------------------------ */
 
@@ -891,6 +893,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	seccomp_register(env, exports);
+	layer_register(env, exports);
 	return exports;
 }
 

@@ -35,6 +35,10 @@ export interface NativeAddon {
   prlimit(pid: number, resource: number, soft: bigint, hard: bigint): void;
   seccompCompile(spec: SeccompCompileInput): { program: Buffer; ignored: string[] };
   seccompVersion(): string;
+  layerOpenRoot(dir: string): number;
+  layerEntry(rootFd: number, entry: object): number;
+  layerFinishFile(fd: number, entry: object): void;
+  layerSetTimes(rootFd: number, name: string, sec: number, nsec: number): void;
   seccompFlagSupported(flags: number): boolean;
   seccompActionAvailable(action: number): boolean;
   setWinsize(fd: number, rows: number, cols: number): void;

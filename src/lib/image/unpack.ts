@@ -1,0 +1,213 @@
+/**
+ * One image layer, from its (gzip or plain) tar stream into a directory:
+ * the changeset rules of image-spec layer.md, with whiteouts turned into
+ * overlayfs's form (a 0/0 character device; trusted.overlay.opaque=y).
+ *
+ * tar-stream parses; every write goes through native/layer.c, which
+ * resolves each path beneath the layer directory's fd and never through a
+ * symlink.  Names are made relative first ("../x" and "/x" both mean x,
+ * inside the layer), so traversal is contained, and anything that would
+ * need a symlink or a hardlink out of the layer is refused by name.
+ * The uncompressed stream is hashed on the way: its sha256 is the layer's
+ * diffID, which the caller checks against the image config.
+ */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { pipeline as streamPipeline, Readable } from 'stream';
+import * as zlib from 'zlib';
+import * as tar from 'tar-stream';
+import { TsrunError } from '../errors';
+import { native } from '../native';
+
+/** What native/layer.c is asked to make (its enum layer_kind). */
+export const EntryKind = {
+  FILE: 0, DIR: 1, SYMLINK: 2, HARDLINK: 3, CHAR: 4, BLOCK: 5, FIFO: 6, WHITEOUT: 7, OPAQUE: 8,
+} as const;
+
+export interface LayerEntry {
+  kind: number;
+  /** Relative to the layer directory, normalised; "." for the layer's root. */
+  name: string;
+  linkname: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  major: number;
+  minor: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  xattrs: Array<[string, Buffer]>;
+}
+
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE_MARKER = '.wh..wh..opq';
+const XATTR_PREFIX = 'SCHILY.xattr.';
+
+/** "../a/./b/" and "/a/b" both become "a/b"; the root is ".". */
+export function layerRelative(name: string): string {
+  const rel = path.posix.normalize('/' + name).replace(/^\/+/, '').replace(/\/+$/, '');
+  return rel === '' ? '.' : rel;
+}
+
+const HEADER_KINDS: Record<string, number> = {
+  file: EntryKind.FILE, 'contiguous-file': EntryKind.FILE, directory: EntryKind.DIR, symlink: EntryKind.SYMLINK,
+  link: EntryKind.HARDLINK, 'character-device': EntryKind.CHAR, 'block-device': EntryKind.BLOCK, fifo: EntryKind.FIFO,
+};
+
+/** A tar header as the entry native/layer.c makes, or why it cannot be one. */
+export function entryOf(header: tar.Header): LayerEntry {
+  const name = layerRelative(header.name);
+  const base = path.posix.basename(name);
+  const dir = path.posix.dirname(name);
+  const mtime = header.mtime instanceof Date ? header.mtime.getTime() : 0;
+  const entry: LayerEntry = {
+    kind: HEADER_KINDS[header.type] ?? -1,
+    name,
+    linkname: '',
+    mode: header.mode ?? 0o644,
+    uid: header.uid ?? 0,
+    gid: header.gid ?? 0,
+    major: header.devmajor ?? 0,
+    minor: header.devminor ?? 0,
+    mtimeSec: Math.floor(mtime / 1000),
+    mtimeNsec: (mtime % 1000) * 1e6,
+    xattrs: [],
+  };
+  if (entry.kind < 0) throw new Error(`unsupported tar entry type ${JSON.stringify(header.type)}`);
+  if (base === OPAQUE_MARKER) return { ...entry, kind: EntryKind.OPAQUE, name: dir };
+  if (base.startsWith(WHITEOUT_PREFIX)) {
+    const hidden = base.slice(WHITEOUT_PREFIX.length);
+    if (hidden === '' || hidden === '.' || hidden === '..') throw new Error('a whiteout must name a file');
+    return { ...entry, kind: EntryKind.WHITEOUT, name: dir === '.' ? hidden : `${dir}/${hidden}` };
+  }
+  if (name === '.' && entry.kind !== EntryKind.DIR) throw new Error('only a directory can be the layer root');
+  if (entry.kind === EntryKind.HARDLINK) entry.linkname = layerRelative(header.linkname ?? '');
+  if (entry.kind === EntryKind.SYMLINK) entry.linkname = header.linkname ?? '';
+  for (const [key, value] of Object.entries((header.pax ?? {}) as Record<string, string>)) {
+    if (key.startsWith(XATTR_PREFIX)) entry.xattrs.push([key.slice(XATTR_PREFIX.length), Buffer.from(value, 'latin1')]);
+  }
+  return entry;
+}
+
+/**
+ * tar-stream decodes every PAX value as UTF-8, which mangles binary
+ * extended attributes (security.capability is binary).  Until it keeps
+ * bytes, xattr values are decoded as latin1 here, byte for byte, and
+ * entryOf turns them back into the exact bytes.  A test of a binary
+ * capability catches a tar-stream that stops calling this.
+ */
+function keepXattrBytes(): void {
+  const headers = require(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js')) as { decodePax(buf: Buffer): Record<string, string> };
+  headers.decodePax = (buf: Buffer): Record<string, string> => {
+    const result: Record<string, string> = {};
+    while (buf.length) {
+      const space = buf.indexOf(0x20);
+      const len = parseInt(buf.subarray(0, space < 0 ? buf.length : space).toString('latin1'), 10);
+      if (!len || space < 0) return result;
+      const record = buf.subarray(space + 1, len - 1);
+      const eq = record.indexOf(0x3d);
+      if (eq < 0) return result;
+      const key = record.subarray(0, eq).toString('utf8');
+      result[key] = record.subarray(eq + 1).toString(key.startsWith(XATTR_PREFIX) ? 'latin1' : 'utf8');
+      buf = buf.subarray(len);
+    }
+    return result;
+  };
+}
+keepXattrBytes();
+
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+
+/** The uncompressed tar: gzip or plain, told by the first bytes' magic. */
+async function decompressed(input: Readable, label: string): Promise<Readable> {
+  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
+  const first = await it.next();
+  const head = first.done ? Buffer.alloc(0) : Buffer.from(first.value);
+  if (head.subarray(0, 4).equals(ZSTD_MAGIC))
+    throw new TsrunError(`${label}: zstd-compressed layers (application/vnd.oci.image.layer.v1.tar+zstd) are not supported`);
+  const whole = Readable.from((async function* () {
+    if (head.length) yield head;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield Buffer.from(r.value);
+  })(), { objectMode: false });
+  return head.subarray(0, 2).equals(GZIP_MAGIC) ? streamPipeline(whole, zlib.createGunzip(), () => {}) : whole;
+}
+
+export interface UnpackResult {
+  /** sha256 of the uncompressed tar: the layer's diffID. */
+  diffID: string;
+  entries: number;
+}
+
+/**
+ * Unpack a layer into `dir` (an existing, empty directory).  `label`
+ * names the layer in errors.  On error, what was written stays in `dir`
+ * for the caller to remove.
+ */
+export async function unpackLayer(input: Readable, dir: string, label: string): Promise<UnpackResult> {
+  const root = native.layerOpenRoot(dir);
+  const hash = createHash('sha256');
+  const dirTimes: Array<[string, number, number]> = [];
+  let entries = 0;
+  const extract = tar.extract();
+  try {
+    const tarStream = await decompressed(input, label);
+    // The feeder hashes the tar on its way into the parser; the consumer
+    // writes each entry.  A failure on either side stops both.
+    const feed = (async () => {
+      for await (const chunk of tarStream) {
+        hash.update(chunk as Buffer);
+        if (!extract.write(chunk)) {
+          await new Promise<void>((resolve) => {
+            extract.once('drain', resolve);
+            extract.once('close', resolve);
+          });
+        }
+        if (extract.destroyed) return;
+      }
+      (extract as unknown as { end(): void }).end(); // streamx's typings want an argument end() does not need
+    })();
+    const consume = (async () => {
+      for await (const source of extract) {
+        entries++;
+        let entry: LayerEntry;
+        try {
+          entry = entryOf(source.header);
+        } catch (err) {
+          throw new TsrunError(`${label}: ${source.header.name}: ${(err as Error).message}`);
+        }
+        let fd = -1;
+        try {
+          fd = native.layerEntry(root, entry);
+          for await (const chunk of source) if (fd >= 0) writeAll(fd, chunk as Buffer);
+          if (fd >= 0) native.layerFinishFile(fd, entry);
+          fd = -1;
+        } catch (err) {
+          if (fd >= 0) fs.closeSync(fd);
+          if (err instanceof TsrunError) throw err;
+          throw new TsrunError(`${label}: ${(err as Error).message}`);
+        }
+        if (entry.kind === EntryKind.DIR) dirTimes.push([entry.name, entry.mtimeSec, entry.mtimeNsec]);
+      }
+    })();
+    const results = await Promise.allSettled([
+      consume.catch((err) => { tarStream.destroy(); throw err; }),
+      feed.catch((err) => { extract.destroy(err as Error); throw err; }),
+    ]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    // Directory times last, deepest first: writing inside a directory changes its mtime.
+    for (const [name, sec, nsec] of dirTimes.reverse()) native.layerSetTimes(root, name, sec, nsec);
+  } catch (err) {
+    if (err instanceof TsrunError) throw err;
+    throw new TsrunError(`${label}: ${(err as Error).message}`);
+  } finally {
+    native.close(root);
+  }
+  return { diffID: `sha256:${hash.digest('hex')}`, entries };
+}
+
+function writeAll(fd: number, chunk: Buffer): void {
+  for (let off = 0; off < chunk.length;) off += fs.writeSync(fd, chunk, off);
+}
