@@ -3,6 +3,10 @@
  * rounds whose order alternates, so machine noise lands on every side.
  */
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Config } from '../src/lib/config';
+import { baseConfig, FIXTURE_ROOTFS } from '../test/helpers';
 
 export interface Runtime {
   name: string;
@@ -51,4 +55,16 @@ export function paired(rounds: number, contenders: Array<{ name: string; once: (
     }
   }
   return Object.fromEntries(Object.entries(times).map(([name, xs]) => [name, median(xs)]));
+}
+
+/** A bundle under `work` running /bin/true on a read-only copy of the fixture rootfs; returns its path. */
+export function benchBundle(work: string, mutate: (c: Config) => void = () => {}): string {
+  const bundle = path.join(work, 'bundle');
+  fs.mkdirSync(bundle);
+  spawnSync('cp', ['-a', FIXTURE_ROOTFS, path.join(bundle, 'rootfs')]);
+  const config = baseConfig(['/bin/true']);
+  config.root!.readonly = true;
+  mutate(config);
+  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(config));
+  return bundle;
 }

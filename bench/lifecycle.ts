@@ -6,12 +6,11 @@
  *
  *   node dist/bench/lifecycle.js [--rounds N] [--runc PATH]
  */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { baseConfig, FIXTURE_ROOTFS, TSRUN } from '../test/helpers';
-import { arg, execVersion, must, paired, Runtime } from './common';
+import { TSRUN } from '../test/helpers';
+import { arg, benchBundle, execVersion, must, paired, Runtime } from './common';
 
 function main(): void {
   const rounds = Number(arg('--rounds', '30'));
@@ -19,12 +18,7 @@ function main(): void {
   if (!fs.existsSync(runcPath)) throw new Error(`${runcPath} not found: apt-get install runc`);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-'));
   try {
-    const bundle = path.join(work, 'bundle');
-    fs.mkdirSync(bundle);
-    spawnSync('cp', ['-a', FIXTURE_ROOTFS, path.join(bundle, 'rootfs')]);
-    const config = baseConfig(['/bin/true']);
-    config.root!.readonly = true;
-    fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(config));
+    const bundle = benchBundle(work);
 
     const runtimes: Runtime[] = [
       { name: 'tsrun', argv: [TSRUN] },

@@ -7,13 +7,12 @@
  *
  *   node dist/bench/seccomp.js [--rounds N] [--runc PATH]
  */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { compileSeccomp, normalizeSeccomp } from '../src/lib/seccomp';
-import { baseConfig, FIXTURE_ROOTFS, PROJECT_ROOT, TSRUN } from '../test/helpers';
-import { arg, execVersion, median, must, paired, timed } from './common';
+import { PROJECT_ROOT, TSRUN } from '../test/helpers';
+import { arg, benchBundle, execVersion, median, must, paired, timed } from './common';
 
 function main(): void {
   const rounds = Number(arg('--rounds', '30'));
@@ -22,13 +21,7 @@ function main(): void {
   const profile = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'spec-fixtures', 'seccomp', 'docker-default.json'), 'utf8'));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-'));
   try {
-    const bundle = path.join(work, 'bundle');
-    fs.mkdirSync(bundle);
-    spawnSync('cp', ['-a', FIXTURE_ROOTFS, path.join(bundle, 'rootfs')]);
-    const config = baseConfig(['/bin/true']);
-    config.root!.readonly = true;
-    config.linux!.seccomp = profile;
-    fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(config));
+    const bundle = benchBundle(work, (c) => { c.linux!.seccomp = profile; });
 
     // In-process: the compile itself, against reading the cached program.
     const filter = normalizeSeccomp(profile);
