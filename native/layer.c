@@ -14,6 +14,7 @@
  *   layerSetTimes(rootFd, name, sec, nsec)   for directories, at the end
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -52,8 +53,11 @@ struct entry {
 
 static napi_value throw_entry(napi_env env, int err, const char *what, const char *name)
 {
-	char msg[4300];
-	snprintf(msg, sizeof(msg), "%s: %s: %s", name, what, strerror(err));
+	char msg[4300], reason[128];
+	/* Lower case, as tsrun's other messages ("no such file or directory"). */
+	snprintf(reason, sizeof(reason), "%s", strerror(err));
+	reason[0] = (char)tolower((unsigned char)reason[0]);
+	snprintf(msg, sizeof(msg), "%s: %s: %s", name, what, reason);
 	napi_value error, message, code;
 	napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
 	napi_create_error(env, NULL, message, &error);
@@ -349,6 +353,36 @@ static napi_value layer_set_times(napi_env env, napi_callback_info info)
 	return NULL;
 }
 
+/*
+ * layerOpenFile(rootFd, name) -> fd open for reading, of a file inside an
+ * unpacked archive: symlinks in it are followed as if the archive's
+ * directory were "/", so none can lead to a file of the host.
+ */
+static napi_value layer_open_file(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value args[2], out;
+	int32_t root;
+	char name[4096];
+	size_t len;
+	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+	if (argc < 2 || napi_get_value_int32(env, args[0], &root) != napi_ok ||
+	    napi_get_value_string_utf8(env, args[1], name, sizeof(name), &len) != napi_ok)
+		return throw_entry(env, EINVAL, "bad arguments", "layerOpenFile");
+	struct open_how_ how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = 0x10 /* RESOLVE_IN_ROOT */ | RESOLVE_NO_MAGICLINKS_ };
+	int fd = syscall(SYS_openat2, root, name, &how, sizeof(how));
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+		errno = EINVAL;
+	}
+	if (fd < 0)
+		return throw_entry(env, errno, "open", name);
+	napi_create_int32(env, fd, &out);
+	return out;
+}
+
 /* layerOpenRoot(path) -> fd of a layer directory (O_PATH, close with close()). */
 static napi_value layer_open_root(napi_env env, napi_callback_info info)
 {
@@ -373,6 +407,7 @@ void layer_register(napi_env env, napi_value exports)
 	napi_property_descriptor props[] = {
 		{ "layerOpenRoot", NULL, layer_open_root, NULL, NULL, NULL, napi_default, NULL },
 		{ "layerEntry", NULL, layer_entry, NULL, NULL, NULL, napi_default, NULL },
+		{ "layerOpenFile", NULL, layer_open_file, NULL, NULL, NULL, napi_default, NULL },
 		{ "layerFinishFile", NULL, layer_finish_file, NULL, NULL, NULL, napi_default, NULL },
 		{ "layerSetTimes", NULL, layer_set_times, NULL, NULL, NULL, napi_default, NULL },
 	};

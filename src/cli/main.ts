@@ -10,6 +10,7 @@ import { deleteCommand } from './delete';
 import { eventsCommand } from './events';
 import { execCommand } from './exec';
 import { featuresCommand } from './features';
+import { imageCommand } from './image';
 import { killCommand } from './kill';
 import { listCommand } from './list';
 import { pauseCommand } from './pause';
@@ -53,7 +54,7 @@ function program(): Command {
       if (o.systemdCgroup) throw new TsrunError('--systemd-cgroup: the systemd cgroup manager is not supported yet');
     });
   for (const cmd of [createCommand(), startCommand(), runCommand(), stateCommand(), killCommand(),
-    deleteCommand(), execCommand(), listCommand(), psCommand(), pauseCommand(), resumeCommand(), updateCommand(), eventsCommand(), specCommand(), featuresCommand()]) {
+    deleteCommand(), execCommand(), listCommand(), psCommand(), pauseCommand(), resumeCommand(), updateCommand(), eventsCommand(), specCommand(), featuresCommand(), imageCommand()]) {
     root.addCommand(cmd.exitOverride().configureOutput({
       writeOut: (s) => fs.writeSync(1, s),
       writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),

@@ -37,6 +37,7 @@ export interface NativeAddon {
   seccompVersion(): string;
   layerOpenRoot(dir: string): number;
   layerEntry(rootFd: number, entry: object): number;
+  layerOpenFile(rootFd: number, name: string): number;
   layerFinishFile(fd: number, entry: object): void;
   layerSetTimes(rootFd: number, name: string, sec: number, nsec: number): void;
   seccompFlagSupported(flags: number): boolean;

@@ -160,8 +160,13 @@ export async function unpackLayer(input: Readable, dir: string, label: string): 
         hash.update(chunk as Buffer);
         if (!extract.write(chunk)) {
           await new Promise<void>((resolve) => {
-            extract.once('drain', resolve);
-            extract.once('close', resolve);
+            const done = (): void => {
+              extract.off('drain', done);
+              extract.off('close', done);
+              resolve();
+            };
+            extract.on('drain', done);
+            extract.on('close', done);
           });
         }
         if (extract.destroyed) return;

@@ -1,0 +1,65 @@
+import { Command } from 'commander';
+import { TsrunError } from '../lib/errors';
+import { importImage } from '../lib/image/import';
+import { DEFAULT_STORE, ImageStore } from '../lib/image/store';
+import { out, verb } from './common';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+function storeOpt(cmd: Command): Command {
+  return cmd.option('--store <dir>', 'the image store', DEFAULT_STORE);
+}
+
+const storeOf = (cmd: Command): ImageStore => new ImageStore(cmd.opts().store as string);
+
+/** `tsrun image import|ls|inspect|rm|gc`: the image store (src/lib/image/). */
+export function imageCommand(): Command {
+  const image = new Command('image').description('import and manage images (docker-archive, OCI layout, OCI archive)');
+  image.addCommand(storeOpt(new Command('import'))
+    .description('import a docker-archive, an OCI image layout directory or an OCI archive')
+    .argument('<path>')
+    .option('-t, --tag <ref>', 'also name the image so (repeatable)', collect, [])
+    .action(verb('image import', async function (this: Command, input: string) {
+      const r = await importImage(storeOf(this), input, this.opts().tag as string[]);
+      out(r.refs.map((ref) => `${ref}\n`).join(''));
+    }, () => undefined)));
+  image.addCommand(storeOpt(new Command('ls'))
+    .description('list images')
+    .option('-q, --quiet', 'print references only')
+    .action(verb('image ls', function (this: Command) {
+      const images = Object.entries(storeOf(this).images()).sort(([a], [b]) => a.localeCompare(b));
+      if (this.opts().quiet) return out(images.map(([ref]) => `${ref}\n`).join(''));
+      out(images.map(([ref, img]) => `${ref}\t${img.config.slice(7, 19)}\t${img.layers.length} layers\t${img.imported}\n`).join(''));
+    }, () => undefined)));
+  image.addCommand(storeOpt(new Command('inspect'))
+    .description("print an image's config JSON")
+    .argument('<ref>')
+    .action(verb('image inspect', function (this: Command, ref: string) {
+      const store = storeOf(this);
+      out(store.readBlob(store.resolve(ref).image.config).toString('utf8').trimEnd() + '\n');
+    })));
+  image.addCommand(storeOpt(new Command('rm'))
+    .description('remove image references, then the layers nothing uses')
+    .argument('<ref...>')
+    .action(verb('image rm', async function (this: Command, refs: string[]) {
+      const store = storeOf(this);
+      await store.locked(() => {
+        const images = store.images();
+        for (const ref of refs) delete images[store.resolve(ref).ref];
+        store.saveImages(images);
+        store.gc();
+      });
+    }, (refs) => refs.join(' '))));
+  image.addCommand(storeOpt(new Command('gc'))
+    .description('remove layers and blobs no image uses')
+    .action(verb('image gc', async function (this: Command) {
+      const store = storeOf(this);
+      const removed = await store.locked(() => store.gc());
+      out(removed.map((r) => `${r}\n`).join(''));
+    }, () => undefined)));
+  for (const sub of image.commands) sub.exitOverride();
+  image.action(() => {
+    throw new TsrunError('image: a subcommand is needed (import, ls, inspect, rm, gc)');
+  });
+  return image;
+}

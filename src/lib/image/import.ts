@@ -1,0 +1,220 @@
+/**
+ * `tsrun image import`: a docker-archive (docker/podman save), an OCI
+ * image layout directory, or an OCI archive (a tar of a layout) into the
+ * store.  Every blob is checked against its digest, every layer against
+ * the diffID its image config names; a layer already in the store is not
+ * unpacked again.  An archive is first unpacked with the layer writer
+ * (contained like any layer), and files in it are opened beneath it, so
+ * its symlinks cannot point the import at a host file.
+ */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { PassThrough } from 'stream';
+import { TsrunError } from '../errors';
+import { native } from '../native';
+import { hexOf, ImageRecord, ImageStore, normalizeRef, sha256 } from './store';
+import { unpackLayer } from './unpack';
+
+/** One image found in the input: where its parts are, and what they must hash to. */
+interface Candidate {
+  refs: string[];
+  config: { file: string; digest?: string };
+  manifest?: { data: Buffer; digest: string };
+  layers: Array<{ file: string; digest?: string; size?: number }>;
+}
+
+interface Source {
+  rootFd: number;
+  read(file: string, what: string): Buffer;
+}
+
+function openSource(dir: string): Source {
+  const rootFd = native.layerOpenRoot(dir);
+  return {
+    rootFd,
+    read(file, what) {
+      let fd: number;
+      try {
+        fd = native.layerOpenFile(rootFd, file);
+      } catch (err) {
+        throw new TsrunError(`${what} ${file}: ${(err as Error).message.replace(/^[^:]*: /, '')}`);
+      }
+      try {
+        return fs.readFileSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    },
+  };
+}
+
+function parseJson(data: Buffer, what: string): any { // eslint-disable-line @typescript-eslint/no-explicit-any
+  try {
+    return JSON.parse(data.toString('utf8'));
+  } catch (err) {
+    throw new TsrunError(`${what}: invalid JSON: ${(err as Error).message}`);
+  }
+}
+
+function checkDigest(data: Buffer, digest: string | undefined, what: string): string {
+  const actual = sha256(data);
+  if (digest && actual !== digest) throw new TsrunError(`${what}: digest mismatch: expected ${digest}, content is ${actual}`);
+  return actual;
+}
+
+const blobFile = (digest: string): string => `blobs/sha256/${hexOf(digest, 'descriptor digest')}`;
+
+/** docker save: manifest.json lists each image's config and layer files. */
+function dockerCandidates(src: Source): Candidate[] {
+  const manifest = parseJson(src.read('manifest.json', 'docker-archive'), 'manifest.json');
+  if (!Array.isArray(manifest)) throw new TsrunError('manifest.json: expected an array of images');
+  return manifest.map((item: { Config?: unknown; RepoTags?: unknown; Layers?: unknown }, i: number) => {
+    if (typeof item?.Config !== 'string' || !Array.isArray(item.Layers) || !item.Layers.every((l) => typeof l === 'string'))
+      throw new TsrunError(`manifest.json[${i}]: needs Config and Layers`);
+    // The config's file name is its digest ("<hex>.json" or "blobs/sha256/<hex>").
+    const named = /(?:^|\/)([0-9a-f]{64})(?:\.json)?$/.exec(item.Config);
+    const fromLayout = (file: string): string | undefined => {
+      const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(file);
+      return m ? `sha256:${m[1]}` : undefined;
+    };
+    return {
+      refs: Array.isArray(item.RepoTags) ? item.RepoTags.filter((r): r is string => typeof r === 'string') : [],
+      config: { file: item.Config, digest: named ? `sha256:${named[1]}` : undefined },
+      layers: (item.Layers as string[]).map((file) => ({ file, digest: fromLayout(file) })),
+    };
+  });
+}
+
+/** An OCI layout: index.json -> manifests (through nested indexes) -> config and layers. */
+function ociCandidates(src: Source): Candidate[] {
+  const out: Candidate[] = [];
+  const visit = (indexData: Buffer, what: string, inheritedRef?: string): void => {
+    const index = parseJson(indexData, what);
+    for (const [i, desc] of ((index.manifests ?? []) as Array<Record<string, any>>).entries()) { // eslint-disable-line @typescript-eslint/no-explicit-any
+      const at = `${what}.manifests[${i}]`;
+      if (typeof desc?.digest !== 'string') throw new TsrunError(`${at}: no digest`);
+      const platform = desc.platform;
+      if (platform && (platform.os !== 'linux' || (platform.architecture !== 'amd64' && platform.architecture !== undefined))) continue;
+      const data = src.read(blobFile(desc.digest), at);
+      checkDigest(data, desc.digest, at);
+      const ref: string | undefined = desc.annotations?.['org.opencontainers.image.ref.name'] ?? inheritedRef;
+      if (desc.mediaType === 'application/vnd.oci.image.index.v1+json' || parseJson(data, at).manifests) {
+        visit(data, `index ${desc.digest}`, ref);
+        continue;
+      }
+      const manifest = parseJson(data, `manifest ${desc.digest}`);
+      if (typeof manifest.config?.digest !== 'string' || !Array.isArray(manifest.layers))
+        throw new TsrunError(`manifest ${desc.digest}: needs config and layers`);
+      out.push({
+        refs: ref ? [ref] : [],
+        manifest: { data, digest: desc.digest },
+        config: { file: blobFile(manifest.config.digest), digest: manifest.config.digest },
+        layers: manifest.layers.map((l: { digest: string; size?: number; mediaType?: string }) => {
+          if (typeof l?.digest !== 'string') throw new TsrunError(`manifest ${desc.digest}: a layer without a digest`);
+          return { file: blobFile(l.digest), digest: l.digest, size: l.size };
+        }),
+      });
+    }
+  };
+  visit(src.read('index.json', 'OCI layout'), 'index.json');
+  return out;
+}
+
+/** Unpack one layer into the store unless it is there; checks blob digest and diffID. */
+async function importLayer(store: ImageStore, src: Source, layer: Candidate['layers'][number], diffID: string, label: string): Promise<boolean> {
+  if (store.hasLayer(diffID)) return false;
+  const fd = native.layerOpenFile(src.rootFd, layer.file);
+  const raw = fs.createReadStream('', { fd, highWaterMark: 1 << 20 });
+  const blobHash = createHash('sha256');
+  let size = 0;
+  const counted = new PassThrough();
+  raw.on('data', (chunk) => {
+    blobHash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  });
+  raw.on('error', (err) => counted.destroy(err));
+  raw.pipe(counted);
+  const tmp = store.tempDir();
+  try {
+    const { diffID: actual } = await unpackLayer(counted, tmp, label);
+    const blobDigest = `sha256:${blobHash.digest('hex')}`;
+    if (layer.digest && blobDigest !== layer.digest) throw new TsrunError(`${label}: digest mismatch: expected ${layer.digest}, content is ${blobDigest}`);
+    if (layer.size !== undefined && layer.size !== size) throw new TsrunError(`${label}: size mismatch: expected ${layer.size} bytes, read ${size}`);
+    if (actual !== diffID) throw new TsrunError(`${label}: diffID mismatch: the image config says ${diffID}, the content is ${actual}`);
+    store.commitLayer(tmp, diffID);
+    return true;
+  } catch (err) {
+    raw.destroy();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export interface ImportResult {
+  refs: string[];
+  layersUnpacked: number;
+  layersShared: number;
+}
+
+/**
+ * Import every image in `input` (file or directory).  `tags` name the
+ * image too (an input holding several images takes no --tag).  The store
+ * is unchanged when anything fails, but for layers already verified.
+ */
+export async function importImage(store: ImageStore, input: string, tags: string[] = []): Promise<ImportResult> {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(input);
+  } catch (err) {
+    throw new TsrunError(`${input}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+  }
+  return store.locked(async () => {
+    let dir = input;
+    let unpacked: string | undefined;
+    if (!st.isDirectory()) {
+      unpacked = dir = store.tempDir();
+      await unpackLayer(fs.createReadStream(input), dir, `archive ${input}`).catch((err) => {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw err;
+      });
+    }
+    const src = openSource(dir);
+    try {
+      const isOci = fs.existsSync(path.join(dir, 'index.json'));
+      const isDocker = fs.existsSync(path.join(dir, 'manifest.json'));
+      if (!isOci && !isDocker) throw new TsrunError(`${input}: neither a docker-archive (manifest.json) nor an OCI image layout (index.json)`);
+      const candidates = isDocker ? dockerCandidates(src) : ociCandidates(src);
+      if (candidates.length === 0) throw new TsrunError(`${input}: no linux/amd64 image in it`);
+      if (tags.length && candidates.length > 1) throw new TsrunError(`--tag: ${input} holds ${candidates.length} images; tag them after import`);
+      const images = store.images();
+      const result: ImportResult = { refs: [], layersUnpacked: 0, layersShared: 0 };
+      for (const c of candidates) {
+        const configData = src.read(c.config.file, 'image config');
+        const configDigest = checkDigest(configData, c.config.digest, `image config ${c.config.file}`);
+        const config = parseJson(configData, `image config ${configDigest}`);
+        const diffIDs: unknown = config.rootfs?.diff_ids;
+        if (!Array.isArray(diffIDs) || diffIDs.length !== c.layers.length || !diffIDs.every((d) => typeof d === 'string'))
+          throw new TsrunError(`image config ${configDigest}: rootfs.diff_ids must list one diffID per layer (${c.layers.length})`);
+        for (const [i, layer] of c.layers.entries()) {
+          const fresh = await importLayer(store, src, layer, diffIDs[i] as string, `layer ${i + 1} (${layer.file})`);
+          if (fresh) result.layersUnpacked++;
+          else result.layersShared++;
+        }
+        store.putBlob(configDigest, configData);
+        if (c.manifest) store.putBlob(c.manifest.digest, c.manifest.data);
+        const record: ImageRecord = { config: configDigest, manifest: c.manifest?.digest, layers: diffIDs as string[], imported: new Date().toISOString() };
+        const refs = [...c.refs, ...tags].map(normalizeRef);
+        for (const ref of refs.length ? refs : [configDigest]) {
+          images[ref] = record;
+          result.refs.push(ref);
+        }
+      }
+      store.saveImages(images);
+      return result;
+    } finally {
+      native.close(src.rootFd);
+      if (unpacked) fs.rmSync(unpacked, { recursive: true, force: true });
+    }
+  });
+}

@@ -1,0 +1,221 @@
+/**
+ * `tsrun image import` from the three formats, built here from the busybox
+ * fixture: a base layer and a layer that adds, changes, deletes (whiteout)
+ * and hardlinks.  Layers are unpacked once and shared; the merged overlay
+ * runs as a container and shows exactly the expected tree; bad digests,
+ * diffIDs, truncated layers and escaping symlinks are refused with the
+ * store unchanged; rm and gc remove exactly what nothing uses.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as zlib from 'zlib';
+import t from 'tap';
+import * as tar from 'tar-stream';
+import { sha256 } from '../../src/lib/image/store';
+import { cleanupContainer, FIXTURE_ROOTFS, IS_ROOT, makeBundle, tempDir, tsrun, uniqueId } from '../helpers';
+
+if (!IS_ROOT) {
+  t.plan(0, 'image tests need root');
+  process.exit(0);
+}
+
+type Entry = Partial<tar.Header> & { name: string; content?: Buffer | string };
+
+async function tarOf(entries: Entry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => { chunks.push(c as Buffer); });
+  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+  for (const { content, ...header } of entries) {
+    await new Promise<void>((resolve, reject) => pack.entry(header, content ?? '', (err) => (err ? reject(err) : resolve())));
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+interface TestImage {
+  layers: Buffer[];
+  diffIDs: string[];
+  config: Buffer;
+}
+
+async function makeImage(): Promise<TestImage> {
+  const base = spawnSync('tar', ['-C', FIXTURE_ROOTFS, '--numeric-owner', '-cf', '-', '.'], { maxBuffer: 1 << 28 }).stdout;
+  const top = await tarOf([
+    { name: 'etc/', type: 'directory', mode: 0o755 },
+    { name: 'etc/added', type: 'file', mode: 0o644, content: 'from layer 2\n' },
+    { name: 'etc/added-link', type: 'link', linkname: 'etc/added' },
+    { name: 'bin/.wh.ls', type: 'file', content: '' },
+    { name: 'var/.wh..wh..opq', type: 'file', content: '' },
+    { name: 'var/only', type: 'file', content: 'only this in /var\n' },
+  ]);
+  const layers = [base, top];
+  const diffIDs = layers.map(sha256);
+  const config = Buffer.from(JSON.stringify({
+    architecture: 'amd64', os: 'linux',
+    config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'], Labels: { 'org.example': 'yes' } },
+    rootfs: { type: 'layers', diff_ids: diffIDs },
+  }));
+  return { layers, diffIDs, config };
+}
+
+const hex = (digest: string): string => digest.slice(7);
+
+async function dockerArchive(img: TestImage, tag: string, mutate: (files: Record<string, Buffer>, manifest: any) => void = () => {}): Promise<Buffer> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const files: Record<string, Buffer> = { [`${hex(sha256(img.config))}.json`]: img.config };
+  img.layers.forEach((l, i) => { files[`l${i}/layer.tar`] = l; });
+  const manifest = [{ Config: `${hex(sha256(img.config))}.json`, RepoTags: [tag], Layers: img.layers.map((_, i) => `l${i}/layer.tar`) }];
+  mutate(files, manifest);
+  return tarOf([
+    ...Object.entries(files).map(([name, content]) => ({ name, type: 'file' as const, content })),
+    { name: 'manifest.json', type: 'file', content: JSON.stringify(manifest) },
+  ]);
+}
+
+function ociLayout(dir: string, img: TestImage, ref: string): void {
+  const blobs = path.join(dir, 'blobs', 'sha256');
+  fs.mkdirSync(blobs, { recursive: true });
+  const put = (data: Buffer): string => {
+    const digest = sha256(data);
+    fs.writeFileSync(path.join(blobs, hex(digest)), data);
+    return digest;
+  };
+  const gz = img.layers.map((l) => zlib.gzipSync(l));
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: put(img.config), size: img.config.length },
+    layers: gz.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: put(l), size: l.length })),
+  }));
+  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: put(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': ref } }],
+  }));
+}
+
+function image(store: string, args: string[]) {
+  return tsrun('/tmp', ['image', args[0], '--store', store, ...args.slice(1)]);
+}
+
+function storeSnapshot(store: string): string {
+  const list = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d).sort() : []);
+  const images = fs.existsSync(path.join(store, 'images.json')) ? fs.readFileSync(path.join(store, 'images.json'), 'utf8') : '';
+  return JSON.stringify({ layers: list(path.join(store, 'layers')), blobs: list(path.join(store, 'blobs/sha256')), tmp: list(path.join(store, 'tmp')), images });
+}
+
+t.test('three formats, one store: layers unpacked once, the merged tree runs', async (t) => {
+  const work = tempDir(t, 'tsrun-img-');
+  const store = path.join(work, 'store');
+  const img = await makeImage();
+  fs.writeFileSync(path.join(work, 'docker.tar'), await dockerArchive(img, 'test/img:docker'));
+  ociLayout(path.join(work, 'layout'), img, 'test/img:oci');
+  spawnSync('tar', ['-C', path.join(work, 'layout'), '-cf', path.join(work, 'oci.tar'), '.']);
+
+  const first = image(store, ['import', path.join(work, 'docker.tar')]);
+  t.equal(first.status, 0, first.stderr);
+  t.equal(first.stdout, 'test/img:docker\n');
+  const layerDirs = img.diffIDs.map((d) => path.join(store, 'layers', hex(d)));
+  const inodes = layerDirs.map((d) => fs.statSync(d).ino);
+  const second = image(store, ['import', path.join(work, 'layout')]);
+  t.equal(second.status, 0, second.stderr);
+  t.equal(second.stdout, 'test/img:oci\n');
+  const third = image(store, ['import', '--tag', 'extra', path.join(work, 'oci.tar')]);
+  t.equal(third.status, 0, third.stderr);
+  t.equal(third.stdout, 'test/img:oci\nextra:latest\n');
+  t.same(layerDirs.map((d) => fs.statSync(d).ino), inodes, 'each layer unpacked exactly once');
+  t.same(fs.readdirSync(path.join(store, 'layers')).sort(), img.diffIDs.map(hex).sort());
+  t.same(fs.readdirSync(path.join(store, 'tmp')), [], 'no work left in tmp/');
+  t.equal(image(store, ['ls', '-q']).stdout, 'extra:latest\ntest/img:docker\ntest/img:oci\n');
+  t.same(JSON.parse(image(store, ['inspect', 'test/img:docker']).stdout).config.Labels, { 'org.example': 'yes' });
+  t.equal(image(store, ['inspect', hex(sha256(img.config)).slice(0, 12)]).status, 0, 'by config digest prefix');
+
+  // The merged view, as a container's rootfs.
+  const bundle = makeBundle(t, () => {}, ['sh', '-c', 'cat /etc/added; ls /bin/ls 2>&1; ls /var; stat -c %h /etc/added; echo hi > /tmp/w && cat /tmp/w']);
+  bundle.config.root!.readonly = false;
+  fs.writeFileSync(path.join(bundle.dir, 'config.json'), JSON.stringify(bundle.config));
+  fs.rmSync(bundle.rootfs, { recursive: true });
+  fs.mkdirSync(bundle.rootfs);
+  const upper = path.join(work, 'upper');
+  const workdir = path.join(work, 'work');
+  fs.mkdirSync(upper);
+  fs.mkdirSync(workdir);
+  const lower = [...layerDirs].reverse().join(':');
+  const m = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${workdir}`, bundle.rootfs], { encoding: 'utf8' });
+  t.equal(m.status, 0, m.stderr);
+  t.teardown(() => { spawnSync('umount', [bundle.rootfs]); });
+  const id = uniqueId('img');
+  cleanupContainer(t, bundle.root, id);
+  const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, 'from layer 2\nls: /bin/ls: No such file or directory\nonly\n2\nhi\n',
+    'added, whiteout, opaque dir, hardlink, and a writable upper');
+  t.equal(fs.readFileSync(path.join(upper, 'tmp', 'w'), 'utf8'), 'hi\n', 'writes land in the upper dir only');
+  t.notOk(fs.existsSync(path.join(layerDirs[0], 'tmp', 'w')));
+});
+
+t.test('bad input is refused, the store unchanged', async (t) => {
+  const work = tempDir(t, 'tsrun-img-');
+  const store = path.join(work, 'store');
+  const img = await makeImage();
+  fs.writeFileSync(path.join(work, 'good.tar'), await dockerArchive(img, 'good:1'));
+  t.equal(image(store, ['import', path.join(work, 'good.tar')]).status, 0);
+  const before = storeSnapshot(store);
+  const other = { ...img, layers: [img.layers[0], await tarOf([{ name: 'x', type: 'file', content: 'x' }])] };
+  other.diffIDs = other.layers.map(sha256);
+  other.config = Buffer.from(JSON.stringify({ os: 'linux', rootfs: { type: 'layers', diff_ids: other.diffIDs } }));
+  const cases: Array<[string, () => Promise<Buffer>, RegExp]> = [
+    ['config digest', () => dockerArchive(other, 'bad:1', (files) => {
+      const name = Object.keys(files).find((f) => f.endsWith('.json'))!;
+      files[name] = Buffer.concat([files[name], Buffer.from(' ')]);
+    }), /image config [0-9a-f]{64}\.json: digest mismatch/],
+    ['diffID', () => dockerArchive(other, 'bad:2', (files) => { files['l1/layer.tar'] = img.layers[1]; }),
+      /layer 2 \(l1\/layer\.tar\): diffID mismatch: the image config says sha256:[0-9a-f]{64}, the content is sha256:[0-9a-f]{64}/],
+    ['truncated layer', () => dockerArchive(other, 'bad:3', (files) => { files['l1/layer.tar'] = files['l1/layer.tar'].subarray(0, 700); }),
+      /layer 2 \(l1\/layer\.tar\)/],
+    ['a layer that is a symlink to a host file', async () => {
+      const files: Entry[] = [
+        { name: `${hex(sha256(other.config))}.json`, type: 'file', content: other.config },
+        { name: 'l0/layer.tar', type: 'file', content: other.layers[0] },
+        { name: 'l1/layer.tar', type: 'symlink', linkname: '/etc/passwd' },
+        { name: 'manifest.json', type: 'file', content: JSON.stringify([{ Config: `${hex(sha256(other.config))}.json`, RepoTags: ['bad:4'], Layers: ['l0/layer.tar', 'l1/layer.tar'] }]) },
+      ];
+      return tarOf(files);
+    }, /l1\/layer\.tar: open: no such file or directory/],
+    ['not an image', () => tarOf([{ name: 'hello', type: 'file', content: 'x' }]), /neither a docker-archive \(manifest\.json\) nor an OCI image layout \(index\.json\)/],
+  ];
+  for (const [what, build, message] of cases) {
+    const file = path.join(work, `${what.replace(/\W+/g, '-')}.tar`);
+    fs.writeFileSync(file, await build());
+    const r = image(store, ['import', file]);
+    t.not(r.status, 0, `${what}: refused`);
+    t.match(r.stderr, message, what);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
+    t.equal(storeSnapshot(store), before, `${what}: the store is unchanged`);
+  }
+  t.match(image(store, ['import', path.join(work, 'missing.tar')]).stderr, /missing\.tar: no such file or directory/);
+  t.match(image(store, ['inspect', 'nope']).stderr, /image "nope" is not in the store/);
+});
+
+t.test('rm and gc remove exactly what nothing uses', async (t) => {
+  const work = tempDir(t, 'tsrun-img-');
+  const store = path.join(work, 'store');
+  const img = await makeImage();
+  const second = { ...img, layers: [img.layers[0], await tarOf([{ name: 'y', type: 'file', content: 'y' }])] };
+  second.diffIDs = second.layers.map(sha256);
+  second.config = Buffer.from(JSON.stringify({ os: 'linux', rootfs: { type: 'layers', diff_ids: second.diffIDs } }));
+  fs.writeFileSync(path.join(work, 'a.tar'), await dockerArchive(img, 'a:1'));
+  fs.writeFileSync(path.join(work, 'b.tar'), await dockerArchive(second, 'b:1'));
+  t.equal(image(store, ['import', path.join(work, 'a.tar')]).status, 0);
+  t.equal(image(store, ['import', path.join(work, 'b.tar')]).status, 0);
+  t.equal(fs.readdirSync(path.join(store, 'layers')).length, 3, 'the base layer is shared');
+  t.equal(image(store, ['rm', 'a:1']).status, 0);
+  t.same(fs.readdirSync(path.join(store, 'layers')).sort(), second.diffIDs.map(hex).sort(), "a's own layer went, the shared base stayed");
+  t.same(fs.readdirSync(path.join(store, 'blobs', 'sha256')), [hex(sha256(second.config))]);
+  t.equal(image(store, ['gc']).stdout, '', 'nothing more to collect');
+  t.match(image(store, ['rm', 'b']).stderr, /image "b" is not in the store/, '"b" means b:latest, which is not there');
+  t.equal(image(store, ['rm', 'b:1']).status, 0);
+  t.same(fs.readdirSync(path.join(store, 'layers')), [], 'all gone');
+});
