@@ -6,6 +6,7 @@ import { spawnSync, SpawnSyncReturns } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as tar from 'tar-stream';
 import { Config } from '../src/lib/config';
 import { readHierarchies } from '../src/lib/cgroup/manager';
 import { PROJECT_ROOT } from '../src/lib/native';
@@ -258,3 +259,19 @@ export function cleanupContainer(t: TestLike, root: string, id: string): void {
     tsrun(root, ['delete', '--force', id]);
   });
 }
+
+/** A tar archive of `entries` (tar-stream's packer), for tests that build layers and images. */
+export async function tarOf(entries: TarEntry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => { chunks.push(c as Buffer); });
+  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+  for (const { content, ...header } of entries) {
+    await new Promise<void>((resolve, reject) => pack.entry(header, content ?? '', (err) => (err ? reject(err) : resolve())));
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+export type TarEntry = Partial<tar.Header> & { name: string; content?: Buffer | string };

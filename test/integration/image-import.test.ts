@@ -11,29 +11,15 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import t from 'tap';
-import * as tar from 'tar-stream';
 import { sha256 } from '../../src/lib/image/store';
-import { cleanupContainer, FIXTURE_ROOTFS, IS_ROOT, makeBundle, tempDir, tsrun, uniqueId } from '../helpers';
+import { cleanupContainer, FIXTURE_ROOTFS, IS_ROOT, makeBundle, tempDir, tsrun, uniqueId, tarOf, TarEntry } from '../helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'image tests need root');
   process.exit(0);
 }
 
-type Entry = Partial<tar.Header> & { name: string; content?: Buffer | string };
-
-async function tarOf(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
-  for (const { content, ...header } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry(header, content ?? '', (err) => (err ? reject(err) : resolve())));
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+type Entry = TarEntry;
 
 interface TestImage {
   layers: Buffer[];

@@ -11,29 +11,15 @@ import * as path from 'path';
 import { Readable } from 'stream';
 import * as zlib from 'zlib';
 import t from 'tap';
-import * as tar from 'tar-stream';
 import { unpackLayer } from '../../src/lib/image/unpack';
-import { IS_ROOT, tempDir } from '../helpers';
+import { IS_ROOT, tempDir, tarOf, TarEntry } from '../helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'layer tests need root (owners, devices, trusted xattrs)');
   process.exit(0);
 }
 
-type Entry = Partial<tar.Header> & { name: string; content?: string };
-
-async function tarOf(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => { chunks.push(c as Buffer); });
-  const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
-  for (const { content, ...header } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry(header, content ?? '', (err) => (err ? reject(err) : resolve())));
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+type Entry = TarEntry;
 
 /** A PAX header carrying raw bytes (tar-stream's packer writes values as UTF-8 only). */
 function paxRecord(key: string, value: Buffer): Buffer {
