@@ -30,6 +30,7 @@ import { INIT_HELPER, native } from '../../src/lib/native';
 import { encodePlan, Op, OP_SCHEMA, PLAN_MAGIC, PLAN_VERSION, PlanOp } from '../../src/lib/plan-format';
 import { receive, send, Sync } from '../../src/lib/sync';
 import { IS_ROOT } from '../helpers';
+import { Rng } from '../rng';
 
 if (!IS_ROOT) {
   t.plan(0, 'needs root: tsrun-init drops privileges, joins namespaces and mounts as root, so it is only ever run as root');
@@ -428,30 +429,6 @@ const stateCases: Array<[string, PlanOp[], Op[], string]> = [
 for (const [name, ops, allow, step] of stateCases) add({ name, plan: encodePlan(ops), allow, step });
 
 // ---------------------------------------------------------------- seeded random plans
-
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) | 0;
-    let x = Math.imul(this.s ^ (this.s >>> 15), 1 | this.s);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-  bytes(n: number): Buffer {
-    const b = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) b[i] = this.int(256);
-    return b;
-  }
-}
 
 const INTERESTING_U32 = [0, 1, 2, 3, 4, 7, 8, 0xff, 0xffff, 0x10000, 65536, 65537, 0x7fffffff, 0x80000000, 0xfffffffb, 0xfffffffc, 0xfffffffd, 0xfffffffe, 0xffffffff];
 const u32Of = (rng: Rng): number => (rng.int(2) ? rng.pick(INTERESTING_U32) : rng.int(2 ** 32));

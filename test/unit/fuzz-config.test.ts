@@ -47,6 +47,7 @@ import { normalizeSeccomp } from '../../src/lib/seccomp';
 import { decodePlan, encodePlan, FieldValue, Op, PlanOp } from '../../src/lib/plan-format';
 import { defaultSpec } from '../../src/lib/spec-default';
 import { baseConfig, PROJECT_ROOT } from '../helpers';
+import { Rng } from '../rng';
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -56,35 +57,7 @@ const ONLY = process.env.TSRUN_FUZZ_CASE === undefined ? undefined : Number(proc
 /** Distinct failures reported in full; the rest are counted. */
 const MAX_REPORTED = Number(process.env.TSRUN_FUZZ_REPORT ?? 25);
 
-// ---------------------------------------------------------------- PRNG
-
-/** mulberry32: small, fast, and the same on every machine. */
-class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) | 0;
-    let x = Math.imul(this.state ^ (this.state >>> 15), 1 | this.state);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)];
-  }
-  /** A few distinct items, in random order. */
-  some<T>(items: readonly T[], max = 3): T[] {
-    const n = this.int(max + 1);
-    return Array.from({ length: n }, () => this.pick(items));
-  }
-}
+// ---------------------------------------------------------------- seeds
 
 /** One independent stream per case, so any case can be replayed alone. */
 function caseSeed(seed: number, index: number): number {
