@@ -32,6 +32,7 @@
 
 #include <node_api.h>
 
+#include "addon.h"
 #include "plan.h"
 
 #ifndef MFD_EXEC
@@ -40,10 +41,6 @@
 
 extern char **environ;
 
-/* native/seccomp.c: compiling filters with libseccomp, in this process only. */
-void seccomp_register(napi_env env, napi_value exports);
-/* native/layer.c: writing image layers, every path kept beneath the layer. */
-void layer_register(napi_env env, napi_value exports);
 
 /* ---- small N-API helpers ------------------------------------------------ */
 
@@ -55,17 +52,29 @@ void layer_register(napi_env env, napi_value exports);
 		}                                                         \
 	} while (0)
 
-/* Throw an Error carrying .errno and .syscall, like Node's own fs errors. */
+/* An Error with this message and .errno = err. */
+static napi_value error_with_errno(napi_env env, int err, const char *message)
+{
+	napi_value error, text, code;
+	napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
+	napi_create_error(env, NULL, text, &error);
+	napi_create_int32(env, err, &code);
+	napi_set_named_property(env, error, "errno", code);
+	return error;
+}
+
+napi_value throw_with_errno(napi_env env, int err, const char *message)
+{
+	napi_throw(env, error_with_errno(env, err, message));
+	return NULL;
+}
+
+/* Throw "what: strerror" carrying .errno and .syscall, like Node's own fs errors. */
 static napi_value throw_errno(napi_env env, int err, const char *what)
 {
 	char msg[512];
 	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err));
-	napi_value error, message, code;
-	napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-	napi_create_error(env, NULL, message, &error);
-	napi_create_int32(env, err, &code);
-	napi_set_named_property(env, error, "errno", code);
-	napi_value syscall_name;
+	napi_value error = error_with_errno(env, err, msg), syscall_name;
 	napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &syscall_name);
 	napi_set_named_property(env, error, "syscall", syscall_name);
 	napi_throw(env, error);
@@ -871,25 +880,25 @@ static napi_value do_strerror(napi_env env, napi_callback_info info)
 static napi_value init_module(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
-		{ "spawnInit", NULL, spawn_init, NULL, NULL, NULL, napi_default, NULL },
-		{ "sendMessage", NULL, send_message, NULL, NULL, NULL, napi_default, NULL },
-		{ "recvMessage", NULL, recv_message, NULL, NULL, NULL, napi_default, NULL },
-		{ "waitPid", NULL, wait_pid, NULL, NULL, NULL, napi_default, NULL },
-		{ "waitPidAsync", NULL, wait_pid_async, NULL, NULL, NULL, napi_default, NULL },
-		{ "waitExit", NULL, wait_exit, NULL, NULL, NULL, napi_default, NULL },
-		{ "setSubreaper", NULL, set_subreaper, NULL, NULL, NULL, napi_default, NULL },
-		{ "mkfifo", NULL, do_mkfifo, NULL, NULL, NULL, napi_default, NULL },
-		{ "flock", NULL, do_flock, NULL, NULL, NULL, napi_default, NULL },
-		{ "connectUnix", NULL, connect_unix, NULL, NULL, NULL, napi_default, NULL },
-		{ "listenUnix", NULL, listen_unix, NULL, NULL, NULL, napi_default, NULL },
-		{ "acceptUnix", NULL, accept_unix, NULL, NULL, NULL, napi_default, NULL },
-		{ "recvFd", NULL, recv_fd, NULL, NULL, NULL, napi_default, NULL },
-		{ "sendFd", NULL, send_fd, NULL, NULL, NULL, napi_default, NULL },
-		{ "prlimit", NULL, do_prlimit, NULL, NULL, NULL, napi_default, NULL },
-		{ "attachDeviceProgram", NULL, attach_device_program, NULL, NULL, NULL, napi_default, NULL },
-		{ "setWinsize", NULL, set_winsize, NULL, NULL, NULL, napi_default, NULL },
-		{ "close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL },
-		{ "strerror", NULL, do_strerror, NULL, NULL, NULL, napi_default, NULL },
+		METHOD("spawnInit", spawn_init),
+		METHOD("sendMessage", send_message),
+		METHOD("recvMessage", recv_message),
+		METHOD("waitPid", wait_pid),
+		METHOD("waitPidAsync", wait_pid_async),
+		METHOD("waitExit", wait_exit),
+		METHOD("setSubreaper", set_subreaper),
+		METHOD("mkfifo", do_mkfifo),
+		METHOD("flock", do_flock),
+		METHOD("connectUnix", connect_unix),
+		METHOD("listenUnix", listen_unix),
+		METHOD("acceptUnix", accept_unix),
+		METHOD("recvFd", recv_fd),
+		METHOD("sendFd", send_fd),
+		METHOD("prlimit", do_prlimit),
+		METHOD("attachDeviceProgram", attach_device_program),
+		METHOD("setWinsize", set_winsize),
+		METHOD("close", close_fd),
+		METHOD("strerror", do_strerror),
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	seccomp_register(env, exports);

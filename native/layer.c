@@ -29,7 +29,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <node_api.h>
+#include "addon.h"
 
 #define RESOLVE_NO_MAGICLINKS_ 0x02
 #define RESOLVE_NO_SYMLINKS_ 0x04
@@ -58,13 +58,7 @@ static napi_value throw_entry(napi_env env, int err, const char *what, const cha
 	snprintf(reason, sizeof(reason), "%s", strerror(err));
 	reason[0] = (char)tolower((unsigned char)reason[0]);
 	snprintf(msg, sizeof(msg), "%s: %s: %s", name, what, reason);
-	napi_value error, message, code;
-	napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-	napi_create_error(env, NULL, message, &error);
-	napi_create_int32(env, err, &code);
-	napi_set_named_property(env, error, "errno", code);
-	napi_throw(env, error);
-	return NULL;
+	return throw_with_errno(env, err, msg);
 }
 
 static int get_u32(napi_env env, napi_value obj, const char *key, uint32_t *out)
@@ -401,15 +395,14 @@ static napi_value layer_open_root(napi_env env, napi_callback_info info)
 }
 
 /* Called from the addon's module init (addon.c). */
-void layer_register(napi_env env, napi_value exports);
 void layer_register(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
-		{ "layerOpenRoot", NULL, layer_open_root, NULL, NULL, NULL, napi_default, NULL },
-		{ "layerEntry", NULL, layer_entry, NULL, NULL, NULL, napi_default, NULL },
-		{ "layerOpenFile", NULL, layer_open_file, NULL, NULL, NULL, napi_default, NULL },
-		{ "layerFinishFile", NULL, layer_finish_file, NULL, NULL, NULL, napi_default, NULL },
-		{ "layerSetTimes", NULL, layer_set_times, NULL, NULL, NULL, napi_default, NULL },
+		METHOD("layerOpenRoot", layer_open_root),
+		METHOD("layerEntry", layer_entry),
+		METHOD("layerOpenFile", layer_open_file),
+		METHOD("layerFinishFile", layer_finish_file),
+		METHOD("layerSetTimes", layer_set_times),
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

@@ -20,7 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <node_api.h>
+#include "addon.h"
 
 #define SECCOMP_SET_MODE_FILTER_ 1
 #define SECCOMP_GET_ACTION_AVAIL_ 2
@@ -29,13 +29,7 @@ static napi_value throw_msg(napi_env env, int err, const char *fmt, const char *
 {
 	char msg[512];
 	snprintf(msg, sizeof(msg), fmt, arg);
-	napi_value error, message, code;
-	napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-	napi_create_error(env, NULL, message, &error);
-	napi_create_int32(env, err, &code);
-	napi_set_named_property(env, error, "errno", code);
-	napi_throw(env, error);
-	return NULL;
+	return throw_with_errno(env, err, msg);
 }
 
 static uint32_t get_u32(napi_env env, napi_value obj, const char *key)
@@ -240,14 +234,13 @@ static napi_value seccomp_action_available(napi_env env, napi_callback_info info
 }
 
 /* Called from the addon's module init (addon.c). */
-void seccomp_register(napi_env env, napi_value exports);
 void seccomp_register(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
-		{ "seccompCompile", NULL, seccomp_compile, NULL, NULL, NULL, napi_default, NULL },
-		{ "seccompVersion", NULL, seccomp_version_string, NULL, NULL, NULL, napi_default, NULL },
-		{ "seccompFlagSupported", NULL, seccomp_flag_supported, NULL, NULL, NULL, napi_default, NULL },
-		{ "seccompActionAvailable", NULL, seccomp_action_available, NULL, NULL, NULL, napi_default, NULL },
+		METHOD("seccompCompile", seccomp_compile),
+		METHOD("seccompVersion", seccomp_version_string),
+		METHOD("seccompFlagSupported", seccomp_flag_supported),
+		METHOD("seccompActionAvailable", seccomp_action_available),
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

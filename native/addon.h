@@ -1,0 +1,20 @@
+/*
+ * What the addon's parts share: addon.c (processes, sync, sockets),
+ * seccomp.c (filters compiled with libseccomp) and layer.c (image layers).
+ */
+#ifndef TSRUN_ADDON_H
+#define TSRUN_ADDON_H
+
+#include <node_api.h>
+
+/* One exported function in a napi_property_descriptor table. */
+#define METHOD(name, fn) { name, NULL, fn, NULL, NULL, NULL, napi_default, NULL }
+
+/* Throw an Error with this message and .errno = err (defined in addon.c). */
+napi_value throw_with_errno(napi_env env, int err, const char *message);
+
+/* Each part adds its functions to the module's exports. */
+void seccomp_register(napi_env env, napi_value exports);
+void layer_register(napi_env env, napi_value exports);
+
+#endif
