@@ -1,8 +1,11 @@
 import { Command } from 'commander';
 import { TsrunError } from '../lib/errors';
-import { importImage } from '../lib/image/import';
+import type * as ImageImport from '../lib/image/import';
 import { DEFAULT_STORE, ImageStore } from '../lib/image/store';
 import { out, verb } from './common';
+
+/** The importer (tar-stream, zlib) loads only for `image import`, not at every tsrun start. */
+const importer = (): typeof ImageImport => require('../lib/image/import') as typeof ImageImport;
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -20,7 +23,7 @@ export function imageCommand(): Command {
     .argument('<path>')
     .option('-t, --tag <ref>', 'also name the image so (repeatable)', collect, [])
     .action(verb('image import', async function (this: Command, input: string) {
-      const r = await importImage(storeOf(this), input, this.opts().tag as string[]);
+      const r = await importer().importImage(storeOf(this), input, this.opts().tag as string[]);
       out(r.refs.map((ref) => `${ref}\n`).join(''));
     }, () => undefined)));
   image.addCommand(storeOpt(new Command('ls'))

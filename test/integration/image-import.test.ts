@@ -182,6 +182,11 @@ t.test('bad input is refused, the store unchanged', async (t) => {
     t.equal(storeSnapshot(store), before, `${what}: the store is unchanged`);
   }
   t.match(image(store, ['import', path.join(work, 'missing.tar')]).stderr, /missing\.tar: no such file or directory/);
+  const fresh = path.join(work, 'fresh-store');
+  t.not(image(fresh, ['import', path.join(work, 'not-an-image.tar')]).status, 0);
+  t.notOk(fs.existsSync(fresh), 'a failed first import leaves no store behind');
+  t.match(image(fresh, ['rm', 'x']).stderr, /^tsrun: image rm x: no image store at /, 'rm does not make a store');
+  t.notOk(fs.existsSync(fresh));
   t.match(image(store, ['inspect', 'nope']).stderr, /image "nope" is not in the store/);
 });
 

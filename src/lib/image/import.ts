@@ -216,5 +216,5 @@ export async function importImage(store: ImageStore, input: string, tags: string
       native.close(src.rootFd);
       if (unpacked) fs.rmSync(unpacked, { recursive: true, force: true });
     }
-  });
+  }, { create: true });
 }

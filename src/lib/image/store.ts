@@ -11,7 +11,6 @@
  * diffID checked out), so two imports of the same layer never see half of
  * one: the second rename finds the first's and drops its own copy.
  */
-import { createHash, randomUUID } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { TsrunError } from '../errors';
@@ -37,8 +36,11 @@ export function hexOf(digest: string, what: string): string {
   return m[1];
 }
 
+/** crypto, loaded when a digest is needed rather than at every CLI start. */
+const crypto = (): typeof import('crypto') => require('crypto') as typeof import('crypto');
+
 export function sha256(data: Buffer): string {
-  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  return `sha256:${crypto().createHash('sha256').update(data).digest('hex')}`;
 }
 
 /** "busybox" means "busybox:latest", as engines read references. */
@@ -69,18 +71,28 @@ export class ImageStore {
 
   /** A fresh directory under tmp/ for work in progress. */
   tempDir(): string {
-    const dir = path.join(this.root, 'tmp', randomUUID());
+    const dir = path.join(this.root, 'tmp', crypto().randomUUID());
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     return dir;
   }
 
-  /** Hold the store's lock while `fn` runs (imports, rm, gc). */
-  async locked<T>(fn: () => Promise<T> | T): Promise<T> {
+  /**
+   * Hold the store's lock while `fn` runs (imports, rm, gc).  Only an
+   * import makes a missing store, and it takes the store away again if
+   * it made it and then failed: a bad first import leaves nothing.
+   */
+  async locked<T>(fn: () => Promise<T> | T, opts: { create?: boolean } = {}): Promise<T> {
+    const made = !fs.existsSync(this.root);
+    if (made && !opts.create) throw new TsrunError(`no image store at ${this.root}`);
     for (const sub of ['blobs/sha256', 'layers', 'tmp']) fs.mkdirSync(path.join(this.root, sub), { recursive: true, mode: 0o700 });
     const fd = fs.openSync(path.join(this.root, 'lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     try {
       native.flock(fd, true, true);
       return await fn();
+    } catch (err) {
+      // Still under the lock: nobody has put anything in the new store but us.
+      if (made && !fs.existsSync(this.imagesFile)) fs.rmSync(this.root, { recursive: true, force: true });
+      throw err;
     } finally {
       fs.closeSync(fd);
     }
