@@ -20,7 +20,7 @@ import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
 import { CgroupManager } from './cgroup/manager';
 import { compileCreatePlan, containerRelative, processRlimits } from './plan';
-import { compileSeccomp, listenerMessage, LoadableSeccomp, normalizeSeccomp, SeccompFilter } from './seccomp';
+import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
 import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
 import { ConsoleProxy } from './terminal';
@@ -204,33 +204,6 @@ export function create(store: StateStore, opts: CreateOptions, config = loadBund
     if (fifoFd >= 0) fs.closeSync(fifoFd);
     if (consoleFd >= 0) native.close(consoleFd);
     store.unlock(lockFd);
-  }
-}
-
-/** The compiled filter for the plan, through the cache under --root. */
-export function loadableSeccomp(filter: SeccompFilter, store: StateStore): LoadableSeccomp {
-  for (const note of filter.notes) debug(`linux.seccomp: ${note}`);
-  const { program, ignored, fromCache } = compileSeccomp(filter, store.seccompCacheDir());
-  debug(`linux.seccomp: ${program.length / 8} BPF instructions${fromCache ? ' (cached)' : ''}`);
-  if (ignored.length) debug(`linux.seccomp: unknown syscalls ignored: ${ignored.join(', ')}`);
-  return { program, flags: filter.flags, notify: filter.notify };
-}
-
-/**
- * SCMP_ACT_NOTIFY: one connection to listenerPath per process, carrying
- * the container process state and the listener fd (config-linux.md).
- */
-export function sendSeccompListener(filter: SeccompFilter, fd: number, pid: number, state: OciState): void {
-  const where = filter.listenerPath!;
-  let sock = -1;
-  try {
-    sock = native.connectUnix(where);
-    native.sendFd(sock, fd, listenerMessage(state.ociVersion, pid, filter.listenerMetadata, state));
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new TsrunError(`linux.seccomp.listenerPath: send the seccomp listener to ${where}: ${native.strerror(Number(e.errno ?? 0)).toLowerCase()}`);
-  } finally {
-    if (sock >= 0) native.close(sock);
   }
 }
 

@@ -7,13 +7,13 @@
 import * as fs from 'fs';
 import { cgroupManagerFrom } from './cgroup';
 import { ConfigError, NamespaceType, Process } from './config';
-import { connectConsole, loadableSeccomp, sendSeccompListener, waitAttached, writePidFile } from './container';
+import { connectConsole, waitAttached, writePidFile } from './container';
 import { TsrunError } from './errors';
 import { launch } from './launch';
 import { checkLsmRequests } from './lsm';
 import { native } from './native';
 import { compileExecPlan, InitNamespaces, processRlimits } from './plan';
-import { normalizeSeccomp, SeccompFilter } from './seccomp';
+import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan } from './plan-format';
 import { StateStore } from './state';
 import { ConsoleProxy } from './terminal';

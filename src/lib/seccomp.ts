@@ -8,7 +8,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ConfigError, Seccomp } from './config';
+import { TsrunError } from './errors';
+import { debug } from './log';
 import { native, SeccompCompileInput } from './native';
+import type { OciState, StateStore } from './state';
 
 /** libseccomp's action values (seccomp.h); ERRNO and TRACE carry a 16-bit value. */
 export const SECCOMP_ACTIONS: Record<string, number> = {
@@ -242,4 +245,31 @@ export function compileSeccomp(filter: SeccompFilter, cacheDir?: string): Compil
 /** The container process state a seccomp agent receives with the listener fd (config-linux.md). */
 export function listenerMessage(ociVersion: string, pid: number, metadata: string | undefined, state: object): Buffer {
   return Buffer.from(JSON.stringify({ ociVersion, fds: ['seccompFd'], pid, ...(metadata === undefined ? {} : { metadata }), state }));
+}
+
+/** The compiled filter for the plan, through the cache under --root. */
+export function loadableSeccomp(filter: SeccompFilter, store: StateStore): LoadableSeccomp {
+  for (const note of filter.notes) debug(`linux.seccomp: ${note}`);
+  const { program, ignored, fromCache } = compileSeccomp(filter, store.seccompCacheDir());
+  debug(`linux.seccomp: ${program.length / 8} BPF instructions${fromCache ? ' (cached)' : ''}`);
+  if (ignored.length) debug(`linux.seccomp: unknown syscalls ignored: ${ignored.join(', ')}`);
+  return { program, flags: filter.flags, notify: filter.notify };
+}
+
+/**
+ * SCMP_ACT_NOTIFY: one connection to listenerPath per process, carrying
+ * the container process state and the listener fd (config-linux.md).
+ */
+export function sendSeccompListener(filter: SeccompFilter, fd: number, pid: number, state: OciState): void {
+  const where = filter.listenerPath!;
+  let sock = -1;
+  try {
+    sock = native.connectUnix(where);
+    native.sendFd(sock, fd, listenerMessage(state.ociVersion, pid, filter.listenerMetadata, state));
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new TsrunError(`linux.seccomp.listenerPath: send the seccomp listener to ${where}: ${native.strerror(Number(e.errno ?? 0)).toLowerCase()}`);
+  } finally {
+    if (sock >= 0) native.close(sock);
+  }
 }
