@@ -903,6 +903,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 	seccomp_register(env, exports);
 	layer_register(env, exports);
+	overlay_register(env, exports);
 	return exports;
 }
 

@@ -1,6 +1,7 @@
 /*
  * What the addon's parts share: addon.c (processes, sync, sockets),
- * seccomp.c (filters compiled with libseccomp) and layer.c (image layers).
+ * seccomp.c (filters compiled with libseccomp), layer.c (image layers) and
+ * overlay.c (image rootfs mounts).
  */
 #ifndef TSRUN_ADDON_H
 #define TSRUN_ADDON_H
@@ -16,5 +17,6 @@ napi_value throw_with_errno(napi_env env, int err, const char *message);
 /* Each part adds its functions to the module's exports. */
 void seccomp_register(napi_env env, napi_value exports);
 void layer_register(napi_env env, napi_value exports);
+void overlay_register(napi_env env, napi_value exports);
 
 #endif

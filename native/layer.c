@@ -12,6 +12,7 @@
  *   layerEntry(rootFd, entry) -> fd of a new regular file to fill, or -1
  *   layerFinishFile(fd, entry)   owner, mode, xattrs, times; closes fd
  *   layerSetTimes(rootFd, name, sec, nsec)   for directories, at the end
+ *   layerIsOpaque(dir)           reading a layer back: is dir marked opaque
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -394,6 +395,20 @@ static napi_value layer_open_root(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/* layerIsOpaque(dir) -> whether an unpacked directory carries trusted.overlay.opaque=y. */
+static napi_value layer_is_opaque(napi_env env, napi_callback_info info)
+{
+	size_t argc = 1, len;
+	napi_value arg, out;
+	char path[4096], value[4];
+	napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
+	if (argc < 1 || napi_get_value_string_utf8(env, arg, path, sizeof(path), &len) != napi_ok)
+		return throw_entry(env, EINVAL, "bad arguments", "layerIsOpaque");
+	ssize_t n = lgetxattr(path, "trusted.overlay.opaque", value, sizeof(value));
+	napi_get_boolean(env, n == 1 && value[0] == 'y', &out);
+	return out;
+}
+
 /* Called from the addon's module init (addon.c). */
 void layer_register(napi_env env, napi_value exports)
 {
@@ -403,6 +418,7 @@ void layer_register(napi_env env, napi_value exports)
 		METHOD("layerOpenFile", layer_open_file),
 		METHOD("layerFinishFile", layer_finish_file),
 		METHOD("layerSetTimes", layer_set_times),
+		METHOD("layerIsOpaque", layer_is_opaque),
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

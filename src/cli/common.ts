@@ -6,6 +6,8 @@
 import { Command } from 'commander';
 import * as fs from 'fs';
 import { CreateOptions } from '../lib/container';
+import type { BundleOverrides } from '../lib/image/convert';
+import { DEFAULT_STORE } from '../lib/image/store';
 import { TsrunError } from '../lib/errors';
 import { logError } from '../lib/log';
 import { StateStore } from '../lib/state';
@@ -65,22 +67,65 @@ export function parseCount(value: string, flag: string): number {
   return Number(value);
 }
 
-/** The flags create and run share, as runc has them. */
-export function withCreateOptions(cmd: Command): Command {
+export const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** The flags that shape a bundle made from an image: `tsrun bundle`, and create/run --image. */
+export function withImageOptions(cmd: Command): Command {
   return cmd
+    .option('--store <dir>', 'the image store', DEFAULT_STORE)
+    .option('-e, --env <name=value>', 'set an environment variable (repeatable)', collect, [])
+    .option('--cwd <dir>', "the process's working directory (default: the image's WorkingDir)")
+    .option('--user <user[:group]>', 'run as this user, resolved in the image (default: its User)')
+    .option('--entrypoint <path>', "replace the image's Entrypoint (and drop its Cmd); \"\" clears it")
+    .option('--hostname <name>', "the container's hostname")
+    .option('-t, --tty', 'give the process a terminal')
+    .option('--read-only', 'mount the rootfs read-only');
+}
+
+const IMAGE_ONLY = ['env', 'cwd', 'user', 'entrypoint', 'hostname', 'tty', 'readOnly'];
+
+/** The overrides given on the command line; `command` (after --) replaces the image's Cmd. */
+export function overridesOf(cmd: Command, command: string[]): BundleOverrides {
+  const o = cmd.opts();
+  return {
+    command: command.length ? command : undefined,
+    entrypoint: o.entrypoint as string | undefined,
+    env: o.env as string[],
+    cwd: o.cwd as string | undefined,
+    user: o.user as string | undefined,
+    hostname: o.hostname as string | undefined,
+    tty: !!o.tty,
+    readOnly: !!o.readOnly,
+  };
+}
+
+/** The flags create and run share, as runc has them, and --image. */
+export function withCreateOptions(cmd: Command): Command {
+  return withImageOptions(cmd
     .argument('<id>')
+    .argument('[command...]', 'with --image: the command, replacing the image\'s Cmd (after --)')
     .option('-b, --bundle <path>', 'bundle directory holding config.json', '.')
+    .option('--image <ref>', 'make the bundle from this image in the store (tsrun image import)')
     .option('--pid-file <path>', 'write the init pid here')
     .option('--console-socket <path>', 'unix socket that receives the pty master (process.terminal)')
     .option('--preserve-fds <n>', 'pass this many fds after stdio into the container', '0')
     .option('--no-pivot', 'use move+chroot instead of pivot_root (ramfs roots)')
-    .option('--no-new-keyring', 'do not create a session keyring for the container');
+    .option('--no-new-keyring', 'do not create a session keyring for the container'));
 }
 
-export function createOptionsOf(id: string, o: Record<string, unknown>): CreateOptions {
+export function createOptionsOf(cmd: Command, id: string, command: string[]): CreateOptions {
+  const o = cmd.opts();
+  if (!o.image) {
+    const stray = IMAGE_ONLY.find((k) => cmd.getOptionValueSource(k) === 'cli');
+    if (stray) throw new TsrunError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: only with --image`);
+    if (command.length) throw new TsrunError(`unexpected arguments after the id: ${command.join(' ')} (a command is taken only with --image)`);
+  } else if (cmd.getOptionValueSource('bundle') === 'cli') {
+    throw new TsrunError('--bundle and --image: give one of them');
+  }
   return {
     id,
     bundle: o.bundle as string,
+    image: o.image ? { ref: o.image as string, store: o.store as string, overrides: overridesOf(cmd, command) } : undefined,
     pidFile: o.pidFile as string | undefined,
     consoleSocket: o.consoleSocket as string | undefined,
     preserveFds: parseCount(o.preserveFds as string, '--preserve-fds'),

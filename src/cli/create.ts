@@ -4,7 +4,7 @@ import { createOptionsOf, storeOf, verb, withCreateOptions } from './common';
 
 export function createCommand(): Command {
   return withCreateOptions(new Command('create').description('create a container, leaving its process waiting for "start"'))
-    .action(verb('create', function (this: Command, id: string) {
-      create(storeOf(this), createOptionsOf(id, this.opts()));
+    .action(verb('create', function (this: Command, id: string, command: string[]) {
+      create(storeOf(this), createOptionsOf(this, id, command));
     }));
 }

@@ -2,12 +2,11 @@ import { Command } from 'commander';
 import { TsrunError } from '../lib/errors';
 import type * as ImageImport from '../lib/image/import';
 import { DEFAULT_STORE, ImageStore } from '../lib/image/store';
-import { out, verb } from './common';
+import { collect, out, verb } from './common';
+import { progressBar } from './progress';
 
 /** The importer (tar-stream, zlib) loads only for `image import`, not at every tsrun start. */
 const importer = (): typeof ImageImport => require('../lib/image/import') as typeof ImageImport;
-
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 function storeOpt(cmd: Command): Command {
   return cmd.option('--store <dir>', 'the image store', DEFAULT_STORE);
@@ -23,8 +22,15 @@ export function imageCommand(): Command {
     .argument('<path>')
     .option('-t, --tag <ref>', 'also name the image so (repeatable)', collect, [])
     .action(verb('image import', async function (this: Command, input: string) {
-      const r = await importer().importImage(storeOf(this), input, this.opts().tag as string[]);
-      out(r.refs.map((ref) => `${ref}\n`).join(''));
+      const bar = progressBar();
+      try {
+        const r = await importer().importImage(storeOf(this), input, this.opts().tag as string[], bar?.update);
+        bar?.finish();
+        out(r.refs.map((ref) => `${ref}\n`).join(''));
+      } catch (err) {
+        bar?.finish(); // the error goes on a line of its own
+        throw err;
+      }
     }, () => undefined)));
   image.addCommand(storeOpt(new Command('ls'))
     .description('list images')
@@ -44,21 +50,14 @@ export function imageCommand(): Command {
   image.addCommand(storeOpt(new Command('rm'))
     .description('remove image references, then the layers nothing uses')
     .argument('<ref...>')
-    .action(verb('image rm', async function (this: Command, refs: string[]) {
-      const store = storeOf(this);
-      await store.locked(() => {
-        const images = store.images();
-        for (const ref of refs) delete images[store.resolve(ref).ref];
-        store.saveImages(images);
-        store.gc();
-      });
+    .action(verb('image rm', function (this: Command, refs: string[]) {
+      storeOf(this).removeImages(refs);
     }, (refs) => refs.join(' '))));
   image.addCommand(storeOpt(new Command('gc'))
-    .description('remove layers and blobs no image uses')
-    .action(verb('image gc', async function (this: Command) {
+    .description('remove layers and blobs no image or container uses')
+    .action(verb('image gc', function (this: Command) {
       const store = storeOf(this);
-      const removed = await store.locked(() => store.gc());
-      out(removed.map((r) => `${r}\n`).join(''));
+      out(store.withLock('exclusive', () => store.gc()).map((r) => `${r}\n`).join(''));
     }, () => undefined)));
   for (const sub of image.commands) sub.exitOverride();
   image.action(() => {

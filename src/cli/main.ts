@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import * as fs from 'fs';
 import { configureLog } from '../lib/log';
+import { bundleCommand } from './bundle';
 import { createCommand } from './create';
 import { deleteCommand } from './delete';
 import { eventsCommand } from './events';
@@ -54,7 +55,7 @@ function program(): Command {
       if (o.systemdCgroup) throw new TsrunError('--systemd-cgroup: the systemd cgroup manager is not supported yet');
     });
   for (const cmd of [createCommand(), startCommand(), runCommand(), stateCommand(), killCommand(),
-    deleteCommand(), execCommand(), listCommand(), psCommand(), pauseCommand(), resumeCommand(), updateCommand(), eventsCommand(), specCommand(), featuresCommand(), imageCommand()]) {
+    deleteCommand(), execCommand(), listCommand(), psCommand(), pauseCommand(), resumeCommand(), updateCommand(), eventsCommand(), specCommand(), featuresCommand(), imageCommand(), bundleCommand()]) {
     root.addCommand(cmd.exitOverride().configureOutput({
       writeOut: (s) => fs.writeSync(1, s),
       writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),

@@ -7,8 +7,8 @@ export function runCommand(): Command {
     .option('-d, --detach', 'return once the container has started')
     .option('--keep', 'do not delete the container after it exits')
     .option('--no-subreaper', 'accepted for runc compatibility')
-    .action(verb('run', async function (this: Command, id: string) {
+    .action(verb('run', async function (this: Command, id: string, command: string[]) {
       const o = this.opts();
-      return run(storeOf(this), { ...createOptionsOf(id, o), detach: !!o.detach, keep: !!o.keep });
+      return run(storeOf(this), { ...createOptionsOf(this, id, command), detach: !!o.detach, keep: !!o.keep });
     }));
 }

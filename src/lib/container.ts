@@ -19,15 +19,27 @@ import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
 import { CgroupManager } from './cgroup/manager';
-import { compileCreatePlan, containerRelative, processRlimits } from './plan';
+import { compileCreatePlan, containerRelative, HostView, processRlimits } from './plan';
+import { imageBundleConfig } from './image/bundle';
+import type { BundleOverrides } from './image/convert';
+import { imageOfConfig, mountImageRootfs, releaseImageRootfs } from './image/rootfs';
+import { ImageStore } from './image/store';
 import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
 import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
 import { ConsoleProxy } from './terminal';
 
+/** `--image REF`: the container's bundle is made from an image in a store, inside its state dir. */
+export interface ImageRequest {
+  ref: string;
+  store: string;
+  overrides: BundleOverrides;
+}
+
 export interface CreateOptions {
   id: string;
   bundle: string;
+  image?: ImageRequest;
   pidFile?: string;
   consoleSocket?: string;
   preserveFds: number;
@@ -49,6 +61,31 @@ export function loadBundleConfig(bundle: string): Config {
     if (err instanceof ConfigError) throw new TsrunError(err.message);
     throw err;
   }
+}
+
+/** The bundle directory and its config: the given bundle, or for --image one made in the state dir. */
+export interface PreparedBundle {
+  bundle: string;
+  config: Config;
+  /** The config was made from an image and is written at create. */
+  generated: boolean;
+}
+
+export function prepareBundle(store: StateStore, opts: CreateOptions): PreparedBundle {
+  validateId(opts.id);
+  if (!opts.image) {
+    const bundle = path.resolve(opts.bundle);
+    return { bundle, config: loadBundleConfig(bundle), generated: false };
+  }
+  const config = imageBundleConfig(new ImageStore(opts.image.store), opts.image.ref, opts.image.overrides);
+  return { bundle: path.join(path.resolve(store.dir(opts.id)), 'bundle'), config, generated: true };
+}
+
+/** A --image bundle, written once the state dir is ours: config.json and the empty rootfs. */
+function writeGeneratedBundle(prepared: PreparedBundle, rootfs: string): void {
+  fs.mkdirSync(prepared.bundle, { mode: 0o755 });
+  fs.writeFileSync(path.join(prepared.bundle, 'config.json'), JSON.stringify(prepared.config, null, '\t') + '\n', { mode: 0o644 });
+  fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
 }
 
 /** "mounts[3]: " when a failed mount step can be traced to its config entry. */
@@ -102,9 +139,13 @@ function ownerName(): string {
  * `run` can wait for it; after `create` exits it passes to the engine's
  * subreaper, as runc's does.
  */
-export function create(store: StateStore, opts: CreateOptions, config = loadBundleConfig(path.resolve(opts.bundle))): ContainerRecord {
+export function create(store: StateStore, opts: CreateOptions, prepared = prepareBundle(store, opts)): ContainerRecord {
   validateId(opts.id);
-  const bundle = path.resolve(opts.bundle);
+  const { bundle, config } = prepared;
+  const image = imageOfConfig(config);
+  const rootfsPath = path.resolve(bundle, config.root?.path ?? 'rootfs');
+  // A --image rootfs is made after the claim; the plan may take it as there.
+  const host: HostView = prepared.generated ? { ...realHost, kindOf: (p) => (p === rootfsPath ? 'dir' : realHost.kindOf(p)) } : realHost;
   checkLsmRequests({
     apparmor: { 'process.apparmorProfile': config.process?.apparmorProfile },
     selinux: { 'process.selinuxLabel': config.process?.selinuxLabel, 'linux.mountLabel': config.linux?.mountLabel },
@@ -124,7 +165,7 @@ export function create(store: StateStore, opts: CreateOptions, config = loadBund
       noPivot: opts.noPivot,
       consoleSocket: !!opts.consoleSocket,
       sessionKeyring: opts.noNewKeyring ? undefined : opts.id,
-      host: realHost,
+      host,
     });
   } catch (err) {
     if (err instanceof ConfigError) throw new TsrunError(err.message);
@@ -157,6 +198,8 @@ export function create(store: StateStore, opts: CreateOptions, config = loadBund
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
 
   try {
+    if (prepared.generated) writeGeneratedBundle(prepared, plan.rootfs);
+    if (image) mountImageRootfs(store.dir(opts.id), opts.id, plan.rootfs, image);
     native.mkfifo(store.fifoPath(opts.id), 0o600);
     fifoFd = fs.openSync(store.fifoPath(opts.id), fs.constants.O_RDWR);
     if (opts.consoleSocket) consoleFd = connectConsole(opts.consoleSocket);
@@ -196,6 +239,7 @@ export function create(store: StateStore, opts: CreateOptions, config = loadBund
     hooksFailed = err instanceof LaunchError && err.inHook;
     if (initPid) killAndReap(initPid, true); // launched, then pid file or state failed
     destroyCgroup(cgroup);
+    releaseImageRootfs(store.dir(opts.id));
     store.remove(opts.id);
     // A failed create hook still ends the lifecycle with poststop (runtime.md step 12).
     if (hooksFailed) runPoststop(record.hooks, stateJson('stopped'));
@@ -343,7 +387,10 @@ export function remove(store: StateStore, id: string, force: boolean): void {
     lockFd = store.lock(id);
   } catch (err) {
     // A create that died half-way leaves a directory without state.json.
-    if (fs.existsSync(store.dir(id)) && !store.exists(id)) store.remove(id);
+    if (fs.existsSync(store.dir(id)) && !store.exists(id)) {
+      releaseImageRootfs(store.dir(id));
+      store.remove(id);
+    }
     if (force) return;
     throw err;
   }
@@ -356,6 +403,7 @@ export function remove(store: StateStore, id: string, force: boolean): void {
     if (status === 'paused') cgroup.thaw(); // a frozen task cannot die
     if (status !== 'stopped') killAndReap(record.pid, false);
     destroyCgroup(cgroup);
+    releaseImageRootfs(store.dir(id)); // before the state dir goes: a --image rootfs is mounted inside it
     store.remove(id);
     runPoststop(record.hooks, JSON.stringify(store.ociState(record, 'stopped')));
   } finally {
@@ -376,21 +424,22 @@ export interface RunOptions extends CreateOptions {
 
 /** run: create + start, then (attached) wait and return the exit status. */
 export async function run(store: StateStore, opts: RunOptions): Promise<number> {
-  const config = loadBundleConfig(path.resolve(opts.bundle));
+  const prepared = prepareBundle(store, opts);
+  const config = prepared.config;
   const wantsTerminal = !opts.consoleSocket && config.process?.terminal === true;
   if (wantsTerminal && opts.detach)
     throw new TsrunError('process.terminal: a detached container needs --console-socket to get a terminal');
   if (!opts.detach) native.setSubreaper();
   const proxy = wantsTerminal ? new ConsoleProxy() : undefined;
   try {
-    return await runWith(store, proxy ? { ...opts, consoleSocket: proxy.socketPath } : opts, config, proxy);
+    return await runWith(store, proxy ? { ...opts, consoleSocket: proxy.socketPath } : opts, prepared, proxy);
   } finally {
     await proxy?.close();
   }
 }
 
-async function runWith(store: StateStore, opts: RunOptions, config: Config, proxy: ConsoleProxy | undefined): Promise<number> {
-  const record = create(store, opts, config);
+async function runWith(store: StateStore, opts: RunOptions, prepared: PreparedBundle, proxy: ConsoleProxy | undefined): Promise<number> {
+  const record = create(store, opts, prepared);
   proxy?.attach();
   if (opts.detach) {
     try {

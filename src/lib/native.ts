@@ -40,6 +40,10 @@ export interface NativeAddon {
   layerOpenFile(rootFd: number, name: string): number;
   layerFinishFile(fd: number, entry: object): void;
   layerSetTimes(rootFd: number, name: string, sec: number, nsec: number): void;
+  layerIsOpaque(dir: string): boolean;
+  /** Mount an overlay of `lowers` (topmost first) at `target`; `legacy` forces mount(2). */
+  overlayMount(target: string, source: string, lowers: string[], upper: string, work: string, legacy: boolean): void;
+  unmount(target: string, detach: boolean): void;
   seccompFlagSupported(flags: number): boolean;
   seccompActionAvailable(action: number): boolean;
   setWinsize(fd: number, rows: number, cols: number): void;

@@ -6,13 +6,12 @@
  * diffIDs, truncated layers and escaping symlinks are refused with the
  * store unchanged; rm and gc remove exactly what nothing uses.
  */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import * as zlib from 'zlib';
 import t from 'tap';
 import { sha256 } from '../../src/lib/image/store';
-import { cleanupContainer, FIXTURE_ROOTFS, IS_ROOT, makeBundle, tempDir, tsrun, uniqueId, tarOf, TarEntry } from '../helpers';
+import { cleanupContainer, IS_ROOT, mountsUnder, tempDir, tsrun, uniqueId, tarOf, TarEntry } from '../helpers';
+import { baseLayer, dockerArchive, hex, image, imageOf, ociArchive, ociLayout, TestImage } from '../image-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'image tests need root');
@@ -21,14 +20,7 @@ if (!IS_ROOT) {
 
 type Entry = TarEntry;
 
-interface TestImage {
-  layers: Buffer[];
-  diffIDs: string[];
-  config: Buffer;
-}
-
 async function makeImage(): Promise<TestImage> {
-  const base = spawnSync('tar', ['-C', FIXTURE_ROOTFS, '--numeric-owner', '-cf', '-', '.'], { maxBuffer: 1 << 28 }).stdout;
   const top = await tarOf([
     { name: 'etc/', type: 'directory', mode: 0o755 },
     { name: 'etc/added', type: 'file', mode: 0o644, content: 'from layer 2\n' },
@@ -37,53 +29,7 @@ async function makeImage(): Promise<TestImage> {
     { name: 'var/.wh..wh..opq', type: 'file', content: '' },
     { name: 'var/only', type: 'file', content: 'only this in /var\n' },
   ]);
-  const layers = [base, top];
-  const diffIDs = layers.map(sha256);
-  const config = Buffer.from(JSON.stringify({
-    architecture: 'amd64', os: 'linux',
-    config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'], Labels: { 'org.example': 'yes' } },
-    rootfs: { type: 'layers', diff_ids: diffIDs },
-  }));
-  return { layers, diffIDs, config };
-}
-
-const hex = (digest: string): string => digest.slice(7);
-
-async function dockerArchive(img: TestImage, tag: string, mutate: (files: Record<string, Buffer>, manifest: any) => void = () => {}): Promise<Buffer> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const files: Record<string, Buffer> = { [`${hex(sha256(img.config))}.json`]: img.config };
-  img.layers.forEach((l, i) => { files[`l${i}/layer.tar`] = l; });
-  const manifest = [{ Config: `${hex(sha256(img.config))}.json`, RepoTags: [tag], Layers: img.layers.map((_, i) => `l${i}/layer.tar`) }];
-  mutate(files, manifest);
-  return tarOf([
-    ...Object.entries(files).map(([name, content]) => ({ name, type: 'file' as const, content })),
-    { name: 'manifest.json', type: 'file', content: JSON.stringify(manifest) },
-  ]);
-}
-
-function ociLayout(dir: string, img: TestImage, ref: string): void {
-  const blobs = path.join(dir, 'blobs', 'sha256');
-  fs.mkdirSync(blobs, { recursive: true });
-  const put = (data: Buffer): string => {
-    const digest = sha256(data);
-    fs.writeFileSync(path.join(blobs, hex(digest)), data);
-    return digest;
-  };
-  const gz = img.layers.map((l) => zlib.gzipSync(l));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: put(img.config), size: img.config.length },
-    layers: gz.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: put(l), size: l.length })),
-  }));
-  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: put(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': ref } }],
-  }));
-}
-
-function image(store: string, args: string[]) {
-  return tsrun('/tmp', ['image', args[0], '--store', store, ...args.slice(1)]);
+  return imageOf([baseLayer(), top], { Cmd: ['/bin/sh'], Env: ['PATH=/bin'], Labels: { 'org.example': 'yes' } });
 }
 
 function storeSnapshot(store: string): string {
@@ -98,7 +44,7 @@ t.test('three formats, one store: layers unpacked once, the merged tree runs', a
   const img = await makeImage();
   fs.writeFileSync(path.join(work, 'docker.tar'), await dockerArchive(img, 'test/img:docker'));
   ociLayout(path.join(work, 'layout'), img, 'test/img:oci');
-  spawnSync('tar', ['-C', path.join(work, 'layout'), '-cf', path.join(work, 'oci.tar'), '.']);
+  ociArchive(path.join(work, 'layout'), path.join(work, 'oci.tar'));
 
   const first = image(store, ['import', path.join(work, 'docker.tar')]);
   t.equal(first.status, 0, first.stderr);
@@ -118,28 +64,25 @@ t.test('three formats, one store: layers unpacked once, the merged tree runs', a
   t.same(JSON.parse(image(store, ['inspect', 'test/img:docker']).stdout).config.Labels, { 'org.example': 'yes' });
   t.equal(image(store, ['inspect', hex(sha256(img.config)).slice(0, 12)]).status, 0, 'by config digest prefix');
 
-  // The merged view, as a container's rootfs.
-  const bundle = makeBundle(t, () => {}, ['sh', '-c', 'cat /etc/added; ls /bin/ls 2>&1; ls /var; stat -c %h /etc/added; echo hi > /tmp/w && cat /tmp/w']);
-  bundle.config.root!.readonly = false;
-  fs.writeFileSync(path.join(bundle.dir, 'config.json'), JSON.stringify(bundle.config));
-  fs.rmSync(bundle.rootfs, { recursive: true });
-  fs.mkdirSync(bundle.rootfs);
-  const upper = path.join(work, 'upper');
-  const workdir = path.join(work, 'work');
-  fs.mkdirSync(upper);
-  fs.mkdirSync(workdir);
-  const lower = [...layerDirs].reverse().join(':');
-  const m = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${workdir}`, bundle.rootfs], { encoding: 'utf8' });
-  t.equal(m.status, 0, m.stderr);
-  t.teardown(() => { spawnSync('umount', [bundle.rootfs]); });
+  // The merged view, as the rootfs create mounts for a bundle made from the image.
+  const bundle = path.join(work, 'bundle');
+  const root = path.join(work, 'state');
+  const made = tsrun(root, ['bundle', '--store', store, 'test/img:oci', bundle, '--',
+    'sh', '-c', 'cat /etc/added; ls /bin/ls 2>&1; ls /var; stat -c %h /etc/added; echo hi > /tmp/w && cat /tmp/w']);
+  t.equal(made.status, 0, made.stderr);
   const id = uniqueId('img');
-  cleanupContainer(t, bundle.root, id);
-  const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
+  cleanupContainer(t, root, id);
+  const r = tsrun(root, ['run', '--keep', '-b', bundle, id]);
   t.equal(r.status, 0, r.stderr);
   t.equal(r.stdout, 'from layer 2\nls: /bin/ls: No such file or directory\nonly\n2\nhi\n',
     'added, whiteout, opaque dir, hardlink, and a writable upper');
-  t.equal(fs.readFileSync(path.join(upper, 'tmp', 'w'), 'utf8'), 'hi\n', 'writes land in the upper dir only');
+  const upper = fs.readdirSync(path.join(store, 'containers')).map((k) => path.join(store, 'containers', k, 'upper'));
+  t.equal(upper.length, 1, 'one upper dir for the one container');
+  t.equal(fs.readFileSync(path.join(upper[0], 'tmp', 'w'), 'utf8'), 'hi\n', 'writes land in the upper dir only');
   t.notOk(fs.existsSync(path.join(layerDirs[0], 'tmp', 'w')));
+  t.equal(tsrun(root, ['delete', id]).status, 0);
+  t.same(mountsUnder(bundle), [], 'delete unmounted the rootfs');
+  t.same(fs.readdirSync(path.join(store, 'containers')), [], 'and removed its upper and work dirs');
 });
 
 t.test('bad input is refused, the store unchanged', async (t) => {
@@ -150,8 +93,7 @@ t.test('bad input is refused, the store unchanged', async (t) => {
   t.equal(image(store, ['import', path.join(work, 'good.tar')]).status, 0);
   const before = storeSnapshot(store);
   const other = { ...img, layers: [img.layers[0], await tarOf([{ name: 'x', type: 'file', content: 'x' }])] };
-  other.diffIDs = other.layers.map(sha256);
-  other.config = Buffer.from(JSON.stringify({ os: 'linux', rootfs: { type: 'layers', diff_ids: other.diffIDs } }));
+  Object.assign(other, imageOf(other.layers, {}));
   const cases: Array<[string, () => Promise<Buffer>, RegExp]> = [
     ['config digest', () => dockerArchive(other, 'bad:1', (files) => {
       const name = Object.keys(files).find((f) => f.endsWith('.json'))!;
@@ -195,8 +137,7 @@ t.test('rm and gc remove exactly what nothing uses', async (t) => {
   const store = path.join(work, 'store');
   const img = await makeImage();
   const second = { ...img, layers: [img.layers[0], await tarOf([{ name: 'y', type: 'file', content: 'y' }])] };
-  second.diffIDs = second.layers.map(sha256);
-  second.config = Buffer.from(JSON.stringify({ os: 'linux', rootfs: { type: 'layers', diff_ids: second.diffIDs } }));
+  Object.assign(second, imageOf(second.layers, {}));
   fs.writeFileSync(path.join(work, 'a.tar'), await dockerArchive(img, 'a:1'));
   fs.writeFileSync(path.join(work, 'b.tar'), await dockerArchive(second, 'b:1'));
   t.equal(image(store, ['import', path.join(work, 'a.tar')]).status, 0);

@@ -27,7 +27,20 @@ interface Candidate {
 interface Source {
   rootFd: number;
   read(file: string, what: string): Buffer;
+  size(file: string): number;
 }
+
+/** How far an import has got, for a progress display. */
+export interface ImportProgress {
+  /** "archive": reading the input tar; "layers": unpacking layers. */
+  phase: 'archive' | 'layers';
+  bytesDone: number;
+  bytesTotal: number;
+  layersDone: number;
+  layersTotal: number;
+}
+
+export type ProgressListener = (p: ImportProgress) => void;
 
 function openSource(dir: string): Source {
   const rootFd = native.layerOpenRoot(dir);
@@ -42,6 +55,19 @@ function openSource(dir: string): Source {
       }
       try {
         return fs.readFileSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    },
+    size(file) {
+      let fd: number;
+      try {
+        fd = native.layerOpenFile(rootFd, file);
+      } catch {
+        return 0; // reported by the read that follows
+      }
+      try {
+        return fs.fstatSync(fd).size;
       } finally {
         fs.closeSync(fd);
       }
@@ -122,7 +148,7 @@ function ociCandidates(src: Source): Candidate[] {
 }
 
 /** Unpack one layer into the store unless it is there; checks blob digest and diffID. */
-async function importLayer(store: ImageStore, src: Source, layer: Candidate['layers'][number], diffID: string, label: string): Promise<boolean> {
+async function importLayer(store: ImageStore, src: Source, layer: Candidate['layers'][number], diffID: string, label: string, onBytes: (n: number) => void): Promise<boolean> {
   if (store.hasLayer(diffID)) return false;
   const fd = native.layerOpenFile(src.rootFd, layer.file);
   const raw = fs.createReadStream('', { fd, highWaterMark: 1 << 20 });
@@ -132,10 +158,14 @@ async function importLayer(store: ImageStore, src: Source, layer: Candidate['lay
   raw.on('data', (chunk) => {
     blobHash.update(chunk as Buffer);
     size += (chunk as Buffer).length;
+    onBytes((chunk as Buffer).length);
   });
   raw.on('error', (err) => counted.destroy(err));
   raw.pipe(counted);
   const tmp = store.tempDir();
+  // A layer's root is its "./" entry when it has one; otherwise what a
+  // container's / shows must still be 0755, not tmp's private 0700.
+  fs.chmodSync(tmp, 0o755);
   try {
     const { diffID: actual } = await unpackLayer(counted, tmp, label);
     const blobDigest = `sha256:${blobHash.digest('hex')}`;
@@ -162,19 +192,25 @@ export interface ImportResult {
  * image too (an input holding several images takes no --tag).  The store
  * is unchanged when anything fails, but for layers already verified.
  */
-export async function importImage(store: ImageStore, input: string, tags: string[] = []): Promise<ImportResult> {
+export async function importImage(store: ImageStore, input: string, tags: string[] = [], onProgress: ProgressListener = () => {}): Promise<ImportResult> {
   let st: fs.Stats;
   try {
     st = fs.statSync(input);
   } catch (err) {
     throw new TsrunError(`${input}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
   }
-  return store.locked(async () => {
+  return store.importing(async () => {
     let dir = input;
     let unpacked: string | undefined;
     if (!st.isDirectory()) {
       unpacked = dir = store.tempDir();
-      await unpackLayer(fs.createReadStream(input), dir, `archive ${input}`).catch((err) => {
+      const archive = fs.createReadStream(input);
+      const progress: ImportProgress = { phase: 'archive', bytesDone: 0, bytesTotal: st.size, layersDone: 0, layersTotal: 0 };
+      archive.on('data', (chunk) => {
+        progress.bytesDone += (chunk as Buffer).length;
+        onProgress(progress);
+      });
+      await unpackLayer(archive, dir, `archive ${input}`).catch((err) => {
         fs.rmSync(dir, { recursive: true, force: true });
         throw err;
       });
@@ -187,8 +223,13 @@ export async function importImage(store: ImageStore, input: string, tags: string
       const candidates = isDocker ? dockerCandidates(src) : ociCandidates(src);
       if (candidates.length === 0) throw new TsrunError(`${input}: no linux/amd64 image in it`);
       if (tags.length && candidates.length > 1) throw new TsrunError(`--tag: ${input} holds ${candidates.length} images; tag them after import`);
-      const images = store.images();
+      const records: Array<[string[], ImageRecord]> = [];
       const result: ImportResult = { refs: [], layersUnpacked: 0, layersShared: 0 };
+      const allLayers = candidates.flatMap((c) => c.layers);
+      const progress: ImportProgress = {
+        phase: 'layers', bytesDone: 0, bytesTotal: allLayers.reduce((sum, l) => sum + src.size(l.file), 0), layersDone: 0, layersTotal: allLayers.length,
+      };
+      onProgress(progress);
       for (const c of candidates) {
         const configData = src.read(c.config.file, 'image config');
         const configDigest = checkDigest(configData, c.config.digest, `image config ${c.config.file}`);
@@ -197,24 +238,35 @@ export async function importImage(store: ImageStore, input: string, tags: string
         if (!Array.isArray(diffIDs) || diffIDs.length !== c.layers.length || !diffIDs.every((d) => typeof d === 'string'))
           throw new TsrunError(`image config ${configDigest}: rootfs.diff_ids must list one diffID per layer (${c.layers.length})`);
         for (const [i, layer] of c.layers.entries()) {
-          const fresh = await importLayer(store, src, layer, diffIDs[i] as string, `layer ${i + 1} (${layer.file})`);
+          const before = progress.bytesDone;
+          const fresh = await importLayer(store, src, layer, diffIDs[i] as string, `layer ${i + 1} (${layer.file})`, (n) => {
+            progress.bytesDone += n;
+            onProgress(progress);
+          });
           if (fresh) result.layersUnpacked++;
           else result.layersShared++;
+          progress.bytesDone = before + src.size(layer.file);
+          progress.layersDone++;
+          onProgress(progress);
         }
         store.putBlob(configDigest, configData);
         if (c.manifest) store.putBlob(c.manifest.digest, c.manifest.data);
         const record: ImageRecord = { config: configDigest, manifest: c.manifest?.digest, layers: diffIDs as string[], imported: new Date().toISOString() };
         const refs = [...c.refs, ...tags].map(normalizeRef);
-        for (const ref of refs.length ? refs : [configDigest]) {
-          images[ref] = record;
-          result.refs.push(ref);
-        }
+        records.push([refs.length ? refs : [configDigest], record]);
       }
-      store.saveImages(images);
+      store.updateImages((images) => {
+        for (const [refs, record] of records) {
+          for (const ref of refs) {
+            images[ref] = record;
+            result.refs.push(ref);
+          }
+        }
+      });
       return result;
     } finally {
       native.close(src.rootFd);
       if (unpacked) fs.rmSync(unpacked, { recursive: true, force: true });
     }
-  }, { create: true });
+  });
 }

@@ -1,15 +1,22 @@
 /**
  * The image store: one directory, default /var/lib/tsrun.
  *
- *   <store>/blobs/sha256/<hex>   image configs and manifests, verified
- *   <store>/layers/<hex>/        one unpacked layer per diffID, made once
- *   <store>/images.json          reference -> { config, manifest, layers }
- *   <store>/tmp/                 imports in progress (unpacked, then renamed)
- *   <store>/lock                 flock: one writer of images.json at a time
+ *   <store>/blobs/sha256/<hex>     image configs and manifests, verified
+ *   <store>/layers/<hex>/          one unpacked layer per diffID, made once
+ *   <store>/images.json            reference -> { config, manifest, layers }
+ *   <store>/containers/<key>/      one container's rootfs: use.json (who uses
+ *                                  which layers), upper/ and work/ of its overlay
+ *   <store>/tmp/                   imports in progress (unpacked, then renamed)
+ *   <store>/lock                   flock: shared by imports and by containers
+ *                                  taking layers, exclusive for rm and gc
+ *   <store>/images.lock            flock: one writer of images.json at a time
  *
  * A layer directory appears only complete (rename from tmp/ after its
  * diffID checked out), so two imports of the same layer never see half of
- * one: the second rename finds the first's and drops its own copy.
+ * one: the second rename finds the first's and drops its own copy.  Imports
+ * run side by side under the shared lock; rm and gc wait for them, so gc
+ * never takes a layer an import is about to name, nor one a container is
+ * about to mount.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -17,6 +24,18 @@ import { TsrunError } from '../errors';
 import { native } from '../native';
 
 export const DEFAULT_STORE = '/var/lib/tsrun';
+
+/** <store>/containers/<key>/use.json: a container's claim on an image's layers. */
+export interface ContainerUse {
+  /** The container's state directory (<root>/<id>): the use lives as long as it does. */
+  stateDir: string;
+  id: string;
+  /** The image's config digest, and its layers' diffIDs (lowest first). */
+  image: string;
+  layers: string[];
+  /** Where the overlay is mounted. */
+  mountpoint: string;
+}
 
 export interface ImageRecord {
   /** sha256:... of the image config blob. */
@@ -77,22 +96,58 @@ export class ImageStore {
   }
 
   /**
-   * Hold the store's lock while `fn` runs (imports, rm, gc).  Only an
-   * import makes a missing store, and it takes the store away again if
-   * it made it and then failed: a bad first import leaves nothing.
+   * Take the store's lock (shared or exclusive) and return its fd, for
+   * unlock().  Only an import makes a missing store (`create`).
    */
-  async locked<T>(fn: () => Promise<T> | T, opts: { create?: boolean } = {}): Promise<T> {
-    const made = !fs.existsSync(this.root);
-    if (made && !opts.create) throw new TsrunError(`no image store at ${this.root}`);
-    for (const sub of ['blobs/sha256', 'layers', 'tmp']) fs.mkdirSync(path.join(this.root, sub), { recursive: true, mode: 0o700 });
+  lock(mode: 'shared' | 'exclusive', opts: { create?: boolean } = {}): number {
+    if (!fs.existsSync(this.root) && !opts.create) throw new TsrunError(`no image store at ${this.root}`);
+    for (const sub of ['blobs/sha256', 'layers', 'containers', 'tmp']) fs.mkdirSync(path.join(this.root, sub), { recursive: true, mode: 0o700 });
     const fd = fs.openSync(path.join(this.root, 'lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    native.flock(fd, mode === 'exclusive', true);
+    return fd;
+  }
+
+  unlock(fd: number): void {
+    fs.closeSync(fd); // closing drops the flock
+  }
+
+  /** Run `fn` under the lock; for rm and gc (exclusive) and whoever reads uses. */
+  withLock<T>(mode: 'shared' | 'exclusive', fn: () => T): T {
+    const fd = this.lock(mode);
     try {
-      native.flock(fd, true, true);
+      return fn();
+    } finally {
+      this.unlock(fd);
+    }
+  }
+
+  /**
+   * An import: the shared lock while `fn` runs.  A store this import made
+   * is taken away again if the import fails and nobody else is in it, so a
+   * bad first import leaves nothing.
+   */
+  async importing<T>(fn: () => Promise<T>): Promise<T> {
+    const made = !fs.existsSync(this.root);
+    const fd = this.lock('shared', { create: true });
+    try {
       return await fn();
     } catch (err) {
-      // Still under the lock: nobody has put anything in the new store but us.
-      if (made && !fs.existsSync(this.imagesFile)) fs.rmSync(this.root, { recursive: true, force: true });
+      // Upgrading to exclusive without waiting succeeds only if no other import is running.
+      if (made && native.flock(fd, true, false) && !fs.existsSync(this.imagesFile)) fs.rmSync(this.root, { recursive: true, force: true });
       throw err;
+    } finally {
+      this.unlock(fd);
+    }
+  }
+
+  /** Read, change and write images.json as one step, against other imports. */
+  updateImages(change: (images: Record<string, ImageRecord>) => void): void {
+    const fd = fs.openSync(path.join(this.root, 'images.lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    try {
+      native.flock(fd, true, true);
+      const images = this.images();
+      change(images);
+      this.saveImages(images);
     } finally {
       fs.closeSync(fd);
     }
@@ -131,8 +186,8 @@ export class ImageStore {
     }
   }
 
-  /** Replace images.json whole (call under locked()). */
-  saveImages(images: Record<string, ImageRecord>): void {
+  /** Replace images.json whole (through updateImages). */
+  private saveImages(images: Record<string, ImageRecord>): void {
     const tmp = `${this.imagesFile}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(images, null, 2) + '\n', { mode: 0o600 });
     fs.renameSync(tmp, this.imagesFile);
@@ -153,15 +208,54 @@ export class ImageStore {
     throw new TsrunError(`image "${ref}" is not in the store ${this.root}`);
   }
 
+  /** A container's rootfs directory in the store (upper/, work/, use.json). */
+  useDir(key: string): string {
+    return path.join(this.root, 'containers', key);
+  }
+
+  /** Every container use on record, live or not. */
+  uses(): Array<{ key: string; use: ContainerUse }> {
+    let keys: string[];
+    try {
+      keys = fs.readdirSync(path.join(this.root, 'containers'));
+    } catch {
+      return [];
+    }
+    const out: Array<{ key: string; use: ContainerUse }> = [];
+    for (const key of keys) {
+      try {
+        out.push({ key, use: JSON.parse(fs.readFileSync(path.join(this.useDir(key), 'use.json'), 'utf8')) as ContainerUse });
+      } catch {
+        out.push({ key, use: { stateDir: '', id: '', image: '', layers: [], mountpoint: '' } }); // half made: no use.json yet
+      }
+    }
+    return out;
+  }
+
   /**
-   * Remove layers, blobs and leftovers no image uses.  `inUse` adds
-   * diffIDs held by something else (containers).  Returns what was removed.
+   * Uses whose container still exists.  A use outlives its container only
+   * when tsrun died between the two (or /run was wiped, as by a reboot);
+   * the container's state directory is what tells.
    */
-  gc(inUse: Set<string> = new Set()): string[] {
+  liveUses(): Array<{ key: string; use: ContainerUse }> {
+    return this.uses().filter(({ use }) => use.stateDir !== '' && fs.existsSync(use.stateDir));
+  }
+
+  /**
+   * Remove layers, blobs and leftovers no image and no container uses
+   * (call under the exclusive lock).  Returns what was removed.
+   */
+  gc(): string[] {
     const images = Object.values(this.images());
-    const layers = new Set([...inUse, ...images.flatMap((img) => img.layers)].map((d) => hexOf(d, 'layer')));
-    const blobs = new Set(images.flatMap((img) => [img.config, ...(img.manifest ? [img.manifest] : [])]).map((d) => hexOf(d, 'blob')));
     const removed: string[] = [];
+    for (const { key, use } of this.uses()) {
+      if (use.stateDir !== '' && fs.existsSync(use.stateDir)) continue;
+      releaseUse(this, key, use.mountpoint);
+      removed.push(`container rootfs ${key}${use.id ? ` (${use.id})` : ''}`);
+    }
+    const live = this.liveUses().map(({ use }) => use);
+    const layers = new Set([...live.flatMap((u) => u.layers), ...images.flatMap((img) => img.layers)].map((d) => hexOf(d, 'layer')));
+    const blobs = new Set(images.flatMap((img) => [img.config, ...(img.manifest ? [img.manifest] : [])]).map((d) => hexOf(d, 'blob')));
     for (const hex of fs.readdirSync(path.join(this.root, 'layers'))) {
       if (layers.has(hex)) continue;
       fs.rmSync(path.join(this.root, 'layers', hex), { recursive: true, force: true });
@@ -176,4 +270,72 @@ export class ImageStore {
     for (const name of fs.readdirSync(path.join(this.root, 'tmp'))) fs.rmSync(path.join(this.root, 'tmp', name), { recursive: true, force: true });
     return removed;
   }
+
+  /**
+   * image rm: drop references; an image a live container uses keeps its
+   * last reference (an error names the container).  Then gc.
+   */
+  removeImages(refs: string[]): string[] {
+    return this.withLock('exclusive', () => {
+      const images = this.images();
+      const names = new Set(refs.map((ref) => this.resolve(ref).ref));
+      const live = this.liveUses();
+      for (const name of names) {
+        const config = images[name].config;
+        const kept = Object.entries(images).some(([r, img]) => !names.has(r) && img.config === config);
+        const user = live.find(({ use }) => use.image === config);
+        if (!kept && user) throw new TsrunError(`image "${name}" is in use by container "${user.use.id}"; delete the container first`);
+      }
+      this.updateImages((current) => {
+        for (const name of names) delete current[name];
+      });
+      return this.gc();
+    });
+  }
+}
+
+/**
+ * Take a container's overlay down (if it is still mounted) and remove its
+ * upper and work dirs.  Detached when busy: a process in another mount
+ * namespace may still hold it, and the dirs must go either way.
+ */
+export function releaseUse(store: ImageStore, key: string, mountpoint: string): void {
+  if (mountpoint && isOverlayOf(mountpoint, sourceOf(key))) {
+    try {
+      native.unmount(mountpoint, false);
+    } catch {
+      native.unmount(mountpoint, true);
+    }
+  }
+  fs.rmSync(store.useDir(key), { recursive: true, force: true });
+}
+
+/** The mount source that names a container's overlay in mountinfo. */
+export function sourceOf(key: string): string {
+  return `tsrun-rootfs-${key}`;
+}
+
+/** What is mounted at `mountpoint` (the topmost mount), from our mountinfo; undefined if nothing. */
+export function mountAt(mountpoint: string): { fstype: string; source: string } | undefined {
+  let info: string;
+  try {
+    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  let found: { fstype: string; source: string } | undefined;
+  for (const line of info.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!right || unescape(left.split(' ')[4]) !== mountpoint) continue;
+    const [fstype, source] = right.split(' ');
+    found = { fstype, source: unescape(source) }; // later lines are mounted on top
+  }
+  return found;
+}
+
+/** True if `mountpoint` is (still) the overlay of this source. */
+export function isOverlayOf(mountpoint: string, source: string): boolean {
+  const m = mountAt(mountpoint);
+  return m?.fstype === 'overlay' && m.source === source;
 }

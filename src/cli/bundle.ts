@@ -1,0 +1,16 @@
+import { Command } from 'commander';
+import { writeBundle } from '../lib/image/bundle';
+import { ImageStore } from '../lib/image/store';
+import { overridesOf, verb, withImageOptions } from './common';
+
+/** `tsrun bundle REF DIR [-- CMD...]`: a bundle whose config comes from the image; create mounts its rootfs. */
+export function bundleCommand(): Command {
+  return withImageOptions(new Command('bundle')
+    .description("write a bundle for an image: config.json from the image's config, and an empty rootfs that create mounts as the image's overlay")
+    .argument('<ref>', 'the image (name[:tag] or config digest)')
+    .argument('<dir>', 'the bundle directory (made if missing; must not hold a config.json)')
+    .argument('[command...]', "the command, replacing the image's Cmd (after --)"))
+    .action(verb('bundle', function (this: Command, ref: string, dir: string, command: string[]) {
+      writeBundle(new ImageStore(this.opts().store as string), ref, dir, overridesOf(this, command));
+    }));
+}
