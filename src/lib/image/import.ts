@@ -14,6 +14,7 @@ import { PassThrough } from 'stream';
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { hexOf, ImageRecord, ImageStore, normalizeRef, sha256 } from './store';
+import { mergedDirAttributes } from './merged';
 import { unpackLayer } from './unpack';
 
 /** One image found in the input: where its parts are, and what they must hash to. */
@@ -148,7 +149,7 @@ function ociCandidates(src: Source): Candidate[] {
 }
 
 /** Unpack one layer into the store unless it is there; checks blob digest and diffID. */
-async function importLayer(store: ImageStore, src: Source, layer: Candidate['layers'][number], diffID: string, label: string, onBytes: (n: number) => void): Promise<boolean> {
+async function importLayer(store: ImageStore, src: Source, layer: Candidate['layers'][number], diffID: string, below: string[], label: string, onBytes: (n: number) => void): Promise<boolean> {
   if (store.hasLayer(diffID)) return false;
   const fd = native.layerOpenFile(src.rootFd, layer.file);
   const raw = fs.createReadStream('', { fd, highWaterMark: 1 << 20 });
@@ -167,7 +168,8 @@ async function importLayer(store: ImageStore, src: Source, layer: Candidate['lay
   // container's / shows must still be 0755, not tmp's private 0700.
   fs.chmodSync(tmp, 0o755);
   try {
-    const { diffID: actual } = await unpackLayer(counted, tmp, label);
+    const lowerDirs = below.map((d) => store.layerPath(d));
+    const { diffID: actual } = await unpackLayer(counted, tmp, label, (rel) => mergedDirAttributes(lowerDirs, rel));
     const blobDigest = `sha256:${blobHash.digest('hex')}`;
     if (layer.digest && blobDigest !== layer.digest) throw new TsrunError(`${label}: digest mismatch: expected ${layer.digest}, content is ${blobDigest}`);
     if (layer.size !== undefined && layer.size !== size) throw new TsrunError(`${label}: size mismatch: expected ${layer.size} bytes, read ${size}`);
@@ -239,7 +241,7 @@ export async function importImage(store: ImageStore, input: string, tags: string
           throw new TsrunError(`image config ${configDigest}: rootfs.diff_ids must list one diffID per layer (${c.layers.length})`);
         for (const [i, layer] of c.layers.entries()) {
           const before = progress.bytesDone;
-          const fresh = await importLayer(store, src, layer, diffIDs[i] as string, `layer ${i + 1} (${layer.file})`, (n) => {
+          const fresh = await importLayer(store, src, layer, diffIDs[i] as string, diffIDs.slice(0, i) as string[], `layer ${i + 1} (${layer.file})`, (n) => {
             progress.bytesDone += n;
             onProgress(progress);
           });

@@ -13,7 +13,11 @@
  *
  * A layer directory appears only complete (rename from tmp/ after its
  * diffID checked out), so two imports of the same layer never see half of
- * one: the second rename finds the first's and drops its own copy.  Imports
+ * one: the second rename finds the first's and drops its own copy.  (One
+ * thing in a layer directory depends on the layers below it: a directory
+ * the layer needs but does not list takes their attributes, see unpack.ts.
+ * Layers from docker and podman list every such directory; for those that
+ * do not, the image first imported with the layer decides.)  Imports
  * run side by side under the shared lock; rm and gc wait for them, so gc
  * never takes a layer an import is about to name, nor one a container is
  * about to mount.
@@ -283,8 +287,8 @@ export class ImageStore {
       for (const name of names) {
         const config = images[name].config;
         const kept = Object.entries(images).some(([r, img]) => !names.has(r) && img.config === config);
-        const user = live.find(({ use }) => use.image === config);
-        if (!kept && user) throw new TsrunError(`image "${name}" is in use by container "${user.use.id}"; delete the container first`);
+        const users = live.filter(({ use }) => use.image === config).map(({ use }) => `"${use.id}"`).sort();
+        if (!kept && users.length) throw new TsrunError(`image "${name}" is in use by container${users.length > 1 ? 's' : ''} ${users.join(', ')}; delete ${users.length > 1 ? 'them' : 'it'} first`);
       }
       this.updateImages((current) => {
         for (const name of names) delete current[name];

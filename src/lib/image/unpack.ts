@@ -140,15 +140,46 @@ export interface UnpackResult {
   entries: number;
 }
 
+/** A directory's attributes, for one a layer needs but does not list. */
+export type InheritDir = (rel: string) => { mode: number; uid: number; gid: number; mtimeMs: number } | undefined;
+
+/** Every proper ancestor of a layer-relative name, outermost first ("a/b/c" -> "a", "a/b"). */
+function ancestors(name: string): string[] {
+  const parts = name === '.' ? [] : name.split('/');
+  return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'));
+}
+
 /**
  * Unpack a layer into `dir` (an existing, empty directory).  `label`
  * names the layer in errors.  On error, what was written stays in `dir`
  * for the caller to remove.
+ *
+ * A layer may hold "a/b/c" without an entry for "a/b", or mark "a/b"
+ * opaque without listing it.  The overlay shows such a directory with the
+ * attributes it has in this layer, so it must not appear as a fresh 0755
+ * root-owned one: `inherit` gives the attributes the layers below have for
+ * it (the importer reads them from the image's lower layers), as applying
+ * the layers one after another would keep them.
  */
-export async function unpackLayer(input: Readable, dir: string, label: string): Promise<UnpackResult> {
+export async function unpackLayer(input: Readable, dir: string, label: string, inherit?: InheritDir): Promise<UnpackResult> {
   const root = native.layerOpenRoot(dir);
   const hash = createHash('sha256');
   const dirTimes: Array<[string, number, number]> = [];
+  /** Directories this layer has made so far, listed or not. */
+  const present = new Set<string>(['.']);
+  const makeImplicit = (entry: LayerEntry): void => {
+    const needed = [...ancestors(entry.name), ...(entry.kind === EntryKind.OPAQUE ? [entry.name] : [])];
+    for (const rel of needed) {
+      if (present.has(rel)) continue;
+      present.add(rel);
+      const attrs = inherit?.(rel);
+      if (!attrs) continue; // the writer makes it 0755, owned by root
+      const sec = Math.floor(attrs.mtimeMs / 1000);
+      const nsec = Math.round((attrs.mtimeMs - sec * 1000) * 1e6);
+      native.layerEntry(root, { kind: EntryKind.DIR, name: rel, linkname: '', mode: attrs.mode, uid: attrs.uid, gid: attrs.gid, major: 0, minor: 0, mtimeSec: sec, mtimeNsec: nsec, xattrs: [] });
+      dirTimes.push([rel, sec, nsec]);
+    }
+  };
   let entries = 0;
   const extract = tar.extract();
   try {
@@ -184,6 +215,7 @@ export async function unpackLayer(input: Readable, dir: string, label: string): 
         }
         let fd = -1;
         try {
+          makeImplicit(entry);
           fd = native.layerEntry(root, entry);
           for await (const chunk of source) if (fd >= 0) writeAll(fd, chunk as Buffer);
           if (fd >= 0) native.layerFinishFile(fd, entry);
@@ -193,7 +225,10 @@ export async function unpackLayer(input: Readable, dir: string, label: string): 
           if (err instanceof TsrunError) throw err;
           throw new TsrunError(`${label}: ${(err as Error).message}`);
         }
-        if (entry.kind === EntryKind.DIR) dirTimes.push([entry.name, entry.mtimeSec, entry.mtimeNsec]);
+        if (entry.kind === EntryKind.DIR) {
+          present.add(entry.name);
+          dirTimes.push([entry.name, entry.mtimeSec, entry.mtimeNsec]);
+        }
       }
     })();
     const results = await Promise.allSettled([
