@@ -6,11 +6,12 @@
  * diffIDs, truncated layers and escaping symlinks are refused with the
  * store unchanged; rm and gc remove exactly what nothing uses.
  */
+import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
 import { sha256 } from '../../src/lib/image/store';
-import { cleanupContainer, IS_ROOT, mountsUnder, tempDir, tsrun, uniqueId, tarOf, TarEntry } from '../helpers';
+import { cleanupContainer, IS_ROOT, mountsUnder, tempDir, TSRUN, tsrun, uniqueId, tarOf, TarEntry } from '../helpers';
 import { baseLayer, dockerArchive, hex, image, imageOf, ociArchive, ociLayout, TestImage } from '../image-helpers';
 
 if (!IS_ROOT) {
@@ -94,6 +95,15 @@ t.test('bad input is refused, the store unchanged', async (t) => {
   const before = storeSnapshot(store);
   const other = { ...img, layers: [img.layers[0], await tarOf([{ name: 'x', type: 'file', content: 'x' }])] };
   Object.assign(other, imageOf(other.layers, {}));
+  // Layers that try to write outside the store: contained (traversal) or refused (links).
+  const outside = path.join(work, 'outside');
+  fs.mkdirSync(outside);
+  const hostile: Array<[string, Entry[], RegExp]> = [
+    ['a symlink, then a write through it', [{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/victim', type: 'file', content: 'pwned' }],
+      /layer 2 \(l1\/layer\.tar\): esc\/victim: .*a parent is a symlink/],
+    ['a hardlink to a host file', [{ name: 'hl', type: 'link', linkname: '/etc/passwd' }], /layer 2 \(l1\/layer\.tar\): hl: hardlink to an earlier entry of this layer/],
+    ['a hardlink to a file of a lower layer', [{ name: 'hl', type: 'link', linkname: 'etc/passwd' }], /hl: hardlink to an earlier entry of this layer: no such file or directory/],
+  ];
   const cases: Array<[string, () => Promise<Buffer>, RegExp]> = [
     ['config digest', () => dockerArchive(other, 'bad:1', (files) => {
       const name = Object.keys(files).find((f) => f.endsWith('.json'))!;
@@ -113,6 +123,8 @@ t.test('bad input is refused, the store unchanged', async (t) => {
       return tarOf(files);
     }, /l1\/layer\.tar: open: no such file or directory/],
     ['not an image', () => tarOf([{ name: 'hello', type: 'file', content: 'x' }]), /neither a docker-archive \(manifest\.json\) nor an OCI image layout \(index\.json\)/],
+    ...hostile.map(([what, entries, message]): [string, () => Promise<Buffer>, RegExp] =>
+      [what, async () => dockerArchive(imageOf([img.layers[0], await tarOf(entries)], {}), `hostile:${what.length}`), message]),
   ];
   for (const [what, build, message] of cases) {
     const file = path.join(work, `${what.replace(/\W+/g, '-')}.tar`);
@@ -123,6 +135,15 @@ t.test('bad input is refused, the store unchanged', async (t) => {
     t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
     t.equal(storeSnapshot(store), before, `${what}: the store is unchanged`);
   }
+  t.same(fs.readdirSync(outside), [], 'nothing was written outside the store');
+  // Traversal is contained: "../../x" and "/x" land inside the layer.
+  const contained = imageOf([img.layers[0], await tarOf([{ name: '../../../escaped', type: 'file', content: 'in' }, { name: `${outside}/abs`, type: 'file', content: 'in' }])], {});
+  fs.writeFileSync(path.join(work, 'contained.tar'), await dockerArchive(contained, 'contained:1'));
+  t.equal(image(store, ['import', path.join(work, 'contained.tar')]).status, 0);
+  const layer = path.join(store, 'layers', hex(contained.diffIDs[1]));
+  t.equal(fs.readFileSync(path.join(layer, 'escaped'), 'utf8'), 'in');
+  t.equal(fs.readFileSync(path.join(layer, outside.slice(1), 'abs'), 'utf8'), 'in');
+  t.same(fs.readdirSync(outside), [], 'still nothing outside');
   t.match(image(store, ['import', path.join(work, 'missing.tar')]).stderr, /missing\.tar: no such file or directory/);
   const fresh = path.join(work, 'fresh-store');
   t.not(image(fresh, ['import', path.join(work, 'not-an-image.tar')]).status, 0);
@@ -150,4 +171,26 @@ t.test('rm and gc remove exactly what nothing uses', async (t) => {
   t.match(image(store, ['rm', 'b']).stderr, /image "b" is not in the store/, '"b" means b:latest, which is not there');
   t.equal(image(store, ['rm', 'b:1']).status, 0);
   t.same(fs.readdirSync(path.join(store, 'layers')), [], 'all gone');
+});
+
+t.test('concurrent imports of the same layers are safe', async (t) => {
+  const work = tempDir(t, 'tsrun-img-');
+  const store = path.join(work, 'store');
+  const img = await makeImage();
+  fs.writeFileSync(path.join(work, 'a.tar'), await dockerArchive(img, 'same:a'));
+  fs.writeFileSync(path.join(work, 'b.tar'), await dockerArchive(img, 'same:b'));
+  const importer = (file: string): Promise<{ code: number | null; err: string }> => new Promise((resolve) => {
+    const child = spawn(TSRUN, ['image', 'import', '--store', store, file], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH } });
+    let err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('close', (code) => resolve({ code, err }));
+  });
+  for (let round = 0; round < 3; round++) {
+    const results = await Promise.all([importer(path.join(work, 'a.tar')), importer(path.join(work, 'b.tar')), importer(path.join(work, 'a.tar'))]);
+    t.same(results.map((r) => r.code), [0, 0, 0], `round ${round}: all three succeed ${results.map((r) => r.err).join('')}`);
+    t.same(fs.readdirSync(path.join(store, 'layers')).sort(), img.diffIDs.map(hex).sort(), 'one directory per layer');
+    t.same(fs.readdirSync(path.join(store, 'tmp')), [], 'no half-made copies left');
+    t.equal(image(store, ['ls', '-q']).stdout, 'same:a\nsame:b\n', 'both names recorded');
+    if (round < 2) t.equal(image(store, ['rm', 'same:a', 'same:b']).status, 0);
+  }
 });

@@ -13,7 +13,8 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
-import { IS_ROOT, mountsUnder, tarOf, tempDir, TSRUN, tsrun, uniqueId, cleanupContainer, TarEntry } from '../helpers';
+import { alive, IS_ROOT, mountsUnder, waitFor, tarOf, tempDir, TSRUN, tsrun, uniqueId, cleanupContainer, TarEntry } from '../helpers';
+import { readHierarchies } from '../../src/lib/cgroup/manager';
 import { applyLayers, baseLayer, comparable, dockerArchive, image, imageOf, listTreeCommand, ociArchive, ociLayout, parseTree, TestImage } from '../image-helpers';
 
 if (!IS_ROOT) {
@@ -182,6 +183,22 @@ t.test('rm of an image in use is refused; gc takes exactly what nothing uses', a
   t.equal(image(store, ['gc']).stdout, '', 'gc finds nothing more: the container holds the rest');
   t.equal(tsrun(root, ['delete', '-f', id]).status, 0);
   t.same(fs.readdirSync(path.join(store, 'layers')).sort(), hexes(a).sort(), 'a is still named');
+
+  // A container whose state went away without a delete (a wiped /run): its claim is stale, and gc takes it.
+  const bundle = path.join(work, 'bundle');
+  t.equal(tsrun(root, ['bundle', '--store', store, 'a:1', bundle]).status, 0);
+  const lost = uniqueId('lost');
+  t.equal(tsrun(root, ['run', '-d', '-b', bundle, lost]).status, 0);
+  const pid = JSON.parse(tsrun(root, ['state', lost]).stdout).pid as number;
+  process.kill(pid, 'SIGKILL');
+  t.ok(await waitFor(() => !alive(pid)));
+  fs.rmSync(path.join(root, lost), { recursive: true });
+  for (const h of readHierarchies()) if (fs.existsSync(path.join(h.mountPoint, lost))) fs.rmdirSync(path.join(h.mountPoint, lost)); // a reboot takes these too
+  t.equal(mountsUnder(bundle).length, 1, 'its overlay is still mounted');
+  const gc = image(store, ['gc']);
+  t.match(gc.stdout, new RegExp(`^container rootfs [0-9a-f-]+ \\(${lost}\\)\n$`), 'gc names the stale rootfs');
+  t.same(mountsUnder(bundle), [], 'and unmounted it');
+  t.same(fs.readdirSync(path.join(store, 'containers')), []);
   t.equal(image(store, ['rm', 'a:1']).status, 0);
   t.same(fs.readdirSync(path.join(store, 'layers')), [], 'then nothing is left');
   t.same(fs.readdirSync(path.join(store, 'blobs', 'sha256')), []);
