@@ -70,7 +70,8 @@ export function mountImageRootfs(stateDir: string, id: string, rootfs: string, i
       if (there) throw new TsrunError(`rootfs ${mountpoint} is already a mount point (${there.fstype} ${there.source}): is another container using this bundle?`);
       const dir = store.useDir(intent.key);
       fs.mkdirSync(dir, { mode: 0o700 });
-      const use: ContainerUse = { stateDir, id, image: image.id, layers: record.layers, mountpoint };
+      // Absolute: gc, from any directory, tells a live container by this path.
+      const use: ContainerUse = { stateDir: path.resolve(stateDir), id, image: image.id, layers: record.layers, mountpoint };
       fs.writeFileSync(path.join(dir, 'use.json'), JSON.stringify(use), { mode: 0o600 });
       const lowers = record.layers.map((d) => store.layerPath(d)).reverse(); // overlayfs lists the topmost first
       const upper = path.join(dir, 'upper');
