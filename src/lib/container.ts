@@ -161,6 +161,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     plan = compileCreatePlan(config, {
       seccomp: seccomp && loadableSeccomp(seccomp, store),
       cloneIntoCgroup,
+      cgroupDirs: cgroup.describe().paths,
       bundle,
       noPivot: opts.noPivot,
       consoleSocket: !!opts.consoleSocket,

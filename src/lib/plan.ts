@@ -84,6 +84,8 @@ export interface PlanContext {
   consoleSocket: boolean;
   /** cgroup v2: the init is cloned straight into this directory (CLONE_INTO_CGROUP). */
   cloneIntoCgroup?: string;
+  /** The container's own cgroup directory in each host hierarchy, keyed by mount point (the cgroup manager's paths). */
+  cgroupDirs?: Record<string, string>;
   /** Name of the session keyring to create (runc: the container id); none with --no-new-keyring. */
   sessionKeyring?: string;
   host: HostView;
@@ -256,7 +258,7 @@ function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext,
   if (opts.idmap) throw new ConfigError(`${field}.options`, 'idmap and ridmap apply to bind mounts only');
   if (!type) throw new ConfigError(`${field}.type`, `required for a non-bind mount`);
   if (type === 'cgroup' || type === 'cgroup2') {
-    compileCgroupMount(field, dest, opts.flags, ctx, ops);
+    compileCgroupMount(field, dest, opts.flags, ctx, ns, ops);
     return;
   }
   if (opts.tmpcopyup && type !== 'tmpfs') throw new ConfigError(`${field}.options`, 'tmpcopyup applies to tmpfs mounts only');
@@ -295,9 +297,12 @@ function fsMount(
  * A "cgroup" mount shows the container its cgroups: cgroup2 where the host
  * is unified; otherwise a tmpfs holding one cgroup v1 mount per host
  * hierarchy (plus the hybrid "unified" cgroup2), as runc does.  Inside a
- * cgroup namespace each shows the container's own subtree.
+ * cgroup namespace each shows the container's own subtree.  Without one a
+ * fresh v1 mount would show the host's whole tree (every other container's
+ * cgroups, and limits not the container's own), so, as runc does, each
+ * hierarchy is instead bound from the container's own directory in it.
  */
-function compileCgroupMount(field: string, dest: string, flags: number, ctx: PlanContext, ops: PlanOp[]): void {
+function compileCgroupMount(field: string, dest: string, flags: number, ctx: PlanContext, ns: Namespaces, ops: PlanOp[]): void {
   const hierarchies = ctx.host.cgroupHierarchies();
   const attrs = attrsOf(flags);
   const v2Only = hierarchies.length > 0 && hierarchies.every((h) => h.version === 2 && h.name === '');
@@ -306,11 +311,17 @@ function compileCgroupMount(field: string, dest: string, flags: number, ctx: Pla
     ops.push(fsMount('cgroup2', dest, 'cgroup2', '', attrs));
     return;
   }
+  const ownNamespace = ns.created.has('cgroup') || ns.joined.has('cgroup');
   // The tmpfs stays writable until its mount points exist; ro is applied to each cgroup mount.
   ops.push(fsMount('tmpfs', dest, 'tmpfs', 'mode=755', attrs & ~MOUNT_ATTR.RDONLY));
   for (const h of hierarchies) {
     if (!h.name) continue;
-    ops.push(h.version === 2
+    const own = ownNamespace ? undefined : ctx.cgroupDirs?.[`/sys/fs/cgroup/${h.name}`];
+    if (own) ops.push(op(Op.MOUNT, {
+      kind: MountKind.BIND, recursiveBind: 0, create: CreateKind.DIR, source: own, dest: `${dest}/${h.name}`, fstype: '', data: '',
+      attrSet: attrs, attrClr: 0, recAttrSet: 0, recAttrClr: 0, propagation: 0, propagationRecursive: 0, copyUp: 0, slot: NO_SLOT,
+    }));
+    else ops.push(h.version === 2
       ? fsMount('cgroup2', `${dest}/${h.name}`, 'cgroup2', '', attrs)
       : fsMount('cgroup', `${dest}/${h.name}`, 'cgroup', h.options, attrs));
     // Co-mounted controllers get one symlink each ("cpu" -> "cpu,cpuacct").

@@ -413,6 +413,16 @@ t.test('mounts: a cgroup mount shows the host\'s cgroup hierarchies', async (t) 
     t.ok(optionList(m).includes('ro'), `${h.mountpoint} is read-only`);
     t.equal(m?.root, '/', `${h.mountpoint} shows the container's own cgroup (cgroup namespace)`);
   }
+  // Without a cgroup namespace, a v1 hierarchy is bound from the container's own cgroup ("/<id>" by default), as runc does.
+  const { report: noNs } = checker(t, (c) => {
+    c.mounts!.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] });
+  });
+  for (const h of host.filter((x) => x.mountpoint !== '/sys/fs/cgroup')) {
+    const m = mountAt(noNs, h.mountpoint);
+    t.equal(m?.fstype, h.fstype, `${h.mountpoint} is ${h.fstype} without a cgroup namespace too`);
+    t.ok(optionList(m).includes('ro'), `${h.mountpoint} is read-only`);
+    t.match(m?.root, /^\/feat-\d+-\d+$/, `${h.mountpoint} shows only the container's cgroup, not the host's tree`);
+  }
 });
 
 t.test('mounts: root.readonly makes / read-only', async (t) => {

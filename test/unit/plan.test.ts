@@ -9,7 +9,7 @@ import { Config, ConfigError } from '../../src/lib/config';
 import { readCgroupHierarchies } from '../../src/lib/host';
 import { MOUNT_ATTR, MS } from '../../src/lib/mount-options';
 import { CgroupHierarchy, CLONE_FLAGS, compileCreatePlan, compileExecPlan, HostView, PlanContext, processRlimits } from '../../src/lib/plan';
-import { decodePlan, encodePlan, Op, OP_SCHEMA, PlanOp } from '../../src/lib/plan-format';
+import { decodePlan, encodePlan, MountKind, Op, OP_SCHEMA, PlanOp } from '../../src/lib/plan-format';
 import { Sync } from '../../src/lib/sync';
 import { baseConfig, PROJECT_ROOT } from '../helpers';
 
@@ -145,6 +145,19 @@ t.test('cgroup mounts follow the host layout', async (t) => {
   t.equal((cg[1].fields.attrSet as number) & MOUNT_ATTR.RDONLY, MOUNT_ATTR.RDONLY, 'each hierarchy is read-only');
   t.same(find(ops, Op.SYMLINK).filter((s) => String(s.fields.path).startsWith('sys/')).map((s) => s.fields.path),
     ['sys/fs/cgroup/cpu', 'sys/fs/cgroup/cpuacct']);
+
+  // Without a cgroup namespace each hierarchy is bound from the container's own cgroup, not mounted whole.
+  const dirs = { '/sys/fs/cgroup/cpu,cpuacct': '/sys/fs/cgroup/cpu,cpuacct/c1', '/sys/fs/cgroup/memory': '/sys/fs/cgroup/memory/c1', '/sys/fs/cgroup/unified': '/sys/fs/cgroup/unified/c1' };
+  const bound = find(compile(withCgroup, { ...ctx({}, hybrid), cgroupDirs: dirs }), Op.MOUNT).filter((m) => String(m.fields.dest).startsWith('sys/fs/cgroup/'));
+  t.same(bound.map((m) => [m.fields.kind, m.fields.source, m.fields.dest]), [
+    [MountKind.BIND, '/sys/fs/cgroup/cpu,cpuacct/c1', 'sys/fs/cgroup/cpu,cpuacct'],
+    [MountKind.BIND, '/sys/fs/cgroup/memory/c1', 'sys/fs/cgroup/memory'],
+    [MountKind.BIND, '/sys/fs/cgroup/unified/c1', 'sys/fs/cgroup/unified'],
+  ]);
+  t.ok(bound.every((m) => (m.fields.attrSet as number) & MOUNT_ATTR.RDONLY), 'read-only binds');
+  const withNs = compile((c) => { withCgroup(c); c.linux!.namespaces!.push({ type: 'cgroup' }); }, { ...ctx({}, hybrid), cgroupDirs: dirs });
+  t.same(find(withNs, Op.MOUNT).filter((m) => String(m.fields.dest).startsWith('sys/fs/cgroup/')).map((m) => m.fields.fstype), ['cgroup', 'cgroup', 'cgroup2'],
+    'in its own cgroup namespace a fresh mount already shows only its own');
 
   const unified = compile(withCgroup, ctx({}, [{ name: '', version: 2, options: '' }]));
   t.same(find(unified, Op.MOUNT).filter((m) => m.fields.dest === 'sys/fs/cgroup').map((m) => m.fields.fstype), ['cgroup2']);
