@@ -108,13 +108,12 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
 }
 
 /**
- * Run `tsrun --root ROOT ARGS...` and wait.  Output goes through files, not
- * pipes: a created container's init inherits tsrun's stdio and would keep a
- * pipe open until it exits.  `env -i` keeps the test runner's variables out.
+ * Run a command and wait.  Output goes through files, not pipes: a
+ * container started by it may inherit its stdio and would keep a pipe open
+ * until it exits.  With `cleanEnv` the test runner's variables stay out.
  */
-export function tsrun(
-  root: string,
-  args: string[],
+export function runCommand(
+  argv: string[],
   opts: { input?: string; timeoutMs?: number; cwd?: string; env?: Record<string, string>; stdin?: number; extraFds?: number[] } = {},
 ): RunResult {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-out-'));
@@ -122,7 +121,7 @@ export function tsrun(
     const outFd = fs.openSync(path.join(dir, 'out'), 'w+');
     const errFd = fs.openSync(path.join(dir, 'err'), 'w+');
     const envArgs = Object.entries(cleanEnv(opts.env)).map(([k, v]) => `${k}=${v}`);
-    const r: SpawnSyncReturns<Buffer> = spawnSync('/usr/bin/env', ['-i', ...envArgs, TSRUN, '--root', root, ...args], {
+    const r: SpawnSyncReturns<Buffer> = spawnSync('/usr/bin/env', ['-i', ...envArgs, ...argv], {
       // `stdin` and `extraFds` (as fds 3, 4, ...) are fds the caller leaves open, as a careless engine would.
       input: opts.stdin === undefined ? opts.input ?? '' : undefined,
       stdio: [opts.stdin ?? 'pipe', outFd, errFd, ...(opts.extraFds ?? [])],
@@ -140,6 +139,11 @@ export function tsrun(
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Run `tsrun --root ROOT ARGS...` and wait (runCommand). */
+export function tsrun(root: string, args: string[], opts: Parameters<typeof runCommand>[1] = {}): RunResult {
+  return runCommand([TSRUN, '--root', root, ...args], opts);
 }
 
 /** Read a pty master until the slave side is gone (EIO) or the deadline passes. */

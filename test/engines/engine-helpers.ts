@@ -1,0 +1,209 @@
+/**
+ * What the engine tests share: the busybox image as a docker-archive, a
+ * runtime wrapper that gives tsrun the test's own --root and records every
+ * command line an engine sends, daemons run under a subreaper (tini -s) in
+ * private directories and stopped by pid, a terminal through script(1),
+ * and the clean-up of cgroups and of the few paths engines make outside
+ * the directories they are given.
+ */
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { readHierarchies } from '../../src/lib/cgroup/manager';
+import { RunResult, runCommand, TSRUN, waitFor } from '../helpers';
+import { baseLayer, dockerArchive, imageOf } from '../image-helpers';
+
+export const IMAGE = 'localhost/tsrun-busybox:test';
+
+/** The busybox fixture as a docker-archive (what docker/podman save write), tagged IMAGE. */
+export async function busyboxArchive(file: string): Promise<string> {
+  const img = imageOf([baseLayer()], { Cmd: ['sh'], Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] });
+  fs.writeFileSync(file, await dockerArchive(img, IMAGE));
+  return file;
+}
+
+/**
+ * An executable named `name` in `dir` that runs tsrun with `--root ROOT`
+ * (the test's own state dir; an engine that passes its own --root, later
+ * on the line, overrides it) and appends each command line to LOG.
+ */
+export function runtimeWrapper(dir: string, name: string, root: string, log: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${TSRUN}' --root '${root}' "$@"\n`, { mode: 0o755 });
+  return file;
+}
+
+/** The command lines the wrapper recorded (one string each). */
+export function sentArgv(log: string): string[] {
+  try {
+    return fs.readFileSync(log, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** Run `argv` on a pty (script -qfec), as a user at a terminal; the status is the command's. */
+export function onTty(argv: string[], env: Record<string, string> = {}, timeoutMs = 60_000): RunResult {
+  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  return runCommand(['script', '-qfec', quoted, '/dev/null'], { env, timeoutMs });
+}
+
+/** A daemon under `tini -s` (a subreaper, so orphans are reaped at once), logging to a file. */
+export class Daemon {
+  private constructor(readonly name: string, readonly pid: number, readonly log: string) {}
+
+  static async start(name: string, argv: string[], log: string, ready: () => boolean, env: Record<string, string> = {}): Promise<Daemon> {
+    const fd = fs.openSync(log, 'a');
+    const child = spawn('tini', ['-s', '--', ...argv], { detached: true, stdio: ['ignore', fd, fd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
+    fs.closeSync(fd);
+    child.unref();
+    const daemon = new Daemon(name, child.pid!, log);
+    if (!(await waitFor(() => { if (!alivePid(daemon.pid)) throw new Error(`${name} exited: ${tail(log)}`); return ready(); }, 30_000, 100))) {
+      await daemon.stop();
+      throw new Error(`${name} did not come up: ${tail(log)}`);
+    }
+    return daemon;
+  }
+
+  /** SIGTERM through tini, then SIGKILL if it lingers; waits until it is gone. */
+  async stop(): Promise<void> {
+    try {
+      process.kill(this.pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    if (!(await waitFor(() => !alivePid(this.pid), 20_000, 100))) {
+      for (const pid of descendants(this.pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      try { process.kill(this.pid, 'SIGKILL'); } catch { /* gone */ }
+      await waitFor(() => !alivePid(this.pid), 5_000, 50);
+    }
+  }
+}
+
+function tail(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-5).join(' | ');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export function alivePid(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]);
+  } catch {
+    return false;
+  }
+}
+
+/** Processes whose command line contains `marker` (a socket path of ours, say). */
+export function processesWith(marker: string): number[] {
+  const out: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker) && alivePid(Number(name))) out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // gone
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number): void => { for (const c of children.get(p) ?? []) { out.push(c); walk(c); } };
+  walk(pid);
+  return out;
+}
+
+/** The parent pid and its name, of a process. */
+export function parentOf(pid: number): { ppid: number; comm: string } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  return { ppid, comm: fs.readFileSync(`/proc/${ppid}/comm`, 'utf8').trim() };
+}
+
+/** A process of the host whose command line is exactly `argv`. */
+export function findProcess(argv: string[]): number | undefined {
+  const want = argv.join('\0') + '\0';
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/cmdline`, 'utf8') === want && alivePid(Number(name))) return Number(name);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+/** A process's cgroup directory on the host for a v1 controller (or the v2 dir), from /proc/PID/cgroup. */
+export function hostCgroupDir(pid: number, controller: string): string {
+  const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n').map((l) => l.split(':'));
+  const v1 = lines.find(([, ctrls]) => ctrls.split(',').includes(controller));
+  if (v1) {
+    const h = readHierarchies().find((x) => x.version === 1 && x.controllers.includes(controller))!;
+    return path.join(h.mountPoint, v1[2]);
+  }
+  const v2 = lines.find(([id]) => id === '0')!;
+  return path.join(readHierarchies().find((x) => x.version === 2)!.mountPoint, v2[2]);
+}
+
+/** Remove a cgroup sub-tree (relative to each hierarchy's root) from every hierarchy, deepest first. */
+export function removeCgroupTree(rel: string): string[] {
+  const left: string[] = [];
+  for (const h of readHierarchies()) {
+    const top = path.join(h.mountPoint, rel);
+    if (!fs.existsSync(top)) continue;
+    const dirs: string[] = [];
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
+      dirs.push(d);
+    };
+    walk(top);
+    for (const d of dirs) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        left.push(d);
+      }
+    }
+  }
+  return left;
+}
+
+/**
+ * Paths some engines make outside the directories they are given (the
+ * shim's socket dir, podman's blob-info cache, dockerd's plugin dir).
+ * Call this before the engine runs; the function it returns removes those
+ * that did not exist before, a directory only when it is empty, so
+ * nobody else's files go.
+ */
+export function pathsMadeAfter(paths: string[]): () => void {
+  const before = new Set(paths.filter((p) => fs.existsSync(p)));
+  return () => {
+    for (const p of paths) {
+      if (before.has(p) || !fs.existsSync(p)) continue;
+      try {
+        if (fs.lstatSync(p).isDirectory()) fs.rmdirSync(p);
+        else fs.rmSync(p);
+      } catch {
+        // not empty: something else uses it too
+      }
+    }
+  };
+}

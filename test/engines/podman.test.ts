@@ -1,0 +1,121 @@
+/**
+ * podman 4.3 (Debian) with tsrun as its OCI runtime: `--runtime PATH`, in
+ * private storage, run and tmp dirs, with a containers.conf of our own (its
+ * runtime entry, cgroupfs, and default ulimits within this host's limits).
+ * Every scenario of scenarios.ts, then what podman does by the runtime's
+ * name: named "runc" it adds --log-format=json --log FILE, and a failure
+ * still reaches the user with tsrun's reason.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import t from 'tap';
+import { IS_ROOT, RunResult, runCommand } from '../helpers';
+import { busyboxArchive, IMAGE, onTty, pathsMadeAfter, removeCgroupTree, runtimeWrapper, sentArgv } from './engine-helpers';
+import { Adapter, RunSpec, runScenarios } from './scenarios';
+
+if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0) {
+  t.plan(0, 'needs root and podman (scripts/setup.sh installs it)');
+  process.exit(0);
+}
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-podman-'));
+const cgroupParent = `/tsrun-podman-${process.pid}`;
+const stateRoot = path.join(work, 'tsrun-state');
+const argvLog = path.join(work, 'argv.log');
+const wrapper = runtimeWrapper(path.join(work, 'bin'), 'tsrun', stateRoot, argvLog);
+const conf = path.join(work, 'containers.conf');
+// This host's bounding set lacks CAP_SYS_RESOURCE, so podman's default ulimits (1048576) fail for any runtime.
+fs.writeFileSync(conf, `[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "tsrun"
+
+[engine.runtimes]
+tsrun = ["${wrapper}"]
+`);
+const ENV = { CONTAINERS_CONF: conf };
+const base = ['podman', '--root', path.join(work, 'storage'), '--runroot', path.join(work, 'run'), '--tmpdir', path.join(work, 'tmp'), '--storage-driver', 'overlay'];
+const podman = (args: string[], opts: { input?: string; runtime?: string } = {}): RunResult =>
+  runCommand([...base, ...(opts.runtime ? ['--runtime', opts.runtime] : []), ...args], { env: ENV, input: opts.input, timeoutMs: 120_000 });
+
+const removeMadePaths = pathsMadeAfter(['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers', '/run/containers/networks', '/run/containers']);
+t.teardown(() => {
+  podman(['rm', '--all', '--force', '--time', '0']);
+  runCommand([...base, 'system', 'reset', '--force'], { env: ENV });
+  removeMadePaths();
+  fs.rmSync(work, { recursive: true, force: true });
+  const left = removeCgroupTree(cgroupParent);
+  if (left.length) throw new Error(`cgroups left: ${left.join(' ')}`);
+});
+
+function flags(s: RunSpec): string[] {
+  const f = ['--network', 'none', '--cgroup-parent', cgroupParent];
+  if (s.input !== undefined) f.push('-i');
+  if (s.memory) f.push('--memory', String(s.memory));
+  if (s.cpus) f.push('--cpus', String(s.cpus));
+  if (s.pids) f.push('--pids-limit', String(s.pids));
+  if (s.readOnly) f.push('--read-only');
+  if (s.user) f.push('--user', s.user);
+  for (const [k, v] of Object.entries(s.env ?? {})) f.push('--env', `${k}=${v}`);
+  if (s.cwd) f.push('--workdir', s.cwd);
+  if (s.hostname) f.push('--hostname', s.hostname);
+  for (const b of s.binds ?? []) f.push('--volume', `${b.src}:${b.dst}${b.ro ? ':ro' : ''}`);
+  for (const c of s.capDrop ?? []) f.push('--cap-drop', c);
+  if (s.privileged) f.push('--privileged');
+  if (s.pidHost) f.push('--pid', 'host');
+  return f;
+}
+
+const adapter: Adapter = {
+  name: 'podman',
+  cannot: { 'update pids': 'podman 4.3 update has no --pids-limit' },
+  monitor: /^conmon$/,
+  run: (s) => podman(['run', '--rm', ...flags(s), IMAGE, ...s.cmd], { input: s.input }),
+  runTty: (s) => onTty([...base, 'run', '--rm', '-it', ...flags(s), IMAGE, ...s.cmd], ENV),
+  start: (name, s) => podman(['run', '-d', '--name', name, ...flags(s), IMAGE, ...s.cmd]),
+  exec: (name, cmd, o = {}) => podman(['exec', ...(o.detach ? ['-d'] : []), ...(o.user ? ['--user', o.user] : []),
+    ...Object.entries(o.env ?? {}).flatMap(([k, v]) => ['--env', `${k}=${v}`]), ...(o.cwd ? ['--workdir', o.cwd] : []), name, ...cmd]),
+  execTty: (name, cmd) => onTty([...base, 'exec', '-it', name, ...cmd], ENV),
+  top: (name) => podman(['top', name]),
+  kill: (name, signal) => podman(['kill', '--signal', signal, name]),
+  // podman stops a container in the host's pid namespace with kill --all (SIGTERM here, as its processes are no pid 1).
+  killAll: { spec: { pidHost: true }, send: (name) => podman(['stop', '--time', '10', name]), signal: 15 },
+  sent: () => sentArgv(argvLog),
+  pause: (name) => podman(['pause', name]),
+  unpause: (name) => podman(['unpause', name]),
+  update: (name, r) => podman(['update', ...(r.memory ? ['--memory', String(r.memory)] : []), ...(r.cpus ? ['--cpus', String(r.cpus)] : []), name]),
+  stop: (name, timeout) => podman(['stop', '--time', String(timeout), name]),
+  wait: (name) => Number(podman(['wait', name]).stdout.trim()),
+  remove: (name) => podman(['rm', '--force', '--time', '0', name]),
+  pid: (name) => Number(podman(['inspect', '--format', '{{.State.Pid}}', name]).stdout.trim()),
+};
+
+t.before(async () => {
+  const archive = await busyboxArchive(path.join(work, 'busybox.tar'));
+  const r = podman(['load', '--input', archive]);
+  if (r.status !== 0) throw new Error(`podman load: ${r.stderr}`);
+});
+
+t.test('podman runs its containers on tsrun', async (t) => {
+  await runScenarios(t, adapter);
+  t.ok(sentArgv(argvLog).some((l) => /^create --bundle \S+ --pid-file \S+ /.test(l)), 'podman drove tsrun (through containers.conf\'s runtime entry)');
+});
+
+t.test('named "runc", tsrun gets --log-format=json --log FILE, and errors still reach the user', async (t) => {
+  const log = path.join(work, 'argv-runc.log');
+  const asRunc = runtimeWrapper(path.join(work, 'as-runc'), 'runc', stateRoot, log);
+  const ok = podman(['run', '--rm', '--network', 'none', '--cgroup-parent', cgroupParent, IMAGE, 'echo', 'as runc'], { runtime: asRunc });
+  t.equal(ok.stdout, 'as runc\n', ok.stderr);
+  t.match(sentArgv(log).find((l) => l.includes(' create ')), /^--log-format=json --log \S+ create --bundle /, 'the flags podman gives runc');
+  t.notOk(sentArgv(argvLog).some((l) => l.includes('--log-format')), 'and not to a runtime named tsrun');
+  for (const runtime of [asRunc, wrapper]) {
+    // A limit above this host's hard limit: tsrun refuses it, and podman says why.
+    const bad = podman(['run', '--rm', '--network', 'none', '--cgroup-parent', cgroupParent, '--ulimit', 'nofile=30000:30000', '--ulimit', 'nproc=4096:4096', IMAGE, 'true'], { runtime });
+    t.not(bad.status, 0);
+    t.match(bad.stderr, /process\.rlimits\[\d\]: set RLIMIT_NOFILE to 30000\/30000: operation not permitted/, `${path.basename(runtime)}: tsrun's reason in podman's error`);
+  }
+});
