@@ -1,18 +1,18 @@
 #!/bin/bash
-# Set everything up, then run the whole test suite: unit and integration
-# tests on this host, then the cgroup suite again inside a VM running pure
+# Set everything up, then run the whole test suite: unit, integration,
+# security and engine (podman, containerd, docker) tests on this host, then the cgroup suite again inside a VM running pure
 # cgroup v2 (test/vm/), since a hybrid host cannot exercise the v2 driver.
 # TSRUN_SKIP_VM=1 skips the VM part (quick local runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --engines
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 status=0
 
 echo "== host ($(uname -r)) =="
-npx tap dist/test/unit dist/test/integration dist/test/security 2>&1 | tee "$logs/host" || status=$?
+npx tap dist/test/unit dist/test/integration dist/test/security dist/test/engines 2>&1 | tee "$logs/host" || status=$?
 
 if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
   echo "== cgroup v2, in a VM (test/vm) =="

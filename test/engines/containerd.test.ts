@@ -4,7 +4,7 @@
  * names a containerd runtime whose options set BinaryName; ctr's
  * --runc-binary hands the shim the same BinaryName option).  containerd
  * runs under tini -s with its own root, state and socket, the images in a
- * namespace of this test's own.  Every scenario of scenarios.ts that ctr
+ * namespace of this test's own.  Every scenario of test/engine-scenarios.ts that ctr
  * can express (user, hostname and the pids limit through `ctr run
  * --config`, as ctr 1.6 has no flags for them), and a create failure shows
  * tsrun's reason in ctr's error (the shim reads it from log.json).
@@ -14,8 +14,8 @@ import * as os from 'os';
 import * as path from 'path';
 import t from 'tap';
 import { FIXTURE_ROOTFS, IS_ROOT, RunResult, runCommand, waitFor } from '../helpers';
-import { busyboxArchive, Daemon, IMAGE, onTty, pathsMadeAfter, processesWith, removeCgroupTree, runtimeWrapper, sentArgv } from './engine-helpers';
-import { Adapter, RunSpec, runScenarios } from './scenarios';
+import { busyboxArchive, Daemon, IMAGE, onTty, pathsMadeAfter, processesWith, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
+import { Adapter, RunSpec, runScenarios } from '../engine-scenarios';
 
 if (!IS_ROOT || runCommand(['containerd', '--version']).status !== 0) {
   t.plan(0, 'needs root and containerd (scripts/setup.sh installs it)');

@@ -2,7 +2,7 @@
  * podman 4.3 (Debian) with tsrun as its OCI runtime: `--runtime PATH`, in
  * private storage, run and tmp dirs, with a containers.conf of our own (its
  * runtime entry, cgroupfs, and default ulimits within this host's limits).
- * Every scenario of scenarios.ts, then what podman does by the runtime's
+ * Every scenario of test/engine-scenarios.ts, then what podman does by the runtime's
  * name: named "runc" it adds --log-format=json --log FILE, and a failure
  * still reaches the user with tsrun's reason.
  */
@@ -11,8 +11,8 @@ import * as os from 'os';
 import * as path from 'path';
 import t from 'tap';
 import { IS_ROOT, RunResult, runCommand } from '../helpers';
-import { busyboxArchive, IMAGE, onTty, pathsMadeAfter, removeCgroupTree, runtimeWrapper, sentArgv } from './engine-helpers';
-import { Adapter, RunSpec, runScenarios } from './scenarios';
+import { busyboxArchive, IMAGE, onTty, pathsMadeAfter, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
+import { Adapter, RunSpec, runScenarios } from '../engine-scenarios';
 
 if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0) {
   t.plan(0, 'needs root and podman (scripts/setup.sh installs it)');

@@ -9,9 +9,9 @@
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { readHierarchies } from '../../src/lib/cgroup/manager';
-import { RunResult, runCommand, TSRUN, waitFor } from '../helpers';
-import { baseLayer, dockerArchive, imageOf } from '../image-helpers';
+import { readHierarchies } from '../src/lib/cgroup/manager';
+import { RunResult, runCommand, TSRUN, waitFor } from './helpers';
+import { baseLayer, dockerArchive, imageOf } from './image-helpers';
 
 export const IMAGE = 'localhost/tsrun-busybox:test';
 

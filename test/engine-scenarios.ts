@@ -1,14 +1,14 @@
 /**
  * The scenarios every engine must pass with tsrun as its runtime, written
  * once against an Adapter that turns them into the engine's own command
- * lines (podman.test.ts, containerd.test.ts, docker.test.ts).  What an
+ * lines (test/engines/podman.test.ts, containerd.test.ts, docker.test.ts).  What an
  * engine cannot express is listed by the adapter, with the reason, and
  * shows in the output as a skipped test.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import type { BuiltPlugins, Test } from '@tapjs/test';
-import { RunResult, tempDir, waitFor } from '../helpers';
+import { RunResult, tempDir, waitFor } from './helpers';
 import { findProcess, hostCgroupDir, parentOf } from './engine-helpers';
 
 /** One container, in engine-neutral terms. */
@@ -82,6 +82,8 @@ const nameFor = (engine: string, what: string): string => `tsrun-${engine}-${wha
 const capEff = (out: string): bigint => BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(out)?.[1] ?? '0'}`);
 const CAP = { CHOWN: 0n, NET_RAW: 13n, SYS_ADMIN: 21n };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Sleep durations this test process alone uses, so processes are found by their command line while other engines' tests run. */
+const unique = (n: number): string => String(1_000_000 + (process.pid % 100_000) * 10 + n);
 
 export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
   const scenario = async (name: string, fn: (t: TestApi) => Promise<void> | void): Promise<void> => {
@@ -128,9 +130,9 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
     const r = a.exec(name, ['sh', '-c', 'echo from exec; exit 4']);
     t.equal(r.status, 4, 'the exec exit code');
     t.match(r.stdout, /from exec/);
-    t.equal(a.exec(name, ['sh', '-c', 'echo started > /tmp/detached; exec sleep 4242'], { detach: true }).status, 0, 'exec --detach');
+    t.equal(a.exec(name, ['sh', '-c', `echo started > /tmp/detached; exec sleep ${unique(1)}`], { detach: true }).status, 0, 'exec --detach');
     t.ok(await waitFor(() => a.exec(name, ['cat', '/tmp/detached']).stdout.includes('started'), 10_000, 100), 'the detached exec ran');
-    const sleeper = findProcess(['sleep', '4242']);
+    const sleeper = findProcess(['sleep', unique(1)]);
     t.ok(sleeper, 'its process is there');
     if (sleeper) t.match(parentOf(sleeper).comm, a.monitor, 'and its parent is the engine\'s monitor, not tsrun');
     const tty = a.execTty(name, ['sh', '-c', 'tty; exit 6']);
@@ -142,7 +144,7 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
     const top = a.top(name);
     t.equal(top.status, 0, top.stderr);
     t.match(top.stdout, /sleep 300/, 'top/ps lists the container\'s processes');
-    t.match(top.stdout, /sleep 4242/);
+    t.match(top.stdout, new RegExp(`sleep ${unique(1)}`));
   });
 
   await scenario('kill with a signal', async (t) => {
@@ -196,11 +198,11 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
   });
 
   await scenario('kill-all', async (t) => {
-    const name = detached(t, 'killall', { cmd: long('sleep 301 & sleep 302 & wait'), ...a.killAll.spec });
-    t.ok(await waitFor(() => !!findProcess(['sleep', '302']), 10_000, 50));
+    const name = detached(t, 'killall', { cmd: long(`sleep ${unique(2)} & sleep ${unique(3)} & wait`), ...a.killAll.spec });
+    t.ok(await waitFor(() => !!findProcess(['sleep', unique(3)]), 10_000, 50));
     t.equal(a.killAll.send(name).status, 0);
     t.equal(a.wait(name), 128 + a.killAll.signal);
-    t.ok(await waitFor(() => !findProcess(['sleep', '301']) && !findProcess(['sleep', '302']), 10_000, 50), 'every process of the container is gone');
+    t.ok(await waitFor(() => !findProcess(['sleep', unique(2)]) && !findProcess(['sleep', unique(3)]), 10_000, 50), 'every process of the container is gone');
     t.ok(a.sent().some((l) => new RegExp(`kill --all \\S+ ${a.killAll.signal}$`).test(l)), `the engine sent kill --all with signal ${a.killAll.signal}`);
   });
 
