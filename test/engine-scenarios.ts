@@ -30,6 +30,31 @@ export interface RunSpec {
   pidHost?: boolean;
 }
 
+/** podman and docker take the same run flags: a RunSpec in their words. */
+export function dockerStyleFlags(s: RunSpec): string[] {
+  const f: string[] = [];
+  if (s.input !== undefined) f.push('-i');
+  if (s.memory) f.push('--memory', String(s.memory));
+  if (s.cpus) f.push('--cpus', String(s.cpus));
+  if (s.pids) f.push('--pids-limit', String(s.pids));
+  if (s.readOnly) f.push('--read-only');
+  if (s.user) f.push('--user', s.user);
+  for (const [k, v] of Object.entries(s.env ?? {})) f.push('--env', `${k}=${v}`);
+  if (s.cwd) f.push('--workdir', s.cwd);
+  if (s.hostname) f.push('--hostname', s.hostname);
+  for (const b of s.binds ?? []) f.push('--volume', `${b.src}:${b.dst}${b.ro ? ':ro' : ''}`);
+  for (const c of s.capDrop ?? []) f.push('--cap-drop', c);
+  if (s.privileged) f.push('--privileged');
+  if (s.pidHost) f.push('--pid', 'host');
+  return f;
+}
+
+/** The same for exec. */
+export function dockerStyleExecFlags(o: ExecSpec): string[] {
+  return [...(o.detach ? ['--detach'] : []), ...(o.user ? ['--user', o.user] : []),
+    ...Object.entries(o.env ?? {}).flatMap(([k, v]) => ['--env', `${k}=${v}`]), ...(o.cwd ? ['--workdir', o.cwd] : [])];
+}
+
 export interface ExecSpec {
   user?: string;
   env?: Record<string, string>;

@@ -11,7 +11,7 @@ import * as path from 'path';
 import t from 'tap';
 import { IS_ROOT, RunResult, runCommand } from '../helpers';
 import { busyboxArchive, Daemon, IMAGE, onTty, pathsMadeAfter, processesWith, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
-import { Adapter, RunSpec, runScenarios } from '../engine-scenarios';
+import { Adapter, dockerStyleExecFlags, dockerStyleFlags, RunSpec, runScenarios } from '../engine-scenarios';
 
 const DOCKER = '/usr/bin/docker'; // Debian's client, whatever else PATH holds
 if (!IS_ROOT || runCommand(['dockerd', '--version']).status !== 0 || !fs.existsSync(DOCKER)) {
@@ -48,23 +48,7 @@ t.teardown(async () => {
   if (left.length) throw new Error(`cgroups left: ${left.join(' ')}`);
 });
 
-function flags(s: RunSpec): string[] {
-  const f = ['--runtime', 'tsrun', '--network', 'none'];
-  if (s.input !== undefined) f.push('-i');
-  if (s.memory) f.push('--memory', String(s.memory));
-  if (s.cpus) f.push('--cpus', String(s.cpus));
-  if (s.pids) f.push('--pids-limit', String(s.pids));
-  if (s.readOnly) f.push('--read-only');
-  if (s.user) f.push('--user', s.user);
-  for (const [k, v] of Object.entries(s.env ?? {})) f.push('--env', `${k}=${v}`);
-  if (s.cwd) f.push('--workdir', s.cwd);
-  if (s.hostname) f.push('--hostname', s.hostname);
-  for (const b of s.binds ?? []) f.push('--volume', `${b.src}:${b.dst}${b.ro ? ':ro' : ''}`);
-  for (const c of s.capDrop ?? []) f.push('--cap-drop', c);
-  if (s.privileged) f.push('--privileged');
-  if (s.pidHost) f.push('--pid', 'host');
-  return f;
-}
+const flags = (s: RunSpec): string[] => [...['--runtime', 'tsrun', '--network', 'none'], ...dockerStyleFlags(s)];
 
 const adapter: Adapter = {
   name: 'docker',
@@ -73,8 +57,7 @@ const adapter: Adapter = {
   run: (s) => docker(['run', '--rm', ...flags(s), IMAGE, ...s.cmd], s.input),
   runTty: (s) => onTty([DOCKER, '-H', `unix://${sock}`, 'run', '--rm', '-it', ...flags(s), IMAGE, ...s.cmd]),
   start: (name, s) => docker(['run', '--detach', '--name', name, ...flags(s), IMAGE, ...s.cmd]),
-  exec: (name, cmd, o = {}) => docker(['exec', ...(o.detach ? ['--detach'] : []), ...(o.user ? ['--user', o.user] : []),
-    ...Object.entries(o.env ?? {}).flatMap(([k, v]) => ['--env', `${k}=${v}`]), ...(o.cwd ? ['--workdir', o.cwd] : []), name, ...cmd]),
+  exec: (name, cmd, o = {}) => docker(['exec', ...dockerStyleExecFlags(o), name, ...cmd]),
   execTty: (name, cmd) => onTty([DOCKER, '-H', `unix://${sock}`, 'exec', '-it', name, ...cmd]),
   top: (name) => docker(['top', name]),
   kill: (name, signal) => docker(['kill', '--signal', signal, name]),

@@ -12,7 +12,7 @@ import * as path from 'path';
 import t from 'tap';
 import { IS_ROOT, RunResult, runCommand } from '../helpers';
 import { busyboxArchive, IMAGE, onTty, pathsMadeAfter, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
-import { Adapter, RunSpec, runScenarios } from '../engine-scenarios';
+import { Adapter, dockerStyleExecFlags, dockerStyleFlags, RunSpec, runScenarios } from '../engine-scenarios';
 
 if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0) {
   t.plan(0, 'needs root and podman (scripts/setup.sh installs it)');
@@ -52,23 +52,7 @@ t.teardown(() => {
   if (left.length) throw new Error(`cgroups left: ${left.join(' ')}`);
 });
 
-function flags(s: RunSpec): string[] {
-  const f = ['--network', 'none', '--cgroup-parent', cgroupParent];
-  if (s.input !== undefined) f.push('-i');
-  if (s.memory) f.push('--memory', String(s.memory));
-  if (s.cpus) f.push('--cpus', String(s.cpus));
-  if (s.pids) f.push('--pids-limit', String(s.pids));
-  if (s.readOnly) f.push('--read-only');
-  if (s.user) f.push('--user', s.user);
-  for (const [k, v] of Object.entries(s.env ?? {})) f.push('--env', `${k}=${v}`);
-  if (s.cwd) f.push('--workdir', s.cwd);
-  if (s.hostname) f.push('--hostname', s.hostname);
-  for (const b of s.binds ?? []) f.push('--volume', `${b.src}:${b.dst}${b.ro ? ':ro' : ''}`);
-  for (const c of s.capDrop ?? []) f.push('--cap-drop', c);
-  if (s.privileged) f.push('--privileged');
-  if (s.pidHost) f.push('--pid', 'host');
-  return f;
-}
+const flags = (s: RunSpec): string[] => [...['--network', 'none', '--cgroup-parent', cgroupParent], ...dockerStyleFlags(s)];
 
 const adapter: Adapter = {
   name: 'podman',
@@ -77,8 +61,7 @@ const adapter: Adapter = {
   run: (s) => podman(['run', '--rm', ...flags(s), IMAGE, ...s.cmd], { input: s.input }),
   runTty: (s) => onTty([...base, 'run', '--rm', '-it', ...flags(s), IMAGE, ...s.cmd], ENV),
   start: (name, s) => podman(['run', '-d', '--name', name, ...flags(s), IMAGE, ...s.cmd]),
-  exec: (name, cmd, o = {}) => podman(['exec', ...(o.detach ? ['-d'] : []), ...(o.user ? ['--user', o.user] : []),
-    ...Object.entries(o.env ?? {}).flatMap(([k, v]) => ['--env', `${k}=${v}`]), ...(o.cwd ? ['--workdir', o.cwd] : []), name, ...cmd]),
+  exec: (name, cmd, o = {}) => podman(['exec', ...dockerStyleExecFlags(o), name, ...cmd]),
   execTty: (name, cmd) => onTty([...base, 'exec', '-it', name, ...cmd], ENV),
   top: (name) => podman(['top', name]),
   kill: (name, signal) => podman(['kill', '--signal', signal, name]),
