@@ -1,8 +1,9 @@
 /**
  * containerd 1.6 (Debian) and ctr, through the io.containerd.runc.v2 shim
  * with tsrun as its runc binary: the path Kubernetes takes (a RuntimeClass
- * names a containerd runtime whose options set BinaryName; ctr's
- * --runc-binary hands the shim the same BinaryName option).  containerd
+ * names a CRI runtime whose options set the shim's BinaryName; ctr's
+ * --runc-binary hands the shim that same option, and Debian's containerd
+ * is built without the CRI plugin, so ctr is the way in here).  containerd
  * runs under tini -s with its own root, state and socket, the images in a
  * namespace of this test's own.  Every scenario of test/engine-scenarios.ts that ctr
  * can express (user, hostname and the pids limit through `ctr run
@@ -30,7 +31,6 @@ const wrapper = runtimeWrapper(path.join(work, 'bin'), 'tsrun', path.join(work, 
 const fifoDir = path.join(work, 'fifo');
 const runcRoot = path.join(work, 'runc-root');
 const config = path.join(work, 'config.toml');
-// The runtime a Kubernetes RuntimeClass "tsrun" would use (handler: tsrun); ctr reaches the same shim option with --runc-binary.
 fs.writeFileSync(config, `version = 2
 root = "${work}/root"
 state = "${work}/state"
@@ -40,11 +40,6 @@ state = "${work}/state"
 
 [ttrpc]
   address = "${sock}.ttrpc"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tsrun]
-  runtime_type = "io.containerd.runc.v2"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.tsrun.options]
-    BinaryName = "${wrapper}"
 `);
 
 const ctr = (args: string[], input?: string): RunResult => runCommand(['ctr', '--address', sock, '--namespace', ns, ...args], { input, timeoutMs: 120_000 });
