@@ -1,36 +1,56 @@
 /**
  * tsrun's command line: runc's global flags and verbs.  Each verb lives in
  * its own small file and calls one function of the lifecycle library.
+ * Only the verb being run is loaded (with what it needs): `tsrun state`
+ * does not pay for the image importer or the seccomp compiler.
  */
 import { Command, CommanderError } from 'commander';
 import * as fs from 'fs';
 import { configureLog } from '../lib/log';
-import { bundleCommand } from './bundle';
-import { createCommand } from './create';
-import { deleteCommand } from './delete';
-import { eventsCommand } from './events';
-import { execCommand } from './exec';
-import { featuresCommand } from './features';
-import { imageCommand } from './image';
-import { killCommand } from './kill';
-import { listCommand } from './list';
-import { pauseCommand } from './pause';
-import { psCommand } from './ps';
-import { resumeCommand } from './resume';
-import { runCommand } from './run';
-import { specCommand } from './spec';
-import { startCommand } from './start';
-import { stateCommand } from './state';
-import { updateCommand } from './update';
 import { reportError } from './common';
 import { TsrunError } from '../lib/errors';
+
+/** Each verb's file, loaded when that verb runs (all of them for help). */
+const VERBS: Record<string, () => Command> = {
+  create: () => (require('./create') as typeof import('./create')).createCommand(),
+  start: () => (require('./start') as typeof import('./start')).startCommand(),
+  run: () => (require('./run') as typeof import('./run')).runCommand(),
+  state: () => (require('./state') as typeof import('./state')).stateCommand(),
+  kill: () => (require('./kill') as typeof import('./kill')).killCommand(),
+  delete: () => (require('./delete') as typeof import('./delete')).deleteCommand(),
+  exec: () => (require('./exec') as typeof import('./exec')).execCommand(),
+  list: () => (require('./list') as typeof import('./list')).listCommand(),
+  ps: () => (require('./ps') as typeof import('./ps')).psCommand(),
+  pause: () => (require('./pause') as typeof import('./pause')).pauseCommand(),
+  resume: () => (require('./resume') as typeof import('./resume')).resumeCommand(),
+  update: () => (require('./update') as typeof import('./update')).updateCommand(),
+  events: () => (require('./events') as typeof import('./events')).eventsCommand(),
+  spec: () => (require('./spec') as typeof import('./spec')).specCommand(),
+  features: () => (require('./features') as typeof import('./features')).featuresCommand(),
+  image: () => (require('./image') as typeof import('./image')).imageCommand(),
+  bundle: () => (require('./bundle') as typeof import('./bundle')).bundleCommand(),
+};
+
+/** Global flags that take a value, as separate word ("--root DIR"). */
+const GLOBAL_WITH_VALUE = new Set(['--root', '--log', '--log-format', '--rootless']);
+
+/** The verb of a command line: the first word that is not a global flag or its value. */
+export function verbOf(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i];
+    if (word === '--') return argv[i + 1];
+    if (!word.startsWith('-')) return word;
+    if (GLOBAL_WITH_VALUE.has(word)) i++;
+  }
+  return undefined;
+}
 
 export const VERSION = '0.1.0';
 /** The verb being run, for errors raised before its action takes over. */
 let activeVerb: string | undefined;
 export const SPEC_VERSION = '1.3.0';
 
-function program(): Command {
+function program(argv: string[]): Command {
   const root = new Command('tsrun')
     .description('a runc-compatible OCI container runtime')
     .option('--root <path>', 'directory for container state', '/run/tsrun')
@@ -54,9 +74,10 @@ function program(): Command {
       configureLog({ path: o.log, format: o.logFormat, debug: o.debug });
       if (o.systemdCgroup) throw new TsrunError('--systemd-cgroup: the systemd cgroup manager is not supported yet');
     });
-  for (const cmd of [createCommand(), startCommand(), runCommand(), stateCommand(), killCommand(),
-    deleteCommand(), execCommand(), listCommand(), psCommand(), pauseCommand(), resumeCommand(), updateCommand(), eventsCommand(), specCommand(), featuresCommand(), imageCommand(), bundleCommand()]) {
-    root.addCommand(cmd.exitOverride().configureOutput({
+  const verb = verbOf(argv);
+  const verbs = verb && VERBS[verb] ? [verb] : Object.keys(VERBS);
+  for (const name of verbs) {
+    root.addCommand(VERBS[name]().exitOverride().configureOutput({
       writeOut: (s) => fs.writeSync(1, s),
       writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),
     }));
@@ -66,7 +87,7 @@ function program(): Command {
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    await program().parseAsync(argv, { from: 'user' });
+    await program(argv).parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version exit 0; usage errors have been printed already

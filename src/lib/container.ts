@@ -27,7 +27,7 @@ import { ImageStore } from './image/store';
 import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
 import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
-import { ConsoleProxy } from './terminal';
+import type { ConsoleProxy } from './terminal';
 
 /** `--image REF`: the container's bundle is made from an image in a store, inside its state dir. */
 export interface ImageRequest {
@@ -431,7 +431,8 @@ export async function run(store: StateStore, opts: RunOptions): Promise<number> 
   if (wantsTerminal && opts.detach)
     throw new TsrunError('process.terminal: a detached container needs --console-socket to get a terminal');
   if (!opts.detach) native.setSubreaper();
-  const proxy = wantsTerminal ? new ConsoleProxy() : undefined;
+  // The console proxy (and Node's tty) loads only for a foreground run with a terminal.
+  const proxy = wantsTerminal ? new (require('./terminal') as typeof import('./terminal')).ConsoleProxy() : undefined;
   try {
     return await runWith(store, proxy ? { ...opts, consoleSocket: proxy.socketPath } : opts, prepared, proxy);
   } finally {

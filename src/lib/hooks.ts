@@ -5,7 +5,6 @@
  * createContainer and startContainer run inside the container, from the
  * helper (OP_HOOK in native/init.c).
  */
-import { spawnSync } from 'child_process';
 import { Hook } from './config';
 import { TsrunError } from './errors';
 import { native } from './native';
@@ -22,6 +21,8 @@ function envObject(env: string[] | undefined): Record<string, string> {
 /** Run one hook; throws a TsrunError naming the hook and how it failed. */
 export function runHook(kind: string, hook: Hook, stateJson: string): void {
   const args = hook.args ?? [hook.path];
+  // child_process loads only when a hook runs: it pulls in Node's streams, net and dgram.
+  const { spawnSync } = require('child_process') as typeof import('child_process');
   const result = spawnSync(hook.path, args.slice(1), {
     argv0: args[0] ?? hook.path,
     env: envObject(hook.env),
