@@ -1400,10 +1400,15 @@ static void op_clone_init(struct cursor *c)
 	rd_str(c); /* the cgroup, opened by open_namespaces() */
 	pid_t pid = -1;
 	if (clone_cgroup_fd >= 0) {
-		/* Born inside its cgroup: nothing of it ever runs elsewhere. */
+		/*
+		 * Born inside its cgroup: nothing of it ever runs elsewhere, and
+		 * no cgroup.procs write (which waits for an RCU grace period).
+		 * clone3 refuses an exit_signal with CLONE_PARENT: the child
+		 * takes our own (SIGCHLD, from posix_spawn) for our parent.
+		 */
 		struct clone_args_v0 args = {
 			.flags = CLONE_PARENT | CLONE_INTO_CGROUP_,
-			.exit_signal = SIGCHLD,
+			.exit_signal = 0,
 			.cgroup = (uint64_t)clone_cgroup_fd,
 		};
 		pid = syscall(SYS_clone3, &args, sizeof(args));
@@ -1606,6 +1611,18 @@ int main(int argc, char **argv)
 		case OP_BECOME_ROOT: op_become_root(); break;
 		case OP_TIMENS_OFFSETS: op_timens_offsets(&op); break;
 		case OP_CLONE_INIT: op_clone_init(&op); break;
+		case OP_JOIN_CGROUP: {
+			const char *dir = rd_str(&op);
+			const char *name = rd_str(&op);
+			char file[PATH_MAX];
+			if ((size_t)snprintf(file, sizeof(file), "%s/%s", dir, name) >= sizeof(file))
+				fail(ENAMETOOLONG, "cgroup", dir, "join cgroup %s", dir);
+			int fd = open(file, O_WRONLY | O_CLOEXEC);
+			if (fd < 0 || write(fd, "0", 1) != 1)
+				fail(errno, "cgroup", dir, "join cgroup %s", dir);
+			close(fd);
+			break;
+		}
 		case OP_SETSID:
 			if (setsid() < 0)
 				fail(errno, "setsid", NULL, "setsid");

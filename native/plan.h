@@ -69,6 +69,11 @@ enum plan_op {
 	OP_SECCOMP = 36,        /* u32 seccomp(2) flags, u32 notify, bytes program
 	                           (struct sock_filter[]) ; with notify, the
 	                           listener fd goes to the parent */
+	OP_JOIN_CGROUP = 37,    /* str dir, str file ; write "0" to dir/file: the helper moves
+	                         * itself.  "tasks" (cgroup v1) moves the one thread it has and
+	                         * needs no cgroup_threadgroup_rwsem write lock, whose RCU grace
+	                         * period (some 10 ms) a cgroup.procs write pays; "cgroup.procs"
+	                         * (cgroup2) only where the init cannot be cloned into it. */
 	OP_IDMAP_PREPARE = 31,  /* u32 slot, str source, u32 recursive_bind,
 	                           str uid_map, str gid_map, u32 attr_set,
 	                           u32 attr_clr, u32 rec_attr_set,
@@ -94,7 +99,8 @@ enum plan_hook_stage { HOOK_CREATE_CONTAINER = 3, HOOK_START_CONTAINER = 4 };
  *
  *  parent                              helper / init
  *  ------                              -------------
- *  spawn helper, send CONTINUE  ---->  (read plan, run ops)
+ *  spawn helper, write cgroup
+ *  limits, send CONTINUE        ---->  (read plan, run ops: OP_JOIN_CGROUP first)
  *                               <----  USERNS_READY{pid}   (if OP_UNSHARE_USER)
  *  write uid_map/gid_map
  *  MAPS_WRITTEN                 ---->

@@ -4,7 +4,7 @@
  * pipe non-blocking under the container), and the one-line error report.
  */
 import { Command } from 'commander';
-import * as fs from 'fs';
+import fs = require('fs');
 import { CreateOptions } from '../lib/container';
 import type { BundleOverrides } from '../lib/image/convert';
 import { DEFAULT_STORE } from '../lib/image/store';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import * as fs from 'fs';
+import fs = require('fs');
 import { checkProcess, ConfigError, Process } from '../lib/config';
 import { describeFsError, TsrunError } from '../lib/errors';
 import { exec } from '../lib/exec';

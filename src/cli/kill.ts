@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { kill } from '../lib/container';
+import { kill } from '../lib/control';
 import { TsrunError } from '../lib/errors';
 import { parseSignal } from '../lib/signals';
 import { storeOf, verb } from './common';

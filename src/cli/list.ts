@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { list } from '../lib/container';
+import { list } from '../lib/control';
 import { TsrunError } from '../lib/errors';
 import { out, storeOf, verb } from './common';
 

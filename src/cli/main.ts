@@ -5,7 +5,7 @@
  * does not pay for the image importer or the seccomp compiler.
  */
 import { Command, CommanderError } from 'commander';
-import * as fs from 'fs';
+import fs = require('fs');
 import { configureLog } from '../lib/log';
 import { reportError } from './common';
 import { TsrunError } from '../lib/errors';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { pause } from '../lib/container';
+import { pause } from '../lib/control';
 import { storeOf, verb } from './common';
 
 export function pauseCommand(): Command {

@@ -3,7 +3,7 @@
  * stderr is a terminal.  Written with fs.writeSync like the rest of the
  * CLI's output (no process.stderr stream, which would change the fd's mode).
  */
-import * as fs from 'fs';
+import fs = require('fs');
 import { isatty } from 'tty';
 import type { ImportProgress } from '../lib/image/import';
 

@@ -1,6 +1,6 @@
 import { spawnSync } from 'child_process';
 import { Command } from 'commander';
-import { pids } from '../lib/container';
+import { pids } from '../lib/control';
 import { TsrunError } from '../lib/errors';
 import { out, storeOf, verb } from './common';
 

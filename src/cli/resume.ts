@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { resume } from '../lib/container';
+import { resume } from '../lib/control';
 import { storeOf, verb } from './common';
 
 export function resumeCommand(): Command {

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { describeFsError, TsrunError } from '../lib/errors';
 import { defaultSpec } from '../lib/spec-default';
 import { verb } from './common';

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { state } from '../lib/container';
+import { state } from '../lib/control';
 import { out, storeOf, verb } from './common';
 
 export function stateCommand(): Command {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import * as fs from 'fs';
+import fs = require('fs');
 import { checkResources, ConfigError } from '../lib/config';
-import { update } from '../lib/container';
+import { update } from '../lib/control';
 import { describeFsError, TsrunError } from '../lib/errors';
 import { storeOf, verb } from './common';
 

@@ -3,7 +3,7 @@
  * typo must not silently leave a capability out or in); a known one this
  * host can never grant is dropped with a warning.
  */
-import * as fs from 'fs';
+import fs = require('fs');
 import { Capabilities, ConfigError } from './config';
 import { warn } from './log';
 

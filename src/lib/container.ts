@@ -1,14 +1,16 @@
 /**
- * The container lifecycle (runtime.md): create, start, run, kill, delete,
- * state, list.  The CLI verbs in src/cli/ are thin wrappers over these.
+ * The container lifecycle (runtime.md): create, start, run and delete.
+ * The verbs that only read state or touch cgroups (state, list, kill,
+ * pause, resume, ps, update) are in control.ts.  The CLI verbs in src/cli/
+ * are thin wrappers over these.
  *
  * create is the only verb that talks to tsrun-init; it follows the
  * protocol drawn in native/plan.h.  Whatever fails, create leaves nothing
  * behind: the init is killed and reaped, and the state directory removed.
  */
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
+import fs = require('fs');
+import os = require('os');
+import path = require('path');
 import { Config, ConfigError, IDMapping, parseConfig } from './config';
 import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
@@ -26,7 +28,7 @@ import { imageOfConfig, mountImageRootfs, releaseImageRootfs } from './image/roo
 import { ImageStore } from './image/store';
 import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
-import { ContainerRecord, OciState, StateStore, Status, processStartTime, validateId } from './state';
+import { ContainerRecord, StateStore, Status, processStartTime, validateId } from './state';
 import type { ConsoleProxy } from './terminal';
 
 /** `--image REF`: the container's bundle is made from an image in a store, inside its state dir. */
@@ -152,6 +154,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
   });
   const cgroup = cgroupManagerFor(config, opts.id);
   const cloneIntoCgroup = cgroup.cloneTarget();
+  const joinCgroups = cgroup.joinTargets();
   let plan;
   let seccomp: SeccompFilter | undefined;
   let rlimits;
@@ -161,6 +164,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     plan = compileCreatePlan(config, {
       seccomp: seccomp && loadableSeccomp(seccomp, store),
       cloneIntoCgroup,
+      joinCgroups,
       cgroupDirs: cgroup.describe().paths,
       bundle,
       noPivot: opts.noPivot,
@@ -211,7 +215,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       consoleFd,
       preserveFds: opts.preserveFds,
       cgroup,
-      clonedIntoCgroup: !!cloneIntoCgroup,
+      helperJoinsCgroups: true,
       resources: config.linux?.resources,
       rlimits,
       onSeccompListener: (fd, pid) => sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),
@@ -339,22 +343,6 @@ export function start(store: StateStore, id: string): void {
   }
 }
 
-export function state(store: StateStore, id: string): OciState {
-  return store.ociState(store.load(id));
-}
-
-export function list(store: StateStore): OciState[] {
-  const out: OciState[] = [];
-  for (const id of store.list()) {
-    try {
-      out.push(store.ociState(store.load(id)));
-    } catch {
-      // deleted while we listed
-    }
-  }
-  return out;
-}
-
 /** Kill whatever is left in the cgroups, wait for it to go, then remove them. */
 function destroyCgroup(cgroup: CgroupManager): void {
   for (let i = 0; i < 500 && cgroup.pids().length; i++) {
@@ -362,18 +350,6 @@ function destroyCgroup(cgroup: CgroupManager): void {
     Atomics.wait(sleeper, 0, 0, 10);
   }
   cgroup.destroy();
-}
-
-export function kill(store: StateStore, id: string, signal: number, all: boolean): void {
-  const record = store.load(id);
-  const status = store.status(record);
-  if (status === 'stopped') throw new TsrunError(`container "${id}" is not running`);
-  if (all) return cgroupManagerFrom(record.cgroup).killAll(signal);
-  try {
-    process.kill(record.pid, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new TsrunError(describeFsError(err, `kill ${record.pid}`));
-  }
 }
 
 /**
@@ -485,49 +461,5 @@ export async function waitAttached(pid: number, withTerminal: boolean): Promise<
     return result.code ?? 128 + (result.signal ?? 0);
   } finally {
     for (const s of forwarded) process.off(s, forward);
-  }
-}
-
-/** pause: freeze every process of the container. */
-export function pause(store: StateStore, id: string): void {
-  const lockFd = store.lock(id);
-  try {
-    const record = store.load(id);
-    const status = store.status(record);
-    if (status !== 'running' && status !== 'created') throw new TsrunError(`cannot pause a container in the ${status} state`);
-    cgroupManagerFrom(record.cgroup).freeze();
-  } finally {
-    store.unlock(lockFd);
-  }
-}
-
-/** resume: thaw a paused container. */
-export function resume(store: StateStore, id: string): void {
-  const lockFd = store.lock(id);
-  try {
-    const record = store.load(id);
-    const status = store.status(record);
-    if (status !== 'paused') throw new TsrunError(`cannot resume a container in the ${status} state`);
-    cgroupManagerFrom(record.cgroup).thaw();
-  } finally {
-    store.unlock(lockFd);
-  }
-}
-
-/** The host pids of the container's processes. */
-export function pids(store: StateStore, id: string): number[] {
-  return cgroupManagerFrom(store.load(id).cgroup).pids();
-}
-
-/** update: write new resource limits to a live container's cgroups. */
-export function update(store: StateStore, id: string, resources: Record<string, unknown>): void {
-  const lockFd = store.lock(id);
-  try {
-    const record = store.load(id);
-    const status = store.status(record);
-    if (status === 'stopped') throw new TsrunError('cannot update a stopped container');
-    cgroupManagerFrom(record.cgroup).set(resources);
-  } finally {
-    store.unlock(lockFd);
   }
 }

@@ -4,7 +4,7 @@
  * cgroups, and gets the process set-up the init got, through the same
  * helper (so its /proc/<pid>/exe is the sealed memfd, never a host file).
  */
-import * as fs from 'fs';
+import fs = require('fs');
 import { cgroupManagerFrom } from './cgroup';
 import { ConfigError, NamespaceType, Process } from './config';
 import { connectConsole, waitAttached, writePidFile } from './container';
@@ -62,6 +62,7 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
   const cgroup = cgroupManagerFrom(record.cgroup);
   // Into a frozen cgroup only once set up; otherwise straight in, where the kernel allows.
   const cloneInto = status === 'paused' ? undefined : cgroup.cloneTarget(opts.subCgroup);
+  const joins = status === 'paused' ? [] : cgroup.joinTargets();
   let plan: Buffer;
   let rlimits;
   let filter: SeccompFilter | undefined;
@@ -69,7 +70,7 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
     filter = record.seccomp ? normalizeSeccomp(record.seccomp) : undefined;
     rlimits = processRlimits(opts.process);
     const seccomp = filter && loadableSeccomp(filter, store);
-    plan = encodePlan(compileExecPlan(opts.process, initNamespaces(record.pid), cloneInto ?? '', seccomp));
+    plan = encodePlan(compileExecPlan(opts.process, initNamespaces(record.pid), cloneInto ?? '', seccomp, joins));
   } catch (err) {
     if (err instanceof ConfigError) throw new TsrunError(err.message);
     throw err;
@@ -86,7 +87,7 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
       consoleFd,
       preserveFds: opts.preserveFds,
       cgroup,
-      clonedIntoCgroup: !!cloneInto,
+      helperJoinsCgroups: status !== 'paused',
       joinCgroupWhenReady: status === 'paused',
       subCgroup: opts.subCgroup,
       rlimits,

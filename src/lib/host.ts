@@ -1,7 +1,7 @@
 /**
  * The real host behind the plan compiler's HostView.
  */
-import * as fs from 'fs';
+import fs = require('fs');
 import { NamespaceType } from './config';
 import { CgroupHierarchy, HostView } from './plan';
 

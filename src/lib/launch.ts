@@ -1,11 +1,12 @@
 /**
- * The parent side of one launch: spawn tsrun-init with a plan, place it in
- * the cgroups, and answer its messages (native/plan.h draws the protocol)
+ * The parent side of one launch: spawn tsrun-init with a plan, write the
+ * cgroups' limits (the helper places itself in them, see OP_JOIN_CGROUP),
+ * and answer its messages (native/plan.h draws the protocol)
  * until it reports READY.  create and exec both start processes this way.
  * If anything fails, the processes it started are killed and reaped before
  * the error leaves.
  */
-import * as fs from 'fs';
+import fs = require('fs');
 import { CgroupManager } from './cgroup/manager';
 import { TsrunError } from './errors';
 import { INIT_HELPER, native } from './native';
@@ -16,10 +17,14 @@ export interface LaunchOptions {
   fifoFd: number;
   consoleFd: number;
   preserveFds: number;
-  /** Cgroups the helper joins before it creates any namespace. */
+  /** The container's cgroups: resources to write, and (see below) who joins them. */
   cgroup: CgroupManager | null;
-  /** The plan clones the process straight into its cgroup: the helper joins none. */
-  clonedIntoCgroup?: boolean;
+  /**
+   * The plan places the process itself: the helper joins the v1 cgroups
+   * (OP_JOIN_CGROUP) and clones the process into the cgroup2 one.
+   * Otherwise the parent writes the helper's pid to each cgroup.procs.
+   */
+  helperJoinsCgroups?: boolean;
   /** A sub-cgroup of the container's to join instead (exec --cgroup). */
   subCgroup?: string;
   /** Join the cgroups only once the process is READY: a frozen cgroup would freeze its set-up. */
@@ -81,7 +86,7 @@ export function launch(opts: LaunchOptions): number {
   let inHook = false;
   try {
     ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.preserveFds));
-    if (!opts.joinCgroupWhenReady && !opts.clonedIntoCgroup) opts.cgroup?.apply(helperPid, opts.subCgroup);
+    if (!opts.joinCgroupWhenReady && !opts.helperJoinsCgroups) opts.cgroup?.apply(helperPid, opts.subCgroup);
     if (opts.resources) opts.cgroup?.set(opts.resources);
     send(syncFd, Sync.CONTINUE);
     for (;;) {

@@ -3,7 +3,7 @@
  * podman read the last error from.  JSON lines carry runc's field names
  * (level, msg, time).  Errors always go to stderr as well.
  */
-import * as fs from 'fs';
+import fs = require('fs');
 
 export type LogFormat = 'text' | 'json';
 

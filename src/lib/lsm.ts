@@ -4,7 +4,7 @@
  * --debug); on a host where the module is active, ignoring it would run
  * the container less confined than asked, so that is an error instead.
  */
-import * as fs from 'fs';
+import fs = require('fs');
 import { TsrunError } from './errors';
 import { debug } from './log';
 

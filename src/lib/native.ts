@@ -2,7 +2,7 @@
  * Typed access to the N-API addon (native/addon.c) and the paths of the
  * static helpers built beside it.
  */
-import * as path from 'path';
+import path = require('path');
 
 export interface WaitResult {
   code: number | null;

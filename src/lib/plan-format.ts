@@ -45,6 +45,7 @@ export enum Op {
   READONLY_PATH = 34,
   MASK_PATH = 35,
   SECCOMP = 36,
+  JOIN_CGROUP = 37,
 }
 
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
@@ -101,6 +102,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.READONLY_PATH]: [['path', 'str']],
   [Op.MASK_PATH]: [['path', 'str']],
   [Op.SECCOMP]: [['flags', 'u32'], ['notify', 'u32'], ['program', 'bytes']],
+  [Op.JOIN_CGROUP]: [['dir', 'str'], ['file', 'str']],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],

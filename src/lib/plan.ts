@@ -7,7 +7,7 @@
  * comes through `HostView`, so tests can describe a host instead of
  * touching one.
  */
-import * as path from 'path';
+import path = require('path');
 import { Config, ConfigError, Device, Hook, IDMapping, Mount, NamespaceType, Process } from './config';
 import { capabilityMasks } from './capabilities';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
@@ -82,8 +82,10 @@ export interface PlanContext {
   noPivot: boolean;
   /** A --console-socket was given. */
   consoleSocket: boolean;
-  /** cgroup v2: the init is cloned straight into this directory (CLONE_INTO_CGROUP). */
+  /** cgroup2: the init is cloned straight into this directory (CLONE_INTO_CGROUP). */
   cloneIntoCgroup?: string;
+  /** cgroup v1: directories the helper joins itself before any namespace (OP_JOIN_CGROUP). */
+  joinCgroups?: string[];
   /** The container's own cgroup directory in each host hierarchy, keyed by mount point (the cgroup manager's paths). */
   cgroupDirs?: Record<string, string>;
   /** Name of the session keyring to create (runc: the container id); none with --no-new-keyring. */
@@ -409,8 +411,9 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   const mountSink: MountSink = { ops: [], prepare: [] };
   (config.mounts ?? []).forEach((m, i) => compileMount(config, m, i, ctx, ns, mountSink));
 
-  const ops: PlanOp[] = [...compileProcessEarly(process), ...mountSink.prepare];
-  compileNamespaces(config, ns, ops, ctx.cloneIntoCgroup);
+  const cgroups = placeInCgroups(ctx.joinCgroups, ctx.cloneIntoCgroup, ns.created.has('user') || ns.joined.has('user'));
+  const ops: PlanOp[] = [...cgroups.ops, ...compileProcessEarly(process), ...mountSink.prepare];
+  compileNamespaces(config, ns, ops, cgroups.cloneInto);
   ops.push(op(Op.SETSID));
   if (ctx.sessionKeyring) ops.push(op(Op.SESSION_KEYRING, { name: ctx.sessionKeyring }));
   if (config.hostname) ops.push(op(Op.SETHOSTNAME, { name: config.hostname }));
@@ -563,18 +566,34 @@ export interface InitNamespaces {
 }
 
 /**
+ * Where the init's cgroups come from: the helper joins the v1 ones itself,
+ * first, before any namespace and while it is still the host's root, by
+ * writing "0" to their tasks (a thread moving itself takes no lock that
+ * waits for an RCU grace period); the init is then cloned into the cgroup2
+ * one (CLONE_INTO_CGROUP).  After a user namespace is entered the kernel no
+ * longer lets that clone into a host cgroup, so there the helper joins the
+ * cgroup2 one first too, through cgroup.procs.
+ */
+function placeInCgroups(v1: string[] = [], cgroup2: string | undefined, inUserns: boolean): { ops: PlanOp[]; cloneInto: string } {
+  const ops = v1.map((dir) => op(Op.JOIN_CGROUP, { dir, file: 'tasks' }));
+  if (cgroup2 && inUserns) ops.push(op(Op.JOIN_CGROUP, { dir: cgroup2, file: 'cgroup.procs' }));
+  return { ops, cloneInto: cgroup2 && !inUserns ? cgroup2 : '' };
+}
+
+/**
  * exec: join the init's namespaces, fork into its pid namespace, then the
  * same process set-up as the init (minus /dev/console), and exec.
  */
-export function compileExecPlan(process: Process, ns: InitNamespaces, cloneIntoCgroup = '', seccomp?: LoadableSeccomp): PlanOp[] {
+export function compileExecPlan(process: Process, ns: InitNamespaces, cloneIntoCgroup = '', seccomp?: LoadableSeccomp, joins: string[] = []): PlanOp[] {
   if (!process.args || process.args.length === 0) throw new ConfigError('process.args', 'must not be empty');
-  const ops: PlanOp[] = compileProcessEarly(process);
+  const cgroups = placeInCgroups(joins, cloneIntoCgroup || undefined, !!ns.differing.user);
+  const ops: PlanOp[] = [...cgroups.ops, ...compileProcessEarly(process)];
   for (const type of JOIN_ORDER) {
     const nsPath = ns.differing[type];
     if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
   }
   if (ns.differing.user) ops.push(op(Op.BECOME_ROOT));
-  ops.push(op(Op.CLONE_INIT, { cgroupDir: cloneIntoCgroup }));
+  ops.push(op(Op.CLONE_INIT, { cgroupDir: cgroups.cloneInto }));
   if (process.terminal) ops.push(op(Op.SETSID));
   compileProcess(process, ops, { isInit: false, seccomp });
   ops.push(op(Op.EXEC));

@@ -5,8 +5,8 @@
  * tsrun-init loads it with seccomp(2) at the point runc does (see
  * compileProcess in plan.ts).
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { ConfigError, Seccomp } from './config';
 import { TsrunError } from './errors';
 import { debug } from './log';

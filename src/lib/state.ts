@@ -8,8 +8,8 @@
  * concurrent commands on one id serialize; readers (state, list, kill) need
  * no lock because state.json is replaced atomically.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { CgroupState } from './cgroup/manager';
 import { Hooks, Process, Seccomp } from './config';
 import { TsrunError } from './errors';

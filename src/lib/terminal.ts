@@ -4,10 +4,10 @@
  * its own and copies between it and its own stdio, with the local
  * terminal in raw mode and its size passed on.
  */
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import * as tty from 'tty';
+import fs = require('fs');
+import os = require('os');
+import path = require('path');
+import tty = require('tty');
 import { native } from './native';
 
 export class ConsoleProxy {

@@ -10,8 +10,8 @@
  * runc: an absolute cgroupsPath is below each hierarchy's root, a relative
  * one below our own cgroup, and none means "/<id>".
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { TsrunError } from '../errors';
 
 export type Layout = 'unified' | 'legacy' | 'hybrid';
@@ -29,8 +29,14 @@ export interface Hierarchy {
 export interface CgroupManager {
   /** Create the container's cgroups (an existing one is reused). */
   create(): void;
-  /** cgroup v2: the directory a process can be cloned straight into (CLONE_INTO_CGROUP); v1: none. */
+  /**
+   * The cgroup2 directory a process can be cloned straight into
+   * (CLONE_INTO_CGROUP): the container's on a unified host, its "unified"
+   * one on a hybrid host; none on a legacy one.
+   */
   cloneTarget(sub?: string): string | undefined;
+  /** cgroup v1: the directories the helper joins itself, by writing "0" to their tasks (OP_JOIN_CGROUP). */
+  joinTargets(): string[];
   /** Move a process (and its future children) into them, or into an existing sub-cgroup (exec --cgroup). */
   apply(pid: number, sub?: string): void;
   /** Write linux.resources; a knob the host lacks is an error naming it. */

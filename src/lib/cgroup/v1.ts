@@ -5,8 +5,8 @@
  * the "0 means unset" convention follow runc's fs driver, since engines
  * send zeros for fields they do not set.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules, v1DeviceRule } from './devices';
@@ -81,8 +81,18 @@ export class CgroupV1 implements CgroupManager {
     }
   }
 
-  cloneTarget(): undefined {
-    return undefined; // one process can only be cloned into one cgroup, and v1 has several
+  /**
+   * A process is cloned into one cgroup2 directory at most: on a hybrid
+   * host, the unified one.  The v1 hierarchies the helper joins itself
+   * before it clones the init (joinTargets), which then inherits them.
+   */
+  cloneTarget(sub?: string): string | undefined {
+    if (sub) throw new TsrunError('--cgroup: sub-cgroups are supported on cgroup v2 hosts only');
+    return [...this.dirs.values()].find((h) => h.version === 2)?.dir;
+  }
+
+  joinTargets(): string[] {
+    return [...this.dirs.values()].filter((h) => h.version === 1).map((h) => h.dir);
   }
 
   apply(pid: number, sub?: string): void {

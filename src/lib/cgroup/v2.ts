@@ -6,8 +6,8 @@
  * io.weight, swap -> memory.swap.max as swap minus limit.  Device rules
  * become an eBPF program (devices-bpf.ts) that the addon loads.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { native } from '../native';
@@ -98,6 +98,10 @@ export class CgroupV2 implements CgroupManager {
 
   cloneTarget(sub?: string): string {
     return this.target(sub);
+  }
+
+  joinTargets(): string[] {
+    return []; // cloned straight in
   }
 
   apply(pid: number, sub?: string): void {

@@ -4,8 +4,8 @@
  * /etc/passwd and /etc/group, read from its layers as the merged overlay
  * would show them (merged.ts).  The rootfs itself is mounted by create (rootfs.ts).
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { Config } from '../config';
 import { describeFsError, TsrunError } from '../errors';
 import { BundleOverrides, convertImageConfig, ImageConfig } from './convert';

@@ -8,8 +8,8 @@
  * its symlinks cannot point the import at a host file.
  */
 import { createHash } from 'crypto';
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { PassThrough } from 'stream';
 import { TsrunError } from '../errors';
 import { native } from '../native';

@@ -6,8 +6,8 @@
  * unpacker asks it for the attributes of a directory a layer needs but does
  * not list (see unpack.ts's `inherit`).  Symlinks are never followed.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { TsrunError } from '../errors';
 import { native } from '../native';
 

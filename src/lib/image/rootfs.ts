@@ -15,8 +15,8 @@
  * release() reads the intent back: unmounts the overlay if it is still ours,
  * removes the key's directory, then the intent.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { Config } from '../config';
 import { describeFsError, TsrunError } from '../errors';
 import { native } from '../native';

@@ -22,8 +22,8 @@
  * never takes a layer an import is about to name, nor one a container is
  * about to mount.
  */
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { TsrunError } from '../errors';
 import { native } from '../native';
 

@@ -12,11 +12,11 @@
  * diffID, which the caller checks against the image config.
  */
 import { createHash } from 'crypto';
-import * as fs from 'fs';
-import * as path from 'path';
+import fs = require('fs');
+import path = require('path');
 import { pipeline as streamPipeline, Readable } from 'stream';
-import * as zlib from 'zlib';
-import * as tar from 'tar-stream';
+import zlib = require('zlib');
+import tar = require('tar-stream');
 import { TsrunError } from '../errors';
 import { native } from '../native';
 

@@ -1,0 +1,81 @@
+/**
+ * The verbs that act on an existing container through its state and its
+ * cgroups alone: state, list, kill, pause, resume, ps and update.  Apart
+ * from container.ts (create, start, run, delete), so these load nothing of
+ * the launch machinery: they are the ones engines call most often.
+ */
+import { TsrunError, describeFsError } from './errors';
+import { cgroupManagerFrom } from './cgroup';
+import { OciState, StateStore } from './state';
+
+export function state(store: StateStore, id: string): OciState {
+  return store.ociState(store.load(id));
+}
+
+export function list(store: StateStore): OciState[] {
+  const out: OciState[] = [];
+  for (const id of store.list()) {
+    try {
+      out.push(store.ociState(store.load(id)));
+    } catch {
+      // deleted while we listed
+    }
+  }
+  return out;
+}
+
+export function kill(store: StateStore, id: string, signal: number, all: boolean): void {
+  const record = store.load(id);
+  const status = store.status(record);
+  if (status === 'stopped') throw new TsrunError(`container "${id}" is not running`);
+  if (all) return cgroupManagerFrom(record.cgroup).killAll(signal);
+  try {
+    process.kill(record.pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new TsrunError(describeFsError(err, `kill ${record.pid}`));
+  }
+}
+
+/** pause: freeze every process of the container. */
+export function pause(store: StateStore, id: string): void {
+  const lockFd = store.lock(id);
+  try {
+    const record = store.load(id);
+    const status = store.status(record);
+    if (status !== 'running' && status !== 'created') throw new TsrunError(`cannot pause a container in the ${status} state`);
+    cgroupManagerFrom(record.cgroup).freeze();
+  } finally {
+    store.unlock(lockFd);
+  }
+}
+
+/** resume: thaw a paused container. */
+export function resume(store: StateStore, id: string): void {
+  const lockFd = store.lock(id);
+  try {
+    const record = store.load(id);
+    const status = store.status(record);
+    if (status !== 'paused') throw new TsrunError(`cannot resume a container in the ${status} state`);
+    cgroupManagerFrom(record.cgroup).thaw();
+  } finally {
+    store.unlock(lockFd);
+  }
+}
+
+/** The host pids of the container's processes. */
+export function pids(store: StateStore, id: string): number[] {
+  return cgroupManagerFrom(store.load(id).cgroup).pids();
+}
+
+/** update: write new resource limits to a live container's cgroups. */
+export function update(store: StateStore, id: string, resources: Record<string, unknown>): void {
+  const lockFd = store.lock(id);
+  try {
+    const record = store.load(id);
+    const status = store.status(record);
+    if (status === 'stopped') throw new TsrunError('cannot update a stopped container');
+    cgroupManagerFrom(record.cgroup).set(resources);
+  } finally {
+    store.unlock(lockFd);
+  }
+}
