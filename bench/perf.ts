@@ -88,6 +88,14 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
 
   const r1 = pairedBoth((rt, i) => run(rt, rootOf(rt), ['run', '-b', bundle, `run-${i}`]));
   row('run', r1.tsrun, r1.runc, 1.2);
+  // The floor: Node's own start-up, before any of tsrun's code runs, against runc's whole run and state.
+  const floor = paired(rounds, [
+    { name: 'node', once: () => { spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore', env: { ...env, NODE_EXTRA_CA_CERTS: '' } }); } },
+    { name: 'run', once: (i) => run(rc, rootOf(rc), ['run', '-b', bundle, `floor-${i}`]) },
+    { name: 'state', once: () => { spawnSync(runcPath, ['--root', rootOf(rc), 'state', 'none'], { stdio: 'ignore', env }); } },
+  ]);
+  rows.push({ operation: 'Node start-up alone (node -e 0) / runc run', tsrun: ms(floor.node), runc: ms(floor.run), ratio: (floor.node / floor.run).toFixed(2), target: 'the floor', met: undefined });
+  rows.push({ operation: 'Node start-up alone (node -e 0) / runc state', tsrun: ms(floor.node), runc: ms(floor.state), ratio: (floor.node / floor.state).toFixed(2), target: 'the floor', met: undefined });
   const r2 = pairedBoth((rt, i) => {
     run(rt, rootOf(rt), ['create', '-b', bundle, `csd-${i}`]);
     run(rt, rootOf(rt), ['start', `csd-${i}`]);
