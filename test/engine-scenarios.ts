@@ -145,7 +145,8 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
   });
 
   await scenario('interactive tty and its exit code', (t) => {
-    const r = a.runTty({ cmd: ['sh', '-c', 'tty; exit 5'] });
+    // A moment before exiting: engines tear the terminal down on exit, and can drop output still in the pty (podman -t does).
+    const r = a.runTty({ cmd: ['sh', '-c', 'tty; sleep 0.2; exit 5'] });
     t.equal(r.status, 5, r.stderr);
     t.match(r.stdout, /\/dev\/pts\/\d+/, 'the process has a terminal');
   });
@@ -160,7 +161,7 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
     const sleeper = findProcess(['sleep', unique(1)]);
     t.ok(sleeper, 'its process is there');
     if (sleeper) t.match(parentOf(sleeper).comm, a.monitor, 'and its parent is the engine\'s monitor, not tsrun');
-    const tty = a.execTty(name, ['sh', '-c', 'tty; exit 6']);
+    const tty = a.execTty(name, ['sh', '-c', 'tty; sleep 0.2; exit 6']);
     t.equal(tty.status, 6, `exec with a tty: ${tty.stderr}`);
     t.match(tty.stdout, /\/dev\/pts\/\d+/);
     const who = a.exec(name, ['sh', '-c', 'id -u; echo "FOO=$FOO"; pwd'], { user: '1000', env: a.cannot['exec env'] ? undefined : { FOO: 'bar' }, cwd: '/tmp' });
