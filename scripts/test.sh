@@ -12,7 +12,7 @@ trap 'rm -rf "$logs"' EXIT
 status=0
 
 echo "== host ($(uname -r)) =="
-npx tap dist/test/unit dist/test/integration dist/test/security dist/test/engines 2>&1 | tee "$logs/host" || status=$?
+npx tap dist/test/unit dist/test/integration dist/test/security dist/test/reliability dist/test/engines 2>&1 | tee "$logs/host" || status=$?
 
 if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
   echo "== cgroup v2, in a VM (test/vm) =="

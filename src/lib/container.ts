@@ -12,6 +12,7 @@ import fs = require('fs');
 import os = require('os');
 import path = require('path');
 import { Config, ConfigError, IDMapping, parseConfig } from './config';
+import { crashPoint } from './crash';
 import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
 import { realHost } from './host';
@@ -180,6 +181,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
   const planBuffer = encodePlan(plan.ops);
 
   const lockFd = store.claim(opts.id);
+  crashPoint('create:claimed');
   let initPid = 0;
   let fifoFd = -1;
   let consoleFd = -1;
@@ -203,12 +205,19 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
 
   try {
+    // Recorded before anything is made: a tsrun killed from here on leaves
+    // a state.json (pid 0, so "stopped" once nobody holds the lock) that
+    // names the cgroups, and delete --force finds them.
+    store.save(record);
+    crashPoint('create:recorded');
     if (prepared.generated) writeGeneratedBundle(prepared, plan.rootfs);
     if (image) mountImageRootfs(store.dir(opts.id), opts.id, plan.rootfs, image);
+    crashPoint('create:rootfs');
     native.mkfifo(store.fifoPath(opts.id), 0o600);
     fifoFd = fs.openSync(store.fifoPath(opts.id), fs.constants.O_RDWR);
     if (opts.consoleSocket) consoleFd = connectConsole(opts.consoleSocket);
     cgroup.create();
+    crashPoint('create:cgroups');
     initPid = launch({
       plan: planBuffer,
       fifoFd,
@@ -232,12 +241,14 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       describeFailure: (f) => `${failedField(config, f.step, f.path)}${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
     });
 
+    crashPoint('create:launched');
     record.pid = initPid;
     record.initStartTime = processStartTime(initPid) ?? '';
     for (const type of ['user', 'mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup', 'time']) {
       record.namespaces[type] = `/proc/${initPid}/ns/${type}`;
     }
     store.save(record);
+    crashPoint('create:saved');
     if (opts.pidFile) writePidFile(opts.pidFile, initPid);
     return record;
   } catch (err) {
@@ -328,6 +339,7 @@ export function start(store: StateStore, id: string): void {
     } finally {
       fs.closeSync(fifo);
     }
+    crashPoint('start:released');
     fs.rmSync(store.fifoPath(id), { force: true });
     // startContainer hooks run between here and the exec; poststart comes after the exec.
     if (record.hooks.startContainer?.length || record.hooks.poststart?.length) waitForExec(record);
@@ -379,7 +391,9 @@ export function remove(store: StateStore, id: string, force: boolean): void {
     const cgroup = cgroupManagerFrom(record.cgroup);
     if (status === 'paused') cgroup.thaw(); // a frozen task cannot die
     if (status !== 'stopped') killAndReap(record.pid, false);
+    crashPoint('delete:killed');
     destroyCgroup(cgroup);
+    crashPoint('delete:cgroups');
     releaseImageRootfs(store.dir(id)); // before the state dir goes: a --image rootfs is mounted inside it
     store.remove(id);
     runPoststop(record.hooks, JSON.stringify(store.ociState(record, 'stopped')));

@@ -6,6 +6,7 @@
  */
 import fs = require('fs');
 import { cgroupManagerFrom } from './cgroup';
+import { crashPoint } from './crash';
 import { ConfigError, NamespaceType, Process } from './config';
 import { connectConsole, waitAttached, writePidFile } from './container';
 import { TsrunError } from './errors';
@@ -94,6 +95,7 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
       onSeccompListener: (fd, pid) => sendSeccompListener(filter!, fd, pid, store.ociState(record)),
       describeFailure: (f) => `${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
     });
+    crashPoint('exec:launched');
     if (consoleFd >= 0) native.close(consoleFd);
     consoleFd = -1;
     if (opts.pidFile) writePidFile(opts.pidFile, pid);

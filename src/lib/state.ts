@@ -79,6 +79,15 @@ export function processStartTime(pid: number): string | null {
   return fields[19];
 }
 
+/** The init still runs tsrun's helper (from its memfd): it has not exec'd the container's program. */
+function waitingToStart(pid: number): boolean {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/exe`).startsWith('/memfd:tsrun-init');
+  } catch {
+    return true; // unreadable: trust the fifo
+  }
+}
+
 export class StateStore {
   constructor(readonly root: string) {}
 
@@ -99,19 +108,58 @@ export class StateStore {
     return path.join(this.dir(id), 'exec.fifo');
   }
 
-  /** Claim a new id: the directory's creation is the claim.  Returns the locked dir fd. */
+  /**
+   * Claim a new id: the directory's creation is the claim.  Returns the
+   * locked dir fd.  A directory with no state.json whose lock nobody holds
+   * is a create that was killed before it recorded anything: it is taken.
+   */
   claim(id: string): number {
     validateId(id);
     fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
-    try {
-      fs.mkdirSync(this.dir(id), { mode: 0o711 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`container "${id}" already exists`);
-      throw err;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.mkdirSync(this.dir(id), { mode: 0o711 });
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (attempt > 0 || !this.removeIfAbandoned(id)) throw new TsrunError(`container "${id}" already exists`);
+      }
     }
     const fd = fs.openSync(this.dir(id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     native.flock(fd, true, true);
     return fd;
+  }
+
+  /** Remove a state dir that holds no state.json and that no live tsrun holds locked; true if it is gone. */
+  private removeIfAbandoned(id: string): boolean {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.dir(id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    } catch {
+      return true; // gone meanwhile
+    }
+    try {
+      if (!native.flock(fd, true, false) || this.exists(id)) return false;
+      fs.rmSync(this.dir(id), { recursive: true, force: true });
+      return true;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Some live process (a create, a delete) holds this container's lock. */
+  private lockHeld(id: string): boolean {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.dir(id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    } catch {
+      return false;
+    }
+    try {
+      return !native.flock(fd, true, false);
+    } finally {
+      fs.closeSync(fd); // and with it the lock, if we took it
+    }
   }
 
   /** Lock an existing container's directory; throws if it does not exist. */
@@ -175,12 +223,22 @@ export class StateStore {
   /** The live status, from the init process and the exec fifo. */
   status(record: ContainerRecord): Status {
     if (!record.pid || processStartTime(record.pid) !== record.initStartTime) return 'stopped';
-    if (fs.existsSync(this.fifoPath(record.id))) return 'created';
+    // The fifo goes once start has released the init; a start killed in between leaves it behind.
+    if (fs.existsSync(this.fifoPath(record.id)) && waitingToStart(record.pid)) return 'created';
     if (cgroupManagerFrom(record.cgroup).isFrozen()) return 'paused';
     return 'running';
   }
 
-  ociState(record: ContainerRecord, status = this.status(record)): OciState {
+  /**
+   * What `state` and `list` show: a record without an init (pid 0) is a
+   * create still under way while its tsrun holds the lock ("creating"),
+   * otherwise one that died half-way ("stopped": delete --force cleans it).
+   */
+  shownStatus(record: ContainerRecord): Status {
+    return record.pid === 0 && this.lockHeld(record.id) ? 'creating' : this.status(record);
+  }
+
+  ociState(record: ContainerRecord, status = this.shownStatus(record)): OciState {
     return {
       ociVersion: record.ociVersion,
       id: record.id,
