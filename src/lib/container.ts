@@ -29,7 +29,7 @@ import { imageOfConfig, mountImageRootfs, releaseImageRootfs } from './image/roo
 import { ImageStore } from './image/store';
 import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
-import { ContainerRecord, StateStore, Status, processStartTime, validateId } from './state';
+import { ContainerRecord, StateStore, Status, processStartTime, validateId, waitingToStart } from './state';
 import type { ConsoleProxy } from './terminal';
 
 /** `--image REF`: the container's bundle is made from an image in a store, inside its state dir. */
@@ -307,15 +307,9 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
 function waitForExec(record: ContainerRecord): void {
   const deadline = Date.now() + 120_000;
   for (;;) {
-    let exe: string;
-    try {
-      exe = fs.readlinkSync(`/proc/${record.pid}/exe`);
-    } catch {
-      exe = '';
-    }
     if (processStartTime(record.pid) !== record.initStartTime)
       throw new TsrunError('container process exited before its program started (see its stderr)');
-    if (exe && !exe.startsWith('/memfd:tsrun-init')) return;
+    if (!waitingToStart(record.pid)) return;
     if (Date.now() > deadline) throw new TsrunError('container process did not start its program in time');
     Atomics.wait(sleeper, 0, 0, 1);
   }
@@ -375,11 +369,9 @@ export function remove(store: StateStore, id: string, force: boolean): void {
   try {
     lockFd = store.lock(id);
   } catch (err) {
-    // A create that died half-way leaves a directory without state.json.
-    if (fs.existsSync(store.dir(id)) && !store.exists(id)) {
-      releaseImageRootfs(store.dir(id));
-      store.remove(id);
-    }
+    // A create killed before it recorded anything leaves a directory without
+    // state.json; one still under way holds its lock and is left alone.
+    store.removeIfAbandoned(id);
     if (force) return;
     throw err;
   }

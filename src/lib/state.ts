@@ -80,7 +80,7 @@ export function processStartTime(pid: number): string | null {
 }
 
 /** The init still runs tsrun's helper (from its memfd): it has not exec'd the container's program. */
-function waitingToStart(pid: number): boolean {
+export function waitingToStart(pid: number): boolean {
   try {
     return fs.readlinkSync(`/proc/${pid}/exe`).startsWith('/memfd:tsrun-init');
   } catch {
@@ -131,7 +131,7 @@ export class StateStore {
   }
 
   /** Remove a state dir that holds no state.json and that no live tsrun holds locked; true if it is gone. */
-  private removeIfAbandoned(id: string): boolean {
+  removeIfAbandoned(id: string): boolean {
     let fd: number;
     try {
       fd = fs.openSync(this.dir(id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);

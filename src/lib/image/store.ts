@@ -241,8 +241,8 @@ export class ImageStore {
    * when tsrun died between the two (or /run was wiped, as by a reboot);
    * the container's state directory is what tells.
    */
-  liveUses(): Array<{ key: string; use: ContainerUse }> {
-    return this.uses().filter(({ use }) => use.stateDir !== '' && fs.existsSync(use.stateDir));
+  liveUses(uses = this.uses()): Array<{ key: string; use: ContainerUse }> {
+    return uses.filter(({ use }) => isLive(use));
   }
 
   /**
@@ -252,12 +252,13 @@ export class ImageStore {
   gc(): string[] {
     const images = Object.values(this.images());
     const removed: string[] = [];
-    for (const { key, use } of this.uses()) {
-      if (use.stateDir !== '' && fs.existsSync(use.stateDir)) continue;
+    const uses = this.uses();
+    for (const { key, use } of uses) {
+      if (isLive(use)) continue;
       releaseUse(this, key, use.mountpoint);
       removed.push(`container rootfs ${key}${use.id ? ` (${use.id})` : ''}`);
     }
-    const live = this.liveUses().map(({ use }) => use);
+    const live = this.liveUses(uses).map(({ use }) => use);
     const layers = new Set([...live.flatMap((u) => u.layers), ...images.flatMap((img) => img.layers)].map((d) => hexOf(d, 'layer')));
     const blobs = new Set(images.flatMap((img) => [img.config, ...(img.manifest ? [img.manifest] : [])]).map((d) => hexOf(d, 'blob')));
     for (const hex of fs.readdirSync(path.join(this.root, 'layers'))) {
@@ -297,6 +298,9 @@ export class ImageStore {
     });
   }
 }
+
+/** A use whose container's state directory is still there. */
+const isLive = (use: ContainerUse): boolean => use.stateDir !== '' && fs.existsSync(use.stateDir);
 
 /**
  * Take a container's overlay down (if it is still mounted) and remove its
