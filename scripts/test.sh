@@ -2,8 +2,10 @@
 # Set everything up, then run the whole test suite: unit, integration,
 # security and engine (podman, containerd, docker) tests on this host, then the cgroup suite again inside a VM running pure
 # cgroup v2 (test/vm/), since a hybrid host cannot exercise the v2 driver.
-# TSRUN_SKIP_VM=1 skips the VM part (quick local runs).
+# TSRUN_SKIP_VM=1 skips the VM part (quick local runs).  The reliability tests run their long
+# variants here (1,000 lifecycles each; test/reliability/soak.test.ts): TSRUN_LONG=0 shortens them.
 set -euo pipefail
+export TSRUN_LONG=${TSRUN_LONG:-1}
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --engines
 

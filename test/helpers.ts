@@ -2,7 +2,7 @@
  * Shared test harness: real bundles on disk, the real tsrun binary, and
  * checks that nothing is left behind.  Integration tests need root.
  */
-import { spawnSync, SpawnSyncReturns } from 'child_process';
+import { spawn, spawnSync, SpawnSyncReturns } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -144,6 +144,56 @@ export function runCommand(
 /** Run `tsrun --root ROOT ARGS...` and wait (runCommand). */
 export function tsrun(root: string, args: string[], opts: Parameters<typeof runCommand>[1] = {}): RunResult {
   return runCommand([TSRUN, '--root', root, ...args], opts);
+}
+
+/** Pids of the tsrunAsync commands still running: Node reaps these itself, a subreaper test must not. */
+export const asyncCommands = new Set<number>();
+
+/**
+ * `tsrun --root ROOT ARGS...` without waiting, for tests that keep many in
+ * flight.  Output goes through files, as in runCommand; past `timeoutMs`
+ * the command is killed and resolves with signal SIGKILL.
+ */
+export function tsrunAsync(root: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-out-'));
+  const outFd = fs.openSync(path.join(dir, 'out'), 'w+');
+  const errFd = fs.openSync(path.join(dir, 'err'), 'w+');
+  const envArgs = Object.entries(cleanEnv(opts.env)).map(([k, v]) => `${k}=${v}`);
+  const child = spawn('/usr/bin/env', ['-i', ...envArgs, TSRUN, '--root', root, ...args], { stdio: ['ignore', outFd, errFd] });
+  fs.closeSync(outFd);
+  fs.closeSync(errFd);
+  if (child.pid) asyncCommands.add(child.pid);
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    // 'exit', not 'close': a container started by the command may hold its stdio open.
+    child.on('exit', (status, signal) => {
+      clearTimeout(timer);
+      asyncCommands.delete(child.pid!);
+      try {
+        resolve({
+          status,
+          signal,
+          stdout: fs.readFileSync(path.join(dir, 'out'), 'utf8'),
+          stderr: fs.readFileSync(path.join(dir, 'err'), 'utf8'),
+        });
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+/** Run `work` over `items` with at most `inFlight` at once; resolves when all are done. */
+export async function inPool<T>(items: T[], inFlight: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      await work(items[index], index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, items.length) }, worker));
 }
 
 /** Read a pty master until the slave side is gone (EIO) or the deadline passes. */

@@ -54,6 +54,23 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
     apparmor: { 'process.apparmorProfile': opts.process.apparmorProfile },
     selinux: { 'process.selinuxLabel': opts.process.selinuxLabel },
   });
+  // Held while the process is set up, so a pause or delete cannot come in
+  // between the status check and the join of the cgroups (a paused cgroup
+  // would freeze the set-up half-way; a deleted one could not be joined).
+  // Released before the wait: an attached exec must not block the others.
+  let lockFd = store.lock(opts.id);
+  const unlock = (): void => {
+    if (lockFd >= 0) store.unlock(lockFd);
+    lockFd = -1;
+  };
+  try {
+    return await execLocked(store, opts, unlock);
+  } finally {
+    unlock();
+  }
+}
+
+async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => void): Promise<number> {
   const record = store.load(opts.id);
   const status = store.status(record);
   if (status === 'stopped') throw new TsrunError('cannot exec in a stopped container');
@@ -83,6 +100,7 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
     const socketPath = proxy?.socketPath ?? opts.consoleSocket;
     if (opts.process.terminal && socketPath) consoleFd = connectConsole(socketPath);
     const pid = launch({
+      verb: 'exec',
       plan,
       fifoFd: -1,
       consoleFd,
@@ -96,6 +114,7 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
       describeFailure: (f) => `${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
     });
     crashPoint('exec:launched');
+    unlock();
     if (consoleFd >= 0) native.close(consoleFd);
     consoleFd = -1;
     if (opts.pidFile) writePidFile(opts.pidFile, pid);

@@ -4,15 +4,16 @@
  *   <root>/<id>/state.json   what we know (written atomically: tmp + rename)
  *   <root>/<id>/exec.fifo    exists from create until start
  *
- * Mutating verbs hold an flock on the directory for their whole run, so
- * concurrent commands on one id serialize; readers (state, list, kill) need
- * no lock because state.json is replaced atomically.
+ * Mutating verbs hold an flock on the directory for their whole run (exec
+ * while it sets its process up), so concurrent commands on one id
+ * serialize; readers (state, list, kill, ps) need no lock because
+ * state.json is replaced atomically.
  */
 import fs = require('fs');
 import path = require('path');
 import { CgroupState } from './cgroup/manager';
 import { Hooks, Process, Seccomp } from './config';
-import { TsrunError } from './errors';
+import { describeFsError, TsrunError } from './errors';
 import { native } from './native';
 import { cgroupManagerFrom } from './cgroup';
 
@@ -112,26 +113,57 @@ export class StateStore {
    * Claim a new id: the directory's creation is the claim.  Returns the
    * locked dir fd.  A directory with no state.json whose lock nobody holds
    * is a create that was killed before it recorded anything: it is taken.
+   *
+   * The mkdir and the flock of a claim happen under a lock on --root
+   * itself, and so does every takeover: otherwise a second create could
+   * find a first one's directory between its mkdir and its flock, take it
+   * for abandoned and replace it, and both would go on as the winner.
    */
   claim(id: string): number {
     validateId(id);
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        fs.mkdirSync(this.dir(id), { mode: 0o711 });
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (attempt > 0 || !this.removeIfAbandoned(id)) throw new TsrunError(`container "${id}" already exists`);
-      }
+    try {
+      fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    } catch (err) {
+      throw new TsrunError(describeFsError(err, `--root ${this.root}`));
     }
-    const fd = fs.openSync(this.dir(id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-    native.flock(fd, true, true);
-    return fd;
+    return this.underRootLock(() => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          fs.mkdirSync(this.dir(id), { mode: 0o711 });
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new TsrunError(describeFsError(err, `state dir ${this.dir(id)}`));
+          if (attempt > 0 || !this.removeAbandoned(id)) throw new TsrunError(`container "${id}" already exists`);
+        }
+      }
+      const fd = fs.openSync(this.dir(id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      native.flock(fd, true, true);
+      return fd;
+    });
   }
 
   /** Remove a state dir that holds no state.json and that no live tsrun holds locked; true if it is gone. */
   removeIfAbandoned(id: string): boolean {
+    return this.underRootLock(() => this.removeAbandoned(id));
+  }
+
+  /** Claims and takeovers, one at a time (an flock on --root, held for a few syscalls). */
+  private underRootLock<R>(fn: () => R): R {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    } catch {
+      return fn(); // no --root yet: nothing to take over either
+    }
+    try {
+      native.flock(fd, true, true);
+      return fn();
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private removeAbandoned(id: string): boolean {
     let fd: number;
     try {
       fd = fs.openSync(this.dir(id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
@@ -184,10 +216,16 @@ export class StateStore {
     fs.closeSync(fd); // closing drops the flock
   }
 
+  /** Replace state.json whole (a reader never sees half of it); a full or read-only --root is an error naming it. */
   save(record: ContainerRecord): void {
     const tmp = `${this.statePath(record.id)}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
-    fs.renameSync(tmp, this.statePath(record.id));
+    try {
+      fs.writeFileSync(tmp, JSON.stringify(record), { mode: 0o600 });
+      fs.renameSync(tmp, this.statePath(record.id));
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      throw new TsrunError(describeFsError(err, `write ${this.statePath(record.id)}`));
+    }
   }
 
   load(id: string): ContainerRecord {
@@ -205,7 +243,12 @@ export class StateStore {
     return fs.existsSync(this.statePath(id));
   }
 
-  /** Ids with a state.json; directories of containers still being created are skipped. */
+  /**
+   * Ids with a state.json.  A directory without one is a create under way
+   * (skipped) or one killed before it recorded anything: an empty claim
+   * whose lock nobody holds, which is removed here, so that nothing at all
+   * is left of such a create once anything lists the containers.
+   */
   list(): string[] {
     let names: string[];
     try {
@@ -213,7 +256,21 @@ export class StateStore {
     } catch {
       return [];
     }
-    return names.filter((n) => !n.startsWith('.') && fs.existsSync(this.statePath(n))).sort();
+    return names.filter((n) => {
+      if (n.startsWith('.')) return false;
+      if (fs.existsSync(this.statePath(n))) return true;
+      if (this.isBareClaim(n)) this.removeIfAbandoned(n);
+      return false;
+    }).sort();
+  }
+
+  /** A directory holding nothing, or only a state.json that was never finished. */
+  private isBareClaim(id: string): boolean {
+    try {
+      return fs.readdirSync(this.dir(id)).every((e) => /^state\.json\.\d+\.tmp$/.test(e));
+    } catch {
+      return false;
+    }
   }
 
   remove(id: string): void {
