@@ -8,7 +8,7 @@ import fs = require('fs');
 import { CreateOptions } from '../lib/container';
 import type { BundleOverrides } from '../lib/image/convert';
 import { DEFAULT_STORE } from '../lib/image/store';
-import { TsrunError } from '../lib/errors';
+import { errorLine, TsrunError } from '../lib/errors';
 import { logError } from '../lib/log';
 import { StateStore } from '../lib/state';
 
@@ -35,7 +35,7 @@ export function out(text: string): void {
 
 /** "tsrun: create c1: <reason>" on stderr and in the log; the exit status is non-zero. */
 export function reportError(verb: string, id: string | undefined, err: unknown): number {
-  const reason = err instanceof Error ? err.message : String(err);
+  const reason = errorLine(err);
   // runc's shape: "tsrun: create c1: <reason>".
   const where = [verb, id].filter(Boolean).join(' ');
   const line = (where ? `${where}: ${reason}` : reason).replace(/\s*\n\s*/g, ' ');

@@ -213,12 +213,17 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     if (prepared.generated) writeGeneratedBundle(prepared, plan.rootfs);
     if (image) mountImageRootfs(store.dir(opts.id), opts.id, plan.rootfs, image);
     crashPoint('create:rootfs');
-    native.mkfifo(store.fifoPath(opts.id), 0o600);
+    try {
+      native.mkfifo(store.fifoPath(opts.id), 0o600);
+    } catch (err) {
+      throw new TsrunError(`${store.fifoPath(opts.id)}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
+    }
     fifoFd = fs.openSync(store.fifoPath(opts.id), fs.constants.O_RDWR);
     if (opts.consoleSocket) consoleFd = connectConsole(opts.consoleSocket);
     cgroup.create();
     crashPoint('create:cgroups');
     initPid = launch({
+      verb: 'create',
       plan: planBuffer,
       fifoFd,
       consoleFd,
@@ -230,6 +235,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       onSeccompListener: (fd, pid) => sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),
       onUsernsReady: (pid) => writeIdMaps(pid, config),
       onRunHooks: (pid) => {
+        crashPoint('create:mounted'); // the init's mounts are made; it waits before pivot_root
         const state = stateJson('creating', pid);
         runHooks('prestart', config.hooks?.prestart, state);
         runHooks('createRuntime', config.hooks?.createRuntime, state);

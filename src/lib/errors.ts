@@ -13,8 +13,23 @@ export class TsrunError extends Error {
 export function describeFsError(err: unknown, what: string): string {
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e.code === 'string' && typeof e.message === 'string') {
-    const reason = e.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '');
+    const reason = e.message.replace(/^[A-Z]+: /, '').replace(/, \w+( '.*')?$/, '');
     return `${what}: ${reason}`;
   }
   return `${what}: ${String((err as Error)?.message ?? err)}`;
+}
+
+/**
+ * The one line for any error: a TsrunError's message as it is; one of
+ * Node's fs errors as "<path>: <reason>" (ENOSPC on a full --root, EROFS,
+ * EACCES), never its "ENOSPC: ..., open '<path>'" form.
+ */
+export function errorLine(err: unknown): string {
+  if (err instanceof TsrunError || !(err instanceof Error)) return err instanceof Error ? err.message : String(err);
+  const e = err as NodeJS.ErrnoException & { dest?: string };
+  if (typeof e.code === 'string' && e.syscall) {
+    const where = e.dest ? `${e.path} -> ${e.dest}` : e.path ?? e.syscall;
+    return describeFsError(err, where);
+  }
+  return err.message;
 }

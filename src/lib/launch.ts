@@ -7,12 +7,17 @@
  * the error leaves.
  */
 import fs = require('fs');
-import { CgroupManager } from './cgroup/manager';
+import os = require('os');
+import { CgroupManager, tightestPidsLimit } from './cgroup/manager';
+import { crashPoint } from './crash';
 import { TsrunError } from './errors';
+import { debug } from './log';
 import { INIT_HELPER, native } from './native';
 import { ChildFailure, receive, send, Sync } from './sync';
 
 export interface LaunchOptions {
+  /** Which verb launches: names its crash steps (crash.ts). */
+  verb: 'create' | 'exec';
   plan: Buffer;
   fifoFd: number;
   consoleFd: number;
@@ -43,12 +48,20 @@ export interface LaunchOptions {
   describeFailure(f: ChildFailure): string;
 }
 
-/** A launch that failed; `inHook` says a hook failed (runtime.md: poststop still runs). */
+/**
+ * A launch that failed; `inHook` says a hook failed (runtime.md: poststop
+ * still runs); `cloneRefused` that the kernel refused to clone the
+ * process for now (EAGAIN: a pids limit or RLIMIT_NPROC is full).
+ */
 export class LaunchError extends TsrunError {
-  constructor(message: string, readonly inHook: boolean) {
+  constructor(message: string, readonly inHook: boolean, readonly cloneRefused = false) {
     super(message);
   }
 }
+
+/** A clone refused with EAGAIN is retried this many times, waiting 2, 4, ... 512 ms (about a second in all). */
+const CLONE_TRIES = 10;
+const pause = new Int32Array(new SharedArrayBuffer(4));
 
 export function killAndReap(pid: number, ourChild: boolean): void {
   try {
@@ -78,12 +91,35 @@ function setRlimits(pid: number, rlimits: NonNullable<LaunchOptions['rlimits']>)
   }
 }
 
-/** Run the plan until its process is READY; returns that process's pid (a child of ours). */
+/**
+ * Run the plan until its process is READY; returns that process's pid (a
+ * child of ours).  When the clone of the process is refused for now
+ * (EAGAIN), processes of a full cgroup may be about to exit: the whole
+ * launch is tried again from a new helper, for about a second.  Not the
+ * clone alone: a new pid namespace whose first process failed to be born
+ * takes no other (the kernel answers ENOMEM), and nothing else has been
+ * done by then that a new helper would not do again (the clone comes
+ * before any mount or hook).
+ */
 export function launch(opts: LaunchOptions): number {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return launchOnce(opts);
+    } catch (err) {
+      if (!(err instanceof LaunchError && err.cloneRefused) || attempt === CLONE_TRIES) throw err;
+      const ms = 1 << attempt;
+      debug(`${err.message}; trying again in ${ms} ms`);
+      Atomics.wait(pause, 0, 0, ms);
+    }
+  }
+}
+
+function launchOnce(opts: LaunchOptions): number {
   let helperPid = 0;
   let initPid = 0;
   let syncFd = -1;
   let inHook = false;
+  let cloneRefused = false;
   try {
     ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.preserveFds));
     if (!opts.joinCgroupWhenReady && !opts.helperJoinsCgroups) opts.cgroup?.apply(helperPid, opts.subCgroup);
@@ -98,6 +134,7 @@ export function launch(opts: LaunchOptions): number {
         initPid = msg.pid;
         native.waitPid(helperPid, false);
         helperPid = 0;
+        crashPoint(`${opts.verb}:cloned`); // the process is in its namespaces, nothing mounted yet
         send(syncFd, Sync.CONTINUE);
       } else if (msg.type === Sync.RUN_HOOKS) {
         inHook = true;
@@ -120,7 +157,15 @@ export function launch(opts: LaunchOptions): number {
         return initPid;
       } else if (msg.type === Sync.ERROR) {
         inHook = msg.failure.step === 'hook';
-        throw new TsrunError(opts.describeFailure(msg.failure));
+        let message = opts.describeFailure(msg.failure);
+        // It exits after telling us; once reaped it no longer counts against a pids limit.
+        if (helperPid) killAndReap(helperPid, true);
+        helperPid = 0;
+        cloneRefused = msg.failure.step === 'clone' && msg.failure.errno === os.constants.errno.EAGAIN;
+        // Say which limit stood in the way.
+        const limit = cloneRefused && opts.cgroup && tightestPidsLimit(opts.cgroup.describe());
+        if (limit) message += ` (${limit})`;
+        throw new TsrunError(message);
       } else {
         throw new TsrunError('the container process exited before it was ready');
       }
@@ -128,7 +173,7 @@ export function launch(opts: LaunchOptions): number {
   } catch (err) {
     if (initPid) killAndReap(initPid, true);
     if (helperPid) killAndReap(helperPid, true);
-    if (err instanceof TsrunError) throw new LaunchError(err.message, inHook);
+    if (err instanceof TsrunError) throw new LaunchError(err.message, inHook, cloneRefused);
     throw err;
   } finally {
     if (syncFd >= 0) fs.closeSync(syncFd);

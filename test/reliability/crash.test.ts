@@ -12,6 +12,7 @@ import * as path from 'path';
 import type { BuiltPlugins, Test } from '@tapjs/test';
 import t from 'tap';
 import { alive, cleanupContainer, IS_ROOT, leftovers, makeBundle, tempDir, tsrun, uniqueId, waitFor, Bundle } from '../helpers';
+import type { Config } from '../../src/lib/config';
 import { baseLayer, dockerArchive, image, imageOf } from '../image-helpers';
 
 if (!IS_ROOT) {
@@ -41,21 +42,30 @@ async function cleansUp(t: Test & BuiltPlugins, bundle: Bundle, id: string, stor
 
 const sleeper = ['sleep', '300'];
 
+/** A createRuntime hook makes the init stop for the parent once its mounts are made (create:mounted). */
+const withHook = (c: Config): void => {
+  c.hooks = { createRuntime: [{ path: '/bin/true' }] };
+};
+
 for (const [step, expected] of [
   ['create:claimed', ['none']],
   ['create:recorded', ['stopped']],
   ['create:cgroups', ['stopped']],
+  ['create:cloned', ['stopped']],
+  ['create:mounted', ['stopped']],
   ['create:launched', ['stopped']],
   ['create:saved', ['created']],
 ] as const) {
   t.test(`killed at ${step}`, async (t) => {
-    const bundle = makeBundle(t, () => {}, sleeper);
+    const bundle = makeBundle(t, withHook, sleeper);
     const id = uniqueId('crash');
     cleanupContainer(t, bundle.root, id);
     const r = tsrun(bundle.root, ['create', '-b', bundle.dir, id], crashAt(step));
     t.equal(r.signal, 'SIGKILL', `tsrun died at ${step}`);
     t.ok((expected as readonly string[]).includes(stateOf(bundle, id)), `state says ${stateOf(bundle, id)}, which is true`);
     t.equal(tsrun(bundle.root, ['list', '-q']).stdout, expected[0] === 'none' ? '' : `${id}\n`, 'list agrees');
+    // Where nothing was recorded, nothing is left once the containers are listed.
+    if (expected[0] === 'none') t.same(leftovers(bundle, id), [], 'list took the abandoned claim');
     await cleansUp(t, bundle, id);
     const again = tsrun(bundle.root, ['create', '-b', bundle.dir, id]);
     t.equal(again.status, 0, `the id can be created again: ${again.stderr}`);
@@ -85,15 +95,19 @@ t.test('killed at start:released: the container runs, state says so', async (t) 
   await cleansUp(t, bundle, id);
 });
 
-t.test('killed at exec:launched: the exec\'d process is the container\'s, and goes with it', async (t) => {
-  const bundle = makeBundle(t, () => {}, sleeper);
-  const id = uniqueId('crash');
-  cleanupContainer(t, bundle.root, id);
-  t.equal(tsrun(bundle.root, ['run', '-d', '-b', bundle.dir, id]).status, 0);
-  t.equal(tsrun(bundle.root, ['exec', '-d', id, 'sleep', '301'], crashAt('exec:launched')).signal, 'SIGKILL');
-  t.equal(stateOf(bundle, id), 'running');
-  await cleansUp(t, bundle, id);
-});
+for (const step of ['exec:cloned', 'exec:launched']) {
+  t.test(`killed at ${step}: the exec'd process is the container's, and goes with it`, async (t) => {
+    const bundle = makeBundle(t, () => {}, sleeper);
+    const id = uniqueId('crash');
+    cleanupContainer(t, bundle.root, id);
+    t.equal(tsrun(bundle.root, ['run', '-d', '-b', bundle.dir, id]).status, 0);
+    t.equal(tsrun(bundle.root, ['exec', '-d', id, 'sleep', '301'], crashAt(step)).signal, 'SIGKILL');
+    t.equal(stateOf(bundle, id), 'running');
+    const again = tsrun(bundle.root, ['exec', id, 'true']);
+    t.equal(again.status, 0, `the container's lock is free again: ${again.stderr}`);
+    await cleansUp(t, bundle, id);
+  });
+}
 
 for (const step of ['delete:killed', 'delete:cgroups']) {
   t.test(`killed at ${step}`, async (t) => {
@@ -114,7 +128,7 @@ t.test('an image container: its overlay and upper go too, whatever the step', as
   const store = path.join(work, 'store');
   fs.writeFileSync(path.join(work, 'i.tar'), await dockerArchive(imageOf([baseLayer()], { Cmd: sleeper }), 'crash:1'));
   t.equal(image(store, ['import', path.join(work, 'i.tar')]).status, 0);
-  for (const step of ['create:rootfs', 'create:launched', 'create:saved', 'delete:killed', 'delete:cgroups']) {
+  for (const step of ['create:rootfs', 'create:cloned', 'create:launched', 'create:saved', 'delete:killed', 'delete:cgroups']) {
     const bundle: Bundle = { dir: path.join(work, `b-${step.replace(':', '-')}`), rootfs: '', config: {} as Bundle['config'], root: path.join(work, 'state') };
     t.equal(tsrun(bundle.root, ['bundle', '--store', store, 'crash:1', bundle.dir]).status, 0);
     const id = uniqueId('crash');

@@ -141,6 +141,32 @@ export function readPids(procsFile: string): number[] {
   }
 }
 
+/**
+ * For a clone refused with EAGAIN, once the helper that tried is reaped:
+ * the pids limit that was full (counting that helper), looking at the
+ * container's cgroups and every cgroup above them, as "pids.max N in DIR,
+ * M in use"; undefined when none was.
+ */
+export function tightestPidsLimit(state: CgroupState): string | undefined {
+  let best: { room: number; text: string } | undefined;
+  for (const [mountPoint, leaf] of Object.entries(state.paths)) {
+    for (let dir = leaf; dir.startsWith(mountPoint); dir = path.dirname(dir)) {
+      let max: string, current: number;
+      try {
+        max = fs.readFileSync(path.join(dir, 'pids.max'), 'utf8').trim();
+        current = Number(fs.readFileSync(path.join(dir, 'pids.current'), 'utf8'));
+      } catch {
+        break; // not a pids hierarchy, or the cgroup is gone
+      }
+      // The helper that failed has been reaped since: it was one more in use.
+      const room = Number(max) - (current + 1);
+      if (max !== 'max' && room <= 0 && (!best || room < best.room)) best = { room, text: `pids.max ${max} in ${dir}, ${current + 1} in use` };
+      if (dir === mountPoint) break;
+    }
+  }
+  return best?.text;
+}
+
 /** rmdir, retrying while the kernel still counts exiting tasks. */
 export function removeCgroupDir(dir: string): void {
   for (let attempt = 0; attempt < 100; attempt++) {

@@ -23,8 +23,10 @@
  * about to mount.
  */
 import fs = require('fs');
+import os = require('os');
 import path = require('path');
 import { TsrunError } from '../errors';
+import { warn } from '../log';
 import { native } from '../native';
 
 export const DEFAULT_STORE = '/var/lib/tsrun';
@@ -308,14 +310,33 @@ const isLive = (use: ContainerUse): boolean => use.stateDir !== '' && fs.existsS
  * namespace may still hold it, and the dirs must go either way.
  */
 export function releaseUse(store: ImageStore, key: string, mountpoint: string): void {
-  if (mountpoint && isOverlayOf(mountpoint, sourceOf(key))) {
+  if (mountpoint && isOverlayOf(mountpoint, sourceOf(key))) unmountRootfs(mountpoint);
+  fs.rmSync(store.useDir(key), { recursive: true, force: true });
+}
+
+const UNMOUNT_TRIES = 50;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Unmount a container's overlay.  EBUSY means a host process still has a
+ * file or its cwd in it: it may be about to go (an engine copying out, a
+ * hook), so try again for about a second; then detach it (MNT_DETACH), so
+ * delete still cleans up, and say which path that was.  The container's
+ * own processes never make it busy: they hold their own mount namespace's
+ * copy.
+ */
+function unmountRootfs(mountpoint: string): void {
+  for (let attempt = 1; ; attempt++) {
     try {
       native.unmount(mountpoint, false);
-    } catch {
-      native.unmount(mountpoint, true);
+      return;
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== os.constants.errno.EBUSY || attempt === UNMOUNT_TRIES) break;
+      Atomics.wait(pause, 0, 0, 20);
     }
   }
-  fs.rmSync(store.useDir(key), { recursive: true, force: true });
+  native.unmount(mountpoint, true);
+  warn(`${mountpoint}: still in use by a process outside the container; detached it (the kernel frees it when that process lets go)`);
 }
 
 /** The mount source that names a container's overlay in mountinfo. */
