@@ -44,9 +44,9 @@ export function sentArgv(log: string): string[] {
 }
 
 /** Run `argv` on a pty (script -qfec), as a user at a terminal; the status is the command's. */
-export function onTty(argv: string[], env: Record<string, string> = {}, timeoutMs = 60_000): RunResult {
+export function onTty(argv: string[], env: Record<string, string> = {}, timeoutMs = 60_000, cwd?: string): RunResult {
   const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  return runCommand(['script', '-qfec', quoted, '/dev/null'], { env, timeoutMs });
+  return runCommand(['script', '-qfec', quoted, '/dev/null'], { env, timeoutMs, cwd });
 }
 
 /** A daemon under `tini -s` (a subreaper, so orphans are reaped at once), logging to a file. */

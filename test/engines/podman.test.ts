@@ -38,14 +38,16 @@ runtime = "tsrun"
 tsrun = ["${wrapper}"]
 `);
 const ENV = { CONTAINERS_CONF: conf };
+// podman and its conmon work in here: conmon writes an "oom" file into its cwd when the OOM killer strikes.
+const CWD = work;
 const base = ['podman', '--root', path.join(work, 'storage'), '--runroot', path.join(work, 'run'), '--tmpdir', path.join(work, 'tmp'), '--storage-driver', 'overlay'];
 const podman = (args: string[], opts: { input?: string; runtime?: string } = {}): RunResult =>
-  runCommand([...base, ...(opts.runtime ? ['--runtime', opts.runtime] : []), ...args], { env: ENV, input: opts.input, timeoutMs: 120_000 });
+  runCommand([...base, ...(opts.runtime ? ['--runtime', opts.runtime] : []), ...args], { env: ENV, input: opts.input, timeoutMs: 120_000, cwd: CWD });
 
 const removeMadePaths = pathsMadeAfter(['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers', '/run/containers/networks', '/run/containers']);
 t.teardown(() => {
   podman(['rm', '--all', '--force', '--time', '0']);
-  runCommand([...base, 'system', 'reset', '--force'], { env: ENV });
+  runCommand([...base, 'system', 'reset', '--force'], { env: ENV, cwd: CWD });
   removeMadePaths();
   fs.rmSync(work, { recursive: true, force: true });
   const left = removeCgroupTree(cgroupParent);
@@ -59,10 +61,10 @@ const adapter: Adapter = {
   cannot: { 'update pids': 'podman 4.3 update has no --pids-limit' },
   monitor: /^conmon$/,
   run: (s) => podman(['run', '--rm', ...flags(s), IMAGE, ...s.cmd], { input: s.input }),
-  runTty: (s) => onTty([...base, 'run', '--rm', '-it', ...flags(s), IMAGE, ...s.cmd], ENV),
+  runTty: (s) => onTty([...base, 'run', '--rm', '-it', ...flags(s), IMAGE, ...s.cmd], ENV, undefined, CWD),
   start: (name, s) => podman(['run', '-d', '--name', name, ...flags(s), IMAGE, ...s.cmd]),
   exec: (name, cmd, o = {}) => podman(['exec', ...dockerStyleExecFlags(o), name, ...cmd]),
-  execTty: (name, cmd) => onTty([...base, 'exec', '-it', name, ...cmd], ENV),
+  execTty: (name, cmd) => onTty([...base, 'exec', '-it', name, ...cmd], ENV, undefined, CWD),
   top: (name) => podman(['top', name]),
   kill: (name, signal) => podman(['kill', '--signal', signal, name]),
   // podman stops a container in the host's pid namespace with kill --all (SIGTERM here, as its processes are no pid 1).

@@ -36,6 +36,8 @@ const ROUNDS = LONG ? 20 : 5;
 const RACES = LONG ? 100 : 20;
 
 native.setSubreaper();
+// The long variant takes some 11 minutes alone, more beside other test files: past tap's 300 s.
+t.setTimeout(LONG ? 45 * 60_000 : 10 * 60_000);
 
 /** Ids of this file's containers: the prefix finds whatever of them is left. */
 const PREFIX = `soak-${process.pid}-`;
