@@ -30,6 +30,7 @@ import { ImageStore } from './image/store';
 import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
 import { ContainerRecord, StateStore, Status, processStartTime, validateId, waitingToStart } from './state';
+import { sleepSync } from './sleep';
 import type { ConsoleProxy } from './terminal';
 
 /** `--image REF`: the container's bundle is made from an image in a store, inside its state dir. */
@@ -303,8 +304,6 @@ function pidInContainer(pid: number): number {
   }
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
 /**
  * Wait until the released init has exec'd the container's program (its exe
  * is no longer our helper's memfd).  If it dies first, a startContainer hook
@@ -317,7 +316,7 @@ function waitForExec(record: ContainerRecord): void {
       throw new TsrunError('container process exited before its program started (see its stderr)');
     if (!waitingToStart(record.pid)) return;
     if (Date.now() > deadline) throw new TsrunError('container process did not start its program in time');
-    Atomics.wait(sleeper, 0, 0, 1);
+    sleepSync(1);
   }
 }
 
@@ -359,7 +358,7 @@ export function start(store: StateStore, id: string): void {
 function destroyCgroup(cgroup: CgroupManager): void {
   for (let i = 0; i < 500 && cgroup.pids().length; i++) {
     cgroup.killAll(9);
-    Atomics.wait(sleeper, 0, 0, 10);
+    sleepSync(10);
   }
   cgroup.destroy();
 }

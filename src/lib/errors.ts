@@ -25,9 +25,9 @@ export function describeFsError(err: unknown, what: string): string {
  * EACCES), never its "ENOSPC: ..., open '<path>'" form.
  */
 export function errorLine(err: unknown): string {
-  if (err instanceof TsrunError || !(err instanceof Error)) return err instanceof Error ? err.message : String(err);
+  if (!(err instanceof Error)) return String(err);
   const e = err as NodeJS.ErrnoException & { dest?: string };
-  if (typeof e.code === 'string' && e.syscall) {
+  if (!(err instanceof TsrunError) && typeof e.code === 'string' && e.syscall) {
     const where = e.dest ? `${e.path} -> ${e.dest}` : e.path ?? e.syscall;
     return describeFsError(err, where);
   }

@@ -13,6 +13,7 @@ import { crashPoint } from './crash';
 import { TsrunError } from './errors';
 import { debug } from './log';
 import { INIT_HELPER, native } from './native';
+import { sleepSync } from './sleep';
 import { ChildFailure, receive, send, Sync } from './sync';
 
 export interface LaunchOptions {
@@ -61,7 +62,6 @@ export class LaunchError extends TsrunError {
 
 /** A clone refused with EAGAIN is retried this many times, waiting 2, 4, ... 512 ms (about a second in all). */
 const CLONE_TRIES = 10;
-const pause = new Int32Array(new SharedArrayBuffer(4));
 
 export function killAndReap(pid: number, ourChild: boolean): void {
   try {
@@ -109,7 +109,7 @@ export function launch(opts: LaunchOptions): number {
       if (!(err instanceof LaunchError && err.cloneRefused) || attempt === CLONE_TRIES) throw err;
       const ms = 1 << attempt;
       debug(`${err.message}; trying again in ${ms} ms`);
-      Atomics.wait(pause, 0, 0, ms);
+      sleepSync(ms);
     }
   }
 }

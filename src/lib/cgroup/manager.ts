@@ -13,6 +13,7 @@
 import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../errors';
+import { sleepSync } from '../sleep';
 
 export type Layout = 'unified' | 'legacy' | 'hybrid';
 
@@ -177,7 +178,7 @@ export function removeCgroupDir(dir: string): void {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return;
       if (code !== 'EBUSY') throw err;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      sleepSync(10);
     }
   }
   throw new TsrunError(`cannot remove cgroup ${dir}: still busy`);

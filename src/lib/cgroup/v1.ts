@@ -9,6 +9,7 @@ import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
+import { sleepSync } from '../sleep';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules, v1DeviceRule } from './devices';
 import {
   CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, signalFrozen, writeKnob,
@@ -240,7 +241,7 @@ export class CgroupV1 implements CgroupManager {
     writeKnob(dir, 'freezer.state', 'FROZEN', 'pause');
     for (let i = 0; i < 1000; i++) {
       if (readOr(path.join(dir, 'freezer.state'), '').trim() === 'FROZEN') return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      sleepSync(1);
       writeKnob(dir, 'freezer.state', 'FROZEN', 'pause'); // FREEZING can stall on a forking task
     }
     throw new TsrunError('pause: the cgroup did not freeze');

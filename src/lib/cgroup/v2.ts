@@ -10,6 +10,7 @@ import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
+import { sleepSync } from '../sleep';
 import { native } from '../native';
 import { compileDeviceProgram } from './devices-bpf';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules } from './devices';
@@ -203,7 +204,7 @@ export class CgroupV2 implements CgroupManager {
     this.write('cgroup.freeze', 1, 'pause');
     for (let i = 0; i < 2000; i++) {
       if (/^frozen 1$/m.test(readOr(path.join(this.dir, 'cgroup.events'), ''))) return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      sleepSync(1);
     }
     throw new TsrunError('pause: the cgroup did not freeze');
   }

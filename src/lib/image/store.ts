@@ -28,6 +28,7 @@ import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { native } from '../native';
+import { sleepSync } from '../sleep';
 
 export const DEFAULT_STORE = '/var/lib/tsrun';
 
@@ -315,7 +316,6 @@ export function releaseUse(store: ImageStore, key: string, mountpoint: string): 
 }
 
 const UNMOUNT_TRIES = 50;
-const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * Unmount a container's overlay.  EBUSY means a host process still has a
@@ -332,7 +332,7 @@ function unmountRootfs(mountpoint: string): void {
       return;
     } catch (err) {
       if ((err as { errno?: number }).errno !== os.constants.errno.EBUSY || attempt === UNMOUNT_TRIES) break;
-      Atomics.wait(pause, 0, 0, 20);
+      sleepSync(20);
     }
   }
   native.unmount(mountpoint, true);
