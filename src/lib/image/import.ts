@@ -113,27 +113,67 @@ function dockerCandidates(src: Source): Candidate[] {
   });
 }
 
-/** An OCI layout: index.json -> manifests (through nested indexes) -> config and layers. */
+/**
+ * How deep image indexes may nest, index.json counted as the first.  Real
+ * layouts have index.json -> manifest, or index.json -> a multi-platform
+ * index -> manifest, and sometimes one index more; 8 leaves room for any
+ * tool's wrapping while a chain built to exhaust the walk stops early.
+ */
+const MAX_INDEX_DEPTH = 8;
+/**
+ * How many descriptors the walk may read in all, index.json's included
+ * (repeats count: each is read).  A multi-platform index lists a few
+ * dozen manifests and attestations, a layout of many tags a few hundred;
+ * 4096 is far beyond those, and few enough that reading them is quick.
+ */
+const MAX_DESCRIPTORS = 4096;
+
+const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
+const REF_ANNOTATION = 'org.opencontainers.image.ref.name';
+
+/**
+ * An OCI layout: index.json -> manifests (through nested indexes) -> config
+ * and layers.  Three small indexes, each listing the next 64 times, make
+ * 64^3 paths to one manifest, so the walk keeps memory: an index is walked
+ * once for each ref name it is reached under (the name applies to every
+ * manifest below it), a manifest is read once, and one reached by several
+ * paths is one image, with each of its names once.
+ */
 function ociCandidates(src: Source): Candidate[] {
-  const out: Candidate[] = [];
-  const visit = (indexData: Buffer, what: string, inheritedRef?: string): void => {
-    const index = parseJson(indexData, what);
-    for (const [i, desc] of ((index.manifests ?? []) as Array<Record<string, any>>).entries()) { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const byManifest = new Map<string, Candidate>();
+  /** "<digest> <ref>" of every index walked: the same index under the same name adds nothing. */
+  const walked = new Set<string>();
+  let descriptors = 0;
+  const visit = (index: any, what: string, depth: number, inheritedRef?: string): void => { // eslint-disable-line @typescript-eslint/no-explicit-any
+    if (depth > MAX_INDEX_DEPTH) throw new TsrunError(`${what}: image indexes nested deeper than ${MAX_INDEX_DEPTH}`);
+    const manifests: unknown = index?.manifests ?? [];
+    if (!Array.isArray(manifests)) throw new TsrunError(`${what}: manifests must be an array`);
+    for (const [i, desc] of (manifests as Array<Record<string, any>>).entries()) { // eslint-disable-line @typescript-eslint/no-explicit-any
       const at = `${what}.manifests[${i}]`;
+      if (++descriptors > MAX_DESCRIPTORS) throw new TsrunError(`${at}: more than ${MAX_DESCRIPTORS} descriptors in the layout's image indexes`);
       if (typeof desc?.digest !== 'string') throw new TsrunError(`${at}: no digest`);
       const platform = desc.platform;
       if (platform && (platform.os !== 'linux' || (platform.architecture !== 'amd64' && platform.architecture !== undefined))) continue;
-      const data = src.read(blobFile(desc.digest), at);
-      checkDigest(data, desc.digest, at);
-      const ref: string | undefined = desc.annotations?.['org.opencontainers.image.ref.name'] ?? inheritedRef;
-      if (desc.mediaType === 'application/vnd.oci.image.index.v1+json' || parseJson(data, at).manifests) {
-        visit(data, `index ${desc.digest}`, ref);
+      const ref: string | undefined = desc.annotations?.[REF_ANNOTATION] ?? inheritedRef;
+      const seen = byManifest.get(desc.digest);
+      if (seen) {
+        if (ref && !seen.refs.includes(ref)) seen.refs.push(ref);
         continue;
       }
-      const manifest = parseJson(data, `manifest ${desc.digest}`);
-      if (typeof manifest.config?.digest !== 'string' || !Array.isArray(manifest.layers))
+      const walkKey = `${desc.digest} ${ref ?? ''}`;
+      if (walked.has(walkKey)) continue;
+      const data = src.read(blobFile(desc.digest), at);
+      checkDigest(data, desc.digest, at);
+      const parsed = parseJson(data, at);
+      if (desc.mediaType === INDEX_MEDIA_TYPE || parsed?.manifests) {
+        walked.add(walkKey);
+        visit(parsed, `index ${desc.digest}`, depth + 1, ref);
+        continue;
+      }
+      const manifest = parsed;
+      if (typeof manifest?.config?.digest !== 'string' || !Array.isArray(manifest.layers))
         throw new TsrunError(`manifest ${desc.digest}: needs config and layers`);
-      out.push({
+      byManifest.set(desc.digest, {
         refs: ref ? [ref] : [],
         manifest: { data, digest: desc.digest },
         config: { file: blobFile(manifest.config.digest), digest: manifest.config.digest },
@@ -144,8 +184,8 @@ function ociCandidates(src: Source): Candidate[] {
       });
     }
   };
-  visit(src.read('index.json', 'OCI layout'), 'index.json');
-  return out;
+  visit(parseJson(src.read('index.json', 'OCI layout'), 'index.json'), 'index.json', 1);
+  return [...byManifest.values()];
 }
 
 /** Unpack one layer into the store unless it is there; checks blob digest and diffID. */

@@ -1,7 +1,8 @@
 /**
  * One image layer, from its (gzip or plain) tar stream into a directory:
  * the changeset rules of image-spec layer.md, with whiteouts turned into
- * overlayfs's form (a 0/0 character device; trusted.overlay.opaque=y).
+ * overlayfs's form (a 0/0 character device; trusted.overlay.opaque=y),
+ * and the overlay's own control xattrs in a layer dropped.
  *
  * tar-stream parses; every write goes through native/layer.c, which
  * resolves each path beneath the layer directory's fd and never through a
@@ -18,6 +19,7 @@ import { pipeline as streamPipeline, Readable } from 'stream';
 import zlib = require('zlib');
 import tar = require('tar-stream');
 import { TsrunError } from '../errors';
+import { warn } from '../log';
 import { native } from '../native';
 
 /** What native/layer.c is asked to make (its enum layer_kind). */
@@ -44,6 +46,39 @@ const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
 const XATTR_PREFIX = 'SCHILY.xattr.';
 
+/**
+ * The xattrs a layer may not set: overlayfs's control attributes (opaque,
+ * redirect, origin, metacopy, upper, impure, nlink, uuid, whiteout... and
+ * their escaped trusted.overlay.overlay.* forms), which the overlay reads
+ * from trusted.overlay.*, or from user.overlay.* when mounted with
+ * userxattr.  They are not a file's metadata but instructions to the host
+ * kernel that assembles the rootfs from the layers: a redirect shows
+ * another directory of the layers below in a directory's place (a "bin2"
+ * redirected to /etc showed /etc), metacopy takes a file's data from
+ * another one, opaque hides what is below.  A layer says what it needs of
+ * this only through .wh. entries (layer.md), which entryOf turns into the
+ * overlay's form here, so the layer's own are dropped, with a warning.
+ *
+ * Every other xattr is kept, as containerd (pkg/archive/tar.go) and moby
+ * (go-archive) keep them, applying every SCHILY.xattr record of a layer:
+ * - security.capability: file capabilities (ping, arping), which images
+ *   rely on, and the one xattr both write into the layers they make.  An
+ *   exec gains them only within the container's bounding set, as the
+ *   config decides, like a setuid root file the layer may hold anyway.
+ * - security.selinux, security.SMACK64*: labels.  They count only where
+ *   that LSM is active, and there what a label (or a change of domain at
+ *   exec) gives is the host policy's to grant, as a setuid bit gives what
+ *   the container's credentials allow.
+ * - system.posix_acl_access/default (and XFS's trusted.SGI_ACL_*, the
+ *   same ACLs): access to the image's own files, as the owners and modes
+ *   the layer sets do.
+ * - security.ima, security.evm: appraisal data.  A signature counts only
+ *   when a key in the host's keyrings verifies it, so a layer cannot forge
+ *   trust, and IMA-signed images need them kept.
+ * - trusted.* otherwise and user.*: no meaning to the kernel.
+ */
+const OVERLAY_CONTROL_XATTR = /^(?:trusted|user)\.overlay\./;
+
 /** "../a/./b/" and "/a/b" both become "a/b"; the root is ".". */
 export function layerRelative(name: string): string {
   const rel = path.posix.normalize('/' + name).replace(/^\/+/, '').replace(/\/+$/, '');
@@ -55,8 +90,11 @@ const HEADER_KINDS: Record<string, number> = {
   link: EntryKind.HARDLINK, 'character-device': EntryKind.CHAR, 'block-device': EntryKind.BLOCK, fifo: EntryKind.FIFO,
 };
 
-/** A tar header as the entry native/layer.c makes, or why it cannot be one. */
-export function entryOf(header: tar.Header): LayerEntry {
+/**
+ * A tar header as the entry native/layer.c makes, or why it cannot be one.
+ * `dropped` hears of an entry's overlay control xattrs, left out.
+ */
+export function entryOf(header: tar.Header, dropped: (name: string, xattrs: string[]) => void = () => {}): LayerEntry {
   const name = layerRelative(header.name);
   const base = path.posix.basename(name);
   const dir = path.posix.dirname(name);
@@ -84,9 +122,14 @@ export function entryOf(header: tar.Header): LayerEntry {
   if (name === '.' && entry.kind !== EntryKind.DIR) throw new Error('only a directory can be the layer root');
   if (entry.kind === EntryKind.HARDLINK) entry.linkname = layerRelative(header.linkname ?? '');
   if (entry.kind === EntryKind.SYMLINK) entry.linkname = header.linkname ?? '';
+  const refused: string[] = [];
   for (const [key, value] of Object.entries((header.pax ?? {}) as Record<string, string>)) {
-    if (key.startsWith(XATTR_PREFIX)) entry.xattrs.push([key.slice(XATTR_PREFIX.length), Buffer.from(value, 'latin1')]);
+    if (!key.startsWith(XATTR_PREFIX)) continue;
+    const xattr = key.slice(XATTR_PREFIX.length);
+    if (OVERLAY_CONTROL_XATTR.test(xattr)) refused.push(xattr);
+    else entry.xattrs.push([xattr, Buffer.from(value, 'latin1')]);
   }
+  if (refused.length) dropped(name, refused);
   return entry;
 }
 
@@ -209,7 +252,8 @@ export async function unpackLayer(input: Readable, dir: string, label: string, i
         entries++;
         let entry: LayerEntry;
         try {
-          entry = entryOf(source.header);
+          entry = entryOf(source.header, (name, xattrs) =>
+            warn(`${label}: ${name}: dropped ${xattrs.join(', ')}: overlayfs control xattrs are not taken from a layer`));
         } catch (err) {
           throw new TsrunError(`${label}: ${source.header.name}: ${(err as Error).message}`);
         }
