@@ -200,25 +200,27 @@ static int dup_above(int fd, int floor)
 }
 
 /*
- * spawnInit(helperPath, plan: Buffer, fifoFd, consoleFd, preserveFds)
+ * spawnInit(helperPath, plan: Buffer, fifoFd, consoleFd, rootfsFd, preserveFds)
  *   -> { pid, syncFd }
  *
  * The helper gets: fds 0-2 as they are, 3..3+preserveFds-1 as they are,
- * then sync, plan, fifo, console and its own memfd right after them;
- * nothing else.
+ * then sync, plan, fifo, console, the rootfs mount (a detached overlay the
+ * container's init attaches; -1 for none) and its own memfd right after
+ * them; nothing else.
  */
+#define SPAWN_FDS 6
 static napi_value spawn_init(napi_env env, napi_callback_info info)
 {
-	GET_ARGS(5);
+	GET_ARGS(6);
 	char helper_path[4096];
-	int32_t fifo_fd, console_fd, preserve;
+	int32_t fifo_fd, console_fd, rootfs_fd, preserve;
 	void *plan;
 	size_t plan_len;
 	if (arg_string(env, args[0], helper_path, sizeof(helper_path)) ||
 	    napi_get_buffer_info(env, args[1], &plan, &plan_len) != napi_ok ||
-	    arg_int(env, args[2], &fifo_fd) || arg_int(env, args[3], &console_fd) ||
-	    arg_int(env, args[4], &preserve) || preserve < 0 || preserve > 10000) {
-		napi_throw_type_error(env, NULL, "spawnInit(helperPath, plan, fifoFd, consoleFd, preserveFds)");
+	    arg_int(env, args[2], &fifo_fd) || arg_int(env, args[3], &console_fd) || arg_int(env, args[4], &rootfs_fd) ||
+	    arg_int(env, args[5], &preserve) || preserve < 0 || preserve > 10000) {
+		napi_throw_type_error(env, NULL, "spawnInit(helperPath, plan, fifoFd, consoleFd, rootfsFd, preserveFds)");
 		return NULL;
 	}
 
@@ -238,22 +240,23 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 	}
 
 	const int base = 3 + preserve;
-	/* The helper's own memfd rides along at base+4 so the exec can find
-	 * it after closefrom; the helper closes it first thing. */
-	const int targets[5] = { base, base + 1, base + 2, base + 3, base + 4 };
-	int sources[5] = {
-		dup_above(pair[1], base + 5), dup_above(pfd, base + 5),
-		dup_above(fifo_fd, base + 5), dup_above(console_fd, base + 5),
-		dup_above(helper, base + 5),
-	};
-	char a_sync[16], a_plan[16], a_fifo[16], a_console[16], a_preserve[16], exe[64];
+	/* The helper's own memfd rides along last so the exec can find it
+	 * after closefrom; the helper closes it first thing. */
+	int targets[SPAWN_FDS], sources[SPAWN_FDS];
+	for (int i = 0; i < SPAWN_FDS; i++)
+		targets[i] = base + i;
+	const int given[SPAWN_FDS] = { pair[1], pfd, fifo_fd, console_fd, rootfs_fd, helper };
+	for (int i = 0; i < SPAWN_FDS; i++)
+		sources[i] = dup_above(given[i], base + SPAWN_FDS);
+	char a_sync[16], a_plan[16], a_fifo[16], a_console[16], a_rootfs[16], a_preserve[16], exe[64];
 	snprintf(a_sync, sizeof(a_sync), "%d", targets[0]);
 	snprintf(a_plan, sizeof(a_plan), "%d", targets[1]);
 	snprintf(a_fifo, sizeof(a_fifo), "%d", fifo_fd >= 0 ? targets[2] : -1);
 	snprintf(a_console, sizeof(a_console), "%d", console_fd >= 0 ? targets[3] : -1);
+	snprintf(a_rootfs, sizeof(a_rootfs), "%d", rootfs_fd >= 0 ? targets[4] : -1);
 	snprintf(a_preserve, sizeof(a_preserve), "%d", preserve);
-	snprintf(exe, sizeof(exe), "/proc/self/fd/%d", targets[4]);
-	char *argv[] = { "tsrun-init", a_sync, a_plan, a_fifo, a_console, a_preserve, NULL };
+	snprintf(exe, sizeof(exe), "/proc/self/fd/%d", targets[5]);
+	char *argv[] = { "tsrun-init", a_sync, a_plan, a_fifo, a_console, a_rootfs, a_preserve, NULL };
 	char *envp[] = { NULL }; /* nothing of ours leaks into the container */
 
 	posix_spawn_file_actions_t fa;
@@ -264,10 +267,10 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 	 * dup2 onto itself clears the flag for stdio and the preserved fds. */
 	for (int fd = 0; fd < base; fd++)
 		posix_spawn_file_actions_adddup2(&fa, fd, fd);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < SPAWN_FDS; i++)
 		if (sources[i] >= 0)
 			posix_spawn_file_actions_adddup2(&fa, sources[i], targets[i]);
-	posix_spawn_file_actions_addclosefrom_np(&fa, base + 5);
+	posix_spawn_file_actions_addclosefrom_np(&fa, base + SPAWN_FDS);
 	/* Node ignores SIGPIPE/SIGXFSZ and may block signals: start clean. */
 	sigset_t all, none;
 	sigfillset(&all);
@@ -280,7 +283,7 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 	int rc = posix_spawn(&pid, exe, &fa, &attr, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < SPAWN_FDS; i++)
 		if (sources[i] >= 0)
 			close(sources[i]);
 	close(pfd);
@@ -904,6 +907,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 	seccomp_register(env, exports);
 	layer_register(env, exports);
 	overlay_register(env, exports);
+	remove_register(env, exports);
 	return exports;
 }
 

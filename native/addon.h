@@ -1,7 +1,7 @@
 /*
  * What the addon's parts share: addon.c (processes, sync, sockets),
- * seccomp.c (filters compiled with libseccomp), layer.c (image layers) and
- * overlay.c (image rootfs mounts).
+ * seccomp.c (filters compiled with libseccomp), layer.c (image layers),
+ * overlay.c (image rootfs mounts) and remove.c (removing trees safely).
  */
 #ifndef TSRUN_ADDON_H
 #define TSRUN_ADDON_H
@@ -18,5 +18,6 @@ napi_value throw_with_errno(napi_env env, int err, const char *message);
 void seccomp_register(napi_env env, napi_value exports);
 void layer_register(napi_env env, napi_value exports);
 void overlay_register(napi_env env, napi_value exports);
+void remove_register(napi_env env, napi_value exports);
 
 #endif

@@ -9,8 +9,9 @@
  * "memfd:tsrun-init", never a writable host file (CVE-2019-5736).
  *
  * usage (from the addon only):
- *   tsrun-init SYNC_FD PLAN_FD FIFO_FD CONSOLE_FD PRESERVE_FDS
- * FIFO_FD and CONSOLE_FD are -1 when unused.  Plan format and protocol:
+ *   tsrun-init SYNC_FD PLAN_FD FIFO_FD CONSOLE_FD ROOTFS_FD PRESERVE_FDS
+ * FIFO_FD, CONSOLE_FD and ROOTFS_FD are -1 when unused; ROOTFS_FD is a
+ * detached mount (an image's overlay) that OP_ROOTFS_PREPARE attaches.  Plan format and protocol:
  * plan.h.  This program decides nothing: every choice was made in
  * TypeScript and is an op in the plan.
  */
@@ -74,7 +75,7 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
 /* ---- state shared by the ops ------------------------------------------ */
 
-static int sync_fd = -1, fifo_fd = -1, console_fd = -1, preserve_fds;
+static int sync_fd = -1, fifo_fd = -1, console_fd = -1, rootfs_mount_fd = -1, preserve_fds;
 static int root_fd = -1;        /* the rootfs, before pivot_root */
 static const char *rootfs_path; /* for error messages */
 /* State JSON for the container's hooks, as the container sees it (pid 1
@@ -656,12 +657,48 @@ static void op_rootfs_prepare(struct cursor *c)
 	 * arriving, unless asked); pivot_root also requires a non-shared parent. */
 	if (mount(NULL, "/", NULL, propagation, NULL) < 0)
 		fail(errno, "rootfs", "/", "set propagation of /");
-	/* pivot_root needs the new root to be a mount point. */
-	if (mount(rootfs_path, rootfs_path, NULL, MS_BIND | MS_REC, NULL) < 0)
+	if (rootfs_mount_fd >= 0) {
+		/* An image's overlay, made by tsrun as a detached mount: attached
+		 * here, in our own mount namespace only, so the host never has it
+		 * (see native/overlay.c).  It is a mount point, as pivot_root needs. */
+		if (syscall(SYS_move_mount, rootfs_mount_fd, "", AT_FDCWD, rootfs_path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			fail(errno, "rootfs", rootfs_path, "attach the image rootfs on %s", rootfs_path);
+		close(rootfs_mount_fd);
+		rootfs_mount_fd = -1;
+	} else if (mount(rootfs_path, rootfs_path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+		/* pivot_root needs the new root to be a mount point. */
 		fail(errno, "rootfs", rootfs_path, "bind mount rootfs %s", rootfs_path);
+	}
 	root_fd = open(rootfs_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		fail(errno, "rootfs", rootfs_path, "open rootfs %s", rootfs_path);
+}
+
+/*
+ * --no-pivot only: a full proc or sysfs mount of the host (path as the
+ * plan compiler read it from mountinfo, outside the rootfs) goes away from
+ * our mount namespace before the rootfs is moved over "/".  MS_MOVE and
+ * chroot leave the host's mounts beneath the rootfs, and the kernel lets a
+ * new user namespace mount procfs or sysfs wherever a fully visible one
+ * exists in its mount namespace, masked paths or not (runc's msMoveRoot
+ * does the same).  Detached where we may; where the mount is locked (we
+ * are in a user namespace) a read-only tmpfs on top keeps it from being
+ * fully visible.
+ */
+static void op_hide_host_fs(struct cursor *c)
+{
+	const char *path = rd_str(c);
+	if (mount(NULL, path, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return; /* not there in our namespace */
+		fail(errno, "pivot_root", path, "make host mount %s a slave", path);
+	}
+	if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+		return;
+	if (errno != EINVAL && errno != EPERM)
+		fail(errno, "pivot_root", path, "detach host mount %s", path);
+	if (mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0") < 0)
+		fail(errno, "pivot_root", path, "cover host mount %s", path);
 }
 
 static void op_pivot_root(struct cursor *c)
@@ -1567,7 +1604,7 @@ static void op_caps_set(struct cursor *c)
 
 int main(int argc, char **argv)
 {
-	if (argc != 6) {
+	if (argc != 7) {
 		fprintf(stderr, "tsrun-init is started by tsrun, not by hand\n");
 		return 2;
 	}
@@ -1575,10 +1612,11 @@ int main(int argc, char **argv)
 	int plan_fd = atoi(argv[2]);
 	fifo_fd = atoi(argv[3]);
 	console_fd = atoi(argv[4]);
-	preserve_fds = atoi(argv[5]);
+	rootfs_mount_fd = atoi(argv[5]);
+	preserve_fds = atoi(argv[6]);
 
 	/* Drop the memfd we were exec'd from (and anything past our fds). */
-	syscall(SYS_close_range, 3 + preserve_fds + 4, ~0u, 0);
+	syscall(SYS_close_range, 3 + preserve_fds + 5, ~0u, 0);
 	/* Nothing may read our memory or ptrace us until the final exec. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	reset_signals();
@@ -1653,6 +1691,7 @@ int main(int argc, char **argv)
 			start_hook_state = hook_states + strlen(hook_states) + 1;
 			break;
 		case OP_HOOK: op_hook(&op); break;
+		case OP_HIDE_HOST_FS: op_hide_host_fs(&op); break;
 		case OP_PIVOT_ROOT: op_pivot_root(&op); break;
 		case OP_REMOUNT_ROOT_RO: {
 			struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };

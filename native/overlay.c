@@ -1,21 +1,34 @@
 /*
- * Mounting an image's overlay rootfs, for src/lib/image/rootfs.ts.
+ * An image's overlay rootfs as a detached mount, for src/lib/image/rootfs.ts.
  *
- *   overlayMount(target, source, lowers, upper, work, legacy)
+ *   overlayOpen(source, lowers, upper, work, staging, legacy) -> mount fd
  *       lowers: the layer directories, topmost first (overlayfs's order)
+ *       staging: an empty directory only root can reach (the legacy path
+ *                mounts there for an instant)
  *       legacy: use mount(2) even where "lowerdir+" exists (tests cover both)
- *   unmount(target, detach)
+ *
+ * The overlay is never attached in the host's mount namespace: the fd goes
+ * to tsrun-init, which attaches it at the rootfs path only inside the
+ * container's own mount namespace (OP_ROOTFS_PREPARE).  A mount in the
+ * host's namespace would be reachable by every local user who can reach
+ * its path, with setuid binaries and device nodes of the image (or put
+ * there by the container) live on it (issue 14; moby CVE-2021-41091).
+ * The mount disappears with the container's last process; nothing of it
+ * is left for delete to unmount.
  *
  * The option-length limit.  A legacy mount(2) takes every option in one
  * page, so "lowerdir=a:b:c..." of 100 layers under a long store path does
  * not fit; fsconfig(2) limits each string to 256 bytes.  Linux 6.8 added
  * "lowerdir+", one layer per fsconfig call, so any number of layers (up to
- * overlayfs's own 500) mounts through the new mount API.  On an older
- * kernel (Debian 12's own 6.1; the release tells, see has_lowerdir_plus)
- * the fallback is one legacy mount whose layers
- * are named "/proc/self/fd/N" through O_PATH fds: about 17 bytes a layer
- * whatever the store's path, so some 220 layers fit in the page.  A path of
- * 256 bytes or more is passed the same way to fsconfig.
+ * overlayfs's own 500) mounts through the new mount API, which yields a
+ * detached mount directly.  On an older kernel (Debian 12's own 6.1; the
+ * release tells, see has_lowerdir_plus) the fallback is one legacy mount
+ * whose layers are named "/proc/self/fd/N" through O_PATH fds: about 17
+ * bytes a layer whatever the store's path, so some 220 layers fit in the
+ * page.  mount(2) needs a place: the staging directory, mounted nosuid and
+ * nodev, cloned into a detached copy at once and detached; the copy gets
+ * suid and dev back.  A path of 256 bytes or more is passed the same way
+ * to fsconfig.
  *
  * Errors carry the kernel's own explanation where it gives one (the
  * fs_context log read from the fsopen fd).
@@ -42,16 +55,21 @@
 #define FSOPEN_CLOEXEC 1
 #define FSMOUNT_CLOEXEC 1
 #endif
-#ifndef MOVE_MOUNT_F_EMPTY_PATH
-#define MOVE_MOUNT_F_EMPTY_PATH 0x04
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
 #endif
+#ifndef MOUNT_ATTR_NOSUID
+#define MOUNT_ATTR_NOSUID 0x2
+#define MOUNT_ATTR_NODEV 0x4
+#endif
+struct mount_attr_ { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
 #define MAX_LAYERS 500          /* overlayfs's OVL_MAX_STACK */
 #define FSCONFIG_STRING_MAX 256 /* fsconfig copies at most this much of a string */
 #define PATH_CAP 4096
 
 struct overlay_args {
-	char target[PATH_CAP], source[256], upper[PATH_CAP], work[PATH_CAP];
+	char staging[PATH_CAP], source[256], upper[PATH_CAP], work[PATH_CAP];
 	char lowers[MAX_LAYERS][PATH_CAP];
 	uint32_t nlowers;
 };
@@ -123,8 +141,8 @@ static bool has_lowerdir_plus(void)
 	return major > 6 || (major == 6 && minor >= 8);
 }
 
-/* The new mount API with "lowerdir+": returns 0 or an errno, with msg set. */
-static int mount_new_api(const struct overlay_args *a, char *msg, size_t size)
+/* The new mount API with "lowerdir+": *mnt gets the detached mount; returns 0 or an errno, with msg set. */
+static int mount_new_api(const struct overlay_args *a, int *mnt, char *msg, size_t size)
 {
 	char log[1024];
 	int fsfd = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
@@ -159,14 +177,9 @@ static int mount_new_api(const struct overlay_args *a, char *msg, size_t size)
 		err = errno, step = "create";
 		goto out;
 	}
-	int mfd = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
-	if (mfd < 0) {
+	*mnt = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+	if (*mnt < 0)
 		err = errno, step = "fsmount";
-		goto out;
-	}
-	if (syscall(SYS_move_mount, mfd, "", AT_FDCWD, a->target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-		err = errno, step = "move_mount";
-	close(mfd);
 out:
 	if (err) {
 		read_fs_log(fsfd, log, sizeof(log));
@@ -178,8 +191,12 @@ out:
 	return err;
 }
 
-/* mount(2) with every layer as /proc/self/fd/N, for kernels before 6.8. */
-static int mount_legacy(const struct overlay_args *a, char *msg, size_t size)
+/*
+ * mount(2) with every layer as /proc/self/fd/N, for kernels before 6.8: on
+ * the staging directory (nosuid, nodev), cloned into a detached copy, then
+ * detached; the copy gets suid and dev back.  *mnt gets the copy.
+ */
+static int mount_legacy(const struct overlay_args *a, int *mnt, char *msg, size_t size)
 {
 	static char data[4096 + 512];
 	int fds[MAX_LAYERS];
@@ -199,15 +216,29 @@ static int mount_legacy(const struct overlay_args *a, char *msg, size_t size)
 		err = fail(msg, size, E2BIG, "overlay: %s", "the layers' options do not fit in one page on this kernel (before Linux 6.8); fewer layers or a shorter store path");
 		goto out;
 	}
-	if (mount(a->source, a->target, "overlay", 0, data) < 0)
-		err = fail(msg, size, errno, "overlay mount on %s", a->target);
+	if (mount(a->source, a->staging, "overlay", MS_NOSUID | MS_NODEV, data) < 0) {
+		err = fail(msg, size, errno, "overlay mount on %s", a->staging);
+		goto out;
+	}
+	*mnt = (int)syscall(SYS_open_tree, AT_FDCWD, a->staging, OPEN_TREE_CLONE | O_CLOEXEC);
+	if (*mnt < 0)
+		err = fail(msg, size, errno, "detached copy of the overlay on %s", a->staging);
+	if (umount2(a->staging, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && !err)
+		err = fail(msg, size, errno, "unmount the staging overlay on %s", a->staging);
+	struct mount_attr_ back = { .attr_clr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+	if (!err && syscall(SYS_mount_setattr, *mnt, "", AT_EMPTY_PATH, &back, sizeof(back)) < 0)
+		err = fail(msg, size, errno, "set suid and dev on the overlay of %s", a->staging);
+	if (err && *mnt >= 0) {
+		close(*mnt);
+		*mnt = -1;
+	}
 out:
 	while (opened > 0)
 		close(fds[--opened]);
 	return err;
 }
 
-static napi_value overlay_mount(napi_env env, napi_callback_info info)
+static napi_value overlay_open(napi_env env, napi_callback_info info)
 {
 	static struct overlay_args a; /* large; the addon runs on Node's main thread only */
 	size_t argc = 6, len;
@@ -217,58 +248,37 @@ static napi_value overlay_mount(napi_env env, napi_callback_info info)
 	memset(&a, 0, sizeof(a));
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
 	bool is_array = false;
-	if (argc < 6 || napi_get_value_bool(env, args[5], &legacy) != napi_ok || napi_is_array(env, args[2], &is_array) != napi_ok || !is_array ||
-	    napi_get_value_string_utf8(env, args[0], a.target, sizeof(a.target), &len) != napi_ok ||
-	    napi_get_value_string_utf8(env, args[1], a.source, sizeof(a.source), &len) != napi_ok ||
-	    napi_get_value_string_utf8(env, args[3], a.upper, sizeof(a.upper), &len) != napi_ok ||
-	    napi_get_value_string_utf8(env, args[4], a.work, sizeof(a.work), &len) != napi_ok ||
-	    napi_get_array_length(env, args[2], &a.nlowers) != napi_ok)
-		return throw_with_errno(env, EINVAL, "overlayMount: bad arguments");
+	if (argc < 6 || napi_get_value_bool(env, args[5], &legacy) != napi_ok || napi_is_array(env, args[1], &is_array) != napi_ok || !is_array ||
+	    napi_get_value_string_utf8(env, args[0], a.source, sizeof(a.source), &len) != napi_ok ||
+	    napi_get_value_string_utf8(env, args[2], a.upper, sizeof(a.upper), &len) != napi_ok ||
+	    napi_get_value_string_utf8(env, args[3], a.work, sizeof(a.work), &len) != napi_ok ||
+	    napi_get_value_string_utf8(env, args[4], a.staging, sizeof(a.staging), &len) != napi_ok ||
+	    napi_get_array_length(env, args[1], &a.nlowers) != napi_ok)
+		return throw_with_errno(env, EINVAL, "overlayOpen: bad arguments");
 	if (a.nlowers == 0 || a.nlowers > MAX_LAYERS)
 		return throw_with_errno(env, EINVAL, a.nlowers ? "overlay: more than 500 layers (overlayfs's limit)" : "overlay: no layers");
 	for (uint32_t i = 0; i < a.nlowers; i++) {
 		napi_value v;
-		if (napi_get_element(env, args[2], i, &v) != napi_ok ||
+		if (napi_get_element(env, args[1], i, &v) != napi_ok ||
 		    napi_get_value_string_utf8(env, v, a.lowers[i], PATH_CAP, &len) != napi_ok || len + 1 >= PATH_CAP)
-			return throw_with_errno(env, EINVAL, "overlayMount: bad layer path");
+			return throw_with_errno(env, EINVAL, "overlayOpen: bad layer path");
 	}
-	int err = !legacy && has_lowerdir_plus() ? mount_new_api(&a, msg, sizeof(msg)) : mount_legacy(&a, msg, sizeof(msg));
+	int mnt = -1;
+	int err = !legacy && has_lowerdir_plus() ? mount_new_api(&a, &mnt, msg, sizeof(msg)) : mount_legacy(&a, &mnt, msg, sizeof(msg));
 	if (err) {
 		char full[sizeof(msg) + 128];
 		snprintf(full, sizeof(full), "%s: %s", msg, strerror(err));
 		return throw_with_errno(env, err, full);
 	}
 	napi_value out;
-	napi_get_undefined(env, &out);
-	return out;
-}
-
-/* unmount(target, detach): umount2 without following a final symlink; MNT_DETACH when asked. */
-static napi_value do_unmount(napi_env env, napi_callback_info info)
-{
-	size_t argc = 2, len;
-	napi_value args[2];
-	char target[PATH_CAP], msg[PATH_CAP + 128];
-	bool detach = false;
-	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
-	if (argc < 2 || napi_get_value_string_utf8(env, args[0], target, sizeof(target), &len) != napi_ok ||
-	    napi_get_value_bool(env, args[1], &detach) != napi_ok)
-		return throw_with_errno(env, EINVAL, "unmount: bad arguments");
-	if (umount2(target, UMOUNT_NOFOLLOW | (detach ? MNT_DETACH : 0)) < 0) {
-		int err = errno;
-		snprintf(msg, sizeof(msg), "unmount %s: %s", target, strerror(err));
-		return throw_with_errno(env, err, msg);
-	}
-	napi_value out;
-	napi_get_undefined(env, &out);
+	napi_create_int32(env, mnt, &out);
 	return out;
 }
 
 void overlay_register(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
-		METHOD("overlayMount", overlay_mount),
-		METHOD("unmount", do_unmount),
+		METHOD("overlayOpen", overlay_open),
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

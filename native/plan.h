@@ -74,6 +74,8 @@ enum plan_op {
 	                         * needs no cgroup_threadgroup_rwsem write lock, whose RCU grace
 	                         * period (some 10 ms) a cgroup.procs write pays; "cgroup.procs"
 	                         * (cgroup2) only where the init cannot be cloned into it. */
+	OP_HIDE_HOST_FS = 38,   /* str path ; --no-pivot: detach (or cover) a host proc or
+	                           sysfs mount before the rootfs moves over "/" */
 	OP_IDMAP_PREPARE = 31,  /* u32 slot, str source, u32 recursive_bind,
 	                           str uid_map, str gid_map, u32 attr_set,
 	                           u32 attr_clr, u32 rec_attr_set,

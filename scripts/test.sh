@@ -1,7 +1,7 @@
 #!/bin/bash
 # Set everything up, then run the whole test suite: unit, integration,
-# security and engine (podman, containerd, docker) tests on this host, then the cgroup suite again inside a VM running pure
-# cgroup v2 (test/vm/), since a hybrid host cannot exercise the v2 driver.
+# security and engine (podman, containerd, docker) tests on this host, then the cgroup suite (and the exec placement
+# test of test/security) again inside a VM running pure cgroup v2 (test/vm/), since a hybrid host cannot exercise the v2 driver.
 # TSRUN_SKIP_VM=1 skips the VM part (quick local runs).  The reliability tests run their long
 # variants here (1,000 lifecycles each; test/reliability/soak.test.ts): TSRUN_LONG=0 shortens them.
 set -euo pipefail
@@ -20,6 +20,7 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
   echo "== cgroup v2, in a VM (test/vm) =="
   bash test/vm/run.sh --timeout 2400 --cwd "$PWD" -- \
     npx tap dist/test/integration/cgroups.test.js dist/test/integration/devices-bpf.test.js dist/test/integration/exec.test.js \
+      dist/test/security/exec-paused-cgroups.test.js \
     2>&1 | tee "$logs/vm" || status=$?
 fi
 

@@ -4,6 +4,7 @@
  * of host files, the host's /dev/null and mountinfo parsing.
  * Kept outside test/security/ so tap does not run it as a test file.
  */
+import { spawnSync } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -182,4 +183,50 @@ function removeCgroupTree(dir: string): void {
   } catch {
     // still busy: leftovers() in the test reports it
   }
+}
+
+/** Swaps each pair of paths it is given with renameat2(RENAME_EXCHANGE), as fast as it can, for ever. */
+const SWAPPER_C = `
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE 2
+#endif
+int main(int argc, char **argv)
+{
+	if (argc < 3 || argc % 2 == 0)
+		return 2;
+	for (;;)
+		for (int i = 1; i + 1 < argc; i += 2)
+			syscall(SYS_renameat2, AT_FDCWD, argv[i], AT_FDCWD, argv[i + 1], RENAME_EXCHANGE);
+}
+`;
+
+/**
+ * The swapper, built in `dir`: `swapper A B [C D ...]`.  Static when it is
+ * to run inside a container (any rootfs), against the host's libc otherwise.
+ */
+export function buildSwapper(t: TestLike & { equal: (...a: any[]) => any }, dir: string, opts: { static?: boolean } = {}): string {
+  const src = path.join(dir, 'swapper.c');
+  const bin = path.join(dir, 'swapper');
+  fs.writeFileSync(src, SWAPPER_C);
+  const cc = spawnSync('cc', ['-O2', ...(opts.static ? ['-static'] : []), '-o', bin, src], { encoding: 'utf8' });
+  t.equal(cc.status, 0, `build the swapper: ${cc.stderr}`);
+  return bin;
+}
+
+/** The pids in a cgroup directory and every cgroup below it, read by the test itself. */
+export function cgroupTreePids(dir: string): number[] {
+  let out: number[] = [];
+  try {
+    out = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) out.push(...cgroupTreePids(path.join(dir, e.name)));
+  } catch {
+    // gone
+  }
+  return out;
 }

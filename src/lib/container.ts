@@ -25,7 +25,7 @@ import { CgroupManager } from './cgroup/manager';
 import { compileCreatePlan, containerRelative, HostView, processRlimits } from './plan';
 import { imageBundleConfig } from './image/bundle';
 import type { BundleOverrides } from './image/convert';
-import { imageOfConfig, mountImageRootfs, releaseImageRootfs } from './image/rootfs';
+import { imageOfConfig, openImageRootfs, releaseImageRootfs } from './image/rootfs';
 import { ImageStore } from './image/store';
 import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
@@ -85,11 +85,15 @@ export function prepareBundle(store: StateStore, opts: CreateOptions): PreparedB
   return { bundle: path.join(path.resolve(store.dir(opts.id)), 'bundle'), config, generated: true };
 }
 
-/** A --image bundle, written once the state dir is ours: config.json and the empty rootfs. */
+/**
+ * A --image bundle, written once the state dir is ours: config.json (0600:
+ * its environment may hold secrets) and the empty rootfs, where the init
+ * attaches the image's overlay in its own mount namespace.
+ */
 function writeGeneratedBundle(prepared: PreparedBundle, rootfs: string): void {
-  fs.mkdirSync(prepared.bundle, { mode: 0o755 });
-  fs.writeFileSync(path.join(prepared.bundle, 'config.json'), JSON.stringify(prepared.config, null, '\t') + '\n', { mode: 0o644 });
-  fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+  fs.mkdirSync(prepared.bundle, { mode: 0o700 });
+  fs.writeFileSync(path.join(prepared.bundle, 'config.json'), JSON.stringify(prepared.config, null, '\t') + '\n', { mode: 0o600 });
+  fs.mkdirSync(rootfs, { recursive: true, mode: 0o700 });
 }
 
 /** "mounts[3]: " when a failed mount step can be traced to its config entry. */
@@ -186,6 +190,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
   let initPid = 0;
   let fifoFd = -1;
   let consoleFd = -1;
+  let rootfsFd = -1;
   let hooksFailed = false;
   const record: ContainerRecord = {
     ociVersion: config.ociVersion,
@@ -212,7 +217,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     store.save(record);
     crashPoint('create:recorded');
     if (prepared.generated) writeGeneratedBundle(prepared, plan.rootfs);
-    if (image) mountImageRootfs(store.dir(opts.id), opts.id, plan.rootfs, image);
+    if (image) rootfsFd = openImageRootfs(store.dir(opts.id), opts.id, image);
     crashPoint('create:rootfs');
     try {
       native.mkfifo(store.fifoPath(opts.id), 0o600);
@@ -228,6 +233,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       plan: planBuffer,
       fifoFd,
       consoleFd,
+      rootfsFd,
       preserveFds: opts.preserveFds,
       cgroup,
       helperJoinsCgroups: true,
@@ -270,6 +276,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
   } finally {
     if (fifoFd >= 0) fs.closeSync(fifoFd);
     if (consoleFd >= 0) native.close(consoleFd);
+    if (rootfsFd >= 0) native.close(rootfsFd); // the init has its own copy, attached
     store.unlock(lockFd);
   }
 }
@@ -370,6 +377,7 @@ function destroyCgroup(cgroup: CgroupManager): void {
  */
 export function remove(store: StateStore, id: string, force: boolean): void {
   validateId(id);
+  if (force) killEverything(store, id);
   let lockFd: number;
   try {
     lockFd = store.lock(id);
@@ -391,11 +399,36 @@ export function remove(store: StateStore, id: string, force: boolean): void {
     crashPoint('delete:killed');
     destroyCgroup(cgroup);
     crashPoint('delete:cgroups');
-    releaseImageRootfs(store.dir(id)); // before the state dir goes: a --image rootfs is mounted inside it
+    releaseImageRootfs(store.dir(id)); // its processes are gone; the intent is in the state dir
     store.remove(id);
     runPoststop(record.hooks, JSON.stringify(store.ociState(record, 'stopped')));
   } finally {
     store.unlock(lockFd);
+  }
+}
+
+/**
+ * delete --force, before it takes the container's lock: SIGKILL every
+ * process in every one of the container's cgroups (a paused one thawed
+ * after, as frozen tasks die only then).  Whoever holds the lock may be
+ * waiting for one of them (an exec whose set-up the container stopped, a
+ * start waiting for its program), and delete must never wait on anything
+ * the container controls.  What is left, delete does under the lock.
+ */
+function killEverything(store: StateStore, id: string): void {
+  let record: ContainerRecord;
+  try {
+    record = store.load(id);
+  } catch {
+    return; // nothing recorded: nothing runs
+  }
+  const cgroup = cgroupManagerFrom(record.cgroup);
+  try {
+    if (!cgroup.pids().length) return;
+    cgroup.killAll(9);
+    if (cgroup.isFrozen()) cgroup.thaw();
+  } catch (err) {
+    debug(`delete --force ${id}: ${(err as Error).message}; killing again under the lock`);
   }
 }
 

@@ -54,10 +54,11 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
     apparmor: { 'process.apparmorProfile': opts.process.apparmorProfile },
     selinux: { 'process.selinuxLabel': opts.process.selinuxLabel },
   });
-  // Held while the process is set up, so a pause or delete cannot come in
-  // between the status check and the join of the cgroups (a paused cgroup
-  // would freeze the set-up half-way; a deleted one could not be joined).
-  // Released before the wait: an attached exec must not block the others.
+  // Held from the status check until the process is in all of the
+  // container's cgroups, so a pause or delete cannot come in between (a
+  // deleted cgroup could not be joined).  Released then (launch's
+  // onPlaced): the rest of the set-up runs in the container's pid namespace,
+  // where the container could stop it, and no other verb may wait on that.
   let lockFd = store.lock(opts.id);
   const unlock = (): void => {
     if (lockFd >= 0) store.unlock(lockFd);
@@ -78,9 +79,14 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
   const wantsProxy = !!opts.process.terminal && !opts.consoleSocket;
   if (wantsProxy && opts.detach) throw new TsrunError('--tty: a detached exec needs --console-socket to get a terminal');
   const cgroup = cgroupManagerFrom(record.cgroup);
-  // Into a frozen cgroup only once set up; otherwise straight in, where the kernel allows.
-  const cloneInto = status === 'paused' ? undefined : cgroup.cloneTarget(opts.subCgroup);
-  const joins = status === 'paused' ? [] : cgroup.joinTargets();
+  // Paused: the parent puts the helper into every cgroup before it runs an
+  // op, so it freezes there until resume and its process inherits them all
+  // (placed any later, what the process forks first would stay outside).
+  // Otherwise the helper joins the v1 cgroups itself and clones the process
+  // into the cgroup2 one, where the kernel allows.
+  const placedByParent = status === 'paused';
+  const cloneInto = placedByParent ? undefined : cgroup.cloneTarget(opts.subCgroup);
+  const joins = placedByParent ? [] : cgroup.joinTargets();
   let plan: Buffer;
   let rlimits;
   let filter: SeccompFilter | undefined;
@@ -106,9 +112,9 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
       consoleFd,
       preserveFds: opts.preserveFds,
       cgroup,
-      helperJoinsCgroups: status !== 'paused',
-      joinCgroupWhenReady: status === 'paused',
+      helperJoinsCgroups: !placedByParent,
       subCgroup: opts.subCgroup,
+      onPlaced: unlock,
       rlimits,
       onSeccompListener: (fd, pid) => sendSeccompListener(filter!, fd, pid, store.ociState(record)),
       describeFailure: (f) => `${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,

@@ -31,6 +31,26 @@ export function readCgroupHierarchies(mountinfo: string): CgroupHierarchy[] {
   return out;
 }
 
+/** mountinfo escapes space, tab, newline and backslash as \ooo. */
+const unescapeMountinfo = (field: string): string => field.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+
+/**
+ * Mount points of full procfs and sysfs mounts (their filesystem's root
+ * mounted), deepest first: the ones that let a new user namespace mount
+ * another procfs or sysfs (see OP_HIDE_HOST_FS).
+ */
+export function readFullPseudoFsMounts(mountinfo: string): string[] {
+  const out: string[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!right) continue;
+    const fields = left.split(' ');
+    const fstype = right.split(' ')[0];
+    if ((fstype === 'proc' || fstype === 'sysfs') && fields[3] === '/') out.push(unescapeMountinfo(fields[4]));
+  }
+  return out.sort((a, b) => b.split('/').length - a.split('/').length);
+}
+
 export const realHost: HostView = {
   kindOf(hostPath: string) {
     try {
@@ -41,6 +61,9 @@ export const realHost: HostView = {
   },
   cgroupHierarchies() {
     return readCgroupHierarchies(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+  },
+  fullPseudoFsMounts() {
+    return readFullPseudoFsMounts(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
   },
   isHostNamespace(nsPath: string, type: NamespaceType) {
     const file = { user: 'user', mount: 'mnt', pid: 'pid', network: 'net', ipc: 'ipc', uts: 'uts', cgroup: 'cgroup', time: 'time' }[type];

@@ -14,7 +14,7 @@ import { TsrunError } from './errors';
 import { debug } from './log';
 import { INIT_HELPER, native } from './native';
 import { sleepSync } from './sleep';
-import { ChildFailure, receive, send, Sync } from './sync';
+import { ChildFailure, ChildMessage, receive, send, Sync } from './sync';
 
 export interface LaunchOptions {
   /** Which verb launches: names its crash steps (crash.ts). */
@@ -22,19 +22,28 @@ export interface LaunchOptions {
   plan: Buffer;
   fifoFd: number;
   consoleFd: number;
+  /** create from an image: the overlay as a detached mount, which the init attaches in its own mount namespace. */
+  rootfsFd?: number;
   preserveFds: number;
   /** The container's cgroups: resources to write, and (see below) who joins them. */
   cgroup: CgroupManager | null;
   /**
    * The plan places the process itself: the helper joins the v1 cgroups
    * (OP_JOIN_CGROUP) and clones the process into the cgroup2 one.
-   * Otherwise the parent writes the helper's pid to each cgroup.procs.
+   * Otherwise the parent writes the helper's pid to each cgroup.procs
+   * before the helper runs a single op (exec into a paused container: the
+   * helper freezes there, as runc's init does, until the container is
+   * resumed; nothing of it ever runs outside the container's cgroups).
    */
   helperJoinsCgroups?: boolean;
   /** A sub-cgroup of the container's to join instead (exec --cgroup). */
   subCgroup?: string;
-  /** Join the cgroups only once the process is READY: a frozen cgroup would freeze its set-up. */
-  joinCgroupWhenReady?: boolean;
+  /**
+   * The process is in all of its cgroups: from here on, what the container
+   * does to it (stop it, pause the cgroup) is the container's business, and
+   * delete --force kills it with the rest.  exec lets go of the lock here.
+   */
+  onPlaced?(): void;
   /** linux.resources to write once the helper is placed (create only). */
   resources?: Record<string, unknown>;
   /** A user namespace was created: write its maps for this pid. */
@@ -114,6 +123,21 @@ export function launch(opts: LaunchOptions): number {
   }
 }
 
+/**
+ * The helper's next message.  While the container is paused its process
+ * is frozen with it and says nothing: that wait has no end (runc's exec
+ * into a paused container waits for resume too); otherwise SYNC_TIMEOUT_MS.
+ */
+function nextMessage(syncFd: number, cgroup: CgroupManager | null): ChildMessage {
+  for (;;) {
+    try {
+      return receive(syncFd);
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== os.constants.errno.ETIMEDOUT || !cgroup?.isFrozen()) throw err;
+    }
+  }
+}
+
 function launchOnce(opts: LaunchOptions): number {
   let helperPid = 0;
   let initPid = 0;
@@ -121,12 +145,15 @@ function launchOnce(opts: LaunchOptions): number {
   let inHook = false;
   let cloneRefused = false;
   try {
-    ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.preserveFds));
-    if (!opts.joinCgroupWhenReady && !opts.helperJoinsCgroups) opts.cgroup?.apply(helperPid, opts.subCgroup);
+    ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.rootfsFd ?? -1, opts.preserveFds));
+    if (!opts.helperJoinsCgroups && opts.cgroup) {
+      opts.cgroup.apply(helperPid, opts.subCgroup);
+      opts.onPlaced?.();
+    }
     if (opts.resources) opts.cgroup?.set(opts.resources);
     send(syncFd, Sync.CONTINUE);
     for (;;) {
-      const msg = receive(syncFd);
+      const msg = nextMessage(syncFd, opts.cgroup);
       if (msg.type === Sync.USERNS_READY) {
         opts.onUsernsReady?.(msg.pid);
         send(syncFd, Sync.MAPS_WRITTEN);
@@ -134,6 +161,7 @@ function launchOnce(opts: LaunchOptions): number {
         initPid = msg.pid;
         native.waitPid(helperPid, false);
         helperPid = 0;
+        if (opts.helperJoinsCgroups) opts.onPlaced?.(); // cloned into (or inheriting) every cgroup
         crashPoint(`${opts.verb}:cloned`); // the process is in its namespaces, nothing mounted yet
         send(syncFd, Sync.CONTINUE);
       } else if (msg.type === Sync.RUN_HOOKS) {
@@ -153,7 +181,6 @@ function launchOnce(opts: LaunchOptions): number {
         }
         send(syncFd, Sync.CONTINUE);
       } else if (msg.type === Sync.READY) {
-        if (opts.joinCgroupWhenReady) opts.cgroup?.apply(initPid, opts.subCgroup);
         return initPid;
       } else if (msg.type === Sync.ERROR) {
         inHook = msg.failure.step === 'hook';

@@ -18,7 +18,8 @@ export interface SeccompCompileInput {
 }
 
 export interface NativeAddon {
-  spawnInit(helperPath: string, plan: Buffer, fifoFd: number, consoleFd: number, preserveFds: number): { pid: number; syncFd: number };
+  /** rootfsFd: a detached mount (an image's overlay) the init attaches at its rootfs path, or -1. */
+  spawnInit(helperPath: string, plan: Buffer, fifoFd: number, consoleFd: number, rootfsFd: number, preserveFds: number): { pid: number; syncFd: number };
   sendMessage(fd: number, type: number, value: number, payload?: Buffer): void;
   recvMessage(fd: number, timeoutMs: number): { type: number; value: number; payload: Buffer; fd?: number } | null;
   waitPid(pid: number, noHang: boolean): WaitResult | null;
@@ -41,9 +42,13 @@ export interface NativeAddon {
   layerFinishFile(fd: number, entry: object): void;
   layerSetTimes(rootFd: number, name: string, sec: number, nsec: number): void;
   layerIsOpaque(dir: string): boolean;
-  /** Mount an overlay of `lowers` (topmost first) at `target`; `legacy` forces mount(2). */
-  overlayMount(target: string, source: string, lowers: string[], upper: string, work: string, legacy: boolean): void;
-  unmount(target: string, detach: boolean): void;
+  /**
+   * An overlay of `lowers` (topmost first) as a detached mount, never attached on the host: its fd.
+   * `staging`: an empty root-only directory the legacy path (mount(2), forced by `legacy`) uses for an instant.
+   */
+  overlayOpen(source: string, lowers: string[], upper: string, work: string, staging: string, legacy: boolean): number;
+  /** Remove a tree without following a symlink or entering a mount point, whatever changes in it meanwhile (native/remove.c). */
+  removeTree(path: string): void;
   seccompFlagSupported(flags: number): boolean;
   seccompActionAvailable(action: number): boolean;
   setWinsize(fd: number, rows: number, cols: number): void;

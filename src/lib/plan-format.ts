@@ -46,6 +46,7 @@ export enum Op {
   MASK_PATH = 35,
   SECCOMP = 36,
   JOIN_CGROUP = 37,
+  HIDE_HOST_FS = 38,
 }
 
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
@@ -103,6 +104,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.MASK_PATH]: [['path', 'str']],
   [Op.SECCOMP]: [['flags', 'u32'], ['notify', 'u32'], ['program', 'bytes']],
   [Op.JOIN_CGROUP]: [['dir', 'str'], ['file', 'str']],
+  [Op.HIDE_HOST_FS]: [['path', 'str']],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],

@@ -74,6 +74,8 @@ export interface HostView {
   cgroupHierarchies(): CgroupHierarchy[];
   /** Is the namespace at `nsPath` the one tsrun itself runs in? (absent: never) */
   isHostNamespace?(nsPath: string, type: NamespaceType): boolean;
+  /** Mount points of the full procfs and sysfs mounts our mount namespace has, deepest first (absent: none). */
+  fullPseudoFsMounts?(): string[];
 }
 
 export interface PlanContext {
@@ -432,6 +434,13 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   if (parentHooks || containerHooks) ops.push(op(Op.PARENT_HOOKS));
   for (const h of hooks.createContainer ?? []) ops.push(compileHook(HookStage.CREATE_CONTAINER, h));
 
+  // --no-pivot leaves the host's mounts beneath the rootfs: the full procfs
+  // and sysfs ones must go, or a new user namespace inside could mount
+  // procfs or sysfs without the container's masks (runc's msMoveRoot too).
+  if (ctx.noPivot) {
+    const inRootfs = (p: string): boolean => p === rootfs || p.startsWith(rootfs.endsWith('/') ? rootfs : `${rootfs}/`);
+    for (const p of ctx.host.fullPseudoFsMounts?.() ?? []) if (!inRootfs(p)) ops.push(op(Op.HIDE_HOST_FS, { path: p }));
+  }
   ops.push(op(Op.PIVOT_ROOT, { noPivot: ctx.noPivot ? 1 : 0 }));
   if (rootProp) ops.push(op(Op.ROOT_PROPAGATION, { flags: PROPAGATION_FLAGS[rootProp] }));
   if (config.root.readonly) ops.push(op(Op.REMOUNT_ROOT_RO));

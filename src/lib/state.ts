@@ -3,6 +3,11 @@
  *
  *   <root>/<id>/state.json   what we know (written atomically: tmp + rename)
  *   <root>/<id>/exec.fifo    exists from create until start
+ *   <root>/<id>/bundle/      --image only: the bundle made from the image
+ *
+ * --root and every directory in it are 0700 and the files 0600, as runc
+ * makes its root: what is in here (an image container's config with its
+ * environment, the rootfs mount point) is nobody else's to read or reach.
  *
  * Mutating verbs hold an flock on the directory for their whole run (exec
  * while it sets its process up), so concurrent commands on one id
@@ -15,6 +20,7 @@ import { CgroupState } from './cgroup/manager';
 import { Hooks, Process, Seccomp } from './config';
 import { describeFsError, TsrunError } from './errors';
 import { native } from './native';
+import { removeTree } from './remove-tree';
 import { cgroupManagerFrom } from './cgroup';
 
 export type Status = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
@@ -122,14 +128,14 @@ export class StateStore {
   claim(id: string): number {
     validateId(id);
     try {
-      fs.mkdirSync(this.root, { recursive: true, mode: 0o711 });
+      fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new TsrunError(describeFsError(err, `--root ${this.root}`));
     }
     return this.underRootLock(() => {
       for (let attempt = 0; ; attempt++) {
         try {
-          fs.mkdirSync(this.dir(id), { mode: 0o711 });
+          fs.mkdirSync(this.dir(id), { mode: 0o700 });
           break;
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new TsrunError(describeFsError(err, `state dir ${this.dir(id)}`));
@@ -172,7 +178,7 @@ export class StateStore {
     }
     try {
       if (!native.flock(fd, true, false) || this.exists(id)) return false;
-      fs.rmSync(this.dir(id), { recursive: true, force: true });
+      removeTree(this.dir(id));
       return true;
     } finally {
       fs.closeSync(fd);
@@ -274,7 +280,7 @@ export class StateStore {
   }
 
   remove(id: string): void {
-    fs.rmSync(this.dir(id), { recursive: true, force: true });
+    removeTree(this.dir(id));
   }
 
   /** The live status, from the init process and the exec fifo. */

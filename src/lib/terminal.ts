@@ -8,6 +8,7 @@ import fs = require('fs');
 import os = require('os');
 import path = require('path');
 import tty = require('tty');
+import { removeTree } from './remove-tree';
 import { native } from './native';
 
 export class ConsoleProxy {
@@ -75,6 +76,6 @@ export class ConsoleProxy {
     process.stdin.destroy();
     if (this.listenFd >= 0) native.close(this.listenFd);
     this.listenFd = -1;
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    removeTree(this.dir);
   }
 }

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
 import { native } from '../../src/lib/native';
-import { cleanupContainer, IS_ROOT, leftovers, makeBundle, TSRUN, tsrun, uniqueId, waitFor } from '../helpers';
+import { cleanupContainer, IS_ROOT, leftovers, makeBundle, TSRUN, tsrun, tsrunAsync, uniqueId, waitFor } from '../helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'integration tests need root');
@@ -124,9 +124,16 @@ t.test('exec refuses stopped containers, and paused ones without --ignore-paused
   const paused = tsrun(bundle.root, ['exec', id, '/bin/true']);
   t.not(paused.status, 0);
   t.match(paused.stderr, /paused container.*--ignore-paused/);
-  const detached = tsrun(bundle.root, ['exec', '--ignore-paused', '--detach', id, '/bin/true']);
-  t.equal(detached.status, 0, `--ignore-paused lets it in: ${detached.stderr}`);
+  // As runc's: the process is set up inside the frozen cgroups, so even
+  // --detach returns only once the container is resumed.
+  const detached = tsrunAsync(bundle.root, ['exec', '--ignore-paused', '--detach', id, '/bin/true']);
+  let returned = false;
+  void detached.then(() => { returned = true; });
+  await new Promise((r) => setTimeout(r, 1000));
+  t.notOk(returned, '--ignore-paused waits while the container is paused');
   t.equal(tsrun(bundle.root, ['resume', id]).status, 0);
+  const r = await detached;
+  t.equal(r.status, 0, `--ignore-paused lets it in once resumed: ${r.stderr}`);
   t.equal(tsrun(bundle.root, ['kill', id, 'KILL']).status, 0);
   t.ok(await waitFor(() => JSON.parse(tsrun(bundle.root, ['state', id]).stdout).status === 'stopped'));
   const stopped = tsrun(bundle.root, ['exec', id, '/bin/true']);

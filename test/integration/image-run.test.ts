@@ -138,9 +138,10 @@ t.test('two containers of one image share its layers, not their writes', async (
   const mine = tsrun(root, ['exec', ids[0], 'sh', '-c', 'cat /data/seed; ls /data; ls /bin/cat 2>&1']);
   t.equal(mine.stdout, 'mine\nnew\nseed\nls: /bin/cat: No such file or directory\n');
 
-  const rootfsOf = (id: string): string => JSON.parse(tsrun(root, ['state', id]).stdout).rootfs as string;
+  // The overlay is mounted in the container's mount namespace only: read it there.
+  const pidOf = (id: string): number => JSON.parse(tsrun(root, ['state', id]).stdout).pid as number;
   const lowers = (id: string): string => {
-    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === rootfsOf(id))!;
+    const line = fs.readFileSync(`/proc/${pidOf(id)}/mountinfo`, 'utf8').split('\n').find((l) => / - overlay tsrun-rootfs-/.test(l))!;
     return [...line.matchAll(/lowerdir\+?=([^,]+)/g)].map((m) => m[1]).join(':');
   };
   t.equal(lowers(ids[0]), lowers(ids[1]), 'the same layer directories under both');
@@ -184,20 +185,25 @@ t.test('rm of an image in use is refused; gc takes exactly what nothing uses', a
   t.equal(tsrun(root, ['delete', '-f', id]).status, 0);
   t.same(fs.readdirSync(path.join(store, 'layers')).sort(), hexes(a).sort(), 'a is still named');
 
-  // A container whose state went away without a delete (a wiped /run): its claim is stale, and gc takes it.
+  // A container whose state went away without a delete (a wiped /run): its
+  // claim is stale, and gc takes it, but not while the container still runs
+  // (its overlay is mounted in its mount namespace, and it may write its upper).
   const bundle = path.join(work, 'bundle');
   t.equal(tsrun(root, ['bundle', '--store', store, 'a:1', bundle]).status, 0);
   const lost = uniqueId('lost');
   t.equal(tsrun(root, ['run', '-d', '-b', bundle, lost]).status, 0);
   const pid = JSON.parse(tsrun(root, ['state', lost]).stdout).pid as number;
+  fs.rmSync(path.join(root, lost), { recursive: true });
+  const early = image(store, ['gc']);
+  t.equal(early.stdout, '', 'gc leaves the rootfs of a container that still runs');
+  t.match(early.stderr, /its overlay is still mounted in the mount namespace of process \d+; left in place/, 'and says why');
+  t.equal(fs.readdirSync(path.join(store, 'containers')).length, 1);
   process.kill(pid, 'SIGKILL');
   t.ok(await waitFor(() => !alive(pid)));
-  fs.rmSync(path.join(root, lost), { recursive: true });
   for (const h of readHierarchies()) if (fs.existsSync(path.join(h.mountPoint, lost))) fs.rmdirSync(path.join(h.mountPoint, lost)); // a reboot takes these too
-  t.equal(mountsUnder(bundle).length, 1, 'its overlay is still mounted');
+  t.same(mountsUnder(bundle), [], 'its overlay was never mounted on the host');
   const gc = image(store, ['gc']);
   t.match(gc.stdout, new RegExp(`^container rootfs [0-9a-f-]+ \\(${lost}\\)\n$`), 'gc names the stale rootfs');
-  t.same(mountsUnder(bundle), [], 'and unmounted it');
   t.same(fs.readdirSync(path.join(store, 'containers')), []);
   t.equal(image(store, ['rm', 'a:1']).status, 0);
   t.same(fs.readdirSync(path.join(store, 'layers')), [], 'then nothing is left');
@@ -244,7 +250,7 @@ t.test('100 layers, from all three formats, mount on both paths; 501 are refused
   const id = uniqueId('over');
   const r = tsrun(root, ['run', '--image', 'too-many:1', '--store', store, id]);
   t.not(r.status, 0);
-  t.match(r.stderr, /^tsrun: run over-\d+-\d+: image rootfs on \S+: overlay: more than 500 layers \(overlayfs's limit\)\n$/);
+  t.match(r.stderr, /^tsrun: run over-\d+-\d+: image rootfs of too-many:1: overlay: more than 500 layers \(overlayfs's limit\)\n$/);
   t.same(imageLeftovers(root, id, store, [root]), [], 'nothing left behind');
 });
 
@@ -276,17 +282,18 @@ t.test('bad input: a clear error and nothing left behind', async (t) => {
   t.equal(tsrun(root, ['bundle', '--store', store, 'img:1', bundle]).status, 0);
   t.match(tsrun(root, ['bundle', '--store', store, 'img:1', bundle]).stderr, /config\.json already exists; remove it first/);
 
-  // Two containers on one image bundle: the second would stack a second overlay on the first's rootfs.
-  const first = uniqueId('first');
-  cleanupContainer(t, root, first);
-  t.equal(tsrun(root, ['create', '-b', bundle, first]).status, 0);
-  const second = uniqueId('second');
-  const dup = tsrun(root, ['create', '-b', bundle, second]);
-  t.not(dup.status, 0);
-  t.match(dup.stderr, /rootfs \S+ is already a mount point \(overlay tsrun-rootfs-[0-9a-f-]+\): is another container using this bundle\?/);
-  t.notOk(fs.existsSync(path.join(root, second)), 'no state for the second');
-  t.equal(fs.readdirSync(path.join(store, 'containers')).length, 1, "the first's rootfs untouched");
-  t.equal(tsrun(root, ['delete', '-f', first]).status, 0);
+  // Two containers on one image bundle: each attaches its own overlay, in
+  // its own mount namespace (none on the host), with an upper of its own.
+  const pair = [uniqueId('first'), uniqueId('second')];
+  for (const id of pair) {
+    cleanupContainer(t, root, id);
+    const c = tsrun(root, ['create', '-b', bundle, id]);
+    t.equal(c.status, 0, `create ${id} on the shared bundle: ${c.stderr}`);
+  }
+  t.equal(fs.readdirSync(path.join(store, 'containers')).length, 2, 'an upper each');
+  t.same(mountsUnder(bundle), [], 'nothing mounted on the bundle in the host');
+  for (const id of pair) t.equal(tsrun(root, ['delete', '-f', id]).status, 0);
+  t.same(fs.readdirSync(path.join(store, 'containers')), [], 'delete took both uppers');
 
   // The image went away after its bundle was made.
   t.equal(image(store, ['rm', 'img:1']).status, 0);

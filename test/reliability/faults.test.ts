@@ -1,8 +1,8 @@
 /**
  * Faults from the host, made for real: a full tmpfs under --root, a bundle
  * tsrun may not read, a rootfs on a read-only mount, a pids limit reached
- * in the parent cgroup, an image rootfs kept busy by a host process, and a
- * reboot-like wipe of the state.  Each ends in a clear one-line error (or
+ * in the parent cgroup, an image container's mount namespace held by a
+ * host process, and a reboot-like wipe of the state.  Each ends in a clear one-line error (or
  * is retried where the fault can pass) and leaves nothing behind.
  */
 import { spawn, spawnSync } from 'child_process';
@@ -227,53 +227,36 @@ async function imageWith(t: T, cmd: string[]): Promise<{ store: string; bundleOf
   return { store, bundleOf };
 }
 
-t.test('an image rootfs kept busy by a host process', async (t) => {
+t.test("an image container's mount namespace held by a host process after delete", async (t) => {
+  // The overlay lives in the container's mount namespace only (nothing of
+  // it on the host to keep busy), so it lasts as long as anything holds
+  // that namespace: here a host process that entered it, outside the
+  // container's cgroups and pid namespace, so delete does not kill it.
+  // While it lives it could write the upper: delete leaves the upper, says
+  // so, and cleans up the rest; image gc takes the upper once it is gone.
   const { store, bundleOf } = await imageWith(t, ['sleep', '300']);
-  /** A host process whose cwd is inside the container's rootfs: the mount is busy while it lives. */
-  const holdBusy = (b: Bundle): ReturnType<typeof spawn> => {
-    const holder = spawn('sleep', ['300'], { cwd: path.join(b.rootfs, 'bin'), stdio: 'ignore' });
-    t.teardown(() => {
-      holder.kill('SIGKILL');
-    });
-    return holder;
-  };
-
-  /** A running container of the image, and a host process keeping its rootfs busy. */
-  const runBusy = (t: T, name: string): { b: Bundle; id: string; holder: ReturnType<typeof spawn> } => {
-    const b = bundleOf(name);
-    const id = uniqueId('busy');
-    cleanupContainer(t, b.root, id);
-    t.equal(tsrun(b.root, ['run', '-d', '-b', b.dir, id]).status, 0, 'running');
-    return { b, id, holder: holdBusy(b) };
-  };
-
-  t.test('busy for a moment: delete waits it out and unmounts', async (t) => {
-    const { b, id, holder } = runBusy(t, 'moment');
-    const cgroups = readHierarchies().map((h) => path.join(h.mountPoint, id));
-    const deleting = tsrunAsync(b.root, ['delete', '--force', id]);
-    // The cgroups go just before the unmount: once they have, delete is trying it.
-    t.ok(await waitFor(() => cgroups.every((d) => !fs.existsSync(d)), 10_000, 2), 'delete has reached the unmount');
-    await new Promise((r) => setTimeout(r, 100));
+  const b = bundleOf('held');
+  const id = uniqueId('held');
+  cleanupContainer(t, b.root, id);
+  t.equal(tsrun(b.root, ['run', '-d', '-b', b.dir, id]).status, 0, 'running');
+  const pid = JSON.parse(tsrun(b.root, ['state', id]).stdout).pid as number;
+  const holder = spawn('nsenter', [`--mount=/proc/${pid}/ns/mnt`, '--', '/bin/sleep', '300'], { stdio: 'ignore' });
+  t.teardown(() => {
     holder.kill('SIGKILL');
-    const d = await deleting;
-    t.equal(d.status, 0, 'delete --force');
-    t.equal(d.stderr, '', 'no warning: the unmount was tried again until it succeeded');
-    t.same(mountsUnder(b.dir), [], 'unmounted');
-    t.same(fs.readdirSync(path.join(store, 'containers')), [], 'its upper is gone');
-    await nothingLeft(t, b, id);
   });
-
-  t.test('busy for good: delete detaches it, says so, and cleans up the rest', async (t) => {
-    const { b, id, holder } = runBusy(t, 'good');
-    const d = tsrun(b.root, ['delete', '--force', id]);
-    t.equal(d.status, 0, 'delete --force');
-    t.match(d.stderr, new RegExp(`${b.rootfs}: still in use by a process outside the container; detached it`), 'and says why it detached');
-    t.same(mountsUnder(b.dir), [], 'no longer in the mount tree');
-    t.same(fs.readdirSync(path.join(store, 'containers')), [], 'its upper is gone');
-    t.ok(alive(holder.pid!), 'the holder was not touched');
-    holder.kill('SIGKILL');
-    await nothingLeft(t, b, id);
-  });
+  t.ok(await waitFor(() => alive(holder.pid!) && fs.readlinkSync(`/proc/${holder.pid}/ns/mnt`) === fs.readlinkSync(`/proc/${pid}/ns/mnt`), 5_000),
+    "the holder is in the container's mount namespace");
+  const d = tsrun(b.root, ['delete', '--force', id]);
+  t.equal(d.status, 0, `delete --force: ${d.stderr}`);
+  t.match(d.stderr, new RegExp(`its overlay is still mounted in the mount namespace of process ${holder.pid}; left in place for image gc`), 'and says why its upper stays');
+  t.equal(fs.readdirSync(path.join(store, 'containers')).length, 1, 'its upper is kept while the namespace is held');
+  t.ok(alive(holder.pid!), 'the holder was not touched');
+  t.match(image(store, ['gc']).stderr, /still mounted/, 'gc leaves it too while it is held');
+  holder.kill('SIGKILL');
+  t.ok(await waitFor(() => !alive(holder.pid!), 5_000));
+  t.match(image(store, ['gc']).stdout, new RegExp(`^container rootfs [0-9a-f-]+ \\(${id}\\)\n$`), 'gc takes it once nothing holds it');
+  t.same(fs.readdirSync(path.join(store, 'containers')), []);
+  await nothingLeft(t, b, id);
 });
 
 t.test('a reboot-like wipe of the state (processes and state dir gone, cgroups left as an unclean host would)', async (t) => {
@@ -303,7 +286,8 @@ t.test('an image container whose init exits on its own is stopped, and delete ta
   cleanupContainer(t, b.root, id);
   t.equal(tsrun(b.root, ['run', '-d', '-b', b.dir, id]).status, 0);
   t.ok(await waitFor(() => JSON.parse(tsrun(b.root, ['state', id]).stdout).status === 'stopped', 10_000), 'stopped');
-  t.ok(mountsUnder(b.dir).length > 0, 'its overlay is still there until delete');
+  t.same(mountsUnder(b.dir), [], 'its overlay was never on the host (it went with its mount namespace)');
+  t.equal(fs.readdirSync(path.join(store, 'containers')).length, 1, 'its upper is there until delete');
   const d = tsrun(b.root, ['delete', id]);
   t.equal(d.status, 0, `delete: ${d.stderr}`);
   t.same(fs.readdirSync(path.join(store, 'containers')), [], 'its upper is gone');

@@ -361,3 +361,27 @@ t.test('the encoder refuses values the helper could misread', async (t) => {
   t.throws(() => encodePlan([{ op: Op.CHDIR, fields: {} }]), /CHDIR\.cwd: expected a string/);
   t.throws(() => encodePlan([{ op: Op.MKDIR, fields: { path: 'x', mode: 1.5 } }]), /MKDIR\.mode/);
 });
+
+t.test('--no-pivot: the host full procfs and sysfs mounts outside the rootfs go before the move (runc msMoveRoot)', async (t) => {
+  const pseudo = ['/proc/sys/fs/binfmt_misc-not-proc', '/sys', '/proc', `${BUNDLE}/rootfs/proc`, '/var/lib/chroot/proc'];
+  const host: HostView = { ...ctx().host, fullPseudoFsMounts: () => pseudo };
+  const ops = compile(() => {}, { ...ctx(), noPivot: true, host });
+  const hidden = find(ops, Op.HIDE_HOST_FS).map((o) => o.fields.path);
+  t.same(hidden, ['/proc/sys/fs/binfmt_misc-not-proc', '/sys', '/proc', '/var/lib/chroot/proc'], "every one but the rootfs's own, in the order given");
+  const at = codes(ops).indexOf('PIVOT_ROOT');
+  t.same(codes(ops).slice(at - hidden.length, at), hidden.map(() => 'HIDE_HOST_FS'), 'right before the move of the rootfs');
+  t.same(find(compile(() => {}, { ...ctx(), host }), Op.HIDE_HOST_FS), [], 'none with pivot_root');
+});
+
+t.test('readFullPseudoFsMounts: full procfs and sysfs mounts from mountinfo, unescaped, deepest first', async (t) => {
+  const { readFullPseudoFsMounts } = await import('../../src/lib/host');
+  const mountinfo = [
+    '22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:5 - proc proc rw',
+    '23 1 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:6 - sysfs sysfs rw',
+    '40 22 0:35 / /proc/sys/fs/binfmt_misc rw,relatime shared:20 - binfmt_misc binfmt_misc rw',
+    '41 1 0:21 /1 /run/some\\040proc rw - proc proc rw',
+    '42 1 0:21 / /srv/with\\040space/proc rw - proc proc rw',
+    '43 23 0:6 / /sys/kernel/security rw - securityfs securityfs rw',
+  ].join('\n');
+  t.same(readFullPseudoFsMounts(mountinfo), ['/srv/with space/proc', '/proc', '/sys'], 'a sub-tree of proc is not a full mount; other types are not kept');
+});

@@ -45,7 +45,10 @@ export interface CgroupManager {
   freeze(): void;
   thaw(): void;
   isFrozen(): boolean;
-  /** Every process in the container's cgroup. */
+  /**
+   * Every process in the container's cgroups: in any of its hierarchies (a
+   * process may sit in some and not others) and in any cgroup below them.
+   */
   pids(): number[];
   /** Signal every process, frozen first so none can fork away. */
   killAll(signal: number): void;
@@ -166,6 +169,31 @@ export function tightestPidsLimit(state: CgroupState): string | undefined {
     }
   }
   return best?.text;
+}
+
+/** The processes of a cgroup and of every cgroup below it. */
+export function treePids(dir: string): number[] {
+  const out = readPids(path.join(dir, 'cgroup.procs'));
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return out; // gone, or never made
+  }
+  for (const entry of entries) if (entry.isDirectory()) out.push(...treePids(path.join(dir, entry.name)));
+  return out;
+}
+
+/** Remove a cgroup and every cgroup below it, deepest first (a cgroup with children cannot go). */
+export function removeCgroupTree(dir: string): void {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const entry of entries) if (entry.isDirectory()) removeCgroupTree(path.join(dir, entry.name));
+  removeCgroupDir(dir);
 }
 
 /** rmdir, retrying while the kernel still counts exiting tasks. */

@@ -12,7 +12,7 @@ import { warn } from '../log';
 import { sleepSync } from '../sleep';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules, v1DeviceRule } from './devices';
 import {
-  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, signalFrozen, writeKnob,
+  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, removeCgroupTree, signalFrozen, treePids, writeKnob,
 } from './manager';
 
 type Json = Record<string, any>;
@@ -257,8 +257,9 @@ export class CgroupV1 implements CgroupManager {
   }
 
   pids(): number[] {
-    const h = this.withController('pids') ?? this.withController('freezer') ?? [...this.dirs.values()][0];
-    return h ? readPids(path.join(h.dir, 'cgroup.procs')) : [];
+    const all = new Set<number>();
+    for (const h of this.dirs.values()) for (const pid of treePids(h.dir)) all.add(pid);
+    return [...all].sort((a, b) => a - b);
   }
 
   killAll(signal: number): void {
@@ -266,7 +267,7 @@ export class CgroupV1 implements CgroupManager {
   }
 
   destroy(): void {
-    for (const h of this.dirs.values()) removeCgroupDir(h.dir);
+    for (const h of this.dirs.values()) removeCgroupTree(h.dir);
   }
 
   private read(controller: string, file: string): string | undefined {

@@ -15,7 +15,7 @@ import { native } from '../native';
 import { compileDeviceProgram } from './devices-bpf';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules } from './devices';
 import {
-  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, readPids, removeCgroupDir, signalFrozen, writeKnob,
+  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, removeCgroupTree, signalFrozen, treePids, writeKnob,
 } from './manager';
 import { validateUnifiedKey } from './v1';
 
@@ -219,13 +219,7 @@ export class CgroupV2 implements CgroupManager {
 
   /** Processes here and in sub-cgroups (exec --cgroup puts some there). */
   pids(): number[] {
-    const out: number[] = [];
-    const walk = (dir: string): void => {
-      out.push(...readPids(path.join(dir, 'cgroup.procs')));
-      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) walk(path.join(dir, entry.name));
-    };
-    if (fs.existsSync(this.dir)) walk(this.dir);
-    return out;
+    return treePids(this.dir);
   }
 
   killAll(signal: number): void {
@@ -273,11 +267,6 @@ export class CgroupV2 implements CgroupManager {
   }
 
   destroy(): void {
-    const remove = (dir: string): void => {
-      if (!fs.existsSync(dir)) return;
-      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) remove(path.join(dir, entry.name));
-      removeCgroupDir(dir);
-    };
-    remove(this.dir);
+    removeCgroupTree(this.dir);
   }
 }

@@ -8,6 +8,7 @@ import fs = require('fs');
 import path = require('path');
 import { Config } from '../config';
 import { describeFsError, TsrunError } from '../errors';
+import { removeTree } from '../remove-tree';
 import { BundleOverrides, convertImageConfig, ImageConfig } from './convert';
 import { readImageFile } from './merged';
 import { ImageStore } from './store';
@@ -31,7 +32,9 @@ export function imageBundleConfig(store: ImageStore, ref: string, overrides: Bun
 
 /**
  * Write a bundle: DIR/config.json and an empty DIR/rootfs, where create
- * mounts the image's overlay.  DIR may exist but must hold no config.json.
+ * attaches the image's overlay (in the container's mount namespace only).
+ * DIR may exist but must hold no config.json.  The config is 0600: its
+ * environment may carry secrets (-e), and only root runs it anyway.
  */
 export function writeBundle(store: ImageStore, ref: string, dir: string, overrides: BundleOverrides = {}): void {
   const config = imageBundleConfig(store, ref, overrides);
@@ -39,7 +42,7 @@ export function writeBundle(store: ImageStore, ref: string, dir: string, overrid
   const made = !fs.existsSync(dir);
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-    fs.writeFileSync(file, JSON.stringify(config, null, '\t') + '\n', { flag: 'wx', mode: 0o644 });
+    fs.writeFileSync(file, JSON.stringify(config, null, '\t') + '\n', { flag: 'wx', mode: 0o600 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`${file} already exists; remove it first`);
     throw new TsrunError(describeFsError(err, file));
@@ -47,7 +50,8 @@ export function writeBundle(store: ImageStore, ref: string, dir: string, overrid
   try {
     fs.mkdirSync(path.join(dir, config.root!.path), { mode: 0o755 });
   } catch (err) {
-    fs.rmSync(made ? dir : file, { recursive: true, force: true });
+    if (made) removeTree(dir);
+    else fs.rmSync(file, { force: true });
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`${path.join(dir, config.root!.path)} already exists; remove it first`);
     throw new TsrunError(describeFsError(err, path.join(dir, config.root!.path)));
   }

@@ -13,6 +13,7 @@ import path = require('path');
 import { PassThrough } from 'stream';
 import { TsrunError } from '../errors';
 import { native } from '../native';
+import { removeTree } from '../remove-tree';
 import { hexOf, ImageRecord, ImageStore, normalizeRef, sha256 } from './store';
 import { mergedDirAttributes } from './merged';
 import { unpackLayer } from './unpack';
@@ -218,7 +219,7 @@ async function importLayer(store: ImageStore, src: Source, layer: Candidate['lay
     return true;
   } catch (err) {
     raw.destroy();
-    fs.rmSync(tmp, { recursive: true, force: true });
+    removeTree(tmp);
     throw err;
   }
 }
@@ -253,7 +254,7 @@ export async function importImage(store: ImageStore, input: string, tags: string
         onProgress(progress);
       });
       await unpackLayer(archive, dir, `archive ${input}`).catch((err) => {
-        fs.rmSync(dir, { recursive: true, force: true });
+        removeTree(dir);
         throw err;
       });
     }
@@ -308,7 +309,7 @@ export async function importImage(store: ImageStore, input: string, tags: string
       return result;
     } finally {
       native.close(src.rootFd);
-      if (unpacked) fs.rmSync(unpacked, { recursive: true, force: true });
+      if (unpacked) removeTree(unpacked);
     }
   });
 }

@@ -1,19 +1,29 @@
 /**
  * The rootfs of a container made from an image: an overlay of the image's
- * layers (shared, read-only) under an upper and work dir of its own.  It is
- * mounted by `create` at the bundle's root.path and taken down by `delete`,
- * so a bundle on disk never holds a mount, and every container of one image
- * gets a fresh upper.  (Mounting when the bundle is made would leave mounts
- * behind for bundles nobody runs, and share one upper between containers.)
+ * layers (shared, read-only) under an upper and work dir of its own.
+ * create makes it as a detached mount (native/overlay.c) and hands it to
+ * the container's init, which attaches it at the bundle's root.path inside
+ * the container's own mount namespace.  It is never mounted in the host's
+ * namespace: there, every local user who could reach its path would find
+ * the image's setuid binaries and device nodes live (and those the
+ * container puts there), which is moby's CVE-2021-41091.  It lives as long
+ * as the container's mount namespace, so it disappears with the
+ * container's last process and delete has nothing to unmount.  A
+ * createRuntime or prestart hook that wants the rootfs as the container
+ * sees it enters the init's mount namespace (state.pid), as OCI hooks do.
+ *
+ * Every container of one image gets a fresh upper, and one bundle made by
+ * `tsrun bundle` may run as several containers at once.
  *
  * The order is chosen so that a tsrun killed at any step leaves something
  * `delete --force` can clean, and never a layer gc could take from under a
  * running container:
- *   1. <state dir>/image-rootfs.json records the intent: store, key, mountpoint;
+ *   1. <state dir>/image-rootfs.json records the intent: store and key;
  *   2. under the store's shared lock (gc takes it exclusive):
- *      <store>/containers/<key>/ with use.json, upper/ and work/, then the mount.
- * release() reads the intent back: unmounts the overlay if it is still ours,
- * removes the key's directory, then the intent.
+ *      <store>/containers/<key>/ with use.json, upper/, work/ and staging/,
+ *      then the overlay.
+ * release() reads the intent back and removes the key's directory once no
+ * mount namespace holds the overlay any more (store.ts releaseUse).
  */
 import fs = require('fs');
 import path = require('path');
@@ -21,14 +31,13 @@ import { Config } from '../config';
 import { describeFsError, TsrunError } from '../errors';
 import { native } from '../native';
 import { IMAGE_ANNOTATION, ImageSource, REF_ANNOTATION, STORE_ANNOTATION } from './convert';
-import { ContainerUse, ImageStore, mountAt, releaseUse, sourceOf } from './store';
+import { ContainerUse, ImageStore, releaseUse, sourceOf } from './store';
 
 const INTENT_FILE = 'image-rootfs.json';
 
 interface Intent {
   store: string;
   key: string;
-  mountpoint: string;
 }
 
 /** The image a config's rootfs comes from (its org.tsrun.image.* annotations), if any. */
@@ -44,54 +53,49 @@ export function imageOfConfig(config: Config): ImageSource | undefined {
 const forceLegacyMount = (): boolean => process.env.TSRUN_TEST_OVERLAY_LEGACY === '1';
 
 /**
- * Mount the image's overlay at `mountpoint` for container `id`, whose
- * state directory is `stateDir`.  On failure nothing is left but what
+ * The image's overlay for container `id`, whose state directory is
+ * `stateDir`, as a detached mount: its fd, which the caller passes to the
+ * container's init and then closes.  On failure nothing is left but what
  * release() removes, and release() has been called.
  */
-export function mountImageRootfs(stateDir: string, id: string, rootfs: string, image: ImageSource): void {
+export function openImageRootfs(stateDir: string, id: string, image: ImageSource): number {
   const store = new ImageStore(image.store);
   if (!fs.existsSync(store.root)) throw new TsrunError(`annotations.${STORE_ANNOTATION}: no image store at ${store.root}`);
-  let mountpoint: string;
-  try {
-    mountpoint = fs.realpathSync(rootfs); // as mountinfo will name it
-  } catch (err) {
-    throw new TsrunError(describeFsError(err, `root.path ${rootfs}`));
-  }
   // crypto loads only here: create is a hot path.
-  const intent: Intent = { store: store.root, key: (require('crypto') as typeof import('crypto')).randomUUID(), mountpoint };
+  const intent: Intent = { store: store.root, key: (require('crypto') as typeof import('crypto')).randomUUID() };
   writeIntent(stateDir, intent);
   try {
-    store.withLock('shared', () => {
+    return store.withLock('shared', () => {
       const record = Object.values(store.images()).find((img) => img.config === image.id);
       if (!record) throw new TsrunError(`image ${image.ref} (${image.id}) is no longer in the store ${store.root}`);
       const missing = record.layers.find((d) => !store.hasLayer(d));
       if (missing) throw new TsrunError(`image ${image.ref}: layer ${missing} is missing from the store ${store.root}`);
-      const there = mountAt(mountpoint);
-      if (there) throw new TsrunError(`rootfs ${mountpoint} is already a mount point (${there.fstype} ${there.source}): is another container using this bundle?`);
       const dir = store.useDir(intent.key);
       fs.mkdirSync(dir, { mode: 0o700 });
       // Absolute: gc, from any directory, tells a live container by this path.
-      const use: ContainerUse = { stateDir: path.resolve(stateDir), id, image: image.id, layers: record.layers, mountpoint };
+      const use: ContainerUse = { stateDir: path.resolve(stateDir), id, image: image.id, layers: record.layers };
       fs.writeFileSync(path.join(dir, 'use.json'), JSON.stringify(use), { mode: 0o600 });
       const lowers = record.layers.map((d) => store.layerPath(d)).reverse(); // overlayfs lists the topmost first
       const upper = path.join(dir, 'upper');
       const work = path.join(dir, 'work');
+      const staging = path.join(dir, 'staging');
       fs.mkdirSync(upper);
       fs.mkdirSync(work, { mode: 0o700 });
+      fs.mkdirSync(staging, { mode: 0o700 });
       // The upper's root is the merged root's: give it the image's own mode and owner.
       const top = fs.statSync(lowers[0]);
       fs.chmodSync(upper, top.mode & 0o7777);
       fs.chownSync(upper, top.uid, top.gid);
       try {
-        native.overlayMount(mountpoint, sourceOf(intent.key), lowers, upper, work, forceLegacyMount());
+        return native.overlayOpen(sourceOf(intent.key), lowers, upper, work, staging, forceLegacyMount());
       } catch (err) {
-        throw new TsrunError(`image rootfs on ${mountpoint}: ${(err as Error).message}`);
+        throw new TsrunError(`image rootfs of ${image.ref}: ${(err as Error).message}`);
       }
     });
   } catch (err) {
     releaseImageRootfs(stateDir);
     if (err instanceof TsrunError) throw err;
-    throw new TsrunError(describeFsError(err, `image rootfs for ${mountpoint}`));
+    throw new TsrunError(describeFsError(err, `image rootfs of ${image.ref}`));
   }
 }
 
@@ -102,9 +106,11 @@ function writeIntent(stateDir: string, intent: Intent): void {
 }
 
 /**
- * Take down the image rootfs of the container whose state directory is
- * `stateDir`, if it has one: unmount, remove its upper and work dirs.
- * Safe to call again, and at any point a create may have died.
+ * Let go of the image rootfs of the container whose state directory is
+ * `stateDir`, if it has one: its upper and work dirs go once no mount
+ * namespace holds its overlay (otherwise gc takes them later).  Call once
+ * the container's processes are gone.  Safe to call again, and at any
+ * point a create may have died.
  */
 export function releaseImageRootfs(stateDir: string): void {
   let intent: Intent;
@@ -113,6 +119,6 @@ export function releaseImageRootfs(stateDir: string): void {
   } catch {
     return; // no image rootfs (or the intent never got written: nothing was made)
   }
-  releaseUse(new ImageStore(intent.store), intent.key, intent.mountpoint);
+  releaseUse(new ImageStore(intent.store), intent.key);
   fs.rmSync(path.join(stateDir, INTENT_FILE), { force: true });
 }

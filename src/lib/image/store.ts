@@ -5,7 +5,8 @@
  *   <store>/layers/<hex>/          one unpacked layer per diffID, made once
  *   <store>/images.json            reference -> { config, manifest, layers }
  *   <store>/containers/<key>/      one container's rootfs: use.json (who uses
- *                                  which layers), upper/ and work/ of its overlay
+ *                                  which layers), upper/ and work/ of its overlay,
+ *                                  staging/ (see native/overlay.c)
  *   <store>/tmp/                   imports in progress (unpacked, then renamed)
  *   <store>/lock                   flock: shared by imports and by containers
  *                                  taking layers, exclusive for rm and gc
@@ -21,14 +22,19 @@
  * run side by side under the shared lock; rm and gc wait for them, so gc
  * never takes a layer an import is about to name, nor one a container is
  * about to mount.
+ *
+ * The subdirectories are 0700 whatever the store's own mode: layers hold
+ * the images' setuid binaries and device nodes, and a container's upper
+ * whatever it wrote, and no other local user may reach them.  Every tree
+ * here is removed with removeTree (no symlink followed, whatever a
+ * container or an image put there).
  */
 import fs = require('fs');
-import os = require('os');
 import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { native } from '../native';
-import { sleepSync } from '../sleep';
+import { removeTree } from '../remove-tree';
 
 export const DEFAULT_STORE = '/var/lib/tsrun';
 
@@ -40,8 +46,6 @@ export interface ContainerUse {
   /** The image's config digest, and its layers' diffIDs (lowest first). */
   image: string;
   layers: string[];
-  /** Where the overlay is mounted. */
-  mountpoint: string;
 }
 
 export interface ImageRecord {
@@ -109,6 +113,10 @@ export class ImageStore {
   lock(mode: 'shared' | 'exclusive', opts: { create?: boolean } = {}): number {
     if (!fs.existsSync(this.root) && !opts.create) throw new TsrunError(`no image store at ${this.root}`);
     for (const sub of ['blobs/sha256', 'layers', 'containers', 'tmp']) fs.mkdirSync(path.join(this.root, sub), { recursive: true, mode: 0o700 });
+    for (const sub of PRIVATE_DIRS) {
+      const dir = path.join(this.root, sub);
+      if ((fs.statSync(dir).mode & 0o077) !== 0) fs.chmodSync(dir, 0o700); // made by someone else, or by hand
+    }
     const fd = fs.openSync(path.join(this.root, 'lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     native.flock(fd, mode === 'exclusive', true);
     return fd;
@@ -140,7 +148,7 @@ export class ImageStore {
       return await fn();
     } catch (err) {
       // Upgrading to exclusive without waiting succeeds only if no other import is running.
-      if (made && native.flock(fd, true, false) && !fs.existsSync(this.imagesFile)) fs.rmSync(this.root, { recursive: true, force: true });
+      if (made && native.flock(fd, true, false) && !fs.existsSync(this.imagesFile)) removeTree(this.root);
       throw err;
     } finally {
       this.unlock(fd);
@@ -180,7 +188,7 @@ export class ImageStore {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err;
-      fs.rmSync(tmpDir, { recursive: true, force: true });
+      removeTree(tmpDir);
     }
   }
 
@@ -233,7 +241,7 @@ export class ImageStore {
       try {
         out.push({ key, use: JSON.parse(fs.readFileSync(path.join(this.useDir(key), 'use.json'), 'utf8')) as ContainerUse });
       } catch {
-        out.push({ key, use: { stateDir: '', id: '', image: '', layers: [], mountpoint: '' } }); // half made: no use.json yet
+        out.push({ key, use: { stateDir: '', id: '', image: '', layers: [] } }); // half made: no use.json yet
       }
     }
     return out;
@@ -255,18 +263,21 @@ export class ImageStore {
   gc(): string[] {
     const images = Object.values(this.images());
     const removed: string[] = [];
-    const uses = this.uses();
-    for (const { key, use } of uses) {
-      if (isLive(use)) continue;
-      releaseUse(this, key, use.mountpoint);
+    // A use outlives its container's state, but not while an overlay of its
+    // layers is still mounted somewhere: those stay, and so do their layers.
+    const kept: ContainerUse[] = [];
+    for (const { key, use } of this.uses()) {
+      if (isLive(use) || !releaseUse(this, key)) {
+        kept.push(use);
+        continue;
+      }
       removed.push(`container rootfs ${key}${use.id ? ` (${use.id})` : ''}`);
     }
-    const live = this.liveUses(uses).map(({ use }) => use);
-    const layers = new Set([...live.flatMap((u) => u.layers), ...images.flatMap((img) => img.layers)].map((d) => hexOf(d, 'layer')));
+    const layers = new Set([...kept.flatMap((u) => u.layers), ...images.flatMap((img) => img.layers)].map((d) => hexOf(d, 'layer')));
     const blobs = new Set(images.flatMap((img) => [img.config, ...(img.manifest ? [img.manifest] : [])]).map((d) => hexOf(d, 'blob')));
     for (const hex of fs.readdirSync(path.join(this.root, 'layers'))) {
       if (layers.has(hex)) continue;
-      fs.rmSync(path.join(this.root, 'layers', hex), { recursive: true, force: true });
+      removeTree(path.join(this.root, 'layers', hex));
       removed.push(`layer sha256:${hex}`);
     }
     for (const hex of fs.readdirSync(path.join(this.root, 'blobs', 'sha256'))) {
@@ -275,7 +286,7 @@ export class ImageStore {
       removed.push(`blob sha256:${hex}`);
     }
     // Imports that died half-way (we hold the lock: none is running).
-    for (const name of fs.readdirSync(path.join(this.root, 'tmp'))) fs.rmSync(path.join(this.root, 'tmp', name), { recursive: true, force: true });
+    for (const name of fs.readdirSync(path.join(this.root, 'tmp'))) removeTree(path.join(this.root, 'tmp', name));
     return removed;
   }
 
@@ -302,41 +313,26 @@ export class ImageStore {
   }
 }
 
+/** The store's directories no other local user may reach (the root itself may be shared). */
+const PRIVATE_DIRS = ['blobs', 'layers', 'containers', 'tmp'];
+
 /** A use whose container's state directory is still there. */
 const isLive = (use: ContainerUse): boolean => use.stateDir !== '' && fs.existsSync(use.stateDir);
 
 /**
- * Take a container's overlay down (if it is still mounted) and remove its
- * upper and work dirs.  Detached when busy: a process in another mount
- * namespace may still hold it, and the dirs must go either way.
+ * Remove a container's upper and work dirs, unless its overlay is still
+ * mounted in some mount namespace: a process there could still be writing
+ * the upper (never remove a container's files while any of it runs), and
+ * gc takes it once nothing holds it.  True if removed.
  */
-export function releaseUse(store: ImageStore, key: string, mountpoint: string): void {
-  if (mountpoint && isOverlayOf(mountpoint, sourceOf(key))) unmountRootfs(mountpoint);
-  fs.rmSync(store.useDir(key), { recursive: true, force: true });
-}
-
-const UNMOUNT_TRIES = 50;
-
-/**
- * Unmount a container's overlay.  EBUSY means a host process still has a
- * file or its cwd in it: it may be about to go (an engine copying out, a
- * hook), so try again for about a second; then detach it (MNT_DETACH), so
- * delete still cleans up, and say which path that was.  The container's
- * own processes never make it busy: they hold their own mount namespace's
- * copy.
- */
-function unmountRootfs(mountpoint: string): void {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      native.unmount(mountpoint, false);
-      return;
-    } catch (err) {
-      if ((err as { errno?: number }).errno !== os.constants.errno.EBUSY || attempt === UNMOUNT_TRIES) break;
-      sleepSync(20);
-    }
+export function releaseUse(store: ImageStore, key: string): boolean {
+  const holder = overlayHolder(sourceOf(key));
+  if (holder !== undefined) {
+    warn(`container rootfs ${store.useDir(key)}: its overlay is still mounted in the mount namespace of process ${holder}; left in place for image gc`);
+    return false;
   }
-  native.unmount(mountpoint, true);
-  warn(`${mountpoint}: still in use by a process outside the container; detached it (the kernel frees it when that process lets go)`);
+  removeTree(store.useDir(key));
+  return true;
 }
 
 /** The mount source that names a container's overlay in mountinfo. */
@@ -344,27 +340,35 @@ export function sourceOf(key: string): string {
   return `tsrun-rootfs-${key}`;
 }
 
-/** What is mounted at `mountpoint` (the topmost mount), from our mountinfo; undefined if nothing. */
-export function mountAt(mountpoint: string): { fstype: string; source: string } | undefined {
-  let info: string;
+/**
+ * A process whose mount namespace holds the overlay named `source`, or
+ * undefined.  The overlay is mounted in no namespace but a container's
+ * (and those copied from it), so this looks at one process of every mount
+ * namespace there is.
+ */
+export function overlayHolder(source: string): number | undefined {
+  let pids: string[];
   try {
-    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+    pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n));
   } catch {
     return undefined;
   }
-  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-  let found: { fstype: string; source: string } | undefined;
-  for (const line of info.split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!right || unescape(left.split(' ')[4]) !== mountpoint) continue;
-    const [fstype, source] = right.split(' ');
-    found = { fstype, source: unescape(source) }; // later lines are mounted on top
+  const needle = ` - overlay ${source} `;
+  const seen = new Set<string>();
+  for (const pid of pids) {
+    let ns: string;
+    try {
+      ns = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+    } catch {
+      continue; // gone, or a kernel thread
+    }
+    if (seen.has(ns)) continue;
+    seen.add(ns);
+    try {
+      if (fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(needle)) return Number(pid);
+    } catch {
+      seen.delete(ns); // gone meanwhile: read another process of that namespace
+    }
   }
-  return found;
-}
-
-/** True if `mountpoint` is (still) the overlay of this source. */
-export function isOverlayOf(mountpoint: string, source: string): boolean {
-  const m = mountAt(mountpoint);
-  return m?.fstype === 'overlay' && m.source === source;
+  return undefined;
 }
