@@ -1194,8 +1194,16 @@ static void op_user(struct cursor *c)
 	gid_t groups[65536];
 	if (ngroups > 65536)
 		fail(EINVAL, "user", NULL, "too many additional groups");
-	for (uint32_t i = 0; i < ngroups; i++)
+	/* (uid_t)-1 means "leave unchanged" to setresuid and friends, so
+	 * 4294967295 would keep us root: refuse anything past 2^31-1, as
+	 * runc does (the parent has refused it already). */
+	if (uid > INT32_MAX || gid > INT32_MAX)
+		fail(EINVAL, "user", NULL, "uid %u, gid %u: uids and gids must be in range 0-2147483647", uid, gid);
+	for (uint32_t i = 0; i < ngroups; i++) {
 		groups[i] = rd_u32(c);
+		if (groups[i] > INT32_MAX)
+			fail(EINVAL, "user", NULL, "additional gid %u: uids and gids must be in range 0-2147483647", (unsigned)groups[i]);
+	}
 	if (setgroups(ngroups, groups) < 0 && !(errno == EPERM && ngroups == 0))
 		fail(errno, "user", NULL, "setgroups");
 	if (setresgid(gid, gid, gid) < 0)

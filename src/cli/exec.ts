@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import fs = require('fs');
-import { checkProcess, ConfigError, Process } from '../lib/config';
+import { checkProcess, ConfigError, ID_RANGE, MAX_ID, Process } from '../lib/config';
 import { describeFsError, TsrunError } from '../lib/errors';
 import { exec } from '../lib/exec';
 import { parseCount, storeOf, verb } from './common';
@@ -29,11 +29,18 @@ function processFromFile(file: string): Process {
   }
 }
 
+/** A uid or gid from a flag, in runc's range (config.ts MAX_ID says why). */
+function parseId(text: string, flag: string): number {
+  const id = Number(text);
+  if (id > MAX_ID) throw new TsrunError(`${flag}: ${text} is out of range: ${ID_RANGE}`);
+  return id;
+}
+
 /** "uid[:gid]" */
 function parseUser(value: string): { uid: number; gid?: number } {
   const m = value.match(/^(\d+)(?::(\d+))?$/);
   if (!m) throw new TsrunError(`--user: "${value}" is not uid[:gid] (numbers)`);
-  return { uid: Number(m[1]), gid: m[2] === undefined ? undefined : Number(m[2]) };
+  return { uid: parseId(m[1], '--user'), gid: m[2] === undefined ? undefined : parseId(m[2], '--user') };
 }
 
 /** The process runc's exec builds from the container's own process and the flags. */
@@ -52,7 +59,7 @@ function processFromFlags(base: Process | undefined, args: string[], o: Record<s
     p.user = { ...(p.user ?? { uid: 0, gid: 0 }), uid, gid: gid ?? p.user?.gid ?? 0 };
   }
   if (o.additionalGids.length) {
-    p.user = { ...(p.user ?? { uid: 0, gid: 0 }), additionalGids: (o.additionalGids as string[]).map((g) => parseCount(g, '--additional-gids')) };
+    p.user = { ...(p.user ?? { uid: 0, gid: 0 }), additionalGids: (o.additionalGids as string[]).map((g) => parseId(String(parseCount(g, '--additional-gids')), '--additional-gids')) };
   }
   if (o.newPrivs === false) p.noNewPrivileges = true; // commander reads --no-new-privs as a negation
   if (o.cap.length) {

@@ -444,12 +444,27 @@ function checkRlimits(value: unknown, path: string): void {
   });
 }
 
+/** The largest uid or gid a process may take (runc's limit too). */
+export const MAX_ID = INT32_MAX;
+export const ID_RANGE = `uids and gids must be in range 0-${MAX_ID}`;
+
+/**
+ * A uid or gid for the process.  Past 2^31-1 it is refused, as runc does:
+ * 4294967295 is (uid_t)-1, which setresuid and setgroups read as "leave
+ * unchanged", so such a user would stay root.
+ */
+function expectId(value: unknown, path: string): number {
+  const id = expectInteger(value, path, 0);
+  if (id > MAX_ID) fail(path, `${id} is out of range: ${ID_RANGE}`);
+  return id;
+}
+
 function checkUser(value: unknown, path: string): void {
   const user = expectObject(value, path);
-  expectUint32(required(user, 'uid', path), fieldPath(path, 'uid'));
-  expectUint32(required(user, 'gid', path), fieldPath(path, 'gid'));
+  expectId(required(user, 'uid', path), fieldPath(path, 'uid'));
+  expectId(required(user, 'gid', path), fieldPath(path, 'gid'));
   optional(user, 'umask', path, (v, p) => expectInteger(v, p, 0, 0o7777));
-  optional(user, 'additionalGids', path, (v, p) => expectArrayOf(v, p, expectUint32));
+  optional(user, 'additionalGids', path, (v, p) => expectArrayOf(v, p, expectId));
 }
 
 function checkScheduler(value: unknown, path: string): void {

@@ -196,7 +196,15 @@ t.test('process errors', async (t) => {
   rejects(t, 'negative uid', (c) => (c.process.user.uid = -1), 'process.user.uid', /must be a non-negative integer/);
   rejects(t, 'fractional gid', (c) => (c.process.user.gid = 1.5), 'process.user.gid', /must be a non-negative integer/);
   rejects(t, 'string uid', (c) => (c.process.user.uid = '0'), 'process.user.uid', /must be a non-negative integer/);
-  rejects(t, 'uid too large', (c) => (c.process.user.uid = 2 ** 32), 'process.user.uid', /between 0 and 4294967295/);
+  rejects(t, 'uid too large', (c) => (c.process.user.uid = 2 ** 32), 'process.user.uid', /out of range: uids and gids must be in range 0-2147483647/);
+  // (uid_t)-1 is "unchanged" to setresuid: runc's range stops at 2^31-1.
+  rejects(t, 'uid 4294967295', (c) => (c.process.user.uid = 4294967295), 'process.user.uid', /4294967295 is out of range: uids and gids must be in range 0-2147483647/);
+  rejects(t, 'uid 2^31', (c) => (c.process.user.uid = 2 ** 31), 'process.user.uid', /out of range/);
+  rejects(t, 'gid 4294967295', (c) => (c.process.user.gid = 4294967295), 'process.user.gid', /out of range/);
+  rejects(t, 'additionalGid 4294967295', (c) => (c.process.user.additionalGids = [5, 4294967295]), 'process.user.additionalGids[1]', /out of range/);
+  const highest = validConfig();
+  highest.process.user = { uid: 2147483647, gid: 2147483647, additionalGids: [2147483647] };
+  t.doesNotThrow(() => parse(highest), '2147483647 is still a valid uid and gid');
   rejects(t, 'missing gid', (c) => delete c.process.user.gid, 'process.user.gid', /is required/);
   rejects(t, 'additionalGids', (c) => (c.process.user.additionalGids = [5, -6]), 'process.user.additionalGids[1]', /non-negative/);
   rejects(t, 'umask', (c) => (c.process.user.umask = 0o10000), 'process.user.umask', /between 0 and 4095/);

@@ -44,6 +44,17 @@ t.test('Config.User forms', async (t) => {
   t.throws(() => resolveUser(':1', FILES, 'User'), /is not user\[:group\]/);
 });
 
+t.test('Config.User past runc\'s range 0-2147483647 is refused: (uid_t)-1 would leave the process root', async (t) => {
+  const high = { passwd: `${PASSWD}\nghost:x:4294967295:1000::/:/bin/sh`, group: `${GROUP}\nbig:x:2147483648:ghost` };
+  const range = /out of range: uids and gids must be in range 0-2147483647$/;
+  t.throws(() => resolveUser('4294967295', FILES, 'image config User'), /^image config User: "4294967295" gives id 4294967295, which is out of range/);
+  t.throws(() => resolveUser('0:4294967295', FILES, '--user'), range, 'a numeric group');
+  t.throws(() => resolveUser('2147483648', FILES, 'User'), range, 'the first id past the range');
+  t.throws(() => resolveUser('ghost', high, 'User'), range, 'a name the image passwd maps past the range');
+  t.throws(() => resolveUser('app:big', high, 'User'), range, 'a group the image group file maps past it');
+  t.same(resolveUser('2147483647:2147483647', FILES, 'User'), { uid: 2147483647, gid: 2147483647 }, 'the last id in the range is taken');
+});
+
 t.test('Entrypoint, Cmd, Env, WorkingDir on top of the spec defaults', async (t) => {
   const image: ImageConfig = {
     os: 'linux', architecture: 'amd64',

@@ -14,7 +14,7 @@
  *   StopSignal            -> org.opencontainers.image.stopSignal
  *   ExposedPorts          -> org.opencontainers.image.exposedPorts
  */
-import { Config, User } from '../config';
+import { Config, ID_RANGE, MAX_ID, User } from '../config';
 import { TsrunError } from '../errors';
 import { defaultSpec } from '../spec-default';
 
@@ -90,6 +90,15 @@ const isNumeric = (s: string): boolean => /^\d+$/.test(s) && Number(s) <= 0xffff
  * additionalGids are filled only for a user given by name without a group.
  */
 export function resolveUser(spec: string | undefined, files: ImageFiles, field: string): User {
+  const user = resolveUserIds(spec, files, field);
+  // Numbers from the image (or its passwd) past runc's range: (uid_t)-1 would leave the process root.
+  for (const id of [user.uid, user.gid, ...(user.additionalGids ?? [])]) {
+    if (id > MAX_ID) throw new TsrunError(`${field}: "${spec}" gives id ${id}, which is out of range: ${ID_RANGE}`);
+  }
+  return user;
+}
+
+function resolveUserIds(spec: string | undefined, files: ImageFiles, field: string): User {
   if (!spec) return { uid: 0, gid: 0 };
   const colon = spec.indexOf(':');
   const userPart = colon < 0 ? spec : spec.slice(0, colon);
