@@ -119,18 +119,41 @@ function writeIdMaps(pid: number, config: Config): void {
   }
 }
 
-/** The pid file is written whole or not at all, as engines poll for it. */
+/**
+ * The pid file is written whole or not at all, as engines poll for it: a
+ * temp file beside it, renamed over it (rename replaces a symlink there,
+ * never what it points to).  The temp file is made with O_EXCL|O_NOFOLLOW
+ * under a name nobody can guess: a predictable name opened without them
+ * let anyone who can write the pid file's directory plant a symlink there
+ * and have root truncate and overwrite any file.  runc's fixed temp name
+ * with O_EXCL fails while a stale one exists; here another name is tried.
+ */
 export function writePidFile(file: string, pid: number): void {
   const abs = path.resolve(file);
-  const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}`);
+  let tmp = '';
+  let fd = -1;
   try {
-    fs.writeFileSync(tmp, String(pid));
+    for (let attempt = 1; fd < 0; attempt++) {
+      const name = `.${path.basename(abs)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`;
+      try {
+        fd = fs.openSync(path.join(path.dirname(abs), name), PID_FILE_FLAGS, 0o644);
+        tmp = path.join(path.dirname(abs), name);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt === 10) throw err;
+      }
+    }
+    fs.writeSync(fd, String(pid));
+    fs.closeSync(fd);
+    fd = -1;
     fs.renameSync(tmp, abs);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
+    if (fd >= 0) fs.closeSync(fd);
+    if (tmp) fs.rmSync(tmp, { force: true }); // only ever the file we made
     throw new TsrunError(describeFsError(err, `pid file ${abs}`));
   }
 }
+
+const PID_FILE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 function ownerName(): string {
   try {

@@ -1,0 +1,78 @@
+/**
+ * Issue 14, finding 5: --pid-file wrote through a planted symlink.  The
+ * temp file beside the pid file was ".<name>.<pid of tsrun>", predictable,
+ * and opened without O_EXCL, so anyone who can write the pid file's
+ * directory (a shared /run/user dir, a sticky tmp dir) could make root
+ * truncate and overwrite any file.
+ *
+ * Here a directory holds a symlink to a host file at every name the old
+ * scheme could pick for the next 600 pids, and the pid file's own name is
+ * a symlink to the same file too.  For create, run --detach and exec
+ * --detach: the host file is unchanged, the pid file is a regular file
+ * holding the process's pid, and the planted names are untouched (they are
+ * not ours to remove).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import t from 'tap';
+import { cleanupContainer, IS_ROOT, makeBundle, tsrun, uniqueId } from '../helpers';
+import { hostDir, runningContainer } from '../security-helpers';
+
+if (!IS_ROOT) {
+  t.plan(0, 'security tests need root');
+  process.exit(0);
+}
+
+const PRECIOUS = 'precious host data\n';
+const WINDOW = 600;
+
+/** A world-writable dir with symlinks to a host file at ".NAME.PID" for the next WINDOW pids, and at NAME itself. */
+function plantedDir(t: any, name: string): { dir: string; victim: string; planted: string[] } {
+  const base = hostDir(t, 'tsrun-pidfile-');
+  const victim = path.join(base, 'victim');
+  fs.writeFileSync(victim, PRECIOUS);
+  const dir = path.join(base, 'shared');
+  fs.mkdirSync(dir);
+  fs.chmodSync(dir, 0o1777);
+  const last = Number(fs.readFileSync('/proc/sys/kernel/ns_last_pid', 'utf8'));
+  const planted = [name];
+  for (let pid = last + 1; pid <= last + WINDOW; pid++) planted.push(`.${name}.${pid}`);
+  for (const p of planted) fs.symlinkSync(victim, path.join(dir, p));
+  return { dir, victim, planted };
+}
+
+function checkOutcome(t: any, where: { dir: string; victim: string; planted: string[] }, name: string, pid: number, what: string): void {
+  t.equal(fs.readFileSync(where.victim, 'utf8'), PRECIOUS, `${what}: the host file the symlinks point at is unchanged`);
+  const st = fs.lstatSync(path.join(where.dir, name));
+  t.ok(st.isFile(), `${what}: the pid file is a regular file, not the planted symlink`);
+  t.equal(fs.readFileSync(path.join(where.dir, name), 'utf8'), String(pid), `${what}: it holds the pid`);
+  const left = where.planted.slice(1).filter((p) => fs.lstatSync(path.join(where.dir, p), { throwIfNoEntry: false })?.isSymbolicLink());
+  t.equal(left.length, WINDOW, `${what}: the planted symlinks are left alone`);
+  t.same(fs.readdirSync(where.dir).filter((n) => !where.planted.includes(n) && n !== name), [], `${what}: no temp file left`);
+}
+
+t.test('create --pid-file and run --detach --pid-file never write through a planted symlink', async (t) => {
+  for (const verb of ['create', 'run']) {
+    const bundle = makeBundle(t, () => {}, ['/bin/sleep', '1000']);
+    const where = plantedDir(t, 'container.pid');
+    const id = uniqueId('pidfile');
+    cleanupContainer(t, bundle.root, id);
+    const args = verb === 'run' ? ['run', '--detach'] : ['create'];
+    const r = tsrun(bundle.root, [...args, '--pid-file', path.join(where.dir, 'container.pid'), '-b', bundle.dir, id]);
+    t.equal(r.status, 0, `${verb}: ${r.stderr}`);
+    const pid = JSON.parse(tsrun(bundle.root, ['state', id]).stdout).pid as number;
+    checkOutcome(t, where, 'container.pid', pid, verb);
+    t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+  }
+});
+
+t.test('exec --detach --pid-file never writes through a planted symlink', async (t) => {
+  const { bundle, id } = runningContainer(t, () => {}, ['/bin/sleep', '1000']);
+  const where = plantedDir(t, 'exec.pid');
+  const r = tsrun(bundle.root, ['exec', '--detach', '--pid-file', path.join(where.dir, 'exec.pid'), id, '/bin/sleep', '1000']);
+  t.equal(r.status, 0, r.stderr);
+  const pid = Number(fs.readFileSync(path.join(where.dir, 'exec.pid'), 'utf8'));
+  t.ok(pid > 0 && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/bin/sleep'), 'the pid is the exec\'d process');
+  checkOutcome(t, where, 'exec.pid', pid, 'exec');
+  t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+});
