@@ -198,7 +198,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       bundle,
       noPivot: opts.noPivot,
       consoleSocket: !!opts.consoleSocket,
-      sessionKeyring: opts.noNewKeyring ? undefined : opts.id,
+      // runc's name for it: the kernel refuses keyring names that start with ".", which an id may.
+      sessionKeyring: opts.noNewKeyring ? undefined : `_ses.${opts.id}`,
       host,
     });
   } catch (err) {

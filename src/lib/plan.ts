@@ -90,7 +90,7 @@ export interface PlanContext {
   joinCgroups?: string[];
   /** The container's own cgroup directory in each host hierarchy, keyed by mount point (the cgroup manager's paths). */
   cgroupDirs?: Record<string, string>;
-  /** Name of the session keyring to create (runc: the container id); none with --no-new-keyring. */
+  /** Name of the session keyring to create ("_ses.<id>", as runc names it); none with --no-new-keyring. */
   sessionKeyring?: string;
   host: HostView;
   /** linux.seccomp, compiled (src/lib/seccomp.ts). */

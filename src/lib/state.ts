@@ -64,7 +64,11 @@ export interface OciState {
 /** Under --root beside the containers; an id cannot take this name. */
 const CACHE_DIR = '.cache';
 
-/** runc's rule: letters, digits, and _ + - . ; not "." or "..". */
+/**
+ * runc's rule: letters, digits, and _ + - . ; not "." or "..".  An id may
+ * start with "." (runc lists such containers, and so does `list`); only
+ * the cache's own name is taken.
+ */
 export function validateId(id: string): void {
   if (!id) throw new TsrunError('container id cannot be empty');
   if (id === CACHE_DIR) throw new TsrunError(`invalid container id "${id}": reserved for tsrun's cache`);
@@ -263,7 +267,7 @@ export class StateStore {
       return [];
     }
     return names.filter((n) => {
-      if (n.startsWith('.')) return false;
+      if (n === CACHE_DIR) return false;
       if (fs.existsSync(this.statePath(n))) return true;
       if (this.isBareClaim(n)) this.removeIfAbandoned(n);
       return false;
