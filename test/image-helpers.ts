@@ -77,6 +77,13 @@ export function ociArchive(layoutDir: string, file: string): void {
   if (r.status !== 0) throw new Error(`tar of the layout: ${r.stderr}`);
 }
 
+/** What a store holds (layers, blobs, imports in progress, images.json), to compare before and after. */
+export function storeSnapshot(store: string): string {
+  const list = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d).sort() : []);
+  const images = fs.existsSync(path.join(store, 'images.json')) ? fs.readFileSync(path.join(store, 'images.json'), 'utf8') : '';
+  return JSON.stringify({ layers: list(path.join(store, 'layers')), blobs: list(path.join(store, 'blobs/sha256')), tmp: list(path.join(store, 'tmp')), images });
+}
+
 /** `tsrun image SUB --store STORE ARGS...`. */
 export function image(store: string, args: string[], opts: Parameters<typeof tsrun>[2] = {}) {
   return tsrun('/tmp', ['image', args[0], '--store', store, ...args.slice(1)], opts);

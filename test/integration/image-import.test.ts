@@ -12,7 +12,7 @@ import * as path from 'path';
 import t from 'tap';
 import { sha256 } from '../../src/lib/image/store';
 import { cleanupContainer, IS_ROOT, mountsUnder, tempDir, TSRUN, tsrun, uniqueId, tarOf, TarEntry } from '../helpers';
-import { baseLayer, dockerArchive, hex, image, imageOf, ociArchive, ociLayout, TestImage } from '../image-helpers';
+import { baseLayer, dockerArchive, hex, image, imageOf, ociArchive, ociLayout, storeSnapshot, TestImage } from '../image-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'image tests need root');
@@ -31,12 +31,6 @@ async function makeImage(): Promise<TestImage> {
     { name: 'var/only', type: 'file', content: 'only this in /var\n' },
   ]);
   return imageOf([baseLayer(), top], { Cmd: ['/bin/sh'], Env: ['PATH=/bin'], Labels: { 'org.example': 'yes' } });
-}
-
-function storeSnapshot(store: string): string {
-  const list = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d).sort() : []);
-  const images = fs.existsSync(path.join(store, 'images.json')) ? fs.readFileSync(path.join(store, 'images.json'), 'utf8') : '';
-  return JSON.stringify({ layers: list(path.join(store, 'layers')), blobs: list(path.join(store, 'blobs/sha256')), tmp: list(path.join(store, 'tmp')), images });
 }
 
 t.test('three formats, one store: layers unpacked once, the merged tree runs', async (t) => {

@@ -12,7 +12,7 @@ import * as path from 'path';
 import t from 'tap';
 import { sha256 } from '../../src/lib/image/store';
 import { IS_ROOT, tarOf, tempDir } from '../helpers';
-import { hex, image, imageOf, ociLayout, TestImage } from '../image-helpers';
+import { hex, image, imageOf, ociLayout, storeSnapshot, TestImage } from '../image-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'image tests need root');
@@ -69,12 +69,6 @@ function chain(manifest: Descriptor, index: (m: Descriptor[]) => Descriptor, dep
   let below = manifest;
   for (let i = 0; i < depth; i++) indexes.unshift(below = index([below]));
   return { top: [named(below, ref)], indexes };
-}
-
-function storeSnapshot(store: string): string {
-  const list = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d).sort() : []);
-  const images = fs.existsSync(path.join(store, 'images.json')) ? fs.readFileSync(path.join(store, 'images.json'), 'utf8') : '';
-  return JSON.stringify({ layers: list(path.join(store, 'layers')), blobs: list(path.join(store, 'blobs/sha256')), tmp: list(path.join(store, 'tmp')), images });
 }
 
 t.test('3 x 64-way nested indexes: one image, walked once, in bounded time', async (t) => {
