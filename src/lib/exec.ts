@@ -10,13 +10,13 @@ import { crashPoint } from './crash';
 import { ConfigError, NamespaceType, Process } from './config';
 import { connectConsole, waitAttached, writePidFile } from './container';
 import { TsrunError } from './errors';
-import { launch } from './launch';
+import { launch, LaunchOptions } from './launch';
 import { checkLsmRequests } from './lsm';
 import { native } from './native';
 import { compileExecPlan, InitNamespaces, processRlimits } from './plan';
 import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan } from './plan-format';
-import { StateStore } from './state';
+import { ContainerRecord, StateStore } from './state';
 import { ConsoleProxy } from './terminal';
 
 export interface ExecOptions {
@@ -47,6 +47,21 @@ export function initNamespaces(pid: number): InitNamespaces {
     }
   }
   return { differing };
+}
+
+/**
+ * launch(), but when the container stopped while this exec was being set
+ * up (a delete --force, its init exiting), say that rather than what the
+ * kernel answered the helper (a clone into the pid namespace of a dead init
+ * fails with ENOMEM).
+ */
+function launchOrStopped(store: StateStore, record: ContainerRecord, opts: LaunchOptions): number {
+  try {
+    return launch(opts);
+  } catch (err) {
+    if (err instanceof TsrunError && store.status(record) === 'stopped') throw new TsrunError('cannot exec in a stopped container');
+    throw err;
+  }
 }
 
 export async function exec(store: StateStore, opts: ExecOptions): Promise<number> {
@@ -105,7 +120,7 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
   try {
     const socketPath = proxy?.socketPath ?? opts.consoleSocket;
     if (opts.process.terminal && socketPath) consoleFd = connectConsole(socketPath);
-    const pid = launch({
+    const pid = launchOrStopped(store, record, {
       verb: 'exec',
       plan,
       fifoFd: -1,

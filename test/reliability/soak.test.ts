@@ -233,8 +233,16 @@ function argvOf(args: string[], id: string): string[] {
 
 async function concurrently(bundle: Bundle, id: string, commands: typeof COMMANDS): Promise<string[]> {
   const statePath = path.join(bundle.root, id, 'state.json');
-  const all = Promise.all(commands.map((c) => tsrunAsync(bundle.root, argvOf(c.args, id), { timeoutMs: 60_000 })));
-  const [results, watched] = await Promise.all([all, watchingStateJson(statePath, all)]);
+  const running = commands.map((c) => tsrunAsync(bundle.root, argvOf(c.args, id), { timeoutMs: 60_000 }));
+  // An exec whose set-up a pause caught waits for resume, as runc's does:
+  // once every other command has ended, resume a container left paused, as
+  // its user would (the execs must then end too).
+  const resumed = Promise.all(running.filter((_, i) => commands[i].args[0] !== 'exec')).then(() => {
+    const state = tsrun(bundle.root, ['state', id]);
+    if (state.status === 0 && JSON.parse(state.stdout).status === 'paused') tsrun(bundle.root, ['resume', id]);
+  });
+  const all = Promise.all(running);
+  const [results, watched] = await Promise.all([all, watchingStateJson(statePath, all), resumed]);
   const problems: string[] = [];
   results.forEach((r, i) => {
     const c = commands[i];

@@ -119,8 +119,11 @@ t.test('delete --force kills a process outside one hierarchy, or below the conta
   for (const [, dir] of dirs) {
     const sub = path.join(dir, 'sub');
     fs.mkdirSync(sub, { recursive: true });
-    if (fs.existsSync(path.join(dir, 'cpuset.cpus'))) {
-      for (const f of ['cpuset.cpus', 'cpuset.mems']) fs.writeFileSync(path.join(sub, f), fs.readFileSync(path.join(dir, f)));
+    // A new v1 cpuset admits no task until it has cpus and mems (cgroup2 inherits them).
+    for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+      const mine = path.join(sub, f);
+      const parents = fs.existsSync(path.join(dir, f)) ? fs.readFileSync(path.join(dir, f), 'utf8').trim() : '';
+      if (parents && fs.existsSync(mine) && fs.readFileSync(mine, 'utf8').trim() === '') fs.writeFileSync(mine, parents);
     }
   }
   t.teardown(() => {
