@@ -5,7 +5,7 @@
  * stdout describing the environment the process actually observes, so the
  * tests can compare it with what the OCI config asked for.  Extra argv modes
  * give the tests small, scriptable primitives (read/stat/write a path, read a
- * sysctl, exit with a code, sleep, report signals, echo stdin).
+ * sysctl, make a raw syscall, exit with a code, sleep, report signals, echo stdin).
  *
  * Design constraints:
  *   - Built with `musl-gcc -static`, so it runs in any rootfs (even one that
@@ -1260,6 +1260,31 @@ static int mode_sysctl(const char *name)
 	return 0;
 }
 
+/*
+ * `checker syscall NR`: make raw syscall NR with all-zero arguments and say
+ * what came back, for seccomp tests (a filter's answer to a call it names
+ * or not: the default errno, or ENOSYS).  Only numbers the tests choose:
+ * zero arguments are harmless for the calls they ask about.
+ */
+static int usage_error(const char *mode);
+
+static int mode_syscall(const char *text)
+{
+	char *end;
+	long nr = strtol(text, &end, 0);
+	if (*text == '\0' || *end != '\0' || nr < 0)
+		return usage_error("syscall");
+	errno = 0;
+	long ret = syscall(nr, 0L, 0L, 0L, 0L, 0L, 0L);
+	int e = ret < 0 ? errno : 0;
+	json_begin_object();
+	json_kint("nr", nr);
+	json_kint("ret", ret);
+	json_errno_fields(e);
+	json_end_object();
+	return 0;
+}
+
 static int mode_fds(void)
 {
 	json_fds_value();
@@ -1407,6 +1432,8 @@ int main(int argc, char **argv)
 		rc = mode_sysctl(argv[2]);
 	else if (!strcmp(mode, "fds") && argc == 2)
 		rc = mode_fds();
+	else if (!strcmp(mode, "syscall") && argc == 3)
+		rc = mode_syscall(argv[2]);
 	else if (!strcmp(mode, "exit") && argc == 3)
 		return mode_exit(argv[2]);
 	else if (!strcmp(mode, "sleep") && argc == 3)

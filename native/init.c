@@ -1235,7 +1235,10 @@ static int is_executable_file(const char *path)
 		errno = EACCES;
 		return -1;
 	}
-	return faccessat(AT_FDCWD, path, X_OK, AT_EACCESS);
+	/* OP_USER made the real ids the effective ones, so access(2)'s check is
+	 * the AT_EACCESS one; faccessat with a flag is faccessat2 (Linux 5.8),
+	 * which a seccomp profile written before it does not name. */
+	return (int)syscall(SYS_faccessat, AT_FDCWD, path, X_OK);
 }
 
 /* Find the program now, so a typo fails `create` rather than `start`. */
@@ -1295,6 +1298,13 @@ static void op_wait_start(void)
 	fifo_fd = -1;
 }
 
+static long seccomp_load(uint32_t flags, const unsigned char *program, size_t len);
+
+/* A filter OP_SECCOMP left for the last moment (no_new_privs, no listener). */
+static const unsigned char *pending_filter;
+static size_t pending_filter_len;
+static uint32_t pending_filter_flags;
+
 static void op_exec(void)
 {
 	if (!exec_path)
@@ -1306,6 +1316,9 @@ static void op_exec(void)
 	}
 	cloexec_from(3 + preserve_fds);
 	reset_signals();
+	/* After this, execve is our only syscall: a profile need allow nothing of ours. */
+	if (pending_filter)
+		seccomp_load(pending_filter_flags, pending_filter, pending_filter_len);
 	execve(exec_path, exec_argv, exec_env);
 	fail(errno, "exec", exec_path, "exec %s", exec_path);
 }
@@ -1321,17 +1334,31 @@ struct sock_filter_ { uint16_t code; uint8_t jt, jf; uint32_t k; };
 struct sock_fprog_ { unsigned short len; const struct sock_filter_ *filter; };
 #define SECCOMP_SET_MODE_FILTER_ 1
 
-static void op_seccomp(struct cursor *c)
+/* seccomp(2) with the program; returns what it returns (a listener fd with NEW_LISTENER). */
+static long seccomp_load(uint32_t flags, const unsigned char *program, size_t len)
 {
-	uint32_t flags = rd_u32(c), notify = rd_u32(c);
-	size_t len;
-	const unsigned char *program = rd_bytes(c, &len);
-	if (len == 0 || len % sizeof(struct sock_filter_) != 0 || len / sizeof(struct sock_filter_) > 0xffff)
-		fail(EINVAL, "seccomp", NULL, "malformed seccomp program in launch plan");
 	struct sock_fprog_ prog = { len / sizeof(struct sock_filter_), (const struct sock_filter_ *)program };
 	long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, flags, &prog);
 	if (fd < 0)
 		fail(errno, "seccomp", NULL, "load seccomp filter (flags %#x)", flags);
+	return fd;
+}
+
+static void op_seccomp(struct cursor *c)
+{
+	uint32_t flags = rd_u32(c), notify = rd_u32(c), at_exec = rd_u32(c);
+	size_t len;
+	const unsigned char *program = rd_bytes(c, &len);
+	if (len == 0 || len % sizeof(struct sock_filter_) != 0 || len / sizeof(struct sock_filter_) > 0xffff)
+		fail(EINVAL, "seccomp", NULL, "malformed seccomp program in launch plan");
+	if (at_exec && !notify) {
+		/* The plan is mapped until execve: keep a pointer, load in op_exec. */
+		pending_filter = program;
+		pending_filter_len = len;
+		pending_filter_flags = flags;
+		return;
+	}
+	long fd = seccomp_load(flags, program, len);
 	if (!notify)
 		return;
 	/* The listener goes to the parent, which hands it to listenerPath. */

@@ -66,9 +66,11 @@ enum plan_op {
 	                           u64 ambient ; after the user switch */
 	OP_READONLY_PATH = 34,  /* str path (in the container, after pivot_root) */
 	OP_MASK_PATH = 35,      /* str path (in the container, after pivot_root) */
-	OP_SECCOMP = 36,        /* u32 seccomp(2) flags, u32 notify, bytes program
-	                           (struct sock_filter[]) ; with notify, the
-	                           listener fd goes to the parent */
+	OP_SECCOMP = 36,        /* u32 seccomp(2) flags, u32 notify, u32 at_exec,
+	                           bytes program (struct sock_filter[]) ; with
+	                           notify, the listener fd goes to the parent;
+	                           at_exec (never with notify): load it in OP_EXEC,
+	                           right before execve */
 	OP_JOIN_CGROUP = 37,    /* str dir, str file ; write "0" to dir/file: the helper moves
 	                         * itself.  "tasks" (cgroup v1) moves the one thread it has and
 	                         * needs no cgroup_threadgroup_rwsem write lock, whose RCU grace

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/filter.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,151 @@ static int read_conditions(napi_env env, napi_value rule, struct scmp_arg_cmp *c
 		conds[i].datum_b = get_u64(env, arg, "valueTwo");
 	}
 	return n;
+}
+
+/*
+ * The ENOSYS stub, runc's answer to profiles older than the kernel (its
+ * libcontainer/seccomp/patchbpf does the same job; this is tsrun's own
+ * code).  A profile whose default action denies names the syscalls that
+ * existed when it was written; a newer one it does not name would get the
+ * default errno (EPERM), and glibc, musl and Go then give up instead of
+ * falling back to the older call they try next on ENOSYS (faccessat2 to
+ * faccessat, clone3 to clone, close_range to a loop).  So ahead of
+ * libseccomp's program, for each architecture of the filter: a syscall
+ * number above every one the profile names returns ENOSYS, as the kernel
+ * would if it had no such call; everything else goes to the filter.
+ *
+ *   ld [arch]
+ *   jeq ARCH, 0, next-arch; ld [nr]; jgt LARGEST, 0, 1; ret ERRNO(ENOSYS); ja filter
+ *   (the next arch's jeq; after the last one, the filter)
+ *
+ * x86_64 and x32 share one audit arch; x32 numbers carry bit 30, so with
+ * both in the filter the block first asks which one the call is.
+ */
+#define X32_SYSCALL_BIT 0x40000000u
+#define SECCOMP_DATA_NR 0   /* offsetof(struct seccomp_data, nr) */
+#define SECCOMP_DATA_ARCH 4 /* offsetof(struct seccomp_data, arch) */
+#define RET_ENOSYS (SCMP_ACT_ERRNO(ENOSYS))
+#define MAX_STUB 256
+
+struct arch_limit {
+	uint32_t audit_arch;
+	int64_t largest;     /* -1: the profile names nothing this arch knows */
+	int64_t largest_x32; /* x86_64's audit arch only */
+};
+
+static int64_t largest_named(uint32_t arch, napi_env env, napi_value names, uint32_t count)
+{
+	int64_t largest = -1;
+	for (uint32_t i = 0; i < count; i++) {
+		napi_value v;
+		char name[128];
+		size_t len;
+		napi_get_element(env, names, i, &v);
+		if (napi_get_value_string_utf8(env, v, name, sizeof(name), &len) != napi_ok)
+			continue;
+		int nr = seccomp_syscall_resolve_name_arch(arch, name);
+		if (nr >= 0 && nr > largest) /* unknown (__NR_SCMP_ERROR) or not on this arch (< 0) */
+			largest = nr;
+	}
+	return largest;
+}
+
+/* One "nr > limit: ENOSYS, else: the filter" test; `to_filter` counts from the ja's own slot. */
+static uint32_t emit_limit(struct sock_filter *out, uint32_t at, int64_t limit, uint32_t stub_len)
+{
+	out[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, (uint32_t)limit, 0, 1);
+	out[at++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, RET_ENOSYS);
+	out[at] = (struct sock_filter)BPF_STMT(BPF_JMP | BPF_JA, stub_len - at - 1);
+	return at + 1;
+}
+
+/* The stub for these limits; its length, or 0 when there is nothing to stub. */
+static uint32_t build_enosys_stub(const struct arch_limit *limits, int n, struct sock_filter *out)
+{
+	/* Pass 1: the length, for the jumps to the filter that follows the stub. */
+	uint32_t len = 0;
+	for (int i = 0; i < n; i++) {
+		bool both = limits[i].largest >= 0 && limits[i].largest_x32 >= 0;
+		if (limits[i].largest < 0 && limits[i].largest_x32 < 0)
+			continue;
+		len += 2 + (both ? 1 + 3 + 3 : 3);
+	}
+	if (len == 0 || len + 1 > MAX_STUB)
+		return 0;
+	len += 1; /* the leading ld [arch] */
+	uint32_t at = 0;
+	out[at++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_ARCH);
+	for (int i = 0; i < n; i++) {
+		bool both = limits[i].largest >= 0 && limits[i].largest_x32 >= 0;
+		if (limits[i].largest < 0 && limits[i].largest_x32 < 0)
+			continue;
+		uint32_t block = 1 + (both ? 1 + 3 + 3 : 3); /* after the jeq */
+		out[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, limits[i].audit_arch, 0, block);
+		out[at++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR);
+		if (both) {
+			out[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 3);
+			at = emit_limit(out, at, limits[i].largest_x32, len);
+			at = emit_limit(out, at, limits[i].largest, len);
+		} else {
+			at = emit_limit(out, at, limits[i].largest >= 0 ? limits[i].largest : limits[i].largest_x32, len);
+		}
+		/* A jeq that fails skips the block without loading [nr], so the
+		 * next block's jeq still compares the arch. */
+	}
+	return at;
+}
+
+/*
+ * `program` with the ENOSYS stub ahead of it, for the filter's
+ * architectures (the native one and those added), judged by spec.named:
+ * every syscall the profile names, whatever its action.  NULL on error.
+ */
+static napi_value with_enosys_stub(napi_env env, napi_value spec, napi_value arches, uint32_t n_arches, napi_value program)
+{
+	struct arch_limit limits[32];
+	int n = 0;
+	napi_value names;
+	uint32_t n_names = array_length(env, spec, "named", &names);
+	for (uint32_t i = 0; i <= n_arches && n < 32; i++) {
+		uint32_t token = seccomp_arch_native();
+		if (i < n_arches) {
+			napi_value v;
+			char name[64];
+			size_t len;
+			napi_get_element(env, arches, i, &v);
+			napi_get_value_string_utf8(env, v, name, sizeof(name), &len);
+			token = seccomp_arch_resolve_name(name);
+		}
+		uint32_t audit = token == SCMP_ARCH_X32 ? SCMP_ARCH_X86_64 : token;
+		int at = 0;
+		while (at < n && limits[at].audit_arch != audit)
+			at++;
+		if (at == n)
+			limits[n++] = (struct arch_limit){ audit, -1, -1 };
+		if (token == SCMP_ARCH_X32)
+			limits[at].largest_x32 = largest_named(token, env, names, n_names);
+		else
+			limits[at].largest = largest_named(token, env, names, n_names);
+	}
+	struct sock_filter stub[MAX_STUB];
+	uint32_t stub_len = build_enosys_stub(limits, n, stub);
+	if (stub_len == 0)
+		return program;
+	void *old;
+	size_t old_len;
+	napi_get_buffer_info(env, program, &old, &old_len);
+	size_t total = stub_len * sizeof(struct sock_filter) + old_len;
+	if (total / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+		throw_msg(env, E2BIG, "seccomp: with the ENOSYS stub the filter is longer than the kernel's %s instructions", "4096");
+		return NULL;
+	}
+	napi_value out;
+	void *data;
+	napi_create_buffer(env, total, &data, &out);
+	memcpy(data, stub, stub_len * sizeof(struct sock_filter));
+	memcpy((char *)data + stub_len * sizeof(struct sock_filter), old, old_len);
+	return out;
 }
 
 /* The generated program, read back from a memfd (libseccomp 2.5 exports to fds only). */
@@ -176,6 +322,12 @@ static napi_value seccomp_compile(napi_env env, napi_callback_info info)
 
 	napi_value program = export_program(env, ctx);
 	if (!program)
+		goto out;
+	napi_value enosys;
+	bool wants_stub = false;
+	napi_get_named_property(env, spec, "enosys", &enosys);
+	napi_get_value_bool(env, enosys, &wants_stub);
+	if (wants_stub && !(program = with_enosys_stub(env, spec, arches, n_arches, program)))
 		goto out;
 	napi_create_object(env, &result);
 	napi_set_named_property(env, result, "program", program);

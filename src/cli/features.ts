@@ -22,7 +22,7 @@ const CANDIDATE_MOUNT_OPTIONS = [
 function seccompFeatures(): Record<string, unknown> {
   const knowsArch = (arch: string): boolean => {
     try {
-      native.seccompCompile({ defaultAction: SECCOMP_ACTIONS.SCMP_ACT_ALLOW, arches: [arch.slice('SCMP_ARCH_'.length).toLowerCase()], rules: [] });
+      native.seccompCompile({ defaultAction: SECCOMP_ACTIONS.SCMP_ACT_ALLOW, arches: [arch.slice('SCMP_ARCH_'.length).toLowerCase()], rules: [], named: [], enosys: false });
       return true;
     } catch {
       return false;

@@ -15,6 +15,10 @@ export interface SeccompCompileInput {
   /** libseccomp's architecture names: "x86_64", "x86", ... */
   arches: string[];
   rules: Array<{ name: string; action: number; args: Array<{ index: number; op: number; value: bigint; valueTwo: bigint }> }>;
+  /** Every syscall the profile names, whatever its action: the ENOSYS stub's measure of what the profile knows. */
+  named: string[];
+  /** Put runc's ENOSYS stub ahead of the filter (native/seccomp.c says why). */
+  enosys: boolean;
 }
 
 export interface NativeAddon {

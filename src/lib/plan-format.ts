@@ -102,7 +102,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.CAPS_SET]: [['effective', 'u64'], ['permitted', 'u64'], ['inheritable', 'u64'], ['ambient', 'u64']],
   [Op.READONLY_PATH]: [['path', 'str']],
   [Op.MASK_PATH]: [['path', 'str']],
-  [Op.SECCOMP]: [['flags', 'u32'], ['notify', 'u32'], ['program', 'bytes']],
+  [Op.SECCOMP]: [['flags', 'u32'], ['notify', 'u32'], ['atExec', 'u32'], ['program', 'bytes']],
   [Op.JOIN_CGROUP]: [['dir', 'str'], ['file', 'str']],
   [Op.HIDE_HOST_FS]: [['path', 'str']],
   [Op.IDMAP_PREPARE]: [

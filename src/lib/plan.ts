@@ -532,7 +532,11 @@ export function processRlimits(process: Process): Array<{ resource: number; name
  * no_new_privs, rlimits (set by the parent), seccomp before the
  * capabilities drop unless no_new_privs lets it wait, the bounding set,
  * the user switch, the other capability sets, the cwd, and seccomp as late
- * as possible when no_new_privs is on.
+ * as possible when no_new_privs is on.  Later than runc there: with no
+ * listener to hand over, the helper loads it in OP_EXEC right before
+ * execve (after the exec fifo and startContainer hooks), so no syscall of
+ * ours runs under the container's filter; with a listener, here, while the
+ * parent can still take the listener fd.
  */
 export function compileProcess(process: Process, ops: PlanOp[], opts: ProcessOptions = { isInit: true }): void {
   if (process.terminal) {
@@ -541,7 +545,10 @@ export function compileProcess(process: Process, ops: PlanOp[], opts: ProcessOpt
   if (process.noNewPrivileges) ops.push(op(Op.NO_NEW_PRIVS));
   if (processRlimits(process).length) ops.push(op(Op.PARENT_RLIMITS));
   const seccomp = opts.seccomp
-    ? op(Op.SECCOMP, { flags: opts.seccomp.flags, notify: opts.seccomp.notify ? 1 : 0, program: opts.seccomp.program })
+    ? op(Op.SECCOMP, {
+      flags: opts.seccomp.flags, notify: opts.seccomp.notify ? 1 : 0,
+      atExec: process.noNewPrivileges && !opts.seccomp.notify ? 1 : 0, program: opts.seccomp.program,
+    })
     : undefined;
   if (seccomp && !process.noNewPrivileges) ops.push(seccomp);
   // runc's order: bounding set before the user switch, the other sets after it.

@@ -26,6 +26,8 @@ export const SECCOMP_ACTIONS: Record<string, number> = {
   SCMP_ACT_NOTIFY: 0x7fc0_0000,
 };
 const TAKES_ERRNO = new Set(['SCMP_ACT_ERRNO', 'SCMP_ACT_TRACE']);
+/** Defaults that let a call through (a tracer handles new calls itself): no ENOSYS stub, as in runc. */
+const ALLOW_LIKE = new Set(['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_TRACE']);
 const EPERM = 1;
 
 export const SECCOMP_OPERATORS: Record<string, number> = {
@@ -139,6 +141,7 @@ export function normalizeSeccomp(section: Seccomp | unknown, field = 'linux.secc
   }
 
   const rules: SeccompCompileInput['rules'] = [];
+  const named = new Set<string>();
   let notify = false;
   if (s.syscalls !== undefined && !Array.isArray(s.syscalls)) fail(`${field}.syscalls`, 'must be an array');
   ((s.syscalls as unknown[]) ?? []).forEach((entry, i) => {
@@ -146,6 +149,7 @@ export function normalizeSeccomp(section: Seccomp | unknown, field = 'linux.secc
     if (!isObject(entry)) fail(at, 'must be an object');
     const names = stringList(entry.names, `${at}.names`);
     if (names.length === 0) fail(`${at}.names`, 'must name at least one syscall');
+    for (const name of names) named.add(name);
     const action = actionValue(entry.action, entry.errnoRet, `${at}.action`, `${at}.errnoRet`);
     if (entry.args !== undefined && !Array.isArray(entry.args)) fail(`${at}.args`, 'must be an array');
     const args = ((entry.args as unknown[]) ?? []).map((a, j) => {
@@ -184,7 +188,13 @@ export function normalizeSeccomp(section: Seccomp | unknown, field = 'linux.secc
   }
 
   return {
-    input: { defaultAction, arches: arches.map((a) => a.slice('SCMP_ARCH_'.length).toLowerCase()), rules },
+    input: {
+      defaultAction, arches: arches.map((a) => a.slice('SCMP_ARCH_'.length).toLowerCase()), rules,
+      named: [...named].sort(),
+      // runc's rule: a syscall newer than every one the profile names gets
+      // ENOSYS, not the default errno, unless the default lets calls through.
+      enosys: !ALLOW_LIKE.has(s.defaultAction as string),
+    },
     flags,
     notify,
     listenerPath: s.listenerPath as string | undefined,

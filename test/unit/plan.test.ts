@@ -324,7 +324,18 @@ t.test('seccomp is loaded where runc loads it', async (t) => {
   const execOrder = codes(execOps);
   t.ok(execOrder.indexOf('SECCOMP') > execOrder.indexOf('EXEC_PREPARE') && execOrder.indexOf('SECCOMP') < execOrder.indexOf('EXEC'), 'exec too');
   const decoded = decodePlan(encodePlan(execOps)).find((o) => o.op === Op.SECCOMP)!;
-  t.same(decoded.fields, { flags: 4, notify: 0, program: seccomp.program }, 'the program travels byte for byte');
+  t.same(decoded.fields, { flags: 4, notify: 0, atExec: 1, program: seccomp.program }, 'the program travels byte for byte');
+  // With no_new_privs and no listener the helper holds it for OP_EXEC, right before execve;
+  // without no_new_privs, or with a listener to hand over, it is loaded where it stands.
+  const atExec = (nnp: boolean, notify: boolean): number => {
+    const config = baseConfig();
+    config.process!.noNewPrivileges = nnp;
+    config.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' };
+    return find(compileCreatePlan(config, { ...ctx(), seccomp: { ...seccomp, notify } }).ops, Op.SECCOMP)[0].fields.atExec as number;
+  };
+  t.equal(atExec(true, false), 1, 'no_new_privs, no listener: loaded at exec');
+  t.equal(atExec(true, true), 0, 'no_new_privs with a listener: loaded before the start wait');
+  t.equal(atExec(false, false), 0, 'without no_new_privs: loaded before the capabilities drop');
 });
 
 t.test('semantic errors name the field', async (t) => {

@@ -1,0 +1,53 @@
+/**
+ * The differential harness of test/compat/ (issue 15): the same bundle and
+ * the same command line, run under a reference runtime and under tsrun,
+ * and what a caller sees compared.  The reference is Debian's runc 1.1.5
+ * (scripts/setup.sh --engines installs it), or any runtime binary named by
+ * TSRUN_COMPAT_REFERENCE (crun, a newer runc, ...).  Each runtime gets its
+ * own --root beside the bundle and its own container id, so their state
+ * and cgroups never meet.
+ * Kept outside test/compat/ so tap does not run it as a test file.
+ */
+import * as fs from 'fs';
+import { Bundle, runCommand, RunResult, TestLike, TSRUN } from './helpers';
+
+export interface Runtime {
+  name: string;
+  bin: string;
+}
+
+export const REFERENCE: Runtime = { name: 'reference', bin: process.env.TSRUN_COMPAT_REFERENCE ?? '/usr/sbin/runc' };
+export const TSRUN_RUNTIME: Runtime = { name: 'tsrun', bin: TSRUN };
+export const RUNTIMES = [REFERENCE, TSRUN_RUNTIME];
+
+/** The reference runtime is there to compare with (a missing one fails the test file, never skips it). */
+export function referenceInstalled(): boolean {
+  return fs.existsSync(REFERENCE.bin);
+}
+
+/** `RUNTIME --root <bundle.root>-<name> ARGS...`, with %ID% in args standing for this runtime's id. */
+export function under(rt: Runtime, bundle: Bundle, id: string, args: string[], opts: Parameters<typeof runCommand>[1] = {}): RunResult {
+  return runCommand([rt.bin, '--root', `${bundle.root}-${rt.name}`, ...args.map((a) => (a === '%ID%' ? idFor(rt, id) : a))], opts);
+}
+
+/** This runtime's id for a scenario's container. */
+export function idFor(rt: Runtime, id: string): string {
+  return `${id}-${rt.name}`;
+}
+
+/** The same command line under every runtime, in turn; results by runtime name. */
+export function underBoth(bundle: Bundle, id: string, args: string[], opts: Parameters<typeof runCommand>[1] = {}): Record<string, RunResult> {
+  return Object.fromEntries(RUNTIMES.map((rt) => [rt.name, under(rt, bundle, id, args, opts)]));
+}
+
+/** At teardown, delete --force the scenario's container under every runtime. */
+export function cleanupBoth(t: TestLike, bundle: Bundle, id: string): void {
+  t.teardown(() => {
+    for (const rt of RUNTIMES) under(rt, bundle, id, ['delete', '--force', '%ID%']);
+  });
+}
+
+/** What a caller compares by default: the exit status and the output. */
+export function seen(r: RunResult): { status: number | null; stdout: string } {
+  return { status: r.status, stdout: r.stdout };
+}
