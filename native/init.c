@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -1097,6 +1098,21 @@ static void op_sysctl(struct cursor *c)
 		fail(saved, "sysctl", shown, "set sysctl %s", shown);
 }
 
+/* "lo" up in our (new) network namespace, as runc does. */
+static void op_loopback_up(void)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		fail(errno, "network", "lo", "read the flags of lo");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		fail(errno, "network", "lo", "bring lo up");
+	close(s);
+}
+
 static void op_timens_offsets(struct cursor *c)
 {
 	const char *content = rd_str(c);
@@ -1727,6 +1743,7 @@ int main(int argc, char **argv)
 			break;
 		case OP_HOOK: op_hook(&op); break;
 		case OP_HIDE_HOST_FS: op_hide_host_fs(&op); break;
+		case OP_LOOPBACK_UP: op_loopback_up(); break;
 		case OP_PIVOT_ROOT: op_pivot_root(&op); break;
 		case OP_REMOUNT_ROOT_RO: {
 			struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };

@@ -78,6 +78,8 @@ enum plan_op {
 	                         * (cgroup2) only where the init cannot be cloned into it. */
 	OP_HIDE_HOST_FS = 38,   /* str path ; --no-pivot: detach (or cover) a host proc or
 	                           sysfs mount before the rootfs moves over "/" */
+	OP_LOOPBACK_UP = 39,    /* -- ; bring "lo" up in the network namespace the
+	                           container made (runc does; it starts down) */
 	OP_IDMAP_PREPARE = 31,  /* u32 slot, str source, u32 recursive_bind,
 	                           str uid_map, str gid_map, u32 attr_set,
 	                           u32 attr_clr, u32 rec_attr_set,

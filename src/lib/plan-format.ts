@@ -47,6 +47,7 @@ export enum Op {
   SECCOMP = 36,
   JOIN_CGROUP = 37,
   HIDE_HOST_FS = 38,
+  LOOPBACK_UP = 39,
 }
 
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
@@ -105,6 +106,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.SECCOMP]: [['flags', 'u32'], ['notify', 'u32'], ['atExec', 'u32'], ['program', 'bytes']],
   [Op.JOIN_CGROUP]: [['dir', 'str'], ['file', 'str']],
   [Op.HIDE_HOST_FS]: [['path', 'str']],
+  [Op.LOOPBACK_UP]: [],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],

@@ -418,6 +418,9 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   compileNamespaces(config, ns, ops, cgroups.cloneInto);
   ops.push(op(Op.SETSID));
   if (ctx.sessionKeyring) ops.push(op(Op.SESSION_KEYRING, { name: ctx.sessionKeyring }));
+  // A new network namespace starts with "lo" down: 127.0.0.1 would not
+  // answer.  runc brings it up; one joined by path is someone else's.
+  if (ns.created.has('network')) ops.push(op(Op.LOOPBACK_UP));
   if (config.hostname) ops.push(op(Op.SETHOSTNAME, { name: config.hostname }));
   if (config.domainname) ops.push(op(Op.SETDOMAINNAME, { name: config.domainname }));
 

@@ -51,7 +51,7 @@ t.test('plan.h and plan-format.ts agree on every op and sync message number', as
 
 t.test('the default config compiles to the expected sequence', async (t) => {
   const ops = compile();
-  t.same(codes(ops).slice(0, 6), ['UNSHARE', 'CLONE_INIT', 'SETSID', 'SETHOSTNAME', 'ROOTFS_PREPARE', 'MOUNT']);
+  t.same(codes(ops).slice(0, 7), ['UNSHARE', 'CLONE_INIT', 'SETSID', 'LOOPBACK_UP', 'SETHOSTNAME', 'ROOTFS_PREPARE', 'MOUNT']);
   const tail = codes(ops).slice(codes(ops).indexOf('PIVOT_ROOT'));
   t.same(tail, ['PIVOT_ROOT', 'USER', 'CHDIR', 'EXEC_PREPARE', 'WAIT_START', 'EXEC']);
   const unshare = find(ops, Op.UNSHARE)[0];
@@ -395,4 +395,16 @@ t.test('readFullPseudoFsMounts: full procfs and sysfs mounts from mountinfo, une
     '43 23 0:6 / /sys/kernel/security rw - securityfs securityfs rw',
   ].join('\n');
   t.same(readFullPseudoFsMounts(mountinfo), ['/srv/with space/proc', '/proc', '/sys'], 'a sub-tree of proc is not a full mount; other types are not kept');
+});
+
+t.test('"lo" is brought up in a network namespace the container makes, not in one it joins or shares', async (t) => {
+  t.equal(find(compile(), Op.LOOPBACK_UP).length, 1, 'a new network namespace: lo up');
+  const joined = compile((c) => {
+    c.linux!.namespaces = c.linux!.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path: '/run/netns/other' } : n));
+  });
+  t.equal(find(joined, Op.LOOPBACK_UP).length, 0, "a joined one is someone else's");
+  const shared = compile((c) => {
+    c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'network');
+  });
+  t.equal(find(shared, Op.LOOPBACK_UP).length, 0, "the host's is left alone");
 });
