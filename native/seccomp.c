@@ -101,7 +101,9 @@ static int read_conditions(napi_env env, napi_value rule, struct scmp_arg_cmp *c
 #define SECCOMP_DATA_NR 0   /* offsetof(struct seccomp_data, nr) */
 #define SECCOMP_DATA_ARCH 4 /* offsetof(struct seccomp_data, arch) */
 #define RET_ENOSYS (SCMP_ACT_ERRNO(ENOSYS))
-#define MAX_STUB 256
+#define MAX_ARCHES 32
+#define MAX_BLOCK 9 /* jeq, ld, jge, then two limits of 3 */
+#define MAX_STUB (1 + MAX_ARCHES * MAX_BLOCK)
 
 struct arch_limit {
 	uint32_t audit_arch;
@@ -135,30 +137,38 @@ static uint32_t emit_limit(struct sock_filter *out, uint32_t at, int64_t limit, 
 	return at + 1;
 }
 
-/* The stub for these limits; its length, or 0 when there is nothing to stub. */
+/* Both x86_64 and x32 limits in one block. */
+static bool split_x32(const struct arch_limit *l)
+{
+	return l->largest >= 0 && l->largest_x32 >= 0;
+}
+
+/* The instructions of an arch's block after its jeq; 0: nothing named, no block. */
+static uint32_t block_body(const struct arch_limit *l)
+{
+	if (l->largest < 0 && l->largest_x32 < 0)
+		return 0;
+	return split_x32(l) ? 1 + 1 + 3 + 3 : 1 + 3; /* ld, [jge,] one or two limits */
+}
+
+/* The stub for these limits (at most MAX_ARCHES); its length, or 0 when there is nothing to stub. */
 static uint32_t build_enosys_stub(const struct arch_limit *limits, int n, struct sock_filter *out)
 {
-	/* Pass 1: the length, for the jumps to the filter that follows the stub. */
-	uint32_t len = 0;
-	for (int i = 0; i < n; i++) {
-		bool both = limits[i].largest >= 0 && limits[i].largest_x32 >= 0;
-		if (limits[i].largest < 0 && limits[i].largest_x32 < 0)
-			continue;
-		len += 2 + (both ? 1 + 3 + 3 : 3);
-	}
-	if (len == 0 || len + 1 > MAX_STUB)
+	/* The length first, for the jumps to the filter that follows the stub. */
+	uint32_t len = 1; /* the leading ld [arch] */
+	for (int i = 0; i < n; i++)
+		len += block_body(&limits[i]) ? 1 + block_body(&limits[i]) : 0;
+	if (len == 1)
 		return 0;
-	len += 1; /* the leading ld [arch] */
 	uint32_t at = 0;
 	out[at++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_ARCH);
 	for (int i = 0; i < n; i++) {
-		bool both = limits[i].largest >= 0 && limits[i].largest_x32 >= 0;
-		if (limits[i].largest < 0 && limits[i].largest_x32 < 0)
+		uint32_t block = block_body(&limits[i]);
+		if (!block)
 			continue;
-		uint32_t block = 1 + (both ? 1 + 3 + 3 : 3); /* after the jeq */
 		out[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, limits[i].audit_arch, 0, block);
 		out[at++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR);
-		if (both) {
+		if (split_x32(&limits[i])) {
 			out[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 3);
 			at = emit_limit(out, at, limits[i].largest_x32, len);
 			at = emit_limit(out, at, limits[i].largest, len);
@@ -178,11 +188,11 @@ static uint32_t build_enosys_stub(const struct arch_limit *limits, int n, struct
  */
 static napi_value with_enosys_stub(napi_env env, napi_value spec, napi_value arches, uint32_t n_arches, napi_value program)
 {
-	struct arch_limit limits[32];
+	struct arch_limit limits[MAX_ARCHES];
 	int n = 0;
 	napi_value names;
 	uint32_t n_names = array_length(env, spec, "named", &names);
-	for (uint32_t i = 0; i <= n_arches && n < 32; i++) {
+	for (uint32_t i = 0; i <= n_arches && n < MAX_ARCHES; i++) {
 		uint32_t token = seccomp_arch_native();
 		if (i < n_arches) {
 			napi_value v;

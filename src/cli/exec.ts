@@ -31,7 +31,7 @@ function processFromFile(file: string): Process {
 
 /** A uid or gid from a flag, in runc's range (config.ts MAX_ID says why). */
 function parseId(text: string, flag: string): number {
-  const id = Number(text);
+  const id = parseCount(text, flag);
   if (id > MAX_ID) throw new TsrunError(`${flag}: ${text} is out of range: ${ID_RANGE}`);
   return id;
 }
@@ -59,7 +59,7 @@ function processFromFlags(base: Process | undefined, args: string[], o: Record<s
     p.user = { ...(p.user ?? { uid: 0, gid: 0 }), uid, gid: gid ?? p.user?.gid ?? 0 };
   }
   if (o.additionalGids.length) {
-    p.user = { ...(p.user ?? { uid: 0, gid: 0 }), additionalGids: (o.additionalGids as string[]).map((g) => parseId(String(parseCount(g, '--additional-gids')), '--additional-gids')) };
+    p.user = { ...(p.user ?? { uid: 0, gid: 0 }), additionalGids: (o.additionalGids as string[]).map((g) => parseId(g, '--additional-gids')) };
   }
   if (o.newPrivs === false) p.noNewPrivileges = true; // commander reads --no-new-privs as a negation
   if (o.cap.length) {

@@ -7,14 +7,26 @@ import { CgroupHierarchy, HostView } from './plan';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
-/** Cgroup hierarchies mounted under /sys/fs/cgroup, from our mountinfo. */
-export function readCgroupHierarchies(mountinfo: string): CgroupHierarchy[] {
-  const out: CgroupHierarchy[] = [];
+/** mountinfo escapes space, tab, newline and backslash as \ooo. */
+const unescapeMountinfo = (field: string): string => field.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+
+/** The fields of mountinfo's lines that the readers below use. */
+function mountinfoEntries(mountinfo: string): Array<{ root: string; mountPoint: string; fstype: string; superOptions: string }> {
+  const out = [];
   for (const line of mountinfo.split('\n')) {
     const [left, right] = line.split(' - ');
     if (!right) continue;
-    const mountPoint = left.split(' ')[4];
+    const fields = left.split(' ');
     const [fstype, , superOptions = ''] = right.split(' ');
+    out.push({ root: fields[3], mountPoint: unescapeMountinfo(fields[4]), fstype, superOptions });
+  }
+  return out;
+}
+
+/** Cgroup hierarchies mounted under /sys/fs/cgroup, from our mountinfo. */
+export function readCgroupHierarchies(mountinfo: string): CgroupHierarchy[] {
+  const out: CgroupHierarchy[] = [];
+  for (const { mountPoint, fstype, superOptions } of mountinfoEntries(mountinfo)) {
     if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
     if (mountPoint !== CGROUP_ROOT && !mountPoint.startsWith(CGROUP_ROOT + '/')) continue;
     const name = mountPoint === CGROUP_ROOT ? '' : mountPoint.slice(CGROUP_ROOT.length + 1);
@@ -31,24 +43,16 @@ export function readCgroupHierarchies(mountinfo: string): CgroupHierarchy[] {
   return out;
 }
 
-/** mountinfo escapes space, tab, newline and backslash as \ooo. */
-const unescapeMountinfo = (field: string): string => field.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-
 /**
  * Mount points of full procfs and sysfs mounts (their filesystem's root
  * mounted), deepest first: the ones that let a new user namespace mount
  * another procfs or sysfs (see OP_HIDE_HOST_FS).
  */
 export function readFullPseudoFsMounts(mountinfo: string): string[] {
-  const out: string[] = [];
-  for (const line of mountinfo.split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!right) continue;
-    const fields = left.split(' ');
-    const fstype = right.split(' ')[0];
-    if ((fstype === 'proc' || fstype === 'sysfs') && fields[3] === '/') out.push(unescapeMountinfo(fields[4]));
-  }
-  return out.sort((a, b) => b.split('/').length - a.split('/').length);
+  return mountinfoEntries(mountinfo)
+    .filter((m) => (m.fstype === 'proc' || m.fstype === 'sysfs') && m.root === '/')
+    .map((m) => m.mountPoint)
+    .sort((a, b) => b.split('/').length - a.split('/').length);
 }
 
 export const realHost: HostView = {
