@@ -2,8 +2,8 @@
   "targets": [
     {
       "target_name": "tsrun_native",
-      "sources": ["native/addon.c", "native/seccomp.c", "native/layer.c", "native/overlay.c", "native/remove.c"],
-      "libraries": ["-lseccomp"],
+      "sources": ["native/addon.c", "native/seccomp.c", "native/layer.c", "native/overlay.c", "native/remove.c", "native/netdev.c"],
+      "libraries": ["-lseccomp", "-lpthread"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-std=gnu11"],
       "actions": [
         {

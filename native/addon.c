@@ -908,6 +908,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 	layer_register(env, exports);
 	overlay_register(env, exports);
 	remove_register(env, exports);
+	netdev_register(env, exports);
 	return exports;
 }
 

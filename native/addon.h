@@ -1,7 +1,8 @@
 /*
  * What the addon's parts share: addon.c (processes, sync, sockets),
  * seccomp.c (filters compiled with libseccomp), layer.c (image layers),
- * overlay.c (image rootfs mounts) and remove.c (removing trees safely).
+ * overlay.c (image rootfs mounts), remove.c (removing trees safely) and
+ * netdev.c (linux.netDevices).
  */
 #ifndef TSRUN_ADDON_H
 #define TSRUN_ADDON_H
@@ -19,5 +20,6 @@ void seccomp_register(napi_env env, napi_value exports);
 void layer_register(napi_env env, napi_value exports);
 void overlay_register(napi_env env, napi_value exports);
 void remove_register(napi_env env, napi_value exports);
+void netdev_register(napi_env env, napi_value exports);
 
 #endif

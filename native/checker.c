@@ -28,6 +28,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
@@ -1056,6 +1057,96 @@ static void report_nice(void)
 		json_int(prio);
 }
 
+/* Task attributes set by process.scheduler, process.ioPriority,
+ * linux.personality, linux.memoryPolicy and process.execCPUAffinity. */
+struct checker_sched_attr {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
+};
+
+/* Set bits of a mask of `bits` bits as a list "0-3,7" (a JSON string). */
+static void json_bit_list(const unsigned long *mask, unsigned bits)
+{
+	char out[4096];
+	size_t used = 0;
+	out[0] = '\0';
+	for (unsigned i = 0; i < bits; i++) {
+		if (!(mask[i / (8 * sizeof(long))] & (1UL << (i % (8 * sizeof(long))))))
+			continue;
+		unsigned j = i;
+		while (j + 1 < bits && (mask[(j + 1) / (8 * sizeof(long))] & (1UL << ((j + 1) % (8 * sizeof(long))))))
+			j++;
+		int n = j > i ? snprintf(out + used, sizeof(out) - used, "%s%u-%u", used ? "," : "", i, j)
+			      : snprintf(out + used, sizeof(out) - used, "%s%u", used ? "," : "", i);
+		if (n < 0 || (size_t)n >= sizeof(out) - used)
+			break;
+		used += n;
+		i = j;
+	}
+	json_str(out);
+}
+
+static void report_task_attrs(void)
+{
+	struct checker_sched_attr attr;
+	memset(&attr, 0, sizeof(attr));
+	json_key("scheduler");
+	if (syscall(SYS_sched_getattr, 0, &attr, sizeof(attr), 0) < 0) {
+		json_null();
+	} else {
+		json_begin_object();
+		json_key("policy"); json_uint(attr.sched_policy);
+		json_key("flags"); json_uint(attr.sched_flags);
+		json_key("nice"); json_int(attr.sched_nice);
+		json_key("priority"); json_uint(attr.sched_priority);
+		json_key("runtime"); json_uint(attr.sched_runtime);
+		json_key("deadline"); json_uint(attr.sched_deadline);
+		json_key("period"); json_uint(attr.sched_period);
+		json_end_object();
+	}
+
+	long ioprio = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0);
+	json_key("ioPriority");
+	if (ioprio < 0) {
+		json_null();
+	} else {
+		json_begin_object();
+		json_key("class"); json_int(ioprio >> 13);
+		json_key("level"); json_int(ioprio & 0x1fff);
+		json_end_object();
+	}
+
+	long persona = syscall(SYS_personality, 0xffffffffUL);
+	json_key("personality");
+	if (persona < 0)
+		json_null();
+	else
+		json_int(persona);
+
+	static unsigned long cpus[8192 / (8 * sizeof(long))];
+	json_key("cpuAffinity");
+	if (syscall(SYS_sched_getaffinity, 0, sizeof(cpus), cpus) < 0)
+		json_null();
+	else
+		json_bit_list(cpus, 8192);
+
+	static unsigned long nodes[1024 / (8 * sizeof(long))];
+	int mode = 0;
+	json_key("memoryPolicy");
+	if (syscall(SYS_get_mempolicy, &mode, nodes, 1024 + 1, NULL, 0UL) < 0) {
+		json_null();
+	} else {
+		json_begin_object();
+		json_key("mode"); json_int(mode);
+		json_key("nodes"); json_bit_list(nodes, 1024);
+		json_end_object();
+	}
+}
+
 static void report_tty(void)
 {
 	char *stat, *p;
@@ -1141,6 +1232,7 @@ static int mode_report(int argc, char **argv)
 	report_security(status);
 	report_oom_score_adj();
 	report_nice();
+	report_task_attrs();
 	report_tty();
 	report_cgroup();
 	report_exe();

@@ -1113,6 +1113,80 @@ static void op_loopback_up(void)
 	close(s);
 }
 
+/*
+ * The per-task attributes of process-attrs.ts, one syscall each.  Errors
+ * name the config field, since the kernel's errno alone does not say which
+ * of them it refused.
+ */
+struct sched_attr_v1 {
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+	uint32_t sched_util_min, sched_util_max;
+};
+
+static void op_scheduler(struct cursor *c)
+{
+	struct sched_attr_v1 attr;
+	memset(&attr, 0, sizeof(attr));
+	attr.size = sizeof(attr);
+	attr.sched_policy = rd_u32(c);
+	attr.sched_flags = rd_u64(c);
+	attr.sched_nice = (int32_t)rd_u32(c);
+	attr.sched_priority = rd_u32(c);
+	attr.sched_runtime = rd_u64(c);
+	attr.sched_deadline = rd_u64(c);
+	attr.sched_period = rd_u64(c);
+	uint32_t cpuset_limited = rd_u32(c);
+	if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) {
+		/* runc's explanation: SCHED_DEADLINE's admission test wants
+		 * every CPU of the root domain. */
+		if (errno == EPERM && cpuset_limited)
+			fail(errno, "scheduler", NULL, "process.scheduler: cannot be used together with linux.resources.cpu.cpus");
+		fail(errno, "scheduler", NULL, "process.scheduler: set policy %u", attr.sched_policy);
+	}
+}
+
+static void op_ioprio(struct cursor *c)
+{
+	uint32_t value = rd_u32(c);
+	if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, value) < 0)
+		fail(errno, "ioPriority", NULL, "process.ioPriority: set class %u level %u", value >> 13, value & 7);
+}
+
+static void op_personality(struct cursor *c)
+{
+	uint32_t persona = rd_u32(c);
+	if (syscall(SYS_personality, persona) < 0)
+		fail(errno, "personality", NULL, "linux.personality: set 0x%x", persona);
+}
+
+static void op_mempolicy(struct cursor *c)
+{
+	uint32_t mode = rd_u32(c);
+	size_t len;
+	const unsigned char *mask = rd_bytes(c, &len);
+	uint32_t maxnode = rd_u32(c);
+	if (maxnode > len * 8u)
+		fail(EINVAL, "plan", NULL, "memory policy mask shorter than its node count");
+	/* set_mempolicy reads maxnode - 1 bits (a kernel quirk every caller pads for). */
+	if (syscall(SYS_set_mempolicy, mode, len ? mask : NULL, len ? (unsigned long)maxnode + 1 : 0) < 0)
+		fail(errno, "memoryPolicy", NULL, "linux.memoryPolicy: set mode 0x%x", mode);
+}
+
+static void op_cpu_affinity(struct cursor *c)
+{
+	uint32_t stage = rd_u32(c);
+	size_t len;
+	const unsigned char *mask = rd_bytes(c, &len);
+	if (syscall(SYS_sched_setaffinity, 0, len, mask) == 0 || stage == AFFINITY_RESET)
+		return; /* a reset is best effort, as runc's is */
+	fail(errno, "affinity", NULL, "process.execCPUAffinity.%s: set CPU affinity",
+	     stage == AFFINITY_INITIAL ? "initial" : "final");
+}
+
 static void op_timens_offsets(struct cursor *c)
 {
 	const char *content = rd_str(c);
@@ -1744,6 +1818,11 @@ int main(int argc, char **argv)
 		case OP_HOOK: op_hook(&op); break;
 		case OP_HIDE_HOST_FS: op_hide_host_fs(&op); break;
 		case OP_LOOPBACK_UP: op_loopback_up(); break;
+		case OP_SCHEDULER: op_scheduler(&op); break;
+		case OP_IOPRIO: op_ioprio(&op); break;
+		case OP_PERSONALITY: op_personality(&op); break;
+		case OP_MEMPOLICY: op_mempolicy(&op); break;
+		case OP_CPU_AFFINITY: op_cpu_affinity(&op); break;
 		case OP_PIVOT_ROOT: op_pivot_root(&op); break;
 		case OP_REMOUNT_ROOT_RO: {
 			struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };

@@ -80,6 +80,17 @@ enum plan_op {
 	                           sysfs mount before the rootfs moves over "/" */
 	OP_LOOPBACK_UP = 39,    /* -- ; bring "lo" up in the network namespace the
 	                           container made (runc does; it starts down) */
+	OP_SCHEDULER = 40,      /* u32 policy, u64 flags, u32 nice (two's complement),
+	                           u32 priority, u64 runtime, u64 deadline,
+	                           u64 period, u32 cpuset_limited ; sched_setattr(2) */
+	OP_IOPRIO = 41,         /* u32 value (class << 13 | level) ; ioprio_set(2) */
+	OP_PERSONALITY = 42,    /* u32 persona ; personality(2) */
+	OP_MEMPOLICY = 43,      /* u32 mode (| flags), bytes nodemask (unsigned
+	                           longs), u32 maxnode ; set_mempolicy(2) */
+	OP_CPU_AFFINITY = 44,   /* u32 stage, bytes mask ; sched_setaffinity(2):
+	                           stage 0 initial (before the cgroups are
+	                           joined), 1 final, 2 reset to every CPU (an
+	                           exec that names no affinity; failure ignored) */
 	OP_IDMAP_PREPARE = 31,  /* u32 slot, str source, u32 recursive_bind,
 	                           str uid_map, str gid_map, u32 attr_set,
 	                           u32 attr_clr, u32 rec_attr_set,
@@ -98,6 +109,8 @@ enum plan_mount_kind { MOUNT_KIND_FS = 0, MOUNT_KIND_BIND = 1, MOUNT_KIND_PREPAR
 enum plan_create { CREATE_DIR = 0, CREATE_FILE = 1, CREATE_PLAIN_DIR = 2 };
 /* Hook stages run by the helper (the others are run by TypeScript). */
 enum plan_hook_stage { HOOK_CREATE_CONTAINER = 3, HOOK_START_CONTAINER = 4 };
+/* OP_CPU_AFFINITY stages. */
+enum plan_affinity_stage { AFFINITY_INITIAL = 0, AFFINITY_FINAL = 1, AFFINITY_RESET = 2 };
 
 /*
  * Sync protocol over a SOCK_SEQPACKET socketpair, one message per packet:
@@ -111,7 +124,8 @@ enum plan_hook_stage { HOOK_CREATE_CONTAINER = 3, HOOK_START_CONTAINER = 4 };
  *  write uid_map/gid_map
  *  MAPS_WRITTEN                 ---->
  *                               <----  INIT_PID{pid}        (helper, then exits)
- *  record pid, reap helper
+ *  record pid, reap helper,
+ *  move linux.netDevices in
  *  CONTINUE                     ---->  (init: mounts, devices)
  *                               <----  RUN_HOOKS            (if OP_PARENT_HOOKS)
  *  prestart, createRuntime hooks

@@ -9,7 +9,8 @@
  * Kept outside test/compat/ so tap does not run it as a test file.
  */
 import * as fs from 'fs';
-import { Bundle, runCommand, RunResult, TestLike, TSRUN } from './helpers';
+import * as path from 'path';
+import { Bundle, PROJECT_ROOT, runCommand, RunResult, TestLike, TSRUN } from './helpers';
 
 export interface Runtime {
   name: string;
@@ -50,4 +51,21 @@ export function cleanupBoth(t: TestLike, bundle: Bundle, id: string): void {
 /** What a caller compares by default: the exit status and the output. */
 export function seen(r: RunResult): { status: number | null; stdout: string } {
   return { status: r.status, stdout: r.stdout };
+}
+
+/** The one list of intended differences from runc, with their reasons. */
+export const DIFFERENCES_FILE = path.join(PROJECT_ROOT, 'docs', 'differences-from-runc.md');
+
+/** The keys of docs/differences-from-runc.md: list items that start with `key` and a dash. */
+export function listedDifferences(): string[] {
+  return [...fs.readFileSync(DIFFERENCES_FILE, 'utf8').matchAll(/^- `([a-z0-9-]+)` — /gm)].map((m) => m[1]);
+}
+
+/**
+ * This test shows a behaviour where tsrun differs from runc on purpose:
+ * it must be listed (test/compat/differences.test.ts checks the converse,
+ * that every listed one is shown by some test).
+ */
+export function differsOnPurpose(t: { ok(value: unknown, message: string): unknown }, key: string): void {
+  t.ok(listedDifferences().includes(key), `differs from runc on purpose: "${key}" is listed in docs/differences-from-runc.md`);
 }

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { HOOK_NAMES, NAMESPACE_TYPES } from '../lib/config';
+import { HOOK_NAMES, MPOL_FLAGS, MPOL_MODES, NAMESPACE_TYPES } from '../lib/config';
 import { CAPABILITIES } from '../lib/capabilities';
 import { isKnownMountOption } from '../lib/mount-options';
 import { native } from '../lib/native';
@@ -56,9 +56,11 @@ export function features(): Record<string, unknown> {
       seccomp: seccompFeatures(),
       apparmor: { enabled: false },
       selinux: { enabled: false },
-      intelRdt: { enabled: false },
+      // Refused at create (no resctrl here to build it against); say so.
+      intelRdt: { enabled: false, schemata: false, monitoring: false },
+      memoryPolicy: { modes: [...MPOL_MODES], flags: [...MPOL_FLAGS] },
       mountExtensions: { idmap: { enabled: true } },
-      netDevices: { enabled: false },
+      netDevices: { enabled: true },
     },
     annotations: {
       'io.github.tsrun.version': '0.1.0',

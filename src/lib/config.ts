@@ -342,13 +342,21 @@ function required(object: JsonObject, key: string, path: string): unknown {
  * Validate an OPTIONAL property when present. null counts as absent (and is
  * dropped) because Go marshals unset slices and pointers that way.
  */
-function optional(object: JsonObject, key: string, path: string, check: (value: unknown, path: string) => unknown): void {
+/** Check object[key] when present (null counts as absent, and is dropped); returns what the check returned. */
+function optional<T>(object: JsonObject, key: string, path: string, check: (value: unknown, path: string) => T): T | undefined {
   const value = object[key];
   if (value === null) {
     delete object[key];
-    return;
+    return undefined;
   }
-  if (value !== undefined) check(value, fieldPath(path, key));
+  return value !== undefined ? check(value, fieldPath(path, key)) : undefined;
+}
+
+/** A network interface name as the kernel takes it (dev_valid_name), or a "%d" template. */
+function checkInterfaceName(name: string, path: string): string {
+  if (name === '' || Buffer.byteLength(name) > 15) fail(path, `${JSON.stringify(name)} is not an interface name: 1 to 15 bytes`);
+  if (name === '.' || name === '..' || /[/:\s]/.test(name)) fail(path, `${JSON.stringify(name)} is not an interface name: no "/", ":" or white space, not "." or ".."`);
+  return name;
 }
 
 // ---------------------------------------------------------------- sections
@@ -480,14 +488,36 @@ function checkScheduler(value: unknown, path: string): void {
   });
   optional(scheduler, 'flags', path, (v, p) =>
     expectArrayOf(v, p, (flag, flagPath) => expectOneOf(flag, flagPath, SCHED_FLAGS, 'scheduler flag')));
-  for (const key of ['runtime', 'deadline', 'period']) optional(scheduler, key, path, expectUint64);
+  for (const key of ['runtime', 'deadline', 'period']) {
+    optional(scheduler, key, path, (v, p) => {
+      // runc's rule: the three only mean something to the deadline scheduler.
+      if (expectUint64(v, p) !== 0 && policy !== 'SCHED_DEADLINE') fail(p, 'can only be set for SCHED_DEADLINE');
+    });
+  }
 }
 
 const CPU_LIST = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
 
+/** CPUs (or NUMA nodes) tsrun can name in a mask: sched_setaffinity(2) and set_mempolicy(2) take 8192 and 1024 bits here. */
+export const MAX_CPUS = 8192;
+export const MAX_NUMA_NODES = 1024;
+
+/** The numbers a list such as "0-3,7" names, in order; `limit` is one past the largest allowed. */
+export function parseCpuList(text: string, path: string, limit: number, what = 'CPU'): number[] {
+  if (text === '') return [];
+  if (!CPU_LIST.test(text)) fail(path, `must be a ${what} list such as "0-3,7", got ${JSON.stringify(text)}`);
+  const numbers = new Set<number>();
+  for (const range of text.split(',')) {
+    const [first, last = first] = range.split('-').map(Number);
+    if (last < first) fail(path, `${JSON.stringify(range)} is a range that ends before it starts`);
+    if (last >= limit) fail(path, `${what} ${last} is out of range: at most ${limit - 1}`);
+    for (let n = first; n <= last; n++) numbers.add(n);
+  }
+  return [...numbers].sort((a, b) => a - b);
+}
+
 function checkCpuList(value: unknown, path: string): void {
-  const text = expectString(value, path);
-  if (text !== '' && !CPU_LIST.test(text)) fail(path, `must be a CPU list such as "0-3,7", got ${JSON.stringify(text)}`);
+  parseCpuList(expectString(value, path), path, MAX_CPUS);
 }
 
 /** Validate a process object (config.json "process" or an exec --process file). */
@@ -705,10 +735,14 @@ function checkLinux(value: unknown, path: string): void {
   optional(linux, 'devices', path, (v, p) => expectArrayOf(v, p, checkDevice));
   optional(linux, 'netDevices', path, (v, p) => {
     const devices = expectObject(v, p);
+    const names = new Set<string>();
     for (const [name, device] of Object.entries(devices)) {
       const devicePath = fieldPath(p, name);
-      if (name === '') fail(devicePath, 'device name must not be empty');
-      optional(expectObject(device, devicePath), 'name', devicePath, expectString);
+      checkInterfaceName(name, devicePath);
+      const inside = optional(expectObject(device, devicePath), 'name', devicePath, (n, np) => checkInterfaceName(expectString(n, np), np)) ?? name;
+      // Two devices cannot take one name (a "%d" template is the kernel's to number).
+      if (!inside.includes('%') && names.has(inside)) fail(devicePath, `a second device would be named ${JSON.stringify(inside)} in the container`);
+      names.add(inside);
     }
   });
   optional(linux, 'cgroupsPath', path, expectCString);
@@ -732,8 +766,13 @@ function checkLinux(value: unknown, path: string): void {
   optional(linux, 'intelRdt', path, checkIntelRdt);
   optional(linux, 'memoryPolicy', path, (v, p) => {
     const policy = expectObject(v, p);
-    expectOneOf(required(policy, 'mode', p), fieldPath(p, 'mode'), MPOL_MODES, 'memory policy mode');
-    optional(policy, 'nodes', p, checkCpuList);
+    const mode = expectOneOf(required(policy, 'mode', p), fieldPath(p, 'mode'), MPOL_MODES, 'memory policy mode');
+    const nodes = optional(policy, 'nodes', p, (n, np) => parseCpuList(expectString(n, np), np, MAX_NUMA_NODES, 'NUMA node')) ?? [];
+    // set_mempolicy(2)'s rules, as runc checks them.
+    if ((mode === 'MPOL_DEFAULT' || mode === 'MPOL_LOCAL') && nodes.length) fail(fieldPath(p, 'nodes'), `must be empty for ${mode}`);
+    if (['MPOL_BIND', 'MPOL_INTERLEAVE', 'MPOL_PREFERRED_MANY', 'MPOL_WEIGHTED_INTERLEAVE'].includes(mode) && !nodes.length) {
+      fail(fieldPath(p, 'nodes'), `${mode} needs at least one node`);
+    }
     optional(policy, 'flags', p, (f, fp) =>
       expectArrayOf(f, fp, (flag, flagPath) => expectOneOf(flag, flagPath, MPOL_FLAGS, 'memory policy flag')));
   });
@@ -753,6 +792,10 @@ function checkNamespaceDependencies(config: Config): void {
     } else if (userNamespace.path === undefined && (mappings === undefined || mappings.length === 0)) {
       fail(`linux.${key}`, 'required when a user namespace is created');
     }
+  }
+  // Moved into the container's network namespace, so it must have one of its own (runc's rule).
+  if (Object.keys(linux.netDevices ?? {}).length && !find('network')) {
+    fail('linux.netDevices', 'requires a network namespace in linux.namespaces');
   }
   if (linux.timeOffsets !== undefined && !find('time')) {
     fail('linux.timeOffsets', 'requires a time namespace in linux.namespaces');

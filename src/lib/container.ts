@@ -29,6 +29,7 @@ import { imageOfConfig, openImageRootfs, releaseImageRootfs } from './image/root
 import { ImageStore } from './image/store';
 import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
+import { containerProcessAttrs } from './process-attrs';
 import { ContainerRecord, StateStore, Status, processStartTime, validateId, waitingToStart } from './state';
 import { sleepSync } from './sleep';
 import type { ConsoleProxy } from './terminal';
@@ -102,6 +103,37 @@ function failedField(config: Config, step: string, where: string): string {
   const dest = where.slice('rootfs/'.length);
   const index = (config.mounts ?? []).findIndex((m) => containerRelative(m.destination) === dest);
   return index >= 0 ? `mounts[${index}]: ` : '';
+}
+
+/**
+ * Fields tsrun cannot apply are refused, never ignored; where runc only
+ * warns (personality flags: runtime-spec defines none), so does tsrun.
+ */
+function refuseUnapplicable(config: Config): void {
+  if (config.linux?.intelRdt) {
+    const why = fs.existsSync('/sys/fs/resctrl/schemata')
+      ? 'tsrun cannot apply Intel RDT yet'
+      : 'Intel RDT is not available on this host (resctrl is not mounted at /sys/fs/resctrl)';
+    throw new TsrunError(`linux.intelRdt: ${why}`);
+  }
+  const flags = config.linux?.personality?.flags ?? [];
+  if (flags.length) warn(`linux.personality.flags: ${flags.join(', ')} ignored: runtime-spec defines no personality flag`);
+}
+
+/**
+ * linux.netDevices into the init's network namespace (native/netdev.c).
+ * On a failure the ones already moved go back with the namespace, when
+ * the init is killed: the kernel returns a physical interface to the host
+ * and destroys a virtual one, as runtime-spec says.
+ */
+function moveNetDevices(config: Config, pid: number): void {
+  for (const [name, device] of Object.entries(config.linux?.netDevices ?? {})) {
+    try {
+      native.moveNetDevice(name, device.name ?? name, `/proc/${pid}/ns/net`);
+    } catch (err) {
+      throw new TsrunError(`linux.netDevices[${JSON.stringify(name)}]: ${(err as Error).message}`);
+    }
+  }
 }
 
 function writeIdMaps(pid: number, config: Config): void {
@@ -181,6 +213,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     apparmor: { 'process.apparmorProfile': config.process?.apparmorProfile },
     selinux: { 'process.selinuxLabel': config.process?.selinuxLabel, 'linux.mountLabel': config.linux?.mountLabel },
   });
+  refuseUnapplicable(config);
   const cgroup = cgroupManagerFor(config, opts.id);
   const cloneIntoCgroup = cgroup.cloneTarget();
   const joinCgroups = cgroup.joinTargets();
@@ -231,6 +264,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     cgroup: cgroup.describe(),
     process: config.process,
     seccomp: config.linux?.seccomp,
+    processAttrs: containerProcessAttrs(config),
   };
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
 
@@ -264,6 +298,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       resources: config.linux?.resources,
       rlimits,
       onSeccompListener: (fd, pid) => sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),
+      onInitPid: (pid) => moveNetDevices(config, pid),
       onUsernsReady: (pid) => writeIdMaps(pid, config),
       onRunHooks: (pid) => {
         crashPoint('create:mounted'); // the init's mounts are made; it waits before pivot_root

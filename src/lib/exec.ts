@@ -64,6 +64,20 @@ function launchOrStopped(store: StateStore, record: ContainerRecord, opts: Launc
   }
 }
 
+/**
+ * An exec --process file that leaves out the scheduler, the I/O priority
+ * or execCPUAffinity gets the container's own, as runc's exec does (its
+ * newInitConfig starts from the container's and lets the process override).
+ */
+function withContainerDefaults(process: Process, container: Process | undefined): Process {
+  return {
+    ...process,
+    scheduler: process.scheduler ?? container?.scheduler,
+    ioPriority: process.ioPriority ?? container?.ioPriority,
+    execCPUAffinity: process.execCPUAffinity ?? container?.execCPUAffinity,
+  };
+}
+
 export async function exec(store: StateStore, opts: ExecOptions): Promise<number> {
   checkLsmRequests({
     apparmor: { 'process.apparmorProfile': opts.process.apparmorProfile },
@@ -109,7 +123,9 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
     filter = record.seccomp ? normalizeSeccomp(record.seccomp) : undefined;
     rlimits = processRlimits(opts.process);
     const seccomp = filter && loadableSeccomp(filter, store);
-    plan = encodePlan(compileExecPlan(opts.process, initNamespaces(record.pid), cloneInto ?? '', seccomp, joins));
+    plan = encodePlan(compileExecPlan(withContainerDefaults(opts.process, record.process), initNamespaces(record.pid), {
+      cloneInto, joins, seccomp, container: record.processAttrs,
+    }));
   } catch (err) {
     if (err instanceof ConfigError) throw new TsrunError(err.message);
     throw err;

@@ -46,6 +46,8 @@ export interface LaunchOptions {
   onPlaced?(): void;
   /** linux.resources to write once the helper is placed (create only). */
   resources?: Record<string, unknown>;
+  /** The init exists, in its namespaces, and waits: the parent's work on them (linux.netDevices). */
+  onInitPid?(pid: number): void;
   /** A user namespace was created: write its maps for this pid. */
   onUsernsReady?(pid: number): void;
   /** The init is set up up to pivot_root: run runtime hooks; returns the state for container hooks. */
@@ -163,6 +165,7 @@ function launchOnce(opts: LaunchOptions): number {
         helperPid = 0;
         if (opts.helperJoinsCgroups) opts.onPlaced?.(); // cloned into (or inheriting) every cgroup
         crashPoint(`${opts.verb}:cloned`); // the process is in its namespaces, nothing mounted yet
+        opts.onInitPid?.(initPid);
         send(syncFd, Sync.CONTINUE);
       } else if (msg.type === Sync.RUN_HOOKS) {
         inHook = true;

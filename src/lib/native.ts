@@ -53,6 +53,8 @@ export interface NativeAddon {
   overlayOpen(source: string, lowers: string[], upper: string, work: string, staging: string, legacy: boolean): number;
   /** Remove a tree without following a symlink or entering a mount point, whatever changes in it meanwhile (native/remove.c). */
   removeTree(path: string): void;
+  /** linux.netDevices: move a host interface into the namespace at nsPath, renamed, with its addresses, up (native/netdev.c). */
+  moveNetDevice(hostName: string, newName: string, nsPath: string): void;
   seccompFlagSupported(flags: number): boolean;
   seccompActionAvailable(action: number): boolean;
   setWinsize(fd: number, rows: number, cols: number): void;

@@ -48,6 +48,11 @@ export enum Op {
   JOIN_CGROUP = 37,
   HIDE_HOST_FS = 38,
   LOOPBACK_UP = 39,
+  SCHEDULER = 40,
+  IOPRIO = 41,
+  PERSONALITY = 42,
+  MEMPOLICY = 43,
+  CPU_AFFINITY = 44,
 }
 
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
@@ -55,6 +60,8 @@ export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
 export const NO_SLOT = 0xffffffff;
 export const CreateKind = { DIR: 0, FILE: 1, PLAIN_DIR: 2 } as const;
 export const HookStage = { CREATE_CONTAINER: 3, START_CONTAINER: 4 } as const;
+/** OP_CPU_AFFINITY: process.execCPUAffinity's two stages, and the reset of an exec that names neither. */
+export const AffinityStage = { INITIAL: 0, FINAL: 1, RESET: 2 } as const;
 
 type FieldType = 'u32' | 'u64' | 'str' | 'strv' | 'u32v' | 'bytes';
 type Schema = ReadonlyArray<readonly [name: string, type: FieldType]>;
@@ -107,6 +114,14 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.JOIN_CGROUP]: [['dir', 'str'], ['file', 'str']],
   [Op.HIDE_HOST_FS]: [['path', 'str']],
   [Op.LOOPBACK_UP]: [],
+  [Op.SCHEDULER]: [
+    ['policy', 'u32'], ['flags', 'u64'], ['nice', 'u32'], ['priority', 'u32'],
+    ['runtime', 'u64'], ['deadline', 'u64'], ['period', 'u64'], ['cpusetLimited', 'u32'],
+  ],
+  [Op.IOPRIO]: [['value', 'u32']],
+  [Op.PERSONALITY]: [['persona', 'u32']],
+  [Op.MEMPOLICY]: [['mode', 'u32'], ['nodemask', 'bytes'], ['maxnode', 'u32']],
+  [Op.CPU_AFFINITY]: [['stage', 'u32'], ['mask', 'bytes']],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],

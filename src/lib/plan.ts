@@ -11,6 +11,7 @@ import path = require('path');
 import { Config, ConfigError, Device, Hook, IDMapping, Mount, NamespaceType, Process } from './config';
 import { capabilityMasks } from './capabilities';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
+import { ContainerProcessAttrs, containerProcessAttrs, execAffinityOps, processAttrOps } from './process-attrs';
 import { LoadableSeccomp } from './seccomp';
 import { CreateKind, HookStage, MountKind, NO_SLOT, Op, PlanOp } from './plan-format';
 
@@ -453,7 +454,7 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   for (const p of config.linux?.readonlyPaths ?? []) ops.push(op(Op.READONLY_PATH, { path: `/${containerRelative(p)}` }));
   for (const p of config.linux?.maskedPaths ?? []) ops.push(op(Op.MASK_PATH, { path: `/${containerRelative(p)}` }));
   if (config.linux?.seccomp && !ctx.seccomp) throw new ConfigError('linux.seccomp', 'not compiled (internal error)');
-  compileProcess(process, ops, { isInit: true, seccomp: ctx.seccomp });
+  compileProcess(process, ops, { isInit: true, seccomp: ctx.seccomp, container: containerProcessAttrs(config) });
   ops.push(op(Op.WAIT_START));
   for (const h of hooks.startContainer ?? []) ops.push(compileHook(HookStage.START_CONTAINER, h));
   ops.push(op(Op.EXEC));
@@ -508,6 +509,10 @@ export interface ProcessOptions {
   hostBounding?: bigint;
   /** The container's compiled linux.seccomp, if it has one. */
   seccomp?: LoadableSeccomp;
+  /** What the container sets on each of its processes (linux.personality, linux.memoryPolicy). */
+  container?: ContainerProcessAttrs;
+  /** exec: the final process.execCPUAffinity op (or the reset), once the process is in the cgroups. */
+  finalAffinity?: PlanOp[];
 }
 
 /**
@@ -532,7 +537,8 @@ export function processRlimits(process: Process): Array<{ resource: number; name
 
 /**
  * The process's own attributes, in the order runc applies them:
- * no_new_privs, rlimits (set by the parent), seccomp before the
+ * no_new_privs, rlimits (set by the parent), the scheduler, I/O priority,
+ * personality and memory policy (process-attrs.ts), seccomp before the
  * capabilities drop unless no_new_privs lets it wait, the bounding set,
  * the user switch, the other capability sets, the cwd, and seccomp as late
  * as possible when no_new_privs is on.  Later than runc there: with no
@@ -547,6 +553,7 @@ export function compileProcess(process: Process, ops: PlanOp[], opts: ProcessOpt
   }
   if (process.noNewPrivileges) ops.push(op(Op.NO_NEW_PRIVS));
   if (processRlimits(process).length) ops.push(op(Op.PARENT_RLIMITS));
+  ops.push(...opts.finalAffinity ?? [], ...processAttrOps(process, opts.container ?? {}));
   const seccomp = opts.seccomp
     ? op(Op.SECCOMP, {
       flags: opts.seccomp.flags, notify: opts.seccomp.notify ? 1 : 0,
@@ -603,10 +610,22 @@ function placeInCgroups(v1: string[] = [], cgroup2: string | undefined, inUserns
  * exec: join the init's namespaces, fork into its pid namespace, then the
  * same process set-up as the init (minus /dev/console), and exec.
  */
-export function compileExecPlan(process: Process, ns: InitNamespaces, cloneIntoCgroup = '', seccomp?: LoadableSeccomp, joins: string[] = []): PlanOp[] {
+export interface ExecPlanOptions {
+  /** The container's cgroup2 dir to clone the process into ('' = none). */
+  cloneInto?: string;
+  /** cgroup v1 dirs the helper joins first. */
+  joins?: string[];
+  seccomp?: LoadableSeccomp;
+  container?: ContainerProcessAttrs;
+}
+
+export function compileExecPlan(process: Process, ns: InitNamespaces, opts: ExecPlanOptions = {}): PlanOp[] {
   if (!process.args || process.args.length === 0) throw new ConfigError('process.args', 'must not be empty');
-  const cgroups = placeInCgroups(joins, cloneIntoCgroup || undefined, !!ns.differing.user);
-  const ops: PlanOp[] = [...cgroups.ops, ...compileProcessEarly(process)];
+  const { cloneInto = '', joins = [], seccomp, container } = opts;
+  const cgroups = placeInCgroups(joins, cloneInto || undefined, !!ns.differing.user);
+  const affinity = execAffinityOps(process);
+  // The initial affinity comes first, so the helper runs on those CPUs before it joins any cgroup.
+  const ops: PlanOp[] = [...affinity.initial, ...cgroups.ops, ...compileProcessEarly(process)];
   for (const type of JOIN_ORDER) {
     const nsPath = ns.differing[type];
     if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
@@ -614,7 +633,7 @@ export function compileExecPlan(process: Process, ns: InitNamespaces, cloneIntoC
   if (ns.differing.user) ops.push(op(Op.BECOME_ROOT));
   ops.push(op(Op.CLONE_INIT, { cgroupDir: cgroups.cloneInto }));
   if (process.terminal) ops.push(op(Op.SETSID));
-  compileProcess(process, ops, { isInit: false, seccomp });
+  compileProcess(process, ops, { isInit: false, seccomp, container, finalAffinity: affinity.final });
   ops.push(op(Op.EXEC));
   return ops;
 }

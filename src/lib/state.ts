@@ -18,6 +18,7 @@ import fs = require('fs');
 import path = require('path');
 import { CgroupState } from './cgroup/manager';
 import { Hooks, Process, Seccomp } from './config';
+import { ContainerProcessAttrs } from './process-attrs';
 import { describeFsError, TsrunError } from './errors';
 import { native } from './native';
 import { removeTree } from './remove-tree';
@@ -46,6 +47,8 @@ export interface ContainerRecord {
   process?: Process;
   /** linux.seccomp: exec'd processes get the container's filter too. */
   seccomp?: Seccomp;
+  /** linux.personality and linux.memoryPolicy: exec'd processes get them too, as runc's do. */
+  processAttrs?: ContainerProcessAttrs;
 }
 
 /** The OCI state, as `tsrun state` prints it and hooks read it. */

@@ -14,6 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
 import { alive, IS_ROOT, mountsUnder, waitFor, tarOf, tempDir, TSRUN, tsrun, uniqueId, cleanupContainer, TarEntry } from '../helpers';
+import { differsOnPurpose } from '../compat-helpers';
 import { readHierarchies } from '../../src/lib/cgroup/manager';
 import { applyLayers, baseLayer, comparable, dockerArchive, image, imageOf, listTreeCommand, ociArchive, ociLayout, parseTree, TestImage } from '../image-helpers';
 
@@ -118,6 +119,7 @@ t.test('the container sees exactly the tree its layers make, from all three form
 });
 
 t.test('two containers of one image share its layers, not their writes', async (t) => {
+  differsOnPurpose(t, 'images');
   const work = tempDir(t, 'tsrun-imgrun-');
   const store = path.join(work, 'store');
   const root = path.join(work, 'state');

@@ -18,6 +18,7 @@
 import * as fs from 'fs';
 import t from 'tap';
 import { cleanupContainer, IS_ROOT, leftovers, makeBundle, RunResult, tsrun, tsrunAsync, uniqueId, waitFor } from '../helpers';
+import { differsOnPurpose } from '../compat-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'security tests need root');
@@ -64,6 +65,7 @@ function containerPids(root: string, id: string): number[] {
 }
 
 t.test('running container: pause, resume, update and delete --force do not wait for an exec it stalls', async (t) => {
+  differsOnPurpose(t, 'delete-force-kills-first');
   const bundle = makeBundle(t, () => {}, ['/bin/sh', '-c', `${STOPPER} & exec sleep 1000`]);
   const id = uniqueId('stall');
   cleanupContainer(t, bundle.root, id);

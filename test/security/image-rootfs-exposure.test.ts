@@ -30,6 +30,7 @@ import * as path from 'path';
 import t from 'tap';
 import { CHECKER } from '../../src/lib/native';
 import { cleanupContainer, IS_ROOT, makeBundle, RunResult, runCommand, tarOf, tempDir, tsrun, uniqueId } from '../helpers';
+import { differsOnPurpose } from '../compat-helpers';
 import { baseLayer, dockerArchive, image, imageOf } from '../image-helpers';
 
 if (!IS_ROOT) {
@@ -166,6 +167,7 @@ for (const legacy of [false, true]) {
 }
 
 t.test('plain bundle: --root and the state dir are 0700, nothing of the container is mounted on the host', async (t) => {
+  differsOnPurpose(t, 'state-dir-mode');
   const bundle = makeBundle(t, () => {}, ['/bin/sleep', '1000']);
   fs.chmodSync(bundle.dir, 0o755);
   const id = uniqueId('expose-plain');

@@ -344,3 +344,32 @@ t.test('other linux fields', async (t) => {
   rejects(t, 'memoryPolicy mode', (c) => (c.linux.memoryPolicy = { mode: 'MPOL_X' }), 'linux.memoryPolicy.mode', /unknown memory policy mode/);
   rejects(t, 'netDevices', (c) => (c.linux.netDevices = { eth0: { name: 1 } }), 'linux.netDevices.eth0.name', /must be a string/);
 });
+
+t.test('scheduler, memory policy, CPU lists and netDevices: the rules runc and the kernel apply', async (t) => {
+  const refused = (mutate: (c: Json) => void, message: RegExp, label: string): void => {
+    const config = validConfig();
+    mutate(config);
+    t.throws(() => parseConfig(JSON.stringify(config)), message, label);
+  };
+  const accepted = (mutate: (c: Json) => void, label: string): void => {
+    const config = validConfig();
+    mutate(config);
+    t.doesNotThrow(() => parseConfig(JSON.stringify(config)), label);
+  };
+  refused((c) => { c.process.scheduler = { policy: 'SCHED_OTHER', period: 10 }; }, /^process\.scheduler\.period: can only be set for SCHED_DEADLINE$/, 'deadline times need SCHED_DEADLINE');
+  accepted((c) => { c.process.scheduler = { policy: 'SCHED_DEADLINE', runtime: 1, deadline: 2, period: 3 }; }, 'SCHED_DEADLINE takes them');
+  accepted((c) => { c.process.scheduler = { policy: 'SCHED_OTHER', runtime: 0 }; }, 'zero is "not set"');
+  refused((c) => { c.linux = { memoryPolicy: { mode: 'MPOL_DEFAULT', nodes: '1' } }; }, /^linux\.memoryPolicy\.nodes: must be empty for MPOL_DEFAULT$/, 'MPOL_DEFAULT takes no node');
+  refused((c) => { c.linux = { memoryPolicy: { mode: 'MPOL_PREFERRED_MANY', nodes: '' } }; }, /needs at least one node/, 'MPOL_PREFERRED_MANY needs one');
+  accepted((c) => { c.linux.memoryPolicy = { mode: 'MPOL_PREFERRED' }; }, 'MPOL_PREFERRED with none means local');
+  refused((c) => { c.linux = { memoryPolicy: { mode: 'MPOL_BIND', nodes: '1024' } }; }, /NUMA node 1024 is out of range: at most 1023/, 'a node past the mask');
+  refused((c) => { c.process.execCPUAffinity = { initial: '8192' }; }, /^process\.execCPUAffinity\.initial: CPU 8192 is out of range: at most 8191$/, 'a CPU past the mask');
+  refused((c) => { c.process.execCPUAffinity = { final: '2-1' }; }, /ends before it starts/, 'a backwards range');
+  const withNet = (devices: Json) => (c: Json): void => { c.linux = { namespaces: [{ type: 'network' }, { type: 'uts' }], netDevices: devices }; };
+  accepted(withNet({ eth0: { name: 'ctr%d' }, eth1: {} }), 'interface names and a template');
+  refused(withNet({ 'a-name-that-is-too-long': {} }), /is not an interface name: 1 to 15 bytes/, 'longer than IFNAMSIZ');
+  refused(withNet({ eth0: { name: 'a b' } }), /^linux\.netDevices\.eth0\.name: "a b" is not an interface name/, 'white space');
+  refused(withNet({ eth0: { name: '..' } }), /is not an interface name/, '".."');
+  refused(withNet({ eth0: { name: 'x' }, eth1: { name: 'x' } }), /a second device would be named "x"/, 'two devices, one name');
+  refused((c) => { c.linux = { netDevices: { eth0: {} } }; }, /^linux\.netDevices: requires a network namespace in linux\.namespaces$/, 'no network namespace');
+});

@@ -923,7 +923,7 @@ function execStage(processJson: Json, rng: Rng): Outcome {
     const proc: Process = checkProcess(processJson, 'process');
     const differing: InitNamespaces['differing'] = {};
     for (const type of NAMESPACE_TYPES) if (rng.chance(0.4)) differing[type] = `/proc/4242/ns/${type}`;
-    return checkPlan(compileExecPlan(proc, { differing }, rng.pick(['', '/sys/fs/cgroup/tsrun/c1'])));
+    return checkPlan(compileExecPlan(proc, { differing }, { cloneInto: rng.pick(['', '/sys/fs/cgroup/tsrun/c1']) }));
   });
 }
 

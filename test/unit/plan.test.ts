@@ -320,7 +320,7 @@ t.test('seccomp is loaded where runc loads it', async (t) => {
   const config = baseConfig();
   config.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' };
   t.throws(() => compileCreatePlan(config, ctx()), /^linux\.seccomp: not compiled/, 'a section never silently dropped');
-  const execOps = compileExecPlan({ ...baseConfig().process!, noNewPrivileges: true }, { differing: {} }, '', seccomp);
+  const execOps = compileExecPlan({ ...baseConfig().process!, noNewPrivileges: true }, { differing: {} }, { seccomp });
   const execOrder = codes(execOps);
   t.ok(execOrder.indexOf('SECCOMP') > execOrder.indexOf('EXEC_PREPARE') && execOrder.indexOf('SECCOMP') < execOrder.indexOf('EXEC'), 'exec too');
   const decoded = decodePlan(encodePlan(execOps)).find((o) => o.op === Op.SECCOMP)!;
@@ -407,4 +407,54 @@ t.test('"lo" is brought up in a network namespace the container makes, not in on
     c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'network');
   });
   t.equal(find(shared, Op.LOOPBACK_UP).length, 0, "the host's is left alone");
+});
+
+t.test('process attributes: right before the user switch, in runc\'s order, for the init and each exec', async (t) => {
+  const attrs = (c: Config): void => {
+    c.process!.scheduler = { policy: 'SCHED_BATCH', nice: -3, flags: ['SCHED_FLAG_RESET_ON_FORK'] };
+    c.process!.ioPriority = { class: 'IOPRIO_CLASS_BE', priority: 6 };
+    c.linux!.personality = { domain: 'LINUX32' };
+    c.linux!.memoryPolicy = { mode: 'MPOL_INTERLEAVE', nodes: '0,2-3', flags: ['MPOL_F_STATIC_NODES'] };
+  };
+  const ops = compile(attrs);
+  const order = codes(ops);
+  const at = (name: string): number => order.indexOf(name);
+  t.ok(at('SCHEDULER') < at('IOPRIO') && at('IOPRIO') < at('PERSONALITY') && at('PERSONALITY') < at('MEMPOLICY'), 'scheduler, I/O priority, personality, memory policy');
+  t.ok(at('MEMPOLICY') < at('USER') && at('SCHEDULER') > at('PIVOT_ROOT'), 'after the rootfs, before the user switch');
+  t.notOk(order.includes('CPU_AFFINITY'), 'execCPUAffinity is not applicable to the init');
+  t.same(find(ops, Op.SCHEDULER)[0].fields, {
+    policy: 3, flags: 1n, nice: (-3) >>> 0, priority: 0, runtime: 0n, deadline: 0n, period: 0n, cpusetLimited: 0,
+  });
+  t.same(find(ops, Op.IOPRIO)[0].fields, { value: (2 << 13) | 6 });
+  t.same(find(ops, Op.PERSONALITY)[0].fields, { persona: 8 });
+  const mempolicy = find(ops, Op.MEMPOLICY)[0].fields;
+  t.equal(mempolicy.mode, 3 | (1 << 15), 'mode | MPOL_F_STATIC_NODES');
+  t.equal(mempolicy.maxnode, 1024);
+  t.equal((mempolicy.nodemask as Buffer).length, 128, 'a nodemask of 1024 bits');
+  t.equal((mempolicy.nodemask as Buffer)[0], 0b1101, 'nodes 0, 2 and 3');
+  const local = find(compile((c) => { c.linux!.memoryPolicy = { mode: 'MPOL_LOCAL' }; }), Op.MEMPOLICY)[0].fields;
+  t.same({ mode: local.mode, maxnode: local.maxnode, mask: (local.nodemask as Buffer).length }, { mode: 4, maxnode: 0, mask: 0 }, 'no nodes: a NULL mask');
+
+  const config = baseConfig();
+  attrs(config);
+  const exec = (affinity?: { initial?: string; final?: string }): PlanOp[] =>
+    compileExecPlan({ ...config.process!, execCPUAffinity: affinity }, { differing: {} }, {
+      joins: ['/sys/fs/cgroup/cpuset/c1'], container: { personality: config.linux!.personality, memoryPolicy: config.linux!.memoryPolicy },
+    });
+  const both = exec({ initial: '1', final: '0,2' });
+  const execOrder = codes(both);
+  t.equal(execOrder[0], 'CPU_AFFINITY', 'initial: first, before the cgroups are joined');
+  t.equal(execOrder[1], 'JOIN_CGROUP');
+  t.same(both[0].fields.stage, 0);
+  t.equal((both[0].fields.mask as Buffer).length, 1024, 'a cpumask of 8192 bits');
+  t.equal((both[0].fields.mask as Buffer)[0], 0b10);
+  const final = both.filter((o) => o.op === Op.CPU_AFFINITY)[1];
+  t.same({ stage: final.fields.stage, first: (final.fields.mask as Buffer)[0] }, { stage: 1, first: 0b101 }, 'final: CPUs 0 and 2');
+  t.ok(execOrder.lastIndexOf('CPU_AFFINITY') > execOrder.indexOf('CLONE_INIT'), 'final: once the process is in the cgroups');
+  t.ok(execOrder.indexOf('PERSONALITY') > 0 && execOrder.indexOf('MEMPOLICY') < execOrder.indexOf('USER'), "the container's personality and memory policy");
+  const none = exec(undefined).filter((o) => o.op === Op.CPU_AFFINITY);
+  t.same(none.map((o) => o.fields.stage), [2], 'neither: one reset, after the cgroups');
+  t.ok((none[0].fields.mask as Buffer).every((b) => b === 0xff), '...to every CPU');
+  t.same(exec({ initial: '1' }).filter((o) => o.op === Op.CPU_AFFINITY).map((o) => o.fields.stage), [0], 'initial only: the cgroups narrow it, nothing resets it');
+  t.same(decodePlan(encodePlan(both)), both, 'round-trips');
 });
