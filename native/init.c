@@ -85,6 +85,9 @@ static const char *create_hook_state, *start_hook_state;
 static char *hook_states;
 static const char *exec_path;   /* resolved by OP_EXEC_PREPARE */
 static char **exec_argv, **exec_env;
+/* The pty slave OP_CONSOLE made: the one character device give_stdio_to chowns. */
+static struct stat console_peer;
+static int console_peer_set;
 static int prepared_mounts[MAX_PREPARED_MOUNTS]; /* slot -> detached tree fd */
 
 /* ---- talking to the parent --------------------------------------------- */
@@ -818,27 +821,32 @@ static void op_idmap_prepare(struct cursor *c)
 	uint32_t rec_attr_set = rd_u32(c), rec_attr_clr = rd_u32(c);
 	uint32_t idmap_recursive = rd_u32(c);
 	if (slot >= MAX_PREPARED_MOUNTS)
-		fail(EINVAL, "mount", source, "too many idmapped mounts");
+		fail(EINVAL, "mount", source, "more than %d bind mounts to prepare", MAX_PREPARED_MOUNTS);
 	int tree = syscall(SYS_open_tree, AT_FDCWD, source,
 			   OPEN_TREE_CLONE | O_CLOEXEC | (recursive_bind ? AT_RECURSIVE : 0));
 	if (tree < 0)
-		fail(errno, "mount", source, "open %s for an idmapped mount", source);
-	int userns = userns_with_maps(uid_map, gid_map);
-	if (userns < 0)
-		fail(errno, "mount", source, "user namespace for the idmapped mount of %s", source);
-	struct mount_attr idmap = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns };
-	if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0),
-		    &idmap, sizeof(idmap)) < 0)
-		fail(errno, "mount", source, "idmap mount of %s", source);
-	close(userns);
+		fail(errno, "mount", source, "open %s for a bind mount", source);
+	/* No maps: a plain bind, only taken here, in the host's user namespace,
+	 * so a source the container's root may not reach still binds (runc
+	 * opens such sources before it enters the user namespace too). */
+	if (uid_map[0]) {
+		int userns = userns_with_maps(uid_map, gid_map);
+		if (userns < 0)
+			fail(errno, "mount", source, "user namespace for the idmapped mount of %s", source);
+		struct mount_attr idmap = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns };
+		if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0),
+			    &idmap, sizeof(idmap)) < 0)
+			fail(errno, "mount", source, "idmap mount of %s", source);
+		close(userns);
+	}
 	struct mount_attr top = { .attr_set = attr_set, .attr_clr = attr_clr };
 	if ((attr_set || attr_clr) &&
 	    syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &top, sizeof(top)) < 0)
-		fail(errno, "mount", source, "set options of the idmapped mount of %s", source);
+		fail(errno, "mount", source, "set options of the bind mount of %s", source);
 	struct mount_attr rec = { .attr_set = rec_attr_set, .attr_clr = rec_attr_clr };
 	if ((rec_attr_set || rec_attr_clr) &&
 	    syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &rec, sizeof(rec)) < 0)
-		fail(errno, "mount", source, "set recursive options of the idmapped mount of %s", source);
+		fail(errno, "mount", source, "set recursive options of the bind mount of %s", source);
 	prepared_mounts[slot] = tree;
 }
 
@@ -934,19 +942,25 @@ static void op_symlink(struct cursor *c)
 	close(parent);
 }
 
+/* process.cwd, made as runc makes it: `mkdir -p`, 0755, root's; what exists is left as it is. */
 static void op_mkdir(struct cursor *c)
 {
 	const char *path = rd_str(c);
-	uint32_t mode = rd_u32(c);
 	char where[4200];
 	in_rootfs(path, where, sizeof(where));
-	int fd = make_in_root(path, CREATE_DIR, 0);
+	if (root_fd < 0)
+		fail(EBADF, "cwd", where, "process.cwd: create %s before the rootfs is prepared", where);
+	/* Only a missing one is made; anything else there (a magic link, a
+	 * loop) is left for OP_CHDIR to judge and name. */
+	int fd = open_in_root(path, 0);
+	if (fd >= 0 || errno != ENOENT) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fd = make_in_root(path, CREATE_DIR, 0);
 	if (fd < 0)
-		fail(errno, "mkdir", where, "mkdir %s", where);
-	char fdpath[64];
-	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
-	if (chmod(fdpath, mode) < 0)
-		fail(errno, "mkdir", where, "chmod %s", where);
+		fail(errno, "cwd", where, "process.cwd: create %s", where);
 	close(fd);
 }
 
@@ -963,6 +977,11 @@ static void op_hook(struct cursor *c)
 	const char *path = rd_str(c);
 	char **args = rd_strv(c), **env = rd_strv(c);
 	uint32_t timeout = rd_u32(c);
+	const char *cwd = rd_str(c);
+	/* A hook that names no env gets the process's, as runc's does (its
+	 * hooks inherit the init's environment). */
+	if (rd_u32(c) && exec_env)
+		env = exec_env;
 	const char *stage_name = hook_stage_name(stage);
 	int in[2];
 	if (pipe2(in, O_CLOEXEC) < 0)
@@ -972,6 +991,10 @@ static void op_hook(struct cursor *c)
 		fail(errno, "hook", path, "%s hook %s: fork", stage_name, path);
 	if (pid == 0) {
 		dup2(in[0], 0);
+		if (cwd[0] && chdir(cwd) < 0) {
+			dprintf(2, "tsrun-init: %s hook %s: chdir %s: %s\n", stage_name, path, cwd, strerror(errno));
+			_exit(127);
+		}
 		char *default_argv[] = { (char *)path, NULL };
 		execve(path, args[0] ? args : default_argv, env);
 		dprintf(2, "tsrun-init: %s hook %s: %s\n", stage_name, path, strerror(errno));
@@ -1238,6 +1261,11 @@ static void op_console(struct cursor *c)
 	struct statfs sfs;
 	if (fstatfs(slave, &sfs) < 0 || sfs.f_type != DEVPTS_SUPER_MAGIC)
 		fail(EXDEV, "console", "/dev/pts", "pty slave is not on devpts");
+	struct stat slave_st;
+	if (fstat(slave, &slave_st) == 0) {
+		console_peer = slave_st;
+		console_peer_set = 1;
+	}
 	if (rows || cols) {
 		struct winsize ws = { .ws_row = rows, .ws_col = cols };
 		ioctl(slave, TIOCSWINSZ, &ws);
@@ -1278,6 +1306,33 @@ static void op_console(struct cursor *c)
 	close(slave);
 }
 
+/*
+ * The process's stdio becomes its user's, as runc's fixStdioPermissions
+ * does, so a process that is not root can reopen it (`echo > /dev/stdout`,
+ * the pty of `--tty`).  Only what is the container's own or holds no
+ * data of the host: the pty tsrun made (console_fd's peer), pipes and
+ * sockets.  Never a regular file, the host's terminal or another device:
+ * runc chowns those too (a host file given to `run --detach` becomes the
+ * container user's on the host), which tsrun does not, on purpose.  As
+ * in runc, only the owner changes, and a stdio whose owner is not mapped
+ * here is left alone.
+ */
+
+static void give_stdio_to(uint32_t uid)
+{
+	if (uid == 0)
+		return;
+	for (int fd = 0; fd <= 2; fd++) {
+		struct stat st;
+		if (fstat(fd, &st) < 0 || st.st_uid == uid)
+			continue;
+		int ours = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
+			   (S_ISCHR(st.st_mode) && console_peer_set && st.st_rdev == console_peer.st_rdev && st.st_dev == console_peer.st_dev);
+		if (ours && fchown(fd, uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM && errno != EROFS)
+			fail(errno, "user", NULL, "give stdio %d to uid %u", fd, uid);
+	}
+}
+
 static void op_user(struct cursor *c)
 {
 	uint32_t uid = rd_u32(c), gid = rd_u32(c), mask = rd_u32(c), ngroups = rd_u32(c);
@@ -1294,6 +1349,7 @@ static void op_user(struct cursor *c)
 		if (groups[i] > INT32_MAX)
 			fail(EINVAL, "user", NULL, "additional gid %u: uids and gids must be in range 0-2147483647", (unsigned)groups[i]);
 	}
+	give_stdio_to(uid);
 	if (setgroups(ngroups, groups) < 0 && !(errno == EPERM && ngroups == 0))
 		fail(errno, "user", NULL, "setgroups");
 	if (setresgid(gid, gid, gid) < 0)
@@ -1305,11 +1361,26 @@ static void op_user(struct cursor *c)
 	umask(mask);
 }
 
+/*
+ * runc's order: the cwd is entered before the user switch (a directory
+ * only root may enter works), and tried again after it only when that
+ * first try was refused (one only the container's user may enter works).
+ */
+static int chdir_refused;
+
 static void op_chdir(struct cursor *c)
 {
 	const char *cwd = rd_str(c);
-	if (chdir(cwd) < 0)
+	uint32_t stage = rd_u32(c);
+	if (stage == CHDIR_AFTER_USER && !chdir_refused)
+		return;
+	if (chdir(cwd) < 0) {
+		if (stage == CHDIR_BEFORE_USER && (errno == EACCES || errno == EPERM)) {
+			chdir_refused = 1;
+			return;
+		}
 		fail(errno, "cwd", cwd, "chdir to cwd %s", cwd);
+	}
 	/* A cwd outside our root reads back as "(unreachable)" (CVE-2024-21626). */
 	char buf[4096];
 	if (!getcwd(buf, sizeof(buf)) || buf[0] != '/')
@@ -1332,11 +1403,68 @@ static int is_executable_file(const char *path)
 }
 
 /* Find the program now, so a typo fails `create` rather than `start`. */
+/*
+ * HOME from the container's /etc/passwd, as runc sets it when the config
+ * names none: the home of the process's uid, "/" (the entry the plan put
+ * last in the env) when there is no such line.  Read inside the
+ * container's root, as root, before the user switch; only a regular
+ * file, so a FIFO or device planted there cannot stall or feed us.
+ */
+static char home_entry[4096 + 8];
+
+static void op_home(struct cursor *c)
+{
+	uint32_t uid = rd_u32(c);
+	static char passwd[1 << 20];
+	int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	struct stat st;
+	size_t len = 0;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		ssize_t n;
+		while (len < sizeof(passwd) - 1 && (n = read(fd, passwd + len, sizeof(passwd) - 1 - len)) > 0)
+			len += n;
+	}
+	close(fd);
+	passwd[len] = '\0';
+	for (char *line = passwd; line && *line; ) {
+		char *next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		/* name:password:uid:gid:gecos:home:shell */
+		char *field[7] = { line };
+		int n = 1;
+		for (char *p = line; *p && n < 7; p++)
+			if (*p == ':') {
+				*p = '\0';
+				field[n++] = p + 1;
+			}
+		char *end;
+		if (n >= 6 && field[2][0] && strtoul(field[2], &end, 10) == uid && !*end && field[5][0]) {
+			char *colon = strchr(field[5], ':');
+			if (colon)
+				*colon = '\0';
+			snprintf(home_entry, sizeof(home_entry), "HOME=%s", field[5]);
+			return;
+		}
+		line = next;
+	}
+}
+
 static void op_exec_prepare(struct cursor *c)
 {
 	const char *name = rd_str(c);
 	exec_argv = rd_strv(c);
 	exec_env = rd_strv(c);
+	/* The plan put HOME=/ last when the config named no HOME: op_home's find replaces it. */
+	if (home_entry[0]) {
+		char **last = exec_env;
+		while (last[0] && last[1])
+			last++;
+		if (last[0] && strcmp(last[0], "HOME=/") == 0)
+			last[0] = home_entry;
+	}
 	if (strchr(name, '/')) {
 		if (is_executable_file(name) < 0)
 			fail(errno, "exec", name, "exec %s", name);
@@ -1744,6 +1872,10 @@ int main(int argc, char **argv)
 	syscall(SYS_close_range, 3 + preserve_fds + 5, ~0u, 0);
 	/* Nothing may read our memory or ptrace us until the final exec. */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* Our name until the exec (the memfd gives only an fd number): `start`
+	 * reads it off a dead init to tell a failed set-up from a program that
+	 * ran and ended at once (state.ts, initDiedBeforeExec). */
+	prctl(PR_SET_NAME, "tsrun-init", 0, 0, 0);
 	reset_signals();
 	umask(0);
 
@@ -1823,11 +1955,19 @@ int main(int argc, char **argv)
 		case OP_PERSONALITY: op_personality(&op); break;
 		case OP_MEMPOLICY: op_mempolicy(&op); break;
 		case OP_CPU_AFFINITY: op_cpu_affinity(&op); break;
+		case OP_HOME: op_home(&op); break;
 		case OP_PIVOT_ROOT: op_pivot_root(&op); break;
 		case OP_REMOUNT_ROOT_RO: {
 			struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
 			if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &ro, sizeof(ro)) < 0)
 				fail(errno, "rootfs", "/", "make rootfs read-only");
+			break;
+		}
+		case OP_REMOUNT_RO: {
+			const char *path = rd_str(&op);
+			struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
+			if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, &ro, sizeof(ro)) < 0)
+				fail(errno, "mount", path, "make %s read-only", path);
 			break;
 		}
 		case OP_ROOT_PROPAGATION: {

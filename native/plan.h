@@ -41,10 +41,13 @@ enum plan_op {
 	OP_MKNOD = 12,          /* str path, u32 type, u32 major, u32 minor,
 	                           u32 mode, u32 uid, u32 gid, u32 bind_from_host */
 	OP_SYMLINK = 13,        /* str target, str path */
-	OP_MKDIR = 14,          /* str path, u32 mode */
+	OP_MKDIR = 14,          /* str path ; process.cwd: mkdir -p in the rootfs
+	                           (0755), what exists left as it is */
 	OP_PARENT_HOOKS = 15,   /* -- ; parent runs prestart/createRuntime */
 	OP_HOOK = 16,           /* u32 stage, str path, strv args, strv env,
-	                           u32 timeout_seconds (0 = none) */
+	                           u32 timeout_seconds (0 = none), str cwd
+	                           ('' = ours), u32 process_env (no env of its
+	                           own: the process's, from OP_EXEC_PREPARE) */
 	OP_PIVOT_ROOT = 17,     /* u32 no_pivot */
 	OP_REMOUNT_ROOT_RO = 18,/* -- */
 	OP_ROOT_PROPAGATION = 19, /* u32 MS_* propagation flags */
@@ -55,7 +58,8 @@ enum plan_op {
 	OP_NO_NEW_PRIVS = 24,   /* -- */
 	OP_USER = 25,           /* u32 uid, u32 gid, u32 umask, u32 ngroups,
 	                           ngroups x u32 gid */
-	OP_CHDIR = 26,          /* str cwd */
+	OP_CHDIR = 26,          /* str cwd, u32 stage: before the user switch
+	                           (refused: tried again after it), or after */
 	OP_EXEC_PREPARE = 27,   /* str name, strv argv, strv env */
 	OP_WAIT_START = 28,     /* -- ; report ready, block on the exec fifo */
 	OP_EXEC = 29,           /* -- ; close fds, reset signals, execve */
@@ -91,18 +95,26 @@ enum plan_op {
 	                           stage 0 initial (before the cgroups are
 	                           joined), 1 final, 2 reset to every CPU (an
 	                           exec that names no affinity; failure ignored) */
+	OP_HOME = 45,           /* u32 uid ; HOME from the container's
+	                           /etc/passwd, replacing the HOME=/ the plan put
+	                           last in the next OP_EXEC_PREPARE's env */
+	OP_REMOUNT_RO = 46,     /* str path (after pivot_root) ; make that mount
+	                           read-only: a read-only /dev, once its devices,
+	                           links, mounts and console are in */
 	OP_IDMAP_PREPARE = 31,  /* u32 slot, str source, u32 recursive_bind,
 	                           str uid_map, str gid_map, u32 attr_set,
 	                           u32 attr_clr, u32 rec_attr_set,
 	                           u32 rec_attr_clr, u32 idmap_recursive ;
-	                           run in the host user namespace */
+	                           run in the host user namespace; empty maps:
+	                           a plain bind taken there (a container with a
+	                           user namespace binds every source this way) */
 	OP_MAX
 };
 
 /* Mount kinds for OP_MOUNT. */
 /* PREPARED: a tree built by OP_IDMAP_PREPARE, attached by slot. */
 enum plan_mount_kind { MOUNT_KIND_FS = 0, MOUNT_KIND_BIND = 1, MOUNT_KIND_PREPARED = 2 };
-#define MAX_PREPARED_MOUNTS 64
+#define MAX_PREPARED_MOUNTS 512
 /* What to create when a mount destination is missing.  PLAIN_DIR (proc,
  * sysfs): the destination must be a directory reached through no symlink
  * at all, and after mounting it must resolve to the new mount. */
@@ -111,6 +123,8 @@ enum plan_create { CREATE_DIR = 0, CREATE_FILE = 1, CREATE_PLAIN_DIR = 2 };
 enum plan_hook_stage { HOOK_CREATE_CONTAINER = 3, HOOK_START_CONTAINER = 4 };
 /* OP_CPU_AFFINITY stages. */
 enum plan_affinity_stage { AFFINITY_INITIAL = 0, AFFINITY_FINAL = 1, AFFINITY_RESET = 2 };
+/* OP_CHDIR stages. */
+enum plan_chdir_stage { CHDIR_BEFORE_USER = 0, CHDIR_AFTER_USER = 1 };
 
 /*
  * Sync protocol over a SOCK_SEQPACKET socketpair, one message per packet:

@@ -30,7 +30,7 @@ import { ImageStore } from './image/store';
 import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
 import { containerProcessAttrs } from './process-attrs';
-import { ContainerRecord, StateStore, Status, processStartTime, validateId, waitingToStart } from './state';
+import { ContainerRecord, initDiedBeforeExec, StateStore, Status, processStartTime, validateId, waitingToStart } from './state';
 import { sleepSync } from './sleep';
 import type { ConsoleProxy } from './terminal';
 
@@ -303,8 +303,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       onRunHooks: (pid) => {
         crashPoint('create:mounted'); // the init's mounts are made; it waits before pivot_root
         const state = stateJson('creating', pid);
-        runHooks('prestart', config.hooks?.prestart, state);
-        runHooks('createRuntime', config.hooks?.createRuntime, state);
+        runHooks('prestart', config.hooks?.prestart, state, bundle);
+        runHooks('createRuntime', config.hooks?.createRuntime, state, bundle);
         // Hooks inside the container see the pid as the container does (runtime.md).
         const inside = (status: Status): string =>
           JSON.stringify(store.ociState({ ...record, pid: pidInContainer(pid) }, status));
@@ -330,7 +330,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     releaseImageRootfs(store.dir(opts.id));
     store.remove(opts.id);
     // A failed create hook still ends the lifecycle with poststop (runtime.md step 12).
-    if (hooksFailed) runPoststop(record.hooks, stateJson('stopped'));
+    if (hooksFailed) runPoststop(record, stateJson('stopped'), bundle);
     throw err;
   } finally {
     if (fifoFd >= 0) fs.closeSync(fifoFd);
@@ -349,10 +349,11 @@ export function connectConsole(socketPath: string): number {
   }
 }
 
-function runPoststop(hooks: ContainerRecord['hooks'], state: string): void {
-  for (const hook of hooks.poststop ?? []) {
+/** poststop hooks, in `cwd`: the bundle during create and run, the caller's directory for delete (as runc). */
+function runPoststop(record: ContainerRecord, state: string, cwd: string): void {
+  for (const hook of record.hooks.poststop ?? []) {
     try {
-      runHooks('poststop', [hook], state);
+      runHooks('poststop', [hook], state, cwd);
     } catch (err) {
       warn((err as Error).message);
     }
@@ -378,8 +379,11 @@ function pidInContainer(pid: number): number {
 function waitForExec(record: ContainerRecord): void {
   const deadline = Date.now() + 120_000;
   for (;;) {
-    if (processStartTime(record.pid) !== record.initStartTime)
-      throw new TsrunError('container process exited before its program started (see its stderr)');
+    if (processStartTime(record.pid) !== record.initStartTime) {
+      // Gone: failed in the helper, or its program ran and ended before we looked.
+      if (initDiedBeforeExec(record.pid)) throw new TsrunError('container process exited before its program started (see its stderr)');
+      return;
+    }
     if (!waitingToStart(record.pid)) return;
     if (Date.now() > deadline) throw new TsrunError('container process did not start its program in time');
     sleepSync(1);
@@ -409,7 +413,7 @@ export function start(store: StateStore, id: string): void {
     // startContainer hooks run between here and the exec; poststart comes after the exec.
     if (record.hooks.startContainer?.length || record.hooks.poststart?.length) waitForExec(record);
     try {
-      runHooks('poststart', record.hooks.poststart, JSON.stringify(store.ociState(record, 'running')));
+      runHooks('poststart', record.hooks.poststart, JSON.stringify(store.ociState(record, 'running')), record.bundle);
     } catch (err) {
       // runtime.md: a failed poststart hook stops the container; delete follows.
       killAndReap(record.pid, false);
@@ -434,7 +438,7 @@ function destroyCgroup(cgroup: CgroupManager): void {
  * kills a running one first.  With --force a missing container is not an
  * error, which is what containerd's shim relies on.
  */
-export function remove(store: StateStore, id: string, force: boolean): void {
+export function remove(store: StateStore, id: string, force: boolean, hookCwd = process.cwd()): void {
   validateId(id);
   if (force) killEverything(store, id);
   let lockFd: number;
@@ -460,7 +464,7 @@ export function remove(store: StateStore, id: string, force: boolean): void {
     crashPoint('delete:cgroups');
     releaseImageRootfs(store.dir(id)); // its processes are gone; the intent is in the state dir
     store.remove(id);
-    runPoststop(record.hooks, JSON.stringify(store.ociState(record, 'stopped')));
+    runPoststop(record, JSON.stringify(store.ociState(record, 'stopped')), hookCwd);
   } finally {
     store.unlock(lockFd);
   }
@@ -526,7 +530,7 @@ async function runWith(store: StateStore, opts: RunOptions, prepared: PreparedBu
     try {
       start(store, opts.id);
     } catch (err) {
-      remove(store, opts.id, true);
+      remove(store, opts.id, true, record.bundle);
       throw err;
     }
     return 0;
@@ -535,12 +539,12 @@ async function runWith(store: StateStore, opts: RunOptions, prepared: PreparedBu
   try {
     start(store, opts.id);
   } catch (err) {
-    remove(store, opts.id, true);
+    remove(store, opts.id, true, record.bundle);
     await exited.catch(() => undefined);
     throw err;
   }
   const code = await exited;
-  if (!opts.keep) remove(store, opts.id, true);
+  if (!opts.keep) remove(store, opts.id, true, record.bundle);
   return code;
 }
 

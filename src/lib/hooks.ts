@@ -1,7 +1,10 @@
 /**
  * Hooks that run in the runtime's namespace: prestart and createRuntime
  * (during create), poststart (start) and poststop (delete).  Each gets the
- * container state as JSON on stdin, only its own env, and its timeout.
+ * container state as JSON on stdin and its timeout; its own env if it
+ * has one, else tsrun's (runc's hooks inherit runc's); and runc's working
+ * directory: the bundle, except poststop run by a separate delete, which
+ * runs where its caller is.
  * createContainer and startContainer run inside the container, from the
  * helper (OP_HOOK in native/init.c).
  */
@@ -19,13 +22,14 @@ function envObject(env: string[] | undefined): Record<string, string> {
 }
 
 /** Run one hook; throws a TsrunError naming the hook and how it failed. */
-export function runHook(kind: string, hook: Hook, stateJson: string): void {
+export function runHook(kind: string, hook: Hook, stateJson: string, cwd: string): void {
   const args = hook.args ?? [hook.path];
   // child_process loads only when a hook runs: it pulls in Node's streams, net and dgram.
   const { spawnSync } = require('child_process') as typeof import('child_process');
   const result = spawnSync(hook.path, args.slice(1), {
     argv0: args[0] ?? hook.path,
-    env: envObject(hook.env),
+    env: hook.env ? envObject(hook.env) : process.env,
+    cwd,
     input: stateJson,
     stdio: ['pipe', 'pipe', 'pipe'],
     timeout: hook.timeout ? hook.timeout * 1000 : undefined,
@@ -50,6 +54,6 @@ function checkStatus(kind: string, hook: Hook, status: number | null, signal: No
   if (status !== 0) throw new TsrunError(`${kind} hook ${hook.path} exited with status ${status}${said}`);
 }
 
-export function runHooks(kind: string, hooks: Hook[] | undefined, stateJson: string): void {
-  for (const hook of hooks ?? []) runHook(kind, hook, stateJson);
+export function runHooks(kind: string, hooks: Hook[] | undefined, stateJson: string, cwd: string): void {
+  for (const hook of hooks ?? []) runHook(kind, hook, stateJson, cwd);
 }

@@ -53,6 +53,8 @@ export enum Op {
   PERSONALITY = 42,
   MEMPOLICY = 43,
   CPU_AFFINITY = 44,
+  HOME = 45,
+  REMOUNT_RO = 46,
 }
 
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
@@ -62,6 +64,8 @@ export const CreateKind = { DIR: 0, FILE: 1, PLAIN_DIR: 2 } as const;
 export const HookStage = { CREATE_CONTAINER: 3, START_CONTAINER: 4 } as const;
 /** OP_CPU_AFFINITY: process.execCPUAffinity's two stages, and the reset of an exec that names neither. */
 export const AffinityStage = { INITIAL: 0, FINAL: 1, RESET: 2 } as const;
+/** OP_CHDIR: the try before the user switch, and the one after it (only when the first was refused). */
+export const ChdirStage = { BEFORE_USER: 0, AFTER_USER: 1 } as const;
 
 type FieldType = 'u32' | 'u64' | 'str' | 'strv' | 'u32v' | 'bytes';
 type Schema = ReadonlyArray<readonly [name: string, type: FieldType]>;
@@ -89,9 +93,9 @@ export const OP_SCHEMA: Record<Op, Schema> = {
     ['mode', 'u32'], ['uid', 'u32'], ['gid', 'u32'], ['bindFromHost', 'u32'],
   ],
   [Op.SYMLINK]: [['target', 'str'], ['path', 'str']],
-  [Op.MKDIR]: [['path', 'str'], ['mode', 'u32']],
+  [Op.MKDIR]: [['path', 'str']],
   [Op.PARENT_HOOKS]: [],
-  [Op.HOOK]: [['stage', 'u32'], ['path', 'str'], ['args', 'strv'], ['env', 'strv'], ['timeout', 'u32']],
+  [Op.HOOK]: [['stage', 'u32'], ['path', 'str'], ['args', 'strv'], ['env', 'strv'], ['timeout', 'u32'], ['cwd', 'str'], ['processEnv', 'u32']],
   [Op.PIVOT_ROOT]: [['noPivot', 'u32']],
   [Op.REMOUNT_ROOT_RO]: [],
   [Op.ROOT_PROPAGATION]: [['flags', 'u32']],
@@ -101,7 +105,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.OOM_SCORE_ADJ]: [['value', 'u32']],
   [Op.NO_NEW_PRIVS]: [],
   [Op.USER]: [['uid', 'u32'], ['gid', 'u32'], ['umask', 'u32'], ['groups', 'u32v']],
-  [Op.CHDIR]: [['cwd', 'str']],
+  [Op.CHDIR]: [['cwd', 'str'], ['stage', 'u32']],
   [Op.EXEC_PREPARE]: [['name', 'str'], ['argv', 'strv'], ['env', 'strv']],
   [Op.WAIT_START]: [],
   [Op.EXEC]: [],
@@ -122,6 +126,8 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.PERSONALITY]: [['persona', 'u32']],
   [Op.MEMPOLICY]: [['mode', 'u32'], ['nodemask', 'bytes'], ['maxnode', 'u32']],
   [Op.CPU_AFFINITY]: [['stage', 'u32'], ['mask', 'bytes']],
+  [Op.HOME]: [['uid', 'u32']],
+  [Op.REMOUNT_RO]: [['path', 'str']],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],

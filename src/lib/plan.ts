@@ -13,7 +13,7 @@ import { capabilityMasks } from './capabilities';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
 import { ContainerProcessAttrs, containerProcessAttrs, execAffinityOps, processAttrOps } from './process-attrs';
 import { LoadableSeccomp } from './seccomp';
-import { CreateKind, HookStage, MountKind, NO_SLOT, Op, PlanOp } from './plan-format';
+import { ChdirStage, CreateKind, HookStage, MountKind, NO_SLOT, Op, PlanOp } from './plan-format';
 
 /** clone(2) flags per runtime-spec namespace type. */
 export const CLONE_FLAGS: Record<NamespaceType, number> = {
@@ -189,6 +189,8 @@ interface MountSink {
   ops: PlanOp[];
   /** Ops that must run in the host's user namespace, before any namespace changes. */
   prepare: PlanOp[];
+  /** A read-only /dev: mounted writable, made read-only once its devices, links and mounts are in (runc's order). */
+  devReadonly?: boolean;
 }
 
 function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext, ns: Namespaces, sink: MountSink): void {
@@ -219,16 +221,26 @@ function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext,
     const atimeChange = (opts.flags & (MS.NOATIME | MS.STRICTATIME | MS.RELATIME)) !== 0;
     const attrSet = attrsOf(opts.flags);
     const attrClr = attrsOf(opts.clearFlags) | (atimeChange ? MOUNT_ATTR._ATIME : 0);
-    if (opts.idmap) {
-      // The mount's own mappings, else the container's (runtime-spec allows either).
-      const ownNs = ns.created.has('user');
-      const uid = m.uidMappings ?? (ownNs ? config.linux?.uidMappings : undefined);
-      const gid = m.gidMappings ?? (ownNs ? config.linux?.gidMappings : undefined);
-      if (!uid?.length || !gid?.length)
-        throw new ConfigError(`${field}.options`, 'idmap needs uidMappings and gidMappings on the mount, or a new user namespace whose mappings it can use');
+    // In a user namespace the container's root may not reach the source (a
+    // 0700 directory on the way): it is taken in the host's user namespace,
+    // before the container's exists, and attached later, as idmapped ones are.
+    const inUserns = ns.created.has('user') || ns.joined.has('user');
+    if (opts.idmap || inUserns) {
+      let uidMap = '';
+      let gidMap = '';
+      if (opts.idmap) {
+        // The mount's own mappings, else the container's (runtime-spec allows either).
+        const ownNs = ns.created.has('user');
+        const uid = m.uidMappings ?? (ownNs ? config.linux?.uidMappings : undefined);
+        const gid = m.gidMappings ?? (ownNs ? config.linux?.gidMappings : undefined);
+        if (!uid?.length || !gid?.length)
+          throw new ConfigError(`${field}.options`, 'idmap needs uidMappings and gidMappings on the mount, or a new user namespace whose mappings it can use');
+        uidMap = formatMap(uid);
+        gidMap = formatMap(gid);
+      }
       const slot = sink.prepare.length;
       sink.prepare.push(op(Op.IDMAP_PREPARE, {
-        slot, source: hostPath, recursiveBind: recursiveBind ? 1 : 0, uidMap: formatMap(uid), gidMap: formatMap(gid),
+        slot, source: hostPath, recursiveBind: recursiveBind ? 1 : 0, uidMap, gidMap,
         attrSet, attrClr, recAttrSet: opts.recursiveAttrSet, recAttrClr: opts.recursiveAttrClr,
         idmapRecursive: opts.recursiveIdmap ? 1 : 0,
       }));
@@ -268,7 +280,12 @@ function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext,
   }
   if (opts.tmpcopyup && type !== 'tmpfs') throw new ConfigError(`${field}.options`, 'tmpcopyup applies to tmpfs mounts only');
   const data = [opts.data, ...superblockOptions(opts.flags, opts.clearFlags)].filter(Boolean).join(',');
-  const mount = fsMount(source || type, dest, type, data, attrsOf(opts.flags), opts);
+  let attrSet = attrsOf(opts.flags);
+  if (dest === 'dev' && attrSet & MOUNT_ATTR.RDONLY) {
+    attrSet &= ~MOUNT_ATTR.RDONLY;
+    sink.devReadonly = true;
+  }
+  const mount = fsMount(source || type, dest, type, data, attrSet, opts);
   mount.fields.copyUp = opts.tmpcopyup ? 1 : 0;
   ops.push(mount);
 }
@@ -369,13 +386,22 @@ function compileDevices(config: Config, ns: Namespaces, ops: PlanOp[]): void {
   }
 }
 
-function compileHook(stage: number, hook: Hook): PlanOp {
+/**
+ * A hook the helper runs in the container's namespaces, where and with
+ * what runc gives it: createContainer in the rootfs (runc's init is there
+ * then), with the process's env as configured; startContainer in the
+ * process's cwd, with the env the process gets (HOME included).  A hook's
+ * own env replaces the process's.
+ */
+function compileHook(stage: number, hook: Hook, where: { cwd: string; env?: string[] }): PlanOp {
   return op(Op.HOOK, {
     stage,
     path: hook.path,
     args: hook.args ?? [hook.path],
-    env: hook.env ?? [],
+    env: hook.env ?? where.env ?? [],
     timeout: hook.timeout ?? 0,
+    cwd: where.cwd,
+    processEnv: hook.env || where.env ? 0 : 1,
   });
 }
 
@@ -436,7 +462,9 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   const parentHooks = (hooks.prestart?.length ?? 0) + (hooks.createRuntime?.length ?? 0);
   const containerHooks = (hooks.createContainer?.length ?? 0) + (hooks.startContainer?.length ?? 0);
   if (parentHooks || containerHooks) ops.push(op(Op.PARENT_HOOKS));
-  for (const h of hooks.createContainer ?? []) ops.push(compileHook(HookStage.CREATE_CONTAINER, h));
+  for (const h of hooks.createContainer ?? []) ops.push(compileHook(HookStage.CREATE_CONTAINER, h, { cwd: rootfs, env: process.env ?? [] }));
+  // runc makes a missing cwd (after the mounts and hooks, before the rootfs may turn read-only).
+  if (containerRelative(process.cwd)) ops.push(op(Op.MKDIR, { path: containerRelative(process.cwd) }));
 
   // --no-pivot leaves the host's mounts beneath the rootfs: the full procfs
   // and sysfs ones must go, or a new user namespace inside could mount
@@ -454,9 +482,12 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   for (const p of config.linux?.readonlyPaths ?? []) ops.push(op(Op.READONLY_PATH, { path: `/${containerRelative(p)}` }));
   for (const p of config.linux?.maskedPaths ?? []) ops.push(op(Op.MASK_PATH, { path: `/${containerRelative(p)}` }));
   if (config.linux?.seccomp && !ctx.seccomp) throw new ConfigError('linux.seccomp', 'not compiled (internal error)');
-  compileProcess(process, ops, { isInit: true, seccomp: ctx.seccomp, container: containerProcessAttrs(config) });
+  compileProcess(process, ops, {
+    isInit: true, seccomp: ctx.seccomp, container: containerProcessAttrs(config),
+    afterConsole: mountSink.devReadonly ? [op(Op.REMOUNT_RO, { path: '/dev' })] : [],
+  });
   ops.push(op(Op.WAIT_START));
-  for (const h of hooks.startContainer ?? []) ops.push(compileHook(HookStage.START_CONTAINER, h));
+  for (const h of hooks.startContainer ?? []) ops.push(compileHook(HookStage.START_CONTAINER, h, { cwd: process.cwd }));
   ops.push(op(Op.EXEC));
   return { ops, rootfs, newNamespaces: ns.created };
 }
@@ -511,6 +542,8 @@ export interface ProcessOptions {
   seccomp?: LoadableSeccomp;
   /** What the container sets on each of its processes (linux.personality, linux.memoryPolicy). */
   container?: ContainerProcessAttrs;
+  /** The init: what must wait for /dev/console (a read-only /dev). */
+  afterConsole?: PlanOp[];
   /** exec: the final process.execCPUAffinity op (or the reset), once the process is in the cgroups. */
   finalAffinity?: PlanOp[];
 }
@@ -551,6 +584,7 @@ export function compileProcess(process: Process, ops: PlanOp[], opts: ProcessOpt
   if (process.terminal) {
     ops.push(op(Op.CONSOLE, { rows: process.consoleSize?.height ?? 0, cols: process.consoleSize?.width ?? 0, bindDevConsole: opts.isInit ? 1 : 0 }));
   }
+  ops.push(...opts.afterConsole ?? []);
   if (process.noNewPrivileges) ops.push(op(Op.NO_NEW_PRIVS));
   if (processRlimits(process).length) ops.push(op(Op.PARENT_RLIMITS));
   ops.push(...opts.finalAffinity ?? [], ...processAttrOps(process, opts.container ?? {}));
@@ -561,29 +595,31 @@ export function compileProcess(process: Process, ops: PlanOp[], opts: ProcessOpt
     })
     : undefined;
   if (seccomp && !process.noNewPrivileges) ops.push(seccomp);
-  // runc's order: bounding set before the user switch, the other sets after it.
+  // runc's order (finalizeNamespace): the cwd first, while still root; the
+  // bounding set before the user switch, the other sets after it; HOME
+  // looked up with the user.
+  const user = process.user ?? { uid: 0, gid: 0 };
+  ops.push(op(Op.CHDIR, { cwd: process.cwd, stage: ChdirStage.BEFORE_USER }));
   const caps = process.capabilities ? capabilityMasks(process.capabilities, 'process.capabilities', opts.hostBounding) : undefined;
   if (caps) ops.push(op(Op.CAPS_BOUNDING, { keep: caps.bounding }));
-  const user = process.user ?? { uid: 0, gid: 0 };
+  const env = process.env ?? [];
+  const hasHome = env.some((e) => e.startsWith('HOME='));
+  if (!hasHome) ops.push(op(Op.HOME, { uid: user.uid }));
   ops.push(op(Op.USER, {
     uid: user.uid,
     gid: user.gid,
     umask: user.umask ?? 0o022,
     groups: user.additionalGids ?? [],
   }));
+  ops.push(op(Op.CHDIR, { cwd: process.cwd, stage: ChdirStage.AFTER_USER }));
   if (caps) {
     ops.push(op(Op.CAPS_SET, { effective: caps.effective, permitted: caps.permitted, inheritable: caps.inheritable, ambient: caps.ambient }));
   }
-  ops.push(op(Op.CHDIR, { cwd: process.cwd }));
-  const env = withHome(process.env ?? []);
-  ops.push(op(Op.EXEC_PREPARE, { name: process.args![0], argv: process.args!, env }));
+  // No HOME in the config: "/" (runc's default) unless OP_HOME finds the user's in /etc/passwd.
+  ops.push(op(Op.EXEC_PREPARE, { name: process.args![0], argv: process.args!, env: hasHome ? env : [...env, 'HOME=/'] }));
   if (seccomp && process.noNewPrivileges) ops.push(seccomp);
 }
 
-/** runc gives the process HOME=/ when the config sets none; so do we. */
-function withHome(env: string[]): string[] {
-  return env.some((e) => e.startsWith('HOME=')) ? env : [...env, 'HOME=/'];
-}
 
 /** The namespaces of a running container's init, as exec joins them. */
 export interface InitNamespaces {

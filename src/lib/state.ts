@@ -93,6 +93,21 @@ export function processStartTime(pid: number): string | null {
   return fields[19];
 }
 
+/**
+ * An init that is no longer running: did it die in tsrun's helper, before
+ * exec'ing the program (a startContainer hook failed)?  A zombie keeps its
+ * name, and the helper's is "tsrun-init" until the exec.  false when it
+ * is gone altogether (reaped): a program that ran and ended at once looks
+ * the same, and is the likelier.
+ */
+export function initDiedBeforeExec(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'tsrun-init';
+  } catch {
+    return false;
+  }
+}
+
 /** The init still runs tsrun's helper (from its memfd): it has not exec'd the container's program. */
 export function waitingToStart(pid: number): boolean {
   try {

@@ -17,9 +17,15 @@ if (!IS_ROOT) {
 }
 t.ok(referenceInstalled(), 'the reference runtime is installed (scripts/setup.sh --engines)');
 
-/** lo's flags (0x9: UP|LOOPBACK), then a line sent over 127.0.0.1 to a listener, which prints it. */
-const PROBE = 'cat /sys/class/net/lo/flags; nc -l -p 4242 > /tmp/got & sleep 0.3; '
-  + 'echo round-trip | nc -w 1 127.0.0.1 4242 && echo sent || echo no-answer; sleep 0.3; cat /tmp/got';
+/**
+ * lo's flags (0x9: UP|LOOPBACK), then a line sent over 127.0.0.1 to a
+ * listener, which prints it.  No fixed sleeps (a loaded machine starts the
+ * listener late): the client tries until it connects, for 5 s, and the
+ * listener is waited for before its file is read.
+ */
+const PROBE = 'cat /sys/class/net/lo/flags; nc -l -p 4242 > /tmp/got & listener=$!; '
+  + 'ok=; for i in $(seq 50); do echo round-trip | nc -w 1 127.0.0.1 4242 2>/dev/null && { echo sent; ok=1; break; }; sleep 0.1; done; '
+  + '[ -n "$ok" ] || { echo no-answer; kill $listener; }; wait $listener; cat /tmp/got';
 
 t.test('a new network namespace: lo is up, 127.0.0.1 answers, as in runc (run and exec)', async (t) => {
   const bundle = makeBundle(t, () => {}, ['/bin/sh', '-c', PROBE]);

@@ -111,7 +111,7 @@ const NOWHERE = '/nonexistent/tsrun-malformed-plan';
 function harmlessOps(): PlanOp[] {
   return [
     op(Op.NO_NEW_PRIVS),
-    op(Op.CHDIR, { cwd: '/' }),
+    op(Op.CHDIR, { cwd: '/', stage: 0 }),
     op(Op.CAPS_BOUNDING, { keep: 0xffff_ffff_ffff_ffffn }),
     op(Op.USER, { uid: 0, gid: 0, umask: 0o22, groups: [0] }),
     op(Op.OOM_SCORE_ADJ, { value: 0 }),
@@ -346,7 +346,7 @@ add({ name: 'only a header, no ops', plan: rawPlan([]), step: 'plan' });
 for (const count of [0, 7, 100, 0xffffffff]) add({ name: `op count ${count} for 6 ops`, plan: header(PLAN_MAGIC, PLAN_VERSION, undefined, count), step: count < 6 ? 'plan' : /^(plan|exec)$/ });
 
 // Op sizes.
-const chdirBody = new Bytes().str('/').build();
+const chdirBody = new Bytes().str('/').u32(0).build();
 for (const size of [0, 1, 4, 7]) add({ name: `op size ${size} (below its header)`, plan: rawPlan([rawOp(Op.CHDIR, chdirBody, size)]), step: 'plan' });
 for (const size of [8 + chdirBody.length + 1, 8 + chdirBody.length + 4, 4096, 0x7fffffff, 0xffffffff])
   add({ name: `op size ${size} (past the end)`, plan: rawPlan([rawOp(Op.CHDIR, chdirBody, size)]), step: 'plan' });
@@ -418,13 +418,13 @@ const stateCases: Array<[string, PlanOp[], Op[], string]> = [
   ['MKNOD before ROOTFS_PREPARE', [op(Op.MKNOD, { path: 'dev/null', type: 0o020000, major: 1, minor: 3, mode: 0o666, uid: 0, gid: 0, bindFromHost: 0 })], [], 'device'],
   ['MKNOD at the root before ROOTFS_PREPARE', [op(Op.MKNOD, { path: 'null', type: 0o020000, major: 1, minor: 3, mode: 0o666, uid: 0, gid: 0, bindFromHost: 1 })], [], 'device'],
   ['SYMLINK before ROOTFS_PREPARE', [op(Op.SYMLINK, { target: '/proc/self/fd', path: 'dev/fd' })], [], 'symlink'],
-  ['MKDIR before ROOTFS_PREPARE', [op(Op.MKDIR, { path: 'a/b', mode: 0o755 })], [], 'mkdir'],
+  ['MKDIR before ROOTFS_PREPARE', [op(Op.MKDIR, { path: 'a/b' })], [], 'cwd'],
   ['WAIT_START without an exec fifo', [op(Op.WAIT_START)], [], 'start'],
   ['CONSOLE without a console socket', [op(Op.CONSOLE, { rows: 24, cols: 80, bindDevConsole: 1 })], [], 'console'],
   ['EXEC_PREPARE of a missing program, then EXEC', [op(Op.EXEC_PREPARE, { name: NOWHERE, argv: ['x'], env: [] }), op(Op.EXEC)], [Op.EXEC], 'exec'],
   ['SYSCTL with a 300000-byte key (a missing sysctl)', [op(Op.SYSCTL, { key: 'x'.repeat(300_000), value: '1' })], [Op.SYSCTL], 'sysctl'],
   ['SYSCTL with a 4000-byte dotted key (a missing sysctl)', [op(Op.SYSCTL, { key: 'tsrun.'.repeat(700), value: '1' })], [Op.SYSCTL], 'sysctl'],
-  ['HOOK with a timeout whose milliseconds overflow an int', [op(Op.HOOK, { stage: 3, path: NOWHERE, args: [], env: [], timeout: 0xffffffff })], [Op.HOOK], 'hook'],
+  ['HOOK with a timeout whose milliseconds overflow an int', [op(Op.HOOK, { stage: 3, path: NOWHERE, args: [], env: [], timeout: 0xffffffff, cwd: '', processEnv: 0 })], [Op.HOOK], 'hook'],
 ];
 for (const [name, ops, allow, step] of stateCases) add({ name, plan: encodePlan(ops), allow, step });
 

@@ -125,7 +125,7 @@ t.test('the helper refuses such a user by itself, before any credential change',
   for (const [uid, gid, groups] of [[HIGH, 0, []], [0, HIGH, []], [1000, 1000, [HIGH]], [2 ** 31, 0, []]] as Array<[number, number, number[]]>) {
     const ops: PlanOp[] = [
       { op: Op.USER, fields: { uid, gid, umask: 0o22, groups } },
-      { op: Op.CHDIR, fields: { cwd: '/' } },
+      { op: Op.CHDIR, fields: { cwd: '/', stage: 0 } },
       { op: Op.EXEC_PREPARE, fields: { name: '/bin/touch', argv: ['/bin/touch', marker], env: [] } },
       { op: Op.EXEC, fields: {} },
     ];

@@ -53,7 +53,7 @@ t.test('the default config compiles to the expected sequence', async (t) => {
   const ops = compile();
   t.same(codes(ops).slice(0, 7), ['UNSHARE', 'CLONE_INIT', 'SETSID', 'LOOPBACK_UP', 'SETHOSTNAME', 'ROOTFS_PREPARE', 'MOUNT']);
   const tail = codes(ops).slice(codes(ops).indexOf('PIVOT_ROOT'));
-  t.same(tail, ['PIVOT_ROOT', 'USER', 'CHDIR', 'EXEC_PREPARE', 'WAIT_START', 'EXEC']);
+  t.same(tail, ['PIVOT_ROOT', 'CHDIR', 'HOME', 'USER', 'CHDIR', 'EXEC_PREPARE', 'WAIT_START', 'EXEC']);
   const unshare = find(ops, Op.UNSHARE)[0];
   const expected = CLONE_FLAGS.pid | CLONE_FLAGS.network | CLONE_FLAGS.ipc | CLONE_FLAGS.uts | CLONE_FLAGS.mount;
   t.equal(unshare.fields.flags, BigInt(expected), 'unshares exactly the configured namespaces');
@@ -266,8 +266,15 @@ t.test('hooks: container hooks compile into the plan, runtime hooks into a sync 
   t.ok(order.indexOf('PARENT_HOOKS') < order.indexOf('HOOK'));
   t.ok(order.indexOf('HOOK') < order.indexOf('PIVOT_ROOT'), 'createContainer runs before pivot_root');
   t.ok(order.lastIndexOf('HOOK') > order.indexOf('WAIT_START'), 'startContainer runs after start');
-  t.same(find(ops, Op.HOOK)[0].fields, { stage: 3, path: '/hooks/cc', args: ['cc', '-x'], env: ['A=1'], timeout: 5 });
+  t.same(find(ops, Op.HOOK)[0].fields, { stage: 3, path: '/hooks/cc', args: ['cc', '-x'], env: ['A=1'], timeout: 5, cwd: `${BUNDLE}/rootfs`, processEnv: 0 });
   t.same(find(ops, Op.HOOK)[1].fields.args, ['/bin/sc'], 'args default to the path');
+  t.same({ ...find(ops, Op.HOOK)[1].fields, args: undefined, path: undefined }, {
+    stage: 4, args: undefined, path: undefined, env: [], timeout: 0, cwd: '/', processEnv: 1,
+  }, "startContainer with no env: the process's, in its cwd (runc's)");
+  const noEnv = find(compile((c) => { c.hooks = { createContainer: [{ path: '/hooks/cc' }] }; }), Op.HOOK)[0].fields;
+  t.same({ env: noEnv.env, processEnv: noEnv.processEnv }, { env: baseConfig().process!.env, processEnv: 0 }, "createContainer with no env: the process's as configured");
+  const order2 = codes(compile((c) => { c.process!.cwd = '/work/here'; c.hooks = { createContainer: [{ path: '/hooks/cc' }] }; }));
+  t.ok(order2.indexOf('MKDIR') > order2.indexOf('HOOK') && order2.indexOf('MKDIR') < order2.indexOf('PIVOT_ROOT'), 'the cwd is made after the createContainer hooks, before pivot_root');
   t.notOk(compile().some((o) => o.op === Op.PARENT_HOOKS), 'no hooks, no sync point');
 });
 
@@ -291,7 +298,11 @@ t.test('process attributes', async (t) => {
     [[7, 'RLIMIT_NOFILE', 100n, 200n], [4, 'RLIMIT_CORE', 0xffffffffffffffffn, 0xffffffffffffffffn]]);
   t.equal(find(ops, Op.OOM_SCORE_ADJ)[0].fields.value, -5 >>> 0, 'negative values travel as two\'s complement');
   t.equal(ops[0].op, Op.OOM_SCORE_ADJ, 'oom_score_adj is written first, from the host user namespace');
-  t.same(find(ops, Op.CHDIR)[0].fields, { cwd: '/tmp' });
+  t.same(find(ops, Op.CHDIR).map((o) => o.fields), [{ cwd: '/tmp', stage: 0 }, { cwd: '/tmp', stage: 1 }], 'the cwd before the user switch, and after it if refused');
+  t.same(find(ops, Op.MKDIR)[0].fields, { path: 'tmp' }, 'a missing cwd is made');
+  t.same(find(ops, Op.HOME)[0].fields, { uid: 1000 }, "HOME: the user's, from /etc/passwd");
+  const chdirs = codes(ops);
+  t.ok(chdirs.indexOf('CHDIR') < chdirs.indexOf('USER') && chdirs.lastIndexOf('CHDIR') > chdirs.indexOf('USER'), 'one try on each side of the user switch');
   t.same(find(ops, Op.SYSCTL)[0].fields, { key: 'net/ipv4/ip_forward', value: '1' }, 'a path under /proc/sys');
   t.same(find(ops, Op.ROOT_PROPAGATION)[0].fields, { flags: MS.SHARED | MS.REC });
   const order = codes(ops);
@@ -300,7 +311,10 @@ t.test('process attributes', async (t) => {
   t.ok(order.indexOf('PARENT_RLIMITS') < order.indexOf('USER'), 'rlimits before the user switch');
   t.same(find(ops, Op.EXEC_PREPARE)[0].fields.env, [
     'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm', 'HOME=/',
-  ], 'HOME is added when the config has none');
+  ], 'HOME=/ is added last when the config has none (OP_HOME may replace it)');
+  const withHome = compile((c) => { c.process!.env = ['HOME=/x']; });
+  t.same(find(withHome, Op.HOME), [], 'the config names HOME: no lookup');
+  t.same(find(withHome, Op.EXEC_PREPARE)[0].fields.env, ['HOME=/x']);
 });
 
 t.test('seccomp is loaded where runc loads it', async (t) => {
@@ -370,7 +384,7 @@ t.test('semantic errors name the field', async (t) => {
 t.test('the encoder refuses values the helper could misread', async (t) => {
   t.throws(() => encodePlan([{ op: Op.SETHOSTNAME, fields: { name: 'a\0b' } }]), /NUL/);
   t.throws(() => encodePlan([{ op: Op.CHDIR, fields: {} }]), /CHDIR\.cwd: expected a string/);
-  t.throws(() => encodePlan([{ op: Op.MKDIR, fields: { path: 'x', mode: 1.5 } }]), /MKDIR\.mode/);
+  t.throws(() => encodePlan([{ op: Op.CHDIR, fields: { cwd: '/', stage: 1.5 } }]), /CHDIR\.stage/);
 });
 
 t.test('--no-pivot: the host full procfs and sysfs mounts outside the rootfs go before the move (runc msMoveRoot)', async (t) => {
@@ -421,6 +435,7 @@ t.test('process attributes: right before the user switch, in runc\'s order, for 
   const at = (name: string): number => order.indexOf(name);
   t.ok(at('SCHEDULER') < at('IOPRIO') && at('IOPRIO') < at('PERSONALITY') && at('PERSONALITY') < at('MEMPOLICY'), 'scheduler, I/O priority, personality, memory policy');
   t.ok(at('MEMPOLICY') < at('USER') && at('SCHEDULER') > at('PIVOT_ROOT'), 'after the rootfs, before the user switch');
+  t.ok(at('MEMPOLICY') < at('CHDIR'), "before runc's finalizeNamespace (the first chdir)");
   t.notOk(order.includes('CPU_AFFINITY'), 'execCPUAffinity is not applicable to the init');
   t.same(find(ops, Op.SCHEDULER)[0].fields, {
     policy: 3, flags: 1n, nice: (-3) >>> 0, priority: 0, runtime: 0n, deadline: 0n, period: 0n, cpusetLimited: 0,
@@ -457,4 +472,35 @@ t.test('process attributes: right before the user switch, in runc\'s order, for 
   t.ok((none[0].fields.mask as Buffer).every((b) => b === 0xff), '...to every CPU');
   t.same(exec({ initial: '1' }).filter((o) => o.op === Op.CPU_AFFINITY).map((o) => o.fields.stage), [0], 'initial only: the cgroups narrow it, nothing resets it');
   t.same(decodePlan(encodePlan(both)), both, 'round-trips');
+});
+
+t.test('a read-only /dev: mounted writable, made read-only after the console', async (t) => {
+  const ops = compile((c) => {
+    const dev = c.mounts!.find((m) => m.destination === '/dev')!;
+    dev.options = [...(dev.options ?? []), 'ro'];
+    c.process!.terminal = true;
+  }, { ...ctx(), consoleSocket: true });
+  const dev = find(ops, Op.MOUNT).find((m) => m.fields.dest === 'dev')!;
+  t.equal((dev.fields.attrSet as number) & MOUNT_ATTR.RDONLY, 0, 'mounted writable');
+  t.same(find(ops, Op.REMOUNT_RO)[0].fields, { path: '/dev' });
+  const order = codes(ops);
+  t.ok(order.indexOf('REMOUNT_RO') > order.indexOf('CONSOLE'), 'after /dev/console is made');
+  t.ok(order.indexOf('REMOUNT_RO') > order.lastIndexOf('MKNOD'), 'after the devices');
+  t.same(find(compile(), Op.REMOUNT_RO), [], 'a writable /dev: nothing');
+});
+
+t.test('a user namespace: bind mounts are taken in the host user namespace, before any namespace', async (t) => {
+  const userns = (c: Config): void => {
+    c.linux!.namespaces!.push({ type: 'user' });
+    c.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+  };
+  const data = (c: Config): void => { c.mounts!.push({ destination: '/data', type: 'bind', source: '/volumes/data', options: ['rbind', 'ro'] }); };
+  const ops = compile((c) => { userns(c); data(c); }, ctx({ '/volumes/data': 'dir' }));
+  const prepare = find(ops, Op.IDMAP_PREPARE).find((o) => o.fields.source === '/volumes/data')!;
+  t.match(prepare.fields, { uidMap: '', gidMap: '', recursiveBind: 1 }, 'no maps: a plain bind');
+  t.equal((prepare.fields.attrSet as number) & MOUNT_ATTR.RDONLY, MOUNT_ATTR.RDONLY, 'its options applied there');
+  t.ok(codes(ops).indexOf('IDMAP_PREPARE') < codes(ops).indexOf('UNSHARE_USER'), 'before the user namespace');
+  t.match(find(ops, Op.MOUNT).find((m) => m.fields.dest === 'data')!.fields, { kind: MountKind.PREPARED, slot: prepare.fields.slot });
+  t.equal(find(compile(data, ctx({ '/volumes/data': 'dir' })), Op.IDMAP_PREPARE).length, 0, 'without a user namespace: bound in place');
 });

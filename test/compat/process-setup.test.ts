@@ -1,0 +1,237 @@
+/**
+ * Issue 15, item 3 (and HOME, from item 8): how the process is set up,
+ * compared with runc 1.1.5 scenario by scenario.
+ *  - the cwd is entered before the user switch (a cwd only root may enter
+ *    works for another user), and made when it is missing;
+ *  - HOME comes from the container's /etc/passwd when the config names
+ *    none (run and exec), "/" when the user has no line;
+ *  - the process's stdio pipes and its pty become its user's, so it can
+ *    reopen them; a host file given as stdio does not (runc's does:
+ *    docs/differences-from-runc.md, "stdio-chown");
+ *  - a read-only /dev is made read-only after its devices and mounts;
+ *  - with a user namespace, a bind source under a directory the
+ *    container's root cannot traverse still binds;
+ *  - hooks get runc's working directory and environment: the runtime's
+ *    env when they name none; createContainer in the rootfs with the
+ *    process's env, startContainer in the process's cwd with its env.
+ * Each scenario failed (or differed from runc) before.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import t from 'tap';
+import { Config } from '../../src/lib/config';
+import { native } from '../../src/lib/native';
+import { drainPty, IS_ROOT, makeBundle, runCommand, tempDir, uniqueId } from '../helpers';
+import { cleanupBoth, differsOnPurpose, idFor, referenceInstalled, RUNTIMES, seen, under, underBoth } from '../compat-helpers';
+
+if (!IS_ROOT) {
+  t.plan(0, 'compat tests need root');
+  process.exit(0);
+}
+t.ok(referenceInstalled(), 'the reference runtime is installed (scripts/setup.sh --engines)');
+
+const asUser = (uid: number) => (c: Config): void => { c.process!.user = { uid, gid: uid }; };
+
+t.test('cwd: one only root may enter works for another user (run and exec); a missing one is made', async (t) => {
+  const bundle = makeBundle(t, (c) => {
+    asUser(1000)(c);
+    c.process!.cwd = '/root';
+  }, ['/bin/sh', '-c', 'pwd']);
+  fs.chmodSync(path.join(bundle.rootfs, 'root'), 0o700);
+  const id = uniqueId('cwdroot');
+  cleanupBoth(t, bundle, id);
+  const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+  t.same(seen(r.tsrun), seen(r.reference), `run: as the reference: ${r.tsrun.stderr}`);
+  t.equal(r.tsrun.stdout, '/root\n');
+
+  const running = makeBundle(t, () => {}, ['/bin/sleep', '1000']);
+  fs.chmodSync(path.join(running.rootfs, 'root'), 0o700);
+  const rid = uniqueId('cwdx');
+  cleanupBoth(t, running, rid);
+  for (const rt of RUNTIMES) t.equal(under(rt, running, rid, ['run', '--detach', '-b', running.dir, '%ID%']).status, 0, `${rt.name}: run --detach`);
+  const e = underBoth(running, rid, ['exec', '--user', '1000:1000', '--cwd', '/root', '%ID%', '/bin/sh', '-c', 'pwd']);
+  t.same(seen(e.tsrun), seen(e.reference), `exec --user --cwd: as the reference: ${e.tsrun.stderr}`);
+  t.equal(e.tsrun.stdout, '/root\n');
+  const missing = underBoth(running, rid, ['exec', '--cwd', '/no/such/dir', '%ID%', '/bin/true']);
+  t.not(missing.reference.status, 0, 'exec into a missing cwd: the reference refuses it');
+  t.not(missing.tsrun.status, 0, '...and so does tsrun (only the init gets its cwd made)');
+
+  for (const rt of RUNTIMES) {
+    const made = makeBundle(t, (c) => { c.process!.cwd = '/made/for/me'; }, ['/bin/sh', '-c', 'pwd']);
+    const mid = uniqueId('cwdmade');
+    cleanupBoth(t, made, mid);
+    const m = under(rt, made, mid, ['run', '-b', made.dir, '%ID%']);
+    t.same(seen(m), { status: 0, stdout: '/made/for/me\n' }, `${rt.name}: a missing cwd is made: ${m.stderr}`);
+    const st = fs.statSync(path.join(made.rootfs, 'made', 'for', 'me'));
+    t.same({ mode: st.mode & 0o7777, uid: st.uid }, { mode: 0o755, uid: 0 }, `${rt.name}: 0755, root's`);
+  }
+});
+
+t.test("HOME: from the container's /etc/passwd when the config names none (run and exec)", async (t) => {
+  const cases: Array<[string, (c: Config) => void, string]> = [
+    ['root', asUser(0), '/root'],
+    ['uid 1000 (tester)', asUser(1000), '/home/tester'],
+    ['a uid with no line', asUser(4242), '/'],
+    ['the config names one', (c) => { asUser(1000)(c); c.process!.env = [...(c.process!.env ?? []), 'HOME=/mine']; }, '/mine'],
+  ];
+  for (const [label, mutate, home] of cases) {
+    const bundle = makeBundle(t, mutate, ['/bin/sh', '-c', 'echo "$HOME"']);
+    const id = uniqueId('home');
+    cleanupBoth(t, bundle, id);
+    const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+    t.same(seen(r.tsrun), seen(r.reference), `${label}: as the reference: ${r.tsrun.stderr}`);
+    t.equal(r.tsrun.stdout, `${home}\n`, label);
+  }
+  const running = makeBundle(t, () => {}, ['/bin/sleep', '1000']);
+  const rid = uniqueId('homex');
+  cleanupBoth(t, running, rid);
+  for (const rt of RUNTIMES) t.equal(under(rt, running, rid, ['run', '--detach', '-b', running.dir, '%ID%']).status, 0, `${rt.name}: run --detach`);
+  const e = underBoth(running, rid, ['exec', '--user', '1000:1000', '%ID%', '/bin/sh', '-c', 'echo "$HOME"']);
+  t.same(seen(e.tsrun), seen(e.reference), `exec --user 1000: as the reference: ${e.tsrun.stderr}`);
+  t.equal(e.tsrun.stdout, '/home/tester\n');
+
+  // A FIFO planted as /etc/passwd must not stall the set-up (it is read only when regular).
+  const fifo = makeBundle(t, asUser(1000), ['/bin/sh', '-c', 'echo "$HOME"']);
+  fs.rmSync(path.join(fifo.rootfs, 'etc', 'passwd'));
+  spawnSync('mkfifo', [path.join(fifo.rootfs, 'etc', 'passwd')]);
+  const fid = uniqueId('homefifo');
+  cleanupBoth(t, fifo, fid);
+  const f = under(RUNTIMES[1], fifo, fid, ['run', '-b', fifo.dir, '%ID%'], { timeoutMs: 20_000 });
+  t.same(seen(f), { status: 0, stdout: '/\n' }, `a FIFO for /etc/passwd: HOME=/, no hang: ${f.signal ?? f.stderr}`);
+});
+
+t.test('stdio: a pipe and the pty become the user\'s (reopenable); a host file stays root\'s', async (t) => {
+  const bundle = makeBundle(t, asUser(1000), ['/bin/sh', '-c', 'echo through-dev-stdout > /dev/stdout']);
+  const id = uniqueId('stdio');
+  cleanupBoth(t, bundle, id);
+  const piped = Object.fromEntries(RUNTIMES.map((rt) => [rt.name, runCommand(['/bin/sh', '-c',
+    `${rt.bin} --root ${bundle.root}-${rt.name} run -b ${bundle.dir} ${idFor(rt, id)} | cat`])]));
+  t.same(seen(piped.tsrun), seen(piped.reference), `a pipe: as the reference: ${piped.tsrun.stderr}`);
+  t.equal(piped.tsrun.stdout, 'through-dev-stdout\n');
+
+  // A terminal from --console-socket: the pty slave is the process's user's.
+  for (const rt of RUNTIMES) {
+    const tty = makeBundle(t, (c) => {
+      asUser(1000)(c);
+      c.process!.terminal = true;
+    }, ['/bin/sh', '-c', 'stat -c %u "$(tty)"']);
+    const tid = uniqueId('ptyown');
+    cleanupBoth(t, tty, tid);
+    const socketPath = path.join(tty.dir, 'console.sock');
+    const listener = native.listenUnix(socketPath);
+    t.teardown(() => native.close(listener));
+    const created = under(rt, tty, tid, ['create', '-b', tty.dir, '--console-socket', socketPath, '%ID%']);
+    t.equal(created.status, 0, `${rt.name}: create: ${created.stderr}`);
+    const conn = native.acceptUnix(listener, 5_000);
+    const master = native.recvFd(conn, 5_000);
+    native.close(conn);
+    t.equal(under(rt, tty, tid, ['start', '%ID%']).status, 0, `${rt.name}: start`);
+    const output = drainPty(master);
+    fs.closeSync(master);
+    t.equal(output.trim(), '1000', `${rt.name}: the pty slave belongs to uid 1000`);
+    under(rt, tty, tid, ['delete', '--force', '%ID%']);
+  }
+
+  differsOnPurpose(t, 'stdio-chown');
+  const file = makeBundle(t, asUser(1000), ['/bin/sleep', '1000']);
+  const fid = uniqueId('stdiofile');
+  cleanupBoth(t, file, fid);
+  const dir = tempDir(t, 'tsrun-stdio-');
+  for (const rt of RUNTIMES) {
+    const out = path.join(dir, `out-${rt.name}`);
+    const r = runCommand(['/bin/sh', '-c', `${rt.bin} --root ${file.root}-${rt.name} run --detach -b ${file.dir} ${idFor(rt, fid)} > ${out} 2>&1 < /dev/null`]);
+    t.equal(r.status, 0, `${rt.name}: run --detach: ${r.stderr}`);
+  }
+  t.equal(fs.statSync(path.join(dir, 'out-reference')).uid, 1000, "the reference hands the host file to the container's user");
+  t.equal(fs.statSync(path.join(dir, 'out-tsrun')).uid, 0, 'tsrun leaves a host file as it was');
+});
+
+t.test('a read-only /dev is made read-only after its devices and mounts, as in runc', async (t) => {
+  const bundle = makeBundle(t, (c) => {
+    const dev = c.mounts!.find((m) => m.destination === '/dev')!;
+    dev.options = [...(dev.options ?? []), 'ro'];
+  }, ['/bin/sh', '-c', 'ls /dev | tr "\\n" " "; echo; grep " /dev " /proc/self/mountinfo | cut -d" " -f5-6; touch /dev/x 2>/dev/null || echo read-only']);
+  const id = uniqueId('devro');
+  cleanupBoth(t, bundle, id);
+  const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+  t.same(seen(r.tsrun), seen(r.reference), `as the reference: ${r.tsrun.stderr}`);
+  t.match(r.tsrun.stdout, /\bnull\b.*\bpts\b.*\n\/dev ro,nosuid\nread-only\n/);
+});
+
+t.test('a user namespace: a bind source under a directory its root cannot traverse still binds', async (t) => {
+  const secret = tempDir(t, 'tsrun-secret-');
+  fs.mkdirSync(path.join(secret, 'inner'));
+  fs.writeFileSync(path.join(secret, 'inner', 'f'), 'data\n');
+  fs.chmodSync(secret, 0o700);
+  const bundle = makeBundle(t, (c) => {
+    c.linux!.namespaces!.push({ type: 'user' });
+    c.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    c.mounts!.push({ destination: '/mnt', type: 'bind', source: path.join(secret, 'inner'), options: ['rbind', 'ro'] });
+  }, ['/bin/sh', '-c', 'cat /mnt/f; touch /mnt/g 2>/dev/null || echo read-only']);
+  spawnSync('chown', ['-R', '100000:100000', bundle.rootfs]);
+  fs.chmodSync(bundle.dir, 0o755); // the rootfs itself must be reachable (under runc too)
+  const id = uniqueId('usernsbind');
+  cleanupBoth(t, bundle, id);
+  const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+  t.same(seen(r.tsrun), seen(r.reference), `as the reference: ${r.tsrun.stderr}`);
+  t.equal(r.tsrun.stdout, 'data\nread-only\n');
+});
+
+t.test("hooks: runc's working directory and environment, for every kind", async (t) => {
+  const dir = tempDir(t, 'tsrun-hooks-');
+  fs.chmodSync(dir, 0o755);
+  const script = path.join(dir, 'hook.sh');
+  // Records where it ran and what it was given (less what the shell adds itself).
+  const body = '#!/bin/sh\n{ echo "$1 cwd=$(pwd)"; env | grep -v "^_=\\|^PWD=\\|^OLDPWD=\\|^SHLVL=" | sort | tr "\\n" " "; echo; } >> "$2"\n';
+  fs.writeFileSync(script, body, { mode: 0o755 });
+  const outputs: Record<string, string> = {};
+  for (const rt of RUNTIMES) {
+    const out = path.join(dir, `out-${rt.name}`);
+    outputs[rt.name] = out;
+    const bundle = makeBundle(t, (c) => {
+      c.root!.readonly = false;
+      c.process!.cwd = '/etc';
+      c.process!.env = ['PATH=/bin', 'FROM_CONFIG=1'];
+      const hook = (kind: string) => [{ path: script, args: ['hook.sh', kind, out] }];
+      c.hooks = {
+        prestart: hook('prestart'), createRuntime: hook('createRuntime'), createContainer: hook('createContainer'),
+        // Runs after pivot_root: the script and its output live in the container.
+        startContainer: [{ path: '/hook.sh', args: ['hook.sh', 'startContainer', '/tmp/out'] }],
+        poststart: hook('poststart'),
+        poststop: [...hook('poststop'), { path: script, args: ['hook.sh', 'poststop-own-env', out], env: ['ONLY=this'] }],
+      };
+    }, ['/bin/sleep', '0.3']);
+    fs.writeFileSync(path.join(bundle.rootfs, 'hook.sh'), body, { mode: 0o755 });
+    const id = uniqueId('hookenv');
+    cleanupBoth(t, bundle, id);
+    const r = under(rt, bundle, id, ['run', '-b', bundle.dir, '%ID%'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', CALLER_VAR: 'yes' }, cwd: '/' });
+    t.equal(r.status, 0, `${rt.name}: run: ${r.stderr}`);
+    const seenInside = fs.readFileSync(path.join(bundle.rootfs, 'tmp', 'out'), 'utf8');
+    outputs[rt.name] = fs.readFileSync(out, 'utf8').split(bundle.dir).join('BUNDLE') + seenInside;
+  }
+  t.equal(outputs.tsrun, outputs.reference, 'every hook: the same cwd and env as under the reference');
+  t.match(outputs.tsrun, /prestart cwd=BUNDLE\nCALLER_VAR=yes PATH=\S+ \n/, "a runtime hook with no env: the runtime's, in the bundle");
+  t.match(outputs.tsrun, /createContainer cwd=BUNDLE\/rootfs\nFROM_CONFIG=1 PATH=\/bin \n/, "createContainer: the rootfs, the process's env");
+  t.match(outputs.tsrun, /startContainer cwd=\/etc\nFROM_CONFIG=1 HOME=\/root PATH=\/bin \n/, "startContainer: the process's cwd and env");
+  t.match(outputs.tsrun, /poststop-own-env cwd=BUNDLE\nONLY=this \n/, 'a hook with an env: that env alone');
+});
+
+t.test("runtime hooks of a separate start run in the bundle, a separate delete's where its caller is, as in runc", async (t) => {
+  const dir = tempDir(t, 'tsrun-hookcwd-');
+  const bundle = makeBundle(t, () => {}, ['/bin/sleep', '1000']);
+  const id = uniqueId('hookcwd');
+  cleanupBoth(t, bundle, id);
+  for (const rt of RUNTIMES) {
+    const record = (kind: string) => [{ path: '/bin/sh', args: ['sh', '-c', `echo "$0 $(pwd)" >> ${dir}/${rt.name}`, kind] }];
+    bundle.config.hooks = { poststart: record('poststart'), poststop: record('poststop') };
+    fs.writeFileSync(path.join(bundle.dir, 'config.json'), JSON.stringify(bundle.config));
+    for (const verb of [['create', '-b', bundle.dir, '%ID%'], ['start', '%ID%'], ['delete', '--force', '%ID%']]) {
+      const r = under(rt, bundle, id, verb, { cwd: '/' });
+      t.equal(r.status, 0, `${rt.name}: ${verb[0]} from /: ${r.stderr}`);
+    }
+  }
+  t.equal(fs.readFileSync(path.join(dir, 'tsrun'), 'utf8'), fs.readFileSync(path.join(dir, 'reference'), 'utf8'), 'as the reference');
+  t.equal(fs.readFileSync(path.join(dir, 'tsrun'), 'utf8'), `poststart ${bundle.dir}\npoststop /\n`);
+});
