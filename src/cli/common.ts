@@ -34,7 +34,7 @@ export function out(text: string): void {
 }
 
 /** "tsrun: create c1: <reason>" on stderr and in the log; the exit status is non-zero. */
-export function reportError(verb: string, id: string | undefined, err: unknown): number {
+export function reportError(verb: string, id: string | undefined, err: unknown, failureStatus = 1): number {
   const reason = errorLine(err);
   // runc's shape: "tsrun: create c1: <reason>".
   const where = [verb, id].filter(Boolean).join(' ');
@@ -42,14 +42,20 @@ export function reportError(verb: string, id: string | undefined, err: unknown):
   logError(line);
   fs.writeSync(2, `tsrun: ${line}\n`);
   if (!(err instanceof TsrunError) && process.env.TSRUN_DEBUG_STACK && err instanceof Error) fs.writeSync(2, `${err.stack}\n`);
-  return err instanceof TsrunError ? err.exitCode : 1;
+  return err instanceof TsrunError && err.exitCode !== 1 ? err.exitCode : failureStatus;
 }
 
 /** Wrap a verb's body: errors become one line and the exit code; a number result is the exit code. */
+/**
+ * `failureStatus`: the exit status of tsrun's own failures.  1, as runc's
+ * verbs, except exec: runc's exec fails with 255, so a caller can tell its
+ * failure from the exec'd program's own status (which it passes through).
+ */
 export function verb<A extends unknown[]>(
   name: string,
   body: (...args: A) => void | number | Promise<void | number>,
   idOf: (...args: A) => string | undefined = (...args) => (typeof args[0] === 'string' ? args[0] : undefined),
+  failureStatus = 1,
 ): (...args: A) => Promise<void> {
   // A plain function, so commander's `this` (the command) reaches the body.
   return async function (this: unknown, ...args: A) {
@@ -57,7 +63,7 @@ export function verb<A extends unknown[]>(
       const code = await body.apply(this, args);
       process.exitCode = typeof code === 'number' ? code : 0;
     } catch (err) {
-      process.exitCode = reportError(name, idOf(...args), err);
+      process.exitCode = reportError(name, idOf(...args), err, failureStatus);
     }
   };
 }

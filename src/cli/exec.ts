@@ -111,5 +111,5 @@ export function execCommand(): Command {
         ignorePaused: !!o.ignorePaused,
         subCgroup: o.cgroup,
       });
-    }));
+    }, undefined, 255));
 }

@@ -13,7 +13,7 @@ export function killCommand(): Command {
     .action(verb('kill', function (this: Command, id: string, signal: string) {
       let sig: number;
       try {
-        sig = parseSignal(signal);
+        sig = parseSignal(signal, { allowZero: true });
       } catch (err) {
         throw new TsrunError((err as Error).message);
       }

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import fs = require('fs');
 import path = require('path');
 import { describeFsError, TsrunError } from '../lib/errors';
+import { isCgroup2Unified } from '../lib/cgroup';
 import { defaultSpec } from '../lib/spec-default';
 import { verb } from './common';
 
@@ -13,7 +14,7 @@ export function specCommand(): Command {
     .action(verb('spec', function (this: Command) {
       const o = this.opts();
       const file = path.join(o.bundle, 'config.json');
-      const spec = defaultSpec({ rootless: !!o.rootless });
+      const spec = defaultSpec({ rootless: !!o.rootless, cgroupNamespace: isCgroup2Unified() });
       try {
         fs.writeFileSync(file, JSON.stringify(spec, null, '\t') + '\n', { flag: 'wx', mode: 0o666 });
       } catch (err) {

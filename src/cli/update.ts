@@ -28,6 +28,7 @@ const FLAGS: Array<[flag: string, description: string, apply: (r: Resources, v: 
   ['--memory-swap <bytes>', 'memory plus swap limit', (r, v) => ((r.memory ??= {}).swap = parseBytes(v, '--memory-swap'))],
   ['--kernel-memory <bytes>', 'kernel memory limit (deprecated)', (r, v) => ((r.memory ??= {}).kernel = parseBytes(v, '--kernel-memory'))],
   ['--kernel-memory-tcp <bytes>', 'kernel TCP memory limit (deprecated)', (r, v) => ((r.memory ??= {}).kernelTCP = parseBytes(v, '--kernel-memory-tcp'))],
+  ['--cpu-share <n>', 'CPU shares (runc\'s spelling)', (r, v) => ((r.cpu ??= {}).shares = parseInteger(v, '--cpu-share'))],
   ['--cpu-shares <n>', 'CPU shares', (r, v) => ((r.cpu ??= {}).shares = parseInteger(v, '--cpu-shares'))],
   ['--cpu-quota <us>', 'CFS quota', (r, v) => ((r.cpu ??= {}).quota = parseInteger(v, '--cpu-quota'))],
   ['--cpu-period <us>', 'CFS period', (r, v) => ((r.cpu ??= {}).period = parseInteger(v, '--cpu-period'))],
@@ -76,6 +77,9 @@ export function updateCommand(): Command {
       const value = o[camel(flag)];
       if (value !== undefined) apply(resources, value);
     }
+    // runc's fix-up: lifting the memory limit lifts memory+swap too, unless
+    // that is given (memsw may never be below the limit, so -1 alone fails).
+    if (resources.memory?.limit === -1 && resources.memory.swap === undefined) resources.memory.swap = -1;
     try {
       checkResources(resources);
     } catch (err) {

@@ -34,14 +34,21 @@ export function hostBoundingSet(): bigint {
 export function capabilityMasks(caps: Capabilities, field: string, hostBounding = hostBoundingSet()): CapabilityMasks {
   const masks = { bounding: 0n, effective: 0n, permitted: 0n, inheritable: 0n, ambient: 0n };
   const unavailable = new Set<string>();
+  const unknown = new Set<string>();
   for (const set of ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'] as const) {
-    (caps[set] ?? []).forEach((name, i) => {
+    for (const name of caps[set] ?? []) {
       const bit = CAPABILITIES.indexOf(name as (typeof CAPABILITIES)[number]);
-      if (bit < 0) throw new ConfigError(`${field}.${set}[${i}]`, `unknown capability ${JSON.stringify(name)}`);
+      // runtime-spec 1.3: a runtime SHOULD NOT fail on a capability it does
+      // not know (a newer kernel's, say); runc warns and goes on.
+      if (bit < 0) {
+        unknown.add(name);
+        continue;
+      }
       if (!(hostBounding & (1n << BigInt(bit)))) unavailable.add(name);
       masks[set] |= 1n << BigInt(bit);
-    });
+    }
   }
+  if (unknown.size) warn(`${field}: unknown capabilities ignored: ${[...unknown].map((n) => JSON.stringify(n)).join(', ')}`);
   if (unavailable.size) warn(`${field}: this host cannot grant ${[...unavailable].join(', ')}; left out`);
   return masks;
 }

@@ -409,6 +409,7 @@ export function start(store: StateStore, id: string): void {
       fs.closeSync(fifo);
     }
     crashPoint('start:released');
+    debug(`start ${id}: exec fifo released`);
     fs.rmSync(store.fifoPath(id), { force: true });
     // startContainer hooks run between here and the exec; poststart comes after the exec.
     if (record.hooks.startContainer?.length || record.hooks.poststart?.length) waitForExec(record);

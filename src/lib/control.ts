@@ -28,13 +28,21 @@ export function kill(store: StateStore, id: string, signal: number, all: boolean
   const record = store.load(id);
   const status = store.status(record);
   if (status === 'stopped') throw new TsrunError(`container "${id}" is not running`);
-  if (all) return cgroupManagerFrom(record.cgroup).killAll(signal);
-  try {
-    process.kill(record.pid, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new TsrunError(describeFsError(err, `kill ${record.pid}`));
+  const cgroup = cgroupManagerFrom(record.cgroup);
+  if (all) cgroup.killAll(signal);
+  else {
+    try {
+      process.kill(record.pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new TsrunError(describeFsError(err, `kill ${record.pid}`));
+    }
   }
+  // A frozen process dies only once thawed: SIGKILL to a paused container
+  // thaws it, as runc does, so it does not stay paused and alive.
+  if (signal === SIGKILL && status === 'paused') cgroup.thaw();
 }
+
+const SIGKILL = 9;
 
 /** pause: freeze every process of the container. */
 export function pause(store: StateStore, id: string): void {

@@ -148,6 +148,7 @@ function launchOnce(opts: LaunchOptions): number {
   let cloneRefused = false;
   try {
     ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.rootfsFd ?? -1, opts.preserveFds));
+    debug(`${opts.verb}: tsrun-init ${helperPid} started, plan of ${opts.plan.length} bytes`);
     if (!opts.helperJoinsCgroups && opts.cgroup) {
       opts.cgroup.apply(helperPid, opts.subCgroup);
       opts.onPlaced?.();
@@ -156,6 +157,7 @@ function launchOnce(opts: LaunchOptions): number {
     send(syncFd, Sync.CONTINUE);
     for (;;) {
       const msg = nextMessage(syncFd, opts.cgroup);
+      debug(`${opts.verb}: ${Sync[msg.type as number] ?? msg.type} from tsrun-init${msg.type === Sync.INIT_PID || msg.type === Sync.USERNS_READY ? ` (pid ${msg.pid})` : ''}`);
       if (msg.type === Sync.USERNS_READY) {
         opts.onUsernsReady?.(msg.pid);
         send(syncFd, Sync.MAPS_WRITTEN);

@@ -42,10 +42,12 @@ function parseRealtime(name: string): number | undefined {
  * Parse a signal the way `runc kill` does: a decimal number (1..64) or a name
  * with or without the SIG prefix, in any case, including SIGRTMIN+n / SIGRTMAX-n.
  */
-export function parseSignal(raw: string): number {
+export function parseSignal(raw: string, opts: { allowZero?: boolean } = {}): number {
   if (/^\d+$/.test(raw)) {
     const number = Number(raw);
     if (number >= 1 && number <= SIGRTMAX) return number;
+    // Signal 0 checks that the process is there (kill(2)); runc's kill takes it.
+    if (number === 0 && opts.allowZero) return 0;
     throw unknownSignal(raw);
   }
   let name = raw.toUpperCase();

@@ -57,14 +57,19 @@ function rootlessMounts(mounts: Mount[]): Mount[] {
     });
 }
 
-export function defaultSpec(opts: { rootless: boolean; args?: string[] }): Config {
+/**
+ * `cgroupNamespace`: the host is cgroup2-only.  runc's spec adds a cgroup
+ * namespace only then; on a v1 or hybrid host it leaves the container in
+ * the host's, as Docker does there.
+ */
+export function defaultSpec(opts: { rootless: boolean; args?: string[]; cgroupNamespace: boolean }): Config {
   const namespaces: Namespace[] = [
     { type: 'pid' },
     { type: 'network' },
     { type: 'ipc' },
     { type: 'uts' },
     { type: 'mount' },
-    { type: 'cgroup' },
+    ...(opts.cgroupNamespace ? [{ type: 'cgroup' } as Namespace] : []),
   ];
   const spec: Config = {
     ociVersion: DEFAULT_OCI_VERSION,

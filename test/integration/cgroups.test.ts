@@ -325,9 +325,9 @@ t.test('hugepageLimits land in the hugetlb controller, wherever the host has it'
   t.same(leftovers(bundle, id), []);
 });
 
-t.test('unified: raw cgroup2 keys are written where a cgroup2 controller has them, refused otherwise', async (t) => {
-  const v2Pids = hierarchies.some((h) => h.version === 2 && h.controllers.includes('pids'));
-  if (v2Pids) {
+t.test('unified: raw cgroup2 keys are written on a cgroup2 host; a v1 or hybrid host refuses them, as runc', async (t) => {
+  const cgroup2Only = hierarchies.every((h) => h.version === 2);
+  if (cgroup2Only) {
     const { bundle, id } = detached(t, (c) => {
       c.linux!.resources = { unified: { 'pids.max': '42' } };
     }, ['/bin/checker', 'sleep', '30']);
@@ -335,21 +335,23 @@ t.test('unified: raw cgroup2 keys are written where a cgroup2 controller has the
     t.equal(fs.readFileSync(path.join(v2.mountPoint, id, 'pids.max'), 'utf8').trim(), '42');
     t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
     t.same(leftovers(bundle, id), []);
-  } else {
-    const bundle = makeBundle(t, (c) => {
-      c.linux!.resources = { unified: { 'pids.max': '42' } };
+    const bad = makeBundle(t, (c) => {
+      c.linux!.resources = { unified: { '../escape': '1' } };
     });
-    const id = uniqueId('unified');
-    const r = tsrun(bundle.root, ['create', '-b', bundle.dir, id]);
-    t.not(r.status, 0);
-    t.match(r.stderr, /linux\.resources\.unified\.pids\.max: (the pids controller is not in this host's cgroup2 hierarchy|this host has no cgroup2 hierarchy)/);
-    t.same(leftovers(bundle, id), []);
+    const r = tsrun(bad.root, ['create', '-b', bad.dir, uniqueId()]);
+    t.match(r.stderr, /linux\.resources\.unified: "\.\.\/escape" is not a cgroup2 file name/);
+  } else {
+    for (const key of ['pids.max', 'hugetlb.2MB.max', '../escape']) {
+      const bundle = makeBundle(t, (c) => {
+        c.linux!.resources = { unified: { [key]: '42' } };
+      });
+      const id = uniqueId('unified');
+      const r = tsrun(bundle.root, ['create', '-b', bundle.dir, id]);
+      t.not(r.status, 0, `${key}: refused`);
+      t.match(r.stderr, /linux\.resources\.unified: cannot be used on a cgroup v1 host/, r.stderr.trim());
+      t.same(leftovers(bundle, id), []);
+    }
   }
-  const bad = makeBundle(t, (c) => {
-    c.linux!.resources = { unified: { '../escape': '1' } };
-  });
-  const r = tsrun(bad.root, ['create', '-b', bad.dir, uniqueId()]);
-  t.match(r.stderr, /linux\.resources\.unified: "\.\.\/escape" is not a cgroup2 file name/);
 });
 
 t.test('blockIO throttles are written for a real device', async (t) => {

@@ -15,7 +15,7 @@ if (!IS_ROOT) {
   process.exit(0);
 }
 
-const spec = defaultSpec({ rootless: false });
+const spec = defaultSpec({ rootless: false, cgroupNamespace: false });
 const withProtection = (c: any): void => {
   c.linux.maskedPaths = spec.linux!.maskedPaths;
   c.linux.readonlyPaths = spec.linux!.readonlyPaths;

@@ -41,7 +41,7 @@ const PROBE = 'mkdir -p /tmp/p /tmp/s; '
 /** The bundle as `tsrun spec` makes it (masked and read-only paths), with Docker's capabilities and a writable root. */
 function specLike(userns: boolean): (c: Config) => void {
   return (c) => {
-    const spec = defaultSpec({ rootless: false });
+    const spec = defaultSpec({ rootless: false, cgroupNamespace: false });
     c.linux!.maskedPaths = spec.linux!.maskedPaths;
     c.linux!.readonlyPaths = spec.linux!.readonlyPaths;
     c.process!.capabilities = { bounding: DOCKER_CAPS, effective: DOCKER_CAPS, permitted: DOCKER_CAPS };

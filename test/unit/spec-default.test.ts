@@ -3,7 +3,7 @@ import { parseConfig } from '../../src/lib/config';
 import { defaultSpec } from '../../src/lib/spec-default';
 
 t.test('default spec matches runc spec', async (t) => {
-  const spec = defaultSpec({ rootless: false });
+  const spec = defaultSpec({ rootless: false, cgroupNamespace: true });
   t.equal(spec.ociVersion, '1.3.0');
   t.same(spec.root, { path: 'rootfs', readonly: true });
   t.equal(spec.hostname, 'tsrun');
@@ -34,19 +34,19 @@ t.test('default spec matches runc spec', async (t) => {
 
 t.test('inheritable and ambient capabilities are never filled (CVE-2022-29162)', async (t) => {
   for (const rootless of [false, true]) {
-    const caps = defaultSpec({ rootless }).process!.capabilities!;
+    const caps = defaultSpec({ rootless, cgroupNamespace: true }).process!.capabilities!;
     t.ok(caps.inheritable === undefined || caps.inheritable.length === 0, `inheritable, rootless=${rootless}`);
     t.ok(caps.ambient === undefined || caps.ambient.length === 0, `ambient, rootless=${rootless}`);
   }
 });
 
 t.test('custom args', async (t) => {
-  t.same(defaultSpec({ rootless: false, args: ['/bin/echo', 'hi'] }).process!.args, ['/bin/echo', 'hi']);
-  t.same(defaultSpec({ rootless: false, args: [] }).process!.args, ['sh']);
+  t.same(defaultSpec({ rootless: false, args: ['/bin/echo', 'hi'], cgroupNamespace: true }).process!.args, ['/bin/echo', 'hi']);
+  t.same(defaultSpec({ rootless: false, args: [], cgroupNamespace: true }).process!.args, ['sh']);
 });
 
 t.test('rootless variant', async (t) => {
-  const spec = defaultSpec({ rootless: true });
+  const spec = defaultSpec({ rootless: true, cgroupNamespace: true });
   const linux = spec.linux!;
   const types = linux.namespaces!.map((n) => n.type);
   t.ok(types.includes('user'));
@@ -65,17 +65,23 @@ t.test('rootless variant', async (t) => {
 
 t.test('default specs pass parseConfig unchanged', async (t) => {
   for (const rootless of [false, true]) {
-    const spec = defaultSpec({ rootless });
+    const spec = defaultSpec({ rootless, cgroupNamespace: true });
     const text = JSON.stringify(spec, null, 2);
     t.same(parseConfig(text), spec, `rootless=${rootless}`);
   }
 });
 
 t.test('each call returns an independent object', async (t) => {
-  const first = defaultSpec({ rootless: false });
+  const first = defaultSpec({ rootless: false, cgroupNamespace: true });
   first.mounts![0].destination = '/changed';
   first.linux!.maskedPaths!.push('/x');
-  const second = defaultSpec({ rootless: false });
+  const second = defaultSpec({ rootless: false, cgroupNamespace: true });
   t.equal(second.mounts![0].destination, '/proc');
   t.notOk(second.linux!.maskedPaths!.includes('/x'));
+});
+
+t.test('a cgroup namespace only on a cgroup2-only host, as runc spec does', async (t) => {
+  const types = (cgroupNamespace: boolean): string[] => defaultSpec({ rootless: false, cgroupNamespace }).linux!.namespaces!.map((n) => n.type);
+  t.same(types(true), ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup']);
+  t.same(types(false), ['pid', 'network', 'ipc', 'uts', 'mount'], 'v1 or hybrid: the host cgroup namespace');
 });

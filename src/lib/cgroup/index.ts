@@ -16,6 +16,11 @@ function unifiedHierarchy() {
   return h;
 }
 
+/** Only a cgroup2 hierarchy here (no v1 controllers): what runc calls unified mode. */
+export function isCgroup2Unified(): boolean {
+  return detectLayout(readHierarchies()) === 'unified';
+}
+
 export function cgroupManagerFor(config: Config, id: string): CgroupManager {
   const hierarchies = readHierarchies();
   const cgroupsPath = config.linux?.cgroupsPath;

@@ -161,8 +161,20 @@ export class CgroupV1 implements CgroupManager {
     const field = 'linux.resources.cpu';
     const cpu = (): string => this.dirFor('cpu', field);
     if (c.shares) writeKnob(cpu(), 'cpu.shares', c.shares, `${field}.shares`);
-    if (c.period) writeKnob(cpu(), 'cpu.cfs_period_us', c.period, `${field}.period`);
+    // runc's order: the period first; if the kernel refuses it (the old quota
+    // over the new period would exceed the parent's bandwidth), the quota
+    // first and the period after.
+    let periodLater = false;
+    if (c.period) {
+      try {
+        writeKnob(cpu(), 'cpu.cfs_period_us', c.period, `${field}.period`);
+      } catch (err) {
+        if (!c.quota || !/invalid argument/.test((err as Error).message)) throw err;
+        periodLater = true;
+      }
+    }
     if (c.quota) writeKnob(cpu(), 'cpu.cfs_quota_us', c.quota, `${field}.quota`);
+    if (periodLater) writeKnob(cpu(), 'cpu.cfs_period_us', c.period, `${field}.period`);
     if (c.burst !== undefined && c.burst !== null) writeKnob(cpu(), 'cpu.cfs_burst_us', c.burst, `${field}.burst`);
     if (c.realtimePeriod) writeKnob(cpu(), 'cpu.rt_period_us', c.realtimePeriod, `${field}.realtimePeriod`);
     if (c.realtimeRuntime) writeKnob(cpu(), 'cpu.rt_runtime_us', c.realtimeRuntime, `${field}.realtimeRuntime`);
@@ -209,18 +221,15 @@ export class CgroupV1 implements CgroupManager {
   }
 
   /** Raw cgroup2 keys: only where a cgroup2 tree exists (hybrid), and only for its controllers. */
+  /**
+   * linux.resources.unified names cgroup2 files: on a v1 or hybrid host
+   * runc refuses it ("cannot use unified on cgroup v1"), and so does tsrun
+   * (writing some keys to the hybrid cgroup2 tree and others to v1 would
+   * split one container's limits between two hierarchies).
+   */
   private setUnified(unified: Record<string, string>): void {
-    const field = 'linux.resources.unified';
-    const u = this.unified();
-    for (const [key, value] of Object.entries(unified)) {
-      validateUnifiedKey(key, field);
-      const controller = key.split('.')[0];
-      if (!u) throw new TsrunError(`${field}.${key}: this host has no cgroup2 hierarchy`);
-      if (controller !== 'cgroup' && !u.controllers.includes(controller))
-        throw new TsrunError(`${field}.${key}: the ${controller} controller is not in this host's cgroup2 hierarchy`);
-      if (controller !== 'cgroup') enableInParents(u, controller);
-      writeKnob(u.dir, key, value, `${field}.${key}`);
-    }
+    const first = Object.keys(unified)[0];
+    throw new TsrunError(`linux.resources.unified: cannot be used on a cgroup v1 host ("${first}"): runtime-spec's unified keys are for a cgroup2-only host`);
   }
 
   private setDevices(rules: Json[]): void {

@@ -6,6 +6,7 @@
  */
 import fs = require('fs');
 import path = require('path');
+import { isCgroup2Unified } from '../cgroup';
 import { Config } from '../config';
 import { describeFsError, TsrunError } from '../errors';
 import { removeTree } from '../remove-tree';
@@ -27,7 +28,9 @@ export function imageBundleConfig(store: ImageStore, ref: string, overrides: Bun
     passwd: readImageFile(layerDirs, 'etc/passwd')?.toString('utf8'),
     group: readImageFile(layerDirs, 'etc/group')?.toString('utf8'),
   };
-  return convertImageConfig(imageConfig, { id: image.config, store: path.resolve(store.root), ref: name }, files, overrides);
+  return convertImageConfig(imageConfig, { id: image.config, store: path.resolve(store.root), ref: name }, files, overrides, {
+    cgroupNamespace: isCgroup2Unified(),
+  });
 }
 
 /**

@@ -183,7 +183,10 @@ export interface ImageSource {
 }
 
 /** The runtime config for a container of `image`: `tsrun spec` defaults, the image's settings, then the overrides. */
-export function convertImageConfig(image: ImageConfig, source: ImageSource, files: ImageFiles, overrides: BundleOverrides = {}): Config {
+export function convertImageConfig(
+  image: ImageConfig, source: ImageSource, files: ImageFiles, overrides: BundleOverrides = {},
+  host: { cgroupNamespace: boolean } = { cgroupNamespace: false },
+): Config {
   const ic = image.config ?? {};
   const entrypoint = overrides.entrypoint !== undefined
     ? (overrides.entrypoint === '' ? [] : [overrides.entrypoint])
@@ -192,7 +195,7 @@ export function convertImageConfig(image: ImageConfig, source: ImageSource, file
   const args = [...entrypoint, ...cmd];
   if (args.length === 0) throw new TsrunError(`image ${source.ref} has no Entrypoint or Cmd: give a command`);
 
-  const spec = defaultSpec({ rootless: false });
+  const spec = defaultSpec({ rootless: false, cgroupNamespace: host.cgroupNamespace });
   const proc = spec.process!;
   proc.args = args;
   proc.terminal = !!overrides.tty;
