@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -659,22 +660,22 @@ static napi_value accept_unix(napi_env env, napi_callback_info info)
 	return make_int(env, conn);
 }
 
-/* recvFd(sock, timeoutMs) -> the fd received with SCM_RIGHTS. */
-static napi_value recv_fd(napi_env env, napi_callback_info info)
+/*
+ * One message with an fd (SCM_RIGHTS) from sock, waiting up to timeout ms:
+ * the fd, and the bytes that came with it in `data` (a console socket's
+ * sender names the pty there: runc sends "/dev/ptmx").  0 or an errno.
+ */
+static int recv_fd_message(int sock, int timeout, int *fd, char *data, size_t size, size_t *len)
 {
-	GET_ARGS(2);
-	int32_t sock, timeout;
-	if (arg_int(env, args[0], &sock) || arg_int(env, args[1], &timeout))
-		return throw_errno(env, EINVAL, "recvmsg");
 	struct pollfd p = { .fd = sock, .events = POLLIN };
 	int rc;
 	do
 		rc = poll(&p, 1, timeout);
 	while (rc < 0 && errno == EINTR);
 	if (rc <= 0)
-		return throw_errno(env, rc == 0 ? ETIMEDOUT : errno, "recvmsg");
-	char byte, cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &byte, 1 };
+		return rc == 0 ? ETIMEDOUT : errno;
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { data, size };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 	ssize_t n;
@@ -682,13 +683,48 @@ static napi_value recv_fd(napi_env env, napi_callback_info info)
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return throw_errno(env, errno, "recvmsg");
+		return errno;
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 	if (!cm || cm->cmsg_type != SCM_RIGHTS)
-		return throw_errno(env, EBADMSG, "recvmsg");
-	int fd;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		return EBADMSG;
+	memcpy(fd, CMSG_DATA(cm), sizeof(int));
+	*len = n;
+	return 0;
+}
+
+/* recvFd(sock, timeoutMs) -> the fd received with SCM_RIGHTS. */
+static napi_value recv_fd(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	int32_t sock, timeout;
+	if (arg_int(env, args[0], &sock) || arg_int(env, args[1], &timeout))
+		return throw_errno(env, EINVAL, "recvmsg");
+	char data[256];
+	size_t len;
+	int fd, err = recv_fd_message(sock, timeout, &fd, data, sizeof(data), &len);
+	if (err)
+		return throw_errno(env, err, "recvmsg");
 	return make_int(env, fd);
+}
+
+/* recvFdNamed(sock, timeoutMs) -> { fd, name }: the fd and the text sent with it. */
+static napi_value recv_fd_named(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	int32_t sock, timeout;
+	if (arg_int(env, args[0], &sock) || arg_int(env, args[1], &timeout))
+		return throw_errno(env, EINVAL, "recvmsg");
+	char data[256];
+	size_t len;
+	int fd, err = recv_fd_message(sock, timeout, &fd, data, sizeof(data), &len);
+	if (err)
+		return throw_errno(env, err, "recvmsg");
+	napi_value out, name;
+	napi_create_object(env, &out);
+	napi_set_named_property(env, out, "fd", make_int(env, fd));
+	napi_create_string_latin1(env, data, len, &name);
+	napi_set_named_property(env, out, "name", name);
+	return out;
 }
 
 /*
@@ -857,6 +893,27 @@ static napi_value set_winsize(napi_env env, napi_callback_info info)
 	return make_undefined(env);
 }
 
+/*
+ * clearOnlcr(fd): the pty stops turning "\n" into "\r\n".  For tsrun's own
+ * foreground terminal only, as runc's recvtty does: our terminal already
+ * does that, and two would print "\r\r\n".  An engine's pty is left as
+ * the kernel made it.
+ */
+static napi_value clear_onlcr(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t fd;
+	struct termios tio;
+	if (arg_int(env, args[0], &fd))
+		return throw_errno(env, EINVAL, "tcgetattr");
+	if (tcgetattr(fd, &tio) < 0)
+		return throw_errno(env, errno, "tcgetattr");
+	tio.c_oflag &= ~ONLCR;
+	if (tcsetattr(fd, TCSANOW, &tio) < 0)
+		return throw_errno(env, errno, "tcsetattr");
+	return make_undefined(env);
+}
+
 static napi_value close_fd(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
@@ -896,6 +953,8 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("listenUnix", listen_unix),
 		METHOD("acceptUnix", accept_unix),
 		METHOD("recvFd", recv_fd),
+		METHOD("recvFdNamed", recv_fd_named),
+		METHOD("clearOnlcr", clear_onlcr),
 		METHOD("sendFd", send_fd),
 		METHOD("prlimit", do_prlimit),
 		METHOD("attachDeviceProgram", attach_device_program),

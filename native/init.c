@@ -1293,7 +1293,8 @@ static void op_console(struct cursor *c)
 		close(tree);
 		close(target);
 	}
-	if (send_with_fd(console_fd, master, "", 1) < 0)
+	/* The name runc sends with the fd: engines may use it as the file's name. */
+	if (send_with_fd(console_fd, master, "/dev/ptmx", sizeof("/dev/ptmx") - 1) < 0)
 		fail(errno, "console", NULL, "send pty master to console socket");
 	close(master);
 	close(console_fd);

@@ -9,6 +9,7 @@ import * as path from 'path';
 import * as tar from 'tar-stream';
 import { Config } from '../src/lib/config';
 import { readHierarchies } from '../src/lib/cgroup/manager';
+import { cgroupManagerFor } from '../src/lib/cgroup';
 import { PROJECT_ROOT } from '../src/lib/native';
 
 export { PROJECT_ROOT };
@@ -285,16 +286,25 @@ export function bundleProcesses(bundle: Pick<Bundle, 'dir'>): number[] {
  */
 export function leftovers(bundle: Bundle, id: string, opts: { cgroups?: boolean } = {}): string[] {
   const found: string[] = [];
-  // The default cgroup of a container is "/<id>" in every hierarchy (skip
-  // when another live container holds the same id, as duplicate-id tests do).
-  for (const h of opts.cgroups === false ? [] : readHierarchies()) {
-    const dir = path.join(h.mountPoint, id);
-    if (fs.existsSync(dir)) found.push(`cgroup ${dir}`);
+  // A container's default cgroup: its id below our own cgroup in every
+  // hierarchy (and "/<id>", where tsrun once put it).  Skipped when another
+  // live container holds the same id, as duplicate-id tests do.
+  if (opts.cgroups !== false) {
+    const dirs = new Set([...defaultCgroupDirs(id), ...readHierarchies().map((h) => path.join(h.mountPoint, id))]);
+    for (const dir of dirs) if (fs.existsSync(dir)) found.push(`cgroup ${dir}`);
   }
   if (fs.existsSync(path.join(bundle.root, id))) found.push(`state dir ${path.join(bundle.root, id)}`);
   for (const mp of mountsUnder(bundle.dir)) found.push(`mount ${mp}`);
   for (const pid of bundleProcesses(bundle)) found.push(`process ${pid}`);
   return found;
+}
+
+/**
+ * Where tsrun puts container `id` when the config names no cgroupsPath:
+ * below the caller's (our) own cgroup in each hierarchy, as runc does.
+ */
+export function defaultCgroupDirs(id: string): string[] {
+  return Object.values(cgroupManagerFor({ ociVersion: '1.3.0', root: { path: 'rootfs' } } as Config, id).describe().paths);
 }
 
 /** Wait until `pred` holds, polling; false on timeout. */

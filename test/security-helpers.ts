@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Config } from '../src/lib/config';
 import { readHierarchies } from '../src/lib/cgroup/manager';
-import { Bundle, bundleProcesses, cleanupContainer, makeBundle, RunResult, TestLike, tsrun, uniqueId, waitFor } from './helpers';
+import { Bundle, bundleProcesses, cleanupContainer, defaultCgroupDirs, makeBundle, RunResult, TestLike, tsrun, uniqueId, waitFor } from './helpers';
 
 /**
  * Like helpers' tsrun(), but the caller leaves `extraFds` open: the child
@@ -171,7 +171,7 @@ export function reapAtTeardown(t: TestLike, bundle: Bundle, id: string): void {
       }
     }
     await waitFor(() => bundleProcesses(bundle).length === 0, 5_000);
-    for (const h of readHierarchies()) removeCgroupTree(path.join(h.mountPoint, id));
+    for (const dir of [...defaultCgroupDirs(id), ...readHierarchies().map((h) => path.join(h.mountPoint, id))]) removeCgroupTree(dir);
   });
 }
 

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { cgroupManagerFrom } from '../lib/cgroup';
+import { statsJson } from '../lib/cgroup/stats';
 import { TsrunError } from '../lib/errors';
 import { StateStore } from '../lib/state';
 import { out, storeOf, verb } from './common';
@@ -26,7 +27,7 @@ async function follow(store: StateStore, id: string, intervalMs: number): Promis
     if (kills > ooms) out(JSON.stringify({ type: 'oom', id }) + '\n');
     ooms = kills;
     if (Date.now() >= nextStats) {
-      out(JSON.stringify({ type: 'stats', id, data: cgroup.stats() }) + '\n');
+      out(statsJson({ type: 'stats', id, data: cgroup.stats() }) + '\n');
       nextStats += intervalMs;
     }
     await new Promise((r) => setTimeout(r, OOM_POLL_MS));
@@ -49,7 +50,7 @@ export function eventsCommand(): Command {
         const record = store.load(id);
         const cgroup = cgroupManagerFrom(record.cgroup);
         if (store.status(record) === 'stopped') throw new TsrunError(`container "${id}" is not running`);
-        return out(JSON.stringify({ type: 'stats', id, data: cgroup.stats() }) + '\n');
+        return out(statsJson({ type: 'stats', id, data: cgroup.stats() }) + '\n');
       }
       await follow(store, id, intervalMs);
     }));

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { parseSubCgroups } from '../lib/cgroup/manager';
 import fs = require('fs');
 import { checkProcess, ConfigError, ID_RANGE, MAX_ID, Process } from '../lib/config';
 import { describeFsError, TsrunError } from '../lib/errors';
@@ -94,7 +95,7 @@ export function execCommand(): Command {
     .option('-d, --detach', 'do not wait for the process')
     .option('--pid-file <path>', 'write the process pid here')
     .option('--preserve-fds <n>', 'pass this many fds after stdio into the process', '0')
-    .option('--cgroup <path>', "run in this existing sub-cgroup of the container's cgroup (cgroup v2)")
+    .option('--cgroup <[controller[,controller...]:]path>', "run in this existing sub-cgroup of the container's (repeatable; per controller on cgroup v1)", collect, [])
     .option('--ignore-paused', 'allow exec into a paused container')
     .action(verb('exec', async function (this: Command, id: string, args: string[]) {
       const o = this.opts();
@@ -109,7 +110,7 @@ export function execCommand(): Command {
         detach: !!o.detach,
         preserveFds: parseCount(o.preserveFds, '--preserve-fds'),
         ignorePaused: !!o.ignorePaused,
-        subCgroup: o.cgroup,
+        subCgroup: parseSubCgroups(o.cgroup),
       });
     }, undefined, 255));
 }

@@ -214,7 +214,15 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     selinux: { 'process.selinuxLabel': config.process?.selinuxLabel, 'linux.mountLabel': config.linux?.mountLabel },
   });
   refuseUnapplicable(config);
+  // runc's rule: a console socket is for a terminal the runtime does not keep.
+  if (opts.consoleSocket && !config.process?.terminal)
+    throw new TsrunError('--console-socket: the process has no terminal (process.terminal is false)');
   const cgroup = cgroupManagerFor(config, opts.id);
+  // A cgroup frozen before we came (cgroupsPath naming someone's paused
+  // cgroup) would freeze the helper at its first op, and create would wait
+  // for good: refused, as runc refuses it, before anything is made (the
+  // cgroup is someone else's: failure must not remove it).
+  if (cgroup.isFrozen()) throw new TsrunError("linux.cgroupsPath: the container's cgroup is frozen; thaw it first");
   const cloneIntoCgroup = cgroup.cloneTarget();
   const joinCgroups = cgroup.joinTargets();
   let plan;
@@ -511,12 +519,16 @@ export interface RunOptions extends CreateOptions {
 export async function run(store: StateStore, opts: RunOptions): Promise<number> {
   const prepared = prepareBundle(store, opts);
   const config = prepared.config;
+  if (opts.consoleSocket && !opts.detach) throw new TsrunError('--console-socket: needs --detach (in the foreground, run attaches the terminal itself)');
   const wantsTerminal = !opts.consoleSocket && config.process?.terminal === true;
   if (wantsTerminal && opts.detach)
     throw new TsrunError('process.terminal: a detached container needs --console-socket to get a terminal');
-  if (!opts.detach) native.setSubreaper();
   // The console proxy (and Node's tty) loads only for a foreground run with a terminal.
-  const proxy = wantsTerminal ? new (require('./terminal') as typeof import('./terminal')).ConsoleProxy() : undefined;
+  const terminal = wantsTerminal ? (require('./terminal') as typeof import('./terminal')) : undefined;
+  const noTerminal = terminal?.hostTerminalProblem();
+  if (noTerminal) throw new TsrunError(`process.terminal: ${noTerminal}`);
+  if (!opts.detach) native.setSubreaper();
+  const proxy = terminal ? new terminal.ConsoleProxy() : undefined;
   try {
     return await runWith(store, proxy ? { ...opts, consoleSocket: proxy.socketPath } : opts, prepared, proxy);
   } finally {

@@ -6,6 +6,7 @@
  */
 import fs = require('fs');
 import { cgroupManagerFrom } from './cgroup';
+import { SubCgroups } from './cgroup/manager';
 import { crashPoint } from './crash';
 import { ConfigError, NamespaceType, Process } from './config';
 import { connectConsole, waitAttached, writePidFile } from './container';
@@ -17,7 +18,7 @@ import { compileExecPlan, InitNamespaces, processRlimits } from './plan';
 import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan } from './plan-format';
 import { ContainerRecord, StateStore } from './state';
-import { ConsoleProxy } from './terminal';
+import { ConsoleProxy, hostTerminalProblem } from './terminal';
 
 export interface ExecOptions {
   id: string;
@@ -27,8 +28,8 @@ export interface ExecOptions {
   detach: boolean;
   preserveFds: number;
   ignorePaused: boolean;
-  /** exec --cgroup: a sub-cgroup of the container's (cgroup v2). */
-  subCgroup?: string;
+  /** exec --cgroup: sub-cgroups of the container's, for all controllers or per controller. */
+  subCgroup?: SubCgroups;
 }
 
 const NS_FILES: Record<NamespaceType, string> = {
@@ -105,6 +106,8 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
   const status = store.status(record);
   if (status === 'stopped') throw new TsrunError('cannot exec in a stopped container');
   if (status === 'paused' && !opts.ignorePaused) throw new TsrunError('cannot exec in a paused container (use --ignore-paused)');
+  if (opts.consoleSocket && !opts.process.terminal) throw new TsrunError('--console-socket: the process has no terminal (give --tty)');
+  if (opts.consoleSocket && !opts.detach) throw new TsrunError('--console-socket: needs --detach (in the foreground, exec attaches the terminal itself)');
   const wantsProxy = !!opts.process.terminal && !opts.consoleSocket;
   if (wantsProxy && opts.detach) throw new TsrunError('--tty: a detached exec needs --console-socket to get a terminal');
   const cgroup = cgroupManagerFrom(record.cgroup);
@@ -115,7 +118,7 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
   // into the cgroup2 one, where the kernel allows.
   const placedByParent = status === 'paused';
   const cloneInto = placedByParent ? undefined : cgroup.cloneTarget(opts.subCgroup);
-  const joins = placedByParent ? [] : cgroup.joinTargets();
+  const joins = placedByParent ? [] : cgroup.joinTargets(opts.subCgroup);
   let plan: Buffer;
   let rlimits;
   let filter: SeccompFilter | undefined;
@@ -131,6 +134,8 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
     throw err;
   }
 
+  const noTerminal = wantsProxy ? hostTerminalProblem() : undefined;
+  if (noTerminal) throw new TsrunError(`--tty: ${noTerminal}`);
   const proxy = wantsProxy ? new ConsoleProxy() : undefined;
   let consoleFd = -1;
   try {

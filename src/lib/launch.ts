@@ -8,7 +8,7 @@
  */
 import fs = require('fs');
 import os = require('os');
-import { CgroupManager, tightestPidsLimit } from './cgroup/manager';
+import { CgroupManager, SubCgroups, tightestPidsLimit } from './cgroup/manager';
 import { crashPoint } from './crash';
 import { TsrunError } from './errors';
 import { debug } from './log';
@@ -36,8 +36,8 @@ export interface LaunchOptions {
    * resumed; nothing of it ever runs outside the container's cgroups).
    */
   helperJoinsCgroups?: boolean;
-  /** A sub-cgroup of the container's to join instead (exec --cgroup). */
-  subCgroup?: string;
+  /** Sub-cgroups of the container's to join instead (exec --cgroup). */
+  subCgroup?: SubCgroups;
   /**
    * The process is in all of its cgroups: from here on, what the container
    * does to it (stop it, pause the cgroup) is the container's business, and

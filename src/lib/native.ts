@@ -36,6 +36,8 @@ export interface NativeAddon {
   listenUnix(path: string): number;
   acceptUnix(fd: number, timeoutMs: number): number;
   recvFd(fd: number, timeoutMs: number): number;
+  /** The fd and the text that came with it (a console socket's sender names the pty there). */
+  recvFdNamed(fd: number, timeoutMs: number): { fd: number; name: string };
   sendFd(sock: number, fd: number, payload: Buffer): void;
   prlimit(pid: number, resource: number, soft: bigint, hard: bigint): void;
   seccompCompile(spec: SeccompCompileInput): { program: Buffer; ignored: string[] };
@@ -58,6 +60,8 @@ export interface NativeAddon {
   seccompFlagSupported(flags: number): boolean;
   seccompActionAvailable(action: number): boolean;
   setWinsize(fd: number, rows: number, cols: number): void;
+  /** The pty stops turning "\n" into "\r\n" (tsrun's own foreground terminal, as runc's). */
+  clearOnlcr(fd: number): void;
   attachDeviceProgram(cgroupDir: string, insns: Buffer): void;
   close(fd: number): void;
   strerror(errno: number): string;

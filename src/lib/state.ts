@@ -308,9 +308,11 @@ export class StateStore {
   /** The live status, from the init process and the exec fifo. */
   status(record: ContainerRecord): Status {
     if (!record.pid || processStartTime(record.pid) !== record.initStartTime) return 'stopped';
+    // Frozen first: a created container can be paused too (runc shows it
+    // paused, and resume takes it back to created).
+    if (cgroupManagerFrom(record.cgroup).isFrozen()) return 'paused';
     // The fifo goes once start has released the init; a start killed in between leaves it behind.
     if (fs.existsSync(this.fifoPath(record.id)) && waitingToStart(record.pid)) return 'created';
-    if (cgroupManagerFrom(record.cgroup).isFrozen()) return 'paused';
     return 'running';
   }
 

@@ -11,6 +11,22 @@ import tty = require('tty');
 import { removeTree } from './remove-tree';
 import { native } from './native';
 
+/**
+ * A terminal of ours to attach a container's pty to: stderr, stdout or
+ * stdin, else the controlling terminal (/dev/tty), as runc looks for one.
+ * With none, runc fails at once rather than run a terminal nobody can
+ * type into (a PID 1 that waits for input would ignore SIGTERM for good).
+ */
+export function hostTerminalProblem(): string | undefined {
+  if ([2, 1, 0].some((fd) => tty.isatty(fd))) return undefined;
+  try {
+    fs.closeSync(fs.openSync('/dev/tty', fs.constants.O_RDWR | fs.constants.O_NOCTTY));
+    return undefined;
+  } catch (err) {
+    return `no terminal to attach it to (stdin, stdout and stderr are not terminals, and /dev/tty: ${(err as NodeJS.ErrnoException).code ?? 'cannot be opened'}): give --console-socket, or set process.terminal to false`;
+  }
+}
+
 export class ConsoleProxy {
   private readonly dir: string;
   readonly socketPath: string;
@@ -34,6 +50,8 @@ export class ConsoleProxy {
     } finally {
       native.close(conn);
     }
+    // Our own terminal turns "\n" into "\r\n" already (runc clears it too).
+    native.clearOnlcr(this.master);
     this.resize();
     process.on('SIGWINCH', this.onResize);
     if (process.stdin.isTTY) {

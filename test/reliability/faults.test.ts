@@ -11,7 +11,7 @@ import * as path from 'path';
 import type { BuiltPlugins, Test } from '@tapjs/test';
 import t from 'tap';
 import {
-  alive, Bundle, cleanupContainer, IS_ROOT, leftovers, makeBundle, mountsUnder, runCommand, RunResult, tempDir, TSRUN, tsrun, tsrunAsync,
+  alive, Bundle, cleanupContainer, defaultCgroupDirs, IS_ROOT, leftovers, makeBundle, mountsUnder, runCommand, RunResult, tempDir, TSRUN, tsrun, tsrunAsync,
   uniqueId, waitFor,
 } from '../helpers';
 import { baseLayer, dockerArchive, image, imageOf } from '../image-helpers';
@@ -268,7 +268,7 @@ t.test('a reboot-like wipe of the state (processes and state dir gone, cgroups l
   process.kill(pid, 'SIGKILL');
   t.ok(await waitFor(() => !alive(pid), 10_000), 'its processes are gone');
   fs.rmSync(bundle.root, { recursive: true, force: true });
-  t.ok(readHierarchies().every((h) => fs.existsSync(path.join(h.mountPoint, id))), 'its cgroups are still there, empty');
+  t.ok(defaultCgroupDirs(id).every((dir) => fs.existsSync(dir)), 'its cgroups are still there, empty');
 
   t.equal(tsrun(bundle.root, ['list', '-q']).stdout, '', 'list shows nothing');
   t.match(tsrun(bundle.root, ['state', id]).stderr, /does not exist/);

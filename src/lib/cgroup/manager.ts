@@ -27,6 +27,39 @@ export interface Hierarchy {
   controllers: string[];
 }
 
+/**
+ * exec --cgroup, as runc reads it: a sub-cgroup of the container's for
+ * every controller (key ""), or per controller ("cpu,cpuacct:sub" gives
+ * both keys "sub"); the others stay in the container's own.
+ */
+export type SubCgroups = Record<string, string>;
+
+/** runc's `--cgroup [<controller>[,<controller>...]:]<path>` values, repeatable. */
+export function parseSubCgroups(values: string[]): SubCgroups | undefined {
+  if (!values.length) return undefined;
+  const out: SubCgroups = {};
+  for (const value of values) {
+    const colon = value.indexOf(':');
+    const controllers = colon < 0 ? [''] : value.slice(0, colon).split(',');
+    const sub = colon < 0 ? value : value.slice(colon + 1);
+    if (!sub || controllers.some((c) => colon >= 0 && !c)) throw new TsrunError(`--cgroup: "${value}" is not [controller[,controller...]:]path`);
+    for (const c of controllers) {
+      if (c in out) throw new TsrunError(`--cgroup: ${c ? `controller ${c}` : 'the path for all controllers'} is given twice`);
+      out[c] = sub;
+    }
+  }
+  return out;
+}
+
+/** dir/sub, which must exist and stay below dir. */
+export function subCgroupDir(dir: string, sub: string): string {
+  const target = path.join(dir, sub);
+  const rel = path.relative(dir, target);
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel) || !fs.existsSync(target))
+    throw new TsrunError(`--cgroup: ${sub} is not an existing sub-cgroup of the container's`);
+  return target;
+}
+
 export interface CgroupManager {
   /** Create the container's cgroups (an existing one is reused). */
   create(): void;
@@ -35,11 +68,11 @@ export interface CgroupManager {
    * (CLONE_INTO_CGROUP): the container's on a unified host, its "unified"
    * one on a hybrid host; none on a legacy one.
    */
-  cloneTarget(sub?: string): string | undefined;
+  cloneTarget(sub?: SubCgroups): string | undefined;
   /** cgroup v1: the directories the helper joins itself, by writing "0" to their tasks (OP_JOIN_CGROUP). */
-  joinTargets(): string[];
-  /** Move a process (and its future children) into them, or into an existing sub-cgroup (exec --cgroup). */
-  apply(pid: number, sub?: string): void;
+  joinTargets(sub?: SubCgroups): string[];
+  /** Move a process (and its future children) into them, or into existing sub-cgroups (exec --cgroup). */
+  apply(pid: number, sub?: SubCgroups): void;
   /** Write linux.resources; a knob the host lacks is an error naming it. */
   set(resources: Record<string, unknown> | undefined): void;
   freeze(): void;
@@ -113,12 +146,16 @@ export function ownCgroups(text = fs.readFileSync('/proc/self/cgroup', 'utf8')):
 
 /**
  * Where a container's cgroup lives inside one hierarchy, relative to its
- * root.  Systemd-style "slice:prefix:name" paths need --systemd-cgroup.
+ * root: an absolute cgroupsPath as it is, a relative one (or none: the id)
+ * below `ownPath`, the caller's cgroup there.  Systemd-style
+ * "slice:prefix:name" paths need --systemd-cgroup.
  */
 export function cgroupRelativePath(cgroupsPath: string | undefined, id: string, ownPath: string): string {
   if (cgroupsPath && /^[^/]*:[^/]*:[^/]*$/.test(cgroupsPath))
     throw new TsrunError(`linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} is a systemd path (slice:prefix:name); the systemd cgroup manager is not supported yet`);
-  const wanted = cgroupsPath || `/${id}`;
+  // No cgroupsPath: the id, below the caller's own cgroup (runc's placement:
+  // a runtime started from a limited service stays under that service's limits).
+  const wanted = cgroupsPath || id;
   const joined = path.posix.isAbsolute(wanted) ? path.posix.normalize(wanted) : path.posix.join(ownPath, wanted);
   if (joined.split('/').includes('..')) throw new TsrunError(`linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} leaves the cgroup hierarchy`);
   return joined;

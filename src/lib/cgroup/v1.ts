@@ -10,9 +10,10 @@ import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { sleepSync } from '../sleep';
+import { blkioEntries, keyValues, listOf, memoryEntry, omitEmpty, readU64, sortedMap, U64 } from './stats';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules, v1DeviceRule } from './devices';
 import {
-  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, removeCgroupTree, signalFrozen, treePids, writeKnob,
+  CgroupManager, CgroupState, Hierarchy, SubCgroups, cgroupRelativePath, ownCgroups, removeCgroupTree, signalFrozen, subCgroupDir, treePids, writeKnob,
 } from './manager';
 
 type Json = Record<string, any>;
@@ -87,18 +88,42 @@ export class CgroupV1 implements CgroupManager {
    * host, the unified one.  The v1 hierarchies the helper joins itself
    * before it clones the init (joinTargets), which then inherits them.
    */
-  cloneTarget(sub?: string): string | undefined {
-    if (sub) throw new TsrunError('--cgroup: sub-cgroups are supported on cgroup v2 hosts only');
-    return [...this.dirs.values()].find((h) => h.version === 2)?.dir;
+  /**
+   * exec --cgroup: the directory a process goes to in hierarchy `h`.  A
+   * path for all controllers applies to every hierarchy; a per-controller
+   * one to the hierarchy holding that controller (the unified one of a
+   * hybrid host counts by its own controllers); the rest stay the
+   * container's own, as runc's do.
+   */
+  private targetIn(h: Hierarchy & { dir: string }, sub?: SubCgroups): string {
+    if (!sub) return h.dir;
+    const forAll = sub[''];
+    const own = h.version === 2 ? h.controllers : h.controllers.map((c) => c.replace(/^name=/, ''));
+    const named = own.map((c) => sub[c]).filter((s): s is string => s !== undefined);
+    if (new Set(named).size > 1) throw new TsrunError(`--cgroup: ${own.join(',')} share one hierarchy and cannot go to different sub-cgroups`);
+    const wanted = named[0] ?? forAll;
+    return wanted === undefined ? h.dir : subCgroupDir(h.dir, wanted);
   }
 
-  joinTargets(): string[] {
-    return [...this.dirs.values()].filter((h) => h.version === 1).map((h) => h.dir);
+  private checkSubControllers(sub?: SubCgroups): void {
+    const known = new Set([...this.dirs.values()].flatMap((h) => h.controllers.map((c) => c.replace(/^name=/, ''))));
+    for (const c of Object.keys(sub ?? {})) if (c && !known.has(c)) throw new TsrunError(`--cgroup: unknown controller ${c}`);
   }
 
-  apply(pid: number, sub?: string): void {
-    if (sub) throw new TsrunError('--cgroup: sub-cgroups are supported on cgroup v2 hosts only');
-    for (const h of this.dirs.values()) writeKnob(h.dir, 'cgroup.procs', pid, 'linux.cgroupsPath');
+  cloneTarget(sub?: SubCgroups): string | undefined {
+    this.checkSubControllers(sub);
+    const unified = [...this.dirs.values()].find((h) => h.version === 2);
+    return unified && this.targetIn(unified, sub);
+  }
+
+  joinTargets(sub?: SubCgroups): string[] {
+    this.checkSubControllers(sub);
+    return [...this.dirs.values()].filter((h) => h.version === 1).map((h) => this.targetIn(h, sub));
+  }
+
+  apply(pid: number, sub?: SubCgroups): void {
+    this.checkSubControllers(sub);
+    for (const h of this.dirs.values()) writeKnob(this.targetIn(h, sub), 'cgroup.procs', pid, sub ? '--cgroup' : 'linux.cgroupsPath');
   }
 
   set(resources: Json | undefined): void {
@@ -289,65 +314,86 @@ export class CgroupV1 implements CgroupManager {
     }
   }
 
-  private num(controller: string, file: string): number {
-    return Number(this.read(controller, file) ?? 0);
+  private u64(controller: string, file: string): U64 {
+    const h = this.withController(controller);
+    return h ? readU64(path.join(h.dir, file)) : 0n;
   }
 
+  /** runc's Stats for cgroup v1 (see stats.ts for its rules). */
   stats(): Record<string, unknown> {
-    const ticksToNs = 1e9 / 100; // cpuacct.stat counts USER_HZ (100) ticks
+    const ticksToNs = 1_000_000_000n / 100n; // cpuacct.stat counts USER_HZ (100) ticks
     const cpuacct = keyValues(this.read('cpuacct', 'cpuacct.stat'));
     const cpuStat = keyValues(this.read('cpu', 'cpu.stat'));
     const memStat = keyValues(this.read('memory', 'memory.stat'));
-    const usage = (prefix: string) => ({
-      usage: this.num('memory', `${prefix}usage_in_bytes`),
-      max: this.num('memory', `${prefix}max_usage_in_bytes`),
-      limit: this.num('memory', `${prefix}limit_in_bytes`),
-      failcnt: this.num('memory', `${prefix}failcnt`),
+    const perCpu = (file: string): U64[] => (this.read('cpuacct', file) ?? '').split(/\s+/).filter(Boolean).map((n) => BigInt(n));
+    const entry = (prefix: string) => memoryEntry({
+      limit: this.u64('memory', `${prefix}limit_in_bytes`),
+      usage: this.u64('memory', `${prefix}usage_in_bytes`),
+      max: this.u64('memory', `${prefix}max_usage_in_bytes`),
+      failcnt: this.u64('memory', `${prefix}failcnt`),
     });
-    const blkio = (file: string) => (this.read('blkio', file) ?? '').split('\n').map((l) => l.trim().split(/\s+/))
-      .filter((f) => f.length === 3 && /^\d+:\d+$/.test(f[0]))
-      .map(([dev, op, value]) => ({ major: Number(dev.split(':')[0]), minor: Number(dev.split(':')[1]), op, value: Number(value) }));
-    const pidsMax = this.read('pids', 'pids.max');
+    // runc's order: BFQ's counters where the kernel has them, else CFQ's, else the throttling layer's.
+    const blkioDir = this.withController('blkio')?.dir;
+    const blkioPrefix = ['blkio.bfq.', 'blkio.', 'blkio.throttle.'].find((p) => blkioDir && fs.existsSync(path.join(blkioDir, `${p}io_service_bytes_recursive`)));
+    const cpuset = this.withController('cpuset') ? {
+      ...omitEmpty({ cpus: listOf(this.read('cpuset', 'cpuset.effective_cpus') ?? this.read('cpuset', 'cpuset.cpus')) }),
+      cpu_exclusive: this.u64('cpuset', 'cpuset.cpu_exclusive'),
+      ...omitEmpty({ mems: listOf(this.read('cpuset', 'cpuset.effective_mems') ?? this.read('cpuset', 'cpuset.mems')) }),
+      mem_hardwall: this.u64('cpuset', 'cpuset.mem_hardwall'),
+      mem_exclusive: this.u64('cpuset', 'cpuset.mem_exclusive'),
+      memory_migrate: this.u64('cpuset', 'cpuset.memory_migrate'),
+      memory_spread_page: this.u64('cpuset', 'cpuset.memory_spread_page'),
+      memory_spread_slab: this.u64('cpuset', 'cpuset.memory_spread_slab'),
+      memory_pressure: this.u64('cpuset', 'cpuset.memory_pressure'),
+      sched_load_balance: this.u64('cpuset', 'cpuset.sched_load_balance'),
+      sched_relax_domain_level: this.u64('cpuset', 'cpuset.sched_relax_domain_level'),
+    } : {};
+    const hugetlb: Record<string, unknown> = {};
+    const hugetlbDir = this.withController('hugetlb')?.dir;
+    for (const file of hugetlbDir ? fs.readdirSync(hugetlbDir).filter((f) => /^hugetlb\.[^.]+\.usage_in_bytes$/.test(f)) : []) {
+      const size = file.split('.')[1];
+      hugetlb[size] = {
+        ...omitEmpty({ usage: this.u64('hugetlb', file), max: this.u64('hugetlb', `hugetlb.${size}.max_usage_in_bytes`) }),
+        failcnt: this.u64('hugetlb', `hugetlb.${size}.failcnt`),
+      };
+    }
     return {
       cpu: {
         usage: {
-          total: this.num('cpuacct', 'cpuacct.usage'),
-          percpu: (this.read('cpuacct', 'cpuacct.usage_percpu') ?? '').split(/\s+/).filter(Boolean).map(Number),
-          kernel: (cpuacct.system ?? 0) * ticksToNs,
-          user: (cpuacct.user ?? 0) * ticksToNs,
+          ...omitEmpty({
+            total: this.u64('cpuacct', 'cpuacct.usage'),
+            percpu: perCpu('cpuacct.usage_percpu'),
+            percpu_kernel: perCpu('cpuacct.usage_percpu_sys'),
+            percpu_user: perCpu('cpuacct.usage_percpu_user'),
+          }),
+          kernel: (cpuacct.system ?? 0n) * ticksToNs,
+          user: (cpuacct.user ?? 0n) * ticksToNs,
         },
-        throttling: { periods: cpuStat.nr_periods ?? 0, throttledPeriods: cpuStat.nr_throttled ?? 0, throttledTime: cpuStat.throttled_time ?? 0 },
+        throttling: omitEmpty({ periods: cpuStat.nr_periods, throttledPeriods: cpuStat.nr_throttled, throttledTime: cpuStat.throttled_time }),
       },
+      cpuset,
       memory: {
-        cache: memStat.cache ?? 0,
-        usage: usage('memory.'),
-        swap: usage('memory.memsw.'),
-        kernel: usage('memory.kmem.'),
-        kernelTCP: usage('memory.kmem.tcp.'),
-        raw: memStat,
+        ...omitEmpty({ cache: memStat.cache }),
+        usage: entry('memory.'),
+        swap: entry('memory.memsw.'),
+        kernel: entry('memory.kmem.'),
+        kernelTCP: entry('memory.kmem.tcp.'),
+        ...omitEmpty({ raw: Object.keys(memStat).length ? sortedMap(memStat) : undefined }),
       },
-      pids: { current: this.num('pids', 'pids.current'), limit: pidsMax === 'max' || pidsMax === undefined ? 0 : Number(pidsMax) },
-      blkio: {
-        ioServiceBytesRecursive: blkio('blkio.throttle.io_service_bytes_recursive'),
-        ioServicedRecursive: blkio('blkio.throttle.io_serviced_recursive'),
-      },
-      hugetlb: {},
+      pids: omitEmpty({ current: this.u64('pids', 'pids.current'), limit: this.u64('pids', 'pids.max') === 0xffffffffffffffffn ? 0n : this.u64('pids', 'pids.max') }),
+      blkio: blkioPrefix ? omitEmpty({
+        ioServiceBytesRecursive: blkioEntries(this.read('blkio', `${blkioPrefix}io_service_bytes_recursive`)),
+        ioServicedRecursive: blkioEntries(this.read('blkio', `${blkioPrefix}io_serviced_recursive`)),
+      }) : {},
+      hugetlb,
+      intel_rdt: {},
+      network_interfaces: null,
     };
   }
 
   oomKills(): number {
-    return keyValues(this.read('memory', 'memory.oom_control')).oom_kill ?? 0;
+    return Number(keyValues(this.read('memory', 'memory.oom_control')).oom_kill ?? 0n);
   }
-}
-
-/** "key value" lines (memory.stat, cpu.stat, ...) as numbers. */
-function keyValues(text: string | undefined): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const line of (text ?? '').split('\n')) {
-    const [key, value] = line.trim().split(/\s+/);
-    if (key && value !== undefined && /^-?\d+$/.test(value)) out[key] = Number(value);
-  }
-  return out;
 }
 
 function readOr(file: string, fallback: string): string {

@@ -11,11 +11,12 @@ import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { sleepSync } from '../sleep';
+import { keyValues, listOf, memoryEntry, omitEmpty, readU64, sortedMap } from './stats';
 import { native } from '../native';
 import { compileDeviceProgram } from './devices-bpf';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules } from './devices';
 import {
-  CgroupManager, CgroupState, Hierarchy, cgroupRelativePath, ownCgroups, removeCgroupTree, signalFrozen, treePids, writeKnob,
+  CgroupManager, CgroupState, Hierarchy, SubCgroups, cgroupRelativePath, ownCgroups, removeCgroupTree, signalFrozen, subCgroupDir, treePids, writeKnob,
 } from './manager';
 import { validateUnifiedKey } from './v1';
 
@@ -89,15 +90,15 @@ export class CgroupV2 implements CgroupManager {
     }
   }
 
-  private target(sub?: string): string {
+  /** One tree: a sub-cgroup for all (runc refuses per-controller paths on cgroup v2 too). */
+  private target(sub?: SubCgroups): string {
     if (!sub) return this.dir;
-    const target = path.join(this.dir, sub);
-    if (path.relative(this.dir, target).startsWith('..') || !fs.existsSync(target))
-      throw new TsrunError(`--cgroup: ${sub} is not an existing sub-cgroup of the container's`);
-    return target;
+    const named = Object.keys(sub).filter((c) => c !== '');
+    if (named.length) throw new TsrunError(`--cgroup: per-controller paths (${named.join(', ')}) need cgroup v1; on cgroup v2 give one path`);
+    return subCgroupDir(this.dir, sub['']);
   }
 
-  cloneTarget(sub?: string): string {
+  cloneTarget(sub?: SubCgroups): string {
     return this.target(sub);
   }
 
@@ -105,7 +106,7 @@ export class CgroupV2 implements CgroupManager {
     return []; // cloned straight in
   }
 
-  apply(pid: number, sub?: string): void {
+  apply(pid: number, sub?: SubCgroups): void {
     writeKnob(this.target(sub), 'cgroup.procs', pid, sub ? '--cgroup' : 'linux.cgroupsPath');
   }
 
@@ -227,38 +228,61 @@ export class CgroupV2 implements CgroupManager {
     signalFrozen(this, signal);
   }
 
+  /** runc's Stats for cgroup v2 (its fs2 readers; see stats.ts for the JSON rules). */
   stats(): Record<string, unknown> {
-    const kv = (file: string): Record<string, number> => {
-      const out: Record<string, number> = {};
-      for (const line of readOr(path.join(this.dir, file), '').split('\n')) {
-        const [key, value] = line.trim().split(/\s+/);
-        if (key && /^\d+$/.test(value ?? '')) out[key] = Number(value);
-      }
-      return out;
-    };
-    const num = (file: string): number => Number(readOr(path.join(this.dir, file), '0').trim()) || 0;
-    const max = (file: string): number => {
-      const text = readOr(path.join(this.dir, file), 'max').trim();
-      return text === 'max' ? 0 : Number(text);
-    };
-    const cpu = kv('cpu.stat');
-    const mem = kv('memory.stat');
-    const events = kv('memory.events');
+    const file = (name: string) => path.join(this.dir, name);
+    const cpu = keyValues(readOr(file('cpu.stat'), ''));
+    const mem = keyValues(readOr(file('memory.stat'), ''));
+    const events = keyValues(readOr(file('memory.events'), ''));
+    const io = this.ioStats();
     return {
       cpu: {
-        usage: { total: (cpu.usage_usec ?? 0) * 1000, percpu: [], kernel: (cpu.system_usec ?? 0) * 1000, user: (cpu.user_usec ?? 0) * 1000 },
-        throttling: { periods: cpu.nr_periods ?? 0, throttledPeriods: cpu.nr_throttled ?? 0, throttledTime: (cpu.throttled_usec ?? 0) * 1000 },
+        usage: {
+          ...omitEmpty({ total: (cpu.usage_usec ?? 0n) * 1000n }),
+          kernel: (cpu.system_usec ?? 0n) * 1000n,
+          user: (cpu.user_usec ?? 0n) * 1000n,
+        },
+        throttling: omitEmpty({ periods: cpu.nr_periods, throttledPeriods: cpu.nr_throttled, throttledTime: (cpu.throttled_usec ?? 0n) * 1000n }),
+      },
+      cpuset: {
+        ...omitEmpty({ cpus: listOf(readOr(file('cpuset.cpus.effective'), '')) }),
+        cpu_exclusive: 0n,
+        ...omitEmpty({ mems: listOf(readOr(file('cpuset.mems.effective'), '')) }),
+        mem_hardwall: 0n, mem_exclusive: 0n, memory_migrate: 0n, memory_spread_page: 0n, memory_spread_slab: 0n,
+        memory_pressure: 0n, sched_load_balance: 0n, sched_relax_domain_level: 0n,
       },
       memory: {
-        cache: mem.file ?? 0,
-        usage: { usage: num('memory.current'), max: num('memory.peak'), limit: max('memory.max'), failcnt: events.max ?? 0 },
-        swap: { usage: num('memory.swap.current'), max: 0, limit: max('memory.swap.max'), failcnt: 0 },
-        raw: mem,
+        ...omitEmpty({ cache: mem.file }),
+        usage: memoryEntry({ limit: readU64(file('memory.max')), usage: readU64(file('memory.current')), max: readU64(file('memory.peak')), failcnt: events.max ?? 0n }),
+        // runc's v1-shaped swap: memory and swap together.
+        swap: memoryEntry({
+          limit: readU64(file('memory.swap.max')) === 0xffffffffffffffffn || readU64(file('memory.max')) === 0xffffffffffffffffn
+            ? 0xffffffffffffffffn : readU64(file('memory.swap.max')) + readU64(file('memory.max')),
+          usage: readU64(file('memory.swap.current')) + readU64(file('memory.current')), max: 0n, failcnt: 0n,
+        }),
+        ...omitEmpty({ raw: Object.keys(mem).length ? sortedMap(mem) : undefined }),
       },
-      pids: { current: num('pids.current'), limit: max('pids.max') },
-      blkio: {},
+      pids: omitEmpty({ current: readU64(file('pids.current')), limit: readU64(file('pids.max')) === 0xffffffffffffffffn ? 0n : readU64(file('pids.max')) }),
+      blkio: omitEmpty(io),
       hugetlb: {},
+      intel_rdt: {},
+      network_interfaces: null,
     };
+  }
+
+  /** io.stat as runc's v1-shaped entries: Read, Write per device ("rbytes", "wbytes", "rios", "wios"). */
+  private ioStats(): { ioServiceBytesRecursive: Array<Record<string, unknown>>; ioServicedRecursive: Array<Record<string, unknown>> } {
+    const bytes: Array<Record<string, unknown>> = [];
+    const ios: Array<Record<string, unknown>> = [];
+    for (const line of readOr(path.join(this.dir, 'io.stat'), '').split('\n').filter(Boolean)) {
+      const [dev, ...pairs] = line.trim().split(/\s+/);
+      const [major, minor] = dev.split(':').map((n) => BigInt(n));
+      const kv = Object.fromEntries(pairs.map((p) => p.split('=')).map(([k, v]) => [k, BigInt(v)]));
+      for (const [list, key, op] of [[bytes, 'rbytes', 'Read'], [bytes, 'wbytes', 'Write'], [ios, 'rios', 'Read'], [ios, 'wios', 'Write']] as const) {
+        if (kv[key] !== undefined) list.push(omitEmpty({ major, minor, op, value: kv[key] }));
+      }
+    }
+    return { ioServiceBytesRecursive: bytes, ioServicedRecursive: ios };
   }
 
   oomKills(): number {
