@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <termios.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -99,6 +102,13 @@ static napi_value make_int(napi_env env, int64_t v)
 {
 	napi_value out;
 	napi_create_int64(env, v, &out);
+	return out;
+}
+
+static napi_value make_bool(napi_env env, bool v)
+{
+	napi_value out;
+	napi_get_boolean(env, v, &out);
 	return out;
 }
 
@@ -914,6 +924,24 @@ static napi_value clear_onlcr(napi_env env, napi_callback_info info)
 	return make_undefined(env);
 }
 
+/*
+ * detachMount(path) -> whether a mount was there: umount2(MNT_DETACH),
+ * never through a final symlink.  delete uses it for a container without
+ * a mount namespace of its own, whose mounts tsrun made in the host's.
+ */
+static napi_value detach_mount(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	char target[PATH_MAX];
+	if (arg_string(env, args[0], target, sizeof(target)))
+		return throw_errno(env, EINVAL, "umount2");
+	if (umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) == 0)
+		return make_bool(env, true);
+	if (errno == EINVAL || errno == ENOENT)
+		return make_bool(env, false);
+	return throw_errno(env, errno, "umount2");
+}
+
 static napi_value close_fd(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
@@ -955,6 +983,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("recvFd", recv_fd),
 		METHOD("recvFdNamed", recv_fd_named),
 		METHOD("clearOnlcr", clear_onlcr),
+		METHOD("detachMount", detach_mount),
 		METHOD("sendFd", send_fd),
 		METHOD("prlimit", do_prlimit),
 		METHOD("attachDeviceProgram", attach_device_program),

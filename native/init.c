@@ -658,8 +658,9 @@ static void op_rootfs_prepare(struct cursor *c)
 	rootfs_path = rd_str(c);
 	uint32_t propagation = rd_u32(c);
 	/* Keep our mounts from leaking to the host (and host mounts from
-	 * arriving, unless asked); pivot_root also requires a non-shared parent. */
-	if (mount(NULL, "/", NULL, propagation, NULL) < 0)
+	 * arriving, unless asked); pivot_root also requires a non-shared parent.
+	 * 0: we are in the host's mount namespace, whose "/" is not ours to change. */
+	if (propagation && mount(NULL, "/", NULL, propagation, NULL) < 0)
 		fail(errno, "rootfs", "/", "set propagation of /");
 	if (rootfs_mount_fd >= 0) {
 		/* An image's overlay, made by tsrun as a detached mount: attached
@@ -673,6 +674,10 @@ static void op_rootfs_prepare(struct cursor *c)
 		/* pivot_root needs the new root to be a mount point. */
 		fail(errno, "rootfs", rootfs_path, "bind mount rootfs %s", rootfs_path);
 	}
+	/* In the host's namespace the bind is made private, so what we mount
+	 * under it does not propagate to the host's peers. */
+	if (!propagation && mount(NULL, rootfs_path, NULL, MS_PRIVATE | MS_REC, NULL) < 0)
+		fail(errno, "rootfs", rootfs_path, "make rootfs %s private", rootfs_path);
 	root_fd = open(rootfs_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root_fd < 0)
 		fail(errno, "rootfs", rootfs_path, "open rootfs %s", rootfs_path);
@@ -707,12 +712,17 @@ static void op_hide_host_fs(struct cursor *c)
 
 static void op_pivot_root(struct cursor *c)
 {
-	uint32_t no_pivot = rd_u32(c);
+	uint32_t mode = rd_u32(c);
 	if (root_fd < 0)
 		fail(EINVAL, "pivot_root", NULL, "pivot_root before the rootfs was prepared");
 	if (fchdir(root_fd) < 0)
 		fail(errno, "pivot_root", rootfs_path, "chdir to rootfs %s", rootfs_path);
-	if (no_pivot) {
+	if (mode == PIVOT_CHROOT) {
+		/* The host's mount namespace: pivot_root or a move would change
+		 * the host's root; a chroot changes only ours (runc's choice too). */
+		if (chroot(".") < 0)
+			fail(errno, "pivot_root", rootfs_path, "chroot to rootfs %s", rootfs_path);
+	} else if (mode == PIVOT_MOVE) {
 		/* --no-pivot: for ramfs roots, where pivot_root is impossible. */
 		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
 			fail(errno, "pivot_root", rootfs_path, "move rootfs %s to /", rootfs_path);
@@ -1962,6 +1972,14 @@ int main(int argc, char **argv)
 			struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
 			if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &ro, sizeof(ro)) < 0)
 				fail(errno, "rootfs", "/", "make rootfs read-only");
+			break;
+		}
+		case OP_CHROOT: {
+			const char *path = rd_str(&op);
+			int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+			if (fd < 0 || fchdir(fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+				fail(errno, "pivot_root", path, "enter the container's root %s", path);
+			close(fd);
 			break;
 		}
 		case OP_REMOUNT_RO: {

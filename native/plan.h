@@ -36,7 +36,9 @@ enum plan_op {
 	OP_SETSID = 7,          /* -- */
 	OP_SETHOSTNAME = 8,     /* str */
 	OP_SETDOMAINNAME = 9,   /* str */
-	OP_ROOTFS_PREPARE = 10, /* str rootfs, u32 propagation of "/" */
+	OP_ROOTFS_PREPARE = 10, /* str rootfs, u32 propagation of "/" (0: the
+	                           host's mount namespace: "/" left alone, the
+	                           rootfs bind made private) */
 	OP_MOUNT = 11,          /* see struct plan_mount in init.c (and OP_SCHEMA) */
 	OP_MKNOD = 12,          /* str path, u32 type, u32 major, u32 minor,
 	                           u32 mode, u32 uid, u32 gid, u32 bind_from_host */
@@ -48,7 +50,9 @@ enum plan_op {
 	                           u32 timeout_seconds (0 = none), str cwd
 	                           ('' = ours), u32 process_env (no env of its
 	                           own: the process's, from OP_EXEC_PREPARE) */
-	OP_PIVOT_ROOT = 17,     /* u32 no_pivot */
+	OP_PIVOT_ROOT = 17,     /* u32 mode: 0 pivot_root, 1 move + chroot
+	                           (--no-pivot), 2 chroot alone (the host's mount
+	                           namespace: nothing of it may move) */
 	OP_REMOUNT_ROOT_RO = 18,/* -- */
 	OP_ROOT_PROPAGATION = 19, /* u32 MS_* propagation flags */
 	OP_SYSCTL = 20,         /* str key (dotted), str value */
@@ -101,6 +105,9 @@ enum plan_op {
 	OP_REMOUNT_RO = 46,     /* str path (after pivot_root) ; make that mount
 	                           read-only: a read-only /dev, once its devices,
 	                           links, mounts and console are in */
+	OP_CHROOT = 47,         /* str path ; exec into a container without a
+	                           mount namespace of its own: its init's root
+	                           (/proc/PID/root), not the host's */
 	OP_IDMAP_PREPARE = 31,  /* u32 slot, str source, u32 recursive_bind,
 	                           str uid_map, str gid_map, u32 attr_set,
 	                           u32 attr_clr, u32 rec_attr_set,
@@ -123,6 +130,8 @@ enum plan_create { CREATE_DIR = 0, CREATE_FILE = 1, CREATE_PLAIN_DIR = 2 };
 enum plan_hook_stage { HOOK_CREATE_CONTAINER = 3, HOOK_START_CONTAINER = 4 };
 /* OP_CPU_AFFINITY stages. */
 enum plan_affinity_stage { AFFINITY_INITIAL = 0, AFFINITY_FINAL = 1, AFFINITY_RESET = 2 };
+/* OP_PIVOT_ROOT modes. */
+enum plan_pivot_mode { PIVOT_PIVOT = 0, PIVOT_MOVE = 1, PIVOT_CHROOT = 2 };
 /* OP_CHDIR stages. */
 enum plan_chdir_stage { CHDIR_BEFORE_USER = 0, CHDIR_AFTER_USER = 1 };
 

@@ -106,6 +106,20 @@ function failedField(config: Config, step: string, where: string): string {
 }
 
 /**
+ * A container without a mount namespace of its own had its mounts made in
+ * the host's, under its rootfs bind: detach that bind and all beneath it,
+ * once no process of it is left (runc leaves them in the host for good).
+ */
+function releaseHostMounts(record: ContainerRecord): void {
+  if (!record.hostMounts) return;
+  try {
+    native.detachMount(record.hostMounts);
+  } catch (err) {
+    throw new TsrunError(`${record.hostMounts}: detach the container's mounts: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
+  }
+}
+
+/**
  * Fields tsrun cannot apply are refused, never ignored; where runc only
  * warns (personality flags: runtime-spec defines none), so does tsrun.
  */
@@ -242,6 +256,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       // runc's name for it: the kernel refuses keyring names that start with ".", which an id may.
       sessionKeyring: opts.noNewKeyring ? undefined : `_ses.${opts.id}`,
       host,
+      imageRootfs: !!image,
     });
   } catch (err) {
     if (err instanceof ConfigError) throw new TsrunError(err.message);
@@ -273,6 +288,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     process: config.process,
     seccomp: config.linux?.seccomp,
     processAttrs: containerProcessAttrs(config),
+    hostMounts: plan.hostMounts ? plan.rootfs : undefined,
   };
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
 
@@ -336,6 +352,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     if (initPid) killAndReap(initPid, true); // launched, then pid file or state failed
     destroyCgroup(cgroup);
     releaseImageRootfs(store.dir(opts.id));
+    releaseHostMounts(record);
     store.remove(opts.id);
     // A failed create hook still ends the lifecycle with poststop (runtime.md step 12).
     if (hooksFailed) runPoststop(record, stateJson('stopped'), bundle);
@@ -472,6 +489,7 @@ export function remove(store: StateStore, id: string, force: boolean, hookCwd = 
     destroyCgroup(cgroup);
     crashPoint('delete:cgroups');
     releaseImageRootfs(store.dir(id)); // its processes are gone; the intent is in the state dir
+    releaseHostMounts(record);
     store.remove(id);
     runPoststop(record, JSON.stringify(store.ociState(record, 'stopped')), hookCwd);
   } finally {

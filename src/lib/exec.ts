@@ -47,6 +47,18 @@ export function initNamespaces(pid: number): InitNamespaces {
       // the kernel lacks this namespace type
     }
   }
+  // Our mount namespace, another root: a container without a mount
+  // namespace of its own, whose root is a chroot.  The exec goes into that
+  // root (runc's exec stays in the host's root there).
+  if (!differing.mount) {
+    try {
+      const theirs = fs.statSync(`/proc/${pid}/root`);
+      const ours = fs.statSync('/');
+      if (theirs.ino !== ours.ino || theirs.dev !== ours.dev) return { differing, root: `/proc/${pid}/root` };
+    } catch {
+      // gone: the launch will say so
+    }
+  }
   return { differing };
 }
 

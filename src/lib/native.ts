@@ -62,6 +62,8 @@ export interface NativeAddon {
   setWinsize(fd: number, rows: number, cols: number): void;
   /** The pty stops turning "\n" into "\r\n" (tsrun's own foreground terminal, as runc's). */
   clearOnlcr(fd: number): void;
+  /** umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW): whether a mount was there. */
+  detachMount(path: string): boolean;
   attachDeviceProgram(cgroupDir: string, insns: Buffer): void;
   close(fd: number): void;
   strerror(errno: number): string;

@@ -55,6 +55,7 @@ export enum Op {
   CPU_AFFINITY = 44,
   HOME = 45,
   REMOUNT_RO = 46,
+  CHROOT = 47,
 }
 
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
@@ -64,6 +65,8 @@ export const CreateKind = { DIR: 0, FILE: 1, PLAIN_DIR: 2 } as const;
 export const HookStage = { CREATE_CONTAINER: 3, START_CONTAINER: 4 } as const;
 /** OP_CPU_AFFINITY: process.execCPUAffinity's two stages, and the reset of an exec that names neither. */
 export const AffinityStage = { INITIAL: 0, FINAL: 1, RESET: 2 } as const;
+/** OP_PIVOT_ROOT: pivot_root; --no-pivot's move and chroot; a chroot alone (no mount namespace of the container's own). */
+export const PivotMode = { PIVOT: 0, MOVE: 1, CHROOT: 2 } as const;
 /** OP_CHDIR: the try before the user switch, and the one after it (only when the first was refused). */
 export const ChdirStage = { BEFORE_USER: 0, AFTER_USER: 1 } as const;
 
@@ -128,6 +131,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.CPU_AFFINITY]: [['stage', 'u32'], ['mask', 'bytes']],
   [Op.HOME]: [['uid', 'u32']],
   [Op.REMOUNT_RO]: [['path', 'str']],
+  [Op.CHROOT]: [['path', 'str']],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],

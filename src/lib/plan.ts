@@ -13,7 +13,7 @@ import { capabilityMasks } from './capabilities';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
 import { ContainerProcessAttrs, containerProcessAttrs, execAffinityOps, processAttrOps } from './process-attrs';
 import { LoadableSeccomp } from './seccomp';
-import { ChdirStage, CreateKind, HookStage, MountKind, NO_SLOT, Op, PlanOp } from './plan-format';
+import { ChdirStage, CreateKind, HookStage, MountKind, NO_SLOT, Op, PivotMode, PlanOp } from './plan-format';
 
 /** clone(2) flags per runtime-spec namespace type. */
 export const CLONE_FLAGS: Record<NamespaceType, number> = {
@@ -96,6 +96,8 @@ export interface PlanContext {
   host: HostView;
   /** linux.seccomp, compiled (src/lib/seccomp.ts). */
   seccomp?: LoadableSeccomp;
+  /** The rootfs is an image's overlay (attached only inside the container's mount namespace). */
+  imageRootfs?: boolean;
 }
 
 export interface CreatePlan {
@@ -103,6 +105,8 @@ export interface CreatePlan {
   rootfs: string;
   /** Namespaces the container creates, for state and for the parent's uid/gid map writing. */
   newNamespaces: Set<NamespaceType>;
+  /** No mount namespace of its own: its mounts are made in the host's, under the rootfs, and delete detaches them. */
+  hostMounts: boolean;
 }
 
 const op = (code: Op, fields: PlanOp['fields'] = {}): PlanOp => ({ op: code, fields });
@@ -423,7 +427,19 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
 
   const ns = namespacesOf(config);
   const hasOwn = (t: NamespaceType): boolean => ns.created.has(t) || ns.joined.has(t);
-  if (!ns.created.has('mount')) throw new ConfigError('linux.namespaces', 'a new mount namespace is required');
+  // No mount namespace of its own (none listed, or the path of ours): the
+  // container shares the host's mounts, as runc allows.  Its mounts are
+  // made there (and detached by delete), its root is a chroot, and what
+  // only a mount namespace of its own can give is refused, as runc does.
+  const mountNsPath = ns.joined.get('mount');
+  const hostMounts = !ns.created.has('mount') && (mountNsPath === undefined || !!ctx.host.isHostNamespace?.(mountNsPath, 'mount'));
+  if (hostMounts) {
+    for (const key of ['maskedPaths', 'readonlyPaths'] as const) {
+      if (config.linux?.[key]?.length) throw new ConfigError(`linux.${key}`, 'needs a mount namespace of the container (runc: unable to restrict sys entries without a private MNT namespace)');
+    }
+    if (config.linux?.rootfsPropagation) throw new ConfigError('linux.rootfsPropagation', "needs a mount namespace of the container (it would change the host's)");
+    if (ctx.imageRootfs) throw new ConfigError('linux.namespaces', "an image's rootfs is mounted only in a mount namespace of the container's own: add one");
+  }
   if (config.hostname !== undefined && config.hostname !== '' && !hasOwn('uts'))
     throw new ConfigError('hostname', 'needs a UTS namespace of the container');
   if (config.domainname !== undefined && config.domainname !== '' && !hasOwn('uts'))
@@ -454,7 +470,8 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   // Keep the host from seeing our mounts: "/" becomes rslave (or rprivate, if asked).
   const rootProp = config.linux?.rootfsPropagation;
   const parentProp = rootProp === 'private' || rootProp === 'rprivate' ? MS.PRIVATE | MS.REC : MS.SLAVE | MS.REC;
-  ops.push(op(Op.ROOTFS_PREPARE, { rootfs, propagation: parentProp }));
+  // 0: the host's "/" is left alone (the rootfs bind is made private instead).
+  ops.push(op(Op.ROOTFS_PREPARE, { rootfs, propagation: hostMounts ? 0 : parentProp }));
   ops.push(...mountSink.ops);
   compileDevices(config, ns, ops);
 
@@ -469,11 +486,11 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   // --no-pivot leaves the host's mounts beneath the rootfs: the full procfs
   // and sysfs ones must go, or a new user namespace inside could mount
   // procfs or sysfs without the container's masks (runc's msMoveRoot too).
-  if (ctx.noPivot) {
+  if (ctx.noPivot && !hostMounts) {
     const inRootfs = (p: string): boolean => p === rootfs || p.startsWith(rootfs.endsWith('/') ? rootfs : `${rootfs}/`);
     for (const p of ctx.host.fullPseudoFsMounts?.() ?? []) if (!inRootfs(p)) ops.push(op(Op.HIDE_HOST_FS, { path: p }));
   }
-  ops.push(op(Op.PIVOT_ROOT, { noPivot: ctx.noPivot ? 1 : 0 }));
+  ops.push(op(Op.PIVOT_ROOT, { noPivot: hostMounts ? PivotMode.CHROOT : ctx.noPivot ? PivotMode.MOVE : PivotMode.PIVOT }));
   if (rootProp) ops.push(op(Op.ROOT_PROPAGATION, { flags: PROPAGATION_FLAGS[rootProp] }));
   if (config.root.readonly) ops.push(op(Op.REMOUNT_ROOT_RO));
   ops.push(...compileSysctls(config, ns, ctx.host));
@@ -489,7 +506,7 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   ops.push(op(Op.WAIT_START));
   for (const h of hooks.startContainer ?? []) ops.push(compileHook(HookStage.START_CONTAINER, h, { cwd: process.cwd }));
   ops.push(op(Op.EXEC));
-  return { ops, rootfs, newNamespaces: ns.created };
+  return { ops, rootfs, newNamespaces: ns.created, hostMounts };
 }
 
 /** IPC sysctls, namespaced by an IPC namespace (runc's list), plus fs.mqueue.*. */
@@ -625,6 +642,8 @@ export function compileProcess(process: Process, ops: PlanOp[], opts: ProcessOpt
 export interface InitNamespaces {
   /** Namespace type -> /proc/<init>/ns/<name> for each one the init does not share with us. */
   differing: Partial<Record<NamespaceType, string>>;
+  /** Its root, where it is not ours though its mount namespace is (a chroot: no mount namespace of its own). */
+  root?: string;
 }
 
 /**
@@ -667,6 +686,7 @@ export function compileExecPlan(process: Process, ns: InitNamespaces, opts: Exec
     if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
   }
   if (ns.differing.user) ops.push(op(Op.BECOME_ROOT));
+  if (ns.root) ops.push(op(Op.CHROOT, { path: ns.root }));
   ops.push(op(Op.CLONE_INIT, { cgroupDir: cgroups.cloneInto }));
   if (process.terminal) ops.push(op(Op.SETSID));
   compileProcess(process, ops, { isInit: false, seccomp, container, finalAffinity: affinity.final });

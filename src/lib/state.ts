@@ -49,6 +49,8 @@ export interface ContainerRecord {
   seccomp?: Seccomp;
   /** linux.personality and linux.memoryPolicy: exec'd processes get them too, as runc's do. */
   processAttrs?: ContainerProcessAttrs;
+  /** No mount namespace of its own: the rootfs bind tsrun made in the host's, which delete detaches (with all under it). */
+  hostMounts?: string;
 }
 
 /** The OCI state, as `tsrun state` prints it and hooks read it. */

@@ -357,7 +357,8 @@ t.test('semantic errors name the field', async (t) => {
   const cases: Array<[(c: Config) => void, RegExp]> = [
     [(c) => { delete c.process; }, /^process: required/],
     [(c) => { c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'uts'); }, /^hostname:/],
-    [(c) => { c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'mount'); }, /^linux\.namespaces: a new mount namespace/],
+    [(c) => { c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'mount'); c.linux!.maskedPaths = ['/proc/kcore']; }, /^linux\.maskedPaths: needs a mount namespace of the container/],
+    [(c) => { c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'mount'); c.linux!.rootfsPropagation = 'shared'; }, /^linux\.rootfsPropagation: needs a mount namespace/],
     [(c) => { c.linux!.namespaces!.push({ type: 'user' }); }, /^linux\.uidMappings/],
     [(c) => { c.process!.terminal = true; }, /^process\.terminal: .*--console-socket/],
     [(c) => { c.process!.rlimits = [{ type: 'RLIMIT_CORE', soft: 1, hard: 1 }, { type: 'RLIMIT_CORE', soft: 1, hard: 1 }]; }, /^process\.rlimits\[1\]\.type: duplicate/],
@@ -504,4 +505,28 @@ t.test('a user namespace: bind mounts are taken in the host user namespace, befo
   t.ok(codes(ops).indexOf('IDMAP_PREPARE') < codes(ops).indexOf('UNSHARE_USER'), 'before the user namespace');
   t.match(find(ops, Op.MOUNT).find((m) => m.fields.dest === 'data')!.fields, { kind: MountKind.PREPARED, slot: prepare.fields.slot });
   t.equal(find(compile(data, ctx({ '/volumes/data': 'dir' })), Op.IDMAP_PREPARE).length, 0, 'without a user namespace: bound in place');
+});
+
+t.test("no mount namespace of its own: the host's \"/\" left alone, a chroot, no host fs hidden", async (t) => {
+  const hostNs = (c: Config): void => { c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'mount'); };
+  const host: HostView = { ...ctx().host, fullPseudoFsMounts: () => ['/proc'], isHostNamespace: (p) => p === '/proc/1/ns/mnt' };
+  for (const [label, mutate] of [
+    ['none listed', hostNs],
+    ['our own joined by path', (c: Config) => { hostNs(c); c.linux!.namespaces!.push({ type: 'mount', path: '/proc/1/ns/mnt' }); }],
+  ] as const) {
+    const { ops, hostMounts } = compileCreatePlan((() => { const c = baseConfig(); mutate(c); return c; })(), { ...ctx(), host, noPivot: true });
+    t.ok(hostMounts, `${label}: its mounts are the host's`);
+    t.equal(find(ops, Op.ROOTFS_PREPARE)[0].fields.propagation, 0, `${label}: "/" is not made slave`);
+    t.equal(find(ops, Op.PIVOT_ROOT)[0].fields.noPivot, 2, `${label}: a chroot`);
+    t.same(find(ops, Op.HIDE_HOST_FS), [], `${label}: nothing of the host's is detached, even with --no-pivot`);
+    t.notOk((find(ops, Op.UNSHARE)[0].fields.flags as bigint) & BigInt(CLONE_FLAGS.mount), `${label}: no new mount namespace`);
+  }
+  const joined = baseConfig();
+  joined.linux!.namespaces = [...joined.linux!.namespaces!.filter((n) => n.type !== 'mount'), { type: 'mount', path: '/run/ns/other' }];
+  const other = compileCreatePlan(joined, { ...ctx(), host });
+  t.notOk(other.hostMounts, 'another mount namespace joined by path: used as the container\'s');
+  t.equal(find(other.ops, Op.PIVOT_ROOT)[0].fields.noPivot, 0, 'pivot_root there, as runc');
+  const image = baseConfig();
+  hostNs(image);
+  t.throws(() => compileCreatePlan(image, { ...ctx(), host, imageRootfs: true }), /^linux\.namespaces: an image's rootfs is mounted only in a mount namespace/);
 });

@@ -1,0 +1,116 @@
+/**
+ * Issue 15, item 5: without a mount namespace entry, or with the mount
+ * namespace joined by path, runc runs the container; tsrun refused ("a new
+ * mount namespace is required").  Compared with runc:
+ *  - no mount namespace: the container shares the host's mounts; its own
+ *    are made there under its rootfs and its root is a chroot.  tsrun
+ *    leaves the host's "/" propagation alone, detaches those mounts at
+ *    delete, and an exec enters the container's root; runc makes "/"
+ *    rslave, leaves its mounts in the host for good, and runs an exec in
+ *    the host's root (docs/differences-from-runc.md, "host-mount-namespace");
+ *  - masked and read-only paths need a mount namespace: refused by both;
+ *  - a mount namespace joined by path: used as runc uses it.
+ * README ("Namespaces") says what sharing the host's mounts means for safety.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import t from 'tap';
+import { Config } from '../../src/lib/config';
+import { IS_ROOT, makeBundle, mountsUnder, tempDir, uniqueId } from '../helpers';
+import { cleanupBoth, differsOnPurpose, referenceInstalled, RUNTIMES, seen, under, underBoth } from '../compat-helpers';
+
+if (!IS_ROOT) {
+  t.plan(0, 'compat tests need root');
+  process.exit(0);
+}
+t.ok(referenceInstalled(), 'the reference runtime is installed (scripts/setup.sh --engines)');
+
+const rootLine = (): string => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === '/') ?? '';
+// runc makes the host's "/" rslave without a mount namespace: only let it
+// where that changes nothing (a private "/"), so the test cannot alter the host.
+const rootShared = /\sshared:\d+/.test(rootLine());
+
+const noMountNs = (c: Config): void => {
+  c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'mount');
+  c.linux!.maskedPaths = [];
+  c.linux!.readonlyPaths = [];
+};
+
+t.test('no mount namespace: it runs, as under runc; tsrun leaves nothing of it in the host', async (t) => {
+  differsOnPurpose(t, 'host-mount-namespace');
+  const before = rootLine();
+  const results: Record<string, { run: unknown; exec: string; left: number }> = {};
+  for (const rt of RUNTIMES) {
+    if (rt.name === 'reference' && rootShared) {
+      t.comment('the host\'s "/" is shared: runc would make it rslave, so it is not run here');
+      continue;
+    }
+    // A bundle each: runc's mounts stay in the host, under its rootfs.
+    const bundle = makeBundle(t, noMountNs, ['/bin/sh', '-c', 'ls /; cat /etc/hostname-file 2>/dev/null; echo done']);
+    fs.writeFileSync(path.join(bundle.rootfs, 'etc', 'hostname-file'), 'inside\n');
+    t.teardown(() => {
+      spawnSync('umount', ['-R', '-l', bundle.rootfs]);
+    });
+    const id = uniqueId('nomntns');
+    cleanupBoth(t, bundle, id);
+    const run = under(rt, bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+    const running = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
+    t.teardown(() => {
+      spawnSync('umount', ['-R', '-l', running.rootfs]);
+    });
+    const rid = uniqueId('nomntnsx');
+    cleanupBoth(t, running, rid);
+    t.equal(under(rt, running, rid, ['run', '--detach', '-b', running.dir, '%ID%']).status, 0, `${rt.name}: run --detach`);
+    const exec = under(rt, running, rid, ['exec', '%ID%', '/bin/ls', '/']).stdout;
+    under(rt, running, rid, ['delete', '--force', '%ID%']);
+    results[rt.name] = { run: seen(run), exec, left: mountsUnder(bundle.dir).length + mountsUnder(running.dir).length };
+  }
+  const ours = results.tsrun;
+  t.match(ours.run, { status: 0, stdout: /^bin\n(.*\n)*inside\ndone\n$/ }, 'runs in its rootfs, a chroot');
+  t.equal(ours.left, 0, 'its mounts in the host are detached once it is deleted');
+  t.equal(ours.exec, fs.readdirSync(path.join(makeBundle(t).rootfs)).sort().join('\n') + '\n', "exec runs in the container's root");
+  t.equal(rootLine(), before, 'the host\'s "/" mount is as it was (propagation untouched)');
+  if (results.reference) {
+    t.same(ours.run, results.reference.run, 'run: what the reference prints');
+    t.ok(results.reference.left > 0, `the reference leaves ${results.reference.left} mounts in the host`);
+    t.not(results.reference.exec, ours.exec, "the reference's exec runs in the host's root");
+  }
+});
+
+t.test('masked or read-only paths without a mount namespace: refused by both', async (t) => {
+  const bundle = makeBundle(t, (c) => {
+    noMountNs(c);
+    c.linux!.maskedPaths = ['/proc/kcore'];
+  }, ['/bin/true']);
+  const id = uniqueId('nomntnsmask');
+  cleanupBoth(t, bundle, id);
+  const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+  t.same({ reference: r.reference.status, tsrun: r.tsrun.status }, { reference: 1, tsrun: 1 });
+  t.match(r.tsrun.stderr, /linux\.maskedPaths: needs a mount namespace of the container/);
+  t.equal(mountsUnder(bundle.dir).length, 0, 'nothing mounted');
+});
+
+t.test('a mount namespace joined by path: used as runc uses it', async (t) => {
+  const dir = tempDir(t, 'tsrun-mntns-');
+  spawnSync('mount', ['--bind', dir, dir]);
+  spawnSync('mount', ['--make-private', dir]);
+  t.teardown(() => {
+    spawnSync('umount', ['-R', '-l', dir]);
+  });
+  const nsFile = path.join(dir, 'mnt');
+  const bundle = makeBundle(t, (c) => {
+    c.linux!.namespaces = [...c.linux!.namespaces!.filter((n) => n.type !== 'mount'), { type: 'mount', path: nsFile }];
+  }, ['/bin/sh', '-c', 'ls / | head -3; grep -c . /proc/self/mountinfo > /dev/null && echo mounts']);
+  const id = uniqueId('joinmnt');
+  cleanupBoth(t, bundle, id);
+  const outputs: Record<string, unknown> = {};
+  for (const rt of RUNTIMES) {
+    fs.writeFileSync(nsFile, '');
+    t.equal(spawnSync('unshare', [`--mount=${nsFile}`, '--propagation', 'private', 'true']).status, 0, 'a mount namespace kept in a file');
+    outputs[rt.name] = seen(under(rt, bundle, id, ['run', '-b', bundle.dir, '%ID%']));
+    spawnSync('umount', ['-l', nsFile]);
+  }
+  t.same(outputs.tsrun, outputs.reference, 'as under the reference');
+  t.match(outputs.tsrun, { status: 0, stdout: /^bin\ndev\netc\nmounts\n$/ });
+});
