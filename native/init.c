@@ -521,6 +521,10 @@ static int make_fs_mount(const struct plan_mount *m, const char **failed_option)
 			goto err;
 		}
 	}
+	/* A read-only mount is read-only at the superblock too, as mount(2)'s
+	 * MS_RDONLY makes it for runc (a superblock already in use keeps its own). */
+	if ((m->attr_set & MOUNT_ATTR_RDONLY) && syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0)
+		goto err;
 	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		goto err;
 	int mnt = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, m->attr_set);
@@ -1799,7 +1803,8 @@ static void op_mask_path(struct cursor *c)
 	int tree;
 	if (S_ISDIR(st.st_mode)) {
 		int fs = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
-		if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", "0", 0) < 0 ||
+		/* Empty and read-only, superblock and mount, as runc's mask is. */
+		if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
 		    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 			fail(errno, "protect", path, "tmpfs to mask %s", path);
 		tree = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);

@@ -341,17 +341,17 @@ function compileCgroupMount(field: string, dest: string, flags: number, ctx: Pla
   // The tmpfs stays writable until its mount points exist; ro is applied to each cgroup mount.
   ops.push(fsMount('tmpfs', dest, 'tmpfs', 'mode=755', attrs & ~MOUNT_ATTR.RDONLY));
   for (const h of hierarchies) {
-    if (!h.name) continue;
+    // A hybrid host's cgroup2 tree stays out, as runc leaves it out: the
+    // container sees the v1 hierarchies.
+    if (!h.name || h.version === 2) continue;
     const own = ownNamespace ? undefined : ctx.cgroupDirs?.[`/sys/fs/cgroup/${h.name}`];
     if (own) ops.push(op(Op.MOUNT, {
       kind: MountKind.BIND, recursiveBind: 0, create: CreateKind.DIR, source: own, dest: `${dest}/${h.name}`, fstype: '', data: '',
       attrSet: attrs, attrClr: 0, recAttrSet: 0, recAttrClr: 0, propagation: 0, propagationRecursive: 0, copyUp: 0, slot: NO_SLOT,
     }));
-    else ops.push(h.version === 2
-      ? fsMount('cgroup2', `${dest}/${h.name}`, 'cgroup2', '', attrs)
-      : fsMount('cgroup', `${dest}/${h.name}`, 'cgroup', h.options, attrs));
+    else ops.push(fsMount('cgroup', `${dest}/${h.name}`, 'cgroup', h.options, attrs));
     // Co-mounted controllers get one symlink each ("cpu" -> "cpu,cpuacct").
-    if (h.version === 1 && h.name.includes(',')) {
+    if (h.name.includes(',')) {
       for (const controller of h.name.split(',')) ops.push(op(Op.SYMLINK, { target: h.name, path: `${dest}/${controller}` }));
     }
   }
