@@ -702,33 +702,42 @@ static int recv_fd_message(int sock, int timeout, int *fd, char *data, size_t si
 	return 0;
 }
 
+/* The (sock, timeoutMs) arguments of recvFd and recvFdNamed, and the message; NULL after a throw. */
+static bool recv_fd_args(napi_env env, napi_callback_info info, int *fd, char *data, size_t size, size_t *len)
+{
+	size_t argc = 2;
+	napi_value args[2];
+	int32_t sock, timeout;
+	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+	if (argc < 2 || arg_int(env, args[0], &sock) || arg_int(env, args[1], &timeout)) {
+		throw_errno(env, EINVAL, "recvmsg");
+		return false;
+	}
+	int err = recv_fd_message(sock, timeout, fd, data, size, len);
+	if (err) {
+		throw_errno(env, err, "recvmsg");
+		return false;
+	}
+	return true;
+}
+
 /* recvFd(sock, timeoutMs) -> the fd received with SCM_RIGHTS. */
 static napi_value recv_fd(napi_env env, napi_callback_info info)
 {
-	GET_ARGS(2);
-	int32_t sock, timeout;
-	if (arg_int(env, args[0], &sock) || arg_int(env, args[1], &timeout))
-		return throw_errno(env, EINVAL, "recvmsg");
 	char data[256];
 	size_t len;
-	int fd, err = recv_fd_message(sock, timeout, &fd, data, sizeof(data), &len);
-	if (err)
-		return throw_errno(env, err, "recvmsg");
-	return make_int(env, fd);
+	int fd;
+	return recv_fd_args(env, info, &fd, data, sizeof(data), &len) ? make_int(env, fd) : NULL;
 }
 
 /* recvFdNamed(sock, timeoutMs) -> { fd, name }: the fd and the text sent with it. */
 static napi_value recv_fd_named(napi_env env, napi_callback_info info)
 {
-	GET_ARGS(2);
-	int32_t sock, timeout;
-	if (arg_int(env, args[0], &sock) || arg_int(env, args[1], &timeout))
-		return throw_errno(env, EINVAL, "recvmsg");
 	char data[256];
 	size_t len;
-	int fd, err = recv_fd_message(sock, timeout, &fd, data, sizeof(data), &len);
-	if (err)
-		return throw_errno(env, err, "recvmsg");
+	int fd;
+	if (!recv_fd_args(env, info, &fd, data, sizeof(data), &len))
+		return NULL;
 	napi_value out, name;
 	napi_create_object(env, &out);
 	napi_set_named_property(env, out, "fd", make_int(env, fd));

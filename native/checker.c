@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sched-attr.h"
+
 extern char **environ;
 
 /* `checker read` must not exhaust memory on endless files like /dev/zero. */
@@ -1059,14 +1061,6 @@ static void report_nice(void)
 
 /* Task attributes set by process.scheduler, process.ioPriority,
  * linux.personality, linux.memoryPolicy and process.execCPUAffinity. */
-struct checker_sched_attr {
-	uint32_t size, sched_policy;
-	uint64_t sched_flags;
-	int32_t sched_nice;
-	uint32_t sched_priority;
-	uint64_t sched_runtime, sched_deadline, sched_period;
-	uint32_t sched_util_min, sched_util_max;
-};
 
 /* Set bits of a mask of `bits` bits as a list "0-3,7" (a JSON string). */
 static void json_bit_list(const unsigned long *mask, unsigned bits)
@@ -1092,7 +1086,7 @@ static void json_bit_list(const unsigned long *mask, unsigned bits)
 
 static void report_task_attrs(void)
 {
-	struct checker_sched_attr attr;
+	struct tsrun_sched_attr attr;
 	memset(&attr, 0, sizeof(attr));
 	json_key("scheduler");
 	if (syscall(SYS_sched_getattr, 0, &attr, sizeof(attr), 0) < 0) {

@@ -44,6 +44,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "sched-attr.h"
+
 #include "plan.h"
 
 /* Kernel ABI bits musl does not ship headers for. */
@@ -1155,18 +1157,10 @@ static void op_loopback_up(void)
  * name the config field, since the kernel's errno alone does not say which
  * of them it refused.
  */
-struct sched_attr_v1 {
-	uint32_t size, sched_policy;
-	uint64_t sched_flags;
-	int32_t sched_nice;
-	uint32_t sched_priority;
-	uint64_t sched_runtime, sched_deadline, sched_period;
-	uint32_t sched_util_min, sched_util_max;
-};
 
 static void op_scheduler(struct cursor *c)
 {
-	struct sched_attr_v1 attr;
+	struct tsrun_sched_attr attr;
 	memset(&attr, 0, sizeof(attr));
 	attr.size = sizeof(attr);
 	attr.sched_policy = rd_u32(c);

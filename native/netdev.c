@@ -72,6 +72,18 @@ static void add_attr(struct nl_request *req, unsigned short type, const void *da
 	req->nh.nlmsg_len = NLMSG_ALIGN(req->nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
 }
 
+/* One read from a netlink socket into the shared buffer: its length, or -1 with errno. */
+static char nl_buf[NL_BUF];
+
+static ssize_t nl_recv(int sock)
+{
+	ssize_t n;
+	do
+		n = recv(sock, nl_buf, sizeof(nl_buf), 0);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
 /* Send one request and wait for its acknowledgement: 0 or an errno. */
 static int nl_transact(int sock, struct nl_request *req)
 {
@@ -80,15 +92,11 @@ static int nl_transact(int sock, struct nl_request *req)
 	req->nh.nlmsg_seq = ++seq;
 	if (send(sock, req, req->nh.nlmsg_len, 0) < 0)
 		return errno;
-	static char buf[NL_BUF];
 	for (;;) {
-		ssize_t n = recv(sock, buf, sizeof(buf), 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+		ssize_t n = nl_recv(sock);
+		if (n < 0)
 			return errno;
-		}
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
 			if (h->nlmsg_seq != req->nh.nlmsg_seq || h->nlmsg_type != NLMSG_ERROR)
 				continue;
 			return -((struct nlmsgerr *)NLMSG_DATA(h))->error;
@@ -119,16 +127,12 @@ static int read_addresses(int sock, int index, struct carried_address *out)
 	req.ifa.ifa_family = AF_UNSPEC;
 	if (send(sock, &req, req.nh.nlmsg_len, 0) < 0)
 		return -errno;
-	static char buf[NL_BUF];
 	int count = 0;
 	for (;;) {
-		ssize_t n = recv(sock, buf, sizeof(buf), 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+		ssize_t n = nl_recv(sock);
+		if (n < 0)
 			return -errno;
-		}
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
 			if (h->nlmsg_type == NLMSG_DONE)
 				return count;
 			if (h->nlmsg_type == NLMSG_ERROR)
@@ -222,15 +226,11 @@ static int index_of(int sock, const char *name, unsigned *flags)
 	add_attr(&req, IFLA_IFNAME, name, strlen(name) + 1);
 	if (send(sock, &req, req.nh.nlmsg_len, 0) < 0)
 		return 0;
-	static char buf[NL_BUF];
 	for (;;) {
-		ssize_t n = recv(sock, buf, sizeof(buf), 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
+		ssize_t n = nl_recv(sock);
+		if (n < 0)
 			return 0;
-		}
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
 			if (h->nlmsg_type == NLMSG_ERROR) {
 				errno = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
 				return 0;
