@@ -3,9 +3,10 @@ import { list } from '../lib/control';
 import { TsrunError } from '../lib/errors';
 import { out, storeOf, verb } from './common';
 
+/** runc's table: Go's tabwriter with a minimum cell width of 12 and a padding of 3; the last column unpadded. */
 function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] + 3))).join('')).join('\n') + '\n';
+  const widths = rows[0].map((_, i) => Math.max(12, ...rows.map((r) => r[i].length + 3)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('')).join('\n') + '\n';
 }
 
 export function listCommand(): Command {

@@ -337,7 +337,8 @@ export class StateStore {
       rootfs: record.rootfs,
       created: record.created,
       owner: record.owner,
-      annotations: record.annotations,
+      // Left out when empty, as runc leaves it (runtime-spec: MAY be absent).
+      ...(Object.keys(record.annotations ?? {}).length ? { annotations: record.annotations } : {}),
     };
   }
 }

@@ -21,11 +21,14 @@ t.ok(referenceInstalled(), 'the reference runtime is installed (scripts/setup.sh
  * lo's flags (0x9: UP|LOOPBACK), then a line sent over 127.0.0.1 to a
  * listener, which prints it.  No fixed sleeps (a loaded machine starts the
  * listener late): the client tries until it connects, for 5 s, and the
- * listener is waited for before its file is read.
+ * listener is waited for before its file is read (a file of its own: the
+ * runtimes' containers share one rootfs).  The listener's stdin stays open
+ * (a background job's is /dev/null, and busybox nc may quit on its EOF
+ * before the line arrives).
  */
-const PROBE = 'cat /sys/class/net/lo/flags; nc -l -p 4242 > /tmp/got & listener=$!; '
+const PROBE = 'cat /sys/class/net/lo/flags; got=$(mktemp); sleep 5 2>/dev/null | nc -l -p 4242 > $got & listener=$!; '
   + 'ok=; for i in $(seq 50); do echo round-trip | nc -w 1 127.0.0.1 4242 2>/dev/null && { echo sent; ok=1; break; }; sleep 0.1; done; '
-  + '[ -n "$ok" ] || { echo no-answer; kill $listener; }; wait $listener; cat /tmp/got';
+  + '[ -n "$ok" ] || { echo no-answer; kill $listener; }; wait $listener; cat $got; rm -f $got';
 
 t.test('a new network namespace: lo is up, 127.0.0.1 answers, as in runc (run and exec)', async (t) => {
   const bundle = makeBundle(t, () => {}, ['/bin/sh', '-c', PROBE]);
