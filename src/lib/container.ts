@@ -418,6 +418,7 @@ function waitForExec(record: ContainerRecord): void {
 /** start: release the init waiting on the exec fifo, then run poststart hooks. */
 export function start(store: StateStore, id: string): void {
   const lockFd = store.lock(id);
+  let poststartFailed: { err: unknown; bundle: string } | undefined;
   try {
     const record = store.load(id);
     const status = store.status(record);
@@ -441,12 +442,21 @@ export function start(store: StateStore, id: string): void {
     try {
       runHooks('poststart', record.hooks.poststart, JSON.stringify(store.ociState(record, 'running')), record.bundle);
     } catch (err) {
-      // runtime.md: a failed poststart hook stops the container; delete follows.
+      // runtime.md: a failed poststart hook stops the container, and the
+      // lifecycle goes on to delete (poststop hooks included), as runc does.
       killAndReap(record.pid, false);
-      throw err;
+      poststartFailed = { err, bundle: record.bundle };
     }
   } finally {
     store.unlock(lockFd);
+  }
+  if (poststartFailed) {
+    try {
+      remove(store, id, true, poststartFailed.bundle);
+    } catch (err) {
+      warn(`delete after the failed poststart hook: ${(err as Error).message}`);
+    }
+    throw poststartFailed.err;
   }
 }
 

@@ -18,7 +18,7 @@ import t from 'tap';
 import { readHierarchies } from '../../src/lib/cgroup/manager';
 import { native } from '../../src/lib/native';
 import { IS_ROOT, makeBundle, runCommand, uniqueId } from '../helpers';
-import { cleanupBoth, idFor, referenceInstalled, RUNTIMES, under, underBoth } from '../compat-helpers';
+import { cleanupBoth, differsOnPurpose, idFor, referenceInstalled, RUNTIMES, under, underBoth } from '../compat-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'compat tests need root');
@@ -196,4 +196,27 @@ t.test("events --stats: runc's shape (field names, what is left out), 64-bit cou
     t.match(text.tsrun, /"limit":9223372036854771712[,}]/, 'the v1 no-limit value, digit for digit');
     t.notMatch(text.tsrun, /9223372036854772000/);
   }
+});
+
+t.test('a failing poststart hook: start fails, the container is stopped and deleted, poststop runs once (runtime-spec; runc 1.2+)', async (t) => {
+  differsOnPurpose(t, 'poststart-at-start');
+  const dir = fs.mkdtempSync('/tmp/tsrun-poststart-');
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const outcome: Record<string, Record<string, unknown>> = {};
+  for (const rt of RUNTIMES) {
+    const bundle = makeBundle(t, (c) => {
+      c.hooks = {
+        poststart: [{ path: '/bin/false' }],
+        poststop: [{ path: '/bin/sh', args: ['sh', '-c', `echo poststop >> ${dir}/${rt.name}`] }],
+      };
+    }, ['/bin/sleep', '1000']);
+    const id = uniqueId('poststartfail');
+    cleanupBoth(t, bundle, id);
+    const created = under(rt, bundle, id, ['create', '-b', bundle.dir, '%ID%']);
+    const start = under(rt, bundle, id, ['start', '%ID%']);
+    const state = under(rt, bundle, id, ['state', '%ID%']);
+    outcome[rt.name] = { create: created.status, start: start.status, stateAfter: state.status, poststop: fs.existsSync(path.join(dir, rt.name)) ? fs.readFileSync(path.join(dir, rt.name), 'utf8') : '' };
+  }
+  t.same(outcome.tsrun, { create: 0, start: 1, stateAfter: 1, poststop: 'poststop\n' }, 'create succeeds; start fails; the container is gone; poststop ran once');
+  t.equal(outcome.reference.create, 1, 'runc 1.1.5 runs poststart hooks at the end of create, and fails create');
 });
