@@ -15,7 +15,7 @@ import { Config, ConfigError, IDMapping, parseConfig } from './config';
 import { crashPoint } from './crash';
 import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
-import { realHost } from './host';
+import { realHost, topMountId } from './host';
 import { debug, warn } from './log';
 import { checkLsmRequests } from './lsm';
 import { native } from './native';
@@ -112,10 +112,15 @@ function failedField(config: Config, step: string, where: string): string {
  */
 function releaseHostMounts(record: ContainerRecord): void {
   if (!record.hostMounts) return;
-  try {
-    native.detachMount(record.hostMounts);
-  } catch (err) {
-    throw new TsrunError(`${record.hostMounts}: detach the container's mounts: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
+  // Only what lies on top of the mount found there before create: ours.
+  for (let i = 0; i < 8; i++) {
+    const top = topMountId(record.hostMounts);
+    if (top === null || top === (record.hostMountsBase ?? null)) return;
+    try {
+      if (!native.detachMount(record.hostMounts)) return;
+    } catch (err) {
+      throw new TsrunError(`${record.hostMounts}: detach the container's mounts: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
+    }
   }
 }
 
@@ -289,6 +294,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     seccomp: config.linux?.seccomp,
     processAttrs: containerProcessAttrs(config),
     hostMounts: plan.hostMounts ? plan.rootfs : undefined,
+    hostMountsBase: plan.hostMounts ? topMountId(plan.rootfs) : undefined,
   };
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
 

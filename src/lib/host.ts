@@ -23,6 +23,16 @@ function mountinfoEntries(mountinfo: string): Array<{ root: string; mountPoint: 
   return out;
 }
 
+/** The id of the topmost mount at `mountPoint` in our mount namespace (the last one listed), or null. */
+export function topMountId(mountPoint: string): number | null {
+  let id: number | null = null;
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const fields = line.split(' ');
+    if (fields.length > 4 && unescapeMountinfo(fields[4]) === mountPoint) id = Number(fields[0]);
+  }
+  return id;
+}
+
 /** Cgroup hierarchies mounted under /sys/fs/cgroup, from our mountinfo. */
 export function readCgroupHierarchies(mountinfo: string): CgroupHierarchy[] {
   const out: CgroupHierarchy[] = [];

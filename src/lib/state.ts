@@ -51,6 +51,12 @@ export interface ContainerRecord {
   processAttrs?: ContainerProcessAttrs;
   /** No mount namespace of its own: the rootfs bind tsrun made in the host's, which delete detaches (with all under it). */
   hostMounts?: string;
+  /**
+   * The id of the mount that was on top at hostMounts before create (null:
+   * none).  delete detaches only what is on top of it, so a mount of the
+   * caller's at the rootfs path is never taken, even after a crash.
+   */
+  hostMountsBase?: number | null;
 }
 
 /** The OCI state, as `tsrun state` prints it and hooks read it. */

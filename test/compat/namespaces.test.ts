@@ -114,3 +114,36 @@ t.test('a mount namespace joined by path: used as runc uses it', async (t) => {
   t.same(outputs.tsrun, outputs.reference, 'as under the reference');
   t.match(outputs.tsrun, { status: 0, stdout: /^bin\ndev\netc\nmounts\n$/ });
 });
+
+t.test("no mount namespace, a rootfs that is a mount of the caller's: delete takes only the container's mounts", async (t) => {
+  const bundle = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
+  spawnSync('mount', ['--bind', bundle.rootfs, bundle.rootfs]);
+  t.teardown(() => {
+    spawnSync('umount', ['-R', '-l', bundle.rootfs]);
+  });
+  const before = mountsUnder(bundle.dir);
+  const id = uniqueId('nomntnsown');
+  cleanupBoth(t, bundle, id);
+  const rt = RUNTIMES[1];
+  t.equal(under(rt, bundle, id, ['run', '--detach', '-b', bundle.dir, '%ID%']).status, 0, 'run --detach');
+  t.ok(mountsUnder(bundle.dir).length > before.length, "the container's mounts are in the host's namespace");
+  t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'delete --force');
+  t.same(mountsUnder(bundle.dir), before, "the caller's own mount of the rootfs is still there, nothing else");
+});
+
+t.test("no mount namespace: a create killed before it mounted anything leaves the caller's rootfs mount alone at delete", async (t) => {
+  const bundle = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
+  spawnSync('mount', ['--bind', bundle.rootfs, bundle.rootfs]);
+  t.teardown(() => {
+    spawnSync('umount', ['-R', '-l', bundle.rootfs]);
+  });
+  const before = mountsUnder(bundle.dir);
+  const id = uniqueId('nomntnscrash');
+  cleanupBoth(t, bundle, id);
+  const rt = RUNTIMES[1];
+  // Killed once the record is saved, before the helper runs: the record names the rootfs, nothing is mounted.
+  const crashed = under(rt, bundle, id, ['create', '-b', bundle.dir, '%ID%'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TSRUN_TEST_CRASH_AT: 'create:recorded' } });
+  t.not(crashed.status, 0, 'create was killed');
+  t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'delete --force of what it left');
+  t.same(mountsUnder(bundle.dir), before, "the caller's own mount of the rootfs is still there");
+});
