@@ -13,9 +13,8 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
-import { alive, IS_ROOT, mountsUnder, waitFor, tarOf, tempDir, TSRUN, tsrun, uniqueId, cleanupContainer, TarEntry } from '../helpers';
+import { alive, defaultCgroupDirs, IS_ROOT, mountsUnder, waitFor, tarOf, tempDir, TSRUN, tsrun, uniqueId, cleanupContainer, TarEntry } from '../helpers';
 import { differsOnPurpose } from '../compat-helpers';
-import { readHierarchies } from '../../src/lib/cgroup/manager';
 import { applyLayers, baseLayer, comparable, dockerArchive, image, imageOf, listTreeCommand, ociArchive, ociLayout, parseTree, TestImage } from '../image-helpers';
 
 if (!IS_ROOT) {
@@ -202,7 +201,8 @@ t.test('rm of an image in use is refused; gc takes exactly what nothing uses', a
   t.equal(fs.readdirSync(path.join(store, 'containers')).length, 1);
   process.kill(pid, 'SIGKILL');
   t.ok(await waitFor(() => !alive(pid)));
-  for (const h of readHierarchies()) if (fs.existsSync(path.join(h.mountPoint, lost))) fs.rmdirSync(path.join(h.mountPoint, lost)); // a reboot takes these too
+  // A reboot takes these too (below our own cgroup: no cgroupsPath).
+  for (const dir of defaultCgroupDirs(lost)) if (fs.existsSync(dir)) fs.rmdirSync(dir);
   t.same(mountsUnder(bundle), [], 'its overlay was never mounted on the host');
   const gc = image(store, ['gc']);
   t.match(gc.stdout, new RegExp(`^container rootfs [0-9a-f-]+ \\(${lost}\\)\n$`), 'gc names the stale rootfs');
