@@ -87,6 +87,9 @@ static const char *create_hook_state, *start_hook_state;
 static char *hook_states;
 static const char *exec_path;   /* resolved by OP_EXEC_PREPARE */
 static char **exec_argv, **exec_env;
+/* statfs magics (linux/magic.h) of pipes and sysfs. */
+#define PIPEFS_MAGIC_ 0x50495045
+#define SYSFS_MAGIC_ 0x62656572
 /* The pty slave OP_CONSOLE made: the one character device give_stdio_to chowns. */
 static struct stat console_peer;
 static int console_peer_set;
@@ -1335,7 +1338,10 @@ static void give_stdio_to(uint32_t uid)
 		struct stat st;
 		if (fstat(fd, &st) < 0 || st.st_uid == uid)
 			continue;
-		int ours = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ||
+		/* A FIFO only when anonymous (pipefs): a named one is a host file. */
+		struct statfs sfs;
+		int anonymous_pipe = S_ISFIFO(st.st_mode) && fstatfs(fd, &sfs) == 0 && sfs.f_type == PIPEFS_MAGIC_;
+		int ours = anonymous_pipe || S_ISSOCK(st.st_mode) ||
 			   (S_ISCHR(st.st_mode) && console_peer_set && st.st_rdev == console_peer.st_rdev && st.st_dev == console_peer.st_dev);
 		if (ours && fchown(fd, uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM && errno != EROFS)
 			fail(errno, "user", NULL, "give stdio %d to uid %u", fd, uid);
@@ -1429,8 +1435,12 @@ static void op_home(struct cursor *c)
 	if (fd < 0)
 		return;
 	struct stat st;
+	struct statfs sfs;
 	size_t len = 0;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+	/* Not procfs or sysfs either: an image's /etc/passwd -> /proc/kmsg read
+	 * by us, with every capability, would drain the host's kernel log. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fstatfs(fd, &sfs) == 0 &&
+	    sfs.f_type != PROC_SUPER_MAGIC && sfs.f_type != SYSFS_MAGIC_) {
 		ssize_t n;
 		while (len < sizeof(passwd) - 1 && (n = read(fd, passwd + len, sizeof(passwd) - 1 - len)) > 0)
 			len += n;

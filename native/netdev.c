@@ -359,7 +359,9 @@ static napi_value move_net_device(napi_env env, napi_callback_info info)
 {
 	size_t argc = 3, len;
 	napi_value args[3];
-	char host_name[IFNAMSIZ], new_name[IFNAMSIZ], ns_path[256], msg[512];
+	/* One byte more than IFNAMSIZ: the length check refuses a string that
+	 * fills the buffer, and a 15-byte name with its NUL fills IFNAMSIZ. */
+	char host_name[IFNAMSIZ + 1], new_name[IFNAMSIZ + 1], ns_path[256], msg[512];
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
 	if (argc < 3 ||
 	    napi_get_value_string_utf8(env, args[0], host_name, sizeof(host_name), &len) != napi_ok || len + 1 >= sizeof(host_name) ||

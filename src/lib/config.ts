@@ -739,7 +739,12 @@ function checkLinux(value: unknown, path: string): void {
     for (const [name, device] of Object.entries(devices)) {
       const devicePath = fieldPath(p, name);
       checkInterfaceName(name, devicePath);
-      const inside = optional(expectObject(device, devicePath), 'name', devicePath, (n, np) => checkInterfaceName(expectString(n, np), np)) ?? name;
+      const inside = optional(expectObject(device, devicePath), 'name', devicePath, (n, np) => {
+        const wanted = checkInterfaceName(expectString(n, np), np);
+        // A template is the kernel's: one "%d" and no other "%".
+        if (wanted.includes('%') && !/^[^%]*%d[^%]*$/.test(wanted)) fail(np, `${JSON.stringify(wanted)}: a template takes one "%d" and no other "%"`);
+        return wanted;
+      }) ?? name;
       // Two devices cannot take one name (a "%d" template is the kernel's to number).
       if (!inside.includes('%') && names.has(inside)) fail(devicePath, `a second device would be named ${JSON.stringify(inside)} in the container`);
       names.add(inside);

@@ -293,8 +293,9 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     process: config.process,
     seccomp: config.linux?.seccomp,
     processAttrs: containerProcessAttrs(config),
-    hostMounts: plan.hostMounts ? plan.rootfs : undefined,
-    hostMountsBase: plan.hostMounts ? topMountId(plan.rootfs) : undefined,
+    // The real path: mountinfo shows it, not a symlink on the way (a bundle under /var/run, say).
+    hostMounts: plan.hostMounts ? fs.realpathSync(plan.rootfs) : undefined,
+    hostMountsBase: plan.hostMounts ? topMountId(fs.realpathSync(plan.rootfs)) : undefined,
   };
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
 
@@ -358,7 +359,11 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     if (initPid) killAndReap(initPid, true); // launched, then pid file or state failed
     destroyCgroup(cgroup);
     releaseImageRootfs(store.dir(opts.id));
-    releaseHostMounts(record);
+    try {
+      releaseHostMounts(record);
+    } catch (cleanup) {
+      warn((cleanup as Error).message); // the create's own error is the one to report
+    }
     store.remove(opts.id);
     // A failed create hook still ends the lifecycle with poststop (runtime.md step 12).
     if (hooksFailed) runPoststop(record, stateJson('stopped'), bundle);

@@ -433,6 +433,11 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   // only a mount namespace of its own can give is refused, as runc does.
   const mountNsPath = ns.joined.get('mount');
   const hostMounts = !ns.created.has('mount') && (mountNsPath === undefined || !!ctx.host.isHostNamespace?.(mountNsPath, 'mount'));
+  // Moving an interface into the host's own network namespace would only
+  // rename it, and set it down, on the host.
+  const netPath = ns.joined.get('network');
+  if (Object.keys(config.linux?.netDevices ?? {}).length && netPath !== undefined && ctx.host.isHostNamespace?.(netPath, 'network'))
+    throw new ConfigError('linux.netDevices', "the network namespace joined is the host's: nothing can move into it");
   if (hostMounts) {
     for (const key of ['maskedPaths', 'readonlyPaths'] as const) {
       if (config.linux?.[key]?.length) throw new ConfigError(`linux.${key}`, 'needs a mount namespace of the container (runc: unable to restrict sys entries without a private MNT namespace)');

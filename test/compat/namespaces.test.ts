@@ -147,3 +147,20 @@ t.test("no mount namespace: a create killed before it mounted anything leaves th
   t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'delete --force of what it left');
   t.same(mountsUnder(bundle.dir), before, "the caller's own mount of the rootfs is still there");
 });
+
+t.test('no mount namespace, the bundle reached through a symlink: delete still detaches every mount', async (t) => {
+  const bundle = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
+  const link = `${bundle.dir}-link`;
+  fs.symlinkSync(bundle.dir, link);
+  t.teardown(() => {
+    fs.rmSync(link, { force: true });
+    spawnSync('umount', ['-R', '-l', bundle.rootfs]);
+  });
+  const id = uniqueId('nomntnslink');
+  cleanupBoth(t, bundle, id);
+  const rt = RUNTIMES[1];
+  t.equal(under(rt, bundle, id, ['run', '--detach', '-b', link, '%ID%']).status, 0, 'run --detach -b <symlink>');
+  t.ok(mountsUnder(bundle.dir).length > 0, 'its mounts are in the host (under the real path)');
+  t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'delete --force');
+  t.same(mountsUnder(bundle.dir), [], 'none left');
+});

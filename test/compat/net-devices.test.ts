@@ -129,3 +129,17 @@ t.test('refused with nothing moved and nothing left: a taken name, a missing dev
   t.match(n.stderr, /linux\.netDevices(\.\w+|\[.*\])\.name: "a\/b" is not an interface name/, n.stderr.trim());
   t.ok(onHost(taken), 'still on the host after every refusal');
 });
+
+t.test('a host interface name of 15 bytes (the kernel\'s longest) moves too', async (t) => {
+  const long = `tsl${String(process.pid).padStart(7, '0').slice(-7)}abcde`.slice(0, 15);
+  t.equal(long.length, 15);
+  spawnSync('ip', ['link', 'add', long, 'type', 'veth', 'peer', 'name', `${long.slice(0, 13)}p`]);
+  t.teardown(() => {
+    spawnSync('ip', ['link', 'delete', long]);
+  });
+  const bundle = makeBundle(t, (c) => { c.linux!.netDevices = { [long]: { name: 'ctr0' } }; }, ['/bin/cat', '/sys/class/net/ctr0/operstate']);
+  const id = uniqueId('netdevlong');
+  cleanupBoth(t, bundle, id);
+  const r = under(RUNTIMES[1], bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+  t.equal(r.status, 0, r.stderr);
+});

@@ -145,6 +145,16 @@ t.test('stdio: a pipe and the pty become the user\'s (reopenable); a host file s
   }
   t.equal(fs.statSync(path.join(dir, 'out-reference')).uid, 1000, "the reference hands the host file to the container's user");
   t.equal(fs.statSync(path.join(dir, 'out-tsrun')).uid, 0, 'tsrun leaves a host file as it was');
+
+  // A named FIFO is a host file too (only anonymous pipes are the process's own).
+  const fifoBundle = makeBundle(t, asUser(1000), ['/bin/sleep', '1000']);
+  const fid2 = uniqueId('stdiofifo');
+  cleanupBoth(t, fifoBundle, fid2);
+  const fifo = path.join(dir, 'fifo');
+  spawnSync('mkfifo', [fifo]);
+  const r = runCommand(['/bin/sh', '-c', `exec 3<>${fifo}; ${RUNTIMES[1].bin} --root ${fifoBundle.root}-tsrun run --detach -b ${fifoBundle.dir} ${idFor(RUNTIMES[1], fid2)} >&3 2>/dev/null </dev/null`]);
+  t.equal(r.status, 0, `run --detach with a named FIFO as stdout: ${r.stderr}`);
+  t.equal(fs.statSync(fifo).uid, 0, "tsrun leaves a host FIFO as it was");
 });
 
 t.test('a read-only /dev is made read-only after its devices and mounts, as in runc', async (t) => {

@@ -371,5 +371,8 @@ t.test('scheduler, memory policy, CPU lists and netDevices: the rules runc and t
   refused(withNet({ eth0: { name: 'a b' } }), /^linux\.netDevices\.eth0\.name: "a b" is not an interface name/, 'white space');
   refused(withNet({ eth0: { name: '..' } }), /is not an interface name/, '".."');
   refused(withNet({ eth0: { name: 'x' }, eth1: { name: 'x' } }), /a second device would be named "x"/, 'two devices, one name');
+  refused(withNet({ eth0: { name: 'a%s' } }), /a template takes one "%d" and no other "%"/, 'a template other than %d');
+  refused(withNet({ eth0: { name: 'x%d%d' } }), /a template takes one "%d"/, 'two %d');
+  accepted(withNet({ 'wlx001122334455': {} }), 'a name of 15 bytes');
   refused((c) => { c.linux = { netDevices: { eth0: {} } }; }, /^linux\.netDevices: requires a network namespace in linux\.namespaces$/, 'no network namespace');
 });

@@ -528,3 +528,13 @@ t.test("no mount namespace of its own: the host's \"/\" left alone, a chroot, no
   hostNs(image);
   t.throws(() => compileCreatePlan(image, { ...ctx(), host, imageRootfs: true }), /^linux\.namespaces: an image's rootfs is mounted only in a mount namespace/);
 });
+
+t.test("netDevices into the host's own network namespace, joined by path: refused (it would only rename the interface on the host)", async (t) => {
+  const host: HostView = { ...ctx().host, isHostNamespace: (p) => p === '/proc/1/ns/net' };
+  const config = baseConfig();
+  config.linux!.namespaces = [...config.linux!.namespaces!.filter((n) => n.type !== 'network'), { type: 'network', path: '/proc/1/ns/net' }];
+  config.linux!.netDevices = { eth9: {} };
+  t.throws(() => compileCreatePlan(config, { ...ctx(), host }), /^linux\.netDevices: the network namespace joined is the host's/);
+  config.linux!.namespaces = [...config.linux!.namespaces!.filter((n) => n.type !== 'network'), { type: 'network', path: '/run/netns/other' }];
+  t.doesNotThrow(() => compileCreatePlan(config, { ...ctx(), host }), 'another namespace joined by path: fine');
+});
