@@ -94,8 +94,14 @@ static char **exec_argv, **exec_env;
 static struct stat console_peer;
 static int console_peer_set;
 static int prepared_mounts[MAX_PREPARED_MOUNTS]; /* slot -> detached tree fd */
+static int send_with_fd(int sock, int fd, const void *data, size_t len);
 
 /* ---- talking to the parent --------------------------------------------- */
+
+/* The mount-source server (see op_mount_source_server). */
+static int source_server_sock = -1; /* -1: binds are prepared in place */
+static pid_t source_server_pid;
+static int in_source_server;
 
 static int sync_send(unsigned type, int value, const void *data, unsigned len)
 {
@@ -106,9 +112,12 @@ static int sync_send(unsigned type, int value, const void *data, unsigned len)
 	memcpy(buf, &h, sizeof(h));
 	if (len)
 		memcpy(buf + sizeof(h), data, len);
+	/* The mount-source server speaks only to the helper, which forwards
+	 * its failure after reaping it (so no orphan outlives tsrun). */
+	int out = in_source_server ? source_server_sock : sync_fd;
 	ssize_t n;
 	do
-		n = send(sync_fd, buf, sizeof(h) + len, MSG_NOSIGNAL);
+		n = send(out, buf, sizeof(h) + len, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -1 : 0;
 }
@@ -129,6 +138,12 @@ static void fail(int err, const char *step, const char *path, const char *fmt, .
 			 path ? path : "", 0, detail);
 	if (n >= (int)sizeof(payload))
 		n = sizeof(payload) - 1;
+	/* A server still waiting for work ends on EOF: reap it before we go. */
+	if (!in_source_server && source_server_sock >= 0) {
+		close(source_server_sock);
+		while (waitpid(source_server_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (sync_fd < 0 || sync_send(SYNC_ERROR, err, payload, n + 1) < 0)
 		/* Past READY the parent is gone: stderr is all that is left. */
 		dprintf(2, "tsrun-init: %s: %s\n", detail, strerror(err));
@@ -826,8 +841,125 @@ static int userns_with_maps(const char *uid_map, const char *gid_map)
 }
 
 /*
- * idmap/ridmap bind mounts are built here, before any namespace changes:
- * only from the host's user namespace may a host filesystem be idmapped.
+ * The mount-source server: bind sources of a container with a user
+ * namespace (runc: goCreateMountSources, and nsexec's mount sources in 1.1).
+ *
+ * Why: a bind cloned in the host's mount namespace carries none of the
+ * kernel's locks.  When the container's mount namespace is copied into its
+ * less privileged user namespace, every mount from the host is locked: the
+ * flags the host set (ro, nosuid, nodev, noexec, atime) cannot be cleared
+ * and a mount inside a tree cannot be unmounted to show what it covers.
+ * A clone taken from the host's namespace has no such locks, so the
+ * container's root could remount it writable or unmount its submounts.
+ * Cloning from inside the container's mount namespace keeps them.
+ *
+ * Why not from the helper itself: by then it is the container's root,
+ * which may not reach a source (a 0700 directory of a host user on the
+ * way) and may not idmap a host filesystem.  So, before any namespace
+ * changes, the helper forks this server, which stays in the host's user
+ * namespace.  Protocol, over a SOCK_SEQPACKET pair:
+ *
+ *   OP_MOUNT_SOURCE_SERVER   fork; the server walks the rest of the plan
+ *                            doing only the three ops below
+ *   OP_MOUNT_SOURCES_JOIN    helper -> server: its mount namespace (fd);
+ *                            the server joins it
+ *   OP_IDMAP_PREPARE (each)  server -> helper: u32 slot + the tree (fd)
+ *   OP_MOUNT_SOURCES_DONE    the server exits; the helper reaps it
+ *
+ * A failure in the server comes to the helper instead of a tree, as the
+ * sync message it would have sent tsrun; the helper reaps the server and
+ * forwards the message.
+ */
+static ssize_t recv_with_fd(int sock, void *data, size_t len, int *fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { data, len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	ssize_t n;
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	*fd = -1;
+	struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(fd, CMSG_DATA(cm), sizeof(int));
+	return n;
+}
+
+static void op_mount_source_server(void)
+{
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+		fail(errno, "mount", NULL, "socket pair for the mount-source server");
+	pid_t pid = fork();
+	if (pid < 0)
+		fail(errno, "mount", NULL, "fork the mount-source server");
+	if (pid == 0) {
+		close(pair[0]);
+		in_source_server = 1;
+		source_server_sock = pair[1];
+		return;
+	}
+	close(pair[1]);
+	source_server_sock = pair[0];
+	source_server_pid = pid;
+}
+
+static void op_mount_sources_join(void)
+{
+	if (!in_source_server) {
+		int mntns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+		if (mntns < 0 || send_with_fd(source_server_sock, mntns, "j", 1) < 0)
+			fail(errno, "mount", NULL, "hand the mount namespace to the mount-source server");
+		close(mntns);
+		return;
+	}
+	char byte;
+	int mntns;
+	if (recv_with_fd(source_server_sock, &byte, 1, &mntns) != 1 || mntns < 0)
+		_exit(1); /* the helper is gone; it has reported */
+	if (setns(mntns, CLONE_NEWNS) < 0)
+		fail(errno, "mount", NULL, "join the container's mount namespace to take its bind sources");
+	close(mntns);
+}
+
+/* The server sent its failure (or died): reap it, then tell tsrun. */
+__attribute__((noreturn))
+static void source_server_failed(ssize_t n, int fd, const char *report)
+{
+	if (fd >= 0)
+		close(fd);
+	while (waitpid(source_server_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	struct sync_header h;
+	if (n >= (ssize_t)sizeof(h)) {
+		memcpy(&h, report, sizeof(h));
+		if (h.type == SYNC_ERROR) {
+			ssize_t sent;
+			do
+				sent = send(sync_fd, report, n, MSG_NOSIGNAL);
+			while (sent < 0 && errno == EINTR);
+			_exit(1);
+		}
+	}
+	fail(EPROTO, "mount", NULL, "the mount-source server ended without a bind source");
+}
+
+static void op_mount_sources_done(void)
+{
+	if (in_source_server)
+		_exit(0);
+	close(source_server_sock);
+	source_server_sock = -1;
+	while (waitpid(source_server_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * A bind mount's tree, built before it is attached: an idmapped one (only
+ * from the host's user namespace may a host filesystem be idmapped), and
+ * every bind of a container with a user namespace (by the server above).
  * The container's init later attaches the tree by its slot.
  */
 static void op_idmap_prepare(struct cursor *c)
@@ -841,13 +973,26 @@ static void op_idmap_prepare(struct cursor *c)
 	uint32_t idmap_recursive = rd_u32(c);
 	if (slot >= MAX_PREPARED_MOUNTS)
 		fail(EINVAL, "mount", source, "more than %d bind mounts to prepare", MAX_PREPARED_MOUNTS);
+	if (source_server_sock >= 0 && !in_source_server) {
+		uint32_t got = ~0u;
+		int tree;
+		static char report[4096 + sizeof(struct sync_header)];
+		ssize_t n = recv_with_fd(source_server_sock, report, sizeof(report), &tree);
+		if (n != sizeof(got) || tree < 0)
+			source_server_failed(n, tree, report);
+		memcpy(&got, report, sizeof(got));
+		if (got != slot)
+			fail(EPROTO, "mount", source, "mount-source server sent slot %u for %u", got, slot);
+		prepared_mounts[slot] = tree;
+		return;
+	}
 	int tree = syscall(SYS_open_tree, AT_FDCWD, source,
 			   OPEN_TREE_CLONE | O_CLOEXEC | (recursive_bind ? AT_RECURSIVE : 0));
+	if (tree < 0 && errno == EINVAL && !recursive_bind && in_source_server)
+		fail(errno, "mount", source, "bind %s: it has mounts under it that the container's user namespace "
+		     "may not uncover; bind it with rbind", source);
 	if (tree < 0)
 		fail(errno, "mount", source, "open %s for a bind mount", source);
-	/* No maps: a plain bind, only taken here, in the host's user namespace,
-	 * so a source the container's root may not reach still binds (runc
-	 * opens such sources before it enters the user namespace too). */
 	if (uid_map[0]) {
 		int userns = userns_with_maps(uid_map, gid_map);
 		if (userns < 0)
@@ -866,6 +1011,12 @@ static void op_idmap_prepare(struct cursor *c)
 	if ((rec_attr_set || rec_attr_clr) &&
 	    syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &rec, sizeof(rec)) < 0)
 		fail(errno, "mount", source, "set recursive options of the bind mount of %s", source);
+	if (in_source_server) {
+		if (send_with_fd(source_server_sock, tree, &slot, sizeof(slot)) < 0)
+			_exit(1); /* the helper is gone; it has reported */
+		close(tree);
+		return;
+	}
 	prepared_mounts[slot] = tree;
 }
 
@@ -1919,6 +2070,11 @@ int main(int argc, char **argv)
 		if (size < 8 || size > (size_t)(c.end - op_start))
 			fail(EINVAL, "plan", NULL, "bad size for op %u", code);
 		struct cursor op = { c.p, op_start + size };
+		c.p = op_start + size;
+		/* The mount-source server runs only its own ops (see above). */
+		if (in_source_server && code != OP_MOUNT_SOURCES_JOIN && code != OP_IDMAP_PREPARE &&
+		    code != OP_MOUNT_SOURCES_DONE)
+			continue;
 		switch (code) {
 		case OP_SETNS: op_setns(&op, op_start); break;
 		case OP_UNSHARE_USER: op_unshare_user(); break;
@@ -2032,6 +2188,9 @@ int main(int argc, char **argv)
 		case OP_WAIT_START: op_wait_start(); break;
 		case OP_EXEC: op_exec(); break;
 		case OP_IDMAP_PREPARE: op_idmap_prepare(&op); break;
+		case OP_MOUNT_SOURCE_SERVER: op_mount_source_server(); break;
+		case OP_MOUNT_SOURCES_JOIN: op_mount_sources_join(); break;
+		case OP_MOUNT_SOURCES_DONE: op_mount_sources_done(); break;
 		case OP_CAPS_BOUNDING: op_caps_bounding(&op); break;
 		case OP_READONLY_PATH: op_readonly_path(&op); break;
 		case OP_MASK_PATH: op_mask_path(&op); break;

@@ -112,9 +112,17 @@ enum plan_op {
 	                           str uid_map, str gid_map, u32 attr_set,
 	                           u32 attr_clr, u32 rec_attr_set,
 	                           u32 rec_attr_clr, u32 idmap_recursive ;
-	                           run in the host user namespace; empty maps:
-	                           a plain bind taken there (a container with a
-	                           user namespace binds every source this way) */
+	                           a bind's tree, built in the host user
+	                           namespace before it is attached; empty maps:
+	                           a plain bind.  With a mount-source server, the
+	                           server builds it and the helper receives it */
+	OP_MOUNT_SOURCE_SERVER = 48, /* -- ; fork the mount-source server
+	                           (init.c): a container with a user namespace
+	                           takes its bind sources from inside its own
+	                           mount namespace, keeping the kernel's locks */
+	OP_MOUNT_SOURCES_JOIN = 49, /* -- ; the server joins the helper's
+	                           (the container's) mount namespace */
+	OP_MOUNT_SOURCES_DONE = 50, /* -- ; the server exits, the helper reaps it */
 	OP_MAX
 };
 

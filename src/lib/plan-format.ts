@@ -56,6 +56,9 @@ export enum Op {
   HOME = 45,
   REMOUNT_RO = 46,
   CHROOT = 47,
+  MOUNT_SOURCE_SERVER = 48,
+  MOUNT_SOURCES_JOIN = 49,
+  MOUNT_SOURCES_DONE = 50,
 }
 
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
@@ -132,6 +135,9 @@ export const OP_SCHEMA: Record<Op, Schema> = {
   [Op.HOME]: [['uid', 'u32']],
   [Op.REMOUNT_RO]: [['path', 'str']],
   [Op.CHROOT]: [['path', 'str']],
+  [Op.MOUNT_SOURCE_SERVER]: [],
+  [Op.MOUNT_SOURCES_JOIN]: [],
+  [Op.MOUNT_SOURCES_DONE]: [],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'], ['source', 'str'], ['recursiveBind', 'u32'], ['uidMap', 'str'], ['gidMap', 'str'],
     ['attrSet', 'u32'], ['attrClr', 'u32'], ['recAttrSet', 'u32'], ['recAttrClr', 'u32'], ['idmapRecursive', 'u32'],

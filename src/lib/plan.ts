@@ -155,7 +155,7 @@ function namespacesOf(config: Config): Namespaces {
   return { created, joined };
 }
 
-function compileNamespaces(config: Config, ns: Namespaces, ops: PlanOp[], cloneIntoCgroup = ''): void {
+function compileNamespaces(config: Config, ns: Namespaces, ops: PlanOp[], cloneIntoCgroup = '', inMountNs: PlanOp[] = []): void {
   for (const type of JOIN_ORDER) {
     const nsPath = ns.joined.get(type);
     if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
@@ -169,6 +169,8 @@ function compileNamespaces(config: Config, ns: Namespaces, ops: PlanOp[], cloneI
   let flags = 0;
   for (const type of ns.created) if (type !== 'user' && !(lateCgroupNs && type === 'cgroup')) flags |= CLONE_FLAGS[type];
   if (flags) ops.push(op(Op.UNSHARE, { flags: BigInt(flags) }));
+  // The namespaces are the container's now; the init is not yet cloned.
+  ops.push(...inMountNs);
 
   const offsets = config.linux?.timeOffsets;
   if (offsets) {
@@ -226,8 +228,10 @@ function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext,
     const attrSet = attrsOf(opts.flags);
     const attrClr = attrsOf(opts.clearFlags) | (atimeChange ? MOUNT_ATTR._ATIME : 0);
     // In a user namespace the container's root may not reach the source (a
-    // 0700 directory on the way): it is taken in the host's user namespace,
-    // before the container's exists, and attached later, as idmapped ones are.
+    // 0700 directory on the way): it is taken by the helper's mount-source
+    // server, in the host's user namespace but from inside the container's
+    // mount namespace (where the kernel has locked the host's mounts), and
+    // attached later, as idmapped ones are.
     const inUserns = ns.created.has('user') || ns.joined.has('user');
     if (opts.idmap || inUserns) {
       let uidMap = '';
@@ -456,14 +460,25 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   if (process.terminal && !ctx.consoleSocket)
     throw new ConfigError('process.terminal', 'a terminal needs --console-socket');
 
-  // Mounts compile first: idmapped ones need host-side preparation, which
-  // must run before any namespace is joined or created.
+  // Mounts compile first: binds of a user-namespaced container and
+  // idmapped ones are prepared before the init exists.
   const mountSink: MountSink = { ops: [], prepare: [] };
   (config.mounts ?? []).forEach((m, i) => compileMount(config, m, i, ctx, ns, mountSink));
 
-  const cgroups = placeInCgroups(ctx.joinCgroups, ctx.cloneIntoCgroup, ns.created.has('user') || ns.joined.has('user'));
-  const ops: PlanOp[] = [...cgroups.ops, ...compileProcessEarly(process), ...mountSink.prepare];
-  compileNamespaces(config, ns, ops, cgroups.cloneInto);
+  const inUserns = ns.created.has('user') || ns.joined.has('user');
+  const cgroups = placeInCgroups(ctx.joinCgroups, ctx.cloneIntoCgroup, inUserns);
+  // Without a user namespace a tree is prepared in the host's namespaces
+  // (nothing is locked there).  With one, it must come from inside the
+  // container's mount namespace, by a server forked before any namespace
+  // changes (native/init.c explains the locks).
+  const sourceServer = inUserns && mountSink.prepare.length > 0;
+  const ops: PlanOp[] = [
+    ...(sourceServer ? [op(Op.MOUNT_SOURCE_SERVER)] : []),
+    ...cgroups.ops, ...compileProcessEarly(process),
+    ...(sourceServer ? [] : mountSink.prepare),
+  ];
+  compileNamespaces(config, ns, ops, cgroups.cloneInto,
+    sourceServer ? [op(Op.MOUNT_SOURCES_JOIN), ...mountSink.prepare, op(Op.MOUNT_SOURCES_DONE)] : []);
   ops.push(op(Op.SETSID));
   if (ctx.sessionKeyring) ops.push(op(Op.SESSION_KEYRING, { name: ctx.sessionKeyring }));
   // A new network namespace starts with "lo" down: 127.0.0.1 would not

@@ -489,7 +489,7 @@ t.test('a read-only /dev: mounted writable, made read-only after the console', a
   t.same(find(compile(), Op.REMOUNT_RO), [], 'a writable /dev: nothing');
 });
 
-t.test('a user namespace: bind mounts are taken in the host user namespace, before any namespace', async (t) => {
+t.test("a user namespace: bind mounts are taken by the mount-source server, inside the container's mount namespace", async (t) => {
   const userns = (c: Config): void => {
     c.linux!.namespaces!.push({ type: 'user' });
     c.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
@@ -500,7 +500,13 @@ t.test('a user namespace: bind mounts are taken in the host user namespace, befo
   const prepare = find(ops, Op.IDMAP_PREPARE).find((o) => o.fields.source === '/volumes/data')!;
   t.match(prepare.fields, { uidMap: '', gidMap: '', recursiveBind: 1 }, 'no maps: a plain bind');
   t.equal((prepare.fields.attrSet as number) & MOUNT_ATTR.RDONLY, MOUNT_ATTR.RDONLY, 'its options applied there');
-  t.ok(codes(ops).indexOf('IDMAP_PREPARE') < codes(ops).indexOf('UNSHARE_USER'), 'before the user namespace');
+  const order = codes(ops);
+  t.equal(order[0], 'MOUNT_SOURCE_SERVER', 'the server is forked before anything else (host namespaces, caller cgroup)');
+  t.ok(order.indexOf('MOUNT_SOURCES_JOIN') > order.indexOf('UNSHARE'), 'joined once the mount namespace is the container\'s');
+  t.ok(order.indexOf('IDMAP_PREPARE') > order.indexOf('MOUNT_SOURCES_JOIN'), 'the tree taken there');
+  t.ok(order.indexOf('MOUNT_SOURCES_DONE') > order.indexOf('IDMAP_PREPARE'), 'then the server ends');
+  t.ok(order.indexOf('MOUNT_SOURCES_DONE') < order.indexOf('CLONE_INIT'), 'before the init exists');
+  t.equal(find(compile(userns), Op.MOUNT_SOURCE_SERVER).length, 0, 'no binds: no server');
   t.match(find(ops, Op.MOUNT).find((m) => m.fields.dest === 'data')!.fields, { kind: MountKind.PREPARED, slot: prepare.fields.slot });
   t.equal(find(compile(data, ctx({ '/volumes/data': 'dir' })), Op.IDMAP_PREPARE).length, 0, 'without a user namespace: bound in place');
 });
