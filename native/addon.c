@@ -951,6 +951,25 @@ static napi_value detach_mount(napi_env env, napi_callback_info info)
 	return throw_errno(env, errno, "umount2");
 }
 
+/*
+ * mountId(path) -> the id (as in mountinfo) of the mount `path` resolves
+ * to, following symlinks and magic links: /proc/PID/root gives the mount
+ * a process is chrooted into, even when something was mounted over it.
+ */
+static napi_value mount_id(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	char target[PATH_MAX];
+	if (arg_string(env, args[0], target, sizeof(target)))
+		return throw_errno(env, EINVAL, "statx");
+	struct statx stx;
+	if (statx(AT_FDCWD, target, AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) < 0)
+		return throw_errno(env, errno, "statx");
+	if (!(stx.stx_mask & STATX_MNT_ID))
+		return throw_errno(env, ENOSYS, "statx");
+	return make_int(env, (int64_t)stx.stx_mnt_id);
+}
+
 static napi_value close_fd(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
@@ -993,6 +1012,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("recvFdNamed", recv_fd_named),
 		METHOD("clearOnlcr", clear_onlcr),
 		METHOD("detachMount", detach_mount),
+		METHOD("mountId", mount_id),
 		METHOD("sendFd", send_fd),
 		METHOD("prlimit", do_prlimit),
 		METHOD("attachDeviceProgram", attach_device_program),

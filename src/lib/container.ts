@@ -15,7 +15,7 @@ import { Config, ConfigError, IDMapping, parseConfig } from './config';
 import { crashPoint } from './crash';
 import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
-import { realHost, topMountId } from './host';
+import { mountIdsAt, realHost, topMountId } from './host';
 import { debug, warn } from './log';
 import { checkLsmRequests } from './lsm';
 import { native } from './native';
@@ -109,19 +109,36 @@ function failedField(config: Config, step: string, where: string): string {
  * A container without a mount namespace of its own had its mounts made in
  * the host's, under its rootfs bind: detach that bind and all beneath it,
  * once no process of it is left (runc leaves them in the host for good).
+ * Only tsrun's own bind is taken, found by its mount id.  When something
+ * was mounted over it since (the caller, or another container on the same
+ * rootfs), detaching ours would take that too: delete fails instead,
+ * naming it, and works once it is gone.
  */
 function releaseHostMounts(record: ContainerRecord): void {
-  if (!record.hostMounts) return;
-  // Only what lies on top of the mount found there before create: ours.
-  for (let i = 0; i < 8; i++) {
-    const top = topMountId(record.hostMounts);
-    if (top === null || top === (record.hostMountsBase ?? null)) return;
+  const at = record.hostMounts;
+  if (!at) return;
+  const detach = (): void => {
     try {
-      if (!native.detachMount(record.hostMounts)) return;
+      native.detachMount(at);
     } catch (err) {
-      throw new TsrunError(`${record.hostMounts}: detach the container's mounts: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
+      throw new TsrunError(`${at}: detach the container's mounts: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
     }
+  };
+  if (record.hostMountId !== undefined) {
+    if (!mountIdsAt(at).includes(record.hostMountId)) return; // already gone
+    // What the path reaches is the top mount (mountinfo's order need not say so).
+    const top = native.mountId(at);
+    if (top === record.hostMountId) return detach();
+    throw new TsrunError(`${at}: the container's mounts are covered by mount ${top}, mounted there after create; unmount it, then delete again`);
   }
+  // A create killed before it recorded its bind: at most that bind lies on
+  // top of the mount found there before create.
+  const top = topMountId(at);
+  if (top === null || top === (record.hostMountsBase ?? null)) return;
+  detach();
+  const after = topMountId(at);
+  if (after !== null && after !== (record.hostMountsBase ?? null))
+    throw new TsrunError(`${at}: mount ${after} is still on top of the rootfs after detaching the container's; it was not made by this container`);
 }
 
 /**
@@ -346,6 +363,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
 
     crashPoint('create:launched');
     record.pid = initPid;
+    // Its root is tsrun's bind of the rootfs: the one mount delete will detach.
+    if (record.hostMounts) record.hostMountId = native.mountId(`/proc/${initPid}/root`);
     record.initStartTime = processStartTime(initPid) ?? '';
     for (const type of ['user', 'mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup', 'time']) {
       record.namespaces[type] = `/proc/${initPid}/ns/${type}`;

@@ -25,12 +25,17 @@ function mountinfoEntries(mountinfo: string): Array<{ root: string; mountPoint: 
 
 /** The id of the topmost mount at `mountPoint` in our mount namespace (the last one listed), or null. */
 export function topMountId(mountPoint: string): number | null {
-  let id: number | null = null;
+  return mountIdsAt(mountPoint).at(-1) ?? null;
+}
+
+/** The ids of the mounts at mountPoint in our namespace, bottom first (mountinfo's order). */
+export function mountIdsAt(mountPoint: string): number[] {
+  const ids: number[] = [];
   for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const fields = line.split(' ');
-    if (fields.length > 4 && unescapeMountinfo(fields[4]) === mountPoint) id = Number(fields[0]);
+    if (fields.length > 4 && unescapeMountinfo(fields[4]) === mountPoint) ids.push(Number(fields[0]));
   }
-  return id;
+  return ids;
 }
 
 /** Cgroup hierarchies mounted under /sys/fs/cgroup, from our mountinfo. */

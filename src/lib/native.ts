@@ -64,6 +64,8 @@ export interface NativeAddon {
   clearOnlcr(fd: number): void;
   /** umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW): whether a mount was there. */
   detachMount(path: string): boolean;
+  /** The mountinfo id of the mount `path` resolves to (magic links followed: /proc/PID/root). */
+  mountId(path: string): number;
   attachDeviceProgram(cgroupDir: string, insns: Buffer): void;
   close(fd: number): void;
   strerror(errno: number): string;

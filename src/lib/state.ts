@@ -52,9 +52,16 @@ export interface ContainerRecord {
   /** No mount namespace of its own: the rootfs bind tsrun made in the host's, which delete detaches (with all under it). */
   hostMounts?: string;
   /**
+   * The id of tsrun's own rootfs bind at hostMounts (the mount the init is
+   * chrooted into), recorded once create has launched it: delete detaches
+   * that mount and nothing else.
+   */
+  hostMountId?: number;
+  /**
    * The id of the mount that was on top at hostMounts before create (null:
-   * none).  delete detaches only what is on top of it, so a mount of the
-   * caller's at the rootfs path is never taken, even after a crash.
+   * none).  For a create killed before hostMountId was recorded, delete
+   * detaches only what lies on top of it, so a mount of the caller's at the
+   * rootfs path is never taken.
    */
   hostMountsBase?: number | null;
 }

@@ -164,3 +164,43 @@ t.test('no mount namespace, the bundle reached through a symlink: delete still d
   t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'delete --force');
   t.same(mountsUnder(bundle.dir), [], 'none left');
 });
+
+t.test('no mount namespace: a mount made over the rootfs after create is never taken by delete', async (t) => {
+  const bundle = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
+  t.teardown(() => {
+    spawnSync('umount', ['-R', '-l', bundle.rootfs]);
+  });
+  const id = uniqueId('nomntnscover');
+  cleanupBoth(t, bundle, id);
+  const rt = RUNTIMES[1];
+  t.equal(under(rt, bundle, id, ['run', '--detach', '-b', bundle.dir, '%ID%']).status, 0, 'run --detach');
+  t.equal(spawnSync('mount', ['-t', 'tmpfs', 'callers-cover', bundle.rootfs]).status, 0, 'the caller mounts over the rootfs');
+  const refused = under(rt, bundle, id, ['delete', '--force', '%ID%']);
+  t.equal(refused.status, 1, 'delete fails while it is covered');
+  t.match(refused.stderr, new RegExp(`${bundle.rootfs}: the container's mounts are covered by mount \\d+`), 'naming the covering mount');
+  t.ok(mountsUnder(bundle.dir).some((m) => m === bundle.rootfs), "the caller's mount is still there");
+  t.equal(spawnSync('umount', [bundle.rootfs]).status, 0, "the caller's mount was untouched: it unmounts");
+  t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'then delete works');
+  t.same(mountsUnder(bundle.dir), [], 'nothing left');
+});
+
+t.test('no mount namespace: two containers on one rootfs, each delete takes only its own mounts', async (t) => {
+  const bundle = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
+  t.teardown(() => {
+    spawnSync('umount', ['-R', '-l', bundle.rootfs]);
+  });
+  const [first, second] = [uniqueId('nomntnsa'), uniqueId('nomntnsb')];
+  cleanupBoth(t, bundle, first);
+  cleanupBoth(t, bundle, second);
+  const rt = RUNTIMES[1];
+  t.equal(under(rt, bundle, first, ['run', '--detach', '-b', bundle.dir, '%ID%']).status, 0, 'the first runs');
+  const firstOnly = mountsUnder(bundle.dir);
+  t.equal(under(rt, bundle, second, ['run', '--detach', '-b', bundle.dir, '%ID%']).status, 0, 'the second runs on the same rootfs');
+  const firstDelete = under(rt, bundle, first, ['delete', '--force', '%ID%']);
+  t.equal(firstDelete.status, 1, "the first's delete fails: the second's mounts lie on top of its own");
+  t.equal(under(rt, bundle, second, ['exec', '%ID%', '/bin/true']).status, 0, 'the second still runs in its rootfs');
+  t.equal(under(rt, bundle, second, ['delete', '--force', '%ID%']).status, 0, 'the second deleted');
+  t.same(mountsUnder(bundle.dir), firstOnly, "only the second's mounts went");
+  t.equal(under(rt, bundle, first, ['delete', '--force', '%ID%']).status, 0, 'then the first deletes');
+  t.same(mountsUnder(bundle.dir), [], 'nothing left');
+});
