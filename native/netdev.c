@@ -2,7 +2,7 @@
  * linux.netDevices: move a host network interface into a container's
  * network namespace, as runtime-spec 1.3 asks and runc 1.3+ does.
  *
- *   moveNetDevice(hostName, newName, netnsPath)
+ *   moveNetDevice(fromName, toName, toNs, fromNs, setUp)
  *
  * In order, over rtnetlink:
  *   1. read its addresses: only the permanent ones of global scope are
@@ -20,7 +20,10 @@
  *      the interface up.
  * Giving it back is the kernel's: when the namespace dies a physical
  * interface returns to the host, a virtual one is destroyed (the spec
- * forbids moving it out before).
+ * forbids moving it out before).  Only a create that fails gives back
+ * what it moved (the same steps the other way, fromNs the container's):
+ * the container never existed, and a namespace joined by path would
+ * keep the host's interface for good.
  *
  * The caller passes the init's /proc/PID/ns/net while that init waits
  * for the parent, before any of the container's own code has run.
@@ -50,8 +53,9 @@
 
 struct carried_address {
 	uint32_t flags; /* the ones worth keeping: IFA_F_NODAD, IFA_F_NOPREFIXROUTE */
-	unsigned char family, prefixlen;
+	unsigned char family, prefixlen, has_broadcast;
 	unsigned char addr[16];
+	unsigned char broadcast[4];
 };
 
 struct nl_request {
@@ -143,7 +147,7 @@ static int read_addresses(int sock, int index, struct carried_address *out)
 			if ((int)ifa->ifa_index != index || ifa->ifa_scope != RT_SCOPE_UNIVERSE)
 				continue;
 			uint32_t flags = ifa->ifa_flags;
-			const void *local = NULL, *address = NULL;
+			const void *local = NULL, *address = NULL, *broadcast = NULL;
 			int len = IFA_PAYLOAD(h);
 			for (struct rtattr *rta = IFA_RTA(ifa); RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
 				if (rta->rta_type == IFA_FLAGS)
@@ -152,6 +156,8 @@ static int read_addresses(int sock, int index, struct carried_address *out)
 					local = RTA_DATA(rta);
 				else if (rta->rta_type == IFA_ADDRESS)
 					address = RTA_DATA(rta);
+				else if (rta->rta_type == IFA_BROADCAST && ifa->ifa_family == AF_INET)
+					broadcast = RTA_DATA(rta);
 			}
 			/* IPv4 names the interface's own address IFA_LOCAL (IFA_ADDRESS is a peer's). */
 			const void *own = local ? local : address;
@@ -163,12 +169,16 @@ static int read_addresses(int sock, int index, struct carried_address *out)
 			out[count].family = ifa->ifa_family;
 			out[count].prefixlen = ifa->ifa_prefixlen;
 			memcpy(out[count].addr, own, ifa->ifa_family == AF_INET ? 4 : 16);
+			out[count].has_broadcast = broadcast != NULL;
+			if (broadcast)
+				memcpy(out[count].broadcast, broadcast, 4);
 			count++;
 		}
 	}
 }
 
-static int add_address(int sock, int index, const struct carried_address *a)
+/* derive_broadcast: an IPv4 address that had none gets the usual one (runc's netlink library does so). */
+static int add_address(int sock, int index, const struct carried_address *a, bool derive_broadcast)
 {
 	struct nl_request req;
 	memset(&req, 0, sizeof(req));
@@ -184,7 +194,9 @@ static int add_address(int sock, int index, const struct carried_address *a)
 	add_attr(&req, IFA_ADDRESS, a->addr, len);
 	if (a->flags)
 		add_attr(&req, IFA_FLAGS, &a->flags, sizeof(a->flags));
-	if (a->family == AF_INET && a->prefixlen < 31) {
+	if (a->has_broadcast) {
+		add_attr(&req, IFA_BROADCAST, a->broadcast, 4);
+	} else if (derive_broadcast && a->family == AF_INET && a->prefixlen < 31) {
 		/* The broadcast address `ip addr add` and runc's netlink library derive. */
 		uint32_t ip, host_bits = a->prefixlen ? 0xffffffffu >> a->prefixlen : 0xffffffffu;
 		memcpy(&ip, a->addr, 4);
@@ -251,131 +263,237 @@ static int fail_with(char *msg, size_t size, int err, const char *fmt, const cha
 	return err;
 }
 
-static int move_device(const char *host_name, const char *new_name, const char *ns_path, char *msg, size_t size)
+/* The name of interface `index` as seen through `sock`'s namespace; 0 or an errno. */
+static int name_of(int sock, int index, char *name)
+{
+	struct nl_request req;
+	link_request(&req, index, 0, 0);
+	req.nh.nlmsg_type = RTM_GETLINK;
+	req.nh.nlmsg_flags = NLM_F_REQUEST;
+	req.nh.nlmsg_seq = 8;
+	if (send(sock, &req, req.nh.nlmsg_len, 0) < 0)
+		return errno;
+	for (;;) {
+		ssize_t n = nl_recv(sock);
+		if (n < 0)
+			return errno;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_ERROR)
+				return -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+			if (h->nlmsg_type != RTM_NEWLINK)
+				continue;
+			int len = IFLA_PAYLOAD(h);
+			for (struct rtattr *rta = IFLA_RTA((struct ifinfomsg *)NLMSG_DATA(h)); RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+				if (rta->rta_type == IFLA_IFNAME) {
+					snprintf(name, IFNAMSIZ, "%s", (const char *)RTA_DATA(rta));
+					return 0;
+				}
+			}
+			return ENODEV;
+		}
+	}
+}
+
+/* Move interface `index` (seen through `sock`) into the namespace behind `ns_fd`, as `name`. */
+static int move_link(int sock, int index, const char *name, int ns_fd)
+{
+	struct nl_request req;
+	link_request(&req, index, 0, 0);
+	add_attr(&req, IFLA_IFNAME, name, strlen(name) + 1);
+	add_attr(&req, IFLA_NET_NS_FD, &ns_fd, sizeof(ns_fd));
+	return nl_transact(sock, &req);
+}
+
+/* Its addresses given back (the kernel drops them on a move) and, if asked, set up. */
+/* restoring: back where it was found, as it was (an address there may have survived the link going down). */
+static int settle(int sock, int index, const struct carried_address *addresses, int count, bool up,
+		  bool restoring, const char **step)
+{
+	int err;
+	*step = "give back its addresses";
+	for (int i = 0; i < count; i++)
+		if ((err = add_address(sock, index, &addresses[i], !restoring)) && !(restoring && err == EEXIST))
+			return err;
+	*step = "set it up";
+	struct nl_request req;
+	link_request(&req, index, up ? IFF_UP : 0, IFF_UP);
+	return up ? nl_transact(sock, &req) : 0;
+}
+
+/*
+ * Move `from_name` out of the namespace at from_ns (NULL: ours, the
+ * host's) into the one at to_ns as `to_name`, carrying its addresses,
+ * and set it up there if `set_up`.  The interface ends where it started
+ * or fully moved: a failure after the move moves it back (best effort,
+ * said in the message).  Its final name and whether it was up are
+ * returned for moving it back later.
+ */
+static int move_device(const char *from_name, const char *to_name, const char *from_ns, const char *to_ns,
+		       bool set_up, char *final_name, bool *was_up, char *msg, size_t size)
 {
 	static struct carried_address addresses[MAX_ADDRESSES];
-	int err = 0, host_sock = -1, ns_fd = -1, index, count;
+	const char *here = from_ns ? "in the container" : "on the host";
+	const char *there = from_ns ? "on the host" : "in the container";
+	int err = 0, from_fd = -1, to_fd = -1, index, count = 0;
 	errno = 0;
-	struct ns_socket_job job = { -1, -1, 0 };
+	struct ns_socket_job src = { -1, -1, 0 }, dst = { -1, -1, 0 };
 	struct nl_request req;
 	pthread_t thread;
+	char where[64];
 
-	host_sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (host_sock < 0)
-		return fail_with(msg, size, errno, "open a netlink socket%s%s", "", "");
-	unsigned host_flags = 0;
-	index = index_of(host_sock, host_name, &host_flags);
-	if (!index) {
-		err = errno == ENODEV ? ENODEV : errno;
-		fail_with(msg, size, err, "%s: no such network interface on the host%s", host_name, "");
-		goto out;
-	}
-	ns_fd = open(ns_path, O_RDONLY | O_CLOEXEC);
-	if (ns_fd < 0) {
+	/* A socket of each side, each made by a thread that joins that namespace. */
+	from_fd = open(from_ns ? from_ns : "/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	to_fd = open(to_ns, O_RDONLY | O_CLOEXEC);
+	if (from_fd < 0 || to_fd < 0) {
 		err = errno;
-		fail_with(msg, size, err, "open %s%s", ns_path, "");
+		fail_with(msg, size, err, "open %s%s", from_fd < 0 ? (from_ns ? from_ns : "our network namespace") : to_ns, "");
 		goto out;
 	}
-	job.ns_fd = ns_fd;
-	if ((err = pthread_create(&thread, NULL, make_socket_in_namespace, &job)) == 0) {
+	src.ns_fd = from_fd;
+	dst.ns_fd = to_fd;
+	if ((err = pthread_create(&thread, NULL, make_socket_in_namespace, &src)) == 0) {
 		pthread_join(thread, NULL);
-		err = job.err;
+		err = src.err;
+	}
+	if (!err && (err = pthread_create(&thread, NULL, make_socket_in_namespace, &dst)) == 0) {
+		pthread_join(thread, NULL);
+		err = dst.err;
 	}
 	if (err) {
-		fail_with(msg, size, err, "%s: open a netlink socket in the container's network namespace%s", host_name, "");
+		snprintf(where, sizeof(where), "open a netlink socket %s and %s", here, there);
+		fail_with(msg, size, err, "%s: %s", from_name, where);
 		goto out;
 	}
+	unsigned flags = 0;
+	index = index_of(src.sock, from_name, &flags);
+	if (!index) {
+		err = errno == ENODEV ? ENODEV : errno;
+		fail_with(msg, size, err, "%s: no such network interface %s", from_name, here);
+		goto out;
+	}
+	*was_up = flags & IFF_UP;
 	/* The kernel would move it first and fail the rename after, leaving
 	 * the interface to die with the namespace: refuse before anything moves. */
-	bool numbered = strchr(new_name, '%') != NULL;
-	if (!numbered && index_of(job.sock, new_name, NULL)) {
+	bool numbered = strchr(to_name, '%') != NULL;
+	if (!numbered && index_of(dst.sock, to_name, NULL)) {
 		err = EEXIST;
-		fail_with(msg, size, err, "%s: the container already has an interface named %s", host_name, new_name);
+		snprintf(msg, size, "%s: the %s already has an interface named %s", from_name, from_ns ? "host" : "container", to_name);
 		goto out;
 	}
 	/* Read before the link goes down: IPv6 drops its addresses then
 	 * (unless keep_addr_on_down), and the spec wants them carried. */
-	count = read_addresses(host_sock, index, addresses);
+	count = read_addresses(src.sock, index, addresses);
 	if (count < 0) {
 		err = -count;
-		fail_with(msg, size, err, "%s: read its addresses%s", host_name, "");
+		fail_with(msg, size, err, "%s: read its addresses%s", from_name, "");
 		goto out;
 	}
 	link_request(&req, index, 0, IFF_UP);
-	if ((err = nl_transact(host_sock, &req))) {
-		fail_with(msg, size, err, "%s: set it down%s", host_name, "");
+	if ((err = nl_transact(src.sock, &req))) {
+		fail_with(msg, size, err, "%s: set it down%s", from_name, "");
 		goto out;
 	}
 	/* A "%d" template is numbered by the kernel: the interface moves under a
-	 * name of our own, found by it inside, and is renamed there. */
+	 * name of our own, found by it on the other side, and is renamed there. */
 	char moving_name[IFNAMSIZ];
 	snprintf(moving_name, sizeof(moving_name), "tsrun-mv%d", index);
-	link_request(&req, index, 0, 0);
-	add_attr(&req, IFLA_IFNAME, numbered ? moving_name : new_name, strlen(numbered ? moving_name : new_name) + 1);
-	add_attr(&req, IFLA_NET_NS_FD, &ns_fd, sizeof(ns_fd));
-	if ((err = nl_transact(host_sock, &req))) {
-		fail_with(msg, size, err, "%s: move it into the container as %s", host_name, new_name);
-		/* Still the host's: leave it as it was found. */
-		if (host_flags & IFF_UP) {
-			link_request(&req, index, IFF_UP, IFF_UP);
-			nl_transact(host_sock, &req);
-		}
-		goto out;
-	}
-
-	int inside = index_of(job.sock, numbered ? moving_name : new_name, NULL);
-	if (!inside) {
-		err = errno ? errno : ENODEV;
-		fail_with(msg, size, err, "%s: find it in the container as %s", host_name, numbered ? moving_name : new_name);
-		goto out;
-	}
-	if (numbered) {
-		link_request(&req, inside, 0, 0);
-		add_attr(&req, IFLA_IFNAME, new_name, strlen(new_name) + 1);
-		if ((err = nl_transact(job.sock, &req))) {
-			fail_with(msg, size, err, "%s: name it %s in the container", host_name, new_name);
+	const char *moved_as = numbered ? moving_name : to_name;
+	int inside = 0;
+	if ((err = move_link(src.sock, index, moved_as, to_fd))) {
+		fail_with(msg, size, err, "%s: move it as %s", from_name, to_name);
+		/* The kernel checks the name and the namespace before it moves
+		 * anything, so it should still be here; look rather than trust. */
+		unsigned now = 0;
+		if (index_of(src.sock, from_name, &now) == index) {
+			const char *step;
+			settle(src.sock, index, addresses, count, *was_up, true, &step);
 			goto out;
 		}
-	}
-	for (int i = 0; i < count; i++) {
-		if ((err = add_address(job.sock, inside, &addresses[i]))) {
-			fail_with(msg, size, err, "%s: give back its address in the container (as %s)", host_name, new_name);
-			goto out;
+		/* It moved after all: take it back below. */
+		inside = index_of(dst.sock, moved_as, NULL);
+	} else {
+		inside = index_of(dst.sock, moved_as, NULL);
+		const char *step = "find it";
+		if (!inside)
+			err = errno ? errno : ENODEV;
+		if (!err && numbered) {
+			step = "rename it";
+			link_request(&req, inside, 0, 0);
+			add_attr(&req, IFLA_IFNAME, to_name, strlen(to_name) + 1);
+			err = nl_transact(dst.sock, &req);
 		}
+		if (!err)
+			err = settle(dst.sock, inside, addresses, count, set_up, false, &step);
+		if (!err)
+			err = name_of(dst.sock, inside, final_name);
+		if (!err)
+			goto out;
+		snprintf(where, sizeof(where), "%s %s", step, there);
+		fail_with(msg, size, err, "%s: %s", from_name, where);
 	}
-	link_request(&req, inside, IFF_UP, IFF_UP);
-	if ((err = nl_transact(job.sock, &req)))
-		fail_with(msg, size, err, "%s: set it up in the container (as %s)", host_name, new_name);
+	/* Moved, then failed: move it back as it was found. */
+	{
+		int back_err = inside ? move_link(dst.sock, inside, from_name, from_fd) : ENODEV;
+		if (!back_err) {
+			int home = index_of(src.sock, from_name, NULL);
+			const char *step;
+			back_err = home ? settle(src.sock, home, addresses, count, *was_up, true, &step) : ENODEV;
+		}
+		size_t used = strlen(msg);
+		snprintf(msg + used, size - used, back_err ? " (moving it back failed: %s)" : " (moved back)",
+			 back_err ? strerror(back_err) : "");
+	}
 out:
-	if (job.sock >= 0)
-		close(job.sock);
-	if (ns_fd >= 0)
-		close(ns_fd);
-	close(host_sock);
+	if (src.sock >= 0)
+		close(src.sock);
+	if (dst.sock >= 0)
+		close(dst.sock);
+	if (from_fd >= 0)
+		close(from_fd);
+	if (to_fd >= 0)
+		close(to_fd);
 	return err;
 }
 
+/*
+ * moveNetDevice(fromName, toName, toNs, fromNs, setUp) -> { name, wasUp }:
+ * fromNs null is our own namespace (the host's).  `name` is its final name
+ * there (a "%d" template numbered), `wasUp` its state before the move.
+ */
 static napi_value move_net_device(napi_env env, napi_callback_info info)
 {
-	size_t argc = 3, len;
-	napi_value args[3];
+	size_t argc = 5, len;
+	napi_value args[5];
 	/* One byte more than IFNAMSIZ: the length check refuses a string that
 	 * fills the buffer, and a 15-byte name with its NUL fills IFNAMSIZ. */
-	char host_name[IFNAMSIZ + 1], new_name[IFNAMSIZ + 1], ns_path[256], msg[512];
+	char from_name[IFNAMSIZ + 1], to_name[IFNAMSIZ + 1], to_ns[256], from_ns[256], msg[512];
+	napi_valuetype from_type = napi_null;
+	bool set_up = true;
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
-	if (argc < 3 ||
-	    napi_get_value_string_utf8(env, args[0], host_name, sizeof(host_name), &len) != napi_ok || len + 1 >= sizeof(host_name) ||
-	    napi_get_value_string_utf8(env, args[1], new_name, sizeof(new_name), &len) != napi_ok || len + 1 >= sizeof(new_name) ||
-	    napi_get_value_string_utf8(env, args[2], ns_path, sizeof(ns_path), &len) != napi_ok || len + 1 >= sizeof(ns_path))
+	if (argc < 5 ||
+	    napi_get_value_string_utf8(env, args[0], from_name, sizeof(from_name), &len) != napi_ok || len + 1 >= sizeof(from_name) ||
+	    napi_get_value_string_utf8(env, args[1], to_name, sizeof(to_name), &len) != napi_ok || len + 1 >= sizeof(to_name) ||
+	    napi_get_value_string_utf8(env, args[2], to_ns, sizeof(to_ns), &len) != napi_ok || len + 1 >= sizeof(to_ns) ||
+	    napi_typeof(env, args[3], &from_type) != napi_ok ||
+	    (from_type != napi_null && (napi_get_value_string_utf8(env, args[3], from_ns, sizeof(from_ns), &len) != napi_ok ||
+					len + 1 >= sizeof(from_ns))) ||
+	    napi_get_value_bool(env, args[4], &set_up) != napi_ok)
 		return throw_with_errno(env, EINVAL, "moveNetDevice: bad arguments");
-	int err = move_device(host_name, new_name, ns_path, msg, sizeof(msg));
+	char final_name[IFNAMSIZ] = "";
+	bool was_up = false;
+	int err = move_device(from_name, to_name, from_type == napi_null ? NULL : from_ns, to_ns, set_up,
+			      final_name, &was_up, msg, sizeof(msg));
 	if (err) {
 		char full[sizeof(msg) + 128];
 		snprintf(full, sizeof(full), "%s: %s", msg, strerror(err));
 		return throw_with_errno(env, err, full);
 	}
-	napi_value out;
-	napi_get_undefined(env, &out);
+	napi_value out, name, up;
+	napi_create_object(env, &out);
+	napi_create_string_utf8(env, final_name, NAPI_AUTO_LENGTH, &name);
+	napi_get_boolean(env, was_up, &up);
+	napi_set_named_property(env, out, "name", name);
+	napi_set_named_property(env, out, "wasUp", up);
 	return out;
 }
 

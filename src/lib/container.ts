@@ -162,12 +162,39 @@ function refuseUnapplicable(config: Config): void {
  * the init is killed: the kernel returns a physical interface to the host
  * and destroys a virtual one, as runtime-spec says.
  */
-function moveNetDevices(config: Config, pid: number): void {
+/** An interface of linux.netDevices, moved into the container: its name there, and whether it was up on the host. */
+interface MovedNetDevice {
+  hostName: string;
+  name: string;
+  wasUp: boolean;
+}
+
+/** linux.netDevices, moved into the init's network namespace; each one moved is added to `moved` at once. */
+function moveNetDevices(config: Config, pid: number, moved: MovedNetDevice[]): void {
   for (const [name, device] of Object.entries(config.linux?.netDevices ?? {})) {
     try {
-      native.moveNetDevice(name, device.name ?? name, `/proc/${pid}/ns/net`);
+      const result = native.moveNetDevice(name, device.name ?? name, `/proc/${pid}/ns/net`, null, true);
+      moved.push({ hostName: name, ...result });
     } catch (err) {
       throw new TsrunError(`linux.netDevices[${JSON.stringify(name)}]: ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
+ * A create that fails gives back the interfaces it moved, as they were
+ * (name, addresses, up or down), before its init is killed.  The spec
+ * leaves giving back to the kernel when the namespace dies, for a
+ * container that existed; this one never did, and a namespace joined by
+ * path would otherwise keep the host's interface for good (and a new one
+ * would destroy a virtual one).  runc gives nothing back.
+ */
+function returnNetDevices(moved: MovedNetDevice[], pid: number): void {
+  for (const device of moved.splice(0).reverse()) {
+    try {
+      native.moveNetDevice(device.name, device.hostName, '/proc/self/ns/net', `/proc/${pid}/ns/net`, device.wasUp);
+    } catch (err) {
+      warn(`linux.netDevices[${JSON.stringify(device.hostName)}]: give it back to the host: ${(err as Error).message}`);
     }
   }
 }
@@ -315,6 +342,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     hostMountsBase: plan.hostMounts ? topMountId(fs.realpathSync(plan.rootfs)) : undefined,
   };
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
+  const movedNetDevices: MovedNetDevice[] = [];
 
   try {
     // Recorded before anything is made: a tsrun killed from here on leaves
@@ -346,7 +374,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       resources: config.linux?.resources,
       rlimits,
       onSeccompListener: (fd, pid) => sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),
-      onInitPid: (pid) => moveNetDevices(config, pid),
+      onInitPid: (pid) => moveNetDevices(config, pid, movedNetDevices),
+      onFailure: (pid) => returnNetDevices(movedNetDevices, pid),
       onUsernsReady: (pid) => writeIdMaps(pid, config),
       onRunHooks: (pid) => {
         crashPoint('create:mounted'); // the init's mounts are made; it waits before pivot_root
@@ -375,7 +404,11 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     return record;
   } catch (err) {
     hooksFailed = err instanceof LaunchError && err.inHook;
-    if (initPid) killAndReap(initPid, true); // launched, then pid file or state failed
+    if (initPid) {
+      // launched, then pid file or state failed
+      returnNetDevices(movedNetDevices, initPid);
+      killAndReap(initPid, true);
+    }
     destroyCgroup(cgroup);
     releaseImageRootfs(store.dir(opts.id));
     try {

@@ -50,6 +50,8 @@ export interface LaunchOptions {
   onInitPid?(pid: number): void;
   /** A user namespace was created: write its maps for this pid. */
   onUsernsReady?(pid: number): void;
+  /** The launch failed with the init alive, before it is killed (what onInitPid did is undone here). */
+  onFailure?(initPid: number): void;
   /** The init is set up up to pivot_root: run runtime hooks; returns the state for container hooks. */
   onRunHooks?(initPid: number): string;
   /** process.rlimits, set with prlimit(2) when the process asks (runc's procReady). */
@@ -203,7 +205,10 @@ function launchOnce(opts: LaunchOptions): number {
       }
     }
   } catch (err) {
-    if (initPid) killAndReap(initPid, true);
+    if (initPid) {
+      opts.onFailure?.(initPid);
+      killAndReap(initPid, true);
+    }
     if (helperPid) killAndReap(helperPid, true);
     if (err instanceof TsrunError) throw new LaunchError(err.message, inHook, cloneRefused);
     throw err;

@@ -55,8 +55,11 @@ export interface NativeAddon {
   overlayOpen(source: string, lowers: string[], upper: string, work: string, staging: string, legacy: boolean): number;
   /** Remove a tree without following a symlink or entering a mount point, whatever changes in it meanwhile (native/remove.c). */
   removeTree(path: string): void;
-  /** linux.netDevices: move a host interface into the namespace at nsPath, renamed, with its addresses, up (native/netdev.c). */
-  moveNetDevice(hostName: string, newName: string, nsPath: string): void;
+  /**
+   * linux.netDevices: move an interface out of the namespace at fromNs (null: ours, the host's) into the one at toNs,
+   * renamed, with its addresses, up if setUp (native/netdev.c).  Its final name there, and whether it was up before.
+   */
+  moveNetDevice(fromName: string, toName: string, toNs: string, fromNs: string | null, setUp: boolean): { name: string; wasUp: boolean };
   seccompFlagSupported(flags: number): boolean;
   seccompActionAvailable(action: number): boolean;
   setWinsize(fd: number, rows: number, cols: number): void;

@@ -143,3 +143,50 @@ t.test('a host interface name of 15 bytes (the kernel\'s longest) moves too', as
   const r = under(RUNTIMES[1], bundle, id, ['run', '-b', bundle.dir, '%ID%']);
   t.equal(r.status, 0, r.stderr);
 });
+
+/**
+ * Name, addresses and state of a host interface, as `ip` shows them.  Left
+ * out: the index, the qdisc (the kernel's, reset by a move), and an IPv4
+ * address's broadcast: the move gives one that had none the usual one (as
+ * runc's netlink library does), and it comes back with it.
+ */
+function hostView(name: string): string {
+  const link = spawnSync('ip', ['-o', 'link', 'show', name], { encoding: 'utf8' }).stdout.replace(/^\d+: /, '').replace(/ link-netns \S+| link-netnsid \d+/, '');
+  const addrs = spawnSync('ip', ['-o', 'addr', 'show', 'dev', name, 'scope', 'global'], { encoding: 'utf8' }).stdout
+    .split('\n').filter(Boolean).map((l) => l.replace(/^\d+: /, '').replace(/\\.*$/, '').trim()).sort().join('\n');
+  return `${link.replace(/state \S+ /, '').replace(/qdisc \S+ /, '').replace(/@\S+:/, ':').trim()}\n${addrs.replace(/ brd \S+/g, '')}`;
+}
+
+for (const joined of [false, true]) {
+  t.test(`a create that fails after the move gives the interfaces back as they were (${joined ? 'a network namespace joined by path' : 'a new network namespace'})`, async (t) => {
+    differsOnPurpose(t, 'net-devices');
+    const up = hostInterface(t, [['192.0.2.20/24'], ['2001:db8::20/64', 'nodad']]);
+    const down = hostInterface(t, [['198.51.100.20/24']]);
+    spawnSync('ip', ['link', 'set', down, 'down']);
+    const before = { up: hostView(up), down: hostView(down) };
+    const netns = `tsrun-nd${process.pid % 100000}`;
+    if (joined) {
+      t.equal(spawnSync('ip', ['netns', 'add', netns]).status, 0, 'a persistent network namespace');
+      t.teardown(() => {
+        spawnSync('ip', ['netns', 'delete', netns]);
+      });
+    }
+    const bundle = makeBundle(t, (c) => {
+      if (joined) c.linux!.namespaces = [...c.linux!.namespaces!.filter((n) => n.type !== 'network'), { type: 'network', path: `/run/netns/${netns}` }];
+      c.linux!.netDevices = { [up]: { name: 'ctr0' }, [down]: { name: 'ctr%d' } };
+      // Runs after the devices moved, and fails the create.
+      c.hooks = { createRuntime: [{ path: '/bin/false' }] };
+    }, ['/bin/true']);
+    const id = uniqueId('netdevback');
+    cleanupBoth(t, bundle, id);
+    const r = under(RUNTIMES[1], bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+    t.equal(r.status, 1, `the create fails: ${r.stderr.trim()}`);
+    t.ok(onHost(`${up}p`) && onHost(`${down}p`), 'the host peers still exist (the pairs were not destroyed)');
+    t.same({ up: hostView(up), down: hostView(down) }, before, 'back on the host, with their names, addresses and up or down state');
+    if (joined) {
+      const left = spawnSync('ip', ['netns', 'exec', netns, 'ip', '-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
+      t.notMatch(left, /ctr/, 'nothing of them left in the joined namespace');
+    }
+    t.same(leftovers({ ...bundle, root: `${bundle.root}-tsrun` }, `${id}-tsrun`), [], 'nothing left');
+  });
+}
