@@ -79,6 +79,7 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 /* ---- state shared by the ops ------------------------------------------ */
 
 static int sync_fd = -1, fifo_fd = -1, console_fd = -1, rootfs_mount_fd = -1, preserve_fds;
+static int start_released; /* OP_WAIT_START has read start's byte */
 static int root_fd = -1;        /* the rootfs, before pivot_root */
 static const char *rootfs_path; /* for error messages */
 /* State JSON for the container's hooks, as the container sees it (pid 1
@@ -147,6 +148,10 @@ static void fail(int err, const char *step, const char *path, const char *fmt, .
 	if (sync_fd < 0 || sync_send(SYNC_ERROR, err, payload, n + 1) < 0)
 		/* Past READY the parent is gone: stderr is all that is left. */
 		dprintf(2, "tsrun-init: %s: %s\n", detail, strerror(err));
+	/* Released by start: tell it, through the fifo, that no exec came. */
+	if (start_released && fifo_fd >= 0 && write(fifo_fd, "F", 1) < 0) {
+		/* start is gone: stderr said it */
+	}
 	_exit(1);
 }
 
@@ -1161,6 +1166,10 @@ static void op_hook(struct cursor *c)
 		fail(errno, "hook", path, "%s hook %s: fork", stage_name, path);
 	if (pid == 0) {
 		dup2(in[0], 0);
+		/* A hook gets its state on stdin and our stdout and stderr, nothing
+		 * else (as runc's): not the sync socket, the exec fifo or the
+		 * console, which a hook binary from the image could misuse. */
+		cloexec_from(3);
 		if (cwd[0] && chdir(cwd) < 0) {
 			dprintf(2, "tsrun-init: %s hook %s: chdir %s: %s\n", stage_name, path, cwd, strerror(errno));
 			_exit(127);
@@ -1682,8 +1691,11 @@ static void op_wait_start(void)
 	while (n < 0 && errno == EINTR);
 	if (n != 1)
 		_exit(1);
-	close(fifo_fd);
-	fifo_fd = -1;
+	/* Kept until the exec closes it (close-on-exec): `start` holds the
+	 * fifo open too, and a failure from here on (a startContainer hook,
+	 * the exec) leaves it one byte saying so, which no reaper of ours can
+	 * take away (fail()). */
+	start_released = 1;
 }
 
 static long seccomp_load(uint32_t flags, const unsigned char *program, size_t len);

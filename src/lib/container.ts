@@ -462,19 +462,32 @@ function pidInContainer(pid: number): number {
 /**
  * Wait until the released init has exec'd the container's program (its exe
  * is no longer our helper's memfd).  If it dies first, a startContainer hook
- * or the exec failed, and start says so.
+ * or the exec failed, and start says so.  `answer` is our read end of the
+ * exec fifo, opened before the release: an init that fails after it leaves
+ * a byte there (and one that died before reading ours leaves ours), which
+ * tells even when the init was reaped (by an engine's subreaper) before we
+ * looked; its name in /proc is the fallback.
  */
-function waitForExec(record: ContainerRecord): void {
+function waitForExec(record: ContainerRecord, answer: number): void {
   const deadline = Date.now() + 120_000;
   for (;;) {
     if (processStartTime(record.pid) !== record.initStartTime) {
       // Gone: failed in the helper, or its program ran and ended before we looked.
-      if (initDiedBeforeExec(record.pid)) throw new TsrunError('container process exited before its program started (see its stderr)');
+      if (fifoHoldsByte(answer) || initDiedBeforeExec(record.pid)) throw new TsrunError('container process exited before its program started (see its stderr)');
       return;
     }
     if (!waitingToStart(record.pid)) return;
     if (Date.now() > deadline) throw new TsrunError('container process did not start its program in time');
     sleepSync(1);
+  }
+}
+
+/** Whether a byte waits in the (non-blocking) fifo. */
+function fifoHoldsByte(fd: number): boolean {
+  try {
+    return fs.readSync(fd, Buffer.alloc(1), 0, 1, null) === 1;
+  } catch {
+    return false; // EAGAIN: a writer is left, and nothing written
   }
 }
 
@@ -492,16 +505,22 @@ export function start(store: StateStore, id: string): void {
     } catch {
       throw new TsrunError('cannot start a container in the stopped state');
     }
+    // Opened before the release, so the fifo keeps what a failing init writes (waitForExec).
+    const answer = fs.openSync(store.fifoPath(id), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
-      fs.writeSync(fifo, Buffer.from([0]));
+      try {
+        fs.writeSync(fifo, Buffer.from([0]));
+      } finally {
+        fs.closeSync(fifo);
+      }
+      crashPoint('start:released');
+      debug(`start ${id}: exec fifo released`);
+      fs.rmSync(store.fifoPath(id), { force: true });
+      // startContainer hooks run between here and the exec; poststart comes after the exec.
+      if (record.hooks.startContainer?.length || record.hooks.poststart?.length) waitForExec(record, answer);
     } finally {
-      fs.closeSync(fifo);
+      fs.closeSync(answer);
     }
-    crashPoint('start:released');
-    debug(`start ${id}: exec fifo released`);
-    fs.rmSync(store.fifoPath(id), { force: true });
-    // startContainer hooks run between here and the exec; poststart comes after the exec.
-    if (record.hooks.startContainer?.length || record.hooks.poststart?.length) waitForExec(record);
     try {
       runHooks('poststart', record.hooks.poststart, JSON.stringify(store.ociState(record, 'running')), record.bundle);
     } catch (err) {

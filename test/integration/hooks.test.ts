@@ -337,3 +337,38 @@ t.test('hooks: a failing poststop hook only warns; delete succeeds and later pos
   t.same(leftovers(b, id), [], 'nothing is left behind');
   t.not(tsrun(b.root, ['state', id]).status, 0, 'the container is gone');
 });
+
+t.test('hooks: a failing startContainer hook fails start even when a reaper takes the init before start looks', async (t) => {
+  const b = makeBundle(t, (c) => {
+    c.hooks = { startContainer: [{ path: '/bin/false' }] };
+  }, ['/bin/true']);
+  const id = uniqueId('hookreaped');
+  cleanupContainer(t, b.root, id);
+  // Once create exits, its init passes to the nearest subreaper: here a
+  // shell that is pid 1 of a pid namespace of its own.  dash waits for
+  // start with waitpid(-1), so it reaps the init the moment it dies, as an
+  // engine's subreaper (conmon, containerd's shim) would.
+  const script = `${TSRUN} --root ${b.root} create -b ${b.dir} ${id} || exit 9; ${TSRUN} --root ${b.root} start ${id}; echo "start=$?"; ${TSRUN} --root ${b.root} delete --force ${id}`;
+  const r = spawnSync('unshare', ['--pid', '--fork', '--mount', '--mount-proc', '/bin/sh', '-c', script], { encoding: 'utf8', timeout: 60_000 });
+  t.match(r.stdout, /start=1\n/, `start fails: ${r.stderr.trim()}`);
+  t.match(r.stderr, /exited before its program started/, 'and says why');
+  spawnSync(TSRUN, ['--root', b.root, 'delete', '--force', id]);
+  t.same(leftovers(b, id), []);
+});
+
+t.test('hooks: a hook run by the helper gets its stdio and no other fd of tsrun', async (t) => {
+  const b = makeBundle(t, (c) => {
+    c.root!.readonly = false;
+    c.hooks = {
+      createContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'ls /proc/self/fd > rootfs-hookfds-create'] }],
+      startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'ls /proc/self/fd > /hookfds-start'] }],
+    };
+  }, ['/bin/cat', '/hookfds-start']);
+  const id = uniqueId('hookfds');
+  cleanupContainer(t, b.root, id);
+  const r = spawnSync(TSRUN, ['--root', b.root, 'run', '-b', b.dir, id], { encoding: 'utf8', timeout: 60_000, cwd: b.dir });
+  t.equal(r.status, 0, r.stderr);
+  // ls's own directory fd is the 3.
+  t.equal(r.stdout, '0\n1\n2\n3\n', 'startContainer: 0-2 (and ls\'s own)');
+  t.equal(fs.readFileSync(path.join(b.rootfs, 'rootfs-hookfds-create'), 'utf8'), '0\n1\n2\n3\n', 'createContainer: the same');
+});
