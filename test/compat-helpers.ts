@@ -69,3 +69,18 @@ export function listedDifferences(): string[] {
 export function differsOnPurpose(t: { ok(value: unknown, message: string): unknown }, key: string): void {
   t.ok(listedDifferences().includes(key), `differs from runc on purpose: "${key}" is listed in docs/differences-from-runc.md`);
 }
+
+/** The in-container checker's report, less what differs from run to run, with each runtime's names made the same. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function comparableReport(report: any, names: string[]): Record<string, unknown> {
+  let text = JSON.stringify(report);
+  for (const name of names) text = text.split(name).join('NAME');
+  const r = JSON.parse(text);
+  delete r.fds;
+  delete r.kernelRelease;
+  r.namespaces = Object.keys(r.namespaces ?? {}).sort();
+  // As a set: mountinfo's order follows when each mount was made (tsrun
+  // builds some binds before it attaches them), not what the process sees.
+  r.mounts = (r.mounts ?? []).map((m: any) => `${m.mountpoint} ${m.fstype} ${m.options} ${m.super_options ?? m.superOptions}`).sort();
+  return r;
+}

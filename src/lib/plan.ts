@@ -377,6 +377,10 @@ function compileDevices(config: Config, ns: Namespaces, ops: PlanOp[]): void {
     byPath.set(path.posix.normalize(d.path), d);
   });
   const inUserNs = ns.created.has('user') || ns.joined.has('user');
+  // runc replaces /dev/ptmx with a link to the container's own devpts
+  // whatever the config lists there (setupPtmx): a ptmx node of the host's
+  // numbers is dropped (podman --privileged lists every host device).
+  for (const key of [...byPath.keys()]) if (containerRelative(key) === 'dev/ptmx') byPath.delete(key);
   for (const d of byPath.values()) {
     ops.push(op(Op.MKNOD, {
       path: containerRelative(d.path),

@@ -18,7 +18,7 @@ import * as path from 'path';
 import t from 'tap';
 import { Config } from '../../src/lib/config';
 import { IS_ROOT, makeBundle, tempDir, TSRUN, uniqueId } from '../helpers';
-import { idFor, referenceInstalled, RUNTIMES, under } from '../compat-helpers';
+import { comparableReport, idFor, referenceInstalled, RUNTIMES, under } from '../compat-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'compat tests need root');
@@ -41,21 +41,6 @@ function generated(t: Parameters<typeof tempDir>[0], argv: string[], how: 'file'
   const r = spawnSync(argv[0], argv.slice(1), { cwd: dir, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
   return JSON.parse(how === 'stdout' ? r.stdout : fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
-}
-
-/** The report, less what differs from run to run, with each runtime's names made the same. */
-function comparable(report: any, names: string[]): Record<string, unknown> {
-  let text = JSON.stringify(report);
-  for (const name of names) text = text.split(name).join('NAME');
-  const r = JSON.parse(text);
-  delete r.fds;
-  delete r.kernelRelease;
-  r.namespaces = Object.keys(r.namespaces ?? {}).sort();
-  // As a set: mountinfo's order follows when each mount was made (tsrun
-  // takes a user namespace's binds before the namespace exists), not what
-  // the process sees.
-  r.mounts = (r.mounts ?? []).map((m: any) => `${m.mountpoint} ${m.fstype} ${m.options} ${m.super_options ?? m.superOptions}`).sort();
-  return r;
 }
 
 for (const [label, argv, how] of GENERATORS) {
@@ -89,7 +74,7 @@ for (const [label, argv, how] of GENERATORS) {
       });
       const r = under(rt, bundle, id, ['run', '-b', bundle.dir, '%ID%']);
       t.equal(r.status, 0, `${rt.name}: runs: ${r.stderr}`);
-      if (r.status === 0) reports[rt.name] = comparable(JSON.parse(r.stdout), [idFor(rt, id), `${rt.name}-${id}`, bundle.dir]);
+      if (r.status === 0) reports[rt.name] = comparableReport(JSON.parse(r.stdout), [idFor(rt, id), `${rt.name}-${id}`, bundle.dir]);
     }
     if (!reports.tsrun || !reports.reference) return;
     for (const key of Object.keys({ ...reports.reference, ...reports.tsrun })) {

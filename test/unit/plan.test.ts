@@ -251,6 +251,12 @@ t.test('devices: defaults, config overrides, symlinks', async (t) => {
   const hostDev = compile((c) => c.mounts!.splice(1, 1, { destination: '/dev', type: 'bind', source: '/dev', options: ['rbind'] }),
     ctx({ '/dev': 'dir' }));
   t.equal(find(hostDev, Op.MKNOD).length, 0, 'a bind-mounted /dev is used as it is');
+  // podman --privileged lists every host device, /dev/ptmx too: runc links it to the container's devpts all the same.
+  const privileged = compile((c) => {
+    c.linux!.devices = [{ path: '/dev/ptmx', type: 'c', major: 5, minor: 2 }];
+  });
+  t.notOk(find(privileged, Op.MKNOD).some((n) => n.fields.path === 'dev/ptmx'), 'no /dev/ptmx node');
+  t.ok(find(privileged, Op.SYMLINK).some((s) => s.fields.path === 'dev/ptmx' && s.fields.target === 'pts/ptmx'), 'the link to pts/ptmx');
 });
 
 t.test('hooks: container hooks compile into the plan, runtime hooks into a sync point', async (t) => {
