@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
@@ -211,10 +212,11 @@ static int dup_above(int fd, int floor)
 }
 
 /*
- * spawnInit(helperPath, plan: Buffer, fifoFd, consoleFd, rootfsFd, preserveFds)
+ * spawnInit(helperPath, plan: Buffer, fifoFd, consoleFd, rootfsFd, preserveFds, stdio)
  *   -> { pid, syncFd }
  *
- * The helper gets: fds 0-2 as they are, 3..3+preserveFds-1 as they are,
+ * The helper gets: fds 0-2 as they are (or stdio's three fds: a foreground
+ * run's or exec's pipes), 3..3+preserveFds-1 as they are,
  * then sync, plan, fifo, console, the rootfs mount (a detached overlay the
  * container's init attaches; -1 for none) and its own memfd right after
  * them; nothing else.
@@ -222,16 +224,27 @@ static int dup_above(int fd, int floor)
 #define SPAWN_FDS 6
 static napi_value spawn_init(napi_env env, napi_callback_info info)
 {
-	GET_ARGS(6);
+	GET_ARGS(7);
 	char helper_path[4096];
-	int32_t fifo_fd, console_fd, rootfs_fd, preserve;
+	int32_t fifo_fd, console_fd, rootfs_fd, preserve, stdio[3] = { 0, 1, 2 };
+	napi_valuetype stdio_type;
+	CHECK(napi_typeof(env, args[6], &stdio_type));
+	if (stdio_type != napi_null && stdio_type != napi_undefined) {
+		for (uint32_t i = 0; i < 3; i++) {
+			napi_value v;
+			if (napi_get_element(env, args[6], i, &v) != napi_ok || arg_int(env, v, &stdio[i]) || stdio[i] < 0) {
+				napi_throw_type_error(env, NULL, "spawnInit: stdio must be three fds");
+				return NULL;
+			}
+		}
+	}
 	void *plan;
 	size_t plan_len;
 	if (arg_string(env, args[0], helper_path, sizeof(helper_path)) ||
 	    napi_get_buffer_info(env, args[1], &plan, &plan_len) != napi_ok ||
 	    arg_int(env, args[2], &fifo_fd) || arg_int(env, args[3], &console_fd) || arg_int(env, args[4], &rootfs_fd) ||
 	    arg_int(env, args[5], &preserve) || preserve < 0 || preserve > 10000) {
-		napi_throw_type_error(env, NULL, "spawnInit(helperPath, plan, fifoFd, consoleFd, rootfsFd, preserveFds)");
+		napi_throw_type_error(env, NULL, "spawnInit(helperPath, plan, fifoFd, consoleFd, rootfsFd, preserveFds, stdio)");
 		return NULL;
 	}
 
@@ -259,6 +272,10 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 	const int given[SPAWN_FDS] = { pair[1], pfd, fifo_fd, console_fd, rootfs_fd, helper };
 	for (int i = 0; i < SPAWN_FDS; i++)
 		sources[i] = dup_above(given[i], base + SPAWN_FDS);
+	/* Above every target too, so no dup2 below can overwrite one first. */
+	int stdio_sources[3];
+	for (int i = 0; i < 3; i++)
+		stdio_sources[i] = stdio[i] == i ? i : dup_above(stdio[i], base + SPAWN_FDS);
 	char a_sync[16], a_plan[16], a_fifo[16], a_console[16], a_rootfs[16], a_preserve[16], exe[64];
 	snprintf(a_sync, sizeof(a_sync), "%d", targets[0]);
 	snprintf(a_plan, sizeof(a_plan), "%d", targets[1]);
@@ -277,7 +294,7 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 	/* Node marks stdio and every inherited fd close-on-exec at start-up;
 	 * dup2 onto itself clears the flag for stdio and the preserved fds. */
 	for (int fd = 0; fd < base; fd++)
-		posix_spawn_file_actions_adddup2(&fa, fd, fd);
+		posix_spawn_file_actions_adddup2(&fa, fd < 3 ? stdio_sources[fd] : fd, fd);
 	for (int i = 0; i < SPAWN_FDS; i++)
 		if (sources[i] >= 0)
 			posix_spawn_file_actions_adddup2(&fa, sources[i], targets[i]);
@@ -297,6 +314,9 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 	for (int i = 0; i < SPAWN_FDS; i++)
 		if (sources[i] >= 0)
 			close(sources[i]);
+	for (int i = 0; i < 3; i++)
+		if (stdio_sources[i] != i && stdio_sources[i] >= 0)
+			close(stdio_sources[i]);
 	close(pfd);
 	close(pair[1]);
 	if (rc != 0) {
@@ -515,6 +535,179 @@ static napi_value wait_pid_async(napi_env env, napi_callback_info info)
 	napi_create_string_utf8(env, "tsrun.waitpid", NAPI_AUTO_LENGTH, &name);
 	CHECK(napi_create_async_work(env, NULL, name, async_wait_execute, async_wait_complete, w, &w->work));
 	CHECK(napi_queue_async_work(env, w->work));
+	return promise;
+}
+
+/*
+ * copyStdio(stdinWrite, stdoutRead, stderrRead) -> Promise<void>: a
+ * foreground run's or exec's pipes (src/lib/stdio-pipes.ts), copied on a
+ * pool thread: our fd 0 into the process's stdin, its stdout and stderr
+ * out to our 1 and 2.  Resolves once both outputs are at EOF (every
+ * writer gone), as runc's copies end; the three pipe ends are closed by
+ * then.  Our stdin is read only while the process's stdin takes it
+ * (kept non-blocking, so a process that never reads its stdin cannot
+ * stall its output), and dropped at its EOF or once the process closed
+ * its end.  An output we cannot write (EPIPE) is closed, so the process's
+ * next write to it fails, as runc's copy ends.
+ */
+struct stdio_copy {
+	napi_async_work work;
+	napi_deferred deferred;
+	int in_w, out_r, err_r;
+};
+
+/*
+ * A write to a pipe whose reader is gone raises SIGPIPE at the writing
+ * thread.  Node would take it as a signal to the process (run forwards
+ * SIGPIPE to the container, and once it stops listening the default
+ * action would kill tsrun), so the copying thread blocks it and takes
+ * each one back (sigtimedwait) after a failed write.
+ */
+static void take_sigpipe(void)
+{
+	sigset_t pipe_set;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	struct timespec now = { 0, 0 };
+	while (sigtimedwait(&pipe_set, NULL, &now) == SIGPIPE)
+		;
+}
+
+/* All of buf to fd, waiting for room when it is non-blocking; false once it takes no more. */
+static bool write_fully(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+		if (n > 0) {
+			buf += n;
+			len -= n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			poll(&p, 1, -1);
+			continue;
+		}
+		take_sigpipe();
+		return false;
+	}
+	return true;
+}
+
+static void stdio_copy_execute(napi_env env, void *data)
+{
+	(void)env;
+	struct stdio_copy *c = data;
+	static char in_buf[65536];
+	char out_buf[65536];
+	size_t in_len = 0, in_off = 0;
+	bool in_open = c->in_w >= 0, stdin_open = in_open;
+	int outs[2] = { c->out_r, c->err_r };
+	sigset_t pipe_set, old_mask;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+	if (in_open)
+		fcntl(c->in_w, F_SETFL, fcntl(c->in_w, F_GETFL) | O_NONBLOCK);
+	while (outs[0] >= 0 || outs[1] >= 0) {
+		struct pollfd p[4];
+		int n = 0, in_at = -1, stdin_at = -1, out_at[2] = { -1, -1 };
+		for (int i = 0; i < 2; i++)
+			if (outs[i] >= 0) {
+				out_at[i] = n;
+				p[n++] = (struct pollfd){ .fd = outs[i], .events = POLLIN };
+			}
+		if (in_open && in_len > in_off) {
+			in_at = n;
+			p[n++] = (struct pollfd){ .fd = c->in_w, .events = POLLOUT };
+		} else if (in_open && stdin_open) {
+			stdin_at = n;
+			p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+		}
+		if (poll(p, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (out_at[i] < 0 || !p[out_at[i]].revents)
+				continue;
+			ssize_t got = read(outs[i], out_buf, sizeof(out_buf));
+			if (got < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (got <= 0) {
+				close(outs[i]);
+				outs[i] = -1;
+				continue;
+			}
+			/* Ours takes no more (a reader gone): close the pipe, so the
+			 * process's next write fails (SIGPIPE), as with runc. */
+			if (!write_fully(i + 1, out_buf, got)) {
+				close(outs[i]);
+				outs[i] = -1;
+			}
+		}
+		if (stdin_at >= 0 && p[stdin_at].revents) {
+			ssize_t got = read(0, in_buf, sizeof(in_buf));
+			if (got < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (got <= 0) {
+				stdin_open = false; /* EOF: the process sees it once we close its stdin */
+				close(c->in_w);
+				in_open = false;
+			} else {
+				in_len = got;
+				in_off = 0;
+			}
+		}
+		if (in_open && in_len > in_off && (in_at < 0 || p[in_at].revents)) {
+			ssize_t put = write(c->in_w, in_buf + in_off, in_len - in_off);
+			if (put > 0) {
+				in_off += put;
+			} else if (put < 0 && errno != EAGAIN && errno != EINTR) {
+				take_sigpipe();
+				close(c->in_w); /* EPIPE: it closed its stdin; ours stays unread */
+				in_open = false;
+			}
+		}
+	}
+	if (in_open)
+		close(c->in_w);
+	for (int i = 0; i < 2; i++)
+		if (outs[i] >= 0)
+			close(outs[i]);
+	take_sigpipe();
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+}
+
+static void stdio_copy_complete(napi_env env, napi_status status, void *data)
+{
+	(void)status;
+	struct stdio_copy *c = data;
+	napi_value undefined;
+	napi_get_undefined(env, &undefined);
+	napi_resolve_deferred(env, c->deferred, undefined);
+	napi_delete_async_work(env, c->work);
+	free(c);
+}
+
+static napi_value copy_stdio(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	struct stdio_copy *c = calloc(1, sizeof(*c));
+	if (!c)
+		return throw_errno(env, ENOMEM, "copyStdio");
+	if (arg_int(env, args[0], &c->in_w) || arg_int(env, args[1], &c->out_r) || arg_int(env, args[2], &c->err_r)) {
+		free(c);
+		return throw_errno(env, EINVAL, "copyStdio");
+	}
+	napi_value promise, name;
+	CHECK(napi_create_promise(env, &c->deferred, &promise));
+	napi_create_string_utf8(env, "tsrun.stdio", NAPI_AUTO_LENGTH, &name);
+	CHECK(napi_create_async_work(env, NULL, name, stdio_copy_execute, stdio_copy_complete, c, &c->work));
+	CHECK(napi_queue_async_work(env, c->work));
 	return promise;
 }
 
@@ -951,6 +1144,20 @@ static napi_value detach_mount(napi_env env, napi_callback_info info)
 	return throw_errno(env, errno, "umount2");
 }
 
+/* pipe() -> [readFd, writeFd], both close-on-exec. */
+static napi_value make_pipe(napi_env env, napi_callback_info info)
+{
+	(void)info;
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return throw_errno(env, errno, "pipe");
+	napi_value out;
+	CHECK(napi_create_array_with_length(env, 2, &out));
+	CHECK(napi_set_element(env, out, 0, make_int(env, fds[0])));
+	CHECK(napi_set_element(env, out, 1, make_int(env, fds[1])));
+	return out;
+}
+
 /*
  * mountId(path) -> the id (as in mountinfo) of the mount `path` resolves
  * to, following symlinks and magic links: /proc/PID/root gives the mount
@@ -1013,6 +1220,8 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("clearOnlcr", clear_onlcr),
 		METHOD("detachMount", detach_mount),
 		METHOD("mountId", mount_id),
+		METHOD("pipe", make_pipe),
+		METHOD("copyStdio", copy_stdio),
 		METHOD("sendFd", send_fd),
 		METHOD("prlimit", do_prlimit),
 		METHOD("attachDeviceProgram", attach_device_program),

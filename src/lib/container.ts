@@ -17,6 +17,7 @@ import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
 import { mountIdsAt, realHost, topMountId } from './host';
 import { debug, warn } from './log';
+import { StdioPipes } from './stdio-pipes';
 import { checkLsmRequests } from './lsm';
 import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
@@ -50,6 +51,8 @@ export interface CreateOptions {
   preserveFds: number;
   noPivot: boolean;
   noNewKeyring: boolean;
+  /** The process's fds 0-2 when not ours (a foreground run's pipes). */
+  stdio?: [number, number, number];
 }
 
 export function loadBundleConfig(bundle: string): Config {
@@ -369,6 +372,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       consoleFd,
       rootfsFd,
       preserveFds: opts.preserveFds,
+      stdio: opts.stdio,
       cgroup,
       helperJoinsCgroups: true,
       resources: config.linux?.resources,
@@ -639,16 +643,21 @@ export async function run(store: StateStore, opts: RunOptions): Promise<number> 
   if (noTerminal) throw new TsrunError(`process.terminal: ${noTerminal}`);
   if (!opts.detach) native.setSubreaper();
   const proxy = terminal ? new terminal.ConsoleProxy() : undefined;
+  // In the foreground without a terminal, pipes of its own (stdio-pipes.ts).
+  const pipes = !opts.detach && !proxy ? new StdioPipes() : undefined;
   try {
-    return await runWith(store, proxy ? { ...opts, consoleSocket: proxy.socketPath } : opts, prepared, proxy);
+    const withIo = { ...opts, ...(proxy ? { consoleSocket: proxy.socketPath } : {}), ...(pipes ? { stdio: pipes.child } : {}) };
+    return await runWith(store, withIo, prepared, proxy, pipes);
   } finally {
     await proxy?.close();
+    await pipes?.close();
   }
 }
 
-async function runWith(store: StateStore, opts: RunOptions, prepared: PreparedBundle, proxy: ConsoleProxy | undefined): Promise<number> {
+async function runWith(store: StateStore, opts: RunOptions, prepared: PreparedBundle, proxy: ConsoleProxy | undefined, pipes: StdioPipes | undefined): Promise<number> {
   const record = create(store, opts, prepared);
   proxy?.attach();
+  pipes?.attach();
   if (opts.detach) {
     try {
       start(store, opts.id);
@@ -667,6 +676,7 @@ async function runWith(store: StateStore, opts: RunOptions, prepared: PreparedBu
     throw err;
   }
   const code = await exited;
+  await pipes?.close(); // its output is all out before run returns, as runc's
   if (!opts.keep) remove(store, opts.id, true, record.bundle);
   return code;
 }

@@ -10,6 +10,7 @@ import { SubCgroups } from './cgroup/manager';
 import { crashPoint } from './crash';
 import { ConfigError, NamespaceType, Process } from './config';
 import { connectConsole, waitAttached, writePidFile } from './container';
+import { StdioPipes } from './stdio-pipes';
 import { TsrunError } from './errors';
 import { launch, LaunchOptions } from './launch';
 import { checkLsmRequests } from './lsm';
@@ -149,6 +150,8 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
   const noTerminal = wantsProxy ? hostTerminalProblem() : undefined;
   if (noTerminal) throw new TsrunError(`--tty: ${noTerminal}`);
   const proxy = wantsProxy ? new ConsoleProxy() : undefined;
+  // In the foreground without a terminal, pipes of its own, as runc's (stdio-pipes.ts).
+  const pipes = !opts.detach && !proxy ? new StdioPipes() : undefined;
   let consoleFd = -1;
   try {
     const socketPath = proxy?.socketPath ?? opts.consoleSocket;
@@ -159,6 +162,7 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
       fifoFd: -1,
       consoleFd,
       preserveFds: opts.preserveFds,
+      stdio: pipes?.child,
       cgroup,
       helperJoinsCgroups: !placedByParent,
       subCgroup: opts.subCgroup,
@@ -173,10 +177,14 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
     consoleFd = -1;
     if (opts.pidFile) writePidFile(opts.pidFile, pid);
     proxy?.attach();
+    pipes?.attach();
     if (opts.detach) return 0;
-    return await waitAttached(pid, !!proxy);
+    const code = await waitAttached(pid, !!proxy);
+    await pipes?.close(); // its output is all out before exec returns, as runc's
+    return code;
   } finally {
     if (consoleFd >= 0) native.close(consoleFd);
     await proxy?.close();
+    await pipes?.close();
   }
 }

@@ -48,6 +48,8 @@ export interface LaunchOptions {
   resources?: Record<string, unknown>;
   /** The init exists, in its namespaces, and waits: the parent's work on them (linux.netDevices). */
   onInitPid?(pid: number): void;
+  /** The process's fds 0-2, when not ours (a foreground run's or exec's pipes). */
+  stdio?: [number, number, number];
   /** A user namespace was created: write its maps for this pid. */
   onUsernsReady?(pid: number): void;
   /** The launch failed with the init alive, before it is killed (what onInitPid did is undone here). */
@@ -149,7 +151,7 @@ function launchOnce(opts: LaunchOptions): number {
   let inHook = false;
   let cloneRefused = false;
   try {
-    ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.rootfsFd ?? -1, opts.preserveFds));
+    ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.rootfsFd ?? -1, opts.preserveFds, opts.stdio ?? null));
     debug(`${opts.verb}: tsrun-init ${helperPid} started, plan of ${opts.plan.length} bytes`);
     if (!opts.helperJoinsCgroups && opts.cgroup) {
       opts.cgroup.apply(helperPid, opts.subCgroup);

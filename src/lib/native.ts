@@ -23,7 +23,12 @@ export interface SeccompCompileInput {
 
 export interface NativeAddon {
   /** rootfsFd: a detached mount (an image's overlay) the init attaches at its rootfs path, or -1. */
-  spawnInit(helperPath: string, plan: Buffer, fifoFd: number, consoleFd: number, rootfsFd: number, preserveFds: number): { pid: number; syncFd: number };
+  /** stdio: the helper's fds 0-2 (null: ours). */
+  spawnInit(helperPath: string, plan: Buffer, fifoFd: number, consoleFd: number, rootfsFd: number, preserveFds: number, stdio: [number, number, number] | null): { pid: number; syncFd: number };
+  /** pipe2(O_CLOEXEC): [read end, write end]. */
+  pipe(): [number, number];
+  /** Our stdin into stdinWrite, stdoutRead and stderrRead out to our 1 and 2, on a pool thread, until both outputs end; closes the three. */
+  copyStdio(stdinWrite: number, stdoutRead: number, stderrRead: number): Promise<void>;
   sendMessage(fd: number, type: number, value: number, payload?: Buffer): void;
   recvMessage(fd: number, timeoutMs: number): { type: number; value: number; payload: Buffer; fd?: number } | null;
   waitPid(pid: number, noHang: boolean): WaitResult | null;

@@ -8,7 +8,7 @@
  * affinity, memory policy, terminal, devices, every mount with its mount
  * and superblock options (as a set), and the cgroups.  Left out: what differs per run
  * (namespace inode numbers, the kernel release) and the process's stdio
- * (runc's foreground run gives it pipes of its own; tsrun passes its own).
+ * (pipes of its own under both, compared in process-setup).
  * This is how tsrun was found mounting a hybrid host's cgroup2 tree and
  * mounting read-only filesystems with a writable superblock.
  */

@@ -24,6 +24,7 @@ import { Config } from '../../src/lib/config';
 import { native } from '../../src/lib/native';
 import { drainPty, IS_ROOT, makeBundle, runCommand, tempDir, uniqueId } from '../helpers';
 import { cleanupBoth, differsOnPurpose, idFor, referenceInstalled, RUNTIMES, seen, under, underBoth } from '../compat-helpers';
+import { onTty } from '../engine-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'compat tests need root');
@@ -244,4 +245,80 @@ t.test("runtime hooks of a separate start run in the bundle, a separate delete's
   }
   t.equal(fs.readFileSync(path.join(dir, 'tsrun'), 'utf8'), fs.readFileSync(path.join(dir, 'reference'), 'utf8'), 'as the reference');
   t.equal(fs.readFileSync(path.join(dir, 'tsrun'), 'utf8'), `poststart ${bundle.dir}\npoststop /\n`);
+});
+
+t.test("foreground run and exec without a terminal: the process gets pipes of its own, never the caller's terminal or files", async (t) => {
+  // What each of fds 0-2 is, and whether it is a terminal (TIOCSTI through it would type into the caller's shell).
+  const probe = 'for fd in 0 1 2; do l=$(readlink /proc/self/fd/$fd); echo "$fd ${l%%:*}"; done; [ -t 0 ] && echo STDIN-IS-A-TERMINAL; cat; echo "out-after-stdin"; echo "to-stderr" >&2';
+  const bundle = makeBundle(t, (c) => { c.root!.readonly = false; }, ['/bin/sh', '-c', probe]);
+  const running = makeBundle(t, () => {}, ['/bin/sleep', '1000']);
+  const dir = tempDir(t, 'tsrun-fgio-');
+  const outputs: Record<string, unknown> = {};
+  for (const rt of RUNTIMES) {
+    const id = uniqueId('fgio');
+    cleanupBoth(t, bundle, id);
+    const rid = uniqueId('fgiox');
+    cleanupBoth(t, running, rid);
+    const root = `${bundle.root}-${rt.name}`;
+    // On a terminal (script's pty): stdin, stdout and stderr are that terminal.
+    const onTerminal = onTty([rt.bin, '--root', root, 'run', '-b', bundle.dir, idFor(rt, id)]);
+    under(rt, bundle, id, ['delete', '--force', '%ID%']);
+    // With host files: stdin from one, stdout and stderr to another.
+    const input = path.join(dir, `in-${rt.name}`);
+    const out = path.join(dir, `out-${rt.name}`);
+    fs.writeFileSync(input, 'from-a-file\n');
+    const files = runCommand(['/bin/sh', '-c', `${rt.bin} --root ${root} run -b ${bundle.dir} ${idFor(rt, id)} < ${input} > ${out} 2>&1; echo "status=$?"`]);
+    t.equal(under(rt, running, rid, ['run', '--detach', '-b', running.dir, '%ID%'], { stdin: undefined }).status, 0, `${rt.name}: run --detach`);
+    const exec = onTty([rt.bin, '--root', `${running.root}-${rt.name}`, 'exec', idFor(rt, rid), '/bin/sh', '-c', probe]);
+    outputs[rt.name] = {
+      onTerminal: onTerminal.stdout.replace(/\r/g, ''),
+      files: files.stdout + fs.readFileSync(out, 'utf8'),
+      exec: exec.stdout.replace(/\r/g, ''),
+    };
+  }
+  t.same(outputs.tsrun, outputs.reference, 'as the reference');
+  t.match(outputs.tsrun, {
+    onTerminal: /^0 pipe\n1 pipe\n2 pipe\n/,
+    files: /^status=0\n0 pipe\n1 pipe\n2 pipe\nfrom-a-file\nout-after-stdin\nto-stderr\n$/,
+    exec: /^0 pipe\n1 pipe\n2 pipe\n/,
+  });
+  t.notMatch(JSON.stringify(outputs.tsrun), /STDIN-IS-A-TERMINAL/, 'the caller\'s terminal never reaches the process');
+});
+
+t.test('foreground pipes: a megabyte out, a megabyte in, and a process that never reads its stdin, as under the reference', async (t) => {
+  const dir = tempDir(t, 'tsrun-fgbig-');
+  const input = path.join(dir, 'input');
+  fs.writeFileSync(input, Buffer.alloc(1 << 20, 'x'));
+  const cases: Array<[string, string]> = [
+    ['out', 'yes 0123456789 | head -c 1048576; echo; echo done >&2'],
+    ['in', 'wc -c'],
+    ['never-reads', 'echo ignoring-stdin'],
+  ];
+  for (const [name, script] of cases) {
+    const bundle = makeBundle(t, () => {}, ['/bin/sh', '-c', script]);
+    const id = uniqueId(`fgbig-${name}`);
+    cleanupBoth(t, bundle, id);
+    const results: Record<string, unknown> = {};
+    for (const rt of RUNTIMES) {
+      const out = path.join(dir, `${name}-${rt.name}`);
+      const r = runCommand(['/bin/sh', '-c', `${rt.bin} --root ${bundle.root}-${rt.name} run -b ${bundle.dir} ${idFor(rt, id)} < ${input} > ${out}; echo "status=$?"`], { timeoutMs: 30_000 });
+      results[rt.name] = { status: r.status, said: r.stdout + r.stderr, size: fs.statSync(out).size, head: fs.readFileSync(out, 'utf8').slice(0, 40) };
+    }
+    t.same(results.tsrun, results.reference, `${name}: as the reference`);
+    t.match(results.tsrun, { status: 0, said: /status=0/ }, `${name}: no hang, status 0`);
+  }
+});
+
+t.test('foreground pipes: a reader of our stdout that goes away ends the writer (SIGPIPE), not tsrun, as under the reference', async (t) => {
+  const bundle = makeBundle(t, () => {}, ['/bin/sh', '-c', 'yes; echo "yes ended" >&2']);
+  const id = uniqueId('fgpipe');
+  cleanupBoth(t, bundle, id);
+  const results: Record<string, unknown> = {};
+  for (const rt of RUNTIMES) {
+    // pipefail is not in dash: the runtime's status comes through a file.
+    const r = runCommand(['/bin/bash', '-c', `set -o pipefail; ${rt.bin} --root ${bundle.root}-${rt.name} run -b ${bundle.dir} ${idFor(rt, id)} | head -c 4; echo " status=$?"`], { timeoutMs: 30_000 });
+    results[rt.name] = { status: r.status, stdout: r.stdout, stderr: r.stderr.replace(/time=.*\n/g, '') };
+  }
+  t.same(results.tsrun, results.reference, 'as the reference');
+  t.match(results.tsrun, { status: 0, stdout: /^y\ny\n status=0\n$/, stderr: 'yes ended\n' });
 });

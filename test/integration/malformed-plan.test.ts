@@ -244,7 +244,7 @@ function reapLeftovers(): string[] {
 const printable = (s: string): string => s.replace(/[^\x20-\x7e]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 function runPlan(plan: Buffer): RunResult {
-  const { pid, syncFd } = native.spawnInit(INIT_HELPER, plan, -1, -1, -1, 0);
+  const { pid, syncFd } = native.spawnInit(INIT_HELPER, plan, -1, -1, -1, 0, null);
   const result: RunResult = { first: 'eof', code: null, signal: null, hung: false, leftovers: [] };
   try {
     try {

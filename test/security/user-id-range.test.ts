@@ -129,7 +129,7 @@ t.test('the helper refuses such a user by itself, before any credential change',
       { op: Op.EXEC_PREPARE, fields: { name: '/bin/touch', argv: ['/bin/touch', marker], env: [] } },
       { op: Op.EXEC, fields: {} },
     ];
-    const { pid, syncFd } = native.spawnInit(INIT_HELPER, encodePlan(ops), -1, -1, -1, 0);
+    const { pid, syncFd } = native.spawnInit(INIT_HELPER, encodePlan(ops), -1, -1, -1, 0, null);
     try {
       send(syncFd, Sync.CONTINUE);
       const msg = receive(syncFd, 10_000);

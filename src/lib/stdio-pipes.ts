@@ -1,0 +1,51 @@
+/**
+ * The stdio of a foreground `run` or `exec` without a terminal.  As runc
+ * does (setupProcessPipes), the process gets pipes of its own and tsrun
+ * copies between them and its own stdio; it never gets tsrun's fds.  So a
+ * caller's terminal never reaches the container (a process holding it
+ * could type into the caller's shell with TIOCSTI once it exits), nor a
+ * caller's file (to reopen, truncate or hand on), and the pipes are the
+ * process user's own (the helper gives anonymous pipes to it).  A detached
+ * container, and create, inherit the caller's stdio, as runc's do.
+ */
+import { native } from './native';
+
+export class StdioPipes {
+  /** The process's ends, for the helper: stdin's read end, stdout's and stderr's write ends. */
+  readonly child: [number, number, number];
+  /** Ours: stdin's write end, stdout's and stderr's read ends. */
+  private readonly ours: [number, number, number];
+  private copying?: Promise<void>;
+  private closed = false;
+
+  constructor() {
+    const made: number[] = [];
+    try {
+      for (let i = 0; i < 3; i++) made.push(...native.pipe());
+    } catch (err) {
+      for (const fd of made) native.close(fd);
+      throw err;
+    }
+    const [inR, inW, outR, outW, errR, errW] = made;
+    this.child = [inR, outW, errW];
+    this.ours = [inW, outR, errR];
+  }
+
+  /**
+   * Once the helper holds its copies of the process's ends: drop ours and
+   * copy both ways, on a pool thread (native copyStdio: no stream of Node's
+   * is made, and our own fds stay as they are).
+   */
+  attach(): void {
+    for (const fd of this.child) native.close(fd);
+    this.copying = native.copyStdio(...this.ours);
+  }
+
+  /** After the process exited: wait until its output is all out (every writer gone); the pipes are closed then. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.copying) return this.copying;
+    for (const fd of [...this.child, ...this.ours]) native.close(fd);
+  }
+}
