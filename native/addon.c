@@ -276,6 +276,21 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 	int stdio_sources[3];
 	for (int i = 0; i < 3; i++)
 		stdio_sources[i] = stdio[i] == i ? i : dup_above(stdio[i], base + SPAWN_FDS);
+	for (int i = 0; i < 3; i++)
+		if (stdio_sources[i] < 0) {
+			/* Never our own fd in its place (the caller's terminal). */
+			int e = errno;
+			for (int j = 0; j < 3; j++)
+				if (stdio_sources[j] >= 0 && stdio_sources[j] != j)
+					close(stdio_sources[j]);
+			for (int j = 0; j < SPAWN_FDS; j++)
+				if (sources[j] >= 0)
+					close(sources[j]);
+			close(pfd);
+			close(pair[0]);
+			close(pair[1]);
+			return throw_errno(env, e, "dup the process's stdio");
+		}
 	char a_sync[16], a_plan[16], a_fifo[16], a_console[16], a_rootfs[16], a_preserve[16], exe[64];
 	snprintf(a_sync, sizeof(a_sync), "%d", targets[0]);
 	snprintf(a_plan, sizeof(a_plan), "%d", targets[1]);
@@ -539,21 +554,22 @@ static napi_value wait_pid_async(napi_env env, napi_callback_info info)
 }
 
 /*
- * copyStdio(stdinWrite, stdoutRead, stderrRead) -> Promise<void>: a
- * foreground run's or exec's pipes (src/lib/stdio-pipes.ts), copied on a
- * pool thread: our fd 0 into the process's stdin, its stdout and stderr
- * out to our 1 and 2.  Resolves once both outputs are at EOF (every
- * writer gone), as runc's copies end; the three pipe ends are closed by
- * then.  Our stdin is read only while the process's stdin takes it
- * (kept non-blocking, so a process that never reads its stdin cannot
- * stall its output), and dropped at its EOF or once the process closed
- * its end.  An output we cannot write (EPIPE) is closed, so the process's
- * next write to it fails, as runc's copy ends.
+ * copyStdio(stdinWrite, stdoutRead, stderrRead, stopRead) -> Promise<void>:
+ * a foreground run's or exec's pipes (src/lib/stdio-pipes.ts), copied on a
+ * pool thread from before the process exists: our fd 0 into the process's
+ * stdin, its stdout and stderr out to our 1 and 2.  It ends once both
+ * outputs are at EOF (every writer gone) and either the process's stdin
+ * is closed (our EOF, or no reader left) or we are told to stop (stopRead
+ * at EOF: the process has exited), as runc's copies end; the four pipe
+ * ends are closed by then.  The process's stdin is kept non-blocking, so
+ * one that never reads it cannot stall its output; an output we cannot
+ * write (EPIPE) is closed, so the process's next write to it fails.
  */
 struct stdio_copy {
 	napi_async_work work;
 	napi_deferred deferred;
-	int in_w, out_r, err_r;
+	int in_w, out_r, err_r, stop_r;
+	char in_buf[65536], out_buf[65536];
 };
 
 /*
@@ -600,84 +616,88 @@ static void stdio_copy_execute(napi_env env, void *data)
 {
 	(void)env;
 	struct stdio_copy *c = data;
-	static char in_buf[65536];
-	char out_buf[65536];
 	size_t in_len = 0, in_off = 0;
-	bool in_open = c->in_w >= 0, stdin_open = in_open;
+	bool stdin_open = true, stopped = false;
 	int outs[2] = { c->out_r, c->err_r };
 	sigset_t pipe_set, old_mask;
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-	if (in_open)
-		fcntl(c->in_w, F_SETFL, fcntl(c->in_w, F_GETFL) | O_NONBLOCK);
-	while (outs[0] >= 0 || outs[1] >= 0) {
-		struct pollfd p[4];
-		int n = 0, in_at = -1, stdin_at = -1, out_at[2] = { -1, -1 };
+	fcntl(c->in_w, F_SETFL, fcntl(c->in_w, F_GETFL) | O_NONBLOCK);
+	while (outs[0] >= 0 || outs[1] >= 0 || (c->in_w >= 0 && !stopped)) {
+		struct pollfd p[5];
+		int n = 0, in_at = -1, stdin_at = -1, stop_at = -1, out_at[2] = { -1, -1 };
 		for (int i = 0; i < 2; i++)
 			if (outs[i] >= 0) {
 				out_at[i] = n;
 				p[n++] = (struct pollfd){ .fd = outs[i], .events = POLLIN };
 			}
-		if (in_open && in_len > in_off) {
+		if (c->in_w >= 0) {
+			/* POLLERR with no events asked: no reader is left. */
 			in_at = n;
-			p[n++] = (struct pollfd){ .fd = c->in_w, .events = POLLOUT };
-		} else if (in_open && stdin_open) {
-			stdin_at = n;
-			p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+			p[n++] = (struct pollfd){ .fd = c->in_w, .events = in_len > in_off ? POLLOUT : 0 };
+			if (in_len <= in_off && stdin_open) {
+				stdin_at = n;
+				p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+			}
+		}
+		if (!stopped) {
+			stop_at = n;
+			p[n++] = (struct pollfd){ .fd = c->stop_r, .events = POLLIN };
 		}
 		if (poll(p, n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (stop_at >= 0 && p[stop_at].revents)
+			stopped = true;
 		for (int i = 0; i < 2; i++) {
 			if (out_at[i] < 0 || !p[out_at[i]].revents)
 				continue;
-			ssize_t got = read(outs[i], out_buf, sizeof(out_buf));
+			ssize_t got = read(outs[i], c->out_buf, sizeof(c->out_buf));
 			if (got < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
-			if (got <= 0) {
-				close(outs[i]);
-				outs[i] = -1;
-				continue;
-			}
-			/* Ours takes no more (a reader gone): close the pipe, so the
+			/* EOF; or ours takes no more (a reader gone): close it, so the
 			 * process's next write fails (SIGPIPE), as with runc. */
-			if (!write_fully(i + 1, out_buf, got)) {
+			if (got <= 0 || !write_fully(i + 1, c->out_buf, got)) {
 				close(outs[i]);
 				outs[i] = -1;
 			}
 		}
+		if (c->in_w < 0)
+			continue;
 		if (stdin_at >= 0 && p[stdin_at].revents) {
-			ssize_t got = read(0, in_buf, sizeof(in_buf));
-			if (got < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (got <= 0) {
-				stdin_open = false; /* EOF: the process sees it once we close its stdin */
-				close(c->in_w);
-				in_open = false;
-			} else {
+			ssize_t got = read(0, c->in_buf, sizeof(c->in_buf));
+			if (got > 0) {
 				in_len = got;
 				in_off = 0;
+			} else if (!(got < 0 && (errno == EINTR || errno == EAGAIN))) {
+				stdin_open = false; /* our EOF: the process sees it once its stdin is closed */
+				close(c->in_w);
+				c->in_w = -1;
+				continue;
 			}
 		}
-		if (in_open && in_len > in_off && (in_at < 0 || p[in_at].revents)) {
-			ssize_t put = write(c->in_w, in_buf + in_off, in_len - in_off);
-			if (put > 0) {
+		if (in_len > in_off) {
+			ssize_t put = write(c->in_w, c->in_buf + in_off, in_len - in_off);
+			if (put > 0)
 				in_off += put;
-			} else if (put < 0 && errno != EAGAIN && errno != EINTR) {
-				take_sigpipe();
-				close(c->in_w); /* EPIPE: it closed its stdin; ours stays unread */
-				in_open = false;
-			}
+			else if (put < 0 && errno != EAGAIN && errno != EINTR)
+				p[in_at].revents |= POLLERR;
+		}
+		if (p[in_at].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+			take_sigpipe();
+			close(c->in_w); /* no reader left: what is left of our stdin stays unread */
+			c->in_w = -1;
 		}
 	}
-	if (in_open)
+	if (c->in_w >= 0)
 		close(c->in_w);
 	for (int i = 0; i < 2; i++)
 		if (outs[i] >= 0)
 			close(outs[i]);
+	close(c->stop_r);
 	take_sigpipe();
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 }
@@ -695,11 +715,12 @@ static void stdio_copy_complete(napi_env env, napi_status status, void *data)
 
 static napi_value copy_stdio(napi_env env, napi_callback_info info)
 {
-	GET_ARGS(3);
+	GET_ARGS(4);
 	struct stdio_copy *c = calloc(1, sizeof(*c));
 	if (!c)
 		return throw_errno(env, ENOMEM, "copyStdio");
-	if (arg_int(env, args[0], &c->in_w) || arg_int(env, args[1], &c->out_r) || arg_int(env, args[2], &c->err_r)) {
+	if (arg_int(env, args[0], &c->in_w) || arg_int(env, args[1], &c->out_r) || arg_int(env, args[2], &c->err_r) ||
+	    arg_int(env, args[3], &c->stop_r)) {
 		free(c);
 		return throw_errno(env, EINVAL, "copyStdio");
 	}
@@ -1158,22 +1179,35 @@ static napi_value make_pipe(napi_env env, napi_callback_info info)
 	return out;
 }
 
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U
+#endif
+
 /*
- * mountId(path) -> the id (as in mountinfo) of the mount `path` resolves
- * to, following symlinks and magic links: /proc/PID/root gives the mount
- * a process is chrooted into, even when something was mounted over it.
+ * mountId(path, unique) -> the id of the mount `path` resolves to,
+ * following symlinks and magic links: /proc/PID/root gives the mount a
+ * process is chrooted into, even when something was mounted over it.
+ * unique false: the id mountinfo shows (reused once the mount is gone);
+ * true: the 64-bit id never reused (Linux 6.8+), or null without one.
  */
 static napi_value mount_id(napi_env env, napi_callback_info info)
 {
-	GET_ARGS(1);
+	GET_ARGS(2);
 	char target[PATH_MAX];
-	if (arg_string(env, args[0], target, sizeof(target)))
+	bool unique = false;
+	if (arg_string(env, args[0], target, sizeof(target)) || napi_get_value_bool(env, args[1], &unique) != napi_ok)
 		return throw_errno(env, EINVAL, "statx");
+	unsigned mask = unique ? STATX_MNT_ID_UNIQUE : STATX_MNT_ID;
 	struct statx stx;
-	if (statx(AT_FDCWD, target, AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) < 0)
+	if (statx(AT_FDCWD, target, AT_STATX_DONT_SYNC, mask, &stx) < 0)
 		return throw_errno(env, errno, "statx");
-	if (!(stx.stx_mask & STATX_MNT_ID))
-		return throw_errno(env, ENOSYS, "statx");
+	if (!(stx.stx_mask & mask)) {
+		if (!unique)
+			return throw_errno(env, ENOSYS, "statx");
+		napi_value null_value;
+		napi_get_null(env, &null_value);
+		return null_value;
+	}
 	return make_int(env, (int64_t)stx.stx_mnt_id);
 }
 

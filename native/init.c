@@ -26,6 +26,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sched-attr.h"
@@ -80,6 +82,11 @@ struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
 static int sync_fd = -1, fifo_fd = -1, console_fd = -1, rootfs_mount_fd = -1, preserve_fds;
 static int start_released; /* OP_WAIT_START has read start's byte */
+/* Namespaces to join, opened by open_namespaces() before any is joined. */
+#define MAX_SETNS 16
+static struct { const unsigned char *op; int fd; } setns_fds[MAX_SETNS];
+static int setns_count;
+static int clone_cgroup_fd = -1; /* OP_CLONE_INIT's cgroup, opened with the namespaces */
 static int root_fd = -1;        /* the rootfs, before pivot_root */
 static const char *rootfs_path; /* for error messages */
 /* State JSON for the container's hooks, as the container sees it (pid 1
@@ -145,7 +152,8 @@ static void fail(int err, const char *step, const char *path, const char *fmt, .
 		while (waitpid(source_server_pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	if (sync_fd < 0 || sync_send(SYNC_ERROR, err, payload, n + 1) < 0)
+	int channel = in_source_server ? source_server_sock : sync_fd;
+	if (channel < 0 || sync_send(SYNC_ERROR, err, payload, n + 1) < 0)
 		/* Past READY the parent is gone: stderr is all that is left. */
 		dprintf(2, "tsrun-init: %s: %s\n", detail, strerror(err));
 	/* Released by start: tell it, through the fifo, that no exec came. */
@@ -783,9 +791,24 @@ static void op_pivot_root(struct cursor *c)
 }
 
 /* Write under /proc only after checking the fd really is procfs. */
+/*
+ * The host's /proc, for the mount-source server once it has joined the
+ * container's mount namespace (where /proc may be another pid namespace's,
+ * if that namespace was joined by path); -1: "/proc" as it resolves.
+ */
+static int host_proc_fd = -1;
+
+/* `path` is "/proc/..."; with host_proc_fd it is taken below that instead. */
+static int open_proc_path(const char *path, int flags)
+{
+	if (host_proc_fd >= 0 && strncmp(path, "/proc/", 6) == 0)
+		return openat(host_proc_fd, path + 6, flags);
+	return open(path, flags);
+}
+
 static int write_proc_file(const char *path, const char *value)
 {
-	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = open_proc_path(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	struct statfs sfs;
@@ -834,7 +857,7 @@ static int userns_with_maps(const char *uid_map, const char *gid_map)
 		snprintf(gid_path, sizeof(gid_path), "/proc/%d/gid_map", pid);
 		if (write_proc_file(path, uid_map) == 0 && write_proc_file(gid_path, gid_map) == 0) {
 			snprintf(path, sizeof(path), "/proc/%d/ns/user", pid);
-			fd = open(path, O_RDONLY | O_CLOEXEC);
+			fd = open_proc_path(path, O_RDONLY | O_CLOEXEC);
 		}
 		saved = errno;
 	}
@@ -904,6 +927,19 @@ static void op_mount_source_server(void)
 		close(pair[0]);
 		in_source_server = 1;
 		source_server_sock = pair[1];
+		/* Only the socket to the helper and the host's /proc: an orphaned
+		 * server (stuck on a slow filesystem) must not hold tsrun's sync
+		 * socket, the exec fifo or the console open. */
+		host_proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		int *held[] = { &sync_fd, &fifo_fd, &console_fd, &rootfs_mount_fd, &clone_cgroup_fd };
+		for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+			if (*held[i] >= 0) {
+				close(*held[i]);
+				*held[i] = -1;
+			}
+		for (int i = 0; i < setns_count; i++)
+			close(setns_fds[i].fd);
+		setns_count = 0;
 		return;
 	}
 	close(pair[1]);
@@ -935,6 +971,9 @@ static void source_server_failed(ssize_t n, int fd, const char *report)
 {
 	if (fd >= 0)
 		close(fd);
+	/* Closed first: a server still sending would otherwise block on a full queue while we wait. */
+	close(source_server_sock);
+	source_server_sock = -1;
 	while (waitpid(source_server_pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	struct sync_header h;
@@ -1146,6 +1185,41 @@ static const char *hook_stage_name(uint32_t stage)
 	return stage == HOOK_CREATE_CONTAINER ? "createContainer" : "startContainer";
 }
 
+/* The last line a hook wrote (stdout and stderr share one pipe), for its failure message. */
+static char hook_said[512];
+static size_t hook_said_len;
+
+static void hook_output(const char *buf, size_t n)
+{
+	if (n >= sizeof(hook_said)) {
+		memcpy(hook_said, buf + n - sizeof(hook_said), sizeof(hook_said));
+		hook_said_len = sizeof(hook_said);
+		return;
+	}
+	if (hook_said_len + n > sizeof(hook_said)) {
+		size_t drop = hook_said_len + n - sizeof(hook_said);
+		memmove(hook_said, hook_said + drop, hook_said_len - drop);
+		hook_said_len -= drop;
+	}
+	memcpy(hook_said + hook_said_len, buf, n);
+	hook_said_len += n;
+}
+
+/* " (stderr: LINE)" from what the hook said last, or "". */
+static const char *hook_said_suffix(char *out, size_t size)
+{
+	size_t end = hook_said_len;
+	while (end && (hook_said[end - 1] == '\n' || hook_said[end - 1] == '\r'))
+		end--;
+	size_t start = end;
+	while (start && hook_said[start - 1] != '\n')
+		start--;
+	if (start == end)
+		return "";
+	snprintf(out, size, " (stderr: %.*s)", (int)(end - start), hook_said + start);
+	return out;
+}
+
 static void op_hook(struct cursor *c)
 {
 	uint32_t stage = rd_u32(c);
@@ -1158,67 +1232,120 @@ static void op_hook(struct cursor *c)
 	if (rd_u32(c) && exec_env)
 		env = exec_env;
 	const char *stage_name = hook_stage_name(stage);
-	int in[2];
-	if (pipe2(in, O_CLOEXEC) < 0)
+	int in[2], out[2];
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
 		fail(errno, "hook", path, "%s hook %s: pipe", stage_name, path);
 	pid_t pid = fork();
 	if (pid < 0)
 		fail(errno, "hook", path, "%s hook %s: fork", stage_name, path);
 	if (pid == 0) {
+		/* The state on stdin; stdout and stderr to us, never the
+		 * container's stdio (runc keeps a hook's output too, and the
+		 * runtime hooks' goes to tsrun).  Nothing else: not the sync
+		 * socket, the exec fifo or the console, which a hook binary from
+		 * the image could misuse. */
 		dup2(in[0], 0);
-		/* A hook gets its state on stdin and our stdout and stderr, nothing
-		 * else (as runc's): not the sync socket, the exec fifo or the
-		 * console, which a hook binary from the image could misuse. */
+		dup2(out[1], 1);
+		dup2(out[1], 2);
 		cloexec_from(3);
 		if (cwd[0] && chdir(cwd) < 0) {
-			dprintf(2, "tsrun-init: %s hook %s: chdir %s: %s\n", stage_name, path, cwd, strerror(errno));
+			dprintf(2, "chdir %s: %s\n", cwd, strerror(errno));
 			_exit(127);
 		}
 		char *default_argv[] = { (char *)path, NULL };
 		execve(path, args[0] ? args : default_argv, env);
-		dprintf(2, "tsrun-init: %s hook %s: %s\n", stage_name, path, strerror(errno));
+		dprintf(2, "%s\n", strerror(errno));
 		_exit(127);
 	}
 	close(in[0]);
+	close(out[1]);
 	const char *state = stage == HOOK_CREATE_CONTAINER ? create_hook_state : start_hook_state;
 	if (!state)
 		state = "{}";
 	size_t len = strlen(state), off = 0;
-	while (off < len) {
-		ssize_t n = write(in[1], state + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break; /* the hook need not read its stdin */
-		off += n;
-	}
-	close(in[1]);
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	hook_said_len = 0;
 
+	/* Feed its stdin, drain its output and wait for it, all at once: a
+	 * hook that reads nothing or says much must not stall us, and one
+	 * that outlives its timeout is killed. */
 	int pidfd = syscall(SYS_pidfd_open, pid, 0);
-	if (timeout && pidfd >= 0) {
-		struct pollfd p = { .fd = pidfd, .events = POLLIN };
-		/* Past INT_MAX ms (24.8 days) the product would wrap. */
-		int ms = timeout > INT_MAX / 1000 ? INT_MAX : (int)timeout * 1000;
-		int rc;
-		do
-			rc = poll(&p, 1, ms);
-		while (rc < 0 && errno == EINTR);
+	long long deadline_ms = -1;
+	struct timespec now;
+	if (timeout) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		deadline_ms = now.tv_sec * 1000LL + now.tv_nsec / 1000000 + (long long)timeout * 1000;
+	}
+	int status = 0;
+	bool exited = false, out_open = true;
+	static char buf[4096];
+	while (!exited) {
+		struct pollfd p[3];
+		int n = 0, in_at = -1, out_at = -1;
+		if (off < len && in[1] >= 0) {
+			in_at = n;
+			p[n++] = (struct pollfd){ .fd = in[1], .events = POLLOUT };
+		}
+		if (out_open) {
+			out_at = n;
+			p[n++] = (struct pollfd){ .fd = out[0], .events = POLLIN };
+		}
+		int pid_at = n;
+		p[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+		int wait_ms = -1;
+		if (deadline_ms >= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			long long left = deadline_ms - (now.tv_sec * 1000LL + now.tv_nsec / 1000000);
+			wait_ms = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+		}
+		int rc = pidfd >= 0 ? poll(p, n, wait_ms) : 1;
+		if (rc < 0 && errno == EINTR)
+			continue;
 		if (rc == 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			fail(ETIMEDOUT, "hook", path, "%s hook %s timed out after %us", stage_name, path, timeout);
 		}
+		if (in_at >= 0 && p[in_at].revents) {
+			ssize_t w = write(in[1], state + off, len - off);
+			if (w > 0)
+				off += w;
+			else if (w < 0 && errno != EAGAIN && errno != EINTR)
+				off = len; /* the hook need not read its stdin */
+			if (off >= len) {
+				close(in[1]);
+				in[1] = -1;
+			}
+		}
+		if (out_at >= 0 && p[out_at].revents) {
+			ssize_t r = read(out[0], buf, sizeof(buf));
+			if (r > 0)
+				hook_output(buf, r);
+			else if (!(r < 0 && errno == EINTR))
+				out_open = false;
+		}
+		if (pidfd < 0 || p[pid_at].revents) {
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			exited = true;
+		}
 	}
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	/* What it wrote before it exited; not what a child it left behind writes later. */
+	fcntl(out[0], F_SETFL, O_NONBLOCK);
+	for (ssize_t r; out_open && (r = read(out[0], buf, sizeof(buf))) > 0;)
+		hook_output(buf, r);
+	if (in[1] >= 0)
+		close(in[1]);
+	close(out[0]);
 	if (pidfd >= 0)
 		close(pidfd);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return;
+	char said[600];
+	const char *suffix = hook_said_suffix(said, sizeof(said));
 	if (WIFSIGNALED(status))
-		fail(ECANCELED, "hook", path, "%s hook %s killed by signal %d", stage_name, path, WTERMSIG(status));
-	fail(ECANCELED, "hook", path, "%s hook %s exited with status %d", stage_name, path, WEXITSTATUS(status));
+		fail(ECANCELED, "hook", path, "%s hook %s killed by signal %d%s", stage_name, path, WTERMSIG(status), suffix);
+	fail(ECANCELED, "hook", path, "%s hook %s exited with status %d%s", stage_name, path, WEXITSTATUS(status), suffix);
 }
 
 /* ---- process attributes ------------------------------------------------- */
@@ -1776,10 +1903,6 @@ static void op_seccomp(struct cursor *c)
  * Namespace paths are all opened before any is joined: once we are in the
  * container's mount namespace, /proc/<host pid>/ns/... no longer resolves.
  */
-#define MAX_SETNS 16
-static struct { const unsigned char *op; int fd; } setns_fds[MAX_SETNS];
-static int setns_count;
-static int clone_cgroup_fd = -1; /* OP_CLONE_INIT's cgroup, opened with the namespaces */
 
 static void open_namespaces(const unsigned char *ops, const unsigned char *end, uint32_t op_count)
 {

@@ -294,10 +294,25 @@ static int name_of(int sock, int index, char *name)
 	}
 }
 
-/* Move interface `index` (seen through `sock`) into the namespace behind `ns_fd`, as `name`. */
-static int move_link(int sock, int index, const char *name, int ns_fd)
+/*
+ * Move interface `index` (seen through `sock`) into the namespace behind
+ * `ns_fd`, as `name`, keeping its index there (IFLA_NEW_IFINDEX) so it is
+ * found by index, never by a name someone else in that namespace could
+ * take meanwhile.  Where the index is taken there, the kernel picks one:
+ * *kept says which.
+ */
+static int move_link(int sock, int index, const char *name, int ns_fd, bool *kept)
 {
 	struct nl_request req;
+	link_request(&req, index, 0, 0);
+	add_attr(&req, IFLA_IFNAME, name, strlen(name) + 1);
+	add_attr(&req, IFLA_NET_NS_FD, &ns_fd, sizeof(ns_fd));
+	int keep = index;
+	add_attr(&req, IFLA_NEW_IFINDEX, &keep, sizeof(keep));
+	int err = nl_transact(sock, &req);
+	*kept = !err;
+	if (err != EBUSY && err != EEXIST && err != EINVAL)
+		return err;
 	link_request(&req, index, 0, 0);
 	add_attr(&req, IFLA_IFNAME, name, strlen(name) + 1);
 	add_attr(&req, IFLA_NET_NS_FD, &ns_fd, sizeof(ns_fd));
@@ -328,8 +343,8 @@ static int settle(int sock, int index, const struct carried_address *addresses, 
  * said in the message).  Its final name and whether it was up are
  * returned for moving it back later.
  */
-static int move_device(const char *from_name, const char *to_name, const char *from_ns, const char *to_ns,
-		       bool set_up, char *final_name, bool *was_up, char *msg, size_t size)
+static int move_device(const char *from_name, int from_index, const char *to_name, const char *from_ns, const char *to_ns,
+		       bool set_up, char *final_name, int *final_index, bool *was_up, char *msg, size_t size)
 {
 	static struct carried_address addresses[MAX_ADDRESSES];
 	const char *here = from_ns ? "in the container" : "on the host";
@@ -365,10 +380,18 @@ static int move_device(const char *from_name, const char *to_name, const char *f
 		goto out;
 	}
 	unsigned flags = 0;
-	index = index_of(src.sock, from_name, &flags);
+	char name_now[IFNAMSIZ];
+	/* By index when we moved it there ourselves: its name there is anyone's to take. */
+	if (from_index > 0 && name_of(src.sock, from_index, name_now) == 0)
+		index = index_of(src.sock, name_now, &flags) == from_index ? from_index : 0;
+	else
+		index = from_index > 0 ? 0 : index_of(src.sock, from_name, &flags);
 	if (!index) {
 		err = errno == ENODEV ? ENODEV : errno;
-		fail_with(msg, size, err, "%s: no such network interface %s", from_name, here);
+		if (from_index > 0)
+			snprintf(msg, size, "%s: no longer %s (interface %d is gone)", from_name, here, from_index);
+		else
+			fail_with(msg, size, err, "%s: no such network interface %s", from_name, here);
 		goto out;
 	}
 	*was_up = flags & IFF_UP;
@@ -399,12 +422,12 @@ static int move_device(const char *from_name, const char *to_name, const char *f
 	snprintf(moving_name, sizeof(moving_name), "tsrun-mv%d", index);
 	const char *moved_as = numbered ? moving_name : to_name;
 	int inside = 0;
-	if ((err = move_link(src.sock, index, moved_as, to_fd))) {
+	bool kept = false;
+	if ((err = move_link(src.sock, index, moved_as, to_fd, &kept))) {
 		fail_with(msg, size, err, "%s: move it as %s", from_name, to_name);
 		/* The kernel checks the name and the namespace before it moves
 		 * anything, so it should still be here; look rather than trust. */
-		unsigned now = 0;
-		if (index_of(src.sock, from_name, &now) == index) {
+		if (name_of(src.sock, index, name_now) == 0) {
 			const char *step;
 			settle(src.sock, index, addresses, count, *was_up, true, &step);
 			goto out;
@@ -412,7 +435,7 @@ static int move_device(const char *from_name, const char *to_name, const char *f
 		/* It moved after all: take it back below. */
 		inside = index_of(dst.sock, moved_as, NULL);
 	} else {
-		inside = index_of(dst.sock, moved_as, NULL);
+		inside = kept ? index : index_of(dst.sock, moved_as, NULL);
 		const char *step = "find it";
 		if (!inside)
 			err = errno ? errno : ENODEV;
@@ -426,16 +449,19 @@ static int move_device(const char *from_name, const char *to_name, const char *f
 			err = settle(dst.sock, inside, addresses, count, set_up, false, &step);
 		if (!err)
 			err = name_of(dst.sock, inside, final_name);
-		if (!err)
+		if (!err) {
+			*final_index = inside;
 			goto out;
+		}
 		snprintf(where, sizeof(where), "%s %s", step, there);
 		fail_with(msg, size, err, "%s: %s", from_name, where);
 	}
 	/* Moved, then failed: move it back as it was found. */
 	{
-		int back_err = inside ? move_link(dst.sock, inside, from_name, from_fd) : ENODEV;
+		bool back_kept = false;
+		int back_err = inside ? move_link(dst.sock, inside, from_name, from_fd, &back_kept) : ENODEV;
 		if (!back_err) {
-			int home = index_of(src.sock, from_name, NULL);
+			int home = back_kept ? inside : index_of(src.sock, from_name, NULL);
 			const char *step;
 			back_err = home ? settle(src.sock, home, addresses, count, *was_up, true, &step) : ENODEV;
 		}
@@ -456,43 +482,50 @@ out:
 }
 
 /*
- * moveNetDevice(fromName, toName, toNs, fromNs, setUp) -> { name, wasUp }:
- * fromNs null is our own namespace (the host's).  `name` is its final name
- * there (a "%d" template numbered), `wasUp` its state before the move.
+ * moveNetDevice(fromName, toName, toNs, fromNs, setUp, fromIndex) -> { name, index, wasUp }:
+ * fromNs null is our own namespace (the host's); fromIndex > 0 names the
+ * interface by index (one we moved), else by fromName.  `name` and `index`
+ * are its final name and index there (a "%d" template numbered), `wasUp`
+ * its state before the move.
  */
 static napi_value move_net_device(napi_env env, napi_callback_info info)
 {
-	size_t argc = 5, len;
-	napi_value args[5];
+	size_t argc = 6, len;
+	napi_value args[6];
 	/* One byte more than IFNAMSIZ: the length check refuses a string that
 	 * fills the buffer, and a 15-byte name with its NUL fills IFNAMSIZ. */
 	char from_name[IFNAMSIZ + 1], to_name[IFNAMSIZ + 1], to_ns[256], from_ns[256], msg[512];
 	napi_valuetype from_type = napi_null;
 	bool set_up = true;
+	int32_t from_index = 0;
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
-	if (argc < 5 ||
+	if (argc < 6 ||
 	    napi_get_value_string_utf8(env, args[0], from_name, sizeof(from_name), &len) != napi_ok || len + 1 >= sizeof(from_name) ||
 	    napi_get_value_string_utf8(env, args[1], to_name, sizeof(to_name), &len) != napi_ok || len + 1 >= sizeof(to_name) ||
 	    napi_get_value_string_utf8(env, args[2], to_ns, sizeof(to_ns), &len) != napi_ok || len + 1 >= sizeof(to_ns) ||
 	    napi_typeof(env, args[3], &from_type) != napi_ok ||
 	    (from_type != napi_null && (napi_get_value_string_utf8(env, args[3], from_ns, sizeof(from_ns), &len) != napi_ok ||
 					len + 1 >= sizeof(from_ns))) ||
-	    napi_get_value_bool(env, args[4], &set_up) != napi_ok)
+	    napi_get_value_bool(env, args[4], &set_up) != napi_ok ||
+	    napi_get_value_int32(env, args[5], &from_index) != napi_ok)
 		return throw_with_errno(env, EINVAL, "moveNetDevice: bad arguments");
 	char final_name[IFNAMSIZ] = "";
+	int final_index = 0;
 	bool was_up = false;
-	int err = move_device(from_name, to_name, from_type == napi_null ? NULL : from_ns, to_ns, set_up,
-			      final_name, &was_up, msg, sizeof(msg));
+	int err = move_device(from_name, from_index, to_name, from_type == napi_null ? NULL : from_ns, to_ns, set_up,
+			      final_name, &final_index, &was_up, msg, sizeof(msg));
 	if (err) {
 		char full[sizeof(msg) + 128];
 		snprintf(full, sizeof(full), "%s: %s", msg, strerror(err));
 		return throw_with_errno(env, err, full);
 	}
-	napi_value out, name, up;
+	napi_value out, name, up, index;
 	napi_create_object(env, &out);
 	napi_create_string_utf8(env, final_name, NAPI_AUTO_LENGTH, &name);
 	napi_get_boolean(env, was_up, &up);
+	napi_create_int32(env, final_index, &index);
 	napi_set_named_property(env, out, "name", name);
+	napi_set_named_property(env, out, "index", index);
 	napi_set_named_property(env, out, "wasUp", up);
 	return out;
 }

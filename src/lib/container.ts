@@ -129,9 +129,11 @@ function releaseHostMounts(record: ContainerRecord): void {
   };
   if (record.hostMountId !== undefined) {
     if (!mountIdsAt(at).includes(record.hostMountId)) return; // already gone
-    // What the path reaches is the top mount (mountinfo's order need not say so).
-    const top = native.mountId(at);
-    if (top === record.hostMountId) return detach();
+    // What the path reaches is the top mount (mountinfo's order need not say so);
+    // by the id never reused where there is one (a reused one could be another's).
+    const ours = record.hostMountUniqueId !== undefined ? native.mountId(at, true) === record.hostMountUniqueId : native.mountId(at, false) === record.hostMountId;
+    if (ours) return detach();
+    const top = native.mountId(at, false);
     throw new TsrunError(`${at}: the container's mounts are covered by mount ${top}, mounted there after create; unmount it, then delete again`);
   }
   // A create killed before it recorded its bind: at most that bind lies on
@@ -169,15 +171,26 @@ function refuseUnapplicable(config: Config): void {
 interface MovedNetDevice {
   hostName: string;
   name: string;
+  /** Its index in the container: found by it, never by a name someone there could take. */
+  index: number;
   wasUp: boolean;
 }
 
-/** linux.netDevices, moved into the init's network namespace; each one moved is added to `moved` at once. */
-function moveNetDevices(config: Config, pid: number, moved: MovedNetDevice[]): void {
-  for (const [name, device] of Object.entries(config.linux?.netDevices ?? {})) {
+/** The init's network namespace, held open once devices move into it: it outlives an init that dies failing. */
+interface HeldNetns {
+  fd: number;
+  moved: MovedNetDevice[];
+}
+
+/** linux.netDevices, moved into the init's network namespace; each one moved is added to `held.moved` at once. */
+function moveNetDevices(config: Config, pid: number, held: HeldNetns): void {
+  const devices = Object.entries(config.linux?.netDevices ?? {});
+  if (!devices.length) return;
+  held.fd = fs.openSync(`/proc/${pid}/ns/net`, 'r');
+  for (const [name, device] of devices) {
     try {
-      const result = native.moveNetDevice(name, device.name ?? name, `/proc/${pid}/ns/net`, null, true);
-      moved.push({ hostName: name, ...result });
+      const result = native.moveNetDevice(name, device.name ?? name, `/proc/self/fd/${held.fd}`, null, true, 0);
+      held.moved.push({ hostName: name, ...result });
     } catch (err) {
       throw new TsrunError(`linux.netDevices[${JSON.stringify(name)}]: ${(err as Error).message}`);
     }
@@ -192,14 +205,19 @@ function moveNetDevices(config: Config, pid: number, moved: MovedNetDevice[]): v
  * path would otherwise keep the host's interface for good (and a new one
  * would destroy a virtual one).  runc gives nothing back.
  */
-function returnNetDevices(moved: MovedNetDevice[], pid: number): void {
-  for (const device of moved.splice(0).reverse()) {
+function returnNetDevices(held: HeldNetns): void {
+  for (const device of held.moved.splice(0).reverse()) {
     try {
-      native.moveNetDevice(device.name, device.hostName, '/proc/self/ns/net', `/proc/${pid}/ns/net`, device.wasUp);
+      native.moveNetDevice(device.name, device.hostName, '/proc/self/ns/net', `/proc/self/fd/${held.fd}`, device.wasUp, device.index);
     } catch (err) {
       warn(`linux.netDevices[${JSON.stringify(device.hostName)}]: give it back to the host: ${(err as Error).message}`);
     }
   }
+}
+
+function releaseNetns(held: HeldNetns): void {
+  if (held.fd >= 0) fs.closeSync(held.fd);
+  held.fd = -1;
 }
 
 function writeIdMaps(pid: number, config: Config): void {
@@ -345,7 +363,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     hostMountsBase: plan.hostMounts ? topMountId(fs.realpathSync(plan.rootfs)) : undefined,
   };
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
-  const movedNetDevices: MovedNetDevice[] = [];
+  // Held from the move until create ends, so a failure can give the devices back even once the init is gone.
+  const netns: HeldNetns = { fd: -1, moved: [] };
 
   try {
     // Recorded before anything is made: a tsrun killed from here on leaves
@@ -378,8 +397,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       resources: config.linux?.resources,
       rlimits,
       onSeccompListener: (fd, pid) => sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),
-      onInitPid: (pid) => moveNetDevices(config, pid, movedNetDevices),
-      onFailure: (pid) => returnNetDevices(movedNetDevices, pid),
+      onInitPid: (pid) => moveNetDevices(config, pid, netns),
+      onFailure: () => returnNetDevices(netns),
       onUsernsReady: (pid) => writeIdMaps(pid, config),
       onRunHooks: (pid) => {
         crashPoint('create:mounted'); // the init's mounts are made; it waits before pivot_root
@@ -397,7 +416,10 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     crashPoint('create:launched');
     record.pid = initPid;
     // Its root is tsrun's bind of the rootfs: the one mount delete will detach.
-    if (record.hostMounts) record.hostMountId = native.mountId(`/proc/${initPid}/root`);
+    if (record.hostMounts) {
+      record.hostMountId = native.mountId(`/proc/${initPid}/root`, false);
+      record.hostMountUniqueId = native.mountId(`/proc/${initPid}/root`, true) ?? undefined;
+    }
     record.initStartTime = processStartTime(initPid) ?? '';
     for (const type of ['user', 'mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup', 'time']) {
       record.namespaces[type] = `/proc/${initPid}/ns/${type}`;
@@ -408,11 +430,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     return record;
   } catch (err) {
     hooksFailed = err instanceof LaunchError && err.inHook;
-    if (initPid) {
-      // launched, then pid file or state failed
-      returnNetDevices(movedNetDevices, initPid);
-      killAndReap(initPid, true);
-    }
+    returnNetDevices(netns);
+    if (initPid) killAndReap(initPid, true); // launched, then pid file or state failed
     destroyCgroup(cgroup);
     releaseImageRootfs(store.dir(opts.id));
     try {
@@ -425,6 +444,7 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     if (hooksFailed) runPoststop(record, stateJson('stopped'), bundle);
     throw err;
   } finally {
+    releaseNetns(netns);
     if (fifoFd >= 0) fs.closeSync(fifoFd);
     if (consoleFd >= 0) native.close(consoleFd);
     if (rootfsFd >= 0) native.close(rootfsFd); // the init has its own copy, attached
@@ -655,9 +675,10 @@ export async function run(store: StateStore, opts: RunOptions): Promise<number> 
 }
 
 async function runWith(store: StateStore, opts: RunOptions, prepared: PreparedBundle, proxy: ConsoleProxy | undefined, pipes: StdioPipes | undefined): Promise<number> {
+  pipes?.start();
   const record = create(store, opts, prepared);
+  pipes?.launched();
   proxy?.attach();
-  pipes?.attach();
   if (opts.detach) {
     try {
       start(store, opts.id);

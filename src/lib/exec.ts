@@ -154,6 +154,7 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
   const pipes = !opts.detach && !proxy ? new StdioPipes() : undefined;
   let consoleFd = -1;
   try {
+    pipes?.start();
     const socketPath = proxy?.socketPath ?? opts.consoleSocket;
     if (opts.process.terminal && socketPath) consoleFd = connectConsole(socketPath);
     const pid = launchOrStopped(store, record, {
@@ -176,8 +177,8 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
     if (consoleFd >= 0) native.close(consoleFd);
     consoleFd = -1;
     if (opts.pidFile) writePidFile(opts.pidFile, pid);
+    pipes?.launched();
     proxy?.attach();
-    pipes?.attach();
     if (opts.detach) return 0;
     const code = await waitAttached(pid, !!proxy);
     await pipes?.close(); // its output is all out before exec returns, as runc's

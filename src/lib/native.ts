@@ -27,8 +27,11 @@ export interface NativeAddon {
   spawnInit(helperPath: string, plan: Buffer, fifoFd: number, consoleFd: number, rootfsFd: number, preserveFds: number, stdio: [number, number, number] | null): { pid: number; syncFd: number };
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
-  /** Our stdin into stdinWrite, stdoutRead and stderrRead out to our 1 and 2, on a pool thread, until both outputs end; closes the three. */
-  copyStdio(stdinWrite: number, stdoutRead: number, stderrRead: number): Promise<void>;
+  /**
+   * Our stdin into stdinWrite, stdoutRead and stderrRead out to our 1 and 2, on a pool thread, until both outputs end
+   * and stdin is done (closed, or stopRead at EOF); closes the four (native/addon.c).
+   */
+  copyStdio(stdinWrite: number, stdoutRead: number, stderrRead: number, stopRead: number): Promise<void>;
   sendMessage(fd: number, type: number, value: number, payload?: Buffer): void;
   recvMessage(fd: number, timeoutMs: number): { type: number; value: number; payload: Buffer; fd?: number } | null;
   waitPid(pid: number, noHang: boolean): WaitResult | null;
@@ -62,9 +65,10 @@ export interface NativeAddon {
   removeTree(path: string): void;
   /**
    * linux.netDevices: move an interface out of the namespace at fromNs (null: ours, the host's) into the one at toNs,
-   * renamed, with its addresses, up if setUp (native/netdev.c).  Its final name there, and whether it was up before.
+   * renamed, with its addresses, up if setUp (native/netdev.c).  fromIndex > 0 names it by index (one we moved there).
+   * Its final name and index there, and whether it was up before.
    */
-  moveNetDevice(fromName: string, toName: string, toNs: string, fromNs: string | null, setUp: boolean): { name: string; wasUp: boolean };
+  moveNetDevice(fromName: string, toName: string, toNs: string, fromNs: string | null, setUp: boolean, fromIndex: number): { name: string; index: number; wasUp: boolean };
   seccompFlagSupported(flags: number): boolean;
   seccompActionAvailable(action: number): boolean;
   setWinsize(fd: number, rows: number, cols: number): void;
@@ -72,8 +76,12 @@ export interface NativeAddon {
   clearOnlcr(fd: number): void;
   /** umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW): whether a mount was there. */
   detachMount(path: string): boolean;
-  /** The mountinfo id of the mount `path` resolves to (magic links followed: /proc/PID/root). */
-  mountId(path: string): number;
+  /**
+   * The id of the mount `path` resolves to (magic links followed: /proc/PID/root): mountinfo's (reused once the mount
+   * is gone), or with `unique` the one never reused (Linux 6.8+; null before).
+   */
+  mountId(path: string, unique: false): number;
+  mountId(path: string, unique: true): number | null;
   attachDeviceProgram(cgroupDir: string, insns: Buffer): void;
   close(fd: number): void;
   strerror(errno: number): string;

@@ -57,6 +57,8 @@ export interface ContainerRecord {
    * that mount and nothing else.
    */
   hostMountId?: number;
+  /** The same mount's id that is never reused (Linux 6.8+): what delete checks before it detaches. */
+  hostMountUniqueId?: number;
   /**
    * The id of the mount that was on top at hostMounts before create (null:
    * none).  For a create killed before hostMountId was recorded, delete

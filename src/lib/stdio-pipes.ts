@@ -13,39 +13,54 @@ import { native } from './native';
 export class StdioPipes {
   /** The process's ends, for the helper: stdin's read end, stdout's and stderr's write ends. */
   readonly child: [number, number, number];
-  /** Ours: stdin's write end, stdout's and stderr's read ends. */
+  /** Ours: stdin's write end, stdout's and stderr's read ends, and the pipe that tells the copy to stop waiting for stdin. */
   private readonly ours: [number, number, number];
+  private readonly stop: [number, number];
+  private childClosed = false;
   private copying?: Promise<void>;
   private closed = false;
 
   constructor() {
     const made: number[] = [];
     try {
-      for (let i = 0; i < 3; i++) made.push(...native.pipe());
+      for (let i = 0; i < 4; i++) made.push(...native.pipe());
     } catch (err) {
       for (const fd of made) native.close(fd);
       throw err;
     }
-    const [inR, inW, outR, outW, errR, errW] = made;
+    const [inR, inW, outR, outW, errR, errW, stopR, stopW] = made;
     this.child = [inR, outW, errW];
     this.ours = [inW, outR, errR];
+    this.stop = [stopR, stopW];
   }
 
   /**
-   * Once the helper holds its copies of the process's ends: drop ours and
-   * copy both ways, on a pool thread (native copyStdio: no stream of Node's
-   * is made, and our own fds stay as they are).
+   * Copy both ways from now on, on a pool thread (native copyStdio: no
+   * stream of Node's is made, and our own fds stay as they are): before
+   * create, as runc's copies start, so what the helper's hooks write
+   * cannot fill a pipe nobody reads.
    */
-  attach(): void {
-    for (const fd of this.child) native.close(fd);
-    this.copying = native.copyStdio(...this.ours);
+  start(): void {
+    this.copying = native.copyStdio(this.ours[0], this.ours[1], this.ours[2], this.stop[0]);
   }
 
-  /** After the process exited: wait until its output is all out (every writer gone); the pipes are closed then. */
+  /** Once the helper holds its copies of the process's ends: ours go, so the outputs end with the process. */
+  launched(): void {
+    if (this.childClosed) return;
+    this.childClosed = true;
+    for (const fd of this.child) native.close(fd);
+  }
+
+  /** After the process exited (or failed to start): wait until its output is all out (every writer gone); the pipes are closed then. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.copying) return this.copying;
-    for (const fd of [...this.child, ...this.ours]) native.close(fd);
+    this.launched();
+    if (!this.copying) {
+      for (const fd of [...this.ours, ...this.stop]) native.close(fd);
+      return;
+    }
+    native.close(this.stop[1]); // stop waiting for the process's stdin once its output ends
+    await this.copying;
   }
 }

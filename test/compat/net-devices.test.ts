@@ -157,8 +157,8 @@ function hostView(name: string): string {
   return `${link.replace(/state \S+ /, '').replace(/qdisc \S+ /, '').replace(/@\S+:/, ':').trim()}\n${addrs.replace(/ brd \S+/g, '')}`;
 }
 
-for (const joined of [false, true]) {
-  t.test(`a create that fails after the move gives the interfaces back as they were (${joined ? 'a network namespace joined by path' : 'a new network namespace'})`, async (t) => {
+for (const [joined, failing] of [[false, 'hook'], [true, 'hook'], [false, 'init'], [true, 'init']] as const) {
+  t.test(`a create that fails after the move (${failing === 'hook' ? 'a createRuntime hook' : 'the init itself, a missing program'}) gives the interfaces back as they were (${joined ? 'a network namespace joined by path' : 'a new network namespace'})`, async (t) => {
     differsOnPurpose(t, 'net-devices');
     const up = hostInterface(t, [['192.0.2.20/24'], ['2001:db8::20/64', 'nodad']]);
     const down = hostInterface(t, [['198.51.100.20/24']]);
@@ -174,13 +174,14 @@ for (const joined of [false, true]) {
     const bundle = makeBundle(t, (c) => {
       if (joined) c.linux!.namespaces = [...c.linux!.namespaces!.filter((n) => n.type !== 'network'), { type: 'network', path: `/run/netns/${netns}` }];
       c.linux!.netDevices = { [up]: { name: 'ctr0' }, [down]: { name: 'ctr%d' } };
-      // Runs after the devices moved, and fails the create.
-      c.hooks = { createRuntime: [{ path: '/bin/false' }] };
-    }, ['/bin/true']);
+      // After the devices moved: a hook that fails the create while the init waits, or the init failing and gone at once.
+      if (failing === 'hook') c.hooks = { createRuntime: [{ path: '/bin/false' }] };
+    }, [failing === 'hook' ? '/bin/true' : '/no/such/program']);
     const id = uniqueId('netdevback');
     cleanupBoth(t, bundle, id);
     const r = under(RUNTIMES[1], bundle, id, ['run', '-b', bundle.dir, '%ID%']);
     t.equal(r.status, 1, `the create fails: ${r.stderr.trim()}`);
+    t.notMatch(r.stderr, /give it back/, 'no device stayed behind');
     t.ok(onHost(`${up}p`) && onHost(`${down}p`), 'the host peers still exist (the pairs were not destroyed)');
     t.same({ up: hostView(up), down: hostView(down) }, before, 'back on the host, with their names, addresses and up or down state');
     if (joined) {

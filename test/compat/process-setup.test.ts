@@ -325,3 +325,41 @@ t.test('foreground pipes: a reader of our stdout that goes away ends the writer 
   t.same(results.tsrun, results.reference, 'as the reference');
   t.match(results.tsrun, { status: 0, stdout: /^y\ny\n status=0\n$/, stderr: 'yes ended\n' });
 });
+
+t.test("hooks run by the helper: their output never reaches the container's stdio (as runc's); a failing one's last line is in the error", async (t) => {
+  const say = (what: string): { path: string; args: string[] } => ({ path: '/bin/sh', args: ['sh', '-c', `echo ${what}-out; echo ${what}-err >&2; head -c 100000 /dev/zero`] });
+  const bundle = makeBundle(t, (c) => {
+    c.hooks = { createContainer: [say('createContainer')], startContainer: [say('startContainer')] };
+  }, ['/bin/echo', 'main']);
+  const id = uniqueId('hookout');
+  cleanupBoth(t, bundle, id);
+  // More than a pipe holds: a hook's output must not stall the create either.
+  const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%'], { timeoutMs: 30_000 });
+  t.same(seen(r.tsrun), seen(r.reference), `as the reference: ${r.tsrun.stderr}`);
+  t.same(seen(r.tsrun), { status: 0, stdout: 'main\n' }, "only the program's output");
+  t.notMatch(r.tsrun.stderr, /createContainer-err|startContainer-err/, 'nor on stderr');
+
+  const failing = makeBundle(t, (c) => {
+    c.hooks = { startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'echo first >&2; echo the-reason >&2; exit 3'] }] };
+  }, ['/bin/echo', 'main']);
+  const fid = uniqueId('hookwhy');
+  cleanupBoth(t, failing, fid);
+  const f = under(RUNTIMES[1], failing, fid, ['run', '-b', failing.dir, '%ID%']);
+  t.equal(f.status, 1);
+  t.match(f.stderr, /startContainer hook \/bin\/sh exited with status 3 \(stderr: the-reason\)/, 'the hook\'s last line, as for runtime hooks');
+  t.equal(f.stdout, '', 'nothing of it on stdout');
+});
+
+t.test('foreground pipes: stdin still reaches a process that closed its stdout and stderr, as under the reference', async (t) => {
+  const bundle = makeBundle(t, (c) => { c.root!.readonly = false; }, ['/bin/sh', '-c', 'exec >/dev/null 2>&1; read x; echo "$x" > /got']);
+  const id = uniqueId('fglate');
+  cleanupBoth(t, bundle, id);
+  const got: Record<string, string> = {};
+  for (const rt of RUNTIMES) {
+    fs.rmSync(path.join(bundle.rootfs, 'got'), { force: true });
+    const r = runCommand(['/bin/sh', '-c', `(sleep 1; echo late-input) | ${rt.bin} --root ${bundle.root}-${rt.name} run -b ${bundle.dir} ${idFor(rt, id)}`], { timeoutMs: 30_000 });
+    t.equal(r.status, 0, `${rt.name}: ${r.stderr}`);
+    got[rt.name] = fs.existsSync(path.join(bundle.rootfs, 'got')) ? fs.readFileSync(path.join(bundle.rootfs, 'got'), 'utf8') : '(none)';
+  }
+  t.same(got, { reference: 'late-input\n', tsrun: 'late-input\n' });
+});
