@@ -534,6 +534,18 @@ static void async_wait_complete(napi_env env, napi_status status, void *data)
 	free(w);
 }
 
+/* A promise settled by `complete` once `execute` has run on a pool thread. */
+static napi_value queue_work(napi_env env, const char *label, napi_async_execute_callback execute,
+			     napi_async_complete_callback complete, void *data, napi_deferred *deferred, napi_async_work *work)
+{
+	napi_value promise, name;
+	CHECK(napi_create_promise(env, deferred, &promise));
+	napi_create_string_utf8(env, label, NAPI_AUTO_LENGTH, &name);
+	CHECK(napi_create_async_work(env, NULL, name, execute, complete, data, work));
+	CHECK(napi_queue_async_work(env, *work));
+	return promise;
+}
+
 /* waitPidAsync(pid) -> Promise<{ code, signal }>, waiting on a pool thread. */
 static napi_value wait_pid_async(napi_env env, napi_callback_info info)
 {
@@ -545,12 +557,7 @@ static napi_value wait_pid_async(napi_env env, napi_callback_info info)
 	if (!w)
 		return throw_errno(env, ENOMEM, "waitpid");
 	w->pid = pid;
-	napi_value promise, name;
-	CHECK(napi_create_promise(env, &w->deferred, &promise));
-	napi_create_string_utf8(env, "tsrun.waitpid", NAPI_AUTO_LENGTH, &name);
-	CHECK(napi_create_async_work(env, NULL, name, async_wait_execute, async_wait_complete, w, &w->work));
-	CHECK(napi_queue_async_work(env, w->work));
-	return promise;
+	return queue_work(env, "tsrun.waitpid", async_wait_execute, async_wait_complete, w, &w->deferred, &w->work);
 }
 
 /*
@@ -724,12 +731,7 @@ static napi_value copy_stdio(napi_env env, napi_callback_info info)
 		free(c);
 		return throw_errno(env, EINVAL, "copyStdio");
 	}
-	napi_value promise, name;
-	CHECK(napi_create_promise(env, &c->deferred, &promise));
-	napi_create_string_utf8(env, "tsrun.stdio", NAPI_AUTO_LENGTH, &name);
-	CHECK(napi_create_async_work(env, NULL, name, stdio_copy_execute, stdio_copy_complete, c, &c->work));
-	CHECK(napi_queue_async_work(env, c->work));
-	return promise;
+	return queue_work(env, "tsrun.stdio", stdio_copy_execute, stdio_copy_complete, c, &c->deferred, &c->work);
 }
 
 /*

@@ -225,52 +225,19 @@ static void *make_socket_in_namespace(void *arg)
 	return NULL;
 }
 
-/* Index of `name` as seen through `sock`'s namespace (and its flags); 0 and errno set when absent. */
-static int index_of(int sock, const char *name, unsigned *flags)
-{
-	struct nl_request req;
-	memset(&req, 0, sizeof(req));
-	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
-	req.nh.nlmsg_type = RTM_GETLINK;
-	req.nh.nlmsg_flags = NLM_F_REQUEST;
-	req.nh.nlmsg_seq = 7;
-	req.ifi.ifi_family = AF_UNSPEC;
-	add_attr(&req, IFLA_IFNAME, name, strlen(name) + 1);
-	if (send(sock, &req, req.nh.nlmsg_len, 0) < 0)
-		return 0;
-	for (;;) {
-		ssize_t n = nl_recv(sock);
-		if (n < 0)
-			return 0;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				errno = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
-				return 0;
-			}
-			if (h->nlmsg_type == RTM_NEWLINK) {
-				struct ifinfomsg *ifi = NLMSG_DATA(h);
-				if (flags)
-					*flags = ifi->ifi_flags;
-				return ifi->ifi_index;
-			}
-		}
-	}
-}
-
-static int fail_with(char *msg, size_t size, int err, const char *fmt, const char *a, const char *b)
-{
-	snprintf(msg, size, fmt, a, b);
-	return err;
-}
-
-/* The name of interface `index` as seen through `sock`'s namespace; 0 or an errno. */
-static int name_of(int sock, int index, char *name)
+/*
+ * One link as seen through `sock`'s namespace, asked for by name (index 0)
+ * or by index: its index, flags and name (each when asked); 0 or an errno.
+ */
+static int get_link(int sock, const char *name, int index, int *out_index, unsigned *flags, char *out_name)
 {
 	struct nl_request req;
 	link_request(&req, index, 0, 0);
 	req.nh.nlmsg_type = RTM_GETLINK;
 	req.nh.nlmsg_flags = NLM_F_REQUEST;
-	req.nh.nlmsg_seq = 8;
+	req.nh.nlmsg_seq = 7;
+	if (name)
+		add_attr(&req, IFLA_IFNAME, name, strlen(name) + 1);
 	if (send(sock, &req, req.nh.nlmsg_len, 0) < 0)
 		return errno;
 	for (;;) {
@@ -282,16 +249,42 @@ static int name_of(int sock, int index, char *name)
 				return -((struct nlmsgerr *)NLMSG_DATA(h))->error;
 			if (h->nlmsg_type != RTM_NEWLINK)
 				continue;
+			struct ifinfomsg *ifi = NLMSG_DATA(h);
+			if (out_index)
+				*out_index = ifi->ifi_index;
+			if (flags)
+				*flags = ifi->ifi_flags;
+			if (!out_name)
+				return 0;
 			int len = IFLA_PAYLOAD(h);
-			for (struct rtattr *rta = IFLA_RTA((struct ifinfomsg *)NLMSG_DATA(h)); RTA_OK(rta, len); rta = RTA_NEXT(rta, len)) {
+			for (struct rtattr *rta = IFLA_RTA(ifi); RTA_OK(rta, len); rta = RTA_NEXT(rta, len))
 				if (rta->rta_type == IFLA_IFNAME) {
-					snprintf(name, IFNAMSIZ, "%s", (const char *)RTA_DATA(rta));
+					snprintf(out_name, IFNAMSIZ, "%s", (const char *)RTA_DATA(rta));
 					return 0;
 				}
-			}
 			return ENODEV;
 		}
 	}
+}
+
+/* Index of `name` as seen through `sock`'s namespace (and its flags); 0 and errno set when absent. */
+static int index_of(int sock, const char *name, unsigned *flags)
+{
+	int index = 0, err = get_link(sock, name, 0, &index, flags, NULL);
+	errno = err;
+	return err ? 0 : index;
+}
+
+/* The name of interface `index` as seen through `sock`'s namespace; 0 or an errno. */
+static int name_of(int sock, int index, char *name)
+{
+	return get_link(sock, NULL, index, NULL, NULL, name);
+}
+
+static int fail_with(char *msg, size_t size, int err, const char *fmt, const char *a, const char *b)
+{
+	snprintf(msg, size, fmt, a, b);
+	return err;
 }
 
 /*

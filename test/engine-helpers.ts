@@ -207,3 +207,21 @@ export function pathsMadeAfter(paths: string[]): () => void {
     }
   };
 }
+
+/**
+ * A containers.conf for podman in tests: cgroupfs, events to a file, and
+ * default ulimits within this host's limits (its bounding set lacks
+ * CAP_SYS_RESOURCE, so podman's default 1048576 fails for any runtime);
+ * with `runtime`, that executable as podman's default runtime "tsrun".
+ */
+export function podmanTestConf(file: string, runtime?: string): string {
+  const engine = runtime ? `runtime = "tsrun"\n\n[engine.runtimes]\ntsrun = ["${runtime}"]\n` : '';
+  fs.writeFileSync(file, `[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+${engine}`);
+  return file;
+}

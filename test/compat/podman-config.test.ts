@@ -16,7 +16,7 @@ import * as path from 'path';
 import t from 'tap';
 import { Config } from '../../src/lib/config';
 import { IS_ROOT, makeBundle, runCommand, RunResult, uniqueId } from '../helpers';
-import { busyboxArchive, IMAGE, pathsMadeAfter, removeCgroupTree } from '../engine-helpers';
+import { busyboxArchive, IMAGE, pathsMadeAfter, podmanTestConf, removeCgroupTree } from '../engine-helpers';
 import { comparableReport, differsOnPurpose, idFor, REFERENCE, referenceInstalled, RUNTIMES, under } from '../compat-helpers';
 
 if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0) {
@@ -40,15 +40,7 @@ done
 if [ -n "$bundle" ]; then cp "$bundle/config.json" '${captured}'/"$last".json; fi
 exec '${REFERENCE.bin}' "$@"
 `, { mode: 0o755 });
-const conf = path.join(work, 'containers.conf');
-// This host's bounding set lacks CAP_SYS_RESOURCE, so podman's default ulimits (1048576) fail for any runtime.
-fs.writeFileSync(conf, `[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-`);
+const conf = podmanTestConf(path.join(work, 'containers.conf'));
 const ENV = { CONTAINERS_CONF: conf };
 const base = ['podman', '--root', path.join(work, 'storage'), '--runroot', path.join(work, 'run'), '--tmpdir', path.join(work, 'tmp'), '--storage-driver', 'overlay', '--runtime', wrapper];
 const podman = (args: string[]): RunResult => runCommand([...base, ...args], { env: ENV, timeoutMs: 120_000, cwd: work });

@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import t from 'tap';
 import { IS_ROOT, RunResult, runCommand } from '../helpers';
-import { busyboxArchive, IMAGE, onTty, pathsMadeAfter, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
+import { busyboxArchive, IMAGE, onTty, pathsMadeAfter, podmanTestConf, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
 import { Adapter, dockerStyleExecFlags, dockerStyleFlags, RunSpec, runScenarios } from '../engine-scenarios';
 
 if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0) {
@@ -24,19 +24,7 @@ const cgroupParent = `/tsrun-podman-${process.pid}`;
 const stateRoot = path.join(work, 'tsrun-state');
 const argvLog = path.join(work, 'argv.log');
 const wrapper = runtimeWrapper(path.join(work, 'bin'), 'tsrun', stateRoot, argvLog);
-const conf = path.join(work, 'containers.conf');
-// This host's bounding set lacks CAP_SYS_RESOURCE, so podman's default ulimits (1048576) fail for any runtime.
-fs.writeFileSync(conf, `[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "tsrun"
-
-[engine.runtimes]
-tsrun = ["${wrapper}"]
-`);
+const conf = podmanTestConf(path.join(work, 'containers.conf'), wrapper);
 const ENV = { CONTAINERS_CONF: conf };
 // podman and its conmon work in here: conmon writes an "oom" file into its cwd when the OOM killer strikes.
 const CWD = work;

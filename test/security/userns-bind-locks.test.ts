@@ -67,8 +67,8 @@ const PROBE = [
   'cat /tree/sub/hidden 2>/dev/null || echo hidden-unseen',
 ].join('; ');
 
-t.test('a user-namespaced container cannot undo the host flags or submounts of its binds', async (t) => {
-  const base = hostMounts(t);
+/** A user-namespaced container with CAP_SYS_ADMIN that binds `ro/` and rbinds `tree/` of `base`, running PROBE under both runtimes. */
+function probeBoth(t: any, base: string, label: string): ReturnType<typeof underBoth> {
   const bundle = makeBundle(t, (c) => {
     withUserns(c);
     c.process!.capabilities = { bounding: CAPS, effective: CAPS, permitted: CAPS };
@@ -79,34 +79,28 @@ t.test('a user-namespaced container cannot undo the host flags or submounts of i
   }, ['/bin/sh', '-c', PROBE]);
   openBundleToUserns(bundle);
   spawnSync('chown', ['-R', '100000:100000', bundle.rootfs]);
-  const id = uniqueId('locks');
+  const id = uniqueId(label);
   cleanupBoth(t, bundle, id);
   const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+  t.same(leftovers(bundle, `${id}-tsrun`), []);
+  return r;
+}
+
+
+t.test('a user-namespaced container cannot undo the host flags or submounts of its binds', async (t) => {
+  const base = hostMounts(t);
+  const r = probeBoth(t, base, 'locks');
   t.equal(r.tsrun.stdout, 'nosuid-locked\nro-locked\nwrite-refused\numount-refused\nhidden-unseen\n', `tsrun: ${r.tsrun.stderr}`);
   t.same(seen(r.tsrun), seen(r.reference), `as the reference: ${r.reference.stderr}`);
   t.same(fs.readdirSync(path.join(base, 'ro', 'w')), [], 'nothing written to the read-only host mount');
-  t.same(leftovers(bundle, `${id}-tsrun`), []);
 });
 
 t.test('a source the container root cannot reach still binds, and keeps its locks', async (t) => {
   const base = hostMounts(t);
   fs.chmodSync(base, 0o700); // host root only: the container's root cannot traverse it
-  const bundle = makeBundle(t, (c) => {
-    withUserns(c);
-    c.process!.capabilities = { bounding: CAPS, effective: CAPS, permitted: CAPS };
-    c.mounts!.push(
-      { destination: '/ro', type: 'bind', source: path.join(base, 'ro'), options: ['bind'] },
-      { destination: '/tree', type: 'bind', source: path.join(base, 'tree'), options: ['rbind'] },
-    );
-  }, ['/bin/sh', '-c', PROBE]);
-  openBundleToUserns(bundle);
-  spawnSync('chown', ['-R', '100000:100000', bundle.rootfs]);
-  const id = uniqueId('locks-hidden');
-  cleanupBoth(t, bundle, id);
-  const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+  const r = probeBoth(t, base, 'locks-hidden');
   t.equal(r.tsrun.stdout, 'nosuid-locked\nro-locked\nwrite-refused\numount-refused\nhidden-unseen\n', `tsrun: ${r.tsrun.stderr}`);
   t.same(seen(r.tsrun), seen(r.reference), `as the reference: ${r.reference.stderr}`);
-  t.same(leftovers(bundle, `${id}-tsrun`), []);
 });
 
 /** Processes (zombies too) of a session: what a command started with setsid left behind. */
