@@ -561,7 +561,7 @@ static napi_value wait_pid_async(napi_env env, napi_callback_info info)
 }
 
 /*
- * copyStdio(stdinWrite, stdoutRead, stderrRead, stopRead) -> Promise<void>:
+ * copyStdio(stdinWrite, stdoutRead, stderrRead, stopRead, drainOnStop) -> Promise<void>:
  * a foreground run's or exec's pipes (src/lib/stdio-pipes.ts), copied on a
  * pool thread from before the process exists: our fd 0 into the process's
  * stdin, its stdout and stderr out to our 1 and 2.  It ends once both
@@ -571,11 +571,15 @@ static napi_value wait_pid_async(napi_env env, napi_callback_info info)
  * ends are closed by then.  The process's stdin is kept non-blocking, so
  * one that never reads it cannot stall its output; an output we cannot
  * write (EPIPE) is closed, so the process's next write to it fails.
+ * stderrRead may be -1 (a pty has one output).  drainOnStop (a pty): once
+ * told to stop, what the outputs hold is copied and the copy ends, as
+ * runc's console copy ends when it shuts the console.
  */
 struct stdio_copy {
 	napi_async_work work;
 	napi_deferred deferred;
 	int in_w, out_r, err_r, stop_r;
+	bool drain_on_stop; /* a pty: once told to stop, take what is there and end (a daemon may hold it) */
 	char in_buf[65536], out_buf[65536];
 };
 
@@ -657,8 +661,23 @@ static void stdio_copy_execute(napi_env env, void *data)
 				continue;
 			break;
 		}
-		if (stop_at >= 0 && p[stop_at].revents)
+		if (stop_at >= 0 && p[stop_at].revents) {
 			stopped = true;
+			if (c->drain_on_stop) {
+				for (int i = 0; i < 2; i++) {
+					if (outs[i] < 0)
+						continue;
+					fcntl(outs[i], F_SETFL, fcntl(outs[i], F_GETFL) | O_NONBLOCK);
+					ssize_t got;
+					while ((got = read(outs[i], c->out_buf, sizeof(c->out_buf))) > 0 &&
+					       write_fully(i + 1, c->out_buf, got))
+						;
+					close(outs[i]);
+					outs[i] = -1;
+				}
+				break;
+			}
+		}
 		for (int i = 0; i < 2; i++) {
 			if (out_at[i] < 0 || !p[out_at[i]].revents)
 				continue;
@@ -722,12 +741,12 @@ static void stdio_copy_complete(napi_env env, napi_status status, void *data)
 
 static napi_value copy_stdio(napi_env env, napi_callback_info info)
 {
-	GET_ARGS(4);
+	GET_ARGS(5);
 	struct stdio_copy *c = calloc(1, sizeof(*c));
 	if (!c)
 		return throw_errno(env, ENOMEM, "copyStdio");
 	if (arg_int(env, args[0], &c->in_w) || arg_int(env, args[1], &c->out_r) || arg_int(env, args[2], &c->err_r) ||
-	    arg_int(env, args[3], &c->stop_r)) {
+	    arg_int(env, args[3], &c->stop_r) || napi_get_value_bool(env, args[4], &c->drain_on_stop) != napi_ok) {
 		free(c);
 		return throw_errno(env, EINVAL, "copyStdio");
 	}
@@ -1128,6 +1147,79 @@ static napi_value set_winsize(napi_env env, napi_callback_info info)
 	return make_undefined(env);
 }
 
+/* copyWinsize(from, to) -> whether `from` is a terminal whose size `to` (a pty) now has. */
+static napi_value copy_winsize(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	int32_t from, to;
+	if (arg_int(env, args[0], &from) || arg_int(env, args[1], &to))
+		return throw_errno(env, EINVAL, "ioctl(TIOCGWINSZ)");
+	struct winsize ws;
+	bool copied = ioctl(from, TIOCGWINSZ, &ws) == 0 && ioctl(to, TIOCSWINSZ, &ws) == 0;
+	return make_bool(env, copied);
+}
+
+/*
+ * setRaw(fd) -> the terminal's settings before (a Buffer), or null when fd
+ * is no terminal; restoreTerminal(fd, settings).  The foreground terminal
+ * goes raw while a container's pty is attached, as runc's does.
+ */
+static napi_value set_raw(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t fd;
+	struct termios before, raw;
+	if (arg_int(env, args[0], &fd))
+		return throw_errno(env, EINVAL, "tcgetattr");
+	if (tcgetattr(fd, &before) < 0) {
+		napi_value null_value;
+		napi_get_null(env, &null_value);
+		return null_value;
+	}
+	/* Input raw, output still processed ("\n" shown as "\r\n" on our
+	 * side, the container's pty having ONLCR cleared): as runc's host
+	 * console, and libuv's raw mode that tsrun used on Node. */
+	raw = before;
+	raw.c_iflag &= ~(BRKINT | ICRNL | INPCK | ISTRIP | IXON);
+	raw.c_oflag |= ONLCR;
+	raw.c_cflag |= CS8;
+	raw.c_lflag &= ~(ECHO | ICANON | IEXTEN | ISIG);
+	raw.c_cc[VMIN] = 1;
+	raw.c_cc[VTIME] = 0;
+	if (tcsetattr(fd, TCSANOW, &raw) < 0)
+		return throw_errno(env, errno, "tcsetattr");
+	napi_value out;
+	void *data;
+	CHECK(napi_create_buffer_copy(env, sizeof(before), &before, &data, &out));
+	return out;
+}
+
+static napi_value restore_terminal(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	int32_t fd;
+	void *data;
+	size_t len;
+	if (arg_int(env, args[0], &fd) || napi_get_buffer_info(env, args[1], &data, &len) != napi_ok || len != sizeof(struct termios))
+		return throw_errno(env, EINVAL, "tcsetattr");
+	if (tcsetattr(fd, TCSANOW, (struct termios *)data) < 0)
+		return throw_errno(env, errno, "tcsetattr");
+	return make_undefined(env);
+}
+
+/* dup(fd) -> a new fd for the same file, close-on-exec. */
+static napi_value do_dup(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t fd;
+	if (arg_int(env, args[0], &fd))
+		return throw_errno(env, EINVAL, "dup");
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (copy < 0)
+		return throw_errno(env, errno, "dup");
+	return make_int(env, copy);
+}
+
 /*
  * clearOnlcr(fd): the pty stops turning "\n" into "\r\n".  For tsrun's own
  * foreground terminal only, as runc's recvtty does: our terminal already
@@ -1262,6 +1354,10 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("prlimit", do_prlimit),
 		METHOD("attachDeviceProgram", attach_device_program),
 		METHOD("setWinsize", set_winsize),
+		METHOD("copyWinsize", copy_winsize),
+		METHOD("setRaw", set_raw),
+		METHOD("restoreTerminal", restore_terminal),
+		METHOD("dup", do_dup),
 		METHOD("close", close_fd),
 		METHOD("strerror", do_strerror),
 	};

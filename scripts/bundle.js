@@ -31,7 +31,8 @@ function jsFiles(dir) {
   });
 }
 
-const files = [...jsFiles('dist/src'), ...jsFiles('node_modules/commander').filter((f) => !f.includes('/typings/'))];
+// entry.js is the compiled executable's entry (scripts/compile-exe.js): it would run tsrun on load.
+const files = [...jsFiles('dist/src').filter((f) => f !== 'dist/src/cli/entry.js'), ...jsFiles('node_modules/commander').filter((f) => !f.includes('/typings/'))];
 const defs = files.map((file) =>
   `${JSON.stringify(file)}: function (exports, require, module, __filename, __dirname) {\n${fs.readFileSync(path.join(ROOT, file), 'utf8')}\n}`);
 

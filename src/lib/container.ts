@@ -9,7 +9,6 @@
  * behind: the init is killed and reaped, and the state directory removed.
  */
 import fs = require('fs');
-import os = require('os');
 import path = require('path');
 import { Config, ConfigError, IDMapping, parseConfig } from './config';
 import { crashPoint } from './crash';
@@ -271,12 +270,22 @@ export function writePidFile(file: string, pid: number): void {
 
 const PID_FILE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
+/**
+ * Who creates the container, as runc's list names it: the host's
+ * /etc/passwd entry of our uid, else "#UID".  Read here, not through
+ * os.userInfo(), which Bun's executable answers "unknown".
+ */
 function ownerName(): string {
+  const uid = process.getuid?.() ?? 0;
   try {
-    return os.userInfo().username;
+    for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const fields = line.split(':');
+      if (fields.length > 2 && fields[2] !== '' && Number(fields[2]) === uid) return fields[0];
+    }
   } catch {
-    return String(process.getuid?.() ?? '');
+    // no passwd: the number
   }
+  return `#${uid}`;
 }
 
 

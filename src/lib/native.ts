@@ -31,7 +31,14 @@ export interface NativeAddon {
    * Our stdin into stdinWrite, stdoutRead and stderrRead out to our 1 and 2, on a pool thread, until both outputs end
    * and stdin is done (closed, or stopRead at EOF); closes the four (native/addon.c).
    */
-  copyStdio(stdinWrite: number, stdoutRead: number, stderrRead: number, stopRead: number): Promise<void>;
+  copyStdio(stdinWrite: number, stdoutRead: number, stderrRead: number, stopRead: number, drainOnStop: boolean): Promise<void>;
+  /** TIOCGWINSZ on `from`, TIOCSWINSZ on `to`: whether `from` was a terminal. */
+  copyWinsize(from: number, to: number): boolean;
+  /** Make the terminal at fd raw: its settings before, or null when fd is no terminal. */
+  setRaw(fd: number): Buffer | null;
+  restoreTerminal(fd: number, settings: Buffer): void;
+  /** dup(2), close-on-exec. */
+  dup(fd: number): number;
   sendMessage(fd: number, type: number, value: number, payload?: Buffer): void;
   recvMessage(fd: number, timeoutMs: number): { type: number; value: number; payload: Buffer; fd?: number } | null;
   waitPid(pid: number, noHang: boolean): WaitResult | null;
@@ -87,8 +94,15 @@ export interface NativeAddon {
   strerror(errno: number): string;
 }
 
-/** The project root: dist/src/lib -> three levels up. */
-export const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
+/**
+ * The project root: dist/src/lib -> three levels up; in the compiled
+ * executable (whose modules live in Bun's virtual /$bunfs), the parent of
+ * the executable's own directory (dist/tsrun -> the root), as the kernel
+ * names it (/proc/self/exe: bin/tsrun is a link to it).
+ */
+export const PROJECT_ROOT = __dirname.startsWith('/$bunfs/')
+  ? path.resolve(path.dirname(process.execPath), '..')
+  : path.resolve(__dirname, '..', '..', '..');
 export const INIT_HELPER = path.join(PROJECT_ROOT, 'native', 'out', 'tsrun-init');
 export const CHECKER = path.join(PROJECT_ROOT, 'native', 'out', 'tsrun-checker');
 

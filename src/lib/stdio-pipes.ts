@@ -41,7 +41,7 @@ export class StdioPipes {
    * cannot fill a pipe nobody reads.
    */
   start(): void {
-    this.copying = native.copyStdio(this.ours[0], this.ours[1], this.ours[2], this.stop[0]);
+    this.copying = native.copyStdio(this.ours[0], this.ours[1], this.ours[2], this.stop[0], false);
   }
 
   /** Once the helper holds its copies of the process's ends: ours go, so the outputs end with the process. */

@@ -32,8 +32,9 @@ export class ConsoleProxy {
   readonly socketPath: string;
   private listenFd: number;
   private master = -1;
-  private stream?: tty.ReadStream;
-  private rawMode = false;
+  private saved: Buffer | null = null;
+  private stop: [number, number] | undefined;
+  private copying?: Promise<void>;
   private onResize = (): void => this.resize();
 
   constructor() {
@@ -42,7 +43,12 @@ export class ConsoleProxy {
     this.listenFd = native.listenUnix(this.socketPath);
   }
 
-  /** After create: take the master the container's init sent, and start copying. */
+  /**
+   * After create: take the master the container's init sent, and copy
+   * between it and our stdio on a pool thread (native copyStdio, as the
+   * foreground pipes are: no stream of the JavaScript engine's), with our
+   * terminal raw and its size passed on.
+   */
   attach(): void {
     const conn = native.acceptUnix(this.listenFd, 10_000);
     try {
@@ -54,44 +60,33 @@ export class ConsoleProxy {
     native.clearOnlcr(this.master);
     this.resize();
     process.on('SIGWINCH', this.onResize);
-    if (process.stdin.isTTY) {
-      process.stdin.setRawMode(true);
-      this.rawMode = true;
-    }
-    this.stream = new tty.ReadStream(this.master);
-    // EIO just means the container closed its side of the pty.
-    this.stream.on('error', () => undefined);
-    this.stream.on('data', (chunk: Buffer) => fs.writeSync(1, chunk));
-    process.stdin.on('data', (chunk: Buffer) => this.stream?.write(chunk));
-    process.stdin.on('error', () => undefined);
+    this.saved = native.setRaw(0);
+    this.stop = native.pipe();
+    this.copying = native.copyStdio(native.dup(this.master), native.dup(this.master), -1, this.stop[0], true);
   }
 
+  /** The size of our terminal (stdout's, else stdin's) on the container's pty. */
   private resize(): void {
-    if (this.master < 0 || !process.stdout.isTTY) return;
+    if (this.master < 0) return;
     try {
-      native.setWinsize(this.master, process.stdout.rows, process.stdout.columns);
+      if (!native.copyWinsize(1, this.master)) native.copyWinsize(0, this.master);
     } catch {
       // the container may be gone
     }
   }
 
-  /** Once the container has exited: let pending output drain, then let go of everything. */
+  /** Once the container has exited: copy what its pty still holds, then let go of everything. */
   async close(): Promise<void> {
-    if (this.stream) {
-      const stream = this.stream;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 200);
-        stream.once('close', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-      stream.destroy();
+    if (this.stop) {
+      native.close(this.stop[1]);
+      await this.copying;
+      this.stop = undefined;
     }
     process.off('SIGWINCH', this.onResize);
-    if (this.rawMode) process.stdin.setRawMode(false);
-    process.stdin.pause();
-    process.stdin.destroy();
+    if (this.saved) native.restoreTerminal(0, this.saved);
+    this.saved = null;
+    if (this.master >= 0) native.close(this.master);
+    this.master = -1;
     if (this.listenFd >= 0) native.close(this.listenFd);
     this.listenFd = -1;
     removeTree(this.dir);
