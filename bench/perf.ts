@@ -1,9 +1,12 @@
 /**
- * `npm run bench`: every row of the performance issue, tsrun against runc
- * side by side in the same run, paired and alternating, on the busybox
- * bundle running /bin/true.  Prints one table per NODE_EXTRA_CA_CERTS
- * setting (as the environment has it, and unset): operation, medians,
- * ratio, target, met or not.  Installs runc (Debian's) if it is missing.
+ * `npm run bench`: every row of the performance issues (7 and 16), tsrun
+ * against runc side by side in the same run, paired and alternating, on
+ * the busybox bundle running /bin/true.  Both builds of tsrun run in every
+ * row: the executable users get (bin/tsrun, compiled with Bun) and tsrun
+ * on Node (bin/tsrun-node), so the gain stays visible.  Prints one table
+ * per NODE_EXTRA_CA_CERTS setting (as the environment has it, and unset):
+ * operation, medians, ratios, target (for the executable), met or not.
+ * Installs runc (Debian's) if it is missing.
  *
  *   node dist/bench/perf.js [--rounds N] [--runc PATH] [--containers N]
  */
@@ -11,17 +14,24 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { TSRUN } from '../test/helpers';
+import { PROJECT_ROOT, TSRUN } from '../test/helpers';
 import { arg, benchBundle, execVersion, median, must, paired, Runtime, timed } from './common';
 
 interface Row {
   operation: string;
+  /** The executable (bin/tsrun). */
   tsrun: string;
+  /** tsrun on Node (bin/tsrun-node). */
+  node: string;
   runc: string;
   ratio: string;
+  nodeRatio: string;
   target: string;
   met: boolean | undefined;
 }
+
+const TSRUN_NODE = path.join(PROJECT_ROOT, 'bin', 'tsrun-node');
+const BUN = path.join(PROJECT_ROOT, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun');
 
 const ms = (x: number): string => `${x.toFixed(1)} ms`;
 
@@ -74,86 +84,94 @@ async function many(rt: Runtime & { env: NodeJS.ProcessEnv }, root: string, bund
 
 async function table(rounds: number, runcPath: string, containers: number, env: NodeJS.ProcessEnv, work: string): Promise<Row[]> {
   const ts = runtime('tsrun', [TSRUN], env);
+  const tn = runtime('node', [TSRUN_NODE], env);
   const rc = runtime('runc', [runcPath], env);
-  const both = [ts, rc];
+  const all = [ts, tn, rc];
   fs.mkdirSync(path.join(work, 'plain'));
   const bundle = benchBundle(path.join(work, 'plain'));
   const rootOf = (rt: Runtime): string => path.join(work, `root-${rt.name}`);
   const rows: Row[] = [];
-  const row = (operation: string, t: number, r: number, limit: number, target = `≤ ${limit}× runc`): void => {
-    rows.push({ operation, tsrun: ms(t), runc: ms(r), ratio: (t / r).toFixed(2), target, met: t / r <= limit });
+  const ratio = (a: number, b: number): string => (a / b).toFixed(2);
+  const row = (operation: string, r: Record<string, number>, limit: number, target = `≤ ${limit}× runc`): void => {
+    rows.push({
+      operation, tsrun: ms(r.tsrun), node: ms(r.node), runc: ms(r.runc),
+      ratio: ratio(r.tsrun, r.runc), nodeRatio: ratio(r.node, r.runc), target, met: r.tsrun / r.runc <= limit,
+    });
   };
-  const pairedBoth = (once: (rt: typeof ts, i: number) => void): Record<string, number> =>
-    paired(rounds, both.map((rt) => ({ name: rt.name, once: (i: number) => once(rt, i) })));
+  const pairedAll = (once: (rt: typeof ts, i: number) => void): Record<string, number> =>
+    paired(rounds, all.map((rt) => ({ name: rt.name, once: (i: number) => once(rt, i) })));
 
-  const r1 = pairedBoth((rt, i) => run(rt, rootOf(rt), ['run', '-b', bundle, `run-${i}`]));
-  row('run', r1.tsrun, r1.runc, 1.2);
-  // The floor: Node's own start-up, before any of tsrun's code runs, against runc's whole run and state.
+  row('run', pairedAll((rt, i) => run(rt, rootOf(rt), ['run', '-b', bundle, `run-${i}`])), 1.1);
+  // The floor: each engine's own start-up, before any of tsrun's code runs, against runc's whole run and state.
   const floor = paired(rounds, [
+    { name: 'bun', once: () => { spawnSync(BUN, ['-e', '0'], { stdio: 'ignore', env }); } },
     { name: 'node', once: () => { spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore', env: { ...env, NODE_EXTRA_CA_CERTS: '' } }); } },
     { name: 'run', once: (i) => run(rc, rootOf(rc), ['run', '-b', bundle, `floor-${i}`]) },
     { name: 'state', once: () => { spawnSync(runcPath, ['--root', rootOf(rc), 'state', 'none'], { stdio: 'ignore', env }); } },
   ]);
-  rows.push({ operation: 'Node start-up alone (node -e 0) / runc run', tsrun: ms(floor.node), runc: ms(floor.run), ratio: (floor.node / floor.run).toFixed(2), target: 'the floor', met: undefined });
-  rows.push({ operation: 'Node start-up alone (node -e 0) / runc state', tsrun: ms(floor.node), runc: ms(floor.state), ratio: (floor.node / floor.state).toFixed(2), target: 'the floor', met: undefined });
-  const r2 = pairedBoth((rt, i) => {
+  for (const of of ['run', 'state'] as const) {
+    rows.push({
+      operation: `engine start-up alone (bun -e 0, node -e 0) / runc ${of}`, tsrun: ms(floor.bun), node: ms(floor.node), runc: ms(floor[of]),
+      ratio: ratio(floor.bun, floor[of]), nodeRatio: ratio(floor.node, floor[of]), target: 'the floor', met: undefined,
+    });
+  }
+  row('create + start + delete', pairedAll((rt, i) => {
     run(rt, rootOf(rt), ['create', '-b', bundle, `csd-${i}`]);
     run(rt, rootOf(rt), ['start', `csd-${i}`]);
     run(rt, rootOf(rt), ['delete', `csd-${i}`]);
-  });
-  row('create + start + delete', r2.tsrun, r2.runc, 2.0);
+  }), 1.5);
 
   // A running container for exec, state, list and kill.
   const sleeper = path.join(work, 'sleeper');
   fs.mkdirSync(sleeper);
   const sleeperBundle = benchBundle(sleeper, (c) => { c.process!.args = ['sleep', '3600']; });
-  for (const rt of both) run(rt, rootOf(rt), ['run', '-d', '-b', sleeperBundle, 'live']);
+  for (const rt of all) run(rt, rootOf(rt), ['run', '-d', '-b', sleeperBundle, 'live']);
   try {
     const proc = path.join(work, 'process.json');
     fs.writeFileSync(proc, JSON.stringify({ cwd: '/', args: ['/bin/true'], env: ['PATH=/bin'], user: { uid: 0, gid: 0 } }));
-    const r3 = pairedBoth((rt) => run(rt, rootOf(rt), ['exec', '--process', proc, 'live']));
-    row('exec into a running container', r3.tsrun, r3.runc, 1.2);
+    row('exec into a running container', pairedAll((rt) => run(rt, rootOf(rt), ['exec', '--process', proc, 'live'])), 1.2);
     for (const [verb, args] of [['state', ['state', 'live']], ['list', ['list']], ['kill', ['kill', 'live', 'CONT']]] as const) {
-      const r = pairedBoth((rt) => run(rt, rootOf(rt), [...args]));
-      row(verb, r.tsrun, r.runc, 1.5);
+      row(verb, pairedAll((rt) => run(rt, rootOf(rt), [...args])), 1.5);
     }
   } finally {
-    for (const rt of both) run(rt, rootOf(rt), ['delete', '--force', 'live']);
+    for (const rt of all) run(rt, rootOf(rt), ['delete', '--force', 'live']);
   }
 
-  const seqT = await many(ts, rootOf(ts), bundle, containers, 1, 'seq');
-  const seqR = await many(rc, rootOf(rc), bundle, containers, 1, 'seq');
-  row(`${containers} containers one after another (total)`, seqT, seqR, 1.3);
-  const parT = await many(ts, rootOf(ts), bundle, containers, 2, 'par');
-  const parR = await many(rc, rootOf(rc), bundle, containers, 2, 'par');
-  row(`${containers} containers in 2 parallel streams (total)`, parT, parR, 1.3);
+  for (const streams of [1, 2]) {
+    const totals: Record<string, number> = {};
+    for (const rt of all) totals[rt.name] = await many(rt, rootOf(rt), bundle, containers, streams, `many${streams}`);
+    row(streams === 1 ? `${containers} containers one after another (total)` : `${containers} containers in 2 parallel streams (total)`, totals, 1.3);
+  }
 
   // A container under a 2 MiB memory limit: does it start and run?
   const small = path.join(work, 'small');
   fs.mkdirSync(small);
   const smallBundle = benchBundle(small, (c) => { c.linux!.resources = { memory: { limit: 2 << 20 } }; });
   const runs = (rt: typeof ts): boolean => spawnSync(rt.argv[0], [...rt.argv.slice(1), '--root', rootOf(rt), 'run', '-b', smallBundle, 'small'], { stdio: 'ignore', env }).status === 0;
-  for (const rt of both) spawnSync(rt.argv[0], [...rt.argv.slice(1), '--root', rootOf(rt), 'delete', '--force', 'small'], { stdio: 'ignore', env });
-  const smallT = runs(ts);
-  const smallR = runs(rc);
-  for (const rt of both) spawnSync(rt.argv[0], [...rt.argv.slice(1), '--root', rootOf(rt), 'delete', '--force', 'small'], { stdio: 'ignore', env });
-  rows.push({ operation: 'a container under a 2 MiB memory limit', tsrun: smallT ? 'runs' : 'fails', runc: smallR ? 'runs' : 'fails', ratio: '', target: 'tsrun runs it', met: smallT });
+  const forget = (): void => {
+    for (const rt of all) spawnSync(rt.argv[0], [...rt.argv.slice(1), '--root', rootOf(rt), 'delete', '--force', 'small'], { stdio: 'ignore', env });
+  };
+  forget();
+  const smallRuns = Object.fromEntries(all.map((rt) => [rt.name, runs(rt)]));
+  forget();
+  const says = (ok: boolean): string => (ok ? 'runs' : 'fails');
+  rows.push({ operation: 'a container under a 2 MiB memory limit', tsrun: says(smallRuns.tsrun), node: says(smallRuns.node), runc: says(smallRuns.runc), ratio: '', nodeRatio: '', target: 'tsrun runs it', met: smallRuns.tsrun });
 
   // Memory: the runtime process itself, and a created container waiting for start.
-  const rssT = median(Array.from({ length: 5 }, (_, i) => peakRss(ts, rootOf(ts), ['run', '-b', bundle, `rss-${i}`])));
-  const rssR = median(Array.from({ length: 5 }, (_, i) => peakRss(rc, rootOf(rc), ['run', '-b', bundle, `rss-${i}`])));
-  rows.push({ operation: 'peak RSS of the runtime process (run)', tsrun: `${(rssT / 1024).toFixed(1)} MiB`, runc: `${(rssR / 1024).toFixed(1)} MiB`, ratio: (rssT / rssR).toFixed(2), target: 'report', met: undefined });
+  const rss = Object.fromEntries(all.map((rt) => [rt.name, median(Array.from({ length: 5 }, (_, i) => peakRss(rt, rootOf(rt), ['run', '-b', bundle, `rss-${i}`])))]));
+  const mib = (kb: number): string => `${(kb / 1024).toFixed(1)} MiB`;
+  rows.push({ operation: 'peak RSS of the runtime process (run)', tsrun: mib(rss.tsrun), node: mib(rss.node), runc: mib(rss.runc), ratio: ratio(rss.tsrun, rss.runc), nodeRatio: ratio(rss.node, rss.runc), target: 'report', met: undefined });
   const parked: Record<string, { rss: number; pss: number }> = {};
-  for (const rt of both) {
+  for (const rt of all) {
     const pidFile = path.join(work, `${rt.name}.pid`);
     run(rt, rootOf(rt), ['create', '-b', bundle, '--pid-file', pidFile, 'parked']);
     parked[rt.name] = memoryOf(Number(fs.readFileSync(pidFile, 'utf8')));
     run(rt, rootOf(rt), ['delete', '--force', 'parked']);
   }
+  const mem = (m: { rss: number; pss: number }): string => `${m.rss} KB RSS, ${m.pss} KB PSS`;
   rows.push({
-    operation: 'a created, not started container (its process)',
-    tsrun: `${parked.tsrun.rss} KB RSS, ${parked.tsrun.pss} KB PSS`, runc: `${parked.runc.rss} KB RSS, ${parked.runc.pss} KB PSS`,
-    ratio: (parked.tsrun.pss / parked.runc.pss).toFixed(2), target: '≤ runc', met: parked.tsrun.pss <= parked.runc.pss,
+    operation: 'a created, not started container (its process)', tsrun: mem(parked.tsrun), node: mem(parked.node), runc: mem(parked.runc),
+    ratio: ratio(parked.tsrun.pss, parked.runc.pss), nodeRatio: ratio(parked.node.pss, parked.runc.pss), target: '≤ runc', met: parked.tsrun.pss <= parked.runc.pss,
   });
 
   // seccomp: the second create with a profile reads the compiled filter from the cache.
@@ -161,25 +179,31 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
   const sec = path.join(work, 'seccomp');
   fs.mkdirSync(sec);
   const secBundle = benchBundle(sec, (c) => { c.linux!.seccomp = profile; });
-  const secRoot = path.join(work, 'root-seccomp');
-  const first: number[] = [];
-  const second: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    fs.rmSync(path.join(secRoot, '.cache'), { recursive: true, force: true });
-    first.push(timed(() => run(ts, secRoot, ['create', '-b', secBundle, `a${i}`])));
-    second.push(timed(() => run(ts, secRoot, ['create', '-b', secBundle, `b${i}`])));
-    run(ts, secRoot, ['delete', '--force', `a${i}`]);
-    run(ts, secRoot, ['delete', '--force', `b${i}`]);
+  const cached: Record<string, { first: number; second: number }> = {};
+  for (const rt of [ts, tn]) {
+    const secRoot = path.join(work, `root-seccomp-${rt.name}`);
+    const first: number[] = [];
+    const second: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      fs.rmSync(path.join(secRoot, '.cache'), { recursive: true, force: true });
+      first.push(timed(() => run(rt, secRoot, ['create', '-b', secBundle, `a${i}`])));
+      second.push(timed(() => run(rt, secRoot, ['create', '-b', secBundle, `b${i}`])));
+      run(rt, secRoot, ['delete', '--force', `a${i}`]);
+      run(rt, secRoot, ['delete', '--force', `b${i}`]);
+    }
+    cached[rt.name] = { first: median(first), second: median(second) };
   }
-  const f = median(first);
-  const s = median(second);
-  rows.push({ operation: 'create with a seccomp profile: first / second (cache)', tsrun: `${ms(f)} / ${ms(s)}`, runc: '', ratio: (s / f).toFixed(2), target: 'second faster', met: s < f });
+  const pair = (c: { first: number; second: number }): string => `${ms(c.first)} / ${ms(c.second)}`;
+  rows.push({
+    operation: 'create with a seccomp profile: first / second (cache)', tsrun: pair(cached.tsrun), node: pair(cached.node), runc: '',
+    ratio: ratio(cached.tsrun.second, cached.tsrun.first), nodeRatio: ratio(cached.node.second, cached.node.first), target: 'second faster', met: cached.tsrun.second < cached.tsrun.first,
+  });
   return rows;
 }
 
 function print(rows: Row[]): void {
-  const head = ['operation', 'tsrun', 'runc', 'ratio', 'target', 'met'];
-  const cells = rows.map((r) => [r.operation, r.tsrun, r.runc, r.ratio, r.target, r.met === undefined ? '' : r.met ? 'yes' : 'no']);
+  const head = ['operation', 'tsrun', 'tsrun on Node', 'runc', 'ratio', 'ratio on Node', 'target', 'met'];
+  const cells = rows.map((r) => [r.operation, r.tsrun, r.node, r.runc, r.ratio, r.nodeRatio, r.target, r.met === undefined ? '' : r.met ? 'yes' : 'no']);
   console.log(`| ${head.join(' | ')} |`);
   console.log(`|${head.map(() => '---').join('|')}|`);
   for (const c of cells) console.log(`| ${c.join(' | ')} |`);
