@@ -21,8 +21,12 @@ if (!fs.existsSync(BUN)) {
   process.exit(1);
 }
 const tmp = `${OUT}.tmp`;
+// A Bun executable reads .env and bunfig.toml from whatever directory it is
+// started in, by default: an engine starts tsrun in directories tsrun does
+// not choose, and runtime hooks inherit tsrun's environment.  Neither is read.
 const r = spawnSync(BUN, [
   'build', '--compile', '--bytecode', '--minify', '--target=bun-linux-x64',
+  '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig', '--no-compile-autoload-tsconfig',
   path.join(ROOT, 'dist', 'src', 'cli', 'entry.js'), '--outfile', tmp,
 ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 if (r.status !== 0) {
