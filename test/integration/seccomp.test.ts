@@ -203,7 +203,8 @@ t.test('SCMP_ACT_NOTIFY: the listener and the state reach listenerPath, for run 
   const pidFile = path.join(dir, 'pid');
   t.equal(tsrun(bundle.root, ['run', '-d', '--pid-file', pidFile, '-b', bundle.dir, id]).status, 0);
   const initPid = Number(fs.readFileSync(pidFile, 'utf8'));
-  t.ok(await waitFor(() => fs.readFileSync(log, 'utf8').includes('notify')), 'the agent got the mkdir');
+  // The whole line: the agent may be caught halfway through writing it.
+  t.ok(await waitFor(() => /notify \d+ pid \d+\n/.test(fs.readFileSync(log, 'utf8'))), 'the agent got the mkdir');
   const states = () => fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('state ')).map((l) => JSON.parse(l.slice(6)));
   const [created] = states();
   t.same(created.fds, ['seccompFd']);
