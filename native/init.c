@@ -1270,6 +1270,13 @@ static void op_hook(struct cursor *c)
 	 * hook that reads nothing or says much must not stall us, and one
 	 * that outlives its timeout is killed. */
 	int pidfd = syscall(SYS_pidfd_open, pid, 0);
+	/* A hook that closes its stdin first makes our write fail with EPIPE,
+	 * and raise SIGPIPE, which would kill us: held back while we feed it,
+	 * and taken away after (runc's hooks ignore EPIPE on stdin too). */
+	sigset_t pipe_set, old_mask;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &pipe_set, &old_mask);
 	long long deadline_ms = -1;
 	struct timespec now;
 	if (timeout) {
@@ -1330,6 +1337,10 @@ static void op_hook(struct cursor *c)
 			exited = true;
 		}
 	}
+	struct timespec no_wait = { 0, 0 };
+	while (sigtimedwait(&pipe_set, NULL, &no_wait) == SIGPIPE)
+		;
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	/* What it wrote before it exited; not what a child it left behind writes later. */
 	fcntl(out[0], F_SETFL, O_NONBLOCK);
 	for (ssize_t r; out_open && (r = read(out[0], buf, sizeof(buf))) > 0;)

@@ -363,3 +363,18 @@ t.test('foreground pipes: stdin still reaches a process that closed its stdout a
   }
   t.same(got, { reference: 'late-input\n', tsrun: 'late-input\n' });
 });
+
+t.test('a hook that closes its stdin before reading the state is no failure, as under the reference', async (t) => {
+  // A state larger than a pipe holds, so the helper is still writing it when the hook closes its end;
+  // no pid namespace, where the init is no pid 1 that the kernel's SIGPIPE could not kill.
+  const bundle = makeBundle(t, (c) => {
+    c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'pid');
+    c.annotations = { 'org.example/large': 'x'.repeat(100_000) };
+    c.hooks = { startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'exec 0<&-; sleep 0.2'] }] };
+  }, ['/bin/echo', 'main']);
+  const id = uniqueId('hookstdin');
+  cleanupBoth(t, bundle, id);
+  const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%'], { timeoutMs: 30_000 });
+  t.same(seen(r.tsrun), seen(r.reference), `as the reference: ${r.tsrun.stderr}`);
+  t.same(seen(r.tsrun), { status: 0, stdout: 'main\n' });
+});
