@@ -1134,19 +1134,6 @@ static napi_value attach_device_program(napi_env env, napi_callback_info info)
 	return make_undefined(env);
 }
 
-/* setWinsize(fd, rows, cols): size a pty, as the attached terminal's. */
-static napi_value set_winsize(napi_env env, napi_callback_info info)
-{
-	GET_ARGS(3);
-	int32_t fd, rows, cols;
-	if (arg_int(env, args[0], &fd) || arg_int(env, args[1], &rows) || arg_int(env, args[2], &cols))
-		return throw_errno(env, EINVAL, "ioctl(TIOCSWINSZ)");
-	struct winsize ws = { .ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols };
-	if (ioctl(fd, TIOCSWINSZ, &ws) < 0)
-		return throw_errno(env, errno, "ioctl(TIOCSWINSZ)");
-	return make_undefined(env);
-}
-
 /* copyWinsize(from, to) -> whether `from` is a terminal whose size `to` (a pty) now has. */
 static napi_value copy_winsize(napi_env env, napi_callback_info info)
 {
@@ -1353,7 +1340,6 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("sendFd", send_fd),
 		METHOD("prlimit", do_prlimit),
 		METHOD("attachDeviceProgram", attach_device_program),
-		METHOD("setWinsize", set_winsize),
 		METHOD("copyWinsize", copy_winsize),
 		METHOD("setRaw", set_raw),
 		METHOD("restoreTerminal", restore_terminal),

@@ -160,12 +160,6 @@ function refuseUnapplicable(config: Config): void {
   if (flags.length) warn(`linux.personality.flags: ${flags.join(', ')} ignored: runtime-spec defines no personality flag`);
 }
 
-/**
- * linux.netDevices into the init's network namespace (native/netdev.c).
- * On a failure the ones already moved go back with the namespace, when
- * the init is killed: the kernel returns a physical interface to the host
- * and destroys a virtual one, as runtime-spec says.
- */
 /** An interface of linux.netDevices, moved into the container: its name there, and whether it was up on the host. */
 interface MovedNetDevice {
   hostName: string;
@@ -351,6 +345,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
   let consoleFd = -1;
   let rootfsFd = -1;
   let hooksFailed = false;
+  // The real path: mountinfo shows it, not a symlink on the way (a bundle under /var/run, say).
+  const hostRootfs = plan.hostMounts ? fs.realpathSync(plan.rootfs) : undefined;
   const record: ContainerRecord = {
     ociVersion: config.ociVersion,
     id: opts.id,
@@ -367,9 +363,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     process: config.process,
     seccomp: config.linux?.seccomp,
     processAttrs: containerProcessAttrs(config),
-    // The real path: mountinfo shows it, not a symlink on the way (a bundle under /var/run, say).
-    hostMounts: plan.hostMounts ? fs.realpathSync(plan.rootfs) : undefined,
-    hostMountsBase: plan.hostMounts ? topMountId(fs.realpathSync(plan.rootfs)) : undefined,
+    hostMounts: hostRootfs,
+    hostMountsBase: hostRootfs ? topMountId(hostRootfs) : undefined,
   };
   const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
   // Held from the move until create ends, so a failure can give the devices back even once the init is gone.

@@ -78,7 +78,6 @@ export interface NativeAddon {
   moveNetDevice(fromName: string, toName: string, toNs: string, fromNs: string | null, setUp: boolean, fromIndex: number): { name: string; index: number; wasUp: boolean };
   seccompFlagSupported(flags: number): boolean;
   seccompActionAvailable(action: number): boolean;
-  setWinsize(fd: number, rows: number, cols: number): void;
   /** The pty stops turning "\n" into "\r\n" (tsrun's own foreground terminal, as runc's). */
   clearOnlcr(fd: number): void;
   /** umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW): whether a mount was there. */

@@ -10,28 +10,45 @@
  */
 import { native } from './native';
 
+/**
+ * native.copyStdio running on its pool thread, with the pipe that tells it
+ * the process has exited: finish() says so and waits for the copy to end
+ * (drainOnStop: at once, with what is there; else once the outputs end).
+ * The four fds given are the copy's to close.
+ */
+export function startCopy(stdinWrite: number, stdoutRead: number, stderrRead: number, drainOnStop: boolean): () => Promise<void> {
+  const [stopRead, stopWrite] = native.pipe();
+  const copying = native.copyStdio(stdinWrite, stdoutRead, stderrRead, stopRead, drainOnStop);
+  let finished: Promise<void> | undefined;
+  return () => {
+    if (!finished) {
+      native.close(stopWrite);
+      finished = copying;
+    }
+    return finished;
+  };
+}
+
 export class StdioPipes {
   /** The process's ends, for the helper: stdin's read end, stdout's and stderr's write ends. */
   readonly child: [number, number, number];
-  /** Ours: stdin's write end, stdout's and stderr's read ends, and the pipe that tells the copy to stop waiting for stdin. */
+  /** Ours: stdin's write end, stdout's and stderr's read ends. */
   private readonly ours: [number, number, number];
-  private readonly stop: [number, number];
   private childClosed = false;
-  private copying?: Promise<void>;
+  private finish?: () => Promise<void>;
   private closed = false;
 
   constructor() {
     const made: number[] = [];
     try {
-      for (let i = 0; i < 4; i++) made.push(...native.pipe());
+      for (let i = 0; i < 3; i++) made.push(...native.pipe());
     } catch (err) {
       for (const fd of made) native.close(fd);
       throw err;
     }
-    const [inR, inW, outR, outW, errR, errW, stopR, stopW] = made;
+    const [inR, inW, outR, outW, errR, errW] = made;
     this.child = [inR, outW, errW];
     this.ours = [inW, outR, errR];
-    this.stop = [stopR, stopW];
   }
 
   /**
@@ -41,7 +58,7 @@ export class StdioPipes {
    * cannot fill a pipe nobody reads.
    */
   start(): void {
-    this.copying = native.copyStdio(this.ours[0], this.ours[1], this.ours[2], this.stop[0], false);
+    this.finish = startCopy(this.ours[0], this.ours[1], this.ours[2], false);
   }
 
   /** Once the helper holds its copies of the process's ends: ours go, so the outputs end with the process. */
@@ -56,11 +73,10 @@ export class StdioPipes {
     if (this.closed) return;
     this.closed = true;
     this.launched();
-    if (!this.copying) {
-      for (const fd of [...this.ours, ...this.stop]) native.close(fd);
+    if (!this.finish) {
+      for (const fd of this.ours) native.close(fd);
       return;
     }
-    native.close(this.stop[1]); // stop waiting for the process's stdin once its output ends
-    await this.copying;
+    await this.finish(); // stops waiting for the process's stdin once its output ends
   }
 }

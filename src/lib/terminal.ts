@@ -10,6 +10,7 @@ import path = require('path');
 import tty = require('tty');
 import { removeTree } from './remove-tree';
 import { native } from './native';
+import { startCopy } from './stdio-pipes';
 
 /**
  * A terminal of ours to attach a container's pty to: stderr, stdout or
@@ -33,8 +34,7 @@ export class ConsoleProxy {
   private listenFd: number;
   private master = -1;
   private saved: Buffer | null = null;
-  private stop: [number, number] | undefined;
-  private copying?: Promise<void>;
+  private finish?: () => Promise<void>;
   private onResize = (): void => this.resize();
 
   constructor() {
@@ -61,8 +61,7 @@ export class ConsoleProxy {
     this.resize();
     process.on('SIGWINCH', this.onResize);
     this.saved = native.setRaw(0);
-    this.stop = native.pipe();
-    this.copying = native.copyStdio(native.dup(this.master), native.dup(this.master), -1, this.stop[0], true);
+    this.finish = startCopy(native.dup(this.master), native.dup(this.master), -1, true);
   }
 
   /** The size of our terminal (stdout's, else stdin's) on the container's pty. */
@@ -77,11 +76,7 @@ export class ConsoleProxy {
 
   /** Once the container has exited: copy what its pty still holds, then let go of everything. */
   async close(): Promise<void> {
-    if (this.stop) {
-      native.close(this.stop[1]);
-      await this.copying;
-      this.stop = undefined;
-    }
+    await this.finish?.();
     process.off('SIGWINCH', this.onResize);
     if (this.saved) native.restoreTerminal(0, this.saved);
     this.saved = null;
