@@ -4,7 +4,7 @@
 // in about the time runc's does (issue 16: Node's start-up alone is as
 // long as runc's whole `run`).  bin/tsrun links to it; engines are given
 // that path, with no launcher in front.  The addon and the static helpers
-// stay files beside it (native.ts finds them from the executable's path).
+// stay files in the checkout, whose path is compiled in (native.ts).
 // Bun comes pinned from the npm registry (@oven/bun-linux-x64, the binary
 // inside the package).  Run by `npm run build` after tsc.
 'use strict';
@@ -27,6 +27,8 @@ const tmp = `${OUT}.tmp`;
 const r = spawnSync(BUN, [
   'build', '--compile', '--bytecode', '--minify', '--target=bun-linux-x64',
   '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig', '--no-compile-autoload-tsconfig',
+  // The checkout, for the addon and helpers (native.ts): explicit, whatever Bun makes of __dirname.
+  '--define', `TSRUN_BUILD_ROOT=${JSON.stringify(ROOT)}`,
   path.join(ROOT, 'dist', 'src', 'cli', 'entry.js'), '--outfile', tmp,
 ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 if (r.status !== 0) {

@@ -94,14 +94,13 @@ export interface NativeAddon {
 }
 
 /**
- * The project root: dist/src/lib -> three levels up; in the compiled
- * executable (whose modules live in Bun's virtual /$bunfs), the parent of
- * the executable's own directory (dist/tsrun -> the root), as the kernel
- * names it (/proc/self/exe: bin/tsrun is a link to it).
+ * The checkout: dist/src/lib -> three levels up on Node; in the compiled
+ * executable, the checkout it was built from, which scripts/compile-exe.js
+ * writes in (--define TSRUN_BUILD_ROOT), so bin/tsrun, a link to it or a
+ * copy of it anywhere finds the addon and the helpers there.
  */
-export const PROJECT_ROOT = __dirname.startsWith('/$bunfs/')
-  ? path.resolve(path.dirname(process.execPath), '..')
-  : path.resolve(__dirname, '..', '..', '..');
+declare const TSRUN_BUILD_ROOT: string | undefined;
+export const PROJECT_ROOT = typeof TSRUN_BUILD_ROOT === 'string' ? TSRUN_BUILD_ROOT : path.resolve(__dirname, '..', '..', '..');
 export const INIT_HELPER = path.join(PROJECT_ROOT, 'native', 'out', 'tsrun-init');
 export const CHECKER = path.join(PROJECT_ROOT, 'native', 'out', 'tsrun-checker');
 
