@@ -14,6 +14,7 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { busyboxArchive, IMAGE, pathsMadeAfter, podmanTestConf, removeCgroupTree } from '../test/engine-helpers';
 import { PROJECT_ROOT, TSRUN } from '../test/helpers';
 import { arg, benchBundle, execVersion, median, must, paired, Runtime, timed } from './common';
 
@@ -143,6 +144,9 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
     row(streams === 1 ? `${containers} containers one after another (total)` : `${containers} containers in 2 parallel streams (total)`, totals, 1.3);
   }
 
+  const viaPodman = await podmanRun(rounds, all, env, work);
+  if (viaPodman) row('podman run --rm IMAGE true, podman\'s --runtime', viaPodman, 1.1);
+
   // A container under a 2 MiB memory limit: does it start and run?
   const small = path.join(work, 'small');
   fs.mkdirSync(small);
@@ -199,6 +203,49 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
     ratio: ratio(cached.tsrun.second, cached.tsrun.first), nodeRatio: ratio(cached.node.second, cached.node.first), target: 'second faster', met: cached.tsrun.second < cached.tsrun.first,
   });
   return rows;
+}
+
+/**
+ * `podman run --rm --network none IMAGE true` with each runtime as podman's
+ * `--runtime`, in private storage, the busybox image loaded once; median
+ * ms per runtime, or undefined (with a line saying why) without podman.
+ * The runtimes keep their default --root: podman's clean-up runs the
+ * runtime's delete with no flags of ours, as it does for users.
+ */
+async function podmanRun(rounds: number, runtimes: Array<Runtime & { env: NodeJS.ProcessEnv }>, env: NodeJS.ProcessEnv, work: string): Promise<Record<string, number> | undefined> {
+  if (spawnSync('podman', ['--version'], { stdio: 'ignore' }).status !== 0) {
+    console.log('bench: no podman, so no podman row (scripts/setup.sh installs it)');
+    return undefined;
+  }
+  const dir = path.join(work, 'podman');
+  fs.mkdirSync(dir);
+  // Below a parent of our own, removed with everything under it at the end.
+  const cgroupParent = `/tsrun-bench-podman-${process.pid}`;
+  const penv = { ...env, CONTAINERS_CONF: podmanTestConf(path.join(dir, 'containers.conf')) };
+  const base = ['--root', path.join(dir, 'storage'), '--runroot', path.join(dir, 'run'), '--tmpdir', path.join(dir, 'tmp'), '--storage-driver', 'overlay'];
+  const podman = (args: string[]): void => {
+    const r = spawnSync('podman', [...base, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: penv, cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`podman ${args.join(' ')} failed with status ${r.status}: ${r.stderr.trim()}`);
+  };
+  const removeMadePaths = pathsMadeAfter(['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers', '/run/containers/networks', '/run/containers']);
+  // The runtimes' default roots, and tsrun's seccomp cache for podman's profile there, if they are new.
+  const madeRoots = ['/run/tsrun', '/run/runc'].filter((p) => !fs.existsSync(p));
+  try {
+    podman(['load', '--input', await busyboxArchive(path.join(dir, 'busybox.tar'))]);
+    return paired(rounds, runtimes.map((rt) => ({
+      name: rt.name,
+      once: () => podman(['--runtime', rt.argv[0], 'run', '--rm', '--network', 'none', '--cgroup-parent', cgroupParent, IMAGE, 'true']),
+    })));
+  } finally {
+    spawnSync('podman', [...base, 'system', 'reset', '--force'], { stdio: 'ignore', env: penv, cwd: dir });
+    removeMadePaths();
+    for (const root of madeRoots) {
+      fs.rmSync(path.join(root, '.cache'), { recursive: true, force: true });
+      try { fs.rmdirSync(root); } catch { /* a container of someone else's is in it now */ }
+    }
+    const left = removeCgroupTree(cgroupParent);
+    if (left.length) console.log(`bench: cgroups left: ${left.join(' ')}`);
+  }
 }
 
 function print(rows: Row[]): void {

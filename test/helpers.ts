@@ -17,6 +17,22 @@ export const TSRUN = path.join(PROJECT_ROOT, 'bin', 'tsrun');
 export const FIXTURE_ROOTFS = path.join(PROJECT_ROOT, 'spec-fixtures', 'busybox', 'rootfs');
 export const IS_ROOT = process.getuid?.() === 0;
 
+/**
+ * What is older than tsc's output in dist/: the executable (dist/tsrun,
+ * which every test runs) and the Node build's bundle (dist/tsrun.js).
+ * After a bare `tsc` the tests would run yesterday's executable and pass
+ * or fail on code that is no longer there; `npm run build` makes all three.
+ */
+export function staleBuilds(): string[] {
+  const compiled = fs.statSync(path.join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js')).mtimeMs;
+  return ['tsrun', 'tsrun.js']
+    .map((f) => path.join(PROJECT_ROOT, 'dist', f))
+    .filter((f) => !fs.existsSync(f) || fs.statSync(f).mtimeMs < compiled);
+}
+
+const stale = staleBuilds();
+if (stale.length) throw new Error(`${stale.join(' and ')} older than tsc's output in dist/src: run npm run build`);
+
 /** Minimal stand-in for the parts of tap's Test we use, so helpers do not depend on tap's types. */
 export interface TestLike {
   teardown(fn: () => void | Promise<void>): void;
