@@ -1,17 +1,14 @@
 #!/usr/bin/env node
 // Builds dist/tsrun.js and dist/tsrun.js.cache, which bin/tsrun loads:
 //
-//   dist/tsrun.js        every module of tsrun (dist/src, as tsc wrote it) and
-//                        of commander, in one file: no module resolution and
-//                        one read at start-up instead of some forty
+//   dist/tsrun.js        every module of tsrun (dist/src, as tsc wrote it), in
+//                        one file: no module resolution and one read at
+//                        start-up instead of some forty
 //   dist/tsrun.js.cache  V8's code cache for it, made after loading every
 //                        module once, so start-up skips parsing and compiling
 //
 // Node 20 has no built-in compile cache (module.enableCompileCache is 22.1+),
-// so this is done with vm.Script's cachedData.  commander requires
-// child_process at load for a feature tsrun does not use (executable
-// subcommands), and loading it costs some 4 ms of Node's own streams, net
-// and dgram: it gets child_process on first use instead.  Anything else a module
+// so this is done with vm.Script's cachedData.  Anything else a module
 // requires (node builtins, tar-stream, the addon) is required as usual, from
 // the module's own place in dist/src.  Run by `npm run build` after tsc;
 // bin/tsrun falls back to dist/src when the bundle is older than tsc's output.
@@ -32,7 +29,7 @@ function jsFiles(dir) {
 }
 
 // entry.js is the compiled executable's entry (scripts/compile-exe.js): it would run tsrun on load.
-const files = [...jsFiles('dist/src').filter((f) => f !== 'dist/src/cli/entry.js'), ...jsFiles('node_modules/commander').filter((f) => !f.includes('/typings/'))];
+const files = jsFiles('dist/src').filter((f) => f !== 'dist/src/cli/entry.js');
 const defs = files.map((file) =>
   `${JSON.stringify(file)}: function (exports, require, module, __filename, __dirname) {\n${fs.readFileSync(path.join(ROOT, file), 'utf8')}\n}`);
 
@@ -45,15 +42,7 @@ const defs = {
 ${defs.join(',\n')}
 };
 const cache = Object.create(null);
-const aliases = { commander: 'node_modules/commander/index.js' };
-/** A builtin loaded when a property of it is first read. */
-function lazyBuiltin(id) {
-  let real;
-  return new Proxy({}, { get: (_t, name) => (real ??= nodeRequire(id))[name] });
-}
-const lazy = { 'node_modules/commander/lib/command.js': { 'node:child_process': lazyBuiltin('node:child_process') } };
 function resolveIn(from, id) {
-  if (aliases[id]) return aliases[id];
   if (!id.startsWith('.')) return undefined;
   const base = path.posix.join(path.posix.dirname(from), id);
   for (const key of [base, base + '.js', base + '/index.js']) if (defs[key]) return key;
@@ -64,8 +53,6 @@ function requireFrom(from) {
   const req = (id) => {
     const key = resolveIn(from, id);
     if (key) return load(key);
-    const deferred = lazy[from]?.[id];
-    if (deferred) return deferred;
     outside ??= createRequire(path.join(root, from));
     return outside(id);
   };

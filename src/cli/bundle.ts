@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { writeBundle } from '../lib/image/bundle';
 import { ImageStore } from '../lib/image/store';
 import { overridesOf, verb, withImageOptions } from './common';

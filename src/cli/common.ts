@@ -3,11 +3,10 @@
  * output that never touches process.stdout (Node would make an inherited
  * pipe non-blocking under the container), and the one-line error report.
  */
-import { Command } from 'commander';
+import { Command } from './args';
 import fs = require('fs');
-import { CreateOptions } from '../lib/container';
+import type { CreateOptions } from '../lib/container';
 import type { BundleOverrides } from '../lib/image/convert';
-import { DEFAULT_STORE } from '../lib/image/store';
 import { errorLine, TsrunError } from '../lib/errors';
 import { logError } from '../lib/log';
 import { StateStore } from '../lib/state';
@@ -57,7 +56,7 @@ export function verb<A extends unknown[]>(
   idOf: (...args: A) => string | undefined = (...args) => (typeof args[0] === 'string' ? args[0] : undefined),
   failureStatus = 1,
 ): (...args: A) => Promise<void> {
-  // A plain function, so commander's `this` (the command) reaches the body.
+  // A plain function, so the parser's `this` (the command) reaches the body.
   return async function (this: unknown, ...args: A) {
     try {
       const code = await body.apply(this, args);
@@ -77,6 +76,8 @@ export const collect = (value: string, previous: string[]): string[] => [...prev
 
 /** The flags that shape a bundle made from an image: `tsrun bundle`, and create/run --image. */
 export function withImageOptions(cmd: Command): Command {
+  // Loaded here, not at the top: state, list and kill never need the image store.
+  const { DEFAULT_STORE } = require('../lib/image/store') as typeof import('../lib/image/store');
   return cmd
     .option('--store <dir>', 'the image store', DEFAULT_STORE)
     .option('-e, --env <name=value>', 'set an environment variable (repeatable)', collect, [])

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { create } from '../lib/container';
 import { createOptionsOf, storeOf, verb, withCreateOptions } from './common';
 

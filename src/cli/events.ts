@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { cgroupManagerFrom } from '../lib/cgroup';
 import { statsJson } from '../lib/cgroup/stats';
 import { TsrunError } from '../lib/errors';

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { parseSubCgroups } from '../lib/cgroup/manager';
 import fs = require('fs');
 import { checkProcess, ConfigError, ID_RANGE, MAX_ID, Process } from '../lib/config';
@@ -62,7 +62,7 @@ function processFromFlags(base: Process | undefined, args: string[], o: Record<s
   if (o.additionalGids.length) {
     p.user = { ...(p.user ?? { uid: 0, gid: 0 }), additionalGids: (o.additionalGids as string[]).map((g) => parseId(g, '--additional-gids')) };
   }
-  if (o.newPrivs === false) p.noNewPrivileges = true; // commander reads --no-new-privs as a negation
+  if (o.newPrivs === false) p.noNewPrivileges = true; // the parser reads --no-new-privs as a negation
   if (o.cap.length) {
     // exec --cap adds to bounding, effective and permitted; never inheritable (CVE-2022-29162).
     const caps = p.capabilities ?? {};

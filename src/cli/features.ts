@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { HOOK_NAMES, MPOL_FLAGS, MPOL_MODES, NAMESPACE_TYPES } from '../lib/config';
 import { CAPABILITIES } from '../lib/capabilities';
 import { isKnownMountOption } from '../lib/mount-options';

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { TsrunError } from '../lib/errors';
 import type * as ImageImport from '../lib/image/import';
 import { DEFAULT_STORE, ImageStore } from '../lib/image/store';
@@ -59,9 +59,8 @@ export function imageCommand(): Command {
       const store = storeOf(this);
       out(store.withLock('exclusive', () => store.gc()).map((r) => `${r}\n`).join(''));
     }, () => undefined)));
-  for (const sub of image.commands) sub.exitOverride();
   image.action(() => {
-    throw new TsrunError('image: a subcommand is needed (import, ls, inspect, rm, gc)');
+    throw new TsrunError('a subcommand is needed (import, ls, inspect, rm, gc)');
   });
   return image;
 }

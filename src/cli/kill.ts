@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { kill } from '../lib/control';
 import { TsrunError } from '../lib/errors';
 import { parseSignal } from '../lib/signals';

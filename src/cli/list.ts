@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { list } from '../lib/control';
 import { TsrunError } from '../lib/errors';
 import { out, storeOf, verb } from './common';

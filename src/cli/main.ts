@@ -4,8 +4,7 @@
  * Only the verb being run is loaded (with what it needs): `tsrun state`
  * does not pay for the image importer or the seccomp compiler.
  */
-import { Command, CommanderError } from 'commander';
-import fs = require('fs');
+import { Command, UsageExit } from './args';
 import { configureLog } from '../lib/log';
 import { reportError } from './common';
 import { TsrunError } from '../lib/errors';
@@ -20,6 +19,7 @@ const VERBS: Record<string, () => Command> = {
   delete: () => (require('./delete') as typeof import('./delete')).deleteCommand(),
   exec: () => (require('./exec') as typeof import('./exec')).execCommand(),
   list: () => (require('./list') as typeof import('./list')).listCommand(),
+  ls: () => (require('./list') as typeof import('./list')).listCommand(),
   ps: () => (require('./ps') as typeof import('./ps')).psCommand(),
   pause: () => (require('./pause') as typeof import('./pause')).pauseCommand(),
   resume: () => (require('./resume') as typeof import('./resume')).resumeCommand(),
@@ -60,14 +60,8 @@ function program(argv: string[]): Command {
     .option('--systemd-cgroup', 'use the systemd cgroup manager (not supported yet)')
     .option('--rootless <value>', 'accepted for runc compatibility (true|false|auto)')
     .version(`tsrun version ${VERSION}\nspec: ${SPEC_VERSION}`, '-v, --version', 'print the version')
-    .configureOutput({
-      writeOut: (s) => fs.writeSync(1, s),
-      writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),
-    })
-    .exitOverride()
-    // Global flags come before the verb, as with runc; verbs may then reuse
-    // a name (spec --rootless is not the global --rootless).
-    .enablePositionalOptions()
+    // Global flags come before the verb, as with runc (args.ts); verbs may
+    // then reuse a name (spec --rootless is not the global --rootless).
     .hook('preAction', (thisCommand, actionCommand) => {
       activeVerb = actionCommand.name();
       const o = thisCommand.opts();
@@ -75,13 +69,8 @@ function program(argv: string[]): Command {
       if (o.systemdCgroup) throw new TsrunError('--systemd-cgroup: the systemd cgroup manager is not supported yet');
     });
   const verb = verbOf(argv);
-  const verbs = verb && VERBS[verb] ? [verb] : Object.keys(VERBS);
-  for (const name of verbs) {
-    root.addCommand(VERBS[name]().exitOverride().configureOutput({
-      writeOut: (s) => fs.writeSync(1, s),
-      writeErr: (s) => fs.writeSync(2, s.replace(/^error: /, 'tsrun: ')),
-    }));
-  }
+  const verbs = verb && VERBS[verb] ? [verb] : Object.keys(VERBS).filter((name) => name !== 'ls');
+  for (const name of verbs) root.addCommand(VERBS[name]());
   return root;
 }
 
@@ -89,8 +78,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program(argv).parseAsync(argv, { from: 'user' });
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // help and version exit 0; usage errors have been printed already
+    if (err instanceof UsageExit) {
+      // help and version exit 0; usage errors have been printed already (args.ts)
       process.exitCode = err.exitCode;
       return;
     }

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { pause } from '../lib/control';
 import { storeOf, verb } from './common';
 

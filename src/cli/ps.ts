@@ -1,5 +1,5 @@
 import { spawnSync } from 'child_process';
-import { Command } from 'commander';
+import { Command } from './args';
 import { pids } from '../lib/control';
 import { TsrunError } from '../lib/errors';
 import { out, storeOf, verb } from './common';

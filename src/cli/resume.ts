@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { resume } from '../lib/control';
 import { storeOf, verb } from './common';
 

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { run } from '../lib/container';
 import { createOptionsOf, storeOf, verb, withCreateOptions } from './common';
 

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import fs = require('fs');
 import path = require('path');
 import { describeFsError, TsrunError } from '../lib/errors';

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { start } from '../lib/container';
 import { storeOf, verb } from './common';
 

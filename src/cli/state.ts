@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import { state } from '../lib/control';
 import { out, storeOf, verb } from './common';
 

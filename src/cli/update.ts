@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command } from './args';
 import fs = require('fs');
 import { checkResources, ConfigError } from '../lib/config';
 import { update } from '../lib/control';

@@ -1,0 +1,349 @@
+/**
+ * tsrun's command-line parser: the part of commander's API the verb files
+ * use (new Command(name).argument().option().action(), opts(), nested
+ * commands), in one small module of our own.
+ *
+ * Why not commander itself: every engine call is a new tsrun process, and
+ * in the compiled executable loading commander (with the node:child_process
+ * it pulls in for its executable subcommands) and building its command
+ * objects took about 3 ms of `tsrun state`'s 10, where runc's whole
+ * `state` takes 5 (issue 16's profile, README "Performance").  What tsrun
+ * needs of a parser is small and fixed: runc's global flags before the verb,
+ * each verb's flags and arguments, help, and one-line errors.
+ *
+ * The rules, as commander's (so the command lines that worked still do):
+ * - a verb's options may come before, between or after its arguments,
+ *   unless the verb passes options through (exec, ps: the container's
+ *   command keeps its own flags), where the first argument ends them;
+ * - `--` ends options; `--name=value`, `--name value`, `-n value`,
+ *   `-nvalue` and bundled short booleans (`-dt`) all work;
+ * - `--no-x` sets x to false (its default is true);
+ * - a parser function (value, previous) builds repeatable options;
+ * - an unknown option, a missing value or argument and extra arguments
+ *   are errors ("tsrun: unknown option '--foo'"), status 1.
+ */
+import fs = require('fs');
+
+/** Thrown for --help, --version and usage errors: the exit status, the message already written. */
+export class UsageExit extends Error {
+  constructor(readonly exitCode: number, message: string) {
+    super(message);
+  }
+}
+
+type Parser = (value: string, previous: any) => unknown;
+type Action = (...args: any[]) => void | Promise<void>;
+type Source = 'default' | 'cli';
+
+interface OptionSpec {
+  short?: string;
+  long: string;
+  /** The key in opts(): camelCase of the long name, without "no-". */
+  key: string;
+  /** "<name>" of a flag that takes a value, undefined for a boolean. */
+  value?: string;
+  negate: boolean;
+  description: string;
+  parser?: Parser;
+  defaultValue?: unknown;
+  flags: string;
+}
+
+interface ArgumentSpec {
+  name: string;
+  required: boolean;
+  variadic: boolean;
+  description: string;
+  defaultValue?: unknown;
+}
+
+interface Output {
+  writeOut: (s: string) => void;
+  writeErr: (s: string) => void;
+}
+
+const camelCase = (name: string): string => name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+
+function parseFlags(flags: string): Pick<OptionSpec, 'short' | 'long' | 'key' | 'value' | 'negate'> {
+  const m = /^(?:-(\w),\s*)?--([\w-]+)(?:\s+(<.+>|\[.+\]))?$/.exec(flags.trim());
+  if (!m) throw new Error(`args: bad option flags "${flags}"`);
+  const negate = m[2].startsWith('no-');
+  return { short: m[1], long: m[2], key: camelCase(negate ? m[2].slice(3) : m[2]), value: m[3], negate };
+}
+
+export class Command {
+  private readonly verbName: string;
+  private summary = '';
+  private readonly aliases: string[] = [];
+  private readonly argumentSpecs: ArgumentSpec[] = [];
+  private readonly optionSpecs: OptionSpec[] = [];
+  private readonly values: Record<string, unknown> = {};
+  private readonly sources: Record<string, Source> = {};
+  private handler?: Action;
+  private passThrough = false;
+  private versionText?: string;
+  /** Where help and errors go: set here, or the parent's, or fds 1 and 2. */
+  private ownOutput?: Output;
+  private preAction?: (root: Command, leaf: Command) => void;
+  readonly commands: Command[] = [];
+  parent: Command | null = null;
+
+  constructor(name = '') {
+    this.verbName = name;
+  }
+
+  name(): string {
+    return this.verbName;
+  }
+
+  description(text: string): this {
+    this.summary = text;
+    return this;
+  }
+
+  alias(name: string): this {
+    this.aliases.push(name);
+    return this;
+  }
+
+  argument(spec: string, description = '', defaultValue?: unknown): this {
+    const m = /^([<[])([\w-]+)(\.\.\.)?[>\]]$/.exec(spec);
+    if (!m) throw new Error(`args: bad argument "${spec}"`);
+    this.argumentSpecs.push({ name: m[2], required: m[1] === '<', variadic: !!m[3], description, defaultValue });
+    return this;
+  }
+
+  /** option(flags, description, default) or option(flags, description, parser, default). */
+  option(flags: string, description = '', parserOrDefault?: unknown, defaultValue?: unknown): this {
+    const spec: OptionSpec = { ...parseFlags(flags), flags, description };
+    if (typeof parserOrDefault === 'function') {
+      spec.parser = parserOrDefault as Parser;
+      spec.defaultValue = defaultValue;
+    } else {
+      spec.defaultValue = parserOrDefault;
+    }
+    if (spec.negate && spec.defaultValue === undefined) spec.defaultValue = true;
+    this.optionSpecs.push(spec);
+    if (spec.defaultValue !== undefined) this.setValue(spec.key, spec.defaultValue, 'default');
+    return this;
+  }
+
+  version(text: string, flags = '-v, --version', description = 'print the version'): this {
+    this.versionText = text;
+    return this.option(flags, description);
+  }
+
+  action(fn: Action): this {
+    this.handler = fn;
+    return this;
+  }
+
+  addCommand(cmd: Command): this {
+    cmd.parent = this;
+    this.commands.push(cmd);
+    return this;
+  }
+
+  /** The first argument ends this command's options (the rest belong to a command run in the container). */
+  passThroughOptions(): this {
+    this.passThrough = true;
+    return this;
+  }
+
+  configureOutput(output: Output): this {
+    this.ownOutput = output;
+    return this;
+  }
+
+  private get output(): Output {
+    return this.ownOutput ?? this.parent?.output ?? { writeOut: (s) => fs.writeSync(1, s), writeErr: (s) => fs.writeSync(2, s) };
+  }
+
+  hook(event: 'preAction', fn: (root: Command, leaf: Command) => void): this {
+    this.preAction = fn;
+    return this;
+  }
+
+  opts(): Record<string, any> {
+    return { ...this.values };
+  }
+
+  optsWithGlobals(): Record<string, any> {
+    return this.parent ? { ...this.parent.optsWithGlobals(), ...this.values } : this.opts();
+  }
+
+  getOptionValueSource(key: string): Source | undefined {
+    return this.sources[key];
+  }
+
+  async parseAsync(argv: string[], _how?: { from: 'user' }): Promise<void> {
+    await this.dispatch(argv, this);
+  }
+
+  private setValue(key: string, value: unknown, source: Source): void {
+    this.values[key] = value;
+    this.sources[key] = source;
+  }
+
+  private fail(message: string): never {
+    this.output.writeErr(`tsrun: ${message}\n`);
+    throw new UsageExit(1, message);
+  }
+
+  /** "tsrun", "tsrun image", "tsrun image import": how the user calls this command. */
+  private usageName(): string {
+    return this.parent ? `${this.parent.usageName()} ${this.verbName}` : 'tsrun';
+  }
+
+  private find(word: string): Command | undefined {
+    return this.commands.find((c) => c.verbName === word || c.aliases.includes(word));
+  }
+
+  private async dispatch(argv: string[], root: Command): Promise<void> {
+    const args: string[] = [];
+    let i = 0;
+    for (; i < argv.length; i++) {
+      const word = argv[i];
+      if (word === '--') {
+        args.push(...argv.slice(i + 1));
+        break;
+      }
+      if (word.length > 1 && word.startsWith('-')) {
+        i = this.takeOption(argv, i);
+        continue;
+      }
+      if (this.commands.length) {
+        // A command made of verbs (tsrun, tsrun image): the first word is the verb.
+        if (word === 'help') return this.helpFor(argv[i + 1]);
+        const sub = this.find(word);
+        if (!sub) this.fail(`unknown command '${word}' (see ${this.usageName()} --help)`);
+        return sub.dispatch(argv.slice(i + 1), root);
+      }
+      args.push(word);
+      if (this.passThrough) {
+        args.push(...argv.slice(i + 1));
+        break;
+      }
+    }
+    if (!this.handler) {
+      // A command made of verbs, given none, and no action of its own: its help, as a usage error.
+      this.output.writeErr(this.helpText());
+      throw new UsageExit(1, 'no command given');
+    }
+    const values = this.bindArguments(args);
+    root.preAction?.(root, this);
+    await this.handler.apply(this, [...values, this.opts(), this]);
+  }
+
+  /** The option at argv[i] (and its value); the index of the last word used. */
+  private takeOption(argv: string[], i: number): number {
+    const word = argv[i];
+    if (word === '-h' || word === '--help') {
+      this.output.writeOut(this.helpText());
+      throw new UsageExit(0, 'help');
+    }
+    if (word.startsWith('--')) {
+      const eq = word.indexOf('=');
+      const long = eq < 0 ? word.slice(2) : word.slice(2, eq);
+      let spec: OptionSpec | undefined;
+      for (const o of this.optionSpecs) if (o.long === long) spec = o;
+      if (!spec) this.fail(`unknown option '${eq < 0 ? word : word.slice(0, eq)}'`);
+      if (!spec.value) {
+        if (eq >= 0) this.fail(`option '${spec.flags}' takes no value`);
+        this.setFlag(spec);
+        return i;
+      }
+      if (eq >= 0) {
+        this.setOption(spec, word.slice(eq + 1));
+        return i;
+      }
+      // The next word is the value, whatever it looks like (update --memory -1).
+      if (i + 1 >= argv.length) this.fail(`option '${spec.flags}' argument missing`);
+      this.setOption(spec, argv[i + 1]);
+      return i + 1;
+    }
+    // Short options: -d, -dt (booleans bundled), -b value, -bvalue.
+    for (let j = 1; j < word.length; j++) {
+      const spec = this.optionSpecs.find((o) => o.short === word[j]);
+      if (!spec) this.fail(`unknown option '-${word[j]}'`);
+      if (!spec.value) {
+        this.setFlag(spec);
+        continue;
+      }
+      if (j + 1 < word.length) {
+        this.setOption(spec, word.slice(j + 1));
+        return i;
+      }
+      if (i + 1 >= argv.length) this.fail(`option '${spec.flags}' argument missing`);
+      this.setOption(spec, argv[i + 1]);
+      return i + 1;
+    }
+    return i;
+  }
+
+  private setFlag(spec: OptionSpec): void {
+    if (this.versionText !== undefined && spec.long === 'version') {
+      this.output.writeOut(`${this.versionText}\n`);
+      throw new UsageExit(0, 'version');
+    }
+    this.setValue(spec.key, !spec.negate, 'cli');
+  }
+
+  private setOption(spec: OptionSpec, value: string): void {
+    const previous = this.sources[spec.key] === 'cli' ? this.values[spec.key] : spec.defaultValue;
+    this.setValue(spec.key, spec.parser ? spec.parser(value, previous) : value, 'cli');
+  }
+
+  /** The handler's leading parameters, one per declared argument. */
+  private bindArguments(args: string[]): unknown[] {
+    const values: unknown[] = [];
+    let next = 0;
+    for (const spec of this.argumentSpecs) {
+      if (spec.variadic) {
+        const rest = args.slice(next);
+        next = args.length;
+        if (spec.required && !rest.length) this.fail(`missing required argument '${spec.name}'`);
+        values.push(rest.length ? rest : spec.defaultValue ?? []);
+        continue;
+      }
+      if (next < args.length) values.push(args[next++]);
+      else if (spec.required) this.fail(`missing required argument '${spec.name}'`);
+      else values.push(spec.defaultValue);
+    }
+    if (next < args.length) {
+      const expected = this.argumentSpecs.length;
+      this.fail(`too many arguments for '${this.usageName()}': expected ${expected} argument${expected === 1 ? '' : 's'}, got ${args.length}`);
+    }
+    return values;
+  }
+
+  private helpFor(word: string | undefined): never {
+    const sub = word ? this.find(word) : undefined;
+    if (word && !sub) this.fail(`unknown command '${word}'`);
+    this.output.writeOut((sub ?? this).helpText());
+    throw new UsageExit(0, 'help');
+  }
+
+  /** Usage, description, arguments, options and verbs, as `--help` prints them. */
+  helpText(): string {
+    const usage = [this.usageName(), '[options]'];
+    if (this.commands.length) usage.push('<command>');
+    for (const a of this.argumentSpecs) usage.push(a.required ? `<${a.name}${a.variadic ? '...' : ''}>` : `[${a.name}${a.variadic ? '...' : ''}]`);
+    const lines = [`Usage: ${usage.join(' ')}`, ''];
+    if (this.summary) lines.push(this.summary, '');
+    const section = (title: string, rows: Array<[string, string]>): void => {
+      if (!rows.length) return;
+      const width = Math.max(...rows.map(([left]) => left.length));
+      lines.push(`${title}:`, ...rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`.trimEnd()), '');
+    };
+    section('Arguments', this.argumentSpecs.filter((a) => a.description).map((a) => [a.name, a.description]));
+    const defaults = (o: OptionSpec): string =>
+      o.value && o.defaultValue !== undefined && !(Array.isArray(o.defaultValue) && !o.defaultValue.length) ? ` (default: ${JSON.stringify(o.defaultValue)})` : '';
+    section('Options', [
+      ...this.optionSpecs.map((o): [string, string] => [o.flags, o.description + defaults(o)]),
+      ['-h, --help', 'print this help'],
+    ]);
+    section('Commands', this.commands.map((c) => [[c.verbName, ...c.aliases].join('|'), c.summary]));
+    return lines.join('\n');
+  }
+}
