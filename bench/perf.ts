@@ -62,11 +62,30 @@ function peakRss(rt: Runtime & { env: NodeJS.ProcessEnv }, root: string, args: s
   return kb;
 }
 
-/** Resident memory (KB) of a process, and its proportional share (Pss). */
-function memoryOf(pid: number): { rss: number; pss: number } {
+/**
+ * Resident memory (KB) of a process, its proportional share (Pss), and its
+ * anonymous memory: what is its own, apart from the pages of its executable
+ * and libraries, which the page cache shares between every process of them.
+ */
+function memoryOf(pid: number): { rss: number; pss: number; anon: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  return { rss: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]), pss: Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1]) };
+  return {
+    rss: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]),
+    pss: Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1]),
+    anon: Number(/^Anonymous:\s+(\d+)/m.exec(rollup)?.[1]),
+  };
+}
+
+/** The runtime process's own memory while a foreground `run` waits for its container (sleeping 2 s). */
+async function waitingRun(rt: Runtime & { env: NodeJS.ProcessEnv }, root: string, bundle: string, id: string): Promise<{ rss: number; pss: number; anon: number }> {
+  const child = spawn(rt.argv[0], [...rt.argv.slice(1), '--root', root, 'run', '-b', bundle, id], { stdio: 'ignore', env: rt.env });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  await new Promise((r) => setTimeout(r, 1000));
+  // bin/tsrun-node is `env -u ... node`: env execs node, so the pid is node's.
+  const memory = memoryOf(child.pid!);
+  if ((await exited) !== 0) throw new Error(`${rt.name} run ${id} failed`);
+  return memory;
 }
 
 /** `n` containers one after another, in `streams` parallel streams; total wall time. */
@@ -165,7 +184,17 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
   const rss = Object.fromEntries(all.map((rt) => [rt.name, median(Array.from({ length: 5 }, (_, i) => peakRss(rt, rootOf(rt), ['run', '-b', bundle, `rss-${i}`])))]));
   const mib = (kb: number): string => `${(kb / 1024).toFixed(1)} MiB`;
   rows.push({ operation: 'peak RSS of the runtime process (run)', tsrun: mib(rss.tsrun), node: mib(rss.node), runc: mib(rss.runc), ratio: ratio(rss.tsrun, rss.runc), nodeRatio: ratio(rss.node, rss.runc), target: 'report', met: undefined });
-  const parked: Record<string, { rss: number; pss: number }> = {};
+  const sleeper2 = path.join(work, 'sleeper2');
+  fs.mkdirSync(sleeper2);
+  const sleeper2Bundle = benchBundle(sleeper2, (c) => { c.process!.args = ['sleep', '2']; });
+  const waiting: Record<string, { rss: number; pss: number; anon: number }> = {};
+  for (const rt of all) waiting[rt.name] = await waitingRun(rt, rootOf(rt), sleeper2Bundle, 'waiting');
+  const own = (m: { rss: number; anon: number }): string => `${mib(m.rss)} RSS, ${mib(m.anon)} anonymous`;
+  rows.push({
+    operation: 'the runtime process while a foreground run waits: RSS, and its own (anonymous) part', tsrun: own(waiting.tsrun), node: own(waiting.node), runc: own(waiting.runc),
+    ratio: ratio(waiting.tsrun.anon, waiting.runc.anon), nodeRatio: ratio(waiting.node.anon, waiting.runc.anon), target: 'report', met: undefined,
+  });
+  const parked: Record<string, { rss: number; pss: number; anon: number }> = {};
   for (const rt of all) {
     const pidFile = path.join(work, `${rt.name}.pid`);
     run(rt, rootOf(rt), ['create', '-b', bundle, '--pid-file', pidFile, 'parked']);
