@@ -27,8 +27,16 @@
  * bytes a layer whatever the store's path, so some 220 layers fit in the
  * page.  mount(2) needs a place: the staging directory, mounted nosuid and
  * nodev, cloned into a detached copy at once and detached; the copy gets
- * suid and dev back.  A path of 256 bytes or more is passed the same way
- * to fsconfig.
+ * suid back.  A path of 256 bytes or more is passed the same way to
+ * fsconfig.
+ *
+ * Either way the overlay is nodev, as containers/storage mounts its
+ * overlays by default: a device node in a layer (image content) or one the
+ * container makes in its rootfs opens nothing, neither for the container
+ * nor for a host user of the same uid who walks /proc/<pid>/root to it
+ * (docs/security.md, "Limits").  Not nosuid: the image's setuid binaries
+ * work in the container, and the kernel honours setuid only within the
+ * mount's own mount namespace.
  *
  * Errors carry the kernel's own explanation where it gives one (the
  * fs_context log read from the fsopen fd).
@@ -177,7 +185,7 @@ static int mount_new_api(const struct overlay_args *a, int *mnt, char *msg, size
 		err = errno, step = "create";
 		goto out;
 	}
-	*mnt = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+	*mnt = (int)syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
 	if (*mnt < 0)
 		err = errno, step = "fsmount";
 out:
@@ -194,7 +202,7 @@ out:
 /*
  * mount(2) with every layer as /proc/self/fd/N, for kernels before 6.8: on
  * the staging directory (nosuid, nodev), cloned into a detached copy, then
- * detached; the copy gets suid and dev back.  *mnt gets the copy.
+ * detached; the copy gets suid back (it stays nodev).  *mnt gets the copy.
  */
 static int mount_legacy(const struct overlay_args *a, int *mnt, char *msg, size_t size)
 {
@@ -225,9 +233,9 @@ static int mount_legacy(const struct overlay_args *a, int *mnt, char *msg, size_
 		err = fail(msg, size, errno, "detached copy of the overlay on %s", a->staging);
 	if (umount2(a->staging, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && !err)
 		err = fail(msg, size, errno, "unmount the staging overlay on %s", a->staging);
-	struct mount_attr_ back = { .attr_clr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV };
+	struct mount_attr_ back = { .attr_clr = MOUNT_ATTR_NOSUID };
 	if (!err && syscall(SYS_mount_setattr, *mnt, "", AT_EMPTY_PATH, &back, sizeof(back)) < 0)
-		err = fail(msg, size, errno, "set suid and dev on the overlay of %s", a->staging);
+		err = fail(msg, size, errno, "set suid on the overlay of %s", a->staging);
 	if (err && *mnt >= 0) {
 		close(*mnt);
 		*mnt = -1;

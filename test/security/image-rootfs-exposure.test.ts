@@ -154,7 +154,8 @@ for (const legacy of [false, true]) {
     // Inside, setuid works as it should: the overlay is not nosuid there
     // (for a process without no_new_privs, which `tsrun spec` sets by default).
     const rootMount = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((l) => / - overlay tsrun-rootfs-/.test(l))!;
-    t.notMatch(rootMount.split(' ')[5], /nosuid|nodev/, `the container's rootfs mount is neither nosuid nor nodev: ${rootMount.split(' ')[5]}`);
+    t.notMatch(rootMount.split(' ')[5], /nosuid/, `the container's rootfs mount is not nosuid: ${rootMount.split(' ')[5]}`);
+    t.match(rootMount.split(' ')[5], /nodev/, `it is nodev, as containers/storage mounts overlays: ${rootMount.split(' ')[5]}`);
     const proc = path.join(work, 'suid-process.json');
     fs.writeFileSync(proc, JSON.stringify({ args: ['/usr/local/bin/suid-checker', 'report'], cwd: '/', env: ['PATH=/bin'], user: { uid: 1000, gid: 1000 }, noNewPrivileges: false }));
     const inside = tsrun(root, ['exec', '--process', proc, id]);
@@ -163,6 +164,46 @@ for (const legacy of [false, true]) {
 
     t.equal(tsrun(root, ['delete', '--force', id]).status, 0);
     t.same(fs.readdirSync(path.join(store, 'containers')), [], 'delete removed the upper');
+  });
+}
+
+for (const legacy of [false, true]) {
+  const label = legacy ? 'legacy mount(2) path' : 'new mount API path';
+  t.test(`image container as nobody (${label}): the host's nobody, walking /proc/PID/root, opens no device node of its rootfs`, async (t) => {
+    // A container process of uid 65534 without a user namespace is, to the
+    // kernel, the host's nobody: nobody may walk its /proc/PID/root.  The
+    // image's 0666 node, and one the container makes in its rootfs, opened
+    // the host device there, outside the container's device cgroup.
+    const work = tempDir(t, 'tsrun-exposure-uid-');
+    const store = path.join(work, 'store');
+    const root = path.join(work, 'state');
+    fs.writeFileSync(path.join(work, 'img.tar'), await hostileImage());
+    t.equal(image(store, ['import', path.join(work, 'img.tar')]).status, 0);
+    const env = legacy ? { TSRUN_TEST_OVERLAY_LEGACY: '1' } : undefined;
+    const id = uniqueId('expose-uid');
+    cleanupContainer(t, root, id);
+    const run = tsrun(root, ['run', '--detach', '--image', 'hostile/suid:1', '--store', store, '--user', '65534', id, '--', '/bin/sleep', '1000'], { env });
+    t.equal(run.status, 0, `run --image: ${run.stderr}`);
+    const pid = JSON.parse(tsrun(root, ['state', id]).stdout).pid as number;
+    t.equal(fs.statSync(`/proc/${pid}`).uid, 65534, 'the init runs as the host\'s nobody');
+    // The container (root, with CAP_MKNOD) makes a node of its own in its rootfs.
+    const proc = path.join(work, 'mknod.json');
+    const caps = ['CAP_MKNOD', 'CAP_CHOWN', 'CAP_FOWNER', 'CAP_DAC_OVERRIDE'];
+    fs.writeFileSync(proc, JSON.stringify({
+      args: ['/bin/sh', '-c', 'mknod /tmp/made c 1 3 && chmod 666 /tmp/made && ls -l /tmp/made'], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 },
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
+    }));
+    const made = tsrun(root, ['exec', '--process', proc, id]);
+    t.equal(made.status, 0, `the container makes /tmp/made: ${made.stderr}`);
+    t.equal(asNobody(['ls', `/proc/${pid}/root/var`]).status, 0, "nobody can walk the container's root (the kernel's rule for its own uid)");
+    for (const node of ['var/open-device', 'tmp/made']) {
+      const r = asNobody(['head', '-c', '1', `/proc/${pid}/root/${node}`]);
+      t.not(r.status, 0, `nobody cannot open /proc/${pid}/root/${node}`);
+      t.match(r.stderr, /Permission denied/, `refused by the mount (nodev): ${r.stderr.trim()}`);
+    }
+    const suid = euidAsNobody(`/proc/${pid}/root/usr/local/bin/suid-checker`);
+    t.equal(suid, 65534, "the image's setuid binary, run by nobody through /proc/PID/root, gives no privilege (setuid holds only in the mount's own namespace)");
+    t.equal(tsrun(root, ['delete', '--force', id]).status, 0);
   });
 }
 
