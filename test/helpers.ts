@@ -113,6 +113,8 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** The command's pid (env -i execs it, so it is the command's own). */
+  pid?: number;
 }
 
 /**
@@ -152,6 +154,7 @@ export function runCommand(
       signal: r.signal,
       stdout: fs.readFileSync(path.join(dir, 'out'), 'utf8'),
       stderr: fs.readFileSync(path.join(dir, 'err'), 'utf8'),
+      pid: r.pid,
     };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -188,6 +188,8 @@ function removeCgroupTree(dir: string): void {
 /** Swaps each pair of paths it is given with renameat2(RENAME_EXCHANGE), as fast as it can, for ever. */
 const SWAPPER_C = `
 #define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -196,19 +198,37 @@ const SWAPPER_C = `
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE 2
 #endif
+static volatile sig_atomic_t marked;
+static void mark(int sig) { (void)sig; marked = 1; }
 int main(int argc, char **argv)
 {
 	if (argc < 3 || argc % 2 == 0)
 		return 2;
+	signal(SIGUSR1, mark);
+	unsigned long since = 0;
 	for (;;)
-		for (int i = 1; i + 1 < argc; i += 2)
-			syscall(SYS_renameat2, AT_FDCWD, argv[i], AT_FDCWD, argv[i + 1], RENAME_EXCHANGE);
+		for (int i = 1; i + 1 < argc; i += 2) {
+			long r = syscall(SYS_renameat2, AT_FDCWD, argv[i], AT_FDCWD, argv[i + 1], RENAME_EXCHANGE);
+			if (!marked)
+				continue;
+			if (r == 0)
+				since++;
+			else if (errno == ENOENT) {
+				printf("%lu\\n", since);
+				return 0;
+			}
+		}
 }
 `;
 
 /**
- * The swapper, built in `dir`: `swapper A B [C D ...]`.  Static when it is
- * to run inside a container (any rootfs), against the host's libc otherwise.
+ * The swapper, built in `dir`: `swapper A B [C D ...]` exchanges each pair
+ * (renameat2 RENAME_EXCHANGE) as fast as it can, for ever.  After SIGUSR1
+ * it counts the exchanges that succeed, and the first that fails because
+ * an entry is gone (removed under it) ends it, printing that count: how
+ * often the tree changed after the mark, up to its removal.  Static when
+ * it is to run inside a container (any rootfs), against the host's libc
+ * otherwise.
  */
 export function buildSwapper(t: TestLike & { equal: (...a: any[]) => any }, dir: string, opts: { static?: boolean } = {}): string {
   const src = path.join(dir, 'swapper.c');

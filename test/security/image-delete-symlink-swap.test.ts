@@ -94,6 +94,7 @@ t.test('the upper changing under its removal: no host file is touched', async (t
   const victim = victimDir(t);
   const { store, root } = await imageStore(t);
   const hostSwapper = buildSwapper(t, tempDir(t, 'tsrun-swapbin-'));
+  let swapsDuringDelete = 0;
   for (let round = 0; round < 8; round++) {
     const id = uniqueId('swaprm');
     cleanupContainer(t, root, id);
@@ -105,14 +106,24 @@ t.test('the upper changing under its removal: no host file is touched', async (t
     t.equal(first.signal, 'SIGKILL', `round ${round}: the first delete stopped before the upper went`);
     const [key] = fs.readdirSync(path.join(store, 'containers'));
     // ...while a host process swaps in the upper as fast as it can.
-    const swapper = spawn(hostSwapper, ['d', 's'], { cwd: path.join(store, 'containers', key, 'upper', 'race'), stdio: 'ignore' });
+    const swapper = spawn(hostSwapper, ['d', 's'], { cwd: path.join(store, 'containers', key, 'upper', 'race'), stdio: ['ignore', 'pipe', 'ignore'] });
+    let printed = '';
+    swapper.stdout!.on('data', (b: Buffer) => { printed += b.toString(); });
+    const ended = new Promise<void>((resolve) => swapper.on('close', () => resolve()));
     await new Promise((r) => setTimeout(r, 50));
+    swapper.kill('SIGUSR1');
     const d = tsrun(root, ['delete', '--force', id]);
-    swapper.kill('SIGKILL');
+    // It ends by itself once the removal takes its entries, saying how often it swapped since the mark.
+    const timer = setTimeout(() => swapper.kill('SIGKILL'), 5000);
+    await ended;
+    clearTimeout(timer);
+    swapsDuringDelete += Number(printed.trim() || 0);
+    t.match(printed, /^\d+\n$/, `round ${round}: the swapper was swapping until the removal took its entries`);
     t.equal(d.status, 0, `round ${round}: delete: ${d.stderr}`);
     t.same(fs.readdirSync(path.join(store, 'containers')), [], `round ${round}: the upper is gone`);
     t.equal(victim.left(), VICTIMS, `round ${round}: every host file is still there`);
   }
+  t.ok(swapsDuringDelete > 0, `the tree changed after the second delete began: ${swapsDuringDelete} exchanges in 8 rounds`);
 });
 
 t.test('removeTree: any depth goes whole; a mount inside stops it, named, and is not entered', async (t) => {
