@@ -122,16 +122,19 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
     paired(rounds, all.map((rt) => ({ name: rt.name, once: (i: number) => once(rt, i) })));
 
   row('run', pairedAll((rt, i) => run(rt, rootOf(rt), ['run', '-b', bundle, `run-${i}`])), 1.1);
-  // The floor: each engine's own start-up, before any of tsrun's code runs, against runc's whole run and state.
+  // The floor: each engine's own start-up, before any of tsrun's code runs,
+  // against runc's whole run and state: for the executable, an empty program
+  // compiled as scripts/compile-exe.js compiles tsrun; for Node, node -e 0.
+  const empty = emptyExecutable(work);
   const floor = paired(rounds, [
-    { name: 'bun', once: () => { spawnSync(BUN, ['-e', '0'], { stdio: 'ignore', env }); } },
+    { name: 'bun', once: () => { spawnSync(empty, [], { stdio: 'ignore', env }); } },
     { name: 'node', once: () => { spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore', env: { ...env, NODE_EXTRA_CA_CERTS: '' } }); } },
     { name: 'run', once: (i) => run(rc, rootOf(rc), ['run', '-b', bundle, `floor-${i}`]) },
     { name: 'state', once: () => { spawnSync(runcPath, ['--root', rootOf(rc), 'state', 'none'], { stdio: 'ignore', env }); } },
   ]);
   for (const of of ['run', 'state'] as const) {
     rows.push({
-      operation: `engine start-up alone (bun -e 0, node -e 0) / runc ${of}`, tsrun: ms(floor.bun), node: ms(floor.node), runc: ms(floor[of]),
+      operation: `engine start-up alone (an empty Bun executable, node -e 0) / runc ${of}`, tsrun: ms(floor.bun), node: ms(floor.node), runc: ms(floor[of]),
       ratio: ratio(floor.bun, floor[of]), nodeRatio: ratio(floor.node, floor[of]), target: 'the floor', met: undefined,
     });
   }
@@ -232,6 +235,17 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
     ratio: ratio(cached.tsrun.second, cached.tsrun.first), nodeRatio: ratio(cached.node.second, cached.node.first), target: 'second faster', met: cached.tsrun.second < cached.tsrun.first,
   });
   return rows;
+}
+
+/** An executable that does nothing, compiled with Bun as dist/tsrun is: the executable's floor. */
+function emptyExecutable(work: string): string {
+  const src = path.join(work, 'empty.js');
+  const out = path.join(work, 'empty');
+  fs.writeFileSync(src, '');
+  const r = spawnSync(BUN, ['build', '--compile', '--bytecode', '--minify', '--target=bun-linux-x64', '--no-compile-autoload-dotenv',
+    '--no-compile-autoload-bunfig', '--no-compile-autoload-tsconfig', src, '--outfile', out], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bun build of an empty program failed: ${r.stderr}`);
+  return out;
 }
 
 /**

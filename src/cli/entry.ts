@@ -2,8 +2,10 @@
  * The entry of the compiled executable (dist/tsrun, made by
  * scripts/compile-exe.js with Bun): what bin/tsrun-node's loader does for
  * Node.  Bun's process.argv of a compiled executable starts with two
- * entries, as Node's does.
+ * entries, as Node's does.  The time before tsrun's modules load is taken
+ * here, for --debug's timing line (main.ts).
  */
-import { main } from './main';
+const entered = performance.now();
+const { main } = require('./main') as typeof import('./main');
 
-void main(process.argv.slice(2));
+void main(process.argv.slice(2), entered);

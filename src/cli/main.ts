@@ -5,7 +5,7 @@
  * does not pay for the image importer or the seccomp compiler.
  */
 import { Command, UsageExit } from './args';
-import { configureLog } from '../lib/log';
+import { configureLog, debug } from '../lib/log';
 import { reportError } from './common';
 import { TsrunError } from '../lib/errors';
 
@@ -74,9 +74,18 @@ function program(argv: string[]): Command {
   return root;
 }
 
-export async function main(argv: string[]): Promise<void> {
+/**
+ * `entered`: when the entry began, before tsrun's modules loaded (the
+ * executable's entry.ts passes it).  performance.now() counts from the
+ * process's start, in Bun and in Node: with --debug every verb logs where
+ * its time went (README, "Performance").
+ */
+export async function main(argv: string[], entered?: number): Promise<void> {
+  const started = performance.now();
   try {
     await program(argv).parseAsync(argv, { from: 'user' });
+    const loading = entered === undefined ? '' : `, ${(started - entered).toFixed(2)} ms of them loading tsrun's modules`;
+    debug(`timing: ${activeVerb}: ${started.toFixed(2)} ms from the process's start to main${loading}, then ${(performance.now() - started).toFixed(2)} ms in the verb`);
   } catch (err) {
     if (err instanceof UsageExit) {
       // help and version exit 0; usage errors have been printed already (args.ts)
