@@ -62,6 +62,12 @@ interface Output {
   writeErr: (s: string) => void;
 }
 
+/** The words Go's strconv.ParseBool takes, as runc's boolean flags take them after "=". */
+const BOOLEAN_WORDS = new Map<string, boolean>([
+  ...['1', 't', 'T', 'TRUE', 'true', 'True'].map((w): [string, boolean] => [w, true]),
+  ...['0', 'f', 'F', 'FALSE', 'false', 'False'].map((w): [string, boolean] => [w, false]),
+]);
+
 const camelCase = (name: string): string => name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
 
 function parseFlags(flags: string): Pick<OptionSpec, 'short' | 'long' | 'key' | 'value' | 'negate'> {
@@ -81,7 +87,7 @@ export class Command {
   private readonly sources: Record<string, Source> = {};
   private handler?: Action;
   private passThrough = false;
-  private versionText?: string;
+  private versionText?: () => string;
   /** Where help and errors go: set here, or the parent's, or fds 1 and 2. */
   private ownOutput?: Output;
   private preAction?: (root: Command, leaf: Command) => void;
@@ -128,7 +134,8 @@ export class Command {
     return this;
   }
 
-  version(text: string, flags = '-v, --version', description = 'print the version'): this {
+  /** The text of -v/--version, made only when asked for (it may load the addon for libseccomp's version). */
+  version(text: () => string, flags = '-v, --version', description = 'print the version'): this {
     this.versionText = text;
     return this.option(flags, description);
   }
@@ -185,9 +192,23 @@ export class Command {
     this.sources[key] = source;
   }
 
+  /**
+   * A usage error: one line on stderr that names the verb and shows its
+   * usage ("tsrun: state: missing argument <id> (usage: tsrun state
+   * [options] <id>)"), status 1.
+   */
   private fail(message: string): never {
-    this.output.writeErr(`tsrun: ${message}\n`);
-    throw new UsageExit(1, message);
+    const line = this.parent ? `${this.usageName().slice('tsrun '.length)}: ${message} (usage: ${this.usageLine()})` : `${message} (see tsrun --help)`;
+    this.output.writeErr(`tsrun: ${line}\n`);
+    throw new UsageExit(1, line);
+  }
+
+  /** "tsrun state [options] <id>". */
+  private usageLine(): string {
+    const words = [this.usageName(), '[options]'];
+    if (this.commands.length) words.push('<command>');
+    for (const a of this.argumentSpecs) words.push(a.required ? `<${a.name}${a.variadic ? '...' : ''}>` : `[${a.name}${a.variadic ? '...' : ''}]`);
+    return words.join(' ');
   }
 
   /** "tsrun", "tsrun image", "tsrun image import": how the user calls this command. */
@@ -214,9 +235,9 @@ export class Command {
       }
       if (this.commands.length) {
         // A command made of verbs (tsrun, tsrun image): the first word is the verb.
-        if (word === 'help') return this.helpFor(argv[i + 1]);
+        if (word === 'help' || word === 'h') return this.helpFor(argv[i + 1]);
         const sub = this.find(word);
-        if (!sub) this.fail(`unknown command '${word}' (see ${this.usageName()} --help)`);
+        if (!sub) this.fail(`unknown command '${word}'`);
         return sub.dispatch(argv.slice(i + 1), root);
       }
       args.push(word);
@@ -226,67 +247,78 @@ export class Command {
       }
     }
     if (!this.handler) {
-      // A command made of verbs, given none, and no action of its own: its help, as a usage error.
-      this.output.writeErr(this.helpText());
-      throw new UsageExit(1, 'no command given');
+      // A command made of verbs, given none, and no action of its own: its help, as runc prints it then.
+      this.output.writeOut(this.helpText());
+      throw new UsageExit(0, 'help');
     }
     const values = this.bindArguments(args);
     root.preAction?.(root, this);
     await this.handler.apply(this, [...values, this.opts(), this]);
   }
 
-  /** The option at argv[i] (and its value); the index of the last word used. */
+  /**
+   * The option at argv[i] (and its value); the index of the last word used.
+   * `-name` and `--name` are one flag, as Go's flag package (runc's
+   * urfave/cli) reads them, so scripts written for runc (`-root DIR`,
+   * `-detach`) work; a value comes after `=` or as the next word.  A single
+   * dash with several letters that name no flag is short flags bundled
+   * (`-dt`), or one short flag with its value attached (`-bDIR`).
+   */
   private takeOption(argv: string[], i: number): number {
     const word = argv[i];
-    if (word === '-h' || word === '--help') {
+    const dashes = word.startsWith('--') ? 2 : 1;
+    const eq = word.indexOf('=');
+    const name = eq < 0 ? word.slice(dashes) : word.slice(dashes, eq);
+    const inline = eq < 0 ? undefined : word.slice(eq + 1);
+    if (name === 'h' || name === 'help') {
       this.output.writeOut(this.helpText());
       throw new UsageExit(0, 'help');
     }
-    if (word.startsWith('--')) {
-      const eq = word.indexOf('=');
-      const long = eq < 0 ? word.slice(2) : word.slice(2, eq);
-      let spec: OptionSpec | undefined;
-      for (const o of this.optionSpecs) if (o.long === long) spec = o;
-      if (!spec) this.fail(`unknown option '${eq < 0 ? word : word.slice(0, eq)}'`);
-      if (!spec.value) {
-        if (eq >= 0) this.fail(`option '${spec.flags}' takes no value`);
-        this.setFlag(spec);
-        return i;
-      }
-      if (eq >= 0) {
-        this.setOption(spec, word.slice(eq + 1));
-        return i;
-      }
-      // The next word is the value, whatever it looks like (update --memory -1).
-      if (i + 1 >= argv.length) this.fail(`option '${spec.flags}' argument missing`);
-      this.setOption(spec, argv[i + 1]);
-      return i + 1;
-    }
-    // Short options: -d, -dt (booleans bundled), -b value, -bvalue.
+    const spec = this.optionSpecs.find((o) => o.long === name) ?? (name.length === 1 ? this.optionSpecs.find((o) => o.short === name) : undefined);
+    if (spec) return this.takeValue(spec, argv, i, inline);
+    if (dashes === 2 || name.length === 1) this.fail(`unknown option '${eq < 0 ? word : word.slice(0, eq)}'`);
     for (let j = 1; j < word.length; j++) {
-      const spec = this.optionSpecs.find((o) => o.short === word[j]);
-      if (!spec) this.fail(`unknown option '-${word[j]}'`);
-      if (!spec.value) {
-        this.setFlag(spec);
+      const short = this.optionSpecs.find((o) => o.short === word[j]);
+      if (!short) this.fail(`unknown option '${word}'`);
+      if (!short.value) {
+        this.setFlag(short, true);
         continue;
       }
       if (j + 1 < word.length) {
-        this.setOption(spec, word.slice(j + 1));
+        this.setOption(short, word.slice(j + 1));
         return i;
       }
-      if (i + 1 >= argv.length) this.fail(`option '${spec.flags}' argument missing`);
-      this.setOption(spec, argv[i + 1]);
-      return i + 1;
+      return this.takeValue(short, argv, i, undefined);
     }
     return i;
   }
 
-  private setFlag(spec: OptionSpec): void {
+  /** A flag's value: `inline` (after "="), or for a flag that takes one, the next word whatever it looks like (update --memory -1). */
+  private takeValue(spec: OptionSpec, argv: string[], i: number, inline: string | undefined): number {
+    if (!spec.value) {
+      // Go's flag package: a boolean may be given as -flag=true or -flag=false.
+      const on = inline === undefined ? true : BOOLEAN_WORDS.get(inline);
+      if (on === undefined) this.fail(`option '${spec.flags}' is true or false, not "${inline}"`);
+      this.setFlag(spec, on);
+      return i;
+    }
+    if (inline !== undefined) {
+      this.setOption(spec, inline);
+      return i;
+    }
+    if (i + 1 >= argv.length) this.fail(`option '${spec.flags}' needs a value`);
+    this.setOption(spec, argv[i + 1]);
+    return i + 1;
+  }
+
+  /** A boolean flag given (`on`), or given as false; for --no-x, x is the opposite. */
+  private setFlag(spec: OptionSpec, on: boolean): void {
     if (this.versionText !== undefined && spec.long === 'version') {
-      this.output.writeOut(`${this.versionText}\n`);
+      if (!on) return;
+      this.output.writeOut(`${this.versionText()}\n`);
       throw new UsageExit(0, 'version');
     }
-    this.setValue(spec.key, !spec.negate, 'cli');
+    this.setValue(spec.key, spec.negate ? !on : on, 'cli');
   }
 
   private setOption(spec: OptionSpec, value: string): void {
@@ -302,17 +334,17 @@ export class Command {
       if (spec.variadic) {
         const rest = args.slice(next);
         next = args.length;
-        if (spec.required && !rest.length) this.fail(`missing required argument '${spec.name}'`);
+        if (spec.required && !rest.length) this.fail(`missing argument <${spec.name}...>`);
         values.push(rest.length ? rest : spec.defaultValue ?? []);
         continue;
       }
       if (next < args.length) values.push(args[next++]);
-      else if (spec.required) this.fail(`missing required argument '${spec.name}'`);
+      else if (spec.required) this.fail(`missing argument <${spec.name}>`);
       else values.push(spec.defaultValue);
     }
     if (next < args.length) {
       const expected = this.argumentSpecs.length;
-      this.fail(`too many arguments for '${this.usageName()}': expected ${expected} argument${expected === 1 ? '' : 's'}, got ${args.length}`);
+      this.fail(`too many arguments: ${expected} expected, ${args.length} given`);
     }
     return values;
   }
@@ -326,10 +358,7 @@ export class Command {
 
   /** Usage, description, arguments, options and verbs, as `--help` prints them. */
   helpText(): string {
-    const usage = [this.usageName(), '[options]'];
-    if (this.commands.length) usage.push('<command>');
-    for (const a of this.argumentSpecs) usage.push(a.required ? `<${a.name}${a.variadic ? '...' : ''}>` : `[${a.name}${a.variadic ? '...' : ''}]`);
-    const lines = [`Usage: ${usage.join(' ')}`, ''];
+    const lines = [`Usage: ${this.usageLine()}`, ''];
     if (this.summary) lines.push(this.summary, '');
     const section = (title: string, rows: Array<[string, string]>): void => {
       if (!rows.length) return;

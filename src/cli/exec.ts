@@ -1,5 +1,6 @@
 import { Command } from './args';
 import { parseSubCgroups } from '../lib/cgroup/manager';
+import { knownCapabilities } from '../lib/capabilities';
 import fs = require('fs');
 import { checkProcess, ConfigError, ID_RANGE, MAX_ID, Process } from '../lib/config';
 import { describeFsError, TsrunError } from '../lib/errors';
@@ -65,8 +66,10 @@ function processFromFlags(base: Process | undefined, args: string[], o: Record<s
   if (o.newPrivs === false) p.noNewPrivileges = true; // the parser reads --no-new-privs as a negation
   if (o.cap.length) {
     // exec --cap adds to bounding, effective and permitted; never inheritable (CVE-2022-29162).
+    // An unknown name is warned about here, as the flag the user typed.
+    const added = knownCapabilities(o.cap as string[], '--cap');
     const caps = p.capabilities ?? {};
-    for (const set of ['bounding', 'effective', 'permitted'] as const) caps[set] = [...new Set([...(caps[set] ?? []), ...o.cap])];
+    for (const set of ['bounding', 'effective', 'permitted'] as const) caps[set] = [...new Set([...(caps[set] ?? []), ...added])];
     p.capabilities = caps;
   }
   if (o.apparmor) p.apparmorProfile = o.apparmor;

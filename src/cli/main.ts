@@ -31,8 +31,8 @@ const VERBS: Record<string, () => Command> = {
   bundle: () => (require('./bundle') as typeof import('./bundle')).bundleCommand(),
 };
 
-/** Global flags that take a value, as separate word ("--root DIR"). */
-const GLOBAL_WITH_VALUE = new Set(['--root', '--log', '--log-format', '--rootless']);
+/** Global flags that take a value, as separate word ("--root DIR", or "-root DIR" as Go's flag package reads it). */
+const GLOBAL_WITH_VALUE = new Set(['root', 'log', 'log-format', 'rootless'].flatMap((f) => [`--${f}`, `-${f}`]));
 
 /** The verb of a command line: the first word that is not a global flag or its value. */
 export function verbOf(argv: string[]): string | undefined {
@@ -50,6 +50,28 @@ export const VERSION = '0.1.0';
 let activeVerb: string | undefined;
 export const SPEC_VERSION = '1.3.0';
 
+/** The commit the executable was built from (scripts/compile-exe.js compiles it in). */
+declare const TSRUN_COMMIT: string | undefined;
+
+/** What runc --version prints, in its order: version, commit, spec, the language's runtime, libseccomp. */
+function versionText(): string {
+  let commit = typeof TSRUN_COMMIT === 'string' ? TSRUN_COMMIT : undefined;
+  if (commit === undefined) {
+    // The Node build runs from the checkout itself.
+    const { spawnSync } = require('child_process') as typeof import('child_process');
+    const { PROJECT_ROOT } = require('../lib/native') as typeof import('../lib/native');
+    commit = spawnSync('git', ['-C', PROJECT_ROOT, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).stdout?.trim() || 'unknown';
+  }
+  let seccomp = 'unknown';
+  try {
+    seccomp = (require('../lib/native') as typeof import('../lib/native')).native.seccompVersion();
+  } catch {
+    // no addon built: the version still prints
+  }
+  const engine = process.versions.bun ? `bun: ${process.versions.bun}` : `node: ${process.version}`;
+  return [`tsrun version ${VERSION}`, `commit: ${commit}`, `spec: ${SPEC_VERSION}`, engine, `libseccomp: ${seccomp}`].join('\n');
+}
+
 function program(argv: string[]): Command {
   const root = new Command('tsrun')
     .description('a runc-compatible OCI container runtime')
@@ -59,7 +81,7 @@ function program(argv: string[]): Command {
     .option('--debug', 'log the launch plan and other details')
     .option('--systemd-cgroup', 'use the systemd cgroup manager (not supported yet)')
     .option('--rootless <value>', 'accepted for runc compatibility (true|false|auto)')
-    .version(`tsrun version ${VERSION}\nspec: ${SPEC_VERSION}`, '-v, --version', 'print the version')
+    .version(versionText, '-v, --version', 'print the version')
     // Global flags come before the verb, as with runc (args.ts); verbs may
     // then reuse a name (spec --rootless is not the global --rootless).
     .hook('preAction', (thisCommand, actionCommand) => {

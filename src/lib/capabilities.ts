@@ -1,7 +1,8 @@
 /**
- * Capability names to bits.  An unknown name is an error (crun's rule: a
- * typo must not silently leave a capability out or in); a known one this
- * host can never grant is dropped with a warning.
+ * Capability names to bits.  An unknown name is left out with a warning
+ * that names it (runtime-spec 1.3: a runtime should not fail on one, it may
+ * be a newer kernel's; runc warns too); so is a known one this host can
+ * never grant.
  */
 import fs = require('fs');
 import { Capabilities, ConfigError } from './config';
@@ -29,6 +30,13 @@ export interface CapabilityMasks {
 export function hostBoundingSet(): bigint {
   const line = fs.readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapBnd:'));
   return line ? BigInt('0x' + line.split(/\s+/)[1]) : (1n << BigInt(CAPABILITIES.length)) - 1n;
+}
+
+/** The names this tsrun knows; the others left out with a warning that names `flag` (exec --cap: runc warns as well). */
+export function knownCapabilities(names: string[], flag: string): string[] {
+  const unknown = names.filter((n) => !(CAPABILITIES as readonly string[]).includes(n));
+  if (unknown.length) warn(`${flag}: unknown capabilities ignored: ${unknown.map((n) => JSON.stringify(n)).join(', ')}`);
+  return names.filter((n) => !unknown.includes(n));
 }
 
 export function capabilityMasks(caps: Capabilities, field: string, hostBounding = hostBoundingSet()): CapabilityMasks {

@@ -134,6 +134,21 @@ export function launch(opts: LaunchOptions): number {
  * is frozen with it and says nothing: that wait has no end (runc's exec
  * into a paused container waits for resume too); otherwise SYNC_TIMEOUT_MS.
  */
+/**
+ * Why a process died before it was ready, when the cgroup says: the OOM
+ * killer, because the memory limit is below what the helper and the
+ * process need to start (runc names the limit too).  '' when it was not.
+ */
+function oomCause(cgroup: CgroupManager): string {
+  try {
+    // (The cgroup's own limit and peak tell nothing here: the kernel rounds a
+    // tiny limit down to 0 pages, and the dead process's pages are uncharged.)
+    return cgroup.oomKills() > 0 ? ": the kernel's OOM killer ended it: linux.resources.memory.limit is too small for it to start" : '';
+  } catch {
+    return '';
+  }
+}
+
 function nextMessage(syncFd: number, cgroup: CgroupManager | null): ChildMessage {
   for (;;) {
     try {
@@ -203,7 +218,7 @@ function launchOnce(opts: LaunchOptions): number {
         if (limit) message += ` (${limit})`;
         throw new TsrunError(message);
       } else {
-        throw new TsrunError('the container process exited before it was ready');
+        throw new TsrunError(`the container process exited before it was ready${opts.cgroup ? oomCause(opts.cgroup) : ''}`);
       }
     }
   } catch (err) {

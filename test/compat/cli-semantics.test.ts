@@ -19,8 +19,8 @@ import * as path from 'path';
 import t from 'tap';
 import { readHierarchies } from '../../src/lib/cgroup/manager';
 import { Config } from '../../src/lib/config';
-import { IS_ROOT, makeBundle, runCommand, tempDir, uniqueId, waitFor } from '../helpers';
-import { cleanupBoth, differsOnPurpose, idFor, referenceInstalled, RUNTIMES, seen, under, underBoth } from '../compat-helpers';
+import { IS_ROOT, leftovers, makeBundle, runCommand, tempDir, uniqueId, waitFor } from '../helpers';
+import { cleanupBoth, differsOnPurpose, idFor, referenceInstalled, RUNTIMES, seen, TSRUN_RUNTIME, under, underBoth } from '../compat-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'compat tests need root');
@@ -148,6 +148,20 @@ t.test('linux.resources.unified on a v1 or hybrid host: refused by both', async 
   const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
   t.same(statuses(r), { reference: 1, tsrun: 1 });
   t.match(r.tsrun.stderr, /linux\.resources\.unified: cannot be used on a cgroup v1 host/);
+});
+
+t.test('a memory limit too small to start: both fail, and each says it was the memory limit (issue 17)', async (t) => {
+  // runc fails its write of the limit (usage is above it); tsrun's helper
+  // is in the cgroup when the limit is set, so the OOM killer ends it, and
+  // tsrun says so instead of only "exited before it was ready".
+  const bundle = makeBundle(t, (c) => { c.linux!.resources = { memory: { limit: 1 } }; }, ['/bin/true']);
+  const id = uniqueId('tinymem');
+  cleanupBoth(t, bundle, id);
+  const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
+  t.same(statuses(r), { reference: 1, tsrun: 1 });
+  t.match(r.reference.stderr, /memory limit/, `runc: ${r.reference.stderr.trim()}`);
+  t.match(r.tsrun.stderr, /^tsrun: run \S+: the container process exited before it was ready: the kernel's OOM killer ended it: linux\.resources\.memory\.limit is too small for it to start\n$/);
+  t.same(leftovers(bundle, idFor(TSRUN_RUNTIME, id)), [], 'nothing left');
 });
 
 t.test('an unknown capability: a warning, and the container runs, under both', async (t) => {
