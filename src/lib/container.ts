@@ -291,6 +291,10 @@ function ownerName(): string {
  */
 export function create(store: StateStore, opts: CreateOptions, prepared = prepareBundle(store, opts)): ContainerRecord {
   validateId(opts.id);
+  // Without root, every step would fail on a path ("/sys/fs/cgroup/cpu/ID:
+  // permission denied"); say what is missing instead, before anything is made.
+  const uid = process.geteuid?.() ?? 0;
+  if (uid !== 0) throw new TsrunError(`tsrun runs containers as root (this is uid ${uid}): rootless containers, in a user namespace of their own, are not supported yet`);
   const { bundle, config } = prepared;
   const image = imageOfConfig(config);
   const rootfsPath = path.resolve(bundle, config.root?.path ?? 'rootfs');

@@ -8,7 +8,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  alive, bundleProcesses, Bundle, IS_ROOT, RunResult, TSRUN, TestLike, cleanupContainer, leftovers, makeBundle, tempDir, tsrun, uniqueId,
+  alive, baseConfig, bundleProcesses, Bundle, FIXTURE_ROOTFS, IS_ROOT, RunResult, runCommand, TSRUN, TestLike, cleanupContainer, leftovers, makeBundle, tempDir, tsrun, uniqueId,
   waitFor,
 } from '../helpers';
 import { Config } from '../../src/lib/config';
@@ -376,4 +376,22 @@ t.test('bad command lines', async (t) => {
     t.notOk(line.includes(root), `${args.join(' ')}: the --root value is not shown as the verb or id: ${line}`);
   }
   t.notOk(fs.existsSync(path.join(root, 'x')), 'no state dir');
+});
+
+t.test('as an unprivileged user: one line that says root is needed, and nothing made (issue 17)', async (t) => {
+  // Before, the first cgroup write failed: "/sys/fs/cgroup/cpu/ID: permission denied".
+  const dir = tempDir(t);
+  fs.chmodSync(dir, 0o755);
+  const bundle = path.join(dir, 'bundle');
+  fs.mkdirSync(bundle);
+  spawnSync('cp', ['-a', FIXTURE_ROOTFS, path.join(bundle, 'rootfs')]);
+  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(baseConfig(['/bin/true'])), { mode: 0o644 });
+  const shared = path.join(dir, 'shared');
+  fs.mkdirSync(shared, { mode: 0o1777 });
+  fs.chmodSync(shared, 0o1777);
+  const root = path.join(shared, 'state');
+  const r = runCommand(['runuser', '-u', 'nobody', '--', TSRUN, '--root', root, 'run', '-b', bundle, 'unpriv']);
+  t.equal(r.status, 1);
+  t.equal(r.stderr, 'tsrun: run unpriv: tsrun runs containers as root (this is uid 65534): rootless containers, in a user namespace of their own, are not supported yet\n');
+  t.notOk(fs.existsSync(root), 'no --root made');
 });
