@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 packages=(build-essential python3 make musl-tools busybox-static libseccomp-dev pkg-config iproute2 util-linux)
 # --engines: also the engines the tests run on tsrun (test/engines/), from Debian too: podman with
 # conmon, containerd (ctr and the runc v2 shim), and docker.io; tini is the subreaper they run under;
-# runc, the reference test/compat/ runs every scenario under beside tsrun.
+# runc, the reference test/compat/ runs every scenario under beside tsrun; skopeo, which writes
+# OCI layouts the way users make them (test/integration/image-names).
 if [ "${1:-}" = --engines ]; then
-  packages+=(podman conmon containerd docker.io tini runc)
+  packages+=(podman conmon containerd docker.io tini runc skopeo)
 fi
 missing=()
 for p in "${packages[@]}"; do

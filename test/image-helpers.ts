@@ -48,8 +48,12 @@ export async function dockerArchive(img: TestImage, tag: string, mutate: (files:
   ]);
 }
 
-/** An OCI image layout in `dir`, layers gzip-compressed, the manifest named `ref`. */
-export function ociLayout(dir: string, img: TestImage, ref: string): void {
+/**
+ * An OCI image layout in `dir`, layers gzip-compressed, the manifest named
+ * `ref` (org.opencontainers.image.ref.name), or carrying these annotations;
+ * returns the manifest's digest.
+ */
+export function ociLayout(dir: string, img: TestImage, ref: string | Record<string, string>): string {
   const blobs = path.join(dir, 'blobs', 'sha256');
   fs.mkdirSync(blobs, { recursive: true });
   const put = (data: Buffer): string => {
@@ -65,10 +69,13 @@ export function ociLayout(dir: string, img: TestImage, ref: string): void {
     layers: gz.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: put(l), size: l.length })),
   }));
   fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  const digest = put(manifest);
+  const annotations = typeof ref === 'string' ? { 'org.opencontainers.image.ref.name': ref } : ref;
   fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
     schemaVersion: 2,
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: put(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': ref } }],
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, annotations }],
   }));
+  return digest;
 }
 
 /** An OCI archive: the layout in `layoutDir`, tarred into `file`. */

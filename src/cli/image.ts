@@ -1,7 +1,7 @@
 import { Command } from './args';
 import { TsrunError } from '../lib/errors';
 import type * as ImageImport from '../lib/image/import';
-import { DEFAULT_STORE, ImageStore } from '../lib/image/store';
+import { DEFAULT_STORE, ImageStore, isUnnamed } from '../lib/image/store';
 import { collect, out, verb } from './common';
 import { progressBar } from './progress';
 
@@ -38,15 +38,34 @@ export function imageCommand(): Command {
     .action(verb('image ls', function (this: Command) {
       const images = Object.entries(storeOf(this).images()).sort(([a], [b]) => a.localeCompare(b));
       if (this.opts().quiet) return out(images.map(([ref]) => `${ref}\n`).join(''));
-      out(images.map(([ref, img]) => `${ref}\t${img.config.slice(7, 19)}\t${img.layers.length} layers\t${img.imported}\n`).join(''));
+      out((require('./image-table') as typeof import('./image-table')).imageTable(storeOf(this)));
     }, () => undefined)));
   image.addCommand(storeOpt(new Command('inspect'))
-    .description("print an image's config JSON")
-    .argument('<ref>')
-    .action(verb('image inspect', function (this: Command, ref: string) {
+    .description('print images as JSON, in docker inspect\'s shape: names, config, layers, manifest')
+    .argument('<ref...>')
+    .action(verb('image inspect', function (this: Command, refs: string[]) {
       const store = storeOf(this);
-      out(store.readBlob(store.resolve(ref).image.config).toString('utf8').trimEnd() + '\n');
-    })));
+      const names = store.images();
+      out(JSON.stringify(refs.map((ref) => {
+        const { image: img } = store.resolve(ref);
+        const config = JSON.parse(store.readBlob(img.config).toString('utf8'));
+        const all = Object.entries(names).filter(([, other]) => other.config === img.config).map(([name]) => name).sort();
+        return {
+          Id: img.config,
+          RepoTags: all.filter((n) => !isUnnamed(n) && !n.includes('@')),
+          RepoDigests: img.manifest ? all.filter((n) => !isUnnamed(n)).map((n) => `${n.replace(/[:@].*$/, '')}@${img.manifest}`).filter((v, i, a) => a.indexOf(v) === i) : [],
+          Created: config.created ?? null,
+          Architecture: config.architecture,
+          Os: config.os,
+          Author: config.author,
+          Config: config.config ?? {},
+          RootFS: { Type: 'layers', Layers: img.layers },
+          Manifest: img.manifest ?? null,
+          History: config.history ?? [],
+          Imported: img.imported,
+        };
+      }), null, 4) + '\n');
+    }, (refs) => refs.join(' '))));
   image.addCommand(storeOpt(new Command('rm'))
     .description('remove image references, then the layers nothing uses')
     .argument('<ref...>')

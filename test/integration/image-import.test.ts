@@ -43,20 +43,20 @@ t.test('three formats, one store: layers unpacked once, the merged tree runs', a
 
   const first = image(store, ['import', path.join(work, 'docker.tar')]);
   t.equal(first.status, 0, first.stderr);
-  t.equal(first.stdout, 'test/img:docker\n');
+  t.equal(first.stdout, 'docker.io/test/img:docker\n', 'the name in its canonical form, as podman shows it');
   const layerDirs = img.diffIDs.map((d) => path.join(store, 'layers', hex(d)));
   const inodes = layerDirs.map((d) => fs.statSync(d).ino);
   const second = image(store, ['import', path.join(work, 'layout')]);
   t.equal(second.status, 0, second.stderr);
-  t.equal(second.stdout, 'test/img:oci\n');
+  t.equal(second.stdout, 'docker.io/test/img:oci\n');
   const third = image(store, ['import', '--tag', 'extra', path.join(work, 'oci.tar')]);
   t.equal(third.status, 0, third.stderr);
-  t.equal(third.stdout, 'test/img:oci\nextra:latest\n');
+  t.equal(third.stdout, 'docker.io/test/img:oci\ndocker.io/library/extra:latest\n');
   t.same(layerDirs.map((d) => fs.statSync(d).ino), inodes, 'each layer unpacked exactly once');
   t.same(fs.readdirSync(path.join(store, 'layers')).sort(), img.diffIDs.map(hex).sort());
   t.same(fs.readdirSync(path.join(store, 'tmp')), [], 'no work left in tmp/');
-  t.equal(image(store, ['ls', '-q']).stdout, 'extra:latest\ntest/img:docker\ntest/img:oci\n');
-  t.same(JSON.parse(image(store, ['inspect', 'test/img:docker']).stdout).config.Labels, { 'org.example': 'yes' });
+  t.equal(image(store, ['ls', '-q']).stdout, 'docker.io/library/extra:latest\ndocker.io/test/img:docker\ndocker.io/test/img:oci\n');
+  t.same(JSON.parse(image(store, ['inspect', 'test/img:docker']).stdout)[0].Config.Labels, { 'org.example': 'yes' });
   t.equal(image(store, ['inspect', hex(sha256(img.config)).slice(0, 12)]).status, 0, 'by config digest prefix');
 
   // The merged view, as the rootfs create mounts for a bundle made from the image.
@@ -184,7 +184,7 @@ t.test('concurrent imports of the same layers are safe', async (t) => {
     t.same(results.map((r) => r.code), [0, 0, 0], `round ${round}: all three succeed ${results.map((r) => r.err).join('')}`);
     t.same(fs.readdirSync(path.join(store, 'layers')).sort(), img.diffIDs.map(hex).sort(), 'one directory per layer');
     t.same(fs.readdirSync(path.join(store, 'tmp')), [], 'no half-made copies left');
-    t.equal(image(store, ['ls', '-q']).stdout, 'same:a\nsame:b\n', 'both names recorded');
+    t.equal(image(store, ['ls', '-q']).stdout, 'docker.io/library/same:a\ndocker.io/library/same:b\n', 'both names recorded');
     if (round < 2) t.equal(image(store, ['rm', 'same:a', 'same:b']).status, 0);
   }
 });

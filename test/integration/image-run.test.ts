@@ -153,8 +153,8 @@ t.test('two containers of one image share its layers, not their writes', async (
 
   const rm = image(store, ['rm', 'shared:1']);
   t.not(rm.status, 0);
-  t.equal(rm.stderr, `tsrun: image rm shared:1: image "shared:1" is in use by containers "${ids[0]}", "${ids[1]}"; delete them first\n`);
-  t.equal(image(store, ['ls', '-q']).stdout, 'shared:1\n', 'still there');
+  t.equal(rm.stderr, `tsrun: image rm shared:1: image "docker.io/library/shared:1" is in use by containers "${ids[0]}", "${ids[1]}"; delete them first\n`);
+  t.equal(image(store, ['ls', '-q']).stdout, 'docker.io/library/shared:1\n', 'still there');
   for (const id of ids) t.equal(tsrun(root, ['delete', '-f', id]).status, 0);
   t.same(fs.readdirSync(path.join(store, 'containers')), [], 'delete removed both upper dirs');
   t.same(mountsUnder(root), []);
@@ -178,7 +178,7 @@ t.test('rm of an image in use is refused; gc takes exactly what nothing uses', a
   t.equal(tsrun(root, ['run', '-d', '--image', 'a:1', '--store', store, id]).status, 0);
 
   t.equal(image(store, ['rm', 'a:alias']).status, 0, 'another name of an image in use may go');
-  t.match(image(store, ['rm', 'a:1']).stderr, /image "a:1" is in use by container/, 'its last name may not');
+  t.match(image(store, ['rm', 'a:1']).stderr, /image "docker.io\/library\/a:1" is in use by container/, 'its last name may not');
   t.equal(image(store, ['rm', 'b:1']).status, 0);
   const hexes = (img: TestImage): string[] => img.diffIDs.map((d) => d.slice(7));
   t.same(fs.readdirSync(path.join(store, 'layers')).sort(), hexes(a).sort(), "b's own layer went; the shared base and a's stayed");
@@ -252,7 +252,7 @@ t.test('100 layers, from all three formats, mount on both paths; 501 are refused
   const id = uniqueId('over');
   const r = tsrun(root, ['run', '--image', 'too-many:1', '--store', store, id]);
   t.not(r.status, 0);
-  t.match(r.stderr, /^tsrun: run over-\d+-\d+: image rootfs of too-many:1: overlay: more than 500 layers \(overlayfs's limit\)\n$/);
+  t.match(r.stderr, /^tsrun: run over-\d+-\d+: image rootfs of docker\.io\/library\/too-many:1: overlay: more than 500 layers \(overlayfs's limit\)\n$/);
   t.same(imageLeftovers(root, id, store, [root]), [], 'nothing left behind');
 });
 
@@ -302,7 +302,7 @@ t.test('bad input: a clear error and nothing left behind', async (t) => {
   const late = uniqueId('late');
   const r = tsrun(root, ['create', '-b', bundle, late]);
   t.not(r.status, 0);
-  t.match(r.stderr, /^tsrun: create late-\d+-\d+: image img:1 \(sha256:[0-9a-f]{64}\) is no longer in the store /);
+  t.match(r.stderr, /^tsrun: create late-\d+-\d+: image docker\.io\/library\/img:1 \(sha256:[0-9a-f]{64}\) is no longer in the store /);
   t.same(imageLeftovers(root, late, store, [bundle]), [], 'nothing left');
 });
 

@@ -94,11 +94,11 @@ t.test('3 x 64-way nested indexes: one image, walked once, in bounded time', asy
   const r = image(store, ['import', layout], { timeoutMs: IMPORT_TIMEOUT_MS });
   t.equal(r.signal, null, `finished within ${IMPORT_TIMEOUT_MS / 1000} s`);
   t.equal(r.status, 0, r.stderr);
-  t.equal(r.stdout, 'nested/img:a\nnested/img:b\n', 'one image, each of its names once');
+  t.equal(r.stdout, 'docker.io/nested/img:a\ndocker.io/nested/img:b\n', 'one image, each of its names once');
   t.same(fs.readdirSync(path.join(store, 'layers')), [hex(img.diffIDs[0])], 'its one layer');
   const images = JSON.parse(fs.readFileSync(path.join(store, 'images.json'), 'utf8'));
-  t.same(Object.keys(images).sort(), ['nested/img:a', 'nested/img:b']);
-  t.same(images['nested/img:a'], images['nested/img:b'], 'both names are the one image');
+  t.same(Object.keys(images).sort(), ['docker.io/nested/img:a', 'docker.io/nested/img:b']);
+  t.same(images['docker.io/nested/img:a'], images['docker.io/nested/img:b'], 'both names are the one image');
   t.same(fs.readdirSync(path.join(store, 'tmp')), [], 'no work left in tmp/');
 });
 
@@ -112,7 +112,7 @@ t.test('nesting and width past the limits are refused by name, the store unchang
   nestedLayout(deepest, ok, (manifest, index) => chain(manifest, index, 7, 'deep/ok:1').top);
   const accepted = image(store, ['import', deepest], { timeoutMs: IMPORT_TIMEOUT_MS });
   t.equal(accepted.status, 0, `index.json and 7 nested indexes are accepted: ${accepted.stderr}`);
-  t.equal(accepted.stdout, 'deep/ok:1\n');
+  t.equal(accepted.stdout, 'docker.io/deep/ok:1\n');
   const before = storeSnapshot(store);
 
   const deeper = path.join(work, 'deeper');

@@ -136,3 +136,13 @@ t.test('the progress line', async (t) => {
   t.equal(formatProgress({ phase: 'archive', bytesDone: 0, bytesTotal: 0, layersDone: 0, layersTotal: 0 }),
     'reading archive [------------------------] 0.0/0.0 MB');
 });
+
+t.test('image ls: docker\'s human durations and sizes', async (t) => {
+  const { humanDuration, humanSize } = await import('../../src/cli/image-table');
+  const cases: Array<[number, string]> = [[0.5, 'Less than a second'], [1, '1 second'], [30, '30 seconds'], [90, 'About a minute'], [600, '10 minutes'],
+    [3600, 'About an hour'], [5 * 3600, '5 hours'], [3 * 86400, '3 days'], [20 * 86400, '2 weeks'], [100 * 86400, '3 months'], [800 * 86400, '2 years']];
+  for (const [s, text] of cases) t.equal(humanDuration(s), text, `${s} s`);
+  t.equal(humanSize(999), '999B');
+  t.equal(humanSize(4_260_000), '4.26MB');
+  t.equal(humanSize(1_500_000_000), '1.5GB');
+});

@@ -14,7 +14,9 @@ import { PassThrough } from 'stream';
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { removeTree } from '../remove-tree';
-import { hexOf, ImageRecord, ImageStore, normalizeRef, sha256 } from './store';
+import { hexOf, ImageRecord, ImageStore, sha256 } from './store';
+import { normalizeRef } from './reference';
+import { warn } from '../log';
 import { mergedDirAttributes } from './merged';
 import { unpackLayer } from './unpack';
 
@@ -131,6 +133,8 @@ const MAX_DESCRIPTORS = 4096;
 
 const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
 const REF_ANNOTATION = 'org.opencontainers.image.ref.name';
+/** The full name containerd's export writes beside a ref.name that is only a tag. */
+const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
 
 /**
  * An OCI layout: index.json -> manifests (through nested indexes) -> config
@@ -155,7 +159,7 @@ function ociCandidates(src: Source): Candidate[] {
       if (typeof desc?.digest !== 'string') throw new TsrunError(`${at}: no digest`);
       const platform = desc.platform;
       if (platform && (platform.os !== 'linux' || (platform.architecture !== 'amd64' && platform.architecture !== undefined))) continue;
-      const ref: string | undefined = desc.annotations?.[REF_ANNOTATION] ?? inheritedRef;
+      const ref: string | undefined = desc.annotations?.[CONTAINERD_NAME_ANNOTATION] ?? desc.annotations?.[REF_ANNOTATION] ?? inheritedRef;
       const seen = byManifest.get(desc.digest);
       if (seen) {
         if (ref && !seen.refs.includes(ref)) seen.refs.push(ref);
@@ -295,7 +299,15 @@ export async function importImage(store: ImageStore, input: string, tags: string
         store.putBlob(configDigest, configData);
         if (c.manifest) store.putBlob(c.manifest.digest, c.manifest.data);
         const record: ImageRecord = { config: configDigest, manifest: c.manifest?.digest, layers: diffIDs as string[], imported: new Date().toISOString() };
-        const refs = [...c.refs, ...tags].map(normalizeRef);
+        // An OCI layout's ref name is most often a tag alone ("2.0", as skopeo
+        // and umoci write it), which names no repository: such an image is
+        // kept under its ID unless --tag names it.  A full reference (with a
+        // "/", ":" or "@") is a name, normalised as docker reads it.
+        const named = c.refs.filter((r) => /[/:@]/.test(r));
+        const bareTags = c.refs.filter((r) => !/[/:@]/.test(r));
+        if (!named.length && !tags.length && bareTags.length)
+          warn(`${input}: the layout names image ${configDigest.slice(7, 19)} only by the tag ${bareTags.map((r) => `"${r}"`).join(', ')} (${REF_ANNOTATION}), which names no repository: it is kept under its ID; give --tag NAME:TAG to name it`);
+        const refs = [...new Set([...named, ...tags].map(normalizeRef))];
         records.push([refs.length ? refs : [configDigest], record]);
       }
       store.updateImages((images) => {
@@ -304,6 +316,8 @@ export async function importImage(store: ImageStore, input: string, tags: string
             images[ref] = record;
             result.refs.push(ref);
           }
+          // Named now: it is no longer kept under its ID alone (as docker drops <none>).
+          if (!refs.includes(record.config)) delete images[record.config];
         }
       });
       return result;

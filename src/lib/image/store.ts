@@ -35,6 +35,7 @@ import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { native } from '../native';
 import { removeTree } from '../remove-tree';
+import { formatReference, parseReference, Reference, repositoryOf } from './reference';
 
 export const DEFAULT_STORE = '/var/lib/tsrun';
 
@@ -73,12 +74,8 @@ export function sha256(data: Buffer): string {
   return `sha256:${crypto().createHash('sha256').update(data).digest('hex')}`;
 }
 
-/** "busybox" means "busybox:latest", as engines read references. */
-export function normalizeRef(ref: string): string {
-  if (!ref || /\s/.test(ref)) throw new TsrunError(`image reference "${ref}" is not valid`);
-  const lastSlash = ref.lastIndexOf('/');
-  return ref.includes('@') || ref.slice(lastSlash + 1).includes(':') ? ref : `${ref}:latest`;
-}
+/** An image kept under its config digest alone: its archive or layout named it nowhere. */
+export const isUnnamed = (key: string): boolean => key.startsWith('sha256:');
 
 export class ImageStore {
   constructor(readonly root: string) {}
@@ -208,19 +205,48 @@ export class ImageStore {
     fs.renameSync(tmp, this.imagesFile);
   }
 
-  /** An image by reference ("name[:tag]") or by config digest (or a unique prefix of its hex). */
-  resolve(ref: string): { ref: string; image: ImageRecord } {
+  /**
+   * An image by reference, as docker and podman resolve one (reference.ts):
+   * `busybox`, `library/busybox` and `docker.io/library/busybox:latest`
+   * are one name; a short name not under docker.io is looked for under
+   * `localhost/` too, where podman names the images it builds;
+   * `NAME@sha256:...` is the image of that repository whose manifest (or
+   * config) has that digest.  Or by image ID: its config digest, or a
+   * unique prefix of its hex (6 or more digits).
+   */
+  resolve(text: string): { ref: string; image: ImageRecord } {
     const images = this.images();
-    const byName = images[normalizeRef(ref)];
-    if (byName) return { ref: normalizeRef(ref), image: byName };
-    const hex = ref.replace(/^sha256:/, '');
+    let parsed: Reference | undefined;
+    let refError: unknown;
+    try {
+      parsed = parseReference(text);
+    } catch (err) {
+      refError = err;
+    }
+    if (parsed) {
+      const candidates = [parsed, ...(parsed.domainGiven ? [] : [{ ...parsed, domain: 'localhost', path: parsed.path.replace(/^library\//, '') }])];
+      for (const ref of candidates) {
+        if (ref.digest) {
+          const repository = repositoryOf(ref);
+          const hit = Object.entries(images).find(([key, img]) =>
+            ((img.manifest === ref.digest || img.config === ref.digest) && key.startsWith(`${repository}:`)) || key === `${repository}@${ref.digest}`);
+          if (hit) return { ref: hit[0], image: hit[1] };
+          continue;
+        }
+        const key = formatReference(ref);
+        if (images[key]) return { ref: key, image: images[key] };
+      }
+    }
+    const hex = text.replace(/^sha256:/, '');
     if (/^[0-9a-f]{6,64}$/.test(hex)) {
       const hits = Object.entries(images).filter(([, img]) => img.config.slice(7).startsWith(hex));
       const configs = new Set(hits.map(([, img]) => img.config));
       if (configs.size === 1) return { ref: hits[0][0], image: hits[0][1] };
-      if (configs.size > 1) throw new TsrunError(`image "${ref}" is ambiguous`);
+      if (configs.size > 1) throw new TsrunError(`image "${text}" is ambiguous: ${configs.size} images have IDs starting so`);
+    } else if (refError) {
+      throw refError;
     }
-    throw new TsrunError(`image "${ref}" is not in the store ${this.root}`);
+    throw new TsrunError(`image "${text}" is not in the store ${this.root}`);
   }
 
   /** A container's rootfs directory in the store (upper/, work/, use.json). */
