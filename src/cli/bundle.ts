@@ -1,7 +1,7 @@
 import { Command } from './args';
 import { writeBundle } from '../lib/image/bundle';
 import { ImageStore } from '../lib/image/store';
-import { overridesOf, verb, withImageOptions } from './common';
+import { imageStoreDir, overridesOf, verb, withImageOptions } from './common';
 
 /** `tsrun bundle REF DIR [-- CMD...]`: a bundle whose config comes from the image; create mounts its rootfs. */
 export function bundleCommand(): Command {
@@ -11,6 +11,6 @@ export function bundleCommand(): Command {
     .argument('<dir>', 'the bundle directory (made if missing; must not hold a config.json)')
     .argument('[command...]', "the command, replacing the image's Cmd (after --)"))
     .action(verb('bundle', function (this: Command, ref: string, dir: string, command: string[]) {
-      writeBundle(new ImageStore(this.opts().store as string), ref, dir, overridesOf(this, command));
+      writeBundle(new ImageStore(imageStoreDir(this)), ref, dir, overridesOf(this, command));
     }));
 }

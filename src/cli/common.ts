@@ -28,6 +28,19 @@ export function storeOf(cmd: Command): StateStore {
   return new StateStore(globals(cmd).root);
 }
 
+/** The flag, as every command that reads the image store takes it (and tsrun and tsrun image before their verbs). */
+export const STORE_FLAG: [string, string] = ['--store <dir>', 'the image store (default: $TSRUN_STORE, or /var/lib/tsrun)'];
+
+/**
+ * The image store's directory: --store where it is given (after the verb,
+ * after `image`, or before the verb, the nearest winning), then
+ * $TSRUN_STORE, then /var/lib/tsrun.
+ */
+export function imageStoreDir(cmd: Command): string {
+  const { DEFAULT_STORE } = require('../lib/image/store') as typeof import('../lib/image/store');
+  return (cmd.optsWithGlobals().store as string | undefined) || process.env.TSRUN_STORE || DEFAULT_STORE;
+}
+
 export function out(text: string): void {
   fs.writeSync(1, text);
 }
@@ -76,10 +89,8 @@ export const collect = (value: string, previous: string[]): string[] => [...prev
 
 /** The flags that shape a bundle made from an image: `tsrun bundle`, and create/run --image. */
 export function withImageOptions(cmd: Command): Command {
-  // Loaded here, not at the top: state, list and kill never need the image store.
-  const { DEFAULT_STORE } = require('../lib/image/store') as typeof import('../lib/image/store');
   return cmd
-    .option('--store <dir>', 'the image store', DEFAULT_STORE)
+    .option(...STORE_FLAG)
     .option('-e, --env <name=value>', 'set an environment variable (repeatable)', collect, [])
     .option('--cwd <dir>', "the process's working directory (default: the image's WorkingDir)")
     .option('--user <user[:group]>', 'run as this user, resolved in the image (default: its User)')
@@ -132,7 +143,7 @@ export function createOptionsOf(cmd: Command, id: string, command: string[]): Cr
   return {
     id,
     bundle: o.bundle as string,
-    image: o.image ? { ref: o.image as string, store: o.store as string, overrides: overridesOf(cmd, command) } : undefined,
+    image: o.image ? { ref: o.image as string, store: imageStoreDir(cmd), overrides: overridesOf(cmd, command) } : undefined,
     pidFile: o.pidFile as string | undefined,
     consoleSocket: o.consoleSocket as string | undefined,
     preserveFds: parseCount(o.preserveFds as string, '--preserve-fds'),

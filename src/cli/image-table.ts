@@ -59,6 +59,30 @@ function repositoryAndTag(name: string): [string, string] {
   return colon > base.lastIndexOf('/') ? [base.slice(0, colon), base.slice(colon + 1)] : [base, '<none>'];
 }
 
+/** docker history's table, newest first: IMAGE (the image's ID on the top row), CREATED, CREATED BY, SIZE, COMMENT. */
+export function historyTable(store: ImageStore, ref: string, now = Date.now()): string {
+  const { image: img } = store.resolve(ref);
+  const config = JSON.parse(store.readBlob(img.config).toString('utf8'));
+  const history: Array<{ created?: string; created_by?: string; comment?: string; empty_layer?: boolean }> = Array.isArray(config.history) ? config.history : [];
+  // Each entry that is not an empty layer made the next layer, lowest first.
+  let layer = 0;
+  const rows = history.map((h) => {
+    const size = h.empty_layer ? 0 : img.layers[layer] ? treeSize(store.layerPath(img.layers[layer++])) : 0;
+    const when = h.created ? Date.parse(h.created) : NaN;
+    return [Number.isNaN(when) ? 'N/A' : `${humanDuration((now - when) / 1000)} ago`, (h.created_by ?? '').replace(/\s+/g, ' '), humanSize(size), h.comment ?? ''];
+  });
+  // Layers the history does not account for (an image built without one).
+  for (; layer < img.layers.length; layer++) rows.push(['N/A', '', humanSize(treeSize(store.layerPath(img.layers[layer]))), '']);
+  rows.reverse();
+  return columns([['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows.map((r, i) => [i === 0 ? img.config.slice(7, 19) : '<missing>', ...r])]);
+}
+
+/** Rows in columns three spaces apart, as docker's tabwriter sets them; the last column unpadded. */
+function columns(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)) + 3);
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('').trimEnd()).join('\n') + '\n';
+}
+
 export function imageTable(store: ImageStore, now = Date.now()): string {
   const images = Object.entries(store.images()).sort(([a], [b]) => a.localeCompare(b));
   const layerSizes = new Map<string, number>();
@@ -77,6 +101,5 @@ export function imageTable(store: ImageStore, now = Date.now()): string {
     }
     rows.push([...repositoryAndTag(name), img.config.slice(7, 19), created, humanSize(sizeOf(img))]);
   }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)) + 3);
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('').trimEnd()).join('\n') + '\n';
+  return columns(rows);
 }

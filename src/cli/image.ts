@@ -1,30 +1,31 @@
 import { Command } from './args';
 import { TsrunError } from '../lib/errors';
 import type * as ImageImport from '../lib/image/import';
-import { DEFAULT_STORE, ImageStore, isUnnamed } from '../lib/image/store';
-import { collect, out, verb } from './common';
+import { ImageStore, isUnnamed } from '../lib/image/store';
+import { collect, imageStoreDir, out, STORE_FLAG, verb } from './common';
 import { progressBar } from './progress';
 
 /** The importer (tar-stream, zlib) loads only for `image import`, not at every tsrun start. */
 const importer = (): typeof ImageImport => require('../lib/image/import') as typeof ImageImport;
 
 function storeOpt(cmd: Command): Command {
-  return cmd.option('--store <dir>', 'the image store', DEFAULT_STORE);
+  return cmd.option(...STORE_FLAG);
 }
 
-const storeOf = (cmd: Command): ImageStore => new ImageStore(cmd.opts().store as string);
+const storeOf = (cmd: Command): ImageStore => new ImageStore(imageStoreDir(cmd));
 
-/** `tsrun image import|ls|inspect|rm|gc`: the image store (src/lib/image/). */
+/** `tsrun image import|ls|inspect|history|tag|rm|prune|gc`: the image store (src/lib/image/). */
 export function imageCommand(): Command {
-  const image = new Command('image').description('import and manage images (docker-archive, OCI layout, OCI archive)');
+  const image = new Command('image').description('import and manage images (docker-archive, OCI layout, OCI archive)').option(...STORE_FLAG);
   image.addCommand(storeOpt(new Command('import'))
-    .description('import a docker-archive, an OCI image layout directory or an OCI archive')
+    .description('import a docker-archive, an OCI image layout directory or an OCI archive ("-": an archive on stdin)')
     .argument('<path>')
     .option('-t, --tag <ref>', 'also name the image so (repeatable)', collect, [])
     .action(verb('image import', async function (this: Command, input: string) {
       const bar = progressBar();
       try {
-        const r = await importer().importImage(storeOf(this), input, this.opts().tag as string[], bar?.update);
+        // "-": the archive on stdin (a pipe from docker save, say).
+        const r = await importer().importImage(storeOf(this), input === '-' ? '/dev/stdin' : input, this.opts().tag as string[], bar?.update);
         bar?.finish();
         out(r.refs.map((ref) => `${ref}\n`).join(''));
       } catch (err) {
@@ -69,9 +70,29 @@ export function imageCommand(): Command {
   image.addCommand(storeOpt(new Command('rm'))
     .description('remove image references, then the layers nothing uses')
     .argument('<ref...>')
+    .option('-f, --force', 'also the last name of an image a container uses (it keeps its layers until deleted)')
     .action(verb('image rm', function (this: Command, refs: string[]) {
-      storeOf(this).removeImages(refs);
+      storeOf(this).removeImages(refs, !!this.opts().force);
     }, (refs) => refs.join(' '))));
+  image.addCommand(storeOpt(new Command('tag'))
+    .description('name an image: tag SOURCE TARGET')
+    .argument('<source>')
+    .argument('<target>')
+    .action(verb('image tag', function (this: Command, source: string, target: string) {
+      out(`${storeOf(this).tag(source, target)}\n`);
+    })));
+  image.addCommand(storeOpt(new Command('prune'))
+    .description('remove images kept under their ID alone that no container uses, then the layers nothing uses')
+    .action(verb('image prune', function (this: Command) {
+      const { images, removed } = storeOf(this).prune();
+      out([...images, ...removed].map((r) => `${r}\n`).join(''));
+    }, () => undefined)));
+  image.addCommand(storeOpt(new Command('history'))
+    .description("an image's history, from its config: when, by what, and each layer's size")
+    .argument('<ref>')
+    .action(verb('image history', function (this: Command, ref: string) {
+      out((require('./image-table') as typeof import('./image-table')).historyTable(storeOf(this), ref));
+    })));
   image.addCommand(storeOpt(new Command('gc'))
     .description('remove layers and blobs no image or container uses')
     .action(verb('image gc', function (this: Command) {
@@ -79,7 +100,7 @@ export function imageCommand(): Command {
       out(store.withLock('exclusive', () => store.gc()).map((r) => `${r}\n`).join(''));
     }, () => undefined)));
   image.action(() => {
-    throw new TsrunError('a subcommand is needed (import, ls, inspect, rm, gc)');
+    throw new TsrunError('a subcommand is needed (import, ls, inspect, history, tag, rm, prune, gc)');
   });
   return image;
 }

@@ -32,7 +32,7 @@ const VERBS: Record<string, () => Command> = {
 };
 
 /** Global flags that take a value, as separate word ("--root DIR", or "-root DIR" as Go's flag package reads it). */
-const GLOBAL_WITH_VALUE = new Set(['root', 'log', 'log-format', 'rootless'].flatMap((f) => [`--${f}`, `-${f}`]));
+const GLOBAL_WITH_VALUE = new Set(['root', 'log', 'log-format', 'rootless', 'store'].flatMap((f) => [`--${f}`, `-${f}`]));
 
 /** The verb of a command line: the first word that is not a global flag or its value. */
 export function verbOf(argv: string[]): string | undefined {
@@ -81,6 +81,7 @@ function program(argv: string[]): Command {
     .option('--debug', 'log the launch plan and other details')
     .option('--systemd-cgroup', 'use the systemd cgroup manager (not supported yet)')
     .option('--rootless <value>', 'accepted for runc compatibility (true|false|auto)')
+    .option('--store <dir>', 'the image store, for image, bundle and --image (default: $TSRUN_STORE, or /var/lib/tsrun)')
     .version(versionText, '-v, --version', 'print the version')
     // Global flags come before the verb, as with runc (args.ts); verbs may
     // then reuse a name (spec --rootless is not the global --rootless).

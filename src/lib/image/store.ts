@@ -35,7 +35,7 @@ import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { native } from '../native';
 import { removeTree } from '../remove-tree';
-import { formatReference, parseReference, Reference, repositoryOf } from './reference';
+import { formatReference, normalizeRef, parseReference, Reference, repositoryOf } from './reference';
 
 export const DEFAULT_STORE = '/var/lib/tsrun';
 
@@ -316,11 +316,38 @@ export class ImageStore {
     return removed;
   }
 
+  /** image tag: `target` (normalised) names the image `source` finds, as docker tag does. */
+  tag(source: string, target: string): string {
+    const name = normalizeRef(target);
+    return this.withLock('shared', () => {
+      const { image } = this.resolve(source);
+      this.updateImages((current) => {
+        current[name] = image;
+        delete current[image.config]; // named now: no longer kept under its ID alone
+      });
+      return name;
+    });
+  }
+
+  /** image prune: images kept under their ID alone (docker's dangling ones) that no live container uses, then gc. */
+  prune(): { images: string[]; removed: string[] } {
+    return this.withLock('exclusive', () => {
+      const used = new Set(this.liveUses().map(({ use }) => use.image));
+      const dangling = Object.keys(this.images()).filter((key) => isUnnamed(key) && !used.has(key));
+      this.updateImages((current) => {
+        for (const key of dangling) delete current[key];
+      });
+      return { images: dangling, removed: this.gc() };
+    });
+  }
+
   /**
    * image rm: drop references; an image a live container uses keeps its
-   * last reference (an error names the container).  Then gc.
+   * last reference (an error names the container) unless `force` (rm -f,
+   * as docker rmi -f: the name goes, the container keeps its layers until
+   * it is deleted).  Then gc.
    */
-  removeImages(refs: string[]): string[] {
+  removeImages(refs: string[], force = false): string[] {
     return this.withLock('exclusive', () => {
       const images = this.images();
       const names = new Set(refs.map((ref) => this.resolve(ref).ref));
@@ -329,7 +356,7 @@ export class ImageStore {
         const config = images[name].config;
         const kept = Object.entries(images).some(([r, img]) => !names.has(r) && img.config === config);
         const users = live.filter(({ use }) => use.image === config).map(({ use }) => `"${use.id}"`).sort();
-        if (!kept && users.length) throw new TsrunError(`image "${name}" is in use by container${users.length > 1 ? 's' : ''} ${users.join(', ')}; delete ${users.length > 1 ? 'them' : 'it'} first`);
+        if (!kept && users.length && !force) throw new TsrunError(`image "${name}" is in use by container${users.length > 1 ? 's' : ''} ${users.join(', ')}; delete ${users.length > 1 ? 'them' : 'it'} first, or give -f`);
       }
       this.updateImages((current) => {
         for (const name of names) delete current[name];
