@@ -1146,6 +1146,17 @@ static napi_value copy_winsize(napi_env env, napi_callback_info info)
 	return make_bool(env, copied);
 }
 
+/* terminalColumns(fd) -> the width of the terminal at fd, or 0 when fd is none (the import progress fits it). */
+static napi_value terminal_columns(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t fd;
+	if (arg_int(env, args[0], &fd))
+		return throw_errno(env, EINVAL, "ioctl(TIOCGWINSZ)");
+	struct winsize ws;
+	return make_int(env, ioctl(fd, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0);
+}
+
 /*
  * setRaw(fd) -> the terminal's settings before (a Buffer), or null when fd
  * is no terminal; restoreTerminal(fd, settings).  The foreground terminal
@@ -1341,6 +1352,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("prlimit", do_prlimit),
 		METHOD("attachDeviceProgram", attach_device_program),
 		METHOD("copyWinsize", copy_winsize),
+		METHOD("terminalColumns", terminal_columns),
 		METHOD("setRaw", set_raw),
 		METHOD("restoreTerminal", restore_terminal),
 		METHOD("dup", do_dup),

@@ -34,6 +34,8 @@ export interface NativeAddon {
   copyStdio(stdinWrite: number, stdoutRead: number, stderrRead: number, stopRead: number, drainOnStop: boolean): Promise<void>;
   /** TIOCGWINSZ on `from`, TIOCSWINSZ on `to`: whether `from` was a terminal. */
   copyWinsize(from: number, to: number): boolean;
+  /** TIOCGWINSZ: the terminal's width in columns, 0 when fd is no terminal. */
+  terminalColumns(fd: number): number;
   /** Make the terminal at fd raw: its settings before, or null when fd is no terminal. */
   setRaw(fd: number): Buffer | null;
   restoreTerminal(fd: number, settings: Buffer): void;

@@ -4,10 +4,12 @@
  * piped in with `import -`, `tag`, `history`, `rm -f` of an image a
  * container uses, and `prune` of images kept under their ID alone.
  */
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
-import { cleanupContainer, IS_ROOT, runCommand, tempDir, TSRUN, tsrun, uniqueId } from '../helpers';
+import { cleanupContainer, IS_ROOT, runCommand, tarOf, tempDir, TSRUN, tsrun, uniqueId } from '../helpers';
+import { onTty } from '../engine-helpers';
 import { baseLayer, dockerArchive, imageOf, ociLayout } from '../image-helpers';
 
 if (!IS_ROOT) {
@@ -67,4 +69,20 @@ t.test('rm -f takes the last name of an image a container uses; prune takes ID-o
   t.equal(pruned.status, 0, pruned.stderr);
   t.match(pruned.stdout, /^sha256:[0-9a-f]{64}\n/, 'prune names the image it took');
   t.same(fs.readdirSync(path.join(store, 'layers')), [], 'and its layer');
+});
+
+t.test('the progress bar on a 40-column terminal: each redraw fits, at most ten a second', async (t) => {
+  const work = tempDir(t, 'tsrun-imgcli-tty-');
+  const store = path.join(work, 'store');
+  // 24 MB that does not compress: the archive phase reads it in some 400 chunks.
+  const noise = await tarOf([{ name: 'noise', type: 'file', content: crypto.randomBytes(24 << 20) }]);
+  fs.writeFileSync(path.join(work, 'big.tar'), await dockerArchive(imageOf([baseLayer(), noise], { Cmd: ['/bin/sh'] }), 'big:1'));
+  const started = Date.now();
+  const r = onTty(['sh', '-c', `stty cols 40 rows 20; exec '${TSRUN}' --store '${store}' image import '${path.join(work, 'big.tar')}'`]);
+  const seconds = (Date.now() - started) / 1000;
+  t.equal(r.status, 0, r.stderr);
+  const redraws = r.stdout.split('\r').filter((s) => s.startsWith('\x1b[K'));
+  t.ok(redraws.length >= 1, `the bar was drawn (${redraws.length} times in ${seconds.toFixed(1)} s)`);
+  t.ok(redraws.length <= Math.ceil(seconds * 10) + 3, `at most ten redraws a second: ${redraws.length} in ${seconds.toFixed(1)} s`);
+  for (const line of redraws) t.ok(line.replace(/\x1b\[K/, '').replace(/\n[\s\S]*$/, '').length <= 39, `fits 40 columns: ${JSON.stringify(line.slice(0, 60))}`);
 });

@@ -135,6 +135,12 @@ t.test('the progress line', async (t) => {
     'layers 1/4 [######------------------] 5.0/20.0 MB');
   t.equal(formatProgress({ phase: 'archive', bytesDone: 0, bytesTotal: 0, layersDone: 0, layersTotal: 0 }),
     'reading archive [------------------------] 0.0/0.0 MB');
+  // Narrow terminals: the bar shrinks, then goes; the line never reaches the last column.
+  const p = { phase: 'layers' as const, bytesDone: 61e6, bytesTotal: 122e6, layersDone: 3, layersTotal: 12 };
+  t.equal(formatProgress(p, 40), 'layers 3/12 [######-----] 61.0/122.0 MB');
+  t.ok(formatProgress(p, 40).length <= 39);
+  t.equal(formatProgress(p, 30), 'layers 3/12 61.0/122.0 MB', 'no room for a bar');
+  t.equal(formatProgress(p, 11), 'layers 3/1', 'cut at the width');
 });
 
 t.test('image ls: docker\'s human durations and sizes', async (t) => {
