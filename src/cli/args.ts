@@ -77,6 +77,17 @@ function parseFlags(flags: string): Pick<OptionSpec, 'short' | 'long' | 'key' | 
   return { short: m[1], long: m[2], key: camelCase(negate ? m[2].slice(3) : m[2]), value: m[3], negate };
 }
 
+/** A command as documentation and completion see it (man pages, `tsrun completion`). */
+export interface CommandInfo {
+  name: string;
+  aliases: string[];
+  summary: string;
+  usage: string;
+  arguments: Array<{ name: string; required: boolean; variadic: boolean; description: string }>;
+  options: Array<{ flags: string; short?: string; long: string; takesValue: boolean; description: string; defaultValue?: unknown }>;
+  commands: CommandInfo[];
+}
+
 export class Command {
   private readonly verbName: string;
   private summary = '';
@@ -201,6 +212,22 @@ export class Command {
     const line = this.parent ? `${this.usageName().slice('tsrun '.length)}: ${message} (usage: ${this.usageLine()})` : `${message} (see tsrun --help)`;
     this.output.writeErr(`tsrun: ${line}\n`);
     throw new UsageExit(1, line);
+  }
+
+  /** The command and everything under it, as plain data. */
+  describe(): CommandInfo {
+    return {
+      name: this.verbName,
+      aliases: [...this.aliases],
+      summary: this.summary,
+      usage: this.usageLine(),
+      arguments: this.argumentSpecs.map(({ name, required, variadic, description }) => ({ name, required, variadic, description })),
+      options: [
+        ...this.optionSpecs.map((o) => ({ flags: o.flags, short: o.short, long: o.long, takesValue: !!o.value, description: o.description, defaultValue: o.defaultValue })),
+        { flags: '-h, --help', short: 'h', long: 'help', takesValue: false, description: 'print this help' },
+      ],
+      commands: this.commands.map((c) => c.describe()),
+    };
   }
 
   /** "tsrun state [options] <id>". */

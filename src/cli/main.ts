@@ -29,6 +29,7 @@ const VERBS: Record<string, () => Command> = {
   features: () => (require('./features') as typeof import('./features')).featuresCommand(),
   image: () => (require('./image') as typeof import('./image')).imageCommand(),
   bundle: () => (require('./bundle') as typeof import('./bundle')).bundleCommand(),
+  completion: () => (require('./completion') as typeof import('./completion')).completionCommand(),
 };
 
 /** Global flags that take a value, as separate word ("--root DIR", or "-root DIR" as Go's flag package reads it). */
@@ -103,6 +104,11 @@ function program(argv: string[]): Command {
  * process's start, in Bun and in Node: with --debug every verb logs where
  * its time went (README, "Performance").
  */
+/** Every verb, for what is written from the definitions (completion scripts, man pages: docs.ts). */
+export function fullProgram(): Command {
+  return program([]);
+}
+
 export async function main(argv: string[], entered?: number): Promise<void> {
   const started = performance.now();
   try {

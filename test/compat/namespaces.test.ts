@@ -10,7 +10,7 @@
  *    the host's root (docs/differences-from-runc.md, "host-mount-namespace");
  *  - masked and read-only paths need a mount namespace: refused by both;
  *  - a mount namespace joined by path: used as runc uses it.
- * README ("Namespaces") says what sharing the host's mounts means for safety.
+ * docs/features.md ("Namespaces") says what sharing the host's mounts means for safety.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
