@@ -9,8 +9,9 @@ export function bundleCommand(): Command {
     .description("write a bundle for an image: config.json from the image's config, and an empty rootfs that create mounts as the image's overlay")
     .argument('<ref>', 'the image (name[:tag] or config digest)')
     .argument('<dir>', 'the bundle directory (made if missing; must not hold a config.json)')
-    .argument('[command...]', "the command, replacing the image's Cmd (after --)"))
+    .argument('[command...]', "the command, replacing the image's Cmd (after --)")
+    .option('--copy', "write the image's tree into DIR/rootfs, a plain bundle any runtime runs (as umoci unpack)"))
     .action(verb('bundle', function (this: Command, ref: string, dir: string, command: string[]) {
-      writeBundle(new ImageStore(imageStoreDir(this)), ref, dir, overridesOf(this, command));
+      writeBundle(new ImageStore(imageStoreDir(this)), ref, dir, overridesOf(this, command), !!this.opts().copy);
     }));
 }

@@ -13,7 +13,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
-import { alive, defaultCgroupDirs, IS_ROOT, mountsUnder, waitFor, tarOf, tempDir, TSRUN, tsrun, uniqueId, cleanupContainer, TarEntry } from '../helpers';
+import { alive, defaultCgroupDirs, IS_ROOT, mountsUnder, runCommand, waitFor, tarOf, tempDir, TSRUN, tsrun, uniqueId, cleanupContainer, TarEntry } from '../helpers';
 import { differsOnPurpose } from '../compat-helpers';
 import { applyLayers, baseLayer, comparable, dockerArchive, image, imageOf, listTreeCommand, ociArchive, ociLayout, parseTree, TestImage } from '../image-helpers';
 
@@ -117,6 +117,32 @@ t.test('the container sees exactly the tree its layers make, from all three form
     'one inode for both names; User app from the image; WorkingDir; a symlink that replaced a dir');
 });
 
+t.test('bundle --copy: the image\'s tree itself in the bundle, a plain bundle runc runs too (issue 17)', async (t) => {
+  const work = tempDir(t, 'tsrun-imgcopy-');
+  const store = path.join(work, 'store');
+  const root = path.join(work, 'state');
+  const img = await changingImage();
+  fs.writeFileSync(path.join(work, 'docker.tar'), await dockerArchive(img, 'copy/me:1'));
+  t.equal(image(store, ['import', path.join(work, 'docker.tar')]).status, 0);
+  const expected = comparable(await applyLayers(img.layers));
+  const bundle = path.join(work, 'bundle');
+  const b = tsrun(root, ['bundle', '--store', store, '--copy', '--user', '0', 'copy/me:1', bundle, '--', 'sh', '-c', listTreeCommand()]);
+  t.equal(b.status, 0, b.stderr);
+  const config = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  t.notOk(Object.keys(config.annotations ?? {}).some((k) => k.startsWith('org.tsrun.image.')), 'the config names no image: a plain bundle');
+  t.same(fs.readdirSync(path.join(store, 'tmp')), [], 'no work left in the store');
+  t.same(fs.readdirSync(path.join(store, 'containers')), [], 'no container use either');
+  for (const [name, bin] of [['tsrun', TSRUN], ['runc', '/usr/sbin/runc']]) {
+    const id = uniqueId(`copy-${name}`);
+    const runtimeRoot = path.join(work, `root-${name}`);
+    t.teardown(() => { runCommand([bin, '--root', runtimeRoot, 'delete', '--force', id]); });
+    const r = runCommand([bin, '--root', runtimeRoot, 'run', '-b', bundle, id]);
+    t.equal(r.status, 0, `${name}: ${r.stderr}`);
+    t.same(Object.fromEntries(parseTree(r.stdout)), expected, `${name}: the copied rootfs is the layers applied in order`);
+  }
+  t.match(tsrun(root, ['bundle', '--store', store, '--copy', 'copy/me:1', bundle]).stderr, /config\.json already exists/, 'an existing bundle is refused');
+});
+
 t.test('two containers of one image share its layers, not their writes', async (t) => {
   differsOnPurpose(t, 'images');
   const work = tempDir(t, 'tsrun-imgrun-');
@@ -153,7 +179,7 @@ t.test('two containers of one image share its layers, not their writes', async (
 
   const rm = image(store, ['rm', 'shared:1']);
   t.not(rm.status, 0);
-  t.equal(rm.stderr, `tsrun: image rm shared:1: image "docker.io/library/shared:1" is in use by containers "${ids[0]}", "${ids[1]}"; delete them first\n`);
+  t.equal(rm.stderr, `tsrun: image rm shared:1: image "docker.io/library/shared:1" is in use by containers "${ids[0]}", "${ids[1]}"; delete them first, or give -f\n`);
   t.equal(image(store, ['ls', '-q']).stdout, 'docker.io/library/shared:1\n', 'still there');
   for (const id of ids) t.equal(tsrun(root, ['delete', '-f', id]).status, 0);
   t.same(fs.readdirSync(path.join(store, 'containers')), [], 'delete removed both upper dirs');

@@ -10,7 +10,9 @@ import { isCgroup2Unified } from '../cgroup';
 import { Config } from '../config';
 import { describeFsError, TsrunError } from '../errors';
 import { removeTree } from '../remove-tree';
-import { BundleOverrides, convertImageConfig, ImageConfig } from './convert';
+import { spawnSync } from 'child_process';
+import { native } from '../native';
+import { BundleOverrides, convertImageConfig, IMAGE_ANNOTATION, ImageConfig, REF_ANNOTATION, STORE_ANNOTATION } from './convert';
 import { readImageFile } from './merged';
 import { ImageStore } from './store';
 
@@ -36,11 +38,15 @@ export function imageBundleConfig(store: ImageStore, ref: string, overrides: Bun
 /**
  * Write a bundle: DIR/config.json and an empty DIR/rootfs, where create
  * attaches the image's overlay (in the container's mount namespace only).
- * DIR may exist but must hold no config.json.  The config is 0600: its
- * environment may carry secrets (-e), and only root runs it anyway.
+ * With `copy`, DIR/rootfs is instead the image's tree itself, as `umoci
+ * unpack` writes one, and the config names no image: a plain bundle any
+ * runtime runs.  DIR may exist but must hold no config.json.  The config
+ * is 0600: its environment may carry secrets (-e), and only root runs it
+ * anyway.
  */
-export function writeBundle(store: ImageStore, ref: string, dir: string, overrides: BundleOverrides = {}): void {
+export function writeBundle(store: ImageStore, ref: string, dir: string, overrides: BundleOverrides = {}, copy = false): void {
   const config = imageBundleConfig(store, ref, overrides);
+  if (copy) for (const key of [IMAGE_ANNOTATION, STORE_ANNOTATION, REF_ANNOTATION]) delete config.annotations?.[key];
   const file = path.join(dir, 'config.json');
   const made = !fs.existsSync(dir);
   try {
@@ -58,4 +64,45 @@ export function writeBundle(store: ImageStore, ref: string, dir: string, overrid
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`${path.join(dir, config.root!.path)} already exists; remove it first`);
     throw new TsrunError(describeFsError(err, path.join(dir, config.root!.path)));
   }
+  if (!copy) return;
+  try {
+    copyImageTree(store, ref, path.join(dir, config.root!.path));
+  } catch (err) {
+    if (made) removeTree(dir);
+    else {
+      removeTree(path.join(dir, config.root!.path));
+      fs.rmSync(file, { force: true });
+    }
+    throw err;
+  }
+}
+
+/**
+ * The image's merged tree copied into `target` (an empty directory): its
+ * layers through a read-only view of the overlay, mounted nowhere (a
+ * detached mount, read through /proc/self/fd), so whiteouts and opaque
+ * directories are applied by the kernel as a container would see them,
+ * and cp -a keeps owners, modes, times, xattrs, hard links and device
+ * nodes (made with mknod, never opened: the overlay is nodev).
+ */
+function copyImageTree(store: ImageStore, ref: string, target: string): void {
+  const { image } = store.resolve(ref);
+  store.withLock('shared', () => {
+    const tmp = store.tempDir();
+    let mnt = -1;
+    try {
+      for (const sub of ['upper', 'work', 'staging']) fs.mkdirSync(path.join(tmp, sub), { mode: 0o700 });
+      const lowers = [...image.layers].reverse().map((d) => store.layerPath(d));
+      const top = fs.statSync(lowers[0]);
+      fs.chmodSync(path.join(tmp, 'upper'), top.mode & 0o7777);
+      fs.chownSync(path.join(tmp, 'upper'), top.uid, top.gid);
+      mnt = native.overlayOpen('tsrun-bundle-copy', lowers, path.join(tmp, 'upper'), path.join(tmp, 'work'), path.join(tmp, 'staging'), process.env.TSRUN_TEST_OVERLAY_LEGACY === '1');
+      // cp gets the mount as its fd 3; the tree's root mode and owner come with "/.".
+      const cp = spawnSync('cp', ['-a', '--reflink=auto', '/proc/self/fd/3/.', target], { stdio: ['ignore', 'ignore', 'pipe', mnt], encoding: 'utf8' });
+      if (cp.status !== 0) throw new TsrunError(`copy of image ${ref} into ${target}: ${(cp.stderr || `cp: status ${cp.status}`).trim().split('\n')[0]}`);
+    } finally {
+      if (mnt >= 0) native.close(mnt);
+      removeTree(tmp);
+    }
+  });
 }
