@@ -51,7 +51,16 @@ function processFromFlags(base: Process | undefined, args: string[], o: Record<s
   const p: Process = JSON.parse(JSON.stringify(base ?? { cwd: '/' }));
   p.args = args;
   p.terminal = !!o.tty;
-  if (o.cwd) p.cwd = o.cwd;
+  if (o.cwd) {
+    // As runc ("Cwd must be an absolute path"), named as the flag it came from.
+    if (!(o.cwd as string).startsWith('/')) throw new TsrunError(`--cwd: "${o.cwd}" is not an absolute path`);
+    p.cwd = o.cwd;
+  }
+  for (const e of o.env as string[]) {
+    // runc refuses these too ("invalid environment variable", "name can't be empty").
+    if (!e.includes('=')) throw new TsrunError(`--env: "${e}" is not NAME=VALUE`);
+    if (e.startsWith('=')) throw new TsrunError(`--env: "${e}" has an empty name`);
+  }
   if (o.env.length) {
     const keys = new Set((o.env as string[]).map((e) => e.split('=')[0]));
     p.env = [...(p.env ?? []).filter((e) => !keys.has(e.split('=')[0])), ...o.env];

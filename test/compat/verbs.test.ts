@@ -86,6 +86,17 @@ t.test('exec flags: --env, --cwd, --user, --additional-gids, --cap, --no-new-pri
     const r = underBoth(bundle, id, ['exec', ...args]);
     t.same({ status: r.tsrun.status, stdout: r.tsrun.stdout }, { status: r.reference.status, stdout: r.reference.stdout }, `${label}: as under the reference`);
   }
+  // Refused by both (exec's own failure: 255); tsrun names the flag (issue 17).
+  const refused: Array<[string[], RegExp]> = [
+    [['--cwd', 'rel'], /--cwd: "rel" is not an absolute path/],
+    [['--env', '=x'], /--env: "=x" has an empty name/],
+    [['--env', 'NOEQ'], /--env: "NOEQ" is not NAME=VALUE/],
+  ];
+  for (const [flags, line] of refused) {
+    const r = underBoth(bundle, id, ['exec', ...flags, '%ID%', '/bin/true']);
+    t.same({ reference: r.reference.status, tsrun: r.tsrun.status }, { reference: 255, tsrun: 255 }, `${flags.join(' ')}: refused by both`);
+    t.match(r.tsrun.stderr, line, `${flags.join(' ')}: ${r.tsrun.stderr.trim()}`);
+  }
   for (const rt of RUNTIMES) {
     const pidFile = path.join(dir, `exec-${rt.name}.pid`);
     const r = under(rt, bundle, id, ['exec', '--detach', '--pid-file', pidFile, '%ID%', '/bin/sleep', '1000']);
