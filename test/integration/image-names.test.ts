@@ -12,7 +12,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
-import { IS_ROOT, tempDir } from '../helpers';
+import { IS_ROOT, runCommand, tempDir, TSRUN } from '../helpers';
 import { sha256 } from '../../src/lib/image/store';
 import { baseLayer, dockerArchive, image, imageOf, ociLayout } from '../image-helpers';
 
@@ -109,4 +109,18 @@ t.test('image ls: docker\'s table, the image\'s own creation time and unpacked s
   t.equal(inspected[0].Id, inspected[1].Id);
   t.equal(inspected[0].Created, created);
   t.same(inspected[0].RootFS, { Type: 'layers', Layers: aged.diffIDs });
+});
+
+t.test('the README\'s images quick start: a docker save archive, import, run --image by its short name', async (t) => {
+  const work = tempDir(t, 'tsrun-quickstart-');
+  const store = path.join(work, 'store');
+  const root = path.join(work, 'state');
+  // What `docker save busybox -o busybox.tar` writes: RepoTags ["busybox:latest"].
+  fs.writeFileSync(path.join(work, 'busybox.tar'), await dockerArchive(imageOf([baseLayer()], { Cmd: ['sh'], Env: ['PATH=/bin'] }), 'busybox:latest'));
+  const imported = runCommand([TSRUN, '--store', store, 'image', 'import', path.join(work, 'busybox.tar')]);
+  t.equal(imported.stdout, 'docker.io/library/busybox:latest\n', imported.stderr);
+  t.teardown(() => { runCommand([TSRUN, '--root', root, 'delete', '--force', 'demo']); });
+  const run = runCommand([TSRUN, '--root', root, '--store', store, 'run', '--image', 'busybox', 'demo', '--', 'echo', 'hello']);
+  t.equal(run.status, 0, run.stderr);
+  t.equal(run.stdout, 'hello\n');
 });
