@@ -27,6 +27,30 @@ if [ ! -x dist/tsrun ]; then
   echo "install: dist/tsrun is missing: run npm run build (or scripts/setup.sh) first" >&2
   exit 1
 fi
+# Root (and every engine) will run dist/tsrun and load the addon and the
+# helpers from this checkout: if another user could change any of them, or
+# any directory above them, that user would become root.  Each must be
+# root's, and writable by no one else (a sticky directory such as /tmp may
+# be, since no one else can rename or remove what root owns in it).
+root_only() {
+  local p=$1 uid mode
+  while :; do
+    read -r uid mode < <(stat -c '%u %a' "$p")
+    if [ "$uid" != 0 ]; then
+      echo "install: $p belongs to uid $uid, and root would run what is under it: build tsrun in a checkout only root can change" >&2
+      return 1
+    fi
+    if (( (8#$mode & 8#022) != 0 && (8#$mode & 8#1000) == 0 )); then
+      echo "install: $p is writable by others (mode $mode), and root would run what is under it: build tsrun in a checkout only root can change" >&2
+      return 1
+    fi
+    [ "$p" = / ] && return 0
+    p=$(dirname "$p")
+  done
+}
+for f in "$checkout/dist/tsrun" "$checkout/build/Release/tsrun_native.node" "$checkout"/native/out/tsrun-*; do
+  root_only "$(readlink -f "$f")" || exit 1
+done
 mkdir -p "$(dirname "$bin")" "$man" "$(dirname "$bash_completion")" "$(dirname "$zsh_completion")" "$(dirname "$fish_completion")"
 ln -sfn "$checkout/dist/tsrun" "$bin"
 node scripts/man.js "$man"

@@ -30,8 +30,28 @@ export function staleBuilds(): string[] {
     .filter((f) => !fs.existsSync(f) || fs.statSync(f).mtimeMs < compiled);
 }
 
+/**
+ * The native parts older than their C sources (binding.gyp's lists): the
+ * addon, and the static helpers native/Makefile builds.  npm run build
+ * does not rebuild them; npx node-gyp build does both.
+ */
+export function staleNative(): string[] {
+  const newest = (files: string[]): number => Math.max(...files.map((f) => fs.statSync(path.join(PROJECT_ROOT, 'native', f)).mtimeMs));
+  const addonSources = newest(['addon.c', 'seccomp.c', 'layer.c', 'overlay.c', 'remove.c', 'netdev.c']);
+  // Each helper's prerequisites in native/Makefile.
+  const built: Array<[string, number]> = [
+    ['build/Release/tsrun_native.node', addonSources],
+    ['native/out/tsrun-init', newest(['init.c', 'plan.h', 'sched-attr.h', 'Makefile'])],
+    ['native/out/tsrun-checker', newest(['checker.c', 'sched-attr.h', 'Makefile'])],
+    ['native/out/tsrun-seccomp-agent', newest(['seccomp-agent.c', 'Makefile'])],
+  ];
+  return built.filter(([f, sources]) => !fs.existsSync(path.join(PROJECT_ROOT, f)) || fs.statSync(path.join(PROJECT_ROOT, f)).mtimeMs < sources).map(([f]) => f);
+}
+
 const stale = staleBuilds();
 if (stale.length) throw new Error(`${stale.join(' and ')} older than tsc's output in dist/src: run npm run build`);
+const staleC = staleNative();
+if (staleC.length) throw new Error(`${staleC.join(', ')} older than their C sources in native/: run npx node-gyp build`);
 
 /** Minimal stand-in for the parts of tap's Test we use, so helpers do not depend on tap's types. */
 export interface TestLike {

@@ -100,7 +100,7 @@ export function withImageOptions(cmd: Command): Command {
     .option('--read-only', 'mount the rootfs read-only');
 }
 
-const IMAGE_ONLY = ['env', 'cwd', 'user', 'entrypoint', 'hostname', 'tty', 'readOnly'];
+const IMAGE_ONLY = ['store', 'env', 'cwd', 'user', 'entrypoint', 'hostname', 'tty', 'readOnly'];
 
 /** The overrides given on the command line; `command` (after --) replaces the image's Cmd. */
 export function overridesOf(cmd: Command, command: string[]): BundleOverrides {
@@ -134,7 +134,8 @@ export function withCreateOptions(cmd: Command): Command {
 export function createOptionsOf(cmd: Command, id: string, command: string[]): CreateOptions {
   const o = cmd.opts();
   if (!o.image) {
-    const stray = IMAGE_ONLY.find((k) => cmd.getOptionValueSource(k) === 'cli');
+    // Given on the command line and meaning something: --tty=false and --env with nothing are no harm.
+    const stray = IMAGE_ONLY.find((k) => cmd.getOptionValueSource(k) === 'cli' && o[k] !== false && !(Array.isArray(o[k]) && !o[k].length));
     if (stray) throw new TsrunError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: only with --image`);
     if (command.length) throw new TsrunError(`unexpected arguments after the id: ${command.join(' ')} (a command is taken only with --image)`);
   } else if (cmd.getOptionValueSource('bundle') === 'cli') {

@@ -64,7 +64,12 @@ _tsrun() {
       return;;
   esac
   if [ "$ids" = 1 ] && [ "$npos" = 0 ] && [[ $cur != -* ]]; then
-    COMPREPLY=($(compgen -W "$(tsrun \${root:+--root "$root"} list -q 2>/dev/null)" -- "$cur"))
+    # Compared as plain strings: compgen -W would expand $(...) in an id.
+    local id
+    COMPREPLY=()
+    while IFS= read -r id; do
+      [[ $id == "$cur"* ]] && COMPREPLY+=("$id")
+    done < <(tsrun \${root:+--root "$root"} list -q 2>/dev/null)
     return
   fi
   COMPREPLY=($(compgen -W "$words" -- "$cur"))

@@ -63,13 +63,15 @@ function repositoryAndTag(name: string): [string, string] {
 export function historyTable(store: ImageStore, ref: string, now = Date.now()): string {
   const { image: img } = store.resolve(ref);
   const config = JSON.parse(store.readBlob(img.config).toString('utf8'));
-  const history: Array<{ created?: string; created_by?: string; comment?: string; empty_layer?: boolean }> = Array.isArray(config.history) ? config.history : [];
+  // Image content: anything but an object is skipped, and text reaches the terminal without control characters.
+  const history: Array<Record<string, unknown>> = Array.isArray(config.history) ? config.history.filter((h: unknown) => h !== null && typeof h === 'object') : [];
+  const text = (v: unknown): string => (typeof v === 'string' ? v.replace(/\s+/g, ' ').replace(/[\x00-\x1f\x7f-\x9f]/g, '?') : '');
   // Each entry that is not an empty layer made the next layer, lowest first.
   let layer = 0;
   const rows = history.map((h) => {
-    const size = h.empty_layer ? 0 : img.layers[layer] ? treeSize(store.layerPath(img.layers[layer++])) : 0;
-    const when = h.created ? Date.parse(h.created) : NaN;
-    return [Number.isNaN(when) ? 'N/A' : `${humanDuration((now - when) / 1000)} ago`, (h.created_by ?? '').replace(/\s+/g, ' '), humanSize(size), h.comment ?? ''];
+    const size = h.empty_layer === true ? 0 : img.layers[layer] ? treeSize(store.layerPath(img.layers[layer++])) : 0;
+    const when = typeof h.created === 'string' ? Date.parse(h.created) : NaN;
+    return [Number.isNaN(when) ? 'N/A' : `${humanDuration((now - when) / 1000)} ago`, text(h.created_by), humanSize(size), text(h.comment)];
   });
   // Layers the history does not account for (an image built without one).
   for (; layer < img.layers.length; layer++) rows.push(['N/A', '', humanSize(treeSize(store.layerPath(img.layers[layer]))), '']);

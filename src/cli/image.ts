@@ -1,7 +1,7 @@
 import { Command } from './args';
 import { TsrunError } from '../lib/errors';
 import type * as ImageImport from '../lib/image/import';
-import { ImageStore, isUnnamed } from '../lib/image/store';
+import { ImageStore, isUnnamed, repositoryOfKey } from '../lib/image/store';
 import { collect, imageStoreDir, out, STORE_FLAG, verb } from './common';
 import { progressBar } from './progress';
 
@@ -54,7 +54,7 @@ export function imageCommand(): Command {
         return {
           Id: img.config,
           RepoTags: all.filter((n) => !isUnnamed(n) && !n.includes('@')),
-          RepoDigests: img.manifest ? all.filter((n) => !isUnnamed(n)).map((n) => `${n.replace(/[:@].*$/, '')}@${img.manifest}`).filter((v, i, a) => a.indexOf(v) === i) : [],
+          RepoDigests: img.manifest ? [...new Set(all.map(repositoryOfKey).filter((r) => r !== undefined).map((r) => `${r}@${img.manifest}`))] : [],
           Created: config.created ?? null,
           Architecture: config.architecture,
           Os: config.os,

@@ -98,17 +98,17 @@ function program(argv: string[]): Command {
   return root;
 }
 
+/** Every verb, for what is written from the definitions (completion scripts, man pages: docs.ts). */
+export function fullProgram(): Command {
+  return program([]);
+}
+
 /**
  * `entered`: when the entry began, before tsrun's modules loaded (the
  * executable's entry.ts passes it).  performance.now() counts from the
  * process's start, in Bun and in Node: with --debug every verb logs where
  * its time went (README, "Performance").
  */
-/** Every verb, for what is written from the definitions (completion scripts, man pages: docs.ts). */
-export function fullProgram(): Command {
-  return program([]);
-}
-
 export async function main(argv: string[], entered?: number): Promise<void> {
   const started = performance.now();
   try {

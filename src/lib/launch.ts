@@ -129,25 +129,34 @@ export function launch(opts: LaunchOptions): number {
   }
 }
 
+/** The OOM killer's count in the cgroup so far (-1 when it cannot be read). */
+function oomKillsOf(cgroup: CgroupManager | null): number {
+  try {
+    return cgroup ? cgroup.oomKills() : -1;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Why a process died before it was ready, when the cgroup says: the OOM
+ * killer struck since the launch began (`before`: its count then; the
+ * count is the cgroup's whole history, an exec's container may have had
+ * others), so the memory limit is below what the helper and the process
+ * need to start (runc names the limit too).  '' when it was not.
+ */
+function oomCause(cgroup: CgroupManager | null, before: number): string {
+  // (The cgroup's own limit and peak tell nothing here: the kernel rounds a
+  // tiny limit down to 0 pages, and the dead process's pages are uncharged.)
+  const now = oomKillsOf(cgroup);
+  return before >= 0 && now > before ? ": the kernel's OOM killer ended it: linux.resources.memory.limit is too small for it to start" : '';
+}
+
 /**
  * The helper's next message.  While the container is paused its process
  * is frozen with it and says nothing: that wait has no end (runc's exec
  * into a paused container waits for resume too); otherwise SYNC_TIMEOUT_MS.
  */
-/**
- * Why a process died before it was ready, when the cgroup says: the OOM
- * killer, because the memory limit is below what the helper and the
- * process need to start (runc names the limit too).  '' when it was not.
- */
-function oomCause(cgroup: CgroupManager): string {
-  try {
-    // (The cgroup's own limit and peak tell nothing here: the kernel rounds a
-    // tiny limit down to 0 pages, and the dead process's pages are uncharged.)
-    return cgroup.oomKills() > 0 ? ": the kernel's OOM killer ended it: linux.resources.memory.limit is too small for it to start" : '';
-  } catch {
-    return '';
-  }
-}
 
 function nextMessage(syncFd: number, cgroup: CgroupManager | null): ChildMessage {
   for (;;) {
@@ -165,6 +174,7 @@ function launchOnce(opts: LaunchOptions): number {
   let syncFd = -1;
   let inHook = false;
   let cloneRefused = false;
+  const oomBefore = oomKillsOf(opts.cgroup);
   try {
     ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.rootfsFd ?? -1, opts.preserveFds, opts.stdio ?? null));
     debug(`${opts.verb}: tsrun-init ${helperPid} started, plan of ${opts.plan.length} bytes`);
@@ -218,7 +228,7 @@ function launchOnce(opts: LaunchOptions): number {
         if (limit) message += ` (${limit})`;
         throw new TsrunError(message);
       } else {
-        throw new TsrunError(`the container process exited before it was ready${opts.cgroup ? oomCause(opts.cgroup) : ''}`);
+        throw new TsrunError(`the container process exited before it was ready${oomCause(opts.cgroup, oomBefore)}`);
       }
     }
   } catch (err) {

@@ -46,6 +46,24 @@ t.test('scripts/install.sh: the executable, man pages and completions under a pr
   t.equal(left, '', 'nothing of it left');
 });
 
+t.test('scripts/install.sh refuses a checkout another user could change (root would run it)', async (t) => {
+  const fake = tempDir(t, 'tsrun-install-fake-');
+  fs.chmodSync(fake, 0o755);
+  fs.mkdirSync(path.join(fake, 'scripts'));
+  fs.copyFileSync(path.join(PROJECT_ROOT, 'scripts', 'install.sh'), path.join(fake, 'scripts', 'install.sh'));
+  fs.mkdirSync(path.join(fake, 'dist'));
+  fs.writeFileSync(path.join(fake, 'dist', 'tsrun'), '#!/bin/sh\n', { mode: 0o755 });
+  fs.chownSync(path.join(fake, 'dist', 'tsrun'), 65534, 65534);
+  const prefix = tempDir(t, 'tsrun-install-prefix-');
+  const r = runCommand(['bash', path.join(fake, 'scripts', 'install.sh'), prefix]);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /dist\/tsrun belongs to uid 65534, and root would run what is under it/);
+  t.notOk(fs.existsSync(path.join(prefix, 'bin', 'tsrun')), 'nothing installed');
+  fs.chownSync(path.join(fake, 'dist', 'tsrun'), 0, 0);
+  fs.chmodSync(path.join(fake, 'dist'), 0o777);
+  t.match(runCommand(['bash', path.join(fake, 'scripts', 'install.sh'), prefix]).stderr, /dist is writable by others \(mode 777\)/);
+});
+
 t.test('bash completion: verbs, flags, image subcommands, paths, container ids', async (t) => {
   const dir = tempDir(t, 'tsrun-completion-');
   const script = path.join(dir, 'tsrun.bash');

@@ -40,6 +40,9 @@ t.test('the store given once: --store before the verb, after image, or $TSRUN_ST
   const run = tsrun(root, ['--store', store, 'run', '--image', 'piped:1', id, '--', '/bin/echo', 'from the global store']);
   t.equal(run.stdout, 'from the global store\n', run.stderr);
   t.equal(tsrun(root, ['--store', store, 'image', 'ls', '--store', path.join(work, 'empty'), '-q']).stdout, '', 'the nearest --store wins');
+  // create/run's own --store means something only with --image; --tty=false means nothing anyway.
+  t.match(tsrun(root, ['run', '--store', store, '-b', work, 'nostore']).stderr, /--store: only with --image/);
+  t.notMatch(tsrun(root, ['run', '--tty=false', '-b', work, 'notty']).stderr, /only with --image/, '--tty=false is no stray image flag');
 });
 
 t.test('rm -f takes the last name of an image a container uses; prune takes ID-only images nothing uses', async (t) => {

@@ -64,6 +64,22 @@ t.test('OCI layouts: a full ref name is a name, a tag alone is not; containerd\'
   t.ok(found(store, `quay.io/team/app@${fullDigest}`), 'NAME@DIGEST of its manifest');
   t.notOk(found(store, `quay.io/other/app@${fullDigest}`), 'not under another repository');
 
+  // A registry with a port: RepoDigests keep the whole repository.
+  const ported = imageOf([base], { Cmd: ['/bin/sh'], Labels: { n: 'ported' } });
+  const portedDigest = ociLayout(path.join(work, 'ported'), ported, 'localhost:5000/team/app:3');
+  t.equal(image(store, ['import', path.join(work, 'ported')]).stdout, 'localhost:5000/team/app:3\n');
+  t.same(JSON.parse(image(store, ['inspect', 'localhost:5000/team/app:3']).stdout)[0].RepoDigests, [`localhost:5000/team/app@${portedDigest}`]);
+
+  // A name may not pin a digest the image does not have: an archive calling its image "alpine@sha256:<alpine's>".
+  const claimed = `sha256:${'a'.repeat(64)}`;
+  const hostile = imageOf([base], { Cmd: ['/bin/sh'], Labels: { n: 'hostile' } });
+  fs.writeFileSync(path.join(work, 'pinned.tar'), await dockerArchive(hostile, `alpine@${claimed}`));
+  const pinned = image(store, ['import', path.join(work, 'pinned.tar')]);
+  t.not(pinned.status, 0, 'refused');
+  t.match(pinned.stderr, new RegExp(`the name "docker\\.io/library/alpine@${claimed}": ${claimed} is not this image's digest`));
+  t.notOk(found(store, `alpine@${claimed}`), 'nothing answers to that digest');
+  t.match(image(store, ['tag', 'quay.io/team/app:3', `quay.io/team/app@${claimed}`]).stderr, /is not this image's digest/, 'image tag checks it too');
+
   const ctr = imageOf([base], { Cmd: ['/bin/sh'], Labels: { n: 'containerd' } });
   ociLayout(path.join(work, 'ctr'), ctr, { 'org.opencontainers.image.ref.name': '1', 'io.containerd.image.name': 'docker.io/library/ctr:1' });
   t.equal(image(store, ['import', path.join(work, 'ctr')]).stdout, 'docker.io/library/ctr:1\n', 'containerd\'s full name, not the bare tag');

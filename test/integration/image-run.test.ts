@@ -140,7 +140,14 @@ t.test('bundle --copy: the image\'s tree itself in the bundle, a plain bundle ru
     t.equal(r.status, 0, `${name}: ${r.stderr}`);
     t.same(Object.fromEntries(parseTree(r.stdout)), expected, `${name}: the copied rootfs is the layers applied in order`);
   }
+  t.equal((fs.statSync(bundle).mode & 0o777).toString(8), '700', 'the bundle holding the copied tree (setuid files, device nodes) is 0700');
   t.match(tsrun(root, ['bundle', '--store', store, '--copy', 'copy/me:1', bundle]).stderr, /config\.json already exists/, 'an existing bundle is refused');
+  const open = path.join(work, 'open');
+  fs.mkdirSync(open, { mode: 0o755 });
+  fs.chmodSync(open, 0o755);
+  const refused = tsrun(root, ['bundle', '--store', store, '--copy', 'copy/me:1', open]);
+  t.match(refused.stderr, /other users can enter it \(mode 755\).*use a directory only root can enter/, 'a directory others can enter is refused');
+  t.same(fs.readdirSync(open), [], 'and nothing written there');
 });
 
 t.test('two containers of one image share its layers, not their writes', async (t) => {

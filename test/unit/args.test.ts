@@ -158,6 +158,19 @@ t.test('help and version: stdout, status 0', async (t) => {
   }
 });
 
+t.test('-- before the verb ends the global options; the next word is the verb', async (t) => {
+  const r = await parse(['--root', '/d', '--', 'state', 'c1']);
+  t.same([r.calls[0].verb, r.calls[0].args, r.calls[0].globals.root], ['state', ['c1'], '/d']);
+  const bad = await parse(['--', 'nosuch']);
+  t.same([bad.exit?.exitCode, bad.calls], [1, []]);
+});
+
+t.test('a single-dash word that reads as a long flag tsrun lacks is unknown, not a short flag with a value', async (t) => {
+  const r = await parse(['exec', '-pidfd-socket', '/tmp/s', 'c1', 'true']);
+  t.same(r.err, ["tsrun: exec: unknown option '-pidfd-socket' (usage: tsrun exec [options] <id> [command...])\n"]);
+  t.same(r.calls, []);
+});
+
 t.test('Go-style flags, as runc (urfave/cli) reads them: -name, -name=value, -bool=false', async (t) => {
   const r = await parse(['-root', '/g', '-debug', 'create', '-bundle', '/b', '-detach', '-env=A=1', '-e=B=2', 'c1']);
   t.same([r.calls[0].globals.root, r.calls[0].globals.debug], ['/g', true], 'global -root DIR and -debug');

@@ -14,7 +14,7 @@ import { spawnSync } from 'child_process';
 import { native } from '../native';
 import { BundleOverrides, convertImageConfig, IMAGE_ANNOTATION, ImageConfig, REF_ANNOTATION, STORE_ANNOTATION } from './convert';
 import { readImageFile } from './merged';
-import { ImageStore } from './store';
+import { ImageRecord, ImageStore } from './store';
 
 /** The runtime config for a container of image `ref` in `store`. */
 export function imageBundleConfig(store: ImageStore, ref: string, overrides: BundleOverrides = {}): Config {
@@ -45,12 +45,19 @@ export function imageBundleConfig(store: ImageStore, ref: string, overrides: Bun
  * anyway.
  */
 export function writeBundle(store: ImageStore, ref: string, dir: string, overrides: BundleOverrides = {}, copy = false): void {
-  const config = imageBundleConfig(store, ref, overrides);
+  // Resolved once: the config and a copied tree are of one image even if the name moves meanwhile.
+  const { image } = store.resolve(ref);
+  const config = imageBundleConfig(store, copy ? image.config : ref, overrides);
   if (copy) for (const key of [IMAGE_ANNOTATION, STORE_ANNOTATION, REF_ANNOTATION]) delete config.annotations?.[key];
   const file = path.join(dir, 'config.json');
   const made = !fs.existsSync(dir);
+  // A copied tree holds the image's setuid binaries and device nodes on a
+  // filesystem that honours both: only root may reach them (docs/security.md).
+  if (copy && !made && (fs.statSync(dir).mode & 0o011)) {
+    throw new TsrunError(`${dir}: other users can enter it (mode ${(fs.statSync(dir).mode & 0o777).toString(8)}), and --copy puts the image's setuid files and device nodes there; use a directory only root can enter (0700), or a new one`);
+  }
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    fs.mkdirSync(dir, { recursive: true, mode: copy ? 0o700 : 0o755 });
     fs.writeFileSync(file, JSON.stringify(config, null, '\t') + '\n', { flag: 'wx', mode: 0o600 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`${file} already exists; remove it first`);
@@ -66,7 +73,7 @@ export function writeBundle(store: ImageStore, ref: string, dir: string, overrid
   }
   if (!copy) return;
   try {
-    copyImageTree(store, ref, path.join(dir, config.root!.path));
+    copyImageTree(store, image, ref, path.join(dir, config.root!.path));
   } catch (err) {
     if (made) removeTree(dir);
     else {
@@ -85,8 +92,7 @@ export function writeBundle(store: ImageStore, ref: string, dir: string, overrid
  * and cp -a keeps owners, modes, times, xattrs, hard links and device
  * nodes (made with mknod, never opened: the overlay is nodev).
  */
-function copyImageTree(store: ImageStore, ref: string, target: string): void {
-  const { image } = store.resolve(ref);
+function copyImageTree(store: ImageStore, image: ImageRecord, ref: string, target: string): void {
   store.withLock('shared', () => {
     const tmp = store.tempDir();
     let mnt = -1;

@@ -14,7 +14,7 @@ import { PassThrough } from 'stream';
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { removeTree } from '../remove-tree';
-import { hexOf, ImageRecord, ImageStore, sha256 } from './store';
+import { checkNameFor, hexOf, ImageRecord, ImageStore, sha256 } from './store';
 import { normalizeRef } from './reference';
 import { warn } from '../log';
 import { mergedDirAttributes } from './merged';
@@ -23,6 +23,8 @@ import { unpackLayer } from './unpack';
 /** One image found in the input: where its parts are, and what they must hash to. */
 interface Candidate {
   refs: string[];
+  /** docker-archive RepoTags are names whatever their shape; an OCI ref name may be a tag alone. */
+  refsAreNames?: boolean;
   config: { file: string; digest?: string };
   manifest?: { data: Buffer; digest: string };
   layers: Array<{ file: string; digest?: string; size?: number }>;
@@ -110,6 +112,7 @@ function dockerCandidates(src: Source): Candidate[] {
     };
     return {
       refs: Array.isArray(item.RepoTags) ? item.RepoTags.filter((r): r is string => typeof r === 'string') : [],
+      refsAreNames: true,
       config: { file: item.Config, digest: named ? `sha256:${named[1]}` : undefined },
       layers: (item.Layers as string[]).map((file) => ({ file, digest: fromLayout(file) })),
     };
@@ -303,11 +306,12 @@ export async function importImage(store: ImageStore, input: string, tags: string
         // and umoci write it), which names no repository: such an image is
         // kept under its ID unless --tag names it.  A full reference (with a
         // "/", ":" or "@") is a name, normalised as docker reads it.
-        const named = c.refs.filter((r) => /[/:@]/.test(r));
-        const bareTags = c.refs.filter((r) => !/[/:@]/.test(r));
+        const named = c.refs.filter((r) => c.refsAreNames || /[/:@]/.test(r));
+        const bareTags = c.refs.filter((r) => !named.includes(r));
         if (!named.length && !tags.length && bareTags.length)
           warn(`${input}: the layout names image ${configDigest.slice(7, 19)} only by the tag ${bareTags.map((r) => `"${r}"`).join(', ')} (${REF_ANNOTATION}), which names no repository: it is kept under its ID; give --tag NAME:TAG to name it`);
         const refs = [...new Set([...named, ...tags].map(normalizeRef))];
+        for (const ref of refs) checkNameFor(ref, record, `${input}: the name`);
         records.push([refs.length ? refs : [configDigest], record]);
       }
       store.updateImages((images) => {

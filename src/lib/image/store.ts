@@ -77,6 +77,27 @@ export function sha256(data: Buffer): string {
 /** An image kept under its config digest alone: its archive or layout named it nowhere. */
 export const isUnnamed = (key: string): boolean => key.startsWith('sha256:');
 
+/** "docker.io/library/busybox" of a store name ("...:latest", "...@sha256:..."); undefined for an ID. */
+export function repositoryOfKey(key: string): string | undefined {
+  if (isUnnamed(key)) return undefined;
+  try {
+    return repositoryOf(parseReference(key));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A name an image may be stored under: one whose digest, if it has one, is
+ * the image's own (manifest or config); anything else would let a name pin
+ * a digest the image does not have.
+ */
+export function checkNameFor(name: string, image: { manifest?: string; config: string }, what: string): void {
+  const digest = parseReference(name).digest;
+  if (digest && digest !== image.manifest && digest !== image.config)
+    throw new TsrunError(`${what} "${name}": ${digest} is not this image's digest (its manifest is ${image.manifest ?? 'not known: a docker-archive has none'}, its config ${image.config})`);
+}
+
 export class ImageStore {
   constructor(readonly root: string) {}
 
@@ -227,9 +248,10 @@ export class ImageStore {
       const candidates = [parsed, ...(parsed.domainGiven ? [] : [{ ...parsed, domain: 'localhost', path: parsed.path.replace(/^library\//, '') }])];
       for (const ref of candidates) {
         if (ref.digest) {
+          // The digest is checked against the image itself, never against a
+          // name's text: an archive may call anything "alpine@sha256:...".
           const repository = repositoryOf(ref);
-          const hit = Object.entries(images).find(([key, img]) =>
-            ((img.manifest === ref.digest || img.config === ref.digest) && key.startsWith(`${repository}:`)) || key === `${repository}@${ref.digest}`);
+          const hit = Object.entries(images).find(([key, img]) => (img.manifest === ref.digest || img.config === ref.digest) && repositoryOfKey(key) === repository);
           if (hit) return { ref: hit[0], image: hit[1] };
           continue;
         }
@@ -321,6 +343,7 @@ export class ImageStore {
     const name = normalizeRef(target);
     return this.withLock('shared', () => {
       const { image } = this.resolve(source);
+      checkNameFor(name, image, 'image tag');
       this.updateImages((current) => {
         current[name] = image;
         delete current[image.config]; // named now: no longer kept under its ID alone
