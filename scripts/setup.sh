@@ -9,9 +9,10 @@ packages=(build-essential python3 make musl-tools busybox-static libseccomp-dev 
 # --engines: also the engines the tests run on tsrun (test/engines/), from Debian too: podman with
 # conmon, containerd (ctr and the runc v2 shim), and docker.io; tini is the subreaper they run under;
 # runc, the reference test/compat/ runs every scenario under beside tsrun; skopeo, which writes
-# OCI layouts the way users make them (test/integration/image-names).
+# OCI layouts the way users make them (test/integration/image-names); zsh and fish, which run
+# tsrun's completion scripts (test/integration/cli-docs).
 if [ "${1:-}" = --engines ]; then
-  packages+=(podman conmon containerd docker.io tini runc skopeo)
+  packages+=(podman conmon containerd docker.io tini runc skopeo zsh fish)
 fi
 missing=()
 for p in "${packages[@]}"; do

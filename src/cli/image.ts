@@ -61,7 +61,7 @@ export function imageCommand(): Command {
           Author: config.author,
           Config: config.config ?? {},
           RootFS: { Type: 'layers', Layers: img.layers },
-          Manifest: img.manifest ?? null,
+          Manifest: img.manifest ? { Digest: img.manifest, ...JSON.parse(store.readBlob(img.manifest).toString('utf8')) } : null,
           History: config.history ?? [],
           Imported: img.imported,
         };

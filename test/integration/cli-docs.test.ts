@@ -82,9 +82,15 @@ t.test('bash completion: verbs, flags, image subcommands, paths, container ids',
   t.same(complete(script, ['tsrun', '--root', bundle.root, 'kill', id.slice(0, 6)]), [id], 'a container id, from tsrun list -q under that --root');
   t.same(complete(script, ['tsrun', '--root', bundle.root, 'kill', id, '']).filter((w) => w === id), [], 'not again after the id');
   t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
-  for (const shell of ['zsh', 'fish']) {
-    const text = runCommand([TSRUN, 'completion', shell]).stdout;
-    for (const verb of ['create', 'exec', 'image']) t.match(text, new RegExp(`\\b${verb}\\b`), `${shell}: ${verb}`);
-  }
+  // zsh (through bashcompinit) and fish, run for real.
+  fs.writeFileSync(path.join(dir, 'tsrun.zsh'), runCommand([TSRUN, 'completion', 'zsh']).stdout);
+  fs.writeFileSync(path.join(dir, 'tsrun.fish'), runCommand([TSRUN, 'completion', 'fish']).stdout);
+  t.equal(spawnSync('zsh', ['-n', path.join(dir, 'tsrun.zsh')]).status, 0, 'zsh reads its script');
+  const zsh = spawnSync('zsh', ['-c', `autoload -U compinit; compinit -u; source '${path.join(dir, 'tsrun.zsh')}'; whence -w _tsrun`], { encoding: 'utf8' });
+  t.match(zsh.stdout, /_tsrun: function/, `zsh loads it: ${zsh.stderr}`);
+  const fish = (line: string): string[] => spawnSync('fish', ['-c', `source '${path.join(dir, 'tsrun.fish')}'; complete -C '${line}'`], { encoding: 'utf8' })
+    .stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[0]).sort();
+  t.same(fish('tsrun del'), ['delete'], 'fish: a verb');
+  t.same(fish('tsrun delete --f'), ['--force'], 'fish: a flag of the verb');
   t.match(runCommand([TSRUN, 'completion', 'tcsh']).stderr, /^tsrun: completion: "tcsh": bash, zsh or fish\n$/);
 });

@@ -62,6 +62,8 @@ t.test('OCI layouts: a full ref name is a name, a tag alone is not; containerd\'
   const fullDigest = ociLayout(path.join(work, 'full'), full, 'quay.io/team/app:3');
   t.equal(image(store, ['import', path.join(work, 'full')]).stdout, 'quay.io/team/app:3\n');
   t.ok(found(store, `quay.io/team/app@${fullDigest}`), 'NAME@DIGEST of its manifest');
+  const manifest = JSON.parse(image(store, ['inspect', 'quay.io/team/app:3']).stdout)[0].Manifest;
+  t.same([manifest.Digest, manifest.schemaVersion, manifest.layers.length], [fullDigest, 2, 1], 'inspect shows the manifest');
   t.notOk(found(store, `quay.io/other/app@${fullDigest}`), 'not under another repository');
 
   // A registry with a port: RepoDigests keep the whole repository.
