@@ -7,7 +7,7 @@
  * in the compiled executable loading commander (with the node:child_process
  * it pulls in for its executable subcommands) and building its command
  * objects took about 1.5 ms of `tsrun state`'s 10 (measured against this parser), where runc's whole
- * `state` takes 5 (issue 16's profile, README "Performance").  What tsrun
+ * `state` takes 5 (issue 16's profile, docs/performance.md).  What tsrun
  * needs of a parser is small and fixed: runc's global flags before the verb,
  * each verb's flags and arguments, help, and one-line errors.
  *

@@ -107,7 +107,7 @@ export function fullProgram(): Command {
  * `entered`: when the entry began, before tsrun's modules loaded (the
  * executable's entry.ts passes it).  performance.now() counts from the
  * process's start, in Bun and in Node: with --debug every verb logs where
- * its time went (README, "Performance").
+ * its time went (docs/performance.md).
  */
 export async function main(argv: string[], entered?: number): Promise<void> {
   const started = performance.now();
