@@ -10,6 +10,7 @@
 // Unsigned 64-bit values (rlimits, scheduler times) arrive as JS numbers and
 // lose precision above 2^53; RLIM_INFINITY (2^64-1) reads as 2^64.
 
+import { TsrunError } from './errors';
 import { parseMountOptions } from './mount-options';
 
 // ---------------------------------------------------------------- types
@@ -215,7 +216,8 @@ export interface Linux {
 
 // ---------------------------------------------------------------- errors
 
-export class ConfigError extends Error {
+/** A config.json field that is wrong: a TsrunError whose line names the field. */
+export class ConfigError extends TsrunError {
   constructor(
     /** JSON path of the offending field, e.g. "mounts[2].destination". */
     readonly field: string,

@@ -10,7 +10,7 @@
  */
 import fs = require('fs');
 import path = require('path');
-import { Config, ConfigError, IDMapping, parseConfig } from './config';
+import { Config, IDMapping, parseConfig } from './config';
 import { crashPoint } from './crash';
 import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
@@ -62,12 +62,7 @@ export function loadBundleConfig(bundle: string): Config {
   } catch (err) {
     throw new TsrunError(describeFsError(err, configPath));
   }
-  try {
-    return parseConfig(text);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new TsrunError(err.message);
-    throw err;
-  }
+  return parseConfig(text);
 }
 
 /** The bundle directory and its config: the given bundle, or for --image one made in the state dir. */
@@ -316,29 +311,21 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
   if (cgroup.isFrozen()) throw new TsrunError("linux.cgroupsPath: the container's cgroup is frozen; thaw it first");
   const cloneIntoCgroup = cgroup.cloneTarget();
   const joinCgroups = cgroup.joinTargets();
-  let plan;
-  let seccomp: SeccompFilter | undefined;
-  let rlimits;
-  try {
-    seccomp = config.linux?.seccomp ? normalizeSeccomp(config.linux.seccomp) : undefined;
-    rlimits = config.process ? processRlimits(config.process) : [];
-    plan = compileCreatePlan(config, {
-      seccomp: seccomp && loadableSeccomp(seccomp, store),
-      cloneIntoCgroup,
-      joinCgroups,
-      cgroupDirs: cgroup.describe().paths,
-      bundle,
-      noPivot: opts.noPivot,
-      consoleSocket: !!opts.consoleSocket,
-      // runc's name for it: the kernel refuses keyring names that start with ".", which an id may.
-      sessionKeyring: opts.noNewKeyring ? undefined : `_ses.${opts.id}`,
-      host,
-      imageRootfs: !!image,
-    });
-  } catch (err) {
-    if (err instanceof ConfigError) throw new TsrunError(err.message);
-    throw err;
-  }
+  const seccomp: SeccompFilter | undefined = config.linux?.seccomp ? normalizeSeccomp(config.linux.seccomp) : undefined;
+  const rlimits = config.process ? processRlimits(config.process) : [];
+  const plan = compileCreatePlan(config, {
+    seccomp: seccomp && loadableSeccomp(seccomp, store),
+    cloneIntoCgroup,
+    joinCgroups,
+    cgroupDirs: cgroup.describe().paths,
+    bundle,
+    noPivot: opts.noPivot,
+    consoleSocket: !!opts.consoleSocket,
+    // runc's name for it: the kernel refuses keyring names that start with ".", which an id may.
+    sessionKeyring: opts.noNewKeyring ? undefined : `_ses.${opts.id}`,
+    host,
+    imageRootfs: !!image,
+  });
   debug(`launch plan for ${opts.id}: ${plan.ops.map((o) => Op[o.op]).join(' ')}`);
   const planBuffer = encodePlan(plan.ops);
 
@@ -525,9 +512,8 @@ function fifoHoldsByte(fd: number): boolean {
 
 /** start: release the init waiting on the exec fifo, then run poststart hooks. */
 export function start(store: StateStore, id: string): void {
-  const lockFd = store.lock(id);
   let poststartFailed: { err: unknown; bundle: string } | undefined;
-  try {
+  store.withLock(id, () => {
     const record = store.load(id);
     const status = store.status(record);
     if (status !== 'created') throw new TsrunError(`cannot start a container in the ${status} state`);
@@ -561,9 +547,7 @@ export function start(store: StateStore, id: string): void {
       killAndReap(record.pid, false);
       poststartFailed = { err, bundle: record.bundle };
     }
-  } finally {
-    store.unlock(lockFd);
-  }
+  });
   if (poststartFailed) {
     try {
       remove(store, id, true, poststartFailed.bundle);

@@ -46,28 +46,22 @@ const SIGKILL = 9;
 
 /** pause: freeze every process of the container. */
 export function pause(store: StateStore, id: string): void {
-  const lockFd = store.lock(id);
-  try {
+  store.withLock(id, () => {
     const record = store.load(id);
     const status = store.status(record);
     if (status !== 'running' && status !== 'created') throw new TsrunError(`cannot pause a container in the ${status} state`);
     cgroupManagerFrom(record.cgroup).freeze();
-  } finally {
-    store.unlock(lockFd);
-  }
+  });
 }
 
 /** resume: thaw a paused container. */
 export function resume(store: StateStore, id: string): void {
-  const lockFd = store.lock(id);
-  try {
+  store.withLock(id, () => {
     const record = store.load(id);
     const status = store.status(record);
     if (status !== 'paused') throw new TsrunError(`cannot resume a container in the ${status} state`);
     cgroupManagerFrom(record.cgroup).thaw();
-  } finally {
-    store.unlock(lockFd);
-  }
+  });
 }
 
 /** The host pids of the container's processes. */
@@ -77,13 +71,10 @@ export function pids(store: StateStore, id: string): number[] {
 
 /** update: write new resource limits to a live container's cgroups. */
 export function update(store: StateStore, id: string, resources: Record<string, unknown>): void {
-  const lockFd = store.lock(id);
-  try {
+  store.withLock(id, () => {
     const record = store.load(id);
     const status = store.status(record);
     if (status === 'stopped') throw new TsrunError('cannot update a stopped container');
     cgroupManagerFrom(record.cgroup).set(resources);
-  } finally {
-    store.unlock(lockFd);
-  }
+  });
 }

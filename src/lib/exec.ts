@@ -8,7 +8,7 @@ import fs = require('fs');
 import { cgroupManagerFrom } from './cgroup';
 import { SubCgroups } from './cgroup/manager';
 import { crashPoint } from './crash';
-import { ConfigError, NamespaceType, Process } from './config';
+import { NamespaceType, Process } from './config';
 import { connectConsole, waitAttached, writePidFile } from './container';
 import { StdioPipes } from './stdio-pipes';
 import { TsrunError } from './errors';
@@ -132,20 +132,12 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
   const placedByParent = status === 'paused';
   const cloneInto = placedByParent ? undefined : cgroup.cloneTarget(opts.subCgroup);
   const joins = placedByParent ? [] : cgroup.joinTargets(opts.subCgroup);
-  let plan: Buffer;
-  let rlimits;
-  let filter: SeccompFilter | undefined;
-  try {
-    filter = record.seccomp ? normalizeSeccomp(record.seccomp) : undefined;
-    rlimits = processRlimits(opts.process);
-    const seccomp = filter && loadableSeccomp(filter, store);
-    plan = encodePlan(compileExecPlan(withContainerDefaults(opts.process, record.process), initNamespaces(record.pid), {
-      cloneInto, joins, seccomp, container: record.processAttrs,
-    }));
-  } catch (err) {
-    if (err instanceof ConfigError) throw new TsrunError(err.message);
-    throw err;
-  }
+  const filter: SeccompFilter | undefined = record.seccomp ? normalizeSeccomp(record.seccomp) : undefined;
+  const rlimits = processRlimits(opts.process);
+  const seccomp = filter && loadableSeccomp(filter, store);
+  const plan = encodePlan(compileExecPlan(withContainerDefaults(opts.process, record.process), initNamespaces(record.pid), {
+    cloneInto, joins, seccomp, container: record.processAttrs,
+  }));
 
   const noTerminal = wantsProxy ? hostTerminalProblem() : undefined;
   if (noTerminal) throw new TsrunError(`--tty: ${noTerminal}`);

@@ -261,6 +261,16 @@ export class StateStore {
     fs.closeSync(fd); // closing drops the flock
   }
 
+  /** `fn` under the container's lock (lock(), then unlock() whatever happens). */
+  withLock<T>(id: string, fn: () => T): T {
+    const fd = this.lock(id);
+    try {
+      return fn();
+    } finally {
+      this.unlock(fd);
+    }
+  }
+
   /** Replace state.json whole (a reader never sees half of it); a full or read-only --root is an error naming it. */
   save(record: ContainerRecord): void {
     const tmp = `${this.statePath(record.id)}.${process.pid}.tmp`;
