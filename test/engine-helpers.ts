@@ -10,6 +10,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { readHierarchies } from '../src/lib/cgroup/manager';
+import { native } from '../src/lib/native';
 import { RunResult, runCommand, TSRUN, waitFor } from './helpers';
 import { baseLayer, dockerArchive, imageOf } from './image-helpers';
 
@@ -206,6 +207,20 @@ export function pathsMadeAfter(paths: string[]): () => void {
       }
     }
   };
+}
+
+/**
+ * The podman tests (engines/podman, compat/podman-config) take turns: podman
+ * writes /var/lib/containers/cache and /run/containers whatever its --root,
+ * and each test removes them only if they were not there before it began,
+ * so two at once left them behind (the second saw the first's as already
+ * there).  An exclusive flock on this file, held until the returned
+ * function is called, after the test's clean-up.
+ */
+export function podmanTurn(): () => void {
+  const fd = fs.openSync(__filename, 'r');
+  native.flock(fd, true, true);
+  return () => fs.closeSync(fd);
 }
 
 /**

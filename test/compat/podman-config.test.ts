@@ -16,7 +16,7 @@ import * as path from 'path';
 import t from 'tap';
 import { Config } from '../../src/lib/config';
 import { IS_ROOT, makeBundle, runCommand, RunResult, uniqueId } from '../helpers';
-import { busyboxArchive, IMAGE, pathsMadeAfter, podmanTestConf, removeCgroupTree } from '../engine-helpers';
+import { busyboxArchive, IMAGE, pathsMadeAfter, podmanTestConf, podmanTurn, removeCgroupTree } from '../engine-helpers';
 import { comparableReport, differsOnPurpose, idFor, REFERENCE, referenceInstalled, RUNTIMES, under } from '../compat-helpers';
 
 if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0) {
@@ -45,11 +45,13 @@ const ENV = { CONTAINERS_CONF: conf };
 const base = ['podman', '--root', path.join(work, 'storage'), '--runroot', path.join(work, 'run'), '--tmpdir', path.join(work, 'tmp'), '--storage-driver', 'overlay', '--runtime', wrapper];
 const podman = (args: string[]): RunResult => runCommand([...base, ...args], { env: ENV, timeoutMs: 120_000, cwd: work });
 
-const removeMadePaths = pathsMadeAfter(['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers', '/run/containers/networks', '/run/containers']);
+const endTurn = podmanTurn();
+const removeMadePaths = pathsMadeAfter(['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers', '/run/containers/networks', '/run/containers', '/run/runc']);
 t.teardown(() => {
   podman(['rm', '--all', '--force', '--time', '0']);
   runCommand([...base, 'system', 'reset', '--force'], { env: ENV, cwd: work });
   removeMadePaths();
+  endTurn();
   fs.rmSync(work, { recursive: true, force: true });
   const left = removeCgroupTree(cgroupParent);
   if (left.length) throw new Error(`cgroups left: ${left.join(' ')}`);

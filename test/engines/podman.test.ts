@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import t from 'tap';
 import { IS_ROOT, RunResult, runCommand } from '../helpers';
-import { busyboxArchive, IMAGE, onTty, pathsMadeAfter, podmanTestConf, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
+import { busyboxArchive, IMAGE, onTty, pathsMadeAfter, podmanTestConf, podmanTurn, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
 import { Adapter, dockerStyleExecFlags, dockerStyleFlags, RunSpec, runScenarios } from '../engine-scenarios';
 
 if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0) {
@@ -32,11 +32,13 @@ const base = ['podman', '--root', path.join(work, 'storage'), '--runroot', path.
 const podman = (args: string[], opts: { input?: string; runtime?: string } = {}): RunResult =>
   runCommand([...base, ...(opts.runtime ? ['--runtime', opts.runtime] : []), ...args], { env: ENV, input: opts.input, timeoutMs: 120_000, cwd: CWD });
 
+const endTurn = podmanTurn();
 const removeMadePaths = pathsMadeAfter(['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers', '/run/containers/networks', '/run/containers']);
 t.teardown(() => {
   podman(['rm', '--all', '--force', '--time', '0']);
   runCommand([...base, 'system', 'reset', '--force'], { env: ENV, cwd: CWD });
   removeMadePaths();
+  endTurn();
   fs.rmSync(work, { recursive: true, force: true });
   const left = removeCgroupTree(cgroupParent);
   if (left.length) throw new Error(`cgroups left: ${left.join(' ')}`);
