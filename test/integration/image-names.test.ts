@@ -15,6 +15,7 @@ import t from 'tap';
 import { IS_ROOT, runCommand, tempDir, TSRUN } from '../helpers';
 import { sha256 } from '../../src/lib/image/store';
 import { baseLayer, dockerArchive, image, imageOf, ociLayout } from '../image-helpers';
+import { pathsMadeAfter, podmanTurn } from '../engine-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'image tests need root');
@@ -89,7 +90,12 @@ t.test('OCI layouts: a full ref name is a name, a tag alone is not; containerd\'
   // skopeo copy docker-archive:FILE oci:DIR:2.0, as a user would make a layout.
   const tagged = imageOf([base], { Cmd: ['/bin/sh'], Labels: { n: 'tag-only' } });
   fs.writeFileSync(path.join(work, 'for-skopeo.tar'), await dockerArchive(tagged, 'for/skopeo:x'));
+  // skopeo writes its blob-info cache under /var/lib/containers as podman does: taken in turn with the podman tests, removed if new.
+  const endTurn = podmanTurn();
+  const removeMadePaths = pathsMadeAfter(['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers']);
   const sk = spawnSync('skopeo', ['copy', '--quiet', `docker-archive:${path.join(work, 'for-skopeo.tar')}`, `oci:${path.join(work, 'skopeo')}:2.0`], { encoding: 'utf8' });
+  removeMadePaths();
+  endTurn();
   t.equal(sk.status, 0, `skopeo copy: ${sk.stderr}`);
   const index = JSON.parse(fs.readFileSync(path.join(work, 'skopeo', 'index.json'), 'utf8'));
   t.equal(index.manifests[0].annotations['org.opencontainers.image.ref.name'], '2.0', 'skopeo wrote the tag alone');
