@@ -6,8 +6,8 @@
  */
 import type { CommandInfo } from './args';
 
-/** Flags whose value is a path: completed with file names. */
-const PATH_FLAGS = new Set(['root', 'log', 'bundle', 'pid-file', 'console-socket', 'process', 'resources', 'store', 'cwd']);
+/** Flags whose value is a host path: completed with file names (not --cwd, a path in the container). */
+const PATH_FLAGS = new Set(['root', 'log', 'bundle', 'pid-file', 'console-socket', 'process', 'resources', 'store']);
 
 /** Verbs whose first argument is a container id: completed from `tsrun list -q`. */
 const TAKES_ID = (c: CommandInfo): boolean => c.arguments[0]?.name === 'id';

@@ -6,6 +6,7 @@
  */
 import fs = require('fs');
 import path = require('path');
+import { parseReference, repositoryOf } from '../lib/image/reference';
 import { ImageRecord, ImageStore, isUnnamed } from '../lib/image/store';
 
 /** docker's units.HumanDuration: "About a minute", "3 weeks", ... */
@@ -53,10 +54,8 @@ function treeSize(dir: string): number {
 /** REPOSITORY and TAG of a store name: "docker.io/library/busybox:latest", "x@sha256:...", or an ID. */
 function repositoryAndTag(name: string): [string, string] {
   if (isUnnamed(name)) return ['<none>', '<none>'];
-  const at = name.indexOf('@');
-  const base = at < 0 ? name : name.slice(0, at);
-  const colon = base.lastIndexOf(':');
-  return colon > base.lastIndexOf('/') ? [base.slice(0, colon), base.slice(colon + 1)] : [base, '<none>'];
+  const ref = parseReference(name);
+  return [repositoryOf(ref), ref.tag ?? '<none>'];
 }
 
 /** docker history's table, newest first: IMAGE (the image's ID on the top row), CREATED, CREATED BY, SIZE, COMMENT. */

@@ -14,6 +14,7 @@ import { spawnSync } from 'child_process';
 import { native } from '../native';
 import { BundleOverrides, convertImageConfig, IMAGE_ANNOTATION, ImageConfig, REF_ANNOTATION, STORE_ANNOTATION } from './convert';
 import { readImageFile } from './merged';
+import { overlayOfLayers } from './rootfs';
 import { ImageRecord, ImageStore } from './store';
 
 /** The runtime config for a container of image `ref` in `store`. */
@@ -97,12 +98,7 @@ function copyImageTree(store: ImageStore, image: ImageRecord, ref: string, targe
     const tmp = store.tempDir();
     let mnt = -1;
     try {
-      for (const sub of ['upper', 'work', 'staging']) fs.mkdirSync(path.join(tmp, sub), { mode: 0o700 });
-      const lowers = [...image.layers].reverse().map((d) => store.layerPath(d));
-      const top = fs.statSync(lowers[0]);
-      fs.chmodSync(path.join(tmp, 'upper'), top.mode & 0o7777);
-      fs.chownSync(path.join(tmp, 'upper'), top.uid, top.gid);
-      mnt = native.overlayOpen('tsrun-bundle-copy', lowers, path.join(tmp, 'upper'), path.join(tmp, 'work'), path.join(tmp, 'staging'), process.env.TSRUN_TEST_OVERLAY_LEGACY === '1');
+      mnt = overlayOfLayers(store, image.layers, tmp, 'tsrun-bundle-copy', `copy of image ${ref}`);
       // cp gets the mount as its fd 3; the tree's root mode and owner come with "/.".
       const cp = spawnSync('cp', ['-a', '--reflink=auto', '/proc/self/fd/3/.', target], { stdio: ['ignore', 'ignore', 'pipe', mnt], encoding: 'utf8' });
       if (cp.status !== 0) throw new TsrunError(`copy of image ${ref} into ${target}: ${(cp.stderr || `cp: status ${cp.status}`).trim().split('\n')[0]}`);

@@ -75,27 +75,36 @@ export function openImageRootfs(stateDir: string, id: string, image: ImageSource
       // Absolute: gc, from any directory, tells a live container by this path.
       const use: ContainerUse = { stateDir: path.resolve(stateDir), id, image: image.id, layers: record.layers };
       fs.writeFileSync(path.join(dir, 'use.json'), JSON.stringify(use), { mode: 0o600 });
-      const lowers = record.layers.map((d) => store.layerPath(d)).reverse(); // overlayfs lists the topmost first
-      const upper = path.join(dir, 'upper');
-      const work = path.join(dir, 'work');
-      const staging = path.join(dir, 'staging');
-      fs.mkdirSync(upper);
-      fs.mkdirSync(work, { mode: 0o700 });
-      fs.mkdirSync(staging, { mode: 0o700 });
-      // The upper's root is the merged root's: give it the image's own mode and owner.
-      const top = fs.statSync(lowers[0]);
-      fs.chmodSync(upper, top.mode & 0o7777);
-      fs.chownSync(upper, top.uid, top.gid);
-      try {
-        return native.overlayOpen(sourceOf(intent.key), lowers, upper, work, staging, forceLegacyMount());
-      } catch (err) {
-        throw new TsrunError(`image rootfs of ${image.ref}: ${(err as Error).message}`);
-      }
+      return overlayOfLayers(store, record.layers, dir, sourceOf(intent.key), `image rootfs of ${image.ref}`);
     });
   } catch (err) {
     releaseImageRootfs(stateDir);
     if (err instanceof TsrunError) throw err;
     throw new TsrunError(describeFsError(err, `image rootfs of ${image.ref}`));
+  }
+}
+
+/**
+ * The overlay of `layers` (diffIDs, lowest first) as a detached mount, its
+ * upper, work and staging directories made in `dir`: its fd.  `what`
+ * names it in an error.
+ */
+export function overlayOfLayers(store: ImageStore, layers: string[], dir: string, source: string, what: string): number {
+  const lowers = layers.map((d) => store.layerPath(d)).reverse(); // overlayfs lists the topmost first
+  const upper = path.join(dir, 'upper');
+  const work = path.join(dir, 'work');
+  const staging = path.join(dir, 'staging');
+  fs.mkdirSync(upper);
+  fs.mkdirSync(work, { mode: 0o700 });
+  fs.mkdirSync(staging, { mode: 0o700 });
+  // The upper's root is the merged root's: give it the image's own mode and owner.
+  const top = fs.statSync(lowers[0]);
+  fs.chmodSync(upper, top.mode & 0o7777);
+  fs.chownSync(upper, top.uid, top.gid);
+  try {
+    return native.overlayOpen(source, lowers, upper, work, staging, forceLegacyMount());
+  } catch (err) {
+    throw new TsrunError(`${what}: ${(err as Error).message}`);
   }
 }
 
