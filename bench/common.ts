@@ -5,7 +5,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { Config } from '../src/lib/config';
+import { type Config } from '../src/lib/config';
 import { baseConfig, FIXTURE_ROOTFS } from '../test/helpers';
 
 export interface Runtime {
@@ -44,7 +44,10 @@ export function execVersion(runc: string): string {
  * `rounds` paired rounds (after two warm-ups) of every contender, the
  * order rotating each round; returns each contender's median in ms.
  */
-export function paired(rounds: number, contenders: Array<{ name: string; once: (round: number) => void }>): Record<string, number> {
+export function paired(
+  rounds: number,
+  contenders: Array<{ name: string; once: (round: number) => void }>,
+): Record<string, number> {
   const times: Record<string, number[]> = Object.fromEntries(contenders.map((c) => [c.name, []]));
   for (let i = -2; i < rounds; i++) {
     const shift = ((i % contenders.length) + contenders.length) % contenders.length;

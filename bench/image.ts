@@ -16,8 +16,8 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Config } from '../src/lib/config';
-import { tarOf, TarEntry, TSRUN } from '../test/helpers';
+import { type Config } from '../src/lib/config';
+import { tarOf, type TarEntry, TSRUN } from '../test/helpers';
 import { baseLayer, dockerArchive, imageOf } from '../test/image-helpers';
 import { Rng } from '../test/rng';
 import { arg, execVersion, must, paired } from './common';
@@ -30,7 +30,13 @@ async function dataLayer(rng: Rng, n: number): Promise<Buffer> {
   const entries: TarEntry[] = [{ name: `data${n}/`, type: 'directory', mode: 0o755 }];
   for (let i = 0; i < FILES_PER_LAYER; i++) {
     const size = 1024 + rng.int(120 * 1024);
-    const content = i % 2 ? rng.bytes(size) : Buffer.from(`line ${n}.${i} of some text that compresses well\n`.repeat(Math.ceil(size / 48))).subarray(0, size);
+    const content =
+      i % 2
+        ? rng.bytes(size)
+        : Buffer.from(`line ${n}.${i} of some text that compresses well\n`.repeat(Math.ceil(size / 48))).subarray(
+            0,
+            size,
+          );
     entries.push({ name: `data${n}/f${i}`, type: 'file', mode: 0o644, content });
   }
   return tarOf(entries);
@@ -42,7 +48,8 @@ function sh(cmd: string, args: string[]): void {
 }
 
 function need(tool: string, pkg: string): void {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) throw new Error(`${tool} not found: apt-get install ${pkg}`);
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+    throw new Error(`${tool} not found: apt-get install ${pkg}`);
 }
 
 const ms = (x: number): string => `${x.toFixed(1).padStart(8)} ms`;
@@ -67,14 +74,21 @@ async function main(): Promise<void> {
     const rawMB = layers.reduce((n, l) => n + l.length, 0) / 1e6;
     const blobs = path.join(layout, 'blobs', 'sha256');
     const gzMB = fs.readdirSync(blobs).reduce((n, b) => n + fs.statSync(path.join(blobs, b)).size, 0) / 1e6;
-    console.log(`image: ${layers.length} layers, ${rawMB.toFixed(1)} MB of tar, ${gzMB.toFixed(1)} MB as the OCI layout (gzip); ${rounds} paired rounds, ${os.cpus().length} cores`);
+    console.log(
+      `image: ${layers.length} layers, ${rawMB.toFixed(1)} MB of tar, ${gzMB.toFixed(1)} MB as the OCI layout (gzip); ${rounds} paired rounds, ${os.cpus().length} cores`,
+    );
     console.log(`NODE_EXTRA_CA_CERTS is ${process.env.NODE_EXTRA_CA_CERTS ? 'set' : 'not set'}`);
 
     const imp = paired(rounds, [
       { name: 'tsrun', once: (r) => sh(TSRUN, ['image', 'import', '--store', path.join(work, `import-${r}`), layout]) },
-      { name: 'umoci', once: (r) => sh('umoci', ['unpack', '--image', `${layout}:bench`, path.join(work, `umoci-${r}`)]) },
+      {
+        name: 'umoci',
+        once: (r) => sh('umoci', ['unpack', '--image', `${layout}:bench`, path.join(work, `umoci-${r}`)]),
+      },
     ]);
-    console.log(`import of the layout     tsrun ${ms(imp.tsrun)}   umoci unpack ${ms(imp.umoci)}   ratio ${(imp.tsrun / imp.umoci).toFixed(2)}`);
+    console.log(
+      `import of the layout     tsrun ${ms(imp.tsrun)}   umoci unpack ${ms(imp.umoci)}   ratio ${(imp.tsrun / imp.umoci).toFixed(2)}`,
+    );
     for (let r = -2; r < rounds; r++) {
       fs.rmSync(path.join(work, `import-${r + 2}`), { recursive: true, force: true });
       fs.rmSync(path.join(work, `umoci-${r + 2}`), { recursive: true, force: true });
@@ -89,16 +103,29 @@ async function main(): Promise<void> {
     sh('umoci', ['unpack', '--image', `${layout}:bench`, path.join(work, 'unpacked')]);
     fs.renameSync(path.join(work, 'unpacked', 'rootfs'), path.join(plain, 'rootfs'));
     const config = JSON.parse(fs.readFileSync(path.join(plain, 'config.json'), 'utf8')) as Config;
-    for (const key of Object.keys(config.annotations ?? {})) if (key.startsWith('org.tsrun.')) delete config.annotations![key];
+    for (const key of Object.keys(config.annotations ?? {}))
+      if (key.startsWith('org.tsrun.')) delete config.annotations![key];
     fs.writeFileSync(path.join(plain, 'config.json'), JSON.stringify(config));
 
     const start = paired(rounds * 2, [
-      { name: 'image', once: (r) => must({ name: 'tsrun', argv: [TSRUN] }, root, ['run', '--image', 'bench', '--store', store, `img-${r}`]) },
+      {
+        name: 'image',
+        once: (r) =>
+          must({ name: 'tsrun', argv: [TSRUN] }, root, ['run', '--image', 'bench', '--store', store, `img-${r}`]),
+      },
       { name: 'plain', once: (r) => must({ name: 'tsrun', argv: [TSRUN] }, root, ['run', '-b', plain, `plain-${r}`]) },
-      { name: 'runc', once: (r) => must({ name: 'runc', argv: [runcPath] }, path.join(work, 'runc'), ['run', '-b', plain, `runc-${r}`]) },
+      {
+        name: 'runc',
+        once: (r) =>
+          must({ name: 'runc', argv: [runcPath] }, path.join(work, 'runc'), ['run', '-b', plain, `runc-${r}`]),
+      },
     ]);
-    console.log(`run /bin/true from the image    tsrun --image ${ms(start.image)}   tsrun -b plain ${ms(start.plain)}   ratio ${(start.image / start.plain).toFixed(2)}`);
-    console.log(`                                runc -b plain (${execVersion(runcPath)}) ${ms(start.runc)}   tsrun --image / runc ${(start.image / start.runc).toFixed(2)}`);
+    console.log(
+      `run /bin/true from the image    tsrun --image ${ms(start.image)}   tsrun -b plain ${ms(start.plain)}   ratio ${(start.image / start.plain).toFixed(2)}`,
+    );
+    console.log(
+      `                                runc -b plain (${execVersion(runcPath)}) ${ms(start.runc)}   tsrun --image / runc ${(start.image / start.runc).toFixed(2)}`,
+    );
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -16,7 +16,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { busyboxArchive, IMAGE, pathsMadeAfter, podmanTestConf, removeCgroupTree } from '../test/engine-helpers';
 import { PROJECT_ROOT, TSRUN } from '../test/helpers';
-import { arg, benchBundle, execVersion, median, must, paired, Runtime, timed } from './common';
+import { arg, benchBundle, execVersion, median, paired, type Runtime, timed } from './common';
 
 interface Row {
   operation: string;
@@ -39,7 +39,11 @@ const ms = (x: number): string => `${x.toFixed(1)} ms`;
 function ensureRunc(runcPath: string): void {
   if (fs.existsSync(runcPath)) return;
   console.log('bench: installing runc (Debian package)');
-  const r = spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null'], { stdio: 'inherit' });
+  const r = spawnSync(
+    'sh',
+    ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null'],
+    { stdio: 'inherit' },
+  );
   if (r.status !== 0 || !fs.existsSync(runcPath)) throw new Error(`could not install runc at ${runcPath}`);
 }
 
@@ -56,7 +60,10 @@ function run(rt: Runtime & { env: NodeJS.ProcessEnv }, root: string, args: strin
 /** Peak RSS (KB) of one command, from GNU time. */
 function peakRss(rt: Runtime & { env: NodeJS.ProcessEnv }, root: string, args: string[]): number {
   const out = path.join(os.tmpdir(), `tsrun-bench-rss-${process.pid}`);
-  spawnSync('/usr/bin/time', ['-f', '%M', '-o', out, rt.argv[0], ...rt.argv.slice(1), '--root', root, ...args], { stdio: 'ignore', env: rt.env });
+  spawnSync('/usr/bin/time', ['-f', '%M', '-o', out, rt.argv[0], ...rt.argv.slice(1), '--root', root, ...args], {
+    stdio: 'ignore',
+    env: rt.env,
+  });
   const kb = Number(fs.readFileSync(out, 'utf8').trim().split('\n').pop());
   fs.rmSync(out, { force: true });
   return kb;
@@ -78,8 +85,16 @@ function memoryOf(pid: number): { rss: number; pss: number; anon: number } {
 }
 
 /** The runtime process's own memory while a foreground `run` waits for its container (sleeping 2 s). */
-async function waitingRun(rt: Runtime & { env: NodeJS.ProcessEnv }, root: string, bundle: string, id: string): Promise<{ rss: number; pss: number; anon: number }> {
-  const child = spawn(rt.argv[0], [...rt.argv.slice(1), '--root', root, 'run', '-b', bundle, id], { stdio: 'ignore', env: rt.env });
+async function waitingRun(
+  rt: Runtime & { env: NodeJS.ProcessEnv },
+  root: string,
+  bundle: string,
+  id: string,
+): Promise<{ rss: number; pss: number; anon: number }> {
+  const child = spawn(rt.argv[0], [...rt.argv.slice(1), '--root', root, 'run', '-b', bundle, id], {
+    stdio: 'ignore',
+    env: rt.env,
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   await new Promise((r) => setTimeout(r, 1000));
   // bin/tsrun-node is `env -u ... node`: env execs node, so the pid is node's.
@@ -89,20 +104,39 @@ async function waitingRun(rt: Runtime & { env: NodeJS.ProcessEnv }, root: string
 }
 
 /** `n` containers one after another, in `streams` parallel streams; total wall time. */
-async function many(rt: Runtime & { env: NodeJS.ProcessEnv }, root: string, bundle: string, n: number, streams: number, tag: string): Promise<number> {
+async function many(
+  rt: Runtime & { env: NodeJS.ProcessEnv },
+  root: string,
+  bundle: string,
+  n: number,
+  streams: number,
+  tag: string,
+): Promise<number> {
   const start = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: streams }, async (_, s) => {
-    for (let i = 0; i < n / streams; i++) {
-      await new Promise<void>((resolve, reject) => {
-        const child = spawn(rt.argv[0], [...rt.argv.slice(1), '--root', root, 'run', '-b', bundle, `${tag}-${s}-${i}`], { stdio: 'ignore', env: rt.env });
-        child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${rt.name} run failed: ${code}`))));
-      });
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: streams }, async (_, s) => {
+      for (let i = 0; i < n / streams; i++) {
+        await new Promise<void>((resolve, reject) => {
+          const child = spawn(
+            rt.argv[0],
+            [...rt.argv.slice(1), '--root', root, 'run', '-b', bundle, `${tag}-${s}-${i}`],
+            { stdio: 'ignore', env: rt.env },
+          );
+          child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${rt.name} run failed: ${code}`))));
+        });
+      }
+    }),
+  );
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-async function table(rounds: number, runcPath: string, containers: number, env: NodeJS.ProcessEnv, work: string): Promise<Row[]> {
+async function table(
+  rounds: number,
+  runcPath: string,
+  containers: number,
+  env: NodeJS.ProcessEnv,
+  work: string,
+): Promise<Row[]> {
   const ts = runtime('tsrun', [TSRUN], env);
   const tn = runtime('node', [TSRUN_NODE], env);
   const rc = runtime('runc', [runcPath], env);
@@ -114,47 +148,102 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
   const ratio = (a: number, b: number): string => (a / b).toFixed(2);
   const row = (operation: string, r: Record<string, number>, limit: number, target = `≤ ${limit}× runc`): void => {
     rows.push({
-      operation, tsrun: ms(r.tsrun), node: ms(r.node), runc: ms(r.runc),
-      ratio: ratio(r.tsrun, r.runc), nodeRatio: ratio(r.node, r.runc), target, met: r.tsrun / r.runc <= limit,
+      operation,
+      tsrun: ms(r.tsrun),
+      node: ms(r.node),
+      runc: ms(r.runc),
+      ratio: ratio(r.tsrun, r.runc),
+      nodeRatio: ratio(r.node, r.runc),
+      target,
+      met: r.tsrun / r.runc <= limit,
     });
   };
   const pairedAll = (once: (rt: typeof ts, i: number) => void): Record<string, number> =>
-    paired(rounds, all.map((rt) => ({ name: rt.name, once: (i: number) => once(rt, i) })));
+    paired(
+      rounds,
+      all.map((rt) => ({ name: rt.name, once: (i: number) => once(rt, i) })),
+    );
 
-  row('run', pairedAll((rt, i) => run(rt, rootOf(rt), ['run', '-b', bundle, `run-${i}`])), 1.1);
+  row(
+    'run',
+    pairedAll((rt, i) => run(rt, rootOf(rt), ['run', '-b', bundle, `run-${i}`])),
+    1.1,
+  );
   // The floor: each engine's own start-up, before any of tsrun's code runs,
   // against runc's whole run and state: for the executable, an empty program
   // compiled as scripts/compile-exe.js compiles tsrun; for Node, node -e 0.
   const empty = emptyExecutable(work);
   const floor = paired(rounds, [
-    { name: 'bun', once: () => { spawnSync(empty, [], { stdio: 'ignore', env }); } },
-    { name: 'node', once: () => { spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore', env: { ...env, NODE_EXTRA_CA_CERTS: '' } }); } },
+    {
+      name: 'bun',
+      once: () => {
+        spawnSync(empty, [], { stdio: 'ignore', env });
+      },
+    },
+    {
+      name: 'node',
+      once: () => {
+        spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore', env: { ...env, NODE_EXTRA_CA_CERTS: '' } });
+      },
+    },
     { name: 'run', once: (i) => run(rc, rootOf(rc), ['run', '-b', bundle, `floor-${i}`]) },
-    { name: 'state', once: () => { spawnSync(runcPath, ['--root', rootOf(rc), 'state', 'none'], { stdio: 'ignore', env }); } },
+    {
+      name: 'state',
+      once: () => {
+        spawnSync(runcPath, ['--root', rootOf(rc), 'state', 'none'], { stdio: 'ignore', env });
+      },
+    },
   ]);
   for (const of of ['run', 'state'] as const) {
     rows.push({
-      operation: `engine start-up alone (an empty Bun executable, node -e 0) / runc ${of}`, tsrun: ms(floor.bun), node: ms(floor.node), runc: ms(floor[of]),
-      ratio: ratio(floor.bun, floor[of]), nodeRatio: ratio(floor.node, floor[of]), target: 'the floor', met: undefined,
+      operation: `engine start-up alone (an empty Bun executable, node -e 0) / runc ${of}`,
+      tsrun: ms(floor.bun),
+      node: ms(floor.node),
+      runc: ms(floor[of]),
+      ratio: ratio(floor.bun, floor[of]),
+      nodeRatio: ratio(floor.node, floor[of]),
+      target: 'the floor',
+      met: undefined,
     });
   }
-  row('create + start + delete', pairedAll((rt, i) => {
-    run(rt, rootOf(rt), ['create', '-b', bundle, `csd-${i}`]);
-    run(rt, rootOf(rt), ['start', `csd-${i}`]);
-    run(rt, rootOf(rt), ['delete', `csd-${i}`]);
-  }), 1.5);
+  row(
+    'create + start + delete',
+    pairedAll((rt, i) => {
+      run(rt, rootOf(rt), ['create', '-b', bundle, `csd-${i}`]);
+      run(rt, rootOf(rt), ['start', `csd-${i}`]);
+      run(rt, rootOf(rt), ['delete', `csd-${i}`]);
+    }),
+    1.5,
+  );
 
   // A running container for exec, state, list and kill.
   const sleeper = path.join(work, 'sleeper');
   fs.mkdirSync(sleeper);
-  const sleeperBundle = benchBundle(sleeper, (c) => { c.process!.args = ['sleep', '3600']; });
+  const sleeperBundle = benchBundle(sleeper, (c) => {
+    c.process!.args = ['sleep', '3600'];
+  });
   for (const rt of all) run(rt, rootOf(rt), ['run', '-d', '-b', sleeperBundle, 'live']);
   try {
     const proc = path.join(work, 'process.json');
-    fs.writeFileSync(proc, JSON.stringify({ cwd: '/', args: ['/bin/true'], env: ['PATH=/bin'], user: { uid: 0, gid: 0 } }));
-    row('exec into a running container', pairedAll((rt) => run(rt, rootOf(rt), ['exec', '--process', proc, 'live'])), 1.2);
-    for (const [verb, args] of [['state', ['state', 'live']], ['list', ['list']], ['kill', ['kill', 'live', 'CONT']]] as const) {
-      row(verb, pairedAll((rt) => run(rt, rootOf(rt), [...args])), 1.5);
+    fs.writeFileSync(
+      proc,
+      JSON.stringify({ cwd: '/', args: ['/bin/true'], env: ['PATH=/bin'], user: { uid: 0, gid: 0 } }),
+    );
+    row(
+      'exec into a running container',
+      pairedAll((rt) => run(rt, rootOf(rt), ['exec', '--process', proc, 'live'])),
+      1.2,
+    );
+    for (const [verb, args] of [
+      ['state', ['state', 'live']],
+      ['list', ['list']],
+      ['kill', ['kill', 'live', 'CONT']],
+    ] as const) {
+      row(
+        verb,
+        pairedAll((rt) => run(rt, rootOf(rt), [...args])),
+        1.5,
+      );
     }
   } finally {
     for (const rt of all) run(rt, rootOf(rt), ['delete', '--force', 'live']);
@@ -163,39 +252,86 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
   for (const streams of [1, 2]) {
     const totals: Record<string, number> = {};
     for (const rt of all) totals[rt.name] = await many(rt, rootOf(rt), bundle, containers, streams, `many${streams}`);
-    row(streams === 1 ? `${containers} containers one after another (total)` : `${containers} containers in 2 parallel streams (total)`, totals, 1.3);
+    row(
+      streams === 1
+        ? `${containers} containers one after another (total)`
+        : `${containers} containers in 2 parallel streams (total)`,
+      totals,
+      1.3,
+    );
   }
 
   const viaPodman = await podmanRun(rounds, all, env, work);
-  if (viaPodman) row('podman run --rm IMAGE true, podman\'s --runtime', viaPodman, 1.1);
+  if (viaPodman) row("podman run --rm IMAGE true, podman's --runtime", viaPodman, 1.1);
 
   // A container under a 2 MiB memory limit: does it start and run?
   const small = path.join(work, 'small');
   fs.mkdirSync(small);
-  const smallBundle = benchBundle(small, (c) => { c.linux!.resources = { memory: { limit: 2 << 20 } }; });
-  const runs = (rt: typeof ts): boolean => spawnSync(rt.argv[0], [...rt.argv.slice(1), '--root', rootOf(rt), 'run', '-b', smallBundle, 'small'], { stdio: 'ignore', env }).status === 0;
+  const smallBundle = benchBundle(small, (c) => {
+    c.linux!.resources = { memory: { limit: 2 << 20 } };
+  });
+  const runs = (rt: typeof ts): boolean =>
+    spawnSync(rt.argv[0], [...rt.argv.slice(1), '--root', rootOf(rt), 'run', '-b', smallBundle, 'small'], {
+      stdio: 'ignore',
+      env,
+    }).status === 0;
   const forget = (): void => {
-    for (const rt of all) spawnSync(rt.argv[0], [...rt.argv.slice(1), '--root', rootOf(rt), 'delete', '--force', 'small'], { stdio: 'ignore', env });
+    for (const rt of all)
+      spawnSync(rt.argv[0], [...rt.argv.slice(1), '--root', rootOf(rt), 'delete', '--force', 'small'], {
+        stdio: 'ignore',
+        env,
+      });
   };
   forget();
   const smallRuns = Object.fromEntries(all.map((rt) => [rt.name, runs(rt)]));
   forget();
   const says = (ok: boolean): string => (ok ? 'runs' : 'fails');
-  rows.push({ operation: 'a container under a 2 MiB memory limit', tsrun: says(smallRuns.tsrun), node: says(smallRuns.node), runc: says(smallRuns.runc), ratio: '', nodeRatio: '', target: 'tsrun runs it', met: smallRuns.tsrun });
+  rows.push({
+    operation: 'a container under a 2 MiB memory limit',
+    tsrun: says(smallRuns.tsrun),
+    node: says(smallRuns.node),
+    runc: says(smallRuns.runc),
+    ratio: '',
+    nodeRatio: '',
+    target: 'tsrun runs it',
+    met: smallRuns.tsrun,
+  });
 
   // Memory: the runtime process itself, and a created container waiting for start.
-  const rss = Object.fromEntries(all.map((rt) => [rt.name, median(Array.from({ length: 5 }, (_, i) => peakRss(rt, rootOf(rt), ['run', '-b', bundle, `rss-${i}`])))]));
+  const rss = Object.fromEntries(
+    all.map((rt) => [
+      rt.name,
+      median(Array.from({ length: 5 }, (_, i) => peakRss(rt, rootOf(rt), ['run', '-b', bundle, `rss-${i}`]))),
+    ]),
+  );
   const mib = (kb: number): string => `${(kb / 1024).toFixed(1)} MiB`;
-  rows.push({ operation: 'peak RSS of the runtime process (run)', tsrun: mib(rss.tsrun), node: mib(rss.node), runc: mib(rss.runc), ratio: ratio(rss.tsrun, rss.runc), nodeRatio: ratio(rss.node, rss.runc), target: 'report', met: undefined });
+  rows.push({
+    operation: 'peak RSS of the runtime process (run)',
+    tsrun: mib(rss.tsrun),
+    node: mib(rss.node),
+    runc: mib(rss.runc),
+    ratio: ratio(rss.tsrun, rss.runc),
+    nodeRatio: ratio(rss.node, rss.runc),
+    target: 'report',
+    met: undefined,
+  });
   const sleeper2 = path.join(work, 'sleeper2');
   fs.mkdirSync(sleeper2);
-  const sleeper2Bundle = benchBundle(sleeper2, (c) => { c.process!.args = ['sleep', '2']; });
+  const sleeper2Bundle = benchBundle(sleeper2, (c) => {
+    c.process!.args = ['sleep', '2'];
+  });
   const waiting: Record<string, { rss: number; pss: number; anon: number }> = {};
   for (const rt of all) waiting[rt.name] = await waitingRun(rt, rootOf(rt), sleeper2Bundle, 'waiting');
   const own = (m: { rss: number; anon: number }): string => `${mib(m.rss)} RSS, ${mib(m.anon)} anonymous`;
   rows.push({
-    operation: 'the runtime process while a foreground run waits: RSS, and its own (anonymous) part', tsrun: own(waiting.tsrun), node: own(waiting.node), runc: own(waiting.runc),
-    ratio: ratio(waiting.tsrun.anon, waiting.runc.anon), nodeRatio: ratio(waiting.node.anon, waiting.runc.anon), target: 'report', met: undefined,
+    operation: 'the runtime process while a foreground run waits: RSS, and its own (anonymous) part',
+    tsrun: own(waiting.tsrun),
+    node: own(waiting.node),
+    runc: own(waiting.runc),
+    ratio: ratio(waiting.tsrun.anon, waiting.runc.anon),
+    nodeRatio: ratio(waiting.node.anon, waiting.runc.anon),
+    target: 'report',
+    met: undefined,
   });
   const parked: Record<string, { rss: number; pss: number; anon: number }> = {};
   for (const rt of all) {
@@ -206,15 +342,25 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
   }
   const mem = (m: { rss: number; pss: number }): string => `${m.rss} KB RSS, ${m.pss} KB PSS`;
   rows.push({
-    operation: 'a created, not started container (its process)', tsrun: mem(parked.tsrun), node: mem(parked.node), runc: mem(parked.runc),
-    ratio: ratio(parked.tsrun.pss, parked.runc.pss), nodeRatio: ratio(parked.node.pss, parked.runc.pss), target: '≤ runc', met: parked.tsrun.pss <= parked.runc.pss,
+    operation: 'a created, not started container (its process)',
+    tsrun: mem(parked.tsrun),
+    node: mem(parked.node),
+    runc: mem(parked.runc),
+    ratio: ratio(parked.tsrun.pss, parked.runc.pss),
+    nodeRatio: ratio(parked.node.pss, parked.runc.pss),
+    target: '≤ runc',
+    met: parked.tsrun.pss <= parked.runc.pss,
   });
 
   // seccomp: the second create with a profile reads the compiled filter from the cache.
-  const profile = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'spec-fixtures', 'seccomp', 'docker-default.json'), 'utf8'));
+  const profile = JSON.parse(
+    fs.readFileSync(path.join(__dirname, '..', '..', 'spec-fixtures', 'seccomp', 'docker-default.json'), 'utf8'),
+  );
   const sec = path.join(work, 'seccomp');
   fs.mkdirSync(sec);
-  const secBundle = benchBundle(sec, (c) => { c.linux!.seccomp = profile; });
+  const secBundle = benchBundle(sec, (c) => {
+    c.linux!.seccomp = profile;
+  });
   const cached: Record<string, { first: number; second: number }> = {};
   for (const rt of [ts, tn]) {
     const secRoot = path.join(work, `root-seccomp-${rt.name}`);
@@ -231,8 +377,14 @@ async function table(rounds: number, runcPath: string, containers: number, env: 
   }
   const pair = (c: { first: number; second: number }): string => `${ms(c.first)} / ${ms(c.second)}`;
   rows.push({
-    operation: 'create with a seccomp profile: first / second (cache)', tsrun: pair(cached.tsrun), node: pair(cached.node), runc: '',
-    ratio: ratio(cached.tsrun.second, cached.tsrun.first), nodeRatio: ratio(cached.node.second, cached.node.first), target: 'second faster', met: cached.tsrun.second < cached.tsrun.first,
+    operation: 'create with a seccomp profile: first / second (cache)',
+    tsrun: pair(cached.tsrun),
+    node: pair(cached.node),
+    runc: '',
+    ratio: ratio(cached.tsrun.second, cached.tsrun.first),
+    nodeRatio: ratio(cached.node.second, cached.node.first),
+    target: 'second faster',
+    met: cached.tsrun.second < cached.tsrun.first,
   });
   return rows;
 }
@@ -242,8 +394,23 @@ function emptyExecutable(work: string): string {
   const src = path.join(work, 'empty.js');
   const out = path.join(work, 'empty');
   fs.writeFileSync(src, '');
-  const r = spawnSync(BUN, ['build', '--compile', '--bytecode', '--minify', '--target=bun-linux-x64', '--no-compile-autoload-dotenv',
-    '--no-compile-autoload-bunfig', '--no-compile-autoload-tsconfig', src, '--outfile', out], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const r = spawnSync(
+    BUN,
+    [
+      'build',
+      '--compile',
+      '--bytecode',
+      '--minify',
+      '--target=bun-linux-x64',
+      '--no-compile-autoload-dotenv',
+      '--no-compile-autoload-bunfig',
+      '--no-compile-autoload-tsconfig',
+      src,
+      '--outfile',
+      out,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`bun build of an empty program failed: ${r.stderr}`);
   return out;
 }
@@ -255,7 +422,12 @@ function emptyExecutable(work: string): string {
  * The runtimes keep their default --root: podman's clean-up runs the
  * runtime's delete with no flags of ours, as it does for users.
  */
-async function podmanRun(rounds: number, runtimes: Array<Runtime & { env: NodeJS.ProcessEnv }>, env: NodeJS.ProcessEnv, work: string): Promise<Record<string, number> | undefined> {
+async function podmanRun(
+  rounds: number,
+  runtimes: Array<Runtime & { env: NodeJS.ProcessEnv }>,
+  env: NodeJS.ProcessEnv,
+  work: string,
+): Promise<Record<string, number> | undefined> {
   if (spawnSync('podman', ['--version'], { stdio: 'ignore' }).status !== 0) {
     console.log('bench: no podman, so no podman row (scripts/setup.sh installs it)');
     return undefined;
@@ -265,26 +437,65 @@ async function podmanRun(rounds: number, runtimes: Array<Runtime & { env: NodeJS
   // Below a parent of our own, removed with everything under it at the end.
   const cgroupParent = `/tsrun-bench-podman-${process.pid}`;
   const penv = { ...env, CONTAINERS_CONF: podmanTestConf(path.join(dir, 'containers.conf')) };
-  const base = ['--root', path.join(dir, 'storage'), '--runroot', path.join(dir, 'run'), '--tmpdir', path.join(dir, 'tmp'), '--storage-driver', 'overlay'];
+  const base = [
+    '--root',
+    path.join(dir, 'storage'),
+    '--runroot',
+    path.join(dir, 'run'),
+    '--tmpdir',
+    path.join(dir, 'tmp'),
+    '--storage-driver',
+    'overlay',
+  ];
   const podman = (args: string[]): void => {
-    const r = spawnSync('podman', [...base, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: penv, cwd: dir, encoding: 'utf8' });
+    const r = spawnSync('podman', [...base, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: penv,
+      cwd: dir,
+      encoding: 'utf8',
+    });
     if (r.status !== 0) throw new Error(`podman ${args.join(' ')} failed with status ${r.status}: ${r.stderr.trim()}`);
   };
-  const removeMadePaths = pathsMadeAfter(['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers', '/run/containers/networks', '/run/containers']);
+  const removeMadePaths = pathsMadeAfter([
+    '/var/lib/containers/cache/blob-info-cache-v1.boltdb',
+    '/var/lib/containers/cache',
+    '/var/lib/containers',
+    '/run/containers/networks',
+    '/run/containers',
+  ]);
   // The runtimes' default roots, and tsrun's seccomp cache for podman's profile there, if they are new.
   const madeRoots = ['/run/tsrun', '/run/runc'].filter((p) => !fs.existsSync(p));
   try {
     podman(['load', '--input', await busyboxArchive(path.join(dir, 'busybox.tar'))]);
-    return paired(rounds, runtimes.map((rt) => ({
-      name: rt.name,
-      once: () => podman(['--runtime', rt.argv[0], 'run', '--rm', '--network', 'none', '--cgroup-parent', cgroupParent, IMAGE, 'true']),
-    })));
+    return paired(
+      rounds,
+      runtimes.map((rt) => ({
+        name: rt.name,
+        once: () =>
+          podman([
+            '--runtime',
+            rt.argv[0],
+            'run',
+            '--rm',
+            '--network',
+            'none',
+            '--cgroup-parent',
+            cgroupParent,
+            IMAGE,
+            'true',
+          ]),
+      })),
+    );
   } finally {
     spawnSync('podman', [...base, 'system', 'reset', '--force'], { stdio: 'ignore', env: penv, cwd: dir });
     removeMadePaths();
     for (const root of madeRoots) {
       fs.rmSync(path.join(root, '.cache'), { recursive: true, force: true });
-      try { fs.rmdirSync(root); } catch { /* a container of someone else's is in it now */ }
+      try {
+        fs.rmdirSync(root);
+      } catch {
+        /* a container of someone else's is in it now */
+      }
     }
     const left = removeCgroupTree(cgroupParent);
     if (left.length) console.log(`bench: cgroups left: ${left.join(' ')}`);
@@ -293,7 +504,16 @@ async function podmanRun(rounds: number, runtimes: Array<Runtime & { env: NodeJS
 
 function print(rows: Row[]): void {
   const head = ['operation', 'tsrun', 'tsrun on Node', 'runc', 'ratio', 'ratio on Node', 'target', 'met'];
-  const cells = rows.map((r) => [r.operation, r.tsrun, r.node, r.runc, r.ratio, r.nodeRatio, r.target, r.met === undefined ? '' : r.met ? 'yes' : 'no']);
+  const cells = rows.map((r) => [
+    r.operation,
+    r.tsrun,
+    r.node,
+    r.runc,
+    r.ratio,
+    r.nodeRatio,
+    r.target,
+    r.met === undefined ? '' : r.met ? 'yes' : 'no',
+  ]);
   console.log(`| ${head.join(' | ')} |`);
   console.log(`|${head.map(() => '---').join('|')}|`);
   for (const c of cells) console.log(`| ${c.join(' | ')} |`);
@@ -304,9 +524,12 @@ async function main(): Promise<void> {
   const containers = Number(arg('--containers', '100'));
   const runcPath = arg('--runc', '/usr/sbin/runc');
   ensureRunc(runcPath);
-  console.log(`tsrun vs ${execVersion(runcPath)}, ${rounds} paired rounds (medians), ${os.cpus().length} cores, kernel ${os.release()}, Node ${process.version}`);
+  console.log(
+    `tsrun vs ${execVersion(runcPath)}, ${rounds} paired rounds (medians), ${os.cpus().length} cores, kernel ${os.release()}, Node ${process.version}`,
+  );
   const settings: Array<[string, NodeJS.ProcessEnv]> = [];
-  if (process.env.NODE_EXTRA_CA_CERTS) settings.push([`NODE_EXTRA_CA_CERTS=${process.env.NODE_EXTRA_CA_CERTS}`, process.env]);
+  if (process.env.NODE_EXTRA_CA_CERTS)
+    settings.push([`NODE_EXTRA_CA_CERTS=${process.env.NODE_EXTRA_CA_CERTS}`, process.env]);
   const unset = { ...process.env };
   delete unset.NODE_EXTRA_CA_CERTS;
   settings.push(['NODE_EXTRA_CA_CERTS unset', unset]);

@@ -18,10 +18,14 @@ function main(): void {
   const rounds = Number(arg('--rounds', '30'));
   const runcPath = arg('--runc', '/usr/sbin/runc');
   if (!fs.existsSync(runcPath)) throw new Error(`${runcPath} not found: apt-get install runc`);
-  const profile = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'spec-fixtures', 'seccomp', 'docker-default.json'), 'utf8'));
+  const profile = JSON.parse(
+    fs.readFileSync(path.join(PROJECT_ROOT, 'spec-fixtures', 'seccomp', 'docker-default.json'), 'utf8'),
+  );
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-'));
   try {
-    const bundle = benchBundle(work, (c) => { c.linux!.seccomp = profile; });
+    const bundle = benchBundle(work, (c) => {
+      c.linux!.seccomp = profile;
+    });
 
     // In-process: the compile itself, against reading the cached program.
     const filter = normalizeSeccomp(profile);
@@ -45,10 +49,18 @@ function main(): void {
       { name: 'runc', once: (i) => must(runc, path.join(work, 'root-runc'), ['run', '-b', bundle, `b${i}`]) },
     ]);
 
-    console.log(`seccomp: Docker's default profile (${filter.input.rules.length} rules), ${rounds} paired rounds, ${execVersion(runcPath)}`);
-    console.log(`compile in process        ${compileMs.toFixed(2).padStart(7)} ms   cache read ${cachedMs.toFixed(2).padStart(6)} ms   ratio ${(compileMs / cachedMs).toFixed(1)}`);
-    console.log(`run, tsrun cache warm     ${m.warm.toFixed(1).padStart(7)} ms   runc ${m.runc.toFixed(1).padStart(7)} ms   ratio ${(m.warm / m.runc).toFixed(2)}`);
-    console.log(`run, tsrun cache cold     ${m.cold.toFixed(1).padStart(7)} ms   runc ${m.runc.toFixed(1).padStart(7)} ms   ratio ${(m.cold / m.runc).toFixed(2)}`);
+    console.log(
+      `seccomp: Docker's default profile (${filter.input.rules.length} rules), ${rounds} paired rounds, ${execVersion(runcPath)}`,
+    );
+    console.log(
+      `compile in process        ${compileMs.toFixed(2).padStart(7)} ms   cache read ${cachedMs.toFixed(2).padStart(6)} ms   ratio ${(compileMs / cachedMs).toFixed(1)}`,
+    );
+    console.log(
+      `run, tsrun cache warm     ${m.warm.toFixed(1).padStart(7)} ms   runc ${m.runc.toFixed(1).padStart(7)} ms   ratio ${(m.warm / m.runc).toFixed(2)}`,
+    );
+    console.log(
+      `run, tsrun cache cold     ${m.cold.toFixed(1).padStart(7)} ms   runc ${m.runc.toFixed(1).padStart(7)} ms   ratio ${(m.cold / m.runc).toFixed(2)}`,
+    );
     console.log(`the cache saves           ${(m.cold - m.warm).toFixed(1).padStart(7)} ms per run`);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

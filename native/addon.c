@@ -46,15 +46,14 @@
 
 extern char **environ;
 
-
 /* ---- small N-API helpers ------------------------------------------------ */
 
-#define CHECK(call)                                                       \
-	do {                                                              \
-		if ((call) != napi_ok) {                                  \
+#define CHECK(call)                                                              \
+	do {                                                                     \
+		if ((call) != napi_ok) {                                         \
 			napi_throw_error(env, NULL, "napi call failed: " #call); \
-			return NULL;                                      \
-		}                                                         \
+			return NULL;                                             \
+		}                                                                \
 	} while (0)
 
 /* An Error with this message and .errno = err. */
@@ -120,13 +119,13 @@ static napi_value make_undefined(napi_env env)
 	return out;
 }
 
-#define GET_ARGS(n)                                                        \
-	size_t argc = n;                                                   \
-	napi_value args[n];                                                \
-	CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));       \
-	if (argc < n) {                                                    \
+#define GET_ARGS(n)                                                            \
+	size_t argc = n;                                                       \
+	napi_value args[n];                                                    \
+	CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));           \
+	if (argc < n) {                                                        \
 		napi_throw_type_error(env, NULL, "expected " #n " arguments"); \
-		return NULL;                                               \
+		return NULL;                                                   \
 	}
 
 /* ---- the helper, sealed in a memfd ------------------------------------ */
@@ -226,13 +225,14 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(7);
 	char helper_path[4096];
-	int32_t fifo_fd, console_fd, rootfs_fd, preserve, stdio[3] = { 0, 1, 2 };
+	int32_t fifo_fd, console_fd, rootfs_fd, preserve, stdio[3] = {0, 1, 2};
 	napi_valuetype stdio_type;
 	CHECK(napi_typeof(env, args[6], &stdio_type));
 	if (stdio_type != napi_null && stdio_type != napi_undefined) {
 		for (uint32_t i = 0; i < 3; i++) {
 			napi_value v;
-			if (napi_get_element(env, args[6], i, &v) != napi_ok || arg_int(env, v, &stdio[i]) || stdio[i] < 0) {
+			if (napi_get_element(env, args[6], i, &v) != napi_ok || arg_int(env, v, &stdio[i]) ||
+			    stdio[i] < 0) {
 				napi_throw_type_error(env, NULL, "spawnInit: stdio must be three fds");
 				return NULL;
 			}
@@ -242,9 +242,12 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 	size_t plan_len;
 	if (arg_string(env, args[0], helper_path, sizeof(helper_path)) ||
 	    napi_get_buffer_info(env, args[1], &plan, &plan_len) != napi_ok ||
-	    arg_int(env, args[2], &fifo_fd) || arg_int(env, args[3], &console_fd) || arg_int(env, args[4], &rootfs_fd) ||
-	    arg_int(env, args[5], &preserve) || preserve < 0 || preserve > 10000) {
-		napi_throw_type_error(env, NULL, "spawnInit(helperPath, plan, fifoFd, consoleFd, rootfsFd, preserveFds, stdio)");
+	    arg_int(env, args[2], &fifo_fd) || arg_int(env, args[3], &console_fd) ||
+	    arg_int(env, args[4], &rootfs_fd) || arg_int(env, args[5], &preserve) || preserve < 0 ||
+	    preserve > 10000) {
+		napi_throw_type_error(
+			env, NULL,
+			"spawnInit(helperPath, plan, fifoFd, consoleFd, rootfsFd, preserveFds, stdio)");
 		return NULL;
 	}
 
@@ -269,7 +272,7 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 	int targets[SPAWN_FDS], sources[SPAWN_FDS];
 	for (int i = 0; i < SPAWN_FDS; i++)
 		targets[i] = base + i;
-	const int given[SPAWN_FDS] = { pair[1], pfd, fifo_fd, console_fd, rootfs_fd, helper };
+	const int given[SPAWN_FDS] = {pair[1], pfd, fifo_fd, console_fd, rootfs_fd, helper};
 	for (int i = 0; i < SPAWN_FDS; i++)
 		sources[i] = dup_above(given[i], base + SPAWN_FDS);
 	/* Above every target too, so no dup2 below can overwrite one first. */
@@ -299,8 +302,8 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 	snprintf(a_rootfs, sizeof(a_rootfs), "%d", rootfs_fd >= 0 ? targets[4] : -1);
 	snprintf(a_preserve, sizeof(a_preserve), "%d", preserve);
 	snprintf(exe, sizeof(exe), "/proc/self/fd/%d", targets[5]);
-	char *argv[] = { "tsrun-init", a_sync, a_plan, a_fifo, a_console, a_rootfs, a_preserve, NULL };
-	char *envp[] = { NULL }; /* nothing of ours leaks into the container */
+	char *argv[] = {"tsrun-init", a_sync, a_plan, a_fifo, a_console, a_rootfs, a_preserve, NULL};
+	char *envp[] = {NULL}; /* nothing of ours leaks into the container */
 
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -373,7 +376,7 @@ static napi_value send_message(napi_env env, napi_callback_info info)
 	char *buf = malloc(sizeof(struct sync_header) + len);
 	if (!buf)
 		return throw_errno(env, ENOMEM, "send sync message");
-	struct sync_header h = { (unsigned)type, value, (unsigned)len, 0 };
+	struct sync_header h = {(unsigned)type, value, (unsigned)len, 0};
 	memcpy(buf, &h, sizeof(h));
 	if (len)
 		memcpy(buf + sizeof(h), payload, len);
@@ -401,7 +404,7 @@ static napi_value recv_message(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, NULL, "recvMessage(fd, timeoutMs)");
 		return NULL;
 	}
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	int rc;
 	do
 		rc = poll(&p, 1, timeout);
@@ -414,9 +417,9 @@ static napi_value recv_message(napi_env env, napi_callback_info info)
 	if (!buf)
 		return throw_errno(env, ENOMEM, "receive sync message");
 	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { buf, SYNC_MAX_PACKET };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-			     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct iovec iov = {buf, SYNC_MAX_PACKET};
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	ssize_t n;
 	do
 		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
@@ -438,7 +441,7 @@ static napi_value recv_message(napi_env env, napi_callback_info info)
 		napi_get_null(env, &null_value);
 		return null_value;
 	}
-	struct sync_header h = { 0 };
+	struct sync_header h = {0};
 	if ((size_t)n < sizeof(h)) {
 		free(buf);
 		if (passed_fd >= 0)
@@ -536,7 +539,8 @@ static void async_wait_complete(napi_env env, napi_status status, void *data)
 
 /* A promise settled by `complete` once `execute` has run on a pool thread. */
 static napi_value queue_work(napi_env env, const char *label, napi_async_execute_callback execute,
-			     napi_async_complete_callback complete, void *data, napi_deferred *deferred, napi_async_work *work)
+			     napi_async_complete_callback complete, void *data, napi_deferred *deferred,
+			     napi_async_work *work)
 {
 	napi_value promise, name;
 	CHECK(napi_create_promise(env, deferred, &promise));
@@ -557,7 +561,8 @@ static napi_value wait_pid_async(napi_env env, napi_callback_info info)
 	if (!w)
 		return throw_errno(env, ENOMEM, "waitpid");
 	w->pid = pid;
-	return queue_work(env, "tsrun.waitpid", async_wait_execute, async_wait_complete, w, &w->deferred, &w->work);
+	return queue_work(env, "tsrun.waitpid", async_wait_execute, async_wait_complete, w, &w->deferred,
+			  &w->work);
 }
 
 /*
@@ -595,7 +600,7 @@ static void take_sigpipe(void)
 	sigset_t pipe_set;
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
-	struct timespec now = { 0, 0 };
+	struct timespec now = {0, 0};
 	while (sigtimedwait(&pipe_set, NULL, &now) == SIGPIPE)
 		;
 }
@@ -613,7 +618,7 @@ static bool write_fully(int fd, const char *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			struct pollfd p = {.fd = fd, .events = POLLOUT};
 			poll(&p, 1, -1);
 			continue;
 		}
@@ -629,7 +634,7 @@ static void stdio_copy_execute(napi_env env, void *data)
 	struct stdio_copy *c = data;
 	size_t in_len = 0, in_off = 0;
 	bool stdin_open = true, stopped = false;
-	int outs[2] = { c->out_r, c->err_r };
+	int outs[2] = {c->out_r, c->err_r};
 	sigset_t pipe_set, old_mask;
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
@@ -637,24 +642,24 @@ static void stdio_copy_execute(napi_env env, void *data)
 	fcntl(c->in_w, F_SETFL, fcntl(c->in_w, F_GETFL) | O_NONBLOCK);
 	while (outs[0] >= 0 || outs[1] >= 0 || (c->in_w >= 0 && !stopped)) {
 		struct pollfd p[5];
-		int n = 0, in_at = -1, stdin_at = -1, stop_at = -1, out_at[2] = { -1, -1 };
+		int n = 0, in_at = -1, stdin_at = -1, stop_at = -1, out_at[2] = {-1, -1};
 		for (int i = 0; i < 2; i++)
 			if (outs[i] >= 0) {
 				out_at[i] = n;
-				p[n++] = (struct pollfd){ .fd = outs[i], .events = POLLIN };
+				p[n++] = (struct pollfd){.fd = outs[i], .events = POLLIN};
 			}
 		if (c->in_w >= 0) {
 			/* POLLERR with no events asked: no reader is left. */
 			in_at = n;
-			p[n++] = (struct pollfd){ .fd = c->in_w, .events = in_len > in_off ? POLLOUT : 0 };
+			p[n++] = (struct pollfd){.fd = c->in_w, .events = in_len > in_off ? POLLOUT : 0};
 			if (in_len <= in_off && stdin_open) {
 				stdin_at = n;
-				p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+				p[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
 			}
 		}
 		if (!stopped) {
 			stop_at = n;
-			p[n++] = (struct pollfd){ .fd = c->stop_r, .events = POLLIN };
+			p[n++] = (struct pollfd){.fd = c->stop_r, .events = POLLIN};
 		}
 		if (poll(p, n, -1) < 0) {
 			if (errno == EINTR)
@@ -699,7 +704,8 @@ static void stdio_copy_execute(napi_env env, void *data)
 				in_len = got;
 				in_off = 0;
 			} else if (!(got < 0 && (errno == EINTR || errno == EAGAIN))) {
-				stdin_open = false; /* our EOF: the process sees it once its stdin is closed */
+				stdin_open =
+					false; /* our EOF: the process sees it once its stdin is closed */
 				close(c->in_w);
 				c->in_w = -1;
 				continue;
@@ -745,12 +751,14 @@ static napi_value copy_stdio(napi_env env, napi_callback_info info)
 	struct stdio_copy *c = calloc(1, sizeof(*c));
 	if (!c)
 		return throw_errno(env, ENOMEM, "copyStdio");
-	if (arg_int(env, args[0], &c->in_w) || arg_int(env, args[1], &c->out_r) || arg_int(env, args[2], &c->err_r) ||
-	    arg_int(env, args[3], &c->stop_r) || napi_get_value_bool(env, args[4], &c->drain_on_stop) != napi_ok) {
+	if (arg_int(env, args[0], &c->in_w) || arg_int(env, args[1], &c->out_r) ||
+	    arg_int(env, args[2], &c->err_r) || arg_int(env, args[3], &c->stop_r) ||
+	    napi_get_value_bool(env, args[4], &c->drain_on_stop) != napi_ok) {
 		free(c);
 		return throw_errno(env, EINVAL, "copyStdio");
 	}
-	return queue_work(env, "tsrun.stdio", stdio_copy_execute, stdio_copy_complete, c, &c->deferred, &c->work);
+	return queue_work(env, "tsrun.stdio", stdio_copy_execute, stdio_copy_complete, c, &c->deferred,
+			  &c->work);
 }
 
 /*
@@ -772,7 +780,7 @@ static napi_value wait_exit(napi_env env, napi_callback_info info)
 		}
 		return throw_errno(env, errno, "pidfd_open");
 	}
-	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
 	int rc;
 	do
 		rc = poll(&p, 1, timeout);
@@ -892,7 +900,7 @@ static napi_value accept_unix(napi_env env, napi_callback_info info)
 	int32_t fd, timeout;
 	if (arg_int(env, args[0], &fd) || arg_int(env, args[1], &timeout))
 		return throw_errno(env, EINVAL, "accept");
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	int rc;
 	do
 		rc = poll(&p, 1, timeout);
@@ -912,7 +920,7 @@ static napi_value accept_unix(napi_env env, napi_callback_info info)
  */
 static int recv_fd_message(int sock, int timeout, int *fd, char *data, size_t size, size_t *len)
 {
-	struct pollfd p = { .fd = sock, .events = POLLIN };
+	struct pollfd p = {.fd = sock, .events = POLLIN};
 	int rc;
 	do
 		rc = poll(&p, 1, timeout);
@@ -920,9 +928,9 @@ static int recv_fd_message(int sock, int timeout, int *fd, char *data, size_t si
 	if (rc <= 0)
 		return rc == 0 ? ETIMEDOUT : errno;
 	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { data, size };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct iovec iov = {data, size};
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	ssize_t n;
 	do
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
@@ -999,8 +1007,8 @@ static napi_value send_fd(napi_env env, napi_callback_info info)
 	memset(cbuf, 0, sizeof(cbuf));
 	size_t off = 0;
 	while (off < len) {
-		struct iovec iov = { (char *)data + off, len - off };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		struct iovec iov = {(char *)data + off, len - off};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 		if (off == 0) {
 			mh.msg_control = cbuf;
 			mh.msg_controllen = sizeof(cbuf);
@@ -1031,7 +1039,7 @@ static napi_value do_prlimit(napi_env env, napi_callback_info info)
 	    napi_get_value_bigint_uint64(env, args[2], &soft, &lossless) != napi_ok ||
 	    napi_get_value_bigint_uint64(env, args[3], &hard, &lossless) != napi_ok)
 		return throw_errno(env, EINVAL, "prlimit");
-	struct rlimit rl = { soft, hard };
+	struct rlimit rl = {soft, hard};
 	if (prlimit(pid, resource, &rl, NULL) < 0)
 		return throw_errno(env, errno, "prlimit");
 	return make_undefined(env);
@@ -1039,14 +1047,14 @@ static napi_value do_prlimit(napi_env env, napi_callback_info info)
 
 /* ---- cgroup v2 device filter ------------------------------------------- */
 
-#define BPF_PROG_LOAD_CMD 5
-#define BPF_PROG_ATTACH_CMD 8
-#define BPF_PROG_DETACH_CMD 9
-#define BPF_PROG_GET_FD_BY_ID_CMD 13
-#define BPF_PROG_QUERY_CMD 16
+#define BPF_PROG_LOAD_CMD	     5
+#define BPF_PROG_ATTACH_CMD	     8
+#define BPF_PROG_DETACH_CMD	     9
+#define BPF_PROG_GET_FD_BY_ID_CMD    13
+#define BPF_PROG_QUERY_CMD	     16
 #define BPF_PROG_TYPE_CGROUP_DEVICE_ 15
-#define BPF_CGROUP_DEVICE_ 6
-#define BPF_F_ALLOW_MULTI_ 2
+#define BPF_CGROUP_DEVICE_	     6
+#define BPF_F_ALLOW_MULTI_	     2
 
 static long bpf_call(int cmd, void *attr, unsigned size)
 {
@@ -1064,7 +1072,8 @@ static napi_value attach_device_program(napi_env env, napi_callback_info info)
 	char dir[4096];
 	void *insns;
 	size_t len;
-	if (arg_string(env, args[0], dir, sizeof(dir)) || napi_get_buffer_info(env, args[1], &insns, &len) != napi_ok || len % 8)
+	if (arg_string(env, args[0], dir, sizeof(dir)) ||
+	    napi_get_buffer_info(env, args[1], &insns, &len) != napi_ok || len % 8)
 		return throw_errno(env, EINVAL, "attachDeviceProgram");
 	int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg < 0)
@@ -1073,7 +1082,7 @@ static napi_value attach_device_program(napi_env env, napi_callback_info info)
 	/* What is attached now, to detach once ours is in place. */
 	uint32_t old_ids[64];
 	uint32_t old_count = 0;
-	unsigned char query[64] = { 0 };
+	unsigned char query[64] = {0};
 	uint64_t ids_ptr = (uint64_t)(uintptr_t)old_ids;
 	uint32_t cnt = 64, type = BPF_CGROUP_DEVICE_;
 	memcpy(query + 0, &cg, 4);
@@ -1086,9 +1095,11 @@ static napi_value attach_device_program(napi_env env, napi_callback_info info)
 	static char log[65536];
 	log[0] = 0;
 	const char *license = "Apache-2.0";
-	unsigned char load[128] = { 0 };
-	uint32_t prog_type = BPF_PROG_TYPE_CGROUP_DEVICE_, insn_cnt = len / 8, log_level = 1, log_size = sizeof(log);
-	uint64_t insns_ptr = (uint64_t)(uintptr_t)insns, license_ptr = (uint64_t)(uintptr_t)license, log_ptr = (uint64_t)(uintptr_t)log;
+	unsigned char load[128] = {0};
+	uint32_t prog_type = BPF_PROG_TYPE_CGROUP_DEVICE_, insn_cnt = len / 8, log_level = 1,
+		 log_size = sizeof(log);
+	uint64_t insns_ptr = (uint64_t)(uintptr_t)insns, license_ptr = (uint64_t)(uintptr_t)license,
+		 log_ptr = (uint64_t)(uintptr_t)log;
 	memcpy(load + 0, &prog_type, 4);
 	memcpy(load + 4, &insn_cnt, 4);
 	memcpy(load + 8, &insns_ptr, 8);
@@ -1104,7 +1115,7 @@ static napi_value attach_device_program(napi_env env, napi_callback_info info)
 		snprintf(what, sizeof(what), "bpf(BPF_PROG_LOAD) %.400s", log);
 		return throw_errno(env, e, what);
 	}
-	unsigned char attach[32] = { 0 };
+	unsigned char attach[32] = {0};
 	uint32_t flags = BPF_F_ALLOW_MULTI_;
 	memcpy(attach + 0, &cg, 4);
 	memcpy(attach + 4, &prog, 4);
@@ -1118,12 +1129,12 @@ static napi_value attach_device_program(napi_env env, napi_callback_info info)
 	}
 	close(prog); /* the attachment keeps it alive */
 	for (uint32_t i = 0; i < old_count && i < 64; i++) {
-		unsigned char get[16] = { 0 };
+		unsigned char get[16] = {0};
 		memcpy(get, &old_ids[i], 4);
 		int old = bpf_call(BPF_PROG_GET_FD_BY_ID_CMD, get, sizeof(get));
 		if (old < 0)
 			continue;
-		unsigned char detach[32] = { 0 };
+		unsigned char detach[32] = {0};
 		memcpy(detach + 0, &cg, 4);
 		memcpy(detach + 4, &old, 4);
 		memcpy(detach + 8, &type, 4);
@@ -1198,7 +1209,8 @@ static napi_value restore_terminal(napi_env env, napi_callback_info info)
 	int32_t fd;
 	void *data;
 	size_t len;
-	if (arg_int(env, args[0], &fd) || napi_get_buffer_info(env, args[1], &data, &len) != napi_ok || len != sizeof(struct termios))
+	if (arg_int(env, args[0], &fd) || napi_get_buffer_info(env, args[1], &data, &len) != napi_ok ||
+	    len != sizeof(struct termios))
 		return throw_errno(env, EINVAL, "tcsetattr");
 	if (tcsetattr(fd, TCSANOW, (struct termios *)data) < 0)
 		return throw_errno(env, errno, "tcsetattr");
@@ -1287,7 +1299,8 @@ static napi_value mount_id(napi_env env, napi_callback_info info)
 	GET_ARGS(2);
 	char target[PATH_MAX];
 	bool unique = false;
-	if (arg_string(env, args[0], target, sizeof(target)) || napi_get_value_bool(env, args[1], &unique) != napi_ok)
+	if (arg_string(env, args[0], target, sizeof(target)) ||
+	    napi_get_value_bool(env, args[1], &unique) != napi_ok)
 		return throw_errno(env, EINVAL, "statx");
 	unsigned mask = unique ? STATX_MNT_ID_UNIQUE : STATX_MNT_ID;
 	struct statx stx;

@@ -10,7 +10,10 @@
 #include <node_api.h>
 
 /* One exported function in a napi_property_descriptor table. */
-#define METHOD(name, fn) { name, NULL, fn, NULL, NULL, NULL, napi_default, NULL }
+#define METHOD(name, fn)                                             \
+	{                                                            \
+		name, NULL, fn, NULL, NULL, NULL, napi_default, NULL \
+	}
 
 /* Throw an Error with this message and .errno = err (defined in addon.c). */
 napi_value throw_with_errno(napi_env env, int err, const char *message);

@@ -100,8 +100,7 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
 			return 0;
 		cp = (cp << 6) | (s[i] & 0x3f);
 	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-	    (len == 4 && cp < 0x10000))
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
 		return 0;
 	if ((cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
 		return 0;
@@ -157,10 +156,22 @@ static void json_end(char close)
 	json_depth--;
 }
 
-static void json_begin_object(void) { json_begin('{'); }
-static void json_end_object(void) { json_end('}'); }
-static void json_begin_array(void) { json_begin('['); }
-static void json_end_array(void) { json_end(']'); }
+static void json_begin_object(void)
+{
+	json_begin('{');
+}
+static void json_end_object(void)
+{
+	json_end('}');
+}
+static void json_begin_array(void)
+{
+	json_begin('[');
+}
+static void json_end_array(void)
+{
+	json_end(']');
+}
 
 static void json_key(const char *key)
 {
@@ -219,11 +230,31 @@ static void json_mode(mode_t mode)
 	json_str(buf);
 }
 
-static void json_kstr(const char *k, const char *v) { json_key(k); json_str(v); }
-static void json_kint(const char *k, long long v) { json_key(k); json_int(v); }
-static void json_kuint(const char *k, unsigned long long v) { json_key(k); json_uint(v); }
-static void json_kbool(const char *k, int v) { json_key(k); json_bool(v); }
-static void json_knull(const char *k) { json_key(k); json_null(); }
+static void json_kstr(const char *k, const char *v)
+{
+	json_key(k);
+	json_str(v);
+}
+static void json_kint(const char *k, long long v)
+{
+	json_key(k);
+	json_int(v);
+}
+static void json_kuint(const char *k, unsigned long long v)
+{
+	json_key(k);
+	json_uint(v);
+}
+static void json_kbool(const char *k, int v)
+{
+	json_key(k);
+	json_bool(v);
+}
+static void json_knull(const char *k)
+{
+	json_key(k);
+	json_null();
+}
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -238,21 +269,48 @@ static const struct {
 	int num;
 	const char *name;
 } errno_names[] = {
-	{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { ESRCH, "ESRCH" },
-	{ EINTR, "EINTR" }, { EIO, "EIO" }, { ENXIO, "ENXIO" },
-	{ E2BIG, "E2BIG" }, { ENOEXEC, "ENOEXEC" }, { EBADF, "EBADF" },
-	{ ECHILD, "ECHILD" }, { EAGAIN, "EAGAIN" }, { ENOMEM, "ENOMEM" },
-	{ EACCES, "EACCES" }, { EFAULT, "EFAULT" }, { EBUSY, "EBUSY" },
-	{ EEXIST, "EEXIST" }, { EXDEV, "EXDEV" }, { ENODEV, "ENODEV" },
-	{ ENOTDIR, "ENOTDIR" }, { EISDIR, "EISDIR" }, { EINVAL, "EINVAL" },
-	{ ENFILE, "ENFILE" }, { EMFILE, "EMFILE" }, { ENOTTY, "ENOTTY" },
-	{ ETXTBSY, "ETXTBSY" }, { EFBIG, "EFBIG" }, { ENOSPC, "ENOSPC" },
-	{ ESPIPE, "ESPIPE" }, { EROFS, "EROFS" }, { EMLINK, "EMLINK" },
-	{ EPIPE, "EPIPE" }, { ERANGE, "ERANGE" }, { ENAMETOOLONG, "ENAMETOOLONG" },
-	{ ENOSYS, "ENOSYS" }, { ENOTEMPTY, "ENOTEMPTY" }, { ELOOP, "ELOOP" },
-	{ ENODATA, "ENODATA" }, { EOVERFLOW, "EOVERFLOW" },
-	{ EOPNOTSUPP, "EOPNOTSUPP" }, { ESTALE, "ESTALE" }, { EDQUOT, "EDQUOT" },
-	{ ECONNREFUSED, "ECONNREFUSED" },
+	{EPERM, "EPERM"},
+	{ENOENT, "ENOENT"},
+	{ESRCH, "ESRCH"},
+	{EINTR, "EINTR"},
+	{EIO, "EIO"},
+	{ENXIO, "ENXIO"},
+	{E2BIG, "E2BIG"},
+	{ENOEXEC, "ENOEXEC"},
+	{EBADF, "EBADF"},
+	{ECHILD, "ECHILD"},
+	{EAGAIN, "EAGAIN"},
+	{ENOMEM, "ENOMEM"},
+	{EACCES, "EACCES"},
+	{EFAULT, "EFAULT"},
+	{EBUSY, "EBUSY"},
+	{EEXIST, "EEXIST"},
+	{EXDEV, "EXDEV"},
+	{ENODEV, "ENODEV"},
+	{ENOTDIR, "ENOTDIR"},
+	{EISDIR, "EISDIR"},
+	{EINVAL, "EINVAL"},
+	{ENFILE, "ENFILE"},
+	{EMFILE, "EMFILE"},
+	{ENOTTY, "ENOTTY"},
+	{ETXTBSY, "ETXTBSY"},
+	{EFBIG, "EFBIG"},
+	{ENOSPC, "ENOSPC"},
+	{ESPIPE, "ESPIPE"},
+	{EROFS, "EROFS"},
+	{EMLINK, "EMLINK"},
+	{EPIPE, "EPIPE"},
+	{ERANGE, "ERANGE"},
+	{ENAMETOOLONG, "ENAMETOOLONG"},
+	{ENOSYS, "ENOSYS"},
+	{ENOTEMPTY, "ENOTEMPTY"},
+	{ELOOP, "ELOOP"},
+	{ENODATA, "ENODATA"},
+	{EOVERFLOW, "EOVERFLOW"},
+	{EOPNOTSUPP, "EOPNOTSUPP"},
+	{ESTALE, "ESTALE"},
+	{EDQUOT, "EDQUOT"},
+	{ECONNREFUSED, "ECONNREFUSED"},
 };
 
 static const char *errno_name(int e)
@@ -296,8 +354,7 @@ static void json_errno_fields(int e)
  * with errno set on failure.  The fd is always closed again, so later fd
  * listings are not polluted.
  */
-static char *read_whole_file(const char *path, size_t max, size_t *len_out,
-			     int *truncated)
+static char *read_whole_file(const char *path, size_t max, size_t *len_out, int *truncated)
 {
 	size_t cap = 4096, len = 0;
 	char *buf, *nbuf;
@@ -435,8 +492,8 @@ static void free_names(struct name_list *l)
  * out: it is an artefact of looking, not part of what the container got.
  * Returns -1 if the directory cannot be read.
  */
-static int list_dir(const char *path, struct name_list *out,
-		    int (*cmp)(const void *, const void *), int skip_own_fd)
+static int list_dir(const char *path, struct name_list *out, int (*cmp)(const void *, const void *),
+		    int skip_own_fd)
 {
 	DIR *d = opendir(path);
 	struct dirent *de;
@@ -503,8 +560,7 @@ static char *status_field(const char *status, const char *name)
 }
 
 /* A status field written as a string (null when missing). */
-static void json_kstatus_str(const char *status, const char *key,
-			     const char *field)
+static void json_kstatus_str(const char *status, const char *key, const char *field)
 {
 	char *v = status_field(status, field);
 
@@ -513,8 +569,7 @@ static void json_kstatus_str(const char *status, const char *key,
 }
 
 /* A numeric status field written as a number (null when missing). */
-static void json_kstatus_int(const char *status, const char *key,
-			     const char *field)
+static void json_kstatus_int(const char *status, const char *key, const char *field)
 {
 	char *v = status_field(status, field);
 	char *end;
@@ -536,13 +591,20 @@ static void json_kstatus_int(const char *status, const char *key,
 
 static const char *file_type(mode_t m)
 {
-	if (S_ISREG(m)) return "f";
-	if (S_ISDIR(m)) return "d";
-	if (S_ISLNK(m)) return "l";
-	if (S_ISCHR(m)) return "c";
-	if (S_ISBLK(m)) return "b";
-	if (S_ISFIFO(m)) return "p";
-	if (S_ISSOCK(m)) return "s";
+	if (S_ISREG(m))
+		return "f";
+	if (S_ISDIR(m))
+		return "d";
+	if (S_ISLNK(m))
+		return "l";
+	if (S_ISCHR(m))
+		return "c";
+	if (S_ISBLK(m))
+		return "b";
+	if (S_ISFIFO(m))
+		return "p";
+	if (S_ISSOCK(m))
+		return "s";
 	return "?";
 }
 
@@ -693,10 +755,9 @@ static void unescape_octal(char *s)
 	char *out = s;
 
 	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*out++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) |
-					(s[3] - '0'));
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+		    s[3] <= '7') {
+			*out++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
 			s += 4;
 		} else {
 			*out++ = *s++;
@@ -773,8 +834,7 @@ static void report_mount_line(char *line)
 
 static void report_mounts(void)
 {
-	char *buf = read_whole_file("/proc/self/mountinfo", PROC_READ_MAX, NULL,
-				    NULL);
+	char *buf = read_whole_file("/proc/self/mountinfo", PROC_READ_MAX, NULL, NULL);
 	char *line, *next;
 
 	json_key("mounts");
@@ -798,22 +858,14 @@ static const struct {
 	const char *name;
 	int resource;
 } rlimit_table[] = {
-	{ "RLIMIT_CPU", RLIMIT_CPU },
-	{ "RLIMIT_FSIZE", RLIMIT_FSIZE },
-	{ "RLIMIT_DATA", RLIMIT_DATA },
-	{ "RLIMIT_STACK", RLIMIT_STACK },
-	{ "RLIMIT_CORE", RLIMIT_CORE },
-	{ "RLIMIT_RSS", RLIMIT_RSS },
-	{ "RLIMIT_NPROC", RLIMIT_NPROC },
-	{ "RLIMIT_NOFILE", RLIMIT_NOFILE },
-	{ "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK },
-	{ "RLIMIT_AS", RLIMIT_AS },
-	{ "RLIMIT_LOCKS", RLIMIT_LOCKS },
-	{ "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING },
-	{ "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
-	{ "RLIMIT_NICE", RLIMIT_NICE },
-	{ "RLIMIT_RTPRIO", RLIMIT_RTPRIO },
-	{ "RLIMIT_RTTIME", RLIMIT_RTTIME },
+	{"RLIMIT_CPU", RLIMIT_CPU},	      {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+	{"RLIMIT_DATA", RLIMIT_DATA},	      {"RLIMIT_STACK", RLIMIT_STACK},
+	{"RLIMIT_CORE", RLIMIT_CORE},	      {"RLIMIT_RSS", RLIMIT_RSS},
+	{"RLIMIT_NPROC", RLIMIT_NPROC},	      {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+	{"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},   {"RLIMIT_AS", RLIMIT_AS},
+	{"RLIMIT_LOCKS", RLIMIT_LOCKS},	      {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+	{"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
+	{"RLIMIT_RTPRIO", RLIMIT_RTPRIO},     {"RLIMIT_RTTIME", RLIMIT_RTTIME},
 };
 
 static void json_rlim(rlim_t v)
@@ -1072,7 +1124,8 @@ static void json_bit_list(const unsigned long *mask, unsigned bits)
 		if (!(mask[i / (8 * sizeof(long))] & (1UL << (i % (8 * sizeof(long))))))
 			continue;
 		unsigned j = i;
-		while (j + 1 < bits && (mask[(j + 1) / (8 * sizeof(long))] & (1UL << ((j + 1) % (8 * sizeof(long))))))
+		while (j + 1 < bits &&
+		       (mask[(j + 1) / (8 * sizeof(long))] & (1UL << ((j + 1) % (8 * sizeof(long))))))
 			j++;
 		int n = j > i ? snprintf(out + used, sizeof(out) - used, "%s%u-%u", used ? "," : "", i, j)
 			      : snprintf(out + used, sizeof(out) - used, "%s%u", used ? "," : "", i);
@@ -1093,13 +1146,20 @@ static void report_task_attrs(void)
 		json_null();
 	} else {
 		json_begin_object();
-		json_key("policy"); json_uint(attr.sched_policy);
-		json_key("flags"); json_uint(attr.sched_flags);
-		json_key("nice"); json_int(attr.sched_nice);
-		json_key("priority"); json_uint(attr.sched_priority);
-		json_key("runtime"); json_uint(attr.sched_runtime);
-		json_key("deadline"); json_uint(attr.sched_deadline);
-		json_key("period"); json_uint(attr.sched_period);
+		json_key("policy");
+		json_uint(attr.sched_policy);
+		json_key("flags");
+		json_uint(attr.sched_flags);
+		json_key("nice");
+		json_int(attr.sched_nice);
+		json_key("priority");
+		json_uint(attr.sched_priority);
+		json_key("runtime");
+		json_uint(attr.sched_runtime);
+		json_key("deadline");
+		json_uint(attr.sched_deadline);
+		json_key("period");
+		json_uint(attr.sched_period);
 		json_end_object();
 	}
 
@@ -1109,8 +1169,10 @@ static void report_task_attrs(void)
 		json_null();
 	} else {
 		json_begin_object();
-		json_key("class"); json_int(ioprio >> 13);
-		json_key("level"); json_int(ioprio & 0x1fff);
+		json_key("class");
+		json_int(ioprio >> 13);
+		json_key("level");
+		json_int(ioprio & 0x1fff);
 		json_end_object();
 	}
 
@@ -1135,8 +1197,10 @@ static void report_task_attrs(void)
 		json_null();
 	} else {
 		json_begin_object();
-		json_key("mode"); json_int(mode);
-		json_key("nodes"); json_bit_list(nodes, 1024);
+		json_key("mode");
+		json_int(mode);
+		json_key("nodes");
+		json_bit_list(nodes, 1024);
 		json_end_object();
 	}
 }
@@ -1208,8 +1272,7 @@ static void report_exe(void)
 static int mode_report(int argc, char **argv)
 {
 	/* Read once so every status-derived field describes the same instant. */
-	char *status = read_whole_file("/proc/self/status", PROC_READ_MAX, NULL,
-				       NULL);
+	char *status = read_whole_file("/proc/self/status", PROC_READ_MAX, NULL, NULL);
 
 	json_begin_object();
 	report_process_ids();
@@ -1403,7 +1466,7 @@ static int mode_sleep(const char *seconds)
  * not async-signal-safe); the main loop waits in sigsuspend() with the
  * signals blocked otherwise, so no delivery can slip between check and wait.
  */
-static const int waited_signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
+static const int waited_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
 static volatile sig_atomic_t signal_counts[65];
 
 static void count_signal(int sig)

@@ -51,29 +51,33 @@
 #include "plan.h"
 
 /* Kernel ABI bits musl does not ship headers for. */
-#define RESOLVE_NO_XDEV 0x01
+#define RESOLVE_NO_XDEV	      0x01
 #define RESOLVE_NO_MAGICLINKS 0x02
-#define RESOLVE_NO_SYMLINKS 0x04
-#define RESOLVE_BENEATH 0x08
-#define RESOLVE_IN_ROOT 0x10
-struct open_how { uint64_t flags, mode, resolve; };
+#define RESOLVE_NO_SYMLINKS   0x04
+#define RESOLVE_BENEATH	      0x08
+#define RESOLVE_IN_ROOT	      0x10
+struct open_how {
+	uint64_t flags, mode, resolve;
+};
 
-#define OPEN_TREE_CLONE 1
-#define AT_RECURSIVE 0x8000
+#define OPEN_TREE_CLONE		1
+#define AT_RECURSIVE		0x8000
 #define MOVE_MOUNT_F_EMPTY_PATH 0x04
 #define MOVE_MOUNT_T_EMPTY_PATH 0x40
-#define FSOPEN_CLOEXEC 1
-#define FSMOUNT_CLOEXEC 1
-#define FSCONFIG_SET_FLAG 0
-#define FSCONFIG_SET_STRING 1
-#define FSCONFIG_CMD_CREATE 6
-#define MOUNT_ATTR_RDONLY 0x1
-struct mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+#define FSOPEN_CLOEXEC		1
+#define FSMOUNT_CLOEXEC		1
+#define FSCONFIG_SET_FLAG	0
+#define FSCONFIG_SET_STRING	1
+#define FSCONFIG_CMD_CREATE	6
+#define MOUNT_ATTR_RDONLY	0x1
+struct mount_attr {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
 #define MOUNT_ATTR_IDMAP 0x00100000
 
 #define CLOSE_RANGE_CLOEXEC 4
-#define PROC_SUPER_MAGIC 0x9fa0
-#define DEVPTS_SUPER_MAGIC 0x1cd1
+#define PROC_SUPER_MAGIC    0x9fa0
+#define DEVPTS_SUPER_MAGIC  0x1cd1
 #ifndef TIOCGPTPEER
 #define TIOCGPTPEER 0x5441
 #endif
@@ -84,20 +88,23 @@ static int sync_fd = -1, fifo_fd = -1, console_fd = -1, rootfs_mount_fd = -1, pr
 static int start_released; /* OP_WAIT_START has read start's byte */
 /* Namespaces to join, opened by open_namespaces() before any is joined. */
 #define MAX_SETNS 16
-static struct { const unsigned char *op; int fd; } setns_fds[MAX_SETNS];
+static struct {
+	const unsigned char *op;
+	int fd;
+} setns_fds[MAX_SETNS];
 static int setns_count;
 static int clone_cgroup_fd = -1; /* OP_CLONE_INIT's cgroup, opened with the namespaces */
-static int root_fd = -1;        /* the rootfs, before pivot_root */
-static const char *rootfs_path; /* for error messages */
+static int root_fd = -1;	 /* the rootfs, before pivot_root */
+static const char *rootfs_path;	 /* for error messages */
 /* State JSON for the container's hooks, as the container sees it (pid 1
  * in a pid namespace): one for createContainer, one for startContainer. */
 static const char *create_hook_state, *start_hook_state;
 static char *hook_states;
-static const char *exec_path;   /* resolved by OP_EXEC_PREPARE */
+static const char *exec_path; /* resolved by OP_EXEC_PREPARE */
 static char **exec_argv, **exec_env;
 /* statfs magics (linux/magic.h) of pipes and sysfs. */
 #define PIPEFS_MAGIC_ 0x50495045
-#define SYSFS_MAGIC_ 0x62656572
+#define SYSFS_MAGIC_  0x62656572
 /* The pty slave OP_CONSOLE made: the one character device give_stdio_to chowns. */
 static struct stat console_peer;
 static int console_peer_set;
@@ -114,7 +121,7 @@ static int in_source_server;
 static int sync_send(unsigned type, int value, const void *data, unsigned len)
 {
 	char buf[sizeof(struct sync_header) + 4096];
-	struct sync_header h = { type, value, len, 0 };
+	struct sync_header h = {type, value, len, 0};
 	if (len > sizeof(buf) - sizeof(h))
 		len = h.len = sizeof(buf) - sizeof(h);
 	memcpy(buf, &h, sizeof(h));
@@ -134,16 +141,15 @@ static int sync_send(unsigned type, int value, const void *data, unsigned len)
  * Report a failed step and exit.  The parent prints "<detail>: <strerror>",
  * so `detail` reads as the action that failed, e.g. "mount proc on rootfs/proc".
  */
-__attribute__((noreturn, format(printf, 4, 5)))
-static void fail(int err, const char *step, const char *path, const char *fmt, ...)
+__attribute__((noreturn, format(printf, 4, 5))) static void fail(int err, const char *step, const char *path,
+								 const char *fmt, ...)
 {
 	char detail[1024], payload[3072];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	int n = snprintf(payload, sizeof(payload), "%s%c%s%c%s", step, 0,
-			 path ? path : "", 0, detail);
+	int n = snprintf(payload, sizeof(payload), "%s%c%s%c%s", step, 0, path ? path : "", 0, detail);
 	if (n >= (int)sizeof(payload))
 		n = sizeof(payload) - 1;
 	/* A server still waiting for work ends on EOF: reap it before we go. */
@@ -190,7 +196,9 @@ static char *sync_expect(unsigned type)
 
 /* ---- reading the plan --------------------------------------------------- */
 
-struct cursor { const unsigned char *p, *end; };
+struct cursor {
+	const unsigned char *p, *end;
+};
 
 static uint32_t rd_u32(struct cursor *c)
 {
@@ -283,7 +291,12 @@ static unsigned char *read_plan(int fd, size_t *len)
  */
 static void reset_signals(void)
 {
-	struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = { 0 };
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} dfl = {0};
 	for (int sig = 1; sig <= 64; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
@@ -468,7 +481,8 @@ static int copy_tree(int src, int dst, int depth)
 				close(to);
 		} else if (S_ISREG(st.st_mode)) {
 			int from = openat(src, e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			int to = openat(dst, e->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777);
+			int to = openat(dst, e->d_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+					st.st_mode & 07777);
 			char buf[65536];
 			ssize_t n = 0;
 			if (from < 0 || to < 0)
@@ -556,7 +570,8 @@ static int make_fs_mount(const struct plan_mount *m, const char **failed_option)
 	}
 	/* A read-only mount is read-only at the superblock too, as mount(2)'s
 	 * MS_RDONLY makes it for runc (a superblock already in use keeps its own). */
-	if ((m->attr_set & MOUNT_ATTR_RDONLY) && syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0)
+	if ((m->attr_set & MOUNT_ATTR_RDONLY) &&
+	    syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0)
 		goto err;
 	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		goto err;
@@ -631,7 +646,7 @@ static void op_mount(struct cursor *c)
 		snprintf(what, sizeof(what), "%s (%s)", m.source[0] ? m.source : "none", m.fstype);
 
 	int target = m.create == CREATE_PLAIN_DIR ? plain_dir_in_root(m.dest, where)
-					       : make_in_root(m.dest, m.create, 0644);
+						  : make_in_root(m.dest, m.create, 0644);
 	if (target < 0)
 		fail(errno, "mount", where, "create mount point %s", where);
 	/* A destination that a symlink in the image turns into the root itself
@@ -662,11 +677,11 @@ static void op_mount(struct cursor *c)
 	}
 
 	/* Per-mount flags on the top mount, then the r* options on the tree. */
-	struct mount_attr top = { .attr_set = m.attr_set, .attr_clr = m.attr_clr };
+	struct mount_attr top = {.attr_set = m.attr_set, .attr_clr = m.attr_clr};
 	if (m.kind == MOUNT_KIND_BIND && (top.attr_set || top.attr_clr) &&
 	    syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH, &top, sizeof(top)) < 0)
 		fail(errno, "mount", where, "set options of %s", where);
-	struct mount_attr rec = { .attr_set = m.rec_attr_set, .attr_clr = m.rec_attr_clr };
+	struct mount_attr rec = {.attr_set = m.rec_attr_set, .attr_clr = m.rec_attr_clr};
 	if ((rec.attr_set || rec.attr_clr) &&
 	    syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH | AT_RECURSIVE, &rec, sizeof(rec)) < 0)
 		fail(errno, "mount", where, "set recursive options of %s", where);
@@ -674,14 +689,16 @@ static void op_mount(struct cursor *c)
 	if (m.copy_up && copy_up(target, mnt) < 0)
 		fail(errno, "mount", where, "copy the content of %s into its tmpfs (tmpcopyup)", where);
 
-	if (syscall(SYS_move_mount, mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+	if (syscall(SYS_move_mount, mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) <
+	    0)
 		fail(errno, "mount", where, "mount %s on %s", what, where);
 
 	/* Propagation can only be changed once the mount is attached. */
 	if (m.propagation) {
-		struct mount_attr prop = { .propagation = m.propagation };
-		if (syscall(SYS_mount_setattr, mnt, "", AT_EMPTY_PATH |
-			    (m.propagation_recursive ? AT_RECURSIVE : 0), &prop, sizeof(prop)) < 0)
+		struct mount_attr prop = {.propagation = m.propagation};
+		if (syscall(SYS_mount_setattr, mnt, "",
+			    AT_EMPTY_PATH | (m.propagation_recursive ? AT_RECURSIVE : 0), &prop,
+			    sizeof(prop)) < 0)
 			fail(errno, "mount", where, "set propagation of %s", where);
 	}
 	if (m.create == CREATE_PLAIN_DIR)
@@ -703,7 +720,8 @@ static void op_rootfs_prepare(struct cursor *c)
 		/* An image's overlay, made by tsrun as a detached mount: attached
 		 * here, in our own mount namespace only, so the host never has it
 		 * (see native/overlay.c).  It is a mount point, as pivot_root needs. */
-		if (syscall(SYS_move_mount, rootfs_mount_fd, "", AT_FDCWD, rootfs_path, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		if (syscall(SYS_move_mount, rootfs_mount_fd, "", AT_FDCWD, rootfs_path,
+			    MOVE_MOUNT_F_EMPTY_PATH) < 0)
 			fail(errno, "rootfs", rootfs_path, "attach the image rootfs on %s", rootfs_path);
 		close(rootfs_mount_fd);
 		rootfs_mount_fd = -1;
@@ -901,9 +919,9 @@ static int userns_with_maps(const char *uid_map, const char *gid_map)
 static ssize_t recv_with_fd(int sock, void *data, size_t len, int *fd)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { data, len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct iovec iov = {data, len};
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	ssize_t n;
 	do
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
@@ -931,7 +949,7 @@ static void op_mount_source_server(void)
 		 * server (stuck on a slow filesystem) must not hold tsrun's sync
 		 * socket, the exec fifo or the console open. */
 		host_proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		int *held[] = { &sync_fd, &fifo_fd, &console_fd, &rootfs_mount_fd, &clone_cgroup_fd };
+		int *held[] = {&sync_fd, &fifo_fd, &console_fd, &rootfs_mount_fd, &clone_cgroup_fd};
 		for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
 			if (*held[i] >= 0) {
 				close(*held[i]);
@@ -966,8 +984,7 @@ static void op_mount_sources_join(void)
 }
 
 /* The server sent its failure (or died): reap it, then tell tsrun. */
-__attribute__((noreturn))
-static void source_server_failed(ssize_t n, int fd, const char *report)
+__attribute__((noreturn)) static void source_server_failed(ssize_t n, int fd, const char *report)
 {
 	if (fd >= 0)
 		close(fd);
@@ -1033,25 +1050,27 @@ static void op_idmap_prepare(struct cursor *c)
 	int tree = syscall(SYS_open_tree, AT_FDCWD, source,
 			   OPEN_TREE_CLONE | O_CLOEXEC | (recursive_bind ? AT_RECURSIVE : 0));
 	if (tree < 0 && errno == EINVAL && !recursive_bind && in_source_server)
-		fail(errno, "mount", source, "bind %s: it has mounts under it that the container's user namespace "
-		     "may not uncover; bind it with rbind", source);
+		fail(errno, "mount", source,
+		     "bind %s: it has mounts under it that the container's user namespace "
+		     "may not uncover; bind it with rbind",
+		     source);
 	if (tree < 0)
 		fail(errno, "mount", source, "open %s for a bind mount", source);
 	if (uid_map[0]) {
 		int userns = userns_with_maps(uid_map, gid_map);
 		if (userns < 0)
 			fail(errno, "mount", source, "user namespace for the idmapped mount of %s", source);
-		struct mount_attr idmap = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns };
+		struct mount_attr idmap = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns};
 		if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | (idmap_recursive ? AT_RECURSIVE : 0),
 			    &idmap, sizeof(idmap)) < 0)
 			fail(errno, "mount", source, "idmap mount of %s", source);
 		close(userns);
 	}
-	struct mount_attr top = { .attr_set = attr_set, .attr_clr = attr_clr };
+	struct mount_attr top = {.attr_set = attr_set, .attr_clr = attr_clr};
 	if ((attr_set || attr_clr) &&
 	    syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &top, sizeof(top)) < 0)
 		fail(errno, "mount", source, "set options of the bind mount of %s", source);
-	struct mount_attr rec = { .attr_set = rec_attr_set, .attr_clr = rec_attr_clr };
+	struct mount_attr rec = {.attr_set = rec_attr_set, .attr_clr = rec_attr_clr};
 	if ((rec_attr_set || rec_attr_clr) &&
 	    syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &rec, sizeof(rec)) < 0)
 		fail(errno, "mount", source, "set recursive options of the bind mount of %s", source);
@@ -1094,7 +1113,7 @@ static void op_mknod(struct cursor *c)
 		/* mknod is not allowed in a user namespace: bind the host's node.
 		 * The mount point is created, never opened: what the image put
 		 * there may be a FIFO (an open would block) or a device. */
-		struct plan_mount m = { 0 };
+		struct plan_mount m = {0};
 		int fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0 && errno != EEXIST)
 			fail(errno, "device", where, "create %s", where);
@@ -1114,7 +1133,8 @@ static void op_mknod(struct cursor *c)
 		}
 		if (target < 0)
 			fail(errno, "device", where, "create %s", where);
-		if (syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		if (syscall(SYS_move_mount, tree, "", target, "",
+			    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 			fail(errno, "device", where, "bind %s on %s", host, where);
 		(void)m;
 		close(tree);
@@ -1252,7 +1272,7 @@ static void op_hook(struct cursor *c)
 			dprintf(2, "chdir %s: %s\n", cwd, strerror(errno));
 			_exit(127);
 		}
-		char *default_argv[] = { (char *)path, NULL };
+		char *default_argv[] = {(char *)path, NULL};
 		execve(path, args[0] ? args : default_argv, env);
 		dprintf(2, "%s\n", strerror(errno));
 		_exit(127);
@@ -1291,14 +1311,14 @@ static void op_hook(struct cursor *c)
 		int n = 0, in_at = -1, out_at = -1;
 		if (off < len && in[1] >= 0) {
 			in_at = n;
-			p[n++] = (struct pollfd){ .fd = in[1], .events = POLLOUT };
+			p[n++] = (struct pollfd){.fd = in[1], .events = POLLOUT};
 		}
 		if (out_open) {
 			out_at = n;
-			p[n++] = (struct pollfd){ .fd = out[0], .events = POLLIN };
+			p[n++] = (struct pollfd){.fd = out[0], .events = POLLIN};
 		}
 		int pid_at = n;
-		p[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+		p[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
 		int wait_ms = -1;
 		if (deadline_ms >= 0) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
@@ -1311,7 +1331,8 @@ static void op_hook(struct cursor *c)
 		if (rc == 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
-			fail(ETIMEDOUT, "hook", path, "%s hook %s timed out after %us", stage_name, path, timeout);
+			fail(ETIMEDOUT, "hook", path, "%s hook %s timed out after %us", stage_name, path,
+			     timeout);
 		}
 		if (in_at >= 0 && p[in_at].revents) {
 			ssize_t w = write(in[1], state + off, len - off);
@@ -1337,7 +1358,7 @@ static void op_hook(struct cursor *c)
 			exited = true;
 		}
 	}
-	struct timespec no_wait = { 0, 0 };
+	struct timespec no_wait = {0, 0};
 	while (sigtimedwait(&pipe_set, NULL, &no_wait) == SIGPIPE)
 		;
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
@@ -1355,12 +1376,13 @@ static void op_hook(struct cursor *c)
 	char said[600];
 	const char *suffix = hook_said_suffix(said, sizeof(said));
 	if (WIFSIGNALED(status))
-		fail(ECANCELED, "hook", path, "%s hook %s killed by signal %d%s", stage_name, path, WTERMSIG(status), suffix);
-	fail(ECANCELED, "hook", path, "%s hook %s exited with status %d%s", stage_name, path, WEXITSTATUS(status), suffix);
+		fail(ECANCELED, "hook", path, "%s hook %s killed by signal %d%s", stage_name, path,
+		     WTERMSIG(status), suffix);
+	fail(ECANCELED, "hook", path, "%s hook %s exited with status %d%s", stage_name, path,
+	     WEXITSTATUS(status), suffix);
 }
 
 /* ---- process attributes ------------------------------------------------- */
-
 
 /*
  * Our own handle on procfs, for writes into it (CVE-2025-52881): a fresh
@@ -1369,9 +1391,9 @@ static void op_hook(struct cursor *c)
  * may not be made, a clone of the container's /proc mount alone, which
  * likewise leaves out whatever is mounted inside it.
  */
-#define PROC_ROOT_INO 1
+#define PROC_ROOT_INO	  1
 #define MOUNT_ATTR_NOSUID 0x2
-#define MOUNT_ATTR_NODEV 0x4
+#define MOUNT_ATTR_NODEV  0x4
 #define MOUNT_ATTR_NOEXEC 0x8
 static int proc_fd = -1;
 
@@ -1387,13 +1409,14 @@ static int proc_handle(void)
 		close(fs);
 	}
 	if (proc_fd < 0)
-		proc_fd = syscall(SYS_open_tree, AT_FDCWD, "/proc", OPEN_TREE_CLONE | O_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+		proc_fd = syscall(SYS_open_tree, AT_FDCWD, "/proc",
+				  OPEN_TREE_CLONE | O_CLOEXEC | AT_SYMLINK_NOFOLLOW);
 	if (proc_fd < 0)
 		return -1;
 	struct statfs sfs;
 	struct stat st;
-	if (fstatfs(proc_fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC ||
-	    fstat(proc_fd, &st) < 0 || st.st_ino != PROC_ROOT_INO) {
+	if (fstatfs(proc_fd, &sfs) < 0 || sfs.f_type != PROC_SUPER_MAGIC || fstat(proc_fd, &st) < 0 ||
+	    st.st_ino != PROC_ROOT_INO) {
 		close(proc_fd);
 		proc_fd = -1;
 		errno = EXDEV;
@@ -1476,7 +1499,8 @@ static void op_scheduler(struct cursor *c)
 		/* runc's explanation: SCHED_DEADLINE's admission test wants
 		 * every CPU of the root domain. */
 		if (errno == EPERM && cpuset_limited)
-			fail(errno, "scheduler", NULL, "process.scheduler: cannot be used together with linux.resources.cpu.cpus");
+			fail(errno, "scheduler", NULL,
+			     "process.scheduler: cannot be used together with linux.resources.cpu.cpus");
 		fail(errno, "scheduler", NULL, "process.scheduler: set policy %u", attr.sched_policy);
 	}
 }
@@ -1485,7 +1509,8 @@ static void op_ioprio(struct cursor *c)
 {
 	uint32_t value = rd_u32(c);
 	if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, value) < 0)
-		fail(errno, "ioPriority", NULL, "process.ioPriority: set class %u level %u", value >> 13, value & 7);
+		fail(errno, "ioPriority", NULL, "process.ioPriority: set class %u level %u", value >> 13,
+		     value & 7);
 }
 
 static void op_personality(struct cursor *c)
@@ -1530,9 +1555,9 @@ static void op_timens_offsets(struct cursor *c)
 static int send_with_fd(int sock, int fd, const void *data, size_t len)
 {
 	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { (void *)data, len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct iovec iov = {(void *)data, len};
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
@@ -1576,14 +1601,15 @@ static void op_console(struct cursor *c)
 		console_peer_set = 1;
 	}
 	if (rows || cols) {
-		struct winsize ws = { .ws_row = rows, .ws_col = cols };
+		struct winsize ws = {.ws_row = rows, .ws_col = cols};
 		ioctl(slave, TIOCSWINSZ, &ws);
 	}
 	/* /dev/console (the init's terminal only, not exec's): created without
 	 * following links and never opened (the image's may be a FIFO, which
 	 * would block, or a device), a symlink refused; the slave bound on it. */
 	if (bind_dev_console) {
-		int console = open("/dev/console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+		int console =
+			open("/dev/console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (console < 0 && errno != EEXIST)
 			fail(errno, "console", "/dev/console", "create /dev/console");
 		if (console >= 0)
@@ -1597,7 +1623,8 @@ static void op_console(struct cursor *c)
 		}
 		int tree = syscall(SYS_open_tree, slave, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
 		if (target < 0 || tree < 0 ||
-		    syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		    syscall(SYS_move_mount, tree, "", target, "",
+			    MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 			fail(errno, "console", "/dev/console", "bind pty on /dev/console");
 		close(tree);
 		close(target);
@@ -1638,10 +1665,13 @@ static void give_stdio_to(uint32_t uid)
 			continue;
 		/* A FIFO only when anonymous (pipefs): a named one is a host file. */
 		struct statfs sfs;
-		int anonymous_pipe = S_ISFIFO(st.st_mode) && fstatfs(fd, &sfs) == 0 && sfs.f_type == PIPEFS_MAGIC_;
+		int anonymous_pipe =
+			S_ISFIFO(st.st_mode) && fstatfs(fd, &sfs) == 0 && sfs.f_type == PIPEFS_MAGIC_;
 		int ours = anonymous_pipe || S_ISSOCK(st.st_mode) ||
-			   (S_ISCHR(st.st_mode) && console_peer_set && st.st_rdev == console_peer.st_rdev && st.st_dev == console_peer.st_dev);
-		if (ours && fchown(fd, uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM && errno != EROFS)
+			   (S_ISCHR(st.st_mode) && console_peer_set && st.st_rdev == console_peer.st_rdev &&
+			    st.st_dev == console_peer.st_dev);
+		if (ours && fchown(fd, uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM &&
+		    errno != EROFS)
 			fail(errno, "user", NULL, "give stdio %d to uid %u", fd, uid);
 	}
 }
@@ -1656,11 +1686,14 @@ static void op_user(struct cursor *c)
 	 * 4294967295 would keep us root: refuse anything past 2^31-1, as
 	 * runc does (the parent has refused it already). */
 	if (uid > INT32_MAX || gid > INT32_MAX)
-		fail(EINVAL, "user", NULL, "uid %u, gid %u: uids and gids must be in range 0-2147483647", uid, gid);
+		fail(EINVAL, "user", NULL, "uid %u, gid %u: uids and gids must be in range 0-2147483647", uid,
+		     gid);
 	for (uint32_t i = 0; i < ngroups; i++) {
 		groups[i] = rd_u32(c);
 		if (groups[i] > INT32_MAX)
-			fail(EINVAL, "user", NULL, "additional gid %u: uids and gids must be in range 0-2147483647", (unsigned)groups[i]);
+			fail(EINVAL, "user", NULL,
+			     "additional gid %u: uids and gids must be in range 0-2147483647",
+			     (unsigned)groups[i]);
 	}
 	give_stdio_to(uid);
 	if (setgroups(ngroups, groups) < 0 && !(errno == EPERM && ngroups == 0))
@@ -1745,12 +1778,12 @@ static void op_home(struct cursor *c)
 	}
 	close(fd);
 	passwd[len] = '\0';
-	for (char *line = passwd; line && *line; ) {
+	for (char *line = passwd; line && *line;) {
 		char *next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
 		/* name:password:uid:gid:gecos:home:shell */
-		char *field[7] = { line };
+		char *field[7] = {line};
 		int n = 1;
 		for (char *p = line; *p && n < 7; p++)
 			if (*p == ':') {
@@ -1794,7 +1827,7 @@ static void op_exec_prepare(struct cursor *c)
 			search = *e + 5;
 	static char found[4096];
 	int last_err = ENOENT;
-	for (const char *dir = search; ; ) {
+	for (const char *dir = search;;) {
 		const char *end = strchrnul(dir, ':');
 		int len = end - dir;
 		snprintf(found, sizeof(found), "%.*s/%s", len ? len : 1, len ? dir : ".", name);
@@ -1868,14 +1901,21 @@ static void op_exec(void)
  * CAP_SYS_ADMIN), otherwise as late as the sync socket allows, so the
  * fewest of our own syscalls run under the container's filter.
  */
-struct sock_filter_ { uint16_t code; uint8_t jt, jf; uint32_t k; };
-struct sock_fprog_ { unsigned short len; const struct sock_filter_ *filter; };
+struct sock_filter_ {
+	uint16_t code;
+	uint8_t jt, jf;
+	uint32_t k;
+};
+struct sock_fprog_ {
+	unsigned short len;
+	const struct sock_filter_ *filter;
+};
 #define SECCOMP_SET_MODE_FILTER_ 1
 
 /* seccomp(2) with the program; returns what it returns (a listener fd with NEW_LISTENER). */
 static long seccomp_load(uint32_t flags, const unsigned char *program, size_t len)
 {
-	struct sock_fprog_ prog = { len / sizeof(struct sock_filter_), (const struct sock_filter_ *)program };
+	struct sock_fprog_ prog = {len / sizeof(struct sock_filter_), (const struct sock_filter_ *)program};
 	long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, flags, &prog);
 	if (fd < 0)
 		fail(errno, "seccomp", NULL, "load seccomp filter (flags %#x)", flags);
@@ -1901,7 +1941,7 @@ static void op_seccomp(struct cursor *c)
 		return;
 	/* The listener goes to the parent, which hands it to listenerPath. */
 	int listener = (int)fd;
-	struct sync_header h = { SYNC_SECCOMP_LISTENER, 0, 0, 0 };
+	struct sync_header h = {SYNC_SECCOMP_LISTENER, 0, 0, 0};
 	if (send_with_fd(sync_fd, listener, &h, sizeof(h)) < 0)
 		fail(errno, "seccomp", NULL, "send the seccomp listener to tsrun");
 	close(listener);
@@ -1917,14 +1957,14 @@ static void op_seccomp(struct cursor *c)
 
 static void open_namespaces(const unsigned char *ops, const unsigned char *end, uint32_t op_count)
 {
-	struct cursor c = { ops, end };
+	struct cursor c = {ops, end};
 	for (uint32_t i = 0; i < op_count; i++) {
 		const unsigned char *op_start = c.p;
 		uint32_t code = rd_u32(&c) & 0xffff, size = rd_u32(&c);
 		if (size < 8 || size > (size_t)(end - op_start))
 			fail(EINVAL, "plan", NULL, "bad size for op %u", code);
 		if (code == OP_SETNS) {
-			struct cursor f = { c.p, op_start + size };
+			struct cursor f = {c.p, op_start + size};
 			rd_u32(&f);
 			const char *path = rd_str(&f);
 			if (setns_count == MAX_SETNS)
@@ -1935,7 +1975,7 @@ static void open_namespaces(const unsigned char *ops, const unsigned char *end, 
 			setns_fds[setns_count].op = op_start;
 			setns_fds[setns_count++].fd = fd;
 		} else if (code == OP_CLONE_INIT) {
-			struct cursor f = { c.p, op_start + size };
+			struct cursor f = {c.p, op_start + size};
 			const char *dir = rd_str(&f);
 			if (dir[0] && (clone_cgroup_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 				fail(errno, "cgroup", dir, "open cgroup %s", dir);
@@ -1987,7 +2027,8 @@ static void op_unshare(struct cursor *c)
 {
 	uint64_t flags = rd_u64(c);
 	if (unshare((int)flags) < 0)
-		fail(errno, "namespace", NULL, "unshare namespaces (flags 0x%llx)", (unsigned long long)flags);
+		fail(errno, "namespace", NULL, "unshare namespaces (flags 0x%llx)",
+		     (unsigned long long)flags);
 }
 
 /*
@@ -1997,7 +2038,8 @@ static void op_unshare(struct cursor *c)
  * above) makes the init its pid 1.
  */
 struct clone_args_v0 {
-	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+		set_tid_size, cgroup;
 };
 #define CLONE_INTO_CGROUP_ 0x200000000ULL
 
@@ -2068,7 +2110,8 @@ static int open_protect_target(const char *path)
 
 static void attach(int tree, int target, const char *path, const char *what)
 {
-	if (syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+	if (syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) <
+	    0)
 		fail(errno, "protect", path, "%s %s", what, path);
 	close(tree);
 	close(target);
@@ -2080,9 +2123,11 @@ static void op_readonly_path(struct cursor *c)
 	int target = open_protect_target(path);
 	if (target < 0)
 		return;
-	int tree = syscall(SYS_open_tree, target, "", OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
-	struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
-	if (tree < 0 || syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &ro, sizeof(ro)) < 0)
+	int tree = syscall(SYS_open_tree, target, "",
+			   OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+	if (tree < 0 ||
+	    syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &ro, sizeof(ro)) < 0)
 		fail(errno, "protect", path, "make %s read-only", path);
 	attach(tree, target, path, "make read-only");
 }
@@ -2126,8 +2171,13 @@ static void op_mask_path(struct cursor *c)
 
 /* ---- capabilities -------------------------------------------------------- */
 
-struct cap_header { uint32_t version; int pid; };
-struct cap_data { uint32_t effective, permitted, inheritable; };
+struct cap_header {
+	uint32_t version;
+	int pid;
+};
+struct cap_data {
+	uint32_t effective, permitted, inheritable;
+};
 #define CAP_VERSION_3 0x20080522
 
 static void op_caps_bounding(struct cursor *c)
@@ -2144,7 +2194,7 @@ static void op_caps_bounding(struct cursor *c)
 static void op_caps_set(struct cursor *c)
 {
 	uint64_t effective = rd_u64(c), permitted = rd_u64(c), inheritable = rd_u64(c), ambient = rd_u64(c);
-	struct cap_header hdr = { CAP_VERSION_3, 0 };
+	struct cap_header hdr = {CAP_VERSION_3, 0};
 	struct cap_data now[2];
 	if (syscall(SYS_capget, &hdr, now) < 0)
 		fail(errno, "capabilities", NULL, "read capabilities");
@@ -2154,8 +2204,8 @@ static void op_caps_set(struct cursor *c)
 	permitted &= have;
 	effective &= permitted;
 	struct cap_data set[2] = {
-		{ (uint32_t)effective, (uint32_t)permitted, (uint32_t)inheritable },
-		{ (uint32_t)(effective >> 32), (uint32_t)(permitted >> 32), (uint32_t)(inheritable >> 32) },
+		{(uint32_t)effective, (uint32_t)permitted, (uint32_t)inheritable},
+		{(uint32_t)(effective >> 32), (uint32_t)(permitted >> 32), (uint32_t)(inheritable >> 32)},
 	};
 	hdr.version = CAP_VERSION_3;
 	hdr.pid = 0;
@@ -2199,7 +2249,7 @@ int main(int argc, char **argv)
 	size_t plan_len;
 	unsigned char *plan = read_plan(plan_fd, &plan_len);
 	close(plan_fd);
-	struct cursor c = { plan, plan + plan_len };
+	struct cursor c = {plan, plan + plan_len};
 	if (rd_u32(&c) != PLAN_MAGIC || rd_u32(&c) != PLAN_VERSION)
 		fail(EINVAL, "plan", NULL, "launch plan has the wrong magic or version");
 	if (rd_u32(&c) != plan_len)
@@ -2215,19 +2265,31 @@ int main(int argc, char **argv)
 		uint32_t code = head & 0xffff;
 		if (size < 8 || size > (size_t)(c.end - op_start))
 			fail(EINVAL, "plan", NULL, "bad size for op %u", code);
-		struct cursor op = { c.p, op_start + size };
+		struct cursor op = {c.p, op_start + size};
 		c.p = op_start + size;
 		/* The mount-source server runs only its own ops (see above). */
 		if (in_source_server && code != OP_MOUNT_SOURCES_JOIN && code != OP_IDMAP_PREPARE &&
 		    code != OP_MOUNT_SOURCES_DONE)
 			continue;
 		switch (code) {
-		case OP_SETNS: op_setns(&op, op_start); break;
-		case OP_UNSHARE_USER: op_unshare_user(); break;
-		case OP_UNSHARE: op_unshare(&op); break;
-		case OP_BECOME_ROOT: op_become_root(); break;
-		case OP_TIMENS_OFFSETS: op_timens_offsets(&op); break;
-		case OP_CLONE_INIT: op_clone_init(&op); break;
+		case OP_SETNS:
+			op_setns(&op, op_start);
+			break;
+		case OP_UNSHARE_USER:
+			op_unshare_user();
+			break;
+		case OP_UNSHARE:
+			op_unshare(&op);
+			break;
+		case OP_BECOME_ROOT:
+			op_become_root();
+			break;
+		case OP_TIMENS_OFFSETS:
+			op_timens_offsets(&op);
+			break;
+		case OP_CLONE_INIT:
+			op_clone_init(&op);
+			break;
 		case OP_JOIN_CGROUP: {
 			const char *dir = rd_str(&op);
 			const char *name = rd_str(&op);
@@ -2256,11 +2318,21 @@ int main(int argc, char **argv)
 				fail(errno, "domainname", name, "set domainname %s", name);
 			break;
 		}
-		case OP_ROOTFS_PREPARE: op_rootfs_prepare(&op); break;
-		case OP_MOUNT: op_mount(&op); break;
-		case OP_MKNOD: op_mknod(&op); break;
-		case OP_SYMLINK: op_symlink(&op); break;
-		case OP_MKDIR: op_mkdir(&op); break;
+		case OP_ROOTFS_PREPARE:
+			op_rootfs_prepare(&op);
+			break;
+		case OP_MOUNT:
+			op_mount(&op);
+			break;
+		case OP_MKNOD:
+			op_mknod(&op);
+			break;
+		case OP_SYMLINK:
+			op_symlink(&op);
+			break;
+		case OP_MKDIR:
+			op_mkdir(&op);
+			break;
 		case OP_PARENT_HOOKS:
 			if (sync_send(SYNC_RUN_HOOKS, 0, NULL, 0) < 0)
 				_exit(1);
@@ -2269,18 +2341,38 @@ int main(int argc, char **argv)
 			create_hook_state = hook_states;
 			start_hook_state = hook_states + strlen(hook_states) + 1;
 			break;
-		case OP_HOOK: op_hook(&op); break;
-		case OP_HIDE_HOST_FS: op_hide_host_fs(&op); break;
-		case OP_LOOPBACK_UP: op_loopback_up(); break;
-		case OP_SCHEDULER: op_scheduler(&op); break;
-		case OP_IOPRIO: op_ioprio(&op); break;
-		case OP_PERSONALITY: op_personality(&op); break;
-		case OP_MEMPOLICY: op_mempolicy(&op); break;
-		case OP_CPU_AFFINITY: op_cpu_affinity(&op); break;
-		case OP_HOME: op_home(&op); break;
-		case OP_PIVOT_ROOT: op_pivot_root(&op); break;
+		case OP_HOOK:
+			op_hook(&op);
+			break;
+		case OP_HIDE_HOST_FS:
+			op_hide_host_fs(&op);
+			break;
+		case OP_LOOPBACK_UP:
+			op_loopback_up();
+			break;
+		case OP_SCHEDULER:
+			op_scheduler(&op);
+			break;
+		case OP_IOPRIO:
+			op_ioprio(&op);
+			break;
+		case OP_PERSONALITY:
+			op_personality(&op);
+			break;
+		case OP_MEMPOLICY:
+			op_mempolicy(&op);
+			break;
+		case OP_CPU_AFFINITY:
+			op_cpu_affinity(&op);
+			break;
+		case OP_HOME:
+			op_home(&op);
+			break;
+		case OP_PIVOT_ROOT:
+			op_pivot_root(&op);
+			break;
 		case OP_REMOUNT_ROOT_RO: {
-			struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
+			struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
 			if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &ro, sizeof(ro)) < 0)
 				fail(errno, "rootfs", "/", "make rootfs read-only");
 			break;
@@ -2295,8 +2387,9 @@ int main(int argc, char **argv)
 		}
 		case OP_REMOUNT_RO: {
 			const char *path = rd_str(&op);
-			struct mount_attr ro = { .attr_set = MOUNT_ATTR_RDONLY };
-			if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, &ro, sizeof(ro)) < 0)
+			struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+			if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, &ro, sizeof(ro)) <
+			    0)
 				fail(errno, "mount", path, "make %s read-only", path);
 			break;
 		}
@@ -2306,8 +2399,12 @@ int main(int argc, char **argv)
 				fail(errno, "rootfs", "/", "set rootfs propagation");
 			break;
 		}
-		case OP_SYSCTL: op_sysctl(&op); break;
-		case OP_CONSOLE: op_console(&op); break;
+		case OP_SYSCTL:
+			op_sysctl(&op);
+			break;
+		case OP_CONSOLE:
+			op_console(&op);
+			break;
 		case OP_PARENT_RLIMITS:
 			/* runc's order: the parent sets them with prlimit(2), from
 			 * outside any user namespace we are in, so raising a hard
@@ -2316,35 +2413,65 @@ int main(int argc, char **argv)
 				_exit(1);
 			free(sync_expect(SYNC_CONTINUE));
 			break;
-		case OP_SECCOMP: op_seccomp(&op); break;
+		case OP_SECCOMP:
+			op_seccomp(&op);
+			break;
 		case OP_OOM_SCORE_ADJ: {
 			char value[16];
 			snprintf(value, sizeof(value), "%d", (int32_t)rd_u32(&op));
 			if (write_proc_file("/proc/self/oom_score_adj", value) < 0)
-				fail(errno, "oomScoreAdj", "/proc/self/oom_score_adj", "set oom_score_adj to %s", value);
+				fail(errno, "oomScoreAdj", "/proc/self/oom_score_adj",
+				     "set oom_score_adj to %s", value);
 			break;
 		}
 		case OP_NO_NEW_PRIVS:
 			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 				fail(errno, "noNewPrivileges", NULL, "set no_new_privs");
 			break;
-		case OP_USER: op_user(&op); break;
-		case OP_CHDIR: op_chdir(&op); break;
-		case OP_EXEC_PREPARE: op_exec_prepare(&op); break;
-		case OP_WAIT_START: op_wait_start(); break;
-		case OP_EXEC: op_exec(); break;
-		case OP_IDMAP_PREPARE: op_idmap_prepare(&op); break;
-		case OP_MOUNT_SOURCE_SERVER: op_mount_source_server(); break;
-		case OP_MOUNT_SOURCES_JOIN: op_mount_sources_join(); break;
-		case OP_MOUNT_SOURCES_DONE: op_mount_sources_done(); break;
-		case OP_CAPS_BOUNDING: op_caps_bounding(&op); break;
-		case OP_READONLY_PATH: op_readonly_path(&op); break;
-		case OP_MASK_PATH: op_mask_path(&op); break;
-		case OP_CAPS_SET: op_caps_set(&op); break;
+		case OP_USER:
+			op_user(&op);
+			break;
+		case OP_CHDIR:
+			op_chdir(&op);
+			break;
+		case OP_EXEC_PREPARE:
+			op_exec_prepare(&op);
+			break;
+		case OP_WAIT_START:
+			op_wait_start();
+			break;
+		case OP_EXEC:
+			op_exec();
+			break;
+		case OP_IDMAP_PREPARE:
+			op_idmap_prepare(&op);
+			break;
+		case OP_MOUNT_SOURCE_SERVER:
+			op_mount_source_server();
+			break;
+		case OP_MOUNT_SOURCES_JOIN:
+			op_mount_sources_join();
+			break;
+		case OP_MOUNT_SOURCES_DONE:
+			op_mount_sources_done();
+			break;
+		case OP_CAPS_BOUNDING:
+			op_caps_bounding(&op);
+			break;
+		case OP_READONLY_PATH:
+			op_readonly_path(&op);
+			break;
+		case OP_MASK_PATH:
+			op_mask_path(&op);
+			break;
+		case OP_CAPS_SET:
+			op_caps_set(&op);
+			break;
 		case OP_SESSION_KEYRING: {
 			/* Keys the host's session holds stay out of the container. */
 			const char *name = rd_str(&op);
-			if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name) < 0 && errno != ENOSYS)
+			if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name) < 0 &&
+			    errno != ENOSYS)
 				fail(errno, "keyring", NULL, "create session keyring %s", name);
 			break;
 		}

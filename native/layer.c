@@ -33,16 +33,23 @@
 #include "addon.h"
 
 #define RESOLVE_NO_MAGICLINKS_ 0x02
-#define RESOLVE_NO_SYMLINKS_ 0x04
-#define RESOLVE_BENEATH_ 0x08
-struct open_how_ { uint64_t flags, mode, resolve; };
+#define RESOLVE_NO_SYMLINKS_   0x04
+#define RESOLVE_BENEATH_       0x08
+struct open_how_ {
+	uint64_t flags, mode, resolve;
+};
 
 /* Entry kinds, as src/lib/image/unpack.ts numbers them. */
 enum layer_kind {
-	KIND_FILE = 0, KIND_DIR = 1, KIND_SYMLINK = 2, KIND_HARDLINK = 3,
-	KIND_CHAR = 4, KIND_BLOCK = 5, KIND_FIFO = 6,
-	KIND_WHITEOUT = 7,   /* name: the path to hide, as an overlay whiteout */
-	KIND_OPAQUE = 8,     /* name: the directory to mark opaque */
+	KIND_FILE = 0,
+	KIND_DIR = 1,
+	KIND_SYMLINK = 2,
+	KIND_HARDLINK = 3,
+	KIND_CHAR = 4,
+	KIND_BLOCK = 5,
+	KIND_FIFO = 6,
+	KIND_WHITEOUT = 7, /* name: the path to hide, as an overlay whiteout */
+	KIND_OPAQUE = 8,   /* name: the directory to mark opaque */
 };
 
 struct entry {
@@ -67,7 +74,9 @@ static int get_u32(napi_env env, napi_value obj, const char *key, uint32_t *out)
 	napi_value v;
 	*out = 0;
 	return napi_get_named_property(env, obj, key, &v) == napi_ok &&
-	       napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
+			       napi_get_value_uint32(env, v, out) == napi_ok
+		       ? 0
+		       : -1;
 }
 
 static int get_str(napi_env env, napi_value obj, const char *key, char *buf, size_t size)
@@ -213,13 +222,16 @@ static napi_value layer_entry(napi_env env, napi_callback_info info)
 	int32_t root;
 	struct entry e;
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
-	if (argc < 2 || napi_get_value_int32(env, args[0], &root) != napi_ok || read_entry(env, args[1], &e) < 0)
+	if (argc < 2 || napi_get_value_int32(env, args[0], &root) != napi_ok ||
+	    read_entry(env, args[1], &e) < 0)
 		return throw_entry(env, EINVAL, "malformed entry", "layerEntry");
 
 	char base[256];
 	int parent = parent_of(root, e.name, base, sizeof(base));
 	if (parent < 0)
-		return throw_entry(env, errno, errno == ELOOP ? "a parent is a symlink" : "open the parent directory", e.name);
+		return throw_entry(env, errno,
+				   errno == ELOOP ? "a parent is a symlink" : "open the parent directory",
+				   e.name);
 	int fd = -1, err = 0;
 	const char *what = "";
 
@@ -236,7 +248,8 @@ static napi_value layer_entry(napi_env env, napi_callback_info info)
 
 	/* A directory over a directory keeps its content; anything else replaces. */
 	struct stat st;
-	bool keep_dir = e.kind == KIND_DIR && fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+	bool keep_dir = e.kind == KIND_DIR && fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			S_ISDIR(st.st_mode);
 	if (!keep_dir && remove_at(parent, base) < 0) {
 		err = errno, what = "replace what was there";
 		goto done;
@@ -261,7 +274,7 @@ static napi_value layer_entry(napi_env env, napi_callback_info info)
 		break;
 	}
 	case KIND_SYMLINK: {
-		struct timespec times[2] = { { e.mtime_sec, e.mtime_nsec }, { e.mtime_sec, e.mtime_nsec } };
+		struct timespec times[2] = {{e.mtime_sec, e.mtime_nsec}, {e.mtime_sec, e.mtime_nsec}};
 		if (symlinkat(e.linkname, parent, base) < 0 ||
 		    fchownat(parent, base, e.uid, e.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    utimensat(parent, base, times, AT_SYMLINK_NOFOLLOW) < 0)
@@ -285,12 +298,14 @@ static napi_value layer_entry(napi_env env, napi_callback_info info)
 		mode_t type = e.kind == KIND_BLOCK ? S_IFBLK : e.kind == KIND_FIFO ? S_IFIFO : S_IFCHR;
 		/* An overlay whiteout is a character device 0/0. */
 		dev_t dev = e.kind == KIND_WHITEOUT ? makedev(0, 0) : makedev(e.major, e.minor);
-		struct timespec times[2] = { { e.mtime_sec, e.mtime_nsec }, { e.mtime_sec, e.mtime_nsec } };
+		struct timespec times[2] = {{e.mtime_sec, e.mtime_nsec}, {e.mtime_sec, e.mtime_nsec}};
 		if (mknodat(parent, base, type | (e.kind == KIND_WHITEOUT ? 0 : (e.mode & 07777)), dev) < 0 ||
-		    fchownat(parent, base, e.kind == KIND_WHITEOUT ? 0 : e.uid, e.kind == KIND_WHITEOUT ? 0 : e.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    fchownat(parent, base, e.kind == KIND_WHITEOUT ? 0 : e.uid,
+			     e.kind == KIND_WHITEOUT ? 0 : e.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    (e.kind != KIND_WHITEOUT && fchmodat(parent, base, e.mode & 07777, 0) < 0) ||
 		    utimensat(parent, base, times, AT_SYMLINK_NOFOLLOW) < 0)
-			err = errno, what = e.kind == KIND_WHITEOUT ? "create whiteout" : "create device node";
+			err = errno,
+			what = e.kind == KIND_WHITEOUT ? "create whiteout" : "create device node";
 		break;
 	}
 	default:
@@ -311,10 +326,13 @@ static napi_value layer_finish_file(napi_env env, napi_callback_info info)
 	int32_t fd;
 	struct entry e;
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
-	if (argc < 2 || napi_get_value_int32(env, args[0], &fd) != napi_ok || read_entry(env, args[1], &e) < 0)
+	if (argc < 2 || napi_get_value_int32(env, args[0], &fd) != napi_ok ||
+	    read_entry(env, args[1], &e) < 0)
 		return throw_entry(env, EINVAL, "malformed entry", "layerFinishFile");
-	struct timespec times[2] = { { e.mtime_sec, e.mtime_nsec }, { e.mtime_sec, e.mtime_nsec } };
-	int rc = set_owner_mode(fd, &e) < 0 || set_xattrs(env, fd, e.xattrs) < 0 || futimens(fd, times) < 0 ? -1 : 0;
+	struct timespec times[2] = {{e.mtime_sec, e.mtime_nsec}, {e.mtime_sec, e.mtime_nsec}};
+	int rc = set_owner_mode(fd, &e) < 0 || set_xattrs(env, fd, e.xattrs) < 0 || futimens(fd, times) < 0
+			 ? -1
+			 : 0;
 	int err = errno;
 	close(fd);
 	if (rc < 0)
@@ -334,10 +352,11 @@ static napi_value layer_set_times(napi_env env, napi_callback_info info)
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
 	if (argc < 4 || napi_get_value_int32(env, args[0], &root) != napi_ok ||
 	    napi_get_value_string_utf8(env, args[1], name, sizeof(name), &len) != napi_ok ||
-	    napi_get_value_double(env, args[2], &sec) != napi_ok || napi_get_value_double(env, args[3], &nsec) != napi_ok)
+	    napi_get_value_double(env, args[2], &sec) != napi_ok ||
+	    napi_get_value_double(env, args[3], &nsec) != napi_ok)
 		return throw_entry(env, EINVAL, "bad arguments", "layerSetTimes");
 	int dir = open_dir_beneath(root, name);
-	struct timespec times[2] = { { (time_t)sec, (long)nsec }, { (time_t)sec, (long)nsec } };
+	struct timespec times[2] = {{(time_t)sec, (long)nsec}, {(time_t)sec, (long)nsec}};
 	if (dir < 0 || utimensat(dir, "", times, AT_EMPTY_PATH) < 0) {
 		int err = errno;
 		if (dir >= 0)
@@ -364,7 +383,8 @@ static napi_value layer_open_file(napi_env env, napi_callback_info info)
 	if (argc < 2 || napi_get_value_int32(env, args[0], &root) != napi_ok ||
 	    napi_get_value_string_utf8(env, args[1], name, sizeof(name), &len) != napi_ok)
 		return throw_entry(env, EINVAL, "bad arguments", "layerOpenFile");
-	struct open_how_ how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = 0x10 /* RESOLVE_IN_ROOT */ | RESOLVE_NO_MAGICLINKS_ };
+	struct open_how_ how = {.flags = O_RDONLY | O_CLOEXEC,
+				.resolve = 0x10 /* RESOLVE_IN_ROOT */ | RESOLVE_NO_MAGICLINKS_};
 	int fd = syscall(SYS_openat2, root, name, &how, sizeof(how));
 	struct stat st;
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
@@ -413,12 +433,9 @@ static napi_value layer_is_opaque(napi_env env, napi_callback_info info)
 void layer_register(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
-		METHOD("layerOpenRoot", layer_open_root),
-		METHOD("layerEntry", layer_entry),
-		METHOD("layerOpenFile", layer_open_file),
-		METHOD("layerFinishFile", layer_finish_file),
-		METHOD("layerSetTimes", layer_set_times),
-		METHOD("layerIsOpaque", layer_is_opaque),
+		METHOD("layerOpenRoot", layer_open_root), METHOD("layerEntry", layer_entry),
+		METHOD("layerOpenFile", layer_open_file), METHOD("layerFinishFile", layer_finish_file),
+		METHOD("layerSetTimes", layer_set_times), METHOD("layerIsOpaque", layer_is_opaque),
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

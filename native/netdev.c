@@ -48,7 +48,7 @@
 
 #include "addon.h"
 
-#define NL_BUF 32768
+#define NL_BUF	      32768
 #define MAX_ADDRESSES 256
 
 struct carried_address {
@@ -100,7 +100,8 @@ static int nl_transact(int sock, struct nl_request *req)
 		ssize_t n = nl_recv(sock);
 		if (n < 0)
 			return errno;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n)) {
 			if (h->nlmsg_seq != req->nh.nlmsg_seq || h->nlmsg_type != NLMSG_ERROR)
 				continue;
 			return -((struct nlmsgerr *)NLMSG_DATA(h))->error;
@@ -136,7 +137,8 @@ static int read_addresses(int sock, int index, struct carried_address *out)
 		ssize_t n = nl_recv(sock);
 		if (n < 0)
 			return -errno;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n)) {
 			if (h->nlmsg_type == NLMSG_DONE)
 				return count;
 			if (h->nlmsg_type == NLMSG_ERROR)
@@ -161,7 +163,8 @@ static int read_addresses(int sock, int index, struct carried_address *out)
 			}
 			/* IPv4 names the interface's own address IFA_LOCAL (IFA_ADDRESS is a peer's). */
 			const void *own = local ? local : address;
-			if (!(flags & IFA_F_PERMANENT) || !own || (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6))
+			if (!(flags & IFA_F_PERMANENT) || !own ||
+			    (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6))
 				continue;
 			if (count == MAX_ADDRESSES)
 				return -E2BIG;
@@ -244,7 +247,8 @@ static int get_link(int sock, const char *name, int index, int *out_index, unsig
 		ssize_t n = nl_recv(sock);
 		if (n < 0)
 			return errno;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		for (struct nlmsghdr *h = (struct nlmsghdr *)nl_buf; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n)) {
 			if (h->nlmsg_type == NLMSG_ERROR)
 				return -((struct nlmsgerr *)NLMSG_DATA(h))->error;
 			if (h->nlmsg_type != RTM_NEWLINK)
@@ -320,7 +324,8 @@ static int settle(int sock, int index, const struct carried_address *addresses, 
 	int err;
 	*step = "give back its addresses";
 	for (int i = 0; i < count; i++)
-		if ((err = add_address(sock, index, &addresses[i], !restoring)) && !(restoring && err == EEXIST))
+		if ((err = add_address(sock, index, &addresses[i], !restoring)) &&
+		    !(restoring && err == EEXIST))
 			return err;
 	*step = "set it up";
 	struct nl_request req;
@@ -336,15 +341,16 @@ static int settle(int sock, int index, const struct carried_address *addresses, 
  * said in the message).  Its final name and whether it was up are
  * returned for moving it back later.
  */
-static int move_device(const char *from_name, int from_index, const char *to_name, const char *from_ns, const char *to_ns,
-		       bool set_up, char *final_name, int *final_index, bool *was_up, char *msg, size_t size)
+static int move_device(const char *from_name, int from_index, const char *to_name, const char *from_ns,
+		       const char *to_ns, bool set_up, char *final_name, int *final_index, bool *was_up,
+		       char *msg, size_t size)
 {
 	static struct carried_address addresses[MAX_ADDRESSES];
 	const char *here = from_ns ? "in the container" : "on the host";
 	const char *there = from_ns ? "on the host" : "in the container";
 	int err = 0, from_fd = -1, to_fd = -1, index, count = 0;
 	errno = 0;
-	struct ns_socket_job src = { -1, -1, 0 }, dst = { -1, -1, 0 };
+	struct ns_socket_job src = {-1, -1, 0}, dst = {-1, -1, 0};
 	struct nl_request req;
 	pthread_t thread;
 	char where[64];
@@ -354,7 +360,8 @@ static int move_device(const char *from_name, int from_index, const char *to_nam
 	to_fd = open(to_ns, O_RDONLY | O_CLOEXEC);
 	if (from_fd < 0 || to_fd < 0) {
 		err = errno;
-		fail_with(msg, size, err, "open %s%s", from_fd < 0 ? (from_ns ? from_ns : "our network namespace") : to_ns, "");
+		fail_with(msg, size, err, "open %s%s",
+			  from_fd < 0 ? (from_ns ? from_ns : "our network namespace") : to_ns, "");
 		goto out;
 	}
 	src.ns_fd = from_fd;
@@ -382,7 +389,8 @@ static int move_device(const char *from_name, int from_index, const char *to_nam
 	if (!index) {
 		err = errno == ENODEV ? ENODEV : errno;
 		if (from_index > 0)
-			snprintf(msg, size, "%s: no longer %s (interface %d is gone)", from_name, here, from_index);
+			snprintf(msg, size, "%s: no longer %s (interface %d is gone)", from_name, here,
+				 from_index);
 		else
 			fail_with(msg, size, err, "%s: no such network interface %s", from_name, here);
 		goto out;
@@ -393,7 +401,8 @@ static int move_device(const char *from_name, int from_index, const char *to_nam
 	bool numbered = strchr(to_name, '%') != NULL;
 	if (!numbered && index_of(dst.sock, to_name, NULL)) {
 		err = EEXIST;
-		snprintf(msg, size, "%s: the %s already has an interface named %s", from_name, from_ns ? "host" : "container", to_name);
+		snprintf(msg, size, "%s: the %s already has an interface named %s", from_name,
+			 from_ns ? "host" : "container", to_name);
 		goto out;
 	}
 	/* Read before the link goes down: IPv6 drops its addresses then
@@ -456,7 +465,8 @@ static int move_device(const char *from_name, int from_index, const char *to_nam
 		if (!back_err) {
 			int home = back_kept ? inside : index_of(src.sock, from_name, NULL);
 			const char *step;
-			back_err = home ? settle(src.sock, home, addresses, count, *was_up, true, &step) : ENODEV;
+			back_err = home ? settle(src.sock, home, addresses, count, *was_up, true, &step)
+					: ENODEV;
 		}
 		size_t used = strlen(msg);
 		snprintf(msg + used, size - used, back_err ? " (moving it back failed: %s)" : " (moved back)",
@@ -493,20 +503,23 @@ static napi_value move_net_device(napi_env env, napi_callback_info info)
 	int32_t from_index = 0;
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
 	if (argc < 6 ||
-	    napi_get_value_string_utf8(env, args[0], from_name, sizeof(from_name), &len) != napi_ok || len + 1 >= sizeof(from_name) ||
-	    napi_get_value_string_utf8(env, args[1], to_name, sizeof(to_name), &len) != napi_ok || len + 1 >= sizeof(to_name) ||
-	    napi_get_value_string_utf8(env, args[2], to_ns, sizeof(to_ns), &len) != napi_ok || len + 1 >= sizeof(to_ns) ||
-	    napi_typeof(env, args[3], &from_type) != napi_ok ||
-	    (from_type != napi_null && (napi_get_value_string_utf8(env, args[3], from_ns, sizeof(from_ns), &len) != napi_ok ||
-					len + 1 >= sizeof(from_ns))) ||
+	    napi_get_value_string_utf8(env, args[0], from_name, sizeof(from_name), &len) != napi_ok ||
+	    len + 1 >= sizeof(from_name) ||
+	    napi_get_value_string_utf8(env, args[1], to_name, sizeof(to_name), &len) != napi_ok ||
+	    len + 1 >= sizeof(to_name) ||
+	    napi_get_value_string_utf8(env, args[2], to_ns, sizeof(to_ns), &len) != napi_ok ||
+	    len + 1 >= sizeof(to_ns) || napi_typeof(env, args[3], &from_type) != napi_ok ||
+	    (from_type != napi_null &&
+	     (napi_get_value_string_utf8(env, args[3], from_ns, sizeof(from_ns), &len) != napi_ok ||
+	      len + 1 >= sizeof(from_ns))) ||
 	    napi_get_value_bool(env, args[4], &set_up) != napi_ok ||
 	    napi_get_value_int32(env, args[5], &from_index) != napi_ok)
 		return throw_with_errno(env, EINVAL, "moveNetDevice: bad arguments");
 	char final_name[IFNAMSIZ] = "";
 	int final_index = 0;
 	bool was_up = false;
-	int err = move_device(from_name, from_index, to_name, from_type == napi_null ? NULL : from_ns, to_ns, set_up,
-			      final_name, &final_index, &was_up, msg, sizeof(msg));
+	int err = move_device(from_name, from_index, to_name, from_type == napi_null ? NULL : from_ns, to_ns,
+			      set_up, final_name, &final_index, &was_up, msg, sizeof(msg));
 	if (err) {
 		char full[sizeof(msg) + 128];
 		snprintf(full, sizeof(full), "%s: %s", msg, strerror(err));

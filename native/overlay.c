@@ -60,7 +60,7 @@
 #define FSCONFIG_CMD_CREATE 6
 #endif
 #ifndef FSOPEN_CLOEXEC
-#define FSOPEN_CLOEXEC 1
+#define FSOPEN_CLOEXEC	1
 #define FSMOUNT_CLOEXEC 1
 #endif
 #ifndef OPEN_TREE_CLONE
@@ -68,13 +68,15 @@
 #endif
 #ifndef MOUNT_ATTR_NOSUID
 #define MOUNT_ATTR_NOSUID 0x2
-#define MOUNT_ATTR_NODEV 0x4
+#define MOUNT_ATTR_NODEV  0x4
 #endif
-struct mount_attr_ { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+struct mount_attr_ {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
 
-#define MAX_LAYERS 500          /* overlayfs's OVL_MAX_STACK */
+#define MAX_LAYERS	    500 /* overlayfs's OVL_MAX_STACK */
 #define FSCONFIG_STRING_MAX 256 /* fsconfig copies at most this much of a string */
-#define PATH_CAP 4096
+#define PATH_CAP	    4096
 
 struct overlay_args {
 	char staging[PATH_CAP], source[256], upper[PATH_CAP], work[PATH_CAP];
@@ -217,11 +219,15 @@ static int mount_legacy(const struct overlay_args *a, int *mnt, char *msg, size_
 			err = fail(msg, size, errno, "overlay layer %s", a->lowers[opened]);
 			goto out;
 		}
-		used += (size_t)snprintf(data + used, sizeof(data) - used, "%s/proc/self/fd/%d", opened ? ":" : "", fds[opened]);
+		used += (size_t)snprintf(data + used, sizeof(data) - used, "%s/proc/self/fd/%d",
+					 opened ? ":" : "", fds[opened]);
 	}
-	used += (size_t)snprintf(data + used, sizeof(data) - used, ",upperdir=%s,workdir=%s,index=off", a->upper, a->work);
+	used += (size_t)snprintf(data + used, sizeof(data) - used, ",upperdir=%s,workdir=%s,index=off",
+				 a->upper, a->work);
 	if (used >= 4096) {
-		err = fail(msg, size, E2BIG, "overlay: %s", "the layers' options do not fit in one page on this kernel (before Linux 6.8); fewer layers or a shorter store path");
+		err = fail(msg, size, E2BIG, "overlay: %s",
+			   "the layers' options do not fit in one page on this kernel (before Linux 6.8); "
+			   "fewer layers or a shorter store path");
 		goto out;
 	}
 	if (mount(a->source, a->staging, "overlay", MS_NOSUID | MS_NODEV, data) < 0) {
@@ -233,7 +239,7 @@ static int mount_legacy(const struct overlay_args *a, int *mnt, char *msg, size_
 		err = fail(msg, size, errno, "detached copy of the overlay on %s", a->staging);
 	if (umount2(a->staging, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && !err)
 		err = fail(msg, size, errno, "unmount the staging overlay on %s", a->staging);
-	struct mount_attr_ back = { .attr_clr = MOUNT_ATTR_NOSUID };
+	struct mount_attr_ back = {.attr_clr = MOUNT_ATTR_NOSUID};
 	if (!err && syscall(SYS_mount_setattr, *mnt, "", AT_EMPTY_PATH, &back, sizeof(back)) < 0)
 		err = fail(msg, size, errno, "set suid on the overlay of %s", a->staging);
 	if (err && *mnt >= 0) {
@@ -256,7 +262,8 @@ static napi_value overlay_open(napi_env env, napi_callback_info info)
 	memset(&a, 0, sizeof(a));
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
 	bool is_array = false;
-	if (argc < 6 || napi_get_value_bool(env, args[5], &legacy) != napi_ok || napi_is_array(env, args[1], &is_array) != napi_ok || !is_array ||
+	if (argc < 6 || napi_get_value_bool(env, args[5], &legacy) != napi_ok ||
+	    napi_is_array(env, args[1], &is_array) != napi_ok || !is_array ||
 	    napi_get_value_string_utf8(env, args[0], a.source, sizeof(a.source), &len) != napi_ok ||
 	    napi_get_value_string_utf8(env, args[2], a.upper, sizeof(a.upper), &len) != napi_ok ||
 	    napi_get_value_string_utf8(env, args[3], a.work, sizeof(a.work), &len) != napi_ok ||
@@ -264,15 +271,19 @@ static napi_value overlay_open(napi_env env, napi_callback_info info)
 	    napi_get_array_length(env, args[1], &a.nlowers) != napi_ok)
 		return throw_with_errno(env, EINVAL, "overlayOpen: bad arguments");
 	if (a.nlowers == 0 || a.nlowers > MAX_LAYERS)
-		return throw_with_errno(env, EINVAL, a.nlowers ? "overlay: more than 500 layers (overlayfs's limit)" : "overlay: no layers");
+		return throw_with_errno(env, EINVAL,
+					a.nlowers ? "overlay: more than 500 layers (overlayfs's limit)"
+						  : "overlay: no layers");
 	for (uint32_t i = 0; i < a.nlowers; i++) {
 		napi_value v;
 		if (napi_get_element(env, args[1], i, &v) != napi_ok ||
-		    napi_get_value_string_utf8(env, v, a.lowers[i], PATH_CAP, &len) != napi_ok || len + 1 >= PATH_CAP)
+		    napi_get_value_string_utf8(env, v, a.lowers[i], PATH_CAP, &len) != napi_ok ||
+		    len + 1 >= PATH_CAP)
 			return throw_with_errno(env, EINVAL, "overlayOpen: bad layer path");
 	}
 	int mnt = -1;
-	int err = !legacy && has_lowerdir_plus() ? mount_new_api(&a, &mnt, msg, sizeof(msg)) : mount_legacy(&a, &mnt, msg, sizeof(msg));
+	int err = !legacy && has_lowerdir_plus() ? mount_new_api(&a, &mnt, msg, sizeof(msg))
+						 : mount_legacy(&a, &mnt, msg, sizeof(msg));
 	if (err) {
 		char full[sizeof(msg) + 128];
 		snprintf(full, sizeof(full), "%s: %s", msg, strerror(err));

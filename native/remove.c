@@ -44,9 +44,9 @@
 
 #include "addon.h"
 
-#define MAX_HELD 64
+#define MAX_HELD  64
 #define DENTS_BUF (32 * 1024)
-#define RETRIES 100 /* a name that keeps changing type under us */
+#define RETRIES	  100 /* a name that keeps changing type under us */
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE 1
@@ -61,12 +61,12 @@ struct linux_dirent64_ {
 };
 
 struct removal {
-	int top;             /* the tree's root directory */
-	dev_t dev;           /* its filesystem: nothing on another one is entered */
+	int top;	     /* the tree's root directory */
+	dev_t dev;	     /* its filesystem: nothing on another one is entered */
 	unsigned long moved; /* directories renamed up into top so far */
 	char where[4096];    /* the entry at hand, relative to the tree's root (messages) */
 	int err;
-	const char *what;    /* the failed step, for the message */
+	const char *what; /* the failed step, for the message */
 };
 
 static int fail(struct removal *r, const char *what)
@@ -100,7 +100,8 @@ static int remove_entry(struct removal *r, int dir, const char *name, int depth,
 			char moved[64];
 			for (;;) {
 				snprintf(moved, sizeof(moved), ".tsrun-removing-%lu", r->moved++);
-				if (syscall(SYS_renameat2, dir, name, r->top, moved, RENAME_NOREPLACE) == 0 || errno == ENOENT)
+				if (syscall(SYS_renameat2, dir, name, r->top, moved, RENAME_NOREPLACE) == 0 ||
+				    errno == ENOENT)
 					return 0;
 				if (errno != EEXIST)
 					return fail(r, "move up a deep directory");
@@ -260,7 +261,8 @@ static int remove_tree(const char *path, char *msg, size_t size, int *err)
 	close(parent);
 	if (rc < 0) {
 		*err = r.err;
-		snprintf(msg, size, "remove %s%s%s: %s: %s", path, r.where[0] ? "/" : "", r.where, r.what, strerror(r.err));
+		snprintf(msg, size, "remove %s%s%s: %s: %s", path, r.where[0] ? "/" : "", r.where, r.what,
+			 strerror(r.err));
 	}
 	return rc;
 }
@@ -271,7 +273,8 @@ static napi_value remove_tree_js(napi_env env, napi_callback_info info)
 	napi_value args[1];
 	char path[4096], msg[4096 + 4096 + 256];
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
-	if (argc < 1 || napi_get_value_string_utf8(env, args[0], path, sizeof(path), &len) != napi_ok || len + 1 >= sizeof(path))
+	if (argc < 1 || napi_get_value_string_utf8(env, args[0], path, sizeof(path), &len) != napi_ok ||
+	    len + 1 >= sizeof(path))
 		return throw_with_errno(env, EINVAL, "removeTree(path): bad arguments");
 	int err = 0;
 	if (remove_tree(path, msg, sizeof(msg), &err) < 0)

@@ -26,9 +26,23 @@
 #include <unistd.h>
 
 /* <linux/seccomp.h>, which musl's headers lack. */
-struct seccomp_data_ { int nr; uint32_t arch; uint64_t ip; uint64_t args[6]; };
-struct seccomp_notif_ { uint64_t id; uint32_t pid, flags; struct seccomp_data_ data; };
-struct seccomp_notif_resp_ { uint64_t id; int64_t val; int32_t error; uint32_t flags; };
+struct seccomp_data_ {
+	int nr;
+	uint32_t arch;
+	uint64_t ip;
+	uint64_t args[6];
+};
+struct seccomp_notif_ {
+	uint64_t id;
+	uint32_t pid, flags;
+	struct seccomp_data_ data;
+};
+struct seccomp_notif_resp_ {
+	uint64_t id;
+	int64_t val;
+	int32_t error;
+	uint32_t flags;
+};
 #define NOTIF_RECV _IOWR('!', 0, struct seccomp_notif_)
 #define NOTIF_SEND _IOWR('!', 1, struct seccomp_notif_resp_)
 
@@ -44,9 +58,11 @@ static int receive_listener(int conn)
 	size_t used = 0;
 	int listener = -1;
 	for (;;) {
-		struct iovec iov = { json + used, sizeof(json) - 1 - used };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-				      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct iovec iov = {json + used, sizeof(json) - 1 - used};
+		struct msghdr msg = {.msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf)};
 		ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -75,7 +91,7 @@ int main(int argc, char **argv)
 	log_file = fopen(argv[2], "a");
 	if (!log_file)
 		return 1;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(argv[1]) >= sizeof(sa.sun_path))
 		return 1;
 	strcpy(sa.sun_path, argv[1]);
@@ -87,7 +103,7 @@ int main(int argc, char **argv)
 	fprintf(log_file, "listening\n");
 	fflush(log_file);
 
-	struct pollfd fds[MAX_FDS + 1] = { { .fd = sock, .events = POLLIN } };
+	struct pollfd fds[MAX_FDS + 1] = {{.fd = sock, .events = POLLIN}};
 	int n = 1;
 	for (;;) {
 		if (poll(fds, n, -1) < 0) {
@@ -101,7 +117,7 @@ int main(int argc, char **argv)
 				int listener = receive_listener(conn);
 				close(conn);
 				if (listener >= 0 && n <= MAX_FDS)
-					fds[n++] = (struct pollfd){ .fd = listener, .events = POLLIN };
+					fds[n++] = (struct pollfd){.fd = listener, .events = POLLIN};
 			}
 		}
 		for (int i = 1; i < n; i++) {
@@ -117,7 +133,8 @@ int main(int argc, char **argv)
 			memset(&req, 0, sizeof(req));
 			if (ioctl(fds[i].fd, NOTIF_RECV, &req) < 0)
 				continue; /* the caller went away meanwhile */
-			struct seccomp_notif_resp_ resp = { .id = req.id, .val = 0, .error = -answer, .flags = 0 };
+			struct seccomp_notif_resp_ resp = {
+				.id = req.id, .val = 0, .error = -answer, .flags = 0};
 			ioctl(fds[i].fd, NOTIF_SEND, &resp);
 			fprintf(log_file, "notify %d pid %u\n", req.data.nr, req.pid);
 			fflush(log_file);

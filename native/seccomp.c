@@ -23,7 +23,7 @@
 
 #include "addon.h"
 
-#define SECCOMP_SET_MODE_FILTER_ 1
+#define SECCOMP_SET_MODE_FILTER_  1
 #define SECCOMP_GET_ACTION_AVAIL_ 2
 
 static napi_value throw_msg(napi_env env, int err, const char *fmt, const char *arg)
@@ -97,13 +97,13 @@ static int read_conditions(napi_env env, napi_value rule, struct scmp_arg_cmp *c
  * x86_64 and x32 share one audit arch; x32 numbers carry bit 30, so with
  * both in the filter the block first asks which one the call is.
  */
-#define X32_SYSCALL_BIT 0x40000000u
-#define SECCOMP_DATA_NR 0   /* offsetof(struct seccomp_data, nr) */
+#define X32_SYSCALL_BIT	  0x40000000u
+#define SECCOMP_DATA_NR	  0 /* offsetof(struct seccomp_data, nr) */
 #define SECCOMP_DATA_ARCH 4 /* offsetof(struct seccomp_data, arch) */
-#define RET_ENOSYS (SCMP_ACT_ERRNO(ENOSYS))
-#define MAX_ARCHES 32
-#define MAX_BLOCK 9 /* jeq, ld, jge, then two limits of 3 */
-#define MAX_STUB (1 + MAX_ARCHES * MAX_BLOCK)
+#define RET_ENOSYS	  (SCMP_ACT_ERRNO(ENOSYS))
+#define MAX_ARCHES	  32
+#define MAX_BLOCK	  9 /* jeq, ld, jge, then two limits of 3 */
+#define MAX_STUB	  (1 + MAX_ARCHES * MAX_BLOCK)
 
 struct arch_limit {
 	uint32_t audit_arch;
@@ -166,14 +166,18 @@ static uint32_t build_enosys_stub(const struct arch_limit *limits, int n, struct
 		uint32_t block = block_body(&limits[i]);
 		if (!block)
 			continue;
-		out[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, limits[i].audit_arch, 0, block);
+		out[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, limits[i].audit_arch, 0,
+							 block);
 		out[at++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR);
 		if (split_x32(&limits[i])) {
-			out[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 3);
+			out[at++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT,
+								 0, 3);
 			at = emit_limit(out, at, limits[i].largest_x32, len);
 			at = emit_limit(out, at, limits[i].largest, len);
 		} else {
-			at = emit_limit(out, at, limits[i].largest >= 0 ? limits[i].largest : limits[i].largest_x32, len);
+			at = emit_limit(out, at,
+					limits[i].largest >= 0 ? limits[i].largest : limits[i].largest_x32,
+					len);
 		}
 		/* A jeq that fails skips the block without loading [nr], so the
 		 * next block's jeq still compares the arch. */
@@ -186,7 +190,8 @@ static uint32_t build_enosys_stub(const struct arch_limit *limits, int n, struct
  * architectures (the native one and those added), judged by spec.named:
  * every syscall the profile names, whatever its action.  NULL on error.
  */
-static napi_value with_enosys_stub(napi_env env, napi_value spec, napi_value arches, uint32_t n_arches, napi_value program)
+static napi_value with_enosys_stub(napi_env env, napi_value spec, napi_value arches, uint32_t n_arches,
+				   napi_value program)
 {
 	struct arch_limit limits[MAX_ARCHES];
 	int n = 0;
@@ -207,7 +212,7 @@ static napi_value with_enosys_stub(napi_env env, napi_value spec, napi_value arc
 		while (at < n && limits[at].audit_arch != audit)
 			at++;
 		if (at == n)
-			limits[n++] = (struct arch_limit){ audit, -1, -1 };
+			limits[n++] = (struct arch_limit){audit, -1, -1};
 		if (token == SCMP_ARCH_X32)
 			limits[at].largest_x32 = largest_named(token, env, names, n_names);
 		else
@@ -222,7 +227,10 @@ static napi_value with_enosys_stub(napi_env env, napi_value spec, napi_value arc
 	napi_get_buffer_info(env, program, &old, &old_len);
 	size_t total = stub_len * sizeof(struct sock_filter) + old_len;
 	if (total / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-		throw_msg(env, E2BIG, "seccomp: with the ENOSYS stub the filter is longer than the kernel's %s instructions", "4096");
+		throw_msg(env, E2BIG,
+			  "seccomp: with the ENOSYS stub the filter is longer than the kernel's %s "
+			  "instructions",
+			  "4096");
 		return NULL;
 	}
 	napi_value out;
@@ -243,7 +251,8 @@ static napi_value export_program(napi_env env, scmp_filter_ctx ctx)
 	off_t size = lseek(fd, 0, SEEK_END);
 	if (rc < 0 || size < 0 || size % 8 != 0) {
 		close(fd);
-		return throw_msg(env, rc < 0 ? -rc : EIO, "seccomp: export the filter: %s", strerror(rc < 0 ? -rc : EIO));
+		return throw_msg(env, rc < 0 ? -rc : EIO, "seccomp: export the filter: %s",
+				 strerror(rc < 0 ? -rc : EIO));
 	}
 	napi_value buffer;
 	void *data;

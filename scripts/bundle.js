@@ -30,8 +30,10 @@ function jsFiles(dir) {
 
 // entry.js is the compiled executable's entry (scripts/compile-exe.js): it would run tsrun on load.
 const files = jsFiles('dist/src').filter((f) => f !== 'dist/src/cli/entry.js');
-const defs = files.map((file) =>
-  `${JSON.stringify(file)}: function (exports, require, module, __filename, __dirname) {\n${fs.readFileSync(path.join(ROOT, file), 'utf8')}\n}`);
+const defs = files.map(
+  (file) =>
+    `${JSON.stringify(file)}: function (exports, require, module, __filename, __dirname) {\n${fs.readFileSync(path.join(ROOT, file), 'utf8')}\n}`,
+);
 
 // The loader: CommonJS semantics for the modules in the table, Node's own require for the rest.
 const source = `(function (root, nodeRequire) {
@@ -89,7 +91,9 @@ const bundle = script.runInThisContext()(ROOT, require);
 for (const key of bundle.keys()) if (key.startsWith('dist/src/')) bundle.load(key);
 warmUp(bundle).then(() => {
   fs.writeFileSync(`${OUT}.cache`, script.createCachedData());
-  console.log(`bundle: ${files.length} modules, ${(source.length / 1024).toFixed(0)} KB, cache ${(fs.statSync(`${OUT}.cache`).size / 1024).toFixed(0)} KB`);
+  console.log(
+    `bundle: ${files.length} modules, ${(source.length / 1024).toFixed(0)} KB, cache ${(fs.statSync(`${OUT}.cache`).size / 1024).toFixed(0)} KB`,
+  );
 });
 
 async function warmUp(b) {
@@ -104,21 +108,44 @@ async function warmUp(b) {
     const { readCgroupHierarchies } = b.load('dist/src/lib/host.js');
     const { normalizeSeccomp } = b.load('dist/src/lib/seccomp.js');
     const spec = defaultSpec({ rootless: false });
-    spec.linux.seccomp = JSON.parse(fs.readFileSync(path.join(ROOT, 'spec-fixtures', 'seccomp', 'docker-default.json'), 'utf8'));
+    spec.linux.seccomp = JSON.parse(
+      fs.readFileSync(path.join(ROOT, 'spec-fixtures', 'seccomp', 'docker-default.json'), 'utf8'),
+    );
     const config = parseConfig(JSON.stringify(spec));
     normalizeSeccomp(config.linux.seccomp);
     delete config.linux.seccomp;
     let mountinfo = '';
-    try { mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8'); } catch { /* not Linux */ }
-    const host = { kindOf: () => 'dir', cgroupHierarchies: () => readCgroupHierarchies(mountinfo), isHostNamespace: () => false };
-    const plan = compileCreatePlan(config, { bundle: tmp, noPivot: false, consoleSocket: true, sessionKeyring: 'warm-up', host, cgroupDirs: {} });
+    try {
+      mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+    } catch {
+      /* not Linux */
+    }
+    const host = {
+      kindOf: () => 'dir',
+      cgroupHierarchies: () => readCgroupHierarchies(mountinfo),
+      isHostNamespace: () => false,
+    };
+    const plan = compileCreatePlan(config, {
+      bundle: tmp,
+      noPivot: false,
+      consoleSocket: true,
+      sessionKeyring: 'warm-up',
+      host,
+      cgroupDirs: {},
+    });
     encodePlan(plan.ops);
     processRlimits(config.process);
     encodePlan(compileExecPlan(config.process, { differing: {} }));
     const { main } = b.load('dist/src/cli/main.js');
     const root = path.join(tmp, 'root');
-    for (const argv of [['--root', root, 'list'], ['--root', root, 'state', 'none'], ['--root', root, 'kill', 'none', 'KILL'],
-      ['--root', root, 'delete', '--force', 'none'], ['spec', '--bundle', tmp], ['--help']]) {
+    for (const argv of [
+      ['--root', root, 'list'],
+      ['--root', root, 'state', 'none'],
+      ['--root', root, 'kill', 'none', 'KILL'],
+      ['--root', root, 'delete', '--force', 'none'],
+      ['spec', '--bundle', tmp],
+      ['--help'],
+    ]) {
       await main(argv);
     }
   } catch (err) {

@@ -24,18 +24,35 @@ const tmp = `${OUT}.tmp`;
 // The commit, for --version (as runc prints its own); "-dirty" when the tree has changes.
 const git = (args) => spawnSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' });
 const head = git(['rev-parse', '--short=12', 'HEAD']);
-const commit = head.status === 0 ? head.stdout.trim() + (git(['diff', '--quiet', 'HEAD', '--']).status === 0 ? '' : '-dirty') : 'unknown';
+const commit =
+  head.status === 0
+    ? head.stdout.trim() + (git(['diff', '--quiet', 'HEAD', '--']).status === 0 ? '' : '-dirty')
+    : 'unknown';
 // A Bun executable reads .env and bunfig.toml from whatever directory it is
 // started in, by default: an engine starts tsrun in directories tsrun does
 // not choose, and runtime hooks inherit tsrun's environment.  Neither is read.
-const r = spawnSync(BUN, [
-  'build', '--compile', '--bytecode', '--minify', '--target=bun-linux-x64',
-  '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig', '--no-compile-autoload-tsconfig',
-  // The checkout, for the addon and helpers (native.ts): explicit, whatever Bun makes of __dirname.
-  '--define', `TSRUN_BUILD_ROOT=${JSON.stringify(ROOT)}`,
-  '--define', `TSRUN_COMMIT=${JSON.stringify(commit)}`,
-  path.join(ROOT, 'dist', 'src', 'cli', 'entry.js'), '--outfile', tmp,
-], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+const r = spawnSync(
+  BUN,
+  [
+    'build',
+    '--compile',
+    '--bytecode',
+    '--minify',
+    '--target=bun-linux-x64',
+    '--no-compile-autoload-dotenv',
+    '--no-compile-autoload-bunfig',
+    '--no-compile-autoload-tsconfig',
+    // The checkout, for the addon and helpers (native.ts): explicit, whatever Bun makes of __dirname.
+    '--define',
+    `TSRUN_BUILD_ROOT=${JSON.stringify(ROOT)}`,
+    '--define',
+    `TSRUN_COMMIT=${JSON.stringify(commit)}`,
+    path.join(ROOT, 'dist', 'src', 'cli', 'entry.js'),
+    '--outfile',
+    tmp,
+  ],
+  { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' },
+);
 if (r.status !== 0) {
   console.error(`compile-exe: bun build failed (status ${r.status})`);
   process.exit(1);

@@ -14,4 +14,5 @@ const dist = path.join(__dirname, '..', 'dist', 'src', 'cli');
 const { manPages } = require(path.join(dist, 'docs.js'));
 const { fullProgram, VERSION } = require(path.join(dist, 'main.js'));
 fs.mkdirSync(dir, { recursive: true });
-for (const [name, text] of Object.entries(manPages(fullProgram().describe(), VERSION))) fs.writeFileSync(path.join(dir, name), text);
+for (const [name, text] of Object.entries(manPages(fullProgram().describe(), VERSION)))
+  fs.writeFileSync(path.join(dir, name), text);

@@ -10,9 +10,10 @@ packages=(build-essential python3 make musl-tools busybox-static libseccomp-dev 
 # conmon, containerd (ctr and the runc v2 shim), and docker.io; tini is the subreaper they run under;
 # runc, the reference test/compat/ runs every scenario under beside tsrun; skopeo, which writes
 # OCI layouts the way users make them (test/integration/image-names); zsh and fish, which run
-# tsrun's completion scripts (test/integration/cli-docs).
+# tsrun's completion scripts (test/integration/cli-docs); clang-format, which the fast check
+# (scripts/check.sh) runs on native/.
 if [ "${1:-}" = --engines ]; then
-  packages+=(podman conmon containerd docker.io tini runc skopeo zsh fish)
+  packages+=(podman conmon containerd docker.io tini runc skopeo zsh fish clang-format)
 fi
 missing=()
 for p in "${packages[@]}"; do

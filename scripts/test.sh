@@ -1,5 +1,6 @@
 #!/bin/bash
-# Set everything up, then run the whole test suite: unit, integration,
+# Set everything up, then run the whole test suite: the fast check first (types, lint, format, unit
+# tests: scripts/check.sh), then integration,
 # security, compat (tsrun beside runc) and engine (podman, containerd, docker) tests on this host, then the cgroup suite (and the exec placement
 # test of test/security) again inside a VM running pure cgroup v2 (test/vm/), since a hybrid host cannot exercise the v2 driver.
 # TSRUN_SKIP_VM=1 skips the VM part (quick local runs).  The reliability tests run their long
@@ -13,8 +14,12 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 status=0
 
+echo "== check (no root) =="
+# A type, lint or format error fails the run before the long root suite starts.
+bash scripts/check.sh 2>&1 | tee "$logs/check" || exit 1
+
 echo "== host ($(uname -r)) =="
-npx tap dist/test/unit dist/test/integration dist/test/security dist/test/compat dist/test/reliability dist/test/engines 2>&1 | tee "$logs/host" || status=$?
+npx tap dist/test/integration dist/test/security dist/test/compat dist/test/reliability dist/test/engines 2>&1 | tee "$logs/host" || status=$?
 
 if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
   echo "== cgroup v2, in a VM (test/vm) =="

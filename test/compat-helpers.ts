@@ -10,7 +10,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Bundle, PROJECT_ROOT, runCommand, RunResult, TestLike, TSRUN } from './helpers';
+import { type Bundle, PROJECT_ROOT, runCommand, type RunResult, type TestLike, TSRUN } from './helpers';
 
 export interface Runtime {
   name: string;
@@ -27,8 +27,17 @@ export function referenceInstalled(): boolean {
 }
 
 /** `RUNTIME --root <bundle.root>-<name> ARGS...`, with %ID% in args standing for this runtime's id. */
-export function under(rt: Runtime, bundle: Bundle, id: string, args: string[], opts: Parameters<typeof runCommand>[1] = {}): RunResult {
-  return runCommand([rt.bin, '--root', `${bundle.root}-${rt.name}`, ...args.map((a) => (a === '%ID%' ? idFor(rt, id) : a))], opts);
+export function under(
+  rt: Runtime,
+  bundle: Bundle,
+  id: string,
+  args: string[],
+  opts: Parameters<typeof runCommand>[1] = {},
+): RunResult {
+  return runCommand(
+    [rt.bin, '--root', `${bundle.root}-${rt.name}`, ...args.map((a) => (a === '%ID%' ? idFor(rt, id) : a))],
+    opts,
+  );
 }
 
 /** This runtime's id for a scenario's container. */
@@ -37,7 +46,12 @@ export function idFor(rt: Runtime, id: string): string {
 }
 
 /** The same command line under every runtime, in turn; results by runtime name. */
-export function underBoth(bundle: Bundle, id: string, args: string[], opts: Parameters<typeof runCommand>[1] = {}): Record<string, RunResult> {
+export function underBoth(
+  bundle: Bundle,
+  id: string,
+  args: string[],
+  opts: Parameters<typeof runCommand>[1] = {},
+): Record<string, RunResult> {
   return Object.fromEntries(RUNTIMES.map((rt) => [rt.name, under(rt, bundle, id, args, opts)]));
 }
 
@@ -67,11 +81,13 @@ export function listedDifferences(): string[] {
  * that every listed one is shown by some test).
  */
 export function differsOnPurpose(t: { ok(value: unknown, message: string): unknown }, key: string): void {
-  t.ok(listedDifferences().includes(key), `differs from runc on purpose: "${key}" is listed in docs/differences-from-runc.md`);
+  t.ok(
+    listedDifferences().includes(key),
+    `differs from runc on purpose: "${key}" is listed in docs/differences-from-runc.md`,
+  );
 }
 
 /** The in-container checker's report, less what differs from run to run, with each runtime's names made the same. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function comparableReport(report: any, names: string[]): Record<string, unknown> {
   let text = JSON.stringify(report);
   for (const name of names) text = text.split(name).join('NAME');
@@ -81,6 +97,8 @@ export function comparableReport(report: any, names: string[]): Record<string, u
   r.namespaces = Object.keys(r.namespaces ?? {}).sort();
   // As a set: mountinfo's order follows when each mount was made (tsrun
   // builds some binds before it attaches them), not what the process sees.
-  r.mounts = (r.mounts ?? []).map((m: any) => `${m.mountpoint} ${m.fstype} ${m.options} ${m.super_options ?? m.superOptions}`).sort();
+  r.mounts = (r.mounts ?? [])
+    .map((m: any) => `${m.mountpoint} ${m.fstype} ${m.options} ${m.super_options ?? m.superOptions}`)
+    .sort();
   return r;
 }

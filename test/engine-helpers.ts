@@ -11,14 +11,17 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readHierarchies } from '../src/lib/cgroup/manager';
 import { native } from '../src/lib/native';
-import { RunResult, runCommand, TSRUN, waitFor } from './helpers';
+import { type RunResult, runCommand, TSRUN, waitFor } from './helpers';
 import { baseLayer, dockerArchive, imageOf } from './image-helpers';
 
 export const IMAGE = 'localhost/tsrun-busybox:test';
 
 /** The busybox fixture as a docker-archive (what docker/podman save write), tagged IMAGE. */
 export async function busyboxArchive(file: string): Promise<string> {
-  const img = imageOf([baseLayer()], { Cmd: ['sh'], Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] });
+  const img = imageOf([baseLayer()], {
+    Cmd: ['sh'],
+    Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+  });
   fs.writeFileSync(file, await dockerArchive(img, IMAGE));
   return file;
 }
@@ -31,7 +34,9 @@ export async function busyboxArchive(file: string): Promise<string> {
 export function runtimeWrapper(dir: string, name: string, root: string, log: string): string {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, name);
-  fs.writeFileSync(file, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${TSRUN}' --root '${root}' "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(file, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec '${TSRUN}' --root '${root}' "$@"\n`, {
+    mode: 0o755,
+  });
   return file;
 }
 
@@ -52,15 +57,38 @@ export function onTty(argv: string[], env: Record<string, string> = {}, timeoutM
 
 /** A daemon under `tini -s` (a subreaper, so orphans are reaped at once), logging to a file. */
 export class Daemon {
-  private constructor(readonly name: string, readonly pid: number, readonly log: string) {}
+  private constructor(
+    readonly name: string,
+    readonly pid: number,
+    readonly log: string,
+  ) {}
 
-  static async start(name: string, argv: string[], log: string, ready: () => boolean, env: Record<string, string> = {}): Promise<Daemon> {
+  static async start(
+    name: string,
+    argv: string[],
+    log: string,
+    ready: () => boolean,
+    env: Record<string, string> = {},
+  ): Promise<Daemon> {
     const fd = fs.openSync(log, 'a');
-    const child = spawn('tini', ['-s', '--', ...argv], { detached: true, stdio: ['ignore', fd, fd], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
+    const child = spawn('tini', ['-s', '--', ...argv], {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    });
     fs.closeSync(fd);
     child.unref();
     const daemon = new Daemon(name, child.pid!, log);
-    if (!(await waitFor(() => { if (!alivePid(daemon.pid)) throw new Error(`${name} exited: ${tail(log)}`); return ready(); }, 30_000, 100))) {
+    if (
+      !(await waitFor(
+        () => {
+          if (!alivePid(daemon.pid)) throw new Error(`${name} exited: ${tail(log)}`);
+          return ready();
+        },
+        30_000,
+        100,
+      ))
+    ) {
       await daemon.stop();
       throw new Error(`${name} did not come up: ${tail(log)}`);
     }
@@ -75,8 +103,17 @@ export class Daemon {
       return;
     }
     if (!(await waitFor(() => !alivePid(this.pid), 20_000, 100))) {
-      for (const pid of descendants(this.pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-      try { process.kill(this.pid, 'SIGKILL'); } catch { /* gone */ }
+      for (const pid of descendants(this.pid))
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      try {
+        process.kill(this.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
       await waitFor(() => !alivePid(this.pid), 5_000, 50);
     }
   }
@@ -105,7 +142,8 @@ export function processesWith(marker: string): number[] {
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     try {
-      if (fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker) && alivePid(Number(name))) out.push(Number(name));
+      if (fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker) && alivePid(Number(name)))
+        out.push(Number(name));
     } catch {
       // gone
     }
@@ -126,7 +164,12 @@ function descendants(pid: number): number[] {
     }
   }
   const out: number[] = [];
-  const walk = (p: number): void => { for (const c of children.get(p) ?? []) { out.push(c); walk(c); } };
+  const walk = (p: number): void => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
   walk(pid);
   return out;
 }
@@ -154,7 +197,11 @@ export function findProcess(argv: string[]): number | undefined {
 
 /** A process's cgroup directory on the host for a v1 controller (or the v2 dir), from /proc/PID/cgroup. */
 export function hostCgroupDir(pid: number, controller: string): string {
-  const lines = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n').map((l) => l.split(':'));
+  const lines = fs
+    .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(':'));
   const v1 = lines.find(([, ctrls]) => ctrls.split(',').includes(controller));
   if (v1) {
     const h = readHierarchies().find((x) => x.version === 1 && x.controllers.includes(controller))!;
@@ -231,12 +278,15 @@ export function podmanTurn(): () => void {
  */
 export function podmanTestConf(file: string, runtime?: string): string {
   const engine = runtime ? `runtime = "tsrun"\n\n[engine.runtimes]\ntsrun = ["${runtime}"]\n` : '';
-  fs.writeFileSync(file, `[containers]
+  fs.writeFileSync(
+    file,
+    `[containers]
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
-${engine}`);
+${engine}`,
+  );
   return file;
 }

@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { BuiltPlugins, Test } from '@tapjs/test';
-import { RunResult, tempDir, waitFor } from './helpers';
+import { type RunResult, tempDir, waitFor } from './helpers';
 import { findProcess, hostCgroupDir, parentOf } from './engine-helpers';
 
 /** One container, in engine-neutral terms. */
@@ -51,8 +51,12 @@ export function dockerStyleFlags(s: RunSpec): string[] {
 
 /** The same for exec. */
 export function dockerStyleExecFlags(o: ExecSpec): string[] {
-  return [...(o.detach ? ['--detach'] : []), ...(o.user ? ['--user', o.user] : []),
-    ...Object.entries(o.env ?? {}).flatMap(([k, v]) => ['--env', `${k}=${v}`]), ...(o.cwd ? ['--workdir', o.cwd] : [])];
+  return [
+    ...(o.detach ? ['--detach'] : []),
+    ...(o.user ? ['--user', o.user] : []),
+    ...Object.entries(o.env ?? {}).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+    ...(o.cwd ? ['--workdir', o.cwd] : []),
+  ];
 }
 
 export interface ExecSpec {
@@ -116,12 +120,16 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
       t.pass(`${name}: skipped, ${a.name} cannot express it (${a.cannot[name]})`, { skip: true });
       return;
     }
-    await t.test(name, async (tt) => { await fn(tt); });
+    await t.test(name, async (tt) => {
+      await fn(tt);
+    });
   };
   /** A detached container, removed at teardown whatever happens. */
   const detached = (t: TestApi, what: string, spec: RunSpec): string => {
     const name = nameFor(a.name, what);
-    t.teardown(() => { a.remove(name); });
+    t.teardown(() => {
+      a.remove(name);
+    });
     const r = a.start(name, spec);
     t.equal(r.status, 0, `started: ${r.stderr}`);
     return name;
@@ -156,20 +164,35 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
     const r = a.exec(name, ['sh', '-c', 'echo from exec; exit 4']);
     t.equal(r.status, 4, 'the exec exit code');
     t.match(r.stdout, /from exec/);
-    t.equal(a.exec(name, ['sh', '-c', `echo started > /tmp/detached; exec sleep ${unique(1)}`], { detach: true }).status, 0, 'exec --detach');
-    t.ok(await waitFor(() => a.exec(name, ['cat', '/tmp/detached']).stdout.includes('started'), 10_000, 100), 'the detached exec ran');
+    t.equal(
+      a.exec(name, ['sh', '-c', `echo started > /tmp/detached; exec sleep ${unique(1)}`], { detach: true }).status,
+      0,
+      'exec --detach',
+    );
+    t.ok(
+      await waitFor(() => a.exec(name, ['cat', '/tmp/detached']).stdout.includes('started'), 10_000, 100),
+      'the detached exec ran',
+    );
     const sleeper = findProcess(['sleep', unique(1)]);
     t.ok(sleeper, 'its process is there');
-    if (sleeper) t.match(parentOf(sleeper).comm, a.monitor, 'and its parent is the engine\'s monitor, not tsrun');
+    if (sleeper) t.match(parentOf(sleeper).comm, a.monitor, "and its parent is the engine's monitor, not tsrun");
     const tty = a.execTty(name, ['sh', '-c', 'tty; sleep 0.2; exit 6']);
     t.equal(tty.status, 6, `exec with a tty: ${tty.stderr}`);
     t.match(tty.stdout, /\/dev\/pts\/\d+/);
-    const who = a.exec(name, ['sh', '-c', 'id -u; echo "FOO=$FOO"; pwd'], { user: '1000', env: a.cannot['exec env'] ? undefined : { FOO: 'bar' }, cwd: '/tmp' });
+    const who = a.exec(name, ['sh', '-c', 'id -u; echo "FOO=$FOO"; pwd'], {
+      user: '1000',
+      env: a.cannot['exec env'] ? undefined : { FOO: 'bar' },
+      cwd: '/tmp',
+    });
     t.equal(who.status, 0, who.stderr);
-    t.equal(who.stdout.replace(/\r/g, ''), `1000\nFOO=${a.cannot['exec env'] ? '' : 'bar'}\n/tmp\n`, 'exec with user, env and workdir');
+    t.equal(
+      who.stdout.replace(/\r/g, ''),
+      `1000\nFOO=${a.cannot['exec env'] ? '' : 'bar'}\n/tmp\n`,
+      'exec with user, env and workdir',
+    );
     const top = a.top(name);
     t.equal(top.status, 0, top.stderr);
-    t.match(top.stdout, /sleep 300/, 'top/ps lists the container\'s processes');
+    t.match(top.stdout, /sleep 300/, "top/ps lists the container's processes");
     t.match(top.stdout, new RegExp(`sleep ${unique(1)}`));
   });
 
@@ -183,7 +206,10 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
   await scenario('pause and unpause', async (t) => {
     const dir = tempDir(t, 'tsrun-engine-');
     fs.chmodSync(dir, 0o777);
-    const name = detached(t, 'pause', { cmd: long('i=0; while :; do i=$((i+1)); echo $i > /w/count; sleep 0.05; done'), binds: [{ src: dir, dst: '/w' }] });
+    const name = detached(t, 'pause', {
+      cmd: long('i=0; while :; do i=$((i+1)); echo $i > /w/count; sleep 0.05; done'),
+      binds: [{ src: dir, dst: '/w' }],
+    });
     const count = (): number => Number(fs.readFileSync(path.join(dir, 'count'), 'utf8') || 0);
     t.ok(await waitFor(() => fs.existsSync(path.join(dir, 'count')) && count() > 2, 10_000, 50), 'it counts');
     t.equal(a.pause(name).status, 0);
@@ -201,9 +227,13 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
     const r = a.update(name, { memory: 64 << 20, cpus: 0.5, pids: a.cannot['update pids'] ? undefined : 77 });
     t.equal(r.status, 0, r.stderr);
     const pid = a.pid(name);
-    t.equal(fs.readFileSync(path.join(hostCgroupDir(pid, 'memory'), 'memory.limit_in_bytes'), 'utf8').trim(), String(64 << 20));
+    t.equal(
+      fs.readFileSync(path.join(hostCgroupDir(pid, 'memory'), 'memory.limit_in_bytes'), 'utf8').trim(),
+      String(64 << 20),
+    );
     t.equal(fs.readFileSync(path.join(hostCgroupDir(pid, 'cpu'), 'cpu.cfs_quota_us'), 'utf8').trim(), '50000');
-    if (!a.cannot['update pids']) t.equal(fs.readFileSync(path.join(hostCgroupDir(pid, 'pids'), 'pids.max'), 'utf8').trim(), '77');
+    if (!a.cannot['update pids'])
+      t.equal(fs.readFileSync(path.join(hostCgroupDir(pid, 'pids'), 'pids.max'), 'utf8').trim(), '77');
     else t.pass(`pids: skipped, ${a.cannot['update pids']}`, { skip: true });
   });
 
@@ -224,16 +254,28 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
   });
 
   await scenario('kill-all', async (t) => {
-    const name = detached(t, 'killall', { cmd: long(`sleep ${unique(2)} & sleep ${unique(3)} & wait`), ...a.killAll.spec });
+    const name = detached(t, 'killall', {
+      cmd: long(`sleep ${unique(2)} & sleep ${unique(3)} & wait`),
+      ...a.killAll.spec,
+    });
     t.ok(await waitFor(() => !!findProcess(['sleep', unique(3)]), 10_000, 50));
     t.equal(a.killAll.send(name).status, 0);
     t.equal(a.wait(name), 128 + a.killAll.signal);
-    t.ok(await waitFor(() => !findProcess(['sleep', unique(2)]) && !findProcess(['sleep', unique(3)]), 10_000, 50), 'every process of the container is gone');
-    t.ok(a.sent().some((l) => new RegExp(`kill --all \\S+ ${a.killAll.signal}$`).test(l)), `the engine sent kill --all with signal ${a.killAll.signal}`);
+    t.ok(
+      await waitFor(() => !findProcess(['sleep', unique(2)]) && !findProcess(['sleep', unique(3)]), 10_000, 50),
+      'every process of the container is gone',
+    );
+    t.ok(
+      a.sent().some((l) => new RegExp(`kill --all \\S+ ${a.killAll.signal}$`).test(l)),
+      `the engine sent kill --all with signal ${a.killAll.signal}`,
+    );
   });
 
   await scenario('memory limit and OOM kill', (t) => {
-    const r = a.run({ cmd: ['sh', '-c', 'x=$(head -c 60000000 /dev/zero | tr "\\0" a); echo survived'], memory: 16 << 20 });
+    const r = a.run({
+      cmd: ['sh', '-c', 'x=$(head -c 60000000 /dev/zero | tr "\\0" a); echo survived'],
+      memory: 16 << 20,
+    });
     t.equal(r.status, 137, 'the OOM killer ended it');
     t.notOk(r.stdout.includes('survived'));
   });
@@ -260,7 +302,10 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
   });
 
   await scenario('env and workdir', (t) => {
-    t.equal(a.run({ cmd: ['sh', '-c', 'echo "$FOO"; pwd'], env: { FOO: 'bar baz' }, cwd: '/tmp' }).stdout, 'bar baz\n/tmp\n');
+    t.equal(
+      a.run({ cmd: ['sh', '-c', 'echo "$FOO"; pwd'], env: { FOO: 'bar baz' }, cwd: '/tmp' }).stdout,
+      'bar baz\n/tmp\n',
+    );
   });
 
   await scenario('hostname', (t) => {
@@ -273,7 +318,10 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
     fs.writeFileSync(path.join(ro, 'f'), 'from the host\n');
     const r = a.run({
       cmd: ['sh', '-c', 'cat /ro/f; echo new > /rw/new; echo x > /ro/y 2>/dev/null || echo "ro refused"'],
-      binds: [{ src: rw, dst: '/rw' }, { src: ro, dst: '/ro', ro: true }],
+      binds: [
+        { src: rw, dst: '/rw' },
+        { src: ro, dst: '/ro', ro: true },
+      ],
     });
     t.equal(r.stdout, 'from the host\nro refused\n');
     t.equal(fs.readFileSync(path.join(rw, 'new'), 'utf8'), 'new\n', 'the write reached the host');
@@ -282,7 +330,9 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
 
   await scenario('cap-drop', (t) => {
     const full = capEff(a.run({ cmd: ['grep', 'CapEff', '/proc/self/status'] }).stdout);
-    const dropped = capEff(a.run({ cmd: ['grep', 'CapEff', '/proc/self/status'], capDrop: ['CAP_CHOWN', 'CAP_NET_RAW'] }).stdout);
+    const dropped = capEff(
+      a.run({ cmd: ['grep', 'CapEff', '/proc/self/status'], capDrop: ['CAP_CHOWN', 'CAP_NET_RAW'] }).stdout,
+    );
     t.ok(full & (1n << CAP.CHOWN), 'CAP_CHOWN by default');
     t.equal(dropped & (1n << CAP.CHOWN), 0n, 'CAP_CHOWN dropped');
     t.equal(dropped & (1n << CAP.NET_RAW), 0n, 'CAP_NET_RAW dropped');
@@ -293,11 +343,11 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
     const r = a.run({ cmd: ['sh', '-c', 'grep CapEff /proc/self/status; ls /dev | wc -l'], privileged: true });
     t.equal(r.status, 0, r.stderr);
     t.ok(capEff(r.stdout) & (1n << CAP.SYS_ADMIN), 'CAP_SYS_ADMIN');
-    t.ok(Number(r.stdout.trim().split('\n').pop()) > 20, 'the host\'s devices');
+    t.ok(Number(r.stdout.trim().split('\n').pop()) > 20, "the host's devices");
   });
 
   await scenario('pid=host', (t) => {
     const r = a.run({ cmd: ['cat', '/proc/1/comm'], pidHost: true });
-    t.equal(r.stdout.trim(), fs.readFileSync('/proc/1/comm', 'utf8').trim(), 'pid 1 is the host\'s');
+    t.equal(r.stdout.trim(), fs.readFileSync('/proc/1/comm', 'utf8').trim(), "pid 1 is the host's");
   });
 }

@@ -2,17 +2,18 @@
  * Shared test harness: real bundles on disk, the real tsrun binary, and
  * checks that nothing is left behind.  Integration tests need root.
  */
-import { spawn, spawnSync, SpawnSyncReturns } from 'child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tar from 'tar-stream';
-import { Config } from '../src/lib/config';
+import { type Config } from '../src/lib/config';
 import { readHierarchies } from '../src/lib/cgroup/manager';
 import { cgroupManagerFor } from '../src/lib/cgroup';
 import { PROJECT_ROOT } from '../src/lib/native';
+import { baseConfig } from './fixtures';
 
-export { PROJECT_ROOT };
+export { PROJECT_ROOT, baseConfig };
 export const TSRUN = path.join(PROJECT_ROOT, 'bin', 'tsrun');
 export const FIXTURE_ROOTFS = path.join(PROJECT_ROOT, 'spec-fixtures', 'busybox', 'rootfs');
 export const IS_ROOT = process.getuid?.() === 0;
@@ -36,7 +37,8 @@ export function staleBuilds(): string[] {
  * does not rebuild them; npx node-gyp build does both.
  */
 export function staleNative(): string[] {
-  const newest = (files: string[]): number => Math.max(...files.map((f) => fs.statSync(path.join(PROJECT_ROOT, 'native', f)).mtimeMs));
+  const newest = (files: string[]): number =>
+    Math.max(...files.map((f) => fs.statSync(path.join(PROJECT_ROOT, 'native', f)).mtimeMs));
   const addonSources = newest(['addon.c', 'seccomp.c', 'layer.c', 'overlay.c', 'remove.c', 'netdev.c']);
   // Each helper's prerequisites in native/Makefile.
   const built: Array<[string, number]> = [
@@ -45,13 +47,19 @@ export function staleNative(): string[] {
     ['native/out/tsrun-checker', newest(['checker.c', 'sched-attr.h', 'Makefile'])],
     ['native/out/tsrun-seccomp-agent', newest(['seccomp-agent.c', 'Makefile'])],
   ];
-  return built.filter(([f, sources]) => !fs.existsSync(path.join(PROJECT_ROOT, f)) || fs.statSync(path.join(PROJECT_ROOT, f)).mtimeMs < sources).map(([f]) => f);
+  return built
+    .filter(
+      ([f, sources]) =>
+        !fs.existsSync(path.join(PROJECT_ROOT, f)) || fs.statSync(path.join(PROJECT_ROOT, f)).mtimeMs < sources,
+    )
+    .map(([f]) => f);
 }
 
 const stale = staleBuilds();
 if (stale.length) throw new Error(`${stale.join(' and ')} older than tsc's output in dist/src: run npm run build`);
 const staleC = staleNative();
-if (staleC.length) throw new Error(`${staleC.join(', ')} older than their C sources in native/: run npx node-gyp build`);
+if (staleC.length)
+  throw new Error(`${staleC.join(', ')} older than their C sources in native/: run npx node-gyp build`);
 
 /** Minimal stand-in for the parts of tap's Test we use, so helpers do not depend on tap's types. */
 export interface TestLike {
@@ -68,33 +76,6 @@ export function tempDir(t: TestLike, prefix = 'tsrun-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** The config every integration test starts from: the checker as init, the usual namespaces and mounts. */
-export function baseConfig(args: string[] = ['/bin/checker']): Config {
-  return {
-    ociVersion: '1.3.0',
-    process: {
-      terminal: false,
-      user: { uid: 0, gid: 0 },
-      args,
-      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm'],
-      cwd: '/',
-    },
-    root: { path: 'rootfs', readonly: false },
-    hostname: 'tsrun-test',
-    mounts: [
-      { destination: '/proc', type: 'proc', source: 'proc' },
-      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-    ],
-    linux: {
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
-    },
-  };
 }
 
 export interface Bundle {
@@ -153,7 +134,14 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
  */
 export function runCommand(
   argv: string[],
-  opts: { input?: string; timeoutMs?: number; cwd?: string; env?: Record<string, string>; stdin?: number; extraFds?: number[] } = {},
+  opts: {
+    input?: string;
+    timeoutMs?: number;
+    cwd?: string;
+    env?: Record<string, string>;
+    stdin?: number;
+    extraFds?: number[];
+  } = {},
 ): RunResult {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-out-'));
   try {
@@ -162,7 +150,7 @@ export function runCommand(
     const envArgs = Object.entries(cleanEnv(opts.env)).map(([k, v]) => `${k}=${v}`);
     const r: SpawnSyncReturns<Buffer> = spawnSync('/usr/bin/env', ['-i', ...envArgs, ...argv], {
       // `stdin` and `extraFds` (as fds 3, 4, ...) are fds the caller leaves open, as a careless engine would.
-      input: opts.stdin === undefined ? opts.input ?? '' : undefined,
+      input: opts.stdin === undefined ? (opts.input ?? '') : undefined,
       stdio: [opts.stdin ?? 'pipe', outFd, errFd, ...(opts.extraFds ?? [])],
       timeout: opts.timeoutMs ?? 60_000,
       cwd: opts.cwd,
@@ -194,12 +182,18 @@ export const asyncCommands = new Set<number>();
  * flight.  Output goes through files, as in runCommand; past `timeoutMs`
  * the command is killed and resolves with signal SIGKILL.
  */
-export function tsrunAsync(root: string, args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<RunResult> {
+export function tsrunAsync(
+  root: string,
+  args: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<RunResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-out-'));
   const outFd = fs.openSync(path.join(dir, 'out'), 'w+');
   const errFd = fs.openSync(path.join(dir, 'err'), 'w+');
   const envArgs = Object.entries(cleanEnv(opts.env)).map(([k, v]) => `${k}=${v}`);
-  const child = spawn('/usr/bin/env', ['-i', ...envArgs, TSRUN, '--root', root, ...args], { stdio: ['ignore', outFd, errFd] });
+  const child = spawn('/usr/bin/env', ['-i', ...envArgs, TSRUN, '--root', root, ...args], {
+    stdio: ['ignore', outFd, errFd],
+  });
   fs.closeSync(outFd);
   fs.closeSync(errFd);
   if (child.pid) asyncCommands.add(child.pid);
@@ -225,7 +219,11 @@ export function tsrunAsync(root: string, args: string[], opts: { env?: Record<st
 }
 
 /** Run `work` over `items` with at most `inFlight` at once; resolves when all are done. */
-export async function inPool<T>(items: T[], inFlight: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function inPool<T>(
+  items: T[],
+  inFlight: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
@@ -258,7 +256,11 @@ export function drainPty(master: number, timeoutMs = 10_000): string {
 }
 
 /** `tsrun run` the bundle with the checker and parse its JSON report. */
-export function runChecker(t: TestLike, mutate: (c: Config) => void = () => {}, checkerArgs: string[] = []): { report: any; result: RunResult; bundle: Bundle } {
+export function runChecker(
+  t: TestLike,
+  mutate: (c: Config) => void = () => {},
+  checkerArgs: string[] = [],
+): { report: any; result: RunResult; bundle: Bundle } {
   const bundle = makeBundle(t, mutate, ['/bin/checker', ...checkerArgs]);
   const id = uniqueId();
   const result = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
@@ -274,7 +276,10 @@ export function runChecker(t: TestLike, mutate: (c: Config) => void = () => {}, 
 /** Mount points whose path lies inside `dir` (a container's rootfs, say), from the host's view. */
 export function mountsUnder(dir: string): string[] {
   const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').map((l) => l.split(' ')[4]).filter((mp) => mp && (mp === dir || mp.startsWith(dir + '/')));
+  return info
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((mp) => mp && (mp === dir || mp.startsWith(dir + '/')));
 }
 
 /** A process exists and is not a zombie. */
@@ -308,8 +313,12 @@ export function bundleProcesses(bundle: Pick<Bundle, 'dir'>): number[] {
       });
       let mounted = false;
       if (!inside && fs.readlinkSync(`/proc/${pid}/ns/mnt`) !== ourMnt) {
-        mounted = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n')
-          .some((l) => (l.split(' ')[3] ?? '').includes(marker) || (l.split(' ')[3] ?? '').endsWith(marker.slice(0, -1)));
+        mounted = fs
+          .readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+          .split('\n')
+          .some(
+            (l) => (l.split(' ')[3] ?? '').includes(marker) || (l.split(' ')[3] ?? '').endsWith(marker.slice(0, -1)),
+          );
       }
       if ((inside || mounted) && alive(pid)) pids.push(pid);
     } catch {
@@ -343,7 +352,9 @@ export function leftovers(bundle: Bundle, id: string, opts: { cgroups?: boolean 
  * below the caller's (our) own cgroup in each hierarchy, as runc does.
  */
 export function defaultCgroupDirs(id: string): string[] {
-  return Object.values(cgroupManagerFor({ ociVersion: '1.3.0', root: { path: 'rootfs' } } as Config, id).describe().paths);
+  return Object.values(
+    cgroupManagerFor({ ociVersion: '1.3.0', root: { path: 'rootfs' } } as Config, id).describe().paths,
+  );
 }
 
 /** Wait until `pred` holds, polling; false on timeout. */
@@ -367,10 +378,14 @@ export function cleanupContainer(t: TestLike, root: string, id: string): void {
 export async function tarOf(entries: TarEntry[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => { chunks.push(c as Buffer); });
+  pack.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
   const done = new Promise<void>((resolve) => pack.on('end', () => resolve()));
   for (const { content, ...header } of entries) {
-    await new Promise<void>((resolve, reject) => pack.entry(header, content ?? '', (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      pack.entry(header, content ?? '', (err) => (err ? reject(err) : resolve())),
+    );
   }
   pack.finalize();
   await done;

@@ -30,17 +30,29 @@ export function baseLayer(): Buffer {
 }
 
 /** An image of these (uncompressed) layers; `config` is the image config's "config" object. */
-export function imageOf(layers: Buffer[], config: Record<string, unknown> = { Cmd: ['/bin/sh'] }, extra: Record<string, unknown> = {}): TestImage {
+export function imageOf(
+  layers: Buffer[],
+  config: Record<string, unknown> = { Cmd: ['/bin/sh'] },
+  extra: Record<string, unknown> = {},
+): TestImage {
   const diffIDs = layers.map(sha256);
   const body = { architecture: 'amd64', os: 'linux', ...extra, config, rootfs: { type: 'layers', diff_ids: diffIDs } };
   return { layers, diffIDs, config: Buffer.from(JSON.stringify(body)) };
 }
 
 /** `docker save` form: manifest.json, <config hex>.json, one directory per layer. */
-export async function dockerArchive(img: TestImage, tag: string, mutate: (files: Record<string, Buffer>, manifest: any) => void = () => {}): Promise<Buffer> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export async function dockerArchive(
+  img: TestImage,
+  tag: string,
+  mutate: (files: Record<string, Buffer>, manifest: any) => void = () => {},
+): Promise<Buffer> {
   const files: Record<string, Buffer> = { [`${hex(sha256(img.config))}.json`]: img.config };
-  img.layers.forEach((l, i) => { files[`l${i}/layer.tar`] = l; });
-  const manifest = [{ Config: `${hex(sha256(img.config))}.json`, RepoTags: [tag], Layers: img.layers.map((_, i) => `l${i}/layer.tar`) }];
+  img.layers.forEach((l, i) => {
+    files[`l${i}/layer.tar`] = l;
+  });
+  const manifest = [
+    { Config: `${hex(sha256(img.config))}.json`, RepoTags: [tag], Layers: img.layers.map((_, i) => `l${i}/layer.tar`) },
+  ];
   mutate(files, manifest);
   return tarOf([
     ...Object.entries(files).map(([name, content]) => ({ name, type: 'file' as const, content })),
@@ -62,19 +74,34 @@ export function ociLayout(dir: string, img: TestImage, ref: string | Record<stri
     return digest;
   };
   const gz = img.layers.map((l) => zlib.gzipSync(l, { level: 1 }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: put(img.config), size: img.config.length },
-    layers: gz.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: put(l), size: l.length })),
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: put(img.config),
+        size: img.config.length,
+      },
+      layers: gz.map((l) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        digest: put(l),
+        size: l.length,
+      })),
+    }),
+  );
   fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const digest = put(manifest);
   const annotations = typeof ref === 'string' ? { 'org.opencontainers.image.ref.name': ref } : ref;
-  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, annotations }],
-  }));
+  fs.writeFileSync(
+    path.join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, annotations },
+      ],
+    }),
+  );
   return digest;
 }
 
@@ -87,8 +114,15 @@ export function ociArchive(layoutDir: string, file: string): void {
 /** What a store holds (layers, blobs, imports in progress, images.json), to compare before and after. */
 export function storeSnapshot(store: string): string {
   const list = (d: string): string[] => (fs.existsSync(d) ? fs.readdirSync(d).sort() : []);
-  const images = fs.existsSync(path.join(store, 'images.json')) ? fs.readFileSync(path.join(store, 'images.json'), 'utf8') : '';
-  return JSON.stringify({ layers: list(path.join(store, 'layers')), blobs: list(path.join(store, 'blobs/sha256')), tmp: list(path.join(store, 'tmp')), images });
+  const images = fs.existsSync(path.join(store, 'images.json'))
+    ? fs.readFileSync(path.join(store, 'images.json'), 'utf8')
+    : '';
+  return JSON.stringify({
+    layers: list(path.join(store, 'layers')),
+    blobs: list(path.join(store, 'blobs/sha256')),
+    tmp: list(path.join(store, 'tmp')),
+    images,
+  });
 }
 
 /** `tsrun image SUB --store STORE ARGS...`. */
@@ -109,10 +143,21 @@ export interface TreeNode {
 }
 
 const TAR_TYPES: Record<string, TreeNode['type']> = {
-  file: 'file', 'contiguous-file': 'file', directory: 'dir', symlink: 'symlink', 'character-device': 'char', 'block-device': 'block', fifo: 'fifo',
+  file: 'file',
+  'contiguous-file': 'file',
+  directory: 'dir',
+  symlink: 'symlink',
+  'character-device': 'char',
+  'block-device': 'block',
+  fifo: 'fifo',
 };
 
-const clean = (name: string): string => '/' + path.posix.normalize('/' + name).replace(/^\/+/, '').replace(/\/+$/, '');
+const clean = (name: string): string =>
+  '/' +
+  path.posix
+    .normalize('/' + name)
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '');
 
 /**
  * The tree the layers make when applied in order onto an empty directory,
@@ -122,7 +167,8 @@ const clean = (name: string): string => '/' + path.posix.normalize('/' + name).r
 export async function applyLayers(layers: Buffer[]): Promise<Map<string, TreeNode>> {
   const tree = new Map<string, TreeNode>([['/', { type: 'dir', mode: 0o755, uid: 0, gid: 0 }]]);
   const removeUnder = (p: string, keep: (q: string) => boolean = () => false): void => {
-    for (const q of [...tree.keys()]) if (q.startsWith(p === '/' ? '/' : p + '/') && q !== p && !keep(q)) tree.delete(q);
+    for (const q of [...tree.keys()])
+      if (q.startsWith(p === '/' ? '/' : p + '/') && q !== p && !keep(q)) tree.delete(q);
   };
   for (const layer of layers) {
     const added = new Set<string>();
@@ -158,7 +204,10 @@ export async function applyLayers(layers: Buffer[]): Promise<Map<string, TreeNod
         if (old && (old.type !== 'dir' || type !== 'dir')) removeUnder(name);
         const content = Buffer.concat(chunks);
         tree.set(name, {
-          type, mode: (h.mode ?? 0o644) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0,
+          type,
+          mode: (h.mode ?? 0o644) & 0o7777,
+          uid: h.uid ?? 0,
+          gid: h.gid ?? 0,
           ...(type === 'file' ? { size: content.length, md5: createHash('md5').update(content).digest('hex') } : {}),
           ...(type === 'symlink' ? { linkname: h.linkname } : {}),
         });
@@ -179,17 +228,32 @@ export function listTreeCommand(skip: string[] = ['/proc', '/dev', '/sys']): str
 /** Parse listTreeCommand's output into a tree (the pruned tops themselves are dropped). */
 export function parseTree(output: string, skip: string[] = ['/proc', '/dev', '/sys']): Map<string, TreeNode> {
   const [stats, sums] = output.split('==\n');
-  const md5s = new Map(sums.trim().split('\n').filter(Boolean).map((l) => {
-    const [sum, ...rest] = l.split('  ');
-    return [rest.join('  '), sum] as [string, string];
-  }));
+  const md5s = new Map(
+    sums
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [sum, ...rest] = l.split('  ');
+        return [rest.join('  '), sum] as [string, string];
+      }),
+  );
   const tree = new Map<string, TreeNode>();
   for (const line of stats.trim().split('\n')) {
     const [name, rawMode, uid, gid, size, shown] = line.split('|');
     if (skip.includes(name)) continue;
     const mode = parseInt(rawMode, 16);
     const fmt = mode & 0o170000;
-    const type = ({ 0o100000: 'file', 0o040000: 'dir', 0o120000: 'symlink', 0o020000: 'char', 0o060000: 'block', 0o010000: 'fifo' } as Record<number, TreeNode['type']>)[fmt];
+    const type = (
+      {
+        0o100000: 'file',
+        0o040000: 'dir',
+        0o120000: 'symlink',
+        0o020000: 'char',
+        0o060000: 'block',
+        0o010000: 'fifo',
+      } as Record<number, TreeNode['type']>
+    )[fmt];
     const node: TreeNode = { type, mode: mode & 0o7777, uid: Number(uid), gid: Number(gid) };
     if (type === 'file') Object.assign(node, { size: Number(size), md5: md5s.get(name) });
     if (type === 'symlink') node.linkname = /-> '(.*)'$/.exec(shown)?.[1];
@@ -199,7 +263,10 @@ export function parseTree(output: string, skip: string[] = ['/proc', '/dev', '/s
 }
 
 /** The oracle's tree in parseTree's terms (symlink modes are 0777 on Linux; the skipped tops dropped). */
-export function comparable(tree: Map<string, TreeNode>, skip: string[] = ['/proc', '/dev', '/sys']): Record<string, TreeNode> {
+export function comparable(
+  tree: Map<string, TreeNode>,
+  skip: string[] = ['/proc', '/dev', '/sys'],
+): Record<string, TreeNode> {
   const out: Record<string, TreeNode> = {};
   for (const [name, node] of [...tree.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     if (skip.some((s) => name === s || name.startsWith(s + '/'))) continue;

@@ -9,16 +9,32 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Config } from '../src/lib/config';
+import { type Config } from '../src/lib/config';
 import { readHierarchies } from '../src/lib/cgroup/manager';
-import { Bundle, bundleProcesses, cleanupContainer, defaultCgroupDirs, makeBundle, RunResult, TestLike, tsrun, uniqueId, waitFor } from './helpers';
+import {
+  type Bundle,
+  bundleProcesses,
+  cleanupContainer,
+  defaultCgroupDirs,
+  makeBundle,
+  type RunResult,
+  type TestLike,
+  tsrun,
+  uniqueId,
+  waitFor,
+} from './helpers';
 
 /**
  * Like helpers' tsrun(), but the caller leaves `extraFds` open: the child
  * gets them as fds 3, 4, ... (without close-on-exec), as a careless engine
  * would pass them; `stdin` may be any fd too.  Output through files, never pipes.
  */
-export function tsrunLeaking(root: string, args: string[], extraFds: number[], opts: { timeoutMs?: number; stdin?: number } = {}): RunResult {
+export function tsrunLeaking(
+  root: string,
+  args: string[],
+  extraFds: number[],
+  opts: { timeoutMs?: number; stdin?: number } = {},
+): RunResult {
   return tsrun(root, args, { extraFds, stdin: opts.stdin, timeoutMs: opts.timeoutMs });
 }
 
@@ -33,8 +49,10 @@ export interface Running {
  * teardown.  `prepare` may change the bundle (rootfs, config) before run.
  */
 export function runningContainer(
-  t: TestLike & { equal: (...a: any[]) => any }, mutate: (c: Config) => void = () => {},
-  args: string[] = ['/bin/sleep', '1000'], prepare: (b: Bundle) => void = () => {},
+  t: TestLike & { equal: (...a: any[]) => any },
+  mutate: (c: Config) => void = () => {},
+  args: string[] = ['/bin/sleep', '1000'],
+  prepare: (b: Bundle) => void = () => {},
 ): Running {
   const bundle = makeBundle(t, mutate, args);
   prepare(bundle);
@@ -124,8 +142,13 @@ export function parseMountinfo(text: string): MountLine[] {
     const sep = f.indexOf('-', 6);
     if (f.length < 7 || sep < 0) continue;
     out.push({
-      id: Number(f[0]), parent: Number(f[1]), majorMinor: f[2], root: unescape(f[3]), mountpoint: unescape(f[4]),
-      fstype: f[sep + 1], source: unescape(f[sep + 2] ?? ''),
+      id: Number(f[0]),
+      parent: Number(f[1]),
+      majorMinor: f[2],
+      root: unescape(f[3]),
+      mountpoint: unescape(f[4]),
+      fstype: f[sep + 1],
+      source: unescape(f[sep + 2] ?? ''),
     });
   }
   return out;
@@ -153,8 +176,11 @@ export function openBundleToUserns(b: Bundle): void {
 
 /** runc spec's default capability set (AUDIT_WRITE, KILL, NET_BIND_SERVICE). */
 export const DEFAULT_CAPS = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
-export const defaultCaps = (): NonNullable<Config['process']>['capabilities'] =>
-  ({ bounding: [...DEFAULT_CAPS], effective: [...DEFAULT_CAPS], permitted: [...DEFAULT_CAPS] });
+export const defaultCaps = (): NonNullable<Config['process']>['capabilities'] => ({
+  bounding: [...DEFAULT_CAPS],
+  effective: [...DEFAULT_CAPS],
+  permitted: [...DEFAULT_CAPS],
+});
 
 /**
  * For tests where tsrun itself may be killed by a timeout (a hang is the
@@ -171,13 +197,15 @@ export function reapAtTeardown(t: TestLike, bundle: Bundle, id: string): void {
       }
     }
     await waitFor(() => bundleProcesses(bundle).length === 0, 5_000);
-    for (const dir of [...defaultCgroupDirs(id), ...readHierarchies().map((h) => path.join(h.mountPoint, id))]) removeCgroupTree(dir);
+    for (const dir of [...defaultCgroupDirs(id), ...readHierarchies().map((h) => path.join(h.mountPoint, id))])
+      removeCgroupTree(dir);
   });
 }
 
 function removeCgroupTree(dir: string): void {
   if (!fs.existsSync(dir)) return;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeCgroupTree(path.join(dir, e.name));
+  for (const e of fs.readdirSync(dir, { withFileTypes: true }))
+    if (e.isDirectory()) removeCgroupTree(path.join(dir, e.name));
   try {
     fs.rmdirSync(dir);
   } catch {
@@ -230,7 +258,11 @@ int main(int argc, char **argv)
  * it is to run inside a container (any rootfs), against the host's libc
  * otherwise.
  */
-export function buildSwapper(t: TestLike & { equal: (...a: any[]) => any }, dir: string, opts: { static?: boolean } = {}): string {
+export function buildSwapper(
+  t: TestLike & { equal: (...a: any[]) => any },
+  dir: string,
+  opts: { static?: boolean } = {},
+): string {
   const src = path.join(dir, 'swapper.c');
   const bin = path.join(dir, 'swapper');
   fs.writeFileSync(src, SWAPPER_C);
@@ -244,7 +276,8 @@ export function cgroupTreePids(dir: string): number[] {
   let out: number[] = [];
   try {
     out = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) out.push(...cgroupTreePids(path.join(dir, e.name)));
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }))
+      if (e.isDirectory()) out.push(...cgroupTreePids(path.join(dir, e.name)));
   } catch {
     // gone
   }

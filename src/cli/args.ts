@@ -26,13 +26,23 @@ import fs = require('fs');
 
 /** Thrown for --help, --version and usage errors: the exit status, the message already written. */
 export class UsageExit extends Error {
-  constructor(readonly exitCode: number, message: string) {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
     super(message);
   }
 }
 
+// Commander's shapes: each verb's parser and action names its own argument
+// types, which `unknown` would refuse (parameters are contravariant).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Parser = (value: string, previous: any) => unknown;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Action = (...args: any[]) => void | Promise<void>;
+/** Flag values by name; each verb reads the ones it declared. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type OptionValues = Record<string, any>;
 type Source = 'default' | 'cli';
 
 interface OptionSpec {
@@ -84,7 +94,14 @@ export interface CommandInfo {
   summary: string;
   usage: string;
   arguments: Array<{ name: string; required: boolean; variadic: boolean; description: string }>;
-  options: Array<{ flags: string; short?: string; long: string; takesValue: boolean; description: string; defaultValue?: unknown }>;
+  options: Array<{
+    flags: string;
+    short?: string;
+    long: string;
+    takesValue: boolean;
+    description: string;
+    defaultValue?: unknown;
+  }>;
   commands: CommandInfo[];
 }
 
@@ -174,7 +191,10 @@ export class Command {
   }
 
   private get output(): Output {
-    return this.ownOutput ?? this.parent?.output ?? { writeOut: (s) => fs.writeSync(1, s), writeErr: (s) => fs.writeSync(2, s) };
+    return (
+      this.ownOutput ??
+      this.parent?.output ?? { writeOut: (s) => fs.writeSync(1, s), writeErr: (s) => fs.writeSync(2, s) }
+    );
   }
 
   hook(event: 'preAction', fn: (root: Command, leaf: Command) => void): this {
@@ -182,11 +202,11 @@ export class Command {
     return this;
   }
 
-  opts(): Record<string, any> {
+  opts(): OptionValues {
     return { ...this.values };
   }
 
-  optsWithGlobals(): Record<string, any> {
+  optsWithGlobals(): OptionValues {
     return this.parent ? { ...this.parent.optsWithGlobals(), ...this.values } : this.opts();
   }
 
@@ -209,7 +229,9 @@ export class Command {
    * [options] <id>)"), status 1.
    */
   private fail(message: string): never {
-    const line = this.parent ? `${this.usageName().slice('tsrun '.length)}: ${message} (usage: ${this.usageLine()})` : `${message} (see tsrun --help)`;
+    const line = this.parent
+      ? `${this.usageName().slice('tsrun '.length)}: ${message} (usage: ${this.usageLine()})`
+      : `${message} (see tsrun --help)`;
     this.output.writeErr(`tsrun: ${line}\n`);
     throw new UsageExit(1, line);
   }
@@ -221,9 +243,21 @@ export class Command {
       aliases: [...this.aliases],
       summary: this.summary,
       usage: this.usageLine(),
-      arguments: this.argumentSpecs.map(({ name, required, variadic, description }) => ({ name, required, variadic, description })),
+      arguments: this.argumentSpecs.map(({ name, required, variadic, description }) => ({
+        name,
+        required,
+        variadic,
+        description,
+      })),
       options: [
-        ...this.optionSpecs.map((o) => ({ flags: o.flags, short: o.short, long: o.long, takesValue: !!o.value, description: o.description, defaultValue: o.defaultValue })),
+        ...this.optionSpecs.map((o) => ({
+          flags: o.flags,
+          short: o.short,
+          long: o.long,
+          takesValue: !!o.value,
+          description: o.description,
+          defaultValue: o.defaultValue,
+        })),
         { flags: '-h, --help', short: 'h', long: 'help', takesValue: false, description: 'print this help' },
       ],
       commands: this.commands.map((c) => c.describe()),
@@ -234,7 +268,8 @@ export class Command {
   private usageLine(): string {
     const words = [this.usageName(), '[options]'];
     if (this.commands.length) words.push('<command>');
-    for (const a of this.argumentSpecs) words.push(a.required ? `<${a.name}${a.variadic ? '...' : ''}>` : `[${a.name}${a.variadic ? '...' : ''}]`);
+    for (const a of this.argumentSpecs)
+      words.push(a.required ? `<${a.name}${a.variadic ? '...' : ''}>` : `[${a.name}${a.variadic ? '...' : ''}]`);
     return words.join(' ');
   }
 
@@ -309,7 +344,9 @@ export class Command {
       this.output.writeOut(this.helpText());
       throw new UsageExit(0, 'help');
     }
-    const spec = this.optionSpecs.find((o) => o.long === name) ?? (name.length === 1 ? this.optionSpecs.find((o) => o.short === name) : undefined);
+    const spec =
+      this.optionSpecs.find((o) => o.long === name) ??
+      (name.length === 1 ? this.optionSpecs.find((o) => o.short === name) : undefined);
     if (spec) return this.takeValue(spec, argv, i, inline);
     if (dashes === 2 || name.length === 1) this.fail(`unknown option '${eq < 0 ? word : word.slice(0, eq)}'`);
     // A name that reads as a long flag ("-pidfd-socket", a flag of runc's
@@ -374,7 +411,7 @@ export class Command {
         const rest = args.slice(next);
         next = args.length;
         if (spec.required && !rest.length) this.fail(`missing argument <${spec.name}...>`);
-        values.push(rest.length ? rest : spec.defaultValue ?? []);
+        values.push(rest.length ? rest : (spec.defaultValue ?? []));
         continue;
       }
       if (next < args.length) values.push(args[next++]);
@@ -404,14 +441,22 @@ export class Command {
       const width = Math.max(...rows.map(([left]) => left.length));
       lines.push(`${title}:`, ...rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`.trimEnd()), '');
     };
-    section('Arguments', this.argumentSpecs.filter((a) => a.description).map((a) => [a.name, a.description]));
+    section(
+      'Arguments',
+      this.argumentSpecs.filter((a) => a.description).map((a) => [a.name, a.description]),
+    );
     const defaults = (o: OptionSpec): string =>
-      o.value && o.defaultValue !== undefined && !(Array.isArray(o.defaultValue) && !o.defaultValue.length) ? ` (default: ${JSON.stringify(o.defaultValue)})` : '';
+      o.value && o.defaultValue !== undefined && !(Array.isArray(o.defaultValue) && !o.defaultValue.length)
+        ? ` (default: ${JSON.stringify(o.defaultValue)})`
+        : '';
     section('Options', [
       ...this.optionSpecs.map((o): [string, string] => [o.flags, o.description + defaults(o)]),
       ['-h, --help', 'print this help'],
     ]);
-    section('Commands', this.commands.map((c) => [[c.verbName, ...c.aliases].join('|'), c.summary]));
+    section(
+      'Commands',
+      this.commands.map((c) => [[c.verbName, ...c.aliases].join('|'), c.summary]),
+    );
     return lines.join('\n');
   }
 }

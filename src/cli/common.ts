@@ -3,7 +3,7 @@
  * output that never touches process.stdout (Node would make an inherited
  * pipe non-blocking under the container), and the one-line error report.
  */
-import { Command } from './args';
+import { type Command } from './args';
 import fs = require('fs');
 import type { CreateOptions } from '../lib/container';
 import type { BundleOverrides } from '../lib/image/convert';
@@ -29,7 +29,10 @@ export function storeOf(cmd: Command): StateStore {
 }
 
 /** The flag, as every command that reads the image store takes it (and tsrun and tsrun image before their verbs). */
-export const STORE_FLAG: [string, string] = ['--store <dir>', 'the image store (default: $TSRUN_STORE, or /var/lib/tsrun)'];
+export const STORE_FLAG: [string, string] = [
+  '--store <dir>',
+  'the image store (default: $TSRUN_STORE, or /var/lib/tsrun)',
+];
 
 /**
  * The image store's directory: --store where it is given (after the verb,
@@ -53,7 +56,8 @@ export function reportError(verb: string, id: string | undefined, err: unknown, 
   const line = (where ? `${where}: ${reason}` : reason).replace(/\s*\n\s*/g, ' ');
   logError(line);
   fs.writeSync(2, `tsrun: ${line}\n`);
-  if (!(err instanceof TsrunError) && process.env.TSRUN_DEBUG_STACK && err instanceof Error) fs.writeSync(2, `${err.stack}\n`);
+  if (!(err instanceof TsrunError) && process.env.TSRUN_DEBUG_STACK && err instanceof Error)
+    fs.writeSync(2, `${err.stack}\n`);
   return err instanceof TsrunError && err.exitCode !== 1 ? err.exitCode : failureStatus;
 }
 
@@ -94,7 +98,7 @@ export function withImageOptions(cmd: Command): Command {
     .option('-e, --env <name=value>', 'set an environment variable (repeatable)', collect, [])
     .option('--cwd <dir>', "the process's working directory (default: the image's WorkingDir)")
     .option('--user <user[:group]>', 'run as this user, resolved in the image (default: its User)')
-    .option('--entrypoint <path>', "replace the image's Entrypoint (and drop its Cmd); \"\" clears it")
+    .option('--entrypoint <path>', 'replace the image\'s Entrypoint (and drop its Cmd); "" clears it')
     .option('--hostname <name>', "the container's hostname")
     .option('-t, --tty', 'give the process a terminal')
     .option('--read-only', 'mount the rootfs read-only');
@@ -119,32 +123,41 @@ export function overridesOf(cmd: Command, command: string[]): BundleOverrides {
 
 /** The flags create and run share, as runc has them, and --image. */
 export function withCreateOptions(cmd: Command): Command {
-  return withImageOptions(cmd
-    .argument('<id>')
-    .argument('[command...]', 'with --image: the command, replacing the image\'s Cmd (after --)')
-    .option('-b, --bundle <path>', 'bundle directory holding config.json', '.')
-    .option('--image <ref>', 'make the bundle from this image in the store (tsrun image import)')
-    .option('--pid-file <path>', 'write the init pid here')
-    .option('--console-socket <path>', 'unix socket that receives the pty master (process.terminal)')
-    .option('--preserve-fds <n>', 'pass this many fds after stdio into the container', '0')
-    .option('--no-pivot', 'use move+chroot instead of pivot_root (ramfs roots)')
-    .option('--no-new-keyring', 'do not create a session keyring for the container'));
+  return withImageOptions(
+    cmd
+      .argument('<id>')
+      .argument('[command...]', "with --image: the command, replacing the image's Cmd (after --)")
+      .option('-b, --bundle <path>', 'bundle directory holding config.json', '.')
+      .option('--image <ref>', 'make the bundle from this image in the store (tsrun image import)')
+      .option('--pid-file <path>', 'write the init pid here')
+      .option('--console-socket <path>', 'unix socket that receives the pty master (process.terminal)')
+      .option('--preserve-fds <n>', 'pass this many fds after stdio into the container', '0')
+      .option('--no-pivot', 'use move+chroot instead of pivot_root (ramfs roots)')
+      .option('--no-new-keyring', 'do not create a session keyring for the container'),
+  );
 }
 
 export function createOptionsOf(cmd: Command, id: string, command: string[]): CreateOptions {
   const o = cmd.opts();
   if (!o.image) {
     // Given on the command line and meaning something: --tty=false and --env with nothing are no harm.
-    const stray = IMAGE_ONLY.find((k) => cmd.getOptionValueSource(k) === 'cli' && o[k] !== false && !(Array.isArray(o[k]) && !o[k].length));
+    const stray = IMAGE_ONLY.find(
+      (k) => cmd.getOptionValueSource(k) === 'cli' && o[k] !== false && !(Array.isArray(o[k]) && !o[k].length),
+    );
     if (stray) throw new TsrunError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: only with --image`);
-    if (command.length) throw new TsrunError(`unexpected arguments after the id: ${command.join(' ')} (a command is taken only with --image)`);
+    if (command.length)
+      throw new TsrunError(
+        `unexpected arguments after the id: ${command.join(' ')} (a command is taken only with --image)`,
+      );
   } else if (cmd.getOptionValueSource('bundle') === 'cli') {
     throw new TsrunError('--bundle and --image: give one of them');
   }
   return {
     id,
     bundle: o.bundle as string,
-    image: o.image ? { ref: o.image as string, store: imageStoreDir(cmd), overrides: overridesOf(cmd, command) } : undefined,
+    image: o.image
+      ? { ref: o.image as string, store: imageStoreDir(cmd), overrides: overridesOf(cmd, command) }
+      : undefined,
     pidFile: o.pidFile as string | undefined,
     consoleSocket: o.consoleSocket as string | undefined,
     preserveFds: parseCount(o.preserveFds as string, '--preserve-fds'),

@@ -7,7 +7,9 @@ export function deleteCommand(): Command {
     .description('delete a stopped container (--force: kill it first)')
     .argument('<id>')
     .option('-f, --force', 'kill a running container, and ignore a missing one')
-    .action(verb('delete', function (this: Command, id: string) {
-      remove(storeOf(this), id, !!this.opts().force);
-    }));
+    .action(
+      verb('delete', function (this: Command, id: string) {
+        remove(storeOf(this), id, !!this.opts().force);
+      }),
+    );
 }

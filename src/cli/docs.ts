@@ -12,16 +12,21 @@ const PATH_FLAGS = new Set(['root', 'log', 'bundle', 'pid-file', 'console-socket
 /** Verbs whose first argument is a container id: completed from `tsrun list -q`. */
 const TAKES_ID = (c: CommandInfo): boolean => c.arguments[0]?.name === 'id';
 
-const flagWords = (c: CommandInfo): string[] => c.options.flatMap((o) => [`--${o.long}`, ...(o.short ? [`-${o.short}`] : [])]);
+const flagWords = (c: CommandInfo): string[] =>
+  c.options.flatMap((o) => [`--${o.long}`, ...(o.short ? [`-${o.short}`] : [])]);
 const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Every command below the root, with its path of names: [["state"], ["image", "import"], ...]. */
 function walk(c: CommandInfo, above: string[] = []): Array<{ path: string[]; command: CommandInfo }> {
-  return c.commands.flatMap((sub) => [{ path: [...above, sub.name], command: sub }, ...walk(sub, [...above, sub.name])]);
+  return c.commands.flatMap((sub) => [
+    { path: [...above, sub.name], command: sub },
+    ...walk(sub, [...above, sub.name]),
+  ]);
 }
 
 export function bashCompletion(root: CommandInfo): string {
-  const valueFlags = (c: CommandInfo): string[] => c.options.filter((o) => o.takesValue).flatMap((o) => [`--${o.long}`, ...(o.short ? [`-${o.short}`] : [])]);
+  const valueFlags = (c: CommandInfo): string[] =>
+    c.options.filter((o) => o.takesValue).flatMap((o) => [`--${o.long}`, ...(o.short ? [`-${o.short}`] : [])]);
   const entry = (path: string, command: CommandInfo): string => {
     const words = [...command.commands.map((s) => s.name), ...flagWords(command)];
     return `    ${quote(path)}) words=${quote(words.join(' '))}; values=${quote(valueFlags(command).join(' '))}; ids=${TAKES_ID(command) ? 1 : 0};;`;
@@ -82,11 +87,17 @@ export function zshCompletion(root: CommandInfo): string {
   return `#compdef tsrun
 # zsh completion for tsrun, written by \`tsrun completion zsh\`: the bash one, through zsh's bashcompinit.
 autoload -U +X bashcompinit && bashcompinit
-${bashCompletion(root).split('\n').filter((l) => !l.startsWith('#')).join('\n')}`;
+${bashCompletion(root)
+  .split('\n')
+  .filter((l) => !l.startsWith('#'))
+  .join('\n')}`;
 }
 
 export function fishCompletion(root: CommandInfo): string {
-  const lines = ['# fish completion for tsrun, written by `tsrun completion fish` from its command definitions.', 'complete -c tsrun -f'];
+  const lines = [
+    '# fish completion for tsrun, written by `tsrun completion fish` from its command definitions.',
+    'complete -c tsrun -f',
+  ];
   const flag = (cond: string, o: CommandInfo['options'][number]): string =>
     `complete -c tsrun${cond} -l ${o.long}${o.short ? ` -s ${o.short}` : ''}${o.takesValue ? ` -r${PATH_FLAGS.has(o.long) ? ' -F' : ''}` : ''} -d ${quote(o.description)}`;
   for (const o of root.options) lines.push(flag(' -n __fish_use_subcommand', o));
@@ -104,7 +115,11 @@ export function fishCompletion(root: CommandInfo): string {
 }
 
 /** roff text: backslashes and leading dots or quotes escaped. */
-const roff = (s: string): string => s.replace(/\\/g, '\\e').replace(/^([.'])/gm, '\\&$1').replace(/-/g, '\\-');
+const roff = (s: string): string =>
+  s
+    .replace(/\\/g, '\\e')
+    .replace(/^([.'])/gm, '\\&$1')
+    .replace(/-/g, '\\-');
 
 function manPage(title: string, c: CommandInfo, see: string[], version: string): string {
   const out = [
@@ -116,25 +131,38 @@ function manPage(title: string, c: CommandInfo, see: string[], version: string):
   ];
   if (c.arguments.some((a) => a.description)) {
     out.push('.SH ARGUMENTS');
-    for (const a of c.arguments) out.push('.TP', `.I ${roff(a.name)}`, roff(a.description || (a.name === 'id' ? 'the container id' : '')));
+    for (const a of c.arguments)
+      out.push('.TP', `.I ${roff(a.name)}`, roff(a.description || (a.name === 'id' ? 'the container id' : '')));
   }
   if (c.options.length) {
     out.push('.SH OPTIONS');
     for (const o of c.options) {
-      const dflt = o.takesValue && o.defaultValue !== undefined && !(Array.isArray(o.defaultValue) && !o.defaultValue.length) ? ` (default: ${JSON.stringify(o.defaultValue)})` : '';
+      const dflt =
+        o.takesValue && o.defaultValue !== undefined && !(Array.isArray(o.defaultValue) && !o.defaultValue.length)
+          ? ` (default: ${JSON.stringify(o.defaultValue)})`
+          : '';
       out.push('.TP', `.B ${roff(o.flags)}`, roff(o.description + dflt));
     }
-    out.push('.PP', 'A long flag may also be given with one dash (\\fB\\-root\\fR \\fIDIR\\fR), and a value after \\fB=\\fR, as runc reads flags; a boolean flag takes \\fB=true\\fR or \\fB=false\\fR.');
+    out.push(
+      '.PP',
+      'A long flag may also be given with one dash (\\fB\\-root\\fR \\fIDIR\\fR), and a value after \\fB=\\fR, as runc reads flags; a boolean flag takes \\fB=true\\fR or \\fB=false\\fR.',
+    );
   }
   if (c.commands.length) {
     out.push('.SH COMMANDS');
-    for (const sub of c.commands) out.push('.TP', `.B ${roff([sub.name, ...sub.aliases].join(', '))}`, roff(sub.summary));
+    for (const sub of c.commands)
+      out.push('.TP', `.B ${roff([sub.name, ...sub.aliases].join(', '))}`, roff(sub.summary));
   }
   if (title === 'tsrun') {
-    out.push('.SH EXIT STATUS',
+    out.push(
+      '.SH EXIT STATUS',
       '0 on success; 1 when tsrun fails, a usage error included (one line on stderr names the verb and why).',
-      '\\fBrun\\fR exits with the container\'s status (128+N when a signal N ended it); \\fBexec\\fR with the process\'s, and 255 when tsrun itself fails, as runc.',
-      '.SH ENVIRONMENT', '.TP', '.B TSRUN_STORE', 'the image store when no \\fB\\-\\-store\\fR is given (default /var/lib/tsrun).');
+      "\\fBrun\\fR exits with the container's status (128+N when a signal N ended it); \\fBexec\\fR with the process's, and 255 when tsrun itself fails, as runc.",
+      '.SH ENVIRONMENT',
+      '.TP',
+      '.B TSRUN_STORE',
+      'the image store when no \\fB\\-\\-store\\fR is given (default /var/lib/tsrun).',
+    );
   }
   out.push('.SH SEE ALSO', see.map((s) => `.BR ${s} (1)`).join(',\n'));
   return `${out.join('\n')}\n`;
@@ -145,6 +173,7 @@ export function manPages(root: CommandInfo, version: string): Record<string, str
   const pages: Record<string, string> = {};
   const all = walk(root);
   pages['tsrun.1'] = manPage('tsrun', root, ['runc', ...root.commands.map((c) => `tsrun-${c.name}`)], version);
-  for (const { path, command } of all) pages[`tsrun-${path.join('-')}.1`] = manPage(`tsrun-${path.join('-')}`, command, ['tsrun'], version);
+  for (const { path, command } of all)
+    pages[`tsrun-${path.join('-')}.1`] = manPage(`tsrun-${path.join('-')}`, command, ['tsrun'], version);
   return pages;
 }

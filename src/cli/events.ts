@@ -2,13 +2,14 @@ import { Command } from './args';
 import { cgroupManagerFrom } from '../lib/cgroup';
 import { statsJson } from '../lib/cgroup/stats';
 import { TsrunError } from '../lib/errors';
-import { StateStore } from '../lib/state';
+import { type StateStore } from '../lib/state';
 import { out, storeOf, verb } from './common';
 
 /** "5s", "500ms", "1m", or plain seconds: runc's --interval. */
 export function parseInterval(value: string): number {
   const m = value.match(/^(\d+(?:\.\d+)?)(ms|s|m)?$/);
-  if (!m || Number(m[1]) <= 0) throw new TsrunError(`--interval: "${value}" is not a positive duration (e.g. 5s, 500ms)`);
+  if (!m || Number(m[1]) <= 0)
+    throw new TsrunError(`--interval: "${value}" is not a positive duration (e.g. 5s, 500ms)`);
   return Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000);
 }
 
@@ -42,16 +43,18 @@ export function eventsCommand(): Command {
     .argument('<id>')
     .option('--stats', 'print the stats once and exit')
     .option('--interval <duration>', 'time between stats', '5s')
-    .action(verb('events', async function (this: Command, id: string) {
-      const o = this.opts();
-      const store = storeOf(this);
-      const intervalMs = parseInterval(o.interval);
-      if (o.stats) {
-        const record = store.load(id);
-        const cgroup = cgroupManagerFrom(record.cgroup);
-        if (store.status(record) === 'stopped') throw new TsrunError(`container "${id}" is not running`);
-        return out(statsJson({ type: 'stats', id, data: cgroup.stats() }) + '\n');
-      }
-      await follow(store, id, intervalMs);
-    }));
+    .action(
+      verb('events', async function (this: Command, id: string) {
+        const o = this.opts();
+        const store = storeOf(this);
+        const intervalMs = parseInterval(o.interval);
+        if (o.stats) {
+          const record = store.load(id);
+          const cgroup = cgroupManagerFrom(record.cgroup);
+          if (store.status(record) === 'stopped') throw new TsrunError(`container "${id}" is not running`);
+          return out(statsJson({ type: 'stats', id, data: cgroup.stats() }) + '\n');
+        }
+        await follow(store, id, intervalMs);
+      }),
+    );
 }

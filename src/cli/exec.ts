@@ -1,8 +1,8 @@
-import { Command } from './args';
+import { Command, type OptionValues } from './args';
 import { parseSubCgroups } from '../lib/cgroup/manager';
 import { knownCapabilities } from '../lib/capabilities';
 import fs = require('fs');
-import { checkProcess, ConfigError, ID_RANGE, MAX_ID, Process } from '../lib/config';
+import { checkProcess, ConfigError, ID_RANGE, MAX_ID, type Process } from '../lib/config';
 import { describeFsError, TsrunError } from '../lib/errors';
 import { exec } from '../lib/exec';
 import { parseCount, storeOf, verb } from './common';
@@ -46,7 +46,7 @@ function parseUser(value: string): { uid: number; gid?: number } {
 }
 
 /** The process runc's exec builds from the container's own process and the flags. */
-function processFromFlags(base: Process | undefined, args: string[], o: Record<string, any>): Process {
+function processFromFlags(base: Process | undefined, args: string[], o: OptionValues): Process {
   if (args.length === 0) throw new TsrunError('a command to run is required (or --process)');
   const p: Process = JSON.parse(JSON.stringify(base ?? { cwd: '/' }));
   p.args = args;
@@ -70,7 +70,10 @@ function processFromFlags(base: Process | undefined, args: string[], o: Record<s
     p.user = { ...(p.user ?? { uid: 0, gid: 0 }), uid, gid: gid ?? p.user?.gid ?? 0 };
   }
   if (o.additionalGids.length) {
-    p.user = { ...(p.user ?? { uid: 0, gid: 0 }), additionalGids: (o.additionalGids as string[]).map((g) => parseId(g, '--additional-gids')) };
+    p.user = {
+      ...(p.user ?? { uid: 0, gid: 0 }),
+      additionalGids: (o.additionalGids as string[]).map((g) => parseId(g, '--additional-gids')),
+    };
   }
   if (o.newPrivs === false) p.noNewPrivileges = true; // the parser reads --no-new-privs as a negation
   if (o.cap.length) {
@@ -78,7 +81,8 @@ function processFromFlags(base: Process | undefined, args: string[], o: Record<s
     // An unknown name is warned about here, as the flag the user typed.
     const added = knownCapabilities(o.cap as string[], '--cap');
     const caps = p.capabilities ?? {};
-    for (const set of ['bounding', 'effective', 'permitted'] as const) caps[set] = [...new Set([...(caps[set] ?? []), ...added])];
+    for (const set of ['bounding', 'effective', 'permitted'] as const)
+      caps[set] = [...new Set([...(caps[set] ?? []), ...added])];
     p.capabilities = caps;
   }
   if (o.apparmor) p.apparmorProfile = o.apparmor;
@@ -87,42 +91,56 @@ function processFromFlags(base: Process | undefined, args: string[], o: Record<s
 }
 
 export function execCommand(): Command {
-  return new Command('exec')
-    // Flags end at the container id, as with runc: the command keeps its own.
-    .passThroughOptions()
-    .description('run a new process inside a running container')
-    .argument('<id>')
-    .argument('[command...]', 'the command and its arguments (or --process)')
-    .option('-p, --process <file>', 'a process JSON file (config.json process schema); "-" for stdin')
-    .option('-t, --tty', 'allocate a pseudo-TTY')
-    .option('--console-socket <path>', 'unix socket that receives the pty master')
-    .option('--cwd <dir>', 'working directory in the container')
-    .option('-e, --env <KEY=value>', 'set an environment variable (repeatable)', collect, [])
-    .option('-u, --user <uid[:gid]>', 'run as this user')
-    .option('-g, --additional-gids <gid>', 'an additional group (repeatable)', collect, [])
-    .option('-c, --cap <cap>', 'add a capability (repeatable)', collect, [])
-    .option('--no-new-privs', 'set no_new_privileges for the process')
-    .option('--apparmor <profile>', 'AppArmor profile for the process')
-    .option('--process-label <label>', 'SELinux label for the process')
-    .option('-d, --detach', 'do not wait for the process')
-    .option('--pid-file <path>', 'write the process pid here')
-    .option('--preserve-fds <n>', 'pass this many fds after stdio into the process', '0')
-    .option('--cgroup <[controller[,controller...]:]path>', "run in this existing sub-cgroup of the container's (repeatable; per controller on cgroup v1)", collect, [])
-    .option('--ignore-paused', 'allow exec into a paused container')
-    .action(verb('exec', async function (this: Command, id: string, args: string[]) {
-      const o = this.opts();
-      const store = storeOf(this);
-      const process = o.process ? processFromFile(o.process) : processFromFlags(store.load(id).process, args, o);
-      if (o.process && o.tty) process.terminal = true;
-      return exec(store, {
-        id,
-        process,
-        consoleSocket: o.consoleSocket,
-        pidFile: o.pidFile,
-        detach: !!o.detach,
-        preserveFds: parseCount(o.preserveFds, '--preserve-fds'),
-        ignorePaused: !!o.ignorePaused,
-        subCgroup: parseSubCgroups(o.cgroup),
-      });
-    }, undefined, 255));
+  return (
+    new Command('exec')
+      // Flags end at the container id, as with runc: the command keeps its own.
+      .passThroughOptions()
+      .description('run a new process inside a running container')
+      .argument('<id>')
+      .argument('[command...]', 'the command and its arguments (or --process)')
+      .option('-p, --process <file>', 'a process JSON file (config.json process schema); "-" for stdin')
+      .option('-t, --tty', 'allocate a pseudo-TTY')
+      .option('--console-socket <path>', 'unix socket that receives the pty master')
+      .option('--cwd <dir>', 'working directory in the container')
+      .option('-e, --env <KEY=value>', 'set an environment variable (repeatable)', collect, [])
+      .option('-u, --user <uid[:gid]>', 'run as this user')
+      .option('-g, --additional-gids <gid>', 'an additional group (repeatable)', collect, [])
+      .option('-c, --cap <cap>', 'add a capability (repeatable)', collect, [])
+      .option('--no-new-privs', 'set no_new_privileges for the process')
+      .option('--apparmor <profile>', 'AppArmor profile for the process')
+      .option('--process-label <label>', 'SELinux label for the process')
+      .option('-d, --detach', 'do not wait for the process')
+      .option('--pid-file <path>', 'write the process pid here')
+      .option('--preserve-fds <n>', 'pass this many fds after stdio into the process', '0')
+      .option(
+        '--cgroup <[controller[,controller...]:]path>',
+        "run in this existing sub-cgroup of the container's (repeatable; per controller on cgroup v1)",
+        collect,
+        [],
+      )
+      .option('--ignore-paused', 'allow exec into a paused container')
+      .action(
+        verb(
+          'exec',
+          async function (this: Command, id: string, args: string[]) {
+            const o = this.opts();
+            const store = storeOf(this);
+            const process = o.process ? processFromFile(o.process) : processFromFlags(store.load(id).process, args, o);
+            if (o.process && o.tty) process.terminal = true;
+            return exec(store, {
+              id,
+              process,
+              consoleSocket: o.consoleSocket,
+              pidFile: o.pidFile,
+              detach: !!o.detach,
+              preserveFds: parseCount(o.preserveFds, '--preserve-fds'),
+              ignorePaused: !!o.ignorePaused,
+              subCgroup: parseSubCgroups(o.cgroup),
+            });
+          },
+          undefined,
+          255,
+        ),
+      )
+  );
 }

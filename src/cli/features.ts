@@ -8,21 +8,81 @@ import { out, verb } from './common';
 
 /** Mount options from config.md that tsrun implements. */
 const CANDIDATE_MOUNT_OPTIONS = [
-  'async', 'atime', 'bind', 'defaults', 'dev', 'diratime', 'dirsync', 'exec', 'iversion', 'lazytime',
-  'loud', 'mand', 'noatime', 'nodev', 'nodiratime', 'noexec', 'noiversion', 'nolazytime', 'nomand',
-  'norelatime', 'nostrictatime', 'nosuid', 'nosymfollow', 'private', 'ratime', 'rbind', 'rdev',
-  'rdiratime', 'relatime', 'remount', 'rexec', 'rnoatime', 'rnodev', 'rnodiratime', 'rnoexec',
-  'rnorelatime', 'rnostrictatime', 'rnosuid', 'rnosymfollow', 'ro', 'rprivate', 'rrelatime', 'rro',
-  'rrw', 'rshared', 'rslave', 'rstrictatime', 'rsuid', 'rsymfollow', 'runbindable', 'rw', 'shared',
-  'silent', 'slave', 'strictatime', 'suid', 'symfollow', 'sync', 'unbindable',
-  'tmpcopyup', 'idmap', 'ridmap',
+  'async',
+  'atime',
+  'bind',
+  'defaults',
+  'dev',
+  'diratime',
+  'dirsync',
+  'exec',
+  'iversion',
+  'lazytime',
+  'loud',
+  'mand',
+  'noatime',
+  'nodev',
+  'nodiratime',
+  'noexec',
+  'noiversion',
+  'nolazytime',
+  'nomand',
+  'norelatime',
+  'nostrictatime',
+  'nosuid',
+  'nosymfollow',
+  'private',
+  'ratime',
+  'rbind',
+  'rdev',
+  'rdiratime',
+  'relatime',
+  'remount',
+  'rexec',
+  'rnoatime',
+  'rnodev',
+  'rnodiratime',
+  'rnoexec',
+  'rnorelatime',
+  'rnostrictatime',
+  'rnosuid',
+  'rnosymfollow',
+  'ro',
+  'rprivate',
+  'rrelatime',
+  'rro',
+  'rrw',
+  'rshared',
+  'rslave',
+  'rstrictatime',
+  'rsuid',
+  'rsymfollow',
+  'runbindable',
+  'rw',
+  'shared',
+  'silent',
+  'slave',
+  'strictatime',
+  'suid',
+  'symfollow',
+  'sync',
+  'unbindable',
+  'tmpcopyup',
+  'idmap',
+  'ridmap',
 ];
 
 /** The seccomp section: names we accept, and what this libseccomp and kernel can do. */
 function seccompFeatures(): Record<string, unknown> {
   const knowsArch = (arch: string): boolean => {
     try {
-      native.seccompCompile({ defaultAction: SECCOMP_ACTIONS.SCMP_ACT_ALLOW, arches: [arch.slice('SCMP_ARCH_'.length).toLowerCase()], rules: [], named: [], enosys: false });
+      native.seccompCompile({
+        defaultAction: SECCOMP_ACTIONS.SCMP_ACT_ALLOW,
+        arches: [arch.slice('SCMP_ARCH_'.length).toLowerCase()],
+        rules: [],
+        named: [],
+        enosys: false,
+      });
       return true;
     } catch {
       return false;
@@ -37,7 +97,9 @@ function seccompFeatures(): Record<string, unknown> {
     knownFlags: Object.keys(SECCOMP_FLAGS),
     // WAIT_KILLABLE_RECV exists only beside a listener, so it is probed with one.
     supportedFlags: Object.entries(SECCOMP_FLAGS)
-      .filter(([name, bit]) => native.seccompFlagSupported(name.endsWith('WAIT_KILLABLE_RECV') ? bit | NEW_LISTENER : bit))
+      .filter(([name, bit]) =>
+        native.seccompFlagSupported(name.endsWith('WAIT_KILLABLE_RECV') ? bit | NEW_LISTENER : bit),
+      )
       .map(([name]) => name),
   };
 }
@@ -70,7 +132,11 @@ export function features(): Record<string, unknown> {
 }
 
 export function featuresCommand(): Command {
-  return new Command('features')
-    .description('print the features this runtime implements, as JSON')
-    .action(verb('features', () => out(JSON.stringify(features(), null, 2) + '\n'), () => undefined));
+  return new Command('features').description('print the features this runtime implements, as JSON').action(
+    verb(
+      'features',
+      () => out(JSON.stringify(features(), null, 2) + '\n'),
+      () => undefined,
+    ),
+  );
 }

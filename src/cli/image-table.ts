@@ -7,7 +7,7 @@
 import fs = require('fs');
 import path = require('path');
 import { parseReference, repositoryOf } from '../lib/image/reference';
-import { ImageRecord, ImageStore, isUnnamed } from '../lib/image/store';
+import { type ImageRecord, type ImageStore, isUnnamed } from '../lib/image/store';
 
 /** docker's units.HumanDuration: "About a minute", "3 weeks", ... */
 export function humanDuration(seconds: number): string {
@@ -63,34 +63,57 @@ export function historyTable(store: ImageStore, ref: string, now = Date.now()): 
   const { image: img } = store.resolve(ref);
   const config = JSON.parse(store.readBlob(img.config).toString('utf8'));
   // Image content: anything but an object is skipped, and text reaches the terminal without control characters.
-  const history: Array<Record<string, unknown>> = Array.isArray(config.history) ? config.history.filter((h: unknown) => h !== null && typeof h === 'object') : [];
-  const text = (v: unknown): string => (typeof v === 'string' ? v.replace(/\s+/g, ' ').replace(/[\x00-\x1f\x7f-\x9f]/g, '?') : '');
+  const history: Array<Record<string, unknown>> = Array.isArray(config.history)
+    ? config.history.filter((h: unknown) => h !== null && typeof h === 'object')
+    : [];
+  const text = (v: unknown): string =>
+    // eslint-disable-next-line no-control-regex -- control characters are what it removes
+    typeof v === 'string' ? v.replace(/\s+/g, ' ').replace(/[\x00-\x1f\x7f-\x9f]/g, '?') : '';
   // Each entry that is not an empty layer made the next layer, lowest first.
   let layer = 0;
   const rows = history.map((h) => {
     const size = h.empty_layer === true ? 0 : img.layers[layer] ? treeSize(store.layerPath(img.layers[layer++])) : 0;
     const when = typeof h.created === 'string' ? Date.parse(h.created) : NaN;
-    return [Number.isNaN(when) ? 'N/A' : `${humanDuration((now - when) / 1000)} ago`, text(h.created_by), humanSize(size), text(h.comment)];
+    return [
+      Number.isNaN(when) ? 'N/A' : `${humanDuration((now - when) / 1000)} ago`,
+      text(h.created_by),
+      humanSize(size),
+      text(h.comment),
+    ];
   });
   // Layers the history does not account for (an image built without one).
-  for (; layer < img.layers.length; layer++) rows.push(['N/A', '', humanSize(treeSize(store.layerPath(img.layers[layer]))), '']);
+  for (; layer < img.layers.length; layer++)
+    rows.push(['N/A', '', humanSize(treeSize(store.layerPath(img.layers[layer]))), '']);
   rows.reverse();
-  return columns([['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows.map((r, i) => [i === 0 ? img.config.slice(7, 19) : '<missing>', ...r])]);
+  return columns([
+    ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
+    ...rows.map((r, i) => [i === 0 ? img.config.slice(7, 19) : '<missing>', ...r]),
+  ]);
 }
 
 /** Rows in columns three spaces apart, as docker's tabwriter sets them; the last column unpadded. */
 function columns(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)) + 3);
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i])))
+          .join('')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 export function imageTable(store: ImageStore, now = Date.now()): string {
   const images = Object.entries(store.images()).sort(([a], [b]) => a.localeCompare(b));
   const layerSizes = new Map<string, number>();
-  const sizeOf = (img: ImageRecord): number => img.layers.reduce((sum, diffID) => {
-    if (!layerSizes.has(diffID)) layerSizes.set(diffID, treeSize(store.layerPath(diffID)));
-    return sum + layerSizes.get(diffID)!;
-  }, 0);
+  const sizeOf = (img: ImageRecord): number =>
+    img.layers.reduce((sum, diffID) => {
+      if (!layerSizes.has(diffID)) layerSizes.set(diffID, treeSize(store.layerPath(diffID)));
+      return sum + layerSizes.get(diffID)!;
+    }, 0);
   const rows = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE']];
   for (const [name, img] of images) {
     let created = 'N/A';

@@ -16,89 +16,179 @@ const storeOf = (cmd: Command): ImageStore => new ImageStore(imageStoreDir(cmd))
 
 /** `tsrun image import|ls|inspect|history|tag|rm|prune|gc`: the image store (src/lib/image/). */
 export function imageCommand(): Command {
-  const image = new Command('image').description('import and manage images (docker-archive, OCI layout, OCI archive)').option(...STORE_FLAG);
-  image.addCommand(storeOpt(new Command('import'))
-    .description('import a docker-archive, an OCI image layout directory or an OCI archive ("-": an archive on stdin)')
-    .argument('<path>')
-    .option('-t, --tag <ref>', 'also name the image so (repeatable)', collect, [])
-    .action(verb('image import', async function (this: Command, input: string) {
-      const bar = progressBar();
-      try {
-        // "-": the archive on stdin (a pipe from docker save, say).
-        const r = await importer().importImage(storeOf(this), input === '-' ? '/dev/stdin' : input, this.opts().tag as string[], bar?.update);
-        bar?.finish();
-        out(r.refs.map((ref) => `${ref}\n`).join(''));
-      } catch (err) {
-        bar?.finish(); // the error goes on a line of its own
-        throw err;
-      }
-    }, () => undefined)));
-  image.addCommand(storeOpt(new Command('ls'))
-    .description('list images')
-    .option('-q, --quiet', 'print references only')
-    .action(verb('image ls', function (this: Command) {
-      const images = Object.entries(storeOf(this).images()).sort(([a], [b]) => a.localeCompare(b));
-      if (this.opts().quiet) return out(images.map(([ref]) => `${ref}\n`).join(''));
-      out((require('./image-table') as typeof import('./image-table')).imageTable(storeOf(this)));
-    }, () => undefined)));
-  image.addCommand(storeOpt(new Command('inspect'))
-    .description('print images as JSON, in docker inspect\'s shape: names, config, layers, manifest')
-    .argument('<ref...>')
-    .action(verb('image inspect', function (this: Command, refs: string[]) {
-      const store = storeOf(this);
-      const names = store.images();
-      out(JSON.stringify(refs.map((ref) => {
-        const { image: img } = store.resolve(ref);
-        const config = JSON.parse(store.readBlob(img.config).toString('utf8'));
-        const all = Object.entries(names).filter(([, other]) => other.config === img.config).map(([name]) => name).sort();
-        return {
-          Id: img.config,
-          RepoTags: all.filter((n) => !isUnnamed(n) && !n.includes('@')),
-          RepoDigests: img.manifest ? [...new Set(all.map(repositoryOfKey).filter((r) => r !== undefined).map((r) => `${r}@${img.manifest}`))] : [],
-          Created: config.created ?? null,
-          Architecture: config.architecture,
-          Os: config.os,
-          Author: config.author,
-          Config: config.config ?? {},
-          RootFS: { Type: 'layers', Layers: img.layers },
-          Manifest: img.manifest ? { Digest: img.manifest, ...JSON.parse(store.readBlob(img.manifest).toString('utf8')) } : null,
-          History: config.history ?? [],
-          Imported: img.imported,
-        };
-      }), null, 4) + '\n');
-    }, (refs) => refs.join(' '))));
-  image.addCommand(storeOpt(new Command('rm'))
-    .description('remove image references, then the layers nothing uses')
-    .argument('<ref...>')
-    .option('-f, --force', 'also the last name of an image a container uses (it keeps its layers until deleted)')
-    .action(verb('image rm', function (this: Command, refs: string[]) {
-      storeOf(this).removeImages(refs, !!this.opts().force);
-    }, (refs) => refs.join(' '))));
-  image.addCommand(storeOpt(new Command('tag'))
-    .description('name an image: tag SOURCE TARGET')
-    .argument('<source>')
-    .argument('<target>')
-    .action(verb('image tag', function (this: Command, source: string, target: string) {
-      out(`${storeOf(this).tag(source, target)}\n`);
-    })));
-  image.addCommand(storeOpt(new Command('prune'))
-    .description('remove images kept under their ID alone that no container uses, then the layers nothing uses')
-    .action(verb('image prune', function (this: Command) {
-      const { images, removed } = storeOf(this).prune();
-      out([...images, ...removed].map((r) => `${r}\n`).join(''));
-    }, () => undefined)));
-  image.addCommand(storeOpt(new Command('history'))
-    .description("an image's history, from its config: when, by what, and each layer's size")
-    .argument('<ref>')
-    .action(verb('image history', function (this: Command, ref: string) {
-      out((require('./image-table') as typeof import('./image-table')).historyTable(storeOf(this), ref));
-    })));
-  image.addCommand(storeOpt(new Command('gc'))
-    .description('remove layers and blobs no image or container uses')
-    .action(verb('image gc', function (this: Command) {
-      const store = storeOf(this);
-      out(store.withLock('exclusive', () => store.gc()).map((r) => `${r}\n`).join(''));
-    }, () => undefined)));
+  const image = new Command('image')
+    .description('import and manage images (docker-archive, OCI layout, OCI archive)')
+    .option(...STORE_FLAG);
+  image.addCommand(
+    storeOpt(new Command('import'))
+      .description(
+        'import a docker-archive, an OCI image layout directory or an OCI archive ("-": an archive on stdin)',
+      )
+      .argument('<path>')
+      .option('-t, --tag <ref>', 'also name the image so (repeatable)', collect, [])
+      .action(
+        verb(
+          'image import',
+          async function (this: Command, input: string) {
+            const bar = progressBar();
+            try {
+              // "-": the archive on stdin (a pipe from docker save, say).
+              const r = await importer().importImage(
+                storeOf(this),
+                input === '-' ? '/dev/stdin' : input,
+                this.opts().tag as string[],
+                bar?.update,
+              );
+              bar?.finish();
+              out(r.refs.map((ref) => `${ref}\n`).join(''));
+            } catch (err) {
+              bar?.finish(); // the error goes on a line of its own
+              throw err;
+            }
+          },
+          () => undefined,
+        ),
+      ),
+  );
+  image.addCommand(
+    storeOpt(new Command('ls'))
+      .description('list images')
+      .option('-q, --quiet', 'print references only')
+      .action(
+        verb(
+          'image ls',
+          function (this: Command) {
+            const images = Object.entries(storeOf(this).images()).sort(([a], [b]) => a.localeCompare(b));
+            if (this.opts().quiet) return out(images.map(([ref]) => `${ref}\n`).join(''));
+            out((require('./image-table') as typeof import('./image-table')).imageTable(storeOf(this)));
+          },
+          () => undefined,
+        ),
+      ),
+  );
+  image.addCommand(
+    storeOpt(new Command('inspect'))
+      .description("print images as JSON, in docker inspect's shape: names, config, layers, manifest")
+      .argument('<ref...>')
+      .action(
+        verb(
+          'image inspect',
+          function (this: Command, refs: string[]) {
+            const store = storeOf(this);
+            const names = store.images();
+            out(
+              JSON.stringify(
+                refs.map((ref) => {
+                  const { image: img } = store.resolve(ref);
+                  const config = JSON.parse(store.readBlob(img.config).toString('utf8'));
+                  const all = Object.entries(names)
+                    .filter(([, other]) => other.config === img.config)
+                    .map(([name]) => name)
+                    .sort();
+                  return {
+                    Id: img.config,
+                    RepoTags: all.filter((n) => !isUnnamed(n) && !n.includes('@')),
+                    RepoDigests: img.manifest
+                      ? [
+                          ...new Set(
+                            all
+                              .map(repositoryOfKey)
+                              .filter((r) => r !== undefined)
+                              .map((r) => `${r}@${img.manifest}`),
+                          ),
+                        ]
+                      : [],
+                    Created: config.created ?? null,
+                    Architecture: config.architecture,
+                    Os: config.os,
+                    Author: config.author,
+                    Config: config.config ?? {},
+                    RootFS: { Type: 'layers', Layers: img.layers },
+                    Manifest: img.manifest
+                      ? { Digest: img.manifest, ...JSON.parse(store.readBlob(img.manifest).toString('utf8')) }
+                      : null,
+                    History: config.history ?? [],
+                    Imported: img.imported,
+                  };
+                }),
+                null,
+                4,
+              ) + '\n',
+            );
+          },
+          (refs) => refs.join(' '),
+        ),
+      ),
+  );
+  image.addCommand(
+    storeOpt(new Command('rm'))
+      .description('remove image references, then the layers nothing uses')
+      .argument('<ref...>')
+      .option('-f, --force', 'also the last name of an image a container uses (it keeps its layers until deleted)')
+      .action(
+        verb(
+          'image rm',
+          function (this: Command, refs: string[]) {
+            storeOf(this).removeImages(refs, !!this.opts().force);
+          },
+          (refs) => refs.join(' '),
+        ),
+      ),
+  );
+  image.addCommand(
+    storeOpt(new Command('tag'))
+      .description('name an image: tag SOURCE TARGET')
+      .argument('<source>')
+      .argument('<target>')
+      .action(
+        verb('image tag', function (this: Command, source: string, target: string) {
+          out(`${storeOf(this).tag(source, target)}\n`);
+        }),
+      ),
+  );
+  image.addCommand(
+    storeOpt(new Command('prune'))
+      .description('remove images kept under their ID alone that no container uses, then the layers nothing uses')
+      .action(
+        verb(
+          'image prune',
+          function (this: Command) {
+            const { images, removed } = storeOf(this).prune();
+            out([...images, ...removed].map((r) => `${r}\n`).join(''));
+          },
+          () => undefined,
+        ),
+      ),
+  );
+  image.addCommand(
+    storeOpt(new Command('history'))
+      .description("an image's history, from its config: when, by what, and each layer's size")
+      .argument('<ref>')
+      .action(
+        verb('image history', function (this: Command, ref: string) {
+          out((require('./image-table') as typeof import('./image-table')).historyTable(storeOf(this), ref));
+        }),
+      ),
+  );
+  image.addCommand(
+    storeOpt(new Command('gc'))
+      .description('remove layers and blobs no image or container uses')
+      .action(
+        verb(
+          'image gc',
+          function (this: Command) {
+            const store = storeOf(this);
+            out(
+              store
+                .withLock('exclusive', () => store.gc())
+                .map((r) => `${r}\n`)
+                .join(''),
+            );
+          },
+          () => undefined,
+        ),
+      ),
+  );
   image.action(() => {
     throw new TsrunError('a subcommand is needed (import, ls, inspect, history, tag, rm, prune, gc)');
   });

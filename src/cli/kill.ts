@@ -10,13 +10,15 @@ export function killCommand(): Command {
     .argument('<id>')
     .argument('[signal]', 'name (TERM, SIGTERM) or number', 'SIGTERM')
     .option('-a, --all', 'signal every process of the container')
-    .action(verb('kill', function (this: Command, id: string, signal: string) {
-      let sig: number;
-      try {
-        sig = parseSignal(signal, { allowZero: true });
-      } catch (err) {
-        throw new TsrunError((err as Error).message);
-      }
-      kill(storeOf(this), id, sig, !!this.opts().all);
-    }));
+    .action(
+      verb('kill', function (this: Command, id: string, signal: string) {
+        let sig: number;
+        try {
+          sig = parseSignal(signal, { allowZero: true });
+        } catch (err) {
+          throw new TsrunError((err as Error).message);
+        }
+        kill(storeOf(this), id, sig, !!this.opts().all);
+      }),
+    );
 }

@@ -33,7 +33,9 @@ const VERBS: Record<string, () => Command> = {
 };
 
 /** Global flags that take a value, as separate word ("--root DIR", or "-root DIR" as Go's flag package reads it). */
-const GLOBAL_WITH_VALUE = new Set(['root', 'log', 'log-format', 'rootless', 'store'].flatMap((f) => [`--${f}`, `-${f}`]));
+const GLOBAL_WITH_VALUE = new Set(
+  ['root', 'log', 'log-format', 'rootless', 'store'].flatMap((f) => [`--${f}`, `-${f}`]),
+);
 
 /** The verb of a command line: the first word that is not a global flag or its value. */
 export function verbOf(argv: string[]): string | undefined {
@@ -61,7 +63,9 @@ function versionText(): string {
     // The Node build runs from the checkout itself.
     const { spawnSync } = require('child_process') as typeof import('child_process');
     const { PROJECT_ROOT } = require('../lib/native') as typeof import('../lib/native');
-    commit = spawnSync('git', ['-C', PROJECT_ROOT, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).stdout?.trim() || 'unknown';
+    commit =
+      spawnSync('git', ['-C', PROJECT_ROOT, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).stdout?.trim() ||
+      'unknown';
   }
   let seccomp = 'unknown';
   try {
@@ -70,7 +74,13 @@ function versionText(): string {
     // no addon built: the version still prints
   }
   const engine = process.versions.bun ? `bun: ${process.versions.bun}` : `node: ${process.version}`;
-  return [`tsrun version ${VERSION}`, `commit: ${commit}`, `spec: ${SPEC_VERSION}`, engine, `libseccomp: ${seccomp}`].join('\n');
+  return [
+    `tsrun version ${VERSION}`,
+    `commit: ${commit}`,
+    `spec: ${SPEC_VERSION}`,
+    engine,
+    `libseccomp: ${seccomp}`,
+  ].join('\n');
 }
 
 function program(argv: string[]): Command {
@@ -82,7 +92,10 @@ function program(argv: string[]): Command {
     .option('--debug', 'log the launch plan and other details')
     .option('--systemd-cgroup', 'use the systemd cgroup manager (not supported yet)')
     .option('--rootless <value>', 'accepted for runc compatibility (true|false|auto)')
-    .option('--store <dir>', 'the image store, for image, bundle and --image (default: $TSRUN_STORE, or /var/lib/tsrun)')
+    .option(
+      '--store <dir>',
+      'the image store, for image, bundle and --image (default: $TSRUN_STORE, or /var/lib/tsrun)',
+    )
     .version(versionText, '-v, --version', 'print the version')
     // Global flags come before the verb, as with runc (args.ts); verbs may
     // then reuse a name (spec --rootless is not the global --rootless).
@@ -113,8 +126,11 @@ export async function main(argv: string[], entered?: number): Promise<void> {
   const started = performance.now();
   try {
     await program(argv).parseAsync(argv, { from: 'user' });
-    const loading = entered === undefined ? '' : `, ${(started - entered).toFixed(2)} ms of them loading tsrun's modules`;
-    debug(`timing: ${activeVerb}: ${started.toFixed(2)} ms from the process's start to main${loading}, then ${(performance.now() - started).toFixed(2)} ms in the verb`);
+    const loading =
+      entered === undefined ? '' : `, ${(started - entered).toFixed(2)} ms of them loading tsrun's modules`;
+    debug(
+      `timing: ${activeVerb}: ${started.toFixed(2)} ms from the process's start to main${loading}, then ${(performance.now() - started).toFixed(2)} ms in the verb`,
+    );
   } catch (err) {
     if (err instanceof UsageExit) {
       // help and version exit 0; usage errors have been printed already (args.ts)

@@ -6,7 +6,9 @@ export function pauseCommand(): Command {
   return new Command('pause')
     .description('freeze every process of a container')
     .argument('<id>')
-    .action(verb('pause', function (this: Command, id: string) {
-      pause(storeOf(this), id);
-    }));
+    .action(
+      verb('pause', function (this: Command, id: string) {
+        pause(storeOf(this), id);
+      }),
+    );
 }

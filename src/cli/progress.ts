@@ -19,7 +19,8 @@ const mb = (bytes: number): string => (bytes / 1e6).toFixed(1);
 
 /** The line for `p`, at most `columns - 1` characters (the last column would wrap on some terminals). */
 export function formatProgress(p: ImportProgress, columns = 80): string {
-  const fraction = p.bytesTotal > 0 ? Math.min(1, p.bytesDone / p.bytesTotal) : p.layersTotal > 0 ? p.layersDone / p.layersTotal : 0;
+  const fraction =
+    p.bytesTotal > 0 ? Math.min(1, p.bytesDone / p.bytesTotal) : p.layersTotal > 0 ? p.layersDone / p.layersTotal : 0;
   const what = p.phase === 'archive' ? 'reading archive' : `layers ${p.layersDone}/${p.layersTotal}`;
   const amount = `${mb(p.bytesDone)}/${mb(p.bytesTotal)} MB`;
   const room = columns - 1 - what.length - amount.length - 4; // two spaces and the brackets
@@ -52,7 +53,8 @@ export function progressBar(fd = 2): ProgressBar | undefined {
       last = { ...p };
       // At most ten a second; the last layer's end is drawn at once.  (Every
       // chunk of an archive, whose phase has no layers, used to be drawn.)
-      const allDone = p.phase === 'layers' && p.layersTotal > 0 && p.layersDone === p.layersTotal && layersDrawn !== p.layersDone;
+      const allDone =
+        p.phase === 'layers' && p.layersTotal > 0 && p.layersDone === p.layersTotal && layersDrawn !== p.layersDone;
       if (Date.now() - drawnAt >= REDRAW_MS || allDone) draw();
     },
     finish() {

@@ -20,13 +20,17 @@ export function psCommand(): Command {
     .argument('<id>')
     .argument('[ps-args...]', 'arguments for ps(1), default -ef')
     .option('-f, --format <format>', 'table or json', 'table')
-    .action(verb('ps', function (this: Command, id: string, psArgs: string[]) {
-      const format = this.opts().format;
-      if (format !== 'table' && format !== 'json') throw new TsrunError(`--format: must be "table" or "json", not "${format}"`);
-      const list = pids(storeOf(this), id);
-      if (format === 'json') return out(JSON.stringify(list) + '\n');
-      const ps = spawnSync('ps', psArgs.length ? psArgs : ['-ef'], { encoding: 'utf8' });
-      if (ps.status !== 0) throw new TsrunError(`ps ${psArgs.join(' ')}: ${ps.stderr.trim() || `exit status ${ps.status}`}`);
-      out(filterPsOutput(ps.stdout, new Set(list)));
-    }));
+    .action(
+      verb('ps', function (this: Command, id: string, psArgs: string[]) {
+        const format = this.opts().format;
+        if (format !== 'table' && format !== 'json')
+          throw new TsrunError(`--format: must be "table" or "json", not "${format}"`);
+        const list = pids(storeOf(this), id);
+        if (format === 'json') return out(JSON.stringify(list) + '\n');
+        const ps = spawnSync('ps', psArgs.length ? psArgs : ['-ef'], { encoding: 'utf8' });
+        if (ps.status !== 0)
+          throw new TsrunError(`ps ${psArgs.join(' ')}: ${ps.stderr.trim() || `exit status ${ps.status}`}`);
+        out(filterPsOutput(ps.stdout, new Set(list)));
+      }),
+    );
 }

@@ -6,7 +6,9 @@ export function resumeCommand(): Command {
   return new Command('resume')
     .description('thaw a paused container')
     .argument('<id>')
-    .action(verb('resume', function (this: Command, id: string) {
-      resume(storeOf(this), id);
-    }));
+    .action(
+      verb('resume', function (this: Command, id: string) {
+        resume(storeOf(this), id);
+      }),
+    );
 }

@@ -3,12 +3,16 @@ import { run } from '../lib/container';
 import { createOptionsOf, storeOf, verb, withCreateOptions } from './common';
 
 export function runCommand(): Command {
-  return withCreateOptions(new Command('run').description('create and start a container, and wait for it unless --detach'))
+  return withCreateOptions(
+    new Command('run').description('create and start a container, and wait for it unless --detach'),
+  )
     .option('-d, --detach', 'return once the container has started')
     .option('--keep', 'do not delete the container after it exits')
     .option('--no-subreaper', 'accepted for runc compatibility')
-    .action(verb('run', async function (this: Command, id: string, command: string[]) {
-      const o = this.opts();
-      return run(storeOf(this), { ...createOptionsOf(this, id, command), detach: !!o.detach, keep: !!o.keep });
-    }));
+    .action(
+      verb('run', async function (this: Command, id: string, command: string[]) {
+        const o = this.opts();
+        return run(storeOf(this), { ...createOptionsOf(this, id, command), detach: !!o.detach, keep: !!o.keep });
+      }),
+    );
 }

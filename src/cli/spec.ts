@@ -11,15 +11,22 @@ export function specCommand(): Command {
     .description('write a default config.json into the bundle')
     .option('-b, --bundle <path>', 'bundle directory', '.')
     .option('--rootless', 'a config for a rootless container')
-    .action(verb('spec', function (this: Command) {
-      const o = this.opts();
-      const file = path.join(o.bundle, 'config.json');
-      const spec = defaultSpec({ rootless: !!o.rootless, cgroupNamespace: isCgroup2Unified() });
-      try {
-        fs.writeFileSync(file, JSON.stringify(spec, null, '\t') + '\n', { flag: 'wx', mode: 0o666 });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`${file} already exists; remove it first`);
-        throw new TsrunError(describeFsError(err, file));
-      }
-    }, () => undefined));
+    .action(
+      verb(
+        'spec',
+        function (this: Command) {
+          const o = this.opts();
+          const file = path.join(o.bundle, 'config.json');
+          const spec = defaultSpec({ rootless: !!o.rootless, cgroupNamespace: isCgroup2Unified() });
+          try {
+            fs.writeFileSync(file, JSON.stringify(spec, null, '\t') + '\n', { flag: 'wx', mode: 0o666 });
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+              throw new TsrunError(`${file} already exists; remove it first`);
+            throw new TsrunError(describeFsError(err, file));
+          }
+        },
+        () => undefined,
+      ),
+    );
 }

@@ -6,7 +6,9 @@ export function startCommand(): Command {
   return new Command('start')
     .description('start the process of a created container')
     .argument('<id>')
-    .action(verb('start', function (this: Command, id: string) {
-      start(storeOf(this), id);
-    }));
+    .action(
+      verb('start', function (this: Command, id: string) {
+        start(storeOf(this), id);
+      }),
+    );
 }

@@ -6,7 +6,9 @@ export function stateCommand(): Command {
   return new Command('state')
     .description("print a container's state as JSON")
     .argument('<id>')
-    .action(verb('state', function (this: Command, id: string) {
-      out(JSON.stringify(state(storeOf(this), id), null, 2) + '\n');
-    }));
+    .action(
+      verb('state', function (this: Command, id: string) {
+        out(JSON.stringify(state(storeOf(this), id), null, 2) + '\n');
+      }),
+    );
 }

@@ -5,17 +5,51 @@
  * never grant.
  */
 import fs = require('fs');
-import { Capabilities, ConfigError } from './config';
+import { type Capabilities } from './config';
 import { warn } from './log';
 
 export const CAPABILITIES = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
-  'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN',
-  'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE',
-  'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME',
-  'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP',
-  'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ',
-  'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_LINUX_IMMUTABLE',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE',
+  'CAP_SYS_RAWIO',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE',
+  'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_MKNOD',
+  'CAP_LEASE',
+  'CAP_AUDIT_WRITE',
+  'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE',
+  'CAP_MAC_ADMIN',
+  'CAP_SYSLOG',
+  'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND',
+  'CAP_AUDIT_READ',
+  'CAP_PERFMON',
+  'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
 ] as const;
 
 export interface CapabilityMasks {
@@ -28,14 +62,18 @@ export interface CapabilityMasks {
 
 /** The host's bounding set: what no process here can hold beyond. */
 export function hostBoundingSet(): bigint {
-  const line = fs.readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapBnd:'));
+  const line = fs
+    .readFileSync('/proc/self/status', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('CapBnd:'));
   return line ? BigInt('0x' + line.split(/\s+/)[1]) : (1n << BigInt(CAPABILITIES.length)) - 1n;
 }
 
 /** The names this tsrun knows; the others left out with a warning that names `flag` (exec --cap: runc warns as well). */
 export function knownCapabilities(names: string[], flag: string): string[] {
   const unknown = names.filter((n) => !(CAPABILITIES as readonly string[]).includes(n));
-  if (unknown.length) warn(`${flag}: unknown capabilities ignored: ${unknown.map((n) => JSON.stringify(n)).join(', ')}`);
+  if (unknown.length)
+    warn(`${flag}: unknown capabilities ignored: ${unknown.map((n) => JSON.stringify(n)).join(', ')}`);
   return names.filter((n) => !unknown.includes(n));
 }
 
@@ -56,7 +94,8 @@ export function capabilityMasks(caps: Capabilities, field: string, hostBounding 
       masks[set] |= 1n << BigInt(bit);
     }
   }
-  if (unknown.size) warn(`${field}: unknown capabilities ignored: ${[...unknown].map((n) => JSON.stringify(n)).join(', ')}`);
+  if (unknown.size)
+    warn(`${field}: unknown capabilities ignored: ${[...unknown].map((n) => JSON.stringify(n)).join(', ')}`);
   if (unavailable.size) warn(`${field}: this host cannot grant ${[...unavailable].join(', ')}; left out`);
   return masks;
 }

@@ -83,10 +83,22 @@ export interface Capabilities {
 }
 
 export const RLIMIT_TYPES = [
-  'RLIMIT_AS', 'RLIMIT_CORE', 'RLIMIT_CPU', 'RLIMIT_DATA', 'RLIMIT_FSIZE',
-  'RLIMIT_LOCKS', 'RLIMIT_MEMLOCK', 'RLIMIT_MSGQUEUE', 'RLIMIT_NICE',
-  'RLIMIT_NOFILE', 'RLIMIT_NPROC', 'RLIMIT_RSS', 'RLIMIT_RTPRIO',
-  'RLIMIT_RTTIME', 'RLIMIT_SIGPENDING', 'RLIMIT_STACK',
+  'RLIMIT_AS',
+  'RLIMIT_CORE',
+  'RLIMIT_CPU',
+  'RLIMIT_DATA',
+  'RLIMIT_FSIZE',
+  'RLIMIT_LOCKS',
+  'RLIMIT_MEMLOCK',
+  'RLIMIT_MSGQUEUE',
+  'RLIMIT_NICE',
+  'RLIMIT_NOFILE',
+  'RLIMIT_NPROC',
+  'RLIMIT_RSS',
+  'RLIMIT_RTPRIO',
+  'RLIMIT_RTTIME',
+  'RLIMIT_SIGPENDING',
+  'RLIMIT_STACK',
 ] as const;
 export type RlimitType = (typeof RLIMIT_TYPES)[number];
 
@@ -104,11 +116,22 @@ export interface IOPriority {
 }
 
 export const SCHED_POLICIES = [
-  'SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', 'SCHED_ISO', 'SCHED_IDLE', 'SCHED_DEADLINE',
+  'SCHED_OTHER',
+  'SCHED_FIFO',
+  'SCHED_RR',
+  'SCHED_BATCH',
+  'SCHED_ISO',
+  'SCHED_IDLE',
+  'SCHED_DEADLINE',
 ] as const;
 export const SCHED_FLAGS = [
-  'SCHED_FLAG_RESET_ON_FORK', 'SCHED_FLAG_RECLAIM', 'SCHED_FLAG_DL_OVERRUN', 'SCHED_FLAG_KEEP_POLICY',
-  'SCHED_FLAG_KEEP_PARAMS', 'SCHED_FLAG_UTIL_CLAMP_MIN', 'SCHED_FLAG_UTIL_CLAMP_MAX',
+  'SCHED_FLAG_RESET_ON_FORK',
+  'SCHED_FLAG_RECLAIM',
+  'SCHED_FLAG_DL_OVERRUN',
+  'SCHED_FLAG_KEEP_POLICY',
+  'SCHED_FLAG_KEEP_PARAMS',
+  'SCHED_FLAG_UTIL_CLAMP_MIN',
+  'SCHED_FLAG_UTIL_CLAMP_MAX',
 ] as const;
 
 export interface Scheduler {
@@ -129,7 +152,12 @@ export interface Hook {
 }
 
 export const HOOK_NAMES = [
-  'prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop',
+  'prestart',
+  'createRuntime',
+  'createContainer',
+  'startContainer',
+  'poststart',
+  'poststop',
 ] as const;
 export type HookName = (typeof HOOK_NAMES)[number];
 export type Hooks = { [name in HookName]?: Hook[] };
@@ -159,7 +187,14 @@ export interface Device {
 
 /** Spec values plus the recursive forms runc also accepts. */
 export const ROOTFS_PROPAGATIONS = [
-  'shared', 'slave', 'private', 'unbindable', 'rshared', 'rslave', 'rprivate', 'runbindable',
+  'shared',
+  'slave',
+  'private',
+  'unbindable',
+  'rshared',
+  'rslave',
+  'rprivate',
+  'runbindable',
 ] as const;
 
 export interface Seccomp {
@@ -181,8 +216,13 @@ export interface IntelRdt {
 }
 
 export const MPOL_MODES = [
-  'MPOL_DEFAULT', 'MPOL_BIND', 'MPOL_INTERLEAVE', 'MPOL_WEIGHTED_INTERLEAVE',
-  'MPOL_PREFERRED', 'MPOL_PREFERRED_MANY', 'MPOL_LOCAL',
+  'MPOL_DEFAULT',
+  'MPOL_BIND',
+  'MPOL_INTERLEAVE',
+  'MPOL_WEIGHTED_INTERLEAVE',
+  'MPOL_PREFERRED',
+  'MPOL_PREFERRED_MANY',
+  'MPOL_LOCAL',
 ] as const;
 export const MPOL_FLAGS = ['MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES'] as const;
 
@@ -345,7 +385,12 @@ function required(object: JsonObject, key: string, path: string): unknown {
  * dropped) because Go marshals unset slices and pointers that way.
  */
 /** Check object[key] when present (null counts as absent, and is dropped); returns what the check returned. */
-function optional<T>(object: JsonObject, key: string, path: string, check: (value: unknown, path: string) => T): T | undefined {
+function optional<T>(
+  object: JsonObject,
+  key: string,
+  path: string,
+  check: (value: unknown, path: string) => T,
+): T | undefined {
   const value = object[key];
   if (value === null) {
     delete object[key];
@@ -356,8 +401,10 @@ function optional<T>(object: JsonObject, key: string, path: string, check: (valu
 
 /** A network interface name as the kernel takes it (dev_valid_name), or a "%d" template. */
 function checkInterfaceName(name: string, path: string): string {
-  if (name === '' || Buffer.byteLength(name) > 15) fail(path, `${JSON.stringify(name)} is not an interface name: 1 to 15 bytes`);
-  if (name === '.' || name === '..' || /[/:\s]/.test(name)) fail(path, `${JSON.stringify(name)} is not an interface name: no "/", ":" or white space, not "." or ".."`);
+  if (name === '' || Buffer.byteLength(name) > 15)
+    fail(path, `${JSON.stringify(name)} is not an interface name: 1 to 15 bytes`);
+  if (name === '.' || name === '..' || /[/:\s]/.test(name))
+    fail(path, `${JSON.stringify(name)} is not an interface name: no "/", ":" or white space, not "." or ".."`);
   return name;
 }
 
@@ -413,8 +460,10 @@ function checkMount(value: unknown, path: string, context: MountContext): void {
   const hasUidMappings = mount.uidMappings !== undefined;
   const hasGidMappings = mount.gidMappings !== undefined;
   if (hasUidMappings !== hasGidMappings) {
-    fail(fieldPath(path, hasUidMappings ? 'gidMappings' : 'uidMappings'),
-      `required when ${hasUidMappings ? 'uidMappings' : 'gidMappings'} is set`);
+    fail(
+      fieldPath(path, hasUidMappings ? 'gidMappings' : 'uidMappings'),
+      `required when ${hasUidMappings ? 'uidMappings' : 'gidMappings'} is set`,
+    );
   }
 
   optional(mount, 'options', path, (v, optionsPath) => {
@@ -479,7 +528,12 @@ function checkUser(value: unknown, path: string): void {
 
 function checkScheduler(value: unknown, path: string): void {
   const scheduler = expectObject(value, path);
-  const policy = expectOneOf(required(scheduler, 'policy', path), fieldPath(path, 'policy'), SCHED_POLICIES, 'scheduler policy');
+  const policy = expectOneOf(
+    required(scheduler, 'policy', path),
+    fieldPath(path, 'policy'),
+    SCHED_POLICIES,
+    'scheduler policy',
+  );
   optional(scheduler, 'nice', path, (v, p) => expectInteger(v, p, -20, 19));
   optional(scheduler, 'priority', path, (v, p) => {
     const priority = expectInt32(v, p);
@@ -489,7 +543,8 @@ function checkScheduler(value: unknown, path: string): void {
     }
   });
   optional(scheduler, 'flags', path, (v, p) =>
-    expectArrayOf(v, p, (flag, flagPath) => expectOneOf(flag, flagPath, SCHED_FLAGS, 'scheduler flag')));
+    expectArrayOf(v, p, (flag, flagPath) => expectOneOf(flag, flagPath, SCHED_FLAGS, 'scheduler flag')),
+  );
   for (const key of ['runtime', 'deadline', 'period']) {
     optional(scheduler, key, path, (v, p) => {
       // runc's rule: the three only mean something to the deadline scheduler.
@@ -590,7 +645,12 @@ function checkNamespaces(value: unknown, path: string): void {
   const seen = new Set<string>();
   expectArrayOf(value, path, (item, itemPath) => {
     const namespace = expectObject(item, itemPath);
-    const type = expectOneOf(required(namespace, 'type', itemPath), fieldPath(itemPath, 'type'), NAMESPACE_TYPES, 'namespace type');
+    const type = expectOneOf(
+      required(namespace, 'type', itemPath),
+      fieldPath(itemPath, 'type'),
+      NAMESPACE_TYPES,
+      'namespace type',
+    );
     if (seen.has(type)) fail(path, `duplicate namespace ${JSON.stringify(type)}`);
     seen.add(type);
     optional(namespace, 'path', itemPath, expectAbsolutePath);
@@ -614,7 +674,12 @@ function checkTimeOffsets(value: unknown, path: string): void {
 
 function checkDevice(value: unknown, path: string): void {
   const device = expectObject(value, path);
-  const type = expectOneOf(required(device, 'type', path), fieldPath(path, 'type'), ['c', 'b', 'u', 'p'], 'device type');
+  const type = expectOneOf(
+    required(device, 'type', path),
+    fieldPath(path, 'type'),
+    ['c', 'b', 'u', 'p'],
+    'device type',
+  );
   expectAbsolutePath(required(device, 'path', path), fieldPath(path, 'path'));
   // makedev(3) takes 32-bit major and minor numbers.
   for (const key of ['major', 'minor']) {
@@ -646,7 +711,8 @@ function checkIntelRdt(value: unknown, path: string): void {
   optional(rdt, 'schemata', path, (v, p) =>
     expectArrayOf(v, p, (line, linePath) => {
       if (expectString(line, linePath).includes('\n')) fail(linePath, 'must not contain newlines');
-    }));
+    }),
+  );
   optional(rdt, 'enableMonitoring', path, expectBoolean);
 }
 
@@ -658,7 +724,11 @@ function checkIntelRdt(value: unknown, path: string): void {
  */
 export function checkResources(value: unknown, path = 'linux.resources'): void {
   const resources = expectObject(value, path);
-  const fields = (object: JsonObject, objectPath: string, checks: Record<string, (v: unknown, p: string) => unknown>): void => {
+  const fields = (
+    object: JsonObject,
+    objectPath: string,
+    checks: Record<string, (v: unknown, p: string) => unknown>,
+  ): void => {
     for (const [key, check] of Object.entries(checks)) optional(object, key, objectPath, check);
   };
   const int64 = (v: unknown, p: string) => expectInteger(v, p);
@@ -679,14 +749,30 @@ export function checkResources(value: unknown, path = 'linux.resources'): void {
     devices: list((rule, p) => {
       fields(rule, p, { allow: expectBoolean, type: expectString, major: int64, minor: int64, access: expectString });
     }),
-    memory: (v, p) => fields(expectObject(v, p), p, {
-      limit: int64, reservation: int64, swap: int64, kernel: int64, kernelTCP: int64, swappiness: expectUint64,
-      disableOOMKiller: expectBoolean, useHierarchy: expectBoolean, checkBeforeUpdate: expectBoolean,
-    }),
-    cpu: (v, p) => fields(expectObject(v, p), p, {
-      shares: expectUint64, quota: int64, burst: expectUint64, period: expectUint64, realtimeRuntime: int64,
-      realtimePeriod: expectUint64, cpus: expectCString, mems: expectCString, idle: int64,
-    }),
+    memory: (v, p) =>
+      fields(expectObject(v, p), p, {
+        limit: int64,
+        reservation: int64,
+        swap: int64,
+        kernel: int64,
+        kernelTCP: int64,
+        swappiness: expectUint64,
+        disableOOMKiller: expectBoolean,
+        useHierarchy: expectBoolean,
+        checkBeforeUpdate: expectBoolean,
+      }),
+    cpu: (v, p) =>
+      fields(expectObject(v, p), p, {
+        shares: expectUint64,
+        quota: int64,
+        burst: expectUint64,
+        period: expectUint64,
+        realtimeRuntime: int64,
+        realtimePeriod: expectUint64,
+        cpus: expectCString,
+        mems: expectCString,
+        idle: int64,
+      }),
     pids: (v, p) => fields(expectObject(v, p), p, { limit: int64 }),
     blockIO: (v, p) => {
       const blockIO = expectObject(v, p);
@@ -698,17 +784,28 @@ export function checkResources(value: unknown, path = 'linux.resources'): void {
           fields(device, devicePath, { weight: uint16, leafWeight: uint16 });
         }),
       });
-      for (const key of ['throttleReadBpsDevice', 'throttleWriteBpsDevice', 'throttleReadIOPSDevice', 'throttleWriteIOPSDevice']) {
-        optional(blockIO, key, p, list((device, devicePath) => {
-          majorMinor(device, devicePath);
-          expectUint64(required(device, 'rate', devicePath), fieldPath(devicePath, 'rate'));
-        }));
+      for (const key of [
+        'throttleReadBpsDevice',
+        'throttleWriteBpsDevice',
+        'throttleReadIOPSDevice',
+        'throttleWriteIOPSDevice',
+      ]) {
+        optional(
+          blockIO,
+          key,
+          p,
+          list((device, devicePath) => {
+            majorMinor(device, devicePath);
+            expectUint64(required(device, 'rate', devicePath), fieldPath(devicePath, 'rate'));
+          }),
+        );
       }
     },
     hugepageLimits: list((limit, p) => {
       // The page size becomes part of a file name: "hugetlb.2MB.max".
       const pageSize = expectString(required(limit, 'pageSize', p), fieldPath(p, 'pageSize'));
-      if (!/^\d+[KMGTPE]?B$/.test(pageSize)) fail(fieldPath(p, 'pageSize'), `must be a size such as "2MB", got ${JSON.stringify(pageSize)}`);
+      if (!/^\d+[KMGTPE]?B$/.test(pageSize))
+        fail(fieldPath(p, 'pageSize'), `must be a size such as "2MB", got ${JSON.stringify(pageSize)}`);
       expectUint64(required(limit, 'limit', p), fieldPath(p, 'limit'));
     }),
     network: (v, p) => {
@@ -741,14 +838,17 @@ function checkLinux(value: unknown, path: string): void {
     for (const [name, device] of Object.entries(devices)) {
       const devicePath = fieldPath(p, name);
       checkInterfaceName(name, devicePath);
-      const inside = optional(expectObject(device, devicePath), 'name', devicePath, (n, np) => {
-        const wanted = checkInterfaceName(expectString(n, np), np);
-        // A template is the kernel's: one "%d" and no other "%".
-        if (wanted.includes('%') && !/^[^%]*%d[^%]*$/.test(wanted)) fail(np, `${JSON.stringify(wanted)}: a template takes one "%d" and no other "%"`);
-        return wanted;
-      }) ?? name;
+      const inside =
+        optional(expectObject(device, devicePath), 'name', devicePath, (n, np) => {
+          const wanted = checkInterfaceName(expectString(n, np), np);
+          // A template is the kernel's: one "%d" and no other "%".
+          if (wanted.includes('%') && !/^[^%]*%d[^%]*$/.test(wanted))
+            fail(np, `${JSON.stringify(wanted)}: a template takes one "%d" and no other "%"`);
+          return wanted;
+        }) ?? name;
       // Two devices cannot take one name (a "%d" template is the kernel's to number).
-      if (!inside.includes('%') && names.has(inside)) fail(devicePath, `a second device would be named ${JSON.stringify(inside)} in the container`);
+      if (!inside.includes('%') && names.has(inside))
+        fail(devicePath, `a second device would be named ${JSON.stringify(inside)} in the container`);
       names.add(inside);
     }
   });
@@ -774,14 +874,20 @@ function checkLinux(value: unknown, path: string): void {
   optional(linux, 'memoryPolicy', path, (v, p) => {
     const policy = expectObject(v, p);
     const mode = expectOneOf(required(policy, 'mode', p), fieldPath(p, 'mode'), MPOL_MODES, 'memory policy mode');
-    const nodes = optional(policy, 'nodes', p, (n, np) => parseCpuList(expectString(n, np), np, MAX_NUMA_NODES, 'NUMA node')) ?? [];
+    const nodes =
+      optional(policy, 'nodes', p, (n, np) => parseCpuList(expectString(n, np), np, MAX_NUMA_NODES, 'NUMA node')) ?? [];
     // set_mempolicy(2)'s rules, as runc checks them.
-    if ((mode === 'MPOL_DEFAULT' || mode === 'MPOL_LOCAL') && nodes.length) fail(fieldPath(p, 'nodes'), `must be empty for ${mode}`);
-    if (['MPOL_BIND', 'MPOL_INTERLEAVE', 'MPOL_PREFERRED_MANY', 'MPOL_WEIGHTED_INTERLEAVE'].includes(mode) && !nodes.length) {
+    if ((mode === 'MPOL_DEFAULT' || mode === 'MPOL_LOCAL') && nodes.length)
+      fail(fieldPath(p, 'nodes'), `must be empty for ${mode}`);
+    if (
+      ['MPOL_BIND', 'MPOL_INTERLEAVE', 'MPOL_PREFERRED_MANY', 'MPOL_WEIGHTED_INTERLEAVE'].includes(mode) &&
+      !nodes.length
+    ) {
       fail(fieldPath(p, 'nodes'), `${mode} needs at least one node`);
     }
     optional(policy, 'flags', p, (f, fp) =>
-      expectArrayOf(f, fp, (flag, flagPath) => expectOneOf(flag, flagPath, MPOL_FLAGS, 'memory policy flag')));
+      expectArrayOf(f, fp, (flag, flagPath) => expectOneOf(flag, flagPath, MPOL_FLAGS, 'memory policy flag')),
+    );
   });
 }
 
@@ -841,7 +947,9 @@ export function parseConfig(text: string): Config {
 
   const namespaces = (config.linux as Linux | undefined)?.namespaces ?? [];
   const context: MountContext = { hasUserNamespace: namespaces.some((namespace) => namespace.type === 'user') };
-  optional(config, 'mounts', '', (v, p) => expectArrayOf(v, p, (mount, mountPath) => checkMount(mount, mountPath, context)));
+  optional(config, 'mounts', '', (v, p) =>
+    expectArrayOf(v, p, (mount, mountPath) => checkMount(mount, mountPath, context)),
+  );
 
   checkNamespaceDependencies(config as Config);
   return config as Config;

@@ -10,7 +10,7 @@
  */
 import fs = require('fs');
 import path = require('path');
-import { Config, IDMapping, parseConfig } from './config';
+import { type Config, type IDMapping, parseConfig } from './config';
 import { crashPoint } from './crash';
 import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
@@ -21,16 +21,24 @@ import { checkLsmRequests } from './lsm';
 import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
-import { CgroupManager } from './cgroup/manager';
-import { compileCreatePlan, containerRelative, HostView, processRlimits } from './plan';
+import { type CgroupManager } from './cgroup/manager';
+import { compileCreatePlan, containerRelative, type HostView, processRlimits } from './plan';
 import { imageBundleConfig } from './image/bundle';
 import type { BundleOverrides } from './image/convert';
 import { imageOfConfig, openImageRootfs, releaseImageRootfs } from './image/rootfs';
 import { ImageStore } from './image/store';
-import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
+import { loadableSeccomp, normalizeSeccomp, type SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
 import { containerProcessAttrs } from './process-attrs';
-import { ContainerRecord, initDiedBeforeExec, StateStore, Status, processStartTime, validateId, waitingToStart } from './state';
+import {
+  type ContainerRecord,
+  initDiedBeforeExec,
+  type StateStore,
+  type Status,
+  processStartTime,
+  validateId,
+  waitingToStart,
+} from './state';
 import { sleepSync } from './sleep';
 import type { ConsoleProxy } from './terminal';
 
@@ -90,7 +98,9 @@ export function prepareBundle(store: StateStore, opts: CreateOptions): PreparedB
  */
 function writeGeneratedBundle(prepared: PreparedBundle, rootfs: string): void {
   fs.mkdirSync(prepared.bundle, { mode: 0o700 });
-  fs.writeFileSync(path.join(prepared.bundle, 'config.json'), JSON.stringify(prepared.config, null, '\t') + '\n', { mode: 0o600 });
+  fs.writeFileSync(path.join(prepared.bundle, 'config.json'), JSON.stringify(prepared.config, null, '\t') + '\n', {
+    mode: 0o600,
+  });
   fs.mkdirSync(rootfs, { recursive: true, mode: 0o700 });
 }
 
@@ -118,17 +128,24 @@ function releaseHostMounts(record: ContainerRecord): void {
     try {
       native.detachMount(at);
     } catch (err) {
-      throw new TsrunError(`${at}: detach the container's mounts: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
+      throw new TsrunError(
+        `${at}: detach the container's mounts: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`,
+      );
     }
   };
   if (record.hostMountId !== undefined) {
     if (!mountIdsAt(at).includes(record.hostMountId)) return; // already gone
     // What the path reaches is the top mount (mountinfo's order need not say so);
     // by the id never reused where there is one (a reused one could be another's).
-    const ours = record.hostMountUniqueId !== undefined ? native.mountId(at, true) === record.hostMountUniqueId : native.mountId(at, false) === record.hostMountId;
+    const ours =
+      record.hostMountUniqueId !== undefined
+        ? native.mountId(at, true) === record.hostMountUniqueId
+        : native.mountId(at, false) === record.hostMountId;
     if (ours) return detach();
     const top = native.mountId(at, false);
-    throw new TsrunError(`${at}: the container's mounts are covered by mount ${top}, mounted there after create; unmount it, then delete again`);
+    throw new TsrunError(
+      `${at}: the container's mounts are covered by mount ${top}, mounted there after create; unmount it, then delete again`,
+    );
   }
   // A create killed before it recorded its bind: at most that bind lies on
   // top of the mount found there before create.
@@ -137,7 +154,9 @@ function releaseHostMounts(record: ContainerRecord): void {
   detach();
   const after = topMountId(at);
   if (after !== null && after !== (record.hostMountsBase ?? null))
-    throw new TsrunError(`${at}: mount ${after} is still on top of the rootfs after detaching the container's; it was not made by this container`);
+    throw new TsrunError(
+      `${at}: mount ${after} is still on top of the rootfs after detaching the container's; it was not made by this container`,
+    );
 }
 
 /**
@@ -152,7 +171,8 @@ function refuseUnapplicable(config: Config): void {
     throw new TsrunError(`linux.intelRdt: ${why}`);
   }
   const flags = config.linux?.personality?.flags ?? [];
-  if (flags.length) warn(`linux.personality.flags: ${flags.join(', ')} ignored: runtime-spec defines no personality flag`);
+  if (flags.length)
+    warn(`linux.personality.flags: ${flags.join(', ')} ignored: runtime-spec defines no personality flag`);
 }
 
 /** An interface of linux.netDevices, moved into the container: its name there, and whether it was up on the host. */
@@ -196,7 +216,14 @@ function moveNetDevices(config: Config, pid: number, held: HeldNetns): void {
 function returnNetDevices(held: HeldNetns): void {
   for (const device of held.moved.splice(0).reverse()) {
     try {
-      native.moveNetDevice(device.name, device.hostName, '/proc/self/ns/net', `/proc/self/fd/${held.fd}`, device.wasUp, device.index);
+      native.moveNetDevice(
+        device.name,
+        device.hostName,
+        '/proc/self/ns/net',
+        `/proc/self/fd/${held.fd}`,
+        device.wasUp,
+        device.index,
+      );
     } catch (err) {
       warn(`linux.netDevices[${JSON.stringify(device.hostName)}]: give it back to the host: ${(err as Error).message}`);
     }
@@ -277,7 +304,6 @@ function ownerName(): string {
   return `#${uid}`;
 }
 
-
 /**
  * create: set the container up and leave its init blocked on the exec fifo.
  * The init is a child of this process (CLONE_PARENT from the helper), so
@@ -289,12 +315,17 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
   // Without root, every step would fail on a path ("/sys/fs/cgroup/cpu/ID:
   // permission denied"); say what is missing instead, before anything is made.
   const uid = process.geteuid?.() ?? 0;
-  if (uid !== 0) throw new TsrunError(`tsrun runs containers as root (this is uid ${uid}): rootless containers, in a user namespace of their own, are not supported yet`);
+  if (uid !== 0)
+    throw new TsrunError(
+      `tsrun runs containers as root (this is uid ${uid}): rootless containers, in a user namespace of their own, are not supported yet`,
+    );
   const { bundle, config } = prepared;
   const image = imageOfConfig(config);
   const rootfsPath = path.resolve(bundle, config.root?.path ?? 'rootfs');
   // A --image rootfs is made after the claim; the plan may take it as there.
-  const host: HostView = prepared.generated ? { ...realHost, kindOf: (p) => (p === rootfsPath ? 'dir' : realHost.kindOf(p)) } : realHost;
+  const host: HostView = prepared.generated
+    ? { ...realHost, kindOf: (p) => (p === rootfsPath ? 'dir' : realHost.kindOf(p)) }
+    : realHost;
   checkLsmRequests({
     apparmor: { 'process.apparmorProfile': config.process?.apparmorProfile },
     selinux: { 'process.selinuxLabel': config.process?.selinuxLabel, 'linux.mountLabel': config.linux?.mountLabel },
@@ -348,7 +379,11 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     created: new Date().toISOString(),
     owner: ownerName(),
     annotations: config.annotations ?? {},
-    hooks: { startContainer: config.hooks?.startContainer, poststart: config.hooks?.poststart, poststop: config.hooks?.poststop },
+    hooks: {
+      startContainer: config.hooks?.startContainer,
+      poststart: config.hooks?.poststart,
+      poststop: config.hooks?.poststop,
+    },
     namespaces: {},
     cgroup: cgroup.describe(),
     process: config.process,
@@ -357,7 +392,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     hostMounts: hostRootfs,
     hostMountsBase: hostRootfs ? topMountId(hostRootfs) : undefined,
   };
-  const stateJson = (status: Status, pid = initPid): string => JSON.stringify(store.ociState({ ...record, pid }, status));
+  const stateJson = (status: Status, pid = initPid): string =>
+    JSON.stringify(store.ociState({ ...record, pid }, status));
   // Held from the move until create ends, so a failure can give the devices back even once the init is gone.
   const netns: HeldNetns = { fd: -1, moved: [] };
 
@@ -373,7 +409,9 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
     try {
       native.mkfifo(store.fifoPath(opts.id), 0o600);
     } catch (err) {
-      throw new TsrunError(`${store.fifoPath(opts.id)}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
+      throw new TsrunError(
+        `${store.fifoPath(opts.id)}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`,
+      );
     }
     fifoFd = fs.openSync(store.fifoPath(opts.id), fs.constants.O_RDWR);
     if (opts.consoleSocket) consoleFd = connectConsole(opts.consoleSocket);
@@ -391,7 +429,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       helperJoinsCgroups: true,
       resources: config.linux?.resources,
       rlimits,
-      onSeccompListener: (fd, pid) => sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),
+      onSeccompListener: (fd, pid) =>
+        sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),
       onInitPid: (pid) => moveNetDevices(config, pid, netns),
       onFailure: () => returnNetDevices(netns),
       onUsernsReady: (pid) => writeIdMaps(pid, config),
@@ -405,7 +444,8 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
           JSON.stringify(store.ociState({ ...record, pid: pidInContainer(pid) }, status));
         return `${inside('creating')}\0${inside('created')}`;
       },
-      describeFailure: (f) => `${failedField(config, f.step, f.path)}${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
+      describeFailure: (f) =>
+        `${failedField(config, f.step, f.path)}${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
     });
 
     crashPoint('create:launched');
@@ -452,7 +492,9 @@ export function connectConsole(socketPath: string): number {
   try {
     return native.connectUnix(socketPath);
   } catch (err) {
-    throw new TsrunError(`--console-socket ${socketPath}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
+    throw new TsrunError(
+      `--console-socket ${socketPath}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`,
+    );
   }
 }
 
@@ -470,7 +512,10 @@ function runPoststop(record: ContainerRecord, state: string, cwd: string): void 
 /** The pid of a host process inside its own (innermost) pid namespace. */
 function pidInContainer(pid: number): number {
   try {
-    const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('NSpid:'));
+    const line = fs
+      .readFileSync(`/proc/${pid}/status`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('NSpid:'));
     const ids = line?.split(/\s+/).slice(1).filter(Boolean);
     return ids?.length ? Number(ids[ids.length - 1]) : pid;
   } catch {
@@ -492,7 +537,8 @@ function waitForExec(record: ContainerRecord, answer: number): void {
   for (;;) {
     if (processStartTime(record.pid) !== record.initStartTime) {
       // Gone: failed in the helper, or its program ran and ended before we looked.
-      if (fifoHoldsByte(answer) || initDiedBeforeExec(record.pid)) throw new TsrunError('container process exited before its program started (see its stderr)');
+      if (fifoHoldsByte(answer) || initDiedBeforeExec(record.pid))
+        throw new TsrunError('container process exited before its program started (see its stderr)');
       return;
     }
     if (!waitingToStart(record.pid)) return;
@@ -632,8 +678,24 @@ function killEverything(store: StateStore, id: string): void {
 
 /** Signals `run` forwards to the container while attached, as runc does. */
 const FORWARDED_SIGNALS: NodeJS.Signals[] = [
-  'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGTERM', 'SIGUSR1', 'SIGUSR2', 'SIGPIPE', 'SIGALRM',
-  'SIGCONT', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGWINCH', 'SIGVTALRM', 'SIGPROF', 'SIGIO', 'SIGPWR', 'SIGSYS',
+  'SIGHUP',
+  'SIGINT',
+  'SIGQUIT',
+  'SIGTERM',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGPIPE',
+  'SIGALRM',
+  'SIGCONT',
+  'SIGTSTP',
+  'SIGTTIN',
+  'SIGTTOU',
+  'SIGWINCH',
+  'SIGVTALRM',
+  'SIGPROF',
+  'SIGIO',
+  'SIGPWR',
+  'SIGSYS',
 ];
 
 export interface RunOptions extends CreateOptions {
@@ -645,7 +707,8 @@ export interface RunOptions extends CreateOptions {
 export async function run(store: StateStore, opts: RunOptions): Promise<number> {
   const prepared = prepareBundle(store, opts);
   const config = prepared.config;
-  if (opts.consoleSocket && !opts.detach) throw new TsrunError('--console-socket: needs --detach (in the foreground, run attaches the terminal itself)');
+  if (opts.consoleSocket && !opts.detach)
+    throw new TsrunError('--console-socket: needs --detach (in the foreground, run attaches the terminal itself)');
   const wantsTerminal = !opts.consoleSocket && config.process?.terminal === true;
   if (wantsTerminal && opts.detach)
     throw new TsrunError('process.terminal: a detached container needs --console-socket to get a terminal');
@@ -658,7 +721,11 @@ export async function run(store: StateStore, opts: RunOptions): Promise<number> 
   // In the foreground without a terminal, pipes of its own (stdio-pipes.ts).
   const pipes = !opts.detach && !proxy ? new StdioPipes() : undefined;
   try {
-    const withIo = { ...opts, ...(proxy ? { consoleSocket: proxy.socketPath } : {}), ...(pipes ? { stdio: pipes.child } : {}) };
+    const withIo = {
+      ...opts,
+      ...(proxy ? { consoleSocket: proxy.socketPath } : {}),
+      ...(pipes ? { stdio: pipes.child } : {}),
+    };
     return await runWith(store, withIo, prepared, proxy, pipes);
   } finally {
     await proxy?.close();
@@ -666,7 +733,13 @@ export async function run(store: StateStore, opts: RunOptions): Promise<number> 
   }
 }
 
-async function runWith(store: StateStore, opts: RunOptions, prepared: PreparedBundle, proxy: ConsoleProxy | undefined, pipes: StdioPipes | undefined): Promise<number> {
+async function runWith(
+  store: StateStore,
+  opts: RunOptions,
+  prepared: PreparedBundle,
+  proxy: ConsoleProxy | undefined,
+  pipes: StdioPipes | undefined,
+): Promise<number> {
   pipes?.start();
   const record = create(store, opts, prepared);
   pipes?.launched();

@@ -6,7 +6,7 @@
  */
 import { TsrunError, describeFsError } from './errors';
 import { cgroupManagerFrom } from './cgroup';
-import { OciState, StateStore } from './state';
+import { type OciState, type StateStore } from './state';
 
 export function state(store: StateStore, id: string): OciState {
   return store.ociState(store.load(id));
@@ -34,7 +34,8 @@ export function kill(store: StateStore, id: string, signal: number, all: boolean
     try {
       process.kill(record.pid, signal);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new TsrunError(describeFsError(err, `kill ${record.pid}`));
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH')
+        throw new TsrunError(describeFsError(err, `kill ${record.pid}`));
     }
   }
   // A frozen process dies only once thawed: SIGKILL to a paused container
@@ -49,7 +50,8 @@ export function pause(store: StateStore, id: string): void {
   store.withLock(id, () => {
     const record = store.load(id);
     const status = store.status(record);
-    if (status !== 'running' && status !== 'created') throw new TsrunError(`cannot pause a container in the ${status} state`);
+    if (status !== 'running' && status !== 'created')
+      throw new TsrunError(`cannot pause a container in the ${status} state`);
     cgroupManagerFrom(record.cgroup).freeze();
   });
 }

@@ -7,9 +7,19 @@
  * made and not yet recorded, or recorded and not yet made.
  */
 export type CrashStep =
-  | 'create:claimed' | 'create:recorded' | 'create:rootfs' | 'create:cgroups'
-  | 'create:cloned' | 'create:mounted' | 'create:launched' | 'create:saved'
-  | 'start:released' | 'exec:cloned' | 'exec:launched' | 'delete:killed' | 'delete:cgroups';
+  | 'create:claimed'
+  | 'create:recorded'
+  | 'create:rootfs'
+  | 'create:cgroups'
+  | 'create:cloned'
+  | 'create:mounted'
+  | 'create:launched'
+  | 'create:saved'
+  | 'start:released'
+  | 'exec:cloned'
+  | 'exec:launched'
+  | 'delete:killed'
+  | 'delete:cgroups';
 
 const target = process.env.TSRUN_TEST_CRASH_AT;
 

@@ -4,7 +4,10 @@
  * container, the step, the path and the reason.
  */
 export class TsrunError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
     super(message);
   }
 }
@@ -28,7 +31,7 @@ export function errorLine(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const e = err as NodeJS.ErrnoException & { dest?: string };
   if (!(err instanceof TsrunError) && typeof e.code === 'string' && e.syscall) {
-    const where = e.dest ? `${e.path} -> ${e.dest}` : e.path ?? e.syscall;
+    const where = e.dest ? `${e.path} -> ${e.dest}` : (e.path ?? e.syscall);
     return describeFsError(err, where);
   }
   return err.message;

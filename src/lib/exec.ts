@@ -6,19 +6,19 @@
  */
 import fs = require('fs');
 import { cgroupManagerFrom } from './cgroup';
-import { SubCgroups } from './cgroup/manager';
+import { type SubCgroups } from './cgroup/manager';
 import { crashPoint } from './crash';
-import { NamespaceType, Process } from './config';
+import { type NamespaceType, type Process } from './config';
 import { connectConsole, waitAttached, writePidFile } from './container';
 import { StdioPipes } from './stdio-pipes';
 import { TsrunError } from './errors';
-import { launch, LaunchOptions } from './launch';
+import { launch, type LaunchOptions } from './launch';
 import { checkLsmRequests } from './lsm';
 import { native } from './native';
-import { compileExecPlan, InitNamespaces, processRlimits } from './plan';
-import { loadableSeccomp, normalizeSeccomp, SeccompFilter, sendSeccompListener } from './seccomp';
+import { compileExecPlan, type InitNamespaces, processRlimits } from './plan';
+import { loadableSeccomp, normalizeSeccomp, type SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan } from './plan-format';
-import { ContainerRecord, StateStore } from './state';
+import { type ContainerRecord, type StateStore } from './state';
 import { ConsoleProxy, hostTerminalProblem } from './terminal';
 
 export interface ExecOptions {
@@ -34,7 +34,14 @@ export interface ExecOptions {
 }
 
 const NS_FILES: Record<NamespaceType, string> = {
-  user: 'user', mount: 'mnt', pid: 'pid', network: 'net', ipc: 'ipc', uts: 'uts', cgroup: 'cgroup', time: 'time',
+  user: 'user',
+  mount: 'mnt',
+  pid: 'pid',
+  network: 'net',
+  ipc: 'ipc',
+  uts: 'uts',
+  cgroup: 'cgroup',
+  time: 'time',
 };
 
 /** The init's namespaces that are not ours: joining our own user namespace is an error. */
@@ -73,7 +80,8 @@ function launchOrStopped(store: StateStore, record: ContainerRecord, opts: Launc
   try {
     return launch(opts);
   } catch (err) {
-    if (err instanceof TsrunError && store.status(record) === 'stopped') throw new TsrunError('cannot exec in a stopped container');
+    if (err instanceof TsrunError && store.status(record) === 'stopped')
+      throw new TsrunError('cannot exec in a stopped container');
     throw err;
   }
 }
@@ -118,11 +126,15 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
   const record = store.load(opts.id);
   const status = store.status(record);
   if (status === 'stopped') throw new TsrunError('cannot exec in a stopped container');
-  if (status === 'paused' && !opts.ignorePaused) throw new TsrunError('cannot exec in a paused container (use --ignore-paused)');
-  if (opts.consoleSocket && !opts.process.terminal) throw new TsrunError('--console-socket: the process has no terminal (give --tty)');
-  if (opts.consoleSocket && !opts.detach) throw new TsrunError('--console-socket: needs --detach (in the foreground, exec attaches the terminal itself)');
+  if (status === 'paused' && !opts.ignorePaused)
+    throw new TsrunError('cannot exec in a paused container (use --ignore-paused)');
+  if (opts.consoleSocket && !opts.process.terminal)
+    throw new TsrunError('--console-socket: the process has no terminal (give --tty)');
+  if (opts.consoleSocket && !opts.detach)
+    throw new TsrunError('--console-socket: needs --detach (in the foreground, exec attaches the terminal itself)');
   const wantsProxy = !!opts.process.terminal && !opts.consoleSocket;
-  if (wantsProxy && opts.detach) throw new TsrunError('--tty: a detached exec needs --console-socket to get a terminal');
+  if (wantsProxy && opts.detach)
+    throw new TsrunError('--tty: a detached exec needs --console-socket to get a terminal');
   const cgroup = cgroupManagerFrom(record.cgroup);
   // Paused: the parent puts the helper into every cgroup before it runs an
   // op, so it freezes there until resume and its process inherits them all
@@ -135,9 +147,14 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
   const filter: SeccompFilter | undefined = record.seccomp ? normalizeSeccomp(record.seccomp) : undefined;
   const rlimits = processRlimits(opts.process);
   const seccomp = filter && loadableSeccomp(filter, store);
-  const plan = encodePlan(compileExecPlan(withContainerDefaults(opts.process, record.process), initNamespaces(record.pid), {
-    cloneInto, joins, seccomp, container: record.processAttrs,
-  }));
+  const plan = encodePlan(
+    compileExecPlan(withContainerDefaults(opts.process, record.process), initNamespaces(record.pid), {
+      cloneInto,
+      joins,
+      seccomp,
+      container: record.processAttrs,
+    }),
+  );
 
   const noTerminal = wantsProxy ? hostTerminalProblem() : undefined;
   if (noTerminal) throw new TsrunError(`--tty: ${noTerminal}`);

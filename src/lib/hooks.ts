@@ -8,7 +8,7 @@
  * createContainer and startContainer run inside the container, from the
  * helper (OP_HOOK in native/init.c).
  */
-import { Hook } from './config';
+import { type Hook } from './config';
 import { TsrunError } from './errors';
 import { native } from './native';
 
@@ -49,7 +49,13 @@ export function runHook(kind: string, hook: Hook, stateJson: string, cwd: string
   checkStatus(kind, hook, result.status, result.signal, said);
 }
 
-function checkStatus(kind: string, hook: Hook, status: number | null, signal: NodeJS.Signals | null, said: string): void {
+function checkStatus(
+  kind: string,
+  hook: Hook,
+  status: number | null,
+  signal: NodeJS.Signals | null,
+  said: string,
+): void {
   if (signal) throw new TsrunError(`${kind} hook ${hook.path} killed by ${signal}${said}`);
   if (status !== 0) throw new TsrunError(`${kind} hook ${hook.path} exited with status ${status}${said}`);
 }

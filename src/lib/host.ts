@@ -2,16 +2,19 @@
  * The real host behind the plan compiler's HostView.
  */
 import fs = require('fs');
-import { NamespaceType } from './config';
-import { CgroupHierarchy, HostView } from './plan';
+import { type NamespaceType } from './config';
+import { type CgroupHierarchy, type HostView } from './plan';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo. */
-const unescapeMountinfo = (field: string): string => field.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+const unescapeMountinfo = (field: string): string =>
+  field.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 
 /** The fields of mountinfo's lines that the readers below use. */
-function mountinfoEntries(mountinfo: string): Array<{ root: string; mountPoint: string; fstype: string; superOptions: string }> {
+function mountinfoEntries(
+  mountinfo: string,
+): Array<{ root: string; mountPoint: string; fstype: string; superOptions: string }> {
   const out = [];
   for (const line of mountinfo.split('\n')) {
     const [left, right] = line.split(' - ');
@@ -50,8 +53,24 @@ export function readCgroupHierarchies(mountinfo: string): CgroupHierarchy[] {
       out.push({ name, version: 2, options: '' });
     } else {
       // Keep the options that select the hierarchy: controllers and name=.
-      const generic = new Set(['rw', 'ro', 'nosuid', 'nodev', 'noexec', 'relatime', 'noatime', 'clone_children', 'noprefix', 'xattr', 'cpuset_v2_mode', 'favordynmods']);
-      const options = superOptions.split(',').filter((o) => !generic.has(o) && !o.startsWith('release_agent=')).join(',');
+      const generic = new Set([
+        'rw',
+        'ro',
+        'nosuid',
+        'nodev',
+        'noexec',
+        'relatime',
+        'noatime',
+        'clone_children',
+        'noprefix',
+        'xattr',
+        'cpuset_v2_mode',
+        'favordynmods',
+      ]);
+      const options = superOptions
+        .split(',')
+        .filter((o) => !generic.has(o) && !o.startsWith('release_agent='))
+        .join(',');
       out.push({ name, version: 1, options });
     }
   }
@@ -85,7 +104,16 @@ export const realHost: HostView = {
     return readFullPseudoFsMounts(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
   },
   isHostNamespace(nsPath: string, type: NamespaceType) {
-    const file = { user: 'user', mount: 'mnt', pid: 'pid', network: 'net', ipc: 'ipc', uts: 'uts', cgroup: 'cgroup', time: 'time' }[type];
+    const file = {
+      user: 'user',
+      mount: 'mnt',
+      pid: 'pid',
+      network: 'net',
+      ipc: 'ipc',
+      uts: 'uts',
+      cgroup: 'cgroup',
+      time: 'time',
+    }[type];
     try {
       const theirs = fs.statSync(nsPath);
       const ours = fs.statSync(`/proc/self/ns/${file}`);

@@ -8,13 +8,13 @@
  */
 import fs = require('fs');
 import os = require('os');
-import { CgroupManager, SubCgroups, tightestPidsLimit } from './cgroup/manager';
+import { type CgroupManager, type SubCgroups, tightestPidsLimit } from './cgroup/manager';
 import { crashPoint } from './crash';
 import { TsrunError } from './errors';
 import { debug } from './log';
 import { INIT_HELPER, native } from './native';
 import { sleepSync } from './sleep';
-import { ChildFailure, ChildMessage, receive, send, Sync } from './sync';
+import { type ChildFailure, type ChildMessage, receive, send, Sync } from './sync';
 
 export interface LaunchOptions {
   /** Which verb launches: names its crash steps (crash.ts). */
@@ -70,7 +70,11 @@ export interface LaunchOptions {
  * process for now (EAGAIN: a pids limit or RLIMIT_NPROC is full).
  */
 export class LaunchError extends TsrunError {
-  constructor(message: string, readonly inHook: boolean, readonly cloneRefused = false) {
+  constructor(
+    message: string,
+    readonly inHook: boolean,
+    readonly cloneRefused = false,
+  ) {
     super(message);
   }
 }
@@ -101,7 +105,9 @@ function setRlimits(pid: number, rlimits: NonNullable<LaunchOptions['rlimits']>)
       native.prlimit(pid, r.resource, r.soft, r.hard);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new TsrunError(`${r.field}: set ${r.name} to ${r.soft}/${r.hard}: ${native.strerror(Number(e.errno ?? 0)).toLowerCase()}`);
+      throw new TsrunError(
+        `${r.field}: set ${r.name} to ${r.soft}/${r.hard}: ${native.strerror(Number(e.errno ?? 0)).toLowerCase()}`,
+      );
     }
   }
 }
@@ -149,7 +155,9 @@ function oomCause(cgroup: CgroupManager | null, before: number): string {
   // (The cgroup's own limit and peak tell nothing here: the kernel rounds a
   // tiny limit down to 0 pages, and the dead process's pages are uncharged.)
   const now = oomKillsOf(cgroup);
-  return before >= 0 && now > before ? ": the kernel's OOM killer ended it: linux.resources.memory.limit is too small for it to start" : '';
+  return before >= 0 && now > before
+    ? ": the kernel's OOM killer ended it: linux.resources.memory.limit is too small for it to start"
+    : '';
 }
 
 /**
@@ -176,7 +184,15 @@ function launchOnce(opts: LaunchOptions): number {
   let cloneRefused = false;
   const oomBefore = oomKillsOf(opts.cgroup);
   try {
-    ({ pid: helperPid, syncFd } = native.spawnInit(INIT_HELPER, opts.plan, opts.fifoFd, opts.consoleFd, opts.rootfsFd ?? -1, opts.preserveFds, opts.stdio ?? null));
+    ({ pid: helperPid, syncFd } = native.spawnInit(
+      INIT_HELPER,
+      opts.plan,
+      opts.fifoFd,
+      opts.consoleFd,
+      opts.rootfsFd ?? -1,
+      opts.preserveFds,
+      opts.stdio ?? null,
+    ));
     debug(`${opts.verb}: tsrun-init ${helperPid} started, plan of ${opts.plan.length} bytes`);
     if (!opts.helperJoinsCgroups && opts.cgroup) {
       opts.cgroup.apply(helperPid, opts.subCgroup);
@@ -186,7 +202,9 @@ function launchOnce(opts: LaunchOptions): number {
     send(syncFd, Sync.CONTINUE);
     for (;;) {
       const msg = nextMessage(syncFd, opts.cgroup);
-      debug(`${opts.verb}: ${Sync[msg.type as number] ?? msg.type} from tsrun-init${msg.type === Sync.INIT_PID || msg.type === Sync.USERNS_READY ? ` (pid ${msg.pid})` : ''}`);
+      debug(
+        `${opts.verb}: ${Sync[msg.type as number] ?? msg.type} from tsrun-init${msg.type === Sync.INIT_PID || msg.type === Sync.USERNS_READY ? ` (pid ${msg.pid})` : ''}`,
+      );
       if (msg.type === Sync.USERNS_READY) {
         opts.onUsernsReady?.(msg.pid);
         send(syncFd, Sync.MAPS_WRITTEN);
@@ -208,7 +226,8 @@ function launchOnce(opts: LaunchOptions): number {
         send(syncFd, Sync.CONTINUE);
       } else if (msg.type === Sync.SECCOMP_LISTENER) {
         try {
-          if (!opts.onSeccompListener) throw new TsrunError('linux.seccomp: a listener fd arrived, but nothing takes it');
+          if (!opts.onSeccompListener)
+            throw new TsrunError('linux.seccomp: a listener fd arrived, but nothing takes it');
           opts.onSeccompListener(msg.fd, initPid);
         } finally {
           native.close(msg.fd);

@@ -22,9 +22,10 @@ export function configureLog(opts: { path?: string; format?: string; debug?: boo
 function write(level: 'debug' | 'info' | 'warning' | 'error', msg: string): void {
   if (!logPath) return;
   const time = new Date().toISOString();
-  const line = logFormat === 'json'
-    ? JSON.stringify({ level, msg, time }) + '\n'
-    : `time="${time}" level=${level} msg=${JSON.stringify(msg)}\n`;
+  const line =
+    logFormat === 'json'
+      ? JSON.stringify({ level, msg, time }) + '\n'
+      : `time="${time}" level=${level} msg=${JSON.stringify(msg)}\n`;
   try {
     fs.appendFileSync(logPath, line);
   } catch {

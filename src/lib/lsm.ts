@@ -23,12 +23,19 @@ export const hostLsm = {
 };
 
 /** Profiles and labels asked for: `field` -> value. */
-export function checkLsmRequests(requests: { apparmor: Record<string, string | undefined>; selinux: Record<string, string | undefined> }): void {
-  for (const [kind, active] of [['apparmor', hostLsm.apparmor], ['selinux', hostLsm.selinux]] as const) {
+export function checkLsmRequests(requests: {
+  apparmor: Record<string, string | undefined>;
+  selinux: Record<string, string | undefined>;
+}): void {
+  for (const [kind, active] of [
+    ['apparmor', hostLsm.apparmor],
+    ['selinux', hostLsm.selinux],
+  ] as const) {
     for (const [field, value] of Object.entries(requests[kind])) {
       if (!value) continue;
       const name = kind === 'apparmor' ? 'AppArmor' : 'SELinux';
-      if (active()) throw new TsrunError(`${field}: ${name} is active on this host, and tsrun cannot apply "${value}" yet`);
+      if (active())
+        throw new TsrunError(`${field}: ${name} is active on this host, and tsrun cannot apply "${value}" yet`);
       debug(`${field}: "${value}" ignored: ${name} is not enabled on this host`);
     }
   }

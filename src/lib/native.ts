@@ -14,7 +14,11 @@ export interface SeccompCompileInput {
   defaultAction: number;
   /** libseccomp's architecture names: "x86_64", "x86", ... */
   arches: string[];
-  rules: Array<{ name: string; action: number; args: Array<{ index: number; op: number; value: bigint; valueTwo: bigint }> }>;
+  rules: Array<{
+    name: string;
+    action: number;
+    args: Array<{ index: number; op: number; value: bigint; valueTwo: bigint }>;
+  }>;
   /** Every syscall the profile names, whatever its action: the ENOSYS stub's measure of what the profile knows. */
   named: string[];
   /** Put runc's ENOSYS stub ahead of the filter (native/seccomp.c says why). */
@@ -24,14 +28,28 @@ export interface SeccompCompileInput {
 export interface NativeAddon {
   /** rootfsFd: a detached mount (an image's overlay) the init attaches at its rootfs path, or -1. */
   /** stdio: the helper's fds 0-2 (null: ours). */
-  spawnInit(helperPath: string, plan: Buffer, fifoFd: number, consoleFd: number, rootfsFd: number, preserveFds: number, stdio: [number, number, number] | null): { pid: number; syncFd: number };
+  spawnInit(
+    helperPath: string,
+    plan: Buffer,
+    fifoFd: number,
+    consoleFd: number,
+    rootfsFd: number,
+    preserveFds: number,
+    stdio: [number, number, number] | null,
+  ): { pid: number; syncFd: number };
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
   /**
    * Our stdin into stdinWrite, stdoutRead and stderrRead out to our 1 and 2, on a pool thread, until both outputs end
    * and stdin is done (closed, or stopRead at EOF); closes the four (native/addon.c).
    */
-  copyStdio(stdinWrite: number, stdoutRead: number, stderrRead: number, stopRead: number, drainOnStop: boolean): Promise<void>;
+  copyStdio(
+    stdinWrite: number,
+    stdoutRead: number,
+    stderrRead: number,
+    stopRead: number,
+    drainOnStop: boolean,
+  ): Promise<void>;
   /** TIOCGWINSZ on `from`, TIOCSWINSZ on `to`: whether `from` was a terminal. */
   copyWinsize(from: number, to: number): boolean;
   /** TIOCGWINSZ: the terminal's width in columns, 0 when fd is no terminal. */
@@ -77,7 +95,14 @@ export interface NativeAddon {
    * renamed, with its addresses, up if setUp (native/netdev.c).  fromIndex > 0 names it by index (one we moved there).
    * Its final name and index there, and whether it was up before.
    */
-  moveNetDevice(fromName: string, toName: string, toNs: string, fromNs: string | null, setUp: boolean, fromIndex: number): { name: string; index: number; wasUp: boolean };
+  moveNetDevice(
+    fromName: string,
+    toName: string,
+    toNs: string,
+    fromNs: string | null,
+    setUp: boolean,
+    fromIndex: number,
+  ): { name: string; index: number; wasUp: boolean };
   seccompFlagSupported(flags: number): boolean;
   seccompActionAvailable(action: number): boolean;
   /** The pty stops turning "\n" into "\r\n" (tsrun's own foreground terminal, as runc's). */
@@ -102,7 +127,8 @@ export interface NativeAddon {
  * copy of it anywhere finds the addon and the helpers there.
  */
 declare const TSRUN_BUILD_ROOT: string | undefined;
-export const PROJECT_ROOT = typeof TSRUN_BUILD_ROOT === 'string' ? TSRUN_BUILD_ROOT : path.resolve(__dirname, '..', '..', '..');
+export const PROJECT_ROOT =
+  typeof TSRUN_BUILD_ROOT === 'string' ? TSRUN_BUILD_ROOT : path.resolve(__dirname, '..', '..', '..');
 export const INIT_HELPER = path.join(PROJECT_ROOT, 'native', 'out', 'tsrun-init');
 export const CHECKER = path.join(PROJECT_ROOT, 'native', 'out', 'tsrun-checker');
 

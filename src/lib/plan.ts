@@ -8,12 +8,21 @@
  * touching one.
  */
 import path = require('path');
-import { Config, ConfigError, Device, Hook, IDMapping, Mount, NamespaceType, Process } from './config';
+import {
+  type Config,
+  ConfigError,
+  type Device,
+  type Hook,
+  type IDMapping,
+  type Mount,
+  type NamespaceType,
+  type Process,
+} from './config';
 import { capabilityMasks } from './capabilities';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
-import { ContainerProcessAttrs, containerProcessAttrs, execAffinityOps, processAttrOps } from './process-attrs';
-import { LoadableSeccomp } from './seccomp';
-import { ChdirStage, CreateKind, HookStage, MountKind, NO_SLOT, Op, PivotMode, PlanOp } from './plan-format';
+import { type ContainerProcessAttrs, containerProcessAttrs, execAffinityOps, processAttrOps } from './process-attrs';
+import { type LoadableSeccomp } from './seccomp';
+import { ChdirStage, CreateKind, HookStage, MountKind, NO_SLOT, Op, PivotMode, type PlanOp } from './plan-format';
 
 /** clone(2) flags per runtime-spec namespace type. */
 export const CLONE_FLAGS: Record<NamespaceType, number> = {
@@ -31,10 +40,22 @@ export const CLONE_FLAGS: Record<NamespaceType, number> = {
 const JOIN_ORDER: NamespaceType[] = ['user', 'mount', 'pid', 'network', 'ipc', 'uts', 'cgroup', 'time'];
 
 export const RLIMIT_NUMBERS: Record<string, number> = {
-  RLIMIT_CPU: 0, RLIMIT_FSIZE: 1, RLIMIT_DATA: 2, RLIMIT_STACK: 3, RLIMIT_CORE: 4,
-  RLIMIT_RSS: 5, RLIMIT_NPROC: 6, RLIMIT_NOFILE: 7, RLIMIT_MEMLOCK: 8, RLIMIT_AS: 9,
-  RLIMIT_LOCKS: 10, RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12, RLIMIT_NICE: 13,
-  RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
+  RLIMIT_CPU: 0,
+  RLIMIT_FSIZE: 1,
+  RLIMIT_DATA: 2,
+  RLIMIT_STACK: 3,
+  RLIMIT_CORE: 4,
+  RLIMIT_RSS: 5,
+  RLIMIT_NPROC: 6,
+  RLIMIT_NOFILE: 7,
+  RLIMIT_MEMLOCK: 8,
+  RLIMIT_AS: 9,
+  RLIMIT_LOCKS: 10,
+  RLIMIT_SIGPENDING: 11,
+  RLIMIT_MSGQUEUE: 12,
+  RLIMIT_NICE: 13,
+  RLIMIT_RTPRIO: 14,
+  RLIMIT_RTTIME: 15,
 };
 
 const S_IFCHR = 0o020000;
@@ -113,7 +134,10 @@ const op = (code: Op, fields: PlanOp['fields'] = {}): PlanOp => ({ op: code, fie
 
 /** Strip the leading "/" and normalise, for resolution under the rootfs. */
 export function containerRelative(p: string): string {
-  return path.posix.normalize('/' + p).replace(/^\/+/, '').replace(/\/+$/, '');
+  return path.posix
+    .normalize('/' + p)
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '');
 }
 
 function attrsOf(flags: number): number {
@@ -155,7 +179,13 @@ function namespacesOf(config: Config): Namespaces {
   return { created, joined };
 }
 
-function compileNamespaces(config: Config, ns: Namespaces, ops: PlanOp[], cloneIntoCgroup = '', inMountNs: PlanOp[] = []): void {
+function compileNamespaces(
+  config: Config,
+  ns: Namespaces,
+  ops: PlanOp[],
+  cloneIntoCgroup = '',
+  inMountNs: PlanOp[] = [],
+): void {
   for (const type of JOIN_ORDER) {
     const nsPath = ns.joined.get(type);
     if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
@@ -167,7 +197,8 @@ function compileNamespaces(config: Config, ns: Namespaces, ops: PlanOp[], cloneI
   // so the namespace is rooted at the container's cgroup, not the helper's.
   const lateCgroupNs = !!cloneIntoCgroup && ns.created.has('cgroup');
   let flags = 0;
-  for (const type of ns.created) if (type !== 'user' && !(lateCgroupNs && type === 'cgroup')) flags |= CLONE_FLAGS[type];
+  for (const type of ns.created)
+    if (type !== 'user' && !(lateCgroupNs && type === 'cgroup')) flags |= CLONE_FLAGS[type];
   if (flags) ops.push(op(Op.UNSHARE, { flags: BigInt(flags) }));
   // The namespaces are the container's now; the init is not yet cloned.
   ops.push(...inMountNs);
@@ -199,7 +230,14 @@ interface MountSink {
   devReadonly?: boolean;
 }
 
-function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext, ns: Namespaces, sink: MountSink): void {
+function compileMount(
+  config: Config,
+  m: Mount,
+  index: number,
+  ctx: PlanContext,
+  ns: Namespaces,
+  sink: MountSink,
+): void {
   const ops = sink.ops;
   const field = `mounts[${index}]`;
   const opts = parseMountOptions(m.options ?? [], `${field}.options`);
@@ -212,7 +250,13 @@ function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext,
   let recursiveBind = opts.recursiveBind;
   // sysfs belongs to the network namespace's owner: without a network
   // namespace of its own, a user-namespaced container binds the host's /sys.
-  if (!isBind && type === 'sysfs' && ns.created.has('user') && !ns.created.has('network') && !ns.joined.has('network')) {
+  if (
+    !isBind &&
+    type === 'sysfs' &&
+    ns.created.has('user') &&
+    !ns.created.has('network') &&
+    !ns.joined.has('network')
+  ) {
     type = 'bind';
     source = '/sys';
     recursiveBind = true;
@@ -242,41 +286,68 @@ function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext,
         const uid = m.uidMappings ?? (ownNs ? config.linux?.uidMappings : undefined);
         const gid = m.gidMappings ?? (ownNs ? config.linux?.gidMappings : undefined);
         if (!uid?.length || !gid?.length)
-          throw new ConfigError(`${field}.options`, 'idmap needs uidMappings and gidMappings on the mount, or a new user namespace whose mappings it can use');
+          throw new ConfigError(
+            `${field}.options`,
+            'idmap needs uidMappings and gidMappings on the mount, or a new user namespace whose mappings it can use',
+          );
         uidMap = formatMap(uid);
         gidMap = formatMap(gid);
       }
       const slot = sink.prepare.length;
-      sink.prepare.push(op(Op.IDMAP_PREPARE, {
-        slot, source: hostPath, recursiveBind: recursiveBind ? 1 : 0, uidMap, gidMap,
-        attrSet, attrClr, recAttrSet: opts.recursiveAttrSet, recAttrClr: opts.recursiveAttrClr,
-        idmapRecursive: opts.recursiveIdmap ? 1 : 0,
-      }));
-      ops.push(op(Op.MOUNT, {
-        kind: MountKind.PREPARED, recursiveBind: 0, create: kind === 'dir' ? CreateKind.DIR : CreateKind.FILE,
-        source: hostPath, dest, fstype: '', data: '', attrSet: 0, attrClr: 0, recAttrSet: 0, recAttrClr: 0,
-        propagation: opts.propagation & ~MS.REC, propagationRecursive: opts.propagation & MS.REC ? 1 : 0,
-        copyUp: 0, slot,
-      }));
+      sink.prepare.push(
+        op(Op.IDMAP_PREPARE, {
+          slot,
+          source: hostPath,
+          recursiveBind: recursiveBind ? 1 : 0,
+          uidMap,
+          gidMap,
+          attrSet,
+          attrClr,
+          recAttrSet: opts.recursiveAttrSet,
+          recAttrClr: opts.recursiveAttrClr,
+          idmapRecursive: opts.recursiveIdmap ? 1 : 0,
+        }),
+      );
+      ops.push(
+        op(Op.MOUNT, {
+          kind: MountKind.PREPARED,
+          recursiveBind: 0,
+          create: kind === 'dir' ? CreateKind.DIR : CreateKind.FILE,
+          source: hostPath,
+          dest,
+          fstype: '',
+          data: '',
+          attrSet: 0,
+          attrClr: 0,
+          recAttrSet: 0,
+          recAttrClr: 0,
+          propagation: opts.propagation & ~MS.REC,
+          propagationRecursive: opts.propagation & MS.REC ? 1 : 0,
+          copyUp: 0,
+          slot,
+        }),
+      );
       return;
     }
-    ops.push(op(Op.MOUNT, {
-      kind: MountKind.BIND,
-      recursiveBind: recursiveBind ? 1 : 0,
-      create: kind === 'dir' ? CreateKind.DIR : CreateKind.FILE,
-      source: hostPath,
-      dest,
-      fstype: '',
-      data: '',
-      attrSet,
-      attrClr,
-      recAttrSet: opts.recursiveAttrSet,
-      recAttrClr: opts.recursiveAttrClr,
-      propagation: opts.propagation & ~MS.REC,
-      propagationRecursive: opts.propagation & MS.REC ? 1 : 0,
-      copyUp: 0,
-      slot: NO_SLOT,
-    }));
+    ops.push(
+      op(Op.MOUNT, {
+        kind: MountKind.BIND,
+        recursiveBind: recursiveBind ? 1 : 0,
+        create: kind === 'dir' ? CreateKind.DIR : CreateKind.FILE,
+        source: hostPath,
+        dest,
+        fstype: '',
+        data: '',
+        attrSet,
+        attrClr,
+        recAttrSet: opts.recursiveAttrSet,
+        recAttrClr: opts.recursiveAttrClr,
+        propagation: opts.propagation & ~MS.REC,
+        propagationRecursive: opts.propagation & MS.REC ? 1 : 0,
+        copyUp: 0,
+        slot: NO_SLOT,
+      }),
+    );
     return;
   }
 
@@ -286,7 +357,8 @@ function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext,
     compileCgroupMount(field, dest, opts.flags, ctx, ns, ops);
     return;
   }
-  if (opts.tmpcopyup && type !== 'tmpfs') throw new ConfigError(`${field}.options`, 'tmpcopyup applies to tmpfs mounts only');
+  if (opts.tmpcopyup && type !== 'tmpfs')
+    throw new ConfigError(`${field}.options`, 'tmpcopyup applies to tmpfs mounts only');
   const data = [opts.data, ...superblockOptions(opts.flags, opts.clearFlags)].filter(Boolean).join(',');
   let attrSet = attrsOf(opts.flags);
   if (dest === 'dev' && attrSet & MOUNT_ATTR.RDONLY) {
@@ -299,7 +371,11 @@ function compileMount(config: Config, m: Mount, index: number, ctx: PlanContext,
 }
 
 function fsMount(
-  source: string, dest: string, fstype: string, data: string, attrSet: number,
+  source: string,
+  dest: string,
+  fstype: string,
+  data: string,
+  attrSet: number,
   opts?: { recursiveAttrSet: number; recursiveAttrClr: number; propagation: number },
 ): PlanOp {
   return op(Op.MOUNT, {
@@ -332,7 +408,14 @@ function fsMount(
  * cgroups, and limits not the container's own), so, as runc does, each
  * hierarchy is instead bound from the container's own directory in it.
  */
-function compileCgroupMount(field: string, dest: string, flags: number, ctx: PlanContext, ns: Namespaces, ops: PlanOp[]): void {
+function compileCgroupMount(
+  field: string,
+  dest: string,
+  flags: number,
+  ctx: PlanContext,
+  ns: Namespaces,
+  ops: PlanOp[],
+): void {
   const hierarchies = ctx.host.cgroupHierarchies();
   const attrs = attrsOf(flags);
   const v2Only = hierarchies.length > 0 && hierarchies.every((h) => h.version === 2 && h.name === '');
@@ -349,14 +432,31 @@ function compileCgroupMount(field: string, dest: string, flags: number, ctx: Pla
     // container sees the v1 hierarchies.
     if (!h.name || h.version === 2) continue;
     const own = ownNamespace ? undefined : ctx.cgroupDirs?.[`/sys/fs/cgroup/${h.name}`];
-    if (own) ops.push(op(Op.MOUNT, {
-      kind: MountKind.BIND, recursiveBind: 0, create: CreateKind.DIR, source: own, dest: `${dest}/${h.name}`, fstype: '', data: '',
-      attrSet: attrs, attrClr: 0, recAttrSet: 0, recAttrClr: 0, propagation: 0, propagationRecursive: 0, copyUp: 0, slot: NO_SLOT,
-    }));
+    if (own)
+      ops.push(
+        op(Op.MOUNT, {
+          kind: MountKind.BIND,
+          recursiveBind: 0,
+          create: CreateKind.DIR,
+          source: own,
+          dest: `${dest}/${h.name}`,
+          fstype: '',
+          data: '',
+          attrSet: attrs,
+          attrClr: 0,
+          recAttrSet: 0,
+          recAttrClr: 0,
+          propagation: 0,
+          propagationRecursive: 0,
+          copyUp: 0,
+          slot: NO_SLOT,
+        }),
+      );
     else ops.push(fsMount('cgroup', `${dest}/${h.name}`, 'cgroup', h.options, attrs));
     // Co-mounted controllers get one symlink each ("cpu" -> "cpu,cpuacct").
     if (h.name.includes(',')) {
-      for (const controller of h.name.split(',')) ops.push(op(Op.SYMLINK, { target: h.name, path: `${dest}/${controller}` }));
+      for (const controller of h.name.split(','))
+        ops.push(op(Op.SYMLINK, { target: h.name, path: `${dest}/${controller}` }));
     }
   }
 }
@@ -366,14 +466,18 @@ function deviceType(d: Device): number {
 }
 
 function compileDevices(config: Config, ns: Namespaces, ops: PlanOp[]): void {
-  const devMountIsBind = (config.mounts ?? []).some((m) =>
-    containerRelative(m.destination) === 'dev' && (m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind')));
+  const devMountIsBind = (config.mounts ?? []).some(
+    (m) =>
+      containerRelative(m.destination) === 'dev' &&
+      (m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind')),
+  );
   if (devMountIsBind) return; // the host's /dev is used as it is
 
   const byPath = new Map<string, Device>();
   for (const d of DEFAULT_DEVICES) byPath.set(d.path, d);
   (config.linux?.devices ?? []).forEach((d, i) => {
-    if (containerRelative(d.path) === '') throw new ConfigError(`linux.devices[${i}].path`, `cannot be the container's root`);
+    if (containerRelative(d.path) === '')
+      throw new ConfigError(`linux.devices[${i}].path`, `cannot be the container's root`);
     byPath.set(path.posix.normalize(d.path), d);
   });
   const inUserNs = ns.created.has('user') || ns.joined.has('user');
@@ -382,16 +486,18 @@ function compileDevices(config: Config, ns: Namespaces, ops: PlanOp[]): void {
   // numbers is dropped (podman --privileged lists every host device).
   for (const key of [...byPath.keys()]) if (containerRelative(key) === 'dev/ptmx') byPath.delete(key);
   for (const d of byPath.values()) {
-    ops.push(op(Op.MKNOD, {
-      path: containerRelative(d.path),
-      type: deviceType(d),
-      major: d.major ?? 0,
-      minor: d.minor ?? 0,
-      mode: d.fileMode ?? 0o666,
-      uid: d.uid ?? 0,
-      gid: d.gid ?? 0,
-      bindFromHost: inUserNs && d.type !== 'p' ? 1 : 0,
-    }));
+    ops.push(
+      op(Op.MKNOD, {
+        path: containerRelative(d.path),
+        type: deviceType(d),
+        major: d.major ?? 0,
+        minor: d.minor ?? 0,
+        mode: d.fileMode ?? 0o666,
+        uid: d.uid ?? 0,
+        gid: d.gid ?? 0,
+        bindFromHost: inUserNs && d.type !== 'p' ? 1 : 0,
+      }),
+    );
   }
   for (const [target, link] of DEFAULT_DEV_SYMLINKS) {
     if (!byPath.has(link)) ops.push(op(Op.SYMLINK, { target, path: containerRelative(link) }));
@@ -418,10 +524,14 @@ function compileHook(stage: number, hook: Hook, where: { cwd: string; env?: stri
 }
 
 const PROPAGATION_FLAGS: Record<string, number> = {
-  shared: MS.SHARED, rshared: MS.SHARED | MS.REC,
-  slave: MS.SLAVE, rslave: MS.SLAVE | MS.REC,
-  private: MS.PRIVATE, rprivate: MS.PRIVATE | MS.REC,
-  unbindable: MS.UNBINDABLE, runbindable: MS.UNBINDABLE | MS.REC,
+  shared: MS.SHARED,
+  rshared: MS.SHARED | MS.REC,
+  slave: MS.SLAVE,
+  rslave: MS.SLAVE | MS.REC,
+  private: MS.PRIVATE,
+  rprivate: MS.PRIVATE | MS.REC,
+  unbindable: MS.UNBINDABLE,
+  runbindable: MS.UNBINDABLE | MS.REC,
 };
 
 /** What `create` runs in the container's init, from start to exec. */
@@ -440,18 +550,35 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   // made there (and detached by delete), its root is a chroot, and what
   // only a mount namespace of its own can give is refused, as runc does.
   const mountNsPath = ns.joined.get('mount');
-  const hostMounts = !ns.created.has('mount') && (mountNsPath === undefined || !!ctx.host.isHostNamespace?.(mountNsPath, 'mount'));
+  const hostMounts =
+    !ns.created.has('mount') && (mountNsPath === undefined || !!ctx.host.isHostNamespace?.(mountNsPath, 'mount'));
   // Moving an interface into the host's own network namespace would only
   // rename it, and set it down, on the host.
   const netPath = ns.joined.get('network');
-  if (Object.keys(config.linux?.netDevices ?? {}).length && netPath !== undefined && ctx.host.isHostNamespace?.(netPath, 'network'))
+  if (
+    Object.keys(config.linux?.netDevices ?? {}).length &&
+    netPath !== undefined &&
+    ctx.host.isHostNamespace?.(netPath, 'network')
+  )
     throw new ConfigError('linux.netDevices', "the network namespace joined is the host's: nothing can move into it");
   if (hostMounts) {
     for (const key of ['maskedPaths', 'readonlyPaths'] as const) {
-      if (config.linux?.[key]?.length) throw new ConfigError(`linux.${key}`, 'needs a mount namespace of the container (runc: unable to restrict sys entries without a private MNT namespace)');
+      if (config.linux?.[key]?.length)
+        throw new ConfigError(
+          `linux.${key}`,
+          'needs a mount namespace of the container (runc: unable to restrict sys entries without a private MNT namespace)',
+        );
     }
-    if (config.linux?.rootfsPropagation) throw new ConfigError('linux.rootfsPropagation', "needs a mount namespace of the container (it would change the host's)");
-    if (ctx.imageRootfs) throw new ConfigError('linux.namespaces', "an image's rootfs is mounted only in a mount namespace of the container's own: add one");
+    if (config.linux?.rootfsPropagation)
+      throw new ConfigError(
+        'linux.rootfsPropagation',
+        "needs a mount namespace of the container (it would change the host's)",
+      );
+    if (ctx.imageRootfs)
+      throw new ConfigError(
+        'linux.namespaces',
+        "an image's rootfs is mounted only in a mount namespace of the container's own: add one",
+      );
   }
   if (config.hostname !== undefined && config.hostname !== '' && !hasOwn('uts'))
     throw new ConfigError('hostname', 'needs a UTS namespace of the container');
@@ -478,11 +605,17 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   const sourceServer = inUserns && mountSink.prepare.length > 0;
   const ops: PlanOp[] = [
     ...(sourceServer ? [op(Op.MOUNT_SOURCE_SERVER)] : []),
-    ...cgroups.ops, ...compileProcessEarly(process),
+    ...cgroups.ops,
+    ...compileProcessEarly(process),
     ...(sourceServer ? [] : mountSink.prepare),
   ];
-  compileNamespaces(config, ns, ops, cgroups.cloneInto,
-    sourceServer ? [op(Op.MOUNT_SOURCES_JOIN), ...mountSink.prepare, op(Op.MOUNT_SOURCES_DONE)] : []);
+  compileNamespaces(
+    config,
+    ns,
+    ops,
+    cgroups.cloneInto,
+    sourceServer ? [op(Op.MOUNT_SOURCES_JOIN), ...mountSink.prepare, op(Op.MOUNT_SOURCES_DONE)] : [],
+  );
   ops.push(op(Op.SETSID));
   if (ctx.sessionKeyring) ops.push(op(Op.SESSION_KEYRING, { name: ctx.sessionKeyring }));
   // A new network namespace starts with "lo" down: 127.0.0.1 would not
@@ -503,7 +636,8 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   const parentHooks = (hooks.prestart?.length ?? 0) + (hooks.createRuntime?.length ?? 0);
   const containerHooks = (hooks.createContainer?.length ?? 0) + (hooks.startContainer?.length ?? 0);
   if (parentHooks || containerHooks) ops.push(op(Op.PARENT_HOOKS));
-  for (const h of hooks.createContainer ?? []) ops.push(compileHook(HookStage.CREATE_CONTAINER, h, { cwd: rootfs, env: process.env ?? [] }));
+  for (const h of hooks.createContainer ?? [])
+    ops.push(compileHook(HookStage.CREATE_CONTAINER, h, { cwd: rootfs, env: process.env ?? [] }));
   // runc makes a missing cwd (after the mounts and hooks, before the rootfs may turn read-only).
   if (containerRelative(process.cwd)) ops.push(op(Op.MKDIR, { path: containerRelative(process.cwd) }));
 
@@ -514,17 +648,22 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
     const inRootfs = (p: string): boolean => p === rootfs || p.startsWith(rootfs.endsWith('/') ? rootfs : `${rootfs}/`);
     for (const p of ctx.host.fullPseudoFsMounts?.() ?? []) if (!inRootfs(p)) ops.push(op(Op.HIDE_HOST_FS, { path: p }));
   }
-  ops.push(op(Op.PIVOT_ROOT, { noPivot: hostMounts ? PivotMode.CHROOT : ctx.noPivot ? PivotMode.MOVE : PivotMode.PIVOT }));
+  ops.push(
+    op(Op.PIVOT_ROOT, { noPivot: hostMounts ? PivotMode.CHROOT : ctx.noPivot ? PivotMode.MOVE : PivotMode.PIVOT }),
+  );
   if (rootProp) ops.push(op(Op.ROOT_PROPAGATION, { flags: PROPAGATION_FLAGS[rootProp] }));
   if (config.root.readonly) ops.push(op(Op.REMOUNT_ROOT_RO));
   ops.push(...compileSysctls(config, ns, ctx.host));
   // After the sysctls (which write under /proc/sys), as runc does.
   // Normalised without a trailing slash: "/a/" would make the helper's O_NOFOLLOW follow a final symlink.
-  for (const p of config.linux?.readonlyPaths ?? []) ops.push(op(Op.READONLY_PATH, { path: `/${containerRelative(p)}` }));
+  for (const p of config.linux?.readonlyPaths ?? [])
+    ops.push(op(Op.READONLY_PATH, { path: `/${containerRelative(p)}` }));
   for (const p of config.linux?.maskedPaths ?? []) ops.push(op(Op.MASK_PATH, { path: `/${containerRelative(p)}` }));
   if (config.linux?.seccomp && !ctx.seccomp) throw new ConfigError('linux.seccomp', 'not compiled (internal error)');
   compileProcess(process, ops, {
-    isInit: true, seccomp: ctx.seccomp, container: containerProcessAttrs(config),
+    isInit: true,
+    seccomp: ctx.seccomp,
+    container: containerProcessAttrs(config),
     afterConsole: mountSink.devReadonly ? [op(Op.REMOUNT_RO, { path: '/dev' })] : [],
   });
   ops.push(op(Op.WAIT_START));
@@ -535,8 +674,14 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
 
 /** IPC sysctls, namespaced by an IPC namespace (runc's list), plus fs.mqueue.*. */
 const IPC_SYSCTLS = new Set([
-  'kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem',
-  'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced',
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
+  'kernel.shm_rmid_forced',
 ]);
 
 /**
@@ -600,12 +745,20 @@ export function compileProcessEarly(process: Process): PlanOp[] {
 }
 
 /** process.rlimits as prlimit(2) takes them; a resource named twice is an error. */
-export function processRlimits(process: Process): Array<{ resource: number; name: string; soft: bigint; hard: bigint; field: string }> {
+export function processRlimits(
+  process: Process,
+): Array<{ resource: number; name: string; soft: bigint; hard: bigint; field: string }> {
   const seen = new Set<string>();
   return (process.rlimits ?? []).map((r, i) => {
     if (seen.has(r.type)) throw new ConfigError(`process.rlimits[${i}].type`, `duplicate rlimit ${r.type}`);
     seen.add(r.type);
-    return { resource: RLIMIT_NUMBERS[r.type], name: r.type, soft: rlimitValue(r.soft), hard: rlimitValue(r.hard), field: `process.rlimits[${i}]` };
+    return {
+      resource: RLIMIT_NUMBERS[r.type],
+      name: r.type,
+      soft: rlimitValue(r.soft),
+      hard: rlimitValue(r.hard),
+      field: `process.rlimits[${i}]`,
+    };
   });
 }
 
@@ -623,17 +776,25 @@ export function processRlimits(process: Process): Array<{ resource: number; name
  */
 export function compileProcess(process: Process, ops: PlanOp[], opts: ProcessOptions = { isInit: true }): void {
   if (process.terminal) {
-    ops.push(op(Op.CONSOLE, { rows: process.consoleSize?.height ?? 0, cols: process.consoleSize?.width ?? 0, bindDevConsole: opts.isInit ? 1 : 0 }));
+    ops.push(
+      op(Op.CONSOLE, {
+        rows: process.consoleSize?.height ?? 0,
+        cols: process.consoleSize?.width ?? 0,
+        bindDevConsole: opts.isInit ? 1 : 0,
+      }),
+    );
   }
-  ops.push(...opts.afterConsole ?? []);
+  ops.push(...(opts.afterConsole ?? []));
   if (process.noNewPrivileges) ops.push(op(Op.NO_NEW_PRIVS));
   if (processRlimits(process).length) ops.push(op(Op.PARENT_RLIMITS));
-  ops.push(...opts.finalAffinity ?? [], ...processAttrOps(process, opts.container ?? {}));
+  ops.push(...(opts.finalAffinity ?? []), ...processAttrOps(process, opts.container ?? {}));
   const seccomp = opts.seccomp
     ? op(Op.SECCOMP, {
-      flags: opts.seccomp.flags, notify: opts.seccomp.notify ? 1 : 0,
-      atExec: process.noNewPrivileges && !opts.seccomp.notify ? 1 : 0, program: opts.seccomp.program,
-    })
+        flags: opts.seccomp.flags,
+        notify: opts.seccomp.notify ? 1 : 0,
+        atExec: process.noNewPrivileges && !opts.seccomp.notify ? 1 : 0,
+        program: opts.seccomp.program,
+      })
     : undefined;
   if (seccomp && !process.noNewPrivileges) ops.push(seccomp);
   // runc's order (finalizeNamespace): the cwd first, while still root; the
@@ -641,26 +802,38 @@ export function compileProcess(process: Process, ops: PlanOp[], opts: ProcessOpt
   // looked up with the user.
   const user = process.user ?? { uid: 0, gid: 0 };
   ops.push(op(Op.CHDIR, { cwd: process.cwd, stage: ChdirStage.BEFORE_USER }));
-  const caps = process.capabilities ? capabilityMasks(process.capabilities, 'process.capabilities', opts.hostBounding) : undefined;
+  const caps = process.capabilities
+    ? capabilityMasks(process.capabilities, 'process.capabilities', opts.hostBounding)
+    : undefined;
   if (caps) ops.push(op(Op.CAPS_BOUNDING, { keep: caps.bounding }));
   const env = process.env ?? [];
   const hasHome = env.some((e) => e.startsWith('HOME='));
   if (!hasHome) ops.push(op(Op.HOME, { uid: user.uid }));
-  ops.push(op(Op.USER, {
-    uid: user.uid,
-    gid: user.gid,
-    umask: user.umask ?? 0o022,
-    groups: user.additionalGids ?? [],
-  }));
+  ops.push(
+    op(Op.USER, {
+      uid: user.uid,
+      gid: user.gid,
+      umask: user.umask ?? 0o022,
+      groups: user.additionalGids ?? [],
+    }),
+  );
   ops.push(op(Op.CHDIR, { cwd: process.cwd, stage: ChdirStage.AFTER_USER }));
   if (caps) {
-    ops.push(op(Op.CAPS_SET, { effective: caps.effective, permitted: caps.permitted, inheritable: caps.inheritable, ambient: caps.ambient }));
+    ops.push(
+      op(Op.CAPS_SET, {
+        effective: caps.effective,
+        permitted: caps.permitted,
+        inheritable: caps.inheritable,
+        ambient: caps.ambient,
+      }),
+    );
   }
   // No HOME in the config: "/" (runc's default) unless OP_HOME finds the user's in /etc/passwd.
-  ops.push(op(Op.EXEC_PREPARE, { name: process.args![0], argv: process.args!, env: hasHome ? env : [...env, 'HOME=/'] }));
+  ops.push(
+    op(Op.EXEC_PREPARE, { name: process.args![0], argv: process.args!, env: hasHome ? env : [...env, 'HOME=/'] }),
+  );
   if (seccomp && process.noNewPrivileges) ops.push(seccomp);
 }
-
 
 /** The namespaces of a running container's init, as exec joins them. */
 export interface InitNamespaces {
@@ -679,7 +852,11 @@ export interface InitNamespaces {
  * longer lets that clone into a host cgroup, so there the helper joins the
  * cgroup2 one first too, through cgroup.procs.
  */
-function placeInCgroups(v1: string[] = [], cgroup2: string | undefined, inUserns: boolean): { ops: PlanOp[]; cloneInto: string } {
+function placeInCgroups(
+  v1: string[] = [],
+  cgroup2: string | undefined,
+  inUserns: boolean,
+): { ops: PlanOp[]; cloneInto: string } {
   const ops = v1.map((dir) => op(Op.JOIN_CGROUP, { dir, file: 'tasks' }));
   if (cgroup2 && inUserns) ops.push(op(Op.JOIN_CGROUP, { dir: cgroup2, file: 'cgroup.procs' }));
   return { ops, cloneInto: cgroup2 && !inUserns ? cgroup2 : '' };

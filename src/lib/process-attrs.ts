@@ -13,29 +13,61 @@
  * Pure: config in, plan ops out.  Values are checked by config.ts; this
  * file turns names into the kernel's numbers.
  */
-import { Config, IOPriority, MAX_CPUS, MAX_NUMA_NODES, MemoryPolicy, parseCpuList, Personality, Process, Scheduler } from './config';
-import { AffinityStage, Op, PlanOp } from './plan-format';
+import {
+  type Config,
+  type IOPriority,
+  MAX_CPUS,
+  MAX_NUMA_NODES,
+  type MemoryPolicy,
+  parseCpuList,
+  type Personality,
+  type Process,
+  type Scheduler,
+} from './config';
+import { AffinityStage, Op, type PlanOp } from './plan-format';
 
 /** include/uapi/linux/sched.h */
 const SCHED_POLICY: Record<Scheduler['policy'], number> = {
-  SCHED_OTHER: 0, SCHED_FIFO: 1, SCHED_RR: 2, SCHED_BATCH: 3, SCHED_ISO: 4, SCHED_IDLE: 5, SCHED_DEADLINE: 6,
+  SCHED_OTHER: 0,
+  SCHED_FIFO: 1,
+  SCHED_RR: 2,
+  SCHED_BATCH: 3,
+  SCHED_ISO: 4,
+  SCHED_IDLE: 5,
+  SCHED_DEADLINE: 6,
 };
 const SCHED_FLAG: Record<NonNullable<Scheduler['flags']>[number], bigint> = {
-  SCHED_FLAG_RESET_ON_FORK: 0x01n, SCHED_FLAG_RECLAIM: 0x02n, SCHED_FLAG_DL_OVERRUN: 0x04n, SCHED_FLAG_KEEP_POLICY: 0x08n,
-  SCHED_FLAG_KEEP_PARAMS: 0x10n, SCHED_FLAG_UTIL_CLAMP_MIN: 0x20n, SCHED_FLAG_UTIL_CLAMP_MAX: 0x40n,
+  SCHED_FLAG_RESET_ON_FORK: 0x01n,
+  SCHED_FLAG_RECLAIM: 0x02n,
+  SCHED_FLAG_DL_OVERRUN: 0x04n,
+  SCHED_FLAG_KEEP_POLICY: 0x08n,
+  SCHED_FLAG_KEEP_PARAMS: 0x10n,
+  SCHED_FLAG_UTIL_CLAMP_MIN: 0x20n,
+  SCHED_FLAG_UTIL_CLAMP_MAX: 0x40n,
 };
 /** include/uapi/linux/ioprio.h */
-const IOPRIO_CLASS: Record<IOPriority['class'], number> = { IOPRIO_CLASS_RT: 1, IOPRIO_CLASS_BE: 2, IOPRIO_CLASS_IDLE: 3 };
+const IOPRIO_CLASS: Record<IOPriority['class'], number> = {
+  IOPRIO_CLASS_RT: 1,
+  IOPRIO_CLASS_BE: 2,
+  IOPRIO_CLASS_IDLE: 3,
+};
 const IOPRIO_CLASS_SHIFT = 13;
 /** include/uapi/linux/personality.h */
 const PERSONA: Record<Personality['domain'], number> = { LINUX: 0x0000, LINUX32: 0x0008 };
 /** include/uapi/linux/mempolicy.h */
 const MPOL_MODE: Record<MemoryPolicy['mode'], number> = {
-  MPOL_DEFAULT: 0, MPOL_PREFERRED: 1, MPOL_BIND: 2, MPOL_INTERLEAVE: 3, MPOL_LOCAL: 4,
-  MPOL_PREFERRED_MANY: 5, MPOL_WEIGHTED_INTERLEAVE: 6,
+  MPOL_DEFAULT: 0,
+  MPOL_PREFERRED: 1,
+  MPOL_BIND: 2,
+  MPOL_INTERLEAVE: 3,
+  MPOL_LOCAL: 4,
+  MPOL_PREFERRED_MANY: 5,
+  MPOL_WEIGHTED_INTERLEAVE: 6,
 };
 const MPOL_FLAG: Record<NonNullable<MemoryPolicy['flags']>[number], number> = {
-  MPOL_F_STATIC_NODES: 1 << 15, MPOL_F_RELATIVE_NODES: 1 << 14, MPOL_F_NUMA_BALANCING: 1 << 13,
+  MPOL_F_STATIC_NODES: 1 << 15,
+  MPOL_F_RELATIVE_NODES: 1 << 14,
+  MPOL_F_NUMA_BALANCING: 1 << 13,
 };
 
 /**
@@ -67,7 +99,10 @@ export function schedulerOp(scheduler: Scheduler, cpusetLimited: boolean): PlanO
 }
 
 export function ioPriorityOp(ioPriority: IOPriority): PlanOp {
-  return { op: Op.IOPRIO, fields: { value: (IOPRIO_CLASS[ioPriority.class] << IOPRIO_CLASS_SHIFT) | ioPriority.priority } };
+  return {
+    op: Op.IOPRIO,
+    fields: { value: (IOPRIO_CLASS[ioPriority.class] << IOPRIO_CLASS_SHIFT) | ioPriority.priority },
+  };
 }
 
 export function personalityOp(personality: Personality): PlanOp {
@@ -106,7 +141,15 @@ export function execAffinityOps(process: Process): { initial: PlanOp[]; final: P
   const initial = affinity?.initial ? [affinityOp(AffinityStage.INITIAL, affinity.initial, `${field}.initial`)] : [];
   if (affinity?.final) return { initial, final: [affinityOp(AffinityStage.FINAL, affinity.final, `${field}.final`)] };
   if (affinity?.initial) return { initial, final: [] };
-  return { initial, final: [{ op: Op.CPU_AFFINITY, fields: { stage: AffinityStage.RESET, mask: bitMask([...Array(MAX_CPUS).keys()], MAX_CPUS) } }] };
+  return {
+    initial,
+    final: [
+      {
+        op: Op.CPU_AFFINITY,
+        fields: { stage: AffinityStage.RESET, mask: bitMask([...Array(MAX_CPUS).keys()], MAX_CPUS) },
+      },
+    ],
+  };
 }
 
 /** What the container applies to every process of its own: the init and each exec. */
@@ -119,7 +162,11 @@ export interface ContainerProcessAttrs {
 
 export function containerProcessAttrs(config: Pick<Config, 'linux'>): ContainerProcessAttrs {
   const cpu = config.linux?.resources?.cpu as { cpus?: string } | undefined;
-  return { personality: config.linux?.personality, memoryPolicy: config.linux?.memoryPolicy, cpusetLimited: !!cpu?.cpus };
+  return {
+    personality: config.linux?.personality,
+    memoryPolicy: config.linux?.memoryPolicy,
+    cpusetLimited: !!cpu?.cpus,
+  };
 }
 
 /** The ops that go right before the user switch, in runc's order. */

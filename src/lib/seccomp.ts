@@ -7,10 +7,10 @@
  */
 import fs = require('fs');
 import path = require('path');
-import { ConfigError, Seccomp } from './config';
+import { ConfigError, type Seccomp } from './config';
 import { TsrunError } from './errors';
 import { debug } from './log';
-import { native, SeccompCompileInput } from './native';
+import { native, type SeccompCompileInput } from './native';
 import type { OciState, StateStore } from './state';
 
 /** libseccomp's action values (seccomp.h); ERRNO and TRACE carry a 16-bit value. */
@@ -31,17 +31,40 @@ const ALLOW_LIKE = new Set(['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_TRACE'])
 const EPERM = 1;
 
 export const SECCOMP_OPERATORS: Record<string, number> = {
-  SCMP_CMP_NE: 1, SCMP_CMP_LT: 2, SCMP_CMP_LE: 3, SCMP_CMP_EQ: 4,
-  SCMP_CMP_GE: 5, SCMP_CMP_GT: 6, SCMP_CMP_MASKED_EQ: 7,
+  SCMP_CMP_NE: 1,
+  SCMP_CMP_LT: 2,
+  SCMP_CMP_LE: 3,
+  SCMP_CMP_EQ: 4,
+  SCMP_CMP_GE: 5,
+  SCMP_CMP_GT: 6,
+  SCMP_CMP_MASKED_EQ: 7,
 };
 
 /** The spec's architecture names; libseccomp spells them in lower case without the prefix. */
 export const SECCOMP_ARCHES = [
-  'SCMP_ARCH_X86', 'SCMP_ARCH_X86_64', 'SCMP_ARCH_X32', 'SCMP_ARCH_ARM', 'SCMP_ARCH_AARCH64',
-  'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64',
-  'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_S390',
-  'SCMP_ARCH_S390X', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_RISCV64', 'SCMP_ARCH_LOONGARCH64',
-  'SCMP_ARCH_M68K', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB',
+  'SCMP_ARCH_X86',
+  'SCMP_ARCH_X86_64',
+  'SCMP_ARCH_X32',
+  'SCMP_ARCH_ARM',
+  'SCMP_ARCH_AARCH64',
+  'SCMP_ARCH_MIPS',
+  'SCMP_ARCH_MIPS64',
+  'SCMP_ARCH_MIPS64N32',
+  'SCMP_ARCH_MIPSEL',
+  'SCMP_ARCH_MIPSEL64',
+  'SCMP_ARCH_MIPSEL64N32',
+  'SCMP_ARCH_PPC',
+  'SCMP_ARCH_PPC64',
+  'SCMP_ARCH_PPC64LE',
+  'SCMP_ARCH_S390',
+  'SCMP_ARCH_S390X',
+  'SCMP_ARCH_PARISC',
+  'SCMP_ARCH_PARISC64',
+  'SCMP_ARCH_RISCV64',
+  'SCMP_ARCH_LOONGARCH64',
+  'SCMP_ARCH_M68K',
+  'SCMP_ARCH_SH',
+  'SCMP_ARCH_SHEB',
 ];
 
 /** seccomp(2) SECCOMP_FILTER_FLAG_* bits. */
@@ -89,7 +112,8 @@ function stringList(v: unknown, field: string): string[] {
 }
 
 function uint(v: unknown, field: string, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) fail(field, `must be an integer from 0 to ${max}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+    fail(field, `must be an integer from 0 to ${max}`);
   return v;
 }
 
@@ -116,20 +140,41 @@ function actionValue(name: unknown, errnoRet: unknown, field: string, errnoField
 export function normalizeSeccomp(section: Seccomp | unknown, field = 'linux.seccomp'): SeccompFilter {
   if (!isObject(section)) fail(field, 'must be an object');
   const s = section;
-  const known = new Set(['defaultAction', 'defaultErrnoRet', 'architectures', 'flags', 'listenerPath', 'listenerMetadata', 'syscalls']);
+  const known = new Set([
+    'defaultAction',
+    'defaultErrnoRet',
+    'architectures',
+    'flags',
+    'listenerPath',
+    'listenerMetadata',
+    'syscalls',
+  ]);
   for (const key of Object.keys(s)) if (!known.has(key)) fail(`${field}.${key}`, 'unknown seccomp property');
 
-  if (s.defaultAction === 'SCMP_ACT_NOTIFY') fail(`${field}.defaultAction`, 'SCMP_ACT_NOTIFY cannot be the default action');
-  const defaultAction = actionValue(s.defaultAction, s.defaultErrnoRet, `${field}.defaultAction`, `${field}.defaultErrnoRet`);
+  if (s.defaultAction === 'SCMP_ACT_NOTIFY')
+    fail(`${field}.defaultAction`, 'SCMP_ACT_NOTIFY cannot be the default action');
+  const defaultAction = actionValue(
+    s.defaultAction,
+    s.defaultErrnoRet,
+    `${field}.defaultAction`,
+    `${field}.defaultErrnoRet`,
+  );
 
   const arches = s.architectures === undefined ? [] : stringList(s.architectures, `${field}.architectures`);
-  arches.forEach((a, i) => SECCOMP_ARCHES.includes(a) || fail(`${field}.architectures[${i}]`, `unknown architecture ${JSON.stringify(a)}`));
+  arches.forEach(
+    (a, i) =>
+      SECCOMP_ARCHES.includes(a) || fail(`${field}.architectures[${i}]`, `unknown architecture ${JSON.stringify(a)}`),
+  );
 
   let flags = 0;
   const notes: string[] = [];
   const flagNames = s.flags === undefined ? [] : stringList(s.flags, `${field}.flags`);
   flagNames.forEach((f, i) => {
-    if (!(f in SECCOMP_FLAGS)) fail(`${field}.flags[${i}]`, `unknown flag ${JSON.stringify(f)} (one of ${Object.keys(SECCOMP_FLAGS).join(', ')})`);
+    if (!(f in SECCOMP_FLAGS))
+      fail(
+        `${field}.flags[${i}]`,
+        `unknown flag ${JSON.stringify(f)} (one of ${Object.keys(SECCOMP_FLAGS).join(', ')})`,
+      );
     flags |= SECCOMP_FLAGS[f];
   });
 
@@ -156,7 +201,10 @@ export function normalizeSeccomp(section: Seccomp | unknown, field = 'linux.secc
       const af = `${at}.args[${j}]`;
       if (!isObject(a)) fail(af, 'must be an object');
       if (typeof a.op !== 'string' || !(a.op in SECCOMP_OPERATORS))
-        fail(`${af}.op`, `unknown operator ${JSON.stringify(a.op)} (one of ${Object.keys(SECCOMP_OPERATORS).join(', ')})`);
+        fail(
+          `${af}.op`,
+          `unknown operator ${JSON.stringify(a.op)} (one of ${Object.keys(SECCOMP_OPERATORS).join(', ')})`,
+        );
       return {
         index: uint(a.index, `${af}.index`, 5),
         op: SECCOMP_OPERATORS[a.op as string],
@@ -189,7 +237,9 @@ export function normalizeSeccomp(section: Seccomp | unknown, field = 'linux.secc
 
   return {
     input: {
-      defaultAction, arches: arches.map((a) => a.slice('SCMP_ARCH_'.length).toLowerCase()), rules,
+      defaultAction,
+      arches: arches.map((a) => a.slice('SCMP_ARCH_'.length).toLowerCase()),
+      rules,
       named: [...named].sort(),
       // runc's rule: a syscall newer than every one the profile names gets
       // ENOSYS, not the default errno, unless the default lets calls through.
@@ -254,7 +304,9 @@ export function compileSeccomp(filter: SeccompFilter, cacheDir?: string): Compil
 
 /** The container process state a seccomp agent receives with the listener fd (config-linux.md). */
 export function listenerMessage(ociVersion: string, pid: number, metadata: string | undefined, state: object): Buffer {
-  return Buffer.from(JSON.stringify({ ociVersion, fds: ['seccompFd'], pid, ...(metadata === undefined ? {} : { metadata }), state }));
+  return Buffer.from(
+    JSON.stringify({ ociVersion, fds: ['seccompFd'], pid, ...(metadata === undefined ? {} : { metadata }), state }),
+  );
 }
 
 /** The compiled filter for the plan, through the cache under --root. */
@@ -278,7 +330,9 @@ export function sendSeccompListener(filter: SeccompFilter, fd: number, pid: numb
     native.sendFd(sock, fd, listenerMessage(state.ociVersion, pid, filter.listenerMetadata, state));
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new TsrunError(`linux.seccomp.listenerPath: send the seccomp listener to ${where}: ${native.strerror(Number(e.errno ?? 0)).toLowerCase()}`);
+    throw new TsrunError(
+      `linux.seccomp.listenerPath: send the seccomp listener to ${where}: ${native.strerror(Number(e.errno ?? 0)).toLowerCase()}`,
+    );
   } finally {
     if (sock >= 0) native.close(sock);
   }

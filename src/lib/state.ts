@@ -16,9 +16,9 @@
  */
 import fs = require('fs');
 import path = require('path');
-import { CgroupState } from './cgroup/manager';
-import { Hooks, Process, Seccomp } from './config';
-import { ContainerProcessAttrs } from './process-attrs';
+import { type CgroupState } from './cgroup/manager';
+import { type Hooks, type Process, type Seccomp } from './config';
+import { type ContainerProcessAttrs } from './process-attrs';
 import { describeFsError, TsrunError } from './errors';
 import { native } from './native';
 import { removeTree } from './remove-tree';
@@ -177,7 +177,8 @@ export class StateStore {
           fs.mkdirSync(this.dir(id), { mode: 0o700 });
           break;
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new TsrunError(describeFsError(err, `state dir ${this.dir(id)}`));
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+            throw new TsrunError(describeFsError(err, `state dir ${this.dir(id)}`));
           if (attempt > 0 || !this.removeAbandoned(id)) throw new TsrunError(`container "${id}" already exists`);
         }
       }
@@ -311,12 +312,14 @@ export class StateStore {
     } catch {
       return [];
     }
-    return names.filter((n) => {
-      if (n === CACHE_DIR) return false;
-      if (fs.existsSync(this.statePath(n))) return true;
-      if (this.isBareClaim(n)) this.removeIfAbandoned(n);
-      return false;
-    }).sort();
+    return names
+      .filter((n) => {
+        if (n === CACHE_DIR) return false;
+        if (fs.existsSync(this.statePath(n))) return true;
+        if (this.isBareClaim(n)) this.removeIfAbandoned(n);
+        return false;
+      })
+      .sort();
   }
 
   /** A directory holding nothing, or only a state.json that was never finished. */

@@ -16,7 +16,12 @@ import { native } from './native';
  * (drainOnStop: at once, with what is there; else once the outputs end).
  * The four fds given are the copy's to close.
  */
-export function startCopy(stdinWrite: number, stdoutRead: number, stderrRead: number, drainOnStop: boolean): () => Promise<void> {
+export function startCopy(
+  stdinWrite: number,
+  stdoutRead: number,
+  stderrRead: number,
+  drainOnStop: boolean,
+): () => Promise<void> {
   const [stopRead, stopWrite] = native.pipe();
   const copying = native.copyStdio(stdinWrite, stdoutRead, stderrRead, stopRead, drainOnStop);
   let finished: Promise<void> | undefined;

@@ -19,7 +19,10 @@ if (!IS_ROOT) {
 }
 t.ok(referenceInstalled(), 'the reference runtime is installed (scripts/setup.sh --engines)');
 
-const statuses = (r: Record<string, { status: number | null }>) => ({ reference: r.reference.status, tsrun: r.tsrun.status });
+const statuses = (r: Record<string, { status: number | null }>) => ({
+  reference: r.reference.status,
+  tsrun: r.tsrun.status,
+});
 
 t.test('a lifecycle in Go-style flags: -root, -bundle, -detach, -all, -force, -format=json', async (t) => {
   const bundle = makeBundle(t, () => {}, ['/bin/sleep', '1000']);
@@ -29,7 +32,11 @@ t.test('a lifecycle in Go-style flags: -root, -bundle, -detach, -all, -force, -f
     const root = `${bundle.root}-${rt.name}`;
     const cid = `${id}-${rt.name}`;
     const run = (args: string[]) => under(rt, bundle, id, ['-root', root, ...args]);
-    t.equal(run(['run', '-detach', '-bundle', bundle.dir, cid]).status, 0, `${rt.name}: -root R run -detach -bundle B ID`);
+    t.equal(
+      run(['run', '-detach', '-bundle', bundle.dir, cid]).status,
+      0,
+      `${rt.name}: -root R run -detach -bundle B ID`,
+    );
     const state = run(['state', cid]);
     t.equal(state.status, 0, `${rt.name}: -root R state ID`);
     t.equal(JSON.parse(state.stdout).status, 'running', `${rt.name}: it runs`);
@@ -49,7 +56,7 @@ t.test('help: no verb, help, h, --help, -help: the help on stdout, status 0', as
   }
 });
 
-t.test('usage errors: status 1 under both; tsrun\'s one line names the verb and shows its usage', async (t) => {
+t.test("usage errors: status 1 under both; tsrun's one line names the verb and shows its usage", async (t) => {
   const bundle = makeBundle(t, () => {});
   const cases: Array<[string[], RegExp]> = [
     [['state'], /^tsrun: state: missing argument <id> \(usage: tsrun state \[options\] <id>\)\n$/],
@@ -80,10 +87,17 @@ t.test('--version and -v: version, commit, spec and libseccomp, as runc prints t
   for (const flag of ['--version', '-v', '-version']) {
     const r = underBoth(bundle, 'version', [flag]);
     t.same(statuses(r), { reference: 0, tsrun: 0 }, `${flag}: status 0`);
-    for (const [name, out] of [['runc', r.reference.stdout], ['tsrun', r.tsrun.stdout]]) {
+    for (const [name, out] of [
+      ['runc', r.reference.stdout],
+      ['tsrun', r.tsrun.stdout],
+    ]) {
       const lines = out.trim().split('\n');
       t.match(lines[0], new RegExp(`^${name} version \\S+$`), `${flag}: ${name}'s first line`);
-      for (const key of ['commit', 'spec', 'libseccomp']) t.ok(lines.some((l) => l.startsWith(`${key}: `)), `${flag}: ${name} prints ${key}:`);
+      for (const key of ['commit', 'spec', 'libseccomp'])
+        t.ok(
+          lines.some((l) => l.startsWith(`${key}: `)),
+          `${flag}: ${name} prints ${key}:`,
+        );
     }
     t.match(r.tsrun.stdout, /^libseccomp: \d+\.\d+\.\d+$/m, `${flag}: tsrun's libseccomp is the addon's`);
   }

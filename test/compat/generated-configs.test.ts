@@ -16,7 +16,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
-import { Config } from '../../src/lib/config';
+import { type Config } from '../../src/lib/config';
 import { IS_ROOT, makeBundle, tempDir, TSRUN, uniqueId } from '../helpers';
 import { comparableReport, idFor, referenceInstalled, RUNTIMES, under } from '../compat-helpers';
 
@@ -74,7 +74,8 @@ for (const [label, argv, how] of GENERATORS) {
       });
       const r = under(rt, bundle, id, ['run', '-b', bundle.dir, '%ID%']);
       t.equal(r.status, 0, `${rt.name}: runs: ${r.stderr}`);
-      if (r.status === 0) reports[rt.name] = comparableReport(JSON.parse(r.stdout), [idFor(rt, id), `${rt.name}-${id}`, bundle.dir]);
+      if (r.status === 0)
+        reports[rt.name] = comparableReport(JSON.parse(r.stdout), [idFor(rt, id), `${rt.name}-${id}`, bundle.dir]);
     }
     if (!reports.tsrun || !reports.reference) return;
     for (const key of Object.keys({ ...reports.reference, ...reports.tsrun })) {

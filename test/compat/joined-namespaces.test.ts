@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
-import { Config, NamespaceType } from '../../src/lib/config';
+import { type Config, type NamespaceType } from '../../src/lib/config';
 import { IS_ROOT, makeBundle, uniqueId, waitFor } from '../helpers';
 import { cleanupBoth, referenceInstalled, RUNTIMES, seen, under, underBoth } from '../compat-helpers';
 
@@ -18,11 +18,22 @@ if (!IS_ROOT) {
 }
 t.ok(referenceInstalled(), 'the reference runtime is installed (scripts/setup.sh --engines)');
 
-const FILES: Record<string, string> = { ipc: 'ipc', uts: 'uts', network: 'net', pid: 'pid', cgroup: 'cgroup', mount: 'mnt' };
+const FILES: Record<string, string> = {
+  ipc: 'ipc',
+  uts: 'uts',
+  network: 'net',
+  pid: 'pid',
+  cgroup: 'cgroup',
+  mount: 'mnt',
+};
 
 /** A process of ours in new ipc, uts, net, pid, cgroup and mount namespaces, killed at teardown. */
 async function holder(t: Parameters<typeof makeBundle>[0] & { teardown(fn: () => void): void }): Promise<number> {
-  const child = spawn('unshare', ['--ipc', '--uts', '--net', '--pid', '--fork', '--cgroup', '--mount', '--propagation', 'private', 'sleep', '1000'], { stdio: 'ignore' });
+  const child = spawn(
+    'unshare',
+    ['--ipc', '--uts', '--net', '--pid', '--fork', '--cgroup', '--mount', '--propagation', 'private', 'sleep', '1000'],
+    { stdio: 'ignore' },
+  );
   t.teardown(() => {
     spawnSync('pkill', ['-KILL', '-P', String(child.pid)]);
     child.kill('SIGKILL');
@@ -43,10 +54,17 @@ t.test('each namespace type joined by path: the container is in it, as under run
   const pid = await holder(t);
   for (const type of ['ipc', 'uts', 'network', 'pid', 'cgroup'] as NamespaceType[]) {
     const nsPath = `/proc/${pid}/ns/${FILES[type]}`;
-    const bundle = makeBundle(t, (c) => {
-      c.linux!.namespaces = [...c.linux!.namespaces!.filter((n) => n.type !== type), { type, path: type === 'pid' ? `/proc/${pid}/ns/pid` : nsPath }];
-      if (type !== 'uts') delete c.hostname;
-    }, ['/bin/sh', '-c', `readlink /proc/self/ns/${FILES[type]}`]);
+    const bundle = makeBundle(
+      t,
+      (c) => {
+        c.linux!.namespaces = [
+          ...c.linux!.namespaces!.filter((n) => n.type !== type),
+          { type, path: type === 'pid' ? `/proc/${pid}/ns/pid` : nsPath },
+        ];
+        if (type !== 'uts') delete c.hostname;
+      },
+      ['/bin/sh', '-c', `readlink /proc/self/ns/${FILES[type]}`],
+    );
     const id = uniqueId(`join${type}`);
     cleanupBoth(t, bundle, id);
     const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
@@ -57,10 +75,22 @@ t.test('each namespace type joined by path: the container is in it, as under run
 
 t.test('a path of another namespace type: refused by both, nothing left', async (t) => {
   const pid = await holder(t);
-  for (const [type, file] of [['ipc', 'net'], ['network', 'uts'], ['uts', 'ipc'], ['mount', 'net']] as Array<[NamespaceType, string]>) {
-    const bundle = makeBundle(t, (c) => {
-      c.linux!.namespaces = [...c.linux!.namespaces!.filter((n) => n.type !== type), { type, path: `/proc/${pid}/ns/${file}` }];
-    }, ['/bin/true']);
+  for (const [type, file] of [
+    ['ipc', 'net'],
+    ['network', 'uts'],
+    ['uts', 'ipc'],
+    ['mount', 'net'],
+  ] as Array<[NamespaceType, string]>) {
+    const bundle = makeBundle(
+      t,
+      (c) => {
+        c.linux!.namespaces = [
+          ...c.linux!.namespaces!.filter((n) => n.type !== type),
+          { type, path: `/proc/${pid}/ns/${file}` },
+        ];
+      },
+      ['/bin/true'],
+    );
     const id = uniqueId('wrongns');
     cleanupBoth(t, bundle, id);
     const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
@@ -74,7 +104,8 @@ t.test('config.json changed after create: start runs what create read, as under 
   const id = uniqueId('cfgafter');
   cleanupBoth(t, bundle, id);
   const config = JSON.parse(fs.readFileSync(path.join(bundle.dir, 'config.json'), 'utf8')) as Config;
-  const writing = (text: string): string => JSON.stringify({ ...config, process: { ...config.process, args: ['/bin/sh', '-c', `echo ${text} > /out`] } });
+  const writing = (text: string): string =>
+    JSON.stringify({ ...config, process: { ...config.process, args: ['/bin/sh', '-c', `echo ${text} > /out`] } });
   const outputs: Record<string, string> = {};
   for (const rt of RUNTIMES) {
     fs.rmSync(path.join(bundle.rootfs, 'out'), { force: true });
@@ -82,7 +113,12 @@ t.test('config.json changed after create: start runs what create read, as under 
     t.equal(under(rt, bundle, id, ['create', '-b', bundle.dir, '%ID%']).status, 0, `${rt.name}: create`);
     fs.writeFileSync(path.join(bundle.dir, 'config.json'), writing('changed-after'));
     t.equal(under(rt, bundle, id, ['start', '%ID%']).status, 0, `${rt.name}: start`);
-    await waitFor(() => fs.existsSync(path.join(bundle.rootfs, 'out')) && fs.readFileSync(path.join(bundle.rootfs, 'out'), 'utf8').length > 0, 10_000);
+    await waitFor(
+      () =>
+        fs.existsSync(path.join(bundle.rootfs, 'out')) &&
+        fs.readFileSync(path.join(bundle.rootfs, 'out'), 'utf8').length > 0,
+      10_000,
+    );
     outputs[rt.name] = fs.readFileSync(path.join(bundle.rootfs, 'out'), 'utf8');
     under(rt, bundle, id, ['delete', '--force', '%ID%']);
   }

@@ -10,7 +10,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import t from 'tap';
-import { Config, NamespaceType } from '../../src/lib/config';
+import { type Config, type NamespaceType } from '../../src/lib/config';
 import { IS_ROOT, makeBundle, uniqueId } from '../helpers';
 import { cleanupBoth, referenceInstalled, seen, underBoth } from '../compat-helpers';
 
@@ -21,15 +21,27 @@ if (!IS_ROOT) {
 t.ok(referenceInstalled(), 'the reference runtime is installed (scripts/setup.sh --engines)');
 
 const TYPES: Array<[NamespaceType, string]> = [
-  ['pid', 'pid'], ['network', 'net'], ['ipc', 'ipc'], ['uts', 'uts'], ['mount', 'mnt'], ['cgroup', 'cgroup'], ['user', 'user'],
+  ['pid', 'pid'],
+  ['network', 'net'],
+  ['ipc', 'ipc'],
+  ['uts', 'uts'],
+  ['mount', 'mnt'],
+  ['cgroup', 'cgroup'],
+  ['user', 'user'],
 ];
 const host = Object.fromEntries(TYPES.map(([, file]) => [file, fs.readlinkSync(`/proc/self/ns/${file}`)]));
 
 /** For each type: "host" or "own"; then the uid map, the hostname and the interfaces of a network namespace of its own. */
-const PROBE = TYPES.map(([, file]) => `[ "$(readlink /proc/self/ns/${file})" = "${host[file]}" ] && echo "${file} host" || echo "${file} own"`)
+const PROBE = TYPES.map(
+  ([, file]) =>
+    `[ "$(readlink /proc/self/ns/${file})" = "${host[file]}" ] && echo "${file} host" || echo "${file} own"`,
+)
   // The host's interfaces come and go with other tests: listed only in a namespace of the container's.
-  .concat(['head -1 /proc/self/uid_map | tr -s " "', 'hostname',
-    `[ "$(readlink /proc/self/ns/net)" = "${host.net}" ] || ip -o link | cut -d: -f2 | tr -d " " | tr "\\n" " "; echo`])
+  .concat([
+    'head -1 /proc/self/uid_map | tr -s " "',
+    'hostname',
+    `[ "$(readlink /proc/self/ns/net)" = "${host.net}" ] || ip -o link | cut -d: -f2 | tr -d " " | tr "\\n" " "; echo`,
+  ])
   .join('; ');
 
 const COMBINATIONS: NamespaceType[][] = [
@@ -59,7 +71,11 @@ function withNamespaces(types: NamespaceType[]): (c: Config) => void {
     if (!types.includes('uts')) delete c.hostname;
     // sysfs belongs to the network namespace's owner: without one of its own, bind the host's (as runc spec --rootless does).
     if (types.includes('user') && !types.includes('network')) {
-      c.mounts = c.mounts!.map((m) => (m.destination === '/sys' ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] } : m));
+      c.mounts = c.mounts!.map((m) =>
+        m.destination === '/sys'
+          ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
+          : m,
+      );
     }
   };
 }
@@ -78,7 +94,12 @@ for (const types of COMBINATIONS) {
     const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
     t.equal(r.tsrun.status, 0, `tsrun runs it: ${r.tsrun.stderr}`);
     t.same(seen(r.tsrun), seen(r.reference), `as the reference: ${r.reference.stderr}`);
-    for (const [type, file] of TYPES) t.match(r.tsrun.stdout, `${file} ${types.includes(type) ? 'own' : 'host'}\n`, `${file}: ${types.includes(type) ? 'its own' : "the host's"}`);
+    for (const [type, file] of TYPES)
+      t.match(
+        r.tsrun.stdout,
+        `${file} ${types.includes(type) ? 'own' : 'host'}\n`,
+        `${file}: ${types.includes(type) ? 'its own' : "the host's"}`,
+      );
   });
 }
 
@@ -88,12 +109,20 @@ t.test('a new user namespace with a network namespace joined by path: run as und
   t.teardown(() => {
     spawnSync('ip', ['netns', 'delete', netns]);
   });
-  const bundle = makeBundle(t, (c) => {
-    withNamespaces(['mount', 'user', 'pid', 'ipc'])(c);
-    c.linux!.namespaces!.push({ type: 'network', path: `/run/netns/${netns}` });
-    // A joined network namespace is the host user namespace's: its sysfs cannot be mounted from ours.
-    c.mounts = c.mounts!.map((m) => (m.destination === '/sys' ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] } : m));
-  }, ['/bin/sh', '-c', PROBE]);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      withNamespaces(['mount', 'user', 'pid', 'ipc'])(c);
+      c.linux!.namespaces!.push({ type: 'network', path: `/run/netns/${netns}` });
+      // A joined network namespace is the host user namespace's: its sysfs cannot be mounted from ours.
+      c.mounts = c.mounts!.map((m) =>
+        m.destination === '/sys'
+          ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
+          : m,
+      );
+    },
+    ['/bin/sh', '-c', PROBE],
+  );
   ownedByMappedRoot(bundle.dir, bundle.rootfs);
   const id = uniqueId('nscjoin');
   cleanupBoth(t, bundle, id);

@@ -16,7 +16,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
-import { Config } from '../../src/lib/config';
+import { type Config } from '../../src/lib/config';
 import { IS_ROOT, makeBundle, mountsUnder, tempDir, uniqueId } from '../helpers';
 import { cleanupBoth, differsOnPurpose, referenceInstalled, RUNTIMES, seen, under, underBoth } from '../compat-helpers';
 
@@ -26,7 +26,11 @@ if (!IS_ROOT) {
 }
 t.ok(referenceInstalled(), 'the reference runtime is installed (scripts/setup.sh --engines)');
 
-const rootLine = (): string => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === '/') ?? '';
+const rootLine = (): string =>
+  fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[4] === '/') ?? '';
 // runc makes the host's "/" rslave without a mount namespace: only let it
 // where that changes nothing (a private "/"), so the test cannot alter the host.
 const rootShared = /\sshared:\d+/.test(rootLine());
@@ -61,7 +65,11 @@ t.test('no mount namespace: it runs, as under runc; tsrun leaves nothing of it i
     });
     const rid = uniqueId('nomntnsx');
     cleanupBoth(t, running, rid);
-    t.equal(under(rt, running, rid, ['run', '--detach', '-b', running.dir, '%ID%']).status, 0, `${rt.name}: run --detach`);
+    t.equal(
+      under(rt, running, rid, ['run', '--detach', '-b', running.dir, '%ID%']).status,
+      0,
+      `${rt.name}: run --detach`,
+    );
     const exec = under(rt, running, rid, ['exec', '%ID%', '/bin/ls', '/']).stdout;
     under(rt, running, rid, ['delete', '--force', '%ID%']);
     results[rt.name] = { run: seen(run), exec, left: mountsUnder(bundle.dir).length + mountsUnder(running.dir).length };
@@ -69,7 +77,14 @@ t.test('no mount namespace: it runs, as under runc; tsrun leaves nothing of it i
   const ours = results.tsrun;
   t.match(ours.run, { status: 0, stdout: /^bin\n(.*\n)*inside\ndone\n$/ }, 'runs in its rootfs, a chroot');
   t.equal(ours.left, 0, 'its mounts in the host are detached once it is deleted');
-  t.equal(ours.exec, fs.readdirSync(path.join(makeBundle(t).rootfs)).sort().join('\n') + '\n', "exec runs in the container's root");
+  t.equal(
+    ours.exec,
+    fs
+      .readdirSync(path.join(makeBundle(t).rootfs))
+      .sort()
+      .join('\n') + '\n',
+    "exec runs in the container's root",
+  );
   t.equal(rootLine(), before, 'the host\'s "/" mount is as it was (propagation untouched)');
   if (results.reference) {
     t.same(ours.run, results.reference.run, 'run: what the reference prints');
@@ -79,10 +94,14 @@ t.test('no mount namespace: it runs, as under runc; tsrun leaves nothing of it i
 });
 
 t.test('masked or read-only paths without a mount namespace: refused by both', async (t) => {
-  const bundle = makeBundle(t, (c) => {
-    noMountNs(c);
-    c.linux!.maskedPaths = ['/proc/kcore'];
-  }, ['/bin/true']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      noMountNs(c);
+      c.linux!.maskedPaths = ['/proc/kcore'];
+    },
+    ['/bin/true'],
+  );
   const id = uniqueId('nomntnsmask');
   cleanupBoth(t, bundle, id);
   const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
@@ -99,15 +118,26 @@ t.test('a mount namespace joined by path: used as runc uses it', async (t) => {
     spawnSync('umount', ['-R', '-l', dir]);
   });
   const nsFile = path.join(dir, 'mnt');
-  const bundle = makeBundle(t, (c) => {
-    c.linux!.namespaces = [...c.linux!.namespaces!.filter((n) => n.type !== 'mount'), { type: 'mount', path: nsFile }];
-  }, ['/bin/sh', '-c', 'ls / | head -3; grep -c . /proc/self/mountinfo > /dev/null && echo mounts']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      c.linux!.namespaces = [
+        ...c.linux!.namespaces!.filter((n) => n.type !== 'mount'),
+        { type: 'mount', path: nsFile },
+      ];
+    },
+    ['/bin/sh', '-c', 'ls / | head -3; grep -c . /proc/self/mountinfo > /dev/null && echo mounts'],
+  );
   const id = uniqueId('joinmnt');
   cleanupBoth(t, bundle, id);
   const outputs: Record<string, unknown> = {};
   for (const rt of RUNTIMES) {
     fs.writeFileSync(nsFile, '');
-    t.equal(spawnSync('unshare', [`--mount=${nsFile}`, '--propagation', 'private', 'true']).status, 0, 'a mount namespace kept in a file');
+    t.equal(
+      spawnSync('unshare', [`--mount=${nsFile}`, '--propagation', 'private', 'true']).status,
+      0,
+      'a mount namespace kept in a file',
+    );
     outputs[rt.name] = seen(under(rt, bundle, id, ['run', '-b', bundle.dir, '%ID%']));
     spawnSync('umount', ['-l', nsFile]);
   }
@@ -115,38 +145,46 @@ t.test('a mount namespace joined by path: used as runc uses it', async (t) => {
   t.match(outputs.tsrun, { status: 0, stdout: /^bin\ndev\netc\nmounts\n$/ });
 });
 
-t.test("no mount namespace, a rootfs that is a mount of the caller's: delete takes only the container's mounts", async (t) => {
-  const bundle = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
-  spawnSync('mount', ['--bind', bundle.rootfs, bundle.rootfs]);
-  t.teardown(() => {
-    spawnSync('umount', ['-R', '-l', bundle.rootfs]);
-  });
-  const before = mountsUnder(bundle.dir);
-  const id = uniqueId('nomntnsown');
-  cleanupBoth(t, bundle, id);
-  const rt = RUNTIMES[1];
-  t.equal(under(rt, bundle, id, ['run', '--detach', '-b', bundle.dir, '%ID%']).status, 0, 'run --detach');
-  t.ok(mountsUnder(bundle.dir).length > before.length, "the container's mounts are in the host's namespace");
-  t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'delete --force');
-  t.same(mountsUnder(bundle.dir), before, "the caller's own mount of the rootfs is still there, nothing else");
-});
+t.test(
+  "no mount namespace, a rootfs that is a mount of the caller's: delete takes only the container's mounts",
+  async (t) => {
+    const bundle = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
+    spawnSync('mount', ['--bind', bundle.rootfs, bundle.rootfs]);
+    t.teardown(() => {
+      spawnSync('umount', ['-R', '-l', bundle.rootfs]);
+    });
+    const before = mountsUnder(bundle.dir);
+    const id = uniqueId('nomntnsown');
+    cleanupBoth(t, bundle, id);
+    const rt = RUNTIMES[1];
+    t.equal(under(rt, bundle, id, ['run', '--detach', '-b', bundle.dir, '%ID%']).status, 0, 'run --detach');
+    t.ok(mountsUnder(bundle.dir).length > before.length, "the container's mounts are in the host's namespace");
+    t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'delete --force');
+    t.same(mountsUnder(bundle.dir), before, "the caller's own mount of the rootfs is still there, nothing else");
+  },
+);
 
-t.test("no mount namespace: a create killed before it mounted anything leaves the caller's rootfs mount alone at delete", async (t) => {
-  const bundle = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
-  spawnSync('mount', ['--bind', bundle.rootfs, bundle.rootfs]);
-  t.teardown(() => {
-    spawnSync('umount', ['-R', '-l', bundle.rootfs]);
-  });
-  const before = mountsUnder(bundle.dir);
-  const id = uniqueId('nomntnscrash');
-  cleanupBoth(t, bundle, id);
-  const rt = RUNTIMES[1];
-  // Killed once the record is saved, before the helper runs: the record names the rootfs, nothing is mounted.
-  const crashed = under(rt, bundle, id, ['create', '-b', bundle.dir, '%ID%'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TSRUN_TEST_CRASH_AT: 'create:recorded' } });
-  t.not(crashed.status, 0, 'create was killed');
-  t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'delete --force of what it left');
-  t.same(mountsUnder(bundle.dir), before, "the caller's own mount of the rootfs is still there");
-});
+t.test(
+  "no mount namespace: a create killed before it mounted anything leaves the caller's rootfs mount alone at delete",
+  async (t) => {
+    const bundle = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
+    spawnSync('mount', ['--bind', bundle.rootfs, bundle.rootfs]);
+    t.teardown(() => {
+      spawnSync('umount', ['-R', '-l', bundle.rootfs]);
+    });
+    const before = mountsUnder(bundle.dir);
+    const id = uniqueId('nomntnscrash');
+    cleanupBoth(t, bundle, id);
+    const rt = RUNTIMES[1];
+    // Killed once the record is saved, before the helper runs: the record names the rootfs, nothing is mounted.
+    const crashed = under(rt, bundle, id, ['create', '-b', bundle.dir, '%ID%'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TSRUN_TEST_CRASH_AT: 'create:recorded' },
+    });
+    t.not(crashed.status, 0, 'create was killed');
+    t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'delete --force of what it left');
+    t.same(mountsUnder(bundle.dir), before, "the caller's own mount of the rootfs is still there");
+  },
+);
 
 t.test('no mount namespace, the bundle reached through a symlink: delete still detaches every mount', async (t) => {
   const bundle = makeBundle(t, noMountNs, ['/bin/sleep', '1000']);
@@ -174,11 +212,22 @@ t.test('no mount namespace: a mount made over the rootfs after create is never t
   cleanupBoth(t, bundle, id);
   const rt = RUNTIMES[1];
   t.equal(under(rt, bundle, id, ['run', '--detach', '-b', bundle.dir, '%ID%']).status, 0, 'run --detach');
-  t.equal(spawnSync('mount', ['-t', 'tmpfs', 'callers-cover', bundle.rootfs]).status, 0, 'the caller mounts over the rootfs');
+  t.equal(
+    spawnSync('mount', ['-t', 'tmpfs', 'callers-cover', bundle.rootfs]).status,
+    0,
+    'the caller mounts over the rootfs',
+  );
   const refused = under(rt, bundle, id, ['delete', '--force', '%ID%']);
   t.equal(refused.status, 1, 'delete fails while it is covered');
-  t.match(refused.stderr, new RegExp(`${bundle.rootfs}: the container's mounts are covered by mount \\d+`), 'naming the covering mount');
-  t.ok(mountsUnder(bundle.dir).some((m) => m === bundle.rootfs), "the caller's mount is still there");
+  t.match(
+    refused.stderr,
+    new RegExp(`${bundle.rootfs}: the container's mounts are covered by mount \\d+`),
+    'naming the covering mount',
+  );
+  t.ok(
+    mountsUnder(bundle.dir).some((m) => m === bundle.rootfs),
+    "the caller's mount is still there",
+  );
   t.equal(spawnSync('umount', [bundle.rootfs]).status, 0, "the caller's mount was untouched: it unmounts");
   t.equal(under(rt, bundle, id, ['delete', '--force', '%ID%']).status, 0, 'then delete works');
   t.same(mountsUnder(bundle.dir), [], 'nothing left');
@@ -195,7 +244,11 @@ t.test('no mount namespace: two containers on one rootfs, each delete takes only
   const rt = RUNTIMES[1];
   t.equal(under(rt, bundle, first, ['run', '--detach', '-b', bundle.dir, '%ID%']).status, 0, 'the first runs');
   const firstOnly = mountsUnder(bundle.dir);
-  t.equal(under(rt, bundle, second, ['run', '--detach', '-b', bundle.dir, '%ID%']).status, 0, 'the second runs on the same rootfs');
+  t.equal(
+    under(rt, bundle, second, ['run', '--detach', '-b', bundle.dir, '%ID%']).status,
+    0,
+    'the second runs on the same rootfs',
+  );
   const firstDelete = under(rt, bundle, first, ['delete', '--force', '%ID%']);
   t.equal(firstDelete.status, 1, "the first's delete fails: the second's mounts lie on top of its own");
   t.equal(under(rt, bundle, second, ['exec', '%ID%', '/bin/true']).status, 0, 'the second still runs in its rootfs');

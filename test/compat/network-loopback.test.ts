@@ -26,9 +26,10 @@ t.ok(referenceInstalled(), 'the reference runtime is installed (scripts/setup.sh
  * (a background job's is /dev/null, and busybox nc may quit on its EOF
  * before the line arrives).
  */
-const PROBE = 'cat /sys/class/net/lo/flags; got=$(mktemp); sleep 5 2>/dev/null | nc -l -p 4242 > $got & listener=$!; '
-  + 'ok=; for i in $(seq 50); do echo round-trip | nc -w 1 127.0.0.1 4242 2>/dev/null && { echo sent; ok=1; break; }; sleep 0.1; done; '
-  + '[ -n "$ok" ] || { echo no-answer; kill $listener; }; wait $listener; cat $got; rm -f $got';
+const PROBE =
+  'cat /sys/class/net/lo/flags; got=$(mktemp); sleep 5 2>/dev/null | nc -l -p 4242 > $got & listener=$!; ' +
+  'ok=; for i in $(seq 50); do echo round-trip | nc -w 1 127.0.0.1 4242 2>/dev/null && { echo sent; ok=1; break; }; sleep 0.1; done; ' +
+  '[ -n "$ok" ] || { echo no-answer; kill $listener; }; wait $listener; cat $got; rm -f $got';
 
 t.test('a new network namespace: lo is up, 127.0.0.1 answers, as in runc (run and exec)', async (t) => {
   const bundle = makeBundle(t, () => {}, ['/bin/sh', '-c', PROBE]);
@@ -42,7 +43,12 @@ t.test('a new network namespace: lo is up, 127.0.0.1 answers, as in runc (run an
   const running = makeBundle(t, () => {}, ['/bin/sleep', '1000']);
   const rid = uniqueId('lox');
   cleanupBoth(t, running, rid);
-  for (const rt of RUNTIMES) t.equal(under(rt, running, rid, ['run', '--detach', '-b', running.dir, '%ID%']).status, 0, `${rt.name}: run --detach`);
+  for (const rt of RUNTIMES)
+    t.equal(
+      under(rt, running, rid, ['run', '--detach', '-b', running.dir, '%ID%']).status,
+      0,
+      `${rt.name}: run --detach`,
+    );
   const e = underBoth(running, rid, ['exec', '%ID%', '/bin/sh', '-c', PROBE]);
   t.same(seen(e.tsrun), seen(e.reference), `exec: tsrun as the reference: ${e.tsrun.stderr}`);
   t.match(e.tsrun.stdout, /^0x9\n/);
@@ -54,9 +60,15 @@ t.test('a network namespace joined by path is left as it is, as in runc', async 
   t.teardown(() => {
     spawnSync('ip', ['netns', 'delete', name]);
   });
-  const bundle = makeBundle(t, (c) => {
-    c.linux!.namespaces = c.linux!.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path: `/run/netns/${name}` } : n));
-  }, ['/bin/cat', '/sys/class/net/lo/flags']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      c.linux!.namespaces = c.linux!.namespaces!.map((n) =>
+        n.type === 'network' ? { type: 'network', path: `/run/netns/${name}` } : n,
+      );
+    },
+    ['/bin/cat', '/sys/class/net/lo/flags'],
+  );
   const id = uniqueId('lojoin');
   cleanupBoth(t, bundle, id);
   const r = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);

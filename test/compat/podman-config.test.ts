@@ -14,10 +14,18 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import t from 'tap';
-import { Config } from '../../src/lib/config';
-import { IS_ROOT, makeBundle, runCommand, RunResult, uniqueId } from '../helpers';
+import { type Config } from '../../src/lib/config';
+import { IS_ROOT, makeBundle, runCommand, type RunResult, uniqueId } from '../helpers';
 import { busyboxArchive, IMAGE, pathsMadeAfter, podmanTestConf, podmanTurn, removeCgroupTree } from '../engine-helpers';
-import { comparableReport, differsOnPurpose, idFor, REFERENCE, referenceInstalled, RUNTIMES, under } from '../compat-helpers';
+import {
+  comparableReport,
+  differsOnPurpose,
+  idFor,
+  REFERENCE,
+  referenceInstalled,
+  RUNTIMES,
+  under,
+} from '../compat-helpers';
 
 if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0) {
   t.plan(0, 'needs root and podman (scripts/setup.sh --engines installs it)');
@@ -31,7 +39,9 @@ fs.mkdirSync(captured);
 const cgroupParent = `/tsrun-podcfg-${process.pid}`;
 // The reference, behind a wrapper that keeps each create's config.json (named by the container id, the last argument).
 const wrapper = path.join(work, 'reference-capturing');
-fs.writeFileSync(wrapper, `#!/bin/sh
+fs.writeFileSync(
+  wrapper,
+  `#!/bin/sh
 prev=''
 for a in "$@"; do
   if [ "$prev" = --bundle ]; then bundle="$a"; fi
@@ -39,14 +49,36 @@ for a in "$@"; do
 done
 if [ -n "$bundle" ]; then cp "$bundle/config.json" '${captured}'/"$last".json; fi
 exec '${REFERENCE.bin}' "$@"
-`, { mode: 0o755 });
+`,
+  { mode: 0o755 },
+);
 const conf = podmanTestConf(path.join(work, 'containers.conf'));
 const ENV = { CONTAINERS_CONF: conf };
-const base = ['podman', '--root', path.join(work, 'storage'), '--runroot', path.join(work, 'run'), '--tmpdir', path.join(work, 'tmp'), '--storage-driver', 'overlay', '--runtime', wrapper];
-const podman = (args: string[]): RunResult => runCommand([...base, ...args], { env: ENV, timeoutMs: 120_000, cwd: work });
+const base = [
+  'podman',
+  '--root',
+  path.join(work, 'storage'),
+  '--runroot',
+  path.join(work, 'run'),
+  '--tmpdir',
+  path.join(work, 'tmp'),
+  '--storage-driver',
+  'overlay',
+  '--runtime',
+  wrapper,
+];
+const podman = (args: string[]): RunResult =>
+  runCommand([...base, ...args], { env: ENV, timeoutMs: 120_000, cwd: work });
 
 const endTurn = podmanTurn();
-const removeMadePaths = pathsMadeAfter(['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers', '/run/containers/networks', '/run/containers', '/run/runc']);
+const removeMadePaths = pathsMadeAfter([
+  '/var/lib/containers/cache/blob-info-cache-v1.boltdb',
+  '/var/lib/containers/cache',
+  '/var/lib/containers',
+  '/run/containers/networks',
+  '/run/containers',
+  '/run/runc',
+]);
 t.teardown(() => {
   podman(['rm', '--all', '--force', '--time', '0']);
   runCommand([...base, 'system', 'reset', '--force'], { env: ENV, cwd: work });
@@ -61,11 +93,36 @@ t.teardown(() => {
 const FLAG_SETS: Array<{ label: string; flags: string[]; userns?: number }> = [
   { label: 'podman run (defaults)', flags: [] },
   {
-    label: 'podman run --user --read-only --cap-drop ALL --security-opt no-new-privileges --tmpfs --pids-limit --memory',
-    flags: ['--user', '1000:1000', '--read-only', '--cap-drop', 'ALL', '--cap-add', 'NET_BIND_SERVICE', '--security-opt', 'no-new-privileges', '--tmpfs', '/scratch', '--pids-limit', '50', '--memory', '64m', '--env', 'FROM_PODMAN=1', '--workdir', '/tmp'],
+    label:
+      'podman run --user --read-only --cap-drop ALL --security-opt no-new-privileges --tmpfs --pids-limit --memory',
+    flags: [
+      '--user',
+      '1000:1000',
+      '--read-only',
+      '--cap-drop',
+      'ALL',
+      '--cap-add',
+      'NET_BIND_SERVICE',
+      '--security-opt',
+      'no-new-privileges',
+      '--tmpfs',
+      '/scratch',
+      '--pids-limit',
+      '50',
+      '--memory',
+      '64m',
+      '--env',
+      'FROM_PODMAN=1',
+      '--workdir',
+      '/tmp',
+    ],
   },
   { label: 'podman run --privileged', flags: ['--privileged'] },
-  { label: 'podman run --uidmap (a user namespace)', flags: ['--uidmap', '0:200000:65536', '--gidmap', '0:200000:65536'], userns: 200000 },
+  {
+    label: 'podman run --uidmap (a user namespace)',
+    flags: ['--uidmap', '0:200000:65536', '--gidmap', '0:200000:65536'],
+    userns: 200000,
+  },
 ];
 
 t.test('podman loads the fixture image', async (t) => {
@@ -77,7 +134,18 @@ t.test('podman loads the fixture image', async (t) => {
 for (const set of FLAG_SETS) {
   t.test(`${set.label}: the checker sees the same container under both`, async (t) => {
     const name = `podcfg-${uniqueId('p')}`;
-    const c = podman(['create', '--name', name, '--network', 'none', '--cgroup-parent', cgroupParent, ...set.flags, IMAGE, '/bin/checker']);
+    const c = podman([
+      'create',
+      '--name',
+      name,
+      '--network',
+      'none',
+      '--cgroup-parent',
+      cgroupParent,
+      ...set.flags,
+      IMAGE,
+      '/bin/checker',
+    ]);
     t.equal(c.status, 0, `podman create: ${c.stderr}`);
     const id = c.stdout.trim();
     // init makes the runtime create the container: the wrapper keeps its config.
@@ -104,13 +172,16 @@ for (const set of FLAG_SETS) {
       });
       const r = under(rt, bundle, cid, ['run', '-b', bundle.dir, '%ID%']);
       t.equal(r.status, 0, `${rt.name}: runs: ${r.stderr}`);
-      if (r.status === 0) reports[rt.name] = comparableReport(JSON.parse(r.stdout), [idFor(rt, cid), `${rt.name}-${cid}`, bundle.dir]);
+      if (r.status === 0)
+        reports[rt.name] = comparableReport(JSON.parse(r.stdout), [idFor(rt, cid), `${rt.name}-${cid}`, bundle.dir]);
     }
     if (!reports.tsrun || !reports.reference) return;
     if (set.userns) {
       // runc sets up as the host's gid 0, unmapped here: /dev/mqueue's root shows as group 65534.
       differsOnPurpose(t, 'userns-setup-group');
-      const mqueue = (reports.reference.devices as Array<{ path: string; gid: number }>).find((d) => d.path === '/dev/mqueue');
+      const mqueue = (reports.reference.devices as Array<{ path: string; gid: number }>).find(
+        (d) => d.path === '/dev/mqueue',
+      );
       t.equal(mqueue?.gid, 65534, "the reference's /dev/mqueue belongs to the unmapped group");
       if (mqueue) mqueue.gid = 0;
     }

@@ -14,7 +14,7 @@
  */
 import * as os from 'os';
 import t from 'tap';
-import { Config } from '../../src/lib/config';
+import { type Config } from '../../src/lib/config';
 import { IS_ROOT, leftovers, makeBundle, tsrun, uniqueId } from '../helpers';
 import { cleanupBoth, differsOnPurpose, referenceInstalled, RUNTIMES, under, underBoth } from '../compat-helpers';
 
@@ -52,7 +52,10 @@ const FIRST = (c: Config): void => {
   c.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: '0' };
 };
 const FIRST_SEEN = {
-  policy: SCHED_BATCH, nice: 5, io: { class: IOPRIO_CLASS_IDLE, level: 7 }, personality: PER_LINUX32,
+  policy: SCHED_BATCH,
+  nice: 5,
+  io: { class: IOPRIO_CLASS_IDLE, level: 7 },
+  personality: PER_LINUX32,
   memoryPolicy: { mode: MPOL_BIND, nodes: '0' },
 };
 
@@ -60,15 +63,22 @@ t.test('run: the init gets the scheduler, I/O priority, personality and memory p
   differsOnPurpose(t, 'newer-process-attributes');
   const cases: Array<[string, (c: Config) => void, Record<string, unknown>]> = [
     ['batch, idle I/O, LINUX32, bind', FIRST, FIRST_SEEN],
-    ['idle, best-effort I/O, LINUX, interleave with static nodes', (c) => {
-      c.process!.scheduler = { policy: 'SCHED_IDLE' };
-      c.process!.ioPriority = { class: 'IOPRIO_CLASS_BE', priority: 3 };
-      c.linux!.personality = { domain: 'LINUX' };
-      c.linux!.memoryPolicy = { mode: 'MPOL_INTERLEAVE', nodes: '0', flags: ['MPOL_F_STATIC_NODES'] };
-    }, {
-      policy: SCHED_IDLE, nice: 0, io: { class: IOPRIO_CLASS_BE, level: 3 }, personality: 0,
-      memoryPolicy: { mode: MPOL_INTERLEAVE | MPOL_F_STATIC_NODES, nodes: '0' },
-    }],
+    [
+      'idle, best-effort I/O, LINUX, interleave with static nodes',
+      (c) => {
+        c.process!.scheduler = { policy: 'SCHED_IDLE' };
+        c.process!.ioPriority = { class: 'IOPRIO_CLASS_BE', priority: 3 };
+        c.linux!.personality = { domain: 'LINUX' };
+        c.linux!.memoryPolicy = { mode: 'MPOL_INTERLEAVE', nodes: '0', flags: ['MPOL_F_STATIC_NODES'] };
+      },
+      {
+        policy: SCHED_IDLE,
+        nice: 0,
+        io: { class: IOPRIO_CLASS_BE, level: 3 },
+        personality: 0,
+        memoryPolicy: { mode: MPOL_INTERLEAVE | MPOL_F_STATIC_NODES, nodes: '0' },
+      },
+    ],
   ];
   for (const [label, mutate, expected] of cases) {
     const bundle = makeBundle(t, mutate, ['/bin/checker']);
@@ -82,7 +92,13 @@ t.test('run: the init gets the scheduler, I/O priority, personality and memory p
 });
 
 t.test('LINUX32: uname says a 32-bit machine, as runtime-spec says', async (t) => {
-  const bundle = makeBundle(t, (c) => { c.linux!.personality = { domain: 'LINUX32' }; }, ['/bin/uname', '-m']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      c.linux!.personality = { domain: 'LINUX32' };
+    },
+    ['/bin/uname', '-m'],
+  );
   const id = uniqueId('linux32');
   cleanupBoth(t, bundle, id);
   const r = under(RUNTIMES[1], bundle, id, ['run', '-b', bundle.dir, '%ID%']);
@@ -91,7 +107,13 @@ t.test('LINUX32: uname says a 32-bit machine, as runtime-spec says', async (t) =
 });
 
 t.test('SCHED_FIFO needs realtime time in the cgroup; with it, it runs', async (t) => {
-  const fifo = makeBundle(t, (c) => { c.process!.scheduler = { policy: 'SCHED_FIFO', priority: 10 }; }, ['/bin/checker']);
+  const fifo = makeBundle(
+    t,
+    (c) => {
+      c.process!.scheduler = { policy: 'SCHED_FIFO', priority: 10 };
+    },
+    ['/bin/checker'],
+  );
   const id = uniqueId('fifo');
   cleanupBoth(t, fifo, id);
   const refused = under(RUNTIMES[1], fifo, id, ['run', '-b', fifo.dir, '%ID%']);
@@ -99,65 +121,146 @@ t.test('SCHED_FIFO needs realtime time in the cgroup; with it, it runs', async (
   t.match(refused.stderr, /process\.scheduler: .*operation not permitted/, `names the field: ${refused.stderr}`);
   t.same(leftovers({ ...fifo, root: `${fifo.root}-tsrun` }, `${id}-tsrun`), [], 'nothing left');
 
-  const granted = makeBundle(t, (c) => {
-    c.process!.scheduler = { policy: 'SCHED_FIFO', priority: 10 };
-    c.linux!.resources = { ...c.linux!.resources, cpu: { realtimeRuntime: 10000, realtimePeriod: 1000000 } };
-  }, ['/bin/checker']);
+  const granted = makeBundle(
+    t,
+    (c) => {
+      c.process!.scheduler = { policy: 'SCHED_FIFO', priority: 10 };
+      c.linux!.resources = { ...c.linux!.resources, cpu: { realtimeRuntime: 10000, realtimePeriod: 1000000 } };
+    },
+    ['/bin/checker'],
+  );
   const gid = uniqueId('fifook');
   cleanupBoth(t, granted, gid);
   const r = under(RUNTIMES[1], granted, gid, ['run', '-b', granted.dir, '%ID%']);
   t.equal(r.status, 0, r.stderr);
   t.match(JSON.parse(r.stdout).scheduler, { policy: 1, priority: 10 });
 
-  const deadline = makeBundle(t, (c) => {
-    c.process!.scheduler = { policy: 'SCHED_DEADLINE', runtime: 10_000_000, deadline: 30_000_000, period: 30_000_000 };
-    c.linux!.resources = { ...c.linux!.resources, cpu: { cpus: '0' } };
-  }, ['/bin/checker']);
+  const deadline = makeBundle(
+    t,
+    (c) => {
+      c.process!.scheduler = {
+        policy: 'SCHED_DEADLINE',
+        runtime: 10_000_000,
+        deadline: 30_000_000,
+        period: 30_000_000,
+      };
+      c.linux!.resources = { ...c.linux!.resources, cpu: { cpus: '0' } };
+    },
+    ['/bin/checker'],
+  );
   const did = uniqueId('deadline');
   cleanupBoth(t, deadline, did);
   const d = under(RUNTIMES[1], deadline, did, ['run', '-b', deadline.dir, '%ID%']);
   t.not(d.status, 0, 'SCHED_DEADLINE in a cpuset smaller than the machine: refused by the kernel');
-  t.match(d.stderr, /process\.scheduler: cannot be used together with linux\.resources\.cpu\.cpus/, `says why, as runc does: ${d.stderr}`);
+  t.match(
+    d.stderr,
+    /process\.scheduler: cannot be used together with linux\.resources\.cpu\.cpus/,
+    `says why, as runc does: ${d.stderr}`,
+  );
 });
 
-t.test('exec: gets the container process\'s attributes, a --process file overrides them, execCPUAffinity applies', async (t) => {
-  const bundle = makeBundle(t, (c) => {
-    FIRST(c);
-    c.process!.execCPUAffinity = { initial: '0', final: '1' };
-  }, ['/bin/sleep', '1000']);
-  const id = uniqueId('attrx');
-  cleanupBoth(t, bundle, id);
-  for (const rt of RUNTIMES) t.equal(under(rt, bundle, id, ['run', '--detach', '-b', bundle.dir, '%ID%']).status, 0, `${rt.name}: run --detach`);
-  const tsrunRoot = `${bundle.root}-tsrun`;
-  const tid = `${id}-tsrun`;
+t.test(
+  "exec: gets the container process's attributes, a --process file overrides them, execCPUAffinity applies",
+  async (t) => {
+    const bundle = makeBundle(
+      t,
+      (c) => {
+        FIRST(c);
+        c.process!.execCPUAffinity = { initial: '0', final: '1' };
+      },
+      ['/bin/sleep', '1000'],
+    );
+    const id = uniqueId('attrx');
+    cleanupBoth(t, bundle, id);
+    for (const rt of RUNTIMES)
+      t.equal(
+        under(rt, bundle, id, ['run', '--detach', '-b', bundle.dir, '%ID%']).status,
+        0,
+        `${rt.name}: run --detach`,
+      );
+    const tsrunRoot = `${bundle.root}-tsrun`;
+    const tid = `${id}-tsrun`;
 
-  const flags = tsrun(tsrunRoot, ['exec', tid, '/bin/checker']);
-  t.equal(flags.status, 0, flags.stderr);
-  const seenByFlags = JSON.parse(flags.stdout);
-  t.same(attributes(seenByFlags), FIRST_SEEN, "exec with flags: the container process's attributes");
-  if (os.cpus().length > 1) t.equal(seenByFlags.cpuAffinity, '1', 'execCPUAffinity.final');
+    const flags = tsrun(tsrunRoot, ['exec', tid, '/bin/checker']);
+    t.equal(flags.status, 0, flags.stderr);
+    const seenByFlags = JSON.parse(flags.stdout);
+    t.same(attributes(seenByFlags), FIRST_SEEN, "exec with flags: the container process's attributes");
+    if (os.cpus().length > 1) t.equal(seenByFlags.cpuAffinity, '1', 'execCPUAffinity.final');
 
-  const initReport = tsrun(tsrunRoot, ['exec', tid, '/bin/checker', 'read', '/proc/1/status']);
-  t.match(JSON.parse(initReport.stdout).content, new RegExp(`Cpus_allowed_list:\\s+${ALL_CPUS}\\n`), 'not applicable to the init: it keeps every CPU');
+    const initReport = tsrun(tsrunRoot, ['exec', tid, '/bin/checker', 'read', '/proc/1/status']);
+    t.match(
+      JSON.parse(initReport.stdout).content,
+      new RegExp(`Cpus_allowed_list:\\s+${ALL_CPUS}\\n`),
+      'not applicable to the init: it keeps every CPU',
+    );
 
-  const processFile = bundle.dir + '/process.json';
-  require('fs').writeFileSync(processFile, JSON.stringify({ args: ['/bin/checker'], cwd: '/', scheduler: { policy: 'SCHED_OTHER', nice: 2 } }));
-  const file = tsrun(tsrunRoot, ['exec', '--process', processFile, tid]);
-  t.equal(file.status, 0, file.stderr);
-  const seenByFile = JSON.parse(file.stdout);
-  t.same({ policy: seenByFile.scheduler.policy, nice: seenByFile.scheduler.nice }, { policy: 0, nice: 2 }, "--process: the file's scheduler");
-  t.same(seenByFile.ioPriority, FIRST_SEEN.io, "--process: the container's I/O priority where the file names none, as runc's exec");
-  if (os.cpus().length > 1) t.equal(seenByFile.cpuAffinity, '1', "--process: the container's execCPUAffinity where the file names none");
-});
+    const processFile = bundle.dir + '/process.json';
+    require('fs').writeFileSync(
+      processFile,
+      JSON.stringify({ args: ['/bin/checker'], cwd: '/', scheduler: { policy: 'SCHED_OTHER', nice: 2 } }),
+    );
+    const file = tsrun(tsrunRoot, ['exec', '--process', processFile, tid]);
+    t.equal(file.status, 0, file.stderr);
+    const seenByFile = JSON.parse(file.stdout);
+    t.same(
+      { policy: seenByFile.scheduler.policy, nice: seenByFile.scheduler.nice },
+      { policy: 0, nice: 2 },
+      "--process: the file's scheduler",
+    );
+    t.same(
+      seenByFile.ioPriority,
+      FIRST_SEEN.io,
+      "--process: the container's I/O priority where the file names none, as runc's exec",
+    );
+    if (os.cpus().length > 1)
+      t.equal(seenByFile.cpuAffinity, '1', "--process: the container's execCPUAffinity where the file names none");
+  },
+);
 
 t.test('bad values: an error naming the field, before or at the syscall, and nothing left', async (t) => {
   const cases: Array<[string, (c: Config) => void, RegExp]> = [
-    ['MPOL_BIND with no node', (c) => { c.linux!.memoryPolicy = { mode: 'MPOL_BIND' }; }, /linux\.memoryPolicy\.nodes: MPOL_BIND needs at least one node/],
-    ['MPOL_LOCAL with a node', (c) => { c.linux!.memoryPolicy = { mode: 'MPOL_LOCAL', nodes: '0' }; }, /linux\.memoryPolicy\.nodes: must be empty for MPOL_LOCAL/],
-    ['a node the machine does not have', (c) => { c.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: '7' }; }, /linux\.memoryPolicy: set mode 0x2: invalid argument/],
-    ['a node past any mask', (c) => { c.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: '0-5000' }; }, /linux\.memoryPolicy\.nodes: NUMA node 5000 is out of range/],
-    ['deadline times with SCHED_OTHER', (c) => { c.process!.scheduler = { policy: 'SCHED_OTHER', runtime: 5 }; }, /process\.scheduler\.runtime: can only be set for SCHED_DEADLINE/],
-    ['a CPU list backwards', (c) => { c.process!.execCPUAffinity = { final: '3-1' }; }, /process\.execCPUAffinity\.final: "3-1" is a range that ends before it starts/],
+    [
+      'MPOL_BIND with no node',
+      (c) => {
+        c.linux!.memoryPolicy = { mode: 'MPOL_BIND' };
+      },
+      /linux\.memoryPolicy\.nodes: MPOL_BIND needs at least one node/,
+    ],
+    [
+      'MPOL_LOCAL with a node',
+      (c) => {
+        c.linux!.memoryPolicy = { mode: 'MPOL_LOCAL', nodes: '0' };
+      },
+      /linux\.memoryPolicy\.nodes: must be empty for MPOL_LOCAL/,
+    ],
+    [
+      'a node the machine does not have',
+      (c) => {
+        c.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: '7' };
+      },
+      /linux\.memoryPolicy: set mode 0x2: invalid argument/,
+    ],
+    [
+      'a node past any mask',
+      (c) => {
+        c.linux!.memoryPolicy = { mode: 'MPOL_BIND', nodes: '0-5000' };
+      },
+      /linux\.memoryPolicy\.nodes: NUMA node 5000 is out of range/,
+    ],
+    [
+      'deadline times with SCHED_OTHER',
+      (c) => {
+        c.process!.scheduler = { policy: 'SCHED_OTHER', runtime: 5 };
+      },
+      /process\.scheduler\.runtime: can only be set for SCHED_DEADLINE/,
+    ],
+    [
+      'a CPU list backwards',
+      (c) => {
+        c.process!.execCPUAffinity = { final: '3-1' };
+      },
+      /process\.execCPUAffinity\.final: "3-1" is a range that ends before it starts/,
+    ],
   ];
   for (const [label, mutate, message] of cases) {
     const bundle = makeBundle(t, mutate, ['/bin/true']);
@@ -179,37 +282,80 @@ t.test('bad values: an error naming the field, before or at the syscall, and not
   const missing = os.cpus().length + 3;
   for (const stage of ['initial', 'final']) {
     const processFile = `${running.dir}/affinity-${stage}.json`;
-    require('fs').writeFileSync(processFile, JSON.stringify({ args: ['/bin/echo', 'ran'], cwd: '/', execCPUAffinity: { [stage]: String(missing) } }));
+    require('fs').writeFileSync(
+      processFile,
+      JSON.stringify({ args: ['/bin/echo', 'ran'], cwd: '/', execCPUAffinity: { [stage]: String(missing) } }),
+    );
     const e = tsrun(root, ['exec', '--process', processFile, tid]);
     t.not(e.status, 0, `${stage} on CPU ${missing}, which this machine lacks: refused`);
-    t.match(e.stderr, new RegExp(`process\\.execCPUAffinity\\.${stage}: set CPU affinity: invalid argument`), e.stderr.trim());
+    t.match(
+      e.stderr,
+      new RegExp(`process\\.execCPUAffinity\\.${stage}: set CPU affinity: invalid argument`),
+      e.stderr.trim(),
+    );
     t.notMatch(e.stdout, /ran/, 'the program never ran');
   }
   t.equal(JSON.parse(tsrun(root, ['state', tid]).stdout).status, 'running', 'the container goes on');
 });
 
 t.test('linux.intelRdt without resctrl: refused by both; personality flags: a warning, as runc', async (t) => {
-  const rdt = makeBundle(t, (c) => { c.linux!.intelRdt = { l3CacheSchema: 'L3:0=ff' }; }, ['/bin/true']);
+  const rdt = makeBundle(
+    t,
+    (c) => {
+      c.linux!.intelRdt = { l3CacheSchema: 'L3:0=ff' };
+    },
+    ['/bin/true'],
+  );
   const id = uniqueId('rdt');
   cleanupBoth(t, rdt, id);
   const r = underBoth(rdt, id, ['run', '-b', rdt.dir, '%ID%']);
   t.not(r.reference.status, 0, 'the reference refuses it');
   t.not(r.tsrun.status, 0, 'tsrun refuses it');
-  t.match(r.tsrun.stderr, /linux\.intelRdt: Intel RDT is not available on this host \(resctrl is not mounted at \/sys\/fs\/resctrl\)/);
-  for (const rt of RUNTIMES) t.same(leftovers({ ...rdt, root: `${rdt.root}-${rt.name}` }, `${id}-${rt.name}`), [], `${rt.name}: nothing left`);
+  t.match(
+    r.tsrun.stderr,
+    /linux\.intelRdt: Intel RDT is not available on this host \(resctrl is not mounted at \/sys\/fs\/resctrl\)/,
+  );
+  for (const rt of RUNTIMES)
+    t.same(leftovers({ ...rdt, root: `${rdt.root}-${rt.name}` }, `${id}-${rt.name}`), [], `${rt.name}: nothing left`);
 
-  const flags = makeBundle(t, (c) => { c.linux!.personality = { domain: 'LINUX', flags: ['ADDR_NO_RANDOMIZE'] }; }, ['/bin/true']);
+  const flags = makeBundle(
+    t,
+    (c) => {
+      c.linux!.personality = { domain: 'LINUX', flags: ['ADDR_NO_RANDOMIZE'] };
+    },
+    ['/bin/true'],
+  );
   const fid = uniqueId('perflags');
   cleanupBoth(t, flags, fid);
   const f = underBoth(flags, fid, ['run', '-b', flags.dir, '%ID%']);
   t.equal(f.tsrun.status, f.reference.status, 'runs under both');
-  t.match(f.tsrun.stderr, /warning: linux\.personality\.flags: ADDR_NO_RANDOMIZE ignored/, 'tsrun says the flag is not applied');
+  t.match(
+    f.tsrun.stderr,
+    /warning: linux\.personality\.flags: ADDR_NO_RANDOMIZE ignored/,
+    'tsrun says the flag is not applied',
+  );
 });
 
 t.test('features says what is applied', async (t) => {
   const features = JSON.parse(tsrun('/nonexistent-root', ['features']).stdout);
-  t.same(features.linux.intelRdt, { enabled: false, schemata: false, monitoring: false }, 'intelRdt: refused, so not enabled');
+  t.same(
+    features.linux.intelRdt,
+    { enabled: false, schemata: false, monitoring: false },
+    'intelRdt: refused, so not enabled',
+  );
   t.same(features.linux.netDevices, { enabled: true });
-  t.same(features.linux.memoryPolicy.modes.sort(), ['MPOL_BIND', 'MPOL_DEFAULT', 'MPOL_INTERLEAVE', 'MPOL_LOCAL', 'MPOL_PREFERRED', 'MPOL_PREFERRED_MANY', 'MPOL_WEIGHTED_INTERLEAVE']);
-  t.same(features.linux.memoryPolicy.flags.sort(), ['MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES']);
+  t.same(features.linux.memoryPolicy.modes.sort(), [
+    'MPOL_BIND',
+    'MPOL_DEFAULT',
+    'MPOL_INTERLEAVE',
+    'MPOL_LOCAL',
+    'MPOL_PREFERRED',
+    'MPOL_PREFERRED_MANY',
+    'MPOL_WEIGHTED_INTERLEAVE',
+  ]);
+  t.same(features.linux.memoryPolicy.flags.sort(), [
+    'MPOL_F_NUMA_BALANCING',
+    'MPOL_F_RELATIVE_NODES',
+    'MPOL_F_STATIC_NODES',
+  ]);
 });

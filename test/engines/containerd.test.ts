@@ -14,9 +14,19 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import t from 'tap';
-import { FIXTURE_ROOTFS, IS_ROOT, RunResult, runCommand, waitFor } from '../helpers';
-import { busyboxArchive, Daemon, IMAGE, onTty, pathsMadeAfter, processesWith, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
-import { Adapter, RunSpec, runScenarios } from '../engine-scenarios';
+import { FIXTURE_ROOTFS, IS_ROOT, type RunResult, runCommand, waitFor } from '../helpers';
+import {
+  busyboxArchive,
+  Daemon,
+  IMAGE,
+  onTty,
+  pathsMadeAfter,
+  processesWith,
+  removeCgroupTree,
+  runtimeWrapper,
+  sentArgv,
+} from '../engine-helpers';
+import { type Adapter, type RunSpec, runScenarios } from '../engine-scenarios';
 
 if (!IS_ROOT || runCommand(['containerd', '--version']).status !== 0) {
   t.plan(0, 'needs root and containerd (scripts/setup.sh installs it)');
@@ -31,7 +41,9 @@ const wrapper = runtimeWrapper(path.join(work, 'bin'), 'tsrun', path.join(work, 
 const fifoDir = path.join(work, 'fifo');
 const runcRoot = path.join(work, 'runc-root');
 const config = path.join(work, 'config.toml');
-fs.writeFileSync(config, `version = 2
+fs.writeFileSync(
+  config,
+  `version = 2
 root = "${work}/root"
 state = "${work}/state"
 
@@ -40,14 +52,21 @@ state = "${work}/state"
 
 [ttrpc]
   address = "${sock}.ttrpc"
-`);
+`,
+);
 
-const ctr = (args: string[], input?: string): RunResult => runCommand(['ctr', '--address', sock, '--namespace', ns, ...args], { input, timeoutMs: 120_000 });
+const ctr = (args: string[], input?: string): RunResult =>
+  runCommand(['ctr', '--address', sock, '--namespace', ns, ...args], { input, timeoutMs: 120_000 });
 const runtimeFlags = ['--runc-binary', wrapper, '--runc-root', runcRoot, '--fifo-dir', fifoDir];
 let daemon: Daemon | undefined;
 let seq = 0;
 
-const removeMadePaths = pathsMadeAfter(['/run/containerd/s', '/run/containerd/fifo', '/run/containerd/runc', '/run/containerd']);
+const removeMadePaths = pathsMadeAfter([
+  '/run/containerd/s',
+  '/run/containerd/fifo',
+  '/run/containerd/runc',
+  '/run/containerd',
+]);
 t.teardown(async () => {
   for (const id of ctr(['containers', 'ls', '--quiet']).stdout.split('\n').filter(Boolean)) adapter.remove(id);
   ctr(['images', 'rm', IMAGE]);
@@ -95,7 +114,8 @@ function runArgs(id: string, s: RunSpec): string[] {
   if (s.readOnly) f.push('--read-only');
   for (const [k, v] of Object.entries(s.env ?? {})) f.push('--env', `${k}=${v}`);
   if (s.cwd) f.push('--cwd', s.cwd);
-  for (const b of s.binds ?? []) f.push('--mount', `type=bind,src=${b.src},dst=${b.dst},options=rbind:${b.ro ? 'ro' : 'rw'}`);
+  for (const b of s.binds ?? [])
+    f.push('--mount', `type=bind,src=${b.src},dst=${b.dst},options=rbind:${b.ro ? 'ro' : 'rw'}`);
   for (const c of s.capDrop ?? []) f.push('--cap-drop', c);
   if (s.privileged) f.push('--privileged');
   // The host's pid namespace, through a process of ours: this host's pid 1 lets nobody open its namespaces.
@@ -117,28 +137,74 @@ const adapter: Adapter = {
     'exec env': 'ctr task exec has no --env',
   },
   monitor: /^containerd-shim/,
-  run: (s) => { const id = `run-${++seq}`; return ctr(['run', '--rm', ...runArgs(id, s)], s.input); },
-  runTty: (s) => onTty(['ctr', '--address', sock, '--namespace', ns, 'run', '--rm', '--tty', ...runArgs(`tty-${++seq}`, s)]),
+  run: (s) => {
+    const id = `run-${++seq}`;
+    return ctr(['run', '--rm', ...runArgs(id, s)], s.input);
+  },
+  runTty: (s) =>
+    onTty(['ctr', '--address', sock, '--namespace', ns, 'run', '--rm', '--tty', ...runArgs(`tty-${++seq}`, s)]),
   start: (name, s) => ctr(['run', '--detach', ...runArgs(name, s)]),
-  exec: (name, cmd, o = {}) => ctr(['task', 'exec', '--exec-id', `e${++seq}`, '--fifo-dir', fifoDir, ...(o.detach ? ['--detach'] : []),
-    ...(o.user ? ['--user', o.user] : []), ...(o.cwd ? ['--cwd', o.cwd] : []), name, ...cmd]),
-  execTty: (name, cmd) => onTty(['ctr', '--address', sock, '--namespace', ns, 'task', 'exec', '--tty', '--exec-id', `e${++seq}`, '--fifo-dir', fifoDir, name, ...cmd]),
+  exec: (name, cmd, o = {}) =>
+    ctr([
+      'task',
+      'exec',
+      '--exec-id',
+      `e${++seq}`,
+      '--fifo-dir',
+      fifoDir,
+      ...(o.detach ? ['--detach'] : []),
+      ...(o.user ? ['--user', o.user] : []),
+      ...(o.cwd ? ['--cwd', o.cwd] : []),
+      name,
+      ...cmd,
+    ]),
+  execTty: (name, cmd) =>
+    onTty([
+      'ctr',
+      '--address',
+      sock,
+      '--namespace',
+      ns,
+      'task',
+      'exec',
+      '--tty',
+      '--exec-id',
+      `e${++seq}`,
+      '--fifo-dir',
+      fifoDir,
+      name,
+      ...cmd,
+    ]),
   top: (name) => {
     // ctr task ps lists pids (from the runtime's ps --format json); the host's /proc gives their command lines.
     const r = ctr(['task', 'ps', name]);
-    const pids = r.stdout.split('\n').slice(1).map((l) => l.split(/\s+/)[0]).filter(Boolean);
-    return { ...r, stdout: pids.map((p) => `${p} ${fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`).join('\n') };
+    const pids = r.stdout
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(/\s+/)[0])
+      .filter(Boolean);
+    return {
+      ...r,
+      stdout: pids.map((p) => `${p} ${fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`).join('\n'),
+    };
   },
   kill: (name, signal) => ctr(['task', 'kill', '--signal', `SIG${signal}`, name]),
   killAll: { spec: {}, send: (name) => ctr(['task', 'kill', '--all', '--signal', 'SIGKILL', name]), signal: 9 },
   sent: () => sentArgv(argvLog),
   pause: (name) => ctr(['task', 'pause', name]),
   unpause: (name) => ctr(['task', 'resume', name]),
-  update: () => { throw new Error('ctr has no task update'); },
+  update: () => {
+    throw new Error('ctr has no task update');
+  },
   // ctr has no stop: what an engine's stop does first, SIGTERM, then the wait.
   stop: (name) => ctr(['task', 'kill', '--signal', 'SIGTERM', name]),
   wait: (name) => {
-    const stopped = (): boolean => /\bSTOPPED\b/.test(ctr(['task', 'ls']).stdout.split('\n').find((l) => l.startsWith(`${name} `)) ?? '');
+    const stopped = (): boolean =>
+      /\bSTOPPED\b/.test(
+        ctr(['task', 'ls'])
+          .stdout.split('\n')
+          .find((l) => l.startsWith(`${name} `)) ?? '',
+      );
     if (!stopped() && !waitForSync(stopped, 30_000)) return -1;
     return reap(name);
   },
@@ -146,7 +212,13 @@ const adapter: Adapter = {
     ctr(['task', 'delete', '--force', name]);
     return ctr(['containers', 'rm', name]);
   },
-  pid: (name) => Number(ctr(['task', 'ls']).stdout.split('\n').find((l) => l.startsWith(`${name} `))?.split(/\s+/)[1]),
+  pid: (name) =>
+    Number(
+      ctr(['task', 'ls'])
+        .stdout.split('\n')
+        .find((l) => l.startsWith(`${name} `))
+        ?.split(/\s+/)[1],
+    ),
 };
 
 function waitForSync(pred: () => boolean, timeoutMs: number): boolean {
@@ -160,8 +232,12 @@ function waitForSync(pred: () => boolean, timeoutMs: number): boolean {
 }
 
 t.before(async () => {
-  daemon = await Daemon.start('containerd', ['containerd', '--config', config], path.join(work, 'containerd.log'),
-    () => fs.existsSync(sock) && ctr(['version']).status === 0);
+  daemon = await Daemon.start(
+    'containerd',
+    ['containerd', '--config', config],
+    path.join(work, 'containerd.log'),
+    () => fs.existsSync(sock) && ctr(['version']).status === 0,
+  );
   const archive = await busyboxArchive(path.join(work, 'busybox.tar'));
   const r = ctr(['images', 'import', archive]);
   if (r.status !== 0) throw new Error(`ctr images import: ${r.stderr}`);
@@ -169,10 +245,13 @@ t.before(async () => {
 
 t.test('containerd runs its containers on tsrun', async (t) => {
   await runScenarios(t, adapter);
-  t.ok(sentArgv(argvLog).every((l) => l.startsWith(`--root ${runcRoot}/${ns} --log `) && l.includes('--log-format json')), 'the shim passed --root, --log and --log-format json every time');
+  t.ok(
+    sentArgv(argvLog).every((l) => l.startsWith(`--root ${runcRoot}/${ns} --log `) && l.includes('--log-format json')),
+    'the shim passed --root, --log and --log-format json every time',
+  );
 });
 
-t.test('a create failure shows tsrun\'s reason in ctr\'s error (the shim reads log.json)', async (t) => {
+t.test("a create failure shows tsrun's reason in ctr's error (the shim reads log.json)", async (t) => {
   const spec = JSON.parse(runCommand(['ctr', 'oci', 'spec']).stdout);
   spec.process.args = ['true'];
   spec.linux.cgroupsPath = `/${ns}/broken`;

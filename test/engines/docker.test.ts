@@ -9,9 +9,19 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import t from 'tap';
-import { IS_ROOT, RunResult, runCommand } from '../helpers';
-import { busyboxArchive, Daemon, IMAGE, onTty, pathsMadeAfter, processesWith, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
-import { Adapter, dockerStyleExecFlags, dockerStyleFlags, RunSpec, runScenarios } from '../engine-scenarios';
+import { IS_ROOT, type RunResult, runCommand } from '../helpers';
+import {
+  busyboxArchive,
+  Daemon,
+  IMAGE,
+  onTty,
+  pathsMadeAfter,
+  processesWith,
+  removeCgroupTree,
+  runtimeWrapper,
+  sentArgv,
+} from '../engine-helpers';
+import { type Adapter, dockerStyleExecFlags, dockerStyleFlags, type RunSpec, runScenarios } from '../engine-scenarios';
 
 const DOCKER = '/usr/bin/docker'; // Debian's client, whatever else PATH holds
 if (!IS_ROOT || runCommand(['dockerd', '--version']).status !== 0 || !fs.existsSync(DOCKER)) {
@@ -26,12 +36,22 @@ const cgroupParent = `/tsrun-docker-${process.pid}`;
 const argvLog = path.join(work, 'argv.log');
 const wrapper = runtimeWrapper(path.join(work, 'bin'), 'tsrun', path.join(work, 'tsrun-state'), argvLog);
 const daemonJson = path.join(work, 'daemon.json');
-fs.writeFileSync(daemonJson, JSON.stringify({ runtimes: { tsrun: { path: wrapper } }, 'cgroup-parent': cgroupParent }, null, 2));
+fs.writeFileSync(
+  daemonJson,
+  JSON.stringify({ runtimes: { tsrun: { path: wrapper } }, 'cgroup-parent': cgroupParent }, null, 2),
+);
 
-const docker = (args: string[], input?: string): RunResult => runCommand([DOCKER, '-H', `unix://${sock}`, ...args], { input, timeoutMs: 120_000 });
+const docker = (args: string[], input?: string): RunResult =>
+  runCommand([DOCKER, '-H', `unix://${sock}`, ...args], { input, timeoutMs: 120_000 });
 let daemon: Daemon | undefined;
 
-const removeMadePaths = pathsMadeAfter(['/run/containerd/s', '/run/containerd', '/run/docker/plugins', '/run/docker', '/etc/docker/key.json']);
+const removeMadePaths = pathsMadeAfter([
+  '/run/containerd/s',
+  '/run/containerd',
+  '/run/docker/plugins',
+  '/run/docker',
+  '/etc/docker/key.json',
+]);
 t.teardown(async () => {
   const ids = docker(['ps', '--all', '--quiet']).stdout.split('\n').filter(Boolean);
   if (ids.length) docker(['rm', '--force', ...ids]);
@@ -66,8 +86,14 @@ const adapter: Adapter = {
   sent: () => sentArgv(argvLog),
   pause: (name) => docker(['pause', name]),
   unpause: (name) => docker(['unpause', name]),
-  update: (name, r) => docker(['update', ...(r.memory ? ['--memory', String(r.memory)] : []), ...(r.cpus ? ['--cpus', String(r.cpus)] : []),
-    ...(r.pids ? ['--pids-limit', String(r.pids)] : []), name]),
+  update: (name, r) =>
+    docker([
+      'update',
+      ...(r.memory ? ['--memory', String(r.memory)] : []),
+      ...(r.cpus ? ['--cpus', String(r.cpus)] : []),
+      ...(r.pids ? ['--pids-limit', String(r.pids)] : []),
+      name,
+    ]),
   stop: (name, timeout) => docker(['stop', '--time', String(timeout), name]),
   wait: (name) => Number(docker(['wait', name]).stdout.trim()),
   remove: (name) => docker(['rm', '--force', name]),
@@ -75,10 +101,29 @@ const adapter: Adapter = {
 };
 
 t.before(async () => {
-  daemon = await Daemon.start('dockerd', ['dockerd', '--config-file', daemonJson, '--data-root', path.join(work, 'data'), '--exec-root', execRoot,
-    '--pidfile', path.join(work, 'docker.pid'), '--host', `unix://${sock}`,
-    '--iptables=false', '--ip6tables=false', '--bridge=none', '--ip-forward=false', '--ip-masq=false'],
-  path.join(work, 'dockerd.log'), () => fs.existsSync(sock) && docker(['version']).status === 0);
+  daemon = await Daemon.start(
+    'dockerd',
+    [
+      'dockerd',
+      '--config-file',
+      daemonJson,
+      '--data-root',
+      path.join(work, 'data'),
+      '--exec-root',
+      execRoot,
+      '--pidfile',
+      path.join(work, 'docker.pid'),
+      '--host',
+      `unix://${sock}`,
+      '--iptables=false',
+      '--ip6tables=false',
+      '--bridge=none',
+      '--ip-forward=false',
+      '--ip-masq=false',
+    ],
+    path.join(work, 'dockerd.log'),
+    () => fs.existsSync(sock) && docker(['version']).status === 0,
+  );
   const archive = await busyboxArchive(path.join(work, 'busybox.tar'));
   const r = docker(['load', '--input', archive]);
   if (r.status !== 0) throw new Error(`docker load: ${r.stderr}`);
@@ -87,6 +132,12 @@ t.before(async () => {
 t.test('docker runs its containers on tsrun', async (t) => {
   await runScenarios(t, adapter);
   const sent = sentArgv(argvLog);
-  t.ok(sent.some((l) => / create --bundle /.test(l)) && sent.every((l) => / --log-format json /.test(` ${l} `)), 'dockerd drove tsrun through the shim (--log-format json every time)');
-  t.ok(sent.some((l) => /update --resources -/.test(l)), 'update --resources - (runc\'s JSON on stdin)');
+  t.ok(
+    sent.some((l) => / create --bundle /.test(l)) && sent.every((l) => / --log-format json /.test(` ${l} `)),
+    'dockerd drove tsrun through the shim (--log-format json every time)',
+  );
+  t.ok(
+    sent.some((l) => /update --resources -/.test(l)),
+    "update --resources - (runc's JSON on stdin)",
+  );
 });

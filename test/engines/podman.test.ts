@@ -10,9 +10,19 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import t from 'tap';
-import { IS_ROOT, RunResult, runCommand } from '../helpers';
-import { busyboxArchive, IMAGE, onTty, pathsMadeAfter, podmanTestConf, podmanTurn, removeCgroupTree, runtimeWrapper, sentArgv } from '../engine-helpers';
-import { Adapter, dockerStyleExecFlags, dockerStyleFlags, RunSpec, runScenarios } from '../engine-scenarios';
+import { IS_ROOT, type RunResult, runCommand } from '../helpers';
+import {
+  busyboxArchive,
+  IMAGE,
+  onTty,
+  pathsMadeAfter,
+  podmanTestConf,
+  podmanTurn,
+  removeCgroupTree,
+  runtimeWrapper,
+  sentArgv,
+} from '../engine-helpers';
+import { type Adapter, dockerStyleExecFlags, dockerStyleFlags, type RunSpec, runScenarios } from '../engine-scenarios';
 
 if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0) {
   t.plan(0, 'needs root and podman (scripts/setup.sh installs it)');
@@ -28,12 +38,33 @@ const conf = podmanTestConf(path.join(work, 'containers.conf'), wrapper);
 const ENV = { CONTAINERS_CONF: conf };
 // podman and its conmon work in here: conmon writes an "oom" file into its cwd when the OOM killer strikes.
 const CWD = work;
-const base = ['podman', '--root', path.join(work, 'storage'), '--runroot', path.join(work, 'run'), '--tmpdir', path.join(work, 'tmp'), '--storage-driver', 'overlay'];
+const base = [
+  'podman',
+  '--root',
+  path.join(work, 'storage'),
+  '--runroot',
+  path.join(work, 'run'),
+  '--tmpdir',
+  path.join(work, 'tmp'),
+  '--storage-driver',
+  'overlay',
+];
 const podman = (args: string[], opts: { input?: string; runtime?: string } = {}): RunResult =>
-  runCommand([...base, ...(opts.runtime ? ['--runtime', opts.runtime] : []), ...args], { env: ENV, input: opts.input, timeoutMs: 120_000, cwd: CWD });
+  runCommand([...base, ...(opts.runtime ? ['--runtime', opts.runtime] : []), ...args], {
+    env: ENV,
+    input: opts.input,
+    timeoutMs: 120_000,
+    cwd: CWD,
+  });
 
 const endTurn = podmanTurn();
-const removeMadePaths = pathsMadeAfter(['/var/lib/containers/cache/blob-info-cache-v1.boltdb', '/var/lib/containers/cache', '/var/lib/containers', '/run/containers/networks', '/run/containers']);
+const removeMadePaths = pathsMadeAfter([
+  '/var/lib/containers/cache/blob-info-cache-v1.boltdb',
+  '/var/lib/containers/cache',
+  '/var/lib/containers',
+  '/run/containers/networks',
+  '/run/containers',
+]);
 t.teardown(() => {
   podman(['rm', '--all', '--force', '--time', '0']);
   runCommand([...base, 'system', 'reset', '--force'], { env: ENV, cwd: CWD });
@@ -44,7 +75,10 @@ t.teardown(() => {
   if (left.length) throw new Error(`cgroups left: ${left.join(' ')}`);
 });
 
-const flags = (s: RunSpec): string[] => [...['--network', 'none', '--cgroup-parent', cgroupParent], ...dockerStyleFlags(s)];
+const flags = (s: RunSpec): string[] => [
+  ...['--network', 'none', '--cgroup-parent', cgroupParent],
+  ...dockerStyleFlags(s),
+];
 
 const adapter: Adapter = {
   name: 'podman',
@@ -62,7 +96,13 @@ const adapter: Adapter = {
   sent: () => sentArgv(argvLog),
   pause: (name) => podman(['pause', name]),
   unpause: (name) => podman(['unpause', name]),
-  update: (name, r) => podman(['update', ...(r.memory ? ['--memory', String(r.memory)] : []), ...(r.cpus ? ['--cpus', String(r.cpus)] : []), name]),
+  update: (name, r) =>
+    podman([
+      'update',
+      ...(r.memory ? ['--memory', String(r.memory)] : []),
+      ...(r.cpus ? ['--cpus', String(r.cpus)] : []),
+      name,
+    ]),
   stop: (name, timeout) => podman(['stop', '--time', String(timeout), name]),
   wait: (name) => Number(podman(['wait', name]).stdout.trim()),
   remove: (name) => podman(['rm', '--force', '--time', '0', name]),
@@ -77,20 +117,52 @@ t.before(async () => {
 
 t.test('podman runs its containers on tsrun', async (t) => {
   await runScenarios(t, adapter);
-  t.ok(sentArgv(argvLog).some((l) => /^create --bundle \S+ --pid-file \S+ /.test(l)), 'podman drove tsrun (through containers.conf\'s runtime entry)');
+  t.ok(
+    sentArgv(argvLog).some((l) => /^create --bundle \S+ --pid-file \S+ /.test(l)),
+    "podman drove tsrun (through containers.conf's runtime entry)",
+  );
 });
 
 t.test('named "runc", tsrun gets --log-format=json --log FILE, and errors still reach the user', async (t) => {
   const log = path.join(work, 'argv-runc.log');
   const asRunc = runtimeWrapper(path.join(work, 'as-runc'), 'runc', stateRoot, log);
-  const ok = podman(['run', '--rm', '--network', 'none', '--cgroup-parent', cgroupParent, IMAGE, 'echo', 'as runc'], { runtime: asRunc });
+  const ok = podman(['run', '--rm', '--network', 'none', '--cgroup-parent', cgroupParent, IMAGE, 'echo', 'as runc'], {
+    runtime: asRunc,
+  });
   t.equal(ok.stdout, 'as runc\n', ok.stderr);
-  t.match(sentArgv(log).find((l) => l.includes(' create ')), /^--log-format=json --log \S+ create --bundle /, 'the flags podman gives runc');
-  t.notOk(sentArgv(argvLog).some((l) => l.includes('--log-format')), 'and not to a runtime named tsrun');
+  t.match(
+    sentArgv(log).find((l) => l.includes(' create ')),
+    /^--log-format=json --log \S+ create --bundle /,
+    'the flags podman gives runc',
+  );
+  t.notOk(
+    sentArgv(argvLog).some((l) => l.includes('--log-format')),
+    'and not to a runtime named tsrun',
+  );
   for (const runtime of [asRunc, wrapper]) {
     // A limit above this host's hard limit: tsrun refuses it, and podman says why.
-    const bad = podman(['run', '--rm', '--network', 'none', '--cgroup-parent', cgroupParent, '--ulimit', 'nofile=30000:30000', '--ulimit', 'nproc=4096:4096', IMAGE, 'true'], { runtime });
+    const bad = podman(
+      [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--cgroup-parent',
+        cgroupParent,
+        '--ulimit',
+        'nofile=30000:30000',
+        '--ulimit',
+        'nproc=4096:4096',
+        IMAGE,
+        'true',
+      ],
+      { runtime },
+    );
     t.not(bad.status, 0);
-    t.match(bad.stderr, /process\.rlimits\[\d\]: set RLIMIT_NOFILE to 30000\/30000: operation not permitted/, `${path.basename(runtime)}: tsrun's reason in podman's error`);
+    t.match(
+      bad.stderr,
+      /process\.rlimits\[\d\]: set RLIMIT_NOFILE to 30000\/30000: operation not permitted/,
+      `${path.basename(runtime)}: tsrun's reason in podman's error`,
+    );
   }
 });

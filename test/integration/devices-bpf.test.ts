@@ -7,7 +7,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
-import { compileDeviceProgram, DeviceRule } from '../../src/lib/cgroup/devices-bpf';
+import { compileDeviceProgram, type DeviceRule } from '../../src/lib/cgroup/devices-bpf';
 import { readHierarchies } from '../../src/lib/cgroup/manager';
 import { native } from '../../src/lib/native';
 import { IS_ROOT, uniqueId } from '../helpers';
@@ -22,7 +22,12 @@ if (!IS_ROOT || !v2) {
 function tryOpen(dir: string, devices: string[]): Record<string, boolean> {
   const script = `echo $$ > ${dir}/cgroup.procs; ${devices.map((d) => `head -c1 ${d} >/dev/null 2>&1 && echo ${d}=ok || echo ${d}=no`).join('; ')}`;
   const out = spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8' }).stdout;
-  return Object.fromEntries(out.trim().split('\n').map((l) => [l.split('=')[0], l.endsWith('=ok')]));
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => [l.split('=')[0], l.endsWith('=ok')]),
+  );
 }
 
 t.test('deny all but /dev/null, then replace the filter with allow-all', async (t) => {
@@ -30,10 +35,17 @@ t.test('deny all but /dev/null, then replace the filter with allow-all', async (
   fs.mkdirSync(dir);
   t.teardown(() => fs.rmdirSync(dir));
   const denyAll: DeviceRule = { allow: false, type: 'a', major: -1, minor: -1, access: 'rwm' };
-  native.attachDeviceProgram(dir, compileDeviceProgram([denyAll, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }]));
+  native.attachDeviceProgram(
+    dir,
+    compileDeviceProgram([denyAll, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }]),
+  );
   t.same(tryOpen(dir, ['/dev/null', '/dev/zero']), { '/dev/null': true, '/dev/zero': false });
   native.attachDeviceProgram(dir, compileDeviceProgram([{ ...denyAll, allow: true }]));
-  t.same(tryOpen(dir, ['/dev/null', '/dev/zero']), { '/dev/null': true, '/dev/zero': true }, 'the old filter was detached');
+  t.same(
+    tryOpen(dir, ['/dev/null', '/dev/zero']),
+    { '/dev/null': true, '/dev/zero': true },
+    'the old filter was detached',
+  );
 });
 
 t.test('a program the kernel refuses is a clear error', async (t) => {

@@ -8,10 +8,25 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  alive, baseConfig, bundleProcesses, Bundle, FIXTURE_ROOTFS, IS_ROOT, RunResult, runCommand, TSRUN, TestLike, cleanupContainer, leftovers, makeBundle, tempDir, tsrun, uniqueId,
+  alive,
+  baseConfig,
+  bundleProcesses,
+  type Bundle,
+  FIXTURE_ROOTFS,
+  IS_ROOT,
+  type RunResult,
+  runCommand,
+  TSRUN,
+  type TestLike,
+  cleanupContainer,
+  leftovers,
+  makeBundle,
+  tempDir,
+  tsrun,
+  uniqueId,
   waitFor,
 } from '../helpers';
-import { Config } from '../../src/lib/config';
+import { type Config } from '../../src/lib/config';
 import { differsOnPurpose } from '../compat-helpers';
 
 if (!IS_ROOT) {
@@ -27,8 +42,6 @@ if (!IS_ROOT) {
 function tsrunFiles(_t: TestLike, root: string, args: string[], timeoutMs = 30_000): RunResult {
   return tsrun(root, args, { timeoutMs });
 }
-
-
 
 /** Non-zero exit, exactly one stderr line starting "tsrun: ", matching every pattern. */
 function expectOneError(t: any, r: RunResult, what: string, patterns: (RegExp | string)[]): string {
@@ -96,13 +109,17 @@ failingBundle({
 
 failingBundle({
   name: 'a field of the wrong type: process.args a string',
-  mutate: (c) => { (c.process as any).args = '/bin/checker'; },
+  mutate: (c) => {
+    (c.process as any).args = '/bin/checker';
+  },
   patterns: [/process\.args/],
 });
 
 failingBundle({
   name: 'a field of the wrong type: process.user.uid a string',
-  mutate: (c) => { (c.process as any).user.uid = '0'; },
+  mutate: (c) => {
+    (c.process as any).user.uid = '0';
+  },
   patterns: [/process\.user\.uid/],
 });
 
@@ -130,13 +147,17 @@ failingBundle({
 
 failingBundle({
   name: 'missing process at create',
-  mutate: (c) => { delete (c as any).process; },
+  mutate: (c) => {
+    delete (c as any).process;
+  },
   patterns: [/\bprocess\b/],
 });
 
 failingBundle({
   name: 'relative process.cwd',
-  mutate: (c) => { c.process!.cwd = 'tmp'; },
+  mutate: (c) => {
+    c.process!.cwd = 'tmp';
+  },
   patterns: [/cwd/],
 });
 
@@ -144,7 +165,12 @@ failingBundle({
   name: 'a bind mount whose source does not exist',
   verbs: ['create', 'run'],
   mutate: (c) => {
-    c.mounts!.push({ destination: '/mnt/data', type: 'bind', source: `/nonexistent-tsrun-src-${process.pid}`, options: ['rbind', 'ro'] });
+    c.mounts!.push({
+      destination: '/mnt/data',
+      type: 'bind',
+      source: `/nonexistent-tsrun-src-${process.pid}`,
+      options: ['rbind', 'ro'],
+    });
   },
   patterns: [`/nonexistent-tsrun-src-${process.pid}`],
 });
@@ -167,7 +193,8 @@ failingBundle({
   name: 'a non-executable file',
   verbs: ['create', 'run'],
   args: ['/bin/not-executable'],
-  prepare: (b) => fs.writeFileSync(path.join(b.rootfs, 'bin', 'not-executable'), '#!/bin/sh\necho hi\n', { mode: 0o644 }),
+  prepare: (b) =>
+    fs.writeFileSync(path.join(b.rootfs, 'bin', 'not-executable'), '#!/bin/sh\necho hi\n', { mode: 0o644 }),
   patterns: ['/bin/not-executable', /permission denied/i],
 });
 
@@ -175,7 +202,9 @@ failingBundle({
   name: 'a namespace path that does not exist',
   verbs: ['create', 'run'],
   mutate: (c) => {
-    c.linux!.namespaces = c.linux!.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path: '/nonexistent' } : n));
+    c.linux!.namespaces = c.linux!.namespaces!.map((n) =>
+      n.type === 'network' ? { type: 'network', path: '/nonexistent' } : n,
+    );
   },
   patterns: ['/nonexistent'],
 });
@@ -184,21 +213,27 @@ failingBundle({
   name: 'a namespace path of the wrong type',
   verbs: ['create', 'run'],
   mutate: (c) => {
-    c.linux!.namespaces = c.linux!.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path: '/proc/self/ns/uts' } : n));
+    c.linux!.namespaces = c.linux!.namespaces!.map((n) =>
+      n.type === 'network' ? { type: 'network', path: '/proc/self/ns/uts' } : n,
+    );
   },
   patterns: [/\/proc\/self\/ns\/uts|network/],
 });
 
 failingBundle({
   name: 'an unknown namespace type',
-  mutate: (c) => { c.linux!.namespaces!.push({ type: 'nosuchns' as any }); },
+  mutate: (c) => {
+    c.linux!.namespaces!.push({ type: 'nosuchns' as any });
+  },
   patterns: ['nosuchns'],
 });
 
 failingBundle({
   name: 'a mount of an unknown filesystem type',
   verbs: ['create', 'run'],
-  mutate: (c) => { c.mounts!.push({ destination: '/mnt', type: 'nosuchfs', source: 'none' }); },
+  mutate: (c) => {
+    c.mounts!.push({ destination: '/mnt', type: 'nosuchfs', source: 'none' });
+  },
   // runc names only the destination and errno here; the type would be nicer
   patterns: ['/mnt', /nosuchfs|no such device/],
 });
@@ -215,7 +250,9 @@ failingBundle({
 
 failingBundle({
   name: 'process.terminal without --console-socket',
-  mutate: (c) => { c.process!.terminal = true; },
+  mutate: (c) => {
+    c.process!.terminal = true;
+  },
   patterns: [/terminal|console/],
   verbs: ['create'],
 });
@@ -223,12 +260,20 @@ failingBundle({
 failingBundle({
   name: 'a prestart hook that does not exist',
   verbs: ['create', 'run'],
-  mutate: (c) => { c.hooks = { prestart: [{ path: `/nonexistent-tsrun-hook-${process.pid}` }] }; },
+  mutate: (c) => {
+    c.hooks = { prestart: [{ path: `/nonexistent-tsrun-hook-${process.pid}` }] };
+  },
   patterns: [`/nonexistent-tsrun-hook-${process.pid}`],
 });
 
 t.test('--console-socket that does not exist', async (t) => {
-  const bundle = makeBundle(t, (c) => { c.process!.terminal = true; }, ['/bin/checker']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      c.process!.terminal = true;
+    },
+    ['/bin/checker'],
+  );
   const id = uniqueId('err');
   cleanupContainer(t, bundle.root, id);
   const sock = path.join(bundle.dir, 'no-such.sock');
@@ -273,7 +318,13 @@ t.test('unknown id', async (t) => {
   const root = path.join(tempDir(t), 'state');
   fs.mkdirSync(root);
   const id = uniqueId('ghost');
-  for (const args of [['state', id], ['start', id], ['kill', id], ['kill', id, 'KILL'], ['delete', id]]) {
+  for (const args of [
+    ['state', id],
+    ['start', id],
+    ['kill', id],
+    ['kill', id, 'KILL'],
+    ['delete', id],
+  ]) {
     const r = tsrun(root, args);
     expectOneError(t, r, args.join(' '), [id, /does not exist|not found/]);
     t.equal(r.stdout, '', `${args[0]}: nothing on stdout`);
@@ -300,8 +351,13 @@ t.test('invalid ids', async (t) => {
     expectOneError(t, r, `create "${id}"`, [/invalid|id/]);
   }
   for (const id of ['a/b', '..']) {
-    for (const args of [['run', '-b', bundle.dir, '--', id], ['state', '--', id], ['delete', '--force', '--', id],
-      ['kill', '--', id, 'KILL'], ['start', '--', id]]) {
+    for (const args of [
+      ['run', '-b', bundle.dir, '--', id],
+      ['state', '--', id],
+      ['delete', '--force', '--', id],
+      ['kill', '--', id, 'KILL'],
+      ['start', '--', id],
+    ]) {
       const r = tsrunFiles(t, bundle.root, args);
       expectOneError(t, r, `${args[0]} "${id}"`, [/invalid|id/]);
     }
@@ -328,14 +384,20 @@ t.test('the error line is "tsrun: VERB ID: reason"', async (t) => {
 });
 
 t.test('--log with --log-format json records the error', async (t) => {
-  const bundle = makeBundle(t, (c) => { (c.process as any).args = 'not-an-array'; });
+  const bundle = makeBundle(t, (c) => {
+    (c.process as any).args = 'not-an-array';
+  });
   const id = uniqueId('log');
   cleanupContainer(t, bundle.root, id);
   const log = path.join(tempDir(t), 'tsrun.log');
   const r = tsrunFiles(t, bundle.root, ['--log', log, '--log-format', 'json', 'create', '-b', bundle.dir, id]);
   const line = expectOneError(t, r, 'create', [/process\.args/]);
   t.ok(fs.existsSync(log), 'log file written');
-  const entries = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const entries = fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
   const errors = entries.filter((e) => e.level === 'error');
   t.equal(errors.length, 1, `one error entry: ${JSON.stringify(entries)}`);
   const e = errors[0] ?? {};
@@ -348,7 +410,11 @@ t.test('--log with --log-format json records the error', async (t) => {
   // the log is appended to, not truncated
   const r2 = tsrun(bundle.root, ['--log', log, '--log-format', 'json', 'state', id]);
   t.not(r2.status, 0);
-  const after = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const after = fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
   t.equal(after.filter((x) => x.level === 'error').length, 2, 'second error appended');
 });
 
@@ -394,6 +460,9 @@ t.test('as an unprivileged user: one line that says root is needed, and nothing 
   const root = path.join(shared, 'state');
   const r = runCommand(['runuser', '-u', 'nobody', '--', TSRUN, '--root', root, 'run', '-b', bundle, 'unpriv']);
   t.equal(r.status, 1);
-  t.equal(r.stderr, 'tsrun: run unpriv: tsrun runs containers as root (this is uid 65534): rootless containers, in a user namespace of their own, are not supported yet\n');
+  t.equal(
+    r.stderr,
+    'tsrun: run unpriv: tsrun runs containers as root (this is uid 65534): rootless containers, in a user namespace of their own, are not supported yet\n',
+  );
   t.notOk(fs.existsSync(root), 'no --root made');
 });

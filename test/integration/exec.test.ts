@@ -9,7 +9,17 @@ import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
 import { native } from '../../src/lib/native';
-import { cleanupContainer, IS_ROOT, leftovers, makeBundle, TSRUN, tsrun, tsrunAsync, uniqueId, waitFor } from '../helpers';
+import {
+  cleanupContainer,
+  IS_ROOT,
+  leftovers,
+  makeBundle,
+  TSRUN,
+  tsrun,
+  tsrunAsync,
+  uniqueId,
+  waitFor,
+} from '../helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'integration tests need root');
@@ -31,18 +41,51 @@ function running(t: TapTest) {
 
 t.test('exec runs in the container: exit status, namespaces, cgroups, attributes', async (t) => {
   const { bundle, id, initPid } = running(t);
-  t.equal(tsrun(bundle.root, ['exec', id, '/bin/sh', '-c', 'exit 7']).status, 7, 'the exit status is exec\'s');
+  t.equal(tsrun(bundle.root, ['exec', id, '/bin/sh', '-c', 'exit 7']).status, 7, "the exit status is exec's");
   t.equal(tsrun(bundle.root, ['exec', id, '/bin/sh', '-c', 'kill -KILL $$']).status, 137, 'a signal becomes 128+N');
 
-  const r = tsrun(bundle.root, ['exec', '--user', '1000:1000', '--additional-gids', '1001', '--cwd', '/tmp',
-    '--env', 'FOO=bar', '--env', 'TERM=dumb', '--no-new-privs', id, '/bin/checker', 'report', 'x']);
+  const r = tsrun(bundle.root, [
+    'exec',
+    '--user',
+    '1000:1000',
+    '--additional-gids',
+    '1001',
+    '--cwd',
+    '/tmp',
+    '--env',
+    'FOO=bar',
+    '--env',
+    'TERM=dumb',
+    '--no-new-privs',
+    id,
+    '/bin/checker',
+    'report',
+    'x',
+  ]);
   t.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout);
-  t.match(report, { uid: 1000, gid: 1000, groups: [1001], cwd: '/tmp', noNewPrivs: true, args: ['/bin/checker', 'report', 'x'] });
-  t.ok(report.env.includes('FOO=bar') && report.env.includes('TERM=dumb') && !report.env.includes('TERM=xterm'), '--env adds and overrides');
-  t.ok(report.env.some((e: string) => e.startsWith('PATH=')), "the container's env is the base");
+  t.match(report, {
+    uid: 1000,
+    gid: 1000,
+    groups: [1001],
+    cwd: '/tmp',
+    noNewPrivs: true,
+    args: ['/bin/checker', 'report', 'x'],
+  });
+  t.ok(
+    report.env.includes('FOO=bar') && report.env.includes('TERM=dumb') && !report.env.includes('TERM=xterm'),
+    '--env adds and overrides',
+  );
+  t.ok(
+    report.env.some((e: string) => e.startsWith('PATH=')),
+    "the container's env is the base",
+  );
   for (const ns of ['pid', 'mnt', 'net', 'ipc', 'uts']) {
-    t.equal(report.namespaces[ns], fs.readlinkSync(`/proc/${initPid}/ns/${ns}`), `exec joined the init's ${ns} namespace`);
+    t.equal(
+      report.namespaces[ns],
+      fs.readlinkSync(`/proc/${initPid}/ns/${ns}`),
+      `exec joined the init's ${ns} namespace`,
+    );
   }
   t.not(report.pid, 1, 'a new pid inside the container');
   t.same(report.fds && Object.keys(report.fds).filter((fd) => Number(fd) > 2), [], 'no fds leak into the exec');
@@ -56,7 +99,10 @@ t.test('exec runs in the container: exit status, namespaces, cgroups, attributes
 t.test('exec --process FILE, and errors for bad input', async (t) => {
   const { bundle, id } = running(t);
   const file = path.join(bundle.dir, 'process.json');
-  fs.writeFileSync(file, JSON.stringify({ args: ['/bin/checker', 'exit', '4'], cwd: '/', env: ['A=1'], user: { uid: 0, gid: 0 } }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ args: ['/bin/checker', 'exit', '4'], cwd: '/', env: ['A=1'], user: { uid: 0, gid: 0 } }),
+  );
   t.equal(tsrun(bundle.root, ['exec', '--process', file, id]).status, 4, 'the process file runs');
   fs.writeFileSync(file, JSON.stringify({ args: 'nope', cwd: '/' }));
   const bad = tsrun(bundle.root, ['exec', '--process', file, id]);
@@ -80,25 +126,39 @@ t.test('exec --detach --pid-file returns at once; the process runs on', async (t
   const ps = JSON.parse(tsrun(bundle.root, ['ps', '--format', 'json', id]).stdout) as number[];
   t.ok(ps.includes(pid), 'ps lists it');
   t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
-  t.ok(await waitFor(() => !fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')), 'delete --force ends it too');
+  t.ok(
+    await waitFor(() => !fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')),
+    'delete --force ends it too',
+  );
 });
 
 t.test('exec --preserve-fds passes fds through, and nothing else', async (t) => {
   const { bundle, id } = running(t);
   const extra = fs.openSync(path.join(bundle.dir, 'config.json'), 'r');
   const stray = fs.openSync(path.join(bundle.dir, 'config.json'), 'r');
-  t.teardown(() => { fs.closeSync(extra); fs.closeSync(stray); });
+  t.teardown(() => {
+    fs.closeSync(extra);
+    fs.closeSync(stray);
+  });
   const out = path.join(bundle.dir, 'out');
   const outFd = fs.openSync(out, 'w');
-  const run = (preserve: string[]) => spawnSync('/usr/bin/env', ['-i', `PATH=${process.env.PATH}`, TSRUN, '--root', bundle.root, 'exec', ...preserve, id, '/bin/checker', 'fds'],
-    { stdio: ['ignore', outFd, 'inherit', extra, stray] });
+  const run = (preserve: string[]) =>
+    spawnSync(
+      '/usr/bin/env',
+      ['-i', `PATH=${process.env.PATH}`, TSRUN, '--root', bundle.root, 'exec', ...preserve, id, '/bin/checker', 'fds'],
+      { stdio: ['ignore', outFd, 'inherit', extra, stray] },
+    );
   t.equal(run(['--preserve-fds', '1']).status, 0);
   const withOne = JSON.parse(fs.readFileSync(out, 'utf8'));
   t.ok('3' in withOne && !('4' in withOne), 'fd 3 is passed, fd 4 is not');
   fs.ftruncateSync(outFd, 0);
   t.equal(run([]).status, 0);
   const none = JSON.parse(fs.readFileSync(out, 'utf8').replace(/^\0+/, ''));
-  t.same(Object.keys(none).filter((fd) => Number(fd) > 2), [], 'without --preserve-fds only stdio');
+  t.same(
+    Object.keys(none).filter((fd) => Number(fd) > 2),
+    [],
+    'without --preserve-fds only stdio',
+  );
   fs.closeSync(outFd);
 });
 
@@ -107,7 +167,17 @@ t.test('exec --tty with --console-socket: the process runs on a pty', async (t) 
   const socketPath = path.join(bundle.dir, 'console.sock');
   const listener = native.listenUnix(socketPath);
   t.teardown(() => native.close(listener));
-  const r = tsrun(bundle.root, ['exec', '--tty', '--detach', '--console-socket', socketPath, id, '/bin/sh', '-c', 'tty; sleep 1']);
+  const r = tsrun(bundle.root, [
+    'exec',
+    '--tty',
+    '--detach',
+    '--console-socket',
+    socketPath,
+    id,
+    '/bin/sh',
+    '-c',
+    'tty; sleep 1',
+  ]);
   t.equal(r.status, 0, r.stderr);
   const conn = native.acceptUnix(listener, 5_000);
   const master = native.recvFd(conn, 5_000);
@@ -128,7 +198,9 @@ t.test('exec refuses stopped containers, and paused ones without --ignore-paused
   // --detach returns only once the container is resumed.
   const detached = tsrunAsync(bundle.root, ['exec', '--ignore-paused', '--detach', id, '/bin/true']);
   let returned = false;
-  void detached.then(() => { returned = true; });
+  void detached.then(() => {
+    returned = true;
+  });
   await new Promise((r) => setTimeout(r, 1000));
   t.notOk(returned, '--ignore-paused waits while the container is paused');
   t.equal(tsrun(bundle.root, ['resume', id]).status, 0);

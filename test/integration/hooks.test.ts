@@ -12,12 +12,21 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Config, Hook } from '../../src/lib/config';
+import { type Config, type Hook } from '../../src/lib/config';
 import {
-  Bundle, IS_ROOT, RunResult, TSRUN, cleanupContainer, leftovers, makeBundle, uniqueId, waitFor, writeConfig,
+  type Bundle,
+  IS_ROOT,
+  type RunResult,
+  TSRUN,
+  cleanupContainer,
+  leftovers,
+  makeBundle,
+  uniqueId,
+  waitFor,
+  writeConfig,
 } from '../helpers';
 
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = any;
 
 if (!IS_ROOT) {
   t.plan(0, 'integration tests need root');
@@ -103,16 +112,20 @@ function hookBundle(t: tap.Test, args: string[], mutate: (c: Config, b: HookBund
 }
 
 function readLog(b: HookBundle): Entry[] {
-  return fs.readFileSync(b.log, 'utf8').split('\n').filter((l) => l !== '').map((line) => {
-    const [stage, state, env, exe] = line.split('\t');
-    let parsed: Json;
-    try {
-      parsed = JSON.parse(state);
-    } catch {
-      parsed = { unparsable: state };
-    }
-    return { stage, state: parsed, env: env ? env.split('|').filter((e) => e !== '') : [], exe: exe ?? '' };
-  });
+  return fs
+    .readFileSync(b.log, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((line) => {
+      const [stage, state, env, exe] = line.split('\t');
+      let parsed: Json;
+      try {
+        parsed = JSON.parse(state);
+      } catch {
+        parsed = { unparsable: state };
+      }
+      return { stage, state: parsed, env: env ? env.split('|').filter((e) => e !== '') : [], exe: exe ?? '' };
+    });
 }
 
 const stages = (b: HookBundle): string[] => readLog(b).map((e) => e.stage);
@@ -132,7 +145,11 @@ function envArgs(): string[] {
 
 /** `tsrun --root ROOT ARGS` with a clean env. */
 function tsrun(root: string, args: string[]): RunResult {
-  const r = spawnSync('/usr/bin/env', ['-i', ...envArgs(), TSRUN, '--root', root, ...args], { encoding: 'utf8', input: '', timeout: 30_000 });
+  const r = spawnSync('/usr/bin/env', ['-i', ...envArgs(), TSRUN, '--root', root, ...args], {
+    encoding: 'utf8',
+    input: '',
+    timeout: 30_000,
+  });
   return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
@@ -143,7 +160,10 @@ function tsrunFiles(root: string, args: string[]): RunResult & { ms: number } {
   const err = fs.openSync(path.join(dir, 'err'), 'w+');
   const started = Date.now();
   try {
-    const r = spawnSync('/usr/bin/env', ['-i', ...envArgs(), TSRUN, '--root', root, ...args], { stdio: ['ignore', out, err], timeout: 30_000 });
+    const r = spawnSync('/usr/bin/env', ['-i', ...envArgs(), TSRUN, '--root', root, ...args], {
+      stdio: ['ignore', out, err],
+      timeout: 30_000,
+    });
     return {
       status: r.status,
       signal: r.signal,
@@ -181,7 +201,11 @@ t.test('hooks: all six run, with the state on stdin and only their own env', asy
   });
   const { id, result: created } = create(t, b);
   t.equal(created.status, 0, `create exits 0 (${created.stderr.trim()})`);
-  t.same(stages(b), ['prestart', 'createRuntime', 'createContainer'], 'create runs prestart, createRuntime, createContainer in order');
+  t.same(
+    stages(b),
+    ['prestart', 'createRuntime', 'createContainer'],
+    'create runs prestart, createRuntime, createContainer in order',
+  );
   const hostPid = JSON.parse(tsrun(b.root, ['state', id]).stdout || '{}').pid as number;
   t.ok(hostPid > 0, 'the container has an init pid');
 
@@ -200,26 +224,43 @@ t.test('hooks: all six run, with the state on stdin and only their own env', asy
 
   const byStage = new Map(log.map((e) => [e.stage, e]));
   for (const e of log) {
-    t.match(e.state, { ociVersion: String, id, bundle: b.dir, status: String }, `${e.stage}: state has ociVersion, id, bundle, status`);
+    t.match(
+      e.state,
+      { ociVersion: String, id, bundle: b.dir, status: String },
+      `${e.stage}: state has ociVersion, id, bundle, status`,
+    );
     t.same(e.env, HOOK_ENV, `${e.stage}: env is exactly the configured env`);
-    if (e.state.annotations !== undefined) t.same(e.state.annotations, { 'org.example.hooks': 'yes' }, `${e.stage}: annotations`);
+    if (e.state.annotations !== undefined)
+      t.same(e.state.annotations, { 'org.example.hooks': 'yes' }, `${e.stage}: annotations`);
   }
   const status = (s: string): string | undefined => byStage.get(s)?.state.status;
   const pid = (s: string): number | undefined => byStage.get(s)?.state.pid;
   t.equal(status('prestart'), 'creating', 'prestart: status creating');
   t.equal(status('createRuntime'), 'creating', 'createRuntime: status creating');
   t.equal(status('createContainer'), 'creating', 'createContainer: status creating');
-  t.equal(status('startContainer'), 'created', 'startContainer: status created (create has finished, the program has not run)');
+  t.equal(
+    status('startContainer'),
+    'created',
+    'startContainer: status created (create has finished, the program has not run)',
+  );
   t.equal(status('poststart'), 'running', 'poststart: status running');
   t.equal(status('poststop'), 'stopped', 'poststop: status stopped');
   t.equal(pid('prestart'), hostPid, 'prestart (runtime namespace): pid as the runtime sees it');
   t.equal(pid('createRuntime'), hostPid, 'createRuntime (runtime namespace): pid as the runtime sees it');
   t.equal(pid('poststart'), hostPid, 'poststart (runtime namespace): pid as the runtime sees it');
-  t.equal(pid('createContainer'), 1, 'createContainer (container namespace, own pid namespace): pid as the container sees it');
-  t.equal(pid('startContainer'), 1, 'startContainer (container namespace, own pid namespace): pid as the container sees it');
+  t.equal(
+    pid('createContainer'),
+    1,
+    'createContainer (container namespace, own pid namespace): pid as the container sees it',
+  );
+  t.equal(
+    pid('startContainer'),
+    1,
+    'startContainer (container namespace, own pid namespace): pid as the container sees it',
+  );
 });
 
-t.test('hooks: start runs poststart only after startContainer and the program\'s exec', async (t) => {
+t.test("hooks: start runs poststart only after startContainer and the program's exec", async (t) => {
   // startContainer takes a second; start must not run poststart (or return) before the program runs.
   const b = hookBundle(t, ['/bin/checker', 'sleep', '30'], (c, hb) => {
     c.hooks = {
@@ -235,9 +276,17 @@ t.test('hooks: start runs poststart only after startContainer and the program\'s
   t.equal(created.status, 0, `create exits 0 (${created.stderr.trim()})`);
   const started = tsrun(b.root, ['start', id]);
   t.equal(started.status, 0, `start exits 0 (${started.stderr.trim()})`);
-  t.same(stages(b), SIX.slice(0, 5), 'when start returns: prestart, createRuntime, createContainer, startContainer, poststart');
+  t.same(
+    stages(b),
+    SIX.slice(0, 5),
+    'when start returns: prestart, createRuntime, createContainer, startContainer, poststart',
+  );
   const poststartExe = readLog(b).find((e) => e.stage === 'poststart')?.exe ?? '';
-  t.match(poststartExe, /\/bin\/checker$/, `poststart runs after the program was executed (its pid was running ${poststartExe})`);
+  t.match(
+    poststartExe,
+    /\/bin\/checker$/,
+    `poststart runs after the program was executed (its pid was running ${poststartExe})`,
+  );
   const deleted = tsrun(b.root, ['delete', '--force', id]);
   t.equal(deleted.status, 0, `delete exits 0 (${deleted.stderr.trim()})`);
   t.same(leftovers(b, id), [], 'nothing is left behind after delete');
@@ -248,16 +297,22 @@ t.test('hooks: createContainer runs in the container namespaces before pivot_roo
   // The hook's host path resolves (it runs before pivot_root) but its mount namespace is the container's.
   const b = hookBundle(t, ['/bin/checker', 'sleep', '30'], (c, hb) => {
     const probe = path.join(hb.dir, 'ns.sh');
-    fs.writeFileSync(probe, `#!/bin/sh\nreadlink /proc/self/ns/mnt /proc/self/ns/uts /proc/self/ns/pid > ${path.join(hb.dir, 'hooklog', 'ns')}\n`,
-      { mode: 0o755 });
+    fs.writeFileSync(
+      probe,
+      `#!/bin/sh\nreadlink /proc/self/ns/mnt /proc/self/ns/uts /proc/self/ns/pid > ${path.join(hb.dir, 'hooklog', 'ns')}\n`,
+      { mode: 0o755 },
+    );
     c.hooks = { createContainer: [{ path: probe }] };
   });
   const { id, result } = create(t, b);
   t.equal(result.status, 0, `create exits 0 (${result.stderr.trim()})`);
   const hostPid = JSON.parse(tsrun(b.root, ['state', id]).stdout || '{}').pid as number;
-  const seen = fs.readFileSync(path.join(b.dir, 'hooklog', 'ns'), 'utf8').trim().split('\n');
+  const seen = fs
+    .readFileSync(path.join(b.dir, 'hooklog', 'ns'), 'utf8')
+    .trim()
+    .split('\n');
   const container = ['mnt', 'uts', 'pid'].map((ns) => fs.readlinkSync(`/proc/${hostPid}/ns/${ns}`));
-  t.same(seen, container, 'the hook ran in the container\'s mount, uts and pid namespaces');
+  t.same(seen, container, "the hook ran in the container's mount, uts and pid namespaces");
   const deleted = tsrun(b.root, ['delete', '--force', id]);
   t.equal(deleted.status, 0);
   t.same(leftovers(b, id), [], 'nothing is left behind after delete');
@@ -285,7 +340,8 @@ for (const stage of ['createRuntime', 'createContainer'] as const) {
     t.same(stages(b), [stage, 'poststop'], 'the hook started, and poststop ran after the failure');
     if (stage === 'createRuntime') {
       const hookPid = Number(fs.readFileSync(pidFile, 'utf8'));
-      const alive = fs.existsSync(`/proc/${hookPid}`) && !/\) Z /.test(fs.readFileSync(`/proc/${hookPid}/stat`, 'utf8'));
+      const alive =
+        fs.existsSync(`/proc/${hookPid}`) && !/\) Z /.test(fs.readFileSync(`/proc/${hookPid}/stat`, 'utf8'));
       t.notOk(alive, 'the timed-out hook was killed');
       if (alive) process.kill(hookPid, 'SIGKILL');
     }
@@ -312,8 +368,11 @@ for (const stage of ['prestart', 'createRuntime', 'createContainer'] as const) {
     t.match(result.stderr, 'hook.sh', 'the error names the hook path');
     t.same(leftovers(b, id), [], 'nothing is left behind');
     const order = ['prestart', 'createRuntime', 'createContainer'];
-    t.same(stages(b), [...order.slice(0, order.indexOf(stage) + 1), 'poststop'],
-      'hooks after the failing one do not run; poststop does');
+    t.same(
+      stages(b),
+      [...order.slice(0, order.indexOf(stage) + 1), 'poststop'],
+      'hooks after the failing one do not run; poststop does',
+    );
     const poststop = readLog(b).find((e) => e.stage === 'poststop');
     t.equal(poststop?.state.status, 'stopped', 'poststop sees a stopped container');
     t.equal(poststop?.state.id, id);
@@ -338,37 +397,59 @@ t.test('hooks: a failing poststop hook only warns; delete succeeds and later pos
   t.not(tsrun(b.root, ['state', id]).status, 0, 'the container is gone');
 });
 
-t.test('hooks: a failing startContainer hook fails start even when a reaper takes the init before start looks', async (t) => {
-  const b = makeBundle(t, (c) => {
-    c.hooks = { startContainer: [{ path: '/bin/false' }] };
-  }, ['/bin/true']);
-  const id = uniqueId('hookreaped');
-  cleanupContainer(t, b.root, id);
-  // Once create exits, its init passes to the nearest subreaper: here a
-  // shell that is pid 1 of a pid namespace of its own.  dash waits for
-  // start with waitpid(-1), so it reaps the init the moment it dies, as an
-  // engine's subreaper (conmon, containerd's shim) would.
-  const script = `${TSRUN} --root ${b.root} create -b ${b.dir} ${id} || exit 9; ${TSRUN} --root ${b.root} start ${id}; echo "start=$?"; ${TSRUN} --root ${b.root} delete --force ${id}`;
-  const r = spawnSync('unshare', ['--pid', '--fork', '--mount', '--mount-proc', '/bin/sh', '-c', script], { encoding: 'utf8', timeout: 60_000 });
-  t.match(r.stdout, /start=1\n/, `start fails: ${r.stderr.trim()}`);
-  t.match(r.stderr, /exited before its program started/, 'and says why');
-  spawnSync(TSRUN, ['--root', b.root, 'delete', '--force', id]);
-  t.same(leftovers(b, id), []);
-});
+t.test(
+  'hooks: a failing startContainer hook fails start even when a reaper takes the init before start looks',
+  async (t) => {
+    const b = makeBundle(
+      t,
+      (c) => {
+        c.hooks = { startContainer: [{ path: '/bin/false' }] };
+      },
+      ['/bin/true'],
+    );
+    const id = uniqueId('hookreaped');
+    cleanupContainer(t, b.root, id);
+    // Once create exits, its init passes to the nearest subreaper: here a
+    // shell that is pid 1 of a pid namespace of its own.  dash waits for
+    // start with waitpid(-1), so it reaps the init the moment it dies, as an
+    // engine's subreaper (conmon, containerd's shim) would.
+    const script = `${TSRUN} --root ${b.root} create -b ${b.dir} ${id} || exit 9; ${TSRUN} --root ${b.root} start ${id}; echo "start=$?"; ${TSRUN} --root ${b.root} delete --force ${id}`;
+    const r = spawnSync('unshare', ['--pid', '--fork', '--mount', '--mount-proc', '/bin/sh', '-c', script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    t.match(r.stdout, /start=1\n/, `start fails: ${r.stderr.trim()}`);
+    t.match(r.stderr, /exited before its program started/, 'and says why');
+    spawnSync(TSRUN, ['--root', b.root, 'delete', '--force', id]);
+    t.same(leftovers(b, id), []);
+  },
+);
 
 t.test('hooks: a hook run by the helper gets its stdio and no other fd of tsrun', async (t) => {
-  const b = makeBundle(t, (c) => {
-    c.root!.readonly = false;
-    c.hooks = {
-      createContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'ls /proc/self/fd > rootfs-hookfds-create'] }],
-      startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'ls /proc/self/fd > /hookfds-start'] }],
-    };
-  }, ['/bin/cat', '/hookfds-start']);
+  const b = makeBundle(
+    t,
+    (c) => {
+      c.root!.readonly = false;
+      c.hooks = {
+        createContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'ls /proc/self/fd > rootfs-hookfds-create'] }],
+        startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'ls /proc/self/fd > /hookfds-start'] }],
+      };
+    },
+    ['/bin/cat', '/hookfds-start'],
+  );
   const id = uniqueId('hookfds');
   cleanupContainer(t, b.root, id);
-  const r = spawnSync(TSRUN, ['--root', b.root, 'run', '-b', b.dir, id], { encoding: 'utf8', timeout: 60_000, cwd: b.dir });
+  const r = spawnSync(TSRUN, ['--root', b.root, 'run', '-b', b.dir, id], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    cwd: b.dir,
+  });
   t.equal(r.status, 0, r.stderr);
   // ls's own directory fd is the 3.
-  t.equal(r.stdout, '0\n1\n2\n3\n', 'startContainer: 0-2 (and ls\'s own)');
-  t.equal(fs.readFileSync(path.join(b.rootfs, 'rootfs-hookfds-create'), 'utf8'), '0\n1\n2\n3\n', 'createContainer: the same');
+  t.equal(r.stdout, '0\n1\n2\n3\n', "startContainer: 0-2 (and ls's own)");
+  t.equal(
+    fs.readFileSync(path.join(b.rootfs, 'rootfs-hookfds-create'), 'utf8'),
+    '0\n1\n2\n3\n',
+    'createContainer: the same',
+  );
 });

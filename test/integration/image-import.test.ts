@@ -11,8 +11,28 @@ import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
 import { sha256 } from '../../src/lib/image/store';
-import { cleanupContainer, IS_ROOT, mountsUnder, tempDir, TSRUN, tsrun, uniqueId, tarOf, TarEntry } from '../helpers';
-import { baseLayer, dockerArchive, hex, image, imageOf, ociArchive, ociLayout, storeSnapshot, TestImage } from '../image-helpers';
+import {
+  cleanupContainer,
+  IS_ROOT,
+  mountsUnder,
+  tempDir,
+  TSRUN,
+  tsrun,
+  uniqueId,
+  tarOf,
+  type TarEntry,
+} from '../helpers';
+import {
+  baseLayer,
+  dockerArchive,
+  hex,
+  image,
+  imageOf,
+  ociArchive,
+  ociLayout,
+  storeSnapshot,
+  type TestImage,
+} from '../image-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'image tests need root');
@@ -52,25 +72,44 @@ t.test('three formats, one store: layers unpacked once, the merged tree runs', a
   const third = image(store, ['import', '--tag', 'extra', path.join(work, 'oci.tar')]);
   t.equal(third.status, 0, third.stderr);
   t.equal(third.stdout, 'docker.io/test/img:oci\ndocker.io/library/extra:latest\n');
-  t.same(layerDirs.map((d) => fs.statSync(d).ino), inodes, 'each layer unpacked exactly once');
+  t.same(
+    layerDirs.map((d) => fs.statSync(d).ino),
+    inodes,
+    'each layer unpacked exactly once',
+  );
   t.same(fs.readdirSync(path.join(store, 'layers')).sort(), img.diffIDs.map(hex).sort());
   t.same(fs.readdirSync(path.join(store, 'tmp')), [], 'no work left in tmp/');
-  t.equal(image(store, ['ls', '-q']).stdout, 'docker.io/library/extra:latest\ndocker.io/test/img:docker\ndocker.io/test/img:oci\n');
+  t.equal(
+    image(store, ['ls', '-q']).stdout,
+    'docker.io/library/extra:latest\ndocker.io/test/img:docker\ndocker.io/test/img:oci\n',
+  );
   t.same(JSON.parse(image(store, ['inspect', 'test/img:docker']).stdout)[0].Config.Labels, { 'org.example': 'yes' });
   t.equal(image(store, ['inspect', hex(sha256(img.config)).slice(0, 12)]).status, 0, 'by config digest prefix');
 
   // The merged view, as the rootfs create mounts for a bundle made from the image.
   const bundle = path.join(work, 'bundle');
   const root = path.join(work, 'state');
-  const made = tsrun(root, ['bundle', '--store', store, 'test/img:oci', bundle, '--',
-    'sh', '-c', 'cat /etc/added; ls /bin/ls 2>&1; ls /var; stat -c %h /etc/added; echo hi > /tmp/w && cat /tmp/w']);
+  const made = tsrun(root, [
+    'bundle',
+    '--store',
+    store,
+    'test/img:oci',
+    bundle,
+    '--',
+    'sh',
+    '-c',
+    'cat /etc/added; ls /bin/ls 2>&1; ls /var; stat -c %h /etc/added; echo hi > /tmp/w && cat /tmp/w',
+  ]);
   t.equal(made.status, 0, made.stderr);
   const id = uniqueId('img');
   cleanupContainer(t, root, id);
   const r = tsrun(root, ['run', '--keep', '-b', bundle, id]);
   t.equal(r.status, 0, r.stderr);
-  t.equal(r.stdout, 'from layer 2\nls: /bin/ls: No such file or directory\nonly\n2\nhi\n',
-    'added, whiteout, opaque dir, hardlink, and a writable upper');
+  t.equal(
+    r.stdout,
+    'from layer 2\nls: /bin/ls: No such file or directory\nonly\n2\nhi\n',
+    'added, whiteout, opaque dir, hardlink, and a writable upper',
+  );
   const upper = fs.readdirSync(path.join(store, 'containers')).map((k) => path.join(store, 'containers', k, 'upper'));
   t.equal(upper.length, 1, 'one upper dir for the one container');
   t.equal(fs.readFileSync(path.join(upper[0], 'tmp', 'w'), 'utf8'), 'hi\n', 'writes land in the upper dir only');
@@ -93,32 +132,84 @@ t.test('bad input is refused, the store unchanged', async (t) => {
   const outside = path.join(work, 'outside');
   fs.mkdirSync(outside);
   const hostile: Array<[string, Entry[], RegExp]> = [
-    ['a symlink, then a write through it', [{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/victim', type: 'file', content: 'pwned' }],
-      /layer 2 \(l1\/layer\.tar\): esc\/victim: .*a parent is a symlink/],
-    ['a hardlink to a host file', [{ name: 'hl', type: 'link', linkname: '/etc/passwd' }], /layer 2 \(l1\/layer\.tar\): hl: hardlink to an earlier entry of this layer/],
-    ['a hardlink to a file of a lower layer', [{ name: 'hl', type: 'link', linkname: 'etc/passwd' }], /hl: hardlink to an earlier entry of this layer: no such file or directory/],
+    [
+      'a symlink, then a write through it',
+      [
+        { name: 'esc', type: 'symlink', linkname: outside },
+        { name: 'esc/victim', type: 'file', content: 'pwned' },
+      ],
+      /layer 2 \(l1\/layer\.tar\): esc\/victim: .*a parent is a symlink/,
+    ],
+    [
+      'a hardlink to a host file',
+      [{ name: 'hl', type: 'link', linkname: '/etc/passwd' }],
+      /layer 2 \(l1\/layer\.tar\): hl: hardlink to an earlier entry of this layer/,
+    ],
+    [
+      'a hardlink to a file of a lower layer',
+      [{ name: 'hl', type: 'link', linkname: 'etc/passwd' }],
+      /hl: hardlink to an earlier entry of this layer: no such file or directory/,
+    ],
   ];
   const cases: Array<[string, () => Promise<Buffer>, RegExp]> = [
-    ['config digest', () => dockerArchive(other, 'bad:1', (files) => {
-      const name = Object.keys(files).find((f) => f.endsWith('.json'))!;
-      files[name] = Buffer.concat([files[name], Buffer.from(' ')]);
-    }), /image config [0-9a-f]{64}\.json: digest mismatch/],
-    ['diffID', () => dockerArchive(other, 'bad:2', (files) => { files['l1/layer.tar'] = img.layers[1]; }),
-      /layer 2 \(l1\/layer\.tar\): diffID mismatch: the image config says sha256:[0-9a-f]{64}, the content is sha256:[0-9a-f]{64}/],
-    ['truncated layer', () => dockerArchive(other, 'bad:3', (files) => { files['l1/layer.tar'] = files['l1/layer.tar'].subarray(0, 700); }),
-      /layer 2 \(l1\/layer\.tar\)/],
-    ['a layer that is a symlink to a host file', async () => {
-      const files: Entry[] = [
-        { name: `${hex(sha256(other.config))}.json`, type: 'file', content: other.config },
-        { name: 'l0/layer.tar', type: 'file', content: other.layers[0] },
-        { name: 'l1/layer.tar', type: 'symlink', linkname: '/etc/passwd' },
-        { name: 'manifest.json', type: 'file', content: JSON.stringify([{ Config: `${hex(sha256(other.config))}.json`, RepoTags: ['bad:4'], Layers: ['l0/layer.tar', 'l1/layer.tar'] }]) },
-      ];
-      return tarOf(files);
-    }, /l1\/layer\.tar: open: no such file or directory/],
-    ['not an image', () => tarOf([{ name: 'hello', type: 'file', content: 'x' }]), /neither a docker-archive \(manifest\.json\) nor an OCI image layout \(index\.json\)/],
-    ...hostile.map(([what, entries, message]): [string, () => Promise<Buffer>, RegExp] =>
-      [what, async () => dockerArchive(imageOf([img.layers[0], await tarOf(entries)], {}), `hostile:${what.length}`), message]),
+    [
+      'config digest',
+      () =>
+        dockerArchive(other, 'bad:1', (files) => {
+          const name = Object.keys(files).find((f) => f.endsWith('.json'))!;
+          files[name] = Buffer.concat([files[name], Buffer.from(' ')]);
+        }),
+      /image config [0-9a-f]{64}\.json: digest mismatch/,
+    ],
+    [
+      'diffID',
+      () =>
+        dockerArchive(other, 'bad:2', (files) => {
+          files['l1/layer.tar'] = img.layers[1];
+        }),
+      /layer 2 \(l1\/layer\.tar\): diffID mismatch: the image config says sha256:[0-9a-f]{64}, the content is sha256:[0-9a-f]{64}/,
+    ],
+    [
+      'truncated layer',
+      () =>
+        dockerArchive(other, 'bad:3', (files) => {
+          files['l1/layer.tar'] = files['l1/layer.tar'].subarray(0, 700);
+        }),
+      /layer 2 \(l1\/layer\.tar\)/,
+    ],
+    [
+      'a layer that is a symlink to a host file',
+      async () => {
+        const files: Entry[] = [
+          { name: `${hex(sha256(other.config))}.json`, type: 'file', content: other.config },
+          { name: 'l0/layer.tar', type: 'file', content: other.layers[0] },
+          { name: 'l1/layer.tar', type: 'symlink', linkname: '/etc/passwd' },
+          {
+            name: 'manifest.json',
+            type: 'file',
+            content: JSON.stringify([
+              {
+                Config: `${hex(sha256(other.config))}.json`,
+                RepoTags: ['bad:4'],
+                Layers: ['l0/layer.tar', 'l1/layer.tar'],
+              },
+            ]),
+          },
+        ];
+        return tarOf(files);
+      },
+      /l1\/layer\.tar: open: no such file or directory/,
+    ],
+    [
+      'not an image',
+      () => tarOf([{ name: 'hello', type: 'file', content: 'x' }]),
+      /neither a docker-archive \(manifest\.json\) nor an OCI image layout \(index\.json\)/,
+    ],
+    ...hostile.map(([what, entries, message]): [string, () => Promise<Buffer>, RegExp] => [
+      what,
+      async () => dockerArchive(imageOf([img.layers[0], await tarOf(entries)], {}), `hostile:${what.length}`),
+      message,
+    ]),
   ];
   for (const [what, build, message] of cases) {
     const file = path.join(work, `${what.replace(/\W+/g, '-')}.tar`);
@@ -131,7 +222,16 @@ t.test('bad input is refused, the store unchanged', async (t) => {
   }
   t.same(fs.readdirSync(outside), [], 'nothing was written outside the store');
   // Traversal is contained: "../../x" and "/x" land inside the layer.
-  const contained = imageOf([img.layers[0], await tarOf([{ name: '../../../escaped', type: 'file', content: 'in' }, { name: `${outside}/abs`, type: 'file', content: 'in' }])], {});
+  const contained = imageOf(
+    [
+      img.layers[0],
+      await tarOf([
+        { name: '../../../escaped', type: 'file', content: 'in' },
+        { name: `${outside}/abs`, type: 'file', content: 'in' },
+      ]),
+    ],
+    {},
+  );
   fs.writeFileSync(path.join(work, 'contained.tar'), await dockerArchive(contained, 'contained:1'));
   t.equal(image(store, ['import', path.join(work, 'contained.tar')]).status, 0);
   const layer = path.join(store, 'layers', hex(contained.diffIDs[1]));
@@ -159,7 +259,11 @@ t.test('rm and gc remove exactly what nothing uses', async (t) => {
   t.equal(image(store, ['import', path.join(work, 'b.tar')]).status, 0);
   t.equal(fs.readdirSync(path.join(store, 'layers')).length, 3, 'the base layer is shared');
   t.equal(image(store, ['rm', 'a:1']).status, 0);
-  t.same(fs.readdirSync(path.join(store, 'layers')).sort(), second.diffIDs.map(hex).sort(), "a's own layer went, the shared base stayed");
+  t.same(
+    fs.readdirSync(path.join(store, 'layers')).sort(),
+    second.diffIDs.map(hex).sort(),
+    "a's own layer went, the shared base stayed",
+  );
   t.same(fs.readdirSync(path.join(store, 'blobs', 'sha256')), [hex(sha256(second.config))]);
   t.equal(image(store, ['gc']).stdout, '', 'nothing more to collect');
   t.match(image(store, ['rm', 'b']).stderr, /image "b" is not in the store/, '"b" means b:latest, which is not there');
@@ -173,18 +277,36 @@ t.test('concurrent imports of the same layers are safe', async (t) => {
   const img = await makeImage();
   fs.writeFileSync(path.join(work, 'a.tar'), await dockerArchive(img, 'same:a'));
   fs.writeFileSync(path.join(work, 'b.tar'), await dockerArchive(img, 'same:b'));
-  const importer = (file: string): Promise<{ code: number | null; err: string }> => new Promise((resolve) => {
-    const child = spawn(TSRUN, ['image', 'import', '--store', store, file], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH } });
-    let err = '';
-    child.stderr.on('data', (d) => { err += d; });
-    child.on('close', (code) => resolve({ code, err }));
-  });
+  const importer = (file: string): Promise<{ code: number | null; err: string }> =>
+    new Promise((resolve) => {
+      const child = spawn(TSRUN, ['image', 'import', '--store', store, file], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { PATH: process.env.PATH },
+      });
+      let err = '';
+      child.stderr.on('data', (d) => {
+        err += d;
+      });
+      child.on('close', (code) => resolve({ code, err }));
+    });
   for (let round = 0; round < 3; round++) {
-    const results = await Promise.all([importer(path.join(work, 'a.tar')), importer(path.join(work, 'b.tar')), importer(path.join(work, 'a.tar'))]);
-    t.same(results.map((r) => r.code), [0, 0, 0], `round ${round}: all three succeed ${results.map((r) => r.err).join('')}`);
+    const results = await Promise.all([
+      importer(path.join(work, 'a.tar')),
+      importer(path.join(work, 'b.tar')),
+      importer(path.join(work, 'a.tar')),
+    ]);
+    t.same(
+      results.map((r) => r.code),
+      [0, 0, 0],
+      `round ${round}: all three succeed ${results.map((r) => r.err).join('')}`,
+    );
     t.same(fs.readdirSync(path.join(store, 'layers')).sort(), img.diffIDs.map(hex).sort(), 'one directory per layer');
     t.same(fs.readdirSync(path.join(store, 'tmp')), [], 'no half-made copies left');
-    t.equal(image(store, ['ls', '-q']).stdout, 'docker.io/library/same:a\ndocker.io/library/same:b\n', 'both names recorded');
+    t.equal(
+      image(store, ['ls', '-q']).stdout,
+      'docker.io/library/same:a\ndocker.io/library/same:b\n',
+      'both names recorded',
+    );
     if (round < 2) t.equal(image(store, ['rm', 'same:a', 'same:b']).status, 0);
   }
 });

@@ -12,7 +12,7 @@ import { Readable } from 'stream';
 import * as zlib from 'zlib';
 import t from 'tap';
 import { unpackLayer } from '../../src/lib/image/unpack';
-import { IS_ROOT, tempDir, tarOf, TarEntry } from '../helpers';
+import { IS_ROOT, tempDir, tarOf, type TarEntry } from '../helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'layer tests need root (owners, devices, trusted xattrs)');
@@ -30,7 +30,12 @@ function paxRecord(key: string, value: Buffer): Buffer {
 }
 
 function xattr(file: string, name: string): Buffer | null {
-  const r = spawnSync('python3', ['-c', 'import os,sys;sys.stdout.buffer.write(os.getxattr(sys.argv[1],sys.argv[2],follow_symlinks=False))', file, name]);
+  const r = spawnSync('python3', [
+    '-c',
+    'import os,sys;sys.stdout.buffer.write(os.getxattr(sys.argv[1],sys.argv[2],follow_symlinks=False))',
+    file,
+    name,
+  ]);
   return r.status === 0 ? r.stdout : null;
 }
 
@@ -51,7 +56,11 @@ t.test('every entry type, with owner, mode, times and xattrs', async (t) => {
     { name: 'x', type: 'file', mode: 0o644, mtime: MTIME, content: 'x', pax: { 'SCHILY.xattr.user.note': 'plain' } },
   ]);
   const r = await unpackLayer(Readable.from([archive]), dir, 'layer 1');
-  t.equal(r.diffID, `sha256:${createHash('sha256').update(archive).digest('hex')}`, 'the diffID is the sha256 of the tar');
+  t.equal(
+    r.diffID,
+    `sha256:${createHash('sha256').update(archive).digest('hex')}`,
+    'the diffID is the sha256 of the tar',
+  );
   const st = (p: string): fs.Stats => fs.lstatSync(path.join(dir, p));
   t.equal(st('d').mode & 0o7777, 0o750);
   t.same([st('d').uid, st('d').gid], [1, 2]);
@@ -103,7 +112,11 @@ t.test('gzip layers, overlay whiteouts and opaque directories', async (t) => {
     { name: '.wh.tmp', type: 'file', content: '' },
   ]);
   const r = await unpackLayer(Readable.from([zlib.gzipSync(archive)]), dir, 'layer gz');
-  t.equal(r.diffID, `sha256:${createHash('sha256').update(archive).digest('hex')}`, 'the diffID is of the uncompressed tar');
+  t.equal(
+    r.diffID,
+    `sha256:${createHash('sha256').update(archive).digest('hex')}`,
+    'the diffID is of the uncompressed tar',
+  );
   const motd = fs.lstatSync(path.join(dir, 'etc/motd'));
   t.ok(motd.isCharacterDevice() && motd.rdev === 0, '.wh.motd: a 0/0 character device named motd');
   t.notOk(fs.existsSync(path.join(dir, 'etc/.wh.motd')), 'the marker itself is not written');
@@ -117,24 +130,52 @@ t.test('hostile archives are contained or refused, nothing written outside', asy
   fs.mkdirSync(outside);
   fs.writeFileSync(path.join(outside, 'victim'), 'original');
   const cases: Array<[string, Entry[], RegExp | null, (dir: string) => void]> = [
-    ['../ traversal', [{ name: '../../outside/victim', type: 'file', content: 'pwned' }], null,
-      (dir) => t.equal(fs.readFileSync(path.join(dir, 'outside/victim'), 'utf8'), 'pwned', 'written inside the layer instead')],
-    ['an absolute name', [{ name: `${outside}/victim`, type: 'file', content: 'pwned' }], null,
-      (dir) => t.ok(fs.existsSync(path.join(dir, outside.slice(1), 'victim')), 'written inside the layer instead')],
-    ['a file through a symlink', [
-      { name: 'link', type: 'symlink', linkname: outside },
-      { name: 'link/victim', type: 'file', content: 'pwned' },
-    ], /link\/victim: a parent is a symlink/, () => {}],
-    ['a relative symlink out, then a file through it', [
-      { name: 'up', type: 'symlink', linkname: '../../../../../..' + outside },
-      { name: 'up/new', type: 'file', content: 'pwned' },
-    ], /up\/new: a parent is a symlink/, () => {}],
-    ['a hardlink to a host file', [{ name: 'hl', type: 'link', linkname: '/etc/passwd' }],
-      /hl: hardlink to an earlier entry of this layer: no such file or directory/i, () => {}],
-    ['a hardlink through a symlink', [
-      { name: 'link', type: 'symlink', linkname: outside },
-      { name: 'hl', type: 'link', linkname: 'link/victim' },
-    ], /hl: hardlink to an earlier entry of this layer/, () => {}],
+    [
+      '../ traversal',
+      [{ name: '../../outside/victim', type: 'file', content: 'pwned' }],
+      null,
+      (dir) =>
+        t.equal(fs.readFileSync(path.join(dir, 'outside/victim'), 'utf8'), 'pwned', 'written inside the layer instead'),
+    ],
+    [
+      'an absolute name',
+      [{ name: `${outside}/victim`, type: 'file', content: 'pwned' }],
+      null,
+      (dir) => t.ok(fs.existsSync(path.join(dir, outside.slice(1), 'victim')), 'written inside the layer instead'),
+    ],
+    [
+      'a file through a symlink',
+      [
+        { name: 'link', type: 'symlink', linkname: outside },
+        { name: 'link/victim', type: 'file', content: 'pwned' },
+      ],
+      /link\/victim: a parent is a symlink/,
+      () => {},
+    ],
+    [
+      'a relative symlink out, then a file through it',
+      [
+        { name: 'up', type: 'symlink', linkname: '../../../../../..' + outside },
+        { name: 'up/new', type: 'file', content: 'pwned' },
+      ],
+      /up\/new: a parent is a symlink/,
+      () => {},
+    ],
+    [
+      'a hardlink to a host file',
+      [{ name: 'hl', type: 'link', linkname: '/etc/passwd' }],
+      /hl: hardlink to an earlier entry of this layer: no such file or directory/i,
+      () => {},
+    ],
+    [
+      'a hardlink through a symlink',
+      [
+        { name: 'link', type: 'symlink', linkname: outside },
+        { name: 'hl', type: 'link', linkname: 'link/victim' },
+      ],
+      /hl: hardlink to an earlier entry of this layer/,
+      () => {},
+    ],
     ['a whiteout that names nothing', [{ name: 'a/.wh.', type: 'file' }], /a whiteout must name a file/, () => {}],
   ];
   for (const [what, entries, refused, check] of cases) {
@@ -150,7 +191,11 @@ t.test('hostile archives are contained or refused, nothing written outside', asy
     if (refused) t.match(error?.message ?? '', refused, `${what}: refused`);
     else t.equal(error, undefined, `${what}: contained`);
     check(dir);
-    t.equal(fs.readFileSync(path.join(outside, 'victim'), 'utf8'), 'original', `${what}: the outside file is untouched`);
+    t.equal(
+      fs.readFileSync(path.join(outside, 'victim'), 'utf8'),
+      'original',
+      `${what}: the outside file is untouched`,
+    );
     t.same(fs.readdirSync(outside), ['victim'], `${what}: nothing new outside`);
   }
 });
@@ -158,7 +203,10 @@ t.test('hostile archives are contained or refused, nothing written outside', asy
 t.test('zstd is refused by name; a truncated layer is an error', async (t) => {
   const dir = tempDir(t, 'tsrun-layer-');
   const zstd = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(64)]);
-  await t.rejects(unpackLayer(Readable.from([zstd]), dir, 'layer z'), /layer z: zstd-compressed layers \(application\/vnd\.oci\.image\.layer\.v1\.tar\+zstd\) are not supported/);
+  await t.rejects(
+    unpackLayer(Readable.from([zstd]), dir, 'layer z'),
+    /layer z: zstd-compressed layers \(application\/vnd\.oci\.image\.layer\.v1\.tar\+zstd\) are not supported/,
+  );
   const archive = await tarOf([{ name: 'big', type: 'file', content: 'x'.repeat(5000) }]);
   const dir2 = tempDir(t, 'tsrun-layer-');
   await t.rejects(unpackLayer(Readable.from([archive.subarray(0, 2048)]), dir2, 'layer cut'), /layer cut/);

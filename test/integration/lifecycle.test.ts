@@ -6,12 +6,25 @@
  * of it is left (state dir, mounts, processes).
  */
 import t from 'tap';
-import { spawn, spawnSync, StdioOptions } from 'child_process';
+import { spawn, spawnSync, type StdioOptions } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import {
-  alive, bundleProcesses, Bundle, IS_ROOT, RunResult, TSRUN, TestLike, cleanupContainer, leftovers, makeBundle, tempDir, tsrun,
-  uniqueId, waitFor, writeConfig,
+  alive,
+  bundleProcesses,
+  type Bundle,
+  IS_ROOT,
+  type RunResult,
+  TSRUN,
+  type TestLike,
+  cleanupContainer,
+  leftovers,
+  makeBundle,
+  tempDir,
+  tsrun,
+  uniqueId,
+  waitFor,
+  writeConfig,
 } from '../helpers';
 
 if (!IS_ROOT) {
@@ -25,7 +38,11 @@ if (!IS_ROOT) {
  * tsrun: spawnSync on pipes would wait for the container, not for tsrun.
  */
 function tsrunFiles(
-  t: TestLike, root: string, args: string[], extraFds: number[] = [], opts: { cwd?: string; timeoutMs?: number } = {},
+  t: TestLike,
+  root: string,
+  args: string[],
+  extraFds: number[] = [],
+  opts: { cwd?: string; timeoutMs?: number } = {},
 ): RunResult & { outPath: string } {
   const dir = tempDir(t, 'tsrun-out-');
   const outPath = path.join(dir, 'stdout');
@@ -60,12 +77,21 @@ interface AsyncRun {
 }
 
 /** Start tsrun without waiting; it is killed at teardown if still alive. */
-function tsrunAsync(t: TestLike, root: string, args: string[], opts: { stdio?: StdioOptions; input?: string } = {}): AsyncRun {
+function tsrunAsync(
+  t: TestLike,
+  root: string,
+  args: string[],
+  opts: { stdio?: StdioOptions; input?: string } = {},
+): AsyncRun {
   const child = spawn(TSRUN, ['--root', root, ...args], { stdio: opts.stdio ?? ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+  });
   if (child.stdin) {
     if (opts.input !== undefined) child.stdin.end(opts.input);
     else child.stdin.end();
@@ -112,13 +138,16 @@ function oneErrorLine(t: any, r: RunResult, what: string): void {
   t.match(lines[0] ?? '', /^tsrun: /, `${what}: stderr line starts with "tsrun: "`);
 }
 
-
 /** A container `id` of `bundle` in the created state (init waiting on the exec fifo). */
-function createContainer(t: TestLike, bundle: Bundle, id: string, extra: string[] = []): RunResult & { outPath: string } {
+function createContainer(
+  t: TestLike,
+  bundle: Bundle,
+  id: string,
+  extra: string[] = [],
+): RunResult & { outPath: string } {
   cleanupContainer(t, bundle.root, id);
   return tsrunFiles(t, bundle.root, ['create', '-b', bundle.dir, ...extra, id]);
 }
-
 
 function expectNothingLeft(t: any, bundle: Bundle, id: string): void {
   t.same(leftovers(bundle, id), [], 'nothing of the container is left');
@@ -147,16 +176,20 @@ t.test('create -> start -> kill -> delete, with state at each step', async (t) =
   t.type(s1.created, 'string');
   t.ok(!Number.isNaN(Date.parse(s1.created)), 'created is a timestamp');
   t.type(s1.owner, 'string');
-  t.ok(fs.readlinkSync(`/proc/${pid}/exe`).startsWith('/memfd:tsrun-init'),
-    `the created init is still tsrun-init (${fs.readlinkSync(`/proc/${pid}/exe`)})`);
+  t.ok(
+    fs.readlinkSync(`/proc/${pid}/exe`).startsWith('/memfd:tsrun-init'),
+    `the created init is still tsrun-init (${fs.readlinkSync(`/proc/${pid}/exe`)})`,
+  );
 
   const st = tsrun(bundle.root, ['start', id]);
   t.equal(st.status, 0, `start succeeds: ${st.stderr}`);
   const s2 = stateOf(bundle.root, id);
   t.equal(s2.status, 'running', 'state: running');
   t.equal(s2.pid, pid, 'same pid while running');
-  t.ok(await waitFor(() => !fs.readlinkSync(`/proc/${pid}/exe`).startsWith('/memfd:')),
-    'after start the init has exec()ed the container process');
+  t.ok(
+    await waitFor(() => !fs.readlinkSync(`/proc/${pid}/exe`).startsWith('/memfd:')),
+    'after start the init has exec()ed the container process',
+  );
   t.same(bundleProcesses(bundle), [pid], 'the leftover check sees the running container (and only its init)');
 
   const k = tsrun(bundle.root, ['kill', id, 'KILL']);
@@ -181,15 +214,21 @@ t.test('kill with the default signal (SIGTERM) reaches a handler in the init', a
   t.equal(tsrun(bundle.root, ['start', id]).status, 0, 'start');
   // Wait until the checker (not tsrun-init) has its SIGTERM handler installed.
   const pid = stateOf(bundle.root, id).pid;
-  t.ok(await waitFor(() => {
-    try {
-      if (fs.readlinkSync(`/proc/${pid}/exe`).startsWith('/memfd:')) return false;
-      const line = fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('SigCgt:'));
-      return !!line && (BigInt('0x' + line.split(/\s+/)[1]) & (1n << 14n)) !== 0n;
-    } catch {
-      return false;
-    }
-  }), 'the checker has installed its SIGTERM handler');
+  t.ok(
+    await waitFor(() => {
+      try {
+        if (fs.readlinkSync(`/proc/${pid}/exe`).startsWith('/memfd:')) return false;
+        const line = fs
+          .readFileSync(`/proc/${pid}/status`, 'utf8')
+          .split('\n')
+          .find((l) => l.startsWith('SigCgt:'));
+        return !!line && (BigInt('0x' + line.split(/\s+/)[1]) & (1n << 14n)) !== 0n;
+      } catch {
+        return false;
+      }
+    }),
+    'the checker has installed its SIGTERM handler',
+  );
   const k = tsrun(bundle.root, ['kill', id]);
   t.equal(k.status, 0, `kill (default SIGTERM): ${k.stderr}`);
   t.ok(await stoppedAfter(bundle.root, id, pid), 'container stops on SIGTERM');
@@ -207,7 +246,13 @@ t.test('kill: signal names and numbers, as runc accepts them', async (t) => {
   // create gave the container its stdout: the file tsrunFiles made.
   const seen = (): string[] => fs.readFileSync(c.outPath, 'utf8').split('\n').filter(Boolean);
   t.ok(await waitFor(() => seen().includes('{"ready":true}')), 'container is ready');
-  const sent: [string, number][] = [['USR1', 10], ['SIGUSR2', 12], ['1', 1], ['sigint', 2], ['SIGTERM', 15]];
+  const sent: [string, number][] = [
+    ['USR1', 10],
+    ['SIGUSR2', 12],
+    ['1', 1],
+    ['sigint', 2],
+    ['SIGTERM', 15],
+  ];
   for (const [name, num] of sent) {
     const k = tsrun(bundle.root, ['kill', id, name]);
     t.equal(k.status, 0, `kill ${name}: ${k.stderr}`);
@@ -278,8 +323,11 @@ t.test('run: signals sent to tsrun are forwarded to the container', async (t) =>
   process.kill(r.pid, 'SIGTERM');
   const res = await r.done;
   t.equal(res.status, 0, `run exits 0 after the container handled SIGTERM: ${res.stderr}`);
-  t.same(res.stdout.trim().split('\n'), ['{"ready":true}', '{"signal":10}', '{"signal":1}', '{"signal":15}'],
-    'each signal seen exactly once, in order');
+  t.same(
+    res.stdout.trim().split('\n'),
+    ['{"ready":true}', '{"signal":10}', '{"signal":1}', '{"signal":15}'],
+    'each signal seen exactly once, in order',
+  );
   t.equal(res.stderr, '', 'nothing on stderr (no inspector or warnings)');
   expectNothingLeft(t, bundle, id);
 });
@@ -424,7 +472,11 @@ t.test('wrong-state operations', async (t) => {
     const after = stateOf(bundle.root, id);
     t.same(after, before, 'state of the first container is unchanged');
     t.ok(alive(before.pid), 'the first init is alive');
-    t.same(leftovers({ ...other, root: path.join(other.dir, 'unused') }, id, { cgroups: false }), [], "nothing of the second bundle is left (that id's cgroups are the first container's)");
+    t.same(
+      leftovers({ ...other, root: path.join(other.dir, 'unused') }, id, { cgroups: false }),
+      [],
+      "nothing of the second bundle is left (that id's cgroups are the first container's)",
+    );
     t.same(bundleProcesses(other), [], 'nothing of the second bundle runs');
     t.equal(tsrun(bundle.root, ['start', id]).status, 0, 'the first container still starts');
     t.equal(statusOf(bundle.root, id), 'running');
@@ -458,7 +510,11 @@ t.test('stdin passes through to the container', async (t) => {
 });
 
 t.test("the container's stdout and stderr reach run's, and an empty stdin is EOF", async (t) => {
-  const bundle = makeBundle(t, () => {}, ['/bin/sh', '-c', 'echo to-out; echo to-err >&2; /bin/checker echo-stdin; echo done']);
+  const bundle = makeBundle(t, () => {}, [
+    '/bin/sh',
+    '-c',
+    'echo to-out; echo to-err >&2; /bin/checker echo-stdin; echo done',
+  ]);
   const id = uniqueId('stdio');
   cleanupContainer(t, bundle.root, id);
   const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id], { input: '' });
@@ -479,8 +535,9 @@ t.test('--preserve-fds', async (t) => {
     cleanupContainer(t, bundle.root, id);
     const fd = fs.openSync(extraPath, 'r');
     t.teardown(() => fs.closeSync(fd));
-    const r = tsrunAsync(t, bundle.root, ['run', '--preserve-fds', '1', '-b', bundle.dir, id],
-      { stdio: ['pipe', 'pipe', 'pipe', fd] });
+    const r = tsrunAsync(t, bundle.root, ['run', '--preserve-fds', '1', '-b', bundle.dir, id], {
+      stdio: ['pipe', 'pipe', 'pipe', fd],
+    });
     const res = await r.done;
     t.equal(res.status, 0, `run: ${res.stderr}`);
     const fds = JSON.parse(res.stdout);
@@ -513,7 +570,10 @@ t.test('--preserve-fds', async (t) => {
     cleanupContainer(t, bundle.root, id);
     const fd3 = fs.openSync(extraPath, 'r');
     const fd4 = fs.openSync(extraPath, 'r');
-    t.teardown(() => { fs.closeSync(fd3); fs.closeSync(fd4); });
+    t.teardown(() => {
+      fs.closeSync(fd3);
+      fs.closeSync(fd4);
+    });
     const r = tsrunAsync(t, bundle.root, ['run', '-b', bundle.dir, id], { stdio: ['pipe', 'pipe', 'pipe', fd3, fd4] });
     const res = await r.done;
     t.equal(res.status, 0, `run: ${res.stderr}`);
@@ -633,9 +693,15 @@ t.test('spec --rootless', async (t) => {
     t.ok(fs.existsSync(file), 'config.json written');
     if (!fs.existsSync(file)) continue;
     const rs = JSON.parse(fs.readFileSync(file, 'utf8'));
-    t.ok(rs.linux.namespaces.some((n: any) => n.type === 'user'), 'rootless spec has a user namespace');
+    t.ok(
+      rs.linux.namespaces.some((n: any) => n.type === 'user'),
+      'rootless spec has a user namespace',
+    );
     t.ok(Array.isArray(rs.linux.uidMappings) && rs.linux.uidMappings.length > 0, 'and uid mappings');
-    t.notOk(rs.linux.namespaces.some((n: any) => n.type === 'network'), 'and no network namespace (as runc)');
+    t.notOk(
+      rs.linux.namespaces.some((n: any) => n.type === 'network'),
+      'and no network namespace (as runc)',
+    );
   }
 });
 
@@ -665,7 +731,8 @@ t.test('features', async (t) => {
   t.equal(f.ociVersionMax, '1.3.0');
   t.type(f.ociVersionMin, 'string');
   t.ok(Array.isArray(f.linux?.namespaces), 'linux.namespaces is an array');
-  for (const ns of ['pid', 'network', 'ipc', 'uts', 'mount', 'user']) t.ok(f.linux.namespaces.includes(ns), `namespace ${ns}`);
+  for (const ns of ['pid', 'network', 'ipc', 'uts', 'mount', 'user'])
+    t.ok(f.linux.namespaces.includes(ns), `namespace ${ns}`);
   t.ok(Array.isArray(f.hooks), 'hooks listed');
   t.ok(Array.isArray(f.mountOptions), 'mount options listed');
 });
@@ -684,7 +751,9 @@ t.test('relative --bundle and --pid-file are resolved against the cwd', async (t
   cleanupContainer(t, bundle.root, id);
   const cwd = path.dirname(bundle.dir);
   const pidName = `${path.basename(bundle.dir)}/rel.pid`;
-  const c = tsrunFiles(t, bundle.root, ['create', '-b', path.basename(bundle.dir), '--pid-file', pidName, id], [], { cwd });
+  const c = tsrunFiles(t, bundle.root, ['create', '-b', path.basename(bundle.dir), '--pid-file', pidName, id], [], {
+    cwd,
+  });
   t.equal(c.status, 0, `create: ${c.stderr}`);
   const s = stateOf(bundle.root, id);
   t.equal(s.bundle, bundle.dir, 'state reports the absolute bundle path');
@@ -702,7 +771,10 @@ t.test('two creates of the same id at once: exactly one wins', async (t) => {
   const runs = [0, 1].map((i) => {
     const out = fs.openSync(path.join(dir, `out${i}`), 'w');
     const err = fs.openSync(path.join(dir, `err${i}`), 'w');
-    t.teardown(() => { fs.closeSync(out); fs.closeSync(err); });
+    t.teardown(() => {
+      fs.closeSync(out);
+      fs.closeSync(err);
+    });
     return tsrunAsync(t, bundle.root, ['create', '-b', bundle.dir, id], { stdio: ['ignore', out, err] });
   });
   const results = await Promise.all(runs.map((r) => r.done));
@@ -730,7 +802,8 @@ t.test('concurrent delete --force of the same container', async (t) => {
       const d2 = tsrunAsync(t, bundle.root, ['delete', '--force', id]);
       const [r1, r2] = await Promise.all([d1.done, d2.done]);
       for (const r of [r1, r2]) {
-        if (r.status !== 0) t.match(r.stderr, /does not exist|not found/, `a failing delete says not found: ${r.stderr}`);
+        if (r.status !== 0)
+          t.match(r.stderr, /does not exist|not found/, `a failing delete says not found: ${r.stderr}`);
       }
       t.ok(r1.status === 0 || r2.status === 0, `at least one succeeds: ${r1.stderr} ${r2.stderr}`);
       t.notOk(alive(pid), 'the init is gone');

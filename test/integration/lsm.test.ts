@@ -17,11 +17,15 @@ t.test('profiles and labels are ignored where the host has no such module', asyn
     t.plan(0, 'an LSM is active here: tsrun refuses instead');
     return;
   }
-  const bundle = makeBundle(t, (c) => {
-    c.process!.apparmorProfile = 'docker-default';
-    c.process!.selinuxLabel = 'system_u:system_r:container_t:s0:c1,c2';
-    c.linux!.mountLabel = 'system_u:object_r:container_file_t:s0:c1,c2';
-  }, ['sleep', '1000']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      c.process!.apparmorProfile = 'docker-default';
+      c.process!.selinuxLabel = 'system_u:system_r:container_t:s0:c1,c2';
+      c.linux!.mountLabel = 'system_u:object_r:container_file_t:s0:c1,c2';
+    },
+    ['sleep', '1000'],
+  );
   const id = uniqueId('lsm');
   cleanupContainer(t, bundle.root, id);
   const r = tsrun(bundle.root, ['--debug', 'run', '-d', '-b', bundle.dir, id]);
@@ -29,7 +33,16 @@ t.test('profiles and labels are ignored where the host has no such module', asyn
   t.match(r.stderr, /process\.apparmorProfile: "docker-default" ignored: AppArmor is not enabled on this host/);
   t.match(r.stderr, /process\.selinuxLabel: .* ignored: SELinux is not enabled/);
   t.match(r.stderr, /linux\.mountLabel: .* ignored: SELinux is not enabled/);
-  const quiet = tsrun(bundle.root, ['exec', '--apparmor', 'unconfined', '--process-label', 'system_u:system_r:spc_t:s0', id, 'echo', 'ok']);
+  const quiet = tsrun(bundle.root, [
+    'exec',
+    '--apparmor',
+    'unconfined',
+    '--process-label',
+    'system_u:system_r:spc_t:s0',
+    id,
+    'echo',
+    'ok',
+  ]);
   t.equal(quiet.status, 0, quiet.stderr);
   t.equal(quiet.stdout, 'ok\n');
   t.equal(quiet.stderr, '', 'silent without --debug');

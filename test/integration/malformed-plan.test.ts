@@ -27,13 +27,16 @@
 import * as fs from 'fs';
 import t from 'tap';
 import { INIT_HELPER, native } from '../../src/lib/native';
-import { encodePlan, Op, OP_SCHEMA, PLAN_MAGIC, PLAN_VERSION, PlanOp } from '../../src/lib/plan-format';
+import { encodePlan, Op, OP_SCHEMA, PLAN_MAGIC, PLAN_VERSION, type PlanOp } from '../../src/lib/plan-format';
 import { receive, send, Sync } from '../../src/lib/sync';
 import { IS_ROOT } from '../helpers';
 import { Rng } from '../rng';
 
 if (!IS_ROOT) {
-  t.plan(0, 'needs root: tsrun-init drops privileges, joins namespaces and mounts as root, so it is only ever run as root');
+  t.plan(
+    0,
+    'needs root: tsrun-init drops privileges, joins namespaces and mounts as root, so it is only ever run as root',
+  );
   process.exit(0);
 }
 
@@ -84,11 +87,18 @@ class Bytes {
 
 /** One op: u16 code, u16 zero, u32 size (default: exact), then the body. */
 function rawOp(code: number, body: Buffer = Buffer.alloc(0), size?: number): Buffer {
-  return new Bytes().u32(code).u32(size ?? 8 + body.length).raw(body).build();
+  return new Bytes()
+    .u32(code)
+    .u32(size ?? 8 + body.length)
+    .raw(body)
+    .build();
 }
 
 /** A plan from raw ops; header fields can be overridden. */
-function rawPlan(ops: Buffer[], header: { magic?: number; version?: number; length?: number; count?: number } = {}): Buffer {
+function rawPlan(
+  ops: Buffer[],
+  header: { magic?: number; version?: number; length?: number; count?: number } = {},
+): Buffer {
   const body = Buffer.concat(ops);
   return new Bytes()
     .u32(header.magic ?? PLAN_MAGIC)
@@ -136,8 +146,24 @@ function patchLength(buf: Buffer): Buffer {
  * followed by USER's 256 KiB of groups would crash the helper by design.
  */
 const SAFE_OPS = new Set<number>([
-  Op.UNSHARE, Op.BECOME_ROOT, Op.TIMENS_OFFSETS, Op.SETSID, Op.MOUNT, Op.MKNOD, Op.SYMLINK, Op.MKDIR, Op.PIVOT_ROOT,
-  Op.CONSOLE, Op.OOM_SCORE_ADJ, Op.NO_NEW_PRIVS, Op.USER, Op.CHDIR, Op.EXEC_PREPARE, Op.WAIT_START, Op.CAPS_BOUNDING, Op.CAPS_SET,
+  Op.UNSHARE,
+  Op.BECOME_ROOT,
+  Op.TIMENS_OFFSETS,
+  Op.SETSID,
+  Op.MOUNT,
+  Op.MKNOD,
+  Op.SYMLINK,
+  Op.MKDIR,
+  Op.PIVOT_ROOT,
+  Op.CONSOLE,
+  Op.OOM_SCORE_ADJ,
+  Op.NO_NEW_PRIVS,
+  Op.USER,
+  Op.CHDIR,
+  Op.EXEC_PREPARE,
+  Op.WAIT_START,
+  Op.CAPS_BOUNDING,
+  Op.CAPS_SET,
 ]);
 const DEFUSED = 0xdead;
 
@@ -241,7 +267,8 @@ function reapLeftovers(): string[] {
 }
 
 /** The helper's words, escaped: its detail echoes plan bytes, and control characters would garble the TAP stream. */
-const printable = (s: string): string => s.replace(/[^\x20-\x7e]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+const printable = (s: string): string =>
+  s.replace(/[^\x20-\x7e]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 function runPlan(plan: Buffer): RunResult {
   const { pid, syncFd } = native.spawnInit(INIT_HELPER, plan, -1, -1, -1, 0, null);
@@ -272,7 +299,8 @@ function runPlan(plan: Buffer): RunResult {
       }
     } catch (err) {
       const errno = (err as { errno?: number }).errno;
-      result.first = errno === ETIMEDOUT ? 'timeout' : errno === ECONNRESET ? 'eof' : `receive failed: ${(err as Error).message}`;
+      result.first =
+        errno === ETIMEDOUT ? 'timeout' : errno === ECONNRESET ? 'eof' : `receive failed: ${(err as Error).message}`;
     }
   } finally {
     fs.closeSync(syncFd);
@@ -314,7 +342,11 @@ const add = (c: Case): void => {
 
 // Controls: the harness sees both outcomes.
 add({ name: 'control: a valid harmless plan fails at its missing program', plan: HARMLESS, step: 'exec' });
-add({ name: 'control: a valid plan without EXEC is refused', plan: encodePlan(harmlessOps().slice(0, 5)), step: 'plan' });
+add({
+  name: 'control: a valid plan without EXEC is refused',
+  plan: encodePlan(harmlessOps().slice(0, 5)),
+  step: 'plan',
+});
 add({
   name: 'control: a valid plan that execs /bin/true is accepted',
   plan: encodePlan([op(Op.EXEC_PREPARE, { name: '/bin/true', argv: ['true'], env: [] }), op(Op.EXEC)]),
@@ -325,7 +357,12 @@ add({
 // Truncations at every length, with the header's length left alone and with it patched to match.
 for (let len = 0; len < HARMLESS.length; len++) {
   add({ name: `truncated to ${len} of ${HARMLESS.length} bytes`, plan: HARMLESS.subarray(0, len), step: 'plan' });
-  if (len >= 12) add({ name: `truncated to ${len} bytes, length field matching`, plan: patchLength(HARMLESS.subarray(0, len)), step: 'plan' });
+  if (len >= 12)
+    add({
+      name: `truncated to ${len} bytes, length field matching`,
+      plan: patchLength(HARMLESS.subarray(0, len)),
+      step: 'plan',
+    });
 }
 
 // Header.
@@ -337,34 +374,85 @@ const header = (magic: number, version: number, length?: number, count?: number)
   if (count !== undefined) b.writeUInt32LE(count >>> 0, 12);
   return b;
 };
-for (const magic of [0, 0x54535250, PLAN_MAGIC ^ 1, 0xffffffff]) add({ name: `wrong magic 0x${magic.toString(16)}`, plan: header(magic, PLAN_VERSION), step: 'plan' });
-for (const version of [0, 2, 0xffffffff]) add({ name: `wrong version ${version}`, plan: header(PLAN_MAGIC, version), step: 'plan' });
-for (const delta of [-1, 1, -4, 4]) add({ name: `length field off by ${delta}`, plan: header(PLAN_MAGIC, PLAN_VERSION, HARMLESS.length + delta), step: 'plan' });
-for (const length of [0, 16, 0xffffffff]) add({ name: `length field ${length}`, plan: header(PLAN_MAGIC, PLAN_VERSION, length), step: 'plan' });
-add({ name: 'length matches, but the buffer has 3 trailing bytes', plan: patchLength(Buffer.concat([HARMLESS, Buffer.from([1, 2, 3])])), step: 'exec' });
+for (const magic of [0, 0x54535250, PLAN_MAGIC ^ 1, 0xffffffff])
+  add({ name: `wrong magic 0x${magic.toString(16)}`, plan: header(magic, PLAN_VERSION), step: 'plan' });
+for (const version of [0, 2, 0xffffffff])
+  add({ name: `wrong version ${version}`, plan: header(PLAN_MAGIC, version), step: 'plan' });
+for (const delta of [-1, 1, -4, 4])
+  add({
+    name: `length field off by ${delta}`,
+    plan: header(PLAN_MAGIC, PLAN_VERSION, HARMLESS.length + delta),
+    step: 'plan',
+  });
+for (const length of [0, 16, 0xffffffff])
+  add({ name: `length field ${length}`, plan: header(PLAN_MAGIC, PLAN_VERSION, length), step: 'plan' });
+add({
+  name: 'length matches, but the buffer has 3 trailing bytes',
+  plan: patchLength(Buffer.concat([HARMLESS, Buffer.from([1, 2, 3])])),
+  step: 'exec',
+});
 add({ name: 'only a header, no ops', plan: rawPlan([]), step: 'plan' });
-for (const count of [0, 7, 100, 0xffffffff]) add({ name: `op count ${count} for 6 ops`, plan: header(PLAN_MAGIC, PLAN_VERSION, undefined, count), step: count < 6 ? 'plan' : /^(plan|exec)$/ });
+for (const count of [0, 7, 100, 0xffffffff])
+  add({
+    name: `op count ${count} for 6 ops`,
+    plan: header(PLAN_MAGIC, PLAN_VERSION, undefined, count),
+    step: count < 6 ? 'plan' : /^(plan|exec)$/,
+  });
 
 // Op sizes.
 const chdirBody = new Bytes().str('/').u32(0).build();
-for (const size of [0, 1, 4, 7]) add({ name: `op size ${size} (below its header)`, plan: rawPlan([rawOp(Op.CHDIR, chdirBody, size)]), step: 'plan' });
+for (const size of [0, 1, 4, 7])
+  add({ name: `op size ${size} (below its header)`, plan: rawPlan([rawOp(Op.CHDIR, chdirBody, size)]), step: 'plan' });
 for (const size of [8 + chdirBody.length + 1, 8 + chdirBody.length + 4, 4096, 0x7fffffff, 0xffffffff])
   add({ name: `op size ${size} (past the end)`, plan: rawPlan([rawOp(Op.CHDIR, chdirBody, size)]), step: 'plan' });
-add({ name: 'op size 8 for an op with a string (fields past the op)', plan: rawPlan([rawOp(Op.CHDIR, chdirBody, 8), rawOp(Op.NO_NEW_PRIVS)]), step: 'plan' });
-add({ name: 'op size 12 for an op with a string', plan: rawPlan([rawOp(Op.CHDIR, chdirBody, 12), rawOp(Op.NO_NEW_PRIVS)]), step: 'plan' });
+add({
+  name: 'op size 8 for an op with a string (fields past the op)',
+  plan: rawPlan([rawOp(Op.CHDIR, chdirBody, 8), rawOp(Op.NO_NEW_PRIVS)]),
+  step: 'plan',
+});
+add({
+  name: 'op size 12 for an op with a string',
+  plan: rawPlan([rawOp(Op.CHDIR, chdirBody, 12), rawOp(Op.NO_NEW_PRIVS)]),
+  step: 'plan',
+});
 for (const extra of [1, 2, 3, 5]) {
   // An unaligned size: the next op starts off a 4-byte boundary.
   const first = rawOp(Op.CHDIR, Buffer.concat([chdirBody, Buffer.alloc(extra)]));
-  add({ name: `unaligned op size ${first.length}, then a valid op`, plan: rawPlan([first, rawOp(Op.NO_NEW_PRIVS), rawOp(Op.CHDIR, chdirBody)]), step: 'plan' });
-  add({ name: `unaligned op size ${first.length}, then garbage`, plan: rawPlan([first, Buffer.from('garbage!garbage!')]), step: 'plan' });
+  add({
+    name: `unaligned op size ${first.length}, then a valid op`,
+    plan: rawPlan([first, rawOp(Op.NO_NEW_PRIVS), rawOp(Op.CHDIR, chdirBody)]),
+    step: 'plan',
+  });
+  add({
+    name: `unaligned op size ${first.length}, then garbage`,
+    plan: rawPlan([first, Buffer.from('garbage!garbage!')]),
+    step: 'plan',
+  });
 }
-add({ name: 'op with a u64 field and only 4 bytes', plan: rawPlan([rawOp(Op.CAPS_BOUNDING, Buffer.alloc(4))]), step: 'plan' });
-add({ name: 'CAPS_SET with 3 of its 4 u64s', plan: rawPlan([rawOp(Op.CAPS_SET, Buffer.alloc(24, 0xff))]), step: 'plan' });
+add({
+  name: 'op with a u64 field and only 4 bytes',
+  plan: rawPlan([rawOp(Op.CAPS_BOUNDING, Buffer.alloc(4))]),
+  step: 'plan',
+});
+add({
+  name: 'CAPS_SET with 3 of its 4 u64s',
+  plan: rawPlan([rawOp(Op.CAPS_SET, Buffer.alloc(24, 0xff))]),
+  step: 'plan',
+});
 
 // Unknown op codes, and high bits in the code word.
-for (const code of [0, 36, 99, 0x7fff, 0xffff]) add({ name: `unknown op code ${code}`, plan: rawPlan([rawOp(code)]), step: 'plan' });
-add({ name: 'unknown op code after valid ops', plan: rawPlan([rawOp(Op.NO_NEW_PRIVS), rawOp(Op.CHDIR, chdirBody), rawOp(0x1234, Buffer.alloc(12))]), step: 'plan' });
-add({ name: 'high bits in the code word (0xffff0000 | NO_NEW_PRIVS)', plan: rawPlan([rawOp(0xffff0000 | Op.NO_NEW_PRIVS)]), step: 'plan' });
+for (const code of [0, 36, 99, 0x7fff, 0xffff])
+  add({ name: `unknown op code ${code}`, plan: rawPlan([rawOp(code)]), step: 'plan' });
+add({
+  name: 'unknown op code after valid ops',
+  plan: rawPlan([rawOp(Op.NO_NEW_PRIVS), rawOp(Op.CHDIR, chdirBody), rawOp(0x1234, Buffer.alloc(12))]),
+  step: 'plan',
+});
+add({
+  name: 'high bits in the code word (0xffff0000 | NO_NEW_PRIVS)',
+  plan: rawPlan([rawOp(0xffff0000 | Op.NO_NEW_PRIVS)]),
+  step: 'plan',
+});
 
 // Strings whose length field lies.
 const strOps: Array<[string, Op, (b: Bytes) => Bytes]> = [
@@ -379,27 +467,53 @@ const strOps: Array<[string, Op, (b: Bytes) => Bytes]> = [
 for (const [what, code, prefix] of strOps) {
   for (const len of [0xffffffff, 0xfffffffe, 0xfffffffd, 0xfffffffc, 0xfffffffb, 0x80000000, 0x7fffffff, 9, 8]) {
     const body = prefix(new Bytes().str('abcd', { len })).build();
-    add({ name: `${what}: string length 0x${len.toString(16)} in an op of ${8 + body.length} bytes`, plan: rawPlan([rawOp(code, body)]), allow: [code], step: 'plan' });
+    add({
+      name: `${what}: string length 0x${len.toString(16)} in an op of ${8 + body.length} bytes`,
+      plan: rawPlan([rawOp(code, body)]),
+      allow: [code],
+      step: 'plan',
+    });
   }
   const unterminated = prefix(new Bytes().str('abc', { terminator: 0x41 })).build();
-  add({ name: `${what}: string without its NUL`, plan: rawPlan([rawOp(code, unterminated)]), allow: [code], step: 'plan' });
+  add({
+    name: `${what}: string without its NUL`,
+    plan: rawPlan([rawOp(code, unterminated)]),
+    allow: [code],
+    step: 'plan',
+  });
 }
 // A string that fits the op but runs past it into the next op.
 {
   const body = new Bytes().str('/', { len: 20 }).build();
-  add({ name: 'CHDIR string runs past its op into the next', plan: rawPlan([rawOp(Op.CHDIR, body), rawOp(Op.NO_NEW_PRIVS), rawOp(Op.NO_NEW_PRIVS), rawOp(Op.NO_NEW_PRIVS)]), step: 'plan' });
+  add({
+    name: 'CHDIR string runs past its op into the next',
+    plan: rawPlan([rawOp(Op.CHDIR, body), rawOp(Op.NO_NEW_PRIVS), rawOp(Op.NO_NEW_PRIVS), rawOp(Op.NO_NEW_PRIVS)]),
+    step: 'plan',
+  });
 }
 
 // String and number lists with absurd counts.
 for (const count of [0xffffffff, 0x80000000, 65537, 65536, 3]) {
   const argv = new Bytes().str(NOWHERE).u32(count).str('only-one').build();
-  add({ name: `EXEC_PREPARE argv count ${count} with one string`, plan: rawPlan([rawOp(Op.EXEC_PREPARE, argv)]), step: 'plan' });
+  add({
+    name: `EXEC_PREPARE argv count ${count} with one string`,
+    plan: rawPlan([rawOp(Op.EXEC_PREPARE, argv)]),
+    step: 'plan',
+  });
   const env = new Bytes().str(NOWHERE).u32(1).str('x').u32(count).build();
-  add({ name: `EXEC_PREPARE env count ${count} with no strings`, plan: rawPlan([rawOp(Op.EXEC_PREPARE, env)]), step: 'plan' });
+  add({
+    name: `EXEC_PREPARE env count ${count} with no strings`,
+    plan: rawPlan([rawOp(Op.EXEC_PREPARE, env)]),
+    step: 'plan',
+  });
   const hook = new Bytes().u32(3).str(NOWHERE).u32(count).build();
   add({ name: `HOOK args count ${count}`, plan: rawPlan([rawOp(Op.HOOK, hook)]), allow: [Op.HOOK], step: 'plan' });
   const groups = new Bytes().u32(0).u32(0).u32(0o22).u32(count).u32(0).build();
-  add({ name: `USER groups count ${count} with one gid`, plan: rawPlan([rawOp(Op.USER, groups)]), step: /^(plan|user)$/ });
+  add({
+    name: `USER groups count ${count} with one gid`,
+    plan: rawPlan([rawOp(Op.USER, groups)]),
+    step: /^(plan|user)$/,
+  });
 }
 
 // Ops that need state an earlier op should have made.
@@ -407,42 +521,134 @@ const stateCases: Array<[string, PlanOp[], Op[], string]> = [
   ['EXEC with no EXEC_PREPARE', [op(Op.EXEC)], [Op.EXEC], 'exec'],
   ['PIVOT_ROOT before ROOTFS_PREPARE', [op(Op.PIVOT_ROOT, { noPivot: 0 })], [], 'pivot_root'],
   ['PIVOT_ROOT --no-pivot before ROOTFS_PREPARE', [op(Op.PIVOT_ROOT, { noPivot: 1 })], [], 'pivot_root'],
-  ['MOUNT before ROOTFS_PREPARE', [op(Op.MOUNT, {
-    kind: 0, recursiveBind: 0, create: 0, source: 'tmpfs', dest: 'tmp', fstype: 'tmpfs', data: '', attrSet: 0, attrClr: 0,
-    recAttrSet: 0, recAttrClr: 0, propagation: 0, propagationRecursive: 0, copyUp: 0, slot: 0xffffffff,
-  })], [], 'mount'],
-  ['MOUNT of a prepared tree that was never prepared', [op(Op.MOUNT, {
-    kind: 2, recursiveBind: 0, create: 0, source: NOWHERE, dest: 'vol', fstype: '', data: '', attrSet: 0, attrClr: 0,
-    recAttrSet: 0, recAttrClr: 0, propagation: 0, propagationRecursive: 0, copyUp: 0, slot: 0xffffffff,
-  })], [], 'mount'],
-  ['MKNOD before ROOTFS_PREPARE', [op(Op.MKNOD, { path: 'dev/null', type: 0o020000, major: 1, minor: 3, mode: 0o666, uid: 0, gid: 0, bindFromHost: 0 })], [], 'device'],
-  ['MKNOD at the root before ROOTFS_PREPARE', [op(Op.MKNOD, { path: 'null', type: 0o020000, major: 1, minor: 3, mode: 0o666, uid: 0, gid: 0, bindFromHost: 1 })], [], 'device'],
+  [
+    'MOUNT before ROOTFS_PREPARE',
+    [
+      op(Op.MOUNT, {
+        kind: 0,
+        recursiveBind: 0,
+        create: 0,
+        source: 'tmpfs',
+        dest: 'tmp',
+        fstype: 'tmpfs',
+        data: '',
+        attrSet: 0,
+        attrClr: 0,
+        recAttrSet: 0,
+        recAttrClr: 0,
+        propagation: 0,
+        propagationRecursive: 0,
+        copyUp: 0,
+        slot: 0xffffffff,
+      }),
+    ],
+    [],
+    'mount',
+  ],
+  [
+    'MOUNT of a prepared tree that was never prepared',
+    [
+      op(Op.MOUNT, {
+        kind: 2,
+        recursiveBind: 0,
+        create: 0,
+        source: NOWHERE,
+        dest: 'vol',
+        fstype: '',
+        data: '',
+        attrSet: 0,
+        attrClr: 0,
+        recAttrSet: 0,
+        recAttrClr: 0,
+        propagation: 0,
+        propagationRecursive: 0,
+        copyUp: 0,
+        slot: 0xffffffff,
+      }),
+    ],
+    [],
+    'mount',
+  ],
+  [
+    'MKNOD before ROOTFS_PREPARE',
+    [
+      op(Op.MKNOD, {
+        path: 'dev/null',
+        type: 0o020000,
+        major: 1,
+        minor: 3,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+        bindFromHost: 0,
+      }),
+    ],
+    [],
+    'device',
+  ],
+  [
+    'MKNOD at the root before ROOTFS_PREPARE',
+    [op(Op.MKNOD, { path: 'null', type: 0o020000, major: 1, minor: 3, mode: 0o666, uid: 0, gid: 0, bindFromHost: 1 })],
+    [],
+    'device',
+  ],
   ['SYMLINK before ROOTFS_PREPARE', [op(Op.SYMLINK, { target: '/proc/self/fd', path: 'dev/fd' })], [], 'symlink'],
   ['MKDIR before ROOTFS_PREPARE', [op(Op.MKDIR, { path: 'a/b' })], [], 'cwd'],
   ['WAIT_START without an exec fifo', [op(Op.WAIT_START)], [], 'start'],
   ['CONSOLE without a console socket', [op(Op.CONSOLE, { rows: 24, cols: 80, bindDevConsole: 1 })], [], 'console'],
-  ['EXEC_PREPARE of a missing program, then EXEC', [op(Op.EXEC_PREPARE, { name: NOWHERE, argv: ['x'], env: [] }), op(Op.EXEC)], [Op.EXEC], 'exec'],
-  ['SYSCTL with a 300000-byte key (a missing sysctl)', [op(Op.SYSCTL, { key: 'x'.repeat(300_000), value: '1' })], [Op.SYSCTL], 'sysctl'],
-  ['SYSCTL with a 4000-byte dotted key (a missing sysctl)', [op(Op.SYSCTL, { key: 'tsrun.'.repeat(700), value: '1' })], [Op.SYSCTL], 'sysctl'],
-  ['HOOK with a timeout whose milliseconds overflow an int', [op(Op.HOOK, { stage: 3, path: NOWHERE, args: [], env: [], timeout: 0xffffffff, cwd: '', processEnv: 0 })], [Op.HOOK], 'hook'],
+  [
+    'EXEC_PREPARE of a missing program, then EXEC',
+    [op(Op.EXEC_PREPARE, { name: NOWHERE, argv: ['x'], env: [] }), op(Op.EXEC)],
+    [Op.EXEC],
+    'exec',
+  ],
+  [
+    'SYSCTL with a 300000-byte key (a missing sysctl)',
+    [op(Op.SYSCTL, { key: 'x'.repeat(300_000), value: '1' })],
+    [Op.SYSCTL],
+    'sysctl',
+  ],
+  [
+    'SYSCTL with a 4000-byte dotted key (a missing sysctl)',
+    [op(Op.SYSCTL, { key: 'tsrun.'.repeat(700), value: '1' })],
+    [Op.SYSCTL],
+    'sysctl',
+  ],
+  [
+    'HOOK with a timeout whose milliseconds overflow an int',
+    [op(Op.HOOK, { stage: 3, path: NOWHERE, args: [], env: [], timeout: 0xffffffff, cwd: '', processEnv: 0 })],
+    [Op.HOOK],
+    'hook',
+  ],
 ];
 for (const [name, ops, allow, step] of stateCases) add({ name, plan: encodePlan(ops), allow, step });
 
 // ---------------------------------------------------------------- seeded random plans
 
-const INTERESTING_U32 = [0, 1, 2, 3, 4, 7, 8, 0xff, 0xffff, 0x10000, 65536, 65537, 0x7fffffff, 0x80000000, 0xfffffffb, 0xfffffffc, 0xfffffffd, 0xfffffffe, 0xffffffff];
+const INTERESTING_U32 = [
+  0, 1, 2, 3, 4, 7, 8, 0xff, 0xffff, 0x10000, 65536, 65537, 0x7fffffff, 0x80000000, 0xfffffffb, 0xfffffffc, 0xfffffffd,
+  0xfffffffe, 0xffffffff,
+];
 const u32Of = (rng: Rng): number => (rng.int(2) ? rng.pick(INTERESTING_U32) : rng.int(2 ** 32));
 
 /** Fields shaped like an op's schema, each value sometimes lying about its size. */
 function randomFields(rng: Rng, code: number): Buffer {
   const b = new Bytes();
-  const schema = OP_SCHEMA[code as Op] ?? Array.from({ length: rng.int(4) }, () => ['x', rng.pick(['u32', 'u64', 'str', 'strv', 'u32v'] as const)] as const);
+  const schema =
+    OP_SCHEMA[code as Op] ??
+    Array.from({ length: rng.int(4) }, () => ['x', rng.pick(['u32', 'u64', 'str', 'strv', 'u32v'] as const)] as const);
   for (const [, type] of schema) {
     const lie = rng.int(4) === 0;
     switch (type) {
-      case 'u32': b.u32(u32Of(rng)); break;
-      case 'u64': b.u64(BigInt(u32Of(rng)) << 32n | BigInt(u32Of(rng))); break;
-      case 'str': b.str(NOWHERE.slice(0, rng.int(NOWHERE.length + 1)), lie ? { len: u32Of(rng) } : {}); break;
+      case 'u32':
+        b.u32(u32Of(rng));
+        break;
+      case 'u64':
+        b.u64((BigInt(u32Of(rng)) << 32n) | BigInt(u32Of(rng)));
+        break;
+      case 'str':
+        b.str(NOWHERE.slice(0, rng.int(NOWHERE.length + 1)), lie ? { len: u32Of(rng) } : {});
+        break;
       case 'strv': {
         const n = rng.int(4);
         b.u32(lie ? u32Of(rng) : n);
@@ -469,7 +675,13 @@ function randomCase(index: number): Case {
   if (kind === 0) {
     // Random bytes after a valid header.
     const body = rng.bytes(rng.int(600));
-    plan = new Bytes().u32(PLAN_MAGIC).u32(PLAN_VERSION).u32(16 + body.length).u32(rng.int(2) ? 1 + rng.int(8) : u32Of(rng)).raw(body).build();
+    plan = new Bytes()
+      .u32(PLAN_MAGIC)
+      .u32(PLAN_VERSION)
+      .u32(16 + body.length)
+      .u32(rng.int(2) ? 1 + rng.int(8) : u32Of(rng))
+      .raw(body)
+      .build();
     what = `random bytes (${body.length}) after a valid header`;
   } else if (kind === 1) {
     // A soup of ops with schema-shaped fields and sizes that are sometimes wrong.
@@ -478,7 +690,10 @@ function randomCase(index: number): Case {
     for (let i = 0; i < n; i++) {
       const code = rng.int(5) === 0 ? rng.int(0x10000) : rng.pick([...SAFE_OPS]);
       const body = randomFields(rng, code);
-      const size = rng.int(4) === 0 ? rng.pick([0, 4, 8, 8 + body.length - 4, 8 + body.length + 4, 8 + body.length + 1, u32Of(rng)]) : 8 + body.length;
+      const size =
+        rng.int(4) === 0
+          ? rng.pick([0, 4, 8, 8 + body.length - 4, 8 + body.length + 4, 8 + body.length + 1, u32Of(rng)])
+          : 8 + body.length;
       ops.push(rawOp(code, body, size));
     }
     plan = rawPlan(ops, rng.int(8) === 0 ? { count: u32Of(rng) } : {});
@@ -502,7 +717,11 @@ for (let i = 0; i < RANDOM_CASES; i++) add(randomCase(i));
 // ---------------------------------------------------------------- the run
 
 function hex(buf: Buffer, max = 256): string {
-  const text = buf.subarray(0, max).toString('hex').replace(/(.{8})/g, '$1 ').trim();
+  const text = buf
+    .subarray(0, max)
+    .toString('hex')
+    .replace(/(.{8})/g, '$1 ')
+    .trim();
   return buf.length > max ? `${text} … (${buf.length} bytes)` : text;
 }
 
@@ -538,17 +757,24 @@ t.test(`tsrun-init refuses malformed plans (${cases.length} cases, seed ${SEED})
     if (r.hung) problems.push(`still running ${TIMEOUT_MS} ms after its last message (killed)`);
     if (r.first === 'timeout') problems.push(`sent nothing and did not close the socket within ${TIMEOUT_MS} ms`);
     if (c.accepted) {
-      if (r.first !== 'READY' || r.code !== 0) problems.push(`control plan not accepted: first message ${r.first}, exit ${r.code}`);
+      if (r.first !== 'READY' || r.code !== 0)
+        problems.push(`control plan not accepted: first message ${r.first}, exit ${r.code}`);
     } else {
       if (r.first !== 'error' && r.first !== 'eof') problems.push(`answered ${r.first} instead of SYNC_ERROR`);
       if (r.signal === null && !r.hung && r.code === 0) problems.push('exited with status 0');
       if (/\(null\)/.test(r.detail ?? '')) problems.push(`the error shows a NULL string: ${r.detail}`);
-      if (c.step !== undefined && r.first === 'error' && !(typeof c.step === 'string' ? r.step === c.step : c.step.test(r.step ?? '')))
+      if (
+        c.step !== undefined &&
+        r.first === 'error' &&
+        !(typeof c.step === 'string' ? r.step === c.step : c.step.test(r.step ?? ''))
+      )
         problems.push(`failed at step "${r.step}" (${r.detail}), expected ${c.step}`);
     }
     problems.push(...r.leftovers.map((l) => `left behind: ${l}`));
-    const outcome = r.first === 'error' ? `error: ${r.step}: ${(r.detail ?? '').replace(/\d+/g, 'N').slice(0, 50)}`
-      : `${r.first}${r.signal !== null ? ` (signal ${r.signal})` : ''}`;
+    const outcome =
+      r.first === 'error'
+        ? `error: ${r.step}: ${(r.detail ?? '').replace(/\d+/g, 'N').slice(0, 50)}`
+        : `${r.first}${r.signal !== null ? ` (signal ${r.signal})` : ''}`;
     tally.set(outcome, (tally.get(outcome) ?? 0) + 1);
     if (!examples.has(outcome)) examples.set(outcome, c.name);
     if (problems.length) {
@@ -566,7 +792,12 @@ t.test(`tsrun-init refuses malformed plans (${cases.length} cases, seed ${SEED})
     }
   }
 
-  t.comment(`${selected.length} plans in ${((Date.now() - started) / 1000).toFixed(1)}s; outcomes:\n${[...tally].sort((a, b) => b[1] - a[1]).map(([o, n]) => `${String(n).padStart(5)}  ${o}  (e.g. ${examples.get(o)})`).join('\n')}`);
+  t.comment(
+    `${selected.length} plans in ${((Date.now() - started) / 1000).toFixed(1)}s; outcomes:\n${[...tally]
+      .sort((a, b) => b[1] - a[1])
+      .map(([o, n]) => `${String(n).padStart(5)}  ${o}  (e.g. ${examples.get(o)})`)
+      .join('\n')}`,
+  );
   t.equal(failures, 0, 'every malformed plan is refused cleanly');
   t.same(openFds(), fdsBefore, 'no file descriptors leaked');
   t.same(ourChildren(), [], 'no children of ours remain');

@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import t from 'tap';
-import { Config } from '../../src/lib/config';
+import { type Config } from '../../src/lib/config';
 import { cleanupContainer, IS_ROOT, leftovers, makeBundle, tsrun, uniqueId } from '../helpers';
 
 if (!IS_ROOT) {
@@ -16,7 +16,10 @@ if (!IS_ROOT) {
 
 const hostNofileHard = Number(fs.readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+\d+\s+(\d+)/)![1]);
 const CAP_SYS_RESOURCE = 24;
-const hostHasSysResource = (BigInt('0x' + fs.readFileSync('/proc/self/status', 'utf8').match(/CapBnd:\s+(\w+)/)![1]) >> BigInt(CAP_SYS_RESOURCE)) & 1n;
+const hostHasSysResource =
+  (BigInt('0x' + fs.readFileSync('/proc/self/status', 'utf8').match(/CapBnd:\s+(\w+)/)![1]) >>
+    BigInt(CAP_SYS_RESOURCE)) &
+  1n;
 
 /** A user namespace (the caller makes the bundle dir reachable for the remapped root). */
 const userns = (c: Config): void => {
@@ -27,14 +30,24 @@ const userns = (c: Config): void => {
 
 const limitsScript = "grep -E 'open files|core file' /proc/self/limits; cat /proc/self/oom_score_adj; id -u";
 
-for (const [name, mutate] of [['no user namespace', (_c: Config) => {}], ['a user namespace', userns]] as const) {
+for (const [name, mutate] of [
+  ['no user namespace', (_c: Config) => {}],
+  ['a user namespace', userns],
+] as const) {
   t.test(`rlimits and oom_score_adj, run and exec, ${name}`, async (t) => {
-    const bundle = makeBundle(t, (c) => {
-      mutate(c);
-      c.process!.user = { uid: 1000, gid: 1000 };
-      c.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 123, hard: 456 }, { type: 'RLIMIT_CORE', soft: 0, hard: 0 }];
-      c.process!.oomScoreAdj = 321;
-    }, ['sh', '-c', `${limitsScript}; sleep 1000`]);
+    const bundle = makeBundle(
+      t,
+      (c) => {
+        mutate(c);
+        c.process!.user = { uid: 1000, gid: 1000 };
+        c.process!.rlimits = [
+          { type: 'RLIMIT_NOFILE', soft: 123, hard: 456 },
+          { type: 'RLIMIT_CORE', soft: 0, hard: 0 },
+        ];
+        c.process!.oomScoreAdj = 321;
+      },
+      ['sh', '-c', `${limitsScript}; sleep 1000`],
+    );
     fs.chmodSync(bundle.dir, 0o755);
     const id = uniqueId('order');
     cleanupContainer(t, bundle.root, id);
@@ -57,31 +70,46 @@ for (const [name, mutate] of [['no user namespace', (_c: Config) => {}], ['a use
   });
 }
 
-t.test('a hard limit above the host\'s is judged by the host\'s capabilities, also in a user namespace', async (t) => {
+t.test("a hard limit above the host's is judged by the host's capabilities, also in a user namespace", async (t) => {
   if (hostHasSysResource) {
     t.plan(0, 'this host grants CAP_SYS_RESOURCE: raising is allowed here');
     return;
   }
   for (const mutate of [(_c: Config) => {}, userns]) {
-    const bundle = makeBundle(t, (c) => {
-      mutate(c);
-      c.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: hostNofileHard + 1000 }];
-    }, ['true']);
+    const bundle = makeBundle(
+      t,
+      (c) => {
+        mutate(c);
+        c.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: hostNofileHard + 1000 }];
+      },
+      ['true'],
+    );
     fs.chmodSync(bundle.dir, 0o755);
     const id = uniqueId('order');
     const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
     t.not(r.status, 0);
-    t.match(r.stderr, new RegExp(`^tsrun: run \\S+: process\\.rlimits\\[0\\]: set RLIMIT_NOFILE to 1024/${hostNofileHard + 1000}: operation not permitted\\n$`));
+    t.match(
+      r.stderr,
+      new RegExp(
+        `^tsrun: run \\S+: process\\.rlimits\\[0\\]: set RLIMIT_NOFILE to 1024/${hostNofileHard + 1000}: operation not permitted\\n$`,
+      ),
+    );
     t.same(leftovers(bundle, id), []);
   }
 });
 
-t.test('lowering oom_score_adj takes the host\'s CAP_SYS_RESOURCE', async (t) => {
+t.test("lowering oom_score_adj takes the host's CAP_SYS_RESOURCE", async (t) => {
   if (hostHasSysResource) {
     t.plan(0, 'this host grants CAP_SYS_RESOURCE');
     return;
   }
-  const bundle = makeBundle(t, (c) => { c.process!.oomScoreAdj = -500; }, ['true']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      c.process!.oomScoreAdj = -500;
+    },
+    ['true'],
+  );
   const id = uniqueId('order');
   const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
   t.not(r.status, 0);

@@ -14,7 +14,6 @@ if (!IS_ROOT) {
   process.exit(0);
 }
 
-
 t.test('create --console-socket hands over the pty master; the container runs on the pty', async (t) => {
   const bundle = makeBundle(t, (c) => {
     c.process!.terminal = true;
@@ -58,15 +57,22 @@ t.test('a terminal without --console-socket is refused at create, leaving nothin
   t.same(leftovers(bundle, id), []);
 });
 
-t.test('the container gets its own session keyring, named _ses.<id> as runc names it, unless --no-new-keyring', async (t) => {
-  const bundle = makeBundle(t, () => {}, ['/bin/checker', 'read', '/proc/keys']);
-  const id = uniqueId('keys');
-  const own = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
-  t.equal(own.status, 0, own.stderr);
-  t.match(JSON.parse(own.stdout).content, new RegExp(`keyring\\s+_ses\\.${id}:`), 'a session keyring named after the container');
-  const id2 = uniqueId('keys');
-  const none = tsrun(bundle.root, ['run', '--no-new-keyring', '-b', bundle.dir, id2]);
-  t.equal(none.status, 0, none.stderr);
-  t.notMatch(JSON.parse(none.stdout).content, new RegExp(id2), 'no keyring of its own');
-  t.same(leftovers(bundle, id), []);
-});
+t.test(
+  'the container gets its own session keyring, named _ses.<id> as runc names it, unless --no-new-keyring',
+  async (t) => {
+    const bundle = makeBundle(t, () => {}, ['/bin/checker', 'read', '/proc/keys']);
+    const id = uniqueId('keys');
+    const own = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
+    t.equal(own.status, 0, own.stderr);
+    t.match(
+      JSON.parse(own.stdout).content,
+      new RegExp(`keyring\\s+_ses\\.${id}:`),
+      'a session keyring named after the container',
+    );
+    const id2 = uniqueId('keys');
+    const none = tsrun(bundle.root, ['run', '--no-new-keyring', '-b', bundle.dir, id2]);
+    t.equal(none.status, 0, none.stderr);
+    t.notMatch(JSON.parse(none.stdout).content, new RegExp(id2), 'no keyring of its own');
+    t.same(leftovers(bundle, id), []);
+  },
+);

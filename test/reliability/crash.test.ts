@@ -11,7 +11,18 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { BuiltPlugins, Test } from '@tapjs/test';
 import t from 'tap';
-import { alive, cleanupContainer, IS_ROOT, leftovers, makeBundle, tempDir, tsrun, uniqueId, waitFor, Bundle } from '../helpers';
+import {
+  alive,
+  cleanupContainer,
+  IS_ROOT,
+  leftovers,
+  makeBundle,
+  tempDir,
+  tsrun,
+  uniqueId,
+  waitFor,
+  type Bundle,
+} from '../helpers';
 import type { Config } from '../../src/lib/config';
 import { baseLayer, dockerArchive, image, imageOf } from '../image-helpers';
 
@@ -36,7 +47,10 @@ function stateOf(bundle: Bundle, id: string): string {
 async function cleansUp(t: Test & BuiltPlugins, bundle: Bundle, id: string, store?: string): Promise<void> {
   const d = tsrun(bundle.root, ['delete', '--force', id]);
   t.equal(d.status, 0, `delete --force: ${d.stderr}`);
-  t.ok(await waitFor(() => leftovers(bundle, id).length === 0, 10_000), `nothing left: ${leftovers(bundle, id).join(', ')}`);
+  t.ok(
+    await waitFor(() => leftovers(bundle, id).length === 0, 10_000),
+    `nothing left: ${leftovers(bundle, id).join(', ')}`,
+  );
   if (store) t.same(fs.readdirSync(path.join(store, 'containers')), [], 'no container rootfs left in the store');
 }
 
@@ -62,7 +76,10 @@ for (const [step, expected] of [
     cleanupContainer(t, bundle.root, id);
     const r = tsrun(bundle.root, ['create', '-b', bundle.dir, id], crashAt(step));
     t.equal(r.signal, 'SIGKILL', `tsrun died at ${step}`);
-    t.ok((expected as readonly string[]).includes(stateOf(bundle, id)), `state says ${stateOf(bundle, id)}, which is true`);
+    t.ok(
+      (expected as readonly string[]).includes(stateOf(bundle, id)),
+      `state says ${stateOf(bundle, id)}, which is true`,
+    );
     t.equal(tsrun(bundle.root, ['list', '-q']).stdout, expected[0] === 'none' ? '' : `${id}\n`, 'list agrees');
     // Where nothing was recorded, nothing is left once the containers are listed.
     if (expected[0] === 'none') t.same(leftovers(bundle, id), [], 'list took the abandoned claim');
@@ -128,8 +145,20 @@ t.test('an image container: its overlay and upper go too, whatever the step', as
   const store = path.join(work, 'store');
   fs.writeFileSync(path.join(work, 'i.tar'), await dockerArchive(imageOf([baseLayer()], { Cmd: sleeper }), 'crash:1'));
   t.equal(image(store, ['import', path.join(work, 'i.tar')]).status, 0);
-  for (const step of ['create:rootfs', 'create:cloned', 'create:launched', 'create:saved', 'delete:killed', 'delete:cgroups']) {
-    const bundle: Bundle = { dir: path.join(work, `b-${step.replace(':', '-')}`), rootfs: '', config: {} as Bundle['config'], root: path.join(work, 'state') };
+  for (const step of [
+    'create:rootfs',
+    'create:cloned',
+    'create:launched',
+    'create:saved',
+    'delete:killed',
+    'delete:cgroups',
+  ]) {
+    const bundle: Bundle = {
+      dir: path.join(work, `b-${step.replace(':', '-')}`),
+      rootfs: '',
+      config: {} as Bundle['config'],
+      root: path.join(work, 'state'),
+    };
     t.equal(tsrun(bundle.root, ['bundle', '--store', store, 'crash:1', bundle.dir]).status, 0);
     const id = uniqueId('crash');
     cleanupContainer(t, bundle.root, id);

@@ -11,8 +11,22 @@ import * as path from 'path';
 import type { BuiltPlugins, Test } from '@tapjs/test';
 import t from 'tap';
 import {
-  alive, Bundle, cleanupContainer, defaultCgroupDirs, IS_ROOT, leftovers, makeBundle, mountsUnder, runCommand, RunResult, tempDir, TSRUN, tsrun, tsrunAsync,
-  uniqueId, waitFor,
+  alive,
+  type Bundle,
+  cleanupContainer,
+  defaultCgroupDirs,
+  IS_ROOT,
+  leftovers,
+  makeBundle,
+  mountsUnder,
+  runCommand,
+  type RunResult,
+  tempDir,
+  TSRUN,
+  tsrun,
+  tsrunAsync,
+  uniqueId,
+  waitFor,
 } from '../helpers';
 import { baseLayer, dockerArchive, image, imageOf } from '../image-helpers';
 import { readHierarchies } from '../../src/lib/cgroup/manager';
@@ -32,10 +46,20 @@ function failsWith(t: T, r: RunResult, pattern: RegExp): void {
   t.match(lines[0] ?? '', pattern);
 }
 
-async function nothingLeft(t: T, bundle: Bundle, id: string, opts: { root?: string; besides?: string[] } = {}): Promise<void> {
-  t.ok(await waitFor(() => leftovers(bundle, id).length === 0, 10_000), `nothing left: ${leftovers(bundle, id).join(', ') || 'none'}`);
+async function nothingLeft(
+  t: T,
+  bundle: Bundle,
+  id: string,
+  opts: { root?: string; besides?: string[] } = {},
+): Promise<void> {
+  t.ok(
+    await waitFor(() => leftovers(bundle, id).length === 0, 10_000),
+    `nothing left: ${leftovers(bundle, id).join(', ') || 'none'}`,
+  );
   const root = opts.root ?? bundle.root;
-  const ids = fs.existsSync(root) ? fs.readdirSync(root).filter((n) => !n.startsWith('.') && !opts.besides?.includes(n)) : [];
+  const ids = fs.existsSync(root)
+    ? fs.readdirSync(root).filter((n) => !n.startsWith('.') && !opts.besides?.includes(n))
+    : [];
   t.same(ids, [], 'no state dir');
 }
 
@@ -89,7 +113,17 @@ t.test('a full tmpfs under --root', async (t) => {
 
 /** tsrun as root without the capabilities that let root read any file, as when the bundle is another user's. */
 function tsrunWithoutDacOverride(root: string, args: string[]): RunResult {
-  return runCommand(['setpriv', '--bounding-set', '-dac_override,-dac_read_search', '--inh-caps', '-dac_override,-dac_read_search', TSRUN, '--root', root, ...args]);
+  return runCommand([
+    'setpriv',
+    '--bounding-set',
+    '-dac_override,-dac_read_search',
+    '--inh-caps',
+    '-dac_override,-dac_read_search',
+    TSRUN,
+    '--root',
+    root,
+    ...args,
+  ]);
 }
 
 t.test('a bundle tsrun may not read', async (t) => {
@@ -117,14 +151,22 @@ t.test('a bundle tsrun may not read', async (t) => {
     const id = uniqueId('unreadable');
     fs.rmSync(path.join(bundle.dir, 'config.json'));
     fs.mkdirSync(path.join(bundle.dir, 'config.json'));
-    failsWith(t, tsrun(bundle.root, ['create', '-b', bundle.dir, id]), new RegExp(`config.json: illegal operation on a directory$`));
+    failsWith(
+      t,
+      tsrun(bundle.root, ['create', '-b', bundle.dir, id]),
+      new RegExp(`config.json: illegal operation on a directory$`),
+    );
     await nothingLeft(t, bundle, id);
   });
 });
 
 t.test('a rootfs on a read-only mount', async (t) => {
   const bundle = makeBundle(t, () => {}, ['sh', '-c', 'echo ran; touch /written']);
-  mountForTest(t, `mount --bind ${bundle.rootfs} ${bundle.rootfs} && mount -o remount,bind,ro ${bundle.rootfs}`, bundle.rootfs);
+  mountForTest(
+    t,
+    `mount --bind ${bundle.rootfs} ${bundle.rootfs} && mount -o remount,bind,ro ${bundle.rootfs}`,
+    bundle.rootfs,
+  );
   const ownMounts = mountsUnder(bundle.dir).length;
 
   t.test('a container that needs nothing made in it runs, and its root is read-only', async (t) => {
@@ -135,7 +177,10 @@ t.test('a rootfs on a read-only mount', async (t) => {
     t.match(r.stderr, /Read-only file system/, 'writing to / fails');
     t.equal(r.status, 1);
     t.equal(mountsUnder(bundle.dir).length, ownMounts, 'no mount left');
-    t.same(leftovers(bundle, id).filter((l) => !l.startsWith('mount')), []);
+    t.same(
+      leftovers(bundle, id).filter((l) => !l.startsWith('mount')),
+      [],
+    );
   });
 
   t.test('a mount point that would have to be made there is a clear error', async (t) => {
@@ -148,9 +193,17 @@ t.test('a rootfs on a read-only mount', async (t) => {
     fs.writeFileSync(path.join(other, 'config.json'), JSON.stringify({ ...config, root: { path: bundle.rootfs } }));
     for (const verb of ['create', 'run']) {
       const r = tsrun(bundle.root, [verb, '-b', other, id]);
-      failsWith(t, r, new RegExp(`^tsrun: ${verb} ${id}: mounts\\[${config.mounts.length - 1}\\]: .*read-only file system$`));
+      failsWith(
+        t,
+        r,
+        new RegExp(`^tsrun: ${verb} ${id}: mounts\\[${config.mounts.length - 1}\\]: .*read-only file system$`),
+      );
       t.equal(mountsUnder(bundle.dir).length, ownMounts, 'no mount left');
-      t.same(leftovers(bundle, id).filter((l) => !l.startsWith('mount')), [], 'nothing else left');
+      t.same(
+        leftovers(bundle, id).filter((l) => !l.startsWith('mount')),
+        [],
+        'nothing else left',
+      );
     }
   });
 });
@@ -175,9 +228,13 @@ t.test('pids exhausted in the parent cgroup', async (t) => {
   const dirs = parentCgroup(t, name);
   const pids = dirs.find((d) => d.controllers.includes('pids'));
   if (!t.ok(pids, 'the host has a pids controller') || !pids) return;
-  const bundle = makeBundle(t, (c) => {
-    c.linux!.cgroupsPath = `/${name}/c`;
-  }, ['sleep', '300']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      c.linux!.cgroupsPath = `/${name}/c`;
+    },
+    ['sleep', '300'],
+  );
 
   // One process of ours sits in the parent: with pids.max 2, the helper that
   // joins the container's cgroup takes the second, and no init can be cloned.
@@ -192,8 +249,17 @@ t.test('pids exhausted in the parent cgroup', async (t) => {
     const id = uniqueId('pids');
     cleanupContainer(t, bundle.root, id);
     const r = tsrun(bundle.root, ['create', '-b', bundle.dir, id]);
-    failsWith(t, r, new RegExp(`^tsrun: create ${id}: start container init.*: resource temporarily unavailable \\(pids\\.max 2 in ${pids.dir}, 2 in use\\)$`));
-    t.ok(await waitFor(() => dirs.every((d) => !fs.existsSync(path.join(d.dir, 'c'))), 5_000), 'the container\'s cgroups are gone');
+    failsWith(
+      t,
+      r,
+      new RegExp(
+        `^tsrun: create ${id}: start container init.*: resource temporarily unavailable \\(pids\\.max 2 in ${pids.dir}, 2 in use\\)$`,
+      ),
+    );
+    t.ok(
+      await waitFor(() => dirs.every((d) => !fs.existsSync(path.join(d.dir, 'c'))), 5_000),
+      "the container's cgroups are gone",
+    );
     await nothingLeft(t, bundle, id);
   });
 
@@ -202,7 +268,8 @@ t.test('pids exhausted in the parent cgroup', async (t) => {
     cleanupContainer(t, bundle.root, id);
     const log = path.join(bundle.dir, `${id}.log`);
     const creating = tsrunAsync(bundle.root, ['--log', log, '--debug', 'create', '-b', bundle.dir, id]);
-    const retrying = (): boolean => fs.existsSync(log) && /resource temporarily unavailable.*trying again/.test(fs.readFileSync(log, 'utf8'));
+    const retrying = (): boolean =>
+      fs.existsSync(log) && /resource temporarily unavailable.*trying again/.test(fs.readFileSync(log, 'utf8'));
     t.ok(await waitFor(retrying, 10_000, 2), 'the first clone was refused, and tsrun waits to try again');
     squatter.kill('SIGKILL');
     const r = await creating;
@@ -220,7 +287,12 @@ async function imageWith(t: T, cmd: string[]): Promise<{ store: string; bundleOf
   fs.writeFileSync(path.join(work, 'i.tar'), await dockerArchive(imageOf([baseLayer()], { Cmd: cmd }), 'faults:1'));
   t.equal(image(store, ['import', path.join(work, 'i.tar')]).status, 0, 'image imported');
   const bundleOf = (name: string): Bundle => {
-    const b: Bundle = { dir: path.join(work, name), rootfs: path.join(work, name, 'rootfs'), config: {} as Bundle['config'], root: path.join(work, 'state') };
+    const b: Bundle = {
+      dir: path.join(work, name),
+      rootfs: path.join(work, name, 'rootfs'),
+      config: {} as Bundle['config'],
+      root: path.join(work, 'state'),
+    };
     t.equal(tsrun(b.root, ['bundle', '--store', store, 'faults:1', b.dir]).status, 0, 'bundle made');
     return b;
   };
@@ -244,52 +316,77 @@ t.test("an image container's mount namespace held by a host process after delete
   t.teardown(() => {
     holder.kill('SIGKILL');
   });
-  t.ok(await waitFor(() => alive(holder.pid!) && fs.readlinkSync(`/proc/${holder.pid}/ns/mnt`) === fs.readlinkSync(`/proc/${pid}/ns/mnt`), 5_000),
-    "the holder is in the container's mount namespace");
+  t.ok(
+    await waitFor(
+      () =>
+        alive(holder.pid!) && fs.readlinkSync(`/proc/${holder.pid}/ns/mnt`) === fs.readlinkSync(`/proc/${pid}/ns/mnt`),
+      5_000,
+    ),
+    "the holder is in the container's mount namespace",
+  );
   const d = tsrun(b.root, ['delete', '--force', id]);
   t.equal(d.status, 0, `delete --force: ${d.stderr}`);
-  t.match(d.stderr, new RegExp(`its overlay is still mounted in the mount namespace of process ${holder.pid}; left in place for image gc`), 'and says why its upper stays');
+  t.match(
+    d.stderr,
+    new RegExp(
+      `its overlay is still mounted in the mount namespace of process ${holder.pid}; left in place for image gc`,
+    ),
+    'and says why its upper stays',
+  );
   t.equal(fs.readdirSync(path.join(store, 'containers')).length, 1, 'its upper is kept while the namespace is held');
   t.ok(alive(holder.pid!), 'the holder was not touched');
   t.match(image(store, ['gc']).stderr, /still mounted/, 'gc leaves it too while it is held');
   holder.kill('SIGKILL');
   t.ok(await waitFor(() => !alive(holder.pid!), 5_000));
-  t.match(image(store, ['gc']).stdout, new RegExp(`^container rootfs [0-9a-f-]+ \\(${id}\\)\n$`), 'gc takes it once nothing holds it');
+  t.match(
+    image(store, ['gc']).stdout,
+    new RegExp(`^container rootfs [0-9a-f-]+ \\(${id}\\)\n$`),
+    'gc takes it once nothing holds it',
+  );
   t.same(fs.readdirSync(path.join(store, 'containers')), []);
   await nothingLeft(t, b, id);
 });
 
-t.test('a reboot-like wipe of the state (processes and state dir gone, cgroups left as an unclean host would)', async (t) => {
-  const bundle = makeBundle(t, () => {}, ['sleep', '300']);
-  const id = uniqueId('wipe');
-  cleanupContainer(t, bundle.root, id);
-  t.equal(tsrun(bundle.root, ['run', '-d', '-b', bundle.dir, id]).status, 0);
-  const pid = JSON.parse(tsrun(bundle.root, ['state', id]).stdout).pid as number;
-  process.kill(pid, 'SIGKILL');
-  t.ok(await waitFor(() => !alive(pid), 10_000), 'its processes are gone');
-  fs.rmSync(bundle.root, { recursive: true, force: true });
-  t.ok(defaultCgroupDirs(id).every((dir) => fs.existsSync(dir)), 'its cgroups are still there, empty');
+t.test(
+  'a reboot-like wipe of the state (processes and state dir gone, cgroups left as an unclean host would)',
+  async (t) => {
+    const bundle = makeBundle(t, () => {}, ['sleep', '300']);
+    const id = uniqueId('wipe');
+    cleanupContainer(t, bundle.root, id);
+    t.equal(tsrun(bundle.root, ['run', '-d', '-b', bundle.dir, id]).status, 0);
+    const pid = JSON.parse(tsrun(bundle.root, ['state', id]).stdout).pid as number;
+    process.kill(pid, 'SIGKILL');
+    t.ok(await waitFor(() => !alive(pid), 10_000), 'its processes are gone');
+    fs.rmSync(bundle.root, { recursive: true, force: true });
+    t.ok(
+      defaultCgroupDirs(id).every((dir) => fs.existsSync(dir)),
+      'its cgroups are still there, empty',
+    );
 
-  t.equal(tsrun(bundle.root, ['list', '-q']).stdout, '', 'list shows nothing');
-  t.match(tsrun(bundle.root, ['state', id]).stderr, /does not exist/);
-  const again = tsrun(bundle.root, ['run', '-d', '-b', bundle.dir, id]);
-  t.equal(again.status, 0, `the same id runs again, in the cgroups left behind: ${again.stderr}`);
-  t.equal(JSON.parse(tsrun(bundle.root, ['state', id]).stdout).status, 'running');
-  t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
-  await nothingLeft(t, bundle, id);
-});
+    t.equal(tsrun(bundle.root, ['list', '-q']).stdout, '', 'list shows nothing');
+    t.match(tsrun(bundle.root, ['state', id]).stderr, /does not exist/);
+    const again = tsrun(bundle.root, ['run', '-d', '-b', bundle.dir, id]);
+    t.equal(again.status, 0, `the same id runs again, in the cgroups left behind: ${again.stderr}`);
+    t.equal(JSON.parse(tsrun(bundle.root, ['state', id]).stdout).status, 'running');
+    t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+    await nothingLeft(t, bundle, id);
+  },
+);
 
-t.test('an image container whose init exits on its own is stopped, and delete takes its overlay and cgroups', async (t) => {
-  const { store, bundleOf } = await imageWith(t, ['sleep', '0.2']);
-  const b = bundleOf('b');
-  const id = uniqueId('exits');
-  cleanupContainer(t, b.root, id);
-  t.equal(tsrun(b.root, ['run', '-d', '-b', b.dir, id]).status, 0);
-  t.ok(await waitFor(() => JSON.parse(tsrun(b.root, ['state', id]).stdout).status === 'stopped', 10_000), 'stopped');
-  t.same(mountsUnder(b.dir), [], 'its overlay was never on the host (it went with its mount namespace)');
-  t.equal(fs.readdirSync(path.join(store, 'containers')).length, 1, 'its upper is there until delete');
-  const d = tsrun(b.root, ['delete', id]);
-  t.equal(d.status, 0, `delete: ${d.stderr}`);
-  t.same(fs.readdirSync(path.join(store, 'containers')), [], 'its upper is gone');
-  await nothingLeft(t, b, id);
-});
+t.test(
+  'an image container whose init exits on its own is stopped, and delete takes its overlay and cgroups',
+  async (t) => {
+    const { store, bundleOf } = await imageWith(t, ['sleep', '0.2']);
+    const b = bundleOf('b');
+    const id = uniqueId('exits');
+    cleanupContainer(t, b.root, id);
+    t.equal(tsrun(b.root, ['run', '-d', '-b', b.dir, id]).status, 0);
+    t.ok(await waitFor(() => JSON.parse(tsrun(b.root, ['state', id]).stdout).status === 'stopped', 10_000), 'stopped');
+    t.same(mountsUnder(b.dir), [], 'its overlay was never on the host (it went with its mount namespace)');
+    t.equal(fs.readdirSync(path.join(store, 'containers')).length, 1, 'its upper is there until delete');
+    const d = tsrun(b.root, ['delete', id]);
+    t.equal(d.status, 0, `delete: ${d.stderr}`);
+    t.same(fs.readdirSync(path.join(store, 'containers')), [], 'its upper is gone');
+    await nothingLeft(t, b, id);
+  },
+);

@@ -18,7 +18,18 @@ import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
 import type { BuiltPlugins, Test } from '@tapjs/test';
-import { alive, asyncCommands, inPool, IS_ROOT, makeBundle, RunResult, tsrun, tsrunAsync, waitFor, Bundle } from '../helpers';
+import {
+  alive,
+  asyncCommands,
+  inPool,
+  IS_ROOT,
+  makeBundle,
+  type RunResult,
+  tsrun,
+  tsrunAsync,
+  waitFor,
+  type Bundle,
+} from '../helpers';
 import { readHierarchies } from '../../src/lib/cgroup/manager';
 import { native } from '../../src/lib/native';
 
@@ -102,7 +113,8 @@ const ok = (r: RunResult): boolean => r.status === 0;
 const show = (what: string, r: RunResult): string => `${what}: exit ${r.status ?? r.signal}: ${r.stderr.trim()}`;
 
 /** The container's init, which a detached container leaves to us (a subreaper). */
-const initPid = (bundle: Bundle, id: string): number => JSON.parse(tsrun(bundle.root, ['state', id]).stdout).pid as number;
+const initPid = (bundle: Bundle, id: string): number =>
+  JSON.parse(tsrun(bundle.root, ['state', id]).stdout).pid as number;
 
 /**
  * Reap our exited children as an engine does, all the time: an init of a
@@ -169,9 +181,13 @@ t.test(`${PARALLEL} lifecycles, ${IN_FLIGHT} in flight`, async (t) => {
   const sleeper = makeBundle(t, () => {}, ['sleep', '300']);
   const fdsBefore = openFds();
   const results: Array<string | undefined> = [];
-  await inPool(Array.from({ length: PARALLEL }, (_, i) => i), IN_FLIGHT, async (i) => {
-    results.push(i % 2 ? await createStartKillDelete(sleeper, nextId('par')) : await runToExit(hello, nextId('par')));
-  });
+  await inPool(
+    Array.from({ length: PARALLEL }, (_, i) => i),
+    IN_FLIGHT,
+    async (i) => {
+      results.push(i % 2 ? await createStartKillDelete(sleeper, nextId('par')) : await runToExit(hello, nextId('par')));
+    },
+  );
   t.equal(results.length, PARALLEL);
   t.equal(failures(results), 'all passed');
   await nothingLeft(t, hello, fdsBefore);
@@ -186,7 +202,9 @@ async function watchingStateJson(file: string, during: Promise<unknown>): Promis
   let done = false;
   let reads = 0;
   const torn: string[] = [];
-  void during.finally(() => { done = true; });
+  void during.finally(() => {
+    done = true;
+  });
   while (!done) {
     try {
       const text = fs.readFileSync(file, 'utf8');
@@ -254,9 +272,13 @@ async function concurrently(bundle: Bundle, id: string, commands: typeof COMMAND
 }
 
 t.test(`${IN_FLIGHT} concurrent commands on one container, ${ROUNDS} rounds`, async (t) => {
-  const bundle = makeBundle(t, (c) => {
-    c.linux!.resources = { pids: { limit: 200 } };
-  }, ['sleep', '300']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      c.linux!.resources = { pids: { limit: 200 } };
+    },
+    ['sleep', '300'],
+  );
   const fdsBefore = openFds();
   const id = nextId('one');
   t.equal(tsrun(bundle.root, ['run', '-d', '-b', bundle.dir, id]).status, 0);
@@ -281,7 +303,8 @@ t.test(`${IN_FLIGHT} concurrent commands with a delete --force among them, ${ROU
   const bundle = makeBundle(t, () => {}, ['sleep', '300']);
   const fdsBefore = openFds();
   // Once the delete has run, the others meet a container that is gone (or, a moment before, stopped).
-  const gone = /does not exist|is not running|in a stopped container|in the stopped state|cannot update a stopped container/;
+  const gone =
+    /does not exist|is not running|in a stopped container|in the stopped state|cannot update a stopped container/;
   const commands = COMMANDS.map((c) => ({ args: c.args, mayFail: new RegExp(`${c.mayFail.source}|${gone.source}`) }));
   commands.splice(8, 0, { args: ['delete', '--force'], mayFail: /^$/ });
   commands.pop();
@@ -301,10 +324,17 @@ t.test(`racing creates of one id: exactly one wins, ${RACES} rounds`, async (t) 
   const fdsBefore = openFds();
   for (let round = 0; round < RACES; round++) {
     const id = nextId('race');
-    const results = await Promise.all(Array.from({ length: 8 }, () => tsrunAsync(bundle.root, ['create', '-b', bundle.dir, id])));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => tsrunAsync(bundle.root, ['create', '-b', bundle.dir, id])),
+    );
     const winners = results.filter(ok);
     t.equal(winners.length, 1, `round ${round + 1}: one create won`);
-    for (const r of results.filter((r) => !ok(r))) t.match(r.stderr.trim(), new RegExp(`^tsrun: create ${id}: container "${id}" already exists$`), 'the others are told why');
+    for (const r of results.filter((r) => !ok(r)))
+      t.match(
+        r.stderr.trim(),
+        new RegExp(`^tsrun: create ${id}: container "${id}" already exists$`),
+        'the others are told why',
+      );
     t.equal(JSON.parse(tsrun(bundle.root, ['state', id]).stdout).status, 'created');
     t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
   }
@@ -313,9 +343,13 @@ t.test(`racing creates of one id: exactly one wins, ${RACES} rounds`, async (t) 
 
 t.test('commands on one container wait for each other; other containers do not wait', async (t) => {
   // A createRuntime hook that sleeps holds the first create (and its lock) for a while.
-  const slow = makeBundle(t, (c) => {
-    c.hooks = { createRuntime: [{ path: '/bin/sleep', args: ['sleep', '3'] }] };
-  }, ['sleep', '300']);
+  const slow = makeBundle(
+    t,
+    (c) => {
+      c.hooks = { createRuntime: [{ path: '/bin/sleep', args: ['sleep', '3'] }] };
+    },
+    ['sleep', '300'],
+  );
   const quick = makeBundle(t, () => {}, ['sleep', '300']);
   const fdsBefore = openFds();
   const slowId = nextId('slow');
@@ -324,7 +358,10 @@ t.test('commands on one container wait for each other; other containers do not w
     slowDone = true;
     return r;
   });
-  t.ok(await waitFor(() => fs.existsSync(path.join(slow.root, slowId, 'state.json')), 10_000), 'the slow create has begun');
+  t.ok(
+    await waitFor(() => fs.existsSync(path.join(slow.root, slowId, 'state.json')), 10_000),
+    'the slow create has begun',
+  );
   t.equal(JSON.parse(tsrun(slow.root, ['state', slowId]).stdout).status, 'creating', 'state says it is being created');
   const starting = tsrunAsync(slow.root, ['start', slowId]);
 
@@ -351,7 +388,14 @@ t.test('the verbs that change a container wait while another holds its lock; rea
     native.flock(fd, true, true);
     return fd;
   };
-  for (const args of [['start', id], ['pause', id], ['resume', id], ['exec', id, 'true'], ['update', '--pids-limit', '50', id], ['delete', '--force', id]]) {
+  for (const args of [
+    ['start', id],
+    ['pause', id],
+    ['resume', id],
+    ['exec', id, 'true'],
+    ['update', '--pids-limit', '50', id],
+    ['delete', '--force', id],
+  ]) {
     const fd = holdLock();
     let finished = false;
     const command = tsrunAsync(bundle.root, args).then((r) => {

@@ -23,25 +23,35 @@ if (!IS_ROOT) {
   process.exit(0);
 }
 
-t.test("an image /etc/passwd that is a symlink to a host file is never read through", async (t) => {
+t.test('an image /etc/passwd that is a symlink to a host file is never read through', async (t) => {
   const work = tempDir(t, 'tsrun-contained-');
   const store = path.join(work, 'store');
   const root = path.join(work, 'state');
   // A host file with a user the image does not have: found only by following the link.
   const hostPasswd = path.join(work, 'host-passwd');
   fs.writeFileSync(hostPasswd, 'hostonly:x:4242:4242::/:/bin/sh\n');
-  for (const [tag, target] of [['absolute', hostPasswd], ['climbing', `../../../../../../..${hostPasswd}`]]) {
+  for (const [tag, target] of [
+    ['absolute', hostPasswd],
+    ['climbing', `../../../../../../..${hostPasswd}`],
+  ]) {
     const layer = await tarOf([
       { name: 'etc/', type: 'directory', mode: 0o755 },
       { name: 'etc/passwd', type: 'symlink', linkname: target },
     ]);
-    fs.writeFileSync(path.join(work, `${tag}.tar`), await dockerArchive(imageOf([baseLayer(), layer], { Cmd: ['/bin/id'] }), `passwd/${tag}:1`));
+    fs.writeFileSync(
+      path.join(work, `${tag}.tar`),
+      await dockerArchive(imageOf([baseLayer(), layer], { Cmd: ['/bin/id'] }), `passwd/${tag}:1`),
+    );
     t.equal(image(store, ['import', path.join(work, `${tag}.tar`)]).status, 0);
     const id = `contained-${tag}-${process.pid}`;
     cleanupContainer(t, root, id);
     const r = tsrun(root, ['run', '--image', `passwd/${tag}:1`, '--store', store, '--user', 'hostonly', id]);
     t.not(r.status, 0, `${tag}: refused`);
-    t.match(r.stderr, /the image's \/etc\/passwd is a symlink; cannot read it/, `${tag}: names the symlink: ${r.stderr.trim()}`);
+    t.match(
+      r.stderr,
+      /the image's \/etc\/passwd is a symlink; cannot read it/,
+      `${tag}: names the symlink: ${r.stderr.trim()}`,
+    );
     t.notMatch(r.stdout, /4242/, `${tag}: the host file's user was never used`);
     t.notOk(fs.existsSync(path.join(root, id)), `${tag}: nothing left`);
   }
@@ -53,7 +63,11 @@ t.test('ids: past what a directory name holds, a clear error and nothing left; 2
     const id = 'x'.repeat(length);
     const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
     t.not(r.status, 0, `${length} characters: refused`);
-    t.equal(r.stderr.split('\n').filter(Boolean).length, 1, `${length} characters: one line: ${r.stderr.slice(0, 160)}...`);
+    t.equal(
+      r.stderr.split('\n').filter(Boolean).length,
+      1,
+      `${length} characters: one line: ${r.stderr.slice(0, 160)}...`,
+    );
     t.same(leftovers(bundle, id), [], `${length} characters: nothing left`);
   }
   const id = 'y'.repeat(255);
@@ -64,9 +78,13 @@ t.test('ids: past what a directory name holds, a clear error and nothing left; 2
 });
 
 t.test('a fork bomb under a pids limit: delete --force leaves nothing', async (t) => {
-  const bundle = makeBundle(t, (c) => {
-    c.linux!.resources = { pids: { limit: 64 } };
-  }, ['/bin/sh', '-c', '(while :; do sleep 1000 & done) 2>/dev/null & exec sleep 1000']); // forks until the limit stops it
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      c.linux!.resources = { pids: { limit: 64 } };
+    },
+    ['/bin/sh', '-c', '(while :; do sleep 1000 & done) 2>/dev/null & exec sleep 1000'],
+  ); // forks until the limit stops it
   const id = `bomb-${process.pid}`;
   cleanupContainer(t, bundle.root, id);
   t.equal(tsrun(bundle.root, ['run', '--detach', '-b', bundle.dir, id]).status, 0);

@@ -17,7 +17,17 @@
  */
 import * as fs from 'fs';
 import t from 'tap';
-import { cleanupContainer, IS_ROOT, leftovers, makeBundle, RunResult, tsrun, tsrunAsync, uniqueId, waitFor } from '../helpers';
+import {
+  cleanupContainer,
+  IS_ROOT,
+  leftovers,
+  makeBundle,
+  type RunResult,
+  tsrun,
+  tsrunAsync,
+  uniqueId,
+  waitFor,
+} from '../helpers';
 import { differsOnPurpose } from '../compat-helpers';
 
 if (!IS_ROOT) {
@@ -34,11 +44,22 @@ const BOUND = { timeoutMs: 20_000 };
  * stopper loop is scheduled; such an attempt proves nothing, so it is retried
  * (each one that got through printed 'never' and exited 0).
  */
-async function stalledExec(t: { comment(msg: string): void }, root: string, id: string): Promise<{ exec: Promise<RunResult> } | null> {
+async function stalledExec(
+  t: { comment(msg: string): void },
+  root: string,
+  id: string,
+): Promise<{ exec: Promise<RunResult> } | null> {
   for (let attempt = 1; attempt <= 5; attempt++) {
     let finished = false;
     const exec = tsrunAsync(root, ['exec', id, '/bin/echo', 'never'], { timeoutMs: 90_000 });
-    void exec.then(() => { finished = true; }, () => { finished = true; });
+    void exec.then(
+      () => {
+        finished = true;
+      },
+      () => {
+        finished = true;
+      },
+    );
     const stalled = await waitFor(() => finished || isStopped(containerPids(root, id)), 10_000);
     // Wrapped: an async function would otherwise wait for the exec itself.
     if (stalled && !finished) return { exec };
@@ -86,7 +107,10 @@ t.test('running container: pause, resume, update and delete --force do not wait 
   const r = await exec;
   t.not(r.status, 0, 'the stalled exec fails once its container is gone');
   t.notMatch(r.stdout, /never/, 'its program never ran');
-  t.ok(await waitFor(() => leftovers(bundle, id).length === 0, 10_000), `nothing left: ${leftovers(bundle, id).join(', ')}`);
+  t.ok(
+    await waitFor(() => leftovers(bundle, id).length === 0, 10_000),
+    `nothing left: ${leftovers(bundle, id).join(', ')}`,
+  );
 });
 
 t.test('created container: start does not wait for an exec stalled in it', async (t) => {
@@ -105,5 +129,8 @@ t.test('created container: start does not wait for an exec stalled in it', async
   t.equal(del.status, 0, `delete --force goes through: ${del.signal ?? del.stderr}`);
   const r = await exec;
   t.not(r.status, 0, 'the stalled exec fails once its container is gone');
-  t.ok(await waitFor(() => leftovers(bundle, id).length === 0, 10_000), `nothing left: ${leftovers(bundle, id).join(', ')}`);
+  t.ok(
+    await waitFor(() => leftovers(bundle, id).length === 0, 10_000),
+    `nothing left: ${leftovers(bundle, id).join(', ')}`,
+  );
 });

@@ -17,7 +17,7 @@ if (!IS_ROOT) {
   process.exit(0);
 }
 
-t.test("the executable reads no .env or bunfig.toml from the directory it starts in", async (t) => {
+t.test('the executable reads no .env or bunfig.toml from the directory it starts in', async (t) => {
   const dir = tempDir(t, 'tsrun-startdir-');
   fs.chmodSync(dir, 0o755);
   const preloaded = path.join(dir, 'preloaded');
@@ -25,14 +25,18 @@ t.test("the executable reads no .env or bunfig.toml from the directory it starts
   fs.writeFileSync(path.join(dir, 'preload.js'), `require('fs').writeFileSync(${JSON.stringify(preloaded)}, 'ran');\n`);
   fs.writeFileSync(path.join(dir, 'bunfig.toml'), 'preload = ["./preload.js"]\n');
   const hookOut = path.join(dir, 'hook-env');
-  const bundle = makeBundle(t, (c) => {
-    c.hooks = { prestart: [{ path: '/bin/sh', args: ['sh', '-c', `env > ${hookOut}`] }] };
-  }, ['/bin/true']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      c.hooks = { prestart: [{ path: '/bin/sh', args: ['sh', '-c', `env > ${hookOut}`] }] };
+    },
+    ['/bin/true'],
+  );
   const id = uniqueId('startdir');
   cleanupContainer(t, bundle.root, id);
   const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id], { cwd: dir });
   t.equal(r.status, 0, r.stderr);
-  t.ok(fs.existsSync(hookOut), 'the hook ran, with tsrun\'s environment');
+  t.ok(fs.existsSync(hookOut), "the hook ran, with tsrun's environment");
   t.notMatch(fs.readFileSync(hookOut, 'utf8'), /TSRUN_FROM_DOTENV/, 'nothing of .env reached it');
   t.notOk(fs.existsSync(preloaded), 'bunfig.toml preloaded nothing');
 });

@@ -50,7 +50,10 @@ async function imageStore(t: any): Promise<{ store: string; root: string }> {
   const work = tempDir(t, 'tsrun-swap-');
   const swapper = buildSwapper(t, work, { static: true });
   const extra = await tarOf([{ name: 'swapper', type: 'file', mode: 0o755, content: fs.readFileSync(swapper) }]);
-  fs.writeFileSync(path.join(work, 'img.tar'), await dockerArchive(imageOf([baseLayer(), extra], { Cmd: ['sleep', '1000'] }), 'swap:1'));
+  fs.writeFileSync(
+    path.join(work, 'img.tar'),
+    await dockerArchive(imageOf([baseLayer(), extra], { Cmd: ['sleep', '1000'] }), 'swap:1'),
+  );
   const store = path.join(work, 'store');
   t.equal(image(store, ['import', path.join(work, 'img.tar')]).status, 0, 'image imported');
   return { store, root: path.join(work, 'state') };
@@ -71,7 +74,9 @@ t.test('a process holding the mount namespace swaps a dir for a symlink to the h
     const prep = tsrun(root, ['exec', id, '/bin/sh', '-c', PREPARE(victim.dir)]);
     t.equal(prep.status, 0, prep.stderr);
     // Outside the container's cgroups and pid namespace, inside its mount namespace and root.
-    const holder = spawn('nsenter', [`--target=${pid}`, '--mount', '--root', '--', '/swapper', '/race/d', '/race/s'], { stdio: 'ignore' });
+    const holder = spawn('nsenter', [`--target=${pid}`, '--mount', '--root', '--', '/swapper', '/race/d', '/race/s'], {
+      stdio: 'ignore',
+    });
     t.teardown(() => {
       holder.kill('SIGKILL');
     });
@@ -79,12 +84,20 @@ t.test('a process holding the mount namespace swaps a dir for a symlink to the h
     t.ok(alive(holder.pid!), `round ${round}: the swapper runs in the container`);
     const d = tsrun(root, ['delete', '--force', id]);
     t.equal(d.status, 0, `round ${round}: delete --force: ${d.stderr}`);
-    t.match(d.stderr, /its overlay is still mounted in the mount namespace of process \d+; left in place for image gc/, `round ${round}: delete leaves the upper to gc`);
+    t.match(
+      d.stderr,
+      /its overlay is still mounted in the mount namespace of process \d+; left in place for image gc/,
+      `round ${round}: delete leaves the upper to gc`,
+    );
     t.equal(victim.left(), VICTIMS, `round ${round}: every host file is still there`);
     holder.kill('SIGKILL');
     t.ok(await waitFor(() => !alive(holder.pid!)));
     const gc = image(store, ['gc']);
-    t.match(gc.stdout, new RegExp(`container rootfs [0-9a-f-]+ \\(${id}\\)`), `round ${round}: gc takes the upper once nothing holds it: ${gc.stderr}`);
+    t.match(
+      gc.stdout,
+      new RegExp(`container rootfs [0-9a-f-]+ \\(${id}\\)`),
+      `round ${round}: gc takes the upper once nothing holds it: ${gc.stderr}`,
+    );
     t.same(fs.readdirSync(path.join(store, 'containers')), []);
     t.equal(victim.left(), VICTIMS, `round ${round}: and the host files are still all there`);
   }
@@ -106,9 +119,14 @@ t.test('the upper changing under its removal: no host file is touched', async (t
     t.equal(first.signal, 'SIGKILL', `round ${round}: the first delete stopped before the upper went`);
     const [key] = fs.readdirSync(path.join(store, 'containers'));
     // ...while a host process swaps in the upper as fast as it can.
-    const swapper = spawn(hostSwapper, ['d', 's'], { cwd: path.join(store, 'containers', key, 'upper', 'race'), stdio: ['ignore', 'pipe', 'ignore'] });
+    const swapper = spawn(hostSwapper, ['d', 's'], {
+      cwd: path.join(store, 'containers', key, 'upper', 'race'),
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let printed = '';
-    swapper.stdout!.on('data', (b: Buffer) => { printed += b.toString(); });
+    swapper.stdout!.on('data', (b: Buffer) => {
+      printed += b.toString();
+    });
     const ended = new Promise<void>((resolve) => swapper.on('close', () => resolve()));
     await new Promise((r) => setTimeout(r, 50));
     swapper.kill('SIGUSR1');
@@ -123,7 +141,10 @@ t.test('the upper changing under its removal: no host file is touched', async (t
     t.same(fs.readdirSync(path.join(store, 'containers')), [], `round ${round}: the upper is gone`);
     t.equal(victim.left(), VICTIMS, `round ${round}: every host file is still there`);
   }
-  t.ok(swapsDuringDelete > 0, `the tree changed after the second delete began: ${swapsDuringDelete} exchanges in 8 rounds`);
+  t.ok(
+    swapsDuringDelete > 0,
+    `the tree changed after the second delete began: ${swapsDuringDelete} exchanges in 8 rounds`,
+  );
 });
 
 t.test('removeTree: any depth goes whole; a mount inside stops it, named, and is not entered', async (t) => {
@@ -152,7 +173,9 @@ t.test('removeTree: any depth goes whole; a mount inside stops it, named, and is
     spawn('umount', [mnt], { stdio: 'ignore' });
   });
   fs.writeFileSync(path.join(mnt, 'kept'), 'on the mount');
-  t.throws(() => native.removeTree(withMount), { message: new RegExp(`remove ${withMount}/sub/mnt: enter a mount point \\(not removed\\)`) });
+  t.throws(() => native.removeTree(withMount), {
+    message: new RegExp(`remove ${withMount}/sub/mnt: enter a mount point \\(not removed\\)`),
+  });
   t.ok(fs.existsSync(path.join(mnt, 'kept')), "the mount's files are untouched");
   await new Promise((r) => spawn('umount', [mnt], { stdio: 'ignore' }).on('exit', r));
   native.removeTree(withMount);

@@ -12,7 +12,7 @@ import * as path from 'path';
 import t from 'tap';
 import { sha256 } from '../../src/lib/image/store';
 import { IS_ROOT, tarOf, tempDir } from '../helpers';
-import { hex, image, imageOf, ociLayout, storeSnapshot, TestImage } from '../image-helpers';
+import { hex, image, imageOf, ociLayout, storeSnapshot, type TestImage } from '../image-helpers';
 
 if (!IS_ROOT) {
   t.plan(0, 'image tests need root');
@@ -47,7 +47,11 @@ async function smallImage(name: string): Promise<TestImage> {
  * makes of the image manifest's descriptor; `index` writes an image
  * index blob listing the given descriptors and returns its descriptor.
  */
-function nestedLayout(dir: string, img: TestImage, top: (manifest: Descriptor, index: (manifests: Descriptor[]) => Descriptor) => Descriptor[]): void {
+function nestedLayout(
+  dir: string,
+  img: TestImage,
+  top: (manifest: Descriptor, index: (manifests: Descriptor[]) => Descriptor) => Descriptor[],
+): void {
   ociLayout(dir, img, 'replaced');
   // The manifest's descriptor without ociLayout's name: `top` names what it lists.
   const listed = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')).manifests[0] as Descriptor;
@@ -64,10 +68,15 @@ function nestedLayout(dir: string, img: TestImage, top: (manifest: Descriptor, i
 const named = (desc: Descriptor, ref: string): Descriptor => ({ ...desc, annotations: { [REF]: ref } });
 
 /** A chain of `depth` single-entry indexes above the manifest, the outermost named `ref`. */
-function chain(manifest: Descriptor, index: (m: Descriptor[]) => Descriptor, depth: number, ref: string): { top: Descriptor[]; indexes: Descriptor[] } {
+function chain(
+  manifest: Descriptor,
+  index: (m: Descriptor[]) => Descriptor,
+  depth: number,
+  ref: string,
+): { top: Descriptor[]; indexes: Descriptor[] } {
   const indexes: Descriptor[] = [];
   let below = manifest;
-  for (let i = 0; i < depth; i++) indexes.unshift(below = index([below]));
+  for (let i = 0; i < depth; i++) indexes.unshift((below = index([below])));
   return { top: [named(below, ref)], indexes };
 }
 
@@ -133,7 +142,11 @@ t.test('nesting and width past the limits are refused by name, the store unchang
 
   const cases: Array<[string, string, string]> = [
     ['nine nested indexes', deeper, `index ${ninth}: image indexes nested deeper than 8`],
-    ['a 5000-way index', wide, `index ${wideIndex}.manifests[4095]: more than 4096 descriptors in the layout's image indexes`],
+    [
+      'a 5000-way index',
+      wide,
+      `index ${wideIndex}.manifests[4095]: more than 4096 descriptors in the layout's image indexes`,
+    ],
   ];
   for (const [what, input, reason] of cases) {
     const r = image(store, ['import', input], { timeoutMs: IMPORT_TIMEOUT_MS });

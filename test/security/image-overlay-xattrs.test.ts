@@ -24,7 +24,11 @@ if (!IS_ROOT) {
 
 /** The xattr names of `file` (python3's os.listxattr: neither getfattr nor the addon lists them). */
 function xattrNames(file: string): string[] {
-  const r = spawnSync('python3', ['-c', 'import os,sys,json;print(json.dumps(os.listxattr(sys.argv[1],follow_symlinks=False)))', file], { encoding: 'utf8' });
+  const r = spawnSync(
+    'python3',
+    ['-c', 'import os,sys,json;print(json.dumps(os.listxattr(sys.argv[1],follow_symlinks=False)))', file],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`listxattr ${file}: ${r.stderr.trim()}`);
   return JSON.parse(r.stdout) as string[];
 }
@@ -35,11 +39,16 @@ t.test("a layer's overlay control xattrs are dropped with a warning; .wh..wh..op
   const root = path.join(work, 'state');
   const hostile = await tarOf([
     // Shown as /etc by overlayfs if the redirects reach the layer directory.
-    { name: 'bin2/', type: 'directory', mode: 0o755, pax: {
-      'SCHILY.xattr.trusted.overlay.redirect': '/etc',
-      'SCHILY.xattr.user.overlay.redirect': '/etc',
-      'SCHILY.xattr.user.note': 'kept',
-    } },
+    {
+      name: 'bin2/',
+      type: 'directory',
+      mode: 0o755,
+      pax: {
+        'SCHILY.xattr.trusted.overlay.redirect': '/etc',
+        'SCHILY.xattr.user.overlay.redirect': '/etc',
+        'SCHILY.xattr.user.note': 'kept',
+      },
+    },
     // Would hide the base layer's /etc (passwd and all) if it reached the layer directory.
     { name: 'etc/', type: 'directory', mode: 0o755, pax: { 'SCHILY.xattr.trusted.overlay.opaque': 'y' } },
     { name: 'etc/extra', type: 'file', mode: 0o644, content: 'extra\n' },
@@ -54,21 +63,44 @@ t.test("a layer's overlay control xattrs are dropped with a warning; .wh..wh..op
   const imported = image(store, ['import', path.join(work, 'hostile.tar')]);
   t.equal(imported.status, 0, imported.stderr);
   const warnings = imported.stderr.split('\n').filter((l) => l.startsWith('tsrun: warning: '));
-  t.same(warnings, [
-    'tsrun: warning: layer 2 (l1/layer.tar): bin2: dropped trusted.overlay.redirect, user.overlay.redirect: overlayfs control xattrs are not taken from a layer',
-    'tsrun: warning: layer 2 (l1/layer.tar): etc: dropped trusted.overlay.opaque: overlayfs control xattrs are not taken from a layer',
-  ], 'one warning per entry, naming the layer, the entry and each attribute');
+  t.same(
+    warnings,
+    [
+      'tsrun: warning: layer 2 (l1/layer.tar): bin2: dropped trusted.overlay.redirect, user.overlay.redirect: overlayfs control xattrs are not taken from a layer',
+      'tsrun: warning: layer 2 (l1/layer.tar): etc: dropped trusted.overlay.opaque: overlayfs control xattrs are not taken from a layer',
+    ],
+    'one warning per entry, naming the layer, the entry and each attribute',
+  );
   t.equal(imported.stderr, warnings.map((w) => `${w}\n`).join(''), 'and nothing else on stderr');
 
   const layer = path.join(store, 'layers', hex(img.diffIDs[1]));
-  t.same(xattrNames(path.join(layer, 'bin2')).filter((n) => /^(trusted|user)\.overlay\./.test(n)), [], 'bin2 in the layer has no overlay xattr');
+  t.same(
+    xattrNames(path.join(layer, 'bin2')).filter((n) => /^(trusted|user)\.overlay\./.test(n)),
+    [],
+    'bin2 in the layer has no overlay xattr',
+  );
   t.ok(xattrNames(path.join(layer, 'bin2')).includes('user.note'), 'an ordinary xattr of the same entry is kept');
-  t.same(xattrNames(path.join(layer, 'etc')).filter((n) => /^(trusted|user)\.overlay\./.test(n)), [], 'etc in the layer is not opaque');
+  t.same(
+    xattrNames(path.join(layer, 'etc')).filter((n) => /^(trusted|user)\.overlay\./.test(n)),
+    [],
+    'etc in the layer is not opaque',
+  );
   t.ok(xattrNames(path.join(layer, 'var')).includes('trusted.overlay.opaque'), '.wh..wh..opq still makes var opaque');
 
   const id = uniqueId('ovlx');
   cleanupContainer(t, root, id);
-  const r = tsrun(root, ['run', '--image', 'hostile/ovl:1', '--store', store, id, '--', 'sh', '-c', 'ls -A /bin2; echo ==; ls /etc; echo ==; ls /var']);
+  const r = tsrun(root, [
+    'run',
+    '--image',
+    'hostile/ovl:1',
+    '--store',
+    store,
+    id,
+    '--',
+    'sh',
+    '-c',
+    'ls -A /bin2; echo ==; ls /etc; echo ==; ls /var',
+  ]);
   t.equal(r.status, 0, r.stderr);
   const [bin2, etc, varDir] = r.stdout.split('==\n');
   t.equal(bin2, '', '/bin2 is the empty directory of the layer, not /etc');

@@ -25,12 +25,27 @@ t.test('ids starting with "." are listed like any other', async (t) => {
     const r = tsrun(bundle.root, ['run', '--detach', '-b', bundle.dir, id]);
     t.equal(r.status, 0, `run ${id}: ${r.stderr}`);
   }
-  t.same(tsrun(bundle.root, ['list', '-q']).stdout.split('\n').filter(Boolean), [...ids].sort(), 'list -q shows all four');
-  const json = JSON.parse(tsrun(bundle.root, ['list', '--format', 'json']).stdout) as Array<{ id: string; status: string }>;
+  t.same(
+    tsrun(bundle.root, ['list', '-q']).stdout.split('\n').filter(Boolean),
+    [...ids].sort(),
+    'list -q shows all four',
+  );
+  const json = JSON.parse(tsrun(bundle.root, ['list', '--format', 'json']).stdout) as Array<{
+    id: string;
+    status: string;
+  }>;
   t.same(json.map((c) => c.id).sort(), [...ids].sort(), 'list --format json shows all four');
-  t.ok(json.every((c) => c.status === 'running'), 'all running');
+  t.ok(
+    json.every((c) => c.status === 'running'),
+    'all running',
+  );
   const table = tsrun(bundle.root, ['list']).stdout;
-  for (const id of ids) t.match(table, new RegExp(`^${id.replace(/\./g, '\\.').replace(/\+/g, '\\+')}\\s+\\d+\\s+running`, 'm'), `the table has ${id}`);
+  for (const id of ids)
+    t.match(
+      table,
+      new RegExp(`^${id.replace(/\./g, '\\.').replace(/\+/g, '\\+')}\\s+\\d+\\s+running`, 'm'),
+      `the table has ${id}`,
+    );
   for (const id of ids) t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0, `delete ${id}`);
   t.equal(tsrun(bundle.root, ['list', '-q']).stdout, '', 'and then none');
 });

@@ -16,7 +16,7 @@
  * /proc.
  */
 import t from 'tap';
-import { Config } from '../../src/lib/config';
+import { type Config } from '../../src/lib/config';
 import { defaultSpec } from '../../src/lib/spec-default';
 import { cleanupContainer, IS_ROOT, leftovers, makeBundle, tsrun, uniqueId } from '../helpers';
 import { openBundleToUserns, withUserns } from '../security-helpers';
@@ -28,8 +28,20 @@ if (!IS_ROOT) {
 
 /** Docker's default capability set. */
 const DOCKER_CAPS = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
-  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
 ];
 
 /**
@@ -37,10 +49,11 @@ const DOCKER_CAPS = [
  * container, then a mount of a fresh procfs and sysfs, with mount's own
  * error on stdout: only the kernel's EPERM counts as refused.
  */
-const PROBE = 'mkdir -p /tmp/p /tmp/s; '
-  + 'unshare -U -r -m -p -f sh -c "mount -t proc proc /tmp/p 2>&1 && echo PROC-MOUNTED || echo proc-refused"; '
-  + 'unshare -U -r -m -n sh -c "mount -t sysfs sysfs /tmp/s 2>&1 && echo SYSFS-MOUNTED || echo sysfs-refused"; '
-  + 'head -1 /proc/self/status';
+const PROBE =
+  'mkdir -p /tmp/p /tmp/s; ' +
+  'unshare -U -r -m -p -f sh -c "mount -t proc proc /tmp/p 2>&1 && echo PROC-MOUNTED || echo proc-refused"; ' +
+  'unshare -U -r -m -n sh -c "mount -t sysfs sysfs /tmp/s 2>&1 && echo SYSFS-MOUNTED || echo sysfs-refused"; ' +
+  'head -1 /proc/self/status';
 
 /** The bundle as `tsrun spec` makes it (masked and read-only paths), with Docker's capabilities and a writable root. */
 function specLike(userns: boolean): (c: Config) => void {

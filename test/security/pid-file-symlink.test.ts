@@ -45,7 +45,10 @@ function plantedDir(t: any, name: string): { dir: string; victim: string; plante
 }
 
 /** Up to 5 attempts, until one whose tsrun had a planted pid; each attempt cleans up after itself. */
-async function inWindow(t: any, attempt: () => Promise<{ pid?: number; planted: string[]; name: string }>): Promise<void> {
+async function inWindow(
+  t: any,
+  attempt: () => Promise<{ pid?: number; planted: string[]; name: string }>,
+): Promise<void> {
   for (let i = 0; i < 5; i++) {
     const r = await attempt();
     if (r.planted.includes(`.${r.name}.${r.pid}`)) return;
@@ -54,14 +57,26 @@ async function inWindow(t: any, attempt: () => Promise<{ pid?: number; planted: 
   t.fail('tsrun never ran with a planted pid in 5 attempts: the old scheme was not exercised');
 }
 
-function checkOutcome(t: any, where: { dir: string; victim: string; planted: string[] }, name: string, pid: number, what: string): void {
+function checkOutcome(
+  t: any,
+  where: { dir: string; victim: string; planted: string[] },
+  name: string,
+  pid: number,
+  what: string,
+): void {
   t.equal(fs.readFileSync(where.victim, 'utf8'), PRECIOUS, `${what}: the host file the symlinks point at is unchanged`);
   const st = fs.lstatSync(path.join(where.dir, name));
   t.ok(st.isFile(), `${what}: the pid file is a regular file, not the planted symlink`);
   t.equal(fs.readFileSync(path.join(where.dir, name), 'utf8'), String(pid), `${what}: it holds the pid`);
-  const left = where.planted.slice(1).filter((p) => fs.lstatSync(path.join(where.dir, p), { throwIfNoEntry: false })?.isSymbolicLink());
+  const left = where.planted
+    .slice(1)
+    .filter((p) => fs.lstatSync(path.join(where.dir, p), { throwIfNoEntry: false })?.isSymbolicLink());
   t.equal(left.length, WINDOW, `${what}: the planted symlinks are left alone`);
-  t.same(fs.readdirSync(where.dir).filter((n) => !where.planted.includes(n) && n !== name), [], `${what}: no temp file left`);
+  t.same(
+    fs.readdirSync(where.dir).filter((n) => !where.planted.includes(n) && n !== name),
+    [],
+    `${what}: no temp file left`,
+  );
 }
 
 t.test('create --pid-file and run --detach --pid-file never write through a planted symlink', async (t) => {
@@ -73,7 +88,14 @@ t.test('create --pid-file and run --detach --pid-file never write through a plan
       const id = uniqueId('pidfile');
       cleanupContainer(t, bundle.root, id);
       const args = verb === 'run' ? ['run', '--detach'] : ['create'];
-      const r = tsrun(bundle.root, [...args, '--pid-file', path.join(where.dir, 'container.pid'), '-b', bundle.dir, id]);
+      const r = tsrun(bundle.root, [
+        ...args,
+        '--pid-file',
+        path.join(where.dir, 'container.pid'),
+        '-b',
+        bundle.dir,
+        id,
+      ]);
       t.equal(r.status, 0, `${verb}: ${r.stderr}`);
       const pid = JSON.parse(tsrun(bundle.root, ['state', id]).stdout).pid as number;
       checkOutcome(t, where, 'container.pid', pid, verb);
@@ -87,10 +109,21 @@ t.test('exec --detach --pid-file never writes through a planted symlink', async 
   const { bundle, id } = runningContainer(t, () => {}, ['/bin/sleep', '1000']);
   await inWindow(t, async () => {
     const where = plantedDir(t, 'exec.pid');
-    const r = tsrun(bundle.root, ['exec', '--detach', '--pid-file', path.join(where.dir, 'exec.pid'), id, '/bin/sleep', '1000']);
+    const r = tsrun(bundle.root, [
+      'exec',
+      '--detach',
+      '--pid-file',
+      path.join(where.dir, 'exec.pid'),
+      id,
+      '/bin/sleep',
+      '1000',
+    ]);
     t.equal(r.status, 0, r.stderr);
     const pid = Number(fs.readFileSync(path.join(where.dir, 'exec.pid'), 'utf8'));
-    t.ok(pid > 0 && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/bin/sleep'), 'the pid is the exec\'d process');
+    t.ok(
+      pid > 0 && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('/bin/sleep'),
+      "the pid is the exec'd process",
+    );
     checkOutcome(t, where, 'exec.pid', pid, 'exec');
     return { pid: r.pid, planted: where.planted, name: 'exec.pid' };
   });

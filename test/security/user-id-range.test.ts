@@ -19,7 +19,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
 import { native, INIT_HELPER } from '../../src/lib/native';
-import { encodePlan, Op, PlanOp } from '../../src/lib/plan-format';
+import { encodePlan, Op, type PlanOp } from '../../src/lib/plan-format';
 import { receive, send, Sync } from '../../src/lib/sync';
 import { cleanupContainer, IS_ROOT, leftovers, makeBundle, tarOf, tempDir, tsrun, uniqueId } from '../helpers';
 import { baseLayer, dockerArchive, image, imageOf } from '../image-helpers';
@@ -33,36 +33,48 @@ if (!IS_ROOT) {
 const RANGE = /out of range: uids and gids must be in range 0-2147483647\n$/;
 const HIGH = 4294967295;
 
-t.test('config.json: process.user past 2147483647 is refused, naming the field; nothing runs, nothing is left', async (t) => {
-  const cases: Array<[string, { uid: number; gid: number; additionalGids?: number[] }, string]> = [
-    ['uid 4294967295', { uid: HIGH, gid: 0 }, 'process.user.uid'],
-    ['gid 4294967295', { uid: 1000, gid: HIGH }, 'process.user.gid'],
-    ['both 4294967295', { uid: HIGH, gid: HIGH }, 'process.user.uid'],
-    ['uid 2147483648', { uid: 2 ** 31, gid: 0 }, 'process.user.uid'],
-    ['additional gid 4294967295', { uid: 1000, gid: 1000, additionalGids: [10, HIGH] }, 'process.user.additionalGids[1]'],
-  ];
-  for (const [what, user, field] of cases) {
-    const bundle = makeBundle(t, (c) => (c.process!.user = user), ['/bin/id']);
-    const id = uniqueId('uid');
-    cleanupContainer(t, bundle.root, id);
-    const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
-    t.not(r.status, 0, `${what}: refused`);
-    t.notMatch(r.stdout, /uid=/, `${what}: the process never ran`);
-    t.match(r.stderr, new RegExp(`^tsrun: run ${id}: ${field.replace(/[[\]]/g, '\\$&')}: `), `${what}: names ${field}: ${r.stderr.trim()}`);
-    t.match(r.stderr, RANGE, `${what}: gives runc's range`);
-    t.same(leftovers(bundle, id), [], `${what}: nothing left`);
-  }
-  const ok = makeBundle(t, (c) => (c.process!.user = { uid: 2147483647, gid: 2147483647 }), ['/bin/id', '-u']);
-  const id = uniqueId('uidmax');
-  cleanupContainer(t, ok.root, id);
-  const r = tsrun(ok.root, ['run', '-b', ok.dir, id]);
-  t.equal(r.status, 0, r.stderr);
-  t.equal(r.stdout, '2147483647\n', '2147483647 itself runs as that uid');
-});
+t.test(
+  'config.json: process.user past 2147483647 is refused, naming the field; nothing runs, nothing is left',
+  async (t) => {
+    const cases: Array<[string, { uid: number; gid: number; additionalGids?: number[] }, string]> = [
+      ['uid 4294967295', { uid: HIGH, gid: 0 }, 'process.user.uid'],
+      ['gid 4294967295', { uid: 1000, gid: HIGH }, 'process.user.gid'],
+      ['both 4294967295', { uid: HIGH, gid: HIGH }, 'process.user.uid'],
+      ['uid 2147483648', { uid: 2 ** 31, gid: 0 }, 'process.user.uid'],
+      [
+        'additional gid 4294967295',
+        { uid: 1000, gid: 1000, additionalGids: [10, HIGH] },
+        'process.user.additionalGids[1]',
+      ],
+    ];
+    for (const [what, user, field] of cases) {
+      const bundle = makeBundle(t, (c) => (c.process!.user = user), ['/bin/id']);
+      const id = uniqueId('uid');
+      cleanupContainer(t, bundle.root, id);
+      const r = tsrun(bundle.root, ['run', '-b', bundle.dir, id]);
+      t.not(r.status, 0, `${what}: refused`);
+      t.notMatch(r.stdout, /uid=/, `${what}: the process never ran`);
+      t.match(
+        r.stderr,
+        new RegExp(`^tsrun: run ${id}: ${field.replace(/[[\]]/g, '\\$&')}: `),
+        `${what}: names ${field}: ${r.stderr.trim()}`,
+      );
+      t.match(r.stderr, RANGE, `${what}: gives runc's range`);
+      t.same(leftovers(bundle, id), [], `${what}: nothing left`);
+    }
+    const ok = makeBundle(t, (c) => (c.process!.user = { uid: 2147483647, gid: 2147483647 }), ['/bin/id', '-u']);
+    const id = uniqueId('uidmax');
+    cleanupContainer(t, ok.root, id);
+    const r = tsrun(ok.root, ['run', '-b', ok.dir, id]);
+    t.equal(r.status, 0, r.stderr);
+    t.equal(r.stdout, '2147483647\n', '2147483647 itself runs as that uid');
+  },
+);
 
 t.test('exec: --user, --additional-gids and --process past the range are refused, nothing is started', async (t) => {
   const { bundle, id, initPid } = runningContainer(t, () => {}, ['/bin/sleep', '1000']);
-  const procs = (): string => fs.readFileSync(path.join('/proc', String(initPid), 'task', String(initPid), 'children'), 'utf8');
+  const procs = (): string =>
+    fs.readFileSync(path.join('/proc', String(initPid), 'task', String(initPid), 'children'), 'utf8');
   const flagCases: Array<[string[], RegExp]> = [
     [['--user', String(HIGH)], /--user: 4294967295 /],
     [['--user', `0:${HIGH}`], /--user: 4294967295 /],
@@ -78,7 +90,10 @@ t.test('exec: --user, --additional-gids and --process past the range are refused
     t.match(r.stderr, RANGE);
   }
   const file = path.join(bundle.dir, 'process.json');
-  fs.writeFileSync(file, JSON.stringify({ args: ['/bin/id'], cwd: '/', env: ['PATH=/bin'], user: { uid: HIGH, gid: HIGH } }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ args: ['/bin/id'], cwd: '/', env: ['PATH=/bin'], user: { uid: HIGH, gid: HIGH } }),
+  );
   const p = tsrun(bundle.root, ['exec', '--process', file, id]);
   t.not(p.status, 0, '--process: refused');
   t.match(p.stderr, new RegExp(`--process ${file}: process.user.uid: 4294967295 is ${RANGE.source}`));
@@ -92,10 +107,21 @@ t.test('images: a User past the range, by number or through the image passwd, an
   const store = path.join(work, 'store');
   const passwd = await tarOf([
     { name: 'etc/', type: 'directory', mode: 0o755 },
-    { name: 'etc/passwd', type: 'file', content: `root:x:0:0:root:/root:/bin/sh\nghost:x:${HIGH}:${HIGH}::/:/bin/sh\n` },
+    {
+      name: 'etc/passwd',
+      type: 'file',
+      content: `root:x:0:0:root:/root:/bin/sh\nghost:x:${HIGH}:${HIGH}::/:/bin/sh\n`,
+    },
   ]);
-  for (const [tag, user] of [['numeric', String(HIGH)], ['named', 'ghost'], ['group', `0:${HIGH}`]]) {
-    fs.writeFileSync(path.join(work, `${tag}.tar`), await dockerArchive(imageOf([baseLayer(), passwd], { Cmd: ['/bin/id'], User: user }), `uid/${tag}:1`));
+  for (const [tag, user] of [
+    ['numeric', String(HIGH)],
+    ['named', 'ghost'],
+    ['group', `0:${HIGH}`],
+  ]) {
+    fs.writeFileSync(
+      path.join(work, `${tag}.tar`),
+      await dockerArchive(imageOf([baseLayer(), passwd], { Cmd: ['/bin/id'], User: user }), `uid/${tag}:1`),
+    );
     t.equal(image(store, ['import', path.join(work, `${tag}.tar`)]).status, 0);
   }
   const root = path.join(work, 'state');
@@ -104,10 +130,17 @@ t.test('images: a User past the range, by number or through the image passwd, an
     cleanupContainer(t, root, id);
     const r = tsrun(root, ['run', '--image', `uid/${tag}:1`, '--store', store, id]);
     t.not(r.status, 0, `image User (${tag}): refused`);
-    t.match(r.stderr, new RegExp(`^tsrun: run ${id}: image config User: .* 4294967295, which is ${RANGE.source}`), `image User (${tag}): ${r.stderr.trim()}`);
+    t.match(
+      r.stderr,
+      new RegExp(`^tsrun: run ${id}: image config User: .* 4294967295, which is ${RANGE.source}`),
+      `image User (${tag}): ${r.stderr.trim()}`,
+    );
     t.notOk(fs.existsSync(path.join(root, id)), 'no state left');
   }
-  fs.writeFileSync(path.join(work, 'plain.tar'), await dockerArchive(imageOf([baseLayer()], { Cmd: ['/bin/id'] }), 'uid/plain:1'));
+  fs.writeFileSync(
+    path.join(work, 'plain.tar'),
+    await dockerArchive(imageOf([baseLayer()], { Cmd: ['/bin/id'] }), 'uid/plain:1'),
+  );
   t.equal(image(store, ['import', path.join(work, 'plain.tar')]).status, 0);
   for (const flag of [String(HIGH), `1000:${HIGH}`]) {
     const id = uniqueId('uidflag');
@@ -122,7 +155,12 @@ t.test('images: a User past the range, by number or through the image passwd, an
 t.test('the helper refuses such a user by itself, before any credential change', async (t) => {
   const bundleDir = tempDir(t, 'tsrun-uidplan-');
   const marker = path.join(bundleDir, 'ran');
-  for (const [uid, gid, groups] of [[HIGH, 0, []], [0, HIGH, []], [1000, 1000, [HIGH]], [2 ** 31, 0, []]] as Array<[number, number, number[]]>) {
+  for (const [uid, gid, groups] of [
+    [HIGH, 0, []],
+    [0, HIGH, []],
+    [1000, 1000, [HIGH]],
+    [2 ** 31, 0, []],
+  ] as Array<[number, number, number[]]>) {
     const ops: PlanOp[] = [
       { op: Op.USER, fields: { uid, gid, umask: 0o22, groups } },
       { op: Op.CHDIR, fields: { cwd: '/', stage: 0 } },
@@ -134,7 +172,8 @@ t.test('the helper refuses such a user by itself, before any credential change',
       send(syncFd, Sync.CONTINUE);
       const msg = receive(syncFd, 10_000);
       t.equal(msg.type, Sync.ERROR, `uid ${uid} gid ${gid} groups ${groups}: the helper reports an error`);
-      if (msg.type === Sync.ERROR) t.match(msg.failure.detail, /uids and gids must be in range 0-2147483647/, msg.failure.detail);
+      if (msg.type === Sync.ERROR)
+        t.match(msg.failure.detail, /uids and gids must be in range 0-2147483647/, msg.failure.detail);
     } finally {
       native.close(syncFd);
       native.waitPid(pid, false);
@@ -142,4 +181,3 @@ t.test('the helper refuses such a user by itself, before any credential change',
     t.notOk(fs.existsSync(marker), 'the program never ran');
   }
 });
-

@@ -69,14 +69,18 @@ const PROBE = [
 
 /** A user-namespaced container with CAP_SYS_ADMIN that binds `ro/` and rbinds `tree/` of `base`, running PROBE under both runtimes. */
 function probeBoth(t: any, base: string, label: string): ReturnType<typeof underBoth> {
-  const bundle = makeBundle(t, (c) => {
-    withUserns(c);
-    c.process!.capabilities = { bounding: CAPS, effective: CAPS, permitted: CAPS };
-    c.mounts!.push(
-      { destination: '/ro', type: 'bind', source: path.join(base, 'ro'), options: ['bind'] },
-      { destination: '/tree', type: 'bind', source: path.join(base, 'tree'), options: ['rbind'] },
-    );
-  }, ['/bin/sh', '-c', PROBE]);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      withUserns(c);
+      c.process!.capabilities = { bounding: CAPS, effective: CAPS, permitted: CAPS };
+      c.mounts!.push(
+        { destination: '/ro', type: 'bind', source: path.join(base, 'ro'), options: ['bind'] },
+        { destination: '/tree', type: 'bind', source: path.join(base, 'tree'), options: ['rbind'] },
+      );
+    },
+    ['/bin/sh', '-c', PROBE],
+  );
   openBundleToUserns(bundle);
   spawnSync('chown', ['-R', '100000:100000', bundle.rootfs]);
   const id = uniqueId(label);
@@ -86,11 +90,14 @@ function probeBoth(t: any, base: string, label: string): ReturnType<typeof under
   return r;
 }
 
-
 t.test('a user-namespaced container cannot undo the host flags or submounts of its binds', async (t) => {
   const base = hostMounts(t);
   const r = probeBoth(t, base, 'locks');
-  t.equal(r.tsrun.stdout, 'nosuid-locked\nro-locked\nwrite-refused\numount-refused\nhidden-unseen\n', `tsrun: ${r.tsrun.stderr}`);
+  t.equal(
+    r.tsrun.stdout,
+    'nosuid-locked\nro-locked\nwrite-refused\numount-refused\nhidden-unseen\n',
+    `tsrun: ${r.tsrun.stderr}`,
+  );
   t.same(seen(r.tsrun), seen(r.reference), `as the reference: ${r.reference.stderr}`);
   t.same(fs.readdirSync(path.join(base, 'ro', 'w')), [], 'nothing written to the read-only host mount');
 });
@@ -99,7 +106,11 @@ t.test('a source the container root cannot reach still binds, and keeps its lock
   const base = hostMounts(t);
   fs.chmodSync(base, 0o700); // host root only: the container's root cannot traverse it
   const r = probeBoth(t, base, 'locks-hidden');
-  t.equal(r.tsrun.stdout, 'nosuid-locked\nro-locked\nwrite-refused\numount-refused\nhidden-unseen\n', `tsrun: ${r.tsrun.stderr}`);
+  t.equal(
+    r.tsrun.stdout,
+    'nosuid-locked\nro-locked\nwrite-refused\numount-refused\nhidden-unseen\n',
+    `tsrun: ${r.tsrun.stderr}`,
+  );
   t.same(seen(r.tsrun), seen(r.reference), `as the reference: ${r.reference.stderr}`);
 });
 
@@ -121,22 +132,34 @@ function sessionMembers(sid: number): number[] {
 
 t.test('a bind the server cannot take fails with its reason, and leaves no process behind', async (t) => {
   const base = hostMounts(t);
-  const bundle = makeBundle(t, (c) => {
-    withUserns(c);
-    // Not rbind: the tree's submount is locked, so the kernel refuses (runc fails too).
-    c.mounts!.push({ destination: '/tree', type: 'bind', source: path.join(base, 'tree'), options: ['bind'] });
-  }, ['/bin/true']);
+  const bundle = makeBundle(
+    t,
+    (c) => {
+      withUserns(c);
+      // Not rbind: the tree's submount is locked, so the kernel refuses (runc fails too).
+      c.mounts!.push({ destination: '/tree', type: 'bind', source: path.join(base, 'tree'), options: ['bind'] });
+    },
+    ['/bin/true'],
+  );
   openBundleToUserns(bundle);
   spawnSync('chown', ['-R', '100000:100000', bundle.rootfs]);
   const id = uniqueId('locks-fail');
   cleanupBoth(t, bundle, id);
   // In a session of its own (setsid execs in place: the session id is the shell's pid).
-  const r = runCommand(['/bin/sh', '-c', `echo $$ >&2; exec setsid ${TSRUN} --root ${bundle.root} run -b ${bundle.dir} ${id}`]);
+  const r = runCommand([
+    '/bin/sh',
+    '-c',
+    `echo $$ >&2; exec setsid ${TSRUN} --root ${bundle.root} run -b ${bundle.dir} ${id}`,
+  ]);
   const sid = Number(r.stderr.split('\n')[0]);
   t.ok(sid > 1, 'the session id');
   t.same(sessionMembers(sid), [], 'no helper, server or zombie of the session outlives tsrun');
   t.equal(r.status, 1);
-  t.match(r.stderr, new RegExp(`tsrun: run ${id}: bind ${path.join(base, 'tree')}: .*rbind`), 'the reason, naming the source');
+  t.match(
+    r.stderr,
+    new RegExp(`tsrun: run ${id}: bind ${path.join(base, 'tree')}: .*rbind`),
+    'the reason, naming the source',
+  );
   const ref = underBoth(bundle, id, ['run', '-b', bundle.dir, '%ID%']);
   t.equal(ref.reference.status, 1, 'the reference refuses it too');
   t.same(leftovers(bundle, id), []);

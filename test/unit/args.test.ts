@@ -24,15 +24,16 @@ function program(): { root: Command; calls: Call[]; out: string[]; err: string[]
   const err: string[] = [];
   const hooks: string[] = [];
   const output = { writeOut: (s: string) => void out.push(s), writeErr: (s: string) => void err.push(s) };
-  const record = (verb: string) => function (this: Command, ...params: unknown[]) {
-    calls.push({
-      verb,
-      args: params.slice(0, -2),
-      opts: this.opts(),
-      globals: this.optsWithGlobals(),
-      sources: { bundle: this.getOptionValueSource('bundle'), env: this.getOptionValueSource('env') },
-    });
-  };
+  const record = (verb: string) =>
+    function (this: Command, ...params: unknown[]) {
+      calls.push({
+        verb,
+        args: params.slice(0, -2),
+        opts: this.opts(),
+        globals: this.optsWithGlobals(),
+        sources: { bundle: this.getOptionValueSource('bundle'), env: this.getOptionValueSource('env') },
+      });
+    };
   const root = new Command('tsrun')
     .option('--root <path>', 'state', '/run/tsrun')
     .option('--log <path>', 'log')
@@ -42,19 +43,46 @@ function program(): { root: Command; calls: Call[]; out: string[]; err: string[]
     .hook('preAction', (_root, leaf) => void hooks.push(leaf.name()));
   const verbs = [
     new Command('state').argument('<id>').action(record('state')),
-    new Command('kill').argument('<id>').argument('[signal]', 'signal', 'SIGTERM').option('-a, --all', 'all').action(record('kill')),
-    new Command('list').alias('ls').option('-f, --format <format>', 'format', 'table').option('-q, --quiet', 'quiet').action(record('list')),
-    new Command('create').argument('<id>').argument('[command...]', 'command')
-      .option('-b, --bundle <path>', 'bundle', '.').option('-e, --env <kv>', 'env', collect, [])
-      .option('-t, --tty', 'tty').option('-d, --detach', 'detach')
-      .option('--no-pivot', 'no pivot').option('--no-new-keyring', 'no keyring').action(record('create')),
-    new Command('exec').argument('<id>').argument('[command...]', 'command').passThroughOptions()
-      .option('-p, --process <file>', 'process').option('-t, --tty', 'tty').option('-c, --cap <cap>', 'cap', collect, []).action(record('exec')),
+    new Command('kill')
+      .argument('<id>')
+      .argument('[signal]', 'signal', 'SIGTERM')
+      .option('-a, --all', 'all')
+      .action(record('kill')),
+    new Command('list')
+      .alias('ls')
+      .option('-f, --format <format>', 'format', 'table')
+      .option('-q, --quiet', 'quiet')
+      .action(record('list')),
+    new Command('create')
+      .argument('<id>')
+      .argument('[command...]', 'command')
+      .option('-b, --bundle <path>', 'bundle', '.')
+      .option('-e, --env <kv>', 'env', collect, [])
+      .option('-t, --tty', 'tty')
+      .option('-d, --detach', 'detach')
+      .option('--no-pivot', 'no pivot')
+      .option('--no-new-keyring', 'no keyring')
+      .action(record('create')),
+    new Command('exec')
+      .argument('<id>')
+      .argument('[command...]', 'command')
+      .passThroughOptions()
+      .option('-p, --process <file>', 'process')
+      .option('-t, --tty', 'tty')
+      .option('-c, --cap <cap>', 'cap', collect, [])
+      .action(record('exec')),
     new Command('update').argument('<id>').option('--memory <bytes>', 'memory').action(record('update')),
     new Command('spec').option('--rootless', 'rootless').action(record('spec')),
   ];
-  const image = new Command('image').action(() => { throw new Error('a subcommand is needed'); });
-  image.addCommand(new Command('rm').argument('<ref...>').option('--store <dir>', 'store', '/var/lib/tsrun').action(record('image rm')));
+  const image = new Command('image').action(() => {
+    throw new Error('a subcommand is needed');
+  });
+  image.addCommand(
+    new Command('rm')
+      .argument('<ref...>')
+      .option('--store <dir>', 'store', '/var/lib/tsrun')
+      .action(record('image rm')),
+  );
   for (const v of [...verbs, image]) root.addCommand(v.configureOutput(output));
   return { root, calls, out, err, hooks };
 }
@@ -70,9 +98,17 @@ async function parse(argv: string[]): Promise<ReturnType<typeof program> & { exi
   }
 }
 
-t.test('global flags before the verb, the verb\'s arguments and defaults', async (t) => {
+t.test("global flags before the verb, the verb's arguments and defaults", async (t) => {
   const r = await parse(['--root', '/tmp/s', '--debug', 'state', 'c1']);
-  t.same(r.calls, [{ verb: 'state', args: ['c1'], opts: {}, globals: { root: '/tmp/s', debug: true }, sources: { bundle: undefined, env: undefined } }]);
+  t.same(r.calls, [
+    {
+      verb: 'state',
+      args: ['c1'],
+      opts: {},
+      globals: { root: '/tmp/s', debug: true },
+      sources: { bundle: undefined, env: undefined },
+    },
+  ]);
   t.same(r.hooks, ['state'], 'preAction runs with the verb');
   const k = await parse(['kill', 'c1']);
   t.same(k.calls[0].args, ['c1', 'SIGTERM'], 'an optional argument takes its default');
@@ -81,7 +117,7 @@ t.test('global flags before the verb, the verb\'s arguments and defaults', async
   t.same([k9.calls[0].args, k9.calls[0].opts.all, k9.calls[0].globals.root], [['c1', '9'], true, '/r']);
 });
 
-t.test('options anywhere among a verb\'s arguments, in every spelling', async (t) => {
+t.test("options anywhere among a verb's arguments, in every spelling", async (t) => {
   const r = await parse(['create', 'c1', '-b', '/b', '--env=A=1', '-eB=2', '--env', 'C=3', '-td', '--no-pivot']);
   const c = r.calls[0];
   t.same(c.args, ['c1', []]);
@@ -99,20 +135,24 @@ t.test('a value that looks like a flag is still the value', async (t) => {
   t.same((await parse(['exec', '-p', '-', 'c1'])).calls[0].opts.process, '-', '"-" (stdin) as a value');
 });
 
-t.test('-- and pass-through: the container\'s command keeps its flags', async (t) => {
+t.test("-- and pass-through: the container's command keeps its flags", async (t) => {
   const e = await parse(['exec', '-t', 'c1', 'sh', '-c', 'echo -t']);
   t.same([e.calls[0].args, e.calls[0].opts.tty], [['c1', ['sh', '-c', 'echo -t']], true]);
   const c = await parse(['create', 'c1', '--', 'sh', '-c', 'x']);
   t.same(c.calls[0].args, ['c1', ['sh', '-c', 'x']]);
   const s = await parse(['spec', '--rootless']);
-  t.same([s.calls[0].opts, s.calls[0].globals.root], [{ rootless: true }, '/run/tsrun'], 'a verb may reuse a global flag\'s name');
+  t.same(
+    [s.calls[0].opts, s.calls[0].globals.root],
+    [{ rootless: true }, '/run/tsrun'],
+    "a verb may reuse a global flag's name",
+  );
 });
 
 t.test('nested commands', async (t) => {
   const r = await parse(['image', 'rm', '--store', '/s', 'a', 'b']);
   t.same([r.calls[0].verb, r.calls[0].args, r.calls[0].opts], ['image rm', [['a', 'b']], { store: '/s' }]);
   const none = await parse(['image']);
-  t.match(none.error?.message, /a subcommand is needed/, 'the command\'s own action, when no subcommand is given');
+  t.match(none.error?.message, /a subcommand is needed/, "the command's own action, when no subcommand is given");
 });
 
 t.test('usage errors: one line, status 1, no action', async (t) => {
@@ -124,7 +164,10 @@ t.test('usage errors: one line, status 1, no action', async (t) => {
     [['list', '-x'], "list: unknown option '-x' (usage: tsrun list [options])"],
     [['list', '-qz'], "list: unknown option '-qz' (usage: tsrun list [options])"],
     [['list', '--format'], "list: option '-f, --format <format>' needs a value (usage: tsrun list [options])"],
-    [['kill', '--all=yes', 'c1'], 'kill: option \'-a, --all\' is true or false, not "yes" (usage: tsrun kill [options] <id> [signal])'],
+    [
+      ['kill', '--all=yes', 'c1'],
+      'kill: option \'-a, --all\' is true or false, not "yes" (usage: tsrun kill [options] <id> [signal])',
+    ],
     [['nosuchverb'], "unknown command 'nosuchverb' (see tsrun --help)"],
     [['--bogus', 'list'], "unknown option '--bogus' (see tsrun --help)"],
     [['state', '--root', '/x', 'c1'], "state: unknown option '--root' (usage: tsrun state [options] <id>)"],
@@ -142,7 +185,10 @@ t.test('usage errors: one line, status 1, no action', async (t) => {
 t.test('help and version: stdout, status 0', async (t) => {
   const h = await parse(['--help']);
   t.equal(h.exit?.exitCode, 0);
-  t.match(h.out.join(''), /^Usage: tsrun \[options\] <command>\n[\s\S]*--root <path> +state \(default: "\/run\/tsrun"\)[\s\S]*list\|ls/);
+  t.match(
+    h.out.join(''),
+    /^Usage: tsrun \[options\] <command>\n[\s\S]*--root <path> +state \(default: "\/run\/tsrun"\)[\s\S]*list\|ls/,
+  );
   const vh = await parse(['kill', '-h']);
   t.match(vh.out.join(''), /^Usage: tsrun kill \[options\] <id> \[signal\]\n[\s\S]*-a, --all/);
   const help = await parse(['help', 'state']);
@@ -165,20 +211,35 @@ t.test('-- before the verb ends the global options; the next word is the verb', 
   t.same([bad.exit?.exitCode, bad.calls], [1, []]);
 });
 
-t.test('a single-dash word that reads as a long flag tsrun lacks is unknown, not a short flag with a value', async (t) => {
-  const r = await parse(['exec', '-pidfd-socket', '/tmp/s', 'c1', 'true']);
-  t.same(r.err, ["tsrun: exec: unknown option '-pidfd-socket' (usage: tsrun exec [options] <id> [command...])\n"]);
-  t.same(r.calls, []);
-});
+t.test(
+  'a single-dash word that reads as a long flag tsrun lacks is unknown, not a short flag with a value',
+  async (t) => {
+    const r = await parse(['exec', '-pidfd-socket', '/tmp/s', 'c1', 'true']);
+    t.same(r.err, ["tsrun: exec: unknown option '-pidfd-socket' (usage: tsrun exec [options] <id> [command...])\n"]);
+    t.same(r.calls, []);
+  },
+);
 
 t.test('Go-style flags, as runc (urfave/cli) reads them: -name, -name=value, -bool=false', async (t) => {
   const r = await parse(['-root', '/g', '-debug', 'create', '-bundle', '/b', '-detach', '-env=A=1', '-e=B=2', 'c1']);
   t.same([r.calls[0].globals.root, r.calls[0].globals.debug], ['/g', true], 'global -root DIR and -debug');
-  t.same([r.calls[0].opts.bundle, r.calls[0].opts.detach, r.calls[0].opts.env], ['/b', true, ['A=1', 'B=2']], '-bundle DIR, -detach, -env=V, -e=V');
+  t.same(
+    [r.calls[0].opts.bundle, r.calls[0].opts.detach, r.calls[0].opts.env],
+    ['/b', true, ['A=1', 'B=2']],
+    '-bundle DIR, -detach, -env=V, -e=V',
+  );
   const b = await parse(['--root=/h', 'create', '--detach=false', '-tty=true', '--no-pivot=false', 'c2']);
-  t.same([b.calls[0].globals.root, b.calls[0].opts.detach, b.calls[0].opts.tty, b.calls[0].opts.pivot], ['/h', false, true, true], 'booleans with =false and =true');
+  t.same(
+    [b.calls[0].globals.root, b.calls[0].opts.detach, b.calls[0].opts.tty, b.calls[0].opts.pivot],
+    ['/h', false, true, true],
+    'booleans with =false and =true',
+  );
   const k = await parse(['kill', '-all', 'c1', 'KILL']);
   t.same([k.calls[0].opts.all, k.calls[0].args], [true, ['c1', 'KILL']]);
   const bundled = await parse(['create', '-td', '-b/x', 'c3']);
-  t.same([bundled.calls[0].opts.tty, bundled.calls[0].opts.detach, bundled.calls[0].opts.bundle], [true, true, '/x'], 'short flags bundled or with a value attached, where no long flag has the name');
+  t.same(
+    [bundled.calls[0].opts.tty, bundled.calls[0].opts.detach, bundled.calls[0].opts.bundle],
+    [true, true, '/x'],
+    'short flags bundled or with a value attached, where no long flag has the name',
+  );
 });

@@ -3,7 +3,7 @@
  * bytecode in a small evaluator: runc's rules (last match wins, default deny).
  */
 import t from 'tap';
-import { compileDeviceInsns, compileDeviceProgram, DeviceRule, evaluate } from '../../src/lib/cgroup/devices-bpf';
+import { compileDeviceInsns, compileDeviceProgram, type DeviceRule, evaluate } from '../../src/lib/cgroup/devices-bpf';
 
 const denyAll: DeviceRule = { allow: false, type: 'a', major: -1, minor: -1, access: 'rwm' };
 const allowNull: DeviceRule = { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' };

@@ -32,24 +32,43 @@ import * as os from 'os';
 import * as path from 'path';
 import t from 'tap';
 import { CAPABILITIES } from '../../src/lib/capabilities';
-import { cgroupRelativePath, Hierarchy } from '../../src/lib/cgroup/manager';
+import { cgroupRelativePath, type Hierarchy } from '../../src/lib/cgroup/manager';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules } from '../../src/lib/cgroup/devices';
 import { compileDeviceProgram } from '../../src/lib/cgroup/devices-bpf';
 import { CgroupV1 } from '../../src/lib/cgroup/v1';
 import { CgroupV2 } from '../../src/lib/cgroup/v2';
 import {
-  checkProcess, Config, ConfigError, HOOK_NAMES, IOPRIO_CLASSES, MPOL_MODES, NAMESPACE_TYPES, parseConfig, Process,
-  RLIMIT_TYPES, ROOTFS_PROPAGATIONS, SCHED_POLICIES,
+  checkProcess,
+  type Config,
+  ConfigError,
+  HOOK_NAMES,
+  IOPRIO_CLASSES,
+  MPOL_MODES,
+  NAMESPACE_TYPES,
+  parseConfig,
+  type Process,
+  RLIMIT_TYPES,
+  ROOTFS_PROPAGATIONS,
+  SCHED_POLICIES,
 } from '../../src/lib/config';
 import { TsrunError } from '../../src/lib/errors';
-import { CgroupHierarchy, compileCreatePlan, compileExecPlan, HostView, InitNamespaces, PlanContext, processRlimits } from '../../src/lib/plan';
+import {
+  type CgroupHierarchy,
+  compileCreatePlan,
+  compileExecPlan,
+  type HostView,
+  type InitNamespaces,
+  type PlanContext,
+  processRlimits,
+} from '../../src/lib/plan';
 import { normalizeSeccomp } from '../../src/lib/seccomp';
-import { decodePlan, encodePlan, FieldValue, Op, PlanOp } from '../../src/lib/plan-format';
+import { decodePlan, encodePlan, type FieldValue, Op, type PlanOp } from '../../src/lib/plan-format';
 import { defaultSpec } from '../../src/lib/spec-default';
-import { baseConfig, PROJECT_ROOT } from '../helpers';
+import { baseConfig } from '../fixtures';
+import { PROJECT_ROOT } from '../../src/lib/native';
 import { Rng } from '../rng';
 
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = any;
 
 const SEED = Number(process.env.TSRUN_FUZZ_SEED ?? 20240607) >>> 0;
 const CASES = Number(process.env.TSRUN_FUZZ_CASES ?? 5000);
@@ -77,37 +96,207 @@ const RAW = (literal: string): string => `\u0000RAW:${literal}\u0000`;
 const RAW_PATTERN = /"\\u0000RAW:([^"\\]*)\\u0000"/g;
 
 const NUMBERS: Json[] = [
-  0, 1, -1, 2, 3, 5, 7, 10, 18, 255, 256, 438, 0o7777, 0o10000, 1000, -1000, 1001, 65535, 65536, 65537,
-  2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 32 - 1, 2 ** 32, 2 ** 53, 2 ** 53 + 2, 2 ** 63, 2 ** 64, -(2 ** 63),
-  0.5, 1.5, -1.5, 1e-7, 1e21, Number.MAX_VALUE, -Number.MAX_VALUE,
-  RAW('1e400'), RAW('-1e400'), RAW('18446744073709551615'), RAW('-0'), RAW('1e-400'), RAW('1.0'), RAW('4294967296.0'),
+  0,
+  1,
+  -1,
+  2,
+  3,
+  5,
+  7,
+  10,
+  18,
+  255,
+  256,
+  438,
+  0o7777,
+  0o10000,
+  1000,
+  -1000,
+  1001,
+  65535,
+  65536,
+  65537,
+  2 ** 31 - 1,
+  2 ** 31,
+  -(2 ** 31),
+  -(2 ** 31) - 1,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 53,
+  2 ** 53 + 2,
+  2 ** 63,
+  2 ** 64,
+  -(2 ** 63),
+  0.5,
+  1.5,
+  -1.5,
+  1e-7,
+  1e21,
+  Number.MAX_VALUE,
+  -Number.MAX_VALUE,
+  RAW('1e400'),
+  RAW('-1e400'),
+  RAW('18446744073709551615'),
+  RAW('-0'),
+  RAW('1e-400'),
+  RAW('1.0'),
+  RAW('4294967296.0'),
 ];
 
 const LONG = 'x'.repeat(70_000);
 const STRINGS: Json[] = [
-  '', ' ', 'a', '/', '//', '/.', '/..', '..', '.', 'rel/path', '/a/../../b', '../../etc/passwd', '/proc/self/fd/1',
-  '/../../../../../../../../tmp/tsrun-fuzz-escape', 'NaN', 'Infinity', '-1', '0x10', '1e3', '  42  ', '07',
-  'a\u0000b', '\u0000', '/dev/\u0000null', 'line1\nline2', 'tab\there', '\r', 'ünïcødé', '日本語', '🎉', '\ud800', 'a\udfffb',
-  'a'.repeat(300), `/${'y'.repeat(5000)}`, LONG, 'a=b', '=', '=x', 'A=b\u0000c', 'HOME=/root', 'PATH=/bin',
-  'CAP_SYS_ADMIN', 'cap_sys_admin', 'RLIMIT_NOFILE', '__proto__', 'constructor', 'toString', '%s%n%x', "'; rm -rf /",
-  'rw', 'ro', 'bind', 'rbind', 'idmap', 'ridmap', 'tmpcopyup', 'tmpfs', 'cgroup', 'cgroup2', 'sysfs', 'proc', 'none',
-  'c', 'b', 'p', 'u', 'a', 'rwm', 'm', 'x', '0-3,7', '1-', '2MB', '1GB', 'max', 'MB:0=50', 'L3:0=f',
+  '',
+  ' ',
+  'a',
+  '/',
+  '//',
+  '/.',
+  '/..',
+  '..',
+  '.',
+  'rel/path',
+  '/a/../../b',
+  '../../etc/passwd',
+  '/proc/self/fd/1',
+  '/../../../../../../../../tmp/tsrun-fuzz-escape',
+  'NaN',
+  'Infinity',
+  '-1',
+  '0x10',
+  '1e3',
+  '  42  ',
+  '07',
+  'a\u0000b',
+  '\u0000',
+  '/dev/\u0000null',
+  'line1\nline2',
+  'tab\there',
+  '\r',
+  'ünïcødé',
+  '日本語',
+  '🎉',
+  '\ud800',
+  'a\udfffb',
+  'a'.repeat(300),
+  `/${'y'.repeat(5000)}`,
+  LONG,
+  'a=b',
+  '=',
+  '=x',
+  'A=b\u0000c',
+  'HOME=/root',
+  'PATH=/bin',
+  'CAP_SYS_ADMIN',
+  'cap_sys_admin',
+  'RLIMIT_NOFILE',
+  '__proto__',
+  'constructor',
+  'toString',
+  '%s%n%x',
+  "'; rm -rf /",
+  'rw',
+  'ro',
+  'bind',
+  'rbind',
+  'idmap',
+  'ridmap',
+  'tmpcopyup',
+  'tmpfs',
+  'cgroup',
+  'cgroup2',
+  'sysfs',
+  'proc',
+  'none',
+  'c',
+  'b',
+  'p',
+  'u',
+  'a',
+  'rwm',
+  'm',
+  'x',
+  '0-3,7',
+  '1-',
+  '2MB',
+  '1GB',
+  'max',
+  'MB:0=50',
+  'L3:0=f',
 ];
 
 const VALUES: Json[] = [
-  null, true, false, [], [null], [1, 2], ['a'], [[]], {}, { a: 1 }, { '': '' }, [[[[{}]]]], { type: 'bind' },
-  ...NUMBERS, ...STRINGS,
+  null,
+  true,
+  false,
+  [],
+  [null],
+  [1, 2],
+  ['a'],
+  [[]],
+  {},
+  { a: 1 },
+  { '': '' },
+  [[[[{}]]]],
+  { type: 'bind' },
+  ...NUMBERS,
+  ...STRINGS,
 ];
 
-const UNKNOWN_KEYS = ['unknown', 'x-extra', '', ' ', 'Process', 'MOUNTS', '__proto__', 'constructor', 'toString', 'hasOwnProperty', '🎉', 'a\u0000b', 'a.b'];
+const UNKNOWN_KEYS = [
+  'unknown',
+  'x-extra',
+  '',
+  ' ',
+  'Process',
+  'MOUNTS',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  '🎉',
+  'a\u0000b',
+  'a.b',
+];
 
 // ---------------------------------------------------------------- section generators
 
-const PATHS = ['/data', '/x/y', 'rel/path', '/', '/..', '/dev', '/dev/null', '/dev/fuse', '/sys/fs/cgroup', '/proc', '/etc/resolv.conf', '/srv/vol', '/missing/src', '/a/../../b', ...STRINGS];
 const MOUNT_OPTIONS = [
-  'bind', 'rbind', 'ro', 'rw', 'nosuid', 'nodev', 'noexec', 'rro', 'rrw', 'rnoatime', 'rstrictatime', 'ratime', 'rshared', 'rprivate', 'shared',
-  'slave', 'private', 'unbindable', 'idmap', 'ridmap', 'tmpcopyup', 'mode=755', 'size=1k', 'sync', 'lazytime', 'nolazytime', 'mand', 'defaults',
-  'remount', 'strictatime', 'relatime', 'noatime', 'nosymfollow', 'a,b', 'x=y=z', ...STRINGS,
+  'bind',
+  'rbind',
+  'ro',
+  'rw',
+  'nosuid',
+  'nodev',
+  'noexec',
+  'rro',
+  'rrw',
+  'rnoatime',
+  'rstrictatime',
+  'ratime',
+  'rshared',
+  'rprivate',
+  'shared',
+  'slave',
+  'private',
+  'unbindable',
+  'idmap',
+  'ridmap',
+  'tmpcopyup',
+  'mode=755',
+  'size=1k',
+  'sync',
+  'lazytime',
+  'nolazytime',
+  'mand',
+  'defaults',
+  'remount',
+  'strictatime',
+  'relatime',
+  'noatime',
+  'nosymfollow',
+  'a,b',
+  'x=y=z',
+  ...STRINGS,
 ];
 
 function genNumber(rng: Rng, sane: Json[] = [0, 1, 5, 1000]): Json {
@@ -118,13 +307,19 @@ function genString(rng: Rng, sane: Json[]): Json {
 }
 function genIdMappings(rng: Rng): Json[] {
   return Array.from({ length: 1 + rng.int(3) }, () => ({
-    containerID: genNumber(rng, [0, 1000]), hostID: genNumber(rng, [100000, 1000, 0]), size: genNumber(rng, [1, 65536, 10]),
+    containerID: genNumber(rng, [0, 1000]),
+    hostID: genNumber(rng, [100000, 1000, 0]),
+    size: genNumber(rng, [1, 65536, 10]),
   }));
 }
 function genMount(rng: Rng): Json {
-  const m: Json = { destination: genString(rng, ['/data', '/vol', 'rel', '/dev', '/sys/fs/cgroup', '/etc/hosts', '/', '/tmp']) };
-  if (rng.chance(0.8)) m.type = genString(rng, ['bind', 'tmpfs', 'proc', 'cgroup', 'cgroup2', 'sysfs', 'none', 'mqueue', 'devpts']);
-  if (rng.chance(0.8)) m.source = genString(rng, ['/srv/vol', 'rel', '', 'tmpfs', '/missing/x', '/etc/resolv.conf', '/sys']);
+  const m: Json = {
+    destination: genString(rng, ['/data', '/vol', 'rel', '/dev', '/sys/fs/cgroup', '/etc/hosts', '/', '/tmp']),
+  };
+  if (rng.chance(0.8))
+    m.type = genString(rng, ['bind', 'tmpfs', 'proc', 'cgroup', 'cgroup2', 'sysfs', 'none', 'mqueue', 'devpts']);
+  if (rng.chance(0.8))
+    m.source = genString(rng, ['/srv/vol', 'rel', '', 'tmpfs', '/missing/x', '/etc/resolv.conf', '/sys']);
   if (rng.chance(0.8)) m.options = rng.some(MOUNT_OPTIONS, 5);
   if (rng.chance(0.25)) {
     m.uidMappings = genIdMappings(rng);
@@ -138,12 +333,30 @@ function genNamespace(rng: Rng): Json {
   return ns;
 }
 function genDevice(rng: Rng): Json {
-  const d: Json = { type: genString(rng, ['c', 'b', 'p', 'u']), path: genString(rng, ['/dev/fuse', '/dev/x/y', '/dev/null', '/dev/fd', '/dev/../etc/x', '/', '/dev/..', '/dev/', '/dev//sda/']) };
-  for (const key of ['major', 'minor', 'fileMode', 'uid', 'gid']) if (rng.chance(0.7)) d[key] = genNumber(rng, [0, 1, 3, 10, 229, 438]);
+  const d: Json = {
+    type: genString(rng, ['c', 'b', 'p', 'u']),
+    path: genString(rng, [
+      '/dev/fuse',
+      '/dev/x/y',
+      '/dev/null',
+      '/dev/fd',
+      '/dev/../etc/x',
+      '/',
+      '/dev/..',
+      '/dev/',
+      '/dev//sda/',
+    ]),
+  };
+  for (const key of ['major', 'minor', 'fileMode', 'uid', 'gid'])
+    if (rng.chance(0.7)) d[key] = genNumber(rng, [0, 1, 3, 10, 229, 438]);
   return d;
 }
 function genRlimit(rng: Rng): Json {
-  return { type: rng.chance(0.9) ? rng.pick(RLIMIT_TYPES) : rng.pick(STRINGS), soft: genNumber(rng, [1024, 0, RAW('18446744073709551615')]), hard: genNumber(rng, [4096, 1024, RAW('18446744073709551615')]) };
+  return {
+    type: rng.chance(0.9) ? rng.pick(RLIMIT_TYPES) : rng.pick(STRINGS),
+    soft: genNumber(rng, [1024, 0, RAW('18446744073709551615')]),
+    hard: genNumber(rng, [4096, 1024, RAW('18446744073709551615')]),
+  };
 }
 function genHook(rng: Rng): Json {
   const h: Json = { path: genString(rng, ['/usr/bin/hook', '/bin/true', 'relative']) };
@@ -155,7 +368,10 @@ function genHook(rng: Rng): Json {
 function genCapabilities(rng: Rng): Json {
   const caps: Json = {};
   for (const set of ['bounding', 'effective', 'inheritable', 'permitted', 'ambient']) {
-    if (rng.chance(0.6)) caps[set] = Array.from({ length: rng.int(4) }, () => (rng.chance(0.9) ? rng.pick(CAPABILITIES) : rng.pick(STRINGS)));
+    if (rng.chance(0.6))
+      caps[set] = Array.from({ length: rng.int(4) }, () =>
+        rng.chance(0.9) ? rng.pick(CAPABILITIES) : rng.pick(STRINGS),
+      );
   }
   return caps;
 }
@@ -168,7 +384,12 @@ function genDeviceRule(rng: Rng): Json {
   return d;
 }
 function genWeightDevice(rng: Rng): Json {
-  return { major: genNumber(rng, [8, 253]), minor: genNumber(rng, [0, 1]), weight: genNumber(rng, [10, 500, 1000]), leafWeight: genNumber(rng, [10, 300]) };
+  return {
+    major: genNumber(rng, [8, 253]),
+    minor: genNumber(rng, [0, 1]),
+    weight: genNumber(rng, [10, 500, 1000]),
+    leafWeight: genNumber(rng, [10, 300]),
+  };
 }
 function genThrottle(rng: Rng): Json {
   return { major: genNumber(rng, [8]), minor: genNumber(rng, [0]), rate: genNumber(rng, [1048576, 100]) };
@@ -179,7 +400,8 @@ function genResources(rng: Rng): Json {
     r.memory = {};
     for (const key of ['limit', 'reservation', 'swap', 'kernel', 'kernelTCP', 'swappiness'])
       if (rng.chance(0.4)) r.memory[key] = genNumber(rng, [536870912, -1, 0, 1073741824, 60]);
-    for (const key of ['disableOOMKiller', 'useHierarchy', 'checkBeforeUpdate']) if (rng.chance(0.2)) r.memory[key] = rng.chance(0.8) ? rng.chance(0.5) : rng.pick(VALUES);
+    for (const key of ['disableOOMKiller', 'useHierarchy', 'checkBeforeUpdate'])
+      if (rng.chance(0.2)) r.memory[key] = rng.chance(0.8) ? rng.chance(0.5) : rng.pick(VALUES);
   }
   if (rng.chance(0.5)) {
     r.cpu = {};
@@ -193,17 +415,40 @@ function genResources(rng: Rng): Json {
     if (rng.chance(0.5)) r.blockIO.weight = genNumber(rng, [10, 500, 1000]);
     if (rng.chance(0.3)) r.blockIO.leafWeight = genNumber(rng, [10, 500]);
     if (rng.chance(0.4)) r.blockIO.weightDevice = Array.from({ length: 1 + rng.int(2) }, () => genWeightDevice(rng));
-    for (const key of ['throttleReadBpsDevice', 'throttleWriteBpsDevice', 'throttleReadIOPSDevice', 'throttleWriteIOPSDevice'])
+    for (const key of [
+      'throttleReadBpsDevice',
+      'throttleWriteBpsDevice',
+      'throttleReadIOPSDevice',
+      'throttleWriteIOPSDevice',
+    ])
       if (rng.chance(0.25)) r.blockIO[key] = Array.from({ length: 1 + rng.int(2) }, () => genThrottle(rng));
   }
-  if (rng.chance(0.25)) r.hugepageLimits = Array.from({ length: 1 + rng.int(2) }, () => ({ pageSize: genString(rng, ['2MB', '1GB', '64KB']), limit: genNumber(rng, [1048576, 0]) }));
+  if (rng.chance(0.25))
+    r.hugepageLimits = Array.from({ length: 1 + rng.int(2) }, () => ({
+      pageSize: genString(rng, ['2MB', '1GB', '64KB']),
+      limit: genNumber(rng, [1048576, 0]),
+    }));
   if (rng.chance(0.2)) {
     r.network = {};
     if (rng.chance(0.6)) r.network.classID = genNumber(rng, [1048577, 0]);
-    if (rng.chance(0.6)) r.network.priorities = [{ name: genString(rng, ['eth0', 'lo']), priority: genNumber(rng, [1, 500]) }];
+    if (rng.chance(0.6))
+      r.network.priorities = [{ name: genString(rng, ['eth0', 'lo']), priority: genNumber(rng, [1, 500]) }];
   }
-  if (rng.chance(0.2)) r.rdma = { [genString(rng, ['mlx5_1', 'mlx4_0'])]: { hcaHandles: genNumber(rng, [3, 1]), hcaObjects: genNumber(rng, [10000]) } };
-  if (rng.chance(0.2)) r.unified = { [genString(rng, ['memory.max', 'pids.max', 'cpu.weight', 'io.max', 'cgroup.freeze'])]: genString(rng, ['1', 'max', '100']) };
+  if (rng.chance(0.2))
+    r.rdma = {
+      [genString(rng, ['mlx5_1', 'mlx4_0'])]: {
+        hcaHandles: genNumber(rng, [3, 1]),
+        hcaObjects: genNumber(rng, [10000]),
+      },
+    };
+  if (rng.chance(0.2))
+    r.unified = {
+      [genString(rng, ['memory.max', 'pids.max', 'cpu.weight', 'io.max', 'cgroup.freeze'])]: genString(rng, [
+        '1',
+        'max',
+        '100',
+      ]),
+    };
   if (rng.chance(0.5)) r.devices = Array.from({ length: rng.int(4) }, () => genDeviceRule(rng));
   return r;
 }
@@ -214,7 +459,14 @@ function genSeccomp(rng: Rng): Json {
     s.syscalls = Array.from({ length: 1 + rng.int(3) }, () => {
       const rule: Json = {
         names: rng.some(['read', 'write', 'mount', 'no_such_call'], 2),
-        action: genString(rng, ['SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_NOTIFY', 'SCMP_ACT_TRACE', 'SCMP_ACT_LOG']),
+        action: genString(rng, [
+          'SCMP_ACT_ALLOW',
+          'SCMP_ACT_ERRNO',
+          'SCMP_ACT_KILL_PROCESS',
+          'SCMP_ACT_NOTIFY',
+          'SCMP_ACT_TRACE',
+          'SCMP_ACT_LOG',
+        ]),
       };
       if (rng.chance(0.3)) rule.errnoRet = genNumber(rng, [1, 38, 70000]);
       if (rng.chance(0.5)) {
@@ -242,7 +494,8 @@ function genUser(rng: Rng): Json {
 }
 function genScheduler(rng: Rng): Json {
   const s: Json = { policy: rng.chance(0.9) ? rng.pick(SCHED_POLICIES) : rng.pick(STRINGS) };
-  for (const key of ['nice', 'priority', 'runtime', 'deadline', 'period']) if (rng.chance(0.3)) s[key] = genNumber(rng, [0, 10, -20, 19]);
+  for (const key of ['nice', 'priority', 'runtime', 'deadline', 'period'])
+    if (rng.chance(0.3)) s[key] = genNumber(rng, [0, 10, -20, 19]);
   if (rng.chance(0.3)) s.flags = rng.some(['SCHED_FLAG_RESET_ON_FORK', 'SCHED_FLAG_RECLAIM', 'bogus'], 2);
   return s;
 }
@@ -268,48 +521,129 @@ const SECTIONS: Section[] = [
   { path: ['mounts'], make: (rng) => [genMount(rng)], entry: genMount },
   { path: ['linux', 'namespaces'], make: (rng) => [genNamespace(rng), { type: 'mount' }], entry: genNamespace },
   { path: ['linux', 'devices'], make: (rng) => [genDevice(rng)], entry: genDevice },
-  { path: ['linux', 'uidMappings'], make: (rng, c) => (withNamespace(c, 'user'), (c.linux.gidMappings ??= genIdMappings(rng)), genIdMappings(rng)), entry: (rng) => genIdMappings(rng)[0] },
-  { path: ['linux', 'gidMappings'], make: (rng, c) => (withNamespace(c, 'user'), (c.linux.uidMappings ??= genIdMappings(rng)), genIdMappings(rng)), entry: (rng) => genIdMappings(rng)[0] },
+  {
+    path: ['linux', 'uidMappings'],
+    make: (rng, c) => (withNamespace(c, 'user'), (c.linux.gidMappings ??= genIdMappings(rng)), genIdMappings(rng)),
+    entry: (rng) => genIdMappings(rng)[0],
+  },
+  {
+    path: ['linux', 'gidMappings'],
+    make: (rng, c) => (withNamespace(c, 'user'), (c.linux.uidMappings ??= genIdMappings(rng)), genIdMappings(rng)),
+    entry: (rng) => genIdMappings(rng)[0],
+  },
   { path: ['process', 'rlimits'], make: (rng) => [genRlimit(rng)], entry: genRlimit },
   { path: ['process', 'capabilities'], make: genCapabilities },
   { path: ['process', 'user'], make: genUser },
   { path: ['process', 'scheduler'], make: genScheduler },
-  { path: ['process', 'ioPriority'], make: (rng) => ({ class: genString(rng, [...IOPRIO_CLASSES]), priority: genNumber(rng, [0, 4, 7]) }) },
+  {
+    path: ['process', 'ioPriority'],
+    make: (rng) => ({ class: genString(rng, [...IOPRIO_CLASSES]), priority: genNumber(rng, [0, 4, 7]) }),
+  },
   { path: ['process', 'consoleSize'], make: (rng) => ({ height: genNumber(rng, [24]), width: genNumber(rng, [80]) }) },
-  { path: ['process', 'env'], make: (rng) => rng.some(['A=b', 'PATH=/bin', 'HOME=/x'], 3), entry: (rng) => genString(rng, ['A=b', 'HOME=/root', 'B=']) },
-  { path: ['process', 'args'], make: (rng) => [genString(rng, ['sh', '/bin/sh', 'checker'])], entry: (rng) => genString(rng, ['-c', 'true']) },
-  { path: ['process', 'execCPUAffinity'], make: (rng) => ({ initial: genString(rng, ['0', '0-3,7']), final: genString(rng, ['1']) }) },
+  {
+    path: ['process', 'env'],
+    make: (rng) => rng.some(['A=b', 'PATH=/bin', 'HOME=/x'], 3),
+    entry: (rng) => genString(rng, ['A=b', 'HOME=/root', 'B=']),
+  },
+  {
+    path: ['process', 'args'],
+    make: (rng) => [genString(rng, ['sh', '/bin/sh', 'checker'])],
+    entry: (rng) => genString(rng, ['-c', 'true']),
+  },
+  {
+    path: ['process', 'execCPUAffinity'],
+    make: (rng) => ({ initial: genString(rng, ['0', '0-3,7']), final: genString(rng, ['1']) }),
+  },
   { path: ['process', 'oomScoreAdj'], make: (rng) => genNumber(rng, [100, -1000, 1000, -999]) },
   { path: ['process', 'terminal'], make: (rng) => (rng.chance(0.8) ? rng.chance(0.5) : rng.pick(VALUES)) },
   { path: ['process', 'cwd'], make: (rng) => genString(rng, ['/', '/tmp', 'rel']) },
   ...HOOK_NAMES.map((name): Section => ({ path: ['hooks', name], make: (rng) => [genHook(rng)], entry: genHook })),
   { path: ['linux', 'resources'], make: genResources },
   { path: ['linux', 'resources', 'devices'], make: (rng) => [genDeviceRule(rng)], entry: genDeviceRule },
-  { path: ['linux', 'resources', 'hugepageLimits'], make: (rng) => genResources(rng).hugepageLimits ?? [], entry: (rng) => ({ pageSize: genString(rng, ['2MB']), limit: genNumber(rng, [1]) }) },
-  { path: ['linux', 'resources', 'blockIO', 'weightDevice'], make: (rng) => [genWeightDevice(rng)], entry: genWeightDevice },
-  { path: ['linux', 'resources', 'blockIO', 'throttleReadBpsDevice'], make: (rng) => [genThrottle(rng)], entry: genThrottle },
+  {
+    path: ['linux', 'resources', 'hugepageLimits'],
+    make: (rng) => genResources(rng).hugepageLimits ?? [],
+    entry: (rng) => ({ pageSize: genString(rng, ['2MB']), limit: genNumber(rng, [1]) }),
+  },
+  {
+    path: ['linux', 'resources', 'blockIO', 'weightDevice'],
+    make: (rng) => [genWeightDevice(rng)],
+    entry: genWeightDevice,
+  },
+  {
+    path: ['linux', 'resources', 'blockIO', 'throttleReadBpsDevice'],
+    make: (rng) => [genThrottle(rng)],
+    entry: genThrottle,
+  },
   { path: ['linux', 'seccomp'], make: genSeccomp },
-  { path: ['linux', 'sysctl'], make: () => ({ 'net.ipv4.ip_forward': '1' }), entry: (rng) => genString(rng, ['1', '0']), key: (rng) => genString(rng, ['kernel.msgmax', 'net.core.somaxconn', 'fs.mqueue.queues_max']) },
-  { path: ['linux', 'maskedPaths'], make: () => ['/proc/kcore'], entry: (rng) => genString(rng, ['/proc/keys', '/sys/firmware', '/proc/../etc', '/proc/acpi/', '/', '//proc//scsi']) },
-  { path: ['linux', 'readonlyPaths'], make: () => ['/proc/sys'], entry: (rng) => genString(rng, ['/proc/bus', '/proc/fs', '/proc/sys/', '/', '/proc/./irq']) },
+  {
+    path: ['linux', 'sysctl'],
+    make: () => ({ 'net.ipv4.ip_forward': '1' }),
+    entry: (rng) => genString(rng, ['1', '0']),
+    key: (rng) => genString(rng, ['kernel.msgmax', 'net.core.somaxconn', 'fs.mqueue.queues_max']),
+  },
+  {
+    path: ['linux', 'maskedPaths'],
+    make: () => ['/proc/kcore'],
+    entry: (rng) => genString(rng, ['/proc/keys', '/sys/firmware', '/proc/../etc', '/proc/acpi/', '/', '//proc//scsi']),
+  },
+  {
+    path: ['linux', 'readonlyPaths'],
+    make: () => ['/proc/sys'],
+    entry: (rng) => genString(rng, ['/proc/bus', '/proc/fs', '/proc/sys/', '/', '/proc/./irq']),
+  },
   {
     path: ['linux', 'timeOffsets'],
     make: (rng, c) => {
       withNamespace(c, 'time');
-      const offset = (): Json => ({ secs: genNumber(rng, [10, -10, 0, 1e21, 2 ** 63, -(2 ** 53)]), nanosecs: genNumber(rng, [0, 999999999, 5]) });
+      const offset = (): Json => ({
+        secs: genNumber(rng, [10, -10, 0, 1e21, 2 ** 63, -(2 ** 53)]),
+        nanosecs: genNumber(rng, [0, 999999999, 5]),
+      });
       return rng.chance(0.5) ? { monotonic: offset() } : { monotonic: offset(), boottime: offset() };
     },
   },
   { path: ['linux', 'rootfsPropagation'], make: (rng) => genString(rng, [...ROOTFS_PROPAGATIONS]) },
-  { path: ['linux', 'cgroupsPath'], make: (rng) => genString(rng, ['/my/ctr', 'rel/ctr', 'system.slice:tsrun:c1', '/../..']) },
-  { path: ['linux', 'personality'], make: (rng) => ({ domain: genString(rng, ['LINUX', 'LINUX32']), flags: rng.some(['x'], 1) }) },
-  { path: ['linux', 'intelRdt'], make: (rng) => ({ closID: genString(rng, ['c1']), memBwSchema: genString(rng, ['MB:0=50']), schemata: rng.some(['L3:0=f', 'a\nb'], 2) }) },
-  { path: ['linux', 'memoryPolicy'], make: (rng) => ({ mode: genString(rng, [...MPOL_MODES]), nodes: genString(rng, ['0-1']), flags: rng.some(['MPOL_F_STATIC_NODES', 'x'], 2) }) },
-  { path: ['linux', 'netDevices'], make: (rng) => ({ [genString(rng, ['eth1'])]: { name: genString(rng, ['eth0']) } }) },
-  { path: ['annotations'], make: () => ({ 'org.example': 'v' }), entry: (rng) => genString(rng, ['v']), key: (rng) => genString(rng, ['k']) },
+  {
+    path: ['linux', 'cgroupsPath'],
+    make: (rng) => genString(rng, ['/my/ctr', 'rel/ctr', 'system.slice:tsrun:c1', '/../..']),
+  },
+  {
+    path: ['linux', 'personality'],
+    make: (rng) => ({ domain: genString(rng, ['LINUX', 'LINUX32']), flags: rng.some(['x'], 1) }),
+  },
+  {
+    path: ['linux', 'intelRdt'],
+    make: (rng) => ({
+      closID: genString(rng, ['c1']),
+      memBwSchema: genString(rng, ['MB:0=50']),
+      schemata: rng.some(['L3:0=f', 'a\nb'], 2),
+    }),
+  },
+  {
+    path: ['linux', 'memoryPolicy'],
+    make: (rng) => ({
+      mode: genString(rng, [...MPOL_MODES]),
+      nodes: genString(rng, ['0-1']),
+      flags: rng.some(['MPOL_F_STATIC_NODES', 'x'], 2),
+    }),
+  },
+  {
+    path: ['linux', 'netDevices'],
+    make: (rng) => ({ [genString(rng, ['eth1'])]: { name: genString(rng, ['eth0']) } }),
+  },
+  {
+    path: ['annotations'],
+    make: () => ({ 'org.example': 'v' }),
+    entry: (rng) => genString(rng, ['v']),
+    key: (rng) => genString(rng, ['k']),
+  },
   { path: ['hostname'], make: (rng) => genString(rng, ['box', '', 'a'.repeat(64)]) },
   { path: ['domainname'], make: (rng) => genString(rng, ['example.com', '']) },
-  { path: ['root'], make: (rng) => ({ path: genString(rng, ['rootfs', '/bundles/b1/rootfs', '/']), readonly: rng.chance(0.5) }) },
+  {
+    path: ['root'],
+    make: (rng) => ({ path: genString(rng, ['rootfs', '/bundles/b1/rootfs', '/']), readonly: rng.chance(0.5) }),
+  },
   { path: ['ociVersion'], make: (rng) => genString(rng, ['1.0.2', '1.3.0', '2.0.0', '1.0.0-rc.1+dev', '1.0']) },
 ];
 
@@ -321,8 +655,17 @@ function richConfig(): Json {
   c.process.terminal = false;
   c.process.consoleSize = { height: 24, width: 80 };
   c.process.user = { uid: 1000, gid: 1000, umask: 0o22, additionalGids: [5, 10] };
-  c.process.capabilities = { bounding: ['CAP_KILL', 'CAP_CHOWN'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'], inheritable: [], ambient: [] };
-  c.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 }, { type: 'RLIMIT_CORE', soft: 0, hard: 0 }];
+  c.process.capabilities = {
+    bounding: ['CAP_KILL', 'CAP_CHOWN'],
+    effective: ['CAP_KILL'],
+    permitted: ['CAP_KILL'],
+    inheritable: [],
+    ambient: [],
+  };
+  c.process.rlimits = [
+    { type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 },
+    { type: 'RLIMIT_CORE', soft: 0, hard: 0 },
+  ];
   c.process.noNewPrivileges = true;
   c.process.oomScoreAdj = -500;
   c.process.scheduler = { policy: 'SCHED_OTHER', nice: 5 };
@@ -333,7 +676,14 @@ function richConfig(): Json {
   c.mounts.push(
     { destination: '/data', type: 'bind', source: 'data', options: ['rbind', 'ro', 'rshared'] },
     { destination: 'etc/resolv.conf', source: '/etc/resolv.conf', options: ['bind', 'rro'] },
-    { destination: '/vol', type: 'bind', source: '/srv/vol', options: ['rbind', 'ridmap'], uidMappings: [{ containerID: 0, hostID: 1000, size: 10 }], gidMappings: [{ containerID: 0, hostID: 2000, size: 10 }] },
+    {
+      destination: '/vol',
+      type: 'bind',
+      source: '/srv/vol',
+      options: ['rbind', 'ridmap'],
+      uidMappings: [{ containerID: 0, hostID: 1000, size: 10 }],
+      gidMappings: [{ containerID: 0, hostID: 2000, size: 10 }],
+    },
     { destination: '/shared', type: 'bind', source: '/srv/shared', options: ['bind', 'idmap'] },
     { destination: '/etc', type: 'tmpfs', source: 'tmpfs', options: ['tmpcopyup', 'mode=755', 'sync', 'lazytime'] },
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid'] },
@@ -362,17 +712,28 @@ function richConfig(): Json {
     memory: { limit: 536870912, reservation: 268435456, swap: 1073741824, disableOOMKiller: false },
     cpu: { shares: 1024, quota: 50000, period: 100000, cpus: '0-1', mems: '0' },
     pids: { limit: 100 },
-    blockIO: { weight: 500, weightDevice: [{ major: 8, minor: 0, weight: 300 }], throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1048576 }] },
+    blockIO: {
+      weight: 500,
+      weightDevice: [{ major: 8, minor: 0, weight: 300 }],
+      throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1048576 }],
+    },
     hugepageLimits: [{ pageSize: '2MB', limit: 1048576 }],
     rdma: { mlx5_1: { hcaHandles: 3, hcaObjects: 10000 } },
     unified: { 'memory.high': '1000000' },
-    devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 10, minor: 229, access: 'rw' }],
+    devices: [
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', major: 10, minor: 229, access: 'rw' },
+    ],
   };
   c.linux.rootfsPropagation = 'rslave';
   c.linux.maskedPaths = ['/proc/kcore', '/sys/firmware'];
   c.linux.readonlyPaths = ['/proc/sys', '/proc/bus'];
   c.linux.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.msgmax': '8192' };
-  c.linux.seccomp = { defaultAction: 'SCMP_ACT_ERRNO', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }] };
+  c.linux.seccomp = {
+    defaultAction: 'SCMP_ACT_ERRNO',
+    architectures: ['SCMP_ARCH_X86_64'],
+    syscalls: [{ names: ['read'], action: 'SCMP_ACT_ALLOW' }],
+  };
   c.linux.personality = { domain: 'LINUX' };
   c.linux.memoryPolicy = { mode: 'MPOL_BIND', nodes: '0', flags: ['MPOL_F_STATIC_NODES'] };
   return c;
@@ -382,15 +743,22 @@ function richConfig(): Json {
 function joiningConfig(): Json {
   const c: Json = baseConfig();
   c.linux.namespaces = [
-    { type: 'mount' }, { type: 'pid', path: '/proc/1/ns/pid' }, { type: 'network', path: '/var/run/netns/x' },
-    { type: 'uts', path: '/proc/1/ns/uts' }, { type: 'user', path: '/proc/1/ns/user' }, { type: 'ipc' },
+    { type: 'mount' },
+    { type: 'pid', path: '/proc/1/ns/pid' },
+    { type: 'network', path: '/var/run/netns/x' },
+    { type: 'uts', path: '/proc/1/ns/uts' },
+    { type: 'user', path: '/proc/1/ns/user' },
+    { type: 'ipc' },
   ];
   c.mounts.push({ destination: '/dev', type: 'bind', source: '/dev', options: ['rbind'] });
   return c;
 }
 
 const FIXTURES: Array<{ name: string; config: Json }> = [
-  { name: 'spec-fixtures/busybox/config.json', config: JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'spec-fixtures', 'busybox', 'config.json'), 'utf8')) },
+  {
+    name: 'spec-fixtures/busybox/config.json',
+    config: JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'spec-fixtures', 'busybox', 'config.json'), 'utf8')),
+  },
   { name: 'defaultSpec()', config: defaultSpec({ rootless: false, cgroupNamespace: true }) },
   { name: 'defaultSpec({ rootless: true })', config: defaultSpec({ rootless: true, cgroupNamespace: true }) },
   { name: 'baseConfig()', config: baseConfig() },
@@ -404,8 +772,10 @@ const BUNDLE = '/bundles/b1';
 const CGROUP_LAYOUTS: CgroupHierarchy[][] = [
   [{ name: '', version: 2, options: '' }],
   [
-    { name: 'cpu,cpuacct', version: 1, options: 'cpu,cpuacct' }, { name: 'memory', version: 1, options: 'memory' },
-    { name: 'systemd', version: 1, options: 'name=systemd' }, { name: 'unified', version: 2, options: '' },
+    { name: 'cpu,cpuacct', version: 1, options: 'cpu,cpuacct' },
+    { name: 'memory', version: 1, options: 'memory' },
+    { name: 'systemd', version: 1, options: 'name=systemd' },
+    { name: 'unified', version: 2, options: '' },
   ],
   [],
 ];
@@ -430,7 +800,9 @@ function planContext(rng: Rng, config: Config): PlanContext {
     bundle: BUNDLE,
     noPivot: rng.chance(0.2),
     consoleSocket: rng.chance(0.6),
-    cloneIntoCgroup: unified ? path.join('/sys/fs/cgroup', cgroupRelativePath(config.linux?.cgroupsPath, CONTAINER_ID, OWN_CGROUP)) : undefined,
+    cloneIntoCgroup: unified
+      ? path.join('/sys/fs/cgroup', cgroupRelativePath(config.linux?.cgroupsPath, CONTAINER_ID, OWN_CGROUP))
+      : undefined,
     sessionKeyring: rng.chance(0.8) ? CONTAINER_ID : undefined,
     host,
   };
@@ -489,32 +861,47 @@ function removeAt(slot: Slot): void {
 
 function tweakString(rng: Rng, s: string): string {
   switch (rng.int(8)) {
-    case 0: return s.startsWith('/') ? s.slice(1) : `/${s}`;
-    case 1: return `${s}/..`;
-    case 2: return `${s}\u0000`;
-    case 3: return `${s}\n${s}`;
-    case 4: return s + s.repeat(rng.int(4));
-    case 5: return s.toUpperCase();
-    case 6: return `${s}🎉\ud800`;
-    default: return s.slice(0, rng.int(s.length + 1));
+    case 0:
+      return s.startsWith('/') ? s.slice(1) : `/${s}`;
+    case 1:
+      return `${s}/..`;
+    case 2:
+      return `${s}\u0000`;
+    case 3:
+      return `${s}\n${s}`;
+    case 4:
+      return s + s.repeat(rng.int(4));
+    case 5:
+      return s.toUpperCase();
+    case 6:
+      return `${s}🎉\ud800`;
+    default:
+      return s.slice(0, rng.int(s.length + 1));
   }
 }
 
 function tweakNumber(rng: Rng, n: number): Json {
   switch (rng.int(7)) {
-    case 0: return n + 1;
-    case 1: return n - 1;
-    case 2: return -n - 1;
-    case 3: return n * 2 ** 32;
-    case 4: return n + 0.5;
-    case 5: return String(n);
-    default: return rng.pick(NUMBERS);
+    case 0:
+      return n + 1;
+    case 1:
+      return n - 1;
+    case 2:
+      return -n - 1;
+    case 3:
+      return n * 2 ** 32;
+    case 4:
+      return n + 0.5;
+    case 5:
+      return String(n);
+    default:
+      return rng.pick(NUMBERS);
   }
 }
 
 /** Another type altogether for the same content. */
 function swapType(rng: Rng, v: Json): Json {
-  if (Array.isArray(v)) return rng.chance(0.5) ? Object.fromEntries(v.map((x, i) => [String(i), x])) : v[0] ?? null;
+  if (Array.isArray(v)) return rng.chance(0.5) ? Object.fromEntries(v.map((x, i) => [String(i), x])) : (v[0] ?? null);
   if (isContainer(v)) return rng.chance(0.5) ? Object.values(v) : JSON.stringify(v);
   if (typeof v === 'string') return rng.chance(0.5) ? [v] : { value: v };
   if (typeof v === 'number') return rng.chance(0.5) ? String(v) : [v];
@@ -599,7 +986,14 @@ function mutateOnce(rng: Rng, config: Json, log: string[]): void {
     }
     case 2: {
       // Same type, odd value: gets past the type checks to the rules behind them.
-      const v = typeof old === 'string' ? rng.pick(STRINGS) : typeof old === 'number' ? rng.pick(NUMBERS) : typeof old === 'boolean' ? !old : rng.pick(VALUES);
+      const v =
+        typeof old === 'string'
+          ? rng.pick(STRINGS)
+          : typeof old === 'number'
+            ? rng.pick(NUMBERS)
+            : typeof old === 'boolean'
+              ? !old
+              : rng.pick(VALUES);
       setAt(slot, v);
       log.push(`set ${slot.path} = ${preview(v)}`);
       return;
@@ -696,7 +1090,8 @@ function mutateText(rng: Rng, text: string, log: string[]): string {
 // ---------------------------------------------------------------- judging outcomes
 
 /** A JSON path as ConfigError names fields: process.args[0], linux.sysctl["net.ipv4.ip_forward"], config.json. */
-const PATH_BODY = /(?:config\.json|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\])*)/.source;
+const PATH_BODY = /(?:config\.json|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\])*)/
+  .source;
 const MESSAGE_START = new RegExp(`^${PATH_BODY}: `);
 const WHOLE_PATH = new RegExp(`^${PATH_BODY}$`);
 
@@ -705,7 +1100,9 @@ function judgeError(err: unknown): string[] {
   if (!(err instanceof ConfigError) && !(err instanceof TsrunError)) {
     const e = err as Error;
     const where = (e?.stack ?? '').split('\n').find((l) => l.includes('/src/lib/')) ?? '';
-    return [`${e?.constructor?.name ?? typeof err} is not a ConfigError or TsrunError: ${String(e?.message ?? err).slice(0, 300)} ${where.trim()}`];
+    return [
+      `${e?.constructor?.name ?? typeof err} is not a ConfigError or TsrunError: ${String(e?.message ?? err).slice(0, 300)} ${where.trim()}`,
+    ];
   }
   const problems: string[] = [];
   const message = err.message;
@@ -726,8 +1123,15 @@ function judgeError(err: unknown): string[] {
 function wireForm(ops: PlanOp[]): PlanOp[] {
   const utf8 = (s: string): string => Buffer.from(s, 'utf8').toString('utf8'); // lone surrogates become U+FFFD
   const norm = (v: FieldValue): FieldValue =>
-    typeof v === 'string' ? utf8(v) : Array.isArray(v) ? (v as Array<string | number>).map((x) => (typeof x === 'string' ? utf8(x) : x)) as FieldValue : v;
-  return ops.map((o) => ({ op: o.op, fields: Object.fromEntries(Object.entries(o.fields).map(([k, v]) => [k, norm(v)])) }));
+    typeof v === 'string'
+      ? utf8(v)
+      : Array.isArray(v)
+        ? ((v as Array<string | number>).map((x) => (typeof x === 'string' ? utf8(x) : x)) as FieldValue)
+        : v;
+  return ops.map((o) => ({
+    op: o.op,
+    fields: Object.fromEntries(Object.entries(o.fields).map(([k, v]) => [k, norm(v)])),
+  }));
 }
 
 /** The first difference between two decoded plans, or null. */
@@ -741,11 +1145,12 @@ function planDiff(expected: PlanOp[], actual: PlanOp[]): string | null {
     for (const k of keys) {
       const x = a.fields[k];
       const y = b.fields[k];
-      const same = Buffer.isBuffer(x) && Buffer.isBuffer(y)
-        ? x.equals(y)
-        : Array.isArray(x) && Array.isArray(y)
-          ? x.length === y.length && x.every((v, j) => v === y[j])
-          : x === y;
+      const same =
+        Buffer.isBuffer(x) && Buffer.isBuffer(y)
+          ? x.equals(y)
+          : Array.isArray(x) && Array.isArray(y)
+            ? x.length === y.length && x.every((v, j) => v === y[j])
+            : x === y;
       if (!same) return `op ${i} ${Op[a.op]}.${k}: ${preview(String(x))} became ${preview(String(y))}`;
     }
   }
@@ -762,22 +1167,33 @@ function planSanity(ops: PlanOp[]): string[] {
   };
   for (const op of ops) {
     switch (op.op) {
-      case Op.MOUNT: relative(op, 'dest'); break;
-      case Op.MKNOD: relative(op, 'path'); break;
-      case Op.SYMLINK: relative(op, 'path'); break;
-      case Op.MKDIR: relative(op, 'path'); break;
+      case Op.MOUNT:
+        relative(op, 'dest');
+        break;
+      case Op.MKNOD:
+        relative(op, 'path');
+        break;
+      case Op.SYMLINK:
+        relative(op, 'path');
+        break;
+      case Op.MKDIR:
+        relative(op, 'path');
+        break;
       case Op.READONLY_PATH:
       case Op.MASK_PATH: {
         const p = op.fields.path as string;
-        if (!p.startsWith('/') || path.posix.normalize(p) !== p || (p !== '/' && p.endsWith('/'))) problems.push(`${Op[op.op]}.path is not a clean absolute path: ${preview(p)}`);
+        if (!p.startsWith('/') || path.posix.normalize(p) !== p || (p !== '/' && p.endsWith('/')))
+          problems.push(`${Op[op.op]}.path is not a clean absolute path: ${preview(p)}`);
         break;
       }
       case Op.TIMENS_OFFSETS:
         for (const line of (op.fields.content as string).split('\n').filter(Boolean))
-          if (!/^(monotonic|boottime) -?\d+ \d+$/.test(line)) problems.push(`TIMENS_OFFSETS line the kernel cannot parse: ${preview(line)}`);
+          if (!/^(monotonic|boottime) -?\d+ \d+$/.test(line))
+            problems.push(`TIMENS_OFFSETS line the kernel cannot parse: ${preview(line)}`);
         break;
       case Op.HOOK:
-        if ((op.fields.timeout as number) * 1000 > 2 ** 31 - 1) problems.push(`HOOK.timeout ${op.fields.timeout}s overflows poll(2)'s milliseconds`);
+        if ((op.fields.timeout as number) * 1000 > 2 ** 31 - 1)
+          problems.push(`HOOK.timeout ${op.fields.timeout}s overflows poll(2)'s milliseconds`);
         break;
       case Op.OOM_SCORE_ADJ: {
         const v = (op.fields.value as number) | 0;
@@ -796,7 +1212,9 @@ function checkPlan(ops: PlanOp[]): string[] {
   try {
     buf = encodePlan(ops);
   } catch (err) {
-    return [`encodePlan threw (the compiler made an op the wire format cannot carry): ${(err as Error).message.slice(0, 300)}`];
+    return [
+      `encodePlan threw (the compiler made an op the wire format cannot carry): ${(err as Error).message.slice(0, 300)}`,
+    ];
   }
   let decoded: PlanOp[];
   try {
@@ -820,15 +1238,38 @@ function checkPlan(ops: PlanOp[]): string[] {
 class CgroupScratch {
   // On tmpfs when there is one: thousands of small writes and removals.
   readonly root = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'tsrun-fuzz-cgroup-'));
-  private readonly v1Controllers = ['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'blkio', 'pids', 'net_cls', 'net_prio', 'hugetlb', 'rdma'];
+  private readonly v1Controllers = [
+    'cpu',
+    'cpuacct',
+    'cpuset',
+    'memory',
+    'devices',
+    'freezer',
+    'blkio',
+    'pids',
+    'net_cls',
+    'net_prio',
+    'hugetlb',
+    'rdma',
+  ];
   private readonly hierarchies: Hierarchy[];
   private readonly dirs: string[];
   writes: Array<{ file: string; value: string }> = [];
 
   constructor() {
     this.hierarchies = [
-      ...this.v1Controllers.map((c): Hierarchy => ({ mountPoint: path.join(this.root, 'v1', c), root: '/', version: 1, controllers: [c] })),
-      { mountPoint: path.join(this.root, 'v1', 'unified'), root: '/', version: 2, controllers: ['memory', 'pids', 'hugetlb', 'rdma', 'io', 'cpu', 'cpuset', 'misc'] },
+      ...this.v1Controllers.map((c): Hierarchy => ({
+        mountPoint: path.join(this.root, 'v1', c),
+        root: '/',
+        version: 1,
+        controllers: [c],
+      })),
+      {
+        mountPoint: path.join(this.root, 'v1', 'unified'),
+        root: '/',
+        version: 2,
+        controllers: ['memory', 'pids', 'hugetlb', 'rdma', 'io', 'cpu', 'cpuset', 'misc'],
+      },
     ];
     this.dirs = [...this.hierarchies.map((h) => path.join(h.mountPoint, 'ctr')), path.join(this.root, 'v2', 'ctr')];
   }
@@ -847,24 +1288,34 @@ class CgroupScratch {
   }
 
   v1(): CgroupV1 {
-    return new CgroupV1(this.hierarchies, undefined, '', { driver: 'v1', paths: Object.fromEntries(this.hierarchies.map((h) => [h.mountPoint, path.join(h.mountPoint, 'ctr')])) });
+    return new CgroupV1(this.hierarchies, undefined, '', {
+      driver: 'v1',
+      paths: Object.fromEntries(this.hierarchies.map((h) => [h.mountPoint, path.join(h.mountPoint, 'ctr')])),
+    });
   }
 
   v2(): CgroupV2 {
     const mountPoint = path.join(this.root, 'v2');
-    return new CgroupV2({ mountPoint, root: '/', version: 2, controllers: [] }, undefined, '', { driver: 'v2', paths: { [mountPoint]: path.join(mountPoint, 'ctr') } });
+    return new CgroupV2({ mountPoint, root: '/', version: 2, controllers: [] }, undefined, '', {
+      driver: 'v2',
+      paths: { [mountPoint]: path.join(mountPoint, 'ctr') },
+    });
   }
 
   /** Run `fn` with fs.writeFileSync confined to the scratch dir. */
   confined<T>(fn: () => T): T {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
     const realFs = require('fs') as typeof fs;
     const original = realFs.writeFileSync;
     const root = this.root;
     const writes = this.writes;
-    realFs.writeFileSync = function (file: fs.PathOrFileDescriptor, data: string | NodeJS.ArrayBufferView, ...rest: unknown[]) {
+    realFs.writeFileSync = function (
+      file: fs.PathOrFileDescriptor,
+      data: string | NodeJS.ArrayBufferView,
+      ...rest: unknown[]
+    ) {
       const target = path.resolve(String(file));
-      if (!target.startsWith(root + path.sep)) throw new Error(`FUZZ-ESCAPE: a cgroup write to ${target}, outside the cgroup directory`);
+      if (!target.startsWith(root + path.sep))
+        throw new Error(`FUZZ-ESCAPE: a cgroup write to ${target}, outside the cgroup directory`);
       writes.push({ file: target, value: String(data) });
       return (original as (...a: unknown[]) => void).call(realFs, file, data, ...rest);
     } as typeof fs.writeFileSync;
@@ -930,10 +1381,12 @@ function execStage(processJson: Json, rng: Rng): Outcome {
 /** What create does with linux.cgroupsPath and linux.resources (both drivers). */
 function resourcesStage(config: Config, scratch: CgroupScratch): Outcome[] {
   const out: Outcome[] = [];
-  out.push(stage('cgroupsPath', () => {
-    cgroupRelativePath(config.linux?.cgroupsPath, CONTAINER_ID, OWN_CGROUP);
-    return [];
-  }));
+  out.push(
+    stage('cgroupsPath', () => {
+      cgroupRelativePath(config.linux?.cgroupsPath, CONTAINER_ID, OWN_CGROUP);
+      return [];
+    }),
+  );
   const resources = config.linux?.resources as Json;
   if (!resources) return out;
   const written = (): string[] =>
@@ -942,16 +1395,21 @@ function resourcesStage(config: Config, scratch: CgroupScratch): Outcome[] {
       .map((w) => `wrote ${JSON.stringify(w.value.slice(0, 80))} to ${path.relative(scratch.root, w.file)}`);
   for (const driver of ['v1', 'v2'] as const) {
     scratch.reset();
-    out.push(stage(`resources(${driver})`, () => scratch.confined(() => {
-      if (driver === 'v1') {
-        scratch.v1().set(resources);
-      } else {
-        // The v2 driver hands device rules to the kernel through the addon: compile them here instead.
-        scratch.v2().set({ ...resources, devices: undefined });
-        if (resources.devices) compileDeviceProgram([...parseDeviceRules(resources.devices), ...DEFAULT_DEVICE_RULES]);
-      }
-      return written();
-    })));
+    out.push(
+      stage(`resources(${driver})`, () =>
+        scratch.confined(() => {
+          if (driver === 'v1') {
+            scratch.v1().set(resources);
+          } else {
+            // The v2 driver hands device rules to the kernel through the addon: compile them here instead.
+            scratch.v2().set({ ...resources, devices: undefined });
+            if (resources.devices)
+              compileDeviceProgram([...parseDeviceRules(resources.devices), ...DEFAULT_DEVICE_RULES]);
+          }
+          return written();
+        }),
+      ),
+    );
   }
   return out;
 }
@@ -978,7 +1436,11 @@ function buildCase(index: number): { c: Case; rng: Rng; tree: Json } {
 }
 
 /** Control characters, line separators and surrogates escaped: they come from fuzzed input and would garble the TAP stream. */
-const ascii = (s: string): string => s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+const ascii = (s: string): string =>
+  s.replace(
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 
 /** The config, readable: huge strings shortened. */
 function printable(text: string): string {
@@ -1004,7 +1466,10 @@ t.test(`config fuzzer: ${ONLY === undefined ? CASES : 1} seeded cases (seed ${SE
     if (created.outcome.ok && created.outcome.problems.length === 0) stats.plans++;
     else if (!created.outcome.ok && created.outcome.problems.length === 0) {
       stats.configErrors++;
-      const reason = created.outcome.error!.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/\[\d+\]/g, '[N]').slice(0, 90);
+      const reason = created.outcome
+        .error!.replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+        .replace(/\[\d+\]/g, '[N]')
+        .slice(0, 90);
       rejections.set(reason, (rejections.get(reason) ?? 0) + 1);
     }
 
@@ -1023,21 +1488,32 @@ t.test(`config fuzzer: ${ONLY === undefined ? CASES : 1} seeded cases (seed ${SE
     for (const o of outcomes) {
       for (const problem of o.problems) {
         // One report per kind of problem: numbers and quoted input vary between cases.
-        const signature = ascii(`${o.stage}: ${problem.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/\d+/g, 'N').slice(0, 160)}`);
+        const signature = ascii(
+          `${o.stage}: ${problem
+            .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+            .replace(/\d+/g, 'N')
+            .slice(0, 160)}`,
+        );
         const seen = failures.get(signature);
         if (seen) seen.count++;
         else failures.set(signature, { count: 1, first: c, stage: o.stage, problem });
       }
     }
     if (ONLY !== undefined) {
-      t.comment(ascii(`case ${index} from ${c.fixture}:`) + `\n  ${c.log.map(ascii).join('\n  ')}\nconfig.json: ${ascii(printable(c.text))}`);
-      for (const o of outcomes) t.comment(ascii(`${o.stage}: ${o.ok ? 'plan' : `error (${o.error})`} ${o.problems.join('; ')}`));
+      t.comment(
+        ascii(`case ${index} from ${c.fixture}:`) +
+          `\n  ${c.log.map(ascii).join('\n  ')}\nconfig.json: ${ascii(printable(c.text))}`,
+      );
+      for (const o of outcomes)
+        t.comment(ascii(`${o.stage}: ${o.ok ? 'plan' : `error (${o.error})`} ${o.problems.join('; ')}`));
     }
   }
 
   const seconds = (Date.now() - started) / 1000;
-  t.comment(`${stats.cases} cases in ${seconds.toFixed(1)}s: ${stats.plans} valid plans, ${stats.configErrors} clean config errors, ` +
-    `${stats.execPlans} exec plans, ${stats.resources} with linux.resources`);
+  t.comment(
+    `${stats.cases} cases in ${seconds.toFixed(1)}s: ${stats.plans} valid plans, ${stats.configErrors} clean config errors, ` +
+      `${stats.execPlans} exec plans, ${stats.resources} with linux.resources`,
+  );
   if (process.env.TSRUN_FUZZ_STATS) {
     const top = [...rejections].sort((a, b) => b[1] - a[1]).slice(0, 40);
     t.comment(`most common rejections:\n${top.map(([r, n]) => `${String(n).padStart(5)}  ${ascii(r)}`).join('\n')}`);
@@ -1073,7 +1549,10 @@ t.test(`config fuzzer: ${ONLY === undefined ? CASES : 1} seeded cases (seed ${SE
 t.test('findings of the fuzzer stay fixed', async (t) => {
   const scratch = new CgroupScratch();
   t.teardown(() => scratch.cleanup());
-  const host: HostView = { kindOf: (p) => (p.includes('missing') ? null : 'dir'), cgroupHierarchies: () => CGROUP_LAYOUTS[0] };
+  const host: HostView = {
+    kindOf: (p) => (p.includes('missing') ? null : 'dir'),
+    cgroupHierarchies: () => CGROUP_LAYOUTS[0],
+  };
   const ctx: PlanContext = { bundle: BUNDLE, noPivot: false, consoleSocket: true, host };
 
   /** The create road, plus the cgroup drivers: the error it ends with, or '' when it compiles. */
@@ -1100,37 +1579,133 @@ t.test('findings of the fuzzer stay fixed', async (t) => {
   // NUL bytes used to reach encodePlan ("string contains a NUL byte", a plain Error) or Node's spawn.
   rejects('NUL in hostname', (c) => (c.hostname = 'a\u0000b'), /^hostname: must not contain a NUL byte$/);
   rejects('NUL in process.cwd', (c) => (c.process.cwd = '/\u0000'), /^process\.cwd: must not contain a NUL byte$/);
-  rejects('NUL in process.args', (c) => (c.process.args = ['sh', 'a\u0000b']), /^process\.args\[1\]: must not contain a NUL byte$/);
-  rejects('NUL in a mount source', (c) => (c.mounts[0].source = 'pr\u0000oc'), /^mounts\[0\]\.source: must not contain/);
-  rejects('NUL in a mount option', (c) => (c.mounts[1].options = ['mode=7\u000055']), /^mounts\[1\]\.options\[0\]: must not contain/);
-  rejects('NUL in a sysctl name', (c) => (c.linux.sysctl = { 'net.\u0000x': '1' }), /^linux\.sysctl\["net\.\\u0000x"\]: must be a sysctl name/);
-  rejects('NUL in a hook argument', (c) => (c.hooks = { prestart: [{ path: '/bin/true', args: ['true', '\u0000'] }] }), /^hooks\.prestart\[0\]\.args\[1\]: must not contain/);
+  rejects(
+    'NUL in process.args',
+    (c) => (c.process.args = ['sh', 'a\u0000b']),
+    /^process\.args\[1\]: must not contain a NUL byte$/,
+  );
+  rejects(
+    'NUL in a mount source',
+    (c) => (c.mounts[0].source = 'pr\u0000oc'),
+    /^mounts\[0\]\.source: must not contain/,
+  );
+  rejects(
+    'NUL in a mount option',
+    (c) => (c.mounts[1].options = ['mode=7\u000055']),
+    /^mounts\[1\]\.options\[0\]: must not contain/,
+  );
+  rejects(
+    'NUL in a sysctl name',
+    (c) => (c.linux.sysctl = { 'net.\u0000x': '1' }),
+    /^linux\.sysctl\["net\.\\u0000x"\]: must be a sysctl name/,
+  );
+  rejects(
+    'NUL in a hook argument',
+    (c) => (c.hooks = { prestart: [{ path: '/bin/true', args: ['true', '\u0000'] }] }),
+    /^hooks\.prestart\[0\]\.args\[1\]: must not contain/,
+  );
   rejects('NUL in cgroupsPath', (c) => (c.linux.cgroupsPath = '/a\u0000b'), /^linux\.cgroupsPath: must not contain/);
   // Numbers the wire format cannot carry: a plain Error from encodePlan, or a value that decodes differently.
-  rejects('hook timeout of 2^32 s', (c) => (c.hooks = { createContainer: [{ path: '/bin/true', timeout: 2 ** 32 }] }), /^hooks\.createContainer\[0\]\.timeout: must be at most 2147483 seconds$/);
-  rejects('device major of 2^32', (c) => (c.linux.devices = [{ path: '/dev/x', type: 'c', major: 2 ** 32, minor: 1 }]), /^linux\.devices\[0\]\.major: must be between 0 and 4294967295$/);
-  rejects('negative device minor', (c) => (c.linux.devices = [{ path: '/dev/x', type: 'b', major: 8, minor: -1 }]), /^linux\.devices\[0\]\.minor: must be a non-negative integer$/);
-  rejects('time offset of 1e21 s', (c) => {
-    c.linux.namespaces.push({ type: 'time' });
-    c.linux.timeOffsets = { monotonic: { secs: 1e21 } };
-  }, /^linux\.timeOffsets\.monotonic\.secs: must be between/);
+  rejects(
+    'hook timeout of 2^32 s',
+    (c) => (c.hooks = { createContainer: [{ path: '/bin/true', timeout: 2 ** 32 }] }),
+    /^hooks\.createContainer\[0\]\.timeout: must be at most 2147483 seconds$/,
+  );
+  rejects(
+    'device major of 2^32',
+    (c) => (c.linux.devices = [{ path: '/dev/x', type: 'c', major: 2 ** 32, minor: 1 }]),
+    /^linux\.devices\[0\]\.major: must be between 0 and 4294967295$/,
+  );
+  rejects(
+    'negative device minor',
+    (c) => (c.linux.devices = [{ path: '/dev/x', type: 'b', major: 8, minor: -1 }]),
+    /^linux\.devices\[0\]\.minor: must be a non-negative integer$/,
+  );
+  rejects(
+    'time offset of 1e21 s',
+    (c) => {
+      c.linux.namespaces.push({ type: 'time' });
+      c.linux.timeOffsets = { monotonic: { secs: 1e21 } };
+    },
+    /^linux\.timeOffsets\.monotonic\.secs: must be between/,
+  );
   // Paths the helper would misread.
-  rejects('a device at the rootfs itself', (c) => (c.linux.devices = [{ path: '/dev/..', type: 'c', major: 1, minor: 3 }]), /^linux\.devices\[0\]\.path: cannot be the container's root$/);
-  t.equal(run((c) => (c.linux.readonlyPaths = ['/proc/sys/', '//proc//bus'])), '', 'read-only paths lose their trailing slash');
+  rejects(
+    'a device at the rootfs itself',
+    (c) => (c.linux.devices = [{ path: '/dev/..', type: 'c', major: 1, minor: 3 }]),
+    /^linux\.devices\[0\]\.path: cannot be the container's root$/,
+  );
+  t.equal(
+    run((c) => (c.linux.readonlyPaths = ['/proc/sys/', '//proc//bus'])),
+    '',
+    'read-only paths lose their trailing slash',
+  );
   // Messages that spanned lines.
-  t.equal(run((c) => (c.process.capabilities = { bounding: ['CAP_\rX'] })), '', 'an unknown capability, even with a CR, is a warning (quoted, one line), not an error');
-  rejects('a cgroupsPath with a newline', (c) => (c.linux.cgroupsPath = 'a:b\n:c'), /^$|linux\.cgroupsPath: "a:b\\n:c"/);
+  t.equal(
+    run((c) => (c.process.capabilities = { bounding: ['CAP_\rX'] })),
+    '',
+    'an unknown capability, even with a CR, is a warning (quoted, one line), not an error',
+  );
+  rejects(
+    'a cgroupsPath with a newline',
+    (c) => (c.linux.cgroupsPath = 'a:b\n:c'),
+    /^$|linux\.cgroupsPath: "a:b\\n:c"/,
+  );
   // linux.resources of the wrong types: TypeErrors in the drivers, or "undefined"/"[object Object]" written to knobs.
-  rejects('resources.devices a string', (c) => (c.linux.resources = { devices: 'CAP_SYS_ADMIN' }), /^linux\.resources\.devices: must be an array, not a string$/);
-  rejects('resources.hugepageLimits false', (c) => (c.linux.resources = { hugepageLimits: false }), /^linux\.resources\.hugepageLimits: must be an array, not a boolean$/);
-  rejects('a hugepage limit without pageSize', (c) => (c.linux.resources = { hugepageLimits: [{ limit: 1 }] }), /^linux\.resources\.hugepageLimits\[0\]\.pageSize: is required$/);
-  rejects('a pageSize that climbs out of the cgroup', (c) => (c.linux.resources = { hugepageLimits: [{ pageSize: '/../../../../../tmp/x', limit: 1 }] }), /^linux\.resources\.hugepageLimits\[0\]\.pageSize: must be a size such as "2MB"/);
-  rejects('a throttle entry of the wrong type', (c) => (c.linux.resources = { blockIO: { throttleReadBpsDevice: [0] } }), /^linux\.resources\.blockIO\.throttleReadBpsDevice\[0\]: must be an object, not a number$/);
-  rejects('a weight device with an object for major', (c) => (c.linux.resources = { blockIO: { weightDevice: [{ major: {}, minor: 0, weight: 10 }] } }), /^linux\.resources\.blockIO\.weightDevice\[0\]\.major: must be an integer$/);
-  rejects('a device rule with an array for minor', (c) => (c.linux.resources = { devices: [{ allow: true, type: 'c', major: 1, minor: [1, 1], access: 'rwm' }] }), /^linux\.resources\.devices\[0\]\.minor: must be an integer$/);
-  rejects('a device rule type with a newline', (c) => (c.linux.resources = { devices: [{ allow: true, type: 'c\nb' }] }), /^linux\.resources\.devices\[0\]\.type: must be a, b or c, not "c\\nb"$/);
-  rejects('a unified value that is an object', (c) => (c.linux.resources = { unified: { 'memory.high': { value: '1' } } }), /^linux\.resources\.unified\["memory\.high"\]: must be a string$/);
+  rejects(
+    'resources.devices a string',
+    (c) => (c.linux.resources = { devices: 'CAP_SYS_ADMIN' }),
+    /^linux\.resources\.devices: must be an array, not a string$/,
+  );
+  rejects(
+    'resources.hugepageLimits false',
+    (c) => (c.linux.resources = { hugepageLimits: false }),
+    /^linux\.resources\.hugepageLimits: must be an array, not a boolean$/,
+  );
+  rejects(
+    'a hugepage limit without pageSize',
+    (c) => (c.linux.resources = { hugepageLimits: [{ limit: 1 }] }),
+    /^linux\.resources\.hugepageLimits\[0\]\.pageSize: is required$/,
+  );
+  rejects(
+    'a pageSize that climbs out of the cgroup',
+    (c) => (c.linux.resources = { hugepageLimits: [{ pageSize: '/../../../../../tmp/x', limit: 1 }] }),
+    /^linux\.resources\.hugepageLimits\[0\]\.pageSize: must be a size such as "2MB"/,
+  );
+  rejects(
+    'a throttle entry of the wrong type',
+    (c) => (c.linux.resources = { blockIO: { throttleReadBpsDevice: [0] } }),
+    /^linux\.resources\.blockIO\.throttleReadBpsDevice\[0\]: must be an object, not a number$/,
+  );
+  rejects(
+    'a weight device with an object for major',
+    (c) => (c.linux.resources = { blockIO: { weightDevice: [{ major: {}, minor: 0, weight: 10 }] } }),
+    /^linux\.resources\.blockIO\.weightDevice\[0\]\.major: must be an integer$/,
+  );
+  rejects(
+    'a device rule with an array for minor',
+    (c) => (c.linux.resources = { devices: [{ allow: true, type: 'c', major: 1, minor: [1, 1], access: 'rwm' }] }),
+    /^linux\.resources\.devices\[0\]\.minor: must be an integer$/,
+  );
+  rejects(
+    'a device rule type with a newline',
+    (c) => (c.linux.resources = { devices: [{ allow: true, type: 'c\nb' }] }),
+    /^linux\.resources\.devices\[0\]\.type: must be a, b or c, not "c\\nb"$/,
+  );
+  rejects(
+    'a unified value that is an object',
+    (c) => (c.linux.resources = { unified: { 'memory.high': { value: '1' } } }),
+    /^linux\.resources\.unified\["memory\.high"\]: must be a string$/,
+  );
   // unified is for a cgroup2-only host: the v1 driver refuses it, as runc does.
-  t.equal(run((c) => (c.linux.resources = { ...richConfig().linux.resources, unified: undefined })), '', 'every resources field of a valid config still passes');
-  t.match(run((c) => (c.linux.resources = { unified: { 'memory.high': '1000000' } })), /linux\.resources\.unified: cannot be used on a cgroup v1 host/, 'unified on the v1 driver: refused');
+  t.equal(
+    run((c) => (c.linux.resources = { ...richConfig().linux.resources, unified: undefined })),
+    '',
+    'every resources field of a valid config still passes',
+  );
+  t.match(
+    run((c) => (c.linux.resources = { unified: { 'memory.high': '1000000' } })),
+    /linux\.resources\.unified: cannot be used on a cgroup v1 host/,
+    'unified on the v1 driver: refused',
+  );
 });

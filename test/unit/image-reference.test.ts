@@ -52,7 +52,11 @@ t.test('what is not a reference: one line that says why', async (t) => {
     try {
       parseReference(text);
     } catch (err) {
-      t.match((err as Error).message, new RegExp(`^image reference ".*" is not valid: `, 's'), `${JSON.stringify(text)}: names the reference`);
+      t.match(
+        (err as Error).message,
+        new RegExp(`^image reference ".*" is not valid: `, 's'),
+        `${JSON.stringify(text)}: names the reference`,
+      );
     }
   }
 });

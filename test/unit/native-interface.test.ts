@@ -23,7 +23,15 @@ t.test('the addon exports what NativeAddon declares, and nothing else', async (t
   const exported = Object.getOwnPropertyNames(addon).sort();
   const names = declared();
   t.ok(names.length > 30, `the interface was read (${names.length} methods)`);
-  t.same(exported.filter((n) => !names.includes(n)), [], 'exported by the addon, missing from NativeAddon');
-  t.same(names.filter((n) => !exported.includes(n)), [], 'declared in NativeAddon, missing from the addon');
+  t.same(
+    exported.filter((n) => !names.includes(n)),
+    [],
+    'exported by the addon, missing from NativeAddon',
+  );
+  t.same(
+    names.filter((n) => !exported.includes(n)),
+    [],
+    'declared in NativeAddon, missing from the addon',
+  );
   for (const name of exported) t.type(addon[name], 'function', `${name} is a function`);
 });

@@ -20,7 +20,12 @@ const AUDIT_ARCH_I386 = 0x40000003;
 function insns(program: Buffer): Array<{ code: number; jt: number; jf: number; k: number }> {
   const out = [];
   for (let at = 0; at < program.length; at += 8) {
-    out.push({ code: program.readUInt16LE(at), jt: program.readUInt8(at + 2), jf: program.readUInt8(at + 3), k: program.readUInt32LE(at + 4) });
+    out.push({
+      code: program.readUInt16LE(at),
+      jt: program.readUInt8(at + 2),
+      jf: program.readUInt8(at + 3),
+      k: program.readUInt32LE(at + 4),
+    });
   }
   return out;
 }
@@ -36,9 +41,15 @@ const profile = (defaultAction: string, extra: Record<string, unknown> = {}): un
 });
 
 t.test('a denying default asks for the stub; an allowing one does not', async (t) => {
-  for (const a of ['SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_TRAP']) t.equal(normalizeSeccomp(profile(a)).input.enosys, true, a);
-  for (const a of ['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_TRACE']) t.equal(normalizeSeccomp(profile(a)).input.enosys, false, a);
-  t.same(normalizeSeccomp(profile('SCMP_ACT_ERRNO')).input.named, ['close_range', 'openat', 'read', 'write'], 'every name, the dropped rule too');
+  for (const a of ['SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_TRAP'])
+    t.equal(normalizeSeccomp(profile(a)).input.enosys, true, a);
+  for (const a of ['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_TRACE'])
+    t.equal(normalizeSeccomp(profile(a)).input.enosys, false, a);
+  t.same(
+    normalizeSeccomp(profile('SCMP_ACT_ERRNO')).input.named,
+    ['close_range', 'openat', 'read', 'write'],
+    'every name, the dropped rule too',
+  );
 });
 
 t.test('the stub: per arch, a call above the largest named one returns ENOSYS, else on to the filter', async (t) => {
@@ -58,6 +69,13 @@ t.test('the stub: per arch, a call above the largest named one returns ENOSYS, e
     }
   });
   // close_range is the largest named: 436 on x86_64, 436 on i386 too.
-  t.same([...limits.entries()].sort(), [[AUDIT_ARCH_I386, 436], [AUDIT_ARCH_X86_64, 436]].sort(), 'a limit for each arch, from the largest name');
+  t.same(
+    [...limits.entries()].sort(),
+    [
+      [AUDIT_ARCH_I386, 436],
+      [AUDIT_ARCH_X86_64, 436],
+    ].sort(),
+    'a limit for each arch, from the largest name',
+  );
   t.equal(native.seccompCompile({ ...filter.input, named: [] }).program.length, plain.length, 'nothing named: no stub');
 });

@@ -21,11 +21,22 @@ t.test('default spec matches runc spec', async (t) => {
   t.same(process.capabilities!.effective, caps);
   t.same(process.capabilities!.permitted, caps);
 
-  t.same(spec.mounts!.map((m) => m.destination), ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup']);
+  t.same(
+    spec.mounts!.map((m) => m.destination),
+    ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup'],
+  );
   t.same(spec.mounts![2].options, ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5']);
-  t.same(spec.mounts![5], { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] });
+  t.same(spec.mounts![5], {
+    destination: '/sys',
+    type: 'sysfs',
+    source: 'sysfs',
+    options: ['nosuid', 'noexec', 'nodev', 'ro'],
+  });
 
-  t.same(spec.linux!.namespaces!.map((n) => n.type), ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup']);
+  t.same(
+    spec.linux!.namespaces!.map((n) => n.type),
+    ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup'],
+  );
   t.ok(spec.linux!.maskedPaths!.includes('/proc/kcore'));
   t.ok(spec.linux!.readonlyPaths!.includes('/proc/sys'));
   t.same(spec.linux!.resources, { devices: [{ allow: false, access: 'rwm' }] });
@@ -41,7 +52,10 @@ t.test('inheritable and ambient capabilities are never filled (CVE-2022-29162)',
 });
 
 t.test('custom args', async (t) => {
-  t.same(defaultSpec({ rootless: false, args: ['/bin/echo', 'hi'], cgroupNamespace: true }).process!.args, ['/bin/echo', 'hi']);
+  t.same(defaultSpec({ rootless: false, args: ['/bin/echo', 'hi'], cgroupNamespace: true }).process!.args, [
+    '/bin/echo',
+    'hi',
+  ]);
   t.same(defaultSpec({ rootless: false, args: [], cgroupNamespace: true }).process!.args, ['sh']);
 });
 
@@ -56,7 +70,12 @@ t.test('rootless variant', async (t) => {
   t.equal(linux.resources, undefined);
 
   const sys = spec.mounts!.find((m) => m.destination === '/sys')!;
-  t.same(sys, { destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
+  t.same(sys, {
+    destination: '/sys',
+    type: 'none',
+    source: '/sys',
+    options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+  });
   const pts = spec.mounts!.find((m) => m.destination === '/dev/pts')!;
   t.notOk(pts.options!.includes('gid=5'));
   t.ok(pts.options!.includes('ptmxmode=0666'));
@@ -81,7 +100,8 @@ t.test('each call returns an independent object', async (t) => {
 });
 
 t.test('a cgroup namespace only on a cgroup2-only host, as runc spec does', async (t) => {
-  const types = (cgroupNamespace: boolean): string[] => defaultSpec({ rootless: false, cgroupNamespace }).linux!.namespaces!.map((n) => n.type);
+  const types = (cgroupNamespace: boolean): string[] =>
+    defaultSpec({ rootless: false, cgroupNamespace }).linux!.namespaces!.map((n) => n.type);
   t.same(types(true), ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup']);
   t.same(types(false), ['pid', 'network', 'ipc', 'uts', 'mount'], 'v1 or hybrid: the host cgroup namespace');
 });

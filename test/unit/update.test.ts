@@ -13,7 +13,7 @@ t.test('sizes parse like runc update flags', async (t) => {
   t.throws(() => parseBytes('5x', '--memory'), /not a size/);
 });
 
-t.test('event intervals parse like runc\'s', async (t) => {
+t.test("event intervals parse like runc's", async (t) => {
   const { parseInterval } = await import('../../src/cli/events');
   t.equal(parseInterval('5s'), 5000);
   t.equal(parseInterval('500ms'), 500);

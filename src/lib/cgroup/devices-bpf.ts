@@ -10,7 +10,7 @@
  * u32 major, u32 minor.
  */
 
-import { DeviceRule } from './devices';
+import { type DeviceRule } from './devices';
 
 export type { DeviceRule };
 
@@ -40,7 +40,11 @@ interface Insn {
 const insn = (code: number, dst = 0, src = 0, off = 0, imm = 0): Insn => ({ code, dst, src, off, imm });
 
 function accessBits(access: string): number {
-  return (access.includes('m') ? ACC_MKNOD : 0) | (access.includes('r') ? ACC_READ : 0) | (access.includes('w') ? ACC_WRITE : 0);
+  return (
+    (access.includes('m') ? ACC_MKNOD : 0) |
+    (access.includes('r') ? ACC_READ : 0) |
+    (access.includes('w') ? ACC_WRITE : 0)
+  );
 }
 
 /** One rule: fall through to the next block unless everything matches. */
@@ -65,8 +69,10 @@ function ruleBlock(rule: DeviceRule): Insn[] {
 
 export function compileDeviceInsns(rules: DeviceRule[]): Insn[] {
   const prologue = [
-    insn(LDX_MEM_W, 2, 1, 0), insn(ALU64_AND_K, 2, 0, 0, 0xffff), // r2 = type
-    insn(LDX_MEM_W, 3, 1, 0), insn(ALU64_RSH_K, 3, 0, 0, 16), // r3 = requested access
+    insn(LDX_MEM_W, 2, 1, 0),
+    insn(ALU64_AND_K, 2, 0, 0, 0xffff), // r2 = type
+    insn(LDX_MEM_W, 3, 1, 0),
+    insn(ALU64_RSH_K, 3, 0, 0, 16), // r3 = requested access
     insn(LDX_MEM_W, 4, 1, 4), // r4 = major
     insn(LDX_MEM_W, 5, 1, 8), // r5 = minor
   ];
@@ -101,14 +107,28 @@ export function evaluate(insns: Insn[], type: 'b' | 'c', access: string, major: 
   for (let pc = 0; pc < insns.length; pc++) {
     const i = insns[pc];
     switch (i.code) {
-      case LDX_MEM_W: reg[i.dst] = ctx[i.off / 4] >>> 0; break;
-      case ALU64_AND_K: reg[i.dst] = (reg[i.dst] & i.imm) >>> 0; break;
-      case ALU64_RSH_K: reg[i.dst] = reg[i.dst] >>> i.imm; break;
-      case ALU64_MOV_X: reg[i.dst] = reg[i.src]; break;
-      case ALU64_MOV_K: reg[i.dst] = i.imm; break;
-      case JMP_JNE_K: if (reg[i.dst] !== (i.imm >>> 0)) pc += i.off; break;
-      case EXIT: return reg[0] === 1;
-      default: throw new Error(`unknown opcode ${i.code}`);
+      case LDX_MEM_W:
+        reg[i.dst] = ctx[i.off / 4] >>> 0;
+        break;
+      case ALU64_AND_K:
+        reg[i.dst] = (reg[i.dst] & i.imm) >>> 0;
+        break;
+      case ALU64_RSH_K:
+        reg[i.dst] = reg[i.dst] >>> i.imm;
+        break;
+      case ALU64_MOV_X:
+        reg[i.dst] = reg[i.src];
+        break;
+      case ALU64_MOV_K:
+        reg[i.dst] = i.imm;
+        break;
+      case JMP_JNE_K:
+        if (reg[i.dst] !== i.imm >>> 0) pc += i.off;
+        break;
+      case EXIT:
+        return reg[0] === 1;
+      default:
+        throw new Error(`unknown opcode ${i.code}`);
     }
   }
   throw new Error('program fell off its end');

@@ -14,23 +14,39 @@ export interface DeviceRule {
   access: string;
 }
 
-const allow = (type: 'b' | 'c', major: number, minor: number, access: string): DeviceRule => ({ allow: true, type, major, minor, access });
+const allow = (type: 'b' | 'c', major: number, minor: number, access: string): DeviceRule => ({
+  allow: true,
+  type,
+  major,
+  minor,
+  access,
+});
 
 /** runc's default allow-list, applied after the config's own rules. */
 export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
-  allow('c', -1, -1, 'm'), allow('b', -1, -1, 'm'), // mknod of any device; opening them is what matters
-  allow('c', 1, 3, 'rwm'), allow('c', 1, 5, 'rwm'), allow('c', 1, 7, 'rwm'), // null zero full
-  allow('c', 1, 8, 'rwm'), allow('c', 1, 9, 'rwm'), allow('c', 5, 0, 'rwm'), // random urandom tty
-  allow('c', 5, 1, 'rwm'), allow('c', 5, 2, 'rwm'), allow('c', 136, -1, 'rwm'), // console, ptmx, pts
+  allow('c', -1, -1, 'm'),
+  allow('b', -1, -1, 'm'), // mknod of any device; opening them is what matters
+  allow('c', 1, 3, 'rwm'),
+  allow('c', 1, 5, 'rwm'),
+  allow('c', 1, 7, 'rwm'), // null zero full
+  allow('c', 1, 8, 'rwm'),
+  allow('c', 1, 9, 'rwm'),
+  allow('c', 5, 0, 'rwm'), // random urandom tty
+  allow('c', 5, 1, 'rwm'),
+  allow('c', 5, 2, 'rwm'),
+  allow('c', 136, -1, 'rwm'), // console, ptmx, pts
 ];
 
 /** The config's rules, validated, with runc's defaults for what they leave out. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- config.json's entries, checked field by field here
 export function parseDeviceRules(rules: Array<Record<string, any>>, field = 'linux.resources.devices'): DeviceRule[] {
   return rules.map((d, i) => {
     const type = d.type ?? 'a';
-    if (!['a', 'b', 'c'].includes(type)) throw new TsrunError(`${field}[${i}].type: must be a, b or c, not ${JSON.stringify(type)}`);
+    if (!['a', 'b', 'c'].includes(type))
+      throw new TsrunError(`${field}[${i}].type: must be a, b or c, not ${JSON.stringify(type)}`);
     const access = d.access ?? 'rwm';
-    if (!/^[rwm]{1,3}$/.test(access)) throw new TsrunError(`${field}[${i}].access: must be made of r, w and m, not ${JSON.stringify(access)}`);
+    if (!/^[rwm]{1,3}$/.test(access))
+      throw new TsrunError(`${field}[${i}].access: must be made of r, w and m, not ${JSON.stringify(access)}`);
     const num = (v: unknown): number => (v === undefined || v === null ? -1 : Number(v));
     return { allow: !!d.allow, type, major: num(d.major), minor: num(d.minor), access };
   });

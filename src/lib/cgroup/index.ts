@@ -2,9 +2,9 @@
  * Picks the cgroup driver for this host and rebuilds a container's manager
  * from its saved state.
  */
-import { Config } from '../config';
+import { type Config } from '../config';
 import { TsrunError } from '../errors';
-import { CgroupManager, CgroupState, detectLayout, readHierarchies } from './manager';
+import { type CgroupManager, type CgroupState, detectLayout, readHierarchies } from './manager';
 import { CgroupV1 } from './v1';
 import { CgroupV2 } from './v2';
 

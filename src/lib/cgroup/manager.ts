@@ -42,9 +42,11 @@ export function parseSubCgroups(values: string[]): SubCgroups | undefined {
     const colon = value.indexOf(':');
     const controllers = colon < 0 ? [''] : value.slice(0, colon).split(',');
     const sub = colon < 0 ? value : value.slice(colon + 1);
-    if (!sub || controllers.some((c) => colon >= 0 && !c)) throw new TsrunError(`--cgroup: "${value}" is not [controller[,controller...]:]path`);
+    if (!sub || controllers.some((c) => colon >= 0 && !c))
+      throw new TsrunError(`--cgroup: "${value}" is not [controller[,controller...]:]path`);
     for (const c of controllers) {
-      if (c in out) throw new TsrunError(`--cgroup: ${c ? `controller ${c}` : 'the path for all controllers'} is given twice`);
+      if (c in out)
+        throw new TsrunError(`--cgroup: ${c ? `controller ${c}` : 'the path for all controllers'} is given twice`);
       out[c] = sub;
     }
   }
@@ -109,12 +111,22 @@ export function readHierarchies(mountinfo = fs.readFileSync('/proc/self/mountinf
     const fields = left.split(' ');
     const [fstype, , superOptions = ''] = right.split(' ');
     if (fstype === 'cgroup') {
-      const generic = /^(rw|ro|nosuid|nodev|noexec|relatime|noatime|clone_children|noprefix|xattr|cpuset_v2_mode|favordynmods|release_agent=.*)$/;
-      out.push({ mountPoint: fields[4], root: fields[3], version: 1, controllers: superOptions.split(',').filter((o) => !generic.test(o)) });
+      const generic =
+        /^(rw|ro|nosuid|nodev|noexec|relatime|noatime|clone_children|noprefix|xattr|cpuset_v2_mode|favordynmods|release_agent=.*)$/;
+      out.push({
+        mountPoint: fields[4],
+        root: fields[3],
+        version: 1,
+        controllers: superOptions.split(',').filter((o) => !generic.test(o)),
+      });
     } else if (fstype === 'cgroup2') {
       let controllers: string[] = [];
       try {
-        controllers = fs.readFileSync(path.join(fields[4], 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
+        controllers = fs
+          .readFileSync(path.join(fields[4], 'cgroup.controllers'), 'utf8')
+          .trim()
+          .split(/\s+/)
+          .filter(Boolean);
       } catch {
         // unreadable: treat as having none
       }
@@ -152,12 +164,15 @@ export function ownCgroups(text = fs.readFileSync('/proc/self/cgroup', 'utf8')):
  */
 export function cgroupRelativePath(cgroupsPath: string | undefined, id: string, ownPath: string): string {
   if (cgroupsPath && /^[^/]*:[^/]*:[^/]*$/.test(cgroupsPath))
-    throw new TsrunError(`linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} is a systemd path (slice:prefix:name); the systemd cgroup manager is not supported yet`);
+    throw new TsrunError(
+      `linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} is a systemd path (slice:prefix:name); the systemd cgroup manager is not supported yet`,
+    );
   // No cgroupsPath: the id, below the caller's own cgroup (runc's placement:
   // a runtime started from a limited service stays under that service's limits).
   const wanted = cgroupsPath || id;
   const joined = path.posix.isAbsolute(wanted) ? path.posix.normalize(wanted) : path.posix.join(ownPath, wanted);
-  if (joined.split('/').includes('..')) throw new TsrunError(`linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} leaves the cgroup hierarchy`);
+  if (joined.split('/').includes('..'))
+    throw new TsrunError(`linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} leaves the cgroup hierarchy`);
   return joined;
 }
 
@@ -201,7 +216,8 @@ export function tightestPidsLimit(state: CgroupState): string | undefined {
       }
       // The helper that failed has been reaped since: it was one more in use.
       const room = Number(max) - (current + 1);
-      if (max !== 'max' && room <= 0 && (!best || room < best.room)) best = { room, text: `pids.max ${max} in ${dir}, ${current + 1} in use` };
+      if (max !== 'max' && room <= 0 && (!best || room < best.room))
+        best = { room, text: `pids.max ${max} in ${dir}, ${current + 1} in use` };
       if (dir === mountPoint) break;
     }
   }
@@ -250,7 +266,11 @@ export function removeCgroupDir(dir: string): void {
 }
 
 /** Signal every process of a cgroup while it is frozen, so none can fork away meanwhile. */
-export function signalFrozen(cgroup: Pick<CgroupManager, 'freeze' | 'thaw' | 'isFrozen' | 'pids'>, signal: number, canFreeze = true): void {
+export function signalFrozen(
+  cgroup: Pick<CgroupManager, 'freeze' | 'thaw' | 'isFrozen' | 'pids'>,
+  signal: number,
+  canFreeze = true,
+): void {
   const freezeHere = canFreeze && !cgroup.isFrozen();
   if (freezeHere) cgroup.freeze();
   try {

@@ -64,7 +64,9 @@ export function sortedMap<V>(map: Record<string, V>): Record<string, V> {
 
 /** Blkio entries ("major:minor op value" lines), as runc reads them: minor and value dropped when zero. */
 export function blkioEntries(text: string | undefined): Array<Record<string, unknown>> {
-  return (text ?? '').split('\n').map((l) => l.trim().split(/\s+/))
+  return (text ?? '')
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
     .filter((f) => f.length === 3 && /^\d+:\d+$/.test(f[0]))
     .map(([dev, op, value]) => {
       const [major, minor] = dev.split(':').map((n) => BigInt(n));
@@ -74,5 +76,8 @@ export function blkioEntries(text: string | undefined): Array<Record<string, unk
 
 /** JSON with bigints as exact digits. */
 export function statsJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? `\u0000${v}\u0000` : v)).replace(/"\\u0000(-?\d+)\\u0000"/g, '$1');
+  return JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? `\u0000${v}\u0000` : v)).replace(
+    /"\\u0000(-?\d+)\\u0000"/g,
+    '$1',
+  );
 }

@@ -10,12 +10,24 @@ import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { sleepSync } from '../sleep';
-import { blkioEntries, keyValues, listOf, memoryEntry, omitEmpty, readU64, sortedMap, U64 } from './stats';
+import { blkioEntries, keyValues, listOf, memoryEntry, omitEmpty, readU64, sortedMap, type U64 } from './stats';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules, v1DeviceRule } from './devices';
 import {
-  CgroupManager, CgroupState, Hierarchy, SubCgroups, cgroupRelativePath, ownCgroups, removeCgroupTree, signalFrozen, subCgroupDir, treePids, writeKnob,
+  type CgroupManager,
+  type CgroupState,
+  type Hierarchy,
+  type SubCgroups,
+  cgroupRelativePath,
+  ownCgroups,
+  removeCgroupTree,
+  signalFrozen,
+  subCgroupDir,
+  treePids,
+  writeKnob,
 } from './manager';
 
+// linux.resources as config.json has it: typed when the cgroup layer is rebuilt as manager x version.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;
 
 export class CgroupV1 implements CgroupManager {
@@ -77,7 +89,8 @@ export class CgroupV1 implements CgroupManager {
         dir = path.join(dir, part);
         if (!fs.existsSync(dir)) fs.mkdirSync(dir);
         for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-          if (readOr(path.join(dir, file), '').trim() === '') fs.writeFileSync(path.join(dir, file), readOr(path.join(parent, file), ''));
+          if (readOr(path.join(dir, file), '').trim() === '')
+            fs.writeFileSync(path.join(dir, file), readOr(path.join(parent, file), ''));
         }
       }
     }
@@ -100,14 +113,16 @@ export class CgroupV1 implements CgroupManager {
     const forAll = sub[''];
     const own = h.version === 2 ? h.controllers : h.controllers.map((c) => c.replace(/^name=/, ''));
     const named = own.map((c) => sub[c]).filter((s): s is string => s !== undefined);
-    if (new Set(named).size > 1) throw new TsrunError(`--cgroup: ${own.join(',')} share one hierarchy and cannot go to different sub-cgroups`);
+    if (new Set(named).size > 1)
+      throw new TsrunError(`--cgroup: ${own.join(',')} share one hierarchy and cannot go to different sub-cgroups`);
     const wanted = named[0] ?? forAll;
     return wanted === undefined ? h.dir : subCgroupDir(h.dir, wanted);
   }
 
   private checkSubControllers(sub?: SubCgroups): void {
     const known = new Set([...this.dirs.values()].flatMap((h) => h.controllers.map((c) => c.replace(/^name=/, ''))));
-    for (const c of Object.keys(sub ?? {})) if (c && !known.has(c)) throw new TsrunError(`--cgroup: unknown controller ${c}`);
+    for (const c of Object.keys(sub ?? {}))
+      if (c && !known.has(c)) throw new TsrunError(`--cgroup: unknown controller ${c}`);
   }
 
   cloneTarget(sub?: SubCgroups): string | undefined {
@@ -123,7 +138,8 @@ export class CgroupV1 implements CgroupManager {
 
   apply(pid: number, sub?: SubCgroups): void {
     this.checkSubControllers(sub);
-    for (const h of this.dirs.values()) writeKnob(this.targetIn(h, sub), 'cgroup.procs', pid, sub ? '--cgroup' : 'linux.cgroupsPath');
+    for (const h of this.dirs.values())
+      writeKnob(this.targetIn(h, sub), 'cgroup.procs', pid, sub ? '--cgroup' : 'linux.cgroupsPath');
   }
 
   set(resources: Json | undefined): void {
@@ -132,15 +148,25 @@ export class CgroupV1 implements CgroupManager {
     if (r.memory) this.setMemory(r.memory);
     if (r.cpu) this.setCpu(r.cpu);
     if (r.pids && r.pids.limit !== undefined && r.pids.limit !== 0) {
-      writeKnob(this.dirFor('pids', 'linux.resources.pids.limit'), 'pids.max', r.pids.limit > 0 ? r.pids.limit : 'max', 'linux.resources.pids.limit');
+      writeKnob(
+        this.dirFor('pids', 'linux.resources.pids.limit'),
+        'pids.max',
+        r.pids.limit > 0 ? r.pids.limit : 'max',
+        'linux.resources.pids.limit',
+      );
     }
     if (r.blockIO) this.setBlockIO(r.blockIO);
-    (r.hugepageLimits ?? []).forEach((h: Json, i: number) => this.setHugepages(h, `linux.resources.hugepageLimits[${i}]`));
+    (r.hugepageLimits ?? []).forEach((h: Json, i: number) =>
+      this.setHugepages(h, `linux.resources.hugepageLimits[${i}]`),
+    );
     if (r.network) this.setNetwork(r.network);
     if (r.rdma && Object.keys(r.rdma).length) {
       const dir = this.dirFor('rdma', 'linux.resources.rdma');
       for (const [device, l] of Object.entries(r.rdma as Record<string, Json>)) {
-        const parts = [l.hcaHandles !== undefined ? `hca_handle=${l.hcaHandles}` : '', l.hcaObjects !== undefined ? `hca_object=${l.hcaObjects}` : ''].filter(Boolean);
+        const parts = [
+          l.hcaHandles !== undefined ? `hca_handle=${l.hcaHandles}` : '',
+          l.hcaObjects !== undefined ? `hca_object=${l.hcaObjects}` : '',
+        ].filter(Boolean);
         writeKnob(dir, 'rdma.max', `${device} ${parts.join(' ')}`, `linux.resources.rdma.${device}`);
       }
     }
@@ -150,14 +176,19 @@ export class CgroupV1 implements CgroupManager {
 
   private setMemory(m: Json): void {
     const field = 'linux.resources.memory';
-    const wants = ['limit', 'reservation', 'swap', 'swappiness', 'kernel', 'kernelTCP'].some((k) => m[k] !== undefined && m[k] !== 0)
-      || m.disableOOMKiller !== undefined || m.useHierarchy !== undefined;
+    const wants =
+      ['limit', 'reservation', 'swap', 'swappiness', 'kernel', 'kernelTCP'].some(
+        (k) => m[k] !== undefined && m[k] !== 0,
+      ) ||
+      m.disableOOMKiller !== undefined ||
+      m.useHierarchy !== undefined;
     if (!wants) return;
     const dir = this.dirFor('memory', field);
     const limit = m.limit && m.limit !== 0 ? m.limit : undefined;
     if (m.checkBeforeUpdate && limit !== undefined && limit !== -1) {
       const usage = Number(readOr(path.join(dir, 'memory.usage_in_bytes'), '0'));
-      if (limit < usage) throw new TsrunError(`${field}.limit: ${limit} is below the current usage ${usage} (checkBeforeUpdate)`);
+      if (limit < usage)
+        throw new TsrunError(`${field}.limit: ${limit} is below the current usage ${usage} (checkBeforeUpdate)`);
     }
     const swap = m.swap && m.swap !== 0 ? m.swap : undefined;
     // memsw must stay >= limit at every step: raise memsw first when it grows.
@@ -167,11 +198,19 @@ export class CgroupV1 implements CgroupManager {
     if (limit !== undefined) writeKnob(dir, 'memory.limit_in_bytes', limit, `${field}.limit`);
     if (swap !== undefined && !swapFirst) writeKnob(dir, 'memory.memsw.limit_in_bytes', swap, `${field}.swap`);
     if (m.reservation) writeKnob(dir, 'memory.soft_limit_in_bytes', m.reservation, `${field}.reservation`);
-    if (m.swappiness !== undefined && m.swappiness !== -1) writeKnob(dir, 'memory.swappiness', m.swappiness, `${field}.swappiness`);
-    if (m.disableOOMKiller !== undefined) writeKnob(dir, 'memory.oom_control', m.disableOOMKiller ? 1 : 0, `${field}.disableOOMKiller`);
-    if (m.useHierarchy !== undefined && m.useHierarchy !== (readOr(path.join(dir, 'memory.use_hierarchy'), '1').trim() === '1'))
+    if (m.swappiness !== undefined && m.swappiness !== -1)
+      writeKnob(dir, 'memory.swappiness', m.swappiness, `${field}.swappiness`);
+    if (m.disableOOMKiller !== undefined)
+      writeKnob(dir, 'memory.oom_control', m.disableOOMKiller ? 1 : 0, `${field}.disableOOMKiller`);
+    if (
+      m.useHierarchy !== undefined &&
+      m.useHierarchy !== (readOr(path.join(dir, 'memory.use_hierarchy'), '1').trim() === '1')
+    )
       writeKnob(dir, 'memory.use_hierarchy', m.useHierarchy ? 1 : 0, `${field}.useHierarchy`);
-    for (const [key, file] of [['kernel', 'memory.kmem.limit_in_bytes'], ['kernelTCP', 'memory.kmem.tcp.limit_in_bytes']]) {
+    for (const [key, file] of [
+      ['kernel', 'memory.kmem.limit_in_bytes'],
+      ['kernelTCP', 'memory.kmem.tcp.limit_in_bytes'],
+    ]) {
       if (!m[key]) continue;
       // Kernels since 5.16 keep the file but refuse kmem limits: runc warns, so do we.
       try {
@@ -211,19 +250,36 @@ export class CgroupV1 implements CgroupManager {
   private setBlockIO(b: Json): void {
     const field = 'linux.resources.blockIO';
     const blkio = (): string => this.dirFor('blkio', field);
-    const weightFile = (dir: string): string => (fs.existsSync(path.join(dir, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight');
+    const weightFile = (dir: string): string =>
+      fs.existsSync(path.join(dir, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight';
     if (b.weight) writeKnob(blkio(), weightFile(blkio()), b.weight, `${field}.weight`);
     if (b.leafWeight) writeKnob(blkio(), 'blkio.leaf_weight', b.leafWeight, `${field}.leafWeight`);
     (b.weightDevice ?? []).forEach((d: Json, i: number) => {
-      if (d.weight) writeKnob(blkio(), weightFile(blkio()).replace('weight', 'weight_device'), `${d.major}:${d.minor} ${d.weight}`, `${field}.weightDevice[${i}]`);
-      if (d.leafWeight) writeKnob(blkio(), 'blkio.leaf_weight_device', `${d.major}:${d.minor} ${d.leafWeight}`, `${field}.weightDevice[${i}]`);
+      if (d.weight)
+        writeKnob(
+          blkio(),
+          weightFile(blkio()).replace('weight', 'weight_device'),
+          `${d.major}:${d.minor} ${d.weight}`,
+          `${field}.weightDevice[${i}]`,
+        );
+      if (d.leafWeight)
+        writeKnob(
+          blkio(),
+          'blkio.leaf_weight_device',
+          `${d.major}:${d.minor} ${d.leafWeight}`,
+          `${field}.weightDevice[${i}]`,
+        );
     });
     const throttles: Array<[string, string]> = [
-      ['throttleReadBpsDevice', 'blkio.throttle.read_bps_device'], ['throttleWriteBpsDevice', 'blkio.throttle.write_bps_device'],
-      ['throttleReadIOPSDevice', 'blkio.throttle.read_iops_device'], ['throttleWriteIOPSDevice', 'blkio.throttle.write_iops_device'],
+      ['throttleReadBpsDevice', 'blkio.throttle.read_bps_device'],
+      ['throttleWriteBpsDevice', 'blkio.throttle.write_bps_device'],
+      ['throttleReadIOPSDevice', 'blkio.throttle.read_iops_device'],
+      ['throttleWriteIOPSDevice', 'blkio.throttle.write_iops_device'],
     ];
     for (const [key, file] of throttles) {
-      (b[key] ?? []).forEach((d: Json, i: number) => writeKnob(blkio(), file, `${d.major}:${d.minor} ${d.rate}`, `${field}.${key}[${i}]`));
+      (b[key] ?? []).forEach((d: Json, i: number) =>
+        writeKnob(blkio(), file, `${d.major}:${d.minor} ${d.rate}`, `${field}.${key}[${i}]`),
+      );
     }
   }
 
@@ -240,9 +296,16 @@ export class CgroupV1 implements CgroupManager {
 
   private setNetwork(n: Json): void {
     const field = 'linux.resources.network';
-    if (n.classID !== undefined) writeKnob(this.dirFor('net_cls', `${field}.classID`), 'net_cls.classid', n.classID, `${field}.classID`);
+    if (n.classID !== undefined)
+      writeKnob(this.dirFor('net_cls', `${field}.classID`), 'net_cls.classid', n.classID, `${field}.classID`);
     (n.priorities ?? []).forEach((p: Json, i: number) =>
-      writeKnob(this.dirFor('net_prio', `${field}.priorities`), 'net_prio.ifpriomap', `${p.name} ${p.priority}`, `${field}.priorities[${i}]`));
+      writeKnob(
+        this.dirFor('net_prio', `${field}.priorities`),
+        'net_prio.ifpriomap',
+        `${p.name} ${p.priority}`,
+        `${field}.priorities[${i}]`,
+      ),
+    );
   }
 
   /** Raw cgroup2 keys: only where a cgroup2 tree exists (hybrid), and only for its controllers. */
@@ -254,7 +317,9 @@ export class CgroupV1 implements CgroupManager {
    */
   private setUnified(unified: Record<string, string>): void {
     const first = Object.keys(unified)[0];
-    throw new TsrunError(`linux.resources.unified: cannot be used on a cgroup v1 host ("${first}"): runtime-spec's unified keys are for a cgroup2-only host`);
+    throw new TsrunError(
+      `linux.resources.unified: cannot be used on a cgroup v1 host ("${first}"): runtime-spec's unified keys are for a cgroup2-only host`,
+    );
   }
 
   private setDevices(rules: Json[]): void {
@@ -325,35 +390,53 @@ export class CgroupV1 implements CgroupManager {
     const cpuacct = keyValues(this.read('cpuacct', 'cpuacct.stat'));
     const cpuStat = keyValues(this.read('cpu', 'cpu.stat'));
     const memStat = keyValues(this.read('memory', 'memory.stat'));
-    const perCpu = (file: string): U64[] => (this.read('cpuacct', file) ?? '').split(/\s+/).filter(Boolean).map((n) => BigInt(n));
-    const entry = (prefix: string) => memoryEntry({
-      limit: this.u64('memory', `${prefix}limit_in_bytes`),
-      usage: this.u64('memory', `${prefix}usage_in_bytes`),
-      max: this.u64('memory', `${prefix}max_usage_in_bytes`),
-      failcnt: this.u64('memory', `${prefix}failcnt`),
-    });
+    const perCpu = (file: string): U64[] =>
+      (this.read('cpuacct', file) ?? '')
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((n) => BigInt(n));
+    const entry = (prefix: string) =>
+      memoryEntry({
+        limit: this.u64('memory', `${prefix}limit_in_bytes`),
+        usage: this.u64('memory', `${prefix}usage_in_bytes`),
+        max: this.u64('memory', `${prefix}max_usage_in_bytes`),
+        failcnt: this.u64('memory', `${prefix}failcnt`),
+      });
     // runc's order: BFQ's counters where the kernel has them, else CFQ's, else the throttling layer's.
     const blkioDir = this.withController('blkio')?.dir;
-    const blkioPrefix = ['blkio.bfq.', 'blkio.', 'blkio.throttle.'].find((p) => blkioDir && fs.existsSync(path.join(blkioDir, `${p}io_service_bytes_recursive`)));
-    const cpuset = this.withController('cpuset') ? {
-      ...omitEmpty({ cpus: listOf(this.read('cpuset', 'cpuset.effective_cpus') ?? this.read('cpuset', 'cpuset.cpus')) }),
-      cpu_exclusive: this.u64('cpuset', 'cpuset.cpu_exclusive'),
-      ...omitEmpty({ mems: listOf(this.read('cpuset', 'cpuset.effective_mems') ?? this.read('cpuset', 'cpuset.mems')) }),
-      mem_hardwall: this.u64('cpuset', 'cpuset.mem_hardwall'),
-      mem_exclusive: this.u64('cpuset', 'cpuset.mem_exclusive'),
-      memory_migrate: this.u64('cpuset', 'cpuset.memory_migrate'),
-      memory_spread_page: this.u64('cpuset', 'cpuset.memory_spread_page'),
-      memory_spread_slab: this.u64('cpuset', 'cpuset.memory_spread_slab'),
-      memory_pressure: this.u64('cpuset', 'cpuset.memory_pressure'),
-      sched_load_balance: this.u64('cpuset', 'cpuset.sched_load_balance'),
-      sched_relax_domain_level: this.u64('cpuset', 'cpuset.sched_relax_domain_level'),
-    } : {};
+    const blkioPrefix = ['blkio.bfq.', 'blkio.', 'blkio.throttle.'].find(
+      (p) => blkioDir && fs.existsSync(path.join(blkioDir, `${p}io_service_bytes_recursive`)),
+    );
+    const cpuset = this.withController('cpuset')
+      ? {
+          ...omitEmpty({
+            cpus: listOf(this.read('cpuset', 'cpuset.effective_cpus') ?? this.read('cpuset', 'cpuset.cpus')),
+          }),
+          cpu_exclusive: this.u64('cpuset', 'cpuset.cpu_exclusive'),
+          ...omitEmpty({
+            mems: listOf(this.read('cpuset', 'cpuset.effective_mems') ?? this.read('cpuset', 'cpuset.mems')),
+          }),
+          mem_hardwall: this.u64('cpuset', 'cpuset.mem_hardwall'),
+          mem_exclusive: this.u64('cpuset', 'cpuset.mem_exclusive'),
+          memory_migrate: this.u64('cpuset', 'cpuset.memory_migrate'),
+          memory_spread_page: this.u64('cpuset', 'cpuset.memory_spread_page'),
+          memory_spread_slab: this.u64('cpuset', 'cpuset.memory_spread_slab'),
+          memory_pressure: this.u64('cpuset', 'cpuset.memory_pressure'),
+          sched_load_balance: this.u64('cpuset', 'cpuset.sched_load_balance'),
+          sched_relax_domain_level: this.u64('cpuset', 'cpuset.sched_relax_domain_level'),
+        }
+      : {};
     const hugetlb: Record<string, unknown> = {};
     const hugetlbDir = this.withController('hugetlb')?.dir;
-    for (const file of hugetlbDir ? fs.readdirSync(hugetlbDir).filter((f) => /^hugetlb\.[^.]+\.usage_in_bytes$/.test(f)) : []) {
+    for (const file of hugetlbDir
+      ? fs.readdirSync(hugetlbDir).filter((f) => /^hugetlb\.[^.]+\.usage_in_bytes$/.test(f))
+      : []) {
       const size = file.split('.')[1];
       hugetlb[size] = {
-        ...omitEmpty({ usage: this.u64('hugetlb', file), max: this.u64('hugetlb', `hugetlb.${size}.max_usage_in_bytes`) }),
+        ...omitEmpty({
+          usage: this.u64('hugetlb', file),
+          max: this.u64('hugetlb', `hugetlb.${size}.max_usage_in_bytes`),
+        }),
         failcnt: this.u64('hugetlb', `hugetlb.${size}.failcnt`),
       };
     }
@@ -369,7 +452,11 @@ export class CgroupV1 implements CgroupManager {
           kernel: (cpuacct.system ?? 0n) * ticksToNs,
           user: (cpuacct.user ?? 0n) * ticksToNs,
         },
-        throttling: omitEmpty({ periods: cpuStat.nr_periods, throttledPeriods: cpuStat.nr_throttled, throttledTime: cpuStat.throttled_time }),
+        throttling: omitEmpty({
+          periods: cpuStat.nr_periods,
+          throttledPeriods: cpuStat.nr_throttled,
+          throttledTime: cpuStat.throttled_time,
+        }),
       },
       cpuset,
       memory: {
@@ -380,11 +467,16 @@ export class CgroupV1 implements CgroupManager {
         kernelTCP: entry('memory.kmem.tcp.'),
         ...omitEmpty({ raw: Object.keys(memStat).length ? sortedMap(memStat) : undefined }),
       },
-      pids: omitEmpty({ current: this.u64('pids', 'pids.current'), limit: this.u64('pids', 'pids.max') === 0xffffffffffffffffn ? 0n : this.u64('pids', 'pids.max') }),
-      blkio: blkioPrefix ? omitEmpty({
-        ioServiceBytesRecursive: blkioEntries(this.read('blkio', `${blkioPrefix}io_service_bytes_recursive`)),
-        ioServicedRecursive: blkioEntries(this.read('blkio', `${blkioPrefix}io_serviced_recursive`)),
-      }) : {},
+      pids: omitEmpty({
+        current: this.u64('pids', 'pids.current'),
+        limit: this.u64('pids', 'pids.max') === 0xffffffffffffffffn ? 0n : this.u64('pids', 'pids.max'),
+      }),
+      blkio: blkioPrefix
+        ? omitEmpty({
+            ioServiceBytesRecursive: blkioEntries(this.read('blkio', `${blkioPrefix}io_service_bytes_recursive`)),
+            ioServicedRecursive: blkioEntries(this.read('blkio', `${blkioPrefix}io_serviced_recursive`)),
+          })
+        : {},
       hugetlb,
       intel_rdt: {},
       network_interfaces: null,
@@ -410,7 +502,8 @@ export function enableInParents(h: { mountPoint: string; dir: string }, controll
   let dir = h.mountPoint;
   for (const part of rel) {
     const enabled = readOr(path.join(dir, 'cgroup.subtree_control'), '').split(/\s+/);
-    if (!enabled.includes(controller)) writeKnob(dir, 'cgroup.subtree_control', `+${controller}`, `enable ${controller}`);
+    if (!enabled.includes(controller))
+      writeKnob(dir, 'cgroup.subtree_control', `+${controller}`, `enable ${controller}`);
     dir = path.join(dir, part);
   }
 }

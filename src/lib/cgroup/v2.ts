@@ -16,10 +16,22 @@ import { native } from '../native';
 import { compileDeviceProgram } from './devices-bpf';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules } from './devices';
 import {
-  CgroupManager, CgroupState, Hierarchy, SubCgroups, cgroupRelativePath, ownCgroups, removeCgroupTree, signalFrozen, subCgroupDir, treePids, writeKnob,
+  type CgroupManager,
+  type CgroupState,
+  type Hierarchy,
+  type SubCgroups,
+  cgroupRelativePath,
+  ownCgroups,
+  removeCgroupTree,
+  signalFrozen,
+  subCgroupDir,
+  treePids,
+  writeKnob,
 } from './manager';
 import { validateUnifiedKey } from './v1';
 
+// linux.resources as config.json has it: typed when the cgroup layer is rebuilt as manager x version.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;
 
 /** runc's cpu.shares (2..262144) to cpu.weight (1..10000). */
@@ -35,7 +47,8 @@ export function blkioToIoWeight(weight: number): number {
 /** runtime-spec swap is memory+swap; cgroup v2 wants the swap part alone. */
 export function swapMax(limit: number | undefined, swap: number): string {
   if (swap === -1) return 'max';
-  if (limit === undefined || limit === -1) throw new TsrunError('linux.resources.memory.swap: needs memory.limit on cgroup v2');
+  if (limit === undefined || limit === -1)
+    throw new TsrunError('linux.resources.memory.swap: needs memory.limit on cgroup v2');
   if (swap < limit) throw new TsrunError(`linux.resources.memory.swap: ${swap} is below memory.limit ${limit}`);
   return String(swap - limit);
 }
@@ -51,7 +64,12 @@ function readOr(file: string, fallback: string): string {
 export class CgroupV2 implements CgroupManager {
   readonly dir: string;
 
-  constructor(private readonly hierarchy: Hierarchy, cgroupsPath: string | undefined, id: string, existing?: CgroupState) {
+  constructor(
+    private readonly hierarchy: Hierarchy,
+    cgroupsPath: string | undefined,
+    id: string,
+    existing?: CgroupState,
+  ) {
     if (existing) {
       this.dir = existing.paths[hierarchy.mountPoint];
     } else {
@@ -94,7 +112,10 @@ export class CgroupV2 implements CgroupManager {
   private target(sub?: SubCgroups): string {
     if (!sub) return this.dir;
     const named = Object.keys(sub).filter((c) => c !== '');
-    if (named.length) throw new TsrunError(`--cgroup: per-controller paths (${named.join(', ')}) need cgroup v1; on cgroup v2 give one path`);
+    if (named.length)
+      throw new TsrunError(
+        `--cgroup: per-controller paths (${named.join(', ')}) need cgroup v1; on cgroup v2 give one path`,
+      );
     return subCgroupDir(this.dir, sub['']);
   }
 
@@ -123,11 +144,15 @@ export class CgroupV2 implements CgroupManager {
       this.write('pids.max', r.pids.limit > 0 ? r.pids.limit : 'max', 'linux.resources.pids.limit');
     if (r.blockIO) this.setIo(r.blockIO);
     (r.hugepageLimits ?? []).forEach((h: Json, i: number) =>
-      this.write(`hugetlb.${h.pageSize}.max`, h.limit, `linux.resources.hugepageLimits[${i}]`));
+      this.write(`hugetlb.${h.pageSize}.max`, h.limit, `linux.resources.hugepageLimits[${i}]`),
+    );
     if (r.network && (r.network.classID !== undefined || r.network.priorities?.length))
       throw new TsrunError('linux.resources.network: cgroup v2 has no net_cls/net_prio controllers');
     for (const [device, l] of Object.entries((r.rdma ?? {}) as Record<string, Json>)) {
-      const parts = [l.hcaHandles !== undefined ? `hca_handle=${l.hcaHandles}` : '', l.hcaObjects !== undefined ? `hca_object=${l.hcaObjects}` : ''].filter(Boolean);
+      const parts = [
+        l.hcaHandles !== undefined ? `hca_handle=${l.hcaHandles}` : '',
+        l.hcaObjects !== undefined ? `hca_object=${l.hcaObjects}` : '',
+      ].filter(Boolean);
       this.write('rdma.max', `${device} ${parts.join(' ')}`, `linux.resources.rdma.${device}`);
     }
     for (const [key, value] of Object.entries((r.unified ?? {}) as Record<string, string>)) {
@@ -142,16 +167,19 @@ export class CgroupV2 implements CgroupManager {
     const limit = m.limit && m.limit !== 0 ? m.limit : undefined;
     if (m.checkBeforeUpdate && limit !== undefined && limit !== -1) {
       const usage = Number(readOr(path.join(this.dir, 'memory.current'), '0'));
-      if (limit < usage) throw new TsrunError(`${field}.limit: ${limit} is below the current usage ${usage} (checkBeforeUpdate)`);
+      if (limit < usage)
+        throw new TsrunError(`${field}.limit: ${limit} is below the current usage ${usage} (checkBeforeUpdate)`);
     }
     if (limit !== undefined) this.write('memory.max', limit === -1 ? 'max' : limit, `${field}.limit`);
-    if (m.swap && m.swap !== 0) this.write('memory.swap.max', swapMax(limit ?? this.currentLimit(), m.swap), `${field}.swap`);
+    if (m.swap && m.swap !== 0)
+      this.write('memory.swap.max', swapMax(limit ?? this.currentLimit(), m.swap), `${field}.swap`);
     if (m.reservation) this.write('memory.low', m.reservation, `${field}.reservation`);
     if (m.swappiness !== undefined && m.swappiness !== -1 && m.swappiness !== null)
       throw new TsrunError(`${field}.swappiness: cgroup v2 has no per-cgroup swappiness`);
     if (m.disableOOMKiller) throw new TsrunError(`${field}.disableOOMKiller: cgroup v2 cannot disable the OOM killer`);
     if (m.useHierarchy === false) throw new TsrunError(`${field}.useHierarchy: cgroup v2 is always hierarchical`);
-    for (const key of ['kernel', 'kernelTCP']) if (m[key]) warn(`${field}.${key}: cgroup v2 has no separate kernel memory limit; not applied`);
+    for (const key of ['kernel', 'kernelTCP'])
+      if (m[key]) warn(`${field}.${key}: cgroup v2 has no separate kernel memory limit; not applied`);
   }
 
   private currentLimit(): number | undefined {
@@ -164,12 +192,14 @@ export class CgroupV2 implements CgroupManager {
     if (c.shares) this.write('cpu.weight', sharesToWeight(c.shares), `${field}.shares`);
     if (c.quota || c.period) {
       const quota = c.quota && c.quota > 0 ? String(c.quota) : 'max';
-      const period = c.period || Number(readOr(path.join(this.dir, 'cpu.max'), 'max 100000').trim().split(' ')[1] ?? 100000);
+      const period =
+        c.period || Number(readOr(path.join(this.dir, 'cpu.max'), 'max 100000').trim().split(' ')[1] ?? 100000);
       this.write('cpu.max', `${quota} ${period}`, c.quota ? `${field}.quota` : `${field}.period`);
     }
     if (c.burst !== undefined && c.burst !== null) this.write('cpu.max.burst', c.burst, `${field}.burst`);
     if (c.idle !== undefined && c.idle !== null) this.write('cpu.idle', c.idle, `${field}.idle`);
-    if (c.realtimeRuntime || c.realtimePeriod) throw new TsrunError(`${field}.realtimeRuntime: cgroup v2 has no realtime CPU scheduling knobs`);
+    if (c.realtimeRuntime || c.realtimePeriod)
+      throw new TsrunError(`${field}.realtimeRuntime: cgroup v2 has no realtime CPU scheduling knobs`);
     if (c.cpus) this.write('cpuset.cpus', c.cpus, `${field}.cpus`);
     if (c.mems) this.write('cpuset.mems', c.mems, `${field}.mems`);
   }
@@ -177,17 +207,27 @@ export class CgroupV2 implements CgroupManager {
   private setIo(b: Json): void {
     const field = 'linux.resources.blockIO';
     const bfq = fs.existsSync(path.join(this.dir, 'io.bfq.weight'));
-    if (b.weight) this.write(bfq ? 'io.bfq.weight' : 'io.weight', bfq ? b.weight : blkioToIoWeight(b.weight), `${field}.weight`);
+    if (b.weight)
+      this.write(bfq ? 'io.bfq.weight' : 'io.weight', bfq ? b.weight : blkioToIoWeight(b.weight), `${field}.weight`);
     if (b.leafWeight) throw new TsrunError(`${field}.leafWeight: cgroup v2 has no leaf weight`);
     (b.weightDevice ?? []).forEach((d: Json, i: number) => {
-      if (d.weight) this.write(bfq ? 'io.bfq.weight' : 'io.weight', `${d.major}:${d.minor} ${bfq ? d.weight : blkioToIoWeight(d.weight)}`, `${field}.weightDevice[${i}]`);
+      if (d.weight)
+        this.write(
+          bfq ? 'io.bfq.weight' : 'io.weight',
+          `${d.major}:${d.minor} ${bfq ? d.weight : blkioToIoWeight(d.weight)}`,
+          `${field}.weightDevice[${i}]`,
+        );
     });
     const throttles: Array<[string, string]> = [
-      ['throttleReadBpsDevice', 'rbps'], ['throttleWriteBpsDevice', 'wbps'],
-      ['throttleReadIOPSDevice', 'riops'], ['throttleWriteIOPSDevice', 'wiops'],
+      ['throttleReadBpsDevice', 'rbps'],
+      ['throttleWriteBpsDevice', 'wbps'],
+      ['throttleReadIOPSDevice', 'riops'],
+      ['throttleWriteIOPSDevice', 'wiops'],
     ];
     for (const [key, name] of throttles) {
-      (b[key] ?? []).forEach((d: Json, i: number) => this.write('io.max', `${d.major}:${d.minor} ${name}=${d.rate}`, `${field}.${key}[${i}]`));
+      (b[key] ?? []).forEach((d: Json, i: number) =>
+        this.write('io.max', `${d.major}:${d.minor} ${name}=${d.rate}`, `${field}.${key}[${i}]`),
+      );
     }
   }
 
@@ -224,7 +264,8 @@ export class CgroupV2 implements CgroupManager {
   }
 
   killAll(signal: number): void {
-    if (signal === 9 && fs.existsSync(path.join(this.dir, 'cgroup.kill'))) return this.write('cgroup.kill', 1, 'kill --all');
+    if (signal === 9 && fs.existsSync(path.join(this.dir, 'cgroup.kill')))
+      return this.write('cgroup.kill', 1, 'kill --all');
     signalFrozen(this, signal);
   }
 
@@ -242,27 +283,50 @@ export class CgroupV2 implements CgroupManager {
           kernel: (cpu.system_usec ?? 0n) * 1000n,
           user: (cpu.user_usec ?? 0n) * 1000n,
         },
-        throttling: omitEmpty({ periods: cpu.nr_periods, throttledPeriods: cpu.nr_throttled, throttledTime: (cpu.throttled_usec ?? 0n) * 1000n }),
+        throttling: omitEmpty({
+          periods: cpu.nr_periods,
+          throttledPeriods: cpu.nr_throttled,
+          throttledTime: (cpu.throttled_usec ?? 0n) * 1000n,
+        }),
       },
       cpuset: {
         ...omitEmpty({ cpus: listOf(readOr(file('cpuset.cpus.effective'), '')) }),
         cpu_exclusive: 0n,
         ...omitEmpty({ mems: listOf(readOr(file('cpuset.mems.effective'), '')) }),
-        mem_hardwall: 0n, mem_exclusive: 0n, memory_migrate: 0n, memory_spread_page: 0n, memory_spread_slab: 0n,
-        memory_pressure: 0n, sched_load_balance: 0n, sched_relax_domain_level: 0n,
+        mem_hardwall: 0n,
+        mem_exclusive: 0n,
+        memory_migrate: 0n,
+        memory_spread_page: 0n,
+        memory_spread_slab: 0n,
+        memory_pressure: 0n,
+        sched_load_balance: 0n,
+        sched_relax_domain_level: 0n,
       },
       memory: {
         ...omitEmpty({ cache: mem.file }),
-        usage: memoryEntry({ limit: readU64(file('memory.max')), usage: readU64(file('memory.current')), max: readU64(file('memory.peak')), failcnt: events.max ?? 0n }),
+        usage: memoryEntry({
+          limit: readU64(file('memory.max')),
+          usage: readU64(file('memory.current')),
+          max: readU64(file('memory.peak')),
+          failcnt: events.max ?? 0n,
+        }),
         // runc's v1-shaped swap: memory and swap together.
         swap: memoryEntry({
-          limit: readU64(file('memory.swap.max')) === 0xffffffffffffffffn || readU64(file('memory.max')) === 0xffffffffffffffffn
-            ? 0xffffffffffffffffn : readU64(file('memory.swap.max')) + readU64(file('memory.max')),
-          usage: readU64(file('memory.swap.current')) + readU64(file('memory.current')), max: 0n, failcnt: 0n,
+          limit:
+            readU64(file('memory.swap.max')) === 0xffffffffffffffffn ||
+            readU64(file('memory.max')) === 0xffffffffffffffffn
+              ? 0xffffffffffffffffn
+              : readU64(file('memory.swap.max')) + readU64(file('memory.max')),
+          usage: readU64(file('memory.swap.current')) + readU64(file('memory.current')),
+          max: 0n,
+          failcnt: 0n,
         }),
         ...omitEmpty({ raw: Object.keys(mem).length ? sortedMap(mem) : undefined }),
       },
-      pids: omitEmpty({ current: readU64(file('pids.current')), limit: readU64(file('pids.max')) === 0xffffffffffffffffn ? 0n : readU64(file('pids.max')) }),
+      pids: omitEmpty({
+        current: readU64(file('pids.current')),
+        limit: readU64(file('pids.max')) === 0xffffffffffffffffn ? 0n : readU64(file('pids.max')),
+      }),
       blkio: omitEmpty(io),
       hugetlb: {},
       intel_rdt: {},
@@ -271,14 +335,22 @@ export class CgroupV2 implements CgroupManager {
   }
 
   /** io.stat as runc's v1-shaped entries: Read, Write per device ("rbytes", "wbytes", "rios", "wios"). */
-  private ioStats(): { ioServiceBytesRecursive: Array<Record<string, unknown>>; ioServicedRecursive: Array<Record<string, unknown>> } {
+  private ioStats(): {
+    ioServiceBytesRecursive: Array<Record<string, unknown>>;
+    ioServicedRecursive: Array<Record<string, unknown>>;
+  } {
     const bytes: Array<Record<string, unknown>> = [];
     const ios: Array<Record<string, unknown>> = [];
     for (const line of readOr(path.join(this.dir, 'io.stat'), '').split('\n').filter(Boolean)) {
       const [dev, ...pairs] = line.trim().split(/\s+/);
       const [major, minor] = dev.split(':').map((n) => BigInt(n));
       const kv = Object.fromEntries(pairs.map((p) => p.split('=')).map(([k, v]) => [k, BigInt(v)]));
-      for (const [list, key, op] of [[bytes, 'rbytes', 'Read'], [bytes, 'wbytes', 'Write'], [ios, 'rios', 'Read'], [ios, 'wios', 'Write']] as const) {
+      for (const [list, key, op] of [
+        [bytes, 'rbytes', 'Read'],
+        [bytes, 'wbytes', 'Write'],
+        [ios, 'rios', 'Read'],
+        [ios, 'wios', 'Write'],
+      ] as const) {
         if (kv[key] !== undefined) list.push(omitEmpty({ major, minor, op, value: kv[key] }));
       }
     }
@@ -286,7 +358,9 @@ export class CgroupV2 implements CgroupManager {
   }
 
   oomKills(): number {
-    const line = readOr(path.join(this.dir, 'memory.events'), '').split('\n').find((l) => l.startsWith('oom_kill '));
+    const line = readOr(path.join(this.dir, 'memory.events'), '')
+      .split('\n')
+      .find((l) => l.startsWith('oom_kill '));
     return line ? Number(line.split(' ')[1]) : 0;
   }
 

@@ -7,15 +7,22 @@
 import fs = require('fs');
 import path = require('path');
 import { isCgroup2Unified } from '../cgroup';
-import { Config } from '../config';
+import { type Config } from '../config';
 import { describeFsError, TsrunError } from '../errors';
 import { removeTree } from '../remove-tree';
 import { spawnSync } from 'child_process';
 import { native } from '../native';
-import { BundleOverrides, convertImageConfig, IMAGE_ANNOTATION, ImageConfig, REF_ANNOTATION, STORE_ANNOTATION } from './convert';
+import {
+  type BundleOverrides,
+  convertImageConfig,
+  IMAGE_ANNOTATION,
+  type ImageConfig,
+  REF_ANNOTATION,
+  STORE_ANNOTATION,
+} from './convert';
 import { readImageFile } from './merged';
 import { overlayOfLayers } from './rootfs';
-import { ImageRecord, ImageStore } from './store';
+import { type ImageRecord, type ImageStore } from './store';
 
 /** The runtime config for a container of image `ref` in `store`. */
 export function imageBundleConfig(store: ImageStore, ref: string, overrides: BundleOverrides = {}): Config {
@@ -31,9 +38,15 @@ export function imageBundleConfig(store: ImageStore, ref: string, overrides: Bun
     passwd: readImageFile(layerDirs, 'etc/passwd')?.toString('utf8'),
     group: readImageFile(layerDirs, 'etc/group')?.toString('utf8'),
   };
-  return convertImageConfig(imageConfig, { id: image.config, store: path.resolve(store.root), ref: name }, files, overrides, {
-    cgroupNamespace: isCgroup2Unified(),
-  });
+  return convertImageConfig(
+    imageConfig,
+    { id: image.config, store: path.resolve(store.root), ref: name },
+    files,
+    overrides,
+    {
+      cgroupNamespace: isCgroup2Unified(),
+    },
+  );
 }
 
 /**
@@ -45,7 +58,13 @@ export function imageBundleConfig(store: ImageStore, ref: string, overrides: Bun
  * is 0600: its environment may carry secrets (-e), and only root runs it
  * anyway.
  */
-export function writeBundle(store: ImageStore, ref: string, dir: string, overrides: BundleOverrides = {}, copy = false): void {
+export function writeBundle(
+  store: ImageStore,
+  ref: string,
+  dir: string,
+  overrides: BundleOverrides = {},
+  copy = false,
+): void {
   // Resolved once: the config and a copied tree are of one image even if the name moves meanwhile.
   const { image } = store.resolve(ref);
   const config = imageBundleConfig(store, copy ? image.config : ref, overrides);
@@ -54,14 +73,17 @@ export function writeBundle(store: ImageStore, ref: string, dir: string, overrid
   const made = !fs.existsSync(dir);
   // A copied tree holds the image's setuid binaries and device nodes on a
   // filesystem that honours both: only root may reach them (docs/security.md).
-  if (copy && !made && (fs.statSync(dir).mode & 0o011)) {
-    throw new TsrunError(`${dir}: other users can enter it (mode ${(fs.statSync(dir).mode & 0o777).toString(8)}), and --copy puts the image's setuid files and device nodes there; use a directory only root can enter (0700), or a new one`);
+  if (copy && !made && fs.statSync(dir).mode & 0o011) {
+    throw new TsrunError(
+      `${dir}: other users can enter it (mode ${(fs.statSync(dir).mode & 0o777).toString(8)}), and --copy puts the image's setuid files and device nodes there; use a directory only root can enter (0700), or a new one`,
+    );
   }
   try {
     fs.mkdirSync(dir, { recursive: true, mode: copy ? 0o700 : 0o755 });
     fs.writeFileSync(file, JSON.stringify(config, null, '\t') + '\n', { flag: 'wx', mode: 0o600 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`${file} already exists; remove it first`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new TsrunError(`${file} already exists; remove it first`);
     throw new TsrunError(describeFsError(err, file));
   }
   try {
@@ -69,7 +91,8 @@ export function writeBundle(store: ImageStore, ref: string, dir: string, overrid
   } catch (err) {
     if (made) removeTree(dir);
     else fs.rmSync(file, { force: true });
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`${path.join(dir, config.root!.path)} already exists; remove it first`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new TsrunError(`${path.join(dir, config.root!.path)} already exists; remove it first`);
     throw new TsrunError(describeFsError(err, path.join(dir, config.root!.path)));
   }
   if (!copy) return;
@@ -100,8 +123,14 @@ function copyImageTree(store: ImageStore, image: ImageRecord, ref: string, targe
     try {
       mnt = overlayOfLayers(store, image.layers, tmp, 'tsrun-bundle-copy', `copy of image ${ref}`);
       // cp gets the mount as its fd 3; the tree's root mode and owner come with "/.".
-      const cp = spawnSync('cp', ['-a', '--reflink=auto', '/proc/self/fd/3/.', target], { stdio: ['ignore', 'ignore', 'pipe', mnt], encoding: 'utf8' });
-      if (cp.status !== 0) throw new TsrunError(`copy of image ${ref} into ${target}: ${(cp.stderr || `cp: status ${cp.status}`).trim().split('\n')[0]}`);
+      const cp = spawnSync('cp', ['-a', '--reflink=auto', '/proc/self/fd/3/.', target], {
+        stdio: ['ignore', 'ignore', 'pipe', mnt],
+        encoding: 'utf8',
+      });
+      if (cp.status !== 0)
+        throw new TsrunError(
+          `copy of image ${ref} into ${target}: ${(cp.stderr || `cp: status ${cp.status}`).trim().split('\n')[0]}`,
+        );
     } finally {
       if (mnt >= 0) native.close(mnt);
       removeTree(tmp);

@@ -14,7 +14,7 @@
  *   StopSignal            -> org.opencontainers.image.stopSignal
  *   ExposedPorts          -> org.opencontainers.image.exposedPorts
  */
-import { Config, ID_RANGE, MAX_ID, User } from '../config';
+import { type Config, ID_RANGE, MAX_ID, type User } from '../config';
 import { TsrunError } from '../errors';
 import { defaultSpec } from '../spec-default';
 
@@ -69,16 +69,30 @@ export interface ImageFiles {
   group?: string;
 }
 
-interface PasswdEntry { name: string; uid: number; gid: number }
-interface GroupEntry { name: string; gid: number; members: string[] }
+interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+}
+interface GroupEntry {
+  name: string;
+  gid: number;
+  members: string[];
+}
 
 function parsePasswd(text = ''): PasswdEntry[] {
-  return text.split('\n').map((l) => l.split(':')).filter((f) => f.length >= 4 && /^\d+$/.test(f[2]) && /^\d+$/.test(f[3]))
+  return text
+    .split('\n')
+    .map((l) => l.split(':'))
+    .filter((f) => f.length >= 4 && /^\d+$/.test(f[2]) && /^\d+$/.test(f[3]))
     .map((f) => ({ name: f[0], uid: Number(f[2]), gid: Number(f[3]) }));
 }
 
 function parseGroup(text = ''): GroupEntry[] {
-  return text.split('\n').map((l) => l.split(':')).filter((f) => f.length >= 3 && /^\d+$/.test(f[2]))
+  return text
+    .split('\n')
+    .map((l) => l.split(':'))
+    .filter((f) => f.length >= 3 && /^\d+$/.test(f[2]))
     .map((f) => ({ name: f[0], gid: Number(f[2]), members: (f[3] ?? '').split(',').filter(Boolean) }));
 }
 
@@ -129,7 +143,9 @@ function resolveUserIds(spec: string | undefined, files: ImageFiles, field: stri
   }
   const user: User = { uid, gid };
   if (byName) {
-    const extra = [...new Set(groups.filter((g) => g.members.includes(byName!.name) && g.gid !== gid).map((g) => g.gid))].sort((a, b) => a - b);
+    const extra = [
+      ...new Set(groups.filter((g) => g.members.includes(byName!.name) && g.gid !== gid).map((g) => g.gid)),
+    ].sort((a, b) => a - b);
     if (extra.length) user.additionalGids = extra;
   }
   return user;
@@ -151,7 +167,8 @@ export function mergeEnv(base: string[], extra: string[]): string[] {
 
 function stringList(value: unknown, field: string): string[] {
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new TsrunError(`image config ${field}: expected a list of strings`);
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string'))
+    throw new TsrunError(`image config ${field}: expected a list of strings`);
   return value;
 }
 
@@ -159,12 +176,18 @@ function stringList(value: unknown, field: string): string[] {
 export function imageAnnotations(image: ImageConfig): Record<string, string> {
   const out: Record<string, string> = {};
   const implicit: Array<[string, unknown]> = [
-    ['os', image.os], ['architecture', image.architecture], ['variant', image.variant],
-    ['os.version', image['os.version']], ['os.features', image['os.features']?.join(',')],
-    ['author', image.author], ['created', image.created], ['stopSignal', image.config?.StopSignal],
+    ['os', image.os],
+    ['architecture', image.architecture],
+    ['variant', image.variant],
+    ['os.version', image['os.version']],
+    ['os.features', image['os.features']?.join(',')],
+    ['author', image.author],
+    ['created', image.created],
+    ['stopSignal', image.config?.StopSignal],
     ['exposedPorts', image.config?.ExposedPorts ? Object.keys(image.config.ExposedPorts).join(',') : undefined],
   ];
-  for (const [key, value] of implicit) if (typeof value === 'string' && value !== '') out[`org.opencontainers.image.${key}`] = value;
+  for (const [key, value] of implicit)
+    if (typeof value === 'string' && value !== '') out[`org.opencontainers.image.${key}`] = value;
   for (const [key, value] of Object.entries(image.config?.Labels ?? {})) {
     if (RESERVED.includes(key)) throw new TsrunError(`image config Labels: "${key}" is reserved for tsrun`);
     if (typeof value !== 'string') throw new TsrunError(`image config Labels.${key}: expected a string`);
@@ -184,14 +207,24 @@ export interface ImageSource {
 
 /** The runtime config for a container of `image`: `tsrun spec` defaults, the image's settings, then the overrides. */
 export function convertImageConfig(
-  image: ImageConfig, source: ImageSource, files: ImageFiles, overrides: BundleOverrides = {},
+  image: ImageConfig,
+  source: ImageSource,
+  files: ImageFiles,
+  overrides: BundleOverrides = {},
   host: { cgroupNamespace: boolean } = { cgroupNamespace: false },
 ): Config {
   const ic = image.config ?? {};
-  const entrypoint = overrides.entrypoint !== undefined
-    ? (overrides.entrypoint === '' ? [] : [overrides.entrypoint])
-    : stringList(ic.Entrypoint, 'Entrypoint');
-  const cmd = overrides.command?.length ? overrides.command : overrides.entrypoint !== undefined ? [] : stringList(ic.Cmd, 'Cmd');
+  const entrypoint =
+    overrides.entrypoint !== undefined
+      ? overrides.entrypoint === ''
+        ? []
+        : [overrides.entrypoint]
+      : stringList(ic.Entrypoint, 'Entrypoint');
+  const cmd = overrides.command?.length
+    ? overrides.command
+    : overrides.entrypoint !== undefined
+      ? []
+      : stringList(ic.Cmd, 'Cmd');
   const args = [...entrypoint, ...cmd];
   if (args.length === 0) throw new TsrunError(`image ${source.ref} has no Entrypoint or Cmd: give a command`);
 
@@ -204,8 +237,14 @@ export function convertImageConfig(
   if (overrides.tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
   proc.env = mergeEnv(env, overrides.env ?? []);
   proc.cwd = overrides.cwd ?? (ic.WorkingDir || '/');
-  if (!proc.cwd.startsWith('/')) throw new TsrunError(`${overrides.cwd !== undefined ? '--cwd' : 'image config WorkingDir'}: "${proc.cwd}" is not an absolute path`);
-  proc.user = overrides.user !== undefined ? resolveUser(overrides.user, files, '--user') : resolveUser(ic.User, files, 'image config User');
+  if (!proc.cwd.startsWith('/'))
+    throw new TsrunError(
+      `${overrides.cwd !== undefined ? '--cwd' : 'image config WorkingDir'}: "${proc.cwd}" is not an absolute path`,
+    );
+  proc.user =
+    overrides.user !== undefined
+      ? resolveUser(overrides.user, files, '--user')
+      : resolveUser(ic.User, files, 'image config User');
   if (overrides.hostname !== undefined) spec.hostname = overrides.hostname;
   // The overlay's upper dir takes the container's writes, as with any engine.
   spec.root = { path: 'rootfs', readonly: !!overrides.readOnly };

@@ -14,7 +14,7 @@ import { PassThrough } from 'stream';
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { removeTree } from '../remove-tree';
-import { checkNameFor, hexOf, ImageRecord, ImageStore, sha256 } from './store';
+import { checkNameFor, hexOf, type ImageRecord, type ImageStore, sha256 } from './store';
 import { normalizeRef } from './reference';
 import { warn } from '../log';
 import { mergedDirAttributes } from './merged';
@@ -81,7 +81,8 @@ function openSource(dir: string): Source {
   };
 }
 
-function parseJson(data: Buffer, what: string): any { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- image JSON, checked field by field by each reader
+function parseJson(data: Buffer, what: string): any {
   try {
     return JSON.parse(data.toString('utf8'));
   } catch (err) {
@@ -91,7 +92,8 @@ function parseJson(data: Buffer, what: string): any { // eslint-disable-line @ty
 
 function checkDigest(data: Buffer, digest: string | undefined, what: string): string {
   const actual = sha256(data);
-  if (digest && actual !== digest) throw new TsrunError(`${what}: digest mismatch: expected ${digest}, content is ${actual}`);
+  if (digest && actual !== digest)
+    throw new TsrunError(`${what}: digest mismatch: expected ${digest}, content is ${actual}`);
   return actual;
 }
 
@@ -102,7 +104,11 @@ function dockerCandidates(src: Source): Candidate[] {
   const manifest = parseJson(src.read('manifest.json', 'docker-archive'), 'manifest.json');
   if (!Array.isArray(manifest)) throw new TsrunError('manifest.json: expected an array of images');
   return manifest.map((item: { Config?: unknown; RepoTags?: unknown; Layers?: unknown }, i: number) => {
-    if (typeof item?.Config !== 'string' || !Array.isArray(item.Layers) || !item.Layers.every((l) => typeof l === 'string'))
+    if (
+      typeof item?.Config !== 'string' ||
+      !Array.isArray(item.Layers) ||
+      !item.Layers.every((l) => typeof l === 'string')
+    )
       throw new TsrunError(`manifest.json[${i}]: needs Config and Layers`);
     // The config's file name is its digest ("<hex>.json" or "blobs/sha256/<hex>").
     const named = /(?:^|\/)([0-9a-f]{64})(?:\.json)?$/.exec(item.Config);
@@ -152,17 +158,25 @@ function ociCandidates(src: Source): Candidate[] {
   /** "<digest> <ref>" of every index walked: the same index under the same name adds nothing. */
   const walked = new Set<string>();
   let descriptors = 0;
-  const visit = (index: any, what: string, depth: number, inheritedRef?: string): void => { // eslint-disable-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- an index as parsed, checked below
+  const visit = (index: any, what: string, depth: number, inheritedRef?: string): void => {
     if (depth > MAX_INDEX_DEPTH) throw new TsrunError(`${what}: image indexes nested deeper than ${MAX_INDEX_DEPTH}`);
     const manifests: unknown = index?.manifests ?? [];
     if (!Array.isArray(manifests)) throw new TsrunError(`${what}: manifests must be an array`);
-    for (const [i, desc] of (manifests as Array<Record<string, any>>).entries()) { // eslint-disable-line @typescript-eslint/no-explicit-any
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- descriptors as parsed, checked below
+    for (const [i, desc] of (manifests as Array<Record<string, any>>).entries()) {
       const at = `${what}.manifests[${i}]`;
-      if (++descriptors > MAX_DESCRIPTORS) throw new TsrunError(`${at}: more than ${MAX_DESCRIPTORS} descriptors in the layout's image indexes`);
+      if (++descriptors > MAX_DESCRIPTORS)
+        throw new TsrunError(`${at}: more than ${MAX_DESCRIPTORS} descriptors in the layout's image indexes`);
       if (typeof desc?.digest !== 'string') throw new TsrunError(`${at}: no digest`);
       const platform = desc.platform;
-      if (platform && (platform.os !== 'linux' || (platform.architecture !== 'amd64' && platform.architecture !== undefined))) continue;
-      const ref: string | undefined = desc.annotations?.[CONTAINERD_NAME_ANNOTATION] ?? desc.annotations?.[REF_ANNOTATION] ?? inheritedRef;
+      if (
+        platform &&
+        (platform.os !== 'linux' || (platform.architecture !== 'amd64' && platform.architecture !== undefined))
+      )
+        continue;
+      const ref: string | undefined =
+        desc.annotations?.[CONTAINERD_NAME_ANNOTATION] ?? desc.annotations?.[REF_ANNOTATION] ?? inheritedRef;
       const seen = byManifest.get(desc.digest);
       if (seen) {
         if (ref && !seen.refs.includes(ref)) seen.refs.push(ref);
@@ -197,7 +211,15 @@ function ociCandidates(src: Source): Candidate[] {
 }
 
 /** Unpack one layer into the store unless it is there; checks blob digest and diffID. */
-async function importLayer(store: ImageStore, src: Source, layer: Candidate['layers'][number], diffID: string, below: string[], label: string, onBytes: (n: number) => void): Promise<boolean> {
+async function importLayer(
+  store: ImageStore,
+  src: Source,
+  layer: Candidate['layers'][number],
+  diffID: string,
+  below: string[],
+  label: string,
+  onBytes: (n: number) => void,
+): Promise<boolean> {
   if (store.hasLayer(diffID)) return false;
   const fd = native.layerOpenFile(src.rootFd, layer.file);
   const raw = fs.createReadStream('', { fd, highWaterMark: 1 << 20 });
@@ -219,9 +241,12 @@ async function importLayer(store: ImageStore, src: Source, layer: Candidate['lay
     const lowerDirs = below.map((d) => store.layerPath(d));
     const { diffID: actual } = await unpackLayer(counted, tmp, label, (rel) => mergedDirAttributes(lowerDirs, rel));
     const blobDigest = `sha256:${blobHash.digest('hex')}`;
-    if (layer.digest && blobDigest !== layer.digest) throw new TsrunError(`${label}: digest mismatch: expected ${layer.digest}, content is ${blobDigest}`);
-    if (layer.size !== undefined && layer.size !== size) throw new TsrunError(`${label}: size mismatch: expected ${layer.size} bytes, read ${size}`);
-    if (actual !== diffID) throw new TsrunError(`${label}: diffID mismatch: the image config says ${diffID}, the content is ${actual}`);
+    if (layer.digest && blobDigest !== layer.digest)
+      throw new TsrunError(`${label}: digest mismatch: expected ${layer.digest}, content is ${blobDigest}`);
+    if (layer.size !== undefined && layer.size !== size)
+      throw new TsrunError(`${label}: size mismatch: expected ${layer.size} bytes, read ${size}`);
+    if (actual !== diffID)
+      throw new TsrunError(`${label}: diffID mismatch: the image config says ${diffID}, the content is ${actual}`);
     store.commitLayer(tmp, diffID);
     return true;
   } catch (err) {
@@ -242,12 +267,19 @@ export interface ImportResult {
  * image too (an input holding several images takes no --tag).  The store
  * is unchanged when anything fails, but for layers already verified.
  */
-export async function importImage(store: ImageStore, input: string, tags: string[] = [], onProgress: ProgressListener = () => {}): Promise<ImportResult> {
+export async function importImage(
+  store: ImageStore,
+  input: string,
+  tags: string[] = [],
+  onProgress: ProgressListener = () => {},
+): Promise<ImportResult> {
   let st: fs.Stats;
   try {
     st = fs.statSync(input);
   } catch (err) {
-    throw new TsrunError(`${input}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
+    throw new TsrunError(
+      `${input}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`,
+    );
   }
   return store.importing(async () => {
     let dir = input;
@@ -255,7 +287,13 @@ export async function importImage(store: ImageStore, input: string, tags: string
     if (!st.isDirectory()) {
       unpacked = dir = store.tempDir();
       const archive = fs.createReadStream(input);
-      const progress: ImportProgress = { phase: 'archive', bytesDone: 0, bytesTotal: st.size, layersDone: 0, layersTotal: 0 };
+      const progress: ImportProgress = {
+        phase: 'archive',
+        bytesDone: 0,
+        bytesTotal: st.size,
+        layersDone: 0,
+        layersTotal: 0,
+      };
       archive.on('data', (chunk) => {
         progress.bytesDone += (chunk as Buffer).length;
         onProgress(progress);
@@ -269,15 +307,21 @@ export async function importImage(store: ImageStore, input: string, tags: string
     try {
       const isOci = fs.existsSync(path.join(dir, 'index.json'));
       const isDocker = fs.existsSync(path.join(dir, 'manifest.json'));
-      if (!isOci && !isDocker) throw new TsrunError(`${input}: neither a docker-archive (manifest.json) nor an OCI image layout (index.json)`);
+      if (!isOci && !isDocker)
+        throw new TsrunError(`${input}: neither a docker-archive (manifest.json) nor an OCI image layout (index.json)`);
       const candidates = isDocker ? dockerCandidates(src) : ociCandidates(src);
       if (candidates.length === 0) throw new TsrunError(`${input}: no linux/amd64 image in it`);
-      if (tags.length && candidates.length > 1) throw new TsrunError(`--tag: ${input} holds ${candidates.length} images; tag them after import`);
+      if (tags.length && candidates.length > 1)
+        throw new TsrunError(`--tag: ${input} holds ${candidates.length} images; tag them after import`);
       const records: Array<[string[], ImageRecord]> = [];
       const result: ImportResult = { refs: [], layersUnpacked: 0, layersShared: 0 };
       const allLayers = candidates.flatMap((c) => c.layers);
       const progress: ImportProgress = {
-        phase: 'layers', bytesDone: 0, bytesTotal: allLayers.reduce((sum, l) => sum + src.size(l.file), 0), layersDone: 0, layersTotal: allLayers.length,
+        phase: 'layers',
+        bytesDone: 0,
+        bytesTotal: allLayers.reduce((sum, l) => sum + src.size(l.file), 0),
+        layersDone: 0,
+        layersTotal: allLayers.length,
       };
       onProgress(progress);
       for (const c of candidates) {
@@ -285,14 +329,28 @@ export async function importImage(store: ImageStore, input: string, tags: string
         const configDigest = checkDigest(configData, c.config.digest, `image config ${c.config.file}`);
         const config = parseJson(configData, `image config ${configDigest}`);
         const diffIDs: unknown = config.rootfs?.diff_ids;
-        if (!Array.isArray(diffIDs) || diffIDs.length !== c.layers.length || !diffIDs.every((d) => typeof d === 'string'))
-          throw new TsrunError(`image config ${configDigest}: rootfs.diff_ids must list one diffID per layer (${c.layers.length})`);
+        if (
+          !Array.isArray(diffIDs) ||
+          diffIDs.length !== c.layers.length ||
+          !diffIDs.every((d) => typeof d === 'string')
+        )
+          throw new TsrunError(
+            `image config ${configDigest}: rootfs.diff_ids must list one diffID per layer (${c.layers.length})`,
+          );
         for (const [i, layer] of c.layers.entries()) {
           const before = progress.bytesDone;
-          const fresh = await importLayer(store, src, layer, diffIDs[i] as string, diffIDs.slice(0, i) as string[], `layer ${i + 1} (${layer.file})`, (n) => {
-            progress.bytesDone += n;
-            onProgress(progress);
-          });
+          const fresh = await importLayer(
+            store,
+            src,
+            layer,
+            diffIDs[i] as string,
+            diffIDs.slice(0, i) as string[],
+            `layer ${i + 1} (${layer.file})`,
+            (n) => {
+              progress.bytesDone += n;
+              onProgress(progress);
+            },
+          );
           if (fresh) result.layersUnpacked++;
           else result.layersShared++;
           progress.bytesDone = before + src.size(layer.file);
@@ -301,7 +359,12 @@ export async function importImage(store: ImageStore, input: string, tags: string
         }
         store.putBlob(configDigest, configData);
         if (c.manifest) store.putBlob(c.manifest.digest, c.manifest.data);
-        const record: ImageRecord = { config: configDigest, manifest: c.manifest?.digest, layers: diffIDs as string[], imported: new Date().toISOString() };
+        const record: ImageRecord = {
+          config: configDigest,
+          manifest: c.manifest?.digest,
+          layers: diffIDs as string[],
+          imported: new Date().toISOString(),
+        };
         // An OCI layout's ref name is most often a tag alone ("2.0", as skopeo
         // and umoci write it), which names no repository: such an image is
         // kept under its ID unless --tag names it.  A full reference (with a
@@ -309,7 +372,9 @@ export async function importImage(store: ImageStore, input: string, tags: string
         const named = c.refs.filter((r) => c.refsAreNames || /[/:@]/.test(r));
         const bareTags = c.refs.filter((r) => !named.includes(r));
         if (!named.length && !tags.length && bareTags.length)
-          warn(`${input}: the layout names image ${configDigest.slice(7, 19)} only by the tag ${bareTags.map((r) => `"${r}"`).join(', ')} (${REF_ANNOTATION}), which names no repository: it is kept under its ID; give --tag NAME:TAG to name it`);
+          warn(
+            `${input}: the layout names image ${configDigest.slice(7, 19)} only by the tag ${bareTags.map((r) => `"${r}"`).join(', ')} (${REF_ANNOTATION}), which names no repository: it is kept under its ID; give --tag NAME:TAG to name it`,
+          );
         const refs = [...new Set([...named, ...tags].map(normalizeRef))];
         for (const ref of refs) checkNameFor(ref, record, `${input}: the name`);
         records.push([refs.length ? refs : [configDigest], record]);

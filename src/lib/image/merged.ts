@@ -26,7 +26,10 @@ function lstatOrNull(p: string): fs.Stats | null {
  * layer it comes from and its lstat, or undefined if the view has nothing
  * there.  A symlink on the way is reported as `through` (not followed).
  */
-export function lookupMerged(layerDirs: string[], rel: string): { layer: string; stat: fs.Stats } | { through: string } | undefined {
+export function lookupMerged(
+  layerDirs: string[],
+  rel: string,
+): { layer: string; stat: fs.Stats } | { through: string } | undefined {
   const parts = rel.split('/').filter((p) => p && p !== '.');
   for (const layer of [...layerDirs].reverse()) {
     let hidesBelow = false;
@@ -51,7 +54,8 @@ export function lookupMerged(layerDirs: string[], rel: string): { layer: string;
 export function readImageFile(layerDirs: string[], rel: string): Buffer | undefined {
   const found = lookupMerged(layerDirs, rel);
   if (!found) return undefined;
-  if ('through' in found) throw new TsrunError(`the image's /${found.through} is a symlink; cannot read /${rel} through it`);
+  if ('through' in found)
+    throw new TsrunError(`the image's /${found.through} is a symlink; cannot read /${rel} through it`);
   if (found.stat.isSymbolicLink()) throw new TsrunError(`the image's /${rel} is a symlink; cannot read it`);
   if (!found.stat.isFile()) return undefined;
   const root = native.layerOpenRoot(found.layer);
@@ -68,7 +72,10 @@ export function readImageFile(layerDirs: string[], rel: string): Buffer | undefi
 }
 
 /** A directory's owner, mode and mtime in the merged view, for a layer that needs it but does not list it. */
-export function mergedDirAttributes(layerDirs: string[], rel: string): { mode: number; uid: number; gid: number; mtimeMs: number } | undefined {
+export function mergedDirAttributes(
+  layerDirs: string[],
+  rel: string,
+): { mode: number; uid: number; gid: number; mtimeMs: number } | undefined {
   const found = lookupMerged(layerDirs, rel);
   if (!found || 'through' in found || !found.stat.isDirectory()) return undefined;
   return { mode: found.stat.mode & 0o7777, uid: found.stat.uid, gid: found.stat.gid, mtimeMs: found.stat.mtimeMs };

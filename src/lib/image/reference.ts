@@ -30,7 +30,8 @@ export interface Reference {
 export const DEFAULT_DOMAIN = 'docker.io';
 
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const DOMAIN = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$/;
+const DOMAIN =
+  /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 /** distribution/reference's limit on a name (domain and path). */
@@ -55,7 +56,8 @@ export function parseReference(text: string): Reference {
   if (colon > rest.lastIndexOf('/')) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) invalid(text, `"${tag}" is not a tag (letters, digits, _ . -, at most 128, not starting with . or -)`);
+    if (!TAG.test(tag))
+      invalid(text, `"${tag}" is not a tag (letters, digits, _ . -, at most 128, not starting with . or -)`);
   }
   const slash = rest.indexOf('/');
   const first = slash < 0 ? '' : rest.slice(0, slash);
@@ -65,7 +67,11 @@ export function parseReference(text: string): Reference {
   if (domainGiven && !DOMAIN.test(domain)) invalid(text, `"${domain}" is not a registry host`);
   if (!path) invalid(text, 'it names no repository');
   for (const component of path.split('/')) {
-    if (!PATH_COMPONENT.test(component)) invalid(text, `"${component}" is not a repository name component (lower-case letters, digits and . _ - between them)`);
+    if (!PATH_COMPONENT.test(component))
+      invalid(
+        text,
+        `"${component}" is not a repository name component (lower-case letters, digits and . _ - between them)`,
+      );
   }
   if (domain === DEFAULT_DOMAIN && !path.includes('/')) path = `library/${path}`;
   if (`${domain}/${path}`.length > MAX_NAME) invalid(text, `the name is longer than ${MAX_NAME} characters`);

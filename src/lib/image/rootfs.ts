@@ -27,11 +27,11 @@
  */
 import fs = require('fs');
 import path = require('path');
-import { Config } from '../config';
+import { type Config } from '../config';
 import { describeFsError, TsrunError } from '../errors';
 import { native } from '../native';
-import { IMAGE_ANNOTATION, ImageSource, REF_ANNOTATION, STORE_ANNOTATION } from './convert';
-import { ContainerUse, ImageStore, releaseUse, sourceOf } from './store';
+import { IMAGE_ANNOTATION, type ImageSource, REF_ANNOTATION, STORE_ANNOTATION } from './convert';
+import { type ContainerUse, ImageStore, releaseUse, sourceOf } from './store';
 
 const INTENT_FILE = 'image-rootfs.json';
 
@@ -44,8 +44,10 @@ interface Intent {
 export function imageOfConfig(config: Config): ImageSource | undefined {
   const a = config.annotations ?? {};
   if (a[IMAGE_ANNOTATION] === undefined) return undefined;
-  if (!/^sha256:[0-9a-f]{64}$/.test(a[IMAGE_ANNOTATION])) throw new TsrunError(`annotations.${IMAGE_ANNOTATION}: "${a[IMAGE_ANNOTATION]}" is not a sha256 digest`);
-  if (!a[STORE_ANNOTATION] || !path.isAbsolute(a[STORE_ANNOTATION])) throw new TsrunError(`annotations.${STORE_ANNOTATION}: an absolute path to the image store is needed`);
+  if (!/^sha256:[0-9a-f]{64}$/.test(a[IMAGE_ANNOTATION]))
+    throw new TsrunError(`annotations.${IMAGE_ANNOTATION}: "${a[IMAGE_ANNOTATION]}" is not a sha256 digest`);
+  if (!a[STORE_ANNOTATION] || !path.isAbsolute(a[STORE_ANNOTATION]))
+    throw new TsrunError(`annotations.${STORE_ANNOTATION}: an absolute path to the image store is needed`);
   return { id: a[IMAGE_ANNOTATION], store: a[STORE_ANNOTATION], ref: a[REF_ANNOTATION] ?? a[IMAGE_ANNOTATION] };
 }
 
@@ -60,7 +62,8 @@ const forceLegacyMount = (): boolean => process.env.TSRUN_TEST_OVERLAY_LEGACY ==
  */
 export function openImageRootfs(stateDir: string, id: string, image: ImageSource): number {
   const store = new ImageStore(image.store);
-  if (!fs.existsSync(store.root)) throw new TsrunError(`annotations.${STORE_ANNOTATION}: no image store at ${store.root}`);
+  if (!fs.existsSync(store.root))
+    throw new TsrunError(`annotations.${STORE_ANNOTATION}: no image store at ${store.root}`);
   // crypto loads only here: create is a hot path.
   const intent: Intent = { store: store.root, key: (require('crypto') as typeof import('crypto')).randomUUID() };
   writeIntent(stateDir, intent);
@@ -89,7 +92,13 @@ export function openImageRootfs(stateDir: string, id: string, image: ImageSource
  * upper, work and staging directories made in `dir`: its fd.  `what`
  * names it in an error.
  */
-export function overlayOfLayers(store: ImageStore, layers: string[], dir: string, source: string, what: string): number {
+export function overlayOfLayers(
+  store: ImageStore,
+  layers: string[],
+  dir: string,
+  source: string,
+  what: string,
+): number {
   const lowers = layers.map((d) => store.layerPath(d)).reverse(); // overlayfs lists the topmost first
   const upper = path.join(dir, 'upper');
   const work = path.join(dir, 'work');

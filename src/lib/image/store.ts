@@ -35,7 +35,7 @@ import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { native } from '../native';
 import { removeTree } from '../remove-tree';
-import { formatReference, normalizeRef, parseReference, Reference, repositoryOf } from './reference';
+import { formatReference, normalizeRef, parseReference, type Reference, repositoryOf } from './reference';
 
 export const DEFAULT_STORE = '/var/lib/tsrun';
 
@@ -95,7 +95,9 @@ export function repositoryOfKey(key: string): string | undefined {
 export function checkNameFor(name: string, image: { manifest?: string; config: string }, what: string): void {
   const digest = parseReference(name).digest;
   if (digest && digest !== image.manifest && digest !== image.config)
-    throw new TsrunError(`${what} "${name}": ${digest} is not this image's digest (its manifest is ${image.manifest ?? 'not known: a docker-archive has none'}, its config ${image.config})`);
+    throw new TsrunError(
+      `${what} "${name}": ${digest} is not this image's digest (its manifest is ${image.manifest ?? 'not known: a docker-archive has none'}, its config ${image.config})`,
+    );
 }
 
 export class ImageStore {
@@ -130,7 +132,8 @@ export class ImageStore {
    */
   lock(mode: 'shared' | 'exclusive', opts: { create?: boolean } = {}): number {
     if (!fs.existsSync(this.root) && !opts.create) throw new TsrunError(`no image store at ${this.root}`);
-    for (const sub of ['blobs/sha256', 'layers', 'containers', 'tmp']) fs.mkdirSync(path.join(this.root, sub), { recursive: true, mode: 0o700 });
+    for (const sub of ['blobs/sha256', 'layers', 'containers', 'tmp'])
+      fs.mkdirSync(path.join(this.root, sub), { recursive: true, mode: 0o700 });
     for (const sub of PRIVATE_DIRS) {
       const dir = path.join(this.root, sub);
       if ((fs.statSync(dir).mode & 0o077) !== 0) fs.chmodSync(dir, 0o700); // made by someone else, or by hand
@@ -245,13 +248,21 @@ export class ImageStore {
       refError = err;
     }
     if (parsed) {
-      const candidates = [parsed, ...(parsed.domainGiven ? [] : [{ ...parsed, domain: 'localhost', path: parsed.path.replace(/^library\//, '') }])];
+      const candidates = [
+        parsed,
+        ...(parsed.domainGiven
+          ? []
+          : [{ ...parsed, domain: 'localhost', path: parsed.path.replace(/^library\//, '') }]),
+      ];
       for (const ref of candidates) {
         if (ref.digest) {
           // The digest is checked against the image itself, never against a
           // name's text: an archive may call anything "alpine@sha256:...".
           const repository = repositoryOf(ref);
-          const hit = Object.entries(images).find(([key, img]) => (img.manifest === ref.digest || img.config === ref.digest) && repositoryOfKey(key) === repository);
+          const hit = Object.entries(images).find(
+            ([key, img]) =>
+              (img.manifest === ref.digest || img.config === ref.digest) && repositoryOfKey(key) === repository,
+          );
           if (hit) return { ref: hit[0], image: hit[1] };
           continue;
         }
@@ -264,7 +275,8 @@ export class ImageStore {
       const hits = Object.entries(images).filter(([, img]) => img.config.slice(7).startsWith(hex));
       const configs = new Set(hits.map(([, img]) => img.config));
       if (configs.size === 1) return { ref: hits[0][0], image: hits[0][1] };
-      if (configs.size > 1) throw new TsrunError(`image "${text}" is ambiguous: ${configs.size} images have IDs starting so`);
+      if (configs.size > 1)
+        throw new TsrunError(`image "${text}" is ambiguous: ${configs.size} images have IDs starting so`);
     } else if (refError) {
       throw refError;
     }
@@ -287,7 +299,10 @@ export class ImageStore {
     const out: Array<{ key: string; use: ContainerUse }> = [];
     for (const key of keys) {
       try {
-        out.push({ key, use: JSON.parse(fs.readFileSync(path.join(this.useDir(key), 'use.json'), 'utf8')) as ContainerUse });
+        out.push({
+          key,
+          use: JSON.parse(fs.readFileSync(path.join(this.useDir(key), 'use.json'), 'utf8')) as ContainerUse,
+        });
       } catch {
         out.push({ key, use: { stateDir: '', id: '', image: '', layers: [] } }); // half made: no use.json yet
       }
@@ -321,8 +336,12 @@ export class ImageStore {
       }
       removed.push(`container rootfs ${key}${use.id ? ` (${use.id})` : ''}`);
     }
-    const layers = new Set([...kept.flatMap((u) => u.layers), ...images.flatMap((img) => img.layers)].map((d) => hexOf(d, 'layer')));
-    const blobs = new Set(images.flatMap((img) => [img.config, ...(img.manifest ? [img.manifest] : [])]).map((d) => hexOf(d, 'blob')));
+    const layers = new Set(
+      [...kept.flatMap((u) => u.layers), ...images.flatMap((img) => img.layers)].map((d) => hexOf(d, 'layer')),
+    );
+    const blobs = new Set(
+      images.flatMap((img) => [img.config, ...(img.manifest ? [img.manifest] : [])]).map((d) => hexOf(d, 'blob')),
+    );
     for (const hex of fs.readdirSync(path.join(this.root, 'layers'))) {
       if (layers.has(hex)) continue;
       removeTree(path.join(this.root, 'layers', hex));
@@ -378,8 +397,14 @@ export class ImageStore {
       for (const name of names) {
         const config = images[name].config;
         const kept = Object.entries(images).some(([r, img]) => !names.has(r) && img.config === config);
-        const users = live.filter(({ use }) => use.image === config).map(({ use }) => `"${use.id}"`).sort();
-        if (!kept && users.length && !force) throw new TsrunError(`image "${name}" is in use by container${users.length > 1 ? 's' : ''} ${users.join(', ')}; delete ${users.length > 1 ? 'them' : 'it'} first, or give -f`);
+        const users = live
+          .filter(({ use }) => use.image === config)
+          .map(({ use }) => `"${use.id}"`)
+          .sort();
+        if (!kept && users.length && !force)
+          throw new TsrunError(
+            `image "${name}" is in use by container${users.length > 1 ? 's' : ''} ${users.join(', ')}; delete ${users.length > 1 ? 'them' : 'it'} first, or give -f`,
+          );
       }
       this.updateImages((current) => {
         for (const name of names) delete current[name];
@@ -404,7 +429,9 @@ const isLive = (use: ContainerUse): boolean => use.stateDir !== '' && fs.existsS
 export function releaseUse(store: ImageStore, key: string): boolean {
   const holder = overlayHolder(sourceOf(key));
   if (holder !== undefined) {
-    warn(`container rootfs ${store.useDir(key)}: its overlay is still mounted in the mount namespace of process ${holder}; left in place for image gc`);
+    warn(
+      `container rootfs ${store.useDir(key)}: its overlay is still mounted in the mount namespace of process ${holder}; left in place for image gc`,
+    );
     return false;
   }
   removeTree(store.useDir(key));

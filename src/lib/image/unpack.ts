@@ -24,7 +24,15 @@ import { native } from '../native';
 
 /** What native/layer.c is asked to make (its enum layer_kind). */
 export const EntryKind = {
-  FILE: 0, DIR: 1, SYMLINK: 2, HARDLINK: 3, CHAR: 4, BLOCK: 5, FIFO: 6, WHITEOUT: 7, OPAQUE: 8,
+  FILE: 0,
+  DIR: 1,
+  SYMLINK: 2,
+  HARDLINK: 3,
+  CHAR: 4,
+  BLOCK: 5,
+  FIFO: 6,
+  WHITEOUT: 7,
+  OPAQUE: 8,
 } as const;
 
 export interface LayerEntry {
@@ -81,13 +89,22 @@ const OVERLAY_CONTROL_XATTR = /^(?:trusted|user)\.overlay\./;
 
 /** "../a/./b/" and "/a/b" both become "a/b"; the root is ".". */
 export function layerRelative(name: string): string {
-  const rel = path.posix.normalize('/' + name).replace(/^\/+/, '').replace(/\/+$/, '');
+  const rel = path.posix
+    .normalize('/' + name)
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '');
   return rel === '' ? '.' : rel;
 }
 
 const HEADER_KINDS: Record<string, number> = {
-  file: EntryKind.FILE, 'contiguous-file': EntryKind.FILE, directory: EntryKind.DIR, symlink: EntryKind.SYMLINK,
-  link: EntryKind.HARDLINK, 'character-device': EntryKind.CHAR, 'block-device': EntryKind.BLOCK, fifo: EntryKind.FIFO,
+  file: EntryKind.FILE,
+  'contiguous-file': EntryKind.FILE,
+  directory: EntryKind.DIR,
+  symlink: EntryKind.SYMLINK,
+  link: EntryKind.HARDLINK,
+  'character-device': EntryKind.CHAR,
+  'block-device': EntryKind.BLOCK,
+  fifo: EntryKind.FIFO,
 };
 
 /**
@@ -141,7 +158,9 @@ export function entryOf(header: tar.Header, dropped: (name: string, xattrs: stri
  * capability catches a tar-stream that stops calling this.
  */
 function keepXattrBytes(): void {
-  const headers = require(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js')) as { decodePax(buf: Buffer): Record<string, string> };
+  const headers = require(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js')) as {
+    decodePax(buf: Buffer): Record<string, string>;
+  };
   headers.decodePax = (buf: Buffer): Record<string, string> => {
     const result: Record<string, string> = {};
     while (buf.length) {
@@ -169,11 +188,16 @@ async function decompressed(input: Readable, label: string): Promise<Readable> {
   const first = await it.next();
   const head = first.done ? Buffer.alloc(0) : Buffer.from(first.value);
   if (head.subarray(0, 4).equals(ZSTD_MAGIC))
-    throw new TsrunError(`${label}: zstd-compressed layers (application/vnd.oci.image.layer.v1.tar+zstd) are not supported`);
-  const whole = Readable.from((async function* () {
-    if (head.length) yield head;
-    for (let r = await it.next(); !r.done; r = await it.next()) yield Buffer.from(r.value);
-  })(), { objectMode: false });
+    throw new TsrunError(
+      `${label}: zstd-compressed layers (application/vnd.oci.image.layer.v1.tar+zstd) are not supported`,
+    );
+  const whole = Readable.from(
+    (async function* () {
+      if (head.length) yield head;
+      for (let r = await it.next(); !r.done; r = await it.next()) yield Buffer.from(r.value);
+    })(),
+    { objectMode: false },
+  );
   return head.subarray(0, 2).equals(GZIP_MAGIC) ? streamPipeline(whole, zlib.createGunzip(), () => {}) : whole;
 }
 
@@ -204,7 +228,12 @@ function ancestors(name: string): string[] {
  * it (the importer reads them from the image's lower layers), as applying
  * the layers one after another would keep them.
  */
-export async function unpackLayer(input: Readable, dir: string, label: string, inherit?: InheritDir): Promise<UnpackResult> {
+export async function unpackLayer(
+  input: Readable,
+  dir: string,
+  label: string,
+  inherit?: InheritDir,
+): Promise<UnpackResult> {
   const root = native.layerOpenRoot(dir);
   const hash = createHash('sha256');
   const dirTimes: Array<[string, number, number]> = [];
@@ -219,7 +248,19 @@ export async function unpackLayer(input: Readable, dir: string, label: string, i
       if (!attrs) continue; // the writer makes it 0755, owned by root
       const sec = Math.floor(attrs.mtimeMs / 1000);
       const nsec = Math.round((attrs.mtimeMs - sec * 1000) * 1e6);
-      native.layerEntry(root, { kind: EntryKind.DIR, name: rel, linkname: '', mode: attrs.mode, uid: attrs.uid, gid: attrs.gid, major: 0, minor: 0, mtimeSec: sec, mtimeNsec: nsec, xattrs: [] });
+      native.layerEntry(root, {
+        kind: EntryKind.DIR,
+        name: rel,
+        linkname: '',
+        mode: attrs.mode,
+        uid: attrs.uid,
+        gid: attrs.gid,
+        major: 0,
+        minor: 0,
+        mtimeSec: sec,
+        mtimeNsec: nsec,
+        xattrs: [],
+      });
       dirTimes.push([rel, sec, nsec]);
     }
   };
@@ -253,7 +294,10 @@ export async function unpackLayer(input: Readable, dir: string, label: string, i
         let entry: LayerEntry;
         try {
           entry = entryOf(source.header, (name, xattrs) =>
-            warn(`${label}: ${name}: dropped ${xattrs.join(', ')}: overlayfs control xattrs are not taken from a layer`));
+            warn(
+              `${label}: ${name}: dropped ${xattrs.join(', ')}: overlayfs control xattrs are not taken from a layer`,
+            ),
+          );
         } catch (err) {
           throw new TsrunError(`${label}: ${source.header.name}: ${(err as Error).message}`);
         }
@@ -276,8 +320,14 @@ export async function unpackLayer(input: Readable, dir: string, label: string, i
       }
     })();
     const results = await Promise.allSettled([
-      consume.catch((err) => { tarStream.destroy(); throw err; }),
-      feed.catch((err) => { extract.destroy(err as Error); throw err; }),
+      consume.catch((err) => {
+        tarStream.destroy();
+        throw err;
+      }),
+      feed.catch((err) => {
+        extract.destroy(err as Error);
+        throw err;
+      }),
     ]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
