@@ -371,23 +371,8 @@ static napi_value send_message(napi_env env, napi_callback_info info)
 		if (is_buffer)
 			CHECK(napi_get_buffer_info(env, args[3], &payload, &len));
 	}
-	if (len + sizeof(struct sync_header) > SYNC_MAX_PACKET)
-		return throw_errno(env, EMSGSIZE, "send sync message");
-	char *buf = malloc(sizeof(struct sync_header) + len);
-	if (!buf)
-		return throw_errno(env, ENOMEM, "send sync message");
-	struct sync_header h = {(unsigned)type, value, (unsigned)len, 0};
-	memcpy(buf, &h, sizeof(h));
-	if (len)
-		memcpy(buf + sizeof(h), payload, len);
-	ssize_t n;
-	do
-		n = send(fd, buf, sizeof(h) + len, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	int e = errno;
-	free(buf);
-	if (n < 0)
-		return throw_errno(env, e, "send sync message");
+	if (sync_packet_send(fd, (unsigned)type, value, payload, len) < 0)
+		return throw_errno(env, errno, "send sync message");
 	return make_undefined(env);
 }
 
@@ -442,14 +427,13 @@ static napi_value recv_message(napi_env env, napi_callback_info info)
 		return null_value;
 	}
 	struct sync_header h = {0};
-	if ((size_t)n < sizeof(h)) {
+	size_t len;
+	if (sync_packet_parse(buf, n, &h, &len) < 0) {
 		free(buf);
 		if (passed_fd >= 0)
 			close(passed_fd);
 		return throw_errno(env, EPROTO, "receive sync message");
 	}
-	memcpy(&h, buf, sizeof(h));
-	size_t len = n - sizeof(h);
 	napi_value out, payload;
 	void *dst;
 	napi_create_buffer_copy(env, len, buf + sizeof(h), &dst, &payload);

@@ -120,21 +120,9 @@ static int in_source_server;
 
 static int sync_send(unsigned type, int value, const void *data, unsigned len)
 {
-	char buf[sizeof(struct sync_header) + 4096];
-	struct sync_header h = {type, value, len, 0};
-	if (len > sizeof(buf) - sizeof(h))
-		len = h.len = sizeof(buf) - sizeof(h);
-	memcpy(buf, &h, sizeof(h));
-	if (len)
-		memcpy(buf + sizeof(h), data, len);
 	/* The mount-source server speaks only to the helper, which forwards
 	 * its failure after reaping it (so no orphan outlives tsrun). */
-	int out = in_source_server ? source_server_sock : sync_fd;
-	ssize_t n;
-	do
-		n = send(out, buf, sizeof(h) + len, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -1 : 0;
+	return sync_packet_send(in_source_server ? source_server_sock : sync_fd, type, value, data, len);
 }
 
 /*
@@ -184,13 +172,13 @@ static char *sync_expect(unsigned type)
 	if (n == 0)
 		_exit(1); /* parent gave up on us; it cleans up */
 	struct sync_header h;
-	if ((size_t)n < sizeof(h))
-		fail(EPROTO, "sync", NULL, "short message from parent");
-	memcpy(&h, buf, sizeof(h));
+	size_t len;
+	if (sync_packet_parse(buf, n, &h, &len) < 0)
+		fail(EPROTO, "sync", NULL, "malformed message from parent");
 	if (h.type != type)
 		fail(EPROTO, "sync", NULL, "expected message %u, got %u", type, h.type);
-	memmove(buf, buf + sizeof(h), n - sizeof(h));
-	buf[n - sizeof(h)] = 0;
+	memmove(buf, buf + sizeof(h), len);
+	buf[len] = 0;
 	return buf;
 }
 
@@ -236,16 +224,36 @@ static const char *rd_str(struct cursor *c)
 	return s;
 }
 
-/* Raw bytes (a BPF program); *len gets their length. */
-static const unsigned char *rd_bytes(struct cursor *c, size_t *len)
+/* Raw bytes (a BPF program, a CPU mask). */
+static struct plan_bytes rd_bytes(struct cursor *c)
 {
-	*len = rd_u32(c);
-	size_t padded = (*len + 3) & ~(size_t)3;
+	struct plan_bytes b;
+	b.len = rd_u32(c);
+	size_t padded = (b.len + 3) & ~(size_t)3;
 	if ((size_t)(c->end - c->p) < padded)
 		fail(EINVAL, "plan", NULL, "malformed byte field in launch plan");
-	const unsigned char *b = c->p;
+	b.at = c->p;
 	c->p += padded;
 	return b;
+}
+
+/* A list of u32s, left in the plan and read with plan_u32v_at. */
+static struct plan_u32v rd_u32v(struct cursor *c)
+{
+	struct plan_u32v v;
+	v.count = rd_u32(c);
+	if (v.count > (size_t)(c->end - c->p) / 4)
+		fail(EINVAL, "plan", NULL, "malformed number list in launch plan");
+	v.at = c->p;
+	c->p += (size_t)v.count * 4;
+	return v;
+}
+
+static uint32_t plan_u32v_at(struct plan_u32v v, uint32_t i)
+{
+	uint32_t x;
+	memcpy(&x, v.at + (size_t)i * 4, 4);
+	return x;
 }
 
 static char **rd_strv(struct cursor *c)
@@ -260,6 +268,20 @@ static char **rd_strv(struct cursor *c)
 		v[i] = (char *)rd_str(c);
 	return v;
 }
+
+/* An op's fields end where the op does: anything after them is a plan
+ * this helper does not understand, not padding to skip. */
+static void plan_op_end(struct cursor *c, uint32_t code)
+{
+	if (c->p != c->end)
+		fail(EINVAL, "plan", NULL, "op %u has %zu bytes past its fields", code,
+		     (size_t)(c->end - c->p));
+}
+
+/* The op being run, for handlers that find what was prepared for it. */
+static const unsigned char *current_op;
+
+#include "plan-decode.h"
 
 static unsigned char *read_plan(int fd, size_t *len)
 {
@@ -416,34 +438,6 @@ static const char *in_rootfs(const char *rel, char *buf, size_t size)
 
 /* ---- mounts ------------------------------------------------------------- */
 
-struct plan_mount {
-	uint32_t kind, recursive_bind, create;
-	const char *source, *dest, *fstype, *data;
-	uint32_t attr_set, attr_clr, rec_attr_set, rec_attr_clr;
-	uint32_t propagation, propagation_recursive, copy_up, slot;
-};
-
-static struct plan_mount rd_mount(struct cursor *c)
-{
-	struct plan_mount m;
-	m.kind = rd_u32(c);
-	m.recursive_bind = rd_u32(c);
-	m.create = rd_u32(c);
-	m.source = rd_str(c);
-	m.dest = rd_str(c);
-	m.fstype = rd_str(c);
-	m.data = rd_str(c);
-	m.attr_set = rd_u32(c);
-	m.attr_clr = rd_u32(c);
-	m.rec_attr_set = rd_u32(c);
-	m.rec_attr_clr = rd_u32(c);
-	m.propagation = rd_u32(c);
-	m.propagation_recursive = rd_u32(c);
-	m.copy_up = rd_u32(c);
-	m.slot = rd_u32(c);
-	return m;
-}
-
 /*
  * tmpcopyup: copy what lies under a tmpfs mount point into the (still
  * detached) tmpfs, keeping modes, owners and links; nothing is followed.
@@ -540,7 +534,7 @@ static int copy_up(int underlying, int mnt)
 }
 
 /* Build a detached filesystem mount: fsopen, one fsconfig per option, fsmount. */
-static int make_fs_mount(const struct plan_mount *m, const char **failed_option)
+static int make_fs_mount(const struct op_mount *m, const char **failed_option)
 {
 	int fs = syscall(SYS_fsopen, m->fstype, FSOPEN_CLOEXEC);
 	if (fs < 0)
@@ -633,9 +627,9 @@ static void check_landed(int mnt, const char *rel, const char *where, const char
 	close(fd);
 }
 
-static void op_mount(struct cursor *c)
+static void op_mount(const struct op_mount *o)
 {
-	struct plan_mount m = rd_mount(c);
+	struct op_mount m = *o;
 	char where[4200];
 	in_rootfs(m.dest, where, sizeof(where));
 	/* "mount proc (proc)" for filesystems, "mount /host/dir" for binds. */
@@ -707,10 +701,10 @@ static void op_mount(struct cursor *c)
 	close(target);
 }
 
-static void op_rootfs_prepare(struct cursor *c)
+static void op_rootfs_prepare(const struct op_rootfs_prepare *o)
 {
-	rootfs_path = rd_str(c);
-	uint32_t propagation = rd_u32(c);
+	rootfs_path = o->rootfs;
+	uint32_t propagation = o->propagation;
 	/* Keep our mounts from leaking to the host (and host mounts from
 	 * arriving, unless asked); pivot_root also requires a non-shared parent.
 	 * 0: we are in the host's mount namespace, whose "/" is not ours to change. */
@@ -749,9 +743,9 @@ static void op_rootfs_prepare(struct cursor *c)
  * are in a user namespace) a read-only tmpfs on top keeps it from being
  * fully visible.
  */
-static void op_hide_host_fs(struct cursor *c)
+static void op_hide_host_fs(const struct op_hide_host_fs *o)
 {
-	const char *path = rd_str(c);
+	const char *path = o->path;
 	if (mount(NULL, path, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			return; /* not there in our namespace */
@@ -765,9 +759,9 @@ static void op_hide_host_fs(struct cursor *c)
 		fail(errno, "pivot_root", path, "cover host mount %s", path);
 }
 
-static void op_pivot_root(struct cursor *c)
+static void op_pivot_root(const struct op_pivot_root *o)
 {
-	uint32_t mode = rd_u32(c);
+	uint32_t mode = o->mode;
 	if (root_fd < 0)
 		fail(EINVAL, "pivot_root", NULL, "pivot_root before the rootfs was prepared");
 	if (fchdir(root_fd) < 0)
@@ -994,8 +988,8 @@ __attribute__((noreturn)) static void source_server_failed(ssize_t n, int fd, co
 	while (waitpid(source_server_pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	struct sync_header h;
-	if (n >= (ssize_t)sizeof(h)) {
-		memcpy(&h, report, sizeof(h));
+	size_t len;
+	if (n > 0 && sync_packet_parse(report, n, &h, &len) == 0) {
 		if (h.type == SYNC_ERROR) {
 			ssize_t sent;
 			do
@@ -1023,15 +1017,15 @@ static void op_mount_sources_done(void)
  * every bind of a container with a user namespace (by the server above).
  * The container's init later attaches the tree by its slot.
  */
-static void op_idmap_prepare(struct cursor *c)
+static void op_idmap_prepare(const struct op_idmap_prepare *o)
 {
-	uint32_t slot = rd_u32(c);
-	const char *source = rd_str(c);
-	uint32_t recursive_bind = rd_u32(c);
-	const char *uid_map = rd_str(c), *gid_map = rd_str(c);
-	uint32_t attr_set = rd_u32(c), attr_clr = rd_u32(c);
-	uint32_t rec_attr_set = rd_u32(c), rec_attr_clr = rd_u32(c);
-	uint32_t idmap_recursive = rd_u32(c);
+	uint32_t slot = o->slot;
+	const char *source = o->source;
+	uint32_t recursive_bind = o->recursive_bind;
+	const char *uid_map = o->uid_map, *gid_map = o->gid_map;
+	uint32_t attr_set = o->attr_set, attr_clr = o->attr_clr;
+	uint32_t rec_attr_set = o->rec_attr_set, rec_attr_clr = o->rec_attr_clr;
+	uint32_t idmap_recursive = o->idmap_recursive;
 	if (slot >= MAX_PREPARED_MOUNTS)
 		fail(EINVAL, "mount", source, "more than %d bind mounts to prepare", MAX_PREPARED_MOUNTS);
 	if (source_server_sock >= 0 && !in_source_server) {
@@ -1085,12 +1079,12 @@ static void op_idmap_prepare(struct cursor *c)
 
 /* ---- devices ------------------------------------------------------------ */
 
-static void op_mknod(struct cursor *c)
+static void op_mknod(const struct op_mknod *o)
 {
-	const char *path = rd_str(c);
-	uint32_t type = rd_u32(c), major_ = rd_u32(c), minor_ = rd_u32(c);
-	uint32_t mode = rd_u32(c), uid = rd_u32(c), gid = rd_u32(c);
-	uint32_t bind_from_host = rd_u32(c);
+	const char *path = o->path;
+	uint32_t type = o->type, major_ = o->major, minor_ = o->minor;
+	uint32_t mode = o->mode, uid = o->uid, gid = o->gid;
+	uint32_t bind_from_host = o->bind_from_host;
 	char where[4200];
 	in_rootfs(path, where, sizeof(where));
 
@@ -1113,7 +1107,7 @@ static void op_mknod(struct cursor *c)
 		/* mknod is not allowed in a user namespace: bind the host's node.
 		 * The mount point is created, never opened: what the image put
 		 * there may be a FIFO (an open would block) or a device. */
-		struct plan_mount m = {0};
+		struct op_mount m = {0};
 		int fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0 && errno != EEXIST)
 			fail(errno, "device", where, "create %s", where);
@@ -1158,9 +1152,9 @@ static void op_mknod(struct cursor *c)
 	close(parent);
 }
 
-static void op_symlink(struct cursor *c)
+static void op_symlink(const struct op_symlink *o)
 {
-	const char *target = rd_str(c), *path = rd_str(c);
+	const char *target = o->target, *path = o->path;
 	char where[4200];
 	in_rootfs(path, where, sizeof(where));
 	char parent_path[4096];
@@ -1177,9 +1171,9 @@ static void op_symlink(struct cursor *c)
 }
 
 /* process.cwd, made as runc makes it: `mkdir -p`, 0755, root's; what exists is left as it is. */
-static void op_mkdir(struct cursor *c)
+static void op_mkdir(const struct op_mkdir *o)
 {
-	const char *path = rd_str(c);
+	const char *path = o->path;
 	char where[4200];
 	in_rootfs(path, where, sizeof(where));
 	if (root_fd < 0)
@@ -1240,16 +1234,16 @@ static const char *hook_said_suffix(char *out, size_t size)
 	return out;
 }
 
-static void op_hook(struct cursor *c)
+static void op_hook(const struct op_hook *o)
 {
-	uint32_t stage = rd_u32(c);
-	const char *path = rd_str(c);
-	char **args = rd_strv(c), **env = rd_strv(c);
-	uint32_t timeout = rd_u32(c);
-	const char *cwd = rd_str(c);
+	uint32_t stage = o->stage;
+	const char *path = o->path;
+	char **args = o->args, **env = o->env;
+	uint32_t timeout = o->timeout;
+	const char *cwd = o->cwd;
 	/* A hook that names no env gets the process's, as runc's does (its
 	 * hooks inherit the init's environment). */
-	if (rd_u32(c) && exec_env)
+	if (o->process_env && exec_env)
 		env = exec_env;
 	const char *stage_name = hook_stage_name(stage);
 	int in[2], out[2];
@@ -1443,9 +1437,9 @@ static int open_in_proc(const char *rel, int flags)
 }
 
 /* key: the path under /proc/sys, as the plan compiler made it. */
-static void op_sysctl(struct cursor *c)
+static void op_sysctl(const struct op_sysctl *o)
 {
-	const char *key = rd_str(c), *value = rd_str(c);
+	const char *key = o->key, *value = o->value;
 	char rel[512], shown[520];
 	int len = snprintf(rel, sizeof(rel), "sys/%s", key);
 	if (len < 0 || (size_t)len >= sizeof(rel))
@@ -1482,19 +1476,19 @@ static void op_loopback_up(void)
  * of them it refused.
  */
 
-static void op_scheduler(struct cursor *c)
+static void op_scheduler(const struct op_scheduler *o)
 {
 	struct tsrun_sched_attr attr;
 	memset(&attr, 0, sizeof(attr));
 	attr.size = sizeof(attr);
-	attr.sched_policy = rd_u32(c);
-	attr.sched_flags = rd_u64(c);
-	attr.sched_nice = (int32_t)rd_u32(c);
-	attr.sched_priority = rd_u32(c);
-	attr.sched_runtime = rd_u64(c);
-	attr.sched_deadline = rd_u64(c);
-	attr.sched_period = rd_u64(c);
-	uint32_t cpuset_limited = rd_u32(c);
+	attr.sched_policy = o->policy;
+	attr.sched_flags = o->flags;
+	attr.sched_nice = (int32_t)o->nice;
+	attr.sched_priority = o->priority;
+	attr.sched_runtime = o->runtime;
+	attr.sched_deadline = o->deadline;
+	attr.sched_period = o->period;
+	uint32_t cpuset_limited = o->cpuset_limited;
 	if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0) {
 		/* runc's explanation: SCHED_DEADLINE's admission test wants
 		 * every CPU of the root domain. */
@@ -1505,27 +1499,27 @@ static void op_scheduler(struct cursor *c)
 	}
 }
 
-static void op_ioprio(struct cursor *c)
+static void op_ioprio(const struct op_ioprio *o)
 {
-	uint32_t value = rd_u32(c);
+	uint32_t value = o->value;
 	if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, value) < 0)
 		fail(errno, "ioPriority", NULL, "process.ioPriority: set class %u level %u", value >> 13,
 		     value & 7);
 }
 
-static void op_personality(struct cursor *c)
+static void op_personality(const struct op_personality *o)
 {
-	uint32_t persona = rd_u32(c);
+	uint32_t persona = o->persona;
 	if (syscall(SYS_personality, persona) < 0)
 		fail(errno, "personality", NULL, "linux.personality: set 0x%x", persona);
 }
 
-static void op_mempolicy(struct cursor *c)
+static void op_mempolicy(const struct op_mempolicy *o)
 {
-	uint32_t mode = rd_u32(c);
-	size_t len;
-	const unsigned char *mask = rd_bytes(c, &len);
-	uint32_t maxnode = rd_u32(c);
+	uint32_t mode = o->mode;
+	size_t len = o->nodemask.len;
+	const unsigned char *mask = o->nodemask.at;
+	uint32_t maxnode = o->maxnode;
 	if (maxnode > len * 8u)
 		fail(EINVAL, "plan", NULL, "memory policy mask shorter than its node count");
 	/* set_mempolicy reads maxnode - 1 bits (a kernel quirk every caller pads for). */
@@ -1533,20 +1527,20 @@ static void op_mempolicy(struct cursor *c)
 		fail(errno, "memoryPolicy", NULL, "linux.memoryPolicy: set mode 0x%x", mode);
 }
 
-static void op_cpu_affinity(struct cursor *c)
+static void op_cpu_affinity(const struct op_cpu_affinity *o)
 {
-	uint32_t stage = rd_u32(c);
-	size_t len;
-	const unsigned char *mask = rd_bytes(c, &len);
+	uint32_t stage = o->stage;
+	size_t len = o->mask.len;
+	const unsigned char *mask = o->mask.at;
 	if (syscall(SYS_sched_setaffinity, 0, len, mask) == 0 || stage == AFFINITY_RESET)
 		return; /* a reset is best effort, as runc's is */
 	fail(errno, "affinity", NULL, "process.execCPUAffinity.%s: set CPU affinity",
 	     stage == AFFINITY_INITIAL ? "initial" : "final");
 }
 
-static void op_timens_offsets(struct cursor *c)
+static void op_timens_offsets(const struct op_timens_offsets *o)
 {
-	const char *content = rd_str(c);
+	const char *content = o->content;
 	if (write_proc_file("/proc/self/timens_offsets", content) < 0)
 		fail(errno, "timens", "/proc/self/timens_offsets", "write time namespace offsets");
 }
@@ -1576,9 +1570,9 @@ static int send_with_fd(int sock, int fd, const void *data, size_t len)
  * bound over /dev/console (CVE-2025-52565); the master goes to the
  * --console-socket as runc's terminals.md describes.
  */
-static void op_console(struct cursor *c)
+static void op_console(const struct op_console *o)
 {
-	uint32_t rows = rd_u32(c), cols = rd_u32(c), bind_dev_console = rd_u32(c);
+	uint32_t rows = o->rows, cols = o->cols, bind_dev_console = o->bind_dev_console;
 	if (console_fd < 0)
 		fail(EINVAL, "console", NULL, "process.terminal needs --console-socket");
 	int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -1676,9 +1670,9 @@ static void give_stdio_to(uint32_t uid)
 	}
 }
 
-static void op_user(struct cursor *c)
+static void op_user(const struct op_user *o)
 {
-	uint32_t uid = rd_u32(c), gid = rd_u32(c), mask = rd_u32(c), ngroups = rd_u32(c);
+	uint32_t uid = o->uid, gid = o->gid, mask = o->umask, ngroups = o->groups.count;
 	gid_t groups[65536];
 	if (ngroups > 65536)
 		fail(EINVAL, "user", NULL, "too many additional groups");
@@ -1689,7 +1683,7 @@ static void op_user(struct cursor *c)
 		fail(EINVAL, "user", NULL, "uid %u, gid %u: uids and gids must be in range 0-2147483647", uid,
 		     gid);
 	for (uint32_t i = 0; i < ngroups; i++) {
-		groups[i] = rd_u32(c);
+		groups[i] = plan_u32v_at(o->groups, i);
 		if (groups[i] > INT32_MAX)
 			fail(EINVAL, "user", NULL,
 			     "additional gid %u: uids and gids must be in range 0-2147483647",
@@ -1714,10 +1708,10 @@ static void op_user(struct cursor *c)
  */
 static int chdir_refused;
 
-static void op_chdir(struct cursor *c)
+static void op_chdir(const struct op_chdir *o)
 {
-	const char *cwd = rd_str(c);
-	uint32_t stage = rd_u32(c);
+	const char *cwd = o->cwd;
+	uint32_t stage = o->stage;
 	if (stage == CHDIR_AFTER_USER && !chdir_refused)
 		return;
 	if (chdir(cwd) < 0) {
@@ -1758,9 +1752,9 @@ static int is_executable_file(const char *path)
  */
 static char home_entry[4096 + 8];
 
-static void op_home(struct cursor *c)
+static void op_home(const struct op_home *o)
 {
-	uint32_t uid = rd_u32(c);
+	uint32_t uid = o->uid;
 	static char passwd[1 << 20];
 	int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
@@ -1802,11 +1796,11 @@ static void op_home(struct cursor *c)
 	}
 }
 
-static void op_exec_prepare(struct cursor *c)
+static void op_exec_prepare(const struct op_exec_prepare *o)
 {
-	const char *name = rd_str(c);
-	exec_argv = rd_strv(c);
-	exec_env = rd_strv(c);
+	const char *name = o->name;
+	exec_argv = o->argv;
+	exec_env = o->env;
 	/* The plan put HOME=/ last when the config named no HOME: op_home's find replaces it. */
 	if (home_entry[0]) {
 		char **last = exec_env;
@@ -1922,11 +1916,11 @@ static long seccomp_load(uint32_t flags, const unsigned char *program, size_t le
 	return fd;
 }
 
-static void op_seccomp(struct cursor *c)
+static void op_seccomp(const struct op_seccomp *o)
 {
-	uint32_t flags = rd_u32(c), notify = rd_u32(c), at_exec = rd_u32(c);
-	size_t len;
-	const unsigned char *program = rd_bytes(c, &len);
+	uint32_t flags = o->flags, notify = o->notify, at_exec = o->at_exec;
+	size_t len = o->program.len;
+	const unsigned char *program = o->program.at;
 	if (len == 0 || len % sizeof(struct sock_filter_) != 0 || len / sizeof(struct sock_filter_) > 0xffff)
 		fail(EINVAL, "seccomp", NULL, "malformed seccomp program in launch plan");
 	if (at_exec && !notify) {
@@ -1965,8 +1959,9 @@ static void open_namespaces(const unsigned char *ops, const unsigned char *end, 
 			fail(EINVAL, "plan", NULL, "bad size for op %u", code);
 		if (code == OP_SETNS) {
 			struct cursor f = {c.p, op_start + size};
-			rd_u32(&f);
-			const char *path = rd_str(&f);
+			struct op_setns o;
+			decode_setns(&f, &o);
+			const char *path = o.path;
 			if (setns_count == MAX_SETNS)
 				fail(EINVAL, "setns", path, "too many namespaces to join");
 			int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1976,7 +1971,9 @@ static void open_namespaces(const unsigned char *ops, const unsigned char *end, 
 			setns_fds[setns_count++].fd = fd;
 		} else if (code == OP_CLONE_INIT) {
 			struct cursor f = {c.p, op_start + size};
-			const char *dir = rd_str(&f);
+			struct op_clone_init o;
+			decode_clone_init(&f, &o);
+			const char *dir = o.cgroup_dir;
 			if (dir[0] && (clone_cgroup_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 				fail(errno, "cgroup", dir, "open cgroup %s", dir);
 		}
@@ -1984,13 +1981,13 @@ static void open_namespaces(const unsigned char *ops, const unsigned char *end, 
 	}
 }
 
-static void op_setns(struct cursor *c, const unsigned char *op_start)
+static void op_setns(const struct op_setns *o)
 {
-	uint32_t type = rd_u32(c);
-	const char *path = rd_str(c);
+	uint32_t type = o->nstype;
+	const char *path = o->path;
 	int fd = -1;
 	for (int i = 0; i < setns_count; i++)
-		if (setns_fds[i].op == op_start)
+		if (setns_fds[i].op == current_op)
 			fd = setns_fds[i].fd;
 	if (fd < 0)
 		fail(EBADF, "setns", path, "namespace %s was not opened", path);
@@ -2023,9 +2020,9 @@ static void op_become_root(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-static void op_unshare(struct cursor *c)
+static void op_unshare(const struct op_unshare *o)
 {
-	uint64_t flags = rd_u64(c);
+	uint64_t flags = o->flags;
 	if (unshare((int)flags) < 0)
 		fail(errno, "namespace", NULL, "unshare namespaces (flags 0x%llx)",
 		     (unsigned long long)flags);
@@ -2043,9 +2040,9 @@ struct clone_args_v0 {
 };
 #define CLONE_INTO_CGROUP_ 0x200000000ULL
 
-static void op_clone_init(struct cursor *c)
+static void op_clone_init(const struct op_clone_init *o)
 {
-	rd_str(c); /* the cgroup, opened by open_namespaces() */
+	(void)o; /* its cgroup was opened by open_namespaces() */
 	pid_t pid = -1;
 	if (clone_cgroup_fd >= 0) {
 		/*
@@ -2117,9 +2114,9 @@ static void attach(int tree, int target, const char *path, const char *what)
 	close(target);
 }
 
-static void op_readonly_path(struct cursor *c)
+static void op_readonly_path(const struct op_readonly_path *o)
 {
-	const char *path = rd_str(c);
+	const char *path = o->path;
 	int target = open_protect_target(path);
 	if (target < 0)
 		return;
@@ -2137,9 +2134,9 @@ static void op_readonly_path(struct cursor *c)
  * proven to be the real thing: a character device 1:3 reached without
  * following links (CVE-2025-31133).  Directories get a read-only tmpfs.
  */
-static void op_mask_path(struct cursor *c)
+static void op_mask_path(const struct op_mask_path *o)
 {
-	const char *path = rd_str(c);
+	const char *path = o->path;
 	int target = open_protect_target(path);
 	if (target < 0)
 		return;
@@ -2180,9 +2177,9 @@ struct cap_data {
 };
 #define CAP_VERSION_3 0x20080522
 
-static void op_caps_bounding(struct cursor *c)
+static void op_caps_bounding(const struct op_caps_bounding *o)
 {
-	uint64_t keep = rd_u64(c);
+	uint64_t keep = o->keep;
 	for (int cap = 0; cap < 64; cap++)
 		if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
 			fail(errno, "capabilities", NULL, "drop capability %d from the bounding set", cap);
@@ -2191,9 +2188,10 @@ static void op_caps_bounding(struct cursor *c)
 		fail(errno, "capabilities", NULL, "keep capabilities across the user switch");
 }
 
-static void op_caps_set(struct cursor *c)
+static void op_caps_set(const struct op_caps_set *o)
 {
-	uint64_t effective = rd_u64(c), permitted = rd_u64(c), inheritable = rd_u64(c), ambient = rd_u64(c);
+	uint64_t effective = o->effective, permitted = o->permitted, inheritable = o->inheritable,
+		 ambient = o->ambient;
 	struct cap_header hdr = {CAP_VERSION_3, 0};
 	struct cap_data now[2];
 	if (syscall(SYS_capget, &hdr, now) < 0)
@@ -2221,6 +2219,106 @@ static void op_caps_set(struct cursor *c)
 }
 
 /* ---- the interpreter ---------------------------------------------------- */
+
+/* ---- the ops without a section of their own ----------------------------- */
+
+static void op_join_cgroup(const struct op_join_cgroup *o)
+{
+	char file[PATH_MAX];
+	if ((size_t)snprintf(file, sizeof(file), "%s/%s", o->dir, o->file) >= sizeof(file))
+		fail(ENAMETOOLONG, "cgroup", o->dir, "join cgroup %s", o->dir);
+	int fd = open(file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "0", 1) != 1)
+		fail(errno, "cgroup", o->dir, "join cgroup %s", o->dir);
+	close(fd);
+}
+
+static void op_setsid(void)
+{
+	if (setsid() < 0)
+		fail(errno, "setsid", NULL, "setsid");
+}
+
+static void op_sethostname(const struct op_sethostname *o)
+{
+	if (sethostname(o->name, strlen(o->name)) < 0)
+		fail(errno, "hostname", o->name, "set hostname %s", o->name);
+}
+
+static void op_setdomainname(const struct op_setdomainname *o)
+{
+	if (setdomainname(o->name, strlen(o->name)) < 0)
+		fail(errno, "domainname", o->name, "set domainname %s", o->name);
+}
+
+static void op_parent_hooks(void)
+{
+	if (sync_send(SYNC_RUN_HOOKS, 0, NULL, 0) < 0)
+		_exit(1);
+	free(hook_states);
+	hook_states = sync_expect(SYNC_HOOKS_DONE);
+	create_hook_state = hook_states;
+	start_hook_state = hook_states + strlen(hook_states) + 1;
+}
+
+static void op_remount_root_ro(void)
+{
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+	if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &ro, sizeof(ro)) < 0)
+		fail(errno, "rootfs", "/", "make rootfs read-only");
+}
+
+static void op_chroot(const struct op_chroot *o)
+{
+	int fd = open(o->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fchdir(fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+		fail(errno, "pivot_root", o->path, "enter the container's root %s", o->path);
+	close(fd);
+}
+
+static void op_remount_ro(const struct op_remount_ro *o)
+{
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+	if (syscall(SYS_mount_setattr, AT_FDCWD, o->path, AT_SYMLINK_NOFOLLOW, &ro, sizeof(ro)) < 0)
+		fail(errno, "mount", o->path, "make %s read-only", o->path);
+}
+
+static void op_root_propagation(const struct op_root_propagation *o)
+{
+	if (mount(NULL, "/", NULL, o->flags, NULL) < 0)
+		fail(errno, "rootfs", "/", "set rootfs propagation");
+}
+
+static void op_parent_rlimits(void)
+{
+	/* runc's order: the parent sets them with prlimit(2), from outside any
+	 * user namespace we are in, so raising a hard limit is judged by the
+	 * host's capabilities, not ours. */
+	if (sync_send(SYNC_SET_RLIMITS, 0, NULL, 0) < 0)
+		_exit(1);
+	free(sync_expect(SYNC_CONTINUE));
+}
+
+static void op_oom_score_adj(const struct op_oom_score_adj *o)
+{
+	char value[16];
+	snprintf(value, sizeof(value), "%d", (int32_t)o->value);
+	if (write_proc_file("/proc/self/oom_score_adj", value) < 0)
+		fail(errno, "oomScoreAdj", "/proc/self/oom_score_adj", "set oom_score_adj to %s", value);
+}
+
+static void op_no_new_privs(void)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail(errno, "noNewPrivileges", NULL, "set no_new_privs");
+}
+
+static void op_session_keyring(const struct op_session_keyring *o)
+{
+	/* Keys the host's session holds stay out of the container. */
+	if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, o->name) < 0 && errno != ENOSYS)
+		fail(errno, "keyring", NULL, "create session keyring %s", o->name);
+}
 
 int main(int argc, char **argv)
 {
@@ -2271,213 +2369,10 @@ int main(int argc, char **argv)
 		if (in_source_server && code != OP_MOUNT_SOURCES_JOIN && code != OP_IDMAP_PREPARE &&
 		    code != OP_MOUNT_SOURCES_DONE)
 			continue;
-		switch (code) {
-		case OP_SETNS:
-			op_setns(&op, op_start);
-			break;
-		case OP_UNSHARE_USER:
-			op_unshare_user();
-			break;
-		case OP_UNSHARE:
-			op_unshare(&op);
-			break;
-		case OP_BECOME_ROOT:
-			op_become_root();
-			break;
-		case OP_TIMENS_OFFSETS:
-			op_timens_offsets(&op);
-			break;
-		case OP_CLONE_INIT:
-			op_clone_init(&op);
-			break;
-		case OP_JOIN_CGROUP: {
-			const char *dir = rd_str(&op);
-			const char *name = rd_str(&op);
-			char file[PATH_MAX];
-			if ((size_t)snprintf(file, sizeof(file), "%s/%s", dir, name) >= sizeof(file))
-				fail(ENAMETOOLONG, "cgroup", dir, "join cgroup %s", dir);
-			int fd = open(file, O_WRONLY | O_CLOEXEC);
-			if (fd < 0 || write(fd, "0", 1) != 1)
-				fail(errno, "cgroup", dir, "join cgroup %s", dir);
-			close(fd);
-			break;
-		}
-		case OP_SETSID:
-			if (setsid() < 0)
-				fail(errno, "setsid", NULL, "setsid");
-			break;
-		case OP_SETHOSTNAME: {
-			const char *name = rd_str(&op);
-			if (sethostname(name, strlen(name)) < 0)
-				fail(errno, "hostname", name, "set hostname %s", name);
-			break;
-		}
-		case OP_SETDOMAINNAME: {
-			const char *name = rd_str(&op);
-			if (setdomainname(name, strlen(name)) < 0)
-				fail(errno, "domainname", name, "set domainname %s", name);
-			break;
-		}
-		case OP_ROOTFS_PREPARE:
-			op_rootfs_prepare(&op);
-			break;
-		case OP_MOUNT:
-			op_mount(&op);
-			break;
-		case OP_MKNOD:
-			op_mknod(&op);
-			break;
-		case OP_SYMLINK:
-			op_symlink(&op);
-			break;
-		case OP_MKDIR:
-			op_mkdir(&op);
-			break;
-		case OP_PARENT_HOOKS:
-			if (sync_send(SYNC_RUN_HOOKS, 0, NULL, 0) < 0)
-				_exit(1);
-			free(hook_states);
-			hook_states = sync_expect(SYNC_HOOKS_DONE);
-			create_hook_state = hook_states;
-			start_hook_state = hook_states + strlen(hook_states) + 1;
-			break;
-		case OP_HOOK:
-			op_hook(&op);
-			break;
-		case OP_HIDE_HOST_FS:
-			op_hide_host_fs(&op);
-			break;
-		case OP_LOOPBACK_UP:
-			op_loopback_up();
-			break;
-		case OP_SCHEDULER:
-			op_scheduler(&op);
-			break;
-		case OP_IOPRIO:
-			op_ioprio(&op);
-			break;
-		case OP_PERSONALITY:
-			op_personality(&op);
-			break;
-		case OP_MEMPOLICY:
-			op_mempolicy(&op);
-			break;
-		case OP_CPU_AFFINITY:
-			op_cpu_affinity(&op);
-			break;
-		case OP_HOME:
-			op_home(&op);
-			break;
-		case OP_PIVOT_ROOT:
-			op_pivot_root(&op);
-			break;
-		case OP_REMOUNT_ROOT_RO: {
-			struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
-			if (syscall(SYS_mount_setattr, AT_FDCWD, "/", 0, &ro, sizeof(ro)) < 0)
-				fail(errno, "rootfs", "/", "make rootfs read-only");
-			break;
-		}
-		case OP_CHROOT: {
-			const char *path = rd_str(&op);
-			int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-			if (fd < 0 || fchdir(fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
-				fail(errno, "pivot_root", path, "enter the container's root %s", path);
-			close(fd);
-			break;
-		}
-		case OP_REMOUNT_RO: {
-			const char *path = rd_str(&op);
-			struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
-			if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, &ro, sizeof(ro)) <
-			    0)
-				fail(errno, "mount", path, "make %s read-only", path);
-			break;
-		}
-		case OP_ROOT_PROPAGATION: {
-			uint32_t flags = rd_u32(&op);
-			if (mount(NULL, "/", NULL, flags, NULL) < 0)
-				fail(errno, "rootfs", "/", "set rootfs propagation");
-			break;
-		}
-		case OP_SYSCTL:
-			op_sysctl(&op);
-			break;
-		case OP_CONSOLE:
-			op_console(&op);
-			break;
-		case OP_PARENT_RLIMITS:
-			/* runc's order: the parent sets them with prlimit(2), from
-			 * outside any user namespace we are in, so raising a hard
-			 * limit is judged by the host's capabilities, not ours. */
-			if (sync_send(SYNC_SET_RLIMITS, 0, NULL, 0) < 0)
-				_exit(1);
-			free(sync_expect(SYNC_CONTINUE));
-			break;
-		case OP_SECCOMP:
-			op_seccomp(&op);
-			break;
-		case OP_OOM_SCORE_ADJ: {
-			char value[16];
-			snprintf(value, sizeof(value), "%d", (int32_t)rd_u32(&op));
-			if (write_proc_file("/proc/self/oom_score_adj", value) < 0)
-				fail(errno, "oomScoreAdj", "/proc/self/oom_score_adj",
-				     "set oom_score_adj to %s", value);
-			break;
-		}
-		case OP_NO_NEW_PRIVS:
-			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-				fail(errno, "noNewPrivileges", NULL, "set no_new_privs");
-			break;
-		case OP_USER:
-			op_user(&op);
-			break;
-		case OP_CHDIR:
-			op_chdir(&op);
-			break;
-		case OP_EXEC_PREPARE:
-			op_exec_prepare(&op);
-			break;
-		case OP_WAIT_START:
-			op_wait_start();
-			break;
-		case OP_EXEC:
-			op_exec();
-			break;
-		case OP_IDMAP_PREPARE:
-			op_idmap_prepare(&op);
-			break;
-		case OP_MOUNT_SOURCE_SERVER:
-			op_mount_source_server();
-			break;
-		case OP_MOUNT_SOURCES_JOIN:
-			op_mount_sources_join();
-			break;
-		case OP_MOUNT_SOURCES_DONE:
-			op_mount_sources_done();
-			break;
-		case OP_CAPS_BOUNDING:
-			op_caps_bounding(&op);
-			break;
-		case OP_READONLY_PATH:
-			op_readonly_path(&op);
-			break;
-		case OP_MASK_PATH:
-			op_mask_path(&op);
-			break;
-		case OP_CAPS_SET:
-			op_caps_set(&op);
-			break;
-		case OP_SESSION_KEYRING: {
-			/* Keys the host's session holds stay out of the container. */
-			const char *name = rd_str(&op);
-			if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name) < 0 &&
-			    errno != ENOSYS)
-				fail(errno, "keyring", NULL, "create session keyring %s", name);
-			break;
-		}
-		default:
+		if (code == 0 || code >= OP_MAX || !plan_handlers[code])
 			fail(EINVAL, "plan", NULL, "unknown op %u in launch plan", code);
-		}
+		current_op = op_start;
+		plan_handlers[code](&op);
 		c.p = op_start + size;
 	}
 	fail(EINVAL, "plan", NULL, "launch plan ended without exec");

@@ -39,11 +39,11 @@ export function staleBuilds(): string[] {
 export function staleNative(): string[] {
   const newest = (files: string[]): number =>
     Math.max(...files.map((f) => fs.statSync(path.join(PROJECT_ROOT, 'native', f)).mtimeMs));
-  const addonSources = newest(['addon.c', 'seccomp.c', 'layer.c', 'overlay.c', 'remove.c', 'netdev.c']);
+  const addonSources = newest(['addon.c', 'seccomp.c', 'layer.c', 'overlay.c', 'remove.c', 'netdev.c', 'plan.h', 'plan-ops.h']);
   // Each helper's prerequisites in native/Makefile.
   const built: Array<[string, number]> = [
     ['build/Release/tsrun_native.node', addonSources],
-    ['native/out/tsrun-init', newest(['init.c', 'plan.h', 'sched-attr.h', 'Makefile'])],
+    ['native/out/tsrun-init', newest(['init.c', 'plan.h', 'plan-ops.h', 'plan-decode.h', 'sched-attr.h', 'Makefile'])],
     ['native/out/tsrun-checker', newest(['checker.c', 'sched-attr.h', 'Makefile'])],
     ['native/out/tsrun-seccomp-agent', newest(['seccomp-agent.c', 'Makefile'])],
   ];

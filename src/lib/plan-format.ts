@@ -61,10 +61,31 @@ export enum Op {
   MOUNT_SOURCES_DONE = 50,
 }
 
+/** The parent/child sync messages (the protocol is drawn in native/plan.h). */
+export enum Sync {
+  USERNS_READY = 1,
+  MAPS_WRITTEN = 2,
+  INIT_PID = 3,
+  CONTINUE = 4,
+  RUN_HOOKS = 5,
+  HOOKS_DONE = 6,
+  READY = 7,
+  ERROR = 8,
+  SET_RLIMITS = 9,
+  SECCOMP_LISTENER = 10,
+}
+
+/** OP_MOUNT kinds: a new filesystem, a bind, a tree OP_IDMAP_PREPARE built (attached by slot). */
 export const MountKind = { FS: 0, BIND: 1, PREPARED: 2 } as const;
 /** The slot of a mount that is not prepared by OP_IDMAP_PREPARE. */
 export const NO_SLOT = 0xffffffff;
+/**
+ * What OP_MOUNT makes when its destination is missing.  PLAIN_DIR (proc,
+ * sysfs): a directory reached through no symlink at all, which after
+ * mounting must resolve to the new mount.
+ */
 export const CreateKind = { DIR: 0, FILE: 1, PLAIN_DIR: 2 } as const;
+/** The hook stages the helper runs (the others are run by TypeScript). */
 export const HookStage = { CREATE_CONTAINER: 3, START_CONTAINER: 4 } as const;
 /** OP_CPU_AFFINITY: process.execCPUAffinity's two stages, and the reset of an exec that names neither. */
 export const AffinityStage = { INITIAL: 0, FINAL: 1, RESET: 2 } as const;
@@ -73,11 +94,18 @@ export const PivotMode = { PIVOT: 0, MOVE: 1, CHROOT: 2 } as const;
 /** OP_CHDIR: the try before the user switch, and the one after it (only when the first was refused). */
 export const ChdirStage = { BEFORE_USER: 0, AFTER_USER: 1 } as const;
 
-type FieldType = 'u32' | 'u64' | 'str' | 'strv' | 'u32v' | 'bytes';
+/** How each field is written (native/plan.h describes the encoding). */
+export type FieldType = 'u32' | 'u64' | 'str' | 'strv' | 'u32v' | 'bytes';
 type Schema = ReadonlyArray<readonly [name: string, type: FieldType]>;
 
-/** Field order per op; must match the comments in native/plan.h. */
-export const OP_SCHEMA: Record<Op, Schema> = {
+/**
+ * The one definition of every op's fields, in wire order.  The encoder and
+ * decoder below walk it; `PlanOp` derives each op's field types from it;
+ * native/plan-ops.h (the helper's enum, one struct and one decoder per op)
+ * is generated from it by `npm run plan-header` (src/lib/plan-header.ts),
+ * and a unit test fails when the committed header differs.
+ */
+export const OP_SCHEMA = {
   [Op.SETNS]: [
     ['nstype', 'u32'],
     ['path', 'str'],
@@ -136,7 +164,7 @@ export const OP_SCHEMA: Record<Op, Schema> = {
     ['cwd', 'str'],
     ['processEnv', 'u32'],
   ],
-  [Op.PIVOT_ROOT]: [['noPivot', 'u32']],
+  [Op.PIVOT_ROOT]: [['mode', 'u32']],
   [Op.REMOUNT_ROOT_RO]: [],
   [Op.ROOT_PROPAGATION]: [['flags', 'u32']],
   [Op.SYSCTL]: [
@@ -229,12 +257,129 @@ export const OP_SCHEMA: Record<Op, Schema> = {
     ['recAttrClr', 'u32'],
     ['idmapRecursive', 'u32'],
   ],
+} as const satisfies Record<Op, Schema>;
+
+/** What each op does, for the generated native/plan-ops.h (the helper's side of the contract). */
+export const OP_DOCS: Record<Op, string> = {
+  [Op.SETNS]:
+    "join the namespace of that type at path (opened before any is joined: once in the container's mount namespace the host's /proc no longer resolves)",
+  [Op.UNSHARE_USER]: 'a new user namespace; the parent writes its uid/gid maps meanwhile',
+  [Op.UNSHARE]: 'unshare(2) these clone flags',
+  [Op.BECOME_ROOT]: 'setresuid/setresgid 0 inside the user namespace',
+  [Op.TIMENS_OFFSETS]: 'written to /proc/self/timens_offsets',
+  [Op.CLONE_INIT]:
+    "fork the container's init (into cgroupDir with CLONE_INTO_CGROUP; '' = none), report its pid, exit; the init runs the ops after it",
+  [Op.SETSID]: 'setsid(2)',
+  [Op.SETHOSTNAME]: 'sethostname(2)',
+  [Op.SETDOMAINNAME]: 'setdomainname(2)',
+  [Op.ROOTFS_PREPARE]:
+    'open the rootfs (or attach the detached image overlay) and set the propagation of "/" (0: the host\'s mount namespace: "/" left alone, the rootfs bind made private)',
+  [Op.MOUNT]:
+    'one mount of config.json under the rootfs: kind FS (fsopen/fsmount), BIND (open_tree) or PREPARED (the tree OP_IDMAP_PREPARE built in that slot); create says what to make when dest is missing',
+  [Op.MKNOD]: "a device node under the rootfs, or a bind of the host's node where mknod is not allowed (bindFromHost)",
+  [Op.SYMLINK]: 'a symlink at path (in the rootfs) to target',
+  [Op.MKDIR]: 'process.cwd: mkdir -p in the rootfs (0755), what exists left as it is',
+  [Op.PARENT_HOOKS]:
+    "the parent runs the prestart and createRuntime hooks; it answers with the state JSON the helper's hooks get",
+  [Op.HOOK]:
+    "a createContainer or startContainer hook (stage); timeout in seconds (0 = none); cwd '' = ours; processEnv: no env of its own, the process's (OP_EXEC_PREPARE's)",
+  [Op.PIVOT_ROOT]:
+    "mode: PIVOT pivot_root, MOVE move + chroot (--no-pivot), CHROOT chroot alone (the host's mount namespace: nothing of it may move)",
+  [Op.REMOUNT_ROOT_RO]: 'root.readonly: make "/" read-only',
+  [Op.ROOT_PROPAGATION]: 'linux.rootfsPropagation: MS_* propagation flags for "/"',
+  [Op.SYSCTL]: 'write value to /proc/sys/<key> (key with "/" for ".")',
+  [Op.CONSOLE]:
+    'a pty: the master goes to the console socket, the slave becomes stdio (and /dev/console, bindDevConsole)',
+  [Op.PARENT_RLIMITS]: 'the parent sets process.rlimits with prlimit(2) meanwhile',
+  [Op.OOM_SCORE_ADJ]: "value (two's complement) to /proc/self/oom_score_adj",
+  [Op.NO_NEW_PRIVS]: 'prctl(PR_SET_NO_NEW_PRIVS)',
+  [Op.USER]: 'setgroups, setresgid, setresuid and umask; ids past 2^31-1 refused',
+  [Op.CHDIR]: 'process.cwd; stage BEFORE_USER (refused: tried again after the user switch) or AFTER_USER',
+  [Op.EXEC_PREPARE]: 'resolve name on the PATH of env; keep argv and env for OP_EXEC',
+  [Op.WAIT_START]: 'report ready, block on the exec fifo until `start`',
+  [Op.EXEC]: 'close fds, reset signals, load a pending seccomp filter, execve',
+  [Op.SESSION_KEYRING]: 'join a fresh session keyring of that name',
+  [Op.IDMAP_PREPARE]:
+    "a bind's tree, built in the host user namespace before it is attached (idmapped where maps are given; empty maps: a plain bind); with a mount-source server, the server builds it and the helper receives it",
+  [Op.CAPS_BOUNDING]:
+    'drop every capability not in keep from the bounding set, and keep capabilities across the user switch',
+  [Op.CAPS_SET]: 'the other capability sets, after the user switch',
+  [Op.READONLY_PATH]: 'bind path read-only over itself (in the container, after pivot_root)',
+  [Op.MASK_PATH]: 'cover path with /dev/null or an empty read-only tmpfs (after pivot_root)',
+  [Op.SECCOMP]:
+    'load program (struct sock_filter[]) with seccomp(2) flags; notify: the listener fd goes to the parent; atExec (never with notify): loaded in OP_EXEC, right before execve',
+  [Op.JOIN_CGROUP]:
+    'write "0" to dir/file: "tasks" (cgroup v1) moves the one thread there is without the cgroup_threadgroup_rwsem write lock a cgroup.procs write waits an RCU grace period for; "cgroup.procs" (cgroup2) only where the init cannot be cloned into it',
+  [Op.HIDE_HOST_FS]: '--no-pivot: detach (or cover) a host proc or sysfs mount before the rootfs moves over "/"',
+  [Op.LOOPBACK_UP]: 'bring "lo" up in the network namespace the container made (it starts down; runc brings it up)',
+  [Op.SCHEDULER]: "sched_setattr(2); nice in two's complement",
+  [Op.IOPRIO]: 'ioprio_set(2): class << 13 | level',
+  [Op.PERSONALITY]: 'personality(2)',
+  [Op.MEMPOLICY]: 'set_mempolicy(2): mode (with flags), nodemask as unsigned longs',
+  [Op.CPU_AFFINITY]:
+    'sched_setaffinity(2): stage INITIAL (before the cgroups are joined), FINAL, or RESET to every CPU (an exec that names none; failure ignored)',
+  [Op.HOME]:
+    "HOME from the container's /etc/passwd for uid, replacing the HOME=/ the plan put last in the next OP_EXEC_PREPARE's env",
+  [Op.REMOUNT_RO]:
+    'make the mount at path read-only (after pivot_root): a read-only /dev, once its devices, links, mounts and console are in',
+  [Op.CHROOT]: "exec into a container without a mount namespace of its own: its init's root (/proc/PID/root)",
+  [Op.MOUNT_SOURCE_SERVER]:
+    "fork the mount-source server: a container with a user namespace takes its bind sources from inside its own mount namespace, keeping the kernel's locks (init.c)",
+  [Op.MOUNT_SOURCES_JOIN]: "the server joins the helper's (the container's) mount namespace",
+  [Op.MOUNT_SOURCES_DONE]: 'the server exits; the helper reaps it',
 };
 
-export type FieldValue = number | bigint | string | string[] | number[] | Buffer;
-export interface PlanOp {
-  op: Op;
-  fields: Record<string, FieldValue>;
+/** The JavaScript value of each field type. */
+interface FieldJs {
+  u32: number;
+  u64: bigint;
+  str: string;
+  strv: string[];
+  u32v: number[];
+  bytes: Buffer;
+}
+type FieldsOf<S extends Schema> = { [F in S[number] as F[0]]: FieldJs[F[1]] };
+/** The fields of one op, typed from OP_SCHEMA. */
+export type OpFields<K extends Op> = FieldsOf<(typeof OP_SCHEMA)[K]>;
+export interface PlanOpOf<K extends Op> {
+  op: K;
+  fields: OpFields<K>;
+}
+/** Any op: a union discriminated by `op`, so `o.op === Op.MOUNT` narrows `o.fields`. */
+export type PlanOp = { [K in Op]: PlanOpOf<K> }[Op];
+export type FieldValue = FieldJs[FieldType];
+
+/** An op with its fields; ops without fields take none. */
+export function planOp<K extends Op>(
+  code: K,
+  ...fields: keyof OpFields<K> extends never ? [] : [OpFields<K>]
+): PlanOpOf<K> {
+  return { op: code, fields: (fields[0] ?? {}) as OpFields<K> };
+}
+
+/** An OP_MOUNT: what every mount names, and the rest zero (or no slot) unless given. */
+export function mountOp(
+  m: Pick<OpFields<Op.MOUNT>, 'kind' | 'create' | 'source' | 'dest'> & Partial<OpFields<Op.MOUNT>>,
+): PlanOpOf<Op.MOUNT> {
+  return planOp(Op.MOUNT, {
+    recursiveBind: 0,
+    fstype: '',
+    data: '',
+    attrSet: 0,
+    attrClr: 0,
+    recAttrSet: 0,
+    recAttrClr: 0,
+    propagation: 0,
+    propagationRecursive: 0,
+    copyUp: 0,
+    slot: NO_SLOT,
+    ...m,
+  });
+}
+
+/** The ops of one kind, typed. */
+export function opsOf<K extends Op>(ops: readonly PlanOp[], code: K): Array<PlanOpOf<K>> {
+  return ops.filter((o): o is PlanOpOf<K> & PlanOp => o.op === code);
 }
 
 /** Growable little-endian writer; strings are NUL-terminated and 4-aligned. */
@@ -323,7 +468,8 @@ export function encodePlan(ops: PlanOp[]): Buffer {
     const start = w.length;
     w.u32(op); // u16 code + u16 zero
     w.u32(0); // size, patched below
-    for (const [name, type] of OP_SCHEMA[op]) writeField(w, op, name, type, fields[name]);
+    const values = fields as Record<string, FieldValue | undefined>;
+    for (const [name, type] of OP_SCHEMA[op] as Schema) writeField(w, op, name, type, values[name]);
     w.patchU32(start + 4, w.length - start);
   }
   w.patchU32(8, w.length);
@@ -353,7 +499,7 @@ export function decodePlan(buf: Buffer): PlanOp[] {
     const op = (u32() & 0xffff) as Op;
     const size = u32();
     const fields: Record<string, FieldValue> = {};
-    for (const [name, type] of OP_SCHEMA[op] ?? []) {
+    for (const [name, type] of (OP_SCHEMA[op] as Schema | undefined) ?? []) {
       if (type === 'u32') fields[name] = u32();
       else if (type === 'u64') {
         fields[name] = buf.readBigUInt64LE(at);
@@ -367,7 +513,7 @@ export function decodePlan(buf: Buffer): PlanOp[] {
       } else fields[name] = Array.from({ length: u32() }, u32);
     }
     at = start + size;
-    ops.push({ op, fields });
+    ops.push({ op, fields } as PlanOp);
   }
   return ops;
 }

@@ -22,7 +22,17 @@ import { capabilityMasks } from './capabilities';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
 import { type ContainerProcessAttrs, containerProcessAttrs, execAffinityOps, processAttrOps } from './process-attrs';
 import { type LoadableSeccomp } from './seccomp';
-import { ChdirStage, CreateKind, HookStage, MountKind, NO_SLOT, Op, PivotMode, type PlanOp } from './plan-format';
+import {
+  ChdirStage,
+  CreateKind,
+  HookStage,
+  MountKind,
+  mountOp,
+  Op,
+  PivotMode,
+  planOp as op,
+  type PlanOp,
+} from './plan-format';
 
 /** clone(2) flags per runtime-spec namespace type. */
 export const CLONE_FLAGS: Record<NamespaceType, number> = {
@@ -129,8 +139,6 @@ export interface CreatePlan {
   /** No mount namespace of its own: its mounts are made in the host's, under the rootfs, and delete detaches them. */
   hostMounts: boolean;
 }
-
-const op = (code: Op, fields: PlanOp['fields'] = {}): PlanOp => ({ op: code, fields });
 
 /** Strip the leading "/" and normalise, for resolution under the rootfs. */
 export function containerRelative(p: string): string {
@@ -309,43 +317,31 @@ function compileMount(
         }),
       );
       ops.push(
-        op(Op.MOUNT, {
+        mountOp({
           kind: MountKind.PREPARED,
-          recursiveBind: 0,
           create: kind === 'dir' ? CreateKind.DIR : CreateKind.FILE,
           source: hostPath,
           dest,
-          fstype: '',
-          data: '',
-          attrSet: 0,
-          attrClr: 0,
-          recAttrSet: 0,
-          recAttrClr: 0,
           propagation: opts.propagation & ~MS.REC,
           propagationRecursive: opts.propagation & MS.REC ? 1 : 0,
-          copyUp: 0,
           slot,
         }),
       );
       return;
     }
     ops.push(
-      op(Op.MOUNT, {
+      mountOp({
         kind: MountKind.BIND,
         recursiveBind: recursiveBind ? 1 : 0,
         create: kind === 'dir' ? CreateKind.DIR : CreateKind.FILE,
         source: hostPath,
         dest,
-        fstype: '',
-        data: '',
         attrSet,
         attrClr,
         recAttrSet: opts.recursiveAttrSet,
         recAttrClr: opts.recursiveAttrClr,
         propagation: opts.propagation & ~MS.REC,
         propagationRecursive: opts.propagation & MS.REC ? 1 : 0,
-        copyUp: 0,
-        slot: NO_SLOT,
       }),
     );
     return;
@@ -365,9 +361,7 @@ function compileMount(
     attrSet &= ~MOUNT_ATTR.RDONLY;
     sink.devReadonly = true;
   }
-  const mount = fsMount(source || type, dest, type, data, attrSet, opts);
-  mount.fields.copyUp = opts.tmpcopyup ? 1 : 0;
-  ops.push(mount);
+  ops.push(fsMount(source || type, dest, type, data, attrSet, { ...opts, copyUp: opts.tmpcopyup ? 1 : 0 }));
 }
 
 function fsMount(
@@ -376,11 +370,10 @@ function fsMount(
   fstype: string,
   data: string,
   attrSet: number,
-  opts?: { recursiveAttrSet: number; recursiveAttrClr: number; propagation: number },
+  opts?: { recursiveAttrSet: number; recursiveAttrClr: number; propagation: number; copyUp?: number },
 ): PlanOp {
-  return op(Op.MOUNT, {
+  return mountOp({
     kind: MountKind.FS,
-    recursiveBind: 0,
     // runc's rule after CVE-2023-27561/28642: proc and sysfs go on a real
     // directory, never through a symlink, and the result is checked.
     create: fstype === 'proc' || fstype === 'sysfs' ? CreateKind.PLAIN_DIR : CreateKind.DIR,
@@ -389,13 +382,11 @@ function fsMount(
     fstype,
     data,
     attrSet,
-    attrClr: 0,
     recAttrSet: opts?.recursiveAttrSet ?? 0,
     recAttrClr: opts?.recursiveAttrClr ?? 0,
     propagation: (opts?.propagation ?? 0) & ~MS.REC,
     propagationRecursive: (opts?.propagation ?? 0) & MS.REC ? 1 : 0,
-    copyUp: 0,
-    slot: NO_SLOT,
+    copyUp: opts?.copyUp ?? 0,
   });
 }
 
@@ -434,22 +425,12 @@ function compileCgroupMount(
     const own = ownNamespace ? undefined : ctx.cgroupDirs?.[`/sys/fs/cgroup/${h.name}`];
     if (own)
       ops.push(
-        op(Op.MOUNT, {
+        mountOp({
           kind: MountKind.BIND,
-          recursiveBind: 0,
           create: CreateKind.DIR,
           source: own,
           dest: `${dest}/${h.name}`,
-          fstype: '',
-          data: '',
           attrSet: attrs,
-          attrClr: 0,
-          recAttrSet: 0,
-          recAttrClr: 0,
-          propagation: 0,
-          propagationRecursive: 0,
-          copyUp: 0,
-          slot: NO_SLOT,
         }),
       );
     else ops.push(fsMount('cgroup', `${dest}/${h.name}`, 'cgroup', h.options, attrs));
@@ -648,9 +629,7 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
     const inRootfs = (p: string): boolean => p === rootfs || p.startsWith(rootfs.endsWith('/') ? rootfs : `${rootfs}/`);
     for (const p of ctx.host.fullPseudoFsMounts?.() ?? []) if (!inRootfs(p)) ops.push(op(Op.HIDE_HOST_FS, { path: p }));
   }
-  ops.push(
-    op(Op.PIVOT_ROOT, { noPivot: hostMounts ? PivotMode.CHROOT : ctx.noPivot ? PivotMode.MOVE : PivotMode.PIVOT }),
-  );
+  ops.push(op(Op.PIVOT_ROOT, { mode: hostMounts ? PivotMode.CHROOT : ctx.noPivot ? PivotMode.MOVE : PivotMode.PIVOT }));
   if (rootProp) ops.push(op(Op.ROOT_PROPAGATION, { flags: PROPAGATION_FLAGS[rootProp] }));
   if (config.root.readonly) ops.push(op(Op.REMOUNT_ROOT_RO));
   ops.push(...compileSysctls(config, ns, ctx.host));

@@ -5,18 +5,9 @@
  */
 import { native } from './native';
 
-export enum Sync {
-  USERNS_READY = 1,
-  MAPS_WRITTEN = 2,
-  INIT_PID = 3,
-  CONTINUE = 4,
-  RUN_HOOKS = 5,
-  HOOKS_DONE = 6,
-  READY = 7,
-  ERROR = 8,
-  SET_RLIMITS = 9,
-  SECCOMP_LISTENER = 10,
-}
+import { Sync } from './plan-format';
+
+export { Sync };
 
 /** A step of container set-up that failed inside the helper. */
 export interface ChildFailure {

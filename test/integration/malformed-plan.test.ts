@@ -27,7 +27,15 @@
 import * as fs from 'fs';
 import t from 'tap';
 import { INIT_HELPER, native } from '../../src/lib/native';
-import { encodePlan, Op, OP_SCHEMA, PLAN_MAGIC, PLAN_VERSION, type PlanOp } from '../../src/lib/plan-format';
+import {
+  encodePlan,
+  type FieldValue,
+  Op,
+  OP_SCHEMA,
+  PLAN_MAGIC,
+  PLAN_VERSION,
+  type PlanOp,
+} from '../../src/lib/plan-format';
 import { receive, send, Sync } from '../../src/lib/sync';
 import { IS_ROOT } from '../helpers';
 import { Rng } from '../rng';
@@ -109,7 +117,8 @@ function rawPlan(
     .build();
 }
 
-const op = (code: Op, fields: PlanOp['fields'] = {}): PlanOp => ({ op: code, fields });
+/** Any op with any fields: these tests build plans the compiler never would. */
+const op = (code: Op, fields: Record<string, FieldValue> = {}): PlanOp => ({ op: code, fields }) as PlanOp;
 
 /** Where nothing can exist, so any lookup of it fails. */
 const NOWHERE = '/nonexistent/tsrun-malformed-plan';
@@ -519,8 +528,8 @@ for (const count of [0xffffffff, 0x80000000, 65537, 65536, 3]) {
 // Ops that need state an earlier op should have made.
 const stateCases: Array<[string, PlanOp[], Op[], string]> = [
   ['EXEC with no EXEC_PREPARE', [op(Op.EXEC)], [Op.EXEC], 'exec'],
-  ['PIVOT_ROOT before ROOTFS_PREPARE', [op(Op.PIVOT_ROOT, { noPivot: 0 })], [], 'pivot_root'],
-  ['PIVOT_ROOT --no-pivot before ROOTFS_PREPARE', [op(Op.PIVOT_ROOT, { noPivot: 1 })], [], 'pivot_root'],
+  ['PIVOT_ROOT before ROOTFS_PREPARE', [op(Op.PIVOT_ROOT, { mode: 0 })], [], 'pivot_root'],
+  ['PIVOT_ROOT --no-pivot before ROOTFS_PREPARE', [op(Op.PIVOT_ROOT, { mode: 1 })], [], 'pivot_root'],
   [
     'MOUNT before ROOTFS_PREPARE',
     [

@@ -1119,6 +1119,9 @@ function judgeError(err: unknown): string[] {
   return problems.map((p) => `${p}: ${message.slice(0, 300)}`);
 }
 
+/** An op's fields by name, whatever the op. */
+const fieldsOf = (o: PlanOp): Record<string, FieldValue> => o.fields as Record<string, FieldValue>;
+
 /** What decodePlan should give back for an op list: the encoder writes strings as UTF-8. */
 function wireForm(ops: PlanOp[]): PlanOp[] {
   const utf8 = (s: string): string => Buffer.from(s, 'utf8').toString('utf8'); // lone surrogates become U+FFFD
@@ -1128,10 +1131,13 @@ function wireForm(ops: PlanOp[]): PlanOp[] {
       : Array.isArray(v)
         ? ((v as Array<string | number>).map((x) => (typeof x === 'string' ? utf8(x) : x)) as FieldValue)
         : v;
-  return ops.map((o) => ({
-    op: o.op,
-    fields: Object.fromEntries(Object.entries(o.fields).map(([k, v]) => [k, norm(v)])),
-  }));
+  return ops.map(
+    (o) =>
+      ({
+        op: o.op,
+        fields: Object.fromEntries(Object.entries(o.fields).map(([k, v]) => [k, norm(v)])),
+      }) as PlanOp,
+  );
 }
 
 /** The first difference between two decoded plans, or null. */
@@ -1143,8 +1149,8 @@ function planDiff(expected: PlanOp[], actual: PlanOp[]): string | null {
     if (a.op !== b.op) return `op ${i}: ${Op[a.op]} became ${Op[b.op] ?? b.op}`;
     const keys = new Set([...Object.keys(a.fields), ...Object.keys(b.fields)]);
     for (const k of keys) {
-      const x = a.fields[k];
-      const y = b.fields[k];
+      const x = fieldsOf(a)[k];
+      const y = fieldsOf(b)[k];
       const same =
         Buffer.isBuffer(x) && Buffer.isBuffer(y)
           ? x.equals(y)
@@ -1161,7 +1167,7 @@ function planDiff(expected: PlanOp[], actual: PlanOp[]): string | null {
 function planSanity(ops: PlanOp[]): string[] {
   const problems: string[] = [];
   const relative = (op: PlanOp, field: string): void => {
-    const p = op.fields[field] as string;
+    const p = fieldsOf(op)[field] as string;
     if (p === '' || p.startsWith('/') || p.split('/').some((part) => part === '..' || part === '.' || part === ''))
       problems.push(`${Op[op.op]}.${field} is not a clean path under the rootfs: ${preview(p)}`);
   };
