@@ -18,6 +18,7 @@ import { mountIdsAt, realHost, topMountId } from './host';
 import { debug, warn } from './log';
 import { StdioPipes } from './stdio-pipes';
 import { checkLsmRequests } from './lsm';
+import { JOIN_ORDER, NAMESPACES } from './namespaces';
 import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
@@ -456,8 +457,9 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       record.hostMountUniqueId = native.mountId(`/proc/${initPid}/root`, true) ?? undefined;
     }
     record.initStartTime = processStartTime(initPid) ?? '';
-    for (const type of ['user', 'mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup', 'time']) {
-      record.namespaces[type] = `/proc/${initPid}/ns/${type}`;
+    for (const type of JOIN_ORDER) {
+      const file = NAMESPACES[type].file;
+      record.namespaces[file] = `/proc/${initPid}/ns/${file}`;
     }
     store.save(record);
     crashPoint('create:saved');

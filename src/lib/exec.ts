@@ -8,12 +8,13 @@ import fs = require('fs');
 import { cgroupManagerFrom } from './cgroup';
 import { type SubCgroups } from './cgroup/manager';
 import { crashPoint } from './crash';
-import { type NamespaceType, type Process } from './config';
+import { type Process } from './config';
 import { connectConsole, waitAttached, writePidFile } from './container';
 import { StdioPipes } from './stdio-pipes';
 import { TsrunError } from './errors';
 import { launch, type LaunchOptions } from './launch';
 import { checkLsmRequests } from './lsm';
+import { JOIN_ORDER, NAMESPACES, ownNamespace, sameNamespace } from './namespaces';
 import { native } from './native';
 import { compileExecPlan, type InitNamespaces, processRlimits } from './plan';
 import { loadableSeccomp, normalizeSeccomp, type SeccompFilter, sendSeccompListener } from './seccomp';
@@ -33,27 +34,13 @@ export interface ExecOptions {
   subCgroup?: SubCgroups;
 }
 
-const NS_FILES: Record<NamespaceType, string> = {
-  user: 'user',
-  mount: 'mnt',
-  pid: 'pid',
-  network: 'net',
-  ipc: 'ipc',
-  uts: 'uts',
-  cgroup: 'cgroup',
-  time: 'time',
-};
-
 /** The init's namespaces that are not ours: joining our own user namespace is an error. */
 export function initNamespaces(pid: number): InitNamespaces {
   const differing: InitNamespaces['differing'] = {};
-  for (const [type, file] of Object.entries(NS_FILES) as Array<[NamespaceType, string]>) {
-    try {
-      const theirs = fs.statSync(`/proc/${pid}/ns/${file}`).ino;
-      if (theirs !== fs.statSync(`/proc/self/ns/${file}`).ino) differing[type] = `/proc/${pid}/ns/${file}`;
-    } catch {
-      // the kernel lacks this namespace type
-    }
+  for (const type of JOIN_ORDER) {
+    const theirs = `/proc/${pid}/ns/${NAMESPACES[type].file}`;
+    // null: the kernel lacks this namespace type
+    if (sameNamespace(theirs, ownNamespace(type)) === false) differing[type] = theirs;
   }
   // Our mount namespace, another root: a container without a mount
   // namespace of its own, whose root is a chroot.  The exec goes into that

@@ -20,6 +20,7 @@ import {
 } from './config';
 import { capabilityMasks } from './capabilities';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
+import { CLONE_FLAGS, JOIN_ORDER } from './namespaces';
 import { type ContainerProcessAttrs, containerProcessAttrs, execAffinityOps, processAttrOps } from './process-attrs';
 import { type LoadableSeccomp } from './seccomp';
 import {
@@ -33,21 +34,6 @@ import {
   planOp as op,
   type PlanOp,
 } from './plan-format';
-
-/** clone(2) flags per runtime-spec namespace type. */
-export const CLONE_FLAGS: Record<NamespaceType, number> = {
-  mount: 0x00020000,
-  uts: 0x04000000,
-  ipc: 0x08000000,
-  user: 0x10000000,
-  pid: 0x20000000,
-  network: 0x40000000,
-  cgroup: 0x02000000,
-  time: 0x00000080,
-};
-
-/** setns(2) must join the user namespace first, so ids resolve in it. */
-const JOIN_ORDER: NamespaceType[] = ['user', 'mount', 'pid', 'network', 'ipc', 'uts', 'cgroup', 'time'];
 
 export const RLIMIT_NUMBERS: Record<string, number> = {
   RLIMIT_CPU: 0,

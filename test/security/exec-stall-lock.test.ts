@@ -40,9 +40,11 @@ const BOUND = { timeoutMs: 20_000 };
 
 /**
  * Start an exec of `/bin/echo never` and wait until the container's stopper
- * has caught it.  On a loaded machine the exec can run to its end before the
- * stopper loop is scheduled; such an attempt proves nothing, so it is retried
- * (each one that got through printed 'never' and exited 0).
+ * has caught it while tsrun sets it up (the attack: the process is still
+ * tsrun-init, before its execve).  On a loaded machine the stopper can be
+ * scheduled late: the exec runs to its end, or is caught only after its
+ * execve, with "never" already printed.  Such an attempt proves nothing: a
+ * process caught after its execve is killed, and the attempt is retried.
  */
 async function stalledExec(
   t: { comment(msg: string): void },
@@ -60,24 +62,34 @@ async function stalledExec(
         finished = true;
       },
     );
-    const stalled = await waitFor(() => finished || isStopped(containerPids(root, id)), 10_000);
+    let caught: Stopped | undefined;
+    await waitFor(() => finished || (caught = stoppedProcess(containerPids(root, id))) !== undefined, 10_000);
     // Wrapped: an async function would otherwise wait for the exec itself.
-    if (stalled && !finished) return { exec };
+    if (caught?.inSetup && !finished) return { exec };
+    if (caught && !caught.inSetup) process.kill(caught.pid, 'SIGKILL');
     const r = await exec;
-    t.comment(`attempt ${attempt}: the exec was not caught (status ${r.status}); trying again`);
+    t.comment(`attempt ${attempt}: the exec was not caught in its set-up (status ${r.status}); trying again`);
   }
   return null;
 }
 
-function isStopped(pids: number[]): boolean {
-  return pids.some((pid) => {
+interface Stopped {
+  pid: number;
+  /** Still tsrun-init (the helper names itself so until its execve). */
+  inSetup: boolean;
+}
+
+function stoppedProcess(pids: number[]): Stopped | undefined {
+  for (const pid of pids) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+      if (!stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) continue;
+      return { pid, inSetup: fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'tsrun-init' };
     } catch {
-      return false;
+      // gone
     }
-  });
+  }
+  return undefined;
 }
 
 function containerPids(root: string, id: string): number[] {

@@ -8,7 +8,6 @@ import { readCgroupHierarchies } from '../../src/lib/host';
 import { MOUNT_ATTR, MS } from '../../src/lib/mount-options';
 import {
   type CgroupHierarchy,
-  CLONE_FLAGS,
   compileCreatePlan,
   compileExecPlan,
   type HostView,
@@ -16,6 +15,7 @@ import {
   processRlimits,
 } from '../../src/lib/plan';
 import { decodePlan, encodePlan, MountKind, Op, opsOf, type PlanOp } from '../../src/lib/plan-format';
+import { CLONE_FLAGS } from '../../src/lib/namespaces';
 import { baseConfig } from '../fixtures';
 
 function fakeHost(paths: Record<string, 'dir' | 'file'>, cgroups: CgroupHierarchy[] = []): HostView {

@@ -13,6 +13,7 @@
 import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../errors';
+import { cgroupV1Selectors, parseMountinfo } from '../mountinfo';
 import { sleepSync } from '../sleep';
 
 export type Layout = 'unified' | 'legacy' | 'hybrid';
@@ -105,32 +106,21 @@ export interface CgroupState {
 
 export function readHierarchies(mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): Hierarchy[] {
   const out: Hierarchy[] = [];
-  for (const line of mountinfo.split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!right) continue;
-    const fields = left.split(' ');
-    const [fstype, , superOptions = ''] = right.split(' ');
+  for (const { mountPoint, root, fstype, superOptions } of parseMountinfo(mountinfo)) {
     if (fstype === 'cgroup') {
-      const generic =
-        /^(rw|ro|nosuid|nodev|noexec|relatime|noatime|clone_children|noprefix|xattr|cpuset_v2_mode|favordynmods|release_agent=.*)$/;
-      out.push({
-        mountPoint: fields[4],
-        root: fields[3],
-        version: 1,
-        controllers: superOptions.split(',').filter((o) => !generic.test(o)),
-      });
+      out.push({ mountPoint, root, version: 1, controllers: cgroupV1Selectors(superOptions) });
     } else if (fstype === 'cgroup2') {
       let controllers: string[] = [];
       try {
         controllers = fs
-          .readFileSync(path.join(fields[4], 'cgroup.controllers'), 'utf8')
+          .readFileSync(path.join(mountPoint, 'cgroup.controllers'), 'utf8')
           .trim()
           .split(/\s+/)
           .filter(Boolean);
       } catch {
         // unreadable: treat as having none
       }
-      out.push({ mountPoint: fields[4], root: fields[3], version: 2, controllers });
+      out.push({ mountPoint, root, version: 2, controllers });
     }
   }
   return out;
