@@ -3,6 +3,7 @@ import { cgroupManagerFrom } from '../lib/cgroup';
 import { statsJson } from '../lib/cgroup/stats';
 import { TsrunError } from '../lib/errors';
 import { type StateStore } from '../lib/state';
+import { containerStatus } from '../lib/status';
 import { out, storeOf, verb } from './common';
 
 /** "5s", "500ms", "1m", or plain seconds: runc's --interval. */
@@ -23,7 +24,7 @@ async function follow(store: StateStore, id: string, intervalMs: number): Promis
   const cgroup = cgroupManagerFrom(store.load(id).cgroup);
   let ooms = cgroup.oomKills();
   let nextStats = Date.now();
-  while (store.exists(id) && store.status(store.load(id)) !== 'stopped') {
+  while (store.exists(id) && containerStatus(store, store.load(id)) !== 'stopped') {
     const kills = cgroup.oomKills();
     if (kills > ooms) out(JSON.stringify({ type: 'oom', id }) + '\n');
     ooms = kills;
@@ -51,7 +52,7 @@ export function eventsCommand(): Command {
         if (o.stats) {
           const record = store.load(id);
           const cgroup = cgroupManagerFrom(record.cgroup);
-          if (store.status(record) === 'stopped') throw new TsrunError(`container "${id}" is not running`);
+          if (containerStatus(store, record) === 'stopped') throw new TsrunError(`container "${id}" is not running`);
           return out(statsJson({ type: 'stats', id, data: cgroup.stats() }) + '\n');
         }
         await follow(store, id, intervalMs);

@@ -14,16 +14,18 @@ import { type Config, type IDMapping, parseConfig } from './config';
 import { crashPoint } from './crash';
 import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
-import { mountIdsAt, realHost, topMountId } from './host';
+import { mountIdsAt, topMountId } from './host';
 import { debug, warn } from './log';
 import { StdioPipes } from './stdio-pipes';
 import { checkLsmRequests } from './lsm';
 import { JOIN_ORDER, NAMESPACES } from './namespaces';
 import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
-import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
+import { cgroupManagerFrom } from './cgroup';
 import { type CgroupManager } from './cgroup/manager';
-import { compileCreatePlan, containerRelative, type HostView, processRlimits } from './plan';
+import { compileCreatePlan, containerRelative, type CreatePlan, processRlimits, resolveRootfs } from './plan';
+import { type Platform, realPlatform } from './platform';
+import { Rollback } from './rollback';
 import { imageBundleConfig } from './image/bundle';
 import type { BundleOverrides } from './image/convert';
 import { imageOfConfig, openImageRootfs, releaseImageRootfs } from './image/rootfs';
@@ -41,6 +43,8 @@ import {
   waitingToStart,
 } from './state';
 import { sleepSync } from './sleep';
+import { containerStatus } from './status';
+import { connectConsole, waitAttached, writePidFile } from './process-io';
 import type { ConsoleProxy } from './terminal';
 
 /** `--image REF`: the container's bundle is made from an image in a store, inside its state dir. */
@@ -78,7 +82,9 @@ export function loadBundleConfig(bundle: string): Config {
 export interface PreparedBundle {
   bundle: string;
   config: Config;
-  /** The config was made from an image and is written at create. */
+  /** root.path, resolved once (plan.ts's resolveRootfs). */
+  rootfs: string;
+  /** The config was made from an image and is written at create, with an empty rootfs. */
   generated: boolean;
 }
 
@@ -86,10 +92,12 @@ export function prepareBundle(store: StateStore, opts: CreateOptions): PreparedB
   validateId(opts.id);
   if (!opts.image) {
     const bundle = path.resolve(opts.bundle);
-    return { bundle, config: loadBundleConfig(bundle), generated: false };
+    const config = loadBundleConfig(bundle);
+    return { bundle, config, rootfs: resolveRootfs(config, bundle), generated: false };
   }
   const config = imageBundleConfig(new ImageStore(opts.image.store), opts.image.ref, opts.image.overrides);
-  return { bundle: path.join(path.resolve(store.dir(opts.id)), 'bundle'), config, generated: true };
+  const bundle = path.join(path.resolve(store.dir(opts.id)), 'bundle');
+  return { bundle, config, rootfs: resolveRootfs(config, bundle), generated: true };
 }
 
 /**
@@ -236,56 +244,20 @@ function releaseNetns(held: HeldNetns): void {
   held.fd = -1;
 }
 
-function writeIdMaps(pid: number, config: Config): void {
+function writeIdMaps(pid: number, config: Config, platform: Platform): void {
   const format = (maps: IDMapping[] | undefined): string =>
     (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
   try {
-    fs.writeFileSync(`/proc/${pid}/uid_map`, format(config.linux?.uidMappings));
+    platform.writeProcFile(`/proc/${pid}/uid_map`, format(config.linux?.uidMappings));
   } catch (err) {
     throw new TsrunError(describeFsError(err, 'write uid_map (linux.uidMappings)'));
   }
   try {
-    fs.writeFileSync(`/proc/${pid}/gid_map`, format(config.linux?.gidMappings));
+    platform.writeProcFile(`/proc/${pid}/gid_map`, format(config.linux?.gidMappings));
   } catch (err) {
     throw new TsrunError(describeFsError(err, 'write gid_map (linux.gidMappings)'));
   }
 }
-
-/**
- * The pid file is written whole or not at all, as engines poll for it: a
- * temp file beside it, renamed over it (rename replaces a symlink there,
- * never what it points to).  The temp file is made with O_EXCL|O_NOFOLLOW
- * under a name nobody can guess: a predictable name opened without them
- * let anyone who can write the pid file's directory plant a symlink there
- * and have root truncate and overwrite any file.  runc's fixed temp name
- * with O_EXCL fails while a stale one exists; here another name is tried.
- */
-export function writePidFile(file: string, pid: number): void {
-  const abs = path.resolve(file);
-  let tmp = '';
-  let fd = -1;
-  try {
-    for (let attempt = 1; fd < 0; attempt++) {
-      const name = `.${path.basename(abs)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`;
-      try {
-        fd = fs.openSync(path.join(path.dirname(abs), name), PID_FILE_FLAGS, 0o644);
-        tmp = path.join(path.dirname(abs), name);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt === 10) throw err;
-      }
-    }
-    fs.writeSync(fd, String(pid));
-    fs.closeSync(fd);
-    fd = -1;
-    fs.renameSync(tmp, abs);
-  } catch (err) {
-    if (fd >= 0) fs.closeSync(fd);
-    if (tmp) fs.rmSync(tmp, { force: true }); // only ever the file we made
-    throw new TsrunError(describeFsError(err, `pid file ${abs}`));
-  }
-}
-
-const PID_FILE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 /**
  * Who creates the container, as runc's list names it: the host's
@@ -305,28 +277,38 @@ function ownerName(): string {
   return `#${uid}`;
 }
 
+/** What create decides before anything is made: stage 1 of create. */
+interface CompiledContainer {
+  config: Config;
+  bundle: string;
+  image: ReturnType<typeof imageOfConfig>;
+  cgroup: CgroupManager;
+  seccomp: SeccompFilter | undefined;
+  rlimits: ReturnType<typeof processRlimits>;
+  plan: CreatePlan;
+  planBuffer: Buffer;
+}
+
 /**
- * create: set the container up and leave its init blocked on the exec fifo.
- * The init is a child of this process (CLONE_PARENT from the helper), so
- * `run` can wait for it; after `create` exits it passes to the engine's
- * subreaper, as runc's does.
+ * Stage 1, compile: every check and decision, with nothing made yet (no
+ * directory, cgroup, fd or process), so bad input leaves nothing behind.
  */
-export function create(store: StateStore, opts: CreateOptions, prepared = prepareBundle(store, opts)): ContainerRecord {
+function compileContainer(
+  store: StateStore,
+  opts: CreateOptions,
+  prepared: PreparedBundle,
+  platform: Platform,
+): CompiledContainer {
   validateId(opts.id);
   // Without root, every step would fail on a path ("/sys/fs/cgroup/cpu/ID:
   // permission denied"); say what is missing instead, before anything is made.
-  const uid = process.geteuid?.() ?? 0;
+  const uid = platform.euid();
   if (uid !== 0)
     throw new TsrunError(
       `tsrun runs containers as root (this is uid ${uid}): rootless containers, in a user namespace of their own, are not supported yet`,
     );
   const { bundle, config } = prepared;
   const image = imageOfConfig(config);
-  const rootfsPath = path.resolve(bundle, config.root?.path ?? 'rootfs');
-  // A --image rootfs is made after the claim; the plan may take it as there.
-  const host: HostView = prepared.generated
-    ? { ...realHost, kindOf: (p) => (p === rootfsPath ? 'dir' : realHost.kindOf(p)) }
-    : realHost;
   checkLsmRequests({
     apparmor: { 'process.apparmorProfile': config.process?.apparmorProfile },
     selinux: { 'process.selinuxLabel': config.process?.selinuxLabel, 'linux.mountLabel': config.linux?.mountLabel },
@@ -335,47 +317,43 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
   // runc's rule: a console socket is for a terminal the runtime does not keep.
   if (opts.consoleSocket && !config.process?.terminal)
     throw new TsrunError('--console-socket: the process has no terminal (process.terminal is false)');
-  const cgroup = cgroupManagerFor(config, opts.id);
+  const cgroup = platform.cgroups.forConfig(config, opts.id);
   // A cgroup frozen before we came (cgroupsPath naming someone's paused
   // cgroup) would freeze the helper at its first op, and create would wait
   // for good: refused, as runc refuses it, before anything is made (the
   // cgroup is someone else's: failure must not remove it).
   if (cgroup.isFrozen()) throw new TsrunError("linux.cgroupsPath: the container's cgroup is frozen; thaw it first");
-  const cloneIntoCgroup = cgroup.cloneTarget();
-  const joinCgroups = cgroup.joinTargets();
   const seccomp: SeccompFilter | undefined = config.linux?.seccomp ? normalizeSeccomp(config.linux.seccomp) : undefined;
-  const rlimits = config.process ? processRlimits(config.process) : [];
   const plan = compileCreatePlan(config, {
     seccomp: seccomp && loadableSeccomp(seccomp, store),
-    cloneIntoCgroup,
-    joinCgroups,
+    cloneIntoCgroup: cgroup.cloneTarget(),
+    joinCgroups: cgroup.joinTargets(),
     cgroupDirs: cgroup.describe().paths,
     bundle,
+    rootfs: { path: prepared.rootfs, madeAtCreate: prepared.generated },
     noPivot: opts.noPivot,
     consoleSocket: !!opts.consoleSocket,
     // runc's name for it: the kernel refuses keyring names that start with ".", which an id may.
     sessionKeyring: opts.noNewKeyring ? undefined : `_ses.${opts.id}`,
-    host,
+    host: platform.host,
     imageRootfs: !!image,
   });
   debug(`launch plan for ${opts.id}: ${plan.ops.map((o) => Op[o.op]).join(' ')}`);
-  const planBuffer = encodePlan(plan.ops);
+  const rlimits = config.process ? processRlimits(config.process) : [];
+  return { config, bundle, image, cgroup, seccomp, rlimits, plan, planBuffer: encodePlan(plan.ops) };
+}
 
-  const lockFd = store.claim(opts.id);
-  crashPoint('create:claimed');
-  let initPid = 0;
-  let fifoFd = -1;
-  let consoleFd = -1;
-  let rootfsFd = -1;
-  let hooksFailed = false;
+/** The record of a claimed container, before anything of it exists (pid 0). */
+function newRecord(opts: CreateOptions, c: CompiledContainer): ContainerRecord {
+  const { config, plan } = c;
   // The real path: mountinfo shows it, not a symlink on the way (a bundle under /var/run, say).
   const hostRootfs = plan.hostMounts ? fs.realpathSync(plan.rootfs) : undefined;
-  const record: ContainerRecord = {
+  return {
     ociVersion: config.ociVersion,
     id: opts.id,
     pid: 0,
     initStartTime: '',
-    bundle,
+    bundle: c.bundle,
     rootfs: plan.rootfs,
     created: new Date().toISOString(),
     owner: ownerName(),
@@ -386,58 +364,102 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
       poststop: config.hooks?.poststop,
     },
     namespaces: {},
-    cgroup: cgroup.describe(),
+    cgroup: c.cgroup.describe(),
     process: config.process,
     seccomp: config.linux?.seccomp,
     processAttrs: containerProcessAttrs(config),
     hostMounts: hostRootfs,
     hostMountsBase: hostRootfs ? topMountId(hostRootfs) : undefined,
   };
-  const stateJson = (status: Status, pid = initPid): string =>
-    JSON.stringify(store.ociState({ ...record, pid }, status));
+}
+
+/** The fds the launch hands the helper: the exec fifo, the engine's console, an image's rootfs. */
+interface LaunchFds {
+  fifoFd: number;
+  consoleFd: number;
+  rootfsFd: number;
+}
+
+/**
+ * Stage 3, provision: the rootfs (an image's overlay, a generated bundle),
+ * the exec fifo, the console and the cgroups, each registering its undo
+ * (and the release of its fd) as it is made.
+ */
+function provision(
+  store: StateStore,
+  opts: CreateOptions,
+  prepared: PreparedBundle,
+  c: CompiledContainer,
+  work: Rollback,
+  platform: Platform,
+): LaunchFds {
+  const fds: LaunchFds = { fifoFd: -1, consoleFd: -1, rootfsFd: -1 };
+  if (prepared.generated) writeGeneratedBundle(prepared, c.plan.rootfs); // in the state dir: removed with it
+  if (c.image) {
+    work.onFailure('release the image rootfs', () => releaseImageRootfs(store.dir(opts.id)));
+    fds.rootfsFd = openImageRootfs(store.dir(opts.id), opts.id, c.image);
+    // The init has its own copy, attached.
+    work.always('close the image rootfs', () => native.close(fds.rootfsFd));
+  }
+  platform.crashPoint('create:rootfs');
+  try {
+    native.mkfifo(store.fifoPath(opts.id), 0o600); // in the state dir: removed with it
+  } catch (err) {
+    throw new TsrunError(
+      `${store.fifoPath(opts.id)}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`,
+    );
+  }
+  fds.fifoFd = fs.openSync(store.fifoPath(opts.id), fs.constants.O_RDWR);
+  work.always('close the exec fifo', () => fs.closeSync(fds.fifoFd));
+  if (opts.consoleSocket) {
+    fds.consoleFd = connectConsole(opts.consoleSocket);
+    work.always('close the console socket', () => native.close(fds.consoleFd));
+  }
+  work.onFailure('remove the cgroups', () => destroyCgroup(c.cgroup, platform));
+  c.cgroup.create();
+  platform.crashPoint('create:cgroups');
+  return fds;
+}
+
+/**
+ * Stage 4, launch: the helper runs the plan until the init is ready; the
+ * hooks, the id maps and the net devices are the parent's part of it.
+ * The init, once it exists, is killed on failure; the devices moved into
+ * it are given back first.
+ */
+function launchInit(
+  store: StateStore,
+  opts: CreateOptions,
+  c: CompiledContainer,
+  record: ContainerRecord,
+  fds: LaunchFds,
+  work: Rollback,
+  platform: Platform,
+): number {
+  const { config, bundle, seccomp } = c;
   // Held from the move until create ends, so a failure can give the devices back even once the init is gone.
   const netns: HeldNetns = { fd: -1, moved: [] };
-
-  try {
-    // Recorded before anything is made: a tsrun killed from here on leaves
-    // a state.json (pid 0, so "stopped" once nobody holds the lock) that
-    // names the cgroups, and delete --force finds them.
-    store.save(record);
-    crashPoint('create:recorded');
-    if (prepared.generated) writeGeneratedBundle(prepared, plan.rootfs);
-    if (image) rootfsFd = openImageRootfs(store.dir(opts.id), opts.id, image);
-    crashPoint('create:rootfs');
-    try {
-      native.mkfifo(store.fifoPath(opts.id), 0o600);
-    } catch (err) {
-      throw new TsrunError(
-        `${store.fifoPath(opts.id)}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`,
-      );
-    }
-    fifoFd = fs.openSync(store.fifoPath(opts.id), fs.constants.O_RDWR);
-    if (opts.consoleSocket) consoleFd = connectConsole(opts.consoleSocket);
-    cgroup.create();
-    crashPoint('create:cgroups');
-    initPid = launch({
+  work.always('close the network namespace', () => releaseNetns(netns));
+  work.onFailure('give the net devices back', () => returnNetDevices(netns));
+  const initPid = launch(
+    {
       verb: 'create',
-      plan: planBuffer,
-      fifoFd,
-      consoleFd,
-      rootfsFd,
+      plan: c.planBuffer,
+      ...fds,
       preserveFds: opts.preserveFds,
       stdio: opts.stdio,
-      cgroup,
+      cgroup: c.cgroup,
       helperJoinsCgroups: true,
       resources: config.linux?.resources,
-      rlimits,
+      rlimits: c.rlimits,
       onSeccompListener: (fd, pid) =>
         sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),
       onInitPid: (pid) => moveNetDevices(config, pid, netns),
       onFailure: () => returnNetDevices(netns),
-      onUsernsReady: (pid) => writeIdMaps(pid, config),
+      onUsernsReady: (pid) => writeIdMaps(pid, config, platform),
       onRunHooks: (pid) => {
-        crashPoint('create:mounted'); // the init's mounts are made; it waits before pivot_root
-        const state = stateJson('creating', pid);
+        platform.crashPoint('create:mounted'); // the init's mounts are made; it waits before pivot_root
+        const state = JSON.stringify(store.ociState({ ...record, pid }, 'creating'));
         runHooks('prestart', config.hooks?.prestart, state, bundle);
         runHooks('createRuntime', config.hooks?.createRuntime, state, bundle);
         // Hooks inside the container see the pid as the container does (runtime.md).
@@ -446,57 +468,87 @@ export function create(store: StateStore, opts: CreateOptions, prepared = prepar
         return `${inside('creating')}\0${inside('created')}`;
       },
       describeFailure: (f) =>
-        `${failedField(config, f.step, f.path)}${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
-    });
-
-    crashPoint('create:launched');
-    record.pid = initPid;
-    // Its root is tsrun's bind of the rootfs: the one mount delete will detach.
-    if (record.hostMounts) {
-      record.hostMountId = native.mountId(`/proc/${initPid}/root`, false);
-      record.hostMountUniqueId = native.mountId(`/proc/${initPid}/root`, true) ?? undefined;
-    }
-    record.initStartTime = processStartTime(initPid) ?? '';
-    for (const type of JOIN_ORDER) {
-      const file = NAMESPACES[type].file;
-      record.namespaces[file] = `/proc/${initPid}/ns/${file}`;
-    }
-    store.save(record);
-    crashPoint('create:saved');
-    if (opts.pidFile) writePidFile(opts.pidFile, initPid);
-    return record;
-  } catch (err) {
-    hooksFailed = err instanceof LaunchError && err.inHook;
-    returnNetDevices(netns);
-    if (initPid) killAndReap(initPid, true); // launched, then pid file or state failed
-    destroyCgroup(cgroup);
-    releaseImageRootfs(store.dir(opts.id));
-    try {
-      releaseHostMounts(record);
-    } catch (cleanup) {
-      warn((cleanup as Error).message); // the create's own error is the one to report
-    }
-    store.remove(opts.id);
-    // A failed create hook still ends the lifecycle with poststop (runtime.md step 12).
-    if (hooksFailed) runPoststop(record, stateJson('stopped'), bundle);
-    throw err;
-  } finally {
-    releaseNetns(netns);
-    if (fifoFd >= 0) fs.closeSync(fifoFd);
-    if (consoleFd >= 0) native.close(consoleFd);
-    if (rootfsFd >= 0) native.close(rootfsFd); // the init has its own copy, attached
-    store.unlock(lockFd);
-  }
+        `${failedField(config, f.step, f.path)}${f.detail}: ${platform.strerror(f.errno).toLowerCase()}`,
+    },
+    platform,
+  );
+  work.onFailure('kill the init', () => killAndReap(initPid, true, platform.processes)); // launched, then a later step failed
+  platform.crashPoint('create:launched');
+  return initPid;
 }
 
-/** Connect to an engine's --console-socket. */
-export function connectConsole(socketPath: string): number {
+/** Stage 5, commit: the init's pid and namespaces recorded, then the pid file engines wait for. */
+function commitCreate(
+  store: StateStore,
+  opts: CreateOptions,
+  record: ContainerRecord,
+  initPid: number,
+  platform: Platform,
+): void {
+  record.pid = initPid;
+  // Its root is tsrun's bind of the rootfs: the one mount delete will detach.
+  if (record.hostMounts) {
+    record.hostMountId = native.mountId(`/proc/${initPid}/root`, false);
+    record.hostMountUniqueId = native.mountId(`/proc/${initPid}/root`, true) ?? undefined;
+  }
+  record.initStartTime = processStartTime(initPid) ?? '';
+  for (const type of JOIN_ORDER) {
+    const file = NAMESPACES[type].file;
+    record.namespaces[file] = `/proc/${initPid}/ns/${file}`;
+  }
+  store.save(record);
+  platform.crashPoint('create:saved');
+  if (opts.pidFile) writePidFile(opts.pidFile, initPid);
+}
+
+/**
+ * create: set the container up and leave its init blocked on the exec fifo.
+ * The init is a child of this process (CLONE_PARENT from the helper), so
+ * `run` can wait for it; after `create` exits it passes to the engine's
+ * subreaper, as runc's does.
+ *
+ * Five stages: compile (decide everything, make nothing), claim and record
+ * (the state directory, then state.json naming the cgroups, so a tsrun
+ * killed from there on leaves something delete --force can clean),
+ * provision, launch, commit.  Each thing made registers its undo in a
+ * Rollback, so a failure anywhere takes back exactly what was made, newest
+ * first; a failed hook still ends the lifecycle with poststop.
+ */
+export function create(
+  store: StateStore,
+  opts: CreateOptions,
+  prepared = prepareBundle(store, opts),
+  platform: Platform = realPlatform,
+): ContainerRecord {
+  const compiled = compileContainer(store, opts, prepared, platform);
+  const lockFd = store.claim(opts.id);
+  platform.crashPoint('create:claimed');
+  const work = new Rollback();
+  work.always('unlock the container', () => store.unlock(lockFd));
+  let record: ContainerRecord | undefined;
   try {
-    return native.connectUnix(socketPath);
+    work.onFailure('remove the state directory', () => store.remove(opts.id));
+    record = newRecord(opts, compiled);
+    const recorded = record;
+    work.onFailure("detach the container's host mounts", () => releaseHostMounts(recorded));
+    // Recorded before anything is made: a tsrun killed from here on leaves
+    // a state.json (pid 0, so "stopped" once nobody holds the lock) that
+    // names the cgroups, and delete --force finds them.
+    store.save(record);
+    platform.crashPoint('create:recorded');
+    const fds = provision(store, opts, prepared, compiled, work, platform);
+    const initPid = launchInit(store, opts, compiled, record, fds, work, platform);
+    commitCreate(store, opts, record, initPid, platform);
+    work.commit();
+    return record;
   } catch (err) {
-    throw new TsrunError(
-      `--console-socket ${socketPath}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`,
-    );
+    work.unwind();
+    // A failed create hook still ends the lifecycle with poststop (runtime.md step 12).
+    if (record && err instanceof LaunchError && err.inHook)
+      runPoststop(record, JSON.stringify(store.ociState({ ...record, pid: 0 }, 'stopped')), compiled.bundle);
+    throw err;
+  } finally {
+    work.release();
   }
 }
 
@@ -563,7 +615,7 @@ export function start(store: StateStore, id: string): void {
   let poststartFailed: { err: unknown; bundle: string } | undefined;
   store.withLock(id, () => {
     const record = store.load(id);
-    const status = store.status(record);
+    const status = containerStatus(store, record);
     if (status !== 'created') throw new TsrunError(`cannot start a container in the ${status} state`);
     let fifo: number;
     try {
@@ -607,10 +659,10 @@ export function start(store: StateStore, id: string): void {
 }
 
 /** Kill whatever is left in the cgroups, wait for it to go, then remove them. */
-function destroyCgroup(cgroup: CgroupManager): void {
+function destroyCgroup(cgroup: CgroupManager, platform: Platform = realPlatform): void {
   for (let i = 0; i < 500 && cgroup.pids().length; i++) {
     cgroup.killAll(9);
-    sleepSync(10);
+    platform.sleep(10);
   }
   cgroup.destroy();
 }
@@ -635,7 +687,7 @@ export function remove(store: StateStore, id: string, force: boolean, hookCwd = 
   }
   try {
     const record = store.load(id);
-    const status = store.status(record);
+    const status = containerStatus(store, record);
     if ((status === 'running' || status === 'paused') && !force)
       throw new TsrunError(`cannot delete container "${id}" that is not stopped: ${status}`);
     const cgroup = cgroupManagerFrom(record.cgroup);
@@ -677,28 +729,6 @@ function killEverything(store: StateStore, id: string): void {
     debug(`delete --force ${id}: ${(err as Error).message}; killing again under the lock`);
   }
 }
-
-/** Signals `run` forwards to the container while attached, as runc does. */
-const FORWARDED_SIGNALS: NodeJS.Signals[] = [
-  'SIGHUP',
-  'SIGINT',
-  'SIGQUIT',
-  'SIGTERM',
-  'SIGUSR1',
-  'SIGUSR2',
-  'SIGPIPE',
-  'SIGALRM',
-  'SIGCONT',
-  'SIGTSTP',
-  'SIGTTIN',
-  'SIGTTOU',
-  'SIGWINCH',
-  'SIGVTALRM',
-  'SIGPROF',
-  'SIGIO',
-  'SIGPWR',
-  'SIGSYS',
-];
 
 export interface RunOptions extends CreateOptions {
   detach: boolean;
@@ -767,27 +797,4 @@ async function runWith(
   await pipes?.close(); // its output is all out before run returns, as runc's
   if (!opts.keep) remove(store, opts.id, true, record.bundle);
   return code;
-}
-
-/**
- * Wait for a process of ours while forwarding our signals to it (not
- * SIGWINCH with a terminal: the size travels through the pty).  Resolves
- * to its exit status, 128+N for a signal, like a shell.
- */
-export async function waitAttached(pid: number, withTerminal: boolean): Promise<number> {
-  const forward = (signal: NodeJS.Signals): void => {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // it has just exited
-    }
-  };
-  const forwarded = FORWARDED_SIGNALS.filter((s) => !(withTerminal && s === 'SIGWINCH'));
-  for (const s of forwarded) process.on(s, forward);
-  try {
-    const result = await native.waitPidAsync(pid);
-    return result.code ?? 128 + (result.signal ?? 0);
-  } finally {
-    for (const s of forwarded) process.off(s, forward);
-  }
 }

@@ -7,16 +7,20 @@
 import { TsrunError, describeFsError } from './errors';
 import { cgroupManagerFrom } from './cgroup';
 import { type OciState, type StateStore } from './state';
+import { containerStatus, sharedCgroupsFrom, shownStatus } from './status';
 
 export function state(store: StateStore, id: string): OciState {
-  return store.ociState(store.load(id));
+  const record = store.load(id);
+  return store.ociState(record, shownStatus(store, record));
 }
 
 export function list(store: StateStore): OciState[] {
   const out: OciState[] = [];
+  const cgroups = sharedCgroupsFrom();
   for (const id of store.list()) {
     try {
-      out.push(store.ociState(store.load(id)));
+      const record = store.load(id);
+      out.push(store.ociState(record, shownStatus(store, record, cgroups)));
     } catch {
       // deleted while we listed
     }
@@ -26,7 +30,7 @@ export function list(store: StateStore): OciState[] {
 
 export function kill(store: StateStore, id: string, signal: number, all: boolean): void {
   const record = store.load(id);
-  const status = store.status(record);
+  const status = containerStatus(store, record);
   if (status === 'stopped') throw new TsrunError(`container "${id}" is not running`);
   const cgroup = cgroupManagerFrom(record.cgroup);
   if (all) cgroup.killAll(signal);
@@ -49,7 +53,7 @@ const SIGKILL = 9;
 export function pause(store: StateStore, id: string): void {
   store.withLock(id, () => {
     const record = store.load(id);
-    const status = store.status(record);
+    const status = containerStatus(store, record);
     if (status !== 'running' && status !== 'created')
       throw new TsrunError(`cannot pause a container in the ${status} state`);
     cgroupManagerFrom(record.cgroup).freeze();
@@ -60,7 +64,7 @@ export function pause(store: StateStore, id: string): void {
 export function resume(store: StateStore, id: string): void {
   store.withLock(id, () => {
     const record = store.load(id);
-    const status = store.status(record);
+    const status = containerStatus(store, record);
     if (status !== 'paused') throw new TsrunError(`cannot resume a container in the ${status} state`);
     cgroupManagerFrom(record.cgroup).thaw();
   });
@@ -75,7 +79,7 @@ export function pids(store: StateStore, id: string): number[] {
 export function update(store: StateStore, id: string, resources: Record<string, unknown>): void {
   store.withLock(id, () => {
     const record = store.load(id);
-    const status = store.status(record);
+    const status = containerStatus(store, record);
     if (status === 'stopped') throw new TsrunError('cannot update a stopped container');
     cgroupManagerFrom(record.cgroup).set(resources);
   });

@@ -5,21 +5,22 @@
  * helper (so its /proc/<pid>/exe is the sealed memfd, never a host file).
  */
 import fs = require('fs');
-import { cgroupManagerFrom } from './cgroup';
 import { type SubCgroups } from './cgroup/manager';
 import { crashPoint } from './crash';
 import { type Process } from './config';
-import { connectConsole, waitAttached, writePidFile } from './container';
+import { connectConsole, waitAttached, writePidFile } from './process-io';
 import { StdioPipes } from './stdio-pipes';
 import { TsrunError } from './errors';
 import { launch, type LaunchOptions } from './launch';
 import { checkLsmRequests } from './lsm';
 import { JOIN_ORDER, NAMESPACES, ownNamespace, sameNamespace } from './namespaces';
 import { native } from './native';
+import { type Platform, realPlatform } from './platform';
 import { compileExecPlan, type InitNamespaces, processRlimits } from './plan';
 import { loadableSeccomp, normalizeSeccomp, type SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan } from './plan-format';
 import { type ContainerRecord, type StateStore } from './state';
+import { containerStatus, shownStatus } from './status';
 import { ConsoleProxy, hostTerminalProblem } from './terminal';
 
 export interface ExecOptions {
@@ -63,11 +64,11 @@ export function initNamespaces(pid: number): InitNamespaces {
  * kernel answered the helper (a clone into the pid namespace of a dead init
  * fails with ENOMEM).
  */
-function launchOrStopped(store: StateStore, record: ContainerRecord, opts: LaunchOptions): number {
+function launchOrStopped(store: StateStore, record: ContainerRecord, opts: LaunchOptions, platform: Platform): number {
   try {
-    return launch(opts);
+    return launch(opts, platform);
   } catch (err) {
-    if (err instanceof TsrunError && store.status(record) === 'stopped')
+    if (err instanceof TsrunError && containerStatus(store, record, platform.cgroups.fromState) === 'stopped')
       throw new TsrunError('cannot exec in a stopped container');
     throw err;
   }
@@ -87,7 +88,7 @@ function withContainerDefaults(process: Process, container: Process | undefined)
   };
 }
 
-export async function exec(store: StateStore, opts: ExecOptions): Promise<number> {
+export async function exec(store: StateStore, opts: ExecOptions, platform: Platform = realPlatform): Promise<number> {
   checkLsmRequests({
     apparmor: { 'process.apparmorProfile': opts.process.apparmorProfile },
     selinux: { 'process.selinuxLabel': opts.process.selinuxLabel },
@@ -103,15 +104,20 @@ export async function exec(store: StateStore, opts: ExecOptions): Promise<number
     lockFd = -1;
   };
   try {
-    return await execLocked(store, opts, unlock);
+    return await execLocked(store, opts, unlock, platform);
   } finally {
     unlock();
   }
 }
 
-async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => void): Promise<number> {
+async function execLocked(
+  store: StateStore,
+  opts: ExecOptions,
+  unlock: () => void,
+  platform: Platform,
+): Promise<number> {
   const record = store.load(opts.id);
-  const status = store.status(record);
+  const status = containerStatus(store, record, platform.cgroups.fromState);
   if (status === 'stopped') throw new TsrunError('cannot exec in a stopped container');
   if (status === 'paused' && !opts.ignorePaused)
     throw new TsrunError('cannot exec in a paused container (use --ignore-paused)');
@@ -122,7 +128,7 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
   const wantsProxy = !!opts.process.terminal && !opts.consoleSocket;
   if (wantsProxy && opts.detach)
     throw new TsrunError('--tty: a detached exec needs --console-socket to get a terminal');
-  const cgroup = cgroupManagerFrom(record.cgroup);
+  const cgroup = platform.cgroups.fromState(record.cgroup);
   // Paused: the parent puts the helper into every cgroup before it runs an
   // op, so it freezes there until resume and its process inherits them all
   // (placed any later, what the process forks first would stay outside).
@@ -153,21 +159,32 @@ async function execLocked(store: StateStore, opts: ExecOptions, unlock: () => vo
     pipes?.start();
     const socketPath = proxy?.socketPath ?? opts.consoleSocket;
     if (opts.process.terminal && socketPath) consoleFd = connectConsole(socketPath);
-    const pid = launchOrStopped(store, record, {
-      verb: 'exec',
-      plan,
-      fifoFd: -1,
-      consoleFd,
-      preserveFds: opts.preserveFds,
-      stdio: pipes?.child,
-      cgroup,
-      helperJoinsCgroups: !placedByParent,
-      subCgroup: opts.subCgroup,
-      onPlaced: unlock,
-      rlimits,
-      onSeccompListener: (fd, pid) => sendSeccompListener(filter!, fd, pid, store.ociState(record)),
-      describeFailure: (f) => `${f.detail}: ${native.strerror(f.errno).toLowerCase()}`,
-    });
+    const pid = launchOrStopped(
+      store,
+      record,
+      {
+        verb: 'exec',
+        plan,
+        fifoFd: -1,
+        consoleFd,
+        preserveFds: opts.preserveFds,
+        stdio: pipes?.child,
+        cgroup,
+        helperJoinsCgroups: !placedByParent,
+        subCgroup: opts.subCgroup,
+        onPlaced: unlock,
+        rlimits,
+        onSeccompListener: (fd, pid) =>
+          sendSeccompListener(
+            filter!,
+            fd,
+            pid,
+            store.ociState(record, shownStatus(store, record, platform.cgroups.fromState)),
+          ),
+        describeFailure: (f) => `${f.detail}: ${platform.strerror(f.errno).toLowerCase()}`,
+      },
+      platform,
+    );
     crashPoint('exec:launched');
     unlock();
     if (consoleFd >= 0) native.close(consoleFd);

@@ -6,15 +6,12 @@
  * If anything fails, the processes it started are killed and reaped before
  * the error leaves.
  */
-import fs = require('fs');
 import os = require('os');
 import { type CgroupManager, type SubCgroups, tightestPidsLimit } from './cgroup/manager';
-import { crashPoint } from './crash';
 import { TsrunError } from './errors';
 import { debug } from './log';
-import { INIT_HELPER, native } from './native';
-import { sleepSync } from './sleep';
-import { type ChildFailure, type ChildMessage, receive, send, Sync } from './sync';
+import { type Platform, type ProcessControl, realPlatform } from './platform';
+import { type ChildFailure, type ChildMessage, Sync } from './sync';
 
 export interface LaunchOptions {
   /** Which verb launches: names its crash steps (crash.ts). */
@@ -82,31 +79,20 @@ export class LaunchError extends TsrunError {
 /** A clone refused with EAGAIN is retried this many times, waiting 2, 4, ... 512 ms (about a second in all). */
 const CLONE_TRIES = 10;
 
-export function killAndReap(pid: number, ourChild: boolean): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-  if (ourChild) {
-    try {
-      native.waitPid(pid, false);
-    } catch {
-      // reaped elsewhere
-    }
-  } else {
-    native.waitExit(pid, 10_000);
-  }
+export function killAndReap(pid: number, ourChild: boolean, processes: ProcessControl = realPlatform.processes): void {
+  processes.kill(pid, 'SIGKILL');
+  if (ourChild) processes.reap(pid);
+  else processes.waitExit(pid, 10_000);
 }
 
-function setRlimits(pid: number, rlimits: NonNullable<LaunchOptions['rlimits']>): void {
+function setRlimits(pid: number, rlimits: NonNullable<LaunchOptions['rlimits']>, platform: Platform): void {
   for (const r of rlimits) {
     try {
-      native.prlimit(pid, r.resource, r.soft, r.hard);
+      platform.processes.prlimit(pid, r.resource, r.soft, r.hard);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       throw new TsrunError(
-        `${r.field}: set ${r.name} to ${r.soft}/${r.hard}: ${native.strerror(Number(e.errno ?? 0)).toLowerCase()}`,
+        `${r.field}: set ${r.name} to ${r.soft}/${r.hard}: ${platform.strerror(Number(e.errno ?? 0)).toLowerCase()}`,
       );
     }
   }
@@ -122,15 +108,15 @@ function setRlimits(pid: number, rlimits: NonNullable<LaunchOptions['rlimits']>)
  * done by then that a new helper would not do again (the clone comes
  * before any mount or hook).
  */
-export function launch(opts: LaunchOptions): number {
+export function launch(opts: LaunchOptions, platform: Platform = realPlatform): number {
   for (let attempt = 1; ; attempt++) {
     try {
-      return launchOnce(opts);
+      return launchOnce(opts, platform);
     } catch (err) {
       if (!(err instanceof LaunchError && err.cloneRefused) || attempt === CLONE_TRIES) throw err;
       const ms = 1 << attempt;
       debug(`${err.message}; trying again in ${ms} ms`);
-      sleepSync(ms);
+      platform.sleep(ms);
     }
   }
 }
@@ -166,17 +152,18 @@ function oomCause(cgroup: CgroupManager | null, before: number): string {
  * into a paused container waits for resume too); otherwise SYNC_TIMEOUT_MS.
  */
 
-function nextMessage(syncFd: number, cgroup: CgroupManager | null): ChildMessage {
+function nextMessage(syncFd: number, cgroup: CgroupManager | null, platform: Platform): ChildMessage {
   for (;;) {
     try {
-      return receive(syncFd);
+      return platform.helper.receive(syncFd);
     } catch (err) {
       if ((err as { errno?: number }).errno !== os.constants.errno.ETIMEDOUT || !cgroup?.isFrozen()) throw err;
     }
   }
 }
 
-function launchOnce(opts: LaunchOptions): number {
+function launchOnce(opts: LaunchOptions, platform: Platform): number {
+  const { helper, processes } = platform;
   let helperPid = 0;
   let initPid = 0;
   let syncFd = -1;
@@ -184,62 +171,61 @@ function launchOnce(opts: LaunchOptions): number {
   let cloneRefused = false;
   const oomBefore = oomKillsOf(opts.cgroup);
   try {
-    ({ pid: helperPid, syncFd } = native.spawnInit(
-      INIT_HELPER,
-      opts.plan,
-      opts.fifoFd,
-      opts.consoleFd,
-      opts.rootfsFd ?? -1,
-      opts.preserveFds,
-      opts.stdio ?? null,
-    ));
+    ({ pid: helperPid, syncFd } = helper.spawn({
+      plan: opts.plan,
+      fifoFd: opts.fifoFd,
+      consoleFd: opts.consoleFd,
+      rootfsFd: opts.rootfsFd ?? -1,
+      preserveFds: opts.preserveFds,
+      stdio: opts.stdio ?? null,
+    }));
     debug(`${opts.verb}: tsrun-init ${helperPid} started, plan of ${opts.plan.length} bytes`);
     if (!opts.helperJoinsCgroups && opts.cgroup) {
       opts.cgroup.apply(helperPid, opts.subCgroup);
       opts.onPlaced?.();
     }
     if (opts.resources) opts.cgroup?.set(opts.resources);
-    send(syncFd, Sync.CONTINUE);
+    helper.send(syncFd, Sync.CONTINUE);
     for (;;) {
-      const msg = nextMessage(syncFd, opts.cgroup);
+      const msg = nextMessage(syncFd, opts.cgroup, platform);
       debug(
         `${opts.verb}: ${Sync[msg.type as number] ?? msg.type} from tsrun-init${msg.type === Sync.INIT_PID || msg.type === Sync.USERNS_READY ? ` (pid ${msg.pid})` : ''}`,
       );
       if (msg.type === Sync.USERNS_READY) {
         opts.onUsernsReady?.(msg.pid);
-        send(syncFd, Sync.MAPS_WRITTEN);
+        helper.send(syncFd, Sync.MAPS_WRITTEN);
       } else if (msg.type === Sync.INIT_PID) {
         initPid = msg.pid;
-        native.waitPid(helperPid, false);
+        processes.reap(helperPid);
         helperPid = 0;
         if (opts.helperJoinsCgroups) opts.onPlaced?.(); // cloned into (or inheriting) every cgroup
-        crashPoint(`${opts.verb}:cloned`); // the process is in its namespaces, nothing mounted yet
+        platform.crashPoint(`${opts.verb}:cloned`); // the process is in its namespaces, nothing mounted yet
         opts.onInitPid?.(initPid);
-        send(syncFd, Sync.CONTINUE);
+        helper.send(syncFd, Sync.CONTINUE);
       } else if (msg.type === Sync.RUN_HOOKS) {
         inHook = true;
         const state = opts.onRunHooks?.(initPid) ?? '{}';
         inHook = false;
-        send(syncFd, Sync.HOOKS_DONE, state);
+        helper.send(syncFd, Sync.HOOKS_DONE, state);
       } else if (msg.type === Sync.SET_RLIMITS) {
-        setRlimits(initPid, opts.rlimits ?? []);
-        send(syncFd, Sync.CONTINUE);
+        setRlimits(initPid, opts.rlimits ?? [], platform);
+        helper.send(syncFd, Sync.CONTINUE);
       } else if (msg.type === Sync.SECCOMP_LISTENER) {
         try {
           if (!opts.onSeccompListener)
             throw new TsrunError('linux.seccomp: a listener fd arrived, but nothing takes it');
           opts.onSeccompListener(msg.fd, initPid);
         } finally {
-          native.close(msg.fd);
+          helper.close(msg.fd);
         }
-        send(syncFd, Sync.CONTINUE);
+        helper.send(syncFd, Sync.CONTINUE);
       } else if (msg.type === Sync.READY) {
         return initPid;
       } else if (msg.type === Sync.ERROR) {
         inHook = msg.failure.step === 'hook';
         let message = opts.describeFailure(msg.failure);
         // It exits after telling us; once reaped it no longer counts against a pids limit.
-        if (helperPid) killAndReap(helperPid, true);
+        if (helperPid) killAndReap(helperPid, true, processes);
         helperPid = 0;
         cloneRefused = msg.failure.step === 'clone' && msg.failure.errno === os.constants.errno.EAGAIN;
         // Say which limit stood in the way.
@@ -253,12 +239,12 @@ function launchOnce(opts: LaunchOptions): number {
   } catch (err) {
     if (initPid) {
       opts.onFailure?.(initPid);
-      killAndReap(initPid, true);
+      killAndReap(initPid, true, processes);
     }
-    if (helperPid) killAndReap(helperPid, true);
+    if (helperPid) killAndReap(helperPid, true, processes);
     if (err instanceof TsrunError) throw new LaunchError(err.message, inHook, cloneRefused);
     throw err;
   } finally {
-    if (syncFd >= 0) fs.closeSync(syncFd);
+    if (syncFd >= 0) helper.close(syncFd);
   }
 }

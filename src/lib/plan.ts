@@ -99,6 +99,12 @@ export interface HostView {
 export interface PlanContext {
   /** Absolute bundle directory; relative paths in the config are resolved against it. */
   bundle: string;
+  /**
+   * The rootfs as bundle preparation resolved it (resolveRootfs); absent:
+   * resolved here.  madeAtCreate: create makes it (--image), so it need
+   * not exist yet.
+   */
+  rootfs?: { path: string; madeAtCreate: boolean };
   noPivot: boolean;
   /** A --console-socket was given. */
   consoleSocket: boolean;
@@ -124,6 +130,11 @@ export interface CreatePlan {
   newNamespaces: Set<NamespaceType>;
   /** No mount namespace of its own: its mounts are made in the host's, under the rootfs, and delete detaches them. */
   hostMounts: boolean;
+}
+
+/** root.path, resolved against the bundle: the one place the rule is written. */
+export function resolveRootfs(config: Config, bundle: string): string {
+  return path.resolve(bundle, config.root?.path ?? 'rootfs');
 }
 
 /** Strip the leading "/" and normalise, for resolution under the rootfs. */
@@ -507,8 +518,9 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   if (!process) throw new ConfigError('process', 'required to create a container');
   if (!process.args || process.args.length === 0) throw new ConfigError('process.args', 'must not be empty');
   if (!config.root?.path) throw new ConfigError('root.path', 'required');
-  const rootfs = path.resolve(ctx.bundle, config.root.path);
-  if (ctx.host.kindOf(rootfs) !== 'dir') throw new ConfigError(`root.path`, `${rootfs}: no such directory`);
+  const rootfs = ctx.rootfs?.path ?? resolveRootfs(config, ctx.bundle);
+  if (!ctx.rootfs?.madeAtCreate && ctx.host.kindOf(rootfs) !== 'dir')
+    throw new ConfigError(`root.path`, `${rootfs}: no such directory`);
 
   const ns = namespacesOf(config);
   const hasOwn = (t: NamespaceType): boolean => ns.created.has(t) || ns.joined.has(t);

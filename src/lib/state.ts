@@ -22,7 +22,6 @@ import { type ContainerProcessAttrs } from './process-attrs';
 import { describeFsError, TsrunError } from './errors';
 import { native } from './native';
 import { removeTree } from './remove-tree';
-import { cgroupManagerFrom } from './cgroup';
 
 export type Status = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
 
@@ -226,7 +225,7 @@ export class StateStore {
   }
 
   /** Some live process (a create, a delete) holds this container's lock. */
-  private lockHeld(id: string): boolean {
+  lockHeld(id: string): boolean {
     let fd: number;
     try {
       fd = fs.openSync(this.dir(id), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
@@ -335,27 +334,8 @@ export class StateStore {
     removeTree(this.dir(id));
   }
 
-  /** The live status, from the init process and the exec fifo. */
-  status(record: ContainerRecord): Status {
-    if (!record.pid || processStartTime(record.pid) !== record.initStartTime) return 'stopped';
-    // Frozen first: a created container can be paused too (runc shows it
-    // paused, and resume takes it back to created).
-    if (cgroupManagerFrom(record.cgroup).isFrozen()) return 'paused';
-    // The fifo goes once start has released the init; a start killed in between leaves it behind.
-    if (fs.existsSync(this.fifoPath(record.id)) && waitingToStart(record.pid)) return 'created';
-    return 'running';
-  }
-
-  /**
-   * What `state` and `list` show: a record without an init (pid 0) is a
-   * create still under way while its tsrun holds the lock ("creating"),
-   * otherwise one that died half-way ("stopped": delete --force cleans it).
-   */
-  shownStatus(record: ContainerRecord): Status {
-    return record.pid === 0 && this.lockHeld(record.id) ? 'creating' : this.status(record);
-  }
-
-  ociState(record: ContainerRecord, status = this.shownStatus(record)): OciState {
+  /** The OCI state of a record in a status (status.ts tells the live one). */
+  ociState(record: ContainerRecord, status: Status): OciState {
     return {
       ociVersion: record.ociVersion,
       id: record.id,

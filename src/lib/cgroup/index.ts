@@ -10,8 +10,8 @@ import { CgroupV2 } from './v2';
 
 const UNIFIED_ROOT = '/sys/fs/cgroup';
 
-function unifiedHierarchy() {
-  const h = readHierarchies().find((x) => x.version === 2 && x.mountPoint === UNIFIED_ROOT);
+function unifiedHierarchy(hierarchies = readHierarchies()) {
+  const h = hierarchies.find((x) => x.version === 2 && x.mountPoint === UNIFIED_ROOT);
   if (!h) throw new TsrunError(`no cgroup2 hierarchy at ${UNIFIED_ROOT}`);
   return h;
 }
@@ -28,7 +28,8 @@ export function cgroupManagerFor(config: Config, id: string): CgroupManager {
   return new CgroupV1(hierarchies, cgroupsPath, id);
 }
 
-export function cgroupManagerFrom(state: CgroupState): CgroupManager {
-  if (state.driver === 'v2') return new CgroupV2(unifiedHierarchy(), undefined, '', state);
-  return new CgroupV1(readHierarchies(), undefined, '', state);
+/** `hierarchies`: the host's, when the caller has read them already (list reads them once for all). */
+export function cgroupManagerFrom(state: CgroupState, hierarchies = readHierarchies()): CgroupManager {
+  if (state.driver === 'v2') return new CgroupV2(unifiedHierarchy(hierarchies), undefined, '', state);
+  return new CgroupV1(hierarchies, undefined, '', state);
 }

@@ -1,0 +1,110 @@
+/**
+ * The parent side's seam: everything create, exec and launch do to the
+ * host that a unit test must be able to stand in for, as one interface
+ * (youki's Syscall trait, crun's libcrun_testing).  `realPlatform` is the
+ * host; test/unit/fake-platform.ts scripts a helper, records processes and
+ * cgroups, and snapshots the state at each crash step, so the failure
+ * paths of the lifecycle are tested without root (test/unit/lifecycle.test.ts).
+ *
+ * What is not here is either pure (the plan compiler), already rooted in a
+ * directory the caller chooses (the state store, hooks, pid files), or not
+ * reached by a container without those features (images, net devices,
+ * seccomp listeners, host mounts).
+ */
+import fs = require('fs');
+import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
+import { type CgroupManager, type CgroupState } from './cgroup/manager';
+import { type Config } from './config';
+import { type CrashStep, crashPoint } from './crash';
+import { realHost } from './host';
+import { INIT_HELPER, native } from './native';
+import { type HostView } from './plan';
+import { sleepSync } from './sleep';
+import { type ChildMessage, receive, send, type Sync } from './sync';
+
+/** What tsrun-init is started with (native/init.c's usage). */
+export interface HelperStart {
+  plan: Buffer;
+  fifoFd: number;
+  consoleFd: number;
+  rootfsFd: number;
+  preserveFds: number;
+  /** Its fds 0-2, when not ours. */
+  stdio: [number, number, number] | null;
+}
+
+/** The helper and the sync protocol with it (native/plan.h). */
+export interface HelperChannel {
+  /** Start tsrun-init: its pid (a child of ours) and our end of the sync socket. */
+  spawn(start: HelperStart): { pid: number; syncFd: number };
+  receive(syncFd: number): ChildMessage;
+  send(syncFd: number, type: Sync.MAPS_WRITTEN | Sync.CONTINUE | Sync.HOOKS_DONE, payload?: string): void;
+  /** Close an fd the helper gave us (the sync socket, a seccomp listener). */
+  close(fd: number): void;
+}
+
+/** Processes of ours and the container's. */
+export interface ProcessControl {
+  /** kill(2); a process already gone is not an error. */
+  kill(pid: number, signal: NodeJS.Signals): void;
+  /** waitpid(2) on a child of ours; one already reaped is not an error. */
+  reap(pid: number): void;
+  /** Wait for a process that is not our child to be gone: whether it went in time. */
+  waitExit(pid: number, timeoutMs: number): boolean;
+  /** prlimit(2); throws with errno. */
+  prlimit(pid: number, resource: number, soft: bigint, hard: bigint): void;
+}
+
+export interface Platform {
+  helper: HelperChannel;
+  processes: ProcessControl;
+  /** The cgroup managers: a new container's, and a recorded one's. */
+  cgroups: {
+    forConfig(config: Config, id: string): CgroupManager;
+    fromState(state: CgroupState): CgroupManager;
+  };
+  /** What the plan compiler asks about the host. */
+  host: HostView;
+  /** Write a /proc file of a process (uid_map, gid_map). */
+  writeProcFile(path: string, text: string): void;
+  /** Our effective uid. */
+  euid(): number;
+  sleep(ms: number): void;
+  /** A named step (crash.ts): the reliability tests kill tsrun there. */
+  crashPoint(step: CrashStep): void;
+  strerror(errno: number): string;
+}
+
+export const realPlatform: Platform = {
+  helper: {
+    spawn: (s) => native.spawnInit(INIT_HELPER, s.plan, s.fifoFd, s.consoleFd, s.rootfsFd, s.preserveFds, s.stdio),
+    receive,
+    send,
+    close: (fd) => native.close(fd),
+  },
+  processes: {
+    kill(pid, signal) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
+    },
+    reap(pid) {
+      try {
+        native.waitPid(pid, false);
+      } catch {
+        // reaped elsewhere
+      }
+    },
+    waitExit: (pid, timeoutMs) => native.waitExit(pid, timeoutMs),
+    prlimit: (pid, resource, soft, hard) => native.prlimit(pid, resource, soft, hard),
+  },
+  cgroups: { forConfig: cgroupManagerFor, fromState: cgroupManagerFrom },
+  host: realHost,
+  writeProcFile: (path, text) => fs.writeFileSync(path, text),
+  euid: () => process.geteuid?.() ?? 0,
+  sleep: sleepSync,
+  crashPoint,
+  strerror: (errno) => native.strerror(errno),
+};
