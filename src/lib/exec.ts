@@ -6,7 +6,6 @@
  */
 import fs = require('fs');
 import { type SubCgroups } from './cgroup/manager';
-import { crashPoint } from './crash';
 import { type Process } from './config';
 import { connectConsole, waitAttached, writePidFile } from './process-io';
 import { StdioPipes } from './stdio-pipes';
@@ -15,6 +14,7 @@ import { launch, type LaunchOptions } from './launch';
 import { checkLsmRequests } from './lsm';
 import { JOIN_ORDER, NAMESPACES, ownNamespace, sameNamespace } from './namespaces';
 import { native } from './native';
+import { Rollback } from './rollback';
 import { type Platform, realPlatform } from './platform';
 import { compileExecPlan, type InitNamespaces, processRlimits } from './plan';
 import { loadableSeccomp, normalizeSeccomp, type SeccompFilter, sendSeccompListener } from './seccomp';
@@ -154,11 +154,16 @@ async function execLocked(
   const proxy = wantsProxy ? new ConsoleProxy() : undefined;
   // In the foreground without a terminal, pipes of its own, as runc's (stdio-pipes.ts).
   const pipes = !opts.detach && !proxy ? new StdioPipes() : undefined;
+  // What the launch holds, let go of once it is over, as create's stages do (rollback.ts).
+  const held = new Rollback();
   let consoleFd = -1;
   try {
     pipes?.start();
     const socketPath = proxy?.socketPath ?? opts.consoleSocket;
-    if (opts.process.terminal && socketPath) consoleFd = connectConsole(socketPath);
+    if (opts.process.terminal && socketPath) {
+      consoleFd = connectConsole(socketPath);
+      held.always('close the console socket', () => native.close(consoleFd));
+    }
     const pid = launchOrStopped(
       store,
       record,
@@ -185,10 +190,9 @@ async function execLocked(
       },
       platform,
     );
-    crashPoint('exec:launched');
+    platform.crashPoint('exec:launched');
     unlock();
-    if (consoleFd >= 0) native.close(consoleFd);
-    consoleFd = -1;
+    held.release(); // the process has its own copy of the console
     if (opts.pidFile) writePidFile(opts.pidFile, pid);
     pipes?.launched();
     proxy?.attach();
@@ -197,7 +201,7 @@ async function execLocked(
     await pipes?.close(); // its output is all out before exec returns, as runc's
     return code;
   } finally {
-    if (consoleFd >= 0) native.close(consoleFd);
+    held.release();
     await proxy?.close();
     await pipes?.close();
   }
