@@ -1,3 +1,4 @@
+import { type LinuxResources } from '../lib/cgroup/resources';
 import { Command } from './args';
 import fs = require('fs');
 import { checkResources, ConfigError } from '../lib/config';
@@ -19,9 +20,7 @@ function parseInteger(value: string, flag: string): number {
   return Number(value);
 }
 
-// linux.resources as config.json has it: typed when the cgroup layer is rebuilt as manager x version.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Resources = Record<string, any>;
+type Resources = LinuxResources;
 
 /** runc update's flags, each to its linux.resources field. */
 const FLAGS: Array<[flag: string, description: string, apply: (r: Resources, v: string) => void]> = [

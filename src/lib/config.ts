@@ -10,6 +10,7 @@
 // Unsigned 64-bit values (rlimits, scheduler times) arrive as JS numbers and
 // lose precision above 2^53; RLIM_INFINITY (2^64-1) reads as 2^64.
 
+import { type LinuxResources } from './cgroup/resources';
 import { TsrunError } from './errors';
 import { parseMountOptions } from './mount-options';
 
@@ -241,7 +242,7 @@ export interface Linux {
   netDevices?: Record<string, { name?: string }>;
   cgroupsPath?: string;
   /** Validated in detail by the cgroup code. */
-  resources?: Record<string, unknown>;
+  resources?: LinuxResources;
   rootfsPropagation?: (typeof ROOTFS_PROPAGATIONS)[number];
   maskedPaths?: string[];
   readonlyPaths?: string[];

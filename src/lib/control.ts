@@ -6,6 +6,7 @@
  */
 import { TsrunError, describeFsError } from './errors';
 import { cgroupManagerFrom } from './cgroup';
+import { type LinuxResources } from './cgroup/resources';
 import { type OciState, type StateStore } from './state';
 import { containerStatus, sharedCgroupsFrom, shownStatus } from './status';
 
@@ -76,7 +77,7 @@ export function pids(store: StateStore, id: string): number[] {
 }
 
 /** update: write new resource limits to a live container's cgroups. */
-export function update(store: StateStore, id: string, resources: Record<string, unknown>): void {
+export function update(store: StateStore, id: string, resources: LinuxResources): void {
   store.withLock(id, () => {
     const record = store.load(id);
     const status = containerStatus(store, record);

@@ -8,6 +8,7 @@
  */
 import os = require('os');
 import { type CgroupManager, type SubCgroups, tightestPidsLimit } from './cgroup/manager';
+import { type LinuxResources } from './cgroup/resources';
 import { TsrunError } from './errors';
 import { debug } from './log';
 import { type Platform, type ProcessControl, realPlatform } from './platform';
@@ -42,7 +43,7 @@ export interface LaunchOptions {
    */
   onPlaced?(): void;
   /** linux.resources to write once the helper is placed (create only). */
-  resources?: Record<string, unknown>;
+  resources?: LinuxResources;
   /** The init exists, in its namespaces, and waits: the parent's work on them (linux.netDevices). */
   onInitPid?(pid: number): void;
   /** The process's fds 0-2, when not ours (a foreground run's or exec's pipes). */

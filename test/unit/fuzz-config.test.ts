@@ -35,8 +35,9 @@ import { CAPABILITIES } from '../../src/lib/capabilities';
 import { cgroupRelativePath, type Hierarchy } from '../../src/lib/cgroup/manager';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules } from '../../src/lib/cgroup/devices';
 import { compileDeviceProgram } from '../../src/lib/cgroup/devices-bpf';
-import { CgroupV1 } from '../../src/lib/cgroup/v1';
-import { CgroupV2 } from '../../src/lib/cgroup/v2';
+import { type CgroupFiles, hostFiles } from '../../src/lib/cgroup/files';
+import { V1Writer } from '../../src/lib/cgroup/v1';
+import { V2Writer } from '../../src/lib/cgroup/v2';
 import {
   checkProcess,
   type Config,
@@ -1293,43 +1294,35 @@ class CgroupScratch {
     this.writes = [];
   }
 
-  v1(): CgroupV1 {
-    return new CgroupV1(this.hierarchies, undefined, '', {
-      driver: 'v1',
-      paths: Object.fromEntries(this.hierarchies.map((h) => [h.mountPoint, path.join(h.mountPoint, 'ctr')])),
-    });
+  v1(): V1Writer {
+    const dirs = this.hierarchies.map((h) => ({ ...h, dir: path.join(h.mountPoint, 'ctr') }));
+    return new V1Writer(dirs, this.files(), () => {});
   }
 
-  v2(): CgroupV2 {
-    const mountPoint = path.join(this.root, 'v2');
-    return new CgroupV2({ mountPoint, root: '/', version: 2, controllers: [] }, undefined, '', {
-      driver: 'v2',
-      paths: { [mountPoint]: path.join(mountPoint, 'ctr') },
-    });
+  v2(): V2Writer {
+    // Device rules go to the kernel through the addon: the stage compiles them itself.
+    return new V2Writer(
+      path.join(this.root, 'v2', 'ctr'),
+      this.files(),
+      () => {},
+      () => {},
+    );
   }
 
-  /** Run `fn` with fs.writeFileSync confined to the scratch dir. */
-  confined<T>(fn: () => T): T {
-    const realFs = require('fs') as typeof fs;
-    const original = realFs.writeFileSync;
+  /** The host's files, with every write recorded and confined to the scratch dir. */
+  files(): CgroupFiles {
     const root = this.root;
     const writes = this.writes;
-    realFs.writeFileSync = function (
-      file: fs.PathOrFileDescriptor,
-      data: string | NodeJS.ArrayBufferView,
-      ...rest: unknown[]
-    ) {
-      const target = path.resolve(String(file));
-      if (!target.startsWith(root + path.sep))
-        throw new Error(`FUZZ-ESCAPE: a cgroup write to ${target}, outside the cgroup directory`);
-      writes.push({ file: target, value: String(data) });
-      return (original as (...a: unknown[]) => void).call(realFs, file, data, ...rest);
-    } as typeof fs.writeFileSync;
-    try {
-      return fn();
-    } finally {
-      realFs.writeFileSync = original;
-    }
+    return {
+      ...hostFiles,
+      write(file: string, value: string): void {
+        const target = path.resolve(file);
+        if (!target.startsWith(root + path.sep))
+          throw new Error(`FUZZ-ESCAPE: a cgroup write to ${target}, outside the cgroup directory`);
+        writes.push({ file: target, value });
+        hostFiles.write(file, value);
+      },
+    };
   }
 
   cleanup(): void {
@@ -1403,7 +1396,7 @@ function resourcesStage(config: Config, scratch: CgroupScratch): Outcome[] {
     scratch.reset();
     out.push(
       stage(`resources(${driver})`, () =>
-        scratch.confined(() => {
+        (() => {
           if (driver === 'v1') {
             scratch.v1().set(resources);
           } else {
@@ -1413,7 +1406,7 @@ function resourcesStage(config: Config, scratch: CgroupScratch): Outcome[] {
               compileDeviceProgram([...parseDeviceRules(resources.devices), ...DEFAULT_DEVICE_RULES]);
           }
           return written();
-        }),
+        })(),
       ),
     );
   }

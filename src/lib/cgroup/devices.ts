@@ -3,6 +3,7 @@
  * writes them to devices.allow/deny, v2 compiles them to an eBPF program.
  */
 import { TsrunError } from '../errors';
+import { type DeviceRuleConfig } from './resources';
 
 export interface DeviceRule {
   allow: boolean;
@@ -38,10 +39,9 @@ export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
 ];
 
 /** The config's rules, validated, with runc's defaults for what they leave out. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- config.json's entries, checked field by field here
-export function parseDeviceRules(rules: Array<Record<string, any>>, field = 'linux.resources.devices'): DeviceRule[] {
+export function parseDeviceRules(rules: readonly DeviceRuleConfig[], field = 'linux.resources.devices'): DeviceRule[] {
   return rules.map((d, i) => {
-    const type = d.type ?? 'a';
+    const type = (d.type ?? 'a') as DeviceRule['type'];
     if (!['a', 'b', 'c'].includes(type))
       throw new TsrunError(`${field}[${i}].type: must be a, b or c, not ${JSON.stringify(type)}`);
     const access = d.access ?? 'rwm';

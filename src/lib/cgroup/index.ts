@@ -1,16 +1,21 @@
 /**
- * Picks the cgroup driver for this host and rebuilds a container's manager
- * from its saved state.
+ * The cgroup layer's entry: a container's cgroups as a placement manager
+ * (where: cgroupfs.ts) times a version writer (what: v1.ts, v2.ts), picked
+ * for this host's layout, or rebuilt from what state.json recorded.
  */
 import { type Config } from '../config';
 import { TsrunError } from '../errors';
-import { type CgroupManager, type CgroupState, detectLayout, readHierarchies } from './manager';
-import { CgroupV1 } from './v1';
-import { CgroupV2 } from './v2';
+import { native } from '../native';
+import { sleepSync } from '../sleep';
+import { CgroupfsV1Placement, CgroupfsV2Placement } from './cgroupfs';
+import { type CgroupFiles, hostFiles } from './files';
+import { Cgroup, type CgroupManager, type CgroupState, detectLayout, type Hierarchy, readHierarchies } from './manager';
+import { V1Writer } from './v1';
+import { V2Writer } from './v2';
 
 const UNIFIED_ROOT = '/sys/fs/cgroup';
 
-function unifiedHierarchy(hierarchies = readHierarchies()) {
+function unifiedHierarchy(hierarchies = readHierarchies()): Hierarchy {
   const h = hierarchies.find((x) => x.version === 2 && x.mountPoint === UNIFIED_ROOT);
   if (!h) throw new TsrunError(`no cgroup2 hierarchy at ${UNIFIED_ROOT}`);
   return h;
@@ -21,15 +26,49 @@ export function isCgroup2Unified(): boolean {
   return detectLayout(readHierarchies()) === 'unified';
 }
 
-export function cgroupManagerFor(config: Config, id: string): CgroupManager {
-  const hierarchies = readHierarchies();
+/** The host's side of a cgroup: its files, how it waits, how device filters are loaded. */
+export interface CgroupHost {
+  files: CgroupFiles;
+  sleep: (ms: number) => void;
+  attachDeviceProgram: (dir: string, program: Buffer) => void;
+}
+
+export const realCgroupHost: CgroupHost = {
+  files: hostFiles,
+  sleep: sleepSync,
+  attachDeviceProgram: (dir, program) => native.attachDeviceProgram(dir, program),
+};
+
+function v1(placement: CgroupfsV1Placement, host: CgroupHost): CgroupManager {
+  return new Cgroup(placement, new V1Writer(placement.hierarchyDirs(), host.files, host.sleep));
+}
+
+function v2(placement: CgroupfsV2Placement, host: CgroupHost): CgroupManager {
+  return new Cgroup(placement, new V2Writer(placement.dir, host.files, host.sleep, host.attachDeviceProgram));
+}
+
+export function cgroupManagerFor(
+  config: Config,
+  id: string,
+  hierarchies = readHierarchies(),
+  host = realCgroupHost,
+): CgroupManager {
   const cgroupsPath = config.linux?.cgroupsPath;
-  if (detectLayout(hierarchies) === 'unified') return new CgroupV2(unifiedHierarchy(), cgroupsPath, id);
-  return new CgroupV1(hierarchies, cgroupsPath, id);
+  if (detectLayout(hierarchies) === 'unified')
+    return v2(new CgroupfsV2Placement(unifiedHierarchy(hierarchies), cgroupsPath, id, host.files, host.sleep), host);
+  return v1(new CgroupfsV1Placement(hierarchies, cgroupsPath, id, host.files, host.sleep), host);
 }
 
 /** `hierarchies`: the host's, when the caller has read them already (list reads them once for all). */
-export function cgroupManagerFrom(state: CgroupState, hierarchies = readHierarchies()): CgroupManager {
-  if (state.driver === 'v2') return new CgroupV2(unifiedHierarchy(hierarchies), undefined, '', state);
-  return new CgroupV1(hierarchies, undefined, '', state);
+export function cgroupManagerFrom(
+  state: CgroupState,
+  hierarchies = readHierarchies(),
+  host = realCgroupHost,
+): CgroupManager {
+  if (state.driver === 'v2')
+    return v2(
+      new CgroupfsV2Placement(unifiedHierarchy(hierarchies), undefined, '', host.files, host.sleep, state),
+      host,
+    );
+  return v1(new CgroupfsV1Placement(hierarchies, undefined, '', host.files, host.sleep, state), host);
 }

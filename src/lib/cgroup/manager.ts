@@ -13,8 +13,9 @@
 import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../errors';
+import { type CgroupFiles } from './files';
+import { type LinuxResources } from './resources';
 import { cgroupV1Selectors, parseMountinfo } from '../mountinfo';
-import { sleepSync } from '../sleep';
 
 export type Layout = 'unified' | 'legacy' | 'hybrid';
 
@@ -63,6 +64,14 @@ export function subCgroupDir(dir: string, sub: string): string {
   return target;
 }
 
+/** A hierarchy and the container's directory in it. */
+export type HierarchyDir = Hierarchy & { dir: string };
+
+/**
+ * What a container's cgroups are to the lifecycle: one object, made of a
+ * placement manager (where the cgroup is, and how processes get there)
+ * and a version writer (what is written into it).
+ */
 export interface CgroupManager {
   /** Create the container's cgroups (an existing one is reused). */
   create(): void;
@@ -77,7 +86,7 @@ export interface CgroupManager {
   /** Move a process (and its future children) into them, or into existing sub-cgroups (exec --cgroup). */
   apply(pid: number, sub?: SubCgroups): void;
   /** Write linux.resources; a knob the host lacks is an error naming it. */
-  set(resources: Record<string, unknown> | undefined): void;
+  set(resources: LinuxResources | undefined): void;
   freeze(): void;
   thaw(): void;
   isFrozen(): boolean;
@@ -96,6 +105,90 @@ export interface CgroupManager {
   destroy(): void;
   /** What to persist in state.json to find these cgroups again. */
   describe(): CgroupState;
+}
+
+/**
+ * A placement manager (crun's cgroup manager vtable, runc's cgroups
+ * Manager): where the container's cgroup is, how it is made and removed,
+ * and how a process gets into it.  cgroupfs.ts makes directories itself;
+ * a systemd manager asks systemd for a unit.
+ */
+export interface Placement {
+  create(): void;
+  destroy(): void;
+  describe(): CgroupState;
+  /** The container's directory in each hierarchy, for the version writer. */
+  hierarchyDirs(): HierarchyDir[];
+  cloneTarget(sub?: SubCgroups): string | undefined;
+  joinTargets(sub?: SubCgroups): string[];
+  apply(pid: number, sub?: SubCgroups): void;
+  pids(): number[];
+}
+
+/**
+ * A version writer (crun's cgroup-resources.c, runc's fs and fs2): limits,
+ * freezing and stats in the directories a placement gives it, shared by
+ * every placement manager.
+ */
+export interface VersionWriter {
+  set(resources: LinuxResources | undefined): void;
+  freeze(): void;
+  thaw(): void;
+  isFrozen(): boolean;
+  /** `pids`: the placement's, for a signal sent process by process. */
+  killAll(signal: number, pids: () => number[]): void;
+  stats(): Record<string, unknown>;
+  oomKills(): number;
+}
+
+/** A placement and a version writer, as the one object the lifecycle uses. */
+export class Cgroup implements CgroupManager {
+  constructor(
+    readonly placement: Placement,
+    readonly writer: VersionWriter,
+  ) {}
+  create(): void {
+    this.placement.create();
+  }
+  cloneTarget(sub?: SubCgroups): string | undefined {
+    return this.placement.cloneTarget(sub);
+  }
+  joinTargets(sub?: SubCgroups): string[] {
+    return this.placement.joinTargets(sub);
+  }
+  apply(pid: number, sub?: SubCgroups): void {
+    this.placement.apply(pid, sub);
+  }
+  set(resources: LinuxResources | undefined): void {
+    this.writer.set(resources);
+  }
+  freeze(): void {
+    this.writer.freeze();
+  }
+  thaw(): void {
+    this.writer.thaw();
+  }
+  isFrozen(): boolean {
+    return this.writer.isFrozen();
+  }
+  pids(): number[] {
+    return this.placement.pids();
+  }
+  killAll(signal: number): void {
+    this.writer.killAll(signal, () => this.placement.pids());
+  }
+  stats(): Record<string, unknown> {
+    return this.writer.stats();
+  }
+  oomKills(): number {
+    return this.writer.oomKills();
+  }
+  destroy(): void {
+    this.placement.destroy();
+  }
+  describe(): CgroupState {
+    return this.placement.describe();
+  }
 }
 
 export interface CgroupState {
@@ -166,25 +259,8 @@ export function cgroupRelativePath(cgroupsPath: string | undefined, id: string, 
   return joined;
 }
 
-/** Write one cgroup file; a missing knob is named in the error. */
-export function writeKnob(dir: string, file: string, value: string | number, field: string): void {
-  const target = path.join(dir, file);
-  try {
-    fs.writeFileSync(target, String(value));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new TsrunError(`${field}: this host has no cgroup knob ${file} (${dir})`);
-    const reason = (err as Error).message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '');
-    throw new TsrunError(`${field}: write ${value} to ${target}: ${reason}`);
-  }
-}
-
-export function readPids(procsFile: string): number[] {
-  try {
-    return fs.readFileSync(procsFile, 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
+export function readPids(files: CgroupFiles, procsFile: string): number[] {
+  return (files.read(procsFile) ?? '').split('\n').filter(Boolean).map(Number);
 }
 
 /**
@@ -215,41 +291,31 @@ export function tightestPidsLimit(state: CgroupState): string | undefined {
 }
 
 /** The processes of a cgroup and of every cgroup below it. */
-export function treePids(dir: string): number[] {
-  const out = readPids(path.join(dir, 'cgroup.procs'));
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return out; // gone, or never made
-  }
-  for (const entry of entries) if (entry.isDirectory()) out.push(...treePids(path.join(dir, entry.name)));
+export function treePids(files: CgroupFiles, dir: string): number[] {
+  const out = readPids(files, path.join(dir, 'cgroup.procs'));
+  for (const sub of files.subdirs(dir) ?? []) out.push(...treePids(files, path.join(dir, sub)));
   return out;
 }
 
 /** Remove a cgroup and every cgroup below it, deepest first (a cgroup with children cannot go). */
-export function removeCgroupTree(dir: string): void {
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const entry of entries) if (entry.isDirectory()) removeCgroupTree(path.join(dir, entry.name));
-  removeCgroupDir(dir);
+export function removeCgroupTree(files: CgroupFiles, dir: string, sleep: (ms: number) => void): void {
+  const subs = files.subdirs(dir);
+  if (!subs) return;
+  for (const sub of subs) removeCgroupTree(files, path.join(dir, sub), sleep);
+  removeCgroupDir(files, dir, sleep);
 }
 
 /** rmdir, retrying while the kernel still counts exiting tasks. */
-export function removeCgroupDir(dir: string): void {
+export function removeCgroupDir(files: CgroupFiles, dir: string, sleep: (ms: number) => void): void {
   for (let attempt = 0; attempt < 100; attempt++) {
     try {
-      fs.rmdirSync(dir);
+      files.rmdir(dir);
       return;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return;
       if (code !== 'EBUSY') throw err;
-      sleepSync(10);
+      sleep(10);
     }
   }
   throw new TsrunError(`cannot remove cgroup ${dir}: still busy`);
@@ -257,14 +323,15 @@ export function removeCgroupDir(dir: string): void {
 
 /** Signal every process of a cgroup while it is frozen, so none can fork away meanwhile. */
 export function signalFrozen(
-  cgroup: Pick<CgroupManager, 'freeze' | 'thaw' | 'isFrozen' | 'pids'>,
+  cgroup: Pick<VersionWriter, 'freeze' | 'thaw' | 'isFrozen'>,
+  pids: () => number[],
   signal: number,
   canFreeze = true,
 ): void {
   const freezeHere = canFreeze && !cgroup.isFrozen();
   if (freezeHere) cgroup.freeze();
   try {
-    for (const pid of cgroup.pids()) {
+    for (const pid of pids()) {
       try {
         process.kill(pid, signal);
       } catch {

@@ -5,7 +5,6 @@
  * double would print 9223372036854771712 (v1's "no limit") as
  * 9223372036854772000.
  */
-import fs = require('fs');
 
 export type U64 = bigint;
 
@@ -19,16 +18,11 @@ export function keyValues(text: string | undefined): Record<string, U64> {
   return out;
 }
 
-/** One counter file; "max" (cgroup2's "no limit") reads as 2^64-1, as runc reads it. */
-export function readU64(file: string): U64 {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8').trim();
-  } catch {
-    return 0n;
-  }
-  if (text === 'max') return 0xffffffffffffffffn;
-  return /^-?\d+$/.test(text) ? BigInt(text) : 0n;
+/** One counter file's text; "max" (cgroup2's "no limit") reads as 2^64-1, as runc reads it; unreadable: 0. */
+export function u64Of(text: string | undefined): U64 {
+  const t = (text ?? '').trim();
+  if (t === 'max') return 0xffffffffffffffffn;
+  return /^-?\d+$/.test(t) ? BigInt(t) : 0n;
 }
 
 /** "0-3,7" as [0, 1, 2, 3, 7] (cpuset lists). */

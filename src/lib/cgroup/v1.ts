@@ -1,71 +1,44 @@
 /**
- * The cgroup v1 driver, for legacy and hybrid hosts.  The container gets a
- * directory in every v1 hierarchy (and, on hybrid hosts, in the cgroup2
- * tree too, which may hold controllers such as hugetlb).  Knob names and
- * the "0 means unset" convention follow runc's fs driver, since engines
- * send zeros for fields they do not set.
+ * The cgroup v1 version writer, for legacy and hybrid hosts: limits,
+ * freezing and stats over the container's directory in each hierarchy
+ * (and, on hybrid hosts, in the cgroup2 tree too, which may hold
+ * controllers such as hugetlb), wherever a placement manager put them
+ * (manager.ts).  Knob names and the "0 means unset" convention follow
+ * runc's fs driver, since engines send zeros for fields they do not set.
  */
-import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
-import { sleepSync } from '../sleep';
-import { blkioEntries, keyValues, listOf, memoryEntry, omitEmpty, readU64, sortedMap, type U64 } from './stats';
+import { blkioEntries, keyValues, listOf, memoryEntry, omitEmpty, sortedMap, type U64, u64Of } from './stats';
 import { DEFAULT_DEVICE_RULES, parseDeviceRules, v1DeviceRule } from './devices';
+import { type CgroupFiles, readOr, writeKnob } from './files';
+import { type HierarchyDir, signalFrozen, type VersionWriter } from './manager';
 import {
-  type CgroupManager,
-  type CgroupState,
-  type Hierarchy,
-  type SubCgroups,
-  cgroupRelativePath,
-  ownCgroups,
-  removeCgroupTree,
-  signalFrozen,
-  subCgroupDir,
-  treePids,
-  writeKnob,
-} from './manager';
+  type BlockIOResources,
+  type CpuResources,
+  type DeviceRuleConfig,
+  type LinuxResources,
+  type MemoryResources,
+} from './resources';
 
-// linux.resources as config.json has it: typed when the cgroup layer is rebuilt as manager x version.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Json = Record<string, any>;
+export class V1Writer implements VersionWriter {
+  /**
+   * @param dirs the container's directory in each hierarchy
+   * @param sleep how a freeze that is still FREEZING waits
+   */
+  constructor(
+    private readonly dirs: readonly HierarchyDir[],
+    private readonly files: CgroupFiles,
+    private readonly sleep: (ms: number) => void,
+  ) {}
 
-export class CgroupV1 implements CgroupManager {
-  /** hierarchy mount point -> the container's directory in it */
-  private readonly dirs: Map<string, Hierarchy & { dir: string }>;
-
-  constructor(hierarchies: Hierarchy[], cgroupsPath: string | undefined, id: string, existing?: CgroupState) {
-    this.dirs = new Map();
-    const own = ownCgroups();
-    for (const h of hierarchies) {
-      if (h.version === 2 && h.mountPoint === '/sys/fs/cgroup') continue; // a unified host is the v2 driver's
-      let dir: string;
-      if (existing) {
-        dir = existing.paths[h.mountPoint];
-        if (!dir) continue;
-      } else {
-        const key = h.version === 2 ? '' : h.controllers.join(',');
-        const ownPath = own.get(key) ?? '/';
-        const rel = cgroupRelativePath(cgroupsPath, id, ownPath);
-        // A hierarchy mounted from a sub-tree (root != "/") shows paths below that root.
-        const below = h.root !== '/' && rel.startsWith(h.root) ? rel.slice(h.root.length) : rel;
-        dir = path.join(h.mountPoint, below);
-      }
-      this.dirs.set(h.mountPoint, { ...h, dir });
-    }
-  }
-
-  describe(): CgroupState {
-    return { driver: 'v1', paths: Object.fromEntries([...this.dirs].map(([mp, h]) => [mp, h.dir])) };
-  }
-
-  private withController(controller: string): (Hierarchy & { dir: string }) | undefined {
-    for (const h of this.dirs.values()) if (h.version === 1 && h.controllers.includes(controller)) return h;
+  private withController(controller: string): HierarchyDir | undefined {
+    for (const h of this.dirs) if (h.version === 1 && h.controllers.includes(controller)) return h;
     return undefined;
   }
 
-  private unified(): (Hierarchy & { dir: string }) | undefined {
-    for (const h of this.dirs.values()) if (h.version === 2) return h;
+  private unified(): HierarchyDir | undefined {
+    for (const h of this.dirs) if (h.version === 2) return h;
     return undefined;
   }
 
@@ -76,79 +49,14 @@ export class CgroupV1 implements CgroupManager {
     return h.dir;
   }
 
-  create(): void {
-    for (const h of this.dirs.values()) {
-      if (!(h.version === 1 && h.controllers.includes('cpuset'))) {
-        fs.mkdirSync(h.dir, { recursive: true });
-        continue;
-      }
-      // A new cpuset starts empty and admits no task: each new level inherits its parent's.
-      let dir = h.mountPoint;
-      for (const part of path.relative(h.mountPoint, h.dir).split('/').filter(Boolean)) {
-        const parent = dir;
-        dir = path.join(dir, part);
-        if (!fs.existsSync(dir)) fs.mkdirSync(dir);
-        for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-          if (readOr(path.join(dir, file), '').trim() === '')
-            fs.writeFileSync(path.join(dir, file), readOr(path.join(parent, file), ''));
-        }
-      }
-    }
-  }
-
-  /**
-   * A process is cloned into one cgroup2 directory at most: on a hybrid
-   * host, the unified one.  The v1 hierarchies the helper joins itself
-   * before it clones the init (joinTargets), which then inherits them.
-   */
-  /**
-   * exec --cgroup: the directory a process goes to in hierarchy `h`.  A
-   * path for all controllers applies to every hierarchy; a per-controller
-   * one to the hierarchy holding that controller (the unified one of a
-   * hybrid host counts by its own controllers); the rest stay the
-   * container's own, as runc's do.
-   */
-  private targetIn(h: Hierarchy & { dir: string }, sub?: SubCgroups): string {
-    if (!sub) return h.dir;
-    const forAll = sub[''];
-    const own = h.version === 2 ? h.controllers : h.controllers.map((c) => c.replace(/^name=/, ''));
-    const named = own.map((c) => sub[c]).filter((s): s is string => s !== undefined);
-    if (new Set(named).size > 1)
-      throw new TsrunError(`--cgroup: ${own.join(',')} share one hierarchy and cannot go to different sub-cgroups`);
-    const wanted = named[0] ?? forAll;
-    return wanted === undefined ? h.dir : subCgroupDir(h.dir, wanted);
-  }
-
-  private checkSubControllers(sub?: SubCgroups): void {
-    const known = new Set([...this.dirs.values()].flatMap((h) => h.controllers.map((c) => c.replace(/^name=/, ''))));
-    for (const c of Object.keys(sub ?? {}))
-      if (c && !known.has(c)) throw new TsrunError(`--cgroup: unknown controller ${c}`);
-  }
-
-  cloneTarget(sub?: SubCgroups): string | undefined {
-    this.checkSubControllers(sub);
-    const unified = [...this.dirs.values()].find((h) => h.version === 2);
-    return unified && this.targetIn(unified, sub);
-  }
-
-  joinTargets(sub?: SubCgroups): string[] {
-    this.checkSubControllers(sub);
-    return [...this.dirs.values()].filter((h) => h.version === 1).map((h) => this.targetIn(h, sub));
-  }
-
-  apply(pid: number, sub?: SubCgroups): void {
-    this.checkSubControllers(sub);
-    for (const h of this.dirs.values())
-      writeKnob(this.targetIn(h, sub), 'cgroup.procs', pid, sub ? '--cgroup' : 'linux.cgroupsPath');
-  }
-
-  set(resources: Json | undefined): void {
+  set(resources: LinuxResources | undefined): void {
     if (!resources) return;
     const r = resources;
     if (r.memory) this.setMemory(r.memory);
     if (r.cpu) this.setCpu(r.cpu);
     if (r.pids && r.pids.limit !== undefined && r.pids.limit !== 0) {
       writeKnob(
+        this.files,
         this.dirFor('pids', 'linux.resources.pids.limit'),
         'pids.max',
         r.pids.limit > 0 ? r.pids.limit : 'max',
@@ -156,28 +64,26 @@ export class CgroupV1 implements CgroupManager {
       );
     }
     if (r.blockIO) this.setBlockIO(r.blockIO);
-    (r.hugepageLimits ?? []).forEach((h: Json, i: number) =>
-      this.setHugepages(h, `linux.resources.hugepageLimits[${i}]`),
-    );
+    (r.hugepageLimits ?? []).forEach((h, i) => this.setHugepages(h, `linux.resources.hugepageLimits[${i}]`));
     if (r.network) this.setNetwork(r.network);
     if (r.rdma && Object.keys(r.rdma).length) {
       const dir = this.dirFor('rdma', 'linux.resources.rdma');
-      for (const [device, l] of Object.entries(r.rdma as Record<string, Json>)) {
+      for (const [device, l] of Object.entries(r.rdma)) {
         const parts = [
           l.hcaHandles !== undefined ? `hca_handle=${l.hcaHandles}` : '',
           l.hcaObjects !== undefined ? `hca_object=${l.hcaObjects}` : '',
         ].filter(Boolean);
-        writeKnob(dir, 'rdma.max', `${device} ${parts.join(' ')}`, `linux.resources.rdma.${device}`);
+        writeKnob(this.files, dir, 'rdma.max', `${device} ${parts.join(' ')}`, `linux.resources.rdma.${device}`);
       }
     }
     if (r.unified && Object.keys(r.unified).length) this.setUnified(r.unified);
     if (r.devices) this.setDevices(r.devices);
   }
 
-  private setMemory(m: Json): void {
+  private setMemory(m: MemoryResources): void {
     const field = 'linux.resources.memory';
     const wants =
-      ['limit', 'reservation', 'swap', 'swappiness', 'kernel', 'kernelTCP'].some(
+      (['limit', 'reservation', 'swap', 'swappiness', 'kernel', 'kernelTCP'] as const).some(
         (k) => m[k] !== undefined && m[k] !== 0,
       ) ||
       m.disableOOMKiller !== undefined ||
@@ -186,77 +92,83 @@ export class CgroupV1 implements CgroupManager {
     const dir = this.dirFor('memory', field);
     const limit = m.limit && m.limit !== 0 ? m.limit : undefined;
     if (m.checkBeforeUpdate && limit !== undefined && limit !== -1) {
-      const usage = Number(readOr(path.join(dir, 'memory.usage_in_bytes'), '0'));
+      const usage = Number(readOr(this.files, path.join(dir, 'memory.usage_in_bytes'), '0'));
       if (limit < usage)
         throw new TsrunError(`${field}.limit: ${limit} is below the current usage ${usage} (checkBeforeUpdate)`);
     }
     const swap = m.swap && m.swap !== 0 ? m.swap : undefined;
     // memsw must stay >= limit at every step: raise memsw first when it grows.
-    const current = Number(readOr(path.join(dir, 'memory.memsw.limit_in_bytes'), '0'));
+    const current = Number(readOr(this.files, path.join(dir, 'memory.memsw.limit_in_bytes'), '0'));
     const swapFirst = swap !== undefined && (swap === -1 || swap >= current);
-    if (swap !== undefined && swapFirst) writeKnob(dir, 'memory.memsw.limit_in_bytes', swap, `${field}.swap`);
-    if (limit !== undefined) writeKnob(dir, 'memory.limit_in_bytes', limit, `${field}.limit`);
-    if (swap !== undefined && !swapFirst) writeKnob(dir, 'memory.memsw.limit_in_bytes', swap, `${field}.swap`);
-    if (m.reservation) writeKnob(dir, 'memory.soft_limit_in_bytes', m.reservation, `${field}.reservation`);
+    if (swap !== undefined && swapFirst)
+      writeKnob(this.files, dir, 'memory.memsw.limit_in_bytes', swap, `${field}.swap`);
+    if (limit !== undefined) writeKnob(this.files, dir, 'memory.limit_in_bytes', limit, `${field}.limit`);
+    if (swap !== undefined && !swapFirst)
+      writeKnob(this.files, dir, 'memory.memsw.limit_in_bytes', swap, `${field}.swap`);
+    if (m.reservation) writeKnob(this.files, dir, 'memory.soft_limit_in_bytes', m.reservation, `${field}.reservation`);
     if (m.swappiness !== undefined && m.swappiness !== -1)
-      writeKnob(dir, 'memory.swappiness', m.swappiness, `${field}.swappiness`);
+      writeKnob(this.files, dir, 'memory.swappiness', m.swappiness, `${field}.swappiness`);
     if (m.disableOOMKiller !== undefined)
-      writeKnob(dir, 'memory.oom_control', m.disableOOMKiller ? 1 : 0, `${field}.disableOOMKiller`);
+      writeKnob(this.files, dir, 'memory.oom_control', m.disableOOMKiller ? 1 : 0, `${field}.disableOOMKiller`);
     if (
       m.useHierarchy !== undefined &&
-      m.useHierarchy !== (readOr(path.join(dir, 'memory.use_hierarchy'), '1').trim() === '1')
+      m.useHierarchy !== (readOr(this.files, path.join(dir, 'memory.use_hierarchy'), '1').trim() === '1')
     )
-      writeKnob(dir, 'memory.use_hierarchy', m.useHierarchy ? 1 : 0, `${field}.useHierarchy`);
+      writeKnob(this.files, dir, 'memory.use_hierarchy', m.useHierarchy ? 1 : 0, `${field}.useHierarchy`);
     for (const [key, file] of [
       ['kernel', 'memory.kmem.limit_in_bytes'],
       ['kernelTCP', 'memory.kmem.tcp.limit_in_bytes'],
-    ]) {
-      if (!m[key]) continue;
+    ] as const) {
+      const value = m[key];
+      if (!value) continue;
       // Kernels since 5.16 keep the file but refuse kmem limits: runc warns, so do we.
       try {
-        writeKnob(dir, file, m[key], `${field}.${key}`);
+        writeKnob(this.files, dir, file, value, `${field}.${key}`);
       } catch (err) {
         warn(`${field}.${key}: not applied: ${(err as Error).message}`);
       }
     }
   }
 
-  private setCpu(c: Json): void {
+  private setCpu(c: CpuResources): void {
     const field = 'linux.resources.cpu';
     const cpu = (): string => this.dirFor('cpu', field);
-    if (c.shares) writeKnob(cpu(), 'cpu.shares', c.shares, `${field}.shares`);
+    if (c.shares) writeKnob(this.files, cpu(), 'cpu.shares', c.shares, `${field}.shares`);
     // runc's order: the period first; if the kernel refuses it (the old quota
     // over the new period would exceed the parent's bandwidth), the quota
     // first and the period after.
     let periodLater = false;
     if (c.period) {
       try {
-        writeKnob(cpu(), 'cpu.cfs_period_us', c.period, `${field}.period`);
+        writeKnob(this.files, cpu(), 'cpu.cfs_period_us', c.period, `${field}.period`);
       } catch (err) {
         if (!c.quota || !/invalid argument/.test((err as Error).message)) throw err;
         periodLater = true;
       }
     }
-    if (c.quota) writeKnob(cpu(), 'cpu.cfs_quota_us', c.quota, `${field}.quota`);
-    if (periodLater) writeKnob(cpu(), 'cpu.cfs_period_us', c.period, `${field}.period`);
-    if (c.burst !== undefined && c.burst !== null) writeKnob(cpu(), 'cpu.cfs_burst_us', c.burst, `${field}.burst`);
-    if (c.realtimePeriod) writeKnob(cpu(), 'cpu.rt_period_us', c.realtimePeriod, `${field}.realtimePeriod`);
-    if (c.realtimeRuntime) writeKnob(cpu(), 'cpu.rt_runtime_us', c.realtimeRuntime, `${field}.realtimeRuntime`);
-    if (c.idle !== undefined && c.idle !== null) writeKnob(cpu(), 'cpu.idle', c.idle, `${field}.idle`);
-    if (c.cpus) writeKnob(this.dirFor('cpuset', `${field}.cpus`), 'cpuset.cpus', c.cpus, `${field}.cpus`);
-    if (c.mems) writeKnob(this.dirFor('cpuset', `${field}.mems`), 'cpuset.mems', c.mems, `${field}.mems`);
+    if (c.quota) writeKnob(this.files, cpu(), 'cpu.cfs_quota_us', c.quota, `${field}.quota`);
+    if (periodLater) writeKnob(this.files, cpu(), 'cpu.cfs_period_us', c.period!, `${field}.period`);
+    if (c.burst !== undefined && c.burst !== null)
+      writeKnob(this.files, cpu(), 'cpu.cfs_burst_us', c.burst, `${field}.burst`);
+    if (c.realtimePeriod) writeKnob(this.files, cpu(), 'cpu.rt_period_us', c.realtimePeriod, `${field}.realtimePeriod`);
+    if (c.realtimeRuntime)
+      writeKnob(this.files, cpu(), 'cpu.rt_runtime_us', c.realtimeRuntime, `${field}.realtimeRuntime`);
+    if (c.idle !== undefined && c.idle !== null) writeKnob(this.files, cpu(), 'cpu.idle', c.idle, `${field}.idle`);
+    if (c.cpus) writeKnob(this.files, this.dirFor('cpuset', `${field}.cpus`), 'cpuset.cpus', c.cpus, `${field}.cpus`);
+    if (c.mems) writeKnob(this.files, this.dirFor('cpuset', `${field}.mems`), 'cpuset.mems', c.mems, `${field}.mems`);
   }
 
-  private setBlockIO(b: Json): void {
+  private setBlockIO(b: BlockIOResources): void {
     const field = 'linux.resources.blockIO';
     const blkio = (): string => this.dirFor('blkio', field);
     const weightFile = (dir: string): string =>
-      fs.existsSync(path.join(dir, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight';
-    if (b.weight) writeKnob(blkio(), weightFile(blkio()), b.weight, `${field}.weight`);
-    if (b.leafWeight) writeKnob(blkio(), 'blkio.leaf_weight', b.leafWeight, `${field}.leafWeight`);
-    (b.weightDevice ?? []).forEach((d: Json, i: number) => {
+      this.files.exists(path.join(dir, 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight';
+    if (b.weight) writeKnob(this.files, blkio(), weightFile(blkio()), b.weight, `${field}.weight`);
+    if (b.leafWeight) writeKnob(this.files, blkio(), 'blkio.leaf_weight', b.leafWeight, `${field}.leafWeight`);
+    (b.weightDevice ?? []).forEach((d, i) => {
       if (d.weight)
         writeKnob(
+          this.files,
           blkio(),
           weightFile(blkio()).replace('weight', 'weight_device'),
           `${d.major}:${d.minor} ${d.weight}`,
@@ -264,42 +176,50 @@ export class CgroupV1 implements CgroupManager {
         );
       if (d.leafWeight)
         writeKnob(
+          this.files,
           blkio(),
           'blkio.leaf_weight_device',
           `${d.major}:${d.minor} ${d.leafWeight}`,
           `${field}.weightDevice[${i}]`,
         );
     });
-    const throttles: Array<[string, string]> = [
+    const throttles: Array<[keyof BlockIOResources & `throttle${string}`, string]> = [
       ['throttleReadBpsDevice', 'blkio.throttle.read_bps_device'],
       ['throttleWriteBpsDevice', 'blkio.throttle.write_bps_device'],
       ['throttleReadIOPSDevice', 'blkio.throttle.read_iops_device'],
       ['throttleWriteIOPSDevice', 'blkio.throttle.write_iops_device'],
     ];
     for (const [key, file] of throttles) {
-      (b[key] ?? []).forEach((d: Json, i: number) =>
-        writeKnob(blkio(), file, `${d.major}:${d.minor} ${d.rate}`, `${field}.${key}[${i}]`),
+      (b[key] ?? []).forEach((d, i) =>
+        writeKnob(this.files, blkio(), file, `${d.major}:${d.minor} ${d.rate}`, `${field}.${key}[${i}]`),
       );
     }
   }
 
-  private setHugepages(h: Json, field: string): void {
+  private setHugepages(h: { pageSize: string; limit: number }, field: string): void {
     const v1 = this.withController('hugetlb');
-    if (v1) return writeKnob(v1.dir, `hugetlb.${h.pageSize}.limit_in_bytes`, h.limit, field);
+    if (v1) return writeKnob(this.files, v1.dir, `hugetlb.${h.pageSize}.limit_in_bytes`, h.limit, field);
     const unified = this.unified();
     if (unified?.controllers.includes('hugetlb')) {
-      enableInParents(unified, 'hugetlb');
-      return writeKnob(unified.dir, `hugetlb.${h.pageSize}.max`, h.limit, field);
+      enableInParents(this.files, unified, 'hugetlb');
+      return writeKnob(this.files, unified.dir, `hugetlb.${h.pageSize}.max`, h.limit, field);
     }
     throw new TsrunError(`${field}: this host has no hugetlb cgroup controller`);
   }
 
-  private setNetwork(n: Json): void {
+  private setNetwork(n: NonNullable<LinuxResources['network']>): void {
     const field = 'linux.resources.network';
     if (n.classID !== undefined)
-      writeKnob(this.dirFor('net_cls', `${field}.classID`), 'net_cls.classid', n.classID, `${field}.classID`);
-    (n.priorities ?? []).forEach((p: Json, i: number) =>
       writeKnob(
+        this.files,
+        this.dirFor('net_cls', `${field}.classID`),
+        'net_cls.classid',
+        n.classID,
+        `${field}.classID`,
+      );
+    (n.priorities ?? []).forEach((p, i) =>
+      writeKnob(
+        this.files,
         this.dirFor('net_prio', `${field}.priorities`),
         'net_prio.ifpriomap',
         `${p.name} ${p.priority}`,
@@ -308,7 +228,6 @@ export class CgroupV1 implements CgroupManager {
     );
   }
 
-  /** Raw cgroup2 keys: only where a cgroup2 tree exists (hybrid), and only for its controllers. */
   /**
    * linux.resources.unified names cgroup2 files: on a v1 or hybrid host
    * runc refuses it ("cannot use unified on cgroup v1"), and so does tsrun
@@ -322,13 +241,13 @@ export class CgroupV1 implements CgroupManager {
     );
   }
 
-  private setDevices(rules: Json[]): void {
+  private setDevices(rules: readonly DeviceRuleConfig[]): void {
     const field = 'linux.resources.devices';
     const dir = this.dirFor('devices', field);
     // Start from nothing allowed, then the config's rules in order, then runc's defaults.
-    writeKnob(dir, 'devices.deny', 'a', field);
+    writeKnob(this.files, dir, 'devices.deny', 'a', field);
     for (const rule of [...parseDeviceRules(rules, field), ...DEFAULT_DEVICE_RULES])
-      writeKnob(dir, rule.allow ? 'devices.allow' : 'devices.deny', v1DeviceRule(rule), field);
+      writeKnob(this.files, dir, rule.allow ? 'devices.allow' : 'devices.deny', v1DeviceRule(rule), field);
   }
 
   private freezerDir(): string {
@@ -337,51 +256,37 @@ export class CgroupV1 implements CgroupManager {
 
   freeze(): void {
     const dir = this.freezerDir();
-    writeKnob(dir, 'freezer.state', 'FROZEN', 'pause');
+    writeKnob(this.files, dir, 'freezer.state', 'FROZEN', 'pause');
     for (let i = 0; i < 1000; i++) {
-      if (readOr(path.join(dir, 'freezer.state'), '').trim() === 'FROZEN') return;
-      sleepSync(1);
-      writeKnob(dir, 'freezer.state', 'FROZEN', 'pause'); // FREEZING can stall on a forking task
+      if (readOr(this.files, path.join(dir, 'freezer.state'), '').trim() === 'FROZEN') return;
+      this.sleep(1);
+      writeKnob(this.files, dir, 'freezer.state', 'FROZEN', 'pause'); // FREEZING can stall on a forking task
     }
     throw new TsrunError('pause: the cgroup did not freeze');
   }
 
   thaw(): void {
-    writeKnob(this.freezerDir(), 'freezer.state', 'THAWED', 'resume');
+    writeKnob(this.files, this.freezerDir(), 'freezer.state', 'THAWED', 'resume');
   }
 
   isFrozen(): boolean {
     const h = this.withController('freezer');
-    return !!h && readOr(path.join(h.dir, 'freezer.state'), 'THAWED').trim() !== 'THAWED';
+    return !!h && readOr(this.files, path.join(h.dir, 'freezer.state'), 'THAWED').trim() !== 'THAWED';
   }
 
-  pids(): number[] {
-    const all = new Set<number>();
-    for (const h of this.dirs.values()) for (const pid of treePids(h.dir)) all.add(pid);
-    return [...all].sort((a, b) => a - b);
-  }
-
-  killAll(signal: number): void {
-    signalFrozen(this, signal, !!this.withController('freezer'));
-  }
-
-  destroy(): void {
-    for (const h of this.dirs.values()) removeCgroupTree(h.dir);
+  killAll(signal: number, pids: () => number[]): void {
+    signalFrozen(this, pids, signal, !!this.withController('freezer'));
   }
 
   private read(controller: string, file: string): string | undefined {
     const h = this.withController(controller);
     if (!h) return undefined;
-    try {
-      return fs.readFileSync(path.join(h.dir, file), 'utf8').trim();
-    } catch {
-      return undefined;
-    }
+    return this.files.read(path.join(h.dir, file))?.trim();
   }
 
   private u64(controller: string, file: string): U64 {
     const h = this.withController(controller);
-    return h ? readU64(path.join(h.dir, file)) : 0n;
+    return h ? u64Of(this.files.read(path.join(h.dir, file))) : 0n;
   }
 
   /** runc's Stats for cgroup v1 (see stats.ts for its rules). */
@@ -405,7 +310,7 @@ export class CgroupV1 implements CgroupManager {
     // runc's order: BFQ's counters where the kernel has them, else CFQ's, else the throttling layer's.
     const blkioDir = this.withController('blkio')?.dir;
     const blkioPrefix = ['blkio.bfq.', 'blkio.', 'blkio.throttle.'].find(
-      (p) => blkioDir && fs.existsSync(path.join(blkioDir, `${p}io_service_bytes_recursive`)),
+      (p) => blkioDir && this.files.exists(path.join(blkioDir, `${p}io_service_bytes_recursive`)),
     );
     const cpuset = this.withController('cpuset')
       ? {
@@ -429,7 +334,7 @@ export class CgroupV1 implements CgroupManager {
     const hugetlb: Record<string, unknown> = {};
     const hugetlbDir = this.withController('hugetlb')?.dir;
     for (const file of hugetlbDir
-      ? fs.readdirSync(hugetlbDir).filter((f) => /^hugetlb\.[^.]+\.usage_in_bytes$/.test(f))
+      ? this.files.entries(hugetlbDir).filter((f) => /^hugetlb\.[^.]+\.usage_in_bytes$/.test(f))
       : []) {
       const size = file.split('.')[1];
       hugetlb[size] = {
@@ -488,22 +393,14 @@ export class CgroupV1 implements CgroupManager {
   }
 }
 
-function readOr(file: string, fallback: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return fallback;
-  }
-}
-
 /** A cgroup2 controller must be enabled in every ancestor's subtree_control. */
-export function enableInParents(h: { mountPoint: string; dir: string }, controller: string): void {
+export function enableInParents(files: CgroupFiles, h: { mountPoint: string; dir: string }, controller: string): void {
   const rel = path.relative(h.mountPoint, h.dir).split('/').filter(Boolean);
   let dir = h.mountPoint;
   for (const part of rel) {
-    const enabled = readOr(path.join(dir, 'cgroup.subtree_control'), '').split(/\s+/);
+    const enabled = readOr(files, path.join(dir, 'cgroup.subtree_control'), '').split(/\s+/);
     if (!enabled.includes(controller))
-      writeKnob(dir, 'cgroup.subtree_control', `+${controller}`, `enable ${controller}`);
+      writeKnob(files, dir, 'cgroup.subtree_control', `+${controller}`, `enable ${controller}`);
     dir = path.join(dir, part);
   }
 }
