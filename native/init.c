@@ -160,12 +160,13 @@ __attribute__((noreturn, format(printf, 4, 5))) static void fail(int err, const 
 /* Wait for one message of the expected type; returns a malloc'd payload. */
 static char *sync_expect(unsigned type)
 {
-	char *buf = malloc(SYNC_MAX_PACKET);
+	/* One byte past the largest packet: the payload is NUL-terminated in place. */
+	char *buf = malloc(SYNC_MAX_PACKET + 1);
 	if (!buf)
 		fail(ENOMEM, "sync", NULL, "allocate sync buffer");
 	ssize_t n;
 	do
-		n = recv(sync_fd, buf, SYNC_MAX_PACKET - 1, 0);
+		n = recv(sync_fd, buf, SYNC_MAX_PACKET, 0);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		fail(errno, "sync", NULL, "read from parent");

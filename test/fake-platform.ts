@@ -9,6 +9,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { type CgroupManager, type CgroupState } from '../src/lib/cgroup/manager';
+import { type CgroupTargets } from '../src/lib/cgroup/placement';
+import { type LinuxResources } from '../src/lib/cgroup/resources';
 import { type CrashStep } from '../src/lib/crash';
 import { type HelperStart, type Platform } from '../src/lib/platform';
 import { type ChildMessage, Sync } from '../src/lib/sync';
@@ -38,22 +40,25 @@ export class FakeCgroup implements CgroupManager {
   created = false;
   destroyed = false;
   frozen = false;
-  written: Array<Record<string, unknown> | undefined> = [];
+  written: Array<LinuxResources | undefined> = [];
   applied: number[] = [];
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly timeline: string[] = [],
+    private readonly failCreate?: Error,
+  ) {}
   create(): void {
+    if (this.failCreate) throw this.failCreate;
     this.created = true;
+    this.timeline.push('create the cgroup');
   }
-  cloneTarget(): string | undefined {
-    return this.dir;
-  }
-  joinTargets(): string[] {
-    return [];
+  targets(): CgroupTargets {
+    return { joins: [], cloneInto: this.dir };
   }
   apply(pid: number): void {
     this.applied.push(pid);
   }
-  set(resources: Record<string, unknown> | undefined): void {
+  set(resources: LinuxResources | undefined): void {
     this.written.push(resources);
   }
   freeze(): void {
@@ -77,6 +82,7 @@ export class FakeCgroup implements CgroupManager {
   }
   destroy(): void {
     this.destroyed = true;
+    this.timeline.push('remove the cgroup');
   }
   describe(): CgroupState {
     return { driver: 'v2', paths: { '/fake/cgroup': this.dir } };
@@ -106,8 +112,14 @@ export class FakePlatform implements Platform {
   readonly cgroupsMade: FakeCgroup[] = [];
   /** Problems with the parent's side of the protocol (a message it should not have sent). */
   readonly protocolErrors: string[] = [];
+  /**
+   * What was done, in order: processes killed and reaped, cgroups made and
+   * removed, and whether the state directory was still there then.
+   */
+  readonly timeline: string[] = [];
   /** Throw from these calls, to fail a step. */
   failSpawn?: Error;
+  failCgroupCreate?: Error;
   failProcWrite?: Error;
   failPrlimit?: NodeJS.ErrnoException;
   /** Where crash snapshots read state.json from. */
@@ -160,9 +172,11 @@ export class FakePlatform implements Platform {
   processes: Platform['processes'] = {
     kill: (pid) => {
       this.killed.push(pid);
+      this.timeline.push(`kill ${pid}`);
     },
     reap: (pid) => {
       this.reaped.push(pid);
+      this.timeline.push(`reap ${pid}`);
     },
     waitExit: () => true,
     prlimit: () => {
@@ -172,7 +186,7 @@ export class FakePlatform implements Platform {
 
   cgroups: Platform['cgroups'] = {
     forConfig: (_config, id) => {
-      const cgroup = new FakeCgroup(`/fake/cgroup/${id}`);
+      const cgroup = new FakeCgroup(`/fake/cgroup/${id}`, this.timeline, this.failCgroupCreate);
       this.cgroupsMade.push(cgroup);
       return cgroup;
     },

@@ -39,7 +39,16 @@ export function staleBuilds(): string[] {
 export function staleNative(): string[] {
   const newest = (files: string[]): number =>
     Math.max(...files.map((f) => fs.statSync(path.join(PROJECT_ROOT, 'native', f)).mtimeMs));
-  const addonSources = newest(['addon.c', 'seccomp.c', 'layer.c', 'overlay.c', 'remove.c', 'netdev.c', 'plan.h', 'plan-ops.h']);
+  const addonSources = newest([
+    'addon.c',
+    'seccomp.c',
+    'layer.c',
+    'overlay.c',
+    'remove.c',
+    'netdev.c',
+    'plan.h',
+    'plan-ops.h',
+  ]);
   // Each helper's prerequisites in native/Makefile.
   const built: Array<[string, number]> = [
     ['build/Release/tsrun_native.node', addonSources],

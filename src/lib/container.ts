@@ -326,8 +326,7 @@ function compileContainer(
   const seccomp: SeccompFilter | undefined = config.linux?.seccomp ? normalizeSeccomp(config.linux.seccomp) : undefined;
   const plan = compileCreatePlan(config, {
     seccomp: seccomp && loadableSeccomp(seccomp, store),
-    cloneIntoCgroup: cgroup.cloneTarget(),
-    joinCgroups: cgroup.joinTargets(),
+    cgroupTargets: cgroup.targets(),
     cgroupDirs: cgroup.describe().paths,
     bundle,
     rootfs: { path: prepared.rootfs, madeAtCreate: prepared.generated },
@@ -440,7 +439,6 @@ function launchInit(
   // Held from the move until create ends, so a failure can give the devices back even once the init is gone.
   const netns: HeldNetns = { fd: -1, moved: [] };
   work.always('close the network namespace', () => releaseNetns(netns));
-  work.onFailure('give the net devices back', () => returnNetDevices(netns));
   const initPid = launch(
     {
       verb: 'create',
@@ -449,7 +447,7 @@ function launchInit(
       preserveFds: opts.preserveFds,
       stdio: opts.stdio,
       cgroup: c.cgroup,
-      helperJoinsCgroups: true,
+      parentMoves: false,
       resources: config.linux?.resources,
       rlimits: c.rlimits,
       onSeccompListener: (fd, pid) =>
@@ -472,7 +470,12 @@ function launchInit(
     },
     platform,
   );
-  work.onFailure('kill the init', () => killAndReap(initPid, true, platform.processes)); // launched, then a later step failed
+  // Launched, then a later step failed: the devices moved into it are given
+  // back first, then it is killed (a failed launch does both itself).
+  work.onFailure('give the net devices back, and kill the init', () => {
+    returnNetDevices(netns);
+    killAndReap(initPid, true, platform.processes);
+  });
   platform.crashPoint('create:launched');
   return initPid;
 }

@@ -135,15 +135,13 @@ async function execLocked(
   // Otherwise the helper joins the v1 cgroups itself and clones the process
   // into the cgroup2 one, where the kernel allows.
   const placedByParent = status === 'paused';
-  const cloneInto = placedByParent ? undefined : cgroup.cloneTarget(opts.subCgroup);
-  const joins = placedByParent ? [] : cgroup.joinTargets(opts.subCgroup);
+  const targets = placedByParent ? undefined : cgroup.targets(opts.subCgroup);
   const filter: SeccompFilter | undefined = record.seccomp ? normalizeSeccomp(record.seccomp) : undefined;
   const rlimits = processRlimits(opts.process);
   const seccomp = filter && loadableSeccomp(filter, store);
   const plan = encodePlan(
     compileExecPlan(withContainerDefaults(opts.process, record.process), initNamespaces(record.pid), {
-      cloneInto,
-      joins,
+      cgroupTargets: targets,
       seccomp,
       container: record.processAttrs,
     }),
@@ -175,7 +173,7 @@ async function execLocked(
         preserveFds: opts.preserveFds,
         stdio: pipes?.child,
         cgroup,
-        helperJoinsCgroups: !placedByParent,
+        parentMoves: targets === undefined,
         subCgroup: opts.subCgroup,
         onPlaced: unlock,
         rlimits,

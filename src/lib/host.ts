@@ -3,7 +3,8 @@
  */
 import fs = require('fs');
 import { type NamespaceType } from './config';
-import { cgroupV1Selectors, parseMountinfo, readMountinfo } from './mountinfo';
+import { readHierarchies } from './cgroup/manager';
+import { parseMountinfo, readMountinfo } from './mountinfo';
 import { ownNamespace, sameNamespace } from './namespaces';
 import { type CgroupHierarchy, type HostView } from './plan';
 
@@ -21,21 +22,21 @@ export function mountIdsAt(mountPoint: string): number[] {
     .map((m) => m.id);
 }
 
-/** Cgroup hierarchies mounted under /sys/fs/cgroup, from our mountinfo. */
+/**
+ * Cgroup hierarchies mounted under /sys/fs/cgroup, as the plan compiler
+ * names them for a "cgroup" mount: read by the cgroup layer
+ * (readHierarchies), the one reader of cgroup mounts.
+ */
 export function readCgroupHierarchies(mountinfo: string): CgroupHierarchy[] {
   const out: CgroupHierarchy[] = [];
-  for (const { mountPoint, fstype, superOptions } of parseMountinfo(mountinfo)) {
-    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
-    if (mountPoint !== CGROUP_ROOT && !mountPoint.startsWith(CGROUP_ROOT + '/')) continue;
-    const name = mountPoint === CGROUP_ROOT ? '' : mountPoint.slice(CGROUP_ROOT.length + 1);
+  for (const h of readHierarchies(mountinfo)) {
+    if (h.mountPoint !== CGROUP_ROOT && !h.mountPoint.startsWith(CGROUP_ROOT + '/')) continue;
+    const name = h.mountPoint === CGROUP_ROOT ? '' : h.mountPoint.slice(CGROUP_ROOT.length + 1);
     if (name.includes('/')) continue;
-    if (fstype === 'cgroup2') {
-      out.push({ name, version: 2, options: '' });
-    } else {
-      // Keep the options that select the hierarchy: controllers and name=.
-      const options = cgroupV1Selectors(superOptions).join(',');
-      out.push({ name, version: 1, options });
-    }
+    // v1: the options that select the hierarchy (its controllers and name=).
+    out.push(
+      h.version === 2 ? { name, version: 2, options: '' } : { name, version: 1, options: h.controllers.join(',') },
+    );
   }
   return out;
 }

@@ -26,14 +26,15 @@ export interface LaunchOptions {
   /** The container's cgroups: resources to write, and (see below) who joins them. */
   cgroup: CgroupManager | null;
   /**
-   * The plan places the process itself: the helper joins the v1 cgroups
-   * (OP_JOIN_CGROUP) and clones the process into the cgroup2 one.
-   * Otherwise the parent writes the helper's pid to each cgroup.procs
-   * before the helper runs a single op (exec into a paused container: the
-   * helper freezes there, as runc's init does, until the container is
-   * resumed; nothing of it ever runs outside the container's cgroups).
+   * cgroup/placement.ts's decision: the parent writes the helper's pid to
+   * each cgroup.procs before the helper runs a single op (exec into a
+   * paused container: the helper freezes there, as runc's init does, until
+   * the container is resumed; nothing of it ever runs outside the
+   * container's cgroups).  Otherwise the plan places the process itself:
+   * the helper joins the v1 cgroups (OP_JOIN_CGROUP) and clones the
+   * process into the cgroup2 one.
    */
-  helperJoinsCgroups?: boolean;
+  parentMoves?: boolean;
   /** Sub-cgroups of the container's to join instead (exec --cgroup). */
   subCgroup?: SubCgroups;
   /**
@@ -181,7 +182,7 @@ function launchOnce(opts: LaunchOptions, platform: Platform): number {
       stdio: opts.stdio ?? null,
     }));
     debug(`${opts.verb}: tsrun-init ${helperPid} started, plan of ${opts.plan.length} bytes`);
-    if (!opts.helperJoinsCgroups && opts.cgroup) {
+    if (opts.parentMoves && opts.cgroup) {
       opts.cgroup.apply(helperPid, opts.subCgroup);
       opts.onPlaced?.();
     }
@@ -199,7 +200,7 @@ function launchOnce(opts: LaunchOptions, platform: Platform): number {
         initPid = msg.pid;
         processes.reap(helperPid);
         helperPid = 0;
-        if (opts.helperJoinsCgroups) opts.onPlaced?.(); // cloned into (or inheriting) every cgroup
+        if (!opts.parentMoves) opts.onPlaced?.(); // cloned into (or inheriting) every cgroup
         platform.crashPoint(`${opts.verb}:cloned`); // the process is in its namespaces, nothing mounted yet
         opts.onInitPid?.(initPid);
         helper.send(syncFd, Sync.CONTINUE);

@@ -10,6 +10,8 @@ export interface MountinfoEntry {
   root: string;
   mountPoint: string;
   fstype: string;
+  /** The mount's source ("overlay", a device, a name tsrun gave it). */
+  source: string;
   superOptions: string;
 }
 
@@ -24,12 +26,13 @@ export function parseMountinfo(text: string): MountinfoEntry[] {
     const [left, right] = line.split(' - ');
     if (!right) continue;
     const fields = left.split(' ');
-    const [fstype, , superOptions = ''] = right.split(' ');
+    const [fstype, source = '', superOptions = ''] = right.split(' ');
     out.push({
       id: Number(fields[0]),
       root: unescape(fields[3]),
       mountPoint: unescape(fields[4]),
       fstype,
+      source: unescape(source),
       superOptions,
     });
   }

@@ -21,6 +21,7 @@ import {
 import { capabilityMasks } from './capabilities';
 import { MOUNT_ATTR, MS, parseMountOptions } from './mount-options';
 import { CLONE_FLAGS, JOIN_ORDER } from './namespaces';
+import { type CgroupTargets, placeProcess, type ProcessPlacement } from './cgroup/placement';
 import { type ContainerProcessAttrs, containerProcessAttrs, execAffinityOps, processAttrOps } from './process-attrs';
 import { type LoadableSeccomp } from './seccomp';
 import {
@@ -108,10 +109,8 @@ export interface PlanContext {
   noPivot: boolean;
   /** A --console-socket was given. */
   consoleSocket: boolean;
-  /** cgroup2: the init is cloned straight into this directory (CLONE_INTO_CGROUP). */
-  cloneIntoCgroup?: string;
-  /** cgroup v1: directories the helper joins itself before any namespace (OP_JOIN_CGROUP). */
-  joinCgroups?: string[];
+  /** What the container's cgroups offer the init (placement.ts decides how it gets there); absent: none. */
+  cgroupTargets?: CgroupTargets;
   /** The container's own cgroup directory in each host hierarchy, keyed by mount point (the cgroup manager's paths). */
   cgroupDirs?: Record<string, string>;
   /** Name of the session keyring to create ("_ses.<id>", as runc names it); none with --no-new-keyring. */
@@ -576,7 +575,7 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   (config.mounts ?? []).forEach((m, i) => compileMount(config, m, i, ctx, ns, mountSink));
 
   const inUserns = ns.created.has('user') || ns.joined.has('user');
-  const cgroups = placeInCgroups(ctx.joinCgroups, ctx.cloneIntoCgroup, inUserns);
+  const cgroups = cgroupOps(placeProcess(ctx.cgroupTargets, inUserns));
   // Without a user namespace a tree is prepared in the host's namespaces
   // (nothing is locked there).  With one, it must come from inside the
   // container's mount namespace, by a server forked before any namespace
@@ -820,23 +819,12 @@ export interface InitNamespaces {
   root?: string;
 }
 
-/**
- * Where the init's cgroups come from: the helper joins the v1 ones itself,
- * first, before any namespace and while it is still the host's root, by
- * writing "0" to their tasks (a thread moving itself takes no lock that
- * waits for an RCU grace period); the init is then cloned into the cgroup2
- * one (CLONE_INTO_CGROUP).  After a user namespace is entered the kernel no
- * longer lets that clone into a host cgroup, so there the helper joins the
- * cgroup2 one first too, through cgroup.procs.
- */
-function placeInCgroups(
-  v1: string[] = [],
-  cgroup2: string | undefined,
-  inUserns: boolean,
-): { ops: PlanOp[]; cloneInto: string } {
-  const ops = v1.map((dir) => op(Op.JOIN_CGROUP, { dir, file: 'tasks' }));
-  if (cgroup2 && inUserns) ops.push(op(Op.JOIN_CGROUP, { dir: cgroup2, file: 'cgroup.procs' }));
-  return { ops, cloneInto: cgroup2 && !inUserns ? cgroup2 : '' };
+/** The placement's ops: the helper's own joins (OP_JOIN_CGROUP), and where the clone goes. */
+function cgroupOps(placement: ProcessPlacement): { ops: PlanOp[]; cloneInto: string } {
+  return {
+    ops: placement.helperJoins.map(({ dir, file }) => op(Op.JOIN_CGROUP, { dir, file })),
+    cloneInto: placement.cloneInto,
+  };
 }
 
 /**
@@ -844,18 +832,16 @@ function placeInCgroups(
  * same process set-up as the init (minus /dev/console), and exec.
  */
 export interface ExecPlanOptions {
-  /** The container's cgroup2 dir to clone the process into ('' = none). */
-  cloneInto?: string;
-  /** cgroup v1 dirs the helper joins first. */
-  joins?: string[];
+  /** What the container's cgroups offer the process; absent: the parent moves it (or there are none). */
+  cgroupTargets?: CgroupTargets;
   seccomp?: LoadableSeccomp;
   container?: ContainerProcessAttrs;
 }
 
 export function compileExecPlan(process: Process, ns: InitNamespaces, opts: ExecPlanOptions = {}): PlanOp[] {
   if (!process.args || process.args.length === 0) throw new ConfigError('process.args', 'must not be empty');
-  const { cloneInto = '', joins = [], seccomp, container } = opts;
-  const cgroups = placeInCgroups(joins, cloneInto || undefined, !!ns.differing.user);
+  const { seccomp, container } = opts;
+  const cgroups = cgroupOps(placeProcess(opts.cgroupTargets, !!ns.differing.user));
   const affinity = execAffinityOps(process);
   // The initial affinity comes first, so the helper runs on those CPUs before it joins any cgroup.
   const ops: PlanOp[] = [...affinity.initial, ...cgroups.ops, ...compileProcessEarly(process)];

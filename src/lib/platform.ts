@@ -2,7 +2,7 @@
  * The parent side's seam: everything create, exec and launch do to the
  * host that a unit test must be able to stand in for, as one interface
  * (youki's Syscall trait, crun's libcrun_testing).  `realPlatform` is the
- * host; test/unit/fake-platform.ts scripts a helper, records processes and
+ * host; test/fake-platform.ts scripts a helper, records processes and
  * cgroups, and snapshots the state at each crash step, so the failure
  * paths of the lifecycle are tested without root (test/unit/lifecycle.test.ts).
  *

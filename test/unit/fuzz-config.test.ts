@@ -801,9 +801,12 @@ function planContext(rng: Rng, config: Config): PlanContext {
     bundle: BUNDLE,
     noPivot: rng.chance(0.2),
     consoleSocket: rng.chance(0.6),
-    cloneIntoCgroup: unified
-      ? path.join('/sys/fs/cgroup', cgroupRelativePath(config.linux?.cgroupsPath, CONTAINER_ID, OWN_CGROUP))
-      : undefined,
+    cgroupTargets: {
+      joins: [],
+      cloneInto: unified
+        ? path.join('/sys/fs/cgroup', cgroupRelativePath(config.linux?.cgroupsPath, CONTAINER_ID, OWN_CGROUP))
+        : undefined,
+    },
     sessionKeyring: rng.chance(0.8) ? CONTAINER_ID : undefined,
     host,
   };
@@ -1373,7 +1376,13 @@ function execStage(processJson: Json, rng: Rng): Outcome {
     const proc: Process = checkProcess(processJson, 'process');
     const differing: InitNamespaces['differing'] = {};
     for (const type of NAMESPACE_TYPES) if (rng.chance(0.4)) differing[type] = `/proc/4242/ns/${type}`;
-    return checkPlan(compileExecPlan(proc, { differing }, { cloneInto: rng.pick(['', '/sys/fs/cgroup/tsrun/c1']) }));
+    return checkPlan(
+      compileExecPlan(
+        proc,
+        { differing },
+        { cgroupTargets: { joins: [], cloneInto: rng.pick([undefined, '/sys/fs/cgroup/tsrun/c1']) } },
+      ),
+    );
   });
 }
 

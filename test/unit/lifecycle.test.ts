@@ -61,9 +61,13 @@ const HAPPY: HelperScript = [
   helperSays.ready(),
 ];
 
+/** The fds this process has open: a failed create or exec must not add any. */
+const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+
 /** What a failed create must leave: nothing. */
-function nothingLeft(t: Test, s: Scene, initStarted: boolean): void {
+function nothingLeft(t: Test, s: Scene, initStarted: boolean, fdsBefore: number): void {
   const p = s.platform;
+  t.equal(openFds(), fdsBefore, 'no fd is left open (lock, exec fifo, console)');
   t.notOk(fs.existsSync(s.store.dir('c1')), 'the state directory is gone');
   t.ok(
     p.cgroupsMade.every((c) => !c.created || c.destroyed),
@@ -116,6 +120,13 @@ t.test('every failing step undoes exactly what was made', async (t) => {
       scripts: [],
       setup: (s) => (s.platform.failSpawn = Object.assign(new Error('spawn tsrun-init: no memory'), { errno: 12 })),
       error: /spawn tsrun-init: no memory/,
+      initStarted: false,
+    },
+    {
+      name: 'the cgroups cannot be made',
+      scripts: [],
+      setup: (s) => (s.platform.failCgroupCreate = new Error('mkdir /sys/fs/cgroup/x: read-only file system')),
+      error: /read-only file system/,
       initStarted: false,
     },
     {
@@ -183,11 +194,41 @@ t.test('every failing step undoes exactly what was made', async (t) => {
     await t.test(c.name, async (t) => {
       const s = scene(t, c.scripts, c.mutate);
       c.setup?.(s);
+      const fds = openFds();
       t.throws(() => run(s), c.error);
-      nothingLeft(t, s, c.initStarted);
+      nothingLeft(t, s, c.initStarted, fds);
     });
   }
 });
+
+t.test(
+  'undo runs newest first: the init is killed before its cgroups go, and the state directory goes last',
+  async (t) => {
+    const s = scene(t, [HAPPY]);
+    s.opts.pidFile = path.join(s.dir, 'no', 'such', 'dir', 'pid');
+    let stateAtCgroupRemoval: boolean | undefined;
+    const cgroups = s.platform.cgroups.forConfig;
+    s.platform.cgroups.forConfig = (config, id) => {
+      const cgroup = cgroups(config, id);
+      const destroy = cgroup.destroy.bind(cgroup);
+      cgroup.destroy = () => {
+        stateAtCgroupRemoval = fs.existsSync(s.store.dir('c1'));
+        destroy();
+      };
+      return cgroup;
+    };
+    t.throws(() => run(s), /pid file/);
+    t.same(s.platform.timeline, [
+      'create the cgroup',
+      'reap 1000',
+      `kill ${INIT}`,
+      `reap ${INIT}`,
+      'remove the cgroup',
+    ]);
+    t.equal(stateAtCgroupRemoval, true, 'the state directory (naming the cgroups) outlives them');
+    t.notOk(fs.existsSync(s.store.dir('c1')), 'and then goes');
+  },
+);
 
 t.test('a failing hook ends the lifecycle with poststop; another failure does not', async (t) => {
   const withHooks = (failing: 'prestart' | 'createRuntime', marker: string) => (c: Config) => {
@@ -205,8 +246,9 @@ t.test('a failing hook ends the lifecycle with poststop; another failure does no
         [[parentSends(Sync.CONTINUE), helperSays.initPid(INIT), parentSends(Sync.CONTINUE), helperSays.runHooks()]],
         withHooks(failing, marker),
       );
+      const fds = openFds();
       t.throws(() => run(s), new RegExp(`${failing} hook`));
-      nothingLeft(t, s, true);
+      nothingLeft(t, s, true, fds);
       t.ok(fs.existsSync(marker), 'poststop ran');
       t.match(JSON.parse(fs.readFileSync(marker, 'utf8')), { id: 'c1', status: 'stopped' }, 'with the stopped state');
     });
@@ -246,10 +288,11 @@ t.test('a clone refused for now (EAGAIN) is tried again from a new helper, then 
       t,
       Array.from({ length: 10 }, () => refused),
     );
+    const fds = openFds();
     t.throws(() => run(s), /clone the init: errno \d+/);
     t.equal(s.platform.started.length, 10);
     t.same(s.platform.slept, [2, 4, 8, 16, 32, 64, 128, 256, 512]);
-    nothingLeft(t, s, false);
+    nothingLeft(t, s, false, fds);
   });
   await t.test('any other failure is not retried', async (t) => {
     const s = scene(t, [[parentSends(Sync.CONTINUE), helperSays.error('clone', os.constants.errno.ENOMEM)]]);

@@ -26,6 +26,7 @@ t.test('parseMountinfo: every field the readers use, escapes undone, optional fi
     root: '/sub dir',
     mountPoint: '/mnt/with space\ttab',
     fstype: 'tmpfs',
+    source: 'tmpfs',
     superOptions: 'rw',
   });
   t.same(

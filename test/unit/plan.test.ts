@@ -321,7 +321,7 @@ t.test('a session keyring unless --no-new-keyring', async (t) => {
 t.test('cgroup v2: the init is cloned into its cgroup and then unshares its cgroup namespace', async (t) => {
   const ops = compile((c) => c.linux!.namespaces!.push({ type: 'cgroup' }), {
     ...ctx(),
-    cloneIntoCgroup: '/sys/fs/cgroup/c1',
+    cgroupTargets: { joins: [], cloneInto: '/sys/fs/cgroup/c1' },
   });
   const at = codes(ops).indexOf('CLONE_INIT');
   t.same(ops[at].fields, { cgroupDir: '/sys/fs/cgroup/c1' });
@@ -844,7 +844,7 @@ t.test("process attributes: right before the user switch, in runc's order, for t
       { ...config.process!, execCPUAffinity: affinity },
       { differing: {} },
       {
-        joins: ['/sys/fs/cgroup/cpuset/c1'],
+        cgroupTargets: { joins: ['/sys/fs/cgroup/cpuset/c1'] },
         container: { personality: config.linux!.personality, memoryPolicy: config.linux!.memoryPolicy },
       },
     );

@@ -14,6 +14,7 @@ import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../errors';
 import { type CgroupFiles } from './files';
+import { type CgroupTargets } from './placement';
 import { type LinuxResources } from './resources';
 import { cgroupV1Selectors, parseMountinfo } from '../mountinfo';
 
@@ -76,13 +77,12 @@ export interface CgroupManager {
   /** Create the container's cgroups (an existing one is reused). */
   create(): void;
   /**
-   * The cgroup2 directory a process can be cloned straight into
-   * (CLONE_INTO_CGROUP): the container's on a unified host, its "unified"
-   * one on a hybrid host; none on a legacy one.
+   * What a new process is offered (placement.ts decides how it gets in):
+   * the cgroup2 directory it can be cloned straight into (the container's
+   * on a unified host, its "unified" one on a hybrid host, none on a legacy
+   * one), and the cgroup v1 directories the helper joins itself.
    */
-  cloneTarget(sub?: SubCgroups): string | undefined;
-  /** cgroup v1: the directories the helper joins itself, by writing "0" to their tasks (OP_JOIN_CGROUP). */
-  joinTargets(sub?: SubCgroups): string[];
+  targets(sub?: SubCgroups): CgroupTargets;
   /** Move a process (and its future children) into them, or into existing sub-cgroups (exec --cgroup). */
   apply(pid: number, sub?: SubCgroups): void;
   /** Write linux.resources; a knob the host lacks is an error naming it. */
@@ -119,7 +119,9 @@ export interface Placement {
   describe(): CgroupState;
   /** The container's directory in each hierarchy, for the version writer. */
   hierarchyDirs(): HierarchyDir[];
+  /** The cgroup2 directory a process can be cloned into. */
   cloneTarget(sub?: SubCgroups): string | undefined;
+  /** The cgroup v1 directories the helper joins itself. */
   joinTargets(sub?: SubCgroups): string[];
   apply(pid: number, sub?: SubCgroups): void;
   pids(): number[];
@@ -150,11 +152,8 @@ export class Cgroup implements CgroupManager {
   create(): void {
     this.placement.create();
   }
-  cloneTarget(sub?: SubCgroups): string | undefined {
-    return this.placement.cloneTarget(sub);
-  }
-  joinTargets(sub?: SubCgroups): string[] {
-    return this.placement.joinTargets(sub);
+  targets(sub?: SubCgroups): CgroupTargets {
+    return { joins: this.placement.joinTargets(sub), cloneInto: this.placement.cloneTarget(sub) };
   }
   apply(pid: number, sub?: SubCgroups): void {
     this.placement.apply(pid, sub);

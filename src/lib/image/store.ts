@@ -30,6 +30,7 @@
  * container or an image put there).
  */
 import fs = require('fs');
+import { parseMountinfo } from '../mountinfo';
 import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
@@ -456,7 +457,6 @@ export function overlayHolder(source: string): number | undefined {
   } catch {
     return undefined;
   }
-  const needle = ` - overlay ${source} `;
   const seen = new Set<string>();
   for (const pid of pids) {
     let ns: string;
@@ -468,7 +468,8 @@ export function overlayHolder(source: string): number | undefined {
     if (seen.has(ns)) continue;
     seen.add(ns);
     try {
-      if (fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(needle)) return Number(pid);
+      const mounts = parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
+      if (mounts.some((m) => m.fstype === 'overlay' && m.source === source)) return Number(pid);
     } catch {
       seen.delete(ns); // gone meanwhile: read another process of that namespace
     }
