@@ -858,6 +858,31 @@ static napi_value connect_unix(napi_env env, napi_callback_info info)
 	return make_int(env, fd);
 }
 
+/*
+ * waitReadable(fd, timeoutMs) -> whether fd has something to read (or its
+ * peer hung up) within the time: the D-Bus client's bounded wait before a
+ * blocking read (src/lib/dbus/client.ts).
+ */
+static napi_value wait_readable(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(2);
+	int32_t fd, timeout;
+	if (arg_int(env, args[0], &fd) || arg_int(env, args[1], &timeout)) {
+		napi_throw_type_error(env, NULL, "waitReadable(fd, timeoutMs)");
+		return NULL;
+	}
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int rc;
+	do
+		rc = poll(&p, 1, timeout);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return throw_errno(env, errno, "poll");
+	napi_value out;
+	napi_get_boolean(env, rc > 0, &out);
+	return out;
+}
+
 /* listenUnix(path) -> fd of a listening SOCK_STREAM socket. */
 static napi_value listen_unix(napi_env env, napi_callback_info info)
 {
@@ -1336,6 +1361,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("mkfifo", do_mkfifo),
 		METHOD("flock", do_flock),
 		METHOD("connectUnix", connect_unix),
+		METHOD("waitReadable", wait_readable),
 		METHOD("listenUnix", listen_unix),
 		METHOD("acceptUnix", accept_unix),
 		METHOD("recvFd", recv_fd),

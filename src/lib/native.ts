@@ -68,6 +68,8 @@ export interface NativeAddon {
   mkfifo(path: string, mode: number): void;
   flock(fd: number, exclusive: boolean, wait: boolean): boolean;
   connectUnix(path: string): number;
+  /** poll(2) for input (or hang-up) on fd: whether it came within timeoutMs. */
+  waitReadable(fd: number, timeoutMs: number): boolean;
   listenUnix(path: string): number;
   acceptUnix(fd: number, timeoutMs: number): number;
   recvFd(fd: number, timeoutMs: number): number;

@@ -1,0 +1,147 @@
+/**
+ * The systemd cgroup manager's naming and properties
+ * (src/lib/cgroup/systemd-units.ts), following runc's docs/systemd.md.
+ * No systemd needed.
+ */
+import t from 'tap';
+import {
+  baseProperties,
+  cpuQuotaPerSecUSec,
+  expandSlice,
+  rangeToMask,
+  resourceProperties,
+  systemdUnitFor,
+} from '../../src/lib/cgroup/systemd-units';
+
+const props = (list: Array<[string, { signature: string; value: unknown }]>): Record<string, unknown> =>
+  Object.fromEntries(
+    list.map(([k, v]) => [
+      k,
+      `${v.signature} ${JSON.stringify(v.value, (_k, x) => (typeof x === 'bigint' ? `${x}` : x))}`,
+    ]),
+  );
+
+t.test('slices nest by their dashes', async (t) => {
+  t.equal(expandSlice('system.slice'), '/system.slice');
+  t.equal(expandSlice('user-1000.slice'), '/user.slice/user-1000.slice');
+  t.equal(expandSlice('a-b-c.slice'), '/a.slice/a-b.slice/a-b-c.slice');
+  t.equal(expandSlice('-.slice'), '/', 'the root slice');
+  for (const bad of ['system', '.slice', 'a--b.slice', '-a.slice', 'a-.slice', 'user.slice/x.slice', 'a b.slice'])
+    t.throws(() => expandSlice(bad), /linux\.cgroupsPath: .* is not a slice name/, bad);
+});
+
+t.test('cgroupsPath "slice:prefix:name" names the unit and its cgroup', async (t) => {
+  t.same(systemdUnitFor('system.slice:docker:abc', 'abc'), {
+    slice: 'system.slice',
+    name: 'docker-abc.scope',
+    cgroupPath: '/system.slice/docker-abc.scope',
+  });
+  t.same(systemdUnitFor('machine.slice:libpod:c1', 'c1').cgroupPath, '/machine.slice/libpod-c1.scope');
+  t.same(
+    systemdUnitFor('kubepods-besteffort.slice:cri-containerd:x', 'x').cgroupPath,
+    '/kubepods.slice/kubepods-besteffort.slice/cri-containerd-x.scope',
+  );
+  t.same(
+    systemdUnitFor(':p:n', 'n'),
+    { slice: 'system.slice', name: 'p-n.scope', cgroupPath: '/system.slice/p-n.scope' },
+    'the slice defaults to system.slice',
+  );
+  t.same(
+    systemdUnitFor(undefined, 'c9'),
+    { slice: 'system.slice', name: 'tsrun-c9.scope', cgroupPath: '/system.slice/tsrun-c9.scope' },
+    'none: :tsrun:<id>',
+  );
+  t.same(systemdUnitFor('-.slice:p:n', 'n').cgroupPath, '/p-n.scope', 'in the root slice');
+  t.same(
+    systemdUnitFor('system.slice:ignored:pod-a.slice', 'x'),
+    { slice: 'system.slice', name: 'pod-a.slice', cgroupPath: '/pod.slice/pod-a.slice' },
+    'a slice of its own, by its own name',
+  );
+  t.throws(() => systemdUnitFor('/sys/fs/cgroup/x', 'x'), /is not "slice:prefix:name"/);
+  t.throws(() => systemdUnitFor('system.slice:p:', 'x'), /names no unit/);
+  t.throws(() => systemdUnitFor('system.slice:p:a/b', 'x'), /not a unit name systemd takes/);
+});
+
+t.test('every unit: its slice, Delegate, accounting on every controller, its pids', async (t) => {
+  const scope = systemdUnitFor('system.slice:tsrun:c1', 'c1');
+  t.same(props(baseProperties(scope, 'c1', 2, [4242])), {
+    Description: 's "tsrun container c1"',
+    Slice: 's "system.slice"',
+    Delegate: 'b true',
+    MemoryAccounting: 'b true',
+    CPUAccounting: 'b true',
+    IOAccounting: 'b true',
+    TasksAccounting: 'b true',
+    DefaultDependencies: 'b false',
+    PIDs: 'au [4242]',
+  });
+  const slice = systemdUnitFor('system.slice:x:pod.slice', 'c1');
+  const v1 = props(baseProperties(slice, 'c1', 1, []));
+  t.equal(v1.Wants, 'as ["system.slice"]', 'a slice wants its parent');
+  t.equal(v1.BlockIOAccounting, 'b true', 'cgroup v1 calls it BlockIOAccounting');
+  t.notOk('Delegate' in v1 || 'PIDs' in v1);
+});
+
+t.test('resources as properties, cgroup v2', async (t) => {
+  t.same(
+    props(
+      resourceProperties(
+        {
+          memory: { limit: 2 ** 30, reservation: 2 ** 20, swap: 2 ** 31 },
+          cpu: { shares: 1024, quota: 50000, period: 100000, cpus: '0-1,3', mems: '0' },
+          pids: { limit: 100 },
+        },
+        2,
+        252,
+      ),
+    ),
+    {
+      MemoryMax: 't "1073741824"',
+      MemoryLow: 't "1048576"',
+      MemorySwapMax: 't "1073741824"', // swap is memory+swap; systemd wants the swap alone
+      CPUWeight: 't "39"',
+      TasksMax: 't "100"',
+      CPUQuotaPeriodUSec: 't "100000"',
+      CPUQuotaPerSecUSec: 't "500000"',
+      AllowedCPUs: 'ay [11]',
+      AllowedMemoryNodes: 'ay [1]',
+    },
+  );
+  t.same(
+    props(resourceProperties({ memory: { limit: -1 }, pids: { limit: -1 } }, 2, 252)),
+    {
+      MemoryMax: 't "18446744073709551615"',
+      TasksMax: 't "18446744073709551615"',
+    },
+    '-1 is infinity',
+  );
+  t.same(props(resourceProperties({ cpu: { cpus: '0' } }, 2, 243)), {}, 'AllowedCPUs needs systemd 244');
+  t.same(props(resourceProperties({}, 2, 252)), {});
+  t.same(props(resourceProperties(undefined, 2, 252)), {});
+});
+
+t.test('resources as properties, cgroup v1', async (t) => {
+  t.same(
+    props(resourceProperties({ memory: { limit: 1 << 20 }, cpu: { shares: 512 }, blockIO: { weight: 300 } }, 1, 252)),
+    {
+      MemoryLimit: 't "1048576"',
+      CPUShares: 't "512"',
+      BlockIOWeight: 't "300"',
+    },
+  );
+});
+
+t.test('CPU quota per second in steps of 10 ms, rounded up', async (t) => {
+  t.equal(cpuQuotaPerSecUSec(50000, 100000), 500000n);
+  t.equal(cpuQuotaPerSecUSec(1, 100000), 10000n, 'the smallest step');
+  t.equal(cpuQuotaPerSecUSec(123456, 100000), 1240000n);
+});
+
+t.test('CPU lists as bitmasks, byte i bit j for number 8i+j', async (t) => {
+  t.same(rangeToMask('0', 'f'), [1]);
+  t.same(rangeToMask('0-3,7', 'f'), [0x8f]);
+  t.same(rangeToMask('9', 'f'), [0, 2]);
+  t.same(rangeToMask('0-15', 'f'), [255, 255]);
+  t.throws(() => rangeToMask('a-b', 'linux.resources.cpu.cpus'), /linux\.resources\.cpu\.cpus: "a-b" is not a list/);
+  t.throws(() => rangeToMask('3-1', 'f'), /not a range/);
+});
