@@ -14,6 +14,8 @@
 #                      any path, live in RAM
 #   --smp N            guest CPUs (default 2)
 #   --log FILE         keep the VM's serial console log in FILE
+#   --systemd          boot systemd as PID 1 and run the command as a
+#                      oneshot service of it (the systemd cgroup manager's tests)
 #   -v                 say on stderr what happens and how long the boot took
 #
 # The command's stdout+stderr come out on stdout, as they are produced. The
@@ -30,10 +32,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${TSRUN_VM_CACHE:-/var/cache/tsrun-vm}
 
-usage() { sed -n '4,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 125; }
+usage() { sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 125; }
 say() { if [ "$verbose" = 1 ]; then echo "tsrun-vm: $*" >&2; fi; }
 
-timeout=600 cwd=$PWD mem=2048 smp=2 modules="" keep_log="" verbose=0
+timeout=600 cwd=$PWD mem=2048 smp=2 modules="" keep_log="" verbose=0 systemd=0
 envs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
 	--mem) mem=$2; shift 2 ;;
 	--smp) smp=$2; shift 2 ;;
 	--log) keep_log=$2; shift 2 ;;
+	--systemd) systemd=1; shift ;;
 	-v) verbose=1; shift ;;
 	--) shift; break ;;
 	*) usage ;;
@@ -121,6 +124,8 @@ if [ -n "$modules" ]; then echo "$modules" >"$share/modules"; fi
 #   loglevel=4         warnings and worse on the serial log, not the chatter;
 #   mitigations=off    the CPU is emulated; the mitigations only slow it.
 append="console=ttyS0 cgroup_no_v1=all panic=-1 loglevel=4 mitigations=off"
+# tsrun.systemd: /init hands over to systemd (test/vm/init, stage 1).
+if [ "$systemd" = 1 ]; then append="$append tsrun.systemd=1 systemd.show_status=0"; fi
 
 # TCG, not KVM: nested KVM is there but the guest hangs at boot on it.
 # thread=multi gives each guest CPU its own host thread.
