@@ -2,7 +2,8 @@
 # Set everything up, then run the whole test suite: the fast check first (types, lint, format, unit
 # tests: scripts/check.sh), then integration,
 # security, compat (tsrun beside runc) and engine (podman, containerd, docker) tests on this host, then the cgroup suite (and the exec placement
-# test of test/security) again inside a VM running pure cgroup v2 (test/vm/), since a hybrid host cannot exercise the v2 driver.
+# test of test/security) again inside a VM running pure cgroup v2 (test/vm/), since a hybrid host cannot exercise the v2 driver,
+# and the systemd cgroup manager's tests in a VM where systemd is PID 1 (test/vm --systemd), which this host's init is not.
 # TSRUN_SKIP_VM=1 skips the VM part (quick local runs).  The reliability tests run their long
 # variants here (1,000 lifecycles each; test/reliability/soak.test.ts): TSRUN_LONG=0 shortens them.
 set -euo pipefail
@@ -27,6 +28,10 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
     npx tap dist/test/integration/cgroups.test.js dist/test/integration/devices-bpf.test.js dist/test/integration/exec.test.js \
       dist/test/security/exec-paused-cgroups.test.js \
     2>&1 | tee "$logs/vm" || status=$?
+  echo "== systemd as PID 1, in a VM (test/vm --systemd) =="
+  bash test/vm/run.sh --systemd --timeout 1200 --cwd "$PWD" -- \
+    npx tap dist/test/integration/systemd-cgroup.test.js \
+    2>&1 | tee "$logs/vm-systemd" || status=$?
 fi
 
 # One closing line any CI can read: "N passed, N failed", over both runs.

@@ -162,6 +162,7 @@ export function createOptionsOf(cmd: Command, id: string, command: string[]): Cr
     consoleSocket: o.consoleSocket as string | undefined,
     preserveFds: parseCount(o.preserveFds as string, '--preserve-fds'),
     noPivot: o.pivot === false,
+    systemdCgroup: !!globals(cmd).systemdCgroup,
     noNewKeyring: o.newKeyring === false,
   };
 }

@@ -23,6 +23,7 @@ import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFrom } from './cgroup';
 import { type CgroupManager } from './cgroup/manager';
+import { type CgroupTargets } from './cgroup/placement';
 import { compileCreatePlan, containerRelative, type CreatePlan, processRlimits, resolveRootfs } from './plan';
 import { type Platform, realPlatform } from './platform';
 import { Rollback } from './rollback';
@@ -63,6 +64,8 @@ export interface CreateOptions {
   preserveFds: number;
   noPivot: boolean;
   noNewKeyring: boolean;
+  /** --systemd-cgroup: systemd places the container's cgroup (a transient unit). */
+  systemdCgroup?: boolean;
   /** The process's fds 0-2 when not ours (a foreground run's pipes). */
   stdio?: [number, number, number];
 }
@@ -283,6 +286,8 @@ interface CompiledContainer {
   bundle: string;
   image: ReturnType<typeof imageOfConfig>;
   cgroup: CgroupManager;
+  /** What the cgroups offer the init; undefined: the parent moves the helper in (cgroup/placement.ts). */
+  cgroupTargets: CgroupTargets | undefined;
   seccomp: SeccompFilter | undefined;
   rlimits: ReturnType<typeof processRlimits>;
   plan: CreatePlan;
@@ -317,16 +322,17 @@ function compileContainer(
   // runc's rule: a console socket is for a terminal the runtime does not keep.
   if (opts.consoleSocket && !config.process?.terminal)
     throw new TsrunError('--console-socket: the process has no terminal (process.terminal is false)');
-  const cgroup = platform.cgroups.forConfig(config, opts.id);
+  const cgroup = platform.cgroups.forConfig(config, opts.id, { systemd: !!opts.systemdCgroup });
   // A cgroup frozen before we came (cgroupsPath naming someone's paused
   // cgroup) would freeze the helper at its first op, and create would wait
   // for good: refused, as runc refuses it, before anything is made (the
   // cgroup is someone else's: failure must not remove it).
   if (cgroup.isFrozen()) throw new TsrunError("linux.cgroupsPath: the container's cgroup is frozen; thaw it first");
   const seccomp: SeccompFilter | undefined = config.linux?.seccomp ? normalizeSeccomp(config.linux.seccomp) : undefined;
+  const cgroupTargets = cgroup.targets();
   const plan = compileCreatePlan(config, {
     seccomp: seccomp && loadableSeccomp(seccomp, store),
-    cgroupTargets: cgroup.targets(),
+    cgroupTargets,
     cgroupDirs: cgroup.describe().paths,
     bundle,
     rootfs: { path: prepared.rootfs, madeAtCreate: prepared.generated },
@@ -339,7 +345,7 @@ function compileContainer(
   });
   debug(`launch plan for ${opts.id}: ${plan.ops.map((o) => Op[o.op]).join(' ')}`);
   const rlimits = config.process ? processRlimits(config.process) : [];
-  return { config, bundle, image, cgroup, seccomp, rlimits, plan, planBuffer: encodePlan(plan.ops) };
+  return { config, bundle, image, cgroup, cgroupTargets, seccomp, rlimits, plan, planBuffer: encodePlan(plan.ops) };
 }
 
 /** The record of a claimed container, before anything of it exists (pid 0). */
@@ -447,7 +453,8 @@ function launchInit(
       preserveFds: opts.preserveFds,
       stdio: opts.stdio,
       cgroup: c.cgroup,
-      parentMoves: false,
+      // A manager that offers no target (systemd, before its unit exists) has the helper moved in first.
+      parentMoves: c.cgroupTargets === undefined,
       resources: config.linux?.resources,
       rlimits: c.rlimits,
       onSeccompListener: (fd, pid) =>

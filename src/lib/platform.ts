@@ -12,7 +12,7 @@
  * seccomp listeners, host mounts).
  */
 import fs = require('fs');
-import { cgroupManagerFor, cgroupManagerFrom } from './cgroup';
+import { cgroupManagerFor, cgroupManagerFrom, type ManagerChoice } from './cgroup';
 import { type CgroupManager, type CgroupState } from './cgroup/manager';
 import { type Config } from './config';
 import { type CrashStep, crashPoint } from './crash';
@@ -60,7 +60,7 @@ export interface Platform {
   processes: ProcessControl;
   /** The cgroup managers: a new container's, and a recorded one's. */
   cgroups: {
-    forConfig(config: Config, id: string): CgroupManager;
+    forConfig(config: Config, id: string, choice: ManagerChoice): CgroupManager;
     fromState(state: CgroupState): CgroupManager;
   };
   /** What the plan compiler asks about the host. */

@@ -103,7 +103,7 @@ t.test('signals: AddMatch, then wait for one among others', async (t) => {
     5000,
   );
   t.same(gone.body, [otherName, otherName, ''], 'the other connection came and went');
-  t.throws(() => conn.waitSignal((m) => m.member === 'NeverSent', 200), /no answer in time/);
+  t.throws(() => conn.waitSignal((m) => m.member === 'NeverSent', 200), /no signal in time/);
 });
 
 t.test('a socket nobody listens on is one clear error', async (t) => {

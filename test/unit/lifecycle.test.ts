@@ -208,8 +208,8 @@ t.test(
     s.opts.pidFile = path.join(s.dir, 'no', 'such', 'dir', 'pid');
     let stateAtCgroupRemoval: boolean | undefined;
     const cgroups = s.platform.cgroups.forConfig;
-    s.platform.cgroups.forConfig = (config, id) => {
-      const cgroup = cgroups(config, id);
+    s.platform.cgroups.forConfig = (config, id, choice) => {
+      const cgroup = cgroups(config, id, choice);
       const destroy = cgroup.destroy.bind(cgroup);
       cgroup.destroy = () => {
         stateAtCgroupRemoval = fs.existsSync(s.store.dir('c1'));

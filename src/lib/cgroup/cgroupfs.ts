@@ -20,6 +20,7 @@ import {
   subCgroupDir,
   treePids,
 } from './manager';
+import { type CgroupTargets } from './placement';
 
 /** cgroup v1 (legacy and hybrid hosts): a directory in every hierarchy, and in the hybrid cgroup2 tree. */
 export class CgroupfsV1Placement implements Placement {
@@ -111,6 +112,10 @@ export class CgroupfsV1Placement implements Placement {
    * host, the unified one.  The v1 hierarchies the helper joins itself
    * before it clones the init (joinTargets), which then inherits them.
    */
+  targets(sub?: SubCgroups): CgroupTargets {
+    return { joins: this.joinTargets(sub), cloneInto: this.cloneTarget(sub) };
+  }
+
   cloneTarget(sub?: SubCgroups): string | undefined {
     this.checkSubControllers(sub);
     const unified = [...this.dirs.values()].find((h) => h.version === 2);
@@ -205,6 +210,10 @@ export class CgroupfsV2Placement implements Placement {
         `--cgroup: per-controller paths (${named.join(', ')}) need cgroup v1; on cgroup v2 give one path`,
       );
     return subCgroupDir(this.dir, sub['']);
+  }
+
+  targets(sub?: SubCgroups): CgroupTargets {
+    return { joins: [], cloneInto: this.target(sub) };
   }
 
   cloneTarget(sub?: SubCgroups): string {

@@ -12,6 +12,7 @@ import { type CgroupFiles, hostFiles } from './files';
 import { Cgroup, type CgroupManager, type CgroupState, detectLayout, type Hierarchy, readHierarchies } from './manager';
 import { V1Writer } from './v1';
 import { V2Writer } from './v2';
+import { Systemd, SystemdPlacement, systemdBooted } from './systemd';
 
 const UNIFIED_ROOT = '/sys/fs/cgroup';
 
@@ -47,24 +48,64 @@ function v2(placement: CgroupfsV2Placement, host: CgroupHost): CgroupManager {
   return new Cgroup(placement, new V2Writer(placement.dir, host.files, host.sleep, host.attachDeviceProgram));
 }
 
+/** How the container's cgroup is placed: by tsrun in cgroupfs (runc's default), or by systemd (--systemd-cgroup). */
+export interface ManagerChoice {
+  systemd: boolean;
+}
+
 export function cgroupManagerFor(
   config: Config,
   id: string,
+  choice: ManagerChoice = { systemd: false },
   hierarchies = readHierarchies(),
   host = realCgroupHost,
 ): CgroupManager {
   const cgroupsPath = config.linux?.cgroupsPath;
+  if (choice.systemd) return systemdManager(config, id, hierarchies, host);
   if (detectLayout(hierarchies) === 'unified')
     return v2(new CgroupfsV2Placement(unifiedHierarchy(hierarchies), cgroupsPath, id, host.files, host.sleep), host);
   return v1(new CgroupfsV1Placement(hierarchies, cgroupsPath, id, host.files, host.sleep), host);
 }
 
 /** `hierarchies`: the host's, when the caller has read them already (list reads them once for all). */
+/** --systemd-cgroup: a transient unit of systemd's, with the v2 writer over its directory. */
+function systemdManager(config: Config, id: string, hierarchies: Hierarchy[], host: CgroupHost): CgroupManager {
+  if (!systemdBooted(host.files))
+    throw new TsrunError('--systemd-cgroup: systemd is not the init of this host (no /run/systemd/system)');
+  if (detectLayout(hierarchies) !== 'unified')
+    throw new TsrunError(
+      '--systemd-cgroup: tsrun supports the systemd cgroup manager on cgroup v2 (unified) hosts only so far; this one has cgroup v1 hierarchies',
+    );
+  const placement = new SystemdPlacement(
+    unifiedHierarchy(hierarchies),
+    config.linux?.cgroupsPath,
+    id,
+    config.linux?.resources,
+    host.files,
+    host.sleep,
+    new Systemd(),
+  );
+  return new Cgroup(placement, new V2Writer(placement.dir, host.files, host.sleep, host.attachDeviceProgram));
+}
+
 export function cgroupManagerFrom(
   state: CgroupState,
   hierarchies = readHierarchies(),
   host = realCgroupHost,
 ): CgroupManager {
+  if (state.manager === 'systemd') {
+    const placement = new SystemdPlacement(
+      unifiedHierarchy(hierarchies),
+      undefined,
+      '',
+      undefined,
+      host.files,
+      host.sleep,
+      new Systemd(),
+      state,
+    );
+    return new Cgroup(placement, new V2Writer(placement.dir, host.files, host.sleep, host.attachDeviceProgram));
+  }
   if (state.driver === 'v2')
     return v2(
       new CgroupfsV2Placement(unifiedHierarchy(hierarchies), undefined, '', host.files, host.sleep, state),

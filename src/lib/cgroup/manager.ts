@@ -82,7 +82,7 @@ export interface CgroupManager {
    * on a unified host, its "unified" one on a hybrid host, none on a legacy
    * one), and the cgroup v1 directories the helper joins itself.
    */
-  targets(sub?: SubCgroups): CgroupTargets;
+  targets(sub?: SubCgroups): CgroupTargets | undefined;
   /** Move a process (and its future children) into them, or into existing sub-cgroups (exec --cgroup). */
   apply(pid: number, sub?: SubCgroups): void;
   /** Write linux.resources; a knob the host lacks is an error naming it. */
@@ -119,12 +119,16 @@ export interface Placement {
   describe(): CgroupState;
   /** The container's directory in each hierarchy, for the version writer. */
   hierarchyDirs(): HierarchyDir[];
-  /** The cgroup2 directory a process can be cloned into. */
-  cloneTarget(sub?: SubCgroups): string | undefined;
-  /** The cgroup v1 directories the helper joins itself. */
-  joinTargets(sub?: SubCgroups): string[];
+  /**
+   * What a new process is offered: the cgroup2 directory it can be cloned
+   * into and the v1 ones the helper joins; undefined when the parent must
+   * move the helper in (apply) before it runs an op.
+   */
+  targets(sub?: SubCgroups): CgroupTargets | undefined;
   apply(pid: number, sub?: SubCgroups): void;
   pids(): number[];
+  /** Limits the manager itself keeps (systemd's unit properties), before the writer writes the files. */
+  setProperties?(resources: LinuxResources | undefined): void;
 }
 
 /**
@@ -152,13 +156,14 @@ export class Cgroup implements CgroupManager {
   create(): void {
     this.placement.create();
   }
-  targets(sub?: SubCgroups): CgroupTargets {
-    return { joins: this.placement.joinTargets(sub), cloneInto: this.placement.cloneTarget(sub) };
+  targets(sub?: SubCgroups): CgroupTargets | undefined {
+    return this.placement.targets(sub);
   }
   apply(pid: number, sub?: SubCgroups): void {
     this.placement.apply(pid, sub);
   }
   set(resources: LinuxResources | undefined): void {
+    this.placement.setProperties?.(resources);
     this.writer.set(resources);
   }
   freeze(): void {
@@ -192,6 +197,11 @@ export class Cgroup implements CgroupManager {
 
 export interface CgroupState {
   driver: 'v1' | 'v2';
+  /** The placement manager: cgroupfs when absent. */
+  manager?: 'systemd';
+  /** systemd: the container's unit and its slice. */
+  unit?: string;
+  slice?: string;
   /** Directory of the container's cgroup in each hierarchy, keyed by hierarchy mount point. */
   paths: Record<string, string>;
 }
@@ -247,7 +257,7 @@ export function ownCgroups(text = fs.readFileSync('/proc/self/cgroup', 'utf8')):
 export function cgroupRelativePath(cgroupsPath: string | undefined, id: string, ownPath: string): string {
   if (cgroupsPath && /^[^/]*:[^/]*:[^/]*$/.test(cgroupsPath))
     throw new TsrunError(
-      `linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} is a systemd path (slice:prefix:name); the systemd cgroup manager is not supported yet`,
+      `linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} is a systemd path (slice:prefix:name): it needs --systemd-cgroup`,
     );
   // No cgroupsPath: the id, below the caller's own cgroup (runc's placement:
   // a runtime started from a limited service stays under that service's limits).

@@ -100,18 +100,18 @@ export class DBusConnection {
     for (let at = 0; at < buf.length;) at += fs.writeSync(this.fd, buf, at, buf.length - at);
   }
 
-  /** Read what the socket has, waiting at most until the deadline. */
-  private fill(deadline: number): void {
+  /** Read what the socket has, waiting at most until the deadline; `awaited` names what for the error. */
+  private fill(deadline: number, awaited = 'an answer'): void {
     const left = deadline - Date.now();
     if (left <= 0 || !native.waitReadable(this.fd, left))
-      throw new TsrunError(`D-Bus ${this.address}: no answer in time`);
+      throw new TsrunError(`D-Bus ${this.address}: no ${awaited} in time`);
     const chunk = Buffer.alloc(65536);
     const n = fs.readSync(this.fd, chunk, 0, chunk.length, null);
     if (n === 0) throw new TsrunError(`D-Bus ${this.address}: the connection was closed`);
     this.input = Buffer.concat([this.input, chunk.subarray(0, n)]);
   }
 
-  private nextMessage(deadline: number): Message {
+  private nextMessage(deadline: number, awaited: string): Message {
     for (;;) {
       const length = messageLength(this.input);
       if (length && this.input.length >= length) {
@@ -119,7 +119,7 @@ export class DBusConnection {
         this.input = this.input.subarray(length);
         return message;
       }
-      this.fill(deadline);
+      this.fill(deadline, awaited);
     }
   }
 
@@ -140,7 +140,7 @@ export class DBusConnection {
     );
     const deadline = Date.now() + (c.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     for (;;) {
-      const m = this.nextMessage(deadline);
+      const m = this.nextMessage(deadline, `answer to ${c.member}`);
       if (m.type === MessageType.SIGNAL) {
         this.queue(m);
         continue;
@@ -153,12 +153,12 @@ export class DBusConnection {
   }
 
   /** The first signal `match` accepts, among those queued and those to come. */
-  waitSignal(match: (m: Message) => boolean, timeoutMs = DEFAULT_TIMEOUT_MS): Message {
+  waitSignal(match: (m: Message) => boolean, timeoutMs = DEFAULT_TIMEOUT_MS, what = 'signal'): Message {
     const queued = this.pending.findIndex(match);
     if (queued >= 0) return this.pending.splice(queued, 1)[0];
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = this.nextMessage(deadline);
+      const m = this.nextMessage(deadline, what);
       if (m.type !== MessageType.SIGNAL) continue;
       if (match(m)) return m;
       this.queue(m);
