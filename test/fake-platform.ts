@@ -12,7 +12,7 @@ import { type CgroupManager, type CgroupState } from '../src/lib/cgroup/manager'
 import { type CgroupTargets } from '../src/lib/cgroup/placement';
 import { type LinuxResources } from '../src/lib/cgroup/resources';
 import { type CrashStep } from '../src/lib/crash';
-import { type HelperStart, type Platform } from '../src/lib/platform';
+import { type HelperStart, type Platform, realPlatform } from '../src/lib/platform';
 import { type ChildMessage, Sync } from '../src/lib/sync';
 
 /**
@@ -121,6 +121,7 @@ export class FakePlatform implements Platform {
   failSpawn?: Error;
   failCgroupCreate?: Error;
   failProcWrite?: Error;
+  failFifo?: Error;
   failPrlimit?: NodeJS.ErrnoException;
   /** Where crash snapshots read state.json from. */
   stateDir?: string;
@@ -207,6 +208,24 @@ export class FakePlatform implements Platform {
   writeProcFile(file: string, text: string): void {
     if (this.failProcWrite) throw this.failProcWrite;
     this.procWrites.push([file, text]);
+  }
+
+  /** The exec fifo is real (a temp dir needs no root), unless failFifo says otherwise. */
+  makeFifo(file: string): number {
+    if (this.failFifo) throw this.failFifo;
+    return realPlatform.makeFifo(file);
+  }
+
+  connectConsole(socketPath: string): number {
+    return realPlatform.connectConsole(socketPath);
+  }
+
+  closeFd(fd: number): void {
+    realPlatform.closeFd(fd);
+  }
+
+  processStartTime(pid: number): string | null {
+    return realPlatform.processStartTime(pid);
   }
 
   euid(): number {

@@ -45,7 +45,7 @@ import {
 } from './state';
 import { sleepSync } from './sleep';
 import { containerStatus } from './status';
-import { connectConsole, waitAttached, writePidFile } from './process-io';
+import { waitAttached, writePidFile } from './process-io';
 import type { ConsoleProxy } from './terminal';
 
 /** `--image REF`: the container's bundle is made from an image in a store, inside its state dir. */
@@ -404,21 +404,14 @@ function provision(
     work.onFailure('release the image rootfs', () => releaseImageRootfs(store.dir(opts.id)));
     fds.rootfsFd = openImageRootfs(store.dir(opts.id), opts.id, c.image);
     // The init has its own copy, attached.
-    work.always('close the image rootfs', () => native.close(fds.rootfsFd));
+    work.always('close the image rootfs', () => platform.closeFd(fds.rootfsFd));
   }
   platform.crashPoint('create:rootfs');
-  try {
-    native.mkfifo(store.fifoPath(opts.id), 0o600); // in the state dir: removed with it
-  } catch (err) {
-    throw new TsrunError(
-      `${store.fifoPath(opts.id)}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`,
-    );
-  }
-  fds.fifoFd = fs.openSync(store.fifoPath(opts.id), fs.constants.O_RDWR);
-  work.always('close the exec fifo', () => fs.closeSync(fds.fifoFd));
+  fds.fifoFd = platform.makeFifo(store.fifoPath(opts.id)); // in the state dir: removed with it
+  work.always('close the exec fifo', () => platform.closeFd(fds.fifoFd));
   if (opts.consoleSocket) {
-    fds.consoleFd = connectConsole(opts.consoleSocket);
-    work.always('close the console socket', () => native.close(fds.consoleFd));
+    fds.consoleFd = platform.connectConsole(opts.consoleSocket);
+    work.always('close the console socket', () => platform.closeFd(fds.consoleFd));
   }
   work.onFailure('remove the cgroups', () => destroyCgroup(c.cgroup, platform));
   c.cgroup.create();
@@ -501,7 +494,7 @@ function commitCreate(
     record.hostMountId = native.mountId(`/proc/${initPid}/root`, false);
     record.hostMountUniqueId = native.mountId(`/proc/${initPid}/root`, true) ?? undefined;
   }
-  record.initStartTime = processStartTime(initPid) ?? '';
+  record.initStartTime = platform.processStartTime(initPid) ?? '';
   for (const type of JOIN_ORDER) {
     const file = NAMESPACES[type].file;
     record.namespaces[file] = `/proc/${initPid}/ns/${file}`;

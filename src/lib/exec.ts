@@ -7,13 +7,12 @@
 import fs = require('fs');
 import { type SubCgroups } from './cgroup/manager';
 import { type Process } from './config';
-import { connectConsole, waitAttached, writePidFile } from './process-io';
+import { waitAttached, writePidFile } from './process-io';
 import { StdioPipes } from './stdio-pipes';
 import { TsrunError } from './errors';
 import { launch, type LaunchOptions } from './launch';
 import { checkLsmRequests } from './lsm';
 import { JOIN_ORDER, NAMESPACES, ownNamespace, sameNamespace } from './namespaces';
-import { native } from './native';
 import { Rollback } from './rollback';
 import { type Platform, realPlatform } from './platform';
 import { compileExecPlan, type InitNamespaces, processRlimits } from './plan';
@@ -159,8 +158,8 @@ async function execLocked(
     pipes?.start();
     const socketPath = proxy?.socketPath ?? opts.consoleSocket;
     if (opts.process.terminal && socketPath) {
-      consoleFd = connectConsole(socketPath);
-      held.always('close the console socket', () => native.close(consoleFd));
+      consoleFd = platform.connectConsole(socketPath);
+      held.always('close the console socket', () => platform.closeFd(consoleFd));
     }
     const pid = launchOrStopped(
       store,

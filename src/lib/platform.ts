@@ -20,6 +20,9 @@ import { realHost } from './host';
 import { INIT_HELPER, native } from './native';
 import { type HostView } from './plan';
 import { sleepSync } from './sleep';
+import { TsrunError } from './errors';
+import { connectConsole } from './process-io';
+import { processStartTime } from './state';
 import { type ChildMessage, receive, send, type Sync } from './sync';
 
 /** What tsrun-init is started with (native/init.c's usage). */
@@ -67,6 +70,14 @@ export interface Platform {
   host: HostView;
   /** Write a /proc file of a process (uid_map, gid_map). */
   writeProcFile(path: string, text: string): void;
+  /** The exec fifo: made at `path` (0600) and opened read-write: its fd. */
+  makeFifo(path: string): number;
+  /** An engine's --console-socket, connected: its fd. */
+  connectConsole(socketPath: string): number;
+  /** Close an fd the launch held (the fifo, the console, an image's rootfs). */
+  closeFd(fd: number): void;
+  /** Field 22 of /proc/<pid>/stat (state.ts processStartTime): tells our init from a recycled pid. */
+  processStartTime(pid: number): string | null;
   /** Our effective uid. */
   euid(): number;
   sleep(ms: number): void;
@@ -103,6 +114,17 @@ export const realPlatform: Platform = {
   cgroups: { forConfig: cgroupManagerFor, fromState: cgroupManagerFrom },
   host: realHost,
   writeProcFile: (path, text) => fs.writeFileSync(path, text),
+  makeFifo(path) {
+    try {
+      native.mkfifo(path, 0o600);
+    } catch (err) {
+      throw new TsrunError(`${path}: ${native.strerror((err as { errno: number }).errno).toLowerCase()}`);
+    }
+    return fs.openSync(path, fs.constants.O_RDWR);
+  },
+  connectConsole,
+  closeFd: (fd) => native.close(fd),
+  processStartTime,
   euid: () => process.geteuid?.() ?? 0,
   sleep: sleepSync,
   crashPoint,

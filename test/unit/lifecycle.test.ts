@@ -130,6 +130,13 @@ t.test('every failing step undoes exactly what was made', async (t) => {
       initStarted: false,
     },
     {
+      name: 'the exec fifo cannot be made',
+      scripts: [],
+      setup: (s) => (s.platform.failFifo = new Error('/run/tsrun/c1/exec.fifo: no space left on device')),
+      error: /exec\.fifo: no space left on device/,
+      initStarted: false,
+    },
+    {
       name: 'the helper fails before the init exists',
       scripts: [[parentSends(Sync.CONTINUE), helperSays.error('setns', 2, 'join namespace /x')]],
       error: /join namespace \/x: errno 2/,
