@@ -61,31 +61,46 @@ export function cgroupManagerFor(
   host = realCgroupHost,
 ): CgroupManager {
   const cgroupsPath = config.linux?.cgroupsPath;
-  if (choice.systemd) return systemdManager(config, id, hierarchies, host);
+  if (choice.systemd) {
+    if (!systemdBooted(host.files))
+      throw new TsrunError('--systemd-cgroup: systemd is not the init of this host (no /run/systemd/system)');
+    return systemdManager(config, id, hierarchies, host);
+  }
   if (detectLayout(hierarchies) === 'unified')
     return v2(new CgroupfsV2Placement(unifiedHierarchy(hierarchies), cgroupsPath, id, host.files, host.sleep), host);
   return v1(new CgroupfsV1Placement(hierarchies, cgroupsPath, id, host.files, host.sleep), host);
 }
 
 /** `hierarchies`: the host's, when the caller has read them already (list reads them once for all). */
-/** --systemd-cgroup: a transient unit of systemd's, with the v2 writer over its directory. */
-function systemdManager(config: Config, id: string, hierarchies: Hierarchy[], host: CgroupHost): CgroupManager {
-  if (!systemdBooted(host.files))
-    throw new TsrunError('--systemd-cgroup: systemd is not the init of this host (no /run/systemd/system)');
-  if (detectLayout(hierarchies) !== 'unified')
+/**
+ * --systemd-cgroup: a transient unit of systemd's; its directories are
+ * where cgroupfs would put a cgroupsPath of the unit's own path, with the
+ * host's version writer over them.
+ */
+function systemdManager(
+  config: Config | undefined,
+  id: string,
+  hierarchies: Hierarchy[],
+  host: CgroupHost,
+  existing?: CgroupState,
+): CgroupManager {
+  const unit = SystemdPlacement.unitOf(config?.linux?.cgroupsPath, id, existing);
+  const unified = detectLayout(hierarchies) === 'unified';
+  if (!unified)
     throw new TsrunError(
       '--systemd-cgroup: tsrun supports the systemd cgroup manager on cgroup v2 (unified) hosts only so far; this one has cgroup v1 hierarchies',
     );
-  const placement = new SystemdPlacement(
+  const resources = config?.linux?.resources;
+  const inner = new CgroupfsV2Placement(
     unifiedHierarchy(hierarchies),
-    config.linux?.cgroupsPath,
+    unit.cgroupPath,
     id,
-    config.linux?.resources,
     host.files,
     host.sleep,
-    new Systemd(),
+    existing,
   );
-  return new Cgroup(placement, new V2Writer(placement.dir, host.files, host.sleep, host.attachDeviceProgram));
+  const placement = new SystemdPlacement(inner, unit, 2, id, resources, new Systemd(), !!existing);
+  return new Cgroup(placement, new V2Writer(inner.dir, host.files, host.sleep, host.attachDeviceProgram));
 }
 
 export function cgroupManagerFrom(
@@ -93,19 +108,7 @@ export function cgroupManagerFrom(
   hierarchies = readHierarchies(),
   host = realCgroupHost,
 ): CgroupManager {
-  if (state.manager === 'systemd') {
-    const placement = new SystemdPlacement(
-      unifiedHierarchy(hierarchies),
-      undefined,
-      '',
-      undefined,
-      host.files,
-      host.sleep,
-      new Systemd(),
-      state,
-    );
-    return new Cgroup(placement, new V2Writer(placement.dir, host.files, host.sleep, host.attachDeviceProgram));
-  }
+  if (state.manager === 'systemd') return systemdManager(undefined, '', hierarchies, host, state);
   if (state.driver === 'v2')
     return v2(
       new CgroupfsV2Placement(unifiedHierarchy(hierarchies), undefined, '', host.files, host.sleep, state),
