@@ -376,6 +376,17 @@ static napi_value send_message(napi_env env, napi_callback_info info)
 	return make_undefined(env);
 }
 
+/* poll(2) for input (or hang-up) on one fd, EINTR retried: 1, 0 on timeout, -1 with errno. */
+static int poll_in(int fd, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int rc;
+	do
+		rc = poll(&p, 1, timeout_ms);
+	while (rc < 0 && errno == EINTR);
+	return rc;
+}
+
 /*
  * recvMessage(fd, timeoutMs) -> { type, value, payload: Buffer, fd? } | null (EOF)
  * `fd` is present when the message carried one (SCM_RIGHTS), e.g. the
@@ -389,11 +400,7 @@ static napi_value recv_message(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, NULL, "recvMessage(fd, timeoutMs)");
 		return NULL;
 	}
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int rc;
-	do
-		rc = poll(&p, 1, timeout);
-	while (rc < 0 && errno == EINTR);
+	int rc = poll_in(fd, timeout);
 	if (rc < 0)
 		return throw_errno(env, errno, "wait for container init");
 	if (rc == 0)
@@ -871,11 +878,7 @@ static napi_value wait_readable(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, NULL, "waitReadable(fd, timeoutMs)");
 		return NULL;
 	}
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int rc;
-	do
-		rc = poll(&p, 1, timeout);
-	while (rc < 0 && errno == EINTR);
+	int rc = poll_in(fd, timeout);
 	if (rc < 0)
 		return throw_errno(env, errno, "poll");
 	napi_value out;

@@ -99,17 +99,7 @@ export class Systemd {
 
   /** systemd's version number ("252" of "252.38-1~deb12u1"). */
   version(): number {
-    const reply = this.withRetry('Get', () =>
-      this.connection().call({
-        ...SYSTEMD,
-        interface: 'org.freedesktop.DBus.Properties',
-        member: 'Get',
-        signature: 'ss',
-        body: ['org.freedesktop.systemd1.Manager', 'Version'],
-        timeoutMs: CALL_TIMEOUT_MS,
-      }),
-    );
-    const text = String((reply.body[0] as { value: DBusValue }).value);
+    const text = String(this.property(SYSTEMD.path, MANAGER.interface, 'Version'));
     return parseInt(text, 10) || 0;
   }
 
@@ -142,17 +132,26 @@ export class Systemd {
     }
   }
 
-  /** Whether systemd still has the object at `path` (a job, a unit). */
-  private exists(path: string, iface: string): boolean {
-    try {
+  /** One property of the object at `path`. */
+  private property(path: string, iface: string, name: string): DBusValue {
+    const reply = this.withRetry('Get', () =>
       this.connection().call({
         ...SYSTEMD,
         path,
         interface: 'org.freedesktop.DBus.Properties',
         member: 'Get',
         signature: 'ss',
-        body: [iface, 'Id'],
-      });
+        body: [iface, name],
+        timeoutMs: CALL_TIMEOUT_MS,
+      }),
+    );
+    return (reply.body[0] as { value: DBusValue }).value;
+  }
+
+  /** Whether systemd still has the object at `path` (a job, a unit). */
+  private exists(path: string, iface: string): boolean {
+    try {
+      this.property(path, iface, 'Id');
       return true;
     } catch (err) {
       if (err instanceof DBusError) return false;
@@ -169,18 +168,7 @@ export class Systemd {
       if (err instanceof DBusError && err.name === 'org.freedesktop.systemd1.NoSuchUnit') return null;
       throw err;
     }
-    const reply = this.withRetry('Get', () =>
-      this.connection().call({
-        ...SYSTEMD,
-        path,
-        interface: 'org.freedesktop.DBus.Properties',
-        member: 'Get',
-        signature: 'ss',
-        body: ['org.freedesktop.systemd1.Unit', 'ActiveState'],
-        timeoutMs: CALL_TIMEOUT_MS,
-      }),
-    );
-    return String((reply.body[0] as { value: DBusValue }).value);
+    return String(this.property(path, 'org.freedesktop.systemd1.Unit', 'ActiveState'));
   }
 
   close(): void {
