@@ -42,6 +42,7 @@ export function shownStatus(
 
 /** For `list`: mountinfo read once for all the containers, not once each. */
 export function sharedCgroupsFrom(): CgroupsFrom {
-  const hierarchies = readHierarchies();
-  return (state) => cgroupManagerFrom(state, hierarchies);
+  let hierarchies: ReturnType<typeof readHierarchies> | undefined;
+  // Read at the first container that needs it: an empty list reads nothing.
+  return (state) => cgroupManagerFrom(state, (hierarchies ??= readHierarchies()));
 }

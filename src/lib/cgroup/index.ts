@@ -12,7 +12,6 @@ import { type CgroupFiles, hostFiles } from './files';
 import { Cgroup, type CgroupManager, type CgroupState, detectLayout, type Hierarchy, readHierarchies } from './manager';
 import { V1Writer } from './v1';
 import { V2Writer } from './v2';
-import { Systemd, SystemdPlacement, systemdBooted } from './systemd';
 
 const UNIFIED_ROOT = '/sys/fs/cgroup';
 
@@ -62,7 +61,7 @@ export function cgroupManagerFor(
 ): CgroupManager {
   const cgroupsPath = config.linux?.cgroupsPath;
   if (choice.systemd) {
-    if (!systemdBooted(host.files))
+    if (!systemdModule().systemdBooted(host.files))
       throw new TsrunError('--systemd-cgroup: systemd is not the init of this host (no /run/systemd/system)');
     return systemdManager(config, id, hierarchies, host);
   }
@@ -72,6 +71,13 @@ export function cgroupManagerFor(
 }
 
 /** `hierarchies`: the host's, when the caller has read them already (list reads them once for all). */
+/**
+ * The systemd manager and its D-Bus client, loaded only where a container
+ * uses them: state, list and kill, run on every engine call, load nothing
+ * of them for a cgroupfs container (start-up: docs/performance.md).
+ */
+const systemdModule = (): typeof import('./systemd') => require('./systemd') as typeof import('./systemd');
+
 /**
  * --systemd-cgroup: a transient unit of systemd's; its directories are
  * where cgroupfs would put a cgroupsPath of the unit's own path, with the
@@ -84,9 +90,9 @@ function systemdManager(
   host: CgroupHost,
   existing?: CgroupState,
 ): CgroupManager {
+  const { Systemd, SystemdPlacement } = systemdModule();
   const unit = SystemdPlacement.unitOf(config?.linux?.cgroupsPath, id, existing);
-  const unified = detectLayout(hierarchies) === 'unified';
-  if (!unified)
+  if (detectLayout(hierarchies) !== 'unified')
     throw new TsrunError(
       '--systemd-cgroup: tsrun supports the systemd cgroup manager on cgroup v2 (unified) hosts only so far; this one has cgroup v1 hierarchies',
     );
