@@ -190,9 +190,12 @@ function compileNamespaces(
   cloneIntoCgroup = '',
   inMountNs: PlanOp[] = [],
 ): void {
+  // A cgroup namespace is entered by the init itself once it is in its cgroup (lateCgroupNs below).
+  const cgroupNsJoin = lateCgroupNamespace(ns.joined.get('cgroup'), cloneIntoCgroup);
   for (const type of JOIN_ORDER) {
     const nsPath = ns.joined.get(type);
-    if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
+    if (nsPath && !(cgroupNsJoin && type === 'cgroup'))
+      ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
   }
   if (ns.created.has('user')) ops.push(op(Op.UNSHARE_USER), op(Op.BECOME_ROOT));
   else if (ns.joined.has('user')) ops.push(op(Op.BECOME_ROOT));
@@ -216,6 +219,21 @@ function compileNamespaces(
   }
   ops.push(op(Op.CLONE_INIT, { cgroupDir: cloneIntoCgroup }));
   if (lateCgroupNs) ops.push(op(Op.UNSHARE, { flags: BigInt(CLONE_FLAGS.cgroup) }));
+  if (cgroupNsJoin) ops.push(cgroupNsJoin);
+}
+
+/**
+ * The SETNS of a cgroup namespace that must come after CLONE_INIT, or
+ * undefined when it can come with the others.  Under cgroup2's nsdelegate
+ * (every systemd host mounts it so) a process may move into a cgroup only
+ * when both its own cgroup and the target are inside its cgroup
+ * namespace: a helper that joined the container's namespace first, from
+ * outside the container's cgroup, would have its clone into that cgroup
+ * refused (ENOENT).  So the process cloned into the cgroup joins the
+ * namespace itself, as runc joins it last, after the cgroup.
+ */
+function lateCgroupNamespace(nsPath: string | undefined, cloneIntoCgroup: string): PlanOp | undefined {
+  return nsPath && cloneIntoCgroup ? op(Op.SETNS, { nstype: CLONE_FLAGS.cgroup, path: nsPath }) : undefined;
 }
 
 /** A bundle-relative source becomes absolute, like runc. */
@@ -845,13 +863,16 @@ export function compileExecPlan(process: Process, ns: InitNamespaces, opts: Exec
   const affinity = execAffinityOps(process);
   // The initial affinity comes first, so the helper runs on those CPUs before it joins any cgroup.
   const ops: PlanOp[] = [...affinity.initial, ...cgroups.ops, ...compileProcessEarly(process)];
+  const cgroupNsJoin = lateCgroupNamespace(ns.differing.cgroup, cgroups.cloneInto);
   for (const type of JOIN_ORDER) {
     const nsPath = ns.differing[type];
-    if (nsPath) ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
+    if (nsPath && !(cgroupNsJoin && type === 'cgroup'))
+      ops.push(op(Op.SETNS, { nstype: CLONE_FLAGS[type], path: nsPath }));
   }
   if (ns.differing.user) ops.push(op(Op.BECOME_ROOT));
   if (ns.root) ops.push(op(Op.CHROOT, { path: ns.root }));
   ops.push(op(Op.CLONE_INIT, { cgroupDir: cgroups.cloneInto }));
+  if (cgroupNsJoin) ops.push(cgroupNsJoin);
   if (process.terminal) ops.push(op(Op.SETSID));
   compileProcess(process, ops, { isInit: false, seccomp, container, finalAffinity: affinity.final });
   ops.push(op(Op.EXEC));

@@ -96,6 +96,40 @@ t.test('exec runs in the container: exit status, namespaces, cgroups, attributes
   t.same(leftovers(bundle, id), []);
 });
 
+t.test("exec into a container with its own cgroup namespace joins it, and the init's cgroup", async (t) => {
+  // Under cgroup2's nsdelegate (the v2 VM, any systemd host; podman gives each container a cgroup namespace there)
+  // a helper that joined the namespace before its clone into the cgroup was refused: ENOENT.
+  const bundle = makeBundle(t, (c) => c.linux!.namespaces!.push({ type: 'cgroup' }), ['/bin/checker', 'sleep', '60']);
+  const id = uniqueId('exec-cgns');
+  cleanupContainer(t, bundle.root, id);
+  t.equal(tsrun(bundle.root, ['run', '--detach', '-b', bundle.dir, id]).status, 0);
+  const initPid = JSON.parse(tsrun(bundle.root, ['state', id]).stdout).pid as number;
+  const r = tsrun(bundle.root, ['exec', id, '/bin/checker', 'report']);
+  t.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  t.equal(report.namespaces.cgroup, fs.readlinkSync(`/proc/${initPid}/ns/cgroup`), "the init's cgroup namespace");
+  const inside = tsrun(bundle.root, ['exec', id, '/bin/cat', '/proc/1/cgroup']);
+  t.same(report.cgroup.join('\n').trim(), inside.stdout.trim(), "the init's cgroups, as the namespace shows them");
+  t.ok(
+    report.cgroup.filter(Boolean).every((l: string) => l.endsWith(':/')),
+    `each at the namespace's root: ${report.cgroup.join(' ')}`,
+  );
+
+  // The same order for create: a container joining that namespace is cloned into its own cgroup first.
+  const joiner = makeBundle(
+    t,
+    (c) => c.linux!.namespaces!.push({ type: 'cgroup', path: `/proc/${initPid}/ns/cgroup` }),
+    ['/bin/checker', 'report'],
+  );
+  const joined = tsrun(joiner.root, ['run', '-b', joiner.dir, uniqueId('join-cgns')]);
+  t.equal(joined.status, 0, `a container joining the cgroup namespace: ${joined.stderr}`);
+  if (joined.status === 0)
+    t.equal(JSON.parse(joined.stdout).namespaces.cgroup, report.namespaces.cgroup, 'it is in that namespace');
+
+  t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
+  t.same(leftovers(bundle, id), []);
+});
+
 t.test('exec --process FILE, and errors for bad input', async (t) => {
   const { bundle, id } = running(t);
   const file = path.join(bundle.dir, 'process.json');
