@@ -23,6 +23,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/mount.h>
 #include <termios.h>
 #include <sys/mman.h>
@@ -886,6 +887,26 @@ static napi_value wait_readable(napi_env env, napi_callback_info info)
 	return out;
 }
 
+/*
+ * unreadByPeer(fd) -> how many bytes written to the stream socket fd its
+ * peer has not read yet (SIOCOUTQ; a unix socket's data stays charged to
+ * the sender until the reader has taken it).  The D-Bus client waits for
+ * 0 after BEGIN (src/lib/dbus/client.ts says why).
+ */
+static napi_value unread_by_peer(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t fd;
+	if (arg_int(env, args[0], &fd)) {
+		napi_throw_type_error(env, NULL, "unreadByPeer(fd)");
+		return NULL;
+	}
+	int queued = 0;
+	if (ioctl(fd, SIOCOUTQ, &queued) < 0)
+		return throw_errno(env, errno, "ioctl SIOCOUTQ");
+	return make_int(env, queued);
+}
+
 /* listenUnix(path) -> fd of a listening SOCK_STREAM socket. */
 static napi_value listen_unix(napi_env env, napi_callback_info info)
 {
@@ -1365,6 +1386,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("flock", do_flock),
 		METHOD("connectUnix", connect_unix),
 		METHOD("waitReadable", wait_readable),
+		METHOD("unreadByPeer", unread_by_peer),
 		METHOD("listenUnix", listen_unix),
 		METHOD("acceptUnix", accept_unix),
 		METHOD("recvFd", recv_fd),

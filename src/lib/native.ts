@@ -70,6 +70,8 @@ export interface NativeAddon {
   connectUnix(path: string): number;
   /** poll(2) for input (or hang-up) on fd: whether it came within timeoutMs. */
   waitReadable(fd: number, timeoutMs: number): boolean;
+  /** SIOCOUTQ: bytes written to a stream socket that its peer has not read yet. */
+  unreadByPeer(fd: number): number;
   listenUnix(path: string): number;
   acceptUnix(fd: number, timeoutMs: number): number;
   recvFd(fd: number, timeoutMs: number): number;

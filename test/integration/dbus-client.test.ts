@@ -109,3 +109,57 @@ t.test('signals: AddMatch, then wait for one among others', async (t) => {
 t.test('a socket nobody listens on is one clear error', async (t) => {
   t.throws(() => DBusConnection.connect('/nonexistent/tsrun-bus', { bus: true }), /connect/);
 });
+
+/**
+ * A peer that, like systemd under load, reads late: it answers AUTH, then
+ * waits before its next read(2), and reports what that one read held.
+ * systemd 252's sd-bus leaves a message that comes in the same read as
+ * BEGIN undispatched (client.ts, awaitBeginRead), so the client must not
+ * write its first message until BEGIN has been read: the late read holds
+ * BEGIN alone, and the call is still answered.
+ */
+const SLOW_PEER = `
+const fs = require('fs');
+const [native, wire, socket] = process.argv.slice(1).map((a, i) => (i < 2 ? require(a) : a));
+const { encodeMessage, decodeMessage, messageLength, MessageType } = wire;
+const listener = native.native.listenUnix(socket);
+process.stdout.write('listening\\n');
+const fd = native.native.acceptUnix(listener, 10000);
+const chunk = Buffer.alloc(65536);
+const read = () => chunk.subarray(0, fs.readSync(fd, chunk, 0, chunk.length, null));
+let buf = Buffer.alloc(0);
+while (!buf.includes('\\r\\n')) buf = Buffer.concat([buf, read()]);
+fs.writeSync(fd, 'OK 0123456789abcdef0123456789abcdef\\r\\n');
+Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+buf = read();
+process.stdout.write(JSON.stringify({ firstRead: buf.toString('latin1') }) + '\\n');
+buf = buf.subarray(buf.indexOf('BEGIN\\r\\n') + 7);
+while (!(messageLength(buf) && buf.length >= messageLength(buf))) buf = Buffer.concat([buf, read()]);
+const call = decodeMessage(buf.subarray(0, messageLength(buf)));
+fs.writeSync(fd, encodeMessage({ type: MessageType.METHOD_RETURN, serial: 1, replySerial: call.serial, signature: 's', body: ['pong'] }));
+fs.readSync(fd, chunk, 0, 1, null);
+`;
+
+t.test('the first message waits until the peer has read BEGIN (sd-bus would leave it unread)', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-dbus-'));
+  const socket = path.join(dir, 'peer');
+  const peer = spawn(
+    process.execPath,
+    ['-e', SLOW_PEER, require.resolve('../../src/lib/native'), require.resolve('../../src/lib/dbus/wire'), socket],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  peer.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  t.teardown(() => {
+    peer.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  t.ok(await waitFor(() => out.includes('listening'), 10_000), 'the peer listens');
+  const conn = DBusConnection.connect(socket, { bus: false, timeoutMs: 5000 });
+  t.teardown(() => conn.close());
+  const reply = conn.call({ destination: 'x.y', path: '/x', interface: 'x.y', member: 'Ping', timeoutMs: 5000 });
+  t.same(reply.body, ['pong'], 'the call is answered');
+  t.ok(await waitFor(() => out.includes('firstRead'), 5_000));
+  const report = JSON.parse(out.split('\n').find((l) => l.includes('firstRead'))!);
+  t.equal(report.firstRead, 'BEGIN\r\n', "the peer's late read held BEGIN alone, no message after it");
+});

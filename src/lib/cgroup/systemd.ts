@@ -38,10 +38,6 @@ const SYSTEMD = { destination: 'org.freedesktop.systemd1', path: '/org/freedeskt
 const MANAGER = { ...SYSTEMD, interface: 'org.freedesktop.systemd1.Manager' };
 /** How long a start or stop job may take (runc waits 30 s too). */
 const JOB_TIMEOUT_MS = 30_000;
-/** How long one call waits for its answer before it is asked again (REPEATABLE) or fails. */
-const CALL_TIMEOUT_MS = 10_000;
-/** Calls that do the same when made twice. */
-const REPEATABLE = new Set(['Subscribe', 'GetUnit', 'ResetFailedUnit', 'SetUnitProperties', 'StopUnit', 'Get']);
 
 /** A talk with systemd: one connection, opened when first needed, closed after each verb's step. */
 export class Systemd {
@@ -61,40 +57,13 @@ export class Systemd {
     return this.conn;
   }
 
-  call(member: string, signature: string, body: DBusValue[]): Message {
-    return this.withRetry(member, () =>
-      this.connection().call({ ...MANAGER, member, signature, body, timeoutMs: CALL_TIMEOUT_MS }),
-    );
-  }
-
   /**
-   * A call that gets no answer in time is made once more on a new
-   * connection: in the test VM systemd now and then leaves a call on a
-   * fresh private connection unanswered (seen for Subscribe and GetUnit,
-   * after containers came and went), and answers the same call on
-   * another.  Only calls that may be repeated are: a start that may have
-   * happened is looked at instead (start(), UnitExists).
+   * A method of systemd's Manager.  Each waits as long as libdbus waits
+   * for a reply (25 s): systemd answers at once unless it is busy, and
+   * runc waits for it without a limit.
    */
-  private withRetry(member: string, call: () => Message): Message {
-    try {
-      return call();
-    } catch (err) {
-      if (!REPEATABLE.has(member) || !/in time$/.test((err as Error).message)) throw err;
-      debug(`systemd: ${(err as Error).message}; asking again on a new connection`);
-      const resubscribe = this.subscribed;
-      this.close();
-      if (resubscribe) {
-        this.connection().call({
-          ...MANAGER,
-          member: 'Subscribe',
-          signature: '',
-          body: [],
-          timeoutMs: CALL_TIMEOUT_MS,
-        });
-        this.subscribed = true;
-      }
-      return call();
-    }
+  call(member: string, signature: string, body: DBusValue[]): Message {
+    return this.connection().call({ ...MANAGER, member, signature, body });
   }
 
   /** systemd's version number ("252" of "252.38-1~deb12u1"). */
@@ -118,7 +87,6 @@ export class Systemd {
     const deadline = Date.now() + JOB_TIMEOUT_MS;
     for (;;) {
       try {
-        // The connection the job was asked on (a call asked again may have opened a new one).
         const removed = this.connection().waitSignal(
           (m) => m.member === 'JobRemoved' && m.interface === MANAGER.interface && m.body[1] === job,
           Math.max(1, Math.min(1000, deadline - Date.now())),
@@ -134,17 +102,14 @@ export class Systemd {
 
   /** One property of the object at `path`. */
   private property(path: string, iface: string, name: string): DBusValue {
-    const reply = this.withRetry('Get', () =>
-      this.connection().call({
-        ...SYSTEMD,
-        path,
-        interface: 'org.freedesktop.DBus.Properties',
-        member: 'Get',
-        signature: 'ss',
-        body: [iface, name],
-        timeoutMs: CALL_TIMEOUT_MS,
-      }),
-    );
+    const reply = this.connection().call({
+      ...SYSTEMD,
+      path,
+      interface: 'org.freedesktop.DBus.Properties',
+      member: 'Get',
+      signature: 'ss',
+      body: [iface, name],
+    });
     return (reply.body[0] as { value: DBusValue }).value;
   }
 

@@ -11,6 +11,7 @@
 import fs = require('fs');
 import { TsrunError } from '../errors';
 import { native } from '../native';
+import { sleepSync } from '../sleep';
 import { decodeMessage, type DBusValue, encodeMessage, type Message, MessageType, messageLength } from './wire';
 
 /** An error reply: the D-Bus error name and its message. */
@@ -81,6 +82,26 @@ export class DBusConnection {
     const line = this.readLine(timeoutMs);
     if (!line.startsWith('OK ')) throw new TsrunError(`D-Bus ${this.address}: authentication refused (${line.trim()})`);
     this.write(Buffer.from('BEGIN\r\n', 'latin1'));
+    this.awaitBeginRead(timeoutMs);
+  }
+
+  /**
+   * Wait until the peer has read our BEGIN, before any message follows it.
+   * systemd's sd-bus server (252, Debian 12's) leaves a message that
+   * arrives in the same read as BEGIN in its buffer without dispatching
+   * it, until something else happens on the socket: a call written right
+   * after BEGIN then went unanswered until we gave up and closed (seen
+   * in the test VM, one create in a few dozen; every time when BEGIN and
+   * the call go in one write).  A unix socket's bytes stay charged to us
+   * until the peer has read them (SIOCOUTQ), so once none are left, BEGIN
+   * was read alone and the first message wakes the server as any other.
+   */
+  private awaitBeginRead(timeoutMs: number): void {
+    const deadline = Date.now() + timeoutMs;
+    for (let pause = 0.05; native.unreadByPeer(this.fd) > 0; pause = Math.min(pause * 2, 5)) {
+      if (Date.now() >= deadline) throw new TsrunError(`D-Bus ${this.address}: BEGIN not read in time`);
+      sleepSync(pause);
+    }
   }
 
   private readLine(timeoutMs: number): string {
