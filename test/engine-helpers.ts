@@ -211,6 +211,64 @@ export function hostCgroupDir(pid: number, controller: string): string {
   return path.join(readHierarchies().find((x) => x.version === 2)!.mountPoint, v2[2]);
 }
 
+/**
+ * A container's limits and freezer state as the kernel holds them, read
+ * from its init's cgroup in v1 or v2 words, whichever hierarchy holds the
+ * controller (so the same scenario checks a hybrid host and a v2 VM).
+ */
+export function cgroupKnobs(pid: number): {
+  memoryLimit(): string;
+  cpuQuota(): { quota: string; period: string };
+  pidsMax(): string;
+  frozen(): boolean;
+} {
+  const v2 = (controller: string): boolean =>
+    !fs
+      .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+      .split('\n')
+      .some((l) => l.split(':')[1]?.split(',').includes(controller));
+  const read = (controller: string, file: string): string =>
+    fs.readFileSync(path.join(hostCgroupDir(pid, controller), file), 'utf8').trim();
+  return {
+    memoryLimit: () => read('memory', v2('memory') ? 'memory.max' : 'memory.limit_in_bytes'),
+    cpuQuota: () => {
+      if (!v2('cpu')) return { quota: read('cpu', 'cpu.cfs_quota_us'), period: read('cpu', 'cpu.cfs_period_us') };
+      const [quota, period] = read('cpu', 'cpu.max').split(' ');
+      return { quota, period };
+    },
+    pidsMax: () => read('pids', 'pids.max'),
+    frozen: () =>
+      v2('freezer') ? /^frozen 1$/m.test(read('freezer', 'cgroup.events')) : read('freezer', 'freezer.state') === 'FROZEN',
+  };
+}
+
+/**
+ * The cgroup manager the engine tests ask their engine for: systemd where
+ * systemd is the init (the test/vm --systemd VM; what podman chooses by
+ * itself there, and what a node sets with containerd's SystemdCgroup),
+ * cgroupfs elsewhere (this host).  TSRUN_ENGINE_CGROUP_MANAGER overrides.
+ */
+export const CGROUP_MANAGER: 'systemd' | 'cgroupfs' =
+  process.env.TSRUN_ENGINE_CGROUP_MANAGER === 'cgroupfs' || process.env.TSRUN_ENGINE_CGROUP_MANAGER === 'systemd'
+    ? process.env.TSRUN_ENGINE_CGROUP_MANAGER
+    : fs.existsSync('/run/systemd/system')
+      ? 'systemd'
+      : 'cgroupfs';
+
+/** One property of a systemd unit (`systemctl show -p`), '' when systemctl says nothing. */
+export function unitProperty(unit: string, property: string): string {
+  const r = runCommand(['systemctl', 'show', unit, '-p', property, '--value']);
+  return r.stdout.trim();
+}
+
+/** The units systemd has loaded whose names match a glob (`systemctl list-units --all`). */
+export function unitsMatching(glob: string): string[] {
+  return runCommand(['systemctl', 'list-units', '--all', '--plain', '--no-legend', glob])
+    .stdout.split('\n')
+    .map((l) => l.trim().split(/\s+/)[0])
+    .filter(Boolean);
+}
+
 /** Remove a cgroup sub-tree (relative to each hierarchy's root) from every hierarchy, deepest first. */
 export function removeCgroupTree(rel: string): string[] {
   const left: string[] = [];
@@ -271,12 +329,17 @@ export function podmanTurn(): () => void {
 }
 
 /**
- * A containers.conf for podman in tests: cgroupfs, events to a file, and
- * default ulimits within this host's limits (its bounding set lacks
- * CAP_SYS_RESOURCE, so podman's default 1048576 fails for any runtime);
- * with `runtime`, that executable as podman's default runtime "tsrun".
+ * A containers.conf for podman in tests: the cgroup manager (cgroupfs
+ * unless told), events to a file, and default ulimits within this host's
+ * limits (its bounding set lacks CAP_SYS_RESOURCE, so podman's default
+ * 1048576 fails for any runtime); with `runtime`, that executable as
+ * podman's default runtime "tsrun".
  */
-export function podmanTestConf(file: string, runtime?: string): string {
+export function podmanTestConf(
+  file: string,
+  runtime?: string,
+  cgroupManager: 'cgroupfs' | 'systemd' = 'cgroupfs',
+): string {
   const engine = runtime ? `runtime = "tsrun"\n\n[engine.runtimes]\ntsrun = ["${runtime}"]\n` : '';
   fs.writeFileSync(
     file,
@@ -284,7 +347,7 @@ export function podmanTestConf(file: string, runtime?: string): string {
 default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "${cgroupManager}"
 events_logger = "file"
 ${engine}`,
   );

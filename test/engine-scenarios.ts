@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { BuiltPlugins, Test } from '@tapjs/test';
 import { type RunResult, tempDir, waitFor } from './helpers';
-import { findProcess, hostCgroupDir, parentOf } from './engine-helpers';
+import { cgroupKnobs, findProcess, parentOf, unitProperty, unitsMatching } from './engine-helpers';
 
 /** One container, in engine-neutral terms. */
 export interface RunSpec {
@@ -100,6 +100,8 @@ export interface Adapter {
   pid(name: string): number;
   /** The monitor process engines leave detached execs to (conmon, the shim). */
   monitor: RegExp;
+  /** With the systemd cgroup manager: the slice the engine puts its containers in (runc's slice path, a-b.slice nesting). */
+  systemdSlice?: string;
 }
 
 /** A tap test, as tap's test callbacks receive it. */
@@ -135,6 +137,43 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
     return name;
   };
   const long = (cmd = 'sleep 300'): string[] => ['sh', '-c', cmd];
+
+  if (a.systemdSlice) {
+    const slice = a.systemdSlice;
+    await scenario('each container a transient systemd scope, gone after rm', async (t) => {
+      const name = nameFor(a.name, 'scope');
+      t.teardown(() => {
+        a.remove(name);
+      });
+      const r = a.start(name, { cmd: long(), memory: 128 << 20, pids: 64 });
+      t.equal(r.status, 0, r.stderr);
+      const rel = fs
+        .readFileSync(`/proc/${a.pid(name)}/cgroup`, 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('0::'))!
+        .slice(3);
+      const unit = path.basename(rel);
+      t.match(unit, /^[\w.-]+\.scope$/, `a scope: ${rel}`);
+      const nested = slice
+        .replace(/\.slice$/, '')
+        .split('-')
+        .map((_, i, parts) => `${parts.slice(0, i + 1).join('-')}.slice`);
+      t.equal(path.dirname(rel), `/${nested.join('/')}`, `in ${slice}`);
+      t.equal(unitProperty(unit, 'ActiveState'), 'active');
+      t.equal(unitProperty(unit, 'Delegate'), 'yes', 'delegated, as runc asks');
+      t.equal(unitProperty(unit, 'MemoryMax'), String(128 << 20), 'the memory limit is a unit property');
+      t.equal(unitProperty(unit, 'TasksMax'), '64', 'and the pids limit');
+      t.ok(
+        a.sent().some((l) => /(^| )--systemd-cgroup .*\bcreate\b/.test(l)),
+        'the engine passed --systemd-cgroup to create',
+      );
+      t.equal(a.remove(name).status, 0);
+      t.ok(
+        await waitFor(() => unitsMatching(unit).length === 0 && !fs.existsSync(path.join('/sys/fs/cgroup', rel)), 10_000),
+        'after rm: no unit, no cgroup',
+      );
+    });
+  }
 
   await scenario('run and echo', (t) => {
     const r = a.run({ cmd: ['echo', 'hello from tsrun'] });
@@ -213,8 +252,7 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
     const count = (): number => Number(fs.readFileSync(path.join(dir, 'count'), 'utf8') || 0);
     t.ok(await waitFor(() => fs.existsSync(path.join(dir, 'count')) && count() > 2, 10_000, 50), 'it counts');
     t.equal(a.pause(name).status, 0);
-    const freezer = path.join(hostCgroupDir(a.pid(name), 'freezer'), 'freezer.state');
-    t.equal(fs.readFileSync(freezer, 'utf8').trim(), 'FROZEN', 'the cgroup is frozen');
+    t.ok(cgroupKnobs(a.pid(name)).frozen(), 'the cgroup is frozen');
     const frozenAt = count();
     await sleep(500);
     t.equal(count(), frozenAt, 'nothing runs while paused');
@@ -226,14 +264,10 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
     const name = detached(t, 'update', { cmd: long(), memory: 256 << 20 });
     const r = a.update(name, { memory: 64 << 20, cpus: 0.5, pids: a.cannot['update pids'] ? undefined : 77 });
     t.equal(r.status, 0, r.stderr);
-    const pid = a.pid(name);
-    t.equal(
-      fs.readFileSync(path.join(hostCgroupDir(pid, 'memory'), 'memory.limit_in_bytes'), 'utf8').trim(),
-      String(64 << 20),
-    );
-    t.equal(fs.readFileSync(path.join(hostCgroupDir(pid, 'cpu'), 'cpu.cfs_quota_us'), 'utf8').trim(), '50000');
-    if (!a.cannot['update pids'])
-      t.equal(fs.readFileSync(path.join(hostCgroupDir(pid, 'pids'), 'pids.max'), 'utf8').trim(), '77');
+    const knobs = cgroupKnobs(a.pid(name));
+    t.equal(knobs.memoryLimit(), String(64 << 20));
+    t.equal(knobs.cpuQuota().quota, '50000');
+    if (!a.cannot['update pids']) t.equal(knobs.pidsMax(), '77');
     else t.pass(`pids: skipped, ${a.cannot['update pids']}`, { skip: true });
   });
 
@@ -287,9 +321,7 @@ export async function runScenarios(t: TestApi, a: Adapter): Promise<void> {
 
   await scenario('cpus', (t) => {
     const name = detached(t, 'cpus', { cmd: long(), cpus: 0.5 });
-    const dir = hostCgroupDir(a.pid(name), 'cpu');
-    t.equal(fs.readFileSync(path.join(dir, 'cpu.cfs_quota_us'), 'utf8').trim(), '50000', 'half a CPU');
-    t.equal(fs.readFileSync(path.join(dir, 'cpu.cfs_period_us'), 'utf8').trim(), '100000');
+    t.same(cgroupKnobs(a.pid(name)).cpuQuota(), { quota: '50000', period: '100000' }, 'half a CPU');
   });
 
   await scenario('read-only rootfs', (t) => {

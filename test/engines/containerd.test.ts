@@ -8,7 +8,10 @@
  * namespace of this test's own.  Every scenario of test/engine-scenarios.ts that ctr
  * can express (user, hostname and the pids limit through `ctr run
  * --config`, as ctr 1.6 has no flags for them), and a create failure shows
- * tsrun's reason in ctr's error (the shim reads it from log.json).
+ * tsrun's reason in ctr's error (the shim reads it from log.json).  Where
+ * systemd is the init (scripts/test.sh runs this file in the test/vm
+ * --systemd VM too), with the shim's SystemdCgroup option: each container
+ * a scope in system.slice.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -17,6 +20,7 @@ import t from 'tap';
 import { FIXTURE_ROOTFS, IS_ROOT, type RunResult, runCommand, waitFor } from '../helpers';
 import {
   busyboxArchive,
+  CGROUP_MANAGER,
   Daemon,
   IMAGE,
   onTty,
@@ -25,6 +29,7 @@ import {
   removeCgroupTree,
   runtimeWrapper,
   sentArgv,
+  unitsMatching,
 } from '../engine-helpers';
 import { type Adapter, type RunSpec, runScenarios } from '../engine-scenarios';
 
@@ -57,7 +62,22 @@ state = "${work}/state"
 
 const ctr = (args: string[], input?: string): RunResult =>
   runCommand(['ctr', '--address', sock, '--namespace', ns, ...args], { input, timeoutMs: 120_000 });
-const runtimeFlags = ['--runc-binary', wrapper, '--runc-root', runcRoot, '--fifo-dir', fifoDir];
+/**
+ * With the systemd cgroup manager, ctr's --runc-systemd-cgroup sets the shim's runc option SystemdCgroup, the one a
+ * node's CRI config sets (`SystemdCgroup = true`), and each container's cgroupsPath is slice:prefix:name, as the CRI
+ * plugin makes it.
+ */
+const SYSTEMD = CGROUP_MANAGER === 'systemd';
+const runtimeFlags = [
+  '--runc-binary',
+  wrapper,
+  '--runc-root',
+  runcRoot,
+  '--fifo-dir',
+  fifoDir,
+  ...(SYSTEMD ? ['--runc-systemd-cgroup'] : []),
+];
+const cgroupOf = (id: string): string => (SYSTEMD ? `system.slice:${ns}:${id}` : `/${ns}/${id}`);
 let daemon: Daemon | undefined;
 let seq = 0;
 
@@ -81,6 +101,8 @@ t.teardown(async () => {
   fs.rmSync(work, { recursive: true, force: true });
   const left = removeCgroupTree(`/${ns}`);
   if (left.length) throw new Error(`cgroups left: ${left.join(' ')}`);
+  const units = SYSTEMD ? unitsMatching(`${ns}-*`) : [];
+  if (units.length) throw new Error(`systemd units left: ${units.join(' ')}`);
 });
 
 /**
@@ -99,7 +121,9 @@ function specFile(id: string, s: RunSpec): string | undefined {
   if (s.user) spec.process.user = { uid: Number(s.user), gid: Number(s.user) };
   if (s.hostname) spec.hostname = s.hostname;
   if (s.pids) spec.linux.resources = { ...spec.linux.resources, pids: { limit: s.pids } };
-  spec.linux.cgroupsPath = `/${ns}/${id}`;
+  // With --config, ctr's own --memory-limit does not apply.
+  if (s.memory) spec.linux.resources = { ...spec.linux.resources, memory: { limit: s.memory } };
+  spec.linux.cgroupsPath = cgroupOf(id);
   const file = path.join(work, `${id}.json`);
   fs.writeFileSync(file, JSON.stringify(spec));
   return file;
@@ -107,8 +131,8 @@ function specFile(id: string, s: RunSpec): string | undefined {
 
 function runArgs(id: string, s: RunSpec): string[] {
   const file = specFile(id, s);
-  if (file) return [...runtimeFlags, '--config', file, id];
-  const f = [...runtimeFlags];
+  if (file) return [...runtimeFlags, '--cgroup', cgroupOf(id), '--config', file, id];
+  const f = [...runtimeFlags, '--cgroup', cgroupOf(id)];
   if (s.memory) f.push('--memory-limit', String(s.memory));
   if (s.cpus) f.push('--cpus', String(s.cpus));
   if (s.readOnly) f.push('--read-only');
@@ -137,6 +161,7 @@ const adapter: Adapter = {
     'exec env': 'ctr task exec has no --env',
   },
   monitor: /^containerd-shim/,
+  systemdSlice: SYSTEMD ? 'system.slice' : undefined,
   run: (s) => {
     const id = `run-${++seq}`;
     return ctr(['run', '--rm', ...runArgs(id, s)], s.input);
@@ -254,13 +279,13 @@ t.test('containerd runs its containers on tsrun', async (t) => {
 t.test("a create failure shows tsrun's reason in ctr's error (the shim reads log.json)", async (t) => {
   const spec = JSON.parse(runCommand(['ctr', 'oci', 'spec']).stdout);
   spec.process.args = ['true'];
-  spec.linux.cgroupsPath = `/${ns}/broken`;
+  spec.linux.cgroupsPath = cgroupOf('broken');
   spec.mounts.push({ destination: '/mnt', type: 'nosuchfs', source: 'none' });
   spec.root = { path: path.join(work, 'broken-rootfs'), readonly: false };
   runCommand(['cp', '-a', FIXTURE_ROOTFS, spec.root.path]);
   const file = path.join(work, 'broken.json');
   fs.writeFileSync(file, JSON.stringify(spec));
-  const r = ctr(['run', '--rm', ...runtimeFlags, '--config', file, 'broken']);
+  const r = ctr(['run', '--rm', ...runtimeFlags, '--cgroup', cgroupOf('broken'), '--config', file, 'broken']);
   t.not(r.status, 0);
   t.match(r.stderr, /mounts\[\d+\]: mount none \(nosuchfs\) on rootfs\/mnt: no such device/, r.stderr);
   ctr(['containers', 'rm', 'broken']);

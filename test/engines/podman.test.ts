@@ -4,7 +4,8 @@
  * runtime entry, cgroupfs, and default ulimits within this host's limits).
  * Every scenario of test/engine-scenarios.ts, then what podman does by the runtime's
  * name: named "runc" it adds --log-format=json --log FILE, and a failure
- * still reaches the user with tsrun's reason.
+ * still reaches the user with tsrun's reason.  Where systemd is the init
+ * (the test/vm --systemd VM), with cgroup_manager = "systemd".
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -13,6 +14,7 @@ import t from 'tap';
 import { IS_ROOT, type RunResult, runCommand } from '../helpers';
 import {
   busyboxArchive,
+  CGROUP_MANAGER,
   IMAGE,
   onTty,
   pathsMadeAfter,
@@ -21,6 +23,7 @@ import {
   removeCgroupTree,
   runtimeWrapper,
   sentArgv,
+  unitsMatching,
 } from '../engine-helpers';
 import { type Adapter, dockerStyleExecFlags, dockerStyleFlags, type RunSpec, runScenarios } from '../engine-scenarios';
 
@@ -30,11 +33,17 @@ if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0) {
 }
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-podman-'));
+/**
+ * With the systemd cgroup manager podman puts each container in a scope of its default machine.slice (and conmon in
+ * a scope of its own); with cgroupfs, under a cgroup parent of this test's own.
+ */
+const SYSTEMD = CGROUP_MANAGER === 'systemd';
 const cgroupParent = `/tsrun-podman-${process.pid}`;
+const parentFlags = SYSTEMD ? [] : ['--cgroup-parent', cgroupParent];
 const stateRoot = path.join(work, 'tsrun-state');
 const argvLog = path.join(work, 'argv.log');
 const wrapper = runtimeWrapper(path.join(work, 'bin'), 'tsrun', stateRoot, argvLog);
-const conf = podmanTestConf(path.join(work, 'containers.conf'), wrapper);
+const conf = podmanTestConf(path.join(work, 'containers.conf'), wrapper, CGROUP_MANAGER);
 const ENV = { CONTAINERS_CONF: conf };
 // podman and its conmon work in here: conmon writes an "oom" file into its cwd when the OOM killer strikes.
 const CWD = work;
@@ -73,17 +82,17 @@ t.teardown(() => {
   fs.rmSync(work, { recursive: true, force: true });
   const left = removeCgroupTree(cgroupParent);
   if (left.length) throw new Error(`cgroups left: ${left.join(' ')}`);
+  const units = SYSTEMD ? unitsMatching('libpod-*') : [];
+  if (units.length) throw new Error(`systemd units left: ${units.join(' ')}`);
 });
 
-const flags = (s: RunSpec): string[] => [
-  ...['--network', 'none', '--cgroup-parent', cgroupParent],
-  ...dockerStyleFlags(s),
-];
+const flags = (s: RunSpec): string[] => ['--network', 'none', ...parentFlags, ...dockerStyleFlags(s)];
 
 const adapter: Adapter = {
   name: 'podman',
   cannot: { 'update pids': 'podman 4.3 update has no --pids-limit' },
   monitor: /^conmon$/,
+  systemdSlice: SYSTEMD ? 'machine.slice' : undefined,
   run: (s) => podman(['run', '--rm', ...flags(s), IMAGE, ...s.cmd], { input: s.input }),
   runTty: (s) => onTty([...base, 'run', '--rm', '-it', ...flags(s), IMAGE, ...s.cmd], ENV, undefined, CWD),
   start: (name, s) => podman(['run', '-d', '--name', name, ...flags(s), IMAGE, ...s.cmd]),
@@ -118,21 +127,33 @@ t.before(async () => {
 t.test('podman runs its containers on tsrun', async (t) => {
   await runScenarios(t, adapter);
   t.ok(
-    sentArgv(argvLog).some((l) => /^create --bundle \S+ --pid-file \S+ /.test(l)),
+    sentArgv(argvLog).some((l) => /^(--systemd-cgroup )?create --bundle \S+ --pid-file \S+ /.test(l)),
     "podman drove tsrun (through containers.conf's runtime entry)",
   );
 });
 
+/**
+ * An RLIMIT_NOFILE the kernel refuses: above this host's hard limit where CAP_SYS_RESOURCE is missing (this host's
+ * bounding set lacks it), else above fs.nr_open (the VMs).
+ */
+const refusedNofile = ((): number => {
+  const capEff = BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]}`);
+  const CAP_SYS_RESOURCE = 24n;
+  if (capEff & (1n << CAP_SYS_RESOURCE)) return Number(fs.readFileSync('/proc/sys/fs/nr_open', 'utf8')) + 1;
+  const hard = /Max open files\s+\d+\s+(\d+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'))![1];
+  return Number(hard) + 10_000;
+})();
+
 t.test('named "runc", tsrun gets --log-format=json --log FILE, and errors still reach the user', async (t) => {
   const log = path.join(work, 'argv-runc.log');
   const asRunc = runtimeWrapper(path.join(work, 'as-runc'), 'runc', stateRoot, log);
-  const ok = podman(['run', '--rm', '--network', 'none', '--cgroup-parent', cgroupParent, IMAGE, 'echo', 'as runc'], {
+  const ok = podman(['run', '--rm', '--network', 'none', ...parentFlags, IMAGE, 'echo', 'as runc'], {
     runtime: asRunc,
   });
   t.equal(ok.stdout, 'as runc\n', ok.stderr);
   t.match(
     sentArgv(log).find((l) => l.includes(' create ')),
-    /^--log-format=json --log \S+ create --bundle /,
+    /^(--systemd-cgroup )?--log-format=json --log \S+ (--systemd-cgroup )?create --bundle /,
     'the flags podman gives runc',
   );
   t.notOk(
@@ -140,17 +161,16 @@ t.test('named "runc", tsrun gets --log-format=json --log FILE, and errors still 
     'and not to a runtime named tsrun',
   );
   for (const runtime of [asRunc, wrapper]) {
-    // A limit above this host's hard limit: tsrun refuses it, and podman says why.
+    // A limit the kernel refuses: tsrun says so, and podman says why.
     const bad = podman(
       [
         'run',
         '--rm',
         '--network',
         'none',
-        '--cgroup-parent',
-        cgroupParent,
+        ...parentFlags,
         '--ulimit',
-        'nofile=30000:30000',
+        `nofile=${refusedNofile}:${refusedNofile}`,
         '--ulimit',
         'nproc=4096:4096',
         IMAGE,
@@ -161,7 +181,9 @@ t.test('named "runc", tsrun gets --log-format=json --log FILE, and errors still 
     t.not(bad.status, 0);
     t.match(
       bad.stderr,
-      /process\.rlimits\[\d\]: set RLIMIT_NOFILE to 30000\/30000: operation not permitted/,
+      new RegExp(
+        `process\\.rlimits\\[\\d\\]: set RLIMIT_NOFILE to ${refusedNofile}/${refusedNofile}: operation not permitted`,
+      ),
       `${path.basename(runtime)}: tsrun's reason in podman's error`,
     );
   }
