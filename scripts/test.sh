@@ -4,7 +4,7 @@
 # security, compat (tsrun beside runc) and engine (podman, containerd, docker) tests on this host, then the cgroup suite (and the exec placement
 # test of test/security) again inside a VM running pure cgroup v2 (test/vm/), since a hybrid host cannot exercise the v2 driver,
 # and the systemd cgroup manager's tests, and podman and containerd driving tsrun with it, in a VM where systemd is
-# PID 1 (test/vm --systemd), which this host's init is not.
+# PID 1 (test/vm --systemd), which this host's init is not, on cgroup v2 and on systemd's hybrid layout (--hybrid).
 # TSRUN_SKIP_VM=1 skips the VM part (quick local runs).  The reliability tests run their long
 # variants here (1,000 lifecycles each; test/reliability/soak.test.ts): TSRUN_LONG=0 shortens them.
 set -euo pipefail
@@ -31,10 +31,13 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
     2>&1 | tee "$logs/vm" || status=$?
   echo "== systemd as PID 1, in a VM (test/vm --systemd) =="
   # The engines there use the systemd cgroup manager (test/engine-helpers.ts, CGROUP_MANAGER).
-  bash test/vm/run.sh --systemd --timeout 1500 --cwd "$PWD" -- \
-    npx tap dist/test/integration/systemd-cgroup.test.js dist/test/engines/containerd.test.js \
-      dist/test/engines/podman.test.js \
+  systemd_tests=(dist/test/integration/systemd-cgroup.test.js dist/test/engines/containerd.test.js
+    dist/test/engines/podman.test.js)
+  bash test/vm/run.sh --systemd --timeout 1500 --cwd "$PWD" -- npx tap "${systemd_tests[@]}" \
     2>&1 | tee "$logs/vm-systemd" || status=$?
+  echo "== systemd as PID 1, hybrid cgroups (v1 controllers), in a VM (test/vm --systemd --hybrid) =="
+  bash test/vm/run.sh --systemd --hybrid --timeout 1500 --cwd "$PWD" -- npx tap "${systemd_tests[@]}" \
+    2>&1 | tee "$logs/vm-systemd-hybrid" || status=$?
 fi
 
 # One closing line any CI can read: "N passed, N failed", over both runs.

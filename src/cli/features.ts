@@ -114,7 +114,9 @@ export function features(): Record<string, unknown> {
     linux: {
       namespaces: [...NAMESPACE_TYPES],
       capabilities: [...CAPABILITIES],
-      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: true },
+      // systemd: --systemd-cgroup on v1, hybrid and v2 hosts (tested where systemd is PID 1: test/vm --systemd);
+      // systemdUser (the user manager, for rootless) is issue 20's.
+      cgroup: { v1: true, v2: true, systemd: true, systemdUser: false, rdma: true },
       seccomp: seccompFeatures(),
       apparmor: { enabled: false },
       selinux: { enabled: false },

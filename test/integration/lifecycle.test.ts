@@ -735,6 +735,11 @@ t.test('features', async (t) => {
     t.ok(f.linux.namespaces.includes(ns), `namespace ${ns}`);
   t.ok(Array.isArray(f.hooks), 'hooks listed');
   t.ok(Array.isArray(f.mountOptions), 'mount options listed');
+  t.same(
+    f.linux.cgroup,
+    { v1: true, v2: true, systemd: true, systemdUser: false, rdma: true },
+    'cgroups: v1, v2, the systemd manager; not yet the systemd user manager',
+  );
 });
 
 t.test('--version', async (t) => {

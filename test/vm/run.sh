@@ -16,6 +16,9 @@
 #   --log FILE         keep the VM's serial console log in FILE
 #   --systemd          boot systemd as PID 1 and run the command as a
 #                      oneshot service of it (the systemd cgroup manager's tests)
+#   --hybrid           with --systemd: the v1 controllers and systemd's
+#                      hybrid layout (cgroup2 at /sys/fs/cgroup/unified, no
+#                      controllers in it), as on a host like this one
 #   -v                 say on stderr what happens and how long the boot took
 #
 # The command's stdout+stderr come out on stdout, as they are produced. The
@@ -32,10 +35,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${TSRUN_VM_CACHE:-/var/cache/tsrun-vm}
 
-usage() { sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 125; }
+usage() { sed -n '4,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 125; }
 say() { if [ "$verbose" = 1 ]; then echo "tsrun-vm: $*" >&2; fi; }
 
-timeout=600 cwd=$PWD mem=2048 smp=2 modules="" keep_log="" verbose=0 systemd=0
+timeout=600 cwd=$PWD mem=2048 smp=2 modules="" keep_log="" verbose=0 systemd=0 hybrid=0
 envs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -47,6 +50,7 @@ while [ $# -gt 0 ]; do
 	--smp) smp=$2; shift 2 ;;
 	--log) keep_log=$2; shift 2 ;;
 	--systemd) systemd=1; shift ;;
+	--hybrid) hybrid=1; shift ;;
 	-v) verbose=1; shift ;;
 	--) shift; break ;;
 	*) usage ;;
@@ -54,6 +58,10 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || usage
 [[ $timeout =~ ^[0-9]+$ ]] || usage
+if [ "$hybrid" = 1 ] && [ "$systemd" = 0 ]; then
+	echo "tsrun-vm: --hybrid needs --systemd (systemd mounts the hybrid layout)" >&2
+	exit 125
+fi
 
 # Build (or check) the kernel and initramfs; quiet when there is nothing to do.
 bash "$HERE/build.sh"
@@ -123,7 +131,15 @@ if [ -n "$modules" ]; then echo "$modules" >"$share/modules"; fi
 #                      into qemu exiting, so a broken boot ends fast;
 #   loglevel=4         warnings and worse on the serial log, not the chatter;
 #   mitigations=off    the CPU is emulated; the mitigations only slow it.
-append="console=ttyS0 cgroup_no_v1=all panic=-1 loglevel=4 mitigations=off"
+#   apparmor=0         no LSM, as on this host: Debian's kernel would enable
+#                      AppArmor, podman would then ask for its profile, and
+#                      tsrun refuses AppArmor profiles by name (not supported yet);
+#   (--hybrid: v1 is allowed, and systemd is asked for its hybrid layout.)
+if [ "$hybrid" = 1 ]; then
+	append="console=ttyS0 systemd.unified_cgroup_hierarchy=0 apparmor=0 panic=-1 loglevel=4 mitigations=off"
+else
+	append="console=ttyS0 cgroup_no_v1=all apparmor=0 panic=-1 loglevel=4 mitigations=off"
+fi
 # tsrun.systemd: /init hands over to systemd (test/vm/init, stage 1).
 if [ "$systemd" = 1 ]; then append="$append tsrun.systemd=1 systemd.show_status=0"; fi
 

@@ -92,11 +92,13 @@ function systemdManager(
 ): CgroupManager {
   const { Systemd, SystemdPlacement } = systemdModule();
   const unit = SystemdPlacement.unitOf(config?.linux?.cgroupsPath, id, existing);
-  if (detectLayout(hierarchies) !== 'unified')
-    throw new TsrunError(
-      '--systemd-cgroup: tsrun supports the systemd cgroup manager on cgroup v2 (unified) hosts only so far; this one has cgroup v1 hierarchies',
-    );
   const resources = config?.linux?.resources;
+  if (detectLayout(hierarchies) !== 'unified') {
+    // v1 and hybrid: the unit's path in every hierarchy, systemd's and the ones tsrun makes (SystemdPlacement.apply).
+    const inner = new CgroupfsV1Placement(hierarchies, unit.cgroupPath, id, host.files, host.sleep, existing);
+    const placement = new SystemdPlacement(inner, unit, 1, id, resources, new Systemd(), !!existing);
+    return new Cgroup(placement, new V1Writer(inner.hierarchyDirs(), host.files, host.sleep));
+  }
   const inner = new CgroupfsV2Placement(
     unifiedHierarchy(hierarchies),
     unit.cgroupPath,

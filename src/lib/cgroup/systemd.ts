@@ -10,11 +10,11 @@
  * the version writer then writes every file, as runc does, so what
  * systemd cannot express is applied too.
  *
- * cgroup v2 (unified hosts) only so far: on a v1 or hybrid host systemd
- * makes the unit's directory only in the hierarchies it manages, and the
- * others would have to be made and joined here, as runc's legacy manager
- * does; untested here (the test VM's systemd 252 will not boot hybrid), so
- * refused by name.
+ * On a v1 or hybrid host systemd makes the unit's directory only in the
+ * hierarchies it manages (name=systemd, memory, pids, devices, cpu and
+ * blkio with accounting on, the hybrid cgroup2 tree): the rest (freezer,
+ * cpuset, net_cls, perf_event, hugetlb, ...) are made and joined here, at
+ * the same path, as runc's legacy manager does.
  */
 import { TsrunError } from '../errors';
 import { DBusConnection, DBusError } from '../dbus/client';
@@ -205,6 +205,11 @@ export class SystemdPlacement implements Placement {
     this.start(pid);
     this.started = true;
     this.propertiesSent = true;
+    if (this.version === 1) {
+      // The hierarchies systemd does not manage; joining those it does is a no-op.
+      this.inner.create();
+      this.inner.apply(pid);
+    }
   }
 
   /** StartTransientUnit with the helper's pid in it; a failed unit of the same name left behind is reset once. */
