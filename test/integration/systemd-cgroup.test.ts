@@ -37,6 +37,14 @@ if (!SYSTEMD) {
     );
     t.same(leftovers(bundle, id), []);
   });
+  t.test('without --systemd-cgroup an org.systemd.property annotation is ignored, as runc ignores it', async (t) => {
+    const bundle = makeBundle(t, (c) => (c.annotations = { 'org.systemd.property.CollectMode': 'not even text' }), [
+      '/bin/true',
+    ]);
+    const r = tsrun(bundle.root, ['--debug', 'run', '-b', bundle.dir, uniqueId('sd')]);
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stderr, /org\.systemd\.property\.CollectMode: ignored without --systemd-cgroup, as runc ignores them/);
+  });
   t.test('a systemd cgroupsPath without --systemd-cgroup says what it needs', async (t) => {
     const bundle = makeBundle(t, (c) => (c.linux!.cgroupsPath = 'system.slice:tsrun-test:x'), ['/bin/true']);
     const r = tsrun(bundle.root, ['run', '-b', bundle.dir, uniqueId('sd')]);
@@ -169,6 +177,12 @@ if (!SYSTEMD) {
         t,
         (c) => {
           c.linux!.cgroupsPath = `system.slice:${prefix}:${id}`;
+          // runc's docs/systemd.md example: extra unit properties, in GVariant text.
+          c.annotations = {
+            'org.systemd.property.TimeoutStopUSec': 'uint64 123456789',
+            'org.systemd.property.CollectMode': "'inactive-or-failed'",
+            'org.systemd.property.RuntimeMaxSec': '600',
+          };
           c.linux!.resources = {
             memory: { limit: 64 * 1024 * 1024 },
             pids: { limit: 40 },
@@ -189,9 +203,17 @@ if (!SYSTEMD) {
       run('resume', id);
       seenBy[rt.name] = {
         cgroups,
-        properties: ['ActiveState', 'Slice', 'Delegate', MEMORY.property, 'TasksMax', 'CPUQuotaPerSecUSec'].map(
-          (p) => `${p}=${property(p)}`,
-        ),
+        properties: [
+          'ActiveState',
+          'Slice',
+          'Delegate',
+          MEMORY.property,
+          'TasksMax',
+          'CPUQuotaPerSecUSec',
+          'TimeoutStopUSec',
+          'CollectMode',
+          'RuntimeMaxUSec',
+        ].map((p) => `${p}=${property(p)}`),
         limits: [knobAt(unit, 'memory', MEMORY.file), knobAt(unit, 'pids', 'pids.max')],
         frozen,
       };
@@ -216,6 +238,36 @@ if (!SYSTEMD) {
     };
     t.same(withoutMisc(seenBy.tsrun), withoutMisc(seenBy[REFERENCE.name]), 'tsrun as runc');
   });
+
+  t.test(
+    'an org.systemd.property annotation systemd cannot take is refused by name, and nothing is left',
+    async (t) => {
+      const id = uniqueId('sd');
+      const bundle = makeBundle(
+        t,
+        (c) => {
+          c.linux!.cgroupsPath = `system.slice:tsrun-test:${id}`;
+          c.annotations = { 'org.systemd.property.CollectMode': "'no-such-mode'" };
+        },
+        ['/bin/true'],
+      );
+      const r = tsrun(bundle.root, ['--systemd-cgroup', 'run', '-b', bundle.dir, id]);
+      t.equal(r.status, 1);
+      t.match(r.stderr, /linux\.cgroupsPath: systemd refused tsrun-test-.*\.scope: .*CollectMode/, r.stderr);
+      t.ok(unitGone(SCOPE_OF(id)), 'no unit');
+      t.same(noCgroupLeft(id), [], 'no cgroup');
+      t.same(leftovers(bundle, id), []);
+      const unreadable = makeBundle(t, (c) => (c.annotations = { 'org.systemd.property.CollectMode': 'inactive' }), [
+        '/bin/true',
+      ]);
+      const u = tsrun(unreadable.root, ['--systemd-cgroup', 'run', '-b', unreadable.dir, uniqueId('sd')]);
+      t.equal(u.status, 1);
+      t.match(
+        u.stderr,
+        /annotations\["org\.systemd\.property\.CollectMode"\]: "inactive" is not a GVariant text value/,
+      );
+    },
+  );
 
   t.test('delete --force of a running container stops its unit', async (t) => {
     const id = uniqueId('sd');

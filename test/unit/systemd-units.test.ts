@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import {
+  annotationProperties,
   baseProperties,
   cpuQuotaPerSecUSec,
   expandSlice,
@@ -145,3 +146,57 @@ t.test('CPU lists as bitmasks, byte i bit j for number 8i+j', async (t) => {
   t.throws(() => rangeToMask('a-b', 'linux.resources.cpu.cpus'), /linux\.resources\.cpu\.cpus: "a-b" is not a list/);
   t.throws(() => rangeToMask('3-1', 'f'), /not a range/);
 });
+
+t.test(
+  'org.systemd.property.* annotations: unit properties, *Sec in microseconds, errors naming the key',
+  async (t) => {
+    t.same(
+      props(
+        annotationProperties({
+          'org.systemd.property.TimeoutStopUSec': 'uint64 123456789',
+          'org.systemd.property.CollectMode': "'inactive-or-failed'",
+          'org.systemd.property.TimeoutStopSec': '5',
+          'org.systemd.property.RuntimeMaxSec': 'double 1.5',
+          'org.example.other': 'ignored',
+        }),
+      ),
+      {
+        CollectMode: 's "inactive-or-failed"',
+        RuntimeMaxUSec: 't "1500000"',
+        TimeoutStopUSec: 't "123456789"',
+      },
+      'in key order: the given TimeoutStopUSec comes after the one made from TimeoutStopSec, and systemd keeps the last',
+    );
+    t.same(annotationProperties(undefined), []);
+    t.same(annotationProperties({ 'io.kubernetes.x': 'y' }), []);
+    t.same(
+      annotationProperties({
+        'org.systemd.property.TimeoutStopUSec': 'uint64 7',
+        'org.systemd.property.TimeoutStopSec': '1',
+      }).map(([k]) => k),
+      ['TimeoutStopUSec', 'TimeoutStopUSec'],
+      'both are sent, in key order (runc sends them in map order): systemd keeps the last',
+    );
+    t.same(
+      props(annotationProperties({ 'org.systemd.property.USec': '1' })),
+      { USec: 'i 1' },
+      '"USec" is no *Sec name',
+    );
+    t.throws(
+      () => annotationProperties({ 'org.systemd.property.Ab': 'true' }),
+      /annotations\["org\.systemd\.property\.Ab"\]: "Ab" is not a unit property name/,
+    );
+    t.throws(
+      () => annotationProperties({ 'org.systemd.property.Cpu1Weight': '1' }),
+      /"Cpu1Weight" is not a unit property name \(three or more letters, nothing else\)/,
+    );
+    t.throws(
+      () => annotationProperties({ 'org.systemd.property.CollectMode': 'inactive' }),
+      /annotations\["org\.systemd\.property\.CollectMode"\]: "inactive" is not a GVariant text value/,
+    );
+    t.throws(
+      () => annotationProperties({ 'org.systemd.property.TimeoutStopSec': "'5'" }),
+      /a property in seconds wants a number, not a value of type s/,
+    );
+  },
+);

@@ -5,11 +5,20 @@
  */
 import { type Config } from '../config';
 import { TsrunError } from '../errors';
+import { debug } from '../log';
 import { native } from '../native';
 import { sleepSync } from '../sleep';
 import { CgroupfsV1Placement, CgroupfsV2Placement } from './cgroupfs';
 import { type CgroupFiles, hostFiles } from './files';
-import { Cgroup, type CgroupManager, type CgroupState, detectLayout, type Hierarchy, readHierarchies } from './manager';
+import {
+  Cgroup,
+  type CgroupManager,
+  type CgroupState,
+  detectLayout,
+  type Hierarchy,
+  readHierarchies,
+  SYSTEMD_PROPERTY_ANNOTATION,
+} from './manager';
 import { V1Writer } from './v1';
 import { V2Writer } from './v2';
 
@@ -65,6 +74,9 @@ export function cgroupManagerFor(
       throw new TsrunError('--systemd-cgroup: systemd is not the init of this host (no /run/systemd/system)');
     return systemdManager(config, id, hierarchies, host);
   }
+  const unitProperties = Object.keys(config.annotations ?? {}).filter((k) => k.startsWith(SYSTEMD_PROPERTY_ANNOTATION));
+  if (unitProperties.length)
+    debug(`${unitProperties.join(', ')}: ignored without --systemd-cgroup, as runc ignores them (there is no unit)`);
   if (detectLayout(hierarchies) === 'unified')
     return v2(new CgroupfsV2Placement(unifiedHierarchy(hierarchies), cgroupsPath, id, host.files, host.sleep), host);
   return v1(new CgroupfsV1Placement(hierarchies, cgroupsPath, id, host.files, host.sleep), host);
@@ -90,13 +102,14 @@ function systemdManager(
   host: CgroupHost,
   existing?: CgroupState,
 ): CgroupManager {
-  const { Systemd, SystemdPlacement } = systemdModule();
+  const { Systemd, SystemdPlacement, annotationProperties } = systemdModule();
   const unit = SystemdPlacement.unitOf(config?.linux?.cgroupsPath, id, existing);
   const resources = config?.linux?.resources;
+  const annotated = annotationProperties(config?.annotations);
   if (detectLayout(hierarchies) !== 'unified') {
     // v1 and hybrid: the unit's path in every hierarchy, systemd's and the ones tsrun makes (SystemdPlacement.apply).
     const inner = new CgroupfsV1Placement(hierarchies, unit.cgroupPath, id, host.files, host.sleep, existing);
-    const placement = new SystemdPlacement(inner, unit, 1, id, resources, new Systemd(), !!existing);
+    const placement = new SystemdPlacement(inner, unit, 1, id, resources, new Systemd(), !!existing, annotated);
     return new Cgroup(placement, new V1Writer(inner.hierarchyDirs(), host.files, host.sleep));
   }
   const inner = new CgroupfsV2Placement(
@@ -107,7 +120,7 @@ function systemdManager(
     host.sleep,
     existing,
   );
-  const placement = new SystemdPlacement(inner, unit, 2, id, resources, new Systemd(), !!existing);
+  const placement = new SystemdPlacement(inner, unit, 2, id, resources, new Systemd(), !!existing, annotated);
   return new Cgroup(placement, new V2Writer(inner.dir, host.files, host.sleep, host.attachDeviceProgram));
 }
 

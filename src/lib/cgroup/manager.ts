@@ -18,6 +18,9 @@ import { type CgroupTargets } from './placement';
 import { type LinuxResources } from './resources';
 import { cgroupV1Selectors, parseMountinfo } from '../mountinfo';
 
+/** The annotations that add or override properties of a container's systemd unit, as runc reads them (its docs/systemd.md). */
+export const SYSTEMD_PROPERTY_ANNOTATION = 'org.systemd.property.';
+
 export type Layout = 'unified' | 'legacy' | 'hybrid';
 
 /** A mounted hierarchy: where it is, and which controllers it carries. */

@@ -9,7 +9,9 @@
  * does.  Unit-tested without systemd; the D-Bus side is systemd.ts.
  */
 import { TsrunError } from '../errors';
+import { parseGVariantText } from '../dbus/gvariant-text';
 import { type Variant, variant } from '../dbus/wire';
+import { SYSTEMD_PROPERTY_ANNOTATION } from './manager';
 import { type LinuxResources } from './resources';
 import { sharesToWeight, swapMax } from './v2';
 
@@ -167,4 +169,45 @@ export function resourceProperties(
     if (cpu?.mems) props.push(['AllowedMemoryNodes', variant('ay', rangeToMask(cpu.mems, 'linux.resources.cpu.mems'))]);
   }
   return props;
+}
+
+/**
+ * `org.systemd.property.NAME: VALUE` annotations as unit properties, last
+ * so they override tsrun's own: VALUE in GVariant text format
+ * (`"uint64 123456789"`, `"'inactive-or-failed'"`), NAME letters only, as
+ * runc checks them.  A NAME ending in a lowercase letter and "Sec" is in
+ * seconds and goes to systemd as NAMEUSec in microseconds, as runc
+ * converts it.  A bad one is an error naming the annotation.
+ */
+export function annotationProperties(annotations: Record<string, string> | undefined): UnitProperty[] {
+  const props: UnitProperty[] = [];
+  for (const [key, text] of Object.entries(annotations ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (!key.startsWith(SYSTEMD_PROPERTY_ANNOTATION)) continue;
+    const field = `annotations[${JSON.stringify(key)}]`;
+    let name = key.slice(SYSTEMD_PROPERTY_ANNOTATION.length);
+    if (name.length < 3 || !/^[A-Za-z]+$/.test(name))
+      throw new TsrunError(`${field}: "${name}" is not a unit property name (three or more letters, nothing else)`);
+    let value: Variant;
+    try {
+      value = parseGVariantText(text);
+    } catch (err) {
+      throw new TsrunError(`${field}: ${JSON.stringify(text)} is not a GVariant text value: ${(err as Error).message}`);
+    }
+    if (/[a-z]Sec$/.test(name)) {
+      name = `${name.slice(0, -3)}USec`;
+      value = variant('t', secondsToUSec(value, field));
+    }
+    props.push([name, value]);
+  }
+  return props;
+}
+
+/** A number of seconds as microseconds, wrapped to uint64 as runc's conversion wraps it. */
+function secondsToUSec(value: Variant, field: string): bigint {
+  const v = value.value;
+  if ('ynqiuxt'.includes(value.signature) && (typeof v === 'number' || typeof v === 'bigint'))
+    return BigInt.asUintN(64, BigInt(v) * 1_000_000n);
+  if (value.signature === 'd' && typeof v === 'number' && Number.isFinite(v))
+    return BigInt.asUintN(64, BigInt(Math.trunc(v * 1_000_000)));
+  throw new TsrunError(`${field}: a property in seconds wants a number, not a value of type ${value.signature}`);
 }

@@ -24,6 +24,7 @@ import { type CgroupFiles } from './files';
 import { type CgroupState, type HierarchyDir, type Placement, type SubCgroups } from './manager';
 import { type CgroupTargets } from './placement';
 import { type LinuxResources } from './resources';
+export { annotationProperties } from './systemd-units';
 import {
   baseProperties,
   resourceProperties,
@@ -168,6 +169,8 @@ export class SystemdPlacement implements Placement {
     private readonly resources: LinuxResources | undefined,
     private readonly systemd: Systemd,
     started: boolean,
+    /** From org.systemd.property.* annotations: sent last at the start, so they override tsrun's own. */
+    private readonly annotated: UnitProperty[] = [],
   ) {
     this.unit = unit;
     this.started = started;
@@ -217,6 +220,7 @@ export class SystemdPlacement implements Placement {
     const props: UnitProperty[] = [
       ...baseProperties(this.unit, this.id, this.version, [pid]),
       ...resourceProperties(this.resources, this.version, this.systemd.version()),
+      ...this.annotated,
     ];
     debug(`systemd: start ${this.unit.name} in ${this.unit.slice} with ${props.map(([k]) => k).join(', ')}`);
     const body: DBusValue[] = [this.unit.name, 'replace', props, []];
