@@ -4,7 +4,7 @@
 # security, compat (tsrun beside runc) and engine (podman, containerd, docker) tests on this host, then the cgroup suite (and the exec placement
 # test of test/security) again inside a VM running pure cgroup v2 (test/vm/), since a hybrid host cannot exercise the v2 driver,
 # and the systemd cgroup manager's tests, and podman and containerd driving tsrun with it, in a VM where systemd is
-# PID 1 (test/vm --systemd), which this host's init is not, on cgroup v2 and on systemd's hybrid layout (--hybrid).
+# PID 1 (test/vm --systemd), which this host's init is not, on cgroup v2, on systemd's hybrid layout (--hybrid) and, for the manager's own tests, pure v1 (--legacy).
 # TSRUN_SKIP_VM=1 skips the VM part (quick local runs).  The reliability tests run their long
 # variants here (1,000 lifecycles each; test/reliability/soak.test.ts): TSRUN_LONG=0 shortens them.
 set -euo pipefail
@@ -38,6 +38,9 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
   echo "== systemd as PID 1, hybrid cgroups (v1 controllers), in a VM (test/vm --systemd --hybrid) =="
   bash test/vm/run.sh --systemd --hybrid --timeout 1500 --cwd "$PWD" -- npx tap "${systemd_tests[@]}" \
     2>&1 | tee "$logs/vm-systemd-hybrid" || status=$?
+  echo "== systemd as PID 1, pure cgroup v1, in a VM (test/vm --systemd --legacy) =="
+  bash test/vm/run.sh --systemd --legacy --timeout 900 --cwd "$PWD" -- npx tap dist/test/integration/systemd-cgroup.test.js \
+    2>&1 | tee "$logs/vm-systemd-legacy" || status=$?
 fi
 
 # One closing line any CI can read: "N passed, N failed", over both runs.

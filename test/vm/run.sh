@@ -19,6 +19,8 @@
 #   --hybrid           with --systemd: the v1 controllers and systemd's
 #                      hybrid layout (cgroup2 at /sys/fs/cgroup/unified, no
 #                      controllers in it), as on a host like this one
+#   --legacy           with --systemd: pure cgroup v1, systemd's legacy layout
+#                      (no cgroup2 tree at all)
 #   -v                 say on stderr what happens and how long the boot took
 #
 # The command's stdout+stderr come out on stdout, as they are produced. The
@@ -35,10 +37,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${TSRUN_VM_CACHE:-/var/cache/tsrun-vm}
 
-usage() { sed -n '4,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 125; }
+usage() { sed -n '4,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 125; }
 say() { if [ "$verbose" = 1 ]; then echo "tsrun-vm: $*" >&2; fi; }
 
-timeout=600 cwd=$PWD mem=2048 smp=2 modules="" keep_log="" verbose=0 systemd=0 hybrid=0
+timeout=600 cwd=$PWD mem=2048 smp=2 modules="" keep_log="" verbose=0 systemd=0 hybrid=0 legacy=0
 envs=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -51,6 +53,7 @@ while [ $# -gt 0 ]; do
 	--log) keep_log=$2; shift 2 ;;
 	--systemd) systemd=1; shift ;;
 	--hybrid) hybrid=1; shift ;;
+	--legacy) hybrid=1; legacy=1; shift ;;
 	-v) verbose=1; shift ;;
 	--) shift; break ;;
 	*) usage ;;
@@ -59,7 +62,7 @@ done
 [ $# -gt 0 ] || usage
 [[ $timeout =~ ^[0-9]+$ ]] || usage
 if [ "$hybrid" = 1 ] && [ "$systemd" = 0 ]; then
-	echo "tsrun-vm: --hybrid needs --systemd (systemd mounts the hybrid layout)" >&2
+	echo "tsrun-vm: --hybrid and --legacy need --systemd (systemd mounts those layouts)" >&2
 	exit 125
 fi
 
@@ -140,6 +143,7 @@ if [ "$hybrid" = 1 ]; then
 else
 	append="console=ttyS0 cgroup_no_v1=all apparmor=0 panic=-1 loglevel=4 mitigations=off"
 fi
+if [ "$legacy" = 1 ]; then append="$append systemd.legacy_systemd_cgroup_controller=1"; fi
 # tsrun.systemd: /init hands over to systemd (test/vm/init, stage 1).
 if [ "$systemd" = 1 ]; then append="$append tsrun.systemd=1 systemd.show_status=0"; fi
 
