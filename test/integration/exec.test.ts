@@ -125,6 +125,22 @@ t.test("exec into a container with its own cgroup namespace joins it, and the in
   t.equal(joined.status, 0, `a container joining the cgroup namespace: ${joined.stderr}`);
   if (joined.status === 0)
     t.equal(JSON.parse(joined.stdout).namespaces.cgroup, report.namespaces.cgroup, 'it is in that namespace');
+  // With a user namespace of its own the helper joins the cgroup first and clones plainly (cgroup/placement.ts),
+  // so the join stays with the others, before the user namespace is made, where it can be made.
+  const userns = makeBundle(
+    t,
+    (c) => {
+      c.linux!.namespaces!.push({ type: 'user' }, { type: 'cgroup', path: `/proc/${initPid}/ns/cgroup` });
+      c.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      c.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    },
+    ['/bin/checker', 'report'],
+  );
+  fs.chmodSync(userns.dir, 0o755); // the remapped root must reach the rootfs
+  const withUserns = tsrun(userns.root, ['run', '-b', userns.dir, uniqueId('join-cgns-userns')]);
+  t.equal(withUserns.status, 0, `and one with a user namespace of its own: ${withUserns.stderr}`);
+  if (withUserns.status === 0)
+    t.equal(JSON.parse(withUserns.stdout).namespaces.cgroup, report.namespaces.cgroup, 'in that namespace too');
 
   t.equal(tsrun(bundle.root, ['delete', '--force', id]).status, 0);
   t.same(leftovers(bundle, id), []);
