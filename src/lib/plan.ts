@@ -230,7 +230,8 @@ function compileNamespaces(
  * namespace: a helper that joined the container's namespace first, from
  * outside the container's cgroup, would have its clone into that cgroup
  * refused (ENOENT).  So the process cloned into the cgroup joins the
- * namespace itself, as runc joins it last, after the cgroup.
+ * namespace itself (runc avoids the refusal another way: its parent, in
+ * the host's cgroup namespace, moves the process).
  */
 function lateCgroupNamespace(nsPath: string | undefined, cloneIntoCgroup: string): PlanOp | undefined {
   return nsPath && cloneIntoCgroup ? op(Op.SETNS, { nstype: CLONE_FLAGS.cgroup, path: nsPath }) : undefined;

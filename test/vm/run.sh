@@ -1,6 +1,6 @@
 #!/bin/bash
-# Run one command inside a QEMU VM whose kernel runs pure cgroup v2 with all
-# controllers, and hand back its output and exit status.
+# Run one command inside a QEMU VM (cgroup v2 with all controllers; under
+# --systemd also hybrid or pure v1), and hand back its output and exit status.
 #
 #   test/vm/run.sh [options] -- COMMAND [ARGS...]
 #
