@@ -24,6 +24,7 @@ import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFrom } from './cgroup';
 import { type CgroupManager } from './cgroup/manager';
 import { type CgroupTargets } from './cgroup/placement';
+import { resourcesAtCreate } from './cgroup/resources';
 import { compileCreatePlan, containerRelative, type CreatePlan, processRlimits, resolveRootfs } from './plan';
 import { type Platform, realPlatform } from './platform';
 import { Rollback } from './rollback';
@@ -118,10 +119,17 @@ function writeGeneratedBundle(prepared: PreparedBundle, rootfs: string): void {
 
 /** "mounts[3]: " when a failed mount step can be traced to its config entry. */
 function failedField(config: Config, step: string, where: string): string {
-  if (step !== 'mount' || !where.startsWith('rootfs/')) return '';
+  if (!where.startsWith('rootfs/')) return '';
   const dest = where.slice('rootfs/'.length);
-  const index = (config.mounts ?? []).findIndex((m) => containerRelative(m.destination) === dest);
-  return index >= 0 ? `mounts[${index}]: ` : '';
+  if (step === 'mount') {
+    const index = (config.mounts ?? []).findIndex((m) => containerRelative(m.destination) === dest);
+    return index >= 0 ? `mounts[${index}]: ` : '';
+  }
+  if (step === 'device') {
+    const index = (config.linux?.devices ?? []).findIndex((d) => containerRelative(d.path) === dest);
+    return index >= 0 ? `linux.devices[${index}]: ` : '';
+  }
+  return '';
 }
 
 /**
@@ -448,7 +456,7 @@ function launchInit(
       cgroup: c.cgroup,
       // A manager that offers no target (systemd, before its unit exists) has the helper moved in first.
       parentMoves: c.cgroupTargets === undefined,
-      resources: config.linux?.resources,
+      resources: resourcesAtCreate(config.linux?.resources),
       rlimits: c.rlimits,
       onSeccompListener: (fd, pid) =>
         sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),

@@ -33,9 +33,13 @@ export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
   allow('c', 1, 8, 'rwm'),
   allow('c', 1, 9, 'rwm'),
   allow('c', 5, 0, 'rwm'), // random urandom tty
-  allow('c', 5, 1, 'rwm'),
   allow('c', 5, 2, 'rwm'),
-  allow('c', 136, -1, 'rwm'), // console, ptmx, pts
+  // ptmx and the pts: /dev/console is a pts bound over it, never the
+  // host's console (5:1), which runc does not allow either.
+  allow('c', 136, -1, 'rwm'),
+  // /dev/net/tun: runc 1.2.0 dropped it and 1.2.1 put it back, as engines
+  // give users no easy way to add it and VPN images mknod it themselves.
+  allow('c', 10, 200, 'rwm'),
 ];
 
 /** The config's rules, validated, with runc's defaults for what they leave out. */

@@ -63,3 +63,16 @@ export interface LinuxResources {
   rdma?: Record<string, { hcaHandles?: number; hcaObjects?: number }>;
   unified?: Record<string, string>;
 }
+
+/**
+ * What a new container's cgroup is given: its linux.resources, with the
+ * device rules always there.  runc starts every container from "nothing
+ * allowed" plus its default allow-list, whether the config lists device
+ * rules or not; without this a config with no linux.resources.devices
+ * would leave the container every device its parent cgroup allows (the
+ * host's root cgroup allows them all), and CAP_MKNOD would open any of
+ * them.  `update` writes only what it is given.
+ */
+export function resourcesAtCreate(r: LinuxResources | undefined): LinuxResources {
+  return { ...r, devices: r?.devices ?? [] };
+}
