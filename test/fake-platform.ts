@@ -61,6 +61,9 @@ export class FakeCgroup implements CgroupManager {
   set(resources: LinuxResources | undefined): void {
     this.written.push(resources);
   }
+  update(resources: LinuxResources): void {
+    this.set(resources);
+  }
   freeze(): void {
     this.frozen = true;
   }

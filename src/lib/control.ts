@@ -82,6 +82,6 @@ export function update(store: StateStore, id: string, resources: LinuxResources)
     const record = store.load(id);
     const status = containerStatus(store, record);
     if (status === 'stopped') throw new TsrunError('cannot update a stopped container');
-    cgroupManagerFrom(record.cgroup).set(resources);
+    cgroupManagerFrom(record.cgroup).update(resources);
   });
 }

@@ -120,3 +120,28 @@ t.test('a node in linux.devices whose mknod the rules deny: runc makes it, tsrun
   t.match(tsrun.stderr, /: linux\.devices\[0\]: mknod rootfs\/dev\/fuse: operation not permitted\n$/);
   t.same(leftovers({ ...bundle, root: `${bundle.root}-tsrun` }, `${id}-tsrun`), [], 'nothing left');
 });
+
+t.test(
+  'a device taken out of a wider allowed rule: refused under both (the kernel would keep the wider one)',
+  async (t) => {
+    const bundle = makeBundle(
+      t,
+      (c) =>
+        (c.linux!.resources = {
+          devices: [
+            denyAll,
+            { allow: true, type: 'c', access: 'rwm' },
+            { allow: false, type: 'c', major: 1, minor: 3, access: 'w' },
+          ],
+        }),
+      ['/bin/true'],
+    );
+    const id = uniqueId('devhole');
+    cleanupBoth(t, bundle, id);
+    const [reference, tsrun] = RUNTIMES.map((rt) => under(rt, bundle, id, ['run', '-b', bundle.dir, '%ID%']));
+    t.not(reference.status, 0, `runc refuses it: ${reference.stderr.trim()}`);
+    t.equal(tsrun.status, 1);
+    t.match(tsrun.stderr, /linux\.resources\.devices: "c 1:3 w" takes access out of the wider "c \*:\* rwm"/);
+    t.same(leftovers({ ...bundle, root: `${bundle.root}-tsrun` }, `${id}-tsrun`), [], 'nothing left');
+  },
+);

@@ -166,6 +166,72 @@ if (!SYSTEMD) {
     },
   );
 
+  t.test(
+    'device rules are unit properties: a daemon-reload keeps them, update changes them (frozen meanwhile on v1)',
+    async (t) => {
+      const id = uniqueId('sd');
+      const fuseNode = { path: '/dev/fuse', type: 'c' as const, major: 10, minor: 229, fileMode: 0o666 };
+      const bundle = makeBundle(
+        t,
+        (c) => {
+          c.linux!.cgroupsPath = `system.slice:tsrun-test:${id}`;
+          c.linux!.devices = [fuseNode];
+          c.root!.readonly = false;
+        },
+        // Counts the opens of /dev/null refused (a failed redirect of ":" would end the shell instead).
+        ['/bin/sh', '-c', 'while :; do cat /dev/null 2>/dev/null || echo refused >>/refused; done'],
+      );
+      const run = (...args: string[]) => tsrun(bundle.root, ['--systemd-cgroup', ...args]);
+      t.teardown(() => run('delete', '--force', id));
+      t.equal(run('run', '-d', '-b', bundle.dir, id).status, 0);
+      const scope = SCOPE_OF(id);
+      // The devices cgroup's answer only: past it, a VM without the fuse module says ENODEV.
+      const fuse = (): string => {
+        const r = run('exec', id, '/bin/sh', '-c', 'exec 3<>/dev/fuse && echo opened');
+        if (r.stdout === 'opened\n' || /can't create \/dev\/fuse: No such device/.test(r.stderr)) return 'let through';
+        return /can't create \/dev\/fuse: Operation not permitted/.test(r.stderr) ? 'refused' : r.stderr;
+      };
+      const rules = (): string[] => (V1 ? knob(id, 'devices', 'devices.list').split('\n').sort() : []);
+      t.equal(systemctl('show', scope, '-p', 'DevicePolicy', '--value'), 'strict');
+      t.match(systemctl('show', scope, '-p', 'DeviceAllow', '--value'), /char-136 rwm/);
+      t.equal(fuse(), 'refused', 'fuse is not in the allow-list');
+      const before = rules();
+      t.notOk(before.includes('a *:* rwm'));
+      // With DevicePolicy=auto and no DeviceAllow, systemd writes "a" to a v1 scope's devices.allow here.
+      t.equal(spawnSync('systemctl', ['daemon-reload']).status, 0, 'daemon-reload');
+      t.same(rules(), before, 'the same rules after it');
+      t.equal(fuse(), 'refused', 'fuse still refused');
+      // systemd rewrites a v1 scope's rules from "deny all" up at a reload, refusals and all (runc's
+      // containers meet them too); tsrun's own updates below are made with the container frozen.
+      t.equal(run('exec', id, '/bin/rm', '-f', '/refused').status, 0);
+
+      const allowFuse = JSON.stringify({
+        devices: [
+          { allow: false, access: 'rwm' },
+          { allow: true, type: 'c', major: 10, minor: 229, access: 'rw' },
+        ],
+      });
+      for (let i = 0; i < 10; i++) {
+        const u = tsrun(bundle.root, ['--systemd-cgroup', 'update', '-r', '-', id], { input: allowFuse });
+        t.equal(u.status, 0, `update: ${u.stderr}`);
+      }
+      t.match(
+        systemctl('show', scope, '-p', 'DeviceAllow', '--value'),
+        /\/dev\/char\/10:229 rw/,
+        'update: the property',
+      );
+      const refused = run('exec', id, '/bin/sh', '-c', 'cat /refused 2>/dev/null | wc -l');
+      t.equal(refused.stdout.trim(), '0', 'the loop never met a refused /dev/null');
+      t.equal(fuse(), 'let through', 'fuse is allowed');
+      t.equal(spawnSync('systemctl', ['daemon-reload']).status, 0);
+      t.equal(fuse(), 'let through', 'and still after a daemon-reload');
+      t.equal(JSON.parse(run('state', id).stdout).status, 'running', 'running, thawed');
+      t.equal(run('delete', '--force', id).status, 0);
+      t.ok(await waitFor(() => unitGone(scope), 10_000), 'no unit');
+      t.same(noCgroupLeft(id), [], 'no cgroup');
+    },
+  );
+
   t.test('the same bundle under runc --systemd-cgroup: the same unit, properties, files and clean-up', async (t) => {
     t.ok(referenceInstalled(), `${REFERENCE.bin} is there to compare with`);
     const seenBy: Record<string, unknown> = {};
@@ -213,7 +279,10 @@ if (!SYSTEMD) {
           'TimeoutStopUSec',
           'CollectMode',
           'RuntimeMaxUSec',
+          'DevicePolicy',
+          'DeviceAllow',
         ].map((p) => `${p}=${property(p)}`),
+        devices: V1 ? knobAt(unit, 'devices', 'devices.list').split('\n').sort() : 'v2: a program',
         limits: [knobAt(unit, 'memory', MEMORY.file), knobAt(unit, 'pids', 'pids.max')],
         frozen,
       };
@@ -232,11 +301,29 @@ if (!SYSTEMD) {
       differsOnPurpose(t, 'v1-misc-cgroup');
       t.match(tsrunSeen.cgroups, /^\d+:misc:\/system\.slice\/UNIT$/m, 'tsrun: the misc hierarchy too');
     }
-    const withoutMisc = (seen: unknown): unknown => {
-      const s = seen as { cgroups: string };
-      return { ...s, cgroups: s.cgroups.replace(miscLine, 'MISC') };
+    // DeviceAllow as runc 1.2+ writes it for systemd 240+: a major by number ("char-136"), and every
+    // device listed whether or not the host has it.  runc 1.1.5 names the major by its /proc/devices
+    // group ("char-pts") and leaves out a device /sys/dev does not show (tun, without its module).
+    differsOnPurpose(t, 'systemd-device-names');
+    const deviceAllow = (seen: unknown): string[] =>
+      (seen as { properties: string[] }).properties
+        .find((p) => p.startsWith('DeviceAllow='))!
+        .slice('DeviceAllow='.length)
+        .split('\n')
+        .map((e) => e.trim())
+        .filter(Boolean);
+    const asRunc14 = new Set(deviceAllow(seenBy[REFERENCE.name]).map((e) => e.replace(/^char-pts /, 'char-136 ')));
+    asRunc14.add('/dev/char/10:200 rwm');
+    t.same(deviceAllow(seenBy.tsrun).sort(), [...asRunc14].sort(), "DeviceAllow: runc's entries, in runc 1.2+'s names");
+    const comparable = (seen: unknown): unknown => {
+      const s = seen as { cgroups: string; properties: string[] };
+      return {
+        ...s,
+        cgroups: s.cgroups.replace(miscLine, 'MISC'),
+        properties: s.properties.filter((p) => !p.startsWith('DeviceAllow=')),
+      };
     };
-    t.same(withoutMisc(seenBy.tsrun), withoutMisc(seenBy[REFERENCE.name]), 'tsrun as runc');
+    t.same(comparable(seenBy.tsrun), comparable(seenBy[REFERENCE.name]), 'tsrun as runc');
   });
 
   t.test(

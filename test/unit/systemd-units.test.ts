@@ -8,11 +8,14 @@ import {
   annotationProperties,
   baseProperties,
   cpuQuotaPerSecUSec,
+  deviceGroup,
+  deviceProperties,
   expandSlice,
   rangeToMask,
   resourceProperties,
   systemdUnitFor,
 } from '../../src/lib/cgroup/systemd-units';
+import { DEFAULT_DEVICE_RULES, effectiveDeviceRules, parseDeviceRules } from '../../src/lib/cgroup/devices';
 
 const props = (list: Array<[string, { signature: string; value: unknown }]>): Record<string, unknown> =>
   Object.fromEntries(
@@ -200,3 +203,161 @@ t.test(
     );
   },
 );
+
+/** The config's rules and runc's defaults, as tsrun sends them. */
+const withDefaults = (rules: Parameters<typeof parseDeviceRules>[0]) => [
+  ...parseDeviceRules(rules),
+  ...DEFAULT_DEVICE_RULES,
+];
+const NO_HOST = {
+  procDevices: () => {
+    throw new Error('not read from systemd 240 on');
+  },
+  exists: () => {
+    throw new Error('not looked at from systemd 240 on');
+  },
+};
+
+t.test("device rules as DevicePolicy and DeviceAllow, in runc's order and names", async (t) => {
+  const runcSpec = deviceProperties(withDefaults([{ allow: false, access: 'rwm' }]), 252, NO_HOST);
+  t.same(runcSpec.warnings, []);
+  t.same(props(runcSpec.properties.slice(0, 2)), { DeviceAllow: 'a(ss) []', DevicePolicy: 's "strict"' });
+  t.same(
+    runcSpec.properties[2][1].value,
+    [
+      ['block-*', 'm'],
+      ['char-*', 'm'],
+      ['/dev/char/1:3', 'rwm'],
+      ['/dev/char/1:5', 'rwm'],
+      ['/dev/char/1:7', 'rwm'],
+      ['/dev/char/1:8', 'rwm'],
+      ['/dev/char/1:9', 'rwm'],
+      ['/dev/char/5:0', 'rwm'],
+      ['/dev/char/5:2', 'rwm'],
+      ['/dev/char/10:200', 'rwm'],
+      ['char-136', 'rwm'],
+    ],
+    'the empty DeviceAllow first clears what an existing unit had',
+  );
+  t.equal(runcSpec.properties[0][0], 'DeviceAllow');
+
+  const noRules = deviceProperties(withDefaults([]), 252, NO_HOST);
+  t.same(noRules, runcSpec, 'no rules at all: the same deny-all start with the defaults');
+
+  const allowAll = deviceProperties(withDefaults([{ allow: true, access: 'rwm' }]), 252, NO_HOST);
+  t.same(props(allowAll.properties), { DeviceAllow: 'a(ss) []', DevicePolicy: 's "auto"' }, 'privileged: auto');
+  t.same(allowAll.warnings, []);
+
+  const denyList = deviceProperties(
+    withDefaults([
+      { allow: true, access: 'rwm' },
+      { allow: false, type: 'c', major: 10, minor: 229, access: 'rwm' },
+    ]),
+    252,
+    NO_HOST,
+  );
+  t.same(props(denyList.properties), { DeviceAllow: 'a(ss) []', DevicePolicy: 's "strict"' }, 'a deny list: strict');
+  t.match(denyList.warnings, [/systemd takes no deny list/]);
+
+  const wildMajor = deviceProperties(
+    withDefaults([
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', minor: 229, access: 'r' },
+      { allow: true, type: 'b', major: 8, access: 'r' },
+    ]),
+    252,
+    NO_HOST,
+  );
+  t.match(wildMajor.warnings, [/systemd has no name for "c \*:229 r"/]);
+  t.notOk(
+    (wildMajor.properties[2][1].value as string[][]).some(([name]) => name.includes('229')),
+    'a minor of every major is left out',
+  );
+  t.ok(
+    (wildMajor.properties[2][1].value as string[][]).some(([name, access]) => name === 'block-8' && access === 'r'),
+    'a major: block-8',
+  );
+});
+
+t.test('before systemd 240: a major by its /proc/devices group, a missing device left out', async (t) => {
+  const procDevices = 'Character devices:\n  1 mem\n  5 /dev/tty\n 10 misc\n136 pts\n\nBlock devices:\n  8 sd\n';
+  t.equal(deviceGroup(procDevices, 'c', 136), 'pts');
+  t.equal(deviceGroup(procDevices, 'b', 8), 'sd');
+  t.equal(deviceGroup(procDevices, 'b', 136), undefined, 'by type');
+  const old = deviceProperties(withDefaults([{ allow: false, access: 'rwm' }]), 239, {
+    procDevices: () => procDevices,
+    exists: (p) => p !== '/dev/char/10:200',
+  });
+  const allowed = old.properties[2][1].value as string[][];
+  t.same(
+    allowed.find(([n]) => n === 'char-pts'),
+    ['char-pts', 'rwm'],
+    'char 136 by its group',
+  );
+  t.notOk(
+    allowed.some(([n]) => n === 'char-136'),
+    'not by its number',
+  );
+  t.notOk(
+    allowed.some(([n]) => n === '/dev/char/10:200'),
+    'a device not there: left out, as systemd would drop it',
+  );
+  const noGroup = deviceProperties(withDefaults([{ allow: false, access: 'rwm' }]), 239, {
+    procDevices: () => 'Character devices:\n  1 mem\n',
+    exists: () => true,
+  });
+  t.match(noGroup.warnings, [/no char device group of major 136/]);
+});
+
+t.test('device rules in order: merged, taken back, reset by "a"; a hole in a wider rule refused', async (t) => {
+  const rules = (list: Parameters<typeof parseDeviceRules>[0]) => effectiveDeviceRules(parseDeviceRules(list));
+  t.same(
+    rules([
+      { allow: true, type: 'c', major: 1, minor: 3, access: 'r' },
+      { allow: true, type: 'c', major: 1, minor: 3, access: 'wm' },
+      { allow: false, type: 'c', major: 1, minor: 3, access: 'm' },
+      { allow: true, type: 'b', major: 1, minor: 3, access: 'r' },
+    ]),
+    {
+      defaultAllow: false,
+      exceptions: [
+        { allow: true, type: 'b', major: 1, minor: 3, access: 'r' },
+        { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' },
+      ],
+    },
+  );
+  t.same(
+    rules([
+      { allow: true, type: 'c', major: 1, minor: 3, access: 'r' },
+      { allow: true, access: 'rwm' },
+      { allow: false, type: 'c', major: 4, access: 'w' },
+    ]),
+    { defaultAllow: true, exceptions: [{ allow: false, type: 'c', major: 4, minor: -1, access: 'w' }] },
+    '"a" drops what came before',
+  );
+  t.same(
+    rules([
+      { allow: true, type: 'c', major: 1, minor: 3, access: 'r' },
+      { allow: false, type: 'c', major: 1, minor: 3, access: 'rwm' },
+    ]).exceptions,
+    [],
+    'all access taken back: no exception',
+  );
+  t.throws(
+    () =>
+      rules([
+        { allow: false, access: 'rwm' },
+        { allow: true, type: 'c', access: 'rwm' },
+        { allow: false, type: 'c', major: 1, minor: 3, access: 'w' },
+      ]),
+    /linux\.resources\.devices: "c 1:3 w" takes access out of the wider "c \*:\* rwm"/,
+  );
+  t.doesNotThrow(
+    () =>
+      rules([
+        { allow: true, type: 'c', access: 'r' },
+        { allow: false, type: 'c', major: 1, minor: 3, access: 'w' },
+      ]),
+    'nothing the wider rule grants is taken back',
+  );
+});

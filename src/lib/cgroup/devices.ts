@@ -42,7 +42,7 @@ export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
   allow('c', 10, 200, 'rwm'),
 ];
 
-/** The config's rules, validated, with runc's defaults for what they leave out. */
+/** The config's rules, validated, each field with runc's default where it is left out (type a, any number, rwm). */
 export function parseDeviceRules(rules: readonly DeviceRuleConfig[], field = 'linux.resources.devices'): DeviceRule[] {
   return rules.map((d, i) => {
     const type = (d.type ?? 'a') as DeviceRule['type'];
@@ -60,4 +60,61 @@ export function parseDeviceRules(rules: readonly DeviceRuleConfig[], field = 'li
 export function v1DeviceRule(rule: DeviceRule): string {
   const num = (n: number): string => (n < 0 ? '*' : String(n));
   return rule.type === 'a' ? 'a' : `${rule.type} ${num(rule.major)}:${num(rule.minor)} ${rule.access}`;
+}
+
+/**
+ * What rules applied in order come to, as cgroup v1's devices controller
+ * keeps it: a default (allow or deny everything) and exceptions to it,
+ * each a type, major, minor and the access it flips.  A rule of type "a"
+ * sets the default and drops every exception; a rule that agrees with
+ * the default takes its access out of the exception of the same device;
+ * one that disagrees adds its access to it.  Taking access out of one
+ * device while a wider exception (its major's, its minor's, its type's)
+ * still grants it cannot be written as such a list: an error, as runc's
+ * devices emulator gives.  Exceptions come sorted by major, minor, type.
+ */
+export interface DeviceRuleSet {
+  defaultAllow: boolean;
+  exceptions: DeviceRule[];
+}
+
+export function effectiveDeviceRules(rules: readonly DeviceRule[], field = 'linux.resources.devices'): DeviceRuleSet {
+  let defaultAllow = false;
+  let exceptions = new Map<string, DeviceRule>();
+  const key = (type: string, major: number, minor: number): string => `${type} ${major} ${minor}`;
+  const merge = (a: string, b: string): string => [...'rwm'].filter((c) => a.includes(c) || b.includes(c)).join('');
+  const without = (a: string, b: string): string => [...'rwm'].filter((c) => a.includes(c) && !b.includes(c)).join('');
+  const shared = (a: string, b: string): string => [...'rwm'].filter((c) => a.includes(c) && b.includes(c)).join('');
+  for (const rule of rules) {
+    if (rule.type === 'a') {
+      defaultAllow = rule.allow;
+      exceptions = new Map();
+      continue;
+    }
+    const own = key(rule.type, rule.major, rule.minor);
+    const current = exceptions.get(own)?.access ?? '';
+    if (rule.allow !== defaultAllow) {
+      exceptions.set(own, { ...rule, allow: !defaultAllow, access: merge(current, rule.access) });
+      continue;
+    }
+    for (const [major, minor] of [
+      [-1, rule.minor],
+      [rule.major, -1],
+      [-1, -1],
+    ]) {
+      const widerKey = key(rule.type, major, minor);
+      const wider = exceptions.get(widerKey);
+      if (widerKey === own || !wider || !shared(rule.access, wider.access)) continue;
+      throw new TsrunError(
+        `${field}: "${v1DeviceRule(rule)}" takes access out of the wider "${v1DeviceRule(wider)}", which a device allow-list cannot express`,
+      );
+    }
+    const left = without(current, rule.access);
+    if (left) exceptions.set(own, { ...exceptions.get(own)!, access: left });
+    else exceptions.delete(own);
+  }
+  const sorted = [...exceptions.values()].sort(
+    (a, b) => a.major - b.major || a.minor - b.minor || (a.type < b.type ? -1 : a.type > b.type ? 1 : 0),
+  );
+  return { defaultAllow, exceptions: sorted };
 }

@@ -13,6 +13,7 @@
 import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../errors';
+import { debug } from '../log';
 import { type CgroupFiles } from './files';
 import { type CgroupTargets } from './placement';
 import { type LinuxResources } from './resources';
@@ -90,6 +91,8 @@ export interface CgroupManager {
   apply(pid: number, sub?: SubCgroups): void;
   /** Write linux.resources; a knob the host lacks is an error naming it. */
   set(resources: LinuxResources | undefined): void;
+  /** `update` of a live container: set(), frozen meanwhile where new device rules go in by steps. */
+  update(resources: LinuxResources): void;
   freeze(): void;
   thaw(): void;
   isFrozen(): boolean;
@@ -141,6 +144,12 @@ export interface Placement {
  */
 export interface VersionWriter {
   set(resources: LinuxResources | undefined): void;
+  /**
+   * Device rules are rewritten from "deny everything" up (cgroup v1's
+   * files, and systemd's own rewrite on v1), so a process could meet a
+   * refused /dev/null half-way; v2 swaps one program for another at once.
+   */
+  readonly devicesInSteps: boolean;
   freeze(): void;
   thaw(): void;
   isFrozen(): boolean;
@@ -169,6 +178,41 @@ export class Cgroup implements CgroupManager {
     this.placement.setProperties?.(resources);
     this.writer.set(resources);
   }
+  /**
+   * New device rules on v1 are written with the container frozen, unless
+   * it is already (then it stays so), as runc freezes it around systemd's
+   * rewrite.  A host without a freezer hierarchy updates without; a
+   * freeze that fails otherwise is thawed and fails the update, as in runc.
+   */
+  update(resources: LinuxResources): void {
+    const hold = !!resources.devices && this.writer.devicesInSteps && !this.writer.isFrozen();
+    if (hold) {
+      try {
+        this.writer.freeze();
+      } catch (err) {
+        if (!/no .*freezer|freezer.* not/i.test((err as Error).message)) {
+          this.thawQuietly();
+          throw err;
+        }
+        debug(`update: no freezer to hold the container for the device rules: ${(err as Error).message}`);
+        return this.set(resources);
+      }
+    }
+    try {
+      this.set(resources);
+    } finally {
+      if (hold) this.thawQuietly();
+    }
+  }
+  /** A thaw whose own failure must not hide the error being reported. */
+  private thawQuietly(): void {
+    try {
+      this.writer.thaw();
+    } catch (err) {
+      debug(`update: thaw: ${(err as Error).message}`);
+    }
+  }
+
   freeze(): void {
     this.writer.freeze();
   }

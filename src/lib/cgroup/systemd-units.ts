@@ -12,6 +12,7 @@ import { TsrunError } from '../errors';
 import { parseGVariantText } from '../dbus/gvariant-text';
 import { type Variant, variant } from '../dbus/wire';
 import { SYSTEMD_PROPERTY_ANNOTATION } from './manager';
+import { type DeviceRule, effectiveDeviceRules, v1DeviceRule } from './devices';
 import { type LinuxResources } from './resources';
 import { sharesToWeight, swapMax } from './v2';
 
@@ -210,4 +211,92 @@ function secondsToUSec(value: Variant, field: string): bigint {
   if (value.signature === 'd' && typeof v === 'number' && Number.isFinite(v))
     return BigInt.asUintN(64, BigInt(Math.trunc(v * 1_000_000)));
   throw new TsrunError(`${field}: a property in seconds wants a number, not a value of type ${value.signature}`);
+}
+
+/** How the host answers for systemd older than 240 (its /proc/devices, whether a path exists). */
+export interface DeviceHost {
+  procDevices(): string;
+  exists(path: string): boolean;
+}
+
+/**
+ * Device rules (the config's, then runc's defaults) as DevicePolicy and
+ * DeviceAllow, as runc sends them: without them a unit has
+ * DevicePolicy=auto and no allow-list, and on cgroup v1 systemd writes
+ * "a" (every device) to the scope's devices.allow at its next
+ * daemon-reload.  An empty DeviceAllow first clears what the unit had;
+ * "strict" denies the rest.  systemd's names: "/dev/char/1:3" for one
+ * device, "char-136" for a major (before systemd 240, the major's group
+ * in /proc/devices), "char-*" for every one.  What it cannot express is
+ * left to the files tsrun writes, with a warning, as runc does: a deny
+ * list (DevicePolicy must then deny everything; allow-all is "auto"),
+ * a rule for a minor of every major.
+ */
+export function deviceProperties(
+  rules: readonly DeviceRule[],
+  systemdVersion: number,
+  host: DeviceHost,
+): { properties: UnitProperty[]; warnings: string[] } {
+  const clear: UnitProperty = ['DeviceAllow', variant('a(ss)', [])];
+  const set = effectiveDeviceRules(rules);
+  if (set.defaultAllow) {
+    if (!set.exceptions.length) return { properties: [clear, ['DevicePolicy', variant('s', 'auto')]], warnings: [] };
+    return {
+      properties: [clear, ['DevicePolicy', variant('s', 'strict')]],
+      warnings: [
+        'linux.resources.devices: systemd takes no deny list; its unit denies every device and tsrun writes the rules to the cgroup itself',
+      ],
+    };
+  }
+  const allowed: Array<[string, string]> = [];
+  const warnings: string[] = [];
+  for (const rule of set.exceptions) {
+    const kind = rule.type === 'b' ? 'block' : 'char';
+    let name: string;
+    if (rule.major === -1) {
+      if (rule.minor !== -1) {
+        warnings.push(
+          `linux.resources.devices: systemd has no name for "${v1DeviceRule(rule)}" (a minor of every major); tsrun writes it to the cgroup itself`,
+        );
+        continue;
+      }
+      name = `${kind}-*`;
+    } else if (rule.minor === -1) {
+      if (systemdVersion >= 240) name = `${kind}-${rule.major}`;
+      else {
+        const group = deviceGroup(host.procDevices(), rule.type as 'b' | 'c', rule.major);
+        if (!group) {
+          warnings.push(
+            `linux.resources.devices: no ${kind} device group of major ${rule.major} in /proc/devices for systemd ${systemdVersion}; tsrun writes "${v1DeviceRule(rule)}" to the cgroup itself`,
+          );
+          continue;
+        }
+        name = `${kind}-${group}`;
+      }
+    } else {
+      name = `/dev/${kind}/${rule.major}:${rule.minor}`;
+      // Before 240 systemd stat()s the path and drops a rule whose device is not there.
+      if (systemdVersion < 240 && !host.exists(name)) continue;
+    }
+    allowed.push([name, rule.access]);
+  }
+  return {
+    properties: [clear, ['DevicePolicy', variant('s', 'strict')], ['DeviceAllow', variant('a(ss)', allowed)]],
+    warnings,
+  };
+}
+
+/** The group name /proc/devices gives a major of that type ("pts" for char 136), or undefined. */
+export function deviceGroup(procDevices: string, type: 'b' | 'c', major: number): string | undefined {
+  let section = '';
+  for (const raw of procDevices.split('\n')) {
+    const line = raw.trim();
+    if (line === 'Character devices:') section = 'c';
+    else if (line === 'Block devices:') section = 'b';
+    else if (section === type) {
+      const m = /^(\d+)\s+(\S+)$/.exec(line);
+      if (m && Number(m[1]) === major) return m[2];
+    }
+  }
+  return undefined;
 }

@@ -8,7 +8,9 @@
  * container's processes (exec) join the scope's directory as cgroupfs
  * ones do.  Limits go in as unit properties where systemd has one, and
  * the version writer then writes every file, as runc does, so what
- * systemd cannot express is applied too.
+ * systemd cannot express is applied too.  The device rules always go
+ * in (DevicePolicy, DeviceAllow): a unit without them would, on v1, get
+ * every device from systemd at its next daemon-reload.
  *
  * On a v1 or hybrid host systemd makes the unit's directory only in the
  * hierarchies it manages (name=systemd, memory, pids, devices, cpu and
@@ -16,17 +18,20 @@
  * cpuset, net_cls, perf_event, hugetlb, ...) are made and joined here, at
  * the same path, as runc's legacy manager does.
  */
+import fs = require('fs');
 import { TsrunError } from '../errors';
 import { DBusConnection, DBusError } from '../dbus/client';
 import { type DBusValue, type Message } from '../dbus/wire';
-import { debug } from '../log';
+import { debug, warn } from '../log';
+import { DEFAULT_DEVICE_RULES, parseDeviceRules } from './devices';
 import { type CgroupFiles } from './files';
 import { type CgroupState, type HierarchyDir, type Placement, type SubCgroups } from './manager';
 import { type CgroupTargets } from './placement';
-import { type LinuxResources } from './resources';
+import { type DeviceRuleConfig, type LinuxResources, resourcesAtCreate } from './resources';
 export { annotationProperties } from './systemd-units';
 import {
   baseProperties,
+  deviceProperties,
   resourceProperties,
   type SystemdUnit,
   systemdUnitFor,
@@ -97,12 +102,13 @@ export class Systemd {
       } catch (err) {
         if (Date.now() >= deadline || !/in time$/.test((err as Error).message)) throw err;
       }
-      if (!this.exists(job, 'org.freedesktop.systemd1.Job')) return 'vanished';
+      // Asked within what is left of the job's time, so the whole wait stays within JOB_TIMEOUT_MS.
+      if (!this.exists(job, 'org.freedesktop.systemd1.Job', Math.max(1, deadline - Date.now()))) return 'vanished';
     }
   }
 
   /** One property of the object at `path`. */
-  private property(path: string, iface: string, name: string): DBusValue {
+  private property(path: string, iface: string, name: string, timeoutMs?: number): DBusValue {
     const reply = this.connection().call({
       ...SYSTEMD,
       path,
@@ -110,14 +116,15 @@ export class Systemd {
       member: 'Get',
       signature: 'ss',
       body: [iface, name],
+      timeoutMs,
     });
     return (reply.body[0] as { value: DBusValue }).value;
   }
 
   /** Whether systemd still has the object at `path` (a job, a unit). */
-  private exists(path: string, iface: string): boolean {
+  private exists(path: string, iface: string, timeoutMs?: number): boolean {
     try {
-      this.property(path, iface, 'Id');
+      this.property(path, iface, 'Id', timeoutMs);
       return true;
     } catch (err) {
       if (err instanceof DBusError) return false;
@@ -142,6 +149,17 @@ export class Systemd {
     this.conn = undefined;
     this.subscribed = false;
   }
+}
+
+/** The config's device rules and runc's defaults as unit properties; what systemd cannot take is warned of. */
+function devicePropertiesFor(devices: readonly DeviceRuleConfig[], systemdVersion: number): UnitProperty[] {
+  const { properties, warnings } = deviceProperties(
+    [...parseDeviceRules(devices), ...DEFAULT_DEVICE_RULES],
+    systemdVersion,
+    { procDevices: () => fs.readFileSync('/proc/devices', 'utf8'), exists: (p) => fs.existsSync(p) },
+  );
+  for (const w of warnings) warn(w);
+  return properties;
 }
 
 /** Is systemd the init here?  (sd_booted(3): /run/systemd/system is a directory.) */
@@ -217,9 +235,11 @@ export class SystemdPlacement implements Placement {
 
   /** StartTransientUnit with the helper's pid in it; a failed unit of the same name left behind is reset once. */
   private start(pid: number): void {
+    const systemdVersion = this.systemd.version();
     const props: UnitProperty[] = [
       ...baseProperties(this.unit, this.id, this.version, [pid]),
-      ...resourceProperties(this.resources, this.version, this.systemd.version()),
+      ...resourceProperties(this.resources, this.version, systemdVersion),
+      ...devicePropertiesFor(resourcesAtCreate(this.resources).devices!, systemdVersion),
       ...this.annotated,
     ];
     debug(`systemd: start ${this.unit.name} in ${this.unit.slice} with ${props.map(([k]) => k).join(', ')}`);
@@ -270,7 +290,9 @@ export class SystemdPlacement implements Placement {
       this.propertiesSent = false;
       return;
     }
-    const props = resourceProperties(resources, this.version, this.systemd.version());
+    const systemdVersion = this.systemd.version();
+    const props = resourceProperties(resources, this.version, systemdVersion);
+    if (resources?.devices) props.push(...devicePropertiesFor(resources.devices, systemdVersion));
     try {
       if (props.length) this.systemd.call('SetUnitProperties', 'sba(sv)', [this.unit.name, true, props]);
     } catch (err) {
@@ -291,6 +313,7 @@ export class SystemdPlacement implements Placement {
    * with it).
    */
   destroy(): void {
+    let stopFailed: Error | undefined;
     try {
       // A scope goes by itself with its last process: only a live one is stopped.
       const state = this.systemd.activeState(this.unit.name);
@@ -299,11 +322,20 @@ export class SystemdPlacement implements Placement {
         if (result !== 'done') debug(`systemd: stopping ${this.unit.name} ended "${result}"`);
       }
     } catch (err) {
-      if (!(err instanceof DBusError && err.name === 'org.freedesktop.systemd1.NoSuchUnit')) throw this.named(err);
+      if (!(err instanceof DBusError && err.name === 'org.freedesktop.systemd1.NoSuchUnit'))
+        stopFailed = this.named(err);
     } finally {
       this.resetFailed();
       this.systemd.close();
     }
-    this.inner.destroy(); // what systemd left: the hierarchies it does not manage, sub-cgroups
+    // What systemd left (the hierarchies it does not manage, sub-cgroups) goes even when the stop failed;
+    // a directory still busy (the stop timed out with processes in it) stays, and the stop's error says why.
+    try {
+      this.inner.destroy();
+    } catch (err) {
+      if (!stopFailed) throw err;
+      debug(`systemd: after the failed stop of ${this.unit.name}: ${(err as Error).message}`);
+    }
+    if (stopFailed) throw stopFailed;
   }
 }

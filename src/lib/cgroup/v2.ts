@@ -43,6 +43,7 @@ export function swapMax(limit: number | undefined, swap: number): string {
 }
 
 export class V2Writer implements VersionWriter {
+  readonly devicesInSteps = false;
   /**
    * @param dir the container's cgroup directory
    * @param attachDeviceProgram loads the device filter (the addon's, in tsrun)

@@ -76,13 +76,15 @@ export class DBusConnection {
     }
   }
 
+  /** The AUTH exchange and BEGIN, all within one `timeoutMs`. */
   private authenticate(timeoutMs: number): void {
+    const deadline = Date.now() + timeoutMs;
     const uid = String(process.geteuid?.() ?? 0);
     this.write(Buffer.from(`\0AUTH EXTERNAL ${Buffer.from(uid).toString('hex')}\r\n`, 'latin1'));
-    const line = this.readLine(timeoutMs);
+    const line = this.readLine(deadline);
     if (!line.startsWith('OK ')) throw new TsrunError(`D-Bus ${this.address}: authentication refused (${line.trim()})`);
     this.write(Buffer.from('BEGIN\r\n', 'latin1'));
-    this.awaitBeginRead(timeoutMs);
+    this.awaitBeginRead(deadline);
   }
 
   /**
@@ -95,17 +97,18 @@ export class DBusConnection {
    * the call go in one write).  A unix socket's bytes stay charged to us
    * until the peer has read them (SIOCOUTQ), so once none are left, BEGIN
    * was read alone and the first message wakes the server as any other.
+   * The pauses start at 50 µs (the server reads it within a millisecond
+   * when idle) and double up to 5 ms, so a busy server is asked at most
+   * 200 times a second.
    */
-  private awaitBeginRead(timeoutMs: number): void {
-    const deadline = Date.now() + timeoutMs;
+  private awaitBeginRead(deadline: number): void {
     for (let pause = 0.05; native.unreadByPeer(this.fd) > 0; pause = Math.min(pause * 2, 5)) {
       if (Date.now() >= deadline) throw new TsrunError(`D-Bus ${this.address}: BEGIN not read in time`);
       sleepSync(pause);
     }
   }
 
-  private readLine(timeoutMs: number): string {
-    const deadline = Date.now() + timeoutMs;
+  private readLine(deadline: number): string {
     for (;;) {
       const end = this.input.indexOf('\r\n');
       if (end >= 0) {
