@@ -56,6 +56,14 @@ export function parseDeviceRules(rules: readonly DeviceRuleConfig[], field = 'li
   });
 }
 
+/** The rules a container's cgroup gets: the config's, validated, then runc's default allow-list. */
+export function containerDeviceRules(
+  rules: readonly DeviceRuleConfig[],
+  field = 'linux.resources.devices',
+): DeviceRule[] {
+  return [...parseDeviceRules(rules, field), ...DEFAULT_DEVICE_RULES];
+}
+
 /** A rule as cgroup v1's devices.allow/deny take it: "c 1:3 rwm", or "a". */
 export function v1DeviceRule(rule: DeviceRule): string {
   const num = (n: number): string => (n < 0 ? '*' : String(n));

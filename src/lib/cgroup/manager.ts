@@ -185,23 +185,23 @@ export class Cgroup implements CgroupManager {
    * freeze that fails otherwise is thawed and fails the update, as in runc.
    */
   update(resources: LinuxResources): void {
-    const hold = !!resources.devices && this.writer.devicesInSteps && !this.writer.isFrozen();
-    if (hold) {
+    let held = false;
+    if (resources.devices && this.writer.devicesInSteps && !this.writer.isFrozen()) {
       try {
         this.writer.freeze();
+        held = true;
       } catch (err) {
         if (!/no .*freezer|freezer.* not/i.test((err as Error).message)) {
           this.thawQuietly();
           throw err;
         }
         debug(`update: no freezer to hold the container for the device rules: ${(err as Error).message}`);
-        return this.set(resources);
       }
     }
     try {
       this.set(resources);
     } finally {
-      if (hold) this.thawQuietly();
+      if (held) this.thawQuietly();
     }
   }
   /** A thaw whose own failure must not hide the error being reported. */

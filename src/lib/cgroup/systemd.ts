@@ -23,7 +23,7 @@ import { TsrunError } from '../errors';
 import { DBusConnection, DBusError } from '../dbus/client';
 import { type DBusValue, type Message } from '../dbus/wire';
 import { debug, warn } from '../log';
-import { DEFAULT_DEVICE_RULES, parseDeviceRules } from './devices';
+import { containerDeviceRules } from './devices';
 import { type CgroupFiles } from './files';
 import { type CgroupState, type HierarchyDir, type Placement, type SubCgroups } from './manager';
 import { type CgroupTargets } from './placement';
@@ -153,11 +153,10 @@ export class Systemd {
 
 /** The config's device rules and runc's defaults as unit properties; what systemd cannot take is warned of. */
 function devicePropertiesFor(devices: readonly DeviceRuleConfig[], systemdVersion: number): UnitProperty[] {
-  const { properties, warnings } = deviceProperties(
-    [...parseDeviceRules(devices), ...DEFAULT_DEVICE_RULES],
-    systemdVersion,
-    { procDevices: () => fs.readFileSync('/proc/devices', 'utf8'), exists: (p) => fs.existsSync(p) },
-  );
+  const { properties, warnings } = deviceProperties(containerDeviceRules(devices), systemdVersion, {
+    procDevices: () => fs.readFileSync('/proc/devices', 'utf8'),
+    exists: (p) => fs.existsSync(p),
+  });
   for (const w of warnings) warn(w);
   return properties;
 }

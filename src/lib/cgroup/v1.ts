@@ -10,7 +10,7 @@ import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { blkioEntries, keyValues, listOf, memoryEntry, omitEmpty, sortedMap, type U64, u64Of } from './stats';
-import { DEFAULT_DEVICE_RULES, effectiveDeviceRules, parseDeviceRules, v1DeviceRule } from './devices';
+import { containerDeviceRules, effectiveDeviceRules, v1DeviceRule } from './devices';
 import { type CgroupFiles, readOr, writeKnob } from './files';
 import { type HierarchyDir, signalFrozen, type VersionWriter } from './manager';
 import {
@@ -245,10 +245,10 @@ export class V1Writer implements VersionWriter {
   private setDevices(rules: readonly DeviceRuleConfig[]): void {
     const field = 'linux.resources.devices';
     const dir = this.dirFor('devices', field);
-    const all = [...parseDeviceRules(rules, field), ...DEFAULT_DEVICE_RULES];
+    const all = containerDeviceRules(rules, field);
     // The kernel would take a hole punched in a wider rule without a word, and keep the wider one.
     effectiveDeviceRules(all, field);
-    // Start from nothing allowed, then the config's rules in order, then runc's defaults.
+    // Start from nothing allowed, then the rules in order.
     writeKnob(this.files, dir, 'devices.deny', 'a', field);
     for (const rule of all)
       writeKnob(this.files, dir, rule.allow ? 'devices.allow' : 'devices.deny', v1DeviceRule(rule), field);

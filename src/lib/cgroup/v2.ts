@@ -11,7 +11,7 @@ import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { keyValues, listOf, memoryEntry, omitEmpty, sortedMap, u64Of } from './stats';
 import { compileDeviceProgram } from './devices-bpf';
-import { DEFAULT_DEVICE_RULES, parseDeviceRules } from './devices';
+import { containerDeviceRules } from './devices';
 import { type CgroupFiles, readOr, writeKnob } from './files';
 import { signalFrozen, type VersionWriter } from './manager';
 import {
@@ -158,7 +158,7 @@ export class V2Writer implements VersionWriter {
 
   /** runc's semantics: the config's rules, then the default allow-list; first match wins from the end. */
   private setDevices(rules: readonly DeviceRuleConfig[]): void {
-    const program = compileDeviceProgram([...parseDeviceRules(rules), ...DEFAULT_DEVICE_RULES]);
+    const program = compileDeviceProgram(containerDeviceRules(rules));
     try {
       this.attachDeviceProgram(this.dir, program);
     } catch (err) {
