@@ -218,6 +218,25 @@ t.test(
   },
 );
 
+t.test('a default device named in linux.devices: its rule left out at create and at update -r, as runc', async (t) => {
+  const { bundle, id } = detached(
+    t,
+    (c) => {
+      c.linux!.devices = [{ path: '/dev/full', type: 'c', major: 1, minor: 7, fileMode: 0o666 }];
+      c.linux!.resources = { devices: [{ allow: false, access: 'rwm' }] };
+    },
+    ['/bin/sleep', '1000'],
+  );
+  const opens = (dev: string) => tsrun(bundle.root, ['exec', id, '/bin/sh', '-c', `exec 3<>${dev} && echo opened`]);
+  t.match(opens('/dev/full').stderr, /Operation not permitted/, 'the config replaced /dev/full and allowed it nothing');
+  t.equal(opens('/dev/zero').stdout, 'opened\n', 'the other defaults stay');
+  const rules = JSON.stringify({ devices: [{ allow: false, access: 'rwm' }] });
+  const r = tsrun(bundle.root, ['update', '--resources', '-', id], { input: rules });
+  t.equal(r.status, 0, r.stderr);
+  t.match(opens('/dev/full').stderr, /Operation not permitted/, 'update wrote the same defaults');
+  t.equal(opens('/dev/zero').stdout, 'opened\n');
+});
+
 t.test('pause freezes, resume thaws; ps lists exactly the container; kill --all leaves none', async (t) => {
   const { bundle, id } = detached(t, () => {}, [
     '/bin/sh',

@@ -7,6 +7,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
+import { effectiveDeviceRules } from '../../src/lib/cgroup/devices';
 import { compileDeviceProgram, type DeviceRule } from '../../src/lib/cgroup/devices-bpf';
 import { readHierarchies } from '../../src/lib/cgroup/manager';
 import { native } from '../../src/lib/native';
@@ -37,15 +38,39 @@ t.test('deny all but /dev/null, then replace the filter with allow-all', async (
   const denyAll: DeviceRule = { allow: false, type: 'a', major: -1, minor: -1, access: 'rwm' };
   native.attachDeviceProgram(
     dir,
-    compileDeviceProgram([denyAll, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }]),
+    compileDeviceProgram(
+      effectiveDeviceRules([denyAll, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }]),
+    ),
   );
   t.same(tryOpen(dir, ['/dev/null', '/dev/zero']), { '/dev/null': true, '/dev/zero': false });
-  native.attachDeviceProgram(dir, compileDeviceProgram([{ ...denyAll, allow: true }]));
+  native.attachDeviceProgram(dir, compileDeviceProgram(effectiveDeviceRules([{ ...denyAll, allow: true }])));
   t.same(
     tryOpen(dir, ['/dev/null', '/dev/zero']),
     { '/dev/null': true, '/dev/zero': true },
     'the old filter was detached',
   );
+});
+
+t.test('exceptions the kernel checks as cgroup v1 would: a deny takes any part, an allow needs all', async (t) => {
+  const dir = path.join(v2!.mountPoint, uniqueId('bpf'));
+  fs.mkdirSync(dir);
+  t.teardown(() => fs.rmdirSync(dir));
+  const zero = (allow: boolean, access: string): DeviceRule => ({ allow, type: 'c', major: 1, minor: 5, access });
+  /** Opens /dev/zero for reading, writing, and both, from a shell in `dir`. */
+  const opens = (): string => {
+    const script = `echo $$ > ${dir}/cgroup.procs; for how in '<' '>' '<>'; do (eval "exec 3$how/dev/zero") 2>/dev/null && printf '%s ok,' "$how" || printf '%s no,' "$how"; done`;
+    return spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8' }).stdout;
+  };
+  const allowAll: DeviceRule = { allow: true, type: 'a', major: -1, minor: -1, access: 'rwm' };
+  native.attachDeviceProgram(dir, compileDeviceProgram(effectiveDeviceRules([allowAll, zero(false, 'w')])));
+  t.equal(opens(), '< ok,> no,<> no,', 'a deny of "w" under an allow-all: reads only, O_RDWR refused');
+  const denyAll: DeviceRule = { ...allowAll, allow: false };
+  const devNull: DeviceRule = { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' }; // the shell's 2>/dev/null
+  native.attachDeviceProgram(
+    dir,
+    compileDeviceProgram(effectiveDeviceRules([denyAll, devNull, zero(true, 'rw'), zero(false, 'w')])),
+  );
+  t.equal(opens(), '< ok,> no,<> no,', '"rw" allowed then "w" denied: reads only, O_RDWR refused');
 });
 
 t.test('a program the kernel refuses is a clear error', async (t) => {

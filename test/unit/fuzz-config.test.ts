@@ -33,8 +33,7 @@ import * as path from 'path';
 import t from 'tap';
 import { CAPABILITIES } from '../../src/lib/capabilities';
 import { cgroupRelativePath, type Hierarchy } from '../../src/lib/cgroup/manager';
-import { DEFAULT_DEVICE_RULES, parseDeviceRules } from '../../src/lib/cgroup/devices';
-import { compileDeviceProgram } from '../../src/lib/cgroup/devices-bpf';
+import { DEFAULT_DEVICE_RULES } from '../../src/lib/cgroup/devices';
 import { type CgroupFiles, hostFiles } from '../../src/lib/cgroup/files';
 import { V1Writer } from '../../src/lib/cgroup/v1';
 import { V2Writer } from '../../src/lib/cgroup/v2';
@@ -1299,16 +1298,17 @@ class CgroupScratch {
 
   v1(): V1Writer {
     const dirs = this.hierarchies.map((h) => ({ ...h, dir: path.join(h.mountPoint, 'ctr') }));
-    return new V1Writer(dirs, this.files(), () => {});
+    return new V1Writer(dirs, this.files(), () => {}, DEFAULT_DEVICE_RULES);
   }
 
   v2(): V2Writer {
-    // Device rules go to the kernel through the addon: the stage compiles them itself.
+    // Device rules go to the kernel through the addon: here they are compiled and dropped.
     return new V2Writer(
       path.join(this.root, 'v2', 'ctr'),
       this.files(),
       () => {},
       () => {},
+      DEFAULT_DEVICE_RULES,
     );
   }
 
@@ -1406,14 +1406,7 @@ function resourcesStage(config: Config, scratch: CgroupScratch): Outcome[] {
     out.push(
       stage(`resources(${driver})`, () =>
         (() => {
-          if (driver === 'v1') {
-            scratch.v1().set(resources);
-          } else {
-            // The v2 driver hands device rules to the kernel through the addon: compile them here instead.
-            scratch.v2().set({ ...resources, devices: undefined });
-            if (resources.devices)
-              compileDeviceProgram([...parseDeviceRules(resources.devices), ...DEFAULT_DEVICE_RULES]);
-          }
+          scratch[driver]().set(resources);
           return written();
         })(),
       ),

@@ -14,6 +14,7 @@ import {
   rangeToMask,
   resourceProperties,
   systemdUnitFor,
+  systemdVersionNumber,
 } from '../../src/lib/cgroup/systemd-units';
 import { DEFAULT_DEVICE_RULES, effectiveDeviceRules, parseDeviceRules } from '../../src/lib/cgroup/devices';
 
@@ -64,6 +65,18 @@ t.test('cgroupsPath "slice:prefix:name" names the unit and its cgroup', async (t
   t.throws(() => systemdUnitFor('/sys/fs/cgroup/x', 'x'), /is not "slice:prefix:name"/);
   t.throws(() => systemdUnitFor('system.slice:p:', 'x'), /names no unit/);
   t.throws(() => systemdUnitFor('system.slice:p:a/b', 'x'), /not a unit name systemd takes/);
+});
+
+t.test("systemd's Version as runc reads it: the leading number, a v dropped", async (t) => {
+  t.equal(systemdVersionNumber('252.39-1~deb12u1'), 252);
+  t.equal(
+    systemdVersionNumber('v257.1-1.fc42'),
+    257,
+    'with parseInt this was 0: every property of systemd 240+ left out',
+  );
+  t.equal(systemdVersionNumber('"v245"'), 245);
+  t.equal(systemdVersionNumber('249'), 249);
+  t.equal(systemdVersionNumber('unknown'), undefined);
 });
 
 t.test('every unit: its slice, Delegate, accounting on every controller, its pids', async (t) => {

@@ -3,6 +3,7 @@
  * writes them to devices.allow/deny, v2 compiles them to an eBPF program.
  */
 import { TsrunError } from '../errors';
+import { warn } from '../log';
 import { type DeviceRuleConfig } from './resources';
 
 export interface DeviceRule {
@@ -23,26 +24,45 @@ const allow = (type: 'b' | 'c', major: number, minor: number, access: string): D
   access,
 });
 
-/** runc's default allow-list, applied after the config's own rules. */
-export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
-  allow('c', -1, -1, 'm'),
-  allow('b', -1, -1, 'm'), // mknod of any device; opening them is what matters
-  allow('c', 1, 3, 'rwm'),
-  allow('c', 1, 5, 'rwm'),
-  allow('c', 1, 7, 'rwm'), // null zero full
-  allow('c', 1, 8, 'rwm'),
-  allow('c', 1, 9, 'rwm'),
-  allow('c', 5, 0, 'rwm'), // random urandom tty
-  allow('c', 5, 2, 'rwm'),
+/** runc's default allow-list, applied after the config's own rules; the path where runc makes that node itself. */
+const DEFAULT_DEVICES: Array<{ path?: string; rule: DeviceRule }> = [
+  { rule: allow('c', -1, -1, 'm') },
+  { rule: allow('b', -1, -1, 'm') }, // mknod of any device; opening them is what matters
+  { path: '/dev/null', rule: allow('c', 1, 3, 'rwm') },
+  { path: '/dev/random', rule: allow('c', 1, 8, 'rwm') },
+  { path: '/dev/full', rule: allow('c', 1, 7, 'rwm') },
+  { path: '/dev/tty', rule: allow('c', 5, 0, 'rwm') },
+  { path: '/dev/zero', rule: allow('c', 1, 5, 'rwm') },
+  { path: '/dev/urandom', rule: allow('c', 1, 9, 'rwm') },
   // ptmx and the pts: /dev/console is a pts bound over it, never the
   // host's console (5:1), which runc does not allow either.
-  allow('c', 136, -1, 'rwm'),
+  { rule: allow('c', 136, -1, 'rwm') },
+  { rule: allow('c', 5, 2, 'rwm') },
   // /dev/net/tun: runc 1.2.0 dropped it and 1.2.1 put it back, as engines
   // give users no easy way to add it and VPN images mknod it themselves.
-  allow('c', 10, 200, 'rwm'),
+  { rule: allow('c', 10, 200, 'rwm') },
 ];
 
-/** The config's rules, validated, each field with runc's default where it is left out (type a, any number, rwm). */
+export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = DEFAULT_DEVICES.map((d) => d.rule);
+
+/**
+ * The default nodes a config's linux.devices names again by path.  runc
+ * lets the config's entry take priority there: it makes the config's
+ * node and leaves that default's rule out of the cgroup, so a config that
+ * lists /dev/null and denies every device gets no /dev/null to open.
+ * Kept in state.json, for update to write the same defaults.
+ */
+export function replacedDefaultDevices(nodes: ReadonlyArray<{ path?: unknown }> | undefined): string[] {
+  const listed = new Set((nodes ?? []).map((n) => n.path));
+  return DEFAULT_DEVICES.filter((d) => d.path !== undefined && listed.has(d.path)).map((d) => d.path!);
+}
+
+/** runc's default allow-list less the rules of the nodes the config replaced. */
+export function defaultDeviceRules(replaced: readonly string[] = []): DeviceRule[] {
+  return DEFAULT_DEVICES.filter((d) => d.path === undefined || !replaced.includes(d.path)).map((d) => d.rule);
+}
+
+/** The config's device rules, validated, each field with runc's default where it is left out (type a, any number, rwm). */
 export function parseDeviceRules(rules: readonly DeviceRuleConfig[], field = 'linux.resources.devices'): DeviceRule[] {
   return rules.map((d, i) => {
     const type = (d.type ?? 'a') as DeviceRule['type'];
@@ -51,23 +71,33 @@ export function parseDeviceRules(rules: readonly DeviceRuleConfig[], field = 'li
     const access = d.access ?? 'rwm';
     if (!/^[rwm]{1,3}$/.test(access))
       throw new TsrunError(`${field}[${i}].access: must be made of r, w and m, not ${JSON.stringify(access)}`);
+    if (type === 'a' && [...'rwm'].some((c) => !access.includes(c)))
+      // The kernel takes "a" alone, as runc writes it: said, since the config asked for less.
+      warn(`${field}[${i}]: a rule of type "a" allows or denies every access; its access "${access}" is ignored`);
     const num = (v: unknown): number => (v === undefined || v === null ? -1 : Number(v));
     return { allow: !!d.allow, type, major: num(d.major), minor: num(d.minor), access };
   });
 }
 
-/** The rules a container's cgroup gets: the config's, validated, then runc's default allow-list. */
+/** The rules a container's cgroup gets: the config's, validated, then the defaults (defaultDeviceRules). */
 export function containerDeviceRules(
   rules: readonly DeviceRuleConfig[],
+  defaults: readonly DeviceRule[],
   field = 'linux.resources.devices',
 ): DeviceRule[] {
-  return [...parseDeviceRules(rules, field), ...DEFAULT_DEVICE_RULES];
+  return [...parseDeviceRules(rules, field), ...defaults];
 }
 
 /** A rule as cgroup v1's devices.allow/deny take it: "c 1:3 rwm", or "a". */
 export function v1DeviceRule(rule: DeviceRule): string {
   const num = (n: number): string => (n < 0 ? '*' : String(n));
   return rule.type === 'a' ? 'a' : `${rule.type} ${num(rule.major)}:${num(rule.minor)} ${rule.access}`;
+}
+
+/** A default (allow or deny every device) and the exceptions to it: cgroup v1's devices state. */
+export interface DeviceRuleSet {
+  defaultAllow: boolean;
+  exceptions: DeviceRule[];
 }
 
 /**
@@ -81,11 +111,6 @@ export function v1DeviceRule(rule: DeviceRule): string {
  * still grants it cannot be written as such a list: an error, as runc's
  * devices emulator gives.  Exceptions come sorted by major, minor, type.
  */
-export interface DeviceRuleSet {
-  defaultAllow: boolean;
-  exceptions: DeviceRule[];
-}
-
 export function effectiveDeviceRules(rules: readonly DeviceRule[], field = 'linux.resources.devices'): DeviceRuleSet {
   let defaultAllow = false;
   let exceptions = new Map<string, DeviceRule>();

@@ -9,6 +9,7 @@ import { debug } from '../log';
 import { native } from '../native';
 import { sleepSync } from '../sleep';
 import { CgroupfsV1Placement, CgroupfsV2Placement } from './cgroupfs';
+import { defaultDeviceRules, replacedDefaultDevices } from './devices';
 import { type CgroupFiles, hostFiles } from './files';
 import {
   Cgroup,
@@ -48,12 +49,20 @@ export const realCgroupHost: CgroupHost = {
   attachDeviceProgram: (dir, program) => native.attachDeviceProgram(dir, program),
 };
 
-function v1(placement: CgroupfsV1Placement, host: CgroupHost): CgroupManager {
-  return new Cgroup(placement, new V1Writer(placement.hierarchyDirs(), host.files, host.sleep));
+function v1(placement: CgroupfsV1Placement, host: CgroupHost, replaced: readonly string[]): CgroupManager {
+  const writer = new V1Writer(placement.hierarchyDirs(), host.files, host.sleep, defaultDeviceRules(replaced));
+  return new Cgroup(placement, writer, replaced);
 }
 
-function v2(placement: CgroupfsV2Placement, host: CgroupHost): CgroupManager {
-  return new Cgroup(placement, new V2Writer(placement.dir, host.files, host.sleep, host.attachDeviceProgram));
+function v2(placement: CgroupfsV2Placement, host: CgroupHost, replaced: readonly string[]): CgroupManager {
+  const writer = new V2Writer(
+    placement.dir,
+    host.files,
+    host.sleep,
+    host.attachDeviceProgram,
+    defaultDeviceRules(replaced),
+  );
+  return new Cgroup(placement, writer, replaced);
 }
 
 /** How the container's cgroup is placed: by tsrun in cgroupfs (runc's default), or by systemd (--systemd-cgroup). */
@@ -69,17 +78,22 @@ export function cgroupManagerFor(
   host = realCgroupHost,
 ): CgroupManager {
   const cgroupsPath = config.linux?.cgroupsPath;
+  const replaced = replacedDefaultDevices(config.linux?.devices);
   if (choice.systemd) {
     if (!systemdModule().systemdBooted(host.files))
       throw new TsrunError('--systemd-cgroup: systemd is not the init of this host (no /run/systemd/system)');
-    return systemdManager(config, id, hierarchies, host);
+    return systemdManager(config, id, hierarchies, host, replaced);
   }
   const unitProperties = Object.keys(config.annotations ?? {}).filter((k) => k.startsWith(SYSTEMD_PROPERTY_ANNOTATION));
   if (unitProperties.length)
     debug(`${unitProperties.join(', ')}: ignored without --systemd-cgroup, as runc ignores them (there is no unit)`);
   if (detectLayout(hierarchies) === 'unified')
-    return v2(new CgroupfsV2Placement(unifiedHierarchy(hierarchies), cgroupsPath, id, host.files, host.sleep), host);
-  return v1(new CgroupfsV1Placement(hierarchies, cgroupsPath, id, host.files, host.sleep), host);
+    return v2(
+      new CgroupfsV2Placement(unifiedHierarchy(hierarchies), cgroupsPath, id, host.files, host.sleep),
+      host,
+      replaced,
+    );
+  return v1(new CgroupfsV1Placement(hierarchies, cgroupsPath, id, host.files, host.sleep), host, replaced);
 }
 
 /** `hierarchies`: the host's, when the caller has read them already (list reads them once for all). */
@@ -100,17 +114,29 @@ function systemdManager(
   id: string,
   hierarchies: Hierarchy[],
   host: CgroupHost,
+  replaced: readonly string[],
   existing?: CgroupState,
 ): CgroupManager {
   const { Systemd, SystemdPlacement, annotationProperties } = systemdModule();
+  const deviceDefaults = defaultDeviceRules(replaced);
   const unit = SystemdPlacement.unitOf(config?.linux?.cgroupsPath, id, existing);
   const resources = config?.linux?.resources;
   const annotated = annotationProperties(config?.annotations);
   if (detectLayout(hierarchies) !== 'unified') {
     // v1 and hybrid: the unit's path in every hierarchy, systemd's and the ones tsrun makes (SystemdPlacement.apply).
     const inner = new CgroupfsV1Placement(hierarchies, unit.cgroupPath, id, host.files, host.sleep, existing);
-    const placement = new SystemdPlacement(inner, unit, 1, id, resources, new Systemd(), !!existing, annotated);
-    return new Cgroup(placement, new V1Writer(inner.hierarchyDirs(), host.files, host.sleep));
+    const placement = new SystemdPlacement(
+      inner,
+      unit,
+      1,
+      id,
+      resources,
+      deviceDefaults,
+      new Systemd(),
+      !!existing,
+      annotated,
+    );
+    return new Cgroup(placement, new V1Writer(inner.hierarchyDirs(), host.files, host.sleep, deviceDefaults), replaced);
   }
   const inner = new CgroupfsV2Placement(
     unifiedHierarchy(hierarchies),
@@ -120,8 +146,19 @@ function systemdManager(
     host.sleep,
     existing,
   );
-  const placement = new SystemdPlacement(inner, unit, 2, id, resources, new Systemd(), !!existing, annotated);
-  return new Cgroup(placement, new V2Writer(inner.dir, host.files, host.sleep, host.attachDeviceProgram));
+  const placement = new SystemdPlacement(
+    inner,
+    unit,
+    2,
+    id,
+    resources,
+    deviceDefaults,
+    new Systemd(),
+    !!existing,
+    annotated,
+  );
+  const writer = new V2Writer(inner.dir, host.files, host.sleep, host.attachDeviceProgram, deviceDefaults);
+  return new Cgroup(placement, writer, replaced);
 }
 
 export function cgroupManagerFrom(
@@ -129,11 +166,13 @@ export function cgroupManagerFrom(
   hierarchies = readHierarchies(),
   host = realCgroupHost,
 ): CgroupManager {
-  if (state.manager === 'systemd') return systemdManager(undefined, '', hierarchies, host, state);
+  const replaced = state.replacedDefaultDevices ?? [];
+  if (state.manager === 'systemd') return systemdManager(undefined, '', hierarchies, host, replaced, state);
   if (state.driver === 'v2')
     return v2(
       new CgroupfsV2Placement(unifiedHierarchy(hierarchies), undefined, '', host.files, host.sleep, state),
       host,
+      replaced,
     );
-  return v1(new CgroupfsV1Placement(hierarchies, undefined, '', host.files, host.sleep, state), host);
+  return v1(new CgroupfsV1Placement(hierarchies, undefined, '', host.files, host.sleep, state), host, replaced);
 }

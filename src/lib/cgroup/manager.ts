@@ -135,6 +135,21 @@ export interface Placement {
   pids(): number[];
   /** Limits the manager itself keeps (systemd's unit properties), before the writer writes the files. */
   setProperties?(resources: LinuxResources | undefined): void;
+  /**
+   * Whether the manager may rewrite the device rules whenever limits are
+   * set (systemd re-applies a unit's settings at a property change).
+   */
+  readonly rewritesDevicesOnSet?: boolean;
+}
+
+/** A hierarchy this host does not mount (cgroup v1): a write that needs it cannot be made. */
+export class MissingControllerError extends TsrunError {
+  constructor(
+    readonly controller: string,
+    field: string,
+  ) {
+    super(`${field}: this host has no ${controller} cgroup controller`);
+  }
 }
 
 /**
@@ -164,6 +179,12 @@ export class Cgroup implements CgroupManager {
   constructor(
     readonly placement: Placement,
     readonly writer: VersionWriter,
+    /**
+     * The default device nodes the config's linux.devices replaced (replacedDefaultDevices), saved in
+     * the state for update.  Required, and the writer's and placement's deviceDefaults are built from
+     * the same list (index.ts), so what is saved is what was applied.
+     */
+    private readonly replacedDefaultDevices: readonly string[],
   ) {}
   create(): void {
     this.placement.create();
@@ -179,23 +200,26 @@ export class Cgroup implements CgroupManager {
     this.writer.set(resources);
   }
   /**
-   * New device rules on v1 are written with the container frozen, unless
-   * it is already (then it stays so), as runc freezes it around systemd's
-   * rewrite.  A host without a freezer hierarchy updates without; a
-   * freeze that fails otherwise is thawed and fails the update, as in runc.
+   * Where device rules are rewritten in steps (v1), an update that may
+   * rewrite them (new rules, or any update under systemd, which may
+   * re-apply the unit's) is made with the container frozen, unless it is
+   * already (then it stays so), as runc freezes it.  A host without a
+   * freezer hierarchy updates without; a freeze that fails otherwise is
+   * thawed and fails the update, as in runc.
    */
   update(resources: LinuxResources): void {
     let held = false;
-    if (resources.devices && this.writer.devicesInSteps && !this.writer.isFrozen()) {
+    const rewritesDevices = resources.devices !== undefined || this.placement.rewritesDevicesOnSet === true;
+    if (rewritesDevices && this.writer.devicesInSteps && !this.writer.isFrozen()) {
       try {
         this.writer.freeze();
         held = true;
       } catch (err) {
-        if (!/no .*freezer|freezer.* not/i.test((err as Error).message)) {
+        if (!(err instanceof MissingControllerError)) {
           this.thawQuietly();
           throw err;
         }
-        debug(`update: no freezer to hold the container for the device rules: ${(err as Error).message}`);
+        debug(`update: no freezer to hold the container while the device rules change: ${err.message}`);
       }
     }
     try {
@@ -238,7 +262,10 @@ export class Cgroup implements CgroupManager {
     this.placement.destroy();
   }
   describe(): CgroupState {
-    return this.placement.describe();
+    const state = this.placement.describe();
+    return this.replacedDefaultDevices.length
+      ? { ...state, replacedDefaultDevices: [...this.replacedDefaultDevices] }
+      : state;
   }
 }
 
@@ -251,6 +278,8 @@ export interface CgroupState {
   slice?: string;
   /** Directory of the container's cgroup in each hierarchy, keyed by hierarchy mount point. */
   paths: Record<string, string>;
+  /** Default device nodes whose rules runc leaves out, as linux.devices listed them (devices.ts). */
+  replacedDefaultDevices?: string[];
 }
 
 export function readHierarchies(mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): Hierarchy[] {

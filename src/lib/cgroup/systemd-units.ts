@@ -112,6 +112,16 @@ export function cpuQuotaPerSecUSec(quota: number, period: number): bigint {
   return perSec % 10_000n === 0n ? perSec : (perSec / 10_000n + 1n) * 10_000n;
 }
 
+/**
+ * The manager's Version property as a number: "252.39-1~deb12u1" is 252,
+ * and a leading "v" (some distributions' "v257.1") is dropped, as runc
+ * reads it; undefined when no number leads it.
+ */
+export function systemdVersionNumber(text: string): number | undefined {
+  const digits = /^"?v?(\d+)/.exec(text);
+  return digits ? Number(digits[1]) : undefined;
+}
+
 /** The properties every unit of a container gets, whatever its limits. */
 export function baseProperties(unit: SystemdUnit, id: string, version: 1 | 2, pids: number[]): UnitProperty[] {
   const props: UnitProperty[] = [['Description', variant('s', `tsrun container ${id}`)]];

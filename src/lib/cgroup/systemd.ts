@@ -23,7 +23,7 @@ import { TsrunError } from '../errors';
 import { DBusConnection, DBusError } from '../dbus/client';
 import { type DBusValue, type Message } from '../dbus/wire';
 import { debug, warn } from '../log';
-import { containerDeviceRules } from './devices';
+import { containerDeviceRules, type DeviceRule } from './devices';
 import { type CgroupFiles } from './files';
 import { type CgroupState, type HierarchyDir, type Placement, type SubCgroups } from './manager';
 import { type CgroupTargets } from './placement';
@@ -35,6 +35,7 @@ import {
   resourceProperties,
   type SystemdUnit,
   systemdUnitFor,
+  systemdVersionNumber,
   type UnitProperty,
 } from './systemd-units';
 
@@ -72,10 +73,16 @@ export class Systemd {
     return this.connection().call({ ...MANAGER, member, signature, body });
   }
 
-  /** systemd's version number ("252" of "252.38-1~deb12u1"). */
+  /**
+   * systemd's version number ("252" of "252.38-1~deb12u1"), or -1 (with a
+   * warning) when its answer has no number: every property of a newer
+   * systemd is then left out, as runc does.
+   */
   version(): number {
     const text = String(this.property(SYSTEMD.path, MANAGER.interface, 'Version'));
-    return parseInt(text, 10) || 0;
+    const version = systemdVersionNumber(text);
+    if (version === undefined) warn(`--systemd-cgroup: cannot read systemd's version from ${JSON.stringify(text)}`);
+    return version ?? -1;
   }
 
   /**
@@ -152,8 +159,12 @@ export class Systemd {
 }
 
 /** The config's device rules and runc's defaults as unit properties; what systemd cannot take is warned of. */
-function devicePropertiesFor(devices: readonly DeviceRuleConfig[], systemdVersion: number): UnitProperty[] {
-  const { properties, warnings } = deviceProperties(containerDeviceRules(devices), systemdVersion, {
+function devicePropertiesFor(
+  devices: readonly DeviceRuleConfig[],
+  defaults: readonly DeviceRule[],
+  systemdVersion: number,
+): UnitProperty[] {
+  const { properties, warnings } = deviceProperties(containerDeviceRules(devices, defaults), systemdVersion, {
     procDevices: () => fs.readFileSync('/proc/devices', 'utf8'),
     exists: (p) => fs.existsSync(p),
   });
@@ -173,6 +184,8 @@ export function systemdBooted(files: CgroupFiles): boolean {
  */
 export class SystemdPlacement implements Placement {
   readonly unit: SystemdUnit;
+  /** systemd may re-apply every setting of the unit (device rules included) at a property change. */
+  readonly rewritesDevicesOnSet = true;
   /** The unit exists already (a recorded container): processes join its directories. */
   private started: boolean;
   /** The unit was started here with the limits: the first set() need not send them again. */
@@ -184,6 +197,8 @@ export class SystemdPlacement implements Placement {
     private readonly version: 1 | 2,
     private readonly id: string,
     private readonly resources: LinuxResources | undefined,
+    /** The device rules after the config's (defaultDeviceRules). */
+    private readonly deviceDefaults: readonly DeviceRule[],
     private readonly systemd: Systemd,
     started: boolean,
     /** From org.systemd.property.* annotations: sent last at the start, so they override tsrun's own. */
@@ -238,7 +253,7 @@ export class SystemdPlacement implements Placement {
     const props: UnitProperty[] = [
       ...baseProperties(this.unit, this.id, this.version, [pid]),
       ...resourceProperties(this.resources, this.version, systemdVersion),
-      ...devicePropertiesFor(resourcesAtCreate(this.resources).devices!, systemdVersion),
+      ...devicePropertiesFor(resourcesAtCreate(this.resources).devices!, this.deviceDefaults, systemdVersion),
       ...this.annotated,
     ];
     debug(`systemd: start ${this.unit.name} in ${this.unit.slice} with ${props.map(([k]) => k).join(', ')}`);
@@ -291,7 +306,7 @@ export class SystemdPlacement implements Placement {
     }
     const systemdVersion = this.systemd.version();
     const props = resourceProperties(resources, this.version, systemdVersion);
-    if (resources?.devices) props.push(...devicePropertiesFor(resources.devices, systemdVersion));
+    if (resources?.devices) props.push(...devicePropertiesFor(resources.devices, this.deviceDefaults, systemdVersion));
     try {
       if (props.length) this.systemd.call('SetUnitProperties', 'sba(sv)', [this.unit.name, true, props]);
     } catch (err) {

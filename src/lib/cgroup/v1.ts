@@ -10,9 +10,9 @@ import path = require('path');
 import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { blkioEntries, keyValues, listOf, memoryEntry, omitEmpty, sortedMap, type U64, u64Of } from './stats';
-import { containerDeviceRules, effectiveDeviceRules, v1DeviceRule } from './devices';
+import { containerDeviceRules, type DeviceRule, effectiveDeviceRules, v1DeviceRule } from './devices';
 import { type CgroupFiles, readOr, writeKnob } from './files';
-import { type HierarchyDir, signalFrozen, type VersionWriter } from './manager';
+import { type HierarchyDir, MissingControllerError, signalFrozen, type VersionWriter } from './manager';
 import {
   type BlockIOResources,
   type CpuResources,
@@ -31,6 +31,8 @@ export class V1Writer implements VersionWriter {
     private readonly dirs: readonly HierarchyDir[],
     private readonly files: CgroupFiles,
     private readonly sleep: (ms: number) => void,
+    /** The rules after the config's (defaultDeviceRules). */
+    private readonly deviceDefaults: readonly DeviceRule[],
   ) {}
 
   private withController(controller: string): HierarchyDir | undefined {
@@ -46,7 +48,7 @@ export class V1Writer implements VersionWriter {
   /** The directory of a v1 controller; its absence is an error naming the field. */
   private dirFor(controller: string, field: string): string {
     const h = this.withController(controller);
-    if (!h) throw new TsrunError(`${field}: this host has no ${controller} cgroup controller`);
+    if (!h) throw new MissingControllerError(controller, field);
     return h.dir;
   }
 
@@ -205,7 +207,7 @@ export class V1Writer implements VersionWriter {
       enableInParents(this.files, unified, 'hugetlb');
       return writeKnob(this.files, unified.dir, `hugetlb.${h.pageSize}.max`, h.limit, field);
     }
-    throw new TsrunError(`${field}: this host has no hugetlb cgroup controller`);
+    throw new MissingControllerError('hugetlb', field);
   }
 
   private setNetwork(n: NonNullable<LinuxResources['network']>): void {
@@ -245,7 +247,7 @@ export class V1Writer implements VersionWriter {
   private setDevices(rules: readonly DeviceRuleConfig[]): void {
     const field = 'linux.resources.devices';
     const dir = this.dirFor('devices', field);
-    const all = containerDeviceRules(rules, field);
+    const all = containerDeviceRules(rules, this.deviceDefaults, field);
     // The kernel would take a hole punched in a wider rule without a word, and keep the wider one.
     effectiveDeviceRules(all, field);
     // Start from nothing allowed, then the rules in order.

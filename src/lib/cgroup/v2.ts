@@ -11,7 +11,7 @@ import { TsrunError } from '../errors';
 import { warn } from '../log';
 import { keyValues, listOf, memoryEntry, omitEmpty, sortedMap, u64Of } from './stats';
 import { compileDeviceProgram } from './devices-bpf';
-import { containerDeviceRules } from './devices';
+import { containerDeviceRules, type DeviceRule, effectiveDeviceRules } from './devices';
 import { type CgroupFiles, readOr, writeKnob } from './files';
 import { signalFrozen, type VersionWriter } from './manager';
 import {
@@ -47,12 +47,14 @@ export class V2Writer implements VersionWriter {
   /**
    * @param dir the container's cgroup directory
    * @param attachDeviceProgram loads the device filter (the addon's, in tsrun)
+   * @param deviceDefaults the rules after the config's (defaultDeviceRules)
    */
   constructor(
     readonly dir: string,
     private readonly files: CgroupFiles,
     private readonly sleep: (ms: number) => void,
     private readonly attachDeviceProgram: (dir: string, program: Buffer) => void,
+    private readonly deviceDefaults: readonly DeviceRule[],
   ) {}
 
   private write(file: string, value: string | number, field: string): void {
@@ -156,9 +158,12 @@ export class V2Writer implements VersionWriter {
     }
   }
 
-  /** runc's semantics: the config's rules, then the default allow-list; first match wins from the end. */
+  /** The config's rules, then the defaults, compiled as what they come to on v1 (devices-bpf.ts). */
   private setDevices(rules: readonly DeviceRuleConfig[]): void {
-    const program = compileDeviceProgram(containerDeviceRules(rules));
+    const field = 'linux.resources.devices';
+    const program = compileDeviceProgram(
+      effectiveDeviceRules(containerDeviceRules(rules, this.deviceDefaults, field), field),
+    );
     try {
       this.attachDeviceProgram(this.dir, program);
     } catch (err) {
