@@ -902,8 +902,9 @@ static int userns_with_maps(const char *uid_map, const char *gid_map)
  *
  *   OP_MOUNT_SOURCE_SERVER   fork; the server walks the rest of the plan
  *                            doing only the three ops below
- *   OP_MOUNT_SOURCES_JOIN    helper -> server: its mount namespace (fd);
- *                            the server joins it
+ *   OP_MOUNT_SOURCES_JOIN    helper -> server: its user namespace (fd),
+ *                            with userns (tsrun is not root), then its
+ *                            mount namespace (fd); the server joins them
  *   OP_IDMAP_PREPARE (each)  server -> helper: u32 slot + the tree (fd)
  *   OP_MOUNT_SOURCES_DONE    the server exits; the helper reaps it
  *
@@ -960,9 +961,17 @@ static void op_mount_source_server(void)
 	source_server_pid = pid;
 }
 
-static void op_mount_sources_join(void)
+static void op_mount_sources_join(const struct op_mount_sources_join *o)
 {
+	uint32_t join_userns = o->userns;
 	if (!in_source_server) {
+		if (join_userns) {
+			int userns = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+			if (userns < 0 || send_with_fd(source_server_sock, userns, "u", 1) < 0)
+				fail(errno, "mount", NULL,
+				     "hand the user namespace to the mount-source server");
+			close(userns);
+		}
 		int mntns = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
 		if (mntns < 0 || send_with_fd(source_server_sock, mntns, "j", 1) < 0)
 			fail(errno, "mount", NULL, "hand the mount namespace to the mount-source server");
@@ -970,6 +979,19 @@ static void op_mount_sources_join(void)
 		return;
 	}
 	char byte;
+	if (join_userns) {
+		/* tsrun is a user without privilege in the host's user namespace:
+		 * its container's, which it owns, gives the server the say over
+		 * the container's mount namespace.  It stays that user on the
+		 * host, so it reaches the sources that user may. */
+		int userns;
+		if (recv_with_fd(source_server_sock, &byte, 1, &userns) != 1 || userns < 0)
+			_exit(1); /* the helper is gone; it has reported */
+		if (setns(userns, CLONE_NEWUSER) < 0)
+			fail(errno, "mount", NULL,
+			     "join the container's user namespace to take its bind sources");
+		close(userns);
+	}
 	int mntns;
 	if (recv_with_fd(source_server_sock, &byte, 1, &mntns) != 1 || mntns < 0)
 		_exit(1); /* the helper is gone; it has reported */
@@ -2147,8 +2169,10 @@ static void op_mask_path(const struct op_mask_path *o)
 	int tree;
 	if (S_ISDIR(st.st_mode)) {
 		int fs = syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
-		/* Empty and read-only, superblock and mount, as runc's mask is. */
-		if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
+		/* Empty and read-only, superblock and mount, as runc's mask is;
+		 * its source named "tmpfs" in mountinfo, as runc's mount(2) names it. */
+		if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "tmpfs", 0) < 0 ||
+		    syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0 ||
 		    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 			fail(errno, "protect", path, "tmpfs to mask %s", path);
 		tree = syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY);

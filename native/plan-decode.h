@@ -593,11 +593,17 @@ static void run_mount_source_server(struct cursor *c)
 	plan_op_end(c, OP_MOUNT_SOURCE_SERVER);
 	op_mount_source_server();
 }
-static void op_mount_sources_join(void);
+static inline void decode_mount_sources_join(struct cursor *c, struct op_mount_sources_join *o)
+{
+	o->userns = rd_u32(c);
+	plan_op_end(c, OP_MOUNT_SOURCES_JOIN);
+}
+static void op_mount_sources_join(const struct op_mount_sources_join *o);
 static void run_mount_sources_join(struct cursor *c)
 {
-	plan_op_end(c, OP_MOUNT_SOURCES_JOIN);
-	op_mount_sources_join();
+	struct op_mount_sources_join o;
+	decode_mount_sources_join(c, &o);
+	op_mount_sources_join(&o);
 }
 static void op_mount_sources_done(void);
 static void run_mount_sources_done(struct cursor *c)

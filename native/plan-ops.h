@@ -155,7 +155,9 @@ enum plan_op {
 	 * from inside its own mount namespace, keeping the kernel's locks (init.c)
 	 */
 	OP_MOUNT_SOURCE_SERVER = 48,
-	/* the server joins the helper's (the container's) mount namespace */
+	/* the server joins the helper's (the container's) mount namespace, and first its user
+	 * namespace with userns (tsrun is not root)
+	 */
 	OP_MOUNT_SOURCES_JOIN = 49,
 	/* the server exits; the helper reaps it */
 	OP_MOUNT_SOURCES_DONE = 50,
@@ -402,6 +404,9 @@ struct op_remount_ro {
 };
 struct op_chroot {
 	const char *path;
+};
+struct op_mount_sources_join {
+	uint32_t userns;
 };
 
 #endif

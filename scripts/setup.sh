@@ -1,11 +1,12 @@
 #!/bin/bash
 # Installs what tsrun needs on Debian 12 (as root), builds it, and builds the
 # busybox rootfs of the default bundle.  Safe to run again: it skips what is
-# already there.
+# already there.  uidmap: newuidmap and newgidmap, which map a rootless
+# container's ranges of subordinate ids (src/lib/idmap.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential python3 make musl-tools busybox-static libseccomp-dev pkg-config iproute2 util-linux)
+packages=(build-essential python3 make musl-tools busybox-static libseccomp-dev pkg-config iproute2 util-linux uidmap)
 # --engines: also the engines the tests run on tsrun (test/engines/), from Debian too: podman with
 # conmon, containerd (ctr and the runc v2 shim), and docker.io; tini is the subreaper they run under;
 # runc, the reference test/compat/ runs every scenario under beside tsrun; skopeo, which writes

@@ -235,6 +235,14 @@ export class FakePlatform implements Platform {
     return 0;
   }
 
+  egid(): number {
+    return 0;
+  }
+
+  runIdMapTool(tool: string, args: string[]): void {
+    this.procWrites.push([tool, args.join(' ')]);
+  }
+
   sleep(ms: number): void {
     this.slept.push(ms);
   }

@@ -12,7 +12,8 @@ import { logError } from '../lib/log';
 import { StateStore } from '../lib/state';
 
 export interface GlobalOptions {
-  root: string;
+  /** undefined: defaultStateRoot() */
+  root?: string;
   log?: string;
   logFormat?: string;
   debug?: boolean;
@@ -25,7 +26,31 @@ export function globals(cmd: Command): GlobalOptions {
 }
 
 export function storeOf(cmd: Command): StateStore {
-  return new StateStore(globals(cmd).root);
+  return new StateStore(globals(cmd).root ?? defaultStateRoot());
+}
+
+/**
+ * --root when it is not given, as runc picks its own: /run/tsrun for root;
+ * for another user, who cannot write /run, $XDG_RUNTIME_DIR/tsrun (the
+ * user's own tmpfs, made by the login manager), else /run/tsrun all the
+ * same, which then fails naming --root.
+ */
+export function defaultStateRoot(euid = process.geteuid?.() ?? 0, env = process.env): string {
+  const runtimeDir = env.XDG_RUNTIME_DIR;
+  return euid !== 0 && runtimeDir ? `${runtimeDir.replace(/\/+$/, '')}/tsrun` : '/run/tsrun';
+}
+
+/**
+ * Whether cgroups are handled as for an unprivileged user (--rootless, as
+ * runc's): a cgroup the user may not create is left out rather than an
+ * error, as long as no limit needs it.  "auto" (the default) is so for any
+ * user but root.  The user namespace, the id maps and the rest follow the
+ * effective uid, whatever this says, as in runc.
+ */
+export function rootlessCgroups(cmd: Command, euid = process.geteuid?.() ?? 0): boolean {
+  // main.ts refused any other value before the verb ran.
+  const value = globals(cmd).rootless ?? 'auto';
+  return value === 'auto' ? euid !== 0 : value === 'true';
 }
 
 /** The flag, as every command that reads the image store takes it (and tsrun and tsrun image before their verbs). */
@@ -163,6 +188,7 @@ export function createOptionsOf(cmd: Command, id: string, command: string[]): Cr
     preserveFds: parseCount(o.preserveFds as string, '--preserve-fds'),
     noPivot: o.pivot === false,
     systemdCgroup: !!globals(cmd).systemdCgroup,
+    rootlessCgroups: rootlessCgroups(cmd),
     noNewKeyring: o.newKeyring === false,
   };
 }

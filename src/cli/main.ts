@@ -6,6 +6,7 @@
  */
 import { Command, UsageExit } from './args';
 import { configureLog, debug } from '../lib/log';
+import { TsrunError } from '../lib/errors';
 import { reportError } from './common';
 
 /** Each verb's file, loaded when that verb runs (all of them for help). */
@@ -85,12 +86,12 @@ function versionText(): string {
 function program(argv: string[]): Command {
   const root = new Command('tsrun')
     .description('a runc-compatible OCI container runtime')
-    .option('--root <path>', 'directory for container state', '/run/tsrun')
+    .option('--root <path>', 'directory for container state (default: /run/tsrun; $XDG_RUNTIME_DIR/tsrun for a user)')
     .option('--log <path>', 'append log lines to this file')
     .option('--log-format <format>', 'text or json', 'text')
     .option('--debug', 'log the launch plan and other details')
     .option('--systemd-cgroup', 'place containers in cgroups through systemd (a transient unit each)')
-    .option('--rootless <value>', 'accepted for runc compatibility (true|false|auto)')
+    .option('--rootless <value>', 'cgroups as for an unprivileged user: true, false or auto (any user but root)')
     .option(
       '--store <dir>',
       'the image store, for image, bundle and --image (default: $TSRUN_STORE, or /var/lib/tsrun)',
@@ -102,6 +103,8 @@ function program(argv: string[]): Command {
       activeVerb = actionCommand.name();
       const o = thisCommand.opts();
       configureLog({ path: o.log, format: o.logFormat, debug: o.debug });
+      if (o.rootless !== undefined && !['true', 'false', 'auto'].includes(o.rootless))
+        throw new TsrunError(`--rootless: must be true, false or auto, not ${JSON.stringify(o.rootless)}`);
     });
   const verb = verbOf(argv);
   const verbs = verb && VERBS[verb] ? [verb] : Object.keys(VERBS).filter((name) => name !== 'ls');

@@ -18,11 +18,13 @@ import { mountIdsAt, topMountId } from './host';
 import { debug, warn } from './log';
 import { StdioPipes } from './stdio-pipes';
 import { checkLsmRequests } from './lsm';
+import { setgroupsDenied, writeIdMaps } from './idmap';
 import { JOIN_ORDER, NAMESPACES } from './namespaces';
 import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFrom } from './cgroup';
-import { type CgroupManager } from './cgroup/manager';
+import { callerCgroupDirs } from './cgroup/cgroupfs';
+import { type CgroupManager, readHierarchies } from './cgroup/manager';
 import { type CgroupTargets } from './cgroup/placement';
 import { resourcesAtCreate } from './cgroup/resources';
 import { compileCreatePlan, containerRelative, type CreatePlan, processRlimits, resolveRootfs } from './plan';
@@ -67,6 +69,8 @@ export interface CreateOptions {
   noNewKeyring: boolean;
   /** --systemd-cgroup: systemd places the container's cgroup (a transient unit). */
   systemdCgroup?: boolean;
+  /** cgroups as for an unprivileged user (--rootless; cgroup/rootless.ts). */
+  rootlessCgroups?: boolean;
   /** The process's fds 0-2 when not ours (a foreground run's pipes). */
   stdio?: [number, number, number];
 }
@@ -255,19 +259,35 @@ function releaseNetns(held: HeldNetns): void {
   held.fd = -1;
 }
 
-function writeIdMaps(pid: number, config: Config, platform: Platform): void {
-  const format = (maps: IDMapping[] | undefined): string =>
-    (maps ?? []).map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
-  try {
-    platform.writeProcFile(`/proc/${pid}/uid_map`, format(config.linux?.uidMappings));
-  } catch (err) {
-    throw new TsrunError(describeFsError(err, 'write uid_map (linux.uidMappings)'));
-  }
-  try {
-    platform.writeProcFile(`/proc/${pid}/gid_map`, format(config.linux?.gidMappings));
-  } catch (err) {
-    throw new TsrunError(describeFsError(err, 'write gid_map (linux.gidMappings)'));
-  }
+/**
+ * A container of a user other than root, as runc checks one (its rootless
+ * validation): only a user namespace of its own gives it a root (whose maps
+ * config.ts requires, and tsrun or newuidmap/newgidmap write), every id a mount
+ * option names must be mapped (the kernel refuses the mount otherwise),
+ * and without setgroups no additional gid can be set.
+ */
+function checkUserConfig(config: Config, euid: number, egid: number): void {
+  const linux = config.linux ?? {};
+  const userns = (linux.namespaces ?? []).find((n) => n.type === 'user');
+  if (!userns)
+    throw new TsrunError(
+      `linux.namespaces: this is uid ${euid}, not root: a container needs a user namespace of its own (type "user"), with uidMappings and gidMappings (tsrun spec --rootless writes one)`,
+    );
+  const mapped = (maps: IDMapping[] | undefined, id: number): boolean =>
+    (maps ?? []).some((m) => id >= m.containerID && id < m.containerID + m.size);
+  (config.mounts ?? []).forEach((m, i) => {
+    for (const option of m.options ?? []) {
+      const [, kind, id] = /^(uid|gid)=(\d+)$/.exec(option) ?? [];
+      if (kind && !mapped(kind === 'uid' ? linux.uidMappings : linux.gidMappings, Number(id)))
+        throw new TsrunError(
+          `mounts[${i}].options: ${option}: ${kind} ${id} is not mapped in linux.${kind}Mappings (the kernel refuses such a mount in a user's namespace)`,
+        );
+    }
+  });
+  if (!userns.path && setgroupsDenied(linux.gidMappings, euid, egid) && config.process?.user?.additionalGids?.length)
+    throw new TsrunError(
+      `process.user.additionalGids: a user's own gid map (one gid) denies setgroups in the container; map more gids (/etc/subgid, newgidmap) to set them`,
+    );
 }
 
 /**
@@ -313,14 +333,8 @@ function compileContainer(
   platform: Platform,
 ): CompiledContainer {
   validateId(opts.id);
-  // Without root, every step would fail on a path ("/sys/fs/cgroup/cpu/ID:
-  // permission denied"); say what is missing instead, before anything is made.
-  const uid = platform.euid();
-  if (uid !== 0)
-    throw new TsrunError(
-      `tsrun runs containers as root (this is uid ${uid}): rootless containers, in a user namespace of their own, are not supported yet`,
-    );
   const { bundle, config } = prepared;
+  if (platform.euid() !== 0) checkUserConfig(config, platform.euid(), platform.egid());
   const image = imageOfConfig(config);
   checkLsmRequests({
     apparmor: { 'process.apparmorProfile': config.process?.apparmorProfile },
@@ -330,7 +344,10 @@ function compileContainer(
   // runc's rule: a console socket is for a terminal the runtime does not keep.
   if (opts.consoleSocket && !config.process?.terminal)
     throw new TsrunError('--console-socket: the process has no terminal (process.terminal is false)');
-  const cgroup = platform.cgroups.forConfig(config, opts.id, { systemd: !!opts.systemdCgroup });
+  const cgroup = platform.cgroups.forConfig(config, opts.id, {
+    systemd: !!opts.systemdCgroup,
+    rootless: !!opts.rootlessCgroups,
+  });
   // A cgroup frozen before we came (cgroupsPath naming someone's paused
   // cgroup) would freeze the helper at its first op, and create would wait
   // for good: refused, as runc refuses it, before anything is made (the
@@ -341,7 +358,11 @@ function compileContainer(
   const plan = compileCreatePlan(config, {
     seccomp: seccomp && loadableSeccomp(seccomp, store),
     cgroupTargets,
-    cgroupDirs: cgroup.describe().paths,
+    // A user's container keeps its caller's cgroup where it has none of its own (cgroup/rootless.ts).
+    cgroupDirs:
+      platform.euid() !== 0
+        ? { ...callerCgroupDirs(readHierarchies()), ...cgroup.describe().paths }
+        : cgroup.describe().paths,
     bundle,
     rootfs: { path: prepared.rootfs, madeAtCreate: prepared.generated },
     noPivot: opts.noPivot,
@@ -350,6 +371,7 @@ function compileContainer(
     sessionKeyring: opts.noNewKeyring ? undefined : `_ses.${opts.id}`,
     host: platform.host,
     imageRootfs: !!image,
+    unprivileged: platform.euid() !== 0,
   });
   debug(`launch plan for ${opts.id}: ${plan.ops.map((o) => Op[o.op]).join(' ')}`);
   const rlimits = config.process ? processRlimits(config.process) : [];
@@ -462,7 +484,7 @@ function launchInit(
         sendSeccompListener(seccomp!, fd, pid, store.ociState({ ...record, pid }, 'creating')),
       onInitPid: (pid) => moveNetDevices(config, pid, netns),
       onFailure: () => returnNetDevices(netns),
-      onUsernsReady: (pid) => writeIdMaps(pid, config, platform),
+      onUsernsReady: (pid) => writeIdMaps(pid, config.linux?.uidMappings, config.linux?.gidMappings, platform),
       onRunHooks: (pid) => {
         platform.crashPoint('create:mounted'); // the init's mounts are made; it waits before pivot_root
         const state = JSON.stringify(store.ociState({ ...record, pid }, 'creating'));

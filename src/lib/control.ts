@@ -6,6 +6,8 @@
  */
 import { TsrunError, describeFsError } from './errors';
 import { cgroupManagerFrom } from './cgroup';
+import { NoCgroupError, RootlessCgroup } from './cgroup/rootless';
+import { warn } from './log';
 import { type LinuxResources } from './cgroup/resources';
 import { type OciState, type StateStore } from './state';
 import { containerStatus, sharedCgroupsFrom, shownStatus } from './status';
@@ -34,8 +36,18 @@ export function kill(store: StateStore, id: string, signal: number, all: boolean
   const status = containerStatus(store, record);
   if (status === 'stopped') throw new TsrunError(`container "${id}" is not running`);
   const cgroup = cgroupManagerFrom(record.cgroup);
-  if (all) cgroup.killAll(signal);
-  else {
+  let initOnly = !all;
+  if (all) {
+    try {
+      cgroup.killAll(signal);
+    } catch (err) {
+      if (!(err instanceof NoCgroupError)) throw err;
+      // runc 1.4 the same: a user's container without a cgroup gets the signal at its init.
+      warn(`${err.message}; the signal goes to the init alone`);
+      initOnly = true;
+    }
+  }
+  if (initOnly) {
     try {
       process.kill(record.pid, signal);
     } catch (err) {
@@ -73,7 +85,12 @@ export function resume(store: StateStore, id: string): void {
 
 /** The host pids of the container's processes. */
 export function pids(store: StateStore, id: string): number[] {
-  return cgroupManagerFrom(store.load(id).cgroup).pids();
+  const cgroup = cgroupManagerFrom(store.load(id).cgroup);
+  if (cgroup instanceof RootlessCgroup && cgroup.absent)
+    throw new NoCgroupError(
+      'the container has no cgroup to find its processes in (rootless, no cgroup delegated to this user)',
+    );
+  return cgroup.pids();
 }
 
 /** update: write new resource limits to a live container's cgroups. */

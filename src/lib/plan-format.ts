@@ -243,7 +243,7 @@ export const OP_SCHEMA = {
   [Op.REMOUNT_RO]: [['path', 'str']],
   [Op.CHROOT]: [['path', 'str']],
   [Op.MOUNT_SOURCE_SERVER]: [],
-  [Op.MOUNT_SOURCES_JOIN]: [],
+  [Op.MOUNT_SOURCES_JOIN]: [['userns', 'u32']],
   [Op.MOUNT_SOURCES_DONE]: [],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'],
@@ -325,7 +325,8 @@ export const OP_DOCS: Record<Op, string> = {
   [Op.CHROOT]: "exec into a container without a mount namespace of its own: its init's root (/proc/PID/root)",
   [Op.MOUNT_SOURCE_SERVER]:
     "fork the mount-source server: a container with a user namespace takes its bind sources from inside its own mount namespace, keeping the kernel's locks (init.c)",
-  [Op.MOUNT_SOURCES_JOIN]: "the server joins the helper's (the container's) mount namespace",
+  [Op.MOUNT_SOURCES_JOIN]:
+    "the server joins the helper's (the container's) mount namespace, and first its user namespace with userns (tsrun is not root)",
   [Op.MOUNT_SOURCES_DONE]: 'the server exits; the helper reaps it',
 };
 

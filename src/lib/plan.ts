@@ -111,7 +111,10 @@ export interface PlanContext {
   consoleSocket: boolean;
   /** What the container's cgroups offer the init (placement.ts decides how it gets there); absent: none. */
   cgroupTargets?: CgroupTargets;
-  /** The container's own cgroup directory in each host hierarchy, keyed by mount point (the cgroup manager's paths). */
+  /**
+   * The cgroup directory the init is in, in each host hierarchy, keyed by mount point: the container's own
+   * (the cgroup manager's paths), or, for a user's container without one there, its caller's.
+   */
   cgroupDirs?: Record<string, string>;
   /** Name of the session keyring to create ("_ses.<id>", as runc names it); none with --no-new-keyring. */
   sessionKeyring?: string;
@@ -120,6 +123,11 @@ export interface PlanContext {
   seccomp?: LoadableSeccomp;
   /** The rootfs is an image's overlay (attached only inside the container's mount namespace). */
   imageRootfs?: boolean;
+  /**
+   * tsrun runs as a user other than root: it has no privilege in the host's
+   * user namespace, only in the container's (which it owns).
+   */
+  unprivileged?: boolean;
 }
 
 export interface CreatePlan {
@@ -611,7 +619,15 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
     ns,
     ops,
     cgroups.cloneInto,
-    sourceServer ? [op(Op.MOUNT_SOURCES_JOIN), ...mountSink.prepare, op(Op.MOUNT_SOURCES_DONE)] : [],
+    sourceServer
+      ? [
+          // A user has no say over the container's mount namespace from the host's user namespace: the
+          // server joins the container's first (it is still that user, and reaches what that user may).
+          op(Op.MOUNT_SOURCES_JOIN, { userns: ctx.unprivileged ? 1 : 0 }),
+          ...mountSink.prepare,
+          op(Op.MOUNT_SOURCES_DONE),
+        ]
+      : [],
   );
   ops.push(op(Op.SETSID));
   if (ctx.sessionKeyring) ops.push(op(Op.SESSION_KEYRING, { name: ctx.sessionKeyring }));

@@ -68,8 +68,10 @@ export interface Platform {
   };
   /** What the plan compiler asks about the host. */
   host: HostView;
-  /** Write a /proc file of a process (uid_map, gid_map). */
+  /** Write a /proc file of a process (uid_map, gid_map, setgroups). */
   writeProcFile(path: string, text: string): void;
+  /** newuidmap or newgidmap (idmap.ts), for maps this user may not write itself. */
+  runIdMapTool(tool: 'newuidmap' | 'newgidmap', args: string[]): void;
   /** The exec fifo: made at `path` (0600) and opened read-write: its fd. */
   makeFifo(path: string): number;
   /** An engine's --console-socket, connected: its fd. */
@@ -78,8 +80,9 @@ export interface Platform {
   closeFd(fd: number): void;
   /** Field 22 of /proc/<pid>/stat (state.ts processStartTime): tells our init from a recycled pid. */
   processStartTime(pid: number): string | null;
-  /** Our effective uid. */
+  /** Our effective uid and gid. */
   euid(): number;
+  egid(): number;
   sleep(ms: number): void;
   /** A named step (crash.ts): the reliability tests kill tsrun there. */
   crashPoint(step: CrashStep): void;
@@ -114,6 +117,7 @@ export const realPlatform: Platform = {
   cgroups: { forConfig: cgroupManagerFor, fromState: cgroupManagerFrom },
   host: realHost,
   writeProcFile: (path, text) => fs.writeFileSync(path, text),
+  runIdMapTool,
   makeFifo(path) {
     try {
       native.mkfifo(path, 0o600);
@@ -126,7 +130,26 @@ export const realPlatform: Platform = {
   closeFd: (fd) => native.close(fd),
   processStartTime,
   euid: () => process.geteuid?.() ?? 0,
+  egid: () => process.getegid?.() ?? 0,
   sleep: sleepSync,
   crashPoint,
   strerror: (errno) => native.strerror(errno),
 };
+
+/** newuidmap/newgidmap from PATH, as runc finds them; what they said when they refuse. */
+function runIdMapTool(tool: 'newuidmap' | 'newgidmap', args: string[]): void {
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  const run = spawnSync(tool, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  if (run.error) {
+    const missing = (run.error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new TsrunError(
+      missing
+        ? `${tool} is not installed (Debian's uidmap package): without it a user may map only its own id, one id`
+        : `${tool}: ${run.error.message}`,
+    );
+  }
+  if (run.status !== 0) {
+    const said = run.stderr.trim().split('\n').filter(Boolean).pop() ?? '';
+    throw new TsrunError(`${tool} ${args.join(' ')} failed (${run.signal ?? `status ${run.status}`}): ${said}`);
+  }
+}

@@ -55,26 +55,25 @@ function defaultMounts(): Mount[] {
 }
 
 /**
- * Adapt the mounts for a container without root: sysfs cannot be mounted in
- * a user namespace that does not own the network namespace, so /sys is bound
- * from the host; gid=5 may not be mapped; a cgroup mount would need a
- * delegated hierarchy.
+ * Adapt the mounts for a container without root, as runc's spec --rootless
+ * does: sysfs cannot be mounted in a user namespace that does not own the
+ * network namespace, so /sys is bound from the host; gid=5 may not be
+ * mapped.  The cgroup mount stays: in a user namespace each hierarchy is
+ * bound from the cgroup the init is in.
  */
 function rootlessMounts(mounts: Mount[]): Mount[] {
-  return mounts
-    .filter((mount) => mount.destination !== '/sys/fs/cgroup')
-    .map((mount) => {
-      if (mount.destination === '/sys') {
-        return {
-          destination: '/sys',
-          type: 'none',
-          source: '/sys',
-          options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
-        };
-      }
-      if (!mount.options) return mount;
-      return { ...mount, options: mount.options.filter((option) => !/^[ug]id=/.test(option)) };
-    });
+  return mounts.map((mount) => {
+    if (mount.destination === '/sys') {
+      return {
+        destination: '/sys',
+        type: 'none',
+        source: '/sys',
+        options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+      };
+    }
+    if (!mount.options) return mount;
+    return { ...mount, options: mount.options.filter((option) => !/^[ug]id=/.test(option)) };
+  });
 }
 
 /**

@@ -67,6 +67,7 @@ function memoryHost() {
     attachDeviceProgram: (_dir, program) => {
       programs.push(program);
     },
+    mayUseCgroup: () => true,
   };
   return { host, writes, programs };
 }

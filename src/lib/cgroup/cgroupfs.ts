@@ -22,6 +22,23 @@ import {
 } from './manager';
 import { type CgroupTargets } from './placement';
 
+/**
+ * The directory this process is in, in each hierarchy, by mount point:
+ * where the init of a user's container with no cgroup of its own stays
+ * (rootless.ts), and what its cgroup mount binds there, as runc binds the
+ * cgroups its init is in.
+ */
+export function callerCgroupDirs(hierarchies: Hierarchy[], own = ownCgroups()): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of hierarchies) {
+    const at = own.get(h.version === 2 ? '' : h.controllers.join(','));
+    if (at === undefined) continue;
+    const below = h.root !== '/' && at.startsWith(h.root) ? at.slice(h.root.length) : at;
+    out[h.mountPoint] = path.join(h.mountPoint, below);
+  }
+  return out;
+}
+
 /** cgroup v1 (legacy and hybrid hosts): a directory in every hierarchy, and in the hybrid cgroup2 tree. */
 export class CgroupfsV1Placement implements Placement {
   /** hierarchy mount point -> the container's directory in it */

@@ -20,6 +20,7 @@ import {
   readHierarchies,
   SYSTEMD_PROPERTY_ANNOTATION,
 } from './manager';
+import { hostMayUseCgroup, type MayUseCgroup, RootlessCgroup, splitUsable } from './rootless';
 import { V1Writer } from './v1';
 import { V2Writer } from './v2';
 
@@ -41,20 +42,23 @@ export interface CgroupHost {
   files: CgroupFiles;
   sleep: (ms: number) => void;
   attachDeviceProgram: (dir: string, program: Buffer) => void;
+  /** Whether this user may make or join a cgroup (rootless.ts). */
+  mayUseCgroup: MayUseCgroup;
 }
 
 export const realCgroupHost: CgroupHost = {
   files: hostFiles,
   sleep: sleepSync,
   attachDeviceProgram: (dir, program) => native.attachDeviceProgram(dir, program),
+  mayUseCgroup: hostMayUseCgroup,
 };
 
-function v1(placement: CgroupfsV1Placement, host: CgroupHost, replaced: readonly string[]): CgroupManager {
+function v1(placement: CgroupfsV1Placement, host: CgroupHost, replaced: readonly string[]): Cgroup {
   const writer = new V1Writer(placement.hierarchyDirs(), host.files, host.sleep, defaultDeviceRules(replaced));
   return new Cgroup(placement, writer, replaced);
 }
 
-function v2(placement: CgroupfsV2Placement, host: CgroupHost, replaced: readonly string[]): CgroupManager {
+function v2(placement: CgroupfsV2Placement, host: CgroupHost, replaced: readonly string[]): Cgroup {
   const writer = new V2Writer(
     placement.dir,
     host.files,
@@ -68,6 +72,8 @@ function v2(placement: CgroupfsV2Placement, host: CgroupHost, replaced: readonly
 /** How the container's cgroup is placed: by tsrun in cgroupfs (runc's default), or by systemd (--systemd-cgroup). */
 export interface ManagerChoice {
   systemd: boolean;
+  /** cgroups as for an unprivileged user (--rootless): rootless.ts. */
+  rootless?: boolean;
 }
 
 export function cgroupManagerFor(
@@ -87,13 +93,33 @@ export function cgroupManagerFor(
   const unitProperties = Object.keys(config.annotations ?? {}).filter((k) => k.startsWith(SYSTEMD_PROPERTY_ANNOTATION));
   if (unitProperties.length)
     debug(`${unitProperties.join(', ')}: ignored without --systemd-cgroup, as runc ignores them (there is no unit)`);
-  if (detectLayout(hierarchies) === 'unified')
-    return v2(
-      new CgroupfsV2Placement(unifiedHierarchy(hierarchies), cgroupsPath, id, host.files, host.sleep),
-      host,
-      replaced,
+  const unified = detectLayout(hierarchies) === 'unified';
+  const placement = unified
+    ? new CgroupfsV2Placement(unifiedHierarchy(hierarchies), cgroupsPath, id, host.files, host.sleep)
+    : new CgroupfsV1Placement(hierarchies, cgroupsPath, id, host.files, host.sleep);
+  if (!choice.rootless)
+    return placement instanceof CgroupfsV2Placement ? v2(placement, host, replaced) : v1(placement, host, replaced);
+  // A user's: the hierarchies it may not use are left out, unless the config named the cgroup.
+  const { usable, leftOut } = splitUsable(placement.hierarchyDirs(), host.mayUseCgroup);
+  if (leftOut.length && cgroupsPath)
+    throw new TsrunError(
+      `linux.cgroupsPath: this user may not make or join ${leftOut[0].dir}; delegate it to this user (chown it), or leave cgroupsPath out`,
     );
-  return v1(new CgroupfsV1Placement(hierarchies, cgroupsPath, id, host.files, host.sleep), host, replaced);
+  if (!usable.length) return RootlessCgroup.none(unified ? 'v2' : 'v1', replaced, leftOut);
+  const inner = unified
+    ? v2(placement as CgroupfsV2Placement, host, replaced)
+    : v1(
+        new CgroupfsV1Placement(
+          hierarchies.filter((h) => usable.some((u) => u.mountPoint === h.mountPoint)),
+          cgroupsPath,
+          id,
+          host.files,
+          host.sleep,
+        ),
+        host,
+        replaced,
+      );
+  return new RootlessCgroup(inner.placement, inner.writer, replaced, leftOut);
 }
 
 /** `hierarchies`: the host's, when the caller has read them already (list reads them once for all). */
@@ -168,11 +194,14 @@ export function cgroupManagerFrom(
 ): CgroupManager {
   const replaced = state.replacedDefaultDevices ?? [];
   if (state.manager === 'systemd') return systemdManager(undefined, '', hierarchies, host, replaced, state);
-  if (state.driver === 'v2')
-    return v2(
-      new CgroupfsV2Placement(unifiedHierarchy(hierarchies), undefined, '', host.files, host.sleep, state),
-      host,
-      replaced,
-    );
-  return v1(new CgroupfsV1Placement(hierarchies, undefined, '', host.files, host.sleep, state), host, replaced);
+  if (state.rootless && !Object.keys(state.paths).length) return RootlessCgroup.none(state.driver, replaced, []);
+  const inner =
+    state.driver === 'v2'
+      ? v2(
+          new CgroupfsV2Placement(unifiedHierarchy(hierarchies), undefined, '', host.files, host.sleep, state),
+          host,
+          replaced,
+        )
+      : v1(new CgroupfsV1Placement(hierarchies, undefined, '', host.files, host.sleep, state), host, replaced);
+  return state.rootless ? new RootlessCgroup(inner.placement, inner.writer, replaced, []) : inner;
 }

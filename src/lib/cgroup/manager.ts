@@ -146,9 +146,10 @@ export interface Placement {
 export class MissingControllerError extends TsrunError {
   constructor(
     readonly controller: string,
-    field: string,
+    readonly field: string,
+    why = `this host has no ${controller} cgroup controller`,
   ) {
-    super(`${field}: this host has no ${controller} cgroup controller`);
+    super(`${field}: ${why}`);
   }
 }
 
@@ -280,6 +281,8 @@ export interface CgroupState {
   paths: Record<string, string>;
   /** Default device nodes whose rules runc leaves out, as linux.devices listed them (devices.ts). */
   replacedDefaultDevices?: string[];
+  /** A user's container (rootless.ts): the hierarchies it could not use were left out. */
+  rootless?: boolean;
 }
 
 export function readHierarchies(mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): Hierarchy[] {

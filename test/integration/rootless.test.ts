@@ -1,0 +1,287 @@
+/**
+ * tsrun run by an unprivileged user (issue 20), on this host's real
+ * kernel: a user made for the test, its bundle from `tsrun spec
+ * --rootless`, its state in $XDG_RUNTIME_DIR/tsrun.  The lifecycle, the
+ * id maps (its own id written directly, ranges through newuidmap and
+ * newgidmap), what needs a cgroup the user has not got, and the failure
+ * paths, each with nothing left behind.
+ */
+import t from 'tap';
+import fs = require('fs');
+import path = require('path');
+import { IS_ROOT, TSRUN, waitFor } from '../helpers';
+import {
+  asUser,
+  makeTestUser,
+  type TestUser,
+  tsrunAsUser,
+  userBundle,
+  userState,
+  writeUserConfig,
+} from '../rootless-helpers';
+
+if (!IS_ROOT) {
+  t.plan(0, 'rootless tests need root, to make the test user');
+  process.exit(0);
+}
+
+const user: TestUser = makeTestUser(t);
+let ids = 0;
+const newId = (): string => `rl-${process.pid}-${++ids}`;
+const shell = (script: string) => (c: { process?: { args?: string[] } }) => {
+  c.process!.args = ['/bin/sh', '-c', script];
+};
+
+t.test('spec --rootless and run: root in a user namespace mapping it to the user, setgroups denied', async (t) => {
+  const b = userBundle(t, user, shell('id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; exit 3'));
+  t.same(b.config.linux?.uidMappings, [{ containerID: 0, hostID: user.uid, size: 1 }]);
+  const r = tsrunAsUser(user, ['run', '-b', b.dir, newId()]);
+  t.equal(r.status, 3, `the container's status (${r.stderr})`);
+  const lines = r.stdout.trim().split('\n');
+  t.match(lines[0], /^uid=0\(root\) gid=0\(root\)/);
+  t.match(lines[1].trim().split(/\s+/), ['0', String(user.uid), '1']);
+  t.match(lines[2].trim().split(/\s+/), ['0', String(user.gid), '1']);
+  t.equal(lines[3], 'deny');
+  t.same(userState(user), [], 'no state left in $XDG_RUNTIME_DIR/tsrun');
+});
+
+t.test('create, start, state, kill, delete as the user', async (t) => {
+  const b = userBundle(t, user, shell('trap "exit 7" TERM; while :; do sleep 0.1; done'));
+  const id = newId();
+  const created = tsrunAsUser(user, ['create', '-b', b.dir, id]);
+  t.equal(created.status, 0, created.stderr);
+  const state = JSON.parse(tsrunAsUser(user, ['state', id]).stdout);
+  t.equal(state.status, 'created');
+  t.equal(fs.statSync(`/proc/${state.pid}`).uid, user.uid, 'the init is the user on the host');
+  t.equal(tsrunAsUser(user, ['start', id]).status, 0);
+  t.equal(JSON.parse(tsrunAsUser(user, ['state', id]).stdout).status, 'running');
+  t.equal(tsrunAsUser(user, ['kill', id, 'TERM']).status, 0);
+  t.ok(await waitFor(() => JSON.parse(tsrunAsUser(user, ['state', id]).stdout).status === 'stopped'), 'stopped');
+  t.equal(tsrunAsUser(user, ['delete', id]).status, 0);
+  t.same(userState(user), []);
+});
+
+t.test('without a cgroup of its own: ps, pause and events --stats say why; kill --all signals the init', async (t) => {
+  const b = userBundle(t, user, shell('sleep 1000'));
+  const id = newId();
+  t.equal(tsrunAsUser(user, ['run', '-d', '-b', b.dir, id]).status, 0);
+  t.teardown(() => tsrunAsUser(user, ['delete', '--force', id]));
+  const state = JSON.parse(tsrunAsUser(user, ['state', id]).stdout);
+  for (const cgroupDir of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/unified'])
+    t.notOk(fs.existsSync(path.join(cgroupDir, id)), `no ${cgroupDir}/${id}`);
+  const ps = tsrunAsUser(user, ['ps', id]);
+  t.not(ps.status, 0);
+  t.match(ps.stderr, /no cgroup/);
+  const pause = tsrunAsUser(user, ['pause', id]);
+  t.not(pause.status, 0);
+  t.match(
+    pause.stderr,
+    /^tsrun: pause \S+: pause: rootless: the container has no cgroup, as this user could make none; delegate one/m,
+  );
+  const stats = tsrunAsUser(user, ['events', '--stats', id]);
+  t.not(stats.status, 0);
+  t.match(stats.stderr, /no cgroup/);
+  const kill = tsrunAsUser(user, ['kill', '--all', id, 'KILL']);
+  t.equal(kill.status, 0, kill.stderr);
+  t.match(kill.stderr, /warning: .*the signal goes to the init alone/);
+  t.ok(await waitFor(() => !fs.existsSync(`/proc/${state.pid}`) || readState(state.pid) === 'Z'), 'the init died');
+  t.equal(tsrunAsUser(user, ['delete', id]).status, 0);
+  t.same(userState(user), []);
+});
+
+function readState(pid: number): string {
+  try {
+    return /State:\s+(\S)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+t.test('uid and gid ranges go through newuidmap and newgidmap; setgroups stays allowed', async (t) => {
+  t.ok(user.subuid && user.subgid, 'useradd gave the user ranges');
+  const b = userBundle(t, user, (c) => {
+    c.linux!.uidMappings = [
+      { containerID: 0, hostID: user.uid, size: 1 },
+      { containerID: 1, hostID: user.subuid!, size: 65536 },
+    ];
+    c.linux!.gidMappings = [
+      { containerID: 0, hostID: user.gid, size: 1 },
+      { containerID: 1, hostID: user.subgid!, size: 65536 },
+    ];
+    c.process!.user = { uid: 1000, gid: 1000, additionalGids: [10, 20] };
+    shell('id; cat /proc/self/uid_map /proc/self/setgroups; ls -ln /proc/1/status')(c);
+  });
+  const r = tsrunAsUser(user, ['run', '-b', b.dir, newId()]);
+  t.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  t.match(lines[0], /^uid=1000\S* gid=1000\S* groups=10\b.*,20\b/, 'the additional gids set');
+  t.match(lines[1].trim().split(/\s+/), ['0', String(user.uid), '1']);
+  t.match(lines[2].trim().split(/\s+/), ['1', String(user.subuid), '65536']);
+  t.equal(lines[3], 'allow');
+  t.same(userState(user), []);
+});
+
+t.test("bind mounts of the user's own directories, and a read-only rootfs", async (t) => {
+  const b = userBundle(t, user, shell('cat /data/in; echo out > /data/out; touch /x 2>&1; exit 0'));
+  const data = path.join(b.dir, 'data');
+  fs.mkdirSync(data);
+  fs.writeFileSync(path.join(data, 'in'), 'hello\n');
+  fs.chownSync(data, user.uid, user.gid);
+  b.config.root!.readonly = true;
+  b.config.mounts!.push({ destination: '/data', type: 'bind', source: data, options: ['rbind', 'rw'] });
+  writeUserConfig(b, user);
+  const r = tsrunAsUser(user, ['run', '-b', b.dir, newId()]);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /^hello\n.*Read-only file system/s);
+  t.equal(fs.readFileSync(path.join(data, 'out'), 'utf8'), 'out\n');
+  t.equal(fs.statSync(path.join(data, 'out')).uid, user.uid, "written as the user's own on the host");
+});
+
+t.test('refused before anything is made, naming the field', async (t) => {
+  const cases: Array<[string, (c: import('../../src/lib/config').Config) => void, RegExp]> = [
+    [
+      'no user namespace',
+      (c) => {
+        c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'user');
+        delete c.linux!.uidMappings;
+        delete c.linux!.gidMappings;
+      },
+      /linux\.namespaces: this is uid \d+, not root: a container needs a user namespace of its own/,
+    ],
+    [
+      'no uid map',
+      (c) => {
+        delete c.linux!.uidMappings;
+      },
+      /linux\.uidMappings: required when a user namespace is created/,
+    ],
+    [
+      'a memory limit without a cgroup',
+      (c) => {
+        c.linux!.resources = { memory: { limit: 64 << 20 } };
+      },
+      /linux\.resources\.memory: rootless: this user may not make or join \/sys\/fs\/cgroup\/\S+; delegate one/,
+    ],
+    [
+      'a cgroupsPath the user may not use',
+      (c) => {
+        c.linux!.cgroupsPath = '/tsrun-rootless-test';
+      },
+      /linux\.cgroupsPath: this user may not make or join \/sys\/fs\/cgroup\/\S+\/tsrun-rootless-test/,
+    ],
+    [
+      'an unmapped gid in a mount option',
+      (c) => {
+        c.mounts!.find((m) => m.destination === '/dev/pts')!.options!.push('gid=5');
+      },
+      /mounts\[\d+\]\.options: gid=5: gid 5 is not mapped in linux\.gidMappings/,
+    ],
+    [
+      'additional gids with setgroups denied',
+      (c) => {
+        c.process!.user = { uid: 0, gid: 0, additionalGids: [10] };
+      },
+      /process\.user\.additionalGids: a user's own gid map \(one gid\) denies setgroups/,
+    ],
+    [
+      "a range outside the user's subordinate ids",
+      (c) => {
+        c.linux!.uidMappings = [
+          { containerID: 0, hostID: user.uid, size: 1 },
+          { containerID: 1, hostID: 1, size: 10 },
+        ];
+      },
+      /linux\.uidMappings: newuidmap \d+ 0 \d+ 1 1 1 10 failed \(status 1\): .+/,
+    ],
+  ];
+  for (const [name, mutate, error] of cases) {
+    const b = userBundle(t, user, mutate);
+    const id = newId();
+    const r = tsrunAsUser(user, ['run', '-b', b.dir, id]);
+    t.equal(r.status, 1, `${name}: fails`);
+    t.match(r.stderr, error, name);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${name}: one line`);
+    t.same(userState(user), [], `${name}: nothing left`);
+  }
+});
+
+t.test('a user without subordinate ids: its own id works, a range is refused by newuidmap', async (t) => {
+  const plain = makeTestUser(t, { subordinate: false });
+  const own = userBundle(t, plain, shell('id -u'));
+  const ok = tsrunAsUser(plain, ['run', '-b', own.dir, newId()]);
+  t.equal(ok.status, 0, ok.stderr);
+  t.equal(ok.stdout.trim(), '0');
+  const ranged = userBundle(t, plain, (c) => {
+    c.linux!.uidMappings = [
+      { containerID: 0, hostID: plain.uid, size: 1 },
+      { containerID: 1, hostID: 200000, size: 1000 },
+    ];
+  });
+  const r = tsrunAsUser(plain, ['run', '-b', ranged.dir, newId()]);
+  t.equal(r.status, 1);
+  t.match(r.stderr, /^tsrun: run \S+: linux\.uidMappings: newuidmap .* failed/);
+  t.same(userState(plain), []);
+});
+
+t.test('--root is $XDG_RUNTIME_DIR/tsrun for a user; --rootless takes true, false or auto', async (t) => {
+  const b = userBundle(t, user, shell('sleep 1000'));
+  const id = newId();
+  t.equal(tsrunAsUser(user, ['create', '-b', b.dir, id]).status, 0);
+  t.ok(fs.existsSync(path.join(user.runtimeDir, 'tsrun', id, 'state.json')));
+  t.match(tsrunAsUser(user, ['list', '-q']).stdout, id);
+  t.equal(tsrunAsUser(user, ['delete', '--force', id]).status, 0);
+  const bad = tsrunAsUser(user, ['--rootless', 'maybe', 'list']);
+  t.equal(bad.status, 1);
+  t.match(bad.stderr, /--rootless: must be true, false or auto, not "maybe"/);
+  // --rootless false: cgroups as for root, which this user may not make.
+  const strict = tsrunAsUser(user, ['--rootless', 'false', 'run', '-b', b.dir, newId()]);
+  t.equal(strict.status, 1);
+  t.match(strict.stderr, /permission denied/);
+  t.same(userState(user), []);
+});
+
+t.test(
+  'a cgroup root delegated in one hierarchy: the container gets its own there, and the limits it can hold',
+  async (t) => {
+    // As an administrator delegates: a directory the user owns, with the files that move tasks in.
+    const delegated = `/sys/fs/cgroup/pids/tsrun-rootless-${process.pid}`;
+    fs.mkdirSync(delegated);
+    t.teardown(() => fs.rmdirSync(delegated));
+    for (const entry of ['', 'tasks', 'cgroup.procs']) fs.chownSync(path.join(delegated, entry), user.uid, user.gid);
+    const inDelegated = (args: string[]) =>
+      asUser(user, ['/bin/sh', '-c', `echo $$ > ${delegated}/cgroup.procs && exec "$0" "$@"`, TSRUN, ...args]);
+
+    const id = newId();
+    const b = userBundle(t, user, (c) => {
+      c.linux!.resources = { pids: { limit: 20 } };
+      shell('cat /sys/fs/cgroup/pids/pids.max; grep :pids: /proc/self/cgroup')(c);
+    });
+    const r = inDelegated(['run', '-b', b.dir, id]);
+    t.equal(r.status, 0, r.stderr);
+    t.equal(
+      r.stdout,
+      `20\n8:pids:/tsrun-rootless-${process.pid}/${id}\n`,
+      'its own pids cgroup, bound at the cgroup mount',
+    );
+    t.notOk(fs.existsSync(path.join(delegated, id)), 'removed at delete');
+
+    const memory = userBundle(t, user, (c) => {
+      c.linux!.resources = { pids: { limit: 20 }, memory: { limit: 64 << 20 } };
+    });
+    const refused = inDelegated(['run', '-b', memory.dir, newId()]);
+    t.equal(refused.status, 1);
+    t.match(
+      refused.stderr,
+      /linux\.resources\.memory\S*: rootless: this user may not make or join \/sys\/fs\/cgroup\/memory\//,
+    );
+    t.same(
+      fs
+        .readdirSync(delegated, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name),
+      [],
+      'nothing left in the delegated cgroup',
+    );
+    t.same(userState(user), []);
+  },
+);

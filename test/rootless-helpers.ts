@@ -1,0 +1,137 @@
+/**
+ * Rootless tests: an unprivileged user made for the test file (useradd
+ * gives it a range in /etc/subuid and /etc/subgid, as for any new user),
+ * bundles it owns, and tsrun (or runc) run as that user with runuser.
+ * Everything is removed at teardown: the user, its home, its ranges.
+ */
+import fs = require('fs');
+import os = require('os');
+import path = require('path');
+import { spawnSync } from 'child_process';
+import { type Config } from '../src/lib/config';
+import { FIXTURE_ROOTFS, runCommand, type RunResult, type TestLike, TSRUN } from './helpers';
+
+export interface TestUser {
+  name: string;
+  uid: number;
+  gid: number;
+  /** Its $XDG_RUNTIME_DIR (0700, its own), where tsrun keeps state by default. */
+  runtimeDir: string;
+  /** The first of its subordinate uids and gids, from /etc/subuid and /etc/subgid; undefined when it has none. */
+  subuid?: number;
+  subgid?: number;
+}
+
+let users = 0;
+
+function run(argv: string[]): string {
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr || r.error}`);
+  return r.stdout;
+}
+
+function subordinate(file: string, name: string): number | undefined {
+  const line = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`));
+  return line ? Number(line.split(':')[1]) : undefined;
+}
+
+/**
+ * A new user, removed at teardown.  `subordinate: false`: its lines in
+ * /etc/subuid and /etc/subgid are taken out (a user the administrator gave
+ * no range).
+ */
+export function makeTestUser(t: TestLike, opts: { subordinate?: boolean } = {}): TestUser {
+  const name = `tsrl${process.pid % 100000}x${++users}`;
+  run(['useradd', '--create-home', '--shell', '/bin/sh', name]);
+  t.teardown(() => {
+    spawnSync('pkill', ['-KILL', '-u', name]);
+    spawnSync('userdel', ['--remove', name]);
+    // userdel leaves the ranges on some versions: they are ours to take back.
+    for (const file of ['/etc/subuid', '/etc/subgid']) dropLines(file, name);
+  });
+  if (opts.subordinate === false) for (const file of ['/etc/subuid', '/etc/subgid']) dropLines(file, name);
+  const uid = Number(run(['id', '-u', name]).trim());
+  const gid = Number(run(['id', '-g', name]).trim());
+  const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), `tsrun-xdg-${name}-`));
+  fs.chownSync(runtimeDir, uid, gid);
+  fs.chmodSync(runtimeDir, 0o700);
+  t.teardown(() => fs.rmSync(runtimeDir, { recursive: true, force: true }));
+  return {
+    name,
+    uid,
+    gid,
+    runtimeDir,
+    subuid: subordinate('/etc/subuid', name),
+    subgid: subordinate('/etc/subgid', name),
+  };
+}
+
+function dropLines(file: string, name: string): void {
+  const text = fs.readFileSync(file, 'utf8');
+  const kept = text.split('\n').filter((l) => !l.startsWith(`${name}:`));
+  if (kept.length !== text.split('\n').length) fs.writeFileSync(file, kept.join('\n'));
+}
+
+export interface UserBundle {
+  dir: string;
+  rootfs: string;
+  config: Config;
+}
+
+/**
+ * A bundle the user owns, in a directory only it may enter, with the
+ * config `tsrun spec --rootless` writes for it, changed by `mutate`.
+ */
+export function userBundle(t: TestLike, user: TestUser, mutate: (c: Config) => void = () => {}): UserBundle {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-rl-bundle-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const rootfs = path.join(dir, 'rootfs');
+  // Its contents (the fixture may be a link to the tree, which cp -a would copy as a link).
+  fs.mkdirSync(rootfs);
+  run(['cp', '-a', `${FIXTURE_ROOTFS}/.`, rootfs]);
+  run(['chown', '-R', `${user.uid}:${user.gid}`, dir]);
+  fs.chmodSync(dir, 0o700);
+  const spec = asUser(user, [TSRUN, 'spec', '--rootless'], { cwd: dir });
+  if (spec.status !== 0) throw new Error(`tsrun spec --rootless: ${spec.stderr}`);
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Config;
+  config.process!.terminal = false;
+  config.process!.args = ['/bin/checker'];
+  mutate(config);
+  writeUserConfig({ dir, rootfs, config }, user);
+  return { dir, rootfs, config };
+}
+
+export function writeUserConfig(bundle: UserBundle, user: TestUser): void {
+  const file = path.join(bundle.dir, 'config.json');
+  fs.writeFileSync(file, JSON.stringify(bundle.config, null, 2));
+  fs.chownSync(file, user.uid, user.gid);
+}
+
+/** argv run as the user (runuser), with its runtime dir; waits (runCommand). */
+export function asUser(
+  user: TestUser,
+  argv: string[],
+  opts: Parameters<typeof runCommand>[1] & { env?: Record<string, string> } = {},
+): RunResult {
+  return runCommand(['runuser', '-u', user.name, '--', ...argv], {
+    ...opts,
+    env: { XDG_RUNTIME_DIR: user.runtimeDir, HOME: `/home/${user.name}`, ...(opts.env ?? {}) },
+  });
+}
+
+/** tsrun as the user, its state in the default place ($XDG_RUNTIME_DIR/tsrun) unless --root is in args. */
+export function tsrunAsUser(user: TestUser, args: string[], opts: Parameters<typeof asUser>[2] = {}): RunResult {
+  return asUser(user, [TSRUN, ...args], opts);
+}
+
+/** What a user's containers left in its state directory. */
+export function userState(user: TestUser): string[] {
+  try {
+    return fs.readdirSync(path.join(user.runtimeDir, 'tsrun')).filter((e) => !e.startsWith('.'));
+  } catch {
+    return [];
+  }
+}
