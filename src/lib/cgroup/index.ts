@@ -148,34 +148,17 @@ function systemdManager(
   const unit = SystemdPlacement.unitOf(config?.linux?.cgroupsPath, id, existing);
   const resources = config?.linux?.resources;
   const annotated = annotationProperties(config?.annotations);
-  if (detectLayout(hierarchies) !== 'unified') {
-    // v1 and hybrid: the unit's path in every hierarchy, systemd's and the ones tsrun makes (SystemdPlacement.apply).
-    const inner = new CgroupfsV1Placement(hierarchies, unit.cgroupPath, id, host.files, host.sleep, existing);
-    const placement = new SystemdPlacement(
-      inner,
-      unit,
-      1,
-      id,
-      resources,
-      deviceDefaults,
-      new Systemd(),
-      !!existing,
-      annotated,
-    );
-    return new Cgroup(placement, new V1Writer(inner.hierarchyDirs(), host.files, host.sleep, deviceDefaults), replaced);
-  }
-  const inner = new CgroupfsV2Placement(
-    unifiedHierarchy(hierarchies),
-    unit.cgroupPath,
-    id,
-    host.files,
-    host.sleep,
-    existing,
-  );
+  // The unit's path in the cgroup2 tree, or (v1 and hybrid) in every hierarchy: systemd's and the ones tsrun
+  // makes (SystemdPlacement.apply).
+  const inner =
+    detectLayout(hierarchies) === 'unified'
+      ? new CgroupfsV2Placement(unifiedHierarchy(hierarchies), unit.cgroupPath, id, host.files, host.sleep, existing)
+      : new CgroupfsV1Placement(hierarchies, unit.cgroupPath, id, host.files, host.sleep, existing);
+  const version = inner instanceof CgroupfsV2Placement ? 2 : 1;
   const placement = new SystemdPlacement(
     inner,
     unit,
-    2,
+    version,
     id,
     resources,
     deviceDefaults,
@@ -183,7 +166,10 @@ function systemdManager(
     !!existing,
     annotated,
   );
-  const writer = new V2Writer(inner.dir, host.files, host.sleep, host.attachDeviceProgram, deviceDefaults);
+  const writer =
+    inner instanceof CgroupfsV2Placement
+      ? new V2Writer(inner.dir, host.files, host.sleep, host.attachDeviceProgram, deviceDefaults)
+      : new V1Writer(inner.hierarchyDirs(), host.files, host.sleep, deviceDefaults);
   return new Cgroup(placement, writer, replaced);
 }
 
