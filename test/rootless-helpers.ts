@@ -135,3 +135,15 @@ export function userState(user: TestUser): string[] {
     return [];
   }
 }
+
+/** The maps of a user with ranges: its own ids as root, its subordinate ids from 1 (as podman maps them). */
+export function mapRanges(c: Config, user: TestUser): void {
+  c.linux!.uidMappings = [
+    { containerID: 0, hostID: user.uid, size: 1 },
+    { containerID: 1, hostID: user.subuid!, size: 65536 },
+  ];
+  c.linux!.gidMappings = [
+    { containerID: 0, hostID: user.gid, size: 1 },
+    { containerID: 1, hostID: user.subgid!, size: 65536 },
+  ];
+}

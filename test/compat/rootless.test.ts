@@ -10,7 +10,15 @@ import path = require('path');
 import { type Config } from '../../src/lib/config';
 import { differsOnPurpose, REFERENCE, referenceInstalled } from '../compat-helpers';
 import { IS_ROOT } from '../helpers';
-import { asUser, makeTestUser, tsrunAsUser, userBundle, userState, writeUserConfig } from '../rootless-helpers';
+import {
+  asUser,
+  makeTestUser,
+  mapRanges,
+  tsrunAsUser,
+  userBundle,
+  userState,
+  writeUserConfig,
+} from '../rootless-helpers';
 
 if (!IS_ROOT || !referenceInstalled()) {
   t.plan(0, 'needs root (to make the test user) and runc');
@@ -69,14 +77,7 @@ t.test("runc's rootless spec: the container sees the same under both", async (t)
 t.test('uid and gid ranges through newuidmap/newgidmap: the same maps; the groups differ on purpose', async (t) => {
   differsOnPurpose(t, 'rootless-groups');
   const { runc, tsrun } = both(t, (c) => {
-    c.linux!.uidMappings = [
-      { containerID: 0, hostID: user.uid, size: 1 },
-      { containerID: 1, hostID: user.subuid!, size: 65536 },
-    ];
-    c.linux!.gidMappings = [
-      { containerID: 0, hostID: user.gid, size: 1 },
-      { containerID: 1, hostID: user.subgid!, size: 65536 },
-    ];
+    mapRanges(c, user);
     c.process!.args = ['sh', '-c', `${PROBE}; grep Groups /proc/self/status`];
   });
   t.equal(runc.status, 0, runc.stderr);

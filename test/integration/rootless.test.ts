@@ -9,10 +9,12 @@
 import t from 'tap';
 import fs = require('fs');
 import path = require('path');
-import { IS_ROOT, TSRUN, waitFor } from '../helpers';
+import { native } from '../../src/lib/native';
+import { drainPty, IS_ROOT, TSRUN, waitFor } from '../helpers';
 import {
   asUser,
   makeTestUser,
+  mapRanges,
   type TestUser,
   tsrunAsUser,
   userBundle,
@@ -100,14 +102,7 @@ function readState(pid: number): string {
 t.test('uid and gid ranges go through newuidmap and newgidmap; setgroups stays allowed', async (t) => {
   t.ok(user.subuid && user.subgid, 'useradd gave the user ranges');
   const b = userBundle(t, user, (c) => {
-    c.linux!.uidMappings = [
-      { containerID: 0, hostID: user.uid, size: 1 },
-      { containerID: 1, hostID: user.subuid!, size: 65536 },
-    ];
-    c.linux!.gidMappings = [
-      { containerID: 0, hostID: user.gid, size: 1 },
-      { containerID: 1, hostID: user.subgid!, size: 65536 },
-    ];
+    mapRanges(c, user);
     c.process!.user = { uid: 1000, gid: 1000, additionalGids: [10, 20] };
     shell('id; cat /proc/self/uid_map /proc/self/setgroups; ls -ln /proc/1/status')(c);
   });
@@ -285,3 +280,63 @@ t.test(
     t.same(userState(user), []);
   },
 );
+
+t.test('exec as the user: into the namespaces, as root or another mapped user, with its exit status', async (t) => {
+  const b = userBundle(t, user, (c) => {
+    mapRanges(c, user);
+    shell('sleep 1000')(c);
+  });
+  const id = newId();
+  t.equal(tsrunAsUser(user, ['run', '-d', '-b', b.dir, id]).status, 0);
+  t.teardown(() => tsrunAsUser(user, ['delete', '--force', id]));
+  const init = JSON.parse(tsrunAsUser(user, ['state', id]).stdout).pid as number;
+  const inside = tsrunAsUser(user, ['exec', id, '/bin/sh', '-c', 'id -u; readlink /proc/self/ns/user; exit 4']);
+  t.equal(inside.status, 4, inside.stderr);
+  const [uid, ns] = inside.stdout.trim().split('\n');
+  t.equal(uid, '0');
+  t.equal(ns, fs.readlinkSync(`/proc/${init}/ns/user`), "the container's user namespace");
+  const other = tsrunAsUser(user, [
+    'exec',
+    '--user',
+    '1000:1000',
+    '--env',
+    'X=y',
+    id,
+    '/bin/sh',
+    '-c',
+    'id -u; echo $X',
+  ]);
+  t.equal(other.status, 0, other.stderr);
+  t.equal(other.stdout, '1000\ny\n');
+  t.equal(tsrunAsUser(user, ['delete', '--force', id]).status, 0);
+  t.same(userState(user), []);
+});
+
+t.test('a terminal through --console-socket, and hooks, run as the user', async (t) => {
+  const hookOut = path.join(user.runtimeDir, 'hook.out');
+  const b = userBundle(t, user, (c) => {
+    c.process!.terminal = true;
+    c.process!.args = ['/bin/sh', '-c', 'tty; id -u'];
+    // A runtime hook runs on the host, as the user that ran tsrun.
+    c.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `id -u > ${hookOut}`] }] };
+  });
+  const socketPath = path.join(user.runtimeDir, 'console.sock');
+  const listener = native.listenUnix(socketPath);
+  t.teardown(() => native.close(listener));
+  fs.chownSync(socketPath, user.uid, user.gid);
+  const id = newId();
+  const created = tsrunAsUser(user, ['create', '-b', b.dir, '--console-socket', socketPath, id]);
+  t.equal(created.status, 0, created.stderr);
+  const conn = native.acceptUnix(listener, 5_000);
+  const master = native.recvFd(conn, 5_000);
+  native.close(conn);
+  t.equal(tsrunAsUser(user, ['start', id]).status, 0);
+  const output = drainPty(master).split(/\r?\n/);
+  fs.closeSync(master);
+  t.match(output[0], /^\/dev\/pts\/\d+$/, 'the process runs on the pty');
+  t.equal(output[1], '0');
+  t.equal(fs.readFileSync(hookOut, 'utf8'), `${user.uid}\n`, 'the hook ran as the user');
+  t.ok(await waitFor(() => JSON.parse(tsrunAsUser(user, ['state', id]).stdout).status === 'stopped'));
+  t.equal(tsrunAsUser(user, ['delete', id]).status, 0);
+  t.same(userState(user), []);
+});
