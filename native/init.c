@@ -898,7 +898,8 @@ static int userns_with_maps(const char *uid_map, const char *gid_map)
  * which may not reach a source (a 0700 directory of a host user on the
  * way) and may not idmap a host filesystem.  So, before any namespace
  * changes, the helper forks this server, which stays in the host's user
- * namespace.  Protocol, over a SOCK_SEQPACKET pair:
+ * namespace (when tsrun is root; a user's tsrun has no say there, so its
+ * server joins the container's user namespace, staying that user).  Protocol, over a SOCK_SEQPACKET pair:
  *
  *   OP_MOUNT_SOURCE_SERVER   fork; the server walks the rest of the plan
  *                            doing only the three ops below
@@ -991,6 +992,9 @@ static void op_mount_sources_join(const struct op_mount_sources_join *o)
 			fail(errno, "mount", NULL,
 			     "join the container's user namespace to take its bind sources");
 		close(userns);
+		/* Not dumpable in there either: the container's root must not
+		 * ptrace it or take its fds while it serves. */
+		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	}
 	int mntns;
 	if (recv_with_fd(source_server_sock, &byte, 1, &mntns) != 1 || mntns < 0)

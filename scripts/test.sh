@@ -30,13 +30,14 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
       dist/test/security/exec-paused-cgroups.test.js \
     2>&1 | tee "$logs/vm" || status=$?
   echo "== systemd as PID 1, in a VM (test/vm --systemd) =="
-  # The engines there use the systemd cgroup manager (test/engine-helpers.ts, CGROUP_MANAGER).
+  # The engines there use the systemd cgroup manager (test/engine-helpers.ts, CGROUP_MANAGER).  An engine
+  # file takes 4-5 minutes under TCG, past tap's 300 s on a loaded machine: 600 s each there.
   systemd_tests=(dist/test/integration/systemd-cgroup.test.js dist/test/engines/containerd.test.js
     dist/test/engines/podman.test.js)
-  bash test/vm/run.sh --systemd --timeout 1500 --cwd "$PWD" -- npx tap "${systemd_tests[@]}" \
+  bash test/vm/run.sh --systemd --timeout 1500 --cwd "$PWD" -- npx tap --timeout 600 "${systemd_tests[@]}" \
     2>&1 | tee "$logs/vm-systemd" || status=$?
   echo "== systemd as PID 1, hybrid cgroups (v1 controllers), in a VM (test/vm --systemd --hybrid) =="
-  bash test/vm/run.sh --systemd --hybrid --timeout 1500 --cwd "$PWD" -- npx tap "${systemd_tests[@]}" \
+  bash test/vm/run.sh --systemd --hybrid --timeout 1500 --cwd "$PWD" -- npx tap --timeout 600 "${systemd_tests[@]}" \
     2>&1 | tee "$logs/vm-systemd-hybrid" || status=$?
   echo "== systemd as PID 1, pure cgroup v1, in a VM (test/vm --systemd --legacy) =="
   bash test/vm/run.sh --systemd --legacy --timeout 900 --cwd "$PWD" -- npx tap dist/test/integration/systemd-cgroup.test.js \

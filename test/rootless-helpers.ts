@@ -47,8 +47,13 @@ export function makeTestUser(t: TestLike, opts: { subordinate?: boolean } = {}):
   const name = `tsrl${process.pid % 100000}x${++users}`;
   run(['useradd', '--create-home', '--shell', '/bin/sh', name]);
   t.teardown(() => {
-    spawnSync('pkill', ['-KILL', '-u', name]);
-    spawnSync('userdel', ['--remove', name]);
+    // userdel refuses a user with processes: they are killed, and waited for, first.
+    for (let i = 0; i < 100 && spawnSync('pgrep', ['-u', name]).status === 0; i++) {
+      spawnSync('pkill', ['-KILL', '-u', name]);
+      spawnSync('sleep', ['0.05']);
+    }
+    const del = spawnSync('userdel', ['--remove', name], { encoding: 'utf8' });
+    if (del.status !== 0 && !/mail spool/.test(del.stderr)) throw new Error(`userdel ${name}: ${del.stderr}`);
     // userdel leaves the ranges on some versions: they are ours to take back.
     for (const file of ['/etc/subuid', '/etc/subgid']) dropLines(file, name);
   });

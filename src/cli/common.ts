@@ -49,8 +49,20 @@ export function defaultStateRoot(euid = process.geteuid?.() ?? 0, env = process.
  */
 export function rootlessCgroups(cmd: Command, euid = process.geteuid?.() ?? 0): boolean {
   // main.ts refused any other value before the verb ran.
-  const value = globals(cmd).rootless ?? 'auto';
+  const value = rootlessValue(globals(cmd).rootless ?? 'auto');
   return value === 'auto' ? euid !== 0 : value === 'true';
+}
+
+/**
+ * --rootless as runc reads it (parseBoolOrAuto): empty or any case of
+ * "auto", or what Go's strconv.ParseBool takes (1, t, T, TRUE, true, True,
+ * and the same for false); undefined for anything else.
+ */
+export function rootlessValue(text: string): 'true' | 'false' | 'auto' | undefined {
+  if (text === '' || text.toLowerCase() === 'auto') return 'auto';
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return 'true';
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return 'false';
+  return undefined;
 }
 
 /** The flag, as every command that reads the image store takes it (and tsrun and tsrun image before their verbs). */

@@ -7,7 +7,7 @@
 import { Command, UsageExit } from './args';
 import { configureLog, debug } from '../lib/log';
 import { TsrunError } from '../lib/errors';
-import { reportError } from './common';
+import { reportError, rootlessValue } from './common';
 
 /** Each verb's file, loaded when that verb runs (all of them for help). */
 const VERBS: Record<string, () => Command> = {
@@ -103,7 +103,7 @@ function program(argv: string[]): Command {
       activeVerb = actionCommand.name();
       const o = thisCommand.opts();
       configureLog({ path: o.log, format: o.logFormat, debug: o.debug });
-      if (o.rootless !== undefined && !['true', 'false', 'auto'].includes(o.rootless))
+      if (o.rootless !== undefined && rootlessValue(o.rootless) === undefined)
         throw new TsrunError(`--rootless: must be true, false or auto, not ${JSON.stringify(o.rootless)}`);
     });
   const verb = verbOf(argv);

@@ -24,6 +24,7 @@ import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFrom } from './cgroup';
 import { callerCgroupDirs } from './cgroup/cgroupfs';
+import { RootlessCgroup } from './cgroup/rootless';
 import { type CgroupManager, readHierarchies } from './cgroup/manager';
 import { type CgroupTargets } from './cgroup/placement';
 import { resourcesAtCreate } from './cgroup/resources';
@@ -275,15 +276,17 @@ function checkUserConfig(config: Config, euid: number, egid: number): void {
     );
   const mapped = (maps: IDMapping[] | undefined, id: number): boolean =>
     (maps ?? []).some((m) => id >= m.containerID && id < m.containerID + m.size);
-  (config.mounts ?? []).forEach((m, i) => {
-    for (const option of m.options ?? []) {
-      const [, kind, id] = /^(uid|gid)=(\d+)$/.exec(option) ?? [];
-      if (kind && !mapped(kind === 'uid' ? linux.uidMappings : linux.gidMappings, Number(id)))
-        throw new TsrunError(
-          `mounts[${i}].options: ${option}: ${kind} ${id} is not mapped in linux.${kind}Mappings (the kernel refuses such a mount in a user's namespace)`,
-        );
-    }
-  });
+  // Joined by path, the namespace's maps are not the config's (runc reads them there); the kernel then says.
+  if (!userns.path)
+    (config.mounts ?? []).forEach((m, i) => {
+      for (const option of m.options ?? []) {
+        const [, kind, id] = /^(uid|gid)=(\d+)$/.exec(option) ?? [];
+        if (kind && !mapped(kind === 'uid' ? linux.uidMappings : linux.gidMappings, Number(id)))
+          throw new TsrunError(
+            `mounts[${i}].options: ${option}: ${kind} ${id} is not mapped in linux.${kind}Mappings (the kernel refuses such a mount in a user's namespace)`,
+          );
+      }
+    });
   if (!userns.path && setgroupsDenied(linux.gidMappings, euid, egid) && config.process?.user?.additionalGids?.length)
     throw new TsrunError(
       `process.user.additionalGids: a user's own gid map (one gid) denies setgroups in the container; map more gids (/etc/subgid, newgidmap) to set them`,
@@ -334,7 +337,13 @@ function compileContainer(
 ): CompiledContainer {
   validateId(opts.id);
   const { bundle, config } = prepared;
-  if (platform.euid() !== 0) checkUserConfig(config, platform.euid(), platform.egid());
+  if (platform.euid() !== 0) {
+    checkUserConfig(config, platform.euid(), platform.egid());
+    if (opts.systemdCgroup)
+      throw new TsrunError(
+        `--systemd-cgroup: this is uid ${platform.euid()}, not root: the user's own systemd manager is not supported yet (issue 20)`,
+      );
+  }
   const image = imageOfConfig(config);
   checkLsmRequests({
     apparmor: { 'process.apparmorProfile': config.process?.apparmorProfile },
@@ -355,12 +364,20 @@ function compileContainer(
   if (cgroup.isFrozen()) throw new TsrunError("linux.cgroupsPath: the container's cgroup is frozen; thaw it first");
   const seccomp: SeccompFilter | undefined = config.linux?.seccomp ? normalizeSeccomp(config.linux.seccomp) : undefined;
   const cgroupTargets = cgroup.targets();
+  if (
+    cgroup instanceof RootlessCgroup &&
+    cgroup.absent &&
+    !config.linux?.namespaces?.some((n) => n.type === 'pid' && !n.path)
+  )
+    warn(
+      "rootless: no cgroup and no pid namespace of the container's own: kill and delete reach its init alone, and what else it starts may outlive it (as with runc)",
+    );
   const plan = compileCreatePlan(config, {
     seccomp: seccomp && loadableSeccomp(seccomp, store),
     cgroupTargets,
     // A user's container keeps its caller's cgroup where it has none of its own (cgroup/rootless.ts).
     cgroupDirs:
-      platform.euid() !== 0
+      cgroup instanceof RootlessCgroup
         ? { ...callerCgroupDirs(readHierarchies()), ...cgroup.describe().paths }
         : cgroup.describe().paths,
     bundle,

@@ -87,6 +87,25 @@ function withContainerDefaults(process: Process, container: Process | undefined)
   };
 }
 
+/**
+ * A user's container whose own gid map denies setgroups (idmap.ts) takes
+ * no additional gid: said naming the flag, before anything is made, as
+ * runc refuses them in a rootless exec.
+ */
+function refuseDeniedGroups(initPid: number, process: Process): void {
+  if (!process.user?.additionalGids?.length) return;
+  let setgroups = '';
+  try {
+    setgroups = fs.readFileSync(`/proc/${initPid}/setgroups`, 'utf8').trim();
+  } catch {
+    return; // gone: the launch says so
+  }
+  if (setgroups === 'deny')
+    throw new TsrunError(
+      "--additional-gids: setgroups is denied in the container's user namespace (a user's own gid map); no additional gid can be set",
+    );
+}
+
 export async function exec(store: StateStore, opts: ExecOptions, platform: Platform = realPlatform): Promise<number> {
   checkLsmRequests({
     apparmor: { 'process.apparmorProfile': opts.process.apparmorProfile },
@@ -127,6 +146,7 @@ async function execLocked(
   const wantsProxy = !!opts.process.terminal && !opts.consoleSocket;
   if (wantsProxy && opts.detach)
     throw new TsrunError('--tty: a detached exec needs --console-socket to get a terminal');
+  refuseDeniedGroups(record.pid, opts.process);
   const cgroup = platform.cgroups.fromState(record.cgroup);
   // Paused: the parent puts the helper into every cgroup before it runs an
   // op, so it freezes there until resume and its process inherits them all

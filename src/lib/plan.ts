@@ -434,11 +434,18 @@ function compileCgroupMount(
   const attrs = attrsOf(flags);
   const v2Only = hierarchies.length > 0 && hierarchies.every((h) => h.version === 2 && h.name === '');
   if (hierarchies.length === 0) throw new ConfigError(`${field}`, `the host has no cgroup hierarchy mounted`);
+  const ownNamespace = ns.created.has('cgroup') || ns.joined.has('cgroup');
+  const own2 = ctx.cgroupDirs?.['/sys/fs/cgroup'];
+  if (v2Only && ctx.unprivileged && !ownNamespace && own2) {
+    // A user's namespace may not mount cgroup2 from the host's cgroup namespace: the init's own
+    // cgroup is bound instead, as runc falls back to (mountCgroupV2).
+    ops.push(mountOp({ kind: MountKind.BIND, create: CreateKind.DIR, source: own2, dest, attrSet: attrs }));
+    return;
+  }
   if (v2Only) {
     ops.push(fsMount('cgroup2', dest, 'cgroup2', '', attrs));
     return;
   }
-  const ownNamespace = ns.created.has('cgroup') || ns.joined.has('cgroup');
   // The tmpfs stays writable until its mount points exist; ro is applied to each cgroup mount.
   ops.push(fsMount('tmpfs', dest, 'tmpfs', 'mode=755', attrs & ~MOUNT_ATTR.RDONLY));
   for (const h of hierarchies) {

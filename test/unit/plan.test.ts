@@ -267,6 +267,33 @@ t.test('cgroup mounts follow the host layout', async (t) => {
       .map((m) => m.fields.fstype),
     ['cgroup2'],
   );
+  // A user's container without a cgroup namespace: its init's cgroup bound, as runc falls back to.
+  const v2 = [{ name: '', version: 2 as const, options: '' }];
+  const users = compile(withCgroup, {
+    ...ctx({}, v2),
+    unprivileged: true,
+    cgroupDirs: { '/sys/fs/cgroup': '/sys/fs/cgroup/user.slice/u' },
+  });
+  t.same(
+    find(users, Op.MOUNT)
+      .filter((m) => m.fields.dest === 'sys/fs/cgroup')
+      .map((m) => [m.fields.kind, m.fields.source]),
+    [[MountKind.BIND, '/sys/fs/cgroup/user.slice/u']],
+  );
+  const usersNs = compile(
+    (c) => {
+      withCgroup(c);
+      c.linux!.namespaces!.push({ type: 'cgroup' });
+    },
+    { ...ctx({}, v2), unprivileged: true, cgroupDirs: { '/sys/fs/cgroup': '/sys/fs/cgroup/user.slice/u' } },
+  );
+  t.same(
+    find(usersNs, Op.MOUNT)
+      .filter((m) => m.fields.dest === 'sys/fs/cgroup')
+      .map((m) => m.fields.fstype),
+    ['cgroup2'],
+    'in a cgroup namespace of its own, a fresh cgroup2 mount',
+  );
 });
 
 t.test('cgroup hierarchies are read from mountinfo', async (t) => {

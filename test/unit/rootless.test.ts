@@ -4,7 +4,7 @@
  * one (cgroup/rootless.ts), and the default --root.  No root, no kernel.
  */
 import t from 'tap';
-import { defaultStateRoot } from '../../src/cli/common';
+import { defaultStateRoot, rootlessValue } from '../../src/cli/common';
 import { firstRequestedResource, splitUsable } from '../../src/lib/cgroup/rootless';
 import { type IdMapHost, setgroupsDenied, writeIdMaps } from '../../src/lib/idmap';
 
@@ -96,4 +96,11 @@ t.test("--root's default: /run/tsrun for root, $XDG_RUNTIME_DIR/tsrun for a user
   t.equal(defaultStateRoot(0, { XDG_RUNTIME_DIR: '/run/user/0' }), '/run/tsrun');
   t.equal(defaultStateRoot(1000, { XDG_RUNTIME_DIR: '/run/user/1000/' }), '/run/user/1000/tsrun');
   t.equal(defaultStateRoot(1000, {}), '/run/tsrun', 'none: /run/tsrun, which then fails naming --root');
+});
+
+t.test('--rootless is read as runc reads it: auto in any case, empty, or a Go bool', async (t) => {
+  t.same(['', 'auto', 'AUTO', 'Auto'].map(rootlessValue), ['auto', 'auto', 'auto', 'auto']);
+  t.same(['1', 't', 'TRUE', 'True'].map(rootlessValue), ['true', 'true', 'true', 'true']);
+  t.same(['0', 'f', 'FALSE', 'False'].map(rootlessValue), ['false', 'false', 'false', 'false']);
+  t.same(['yes', 'tRUE', 'maybe'].map(rootlessValue), [undefined, undefined, undefined]);
 });

@@ -20,7 +20,7 @@ import {
   readHierarchies,
   SYSTEMD_PROPERTY_ANNOTATION,
 } from './manager';
-import { hostMayUseCgroup, type MayUseCgroup, RootlessCgroup, splitUsable } from './rootless';
+import { hostMayUseCgroup, leftOutOf, type MayUseCgroup, RootlessCgroup, splitUsable } from './rootless';
 import { V1Writer } from './v1';
 import { V2Writer } from './v2';
 
@@ -180,7 +180,8 @@ export function cgroupManagerFrom(
 ): CgroupManager {
   const replaced = state.replacedDefaultDevices ?? [];
   if (state.manager === 'systemd') return systemdManager(undefined, '', hierarchies, host, replaced, state);
-  if (state.rootless && !Object.keys(state.paths).length) return RootlessCgroup.none(state.driver, replaced, []);
+  const leftOut = state.rootless ? leftOutOf(hierarchies, state.paths) : [];
+  if (state.rootless && !Object.keys(state.paths).length) return RootlessCgroup.none(state.driver, replaced, leftOut);
   const inner =
     state.driver === 'v2'
       ? v2(
@@ -189,5 +190,5 @@ export function cgroupManagerFrom(
           replaced,
         )
       : v1(new CgroupfsV1Placement(hierarchies, undefined, '', host.files, host.sleep, state), host, replaced);
-  return state.rootless ? new RootlessCgroup(inner.placement, inner.writer, replaced, []) : inner;
+  return state.rootless ? new RootlessCgroup(inner.placement, inner.writer, replaced, leftOut) : inner;
 }

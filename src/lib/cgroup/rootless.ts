@@ -5,7 +5,7 @@
  * out instead of failing the create, as long as nothing needs it.  A limit
  * that needs a hierarchy left out, pause without a freezer, and the like
  * fail naming what is missing and how to provide it (a cgroup delegated
- * to the user, or the user's systemd through --systemd-cgroup).
+ * to the user; the user's systemd manager is not supported yet).
  *
  * Decided before anything is made, from access(2) on the directories:
  * the container's own where it exists, else the nearest existing parent,
@@ -14,13 +14,15 @@
 import fs = require('fs');
 import path = require('path');
 import { TsrunError } from '../errors';
-import { debug } from '../log';
+import { debug, warn } from '../log';
 import {
   Cgroup,
   type CgroupState,
+  type Hierarchy,
   type HierarchyDir,
   MissingControllerError,
   type Placement,
+  type SubCgroups,
   type VersionWriter,
 } from './manager';
 import { type CgroupTargets } from './placement';
@@ -59,7 +61,7 @@ export function splitUsable(
 }
 
 /** How to give a user a cgroup, said with every refusal. */
-const REMEDY = "delegate one to this user (chown it), or use --systemd-cgroup with the user's systemd";
+const REMEDY = 'an administrator may delegate one to this user (chown it)';
 
 /** What needs a cgroup the container has not got: ps, kill --all, events --stats. */
 export class NoCgroupError extends TsrunError {}
@@ -89,7 +91,8 @@ class NoPlacement implements Placement {
   hierarchyDirs(): HierarchyDir[] {
     return [];
   }
-  targets(): CgroupTargets {
+  targets(sub?: SubCgroups): CgroupTargets {
+    if (sub) warn("--cgroup: the container has no cgroup (rootless): the process stays in its caller's, as with runc");
     return { joins: [] };
   }
   apply(): void {}
@@ -99,28 +102,45 @@ class NoPlacement implements Placement {
   }
 }
 
+/** The controller a linux.resources field needs, by its key (v1's names; one tree on v2). */
+const CONTROLLER_OF: Record<string, string> = {
+  memory: 'memory',
+  cpu: 'cpu',
+  pids: 'pids',
+  blockIO: 'blkio',
+  hugepageLimits: 'hugetlb',
+  network: 'net_cls',
+  rdma: 'rdma',
+};
+
 /** The writer of a container with no cgroup: what would need one fails saying why there is none. */
 class NoWriter implements VersionWriter {
   readonly devicesInSteps = false;
-  constructor(private readonly why: string) {}
+  constructor(private readonly leftOut: HierarchyDir[]) {}
+  private why(controller: string): string {
+    return whyLeftOut(this.leftOut.filter((h) => h.controllers.includes(controller)).concat(this.leftOut));
+  }
   set(resources: LinuxResources | undefined): void {
     const asked = firstRequestedResource(resources);
-    if (asked) throw new MissingControllerError('', `linux.resources.${asked}`, this.why);
+    if (asked) {
+      const controller = CONTROLLER_OF[asked] ?? '';
+      throw new MissingControllerError(controller, `linux.resources.${asked}`, this.why(controller));
+    }
   }
   freeze(): void {
-    throw new MissingControllerError('freezer', 'pause', this.why);
+    throw new MissingControllerError('freezer', 'pause', this.why('freezer'));
   }
   thaw(): void {
-    throw new MissingControllerError('freezer', 'resume', this.why);
+    throw new MissingControllerError('freezer', 'resume', this.why('freezer'));
   }
   isFrozen(): boolean {
     return false;
   }
   killAll(): void {
-    throw new NoCgroupError(`kill --all: the container has no cgroup to find its processes in (${this.why})`);
+    throw new NoCgroupError(`kill --all: the container has no cgroup to find its processes in (${whyLeftOut([])})`);
   }
   stats(): Record<string, unknown> {
-    throw new NoCgroupError(`events --stats: the container has no cgroup to read (${this.why})`);
+    throw new NoCgroupError(`events --stats: the container has no cgroup to read (${whyLeftOut([])})`);
   }
   oomKills(): number {
     return 0;
@@ -152,7 +172,7 @@ export class RootlessCgroup extends Cgroup {
   }
 
   static none(driver: 'v1' | 'v2', replaced: readonly string[], leftOut: HierarchyDir[]): RootlessCgroup {
-    return new RootlessCgroup(new NoPlacement(driver), new NoWriter(whyLeftOut(leftOut)), replaced, leftOut);
+    return new RootlessCgroup(new NoPlacement(driver), new NoWriter(leftOut), replaced, leftOut);
   }
 
   private rethrow(err: unknown): never {
@@ -161,13 +181,19 @@ export class RootlessCgroup extends Cgroup {
     throw err;
   }
 
+  /**
+   * The limits, then the device rules apart: these are tried (root with
+   * --rootless true applies them as ever), and where the kernel refuses
+   * them, as it refuses a user a device filter or devices.allow, that is
+   * no error, as in runc's rootless managers.
+   */
   set(resources: LinuxResources | undefined): void {
-    if (resources?.devices) debug('linux.resources.devices: not applied to a rootless container (as runc)');
     try {
       super.set(resources && { ...resources, devices: undefined });
     } catch (err) {
       this.rethrow(err);
     }
+    if (resources?.devices && !this.absent) this.tryDevices(() => super.set({ devices: resources.devices }));
   }
 
   update(resources: LinuxResources): void {
@@ -175,6 +201,30 @@ export class RootlessCgroup extends Cgroup {
       super.update({ ...resources, devices: undefined });
     } catch (err) {
       this.rethrow(err);
+    }
+    if (resources.devices && !this.absent) this.tryDevices(() => super.update({ devices: resources.devices }));
+  }
+
+  private tryDevices(apply: () => void): void {
+    try {
+      apply();
+    } catch (err) {
+      if (
+        err instanceof TsrunError &&
+        !(err instanceof MissingControllerError) &&
+        !/permission denied|not permitted/i.test(err.message)
+      )
+        throw err; // a bad rule is the config's error, rootless or not
+      debug(`linux.resources.devices: not applied (rootless, as runc): ${(err as Error).message}`);
+    }
+  }
+
+  /** A cgroup the user could not remove (one an administrator made for it) is left to its owner, with a warning. */
+  destroy(): void {
+    try {
+      super.destroy();
+    } catch (err) {
+      warn(`rootless: the container's cgroup stays: ${(err as Error).message}`);
     }
   }
 
@@ -189,6 +239,14 @@ export class RootlessCgroup extends Cgroup {
   describe(): CgroupState {
     return { ...super.describe(), rootless: true };
   }
+}
+
+/**
+ * The hierarchies a recorded user's container has no directory in: left out
+ * at create (their directory then unknown, so the hierarchy's own is named).
+ */
+export function leftOutOf(hierarchies: Hierarchy[], paths: Record<string, string>): HierarchyDir[] {
+  return hierarchies.filter((h) => paths[h.mountPoint] === undefined).map((h) => ({ ...h, dir: h.mountPoint }));
 }
 
 function whyLeftOut(leftOut: HierarchyDir[]): string {
