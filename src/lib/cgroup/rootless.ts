@@ -96,7 +96,10 @@ class NoPlacement implements Placement {
     return { joins: [] };
   }
   apply(): void {}
-  /** None known: the lifecycle kills the init, and its pid namespace with it. */
+  /**
+   * None known: the lifecycle kills the init, and with it its pid namespace
+   * (without one of the container's own, create warned that the rest may outlive it).
+   */
   pids(): number[] {
     return [];
   }
