@@ -39,13 +39,15 @@ function subordinate(file: string, name: string): number | undefined {
 }
 
 /**
- * A new user, removed at teardown.  `subordinate: false`: its lines in
- * /etc/subuid and /etc/subgid are taken out (a user the administrator gave
- * no range).
+ * A new user, removed at teardown (userdel takes its ranges back too).
+ * `subordinate: false`: useradd gives it no range in /etc/subuid and
+ * /etc/subgid (a user the administrator gave none); the files are never
+ * edited here, so parallel test files cannot race on them.
  */
 export function makeTestUser(t: TestLike, opts: { subordinate?: boolean } = {}): TestUser {
   const name = `tsrl${process.pid % 100000}x${++users}`;
-  run(['useradd', '--create-home', '--shell', '/bin/sh', name]);
+  const noRanges = opts.subordinate === false ? ['-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0'] : [];
+  run(['useradd', '--create-home', '--shell', '/bin/sh', ...noRanges, name]);
   t.teardown(() => {
     // userdel refuses a user with processes: they are killed, and waited for, first.
     for (let i = 0; i < 100 && spawnSync('pgrep', ['-u', name]).status === 0; i++) {
@@ -54,10 +56,7 @@ export function makeTestUser(t: TestLike, opts: { subordinate?: boolean } = {}):
     }
     const del = spawnSync('userdel', ['--remove', name], { encoding: 'utf8' });
     if (del.status !== 0 && !/mail spool/.test(del.stderr)) throw new Error(`userdel ${name}: ${del.stderr}`);
-    // userdel leaves the ranges on some versions: they are ours to take back.
-    for (const file of ['/etc/subuid', '/etc/subgid']) dropLines(file, name);
   });
-  if (opts.subordinate === false) for (const file of ['/etc/subuid', '/etc/subgid']) dropLines(file, name);
   const uid = Number(run(['id', '-u', name]).trim());
   const gid = Number(run(['id', '-g', name]).trim());
   const runtimeDir = fs.mkdtempSync(path.join(os.tmpdir(), `tsrun-xdg-${name}-`));
@@ -72,12 +71,6 @@ export function makeTestUser(t: TestLike, opts: { subordinate?: boolean } = {}):
     subuid: subordinate('/etc/subuid', name),
     subgid: subordinate('/etc/subgid', name),
   };
-}
-
-function dropLines(file: string, name: string): void {
-  const text = fs.readFileSync(file, 'utf8');
-  const kept = text.split('\n').filter((l) => !l.startsWith(`${name}:`));
-  if (kept.length !== text.split('\n').length) fs.writeFileSync(file, kept.join('\n'));
 }
 
 export interface UserBundle {

@@ -14,7 +14,7 @@
  * allowed, and the helper sets the process's groups.
  */
 import { type IDMapping } from './config';
-import { TsrunError } from './errors';
+import { describeFsError, TsrunError } from './errors';
 
 export interface IdMapHost {
   /** Write a /proc file; throws the errno error (code "EPERM" when the kernel refuses). */
@@ -48,7 +48,7 @@ export function writeIdMaps(
     try {
       host.writeProcFile(`/proc/${pid}/setgroups`, 'deny');
     } catch (err) {
-      throw new TsrunError(`linux.gidMappings: deny setgroups in the new user namespace: ${reasonOf(err)}`);
+      throw new TsrunError(describeFsError(err, 'linux.gidMappings: deny setgroups in the new user namespace'));
     }
   }
   writeOne(pid, 'uid', uidMappings ?? [], host);
@@ -62,7 +62,7 @@ function writeOne(pid: number, kind: 'uid' | 'gid', maps: readonly IDMapping[], 
     return;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM' || host.euid() === 0)
-      throw new TsrunError(`${field}: write /proc/${pid}/${kind}_map: ${reasonOf(err)}`);
+      throw new TsrunError(describeFsError(err, `${field}: write /proc/${pid}/${kind}_map`));
   }
   // Not ours to write: the setuid tool checks the ranges this user was given.
   const tool = kind === 'uid' ? 'newuidmap' : 'newgidmap';
@@ -71,8 +71,4 @@ function writeOne(pid: number, kind: 'uid' | 'gid', maps: readonly IDMapping[], 
   } catch (err) {
     throw new TsrunError(`${field}: ${(err as Error).message}`);
   }
-}
-
-function reasonOf(err: unknown): string {
-  return (err as Error).message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '');
 }
