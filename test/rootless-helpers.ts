@@ -108,13 +108,20 @@ export function writeUserConfig(bundle: UserBundle, user: TestUser): void {
   fs.chownSync(file, user.uid, user.gid);
 }
 
-/** argv run as the user (runuser), with its runtime dir; waits (runCommand). */
+/**
+ * argv run as the user (runuser), with its runtime dir; waits (runCommand).
+ * `cgroup`: a cgroup2 directory root moves it into first, as a login
+ * manager places a user's session.
+ */
 export function asUser(
   user: TestUser,
   argv: string[],
-  opts: Parameters<typeof runCommand>[1] & { env?: Record<string, string> } = {},
+  opts: Parameters<typeof runCommand>[1] & { env?: Record<string, string>; cgroup?: string } = {},
 ): RunResult {
-  return runCommand(['runuser', '-u', user.name, '--', ...argv], {
+  const moved = opts.cgroup
+    ? ['/bin/sh', '-c', 'echo $$ > "$0" && exec "$@"', path.join(opts.cgroup, 'cgroup.procs')]
+    : [];
+  return runCommand([...moved, 'runuser', '-u', user.name, '--', ...argv], {
     ...opts,
     env: { XDG_RUNTIME_DIR: user.runtimeDir, HOME: `/home/${user.name}`, ...(opts.env ?? {}) },
   });

@@ -23,9 +23,8 @@ import { JOIN_ORDER, NAMESPACES } from './namespaces';
 import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFrom } from './cgroup';
-import { callerCgroupDirs } from './cgroup/cgroupfs';
 import { RootlessCgroup } from './cgroup/rootless';
-import { type CgroupManager, readHierarchies } from './cgroup/manager';
+import { type CgroupManager } from './cgroup/manager';
 import { type CgroupTargets } from './cgroup/placement';
 import { resourcesAtCreate } from './cgroup/resources';
 import { compileCreatePlan, containerRelative, type CreatePlan, processRlimits, resolveRootfs } from './plan';
@@ -376,10 +375,7 @@ function compileContainer(
     seccomp: seccomp && loadableSeccomp(seccomp, store),
     cgroupTargets,
     // A user's container keeps its caller's cgroup where it has none of its own (cgroup/rootless.ts).
-    cgroupDirs:
-      cgroup instanceof RootlessCgroup
-        ? { ...callerCgroupDirs(readHierarchies()), ...cgroup.describe().paths }
-        : cgroup.describe().paths,
+    cgroupDirs: cgroup instanceof RootlessCgroup ? cgroup.initDirs() : cgroup.describe().paths,
     bundle,
     rootfs: { path: prepared.rootfs, madeAtCreate: prepared.generated },
     noPivot: opts.noPivot,

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { defaultStateRoot, rootlessValue } from '../../src/cli/common';
-import { firstRequestedResource, splitUsable } from '../../src/lib/cgroup/rootless';
+import { commonAncestor, firstRequestedResource, splitUsable } from '../../src/lib/cgroup/rootless';
 import { type IdMapHost, setgroupsDenied, writeIdMaps } from '../../src/lib/idmap';
 
 function host(opts: { euid: number; egid?: number; refuse?: string[] }) {
@@ -89,6 +89,17 @@ t.test('the hierarchies a user may use are kept, the rest left out', async (t) =
   t.same(
     leftOut.map((x) => x.controllers[0]),
     ['memory'],
+  );
+});
+
+t.test('the common ancestor of two cgroups, whose cgroup.procs a move between them needs on cgroup v2', async (t) => {
+  t.equal(commonAncestor('/sys/fs/cgroup/u/session', '/sys/fs/cgroup/u/c1'), '/sys/fs/cgroup/u');
+  t.equal(commonAncestor('/sys/fs/cgroup', '/sys/fs/cgroup/u/c1'), '/sys/fs/cgroup');
+  t.equal(commonAncestor('/sys/fs/cgroup/u', '/sys/fs/cgroup/u'), '/sys/fs/cgroup/u');
+  t.equal(
+    commonAncestor('/sys/fs/cgroup/ab', '/sys/fs/cgroup/a/b'),
+    '/sys/fs/cgroup',
+    'by whole names, not characters',
   );
 });
 

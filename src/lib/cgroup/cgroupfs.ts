@@ -1,8 +1,9 @@
 /**
  * The cgroupfs placement manager (runc's "fs" manager): the container's
  * cgroup is a directory tsrun makes itself in each hierarchy, at
- * linux.cgroupsPath (or the id) below the caller's own cgroup, and
- * processes join by writing their pid.  What goes into those directories
+ * linux.cgroupsPath (or the id) below the caller's own cgroup (on cgroup
+ * v2: below its parent, as runc's fs2 puts it), and processes join by
+ * writing their pid.  What goes into those directories
  * is the version writers' (v1.ts, v2.ts).
  */
 import path = require('path');
@@ -176,7 +177,11 @@ export class CgroupfsV2Placement implements Placement {
     if (existing) {
       this.dir = existing.paths[hierarchy.mountPoint];
     } else {
-      const rel = cgroupRelativePath(cgroupsPath, id, ownCgroups().get('') ?? '/');
+      // Below the parent of the caller's cgroup, as runc's fs2 places it: the caller's own
+      // holds processes (its own, at least), and cgroup v2 enables no controller for the
+      // children of a cgroup with processes in it; its parent, in a delegated subtree, is
+      // the user's.
+      const rel = cgroupRelativePath(cgroupsPath, id, path.posix.dirname(ownCgroups().get('') ?? '/'));
       this.dir = path.join(hierarchy.mountPoint, rel);
     }
   }

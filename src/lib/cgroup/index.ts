@@ -8,7 +8,7 @@ import { TsrunError } from '../errors';
 import { debug } from '../log';
 import { native } from '../native';
 import { sleepSync } from '../sleep';
-import { CgroupfsV1Placement, CgroupfsV2Placement } from './cgroupfs';
+import { callerCgroupDirs, CgroupfsV1Placement, CgroupfsV2Placement } from './cgroupfs';
 import { defaultDeviceRules, replacedDefaultDevices } from './devices';
 import { type CgroupFiles, hostFiles } from './files';
 import {
@@ -100,12 +100,13 @@ export function cgroupManagerFor(
   if (!choice.rootless)
     return placement instanceof CgroupfsV2Placement ? v2(placement, host, replaced) : v1(placement, host, replaced);
   // A user's: the hierarchies it may not use are left out, unless the config named the cgroup.
-  const { usable, leftOut } = splitUsable(placement.hierarchyDirs(), host.mayUseCgroup);
+  const callerDirs = callerCgroupDirs(hierarchies);
+  const { usable, leftOut } = splitUsable(placement.hierarchyDirs(), host.mayUseCgroup, callerDirs);
   if (leftOut.length && cgroupsPath)
     throw new TsrunError(
       `linux.cgroupsPath: this user may not make or join ${leftOut[0].dir}; delegate it to this user (chown it), or leave cgroupsPath out`,
     );
-  if (!usable.length) return RootlessCgroup.none(unified ? 'v2' : 'v1', replaced, leftOut);
+  if (!usable.length) return RootlessCgroup.none(unified ? 'v2' : 'v1', replaced, leftOut, () => callerDirs);
   const inner = unified
     ? v2(placement as CgroupfsV2Placement, host, replaced)
     : v1(
@@ -119,7 +120,7 @@ export function cgroupManagerFor(
         host,
         replaced,
       );
-  return new RootlessCgroup(inner.placement, inner.writer, replaced, leftOut);
+  return new RootlessCgroup(inner.placement, inner.writer, replaced, leftOut, () => callerDirs, host.mayUseCgroup);
 }
 
 /** `hierarchies`: the host's, when the caller has read them already (list reads them once for all). */
@@ -181,7 +182,9 @@ export function cgroupManagerFrom(
   const replaced = state.replacedDefaultDevices ?? [];
   if (state.manager === 'systemd') return systemdManager(undefined, '', hierarchies, host, replaced, state);
   const leftOut = state.rootless ? leftOutOf(hierarchies, state.paths) : [];
-  if (state.rootless && !Object.keys(state.paths).length) return RootlessCgroup.none(state.driver, replaced, leftOut);
+  const callerDirs = () => callerCgroupDirs(hierarchies);
+  if (state.rootless && !Object.keys(state.paths).length)
+    return RootlessCgroup.none(state.driver, replaced, leftOut, callerDirs);
   const inner =
     state.driver === 'v2'
       ? v2(
@@ -190,5 +193,7 @@ export function cgroupManagerFrom(
           replaced,
         )
       : v1(new CgroupfsV1Placement(hierarchies, undefined, '', host.files, host.sleep, state), host, replaced);
-  return state.rootless ? new RootlessCgroup(inner.placement, inner.writer, replaced, leftOut) : inner;
+  return state.rootless
+    ? new RootlessCgroup(inner.placement, inner.writer, replaced, leftOut, callerDirs, host.mayUseCgroup)
+    : inner;
 }

@@ -8,7 +8,8 @@
  *
  * The layout is read from /proc/self/mountinfo at run time.  Paths follow
  * runc: an absolute cgroupsPath is below each hierarchy's root, a relative
- * one below our own cgroup, and none means "/<id>".
+ * one, or none (the id), below our own cgroup (on cgroup v2, below its
+ * parent: cgroupfs.ts).
  */
 import fs = require('fs');
 import path = require('path');
@@ -330,18 +331,18 @@ export function ownCgroups(text = fs.readFileSync('/proc/self/cgroup', 'utf8')):
 /**
  * Where a container's cgroup lives inside one hierarchy, relative to its
  * root: an absolute cgroupsPath as it is, a relative one (or none: the id)
- * below `ownPath`, the caller's cgroup there.  Systemd-style
+ * below `base` (the caller's cgroup there, or on v2 its parent).  Systemd-style
  * "slice:prefix:name" paths need --systemd-cgroup.
  */
-export function cgroupRelativePath(cgroupsPath: string | undefined, id: string, ownPath: string): string {
+export function cgroupRelativePath(cgroupsPath: string | undefined, id: string, base: string): string {
   if (cgroupsPath && /^[^/]*:[^/]*:[^/]*$/.test(cgroupsPath))
     throw new TsrunError(
       `linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} is a systemd path (slice:prefix:name): it needs --systemd-cgroup`,
     );
-  // No cgroupsPath: the id, below the caller's own cgroup (runc's placement:
-  // a runtime started from a limited service stays under that service's limits).
+  // No cgroupsPath: the id, below `base`: the caller's own cgroup or (v2) its parent, as runc
+  // places it, so a runtime started from a limited service stays under that service's limits.
   const wanted = cgroupsPath || id;
-  const joined = path.posix.isAbsolute(wanted) ? path.posix.normalize(wanted) : path.posix.join(ownPath, wanted);
+  const joined = path.posix.isAbsolute(wanted) ? path.posix.normalize(wanted) : path.posix.join(base, wanted);
   if (joined.split('/').includes('..'))
     throw new TsrunError(`linux.cgroupsPath: ${JSON.stringify(cgroupsPath)} leaves the cgroup hierarchy`);
   return joined;

@@ -28,10 +28,18 @@ import {
 import { type CgroupTargets } from './placement';
 import { type LinuxResources } from './resources';
 
-/** Whether this user may make or join the cgroup at `dir` (below `mountPoint`). */
-export type MayUseCgroup = (mountPoint: string, dir: string, version: 1 | 2) => boolean;
+/**
+ * Whether this user may make or join the cgroup at `dir` (below
+ * `mountPoint`); `from`: the directory the caller is in there.
+ */
+export type MayUseCgroup = (mountPoint: string, dir: string, version: 1 | 2, from?: string) => boolean;
 
-export const hostMayUseCgroup: MayUseCgroup = (mountPoint, dir, version) => {
+export const hostMayUseCgroup: MayUseCgroup = (mountPoint, dir, version, from) => {
+  // cgroup v2 moves a process only for a writer who may write cgroup.procs of
+  // the common ancestor of where it is and where it goes (cgroup-v2.rst,
+  // "Delegation Containment"): checked here, or clone3 fails later with a bare EACCES.
+  if (version === 2 && from !== undefined && !writable(path.join(commonAncestor(from, dir), 'cgroup.procs')))
+    return false;
   const join = path.join(dir, version === 2 ? 'cgroup.procs' : 'tasks');
   if (fs.existsSync(dir)) return writable(join);
   // Made by the user: the nearest directory that exists must let it in.
@@ -39,6 +47,15 @@ export const hostMayUseCgroup: MayUseCgroup = (mountPoint, dir, version) => {
   while (parent.length > mountPoint.length && !fs.existsSync(parent)) parent = path.dirname(parent);
   return writable(parent, fs.constants.W_OK | fs.constants.X_OK);
 };
+
+/** The deepest directory holding both (absolute paths). */
+export function commonAncestor(a: string, b: string): string {
+  const x = a.split('/').filter(Boolean);
+  const y = b.split('/').filter(Boolean);
+  let n = 0;
+  while (n < x.length && n < y.length && x[n] === y[n]) n++;
+  return `/${x.slice(0, n).join('/')}`;
+}
 
 function writable(file: string, mode = fs.constants.W_OK): boolean {
   try {
@@ -49,14 +66,18 @@ function writable(file: string, mode = fs.constants.W_OK): boolean {
   }
 }
 
-/** The hierarchies a user's container keeps, and what the ones left out would have given. */
+/**
+ * The hierarchies a user's container keeps, and what the ones left out
+ * would have given; `from`: the caller's directory in each, by mount point.
+ */
 export function splitUsable(
   dirs: HierarchyDir[],
   mayUse: MayUseCgroup,
+  from: Record<string, string> = {},
 ): { usable: HierarchyDir[]; leftOut: HierarchyDir[] } {
   const usable: HierarchyDir[] = [];
   const leftOut: HierarchyDir[] = [];
-  for (const h of dirs) (mayUse(h.mountPoint, h.dir, h.version) ? usable : leftOut).push(h);
+  for (const h of dirs) (mayUse(h.mountPoint, h.dir, h.version, from[h.mountPoint]) ? usable : leftOut).push(h);
   return { usable, leftOut };
 }
 
@@ -165,8 +186,57 @@ export class RootlessCgroup extends Cgroup {
     replaced: readonly string[],
     /** The hierarchies left out, with the directory each would have had. */
     private readonly leftOut: HierarchyDir[],
+    /** Where the caller is, by mount point: read once, when first asked. */
+    callerDirs: () => Record<string, string>,
+    private readonly mayUse: MayUseCgroup,
   ) {
     super(placement, writer, replaced);
+    let dirs: Record<string, string> | undefined;
+    this.callerDirs = () => (dirs ??= callerDirs());
+  }
+
+  private readonly callerDirs: () => Record<string, string>;
+
+  /** The init's cgroup in each hierarchy, by mount point: its own, or its caller's where it has none. */
+  initDirs(): Record<string, string> {
+    return { ...this.callerDirs(), ...this.describe().paths };
+  }
+
+  /**
+   * A new process is offered only the cgroups this user may move it into
+   * from where tsrun runs; the rest it stays out of, in its caller's, with
+   * a warning (runc leaves it there and says nothing).  At create the
+   * split made sure of all of them; an exec may come from anywhere, as
+   * from outside a delegated cgroup v2 subtree, whose common ancestor with
+   * the container's cgroup is not the user's.
+   */
+  targets(sub?: SubCgroups): CgroupTargets | undefined {
+    const offered = super.targets(sub);
+    if (!offered) return offered;
+    const from = this.callerDirs();
+    const hierarchies = this.placement.hierarchyDirs();
+    const mayJoin = (dir: string): boolean => {
+      const h = hierarchies.find((x) => dir === x.dir || dir.startsWith(`${x.dir}/`));
+      return !h || this.mayUse(h.mountPoint, dir, h.version, from[h.mountPoint]);
+    };
+    const joins = offered.joins.filter(mayJoin);
+    const cloneInto = offered.cloneInto && mayJoin(offered.cloneInto) ? offered.cloneInto : undefined;
+    const outOf = [
+      ...offered.joins.filter((d) => !joins.includes(d)),
+      ...(offered.cloneInto && !cloneInto ? [offered.cloneInto] : []),
+    ];
+    if (outOf.length) warn(staysOut(outOf));
+    return { joins, cloneInto };
+  }
+
+  /** The parent's move (an exec into a paused container): where the user may not, the same as targets(). */
+  apply(pid: number, sub?: SubCgroups): void {
+    try {
+      super.apply(pid, sub);
+    } catch (err) {
+      if (!/permission denied|not permitted/i.test((err as Error).message)) throw err;
+      warn(staysOut([(err as Error).message]));
+    }
   }
 
   /** No cgroup at all: what needs one says why. */
@@ -174,8 +244,20 @@ export class RootlessCgroup extends Cgroup {
     return this.placement instanceof NoPlacement;
   }
 
-  static none(driver: 'v1' | 'v2', replaced: readonly string[], leftOut: HierarchyDir[]): RootlessCgroup {
-    return new RootlessCgroup(new NoPlacement(driver), new NoWriter(leftOut), replaced, leftOut);
+  static none(
+    driver: 'v1' | 'v2',
+    replaced: readonly string[],
+    leftOut: HierarchyDir[],
+    callerDirs: () => Record<string, string>,
+  ): RootlessCgroup {
+    return new RootlessCgroup(
+      new NoPlacement(driver),
+      new NoWriter(leftOut),
+      replaced,
+      leftOut,
+      callerDirs,
+      () => false,
+    );
   }
 
   private rethrow(err: unknown): never {
@@ -250,6 +332,10 @@ export class RootlessCgroup extends Cgroup {
  */
 export function leftOutOf(hierarchies: Hierarchy[], paths: Record<string, string>): HierarchyDir[] {
   return hierarchies.filter((h) => paths[h.mountPoint] === undefined).map((h) => ({ ...h, dir: h.mountPoint }));
+}
+
+function staysOut(what: string[]): string {
+  return `rootless: this user may not move the process into ${what.join(', ')} from the cgroup tsrun runs in: it stays in its caller's cgroup there, as with runc`;
 }
 
 function whyLeftOut(leftOut: HierarchyDir[]): string {
