@@ -126,6 +126,10 @@ export class FakePlatform implements Platform {
   failProcWrite?: Error;
   failFifo?: Error;
   failPrlimit?: NodeJS.ErrnoException;
+  /** Processes a helper forked that are left to us (helperOrphans) once it is killed. */
+  orphans: number[] = [];
+  /** launch made tsrun a subreaper (adoptOrphans) before its helper could fork anything. */
+  adoptedOrphans = false;
   /** Where crash snapshots read state.json from. */
   stateDir?: string;
 
@@ -186,6 +190,10 @@ export class FakePlatform implements Platform {
     prlimit: () => {
       if (this.failPrlimit) throw this.failPrlimit;
     },
+    adoptOrphans: () => {
+      this.adoptedOrphans = true;
+    },
+    helperOrphans: (except) => this.orphans.filter((pid) => !except.includes(pid)),
   };
 
   cgroups: Platform['cgroups'] = {

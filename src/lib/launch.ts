@@ -172,6 +172,9 @@ function launchOnce(opts: LaunchOptions, platform: Platform): number {
   let inHook = false;
   let cloneRefused = false;
   const oomBefore = oomKillsOf(opts.cgroup);
+  // A process the helper forks (the mount-source server) outlives a helper killed on failure: as a subreaper,
+  // tsrun gets it and can reap it, where an init that reaps nothing (a container's) would keep it a zombie.
+  processes.adoptOrphans();
   try {
     ({ pid: helperPid, syncFd } = helper.spawn({
       plan: opts.plan,
@@ -244,6 +247,11 @@ function launchOnce(opts: LaunchOptions, platform: Platform): number {
       killAndReap(initPid, true, processes);
     }
     if (helperPid) killAndReap(helperPid, true, processes);
+    // The helper's forks, now ours (adoptOrphans).  One stuck on a slow filesystem is not waited for long.
+    for (const orphan of processes.helperOrphans([initPid])) {
+      processes.kill(orphan, 'SIGKILL');
+      if (processes.waitExit(orphan, 2000)) processes.reap(orphan);
+    }
     if (err instanceof TsrunError) throw new LaunchError(err.message, inHook, cloneRefused);
     throw err;
   } finally {

@@ -56,6 +56,10 @@ export interface ProcessControl {
   waitExit(pid: number, timeoutMs: number): boolean;
   /** prlimit(2); throws with errno. */
   prlimit(pid: number, resource: number, soft: bigint, hard: bigint): void;
+  /** Become a child subreaper: what a helper forked is ours when the helper dies first. */
+  adoptOrphans(): void;
+  /** Children of ours that run the helper (tsrun-init) other than `except`: a dead helper's forks. */
+  helperOrphans(except: number[]): number[];
 }
 
 export interface Platform {
@@ -113,6 +117,26 @@ export const realPlatform: Platform = {
     },
     waitExit: (pid, timeoutMs) => native.waitExit(pid, timeoutMs),
     prlimit: (pid, resource, soft, hard) => native.prlimit(pid, resource, soft, hard),
+    adoptOrphans: () => native.setSubreaper(),
+    helperOrphans(except) {
+      const children: number[] = [];
+      for (const tid of fs.readdirSync('/proc/self/task')) {
+        try {
+          const list = fs.readFileSync(`/proc/self/task/${tid}/children`, 'utf8');
+          children.push(...list.split(' ').filter(Boolean).map(Number));
+        } catch {
+          // a thread that ended meanwhile
+        }
+      }
+      return children.filter((pid) => {
+        if (except.includes(pid)) return false;
+        try {
+          return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'tsrun-init';
+        } catch {
+          return false; // reaped meanwhile
+        }
+      });
+    },
   },
   cgroups: { forConfig: cgroupManagerFor, fromState: cgroupManagerFrom },
   host: realHost,
@@ -139,12 +163,15 @@ export const realPlatform: Platform = {
 /** newuidmap/newgidmap from PATH, as runc finds them; what they said when they refuse. */
 function runIdMapTool(tool: 'newuidmap' | 'newgidmap', args: string[]): void {
   const { spawnSync } = require('child_process') as typeof import('child_process');
-  const run = spawnSync(tool, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  // Found on the caller's PATH, and given nothing else of tsrun's environment (runc's gets none): the tool is
+  // setuid root, and what it needs to know is in its arguments.
+  const PATH = process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  const run = spawnSync(tool, args, { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], env: { PATH } });
   if (run.error) {
     const missing = (run.error as NodeJS.ErrnoException).code === 'ENOENT';
     throw new TsrunError(
       missing
-        ? `${tool} is not installed (Debian's uidmap package): without it a user may map only its own id, one id`
+        ? `${tool} is not on PATH (${PATH}): Debian's uidmap package installs it; without it a user may map only its own id, one id`
         : `${tool}: ${run.error.message}`,
     );
   }

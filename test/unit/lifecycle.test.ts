@@ -80,6 +80,12 @@ function nothingLeft(t: Test, s: Scene, initStarted: boolean, fdsBefore: number)
     t.ok(p.reaped.includes(INIT), 'and reaped');
   }
   for (const h of p.started.keys()) t.ok(p.reaped.includes(1000 + h), `helper ${1000 + h} is reaped`);
+  if (p.orphans.length) t.ok(p.adoptedOrphans, 'a subreaper, so they are ours');
+  for (const o of p.orphans)
+    t.ok(
+      p.killed.includes(o) && p.reaped.includes(o),
+      `the helper's fork ${o}, ours once it died, is killed and reaped`,
+    );
   t.notOk(s.store.lockHeld('c1'), 'the lock is let go');
 }
 
@@ -140,6 +146,13 @@ t.test('every failing step undoes exactly what was made', async (t) => {
       name: 'the helper fails before the init exists',
       scripts: [[parentSends(Sync.CONTINUE), helperSays.error('setns', 2, 'join namespace /x')]],
       error: /join namespace \/x: errno 2/,
+      initStarted: false,
+    },
+    {
+      name: "a mount source fails: the helper's mount-source server outlives it",
+      scripts: [[parentSends(Sync.CONTINUE), helperSays.error('mount', 2, 'open /nonexistent')]],
+      setup: (s) => (s.platform.orphans = [1500]),
+      error: /open \/nonexistent: errno 2/,
       initStarted: false,
     },
     {
