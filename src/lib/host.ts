@@ -53,7 +53,22 @@ export function readFullPseudoFsMounts(mountinfo: string): string[] {
     .sort((a, b) => b.split('/').length - a.split('/').length);
 }
 
+/**
+ * Whether this process is in a user namespace other than the host's, as
+ * runc tells it: /proc/self/uid_map maps anything but all ids to
+ * themselves.  Root there (an engine's rootless namespace, as rootless
+ * podman runs its runtime) has no say over the host's devices or cgroups.
+ */
+export function inUserNamespace(uidMap = (): string => fs.readFileSync('/proc/self/uid_map', 'utf8')): boolean {
+  try {
+    return uidMap().trim().split(/\s+/).join(' ') !== '0 0 4294967295';
+  } catch {
+    return false; // no /proc: the host's, as far as anyone can tell
+  }
+}
+
 export const realHost: HostView = {
+  inUserNamespace: () => inUserNamespace(),
   kindOf(hostPath: string) {
     try {
       return fs.statSync(hostPath).isDirectory() ? 'dir' : 'file';

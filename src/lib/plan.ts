@@ -95,6 +95,8 @@ export interface HostView {
   isHostNamespace?(nsPath: string, type: NamespaceType): boolean;
   /** Mount points of the full procfs and sysfs mounts our mount namespace has, deepest first (absent: none). */
   fullPseudoFsMounts?(): string[];
+  /** Does tsrun itself run in a user namespace other than the host's (host.ts)?  (absent: no) */
+  inUserNamespace?(): boolean;
 }
 
 export interface PlanContext {
@@ -476,7 +478,7 @@ function deviceType(d: Device): number {
   return d.type === 'b' ? S_IFBLK : d.type === 'p' ? S_IFIFO : S_IFCHR;
 }
 
-function compileDevices(config: Config, ns: Namespaces, ops: PlanOp[]): void {
+function compileDevices(config: Config, ns: Namespaces, host: HostView, ops: PlanOp[]): void {
   const devMountIsBind = (config.mounts ?? []).some(
     (m) =>
       containerRelative(m.destination) === 'dev' &&
@@ -491,7 +493,9 @@ function compileDevices(config: Config, ns: Namespaces, ops: PlanOp[]): void {
       throw new ConfigError(`linux.devices[${i}].path`, `cannot be the container's root`);
     byPath.set(path.posix.normalize(d.path), d);
   });
-  const inUserNs = ns.created.has('user') || ns.joined.has('user');
+  // In a user namespace no device can be made (mknod needs CAP_MKNOD over the host's): bound instead,
+  // whether the config's namespace or the one tsrun runs in (rootless podman's), as runc does.
+  const inUserNs = ns.created.has('user') || ns.joined.has('user') || host.inUserNamespace?.() === true;
   // runc replaces /dev/ptmx with a link to the container's own devpts
   // whatever the config lists there (setupPtmx): a ptmx node of the host's
   // numbers is dropped (podman --privileged lists every host device).
@@ -650,7 +654,7 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   // 0: the host's "/" is left alone (the rootfs bind is made private instead).
   ops.push(op(Op.ROOTFS_PREPARE, { rootfs, propagation: hostMounts ? 0 : parentProp }));
   ops.push(...mountSink.ops);
-  compileDevices(config, ns, ops);
+  compileDevices(config, ns, ctx.host, ops);
 
   const hooks = config.hooks ?? {};
   const parentHooks = (hooks.prestart?.length ?? 0) + (hooks.createRuntime?.length ?? 0);

@@ -336,6 +336,20 @@ t.test('namespaces: joined by path in a safe order, user namespace handshake', a
   );
 });
 
+t.test("tsrun in a user namespace of its own (rootless podman's): devices are bound, as runc does", async (t) => {
+  const plain = compile(() => {});
+  t.ok(
+    find(plain, Op.MKNOD).every((m) => m.fields.bindFromHost === 0),
+    'made, on the host',
+  );
+  const inUserns = compile(() => {}, { ...ctx(), host: { ...ctx().host, inUserNamespace: () => true } });
+  t.ok(find(inUserns, Op.MKNOD).length > 0);
+  t.ok(
+    find(inUserns, Op.MKNOD).every((m) => m.fields.bindFromHost === 1),
+    'bound, where no device can be made',
+  );
+});
+
 t.test('a session keyring unless --no-new-keyring', async (t) => {
   const withKeyring = compile(() => {}, { ...ctx(), sessionKeyring: 'c1' });
   t.same(
