@@ -1666,8 +1666,9 @@ static void op_console(const struct op_console *o)
 
 /*
  * The process's stdio becomes its user's, as runc's fixStdioPermissions
- * does, so a process that is not root can reopen it (`echo > /dev/stdout`,
- * the pty of `--tty`).  Only what is the container's own or holds no
+ * does, so the process can reopen it (`echo > /dev/stdout`, the pty of
+ * `--tty`): a user other than root, and root too in a user namespace,
+ * where the owner may be the caller's id (a rootless caller's pipes).  Only what is the container's own or holds no
  * data of the host: the pty tsrun made (console_fd's peer), pipes and
  * sockets.  Never a regular file, the host's terminal or another device:
  * runc chowns those too (a host file given to `run --detach` becomes the
@@ -1678,8 +1679,6 @@ static void op_console(const struct op_console *o)
 
 static void give_stdio_to(uint32_t uid)
 {
-	if (uid == 0)
-		return;
 	for (int fd = 0; fd <= 2; fd++) {
 		struct stat st;
 		if (fstat(fd, &st) < 0 || st.st_uid == uid)

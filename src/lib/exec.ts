@@ -6,7 +6,8 @@
  */
 import fs = require('fs');
 import { type SubCgroups } from './cgroup/manager';
-import { type Process } from './config';
+import { type IDMapping, type Process } from './config';
+import { hostIdOf, parseIdMap } from './idmap';
 import { waitAttached, writePidFile } from './process-io';
 import { StdioPipes } from './stdio-pipes';
 import { TsrunError } from './errors';
@@ -175,6 +176,7 @@ async function execLocked(
   const held = new Rollback();
   let consoleFd = -1;
   try {
+    if (pipes) giveToContainerRoot(pipes, record.pid);
     pipes?.start();
     const socketPath = proxy?.socketPath ?? opts.consoleSocket;
     if (opts.process.terminal && socketPath) {
@@ -222,4 +224,26 @@ async function execLocked(
     await proxy?.close();
     await pipes?.close();
   }
+}
+
+/**
+ * Root execing into a container with a user namespace of its own: the
+ * pipes go to the ids its root has on the host (read from the init's
+ * maps), as runc's do, so the process may reopen them there.
+ */
+function giveToContainerRoot(pipes: StdioPipes, initPid: number): void {
+  if (process.geteuid?.() !== 0) return;
+  let uidMap: IDMapping[];
+  let gidMap: IDMapping[];
+  try {
+    uidMap = parseIdMap(fs.readFileSync(`/proc/${initPid}/uid_map`, 'utf8'));
+    gidMap = parseIdMap(fs.readFileSync(`/proc/${initPid}/gid_map`, 'utf8'));
+  } catch {
+    return; // the init is gone: the launch says so
+  }
+  const identity = (m: IDMapping[]) => m.length === 1 && m[0].containerID === 0 && m[0].hostID === 0;
+  if (identity(uidMap)) return; // the host's user namespace
+  const uid = hostIdOf(uidMap, 0);
+  const gid = hostIdOf(gidMap, 0);
+  if (uid !== undefined && gid !== undefined) pipes.giveTo(uid, gid);
 }

@@ -35,6 +35,21 @@ export function setgroupsDenied(gidMappings: readonly IDMapping[] | undefined, e
   return euid !== 0 && ownIdOnly(gidMappings, egid);
 }
 
+/** The host id that container id `id` is mapped to, if any. */
+export function hostIdOf(maps: readonly IDMapping[] | undefined, id: number): number | undefined {
+  const m = maps?.find((x) => id >= x.containerID && id < x.containerID + x.size);
+  return m && m.hostID + (id - m.containerID);
+}
+
+/** /proc/<pid>/uid_map (or gid_map) as mappings. */
+export function parseIdMap(text: string): IDMapping[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/).map(Number))
+    .filter((f) => f.length === 3 && f.every(Number.isFinite))
+    .map(([containerID, hostID, size]) => ({ containerID, hostID, size }));
+}
+
 const format = (maps: readonly IDMapping[]): string =>
   maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
 

@@ -8,6 +8,7 @@
  * process user's own (the helper gives anonymous pipes to it).  A detached
  * container, and create, inherit the caller's stdio, as runc's do.
  */
+import fs = require('fs');
 import { native } from './native';
 
 /**
@@ -54,6 +55,16 @@ export class StdioPipes {
     const [inR, inW, outR, outW, errR, errW] = made;
     this.child = [inR, outW, errW];
     this.ours = [inW, outR, errR];
+  }
+
+  /**
+   * The process's ends to the host ids of the container's root, as runc
+   * gives its pipes (setupIO): made by root on the host, they would be
+   * owned by an id the container's user namespace does not map, which no
+   * one in there may reopen (/dev/stdout) or give on to the process's user.
+   */
+  giveTo(uid: number, gid: number): void {
+    for (const fd of this.child) fs.fchownSync(fd, uid, gid);
   }
 
   /**

@@ -271,6 +271,70 @@ t.test('a user namespace: a bind source under a directory its root cannot traver
   t.equal(r.tsrun.stdout, 'data\nread-only\n');
 });
 
+t.test('a user namespace: root and another user reopen their stdio pipes (run and exec), as under runc', async (t) => {
+  for (const user of [0, 1000]) {
+    const bundle = makeBundle(
+      t,
+      (c) => {
+        c.linux!.namespaces!.push({ type: 'user' });
+        c.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+        c.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+        c.process!.user = { uid: user, gid: user };
+      },
+      ['/bin/sh', '-c', 'echo through-dev-stdout > /dev/stdout; sleep 1000'],
+    );
+    spawnSync('chown', ['-R', '100000:100000', bundle.rootfs]);
+    fs.chmodSync(bundle.dir, 0o755);
+    const id = uniqueId('usernsstdio');
+    cleanupBoth(t, bundle, id);
+    // run in the foreground, its output piped (tsrun's pipes, runc's), killed once it has spoken.
+    const r = Object.fromEntries(
+      RUNTIMES.map((rt) => [
+        rt.name,
+        runCommand([
+          '/bin/sh',
+          '-c',
+          `${rt.bin} --root ${bundle.root}-${rt.name} run -d -b ${bundle.dir} ${idFor(rt, id)} </dev/null >/dev/null 2>&1; ` +
+            `${rt.bin} --root ${bundle.root}-${rt.name} exec ${idFor(rt, id)} /bin/sh -c 'echo exec > /dev/stdout; echo err > /dev/stderr' 2>&1 | cat`,
+        ]),
+      ]),
+    );
+    // Two pipes copied apart: their lines may come in either order.
+    const lines = (out: string) => out.split('\n').filter(Boolean).sort();
+    t.same(lines(r.tsrun.stdout), lines(r.reference.stdout), `uid ${user}, exec: as the reference: ${r.tsrun.stdout}`);
+    t.equal(r.tsrun.status, r.reference.status);
+    t.same(lines(r.tsrun.stdout), ['err', 'exec'], `uid ${user}: exec reopens its pipes`);
+    for (const rt of RUNTIMES)
+      runCommand([rt.bin, '--root', `${bundle.root}-${rt.name}`, 'delete', '--force', idFor(rt, id)]);
+    const fg = makeBundle(
+      t,
+      (c) => {
+        c.linux!.namespaces!.push({ type: 'user' });
+        c.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+        c.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+        c.process!.user = { uid: user, gid: user };
+      },
+      ['/bin/sh', '-c', 'echo through-dev-stdout > /dev/stdout'],
+    );
+    spawnSync('chown', ['-R', '100000:100000', fg.rootfs]);
+    fs.chmodSync(fg.dir, 0o755);
+    const fid = uniqueId('usernsfg');
+    cleanupBoth(t, fg, fid);
+    const f = Object.fromEntries(
+      RUNTIMES.map((rt) => [
+        rt.name,
+        runCommand([
+          '/bin/sh',
+          '-c',
+          `${rt.bin} --root ${fg.root}-${rt.name} run -b ${fg.dir} ${idFor(rt, fid)} | cat`,
+        ]),
+      ]),
+    );
+    t.same(seen(f.tsrun), seen(f.reference), `uid ${user}, run: as the reference: ${f.tsrun.stderr}`);
+    t.equal(f.tsrun.stdout, 'through-dev-stdout\n', `uid ${user}: run reopens its pipe`);
+  }
+});
+
 t.test("hooks: runc's working directory and environment, for every kind", async (t) => {
   const dir = tempDir(t, 'tsrun-hooks-');
   fs.chmodSync(dir, 0o755);
