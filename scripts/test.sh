@@ -27,13 +27,13 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
   echo "== cgroup v2, in a VM (test/vm) =="
   bash test/vm/run.sh --timeout 2400 --cwd "$PWD" -- \
     npx tap dist/test/integration/cgroups.test.js dist/test/integration/devices-bpf.test.js dist/test/integration/exec.test.js \
-      dist/test/security/exec-paused-cgroups.test.js \
+      dist/test/security/exec-paused-cgroups.test.js dist/test/integration/rootless.test.js \
     2>&1 | tee "$logs/vm" || status=$?
   echo "== systemd as PID 1, in a VM (test/vm --systemd) =="
   # The engines there use the systemd cgroup manager (test/engine-helpers.ts, CGROUP_MANAGER).  An engine
   # file takes 4-5 minutes under TCG, past tap's 300 s on a loaded machine: 600 s each there.
-  systemd_tests=(dist/test/integration/systemd-cgroup.test.js dist/test/engines/containerd.test.js
-    dist/test/engines/podman.test.js)
+  systemd_tests=(dist/test/integration/systemd-cgroup.test.js dist/test/integration/rootless-systemd.test.js
+    dist/test/engines/containerd.test.js dist/test/engines/podman.test.js)
   bash test/vm/run.sh --systemd --timeout 1500 --cwd "$PWD" -- npx tap --timeout 600 "${systemd_tests[@]}" \
     2>&1 | tee "$logs/vm-systemd" || status=$?
   echo "== systemd as PID 1, hybrid cgroups (v1 controllers), in a VM (test/vm --systemd --hybrid) =="

@@ -9,6 +9,7 @@ import type { CreateOptions } from '../lib/container';
 import type { BundleOverrides } from '../lib/image/convert';
 import { errorLine, TsrunError } from '../lib/errors';
 import { logError } from '../lib/log';
+import { inUserNamespace } from '../lib/host';
 import { StateStore } from '../lib/state';
 
 export interface GlobalOptions {
@@ -26,31 +27,52 @@ export function globals(cmd: Command): GlobalOptions {
 }
 
 export function storeOf(cmd: Command): StateStore {
-  return new StateStore(globals(cmd).root ?? defaultStateRoot());
+  const given = globals(cmd).root;
+  if (given !== undefined) return new StateStore(given);
+  const root = defaultStateRoot();
+  // Anything but /run/tsrun is the user's default, from $XDG_RUNTIME_DIR.
+  return new StateStore(root, root !== '/run/tsrun');
 }
 
 /**
  * --root when it is not given, as runc picks its own: /run/tsrun for root;
  * for another user, who cannot write /run, $XDG_RUNTIME_DIR/tsrun (the
  * user's own tmpfs, made by the login manager), else /run/tsrun all the
- * same, which then fails naming --root.
+ * same, which then fails naming --root.  Root in a user namespace (an
+ * engine's rootless one) counts as the user, unless $USER says root, as
+ * runc decides it.
  */
-export function defaultStateRoot(euid = process.geteuid?.() ?? 0, env = process.env): string {
+export function defaultStateRoot(
+  euid = process.geteuid?.() ?? 0,
+  env = process.env,
+  inUserns: () => boolean = inUserNamespace,
+): string {
   const runtimeDir = env.XDG_RUNTIME_DIR;
-  return euid !== 0 && runtimeDir ? `${runtimeDir.replace(/\/+$/, '')}/tsrun` : '/run/tsrun';
+  const user = euid !== 0 || (inUserns() && env.USER !== 'root');
+  return user && runtimeDir ? `${runtimeDir.replace(/\/+$/, '')}/tsrun` : '/run/tsrun';
 }
 
 /**
  * Whether cgroups are handled as for an unprivileged user (--rootless, as
  * runc's): a cgroup the user may not create is left out rather than an
  * error, as long as no limit needs it.  "auto" (the default) is so for any
- * user but root.  The user namespace, the id maps and the rest follow the
- * effective uid, whatever this says, as in runc.
+ * user but root, and for root in a user namespace.  The user namespace,
+ * the id maps and the rest follow the effective uid, whatever this says,
+ * as in runc.
  */
-export function rootlessCgroups(cmd: Command, euid = process.geteuid?.() ?? 0): boolean {
+export function rootlessCgroups(
+  cmd: Command,
+  euid = process.geteuid?.() ?? 0,
+  inUserns: () => boolean = inUserNamespace,
+): boolean {
   // main.ts refused any other value before the verb ran.
   const value = rootlessValue(globals(cmd).rootless ?? 'auto');
-  return value === 'auto' ? euid !== 0 : value === 'true';
+  if (value !== 'auto') return value === 'true';
+  if (euid !== 0) return true;
+  // Root in a user namespace (an engine's rootless one): with cgroupfs, as runc, whether its cgroups are
+  // writable cannot be known, and the rootless manager uses what is.  With systemd runc asks the session
+  // bus who owns it; tsrun takes the system's manager, runc's answer when it cannot tell (issue 20: rootless podman).
+  return !globals(cmd).systemdCgroup && inUserns();
 }
 
 /**

@@ -18,7 +18,7 @@ import { mountIdsAt, topMountId } from './host';
 import { debug, warn } from './log';
 import { StdioPipes } from './stdio-pipes';
 import { checkLsmRequests } from './lsm';
-import { setgroupsDenied, writeIdMaps } from './idmap';
+import { hostIdOf, setgroupsDenied, writeIdMaps } from './idmap';
 import { JOIN_ORDER, NAMESPACES } from './namespaces';
 import { native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
@@ -121,8 +121,10 @@ function writeGeneratedBundle(prepared: PreparedBundle, rootfs: string): void {
   fs.mkdirSync(rootfs, { recursive: true, mode: 0o700 });
 }
 
-/** "mounts[3]: " when a failed mount step can be traced to its config entry. */
+/** The config field a failed step can be traced to ("mounts[3]: ", "process.oomScoreAdj: "), or nothing. */
 function failedField(config: Config, step: string, where: string): string {
+  // A step the helper names by the config's own field.
+  if (step === 'oomScoreAdj') return 'process.oomScoreAdj: ';
   if (!where.startsWith('rootfs/')) return '';
   const dest = where.slice('rootfs/'.length);
   if (step === 'mount') {
@@ -286,6 +288,14 @@ function checkUserConfig(config: Config, euid: number, egid: number): void {
           );
       }
     });
+  // An id-mapped mount needs root over the filesystem's own user namespace (the host's): runc refuses it too.
+  (config.mounts ?? []).forEach((m, i) => {
+    const maps = m.uidMappings ? 'uidMappings' : m.gidMappings ? 'gidMappings' : undefined;
+    if (maps)
+      throw new TsrunError(
+        `mounts[${i}].${maps}: this is uid ${euid}, not root: an id-mapped mount needs root (runc refuses it for rootless containers too)`,
+      );
+  });
   if (!userns.path && setgroupsDenied(linux.gidMappings, euid, egid) && config.process?.user?.additionalGids?.length)
     throw new TsrunError(
       `process.user.additionalGids: a user's own gid map (one gid) denies setgroups in the container; map more gids (/etc/subgid, newgidmap) to set them`,
@@ -336,13 +346,13 @@ function compileContainer(
 ): CompiledContainer {
   validateId(opts.id);
   const { bundle, config } = prepared;
-  if (platform.euid() !== 0) {
-    checkUserConfig(config, platform.euid(), platform.egid());
-    if (opts.systemdCgroup)
-      throw new TsrunError(
-        `--systemd-cgroup: this is uid ${platform.euid()}, not root: the user's own systemd manager is not supported yet (issue 20)`,
-      );
-  }
+  if (platform.euid() !== 0) checkUserConfig(config, platform.euid(), platform.egid());
+  // runc's rule, for a user and for --rootless true alike: a host interface is moved with root in the host's
+  // network namespace.
+  if (Object.keys(config.linux?.netDevices ?? {}).length && (platform.euid() !== 0 || opts.rootlessCgroups))
+    throw new TsrunError(
+      `linux.netDevices: not for a rootless container (${platform.euid() !== 0 ? `this is uid ${platform.euid()}` : '--rootless true'}): moving a host interface needs root, as runc says`,
+    );
   const image = imageOfConfig(config);
   checkLsmRequests({
     apparmor: { 'process.apparmorProfile': config.process?.apparmorProfile },
@@ -799,6 +809,12 @@ export async function run(store: StateStore, opts: RunOptions): Promise<number> 
   // In the foreground without a terminal, pipes of its own (stdio-pipes.ts).
   const pipes = !opts.detach && !proxy ? new StdioPipes() : undefined;
   try {
+    // Root giving a new user namespace its stdio: to the ids its root has on the host, as runc does.
+    const userns = config.linux?.namespaces?.find((n) => n.type === 'user');
+    const rootUid = hostIdOf(config.linux?.uidMappings, 0);
+    const rootGid = hostIdOf(config.linux?.gidMappings, 0);
+    if (pipes && userns && !userns.path && process.geteuid?.() === 0 && rootUid !== undefined && rootGid !== undefined)
+      pipes.giveTo(rootUid, rootGid);
     const withIo = {
       ...opts,
       ...(proxy ? { consoleSocket: proxy.socketPath } : {}),

@@ -134,7 +134,16 @@ export function waitingToStart(pid: number): boolean {
 }
 
 export class StateStore {
-  constructor(readonly root: string) {}
+  /**
+   * `userDefault`: root is the default a user gets in $XDG_RUNTIME_DIR,
+   * a path from the environment: it must be the user's own, and is kept
+   * 0700 with the sticky bit, which XDG's clean-up of the runtime dir
+   * leaves alone (runc keeps its own so).
+   */
+  constructor(
+    readonly root: string,
+    private readonly userDefault = false,
+  ) {}
 
   dir(id: string): string {
     return path.join(this.root, id);
@@ -170,6 +179,7 @@ export class StateStore {
     } catch (err) {
       throw new TsrunError(describeFsError(err, `--root ${this.root}`));
     }
+    if (this.userDefault) this.keepUserRoot();
     return this.underRootLock(() => {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -185,6 +195,24 @@ export class StateStore {
       native.flock(fd, true, true);
       return fd;
     });
+  }
+
+  /** The user's default root: its own directory, 0700 and sticky, or a one-line refusal. */
+  private keepUserRoot(): void {
+    const what = `--root ${this.root} (the default in $XDG_RUNTIME_DIR)`;
+    const st = fs.lstatSync(this.root);
+    const euid = process.geteuid?.() ?? 0;
+    if (!st.isDirectory() || st.uid !== euid)
+      throw new TsrunError(
+        `${what}: ${st.isDirectory() ? `owned by uid ${st.uid}` : 'not a directory'}, not this user's (uid ${euid}); check $XDG_RUNTIME_DIR`,
+      );
+    if ((st.mode & 0o7777) !== 0o1700) {
+      try {
+        fs.chmodSync(this.root, 0o1700);
+      } catch (err) {
+        throw new TsrunError(describeFsError(err, what));
+      }
+    }
   }
 
   /** Remove a state dir that holds no state.json and that no live tsrun holds locked; true if it is gone. */

@@ -131,3 +131,51 @@ t.test('both refuse, and tsrun leaves nothing', async (t) => {
     t.equal(tsrun.stderr.trim().split('\n').length, 1, `${name}: in one line (${tsrun.stderr.trim()})`);
   }
 });
+
+t.test('events --stats without a cgroup: runc prints zeros, tsrun says there is none', async (t) => {
+  differsOnPurpose(t, 'rootless-stats-without-cgroup');
+  const b = userBundle(t, user);
+  b.config.process!.args = ['sleep', '1000'];
+  writeUserConfig(b, user);
+  const id = `rlc-${process.pid}-${++ids}`;
+  const runcRoot = path.join(user.runtimeDir, 'runc');
+  t.teardown(() => asUser(user, [REFERENCE.bin, '--root', runcRoot, 'delete', '--force', id]));
+  t.teardown(() => tsrunAsUser(user, ['delete', '--force', id]));
+  t.equal(asUser(user, [REFERENCE.bin, '--root', runcRoot, 'run', '-d', '-b', b.dir, id]).status, 0);
+  t.equal(tsrunAsUser(user, ['run', '-d', '-b', b.dir, id]).status, 0);
+  const runc = asUser(user, [REFERENCE.bin, '--root', runcRoot, 'events', '--stats', id]);
+  t.equal(runc.status, 0, runc.stderr);
+  const stats = JSON.parse(runc.stdout);
+  t.equal(stats.type, 'stats');
+  t.notOk(stats.data.pids?.current, 'runc: no pids counted: zeros, as if the container ran nothing');
+  const tsrun = tsrunAsUser(user, ['events', '--stats', id]);
+  t.equal(tsrun.status, 1);
+  t.match(tsrun.stderr, /events --stats: the container has no cgroup to read/);
+});
+
+t.test(
+  "the container's root mapped to a subordinate id, the user itself to another: tsrun runs it, runc fails",
+  async (t) => {
+    differsOnPurpose(t, 'rootless-root-not-the-user');
+    const { runc, tsrun } = both(t, (c) => {
+      c.linux!.uidMappings = [
+        { containerID: 0, hostID: user.subuid!, size: 1000 },
+        { containerID: 1000, hostID: user.uid, size: 1 },
+      ];
+      c.linux!.gidMappings = [
+        { containerID: 0, hostID: user.subgid!, size: 1000 },
+        { containerID: 1000, hostID: user.gid, size: 1 },
+      ];
+      c.process!.args = ['sh', '-c', 'id -u; stat -c %u /proc/self/fd/1 /bin/sh; echo hi > /proc/self/fd/1'];
+    });
+    t.not(runc.status, 0);
+    t.match(
+      runc.stderr,
+      /fchown fd \d+: operation not permitted/,
+      "runc cannot give its own fds to the container's root",
+    );
+    t.equal(tsrun.status, 0, tsrun.stderr);
+    // The pipe, the user's (1000 inside), is given to the container's root from inside, so it may reopen it.
+    t.equal(tsrun.stdout, '0\n0\n1000\nhi\n');
+  },
+);

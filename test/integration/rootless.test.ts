@@ -7,10 +7,12 @@
  * paths, each with nothing left behind.
  */
 import t from 'tap';
+import { spawnSync } from 'child_process';
 import fs = require('fs');
 import path = require('path');
 import { detectLayout, readHierarchies } from '../../src/lib/cgroup/manager';
 import { native } from '../../src/lib/native';
+import { differsOnPurpose } from '../compat-helpers';
 import { drainPty, IS_ROOT, makeBundle, tsrun, TSRUN, waitFor } from '../helpers';
 import {
   asUser,
@@ -134,6 +136,30 @@ t.test('uid and gid ranges go through newuidmap and newgidmap; setgroups stays a
   t.same(userState(user), []);
 });
 
+t.test('ranges without newuidmap on PATH: refused naming the tool, nothing left', async (t) => {
+  const b = userBundle(t, user, (c) => {
+    mapRanges(c, user);
+    shell('sleep 1000')(c);
+  });
+  const id = newId();
+  // /usr/sbin has runuser, not newuidmap (/usr/bin).
+  const r = tsrunAsUser(user, ['run', '-b', b.dir, id], { env: { PATH: '/usr/sbin' } });
+  t.equal(r.status, 1);
+  t.match(
+    r.stderr,
+    /^tsrun: run \S+: linux\.uidMappings: newuidmap is not on PATH \(\/usr\/sbin\): Debian's uidmap package installs it;.*\n$/,
+  );
+  t.same(userState(user), []);
+  // Not even a zombie: the helper's mount-source server, orphaned when the helper was killed, is reaped.
+  // (The inits earlier tests killed may still wait for this sandbox's PID 1 to reap them: not counted.)
+  const left = spawnSync('ps', ['-o', 'pid,ppid,stat,comm', '--no-headers', '-u', user.name], { encoding: 'utf8' });
+  t.same(
+    left.stdout.split('\n').filter((l) => / tsrun-init$/.test(l)),
+    [],
+    'no helper of the user left',
+  );
+});
+
 t.test("bind mounts of the user's own directories, and a read-only rootfs", async (t) => {
   const b = userBundle(t, user, shell('cat /data/in; echo out > /data/out; touch /x 2>&1; exit 0'));
   const data = path.join(b.dir, 'data');
@@ -190,11 +216,49 @@ t.test('refused before anything is made, naming the field', async (t) => {
       /mounts\[\d+\]\.options: gid=5: gid 5 is not mapped in linux\.gidMappings/,
     ],
     [
+      'an id-mapped mount',
+      (c) => {
+        c.mounts!.push({
+          destination: '/mnt',
+          type: 'bind',
+          source: '/tmp',
+          options: ['bind'],
+          uidMappings: [{ containerID: 0, hostID: user.uid, size: 1 }],
+          gidMappings: [{ containerID: 0, hostID: user.gid, size: 1 }],
+        });
+      },
+      /mounts\[\d+\]\.uidMappings: this is uid \d+, not root: an id-mapped mount needs root/,
+    ],
+    [
+      'a host network interface',
+      (c) => {
+        c.linux!.namespaces!.push({ type: 'network' });
+        c.linux!.netDevices = { eth9: {} };
+      },
+      /linux\.netDevices: not for a rootless container \(this is uid \d+\): moving a host interface needs root/,
+    ],
+    [
       'additional gids with setgroups denied',
       (c) => {
         c.process!.user = { uid: 0, gid: 0, additionalGids: [10] };
       },
       /process\.user\.additionalGids: a user's own gid map \(one gid\) denies setgroups/,
+    ],
+    [
+      // Lowering it needs CAP_SYS_RESOURCE on the host, which a user has not got.
+      "an oom_score_adj below the caller's",
+      (c) => {
+        c.process!.oomScoreAdj = -500;
+      },
+      /process\.oomScoreAdj: .*-500.*(permission denied|not permitted)/i,
+    ],
+    [
+      // Raising a hard limit needs CAP_SYS_RESOURCE on the host too.
+      "an rlimit above the caller's hard limit",
+      (c) => {
+        c.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 1 << 30 }];
+      },
+      /process\.rlimits\[0\]: set RLIMIT_NOFILE to 1024\/1073741824: /,
     ],
     [
       "a range outside the user's subordinate ids",
@@ -241,14 +305,32 @@ t.test('--root is $XDG_RUNTIME_DIR/tsrun for a user; --rootless takes true, fals
   const id = newId();
   t.equal(tsrunAsUser(user, ['create', '-b', b.dir, id]).status, 0);
   t.ok(fs.existsSync(path.join(user.runtimeDir, 'tsrun', id, 'state.json')));
+  t.equal(
+    fs.statSync(path.join(user.runtimeDir, 'tsrun')).mode & 0o7777,
+    0o1700,
+    "0700 and sticky, so XDG's clean-up keeps it (as runc's)",
+  );
   t.match(tsrunAsUser(user, ['list', '-q']).stdout, id);
   t.equal(tsrunAsUser(user, ['delete', '--force', id]).status, 0);
-  const systemd = tsrunAsUser(user, ['--systemd-cgroup', 'run', '-b', b.dir, newId()]);
-  t.equal(systemd.status, 1);
+  // $XDG_RUNTIME_DIR somewhere shared, where someone else made tsrun/ first: not taken as the user's state.
+  const shared = fs.mkdtempSync('/tmp/tsrun-xdg-shared-');
+  t.teardown(() => fs.rmSync(shared, { recursive: true, force: true }));
+  fs.chmodSync(shared, 0o1777);
+  fs.mkdirSync(path.join(shared, 'tsrun'), { mode: 0o777 });
+  fs.chmodSync(path.join(shared, 'tsrun'), 0o777);
+  const squatted = tsrunAsUser(user, ['create', '-b', b.dir, newId()], { env: { XDG_RUNTIME_DIR: shared } });
+  t.equal(squatted.status, 1);
   t.match(
-    systemd.stderr,
-    /--systemd-cgroup: this is uid \d+, not root: the user's own systemd manager is not supported yet/,
+    squatted.stderr,
+    `--root ${shared}/tsrun (the default in $XDG_RUNTIME_DIR): owned by uid 0, not this user's (uid ${user.uid}); check $XDG_RUNTIME_DIR\n`,
   );
+  t.same(fs.readdirSync(path.join(shared, 'tsrun')), [], 'nothing made there');
+  // A user's systemd manager: test/integration/rootless-systemd, in the systemd VMs.
+  if (!fs.existsSync('/run/systemd/system')) {
+    const systemd = tsrunAsUser(user, ['--systemd-cgroup', 'run', '-b', b.dir, newId()]);
+    t.equal(systemd.status, 1);
+    t.match(systemd.stderr, /--systemd-cgroup: systemd is not the init of this host/);
+  }
   const bad = tsrunAsUser(user, ['--rootless', 'maybe', 'list']);
   t.equal(bad.status, 1);
   t.match(bad.stderr, /--rootless: must be true, false or auto, not "maybe"/);
@@ -405,7 +487,9 @@ if (unified)
       // In the container's cgroup namespace, its cgroup is "/".
       const exec = inSession(['exec', live, 'grep', '^0::', '/proc/self/cgroup']);
       t.equal(exec.stdout, '0::/\n', "an exec joins the container's cgroup");
-      // From outside the subtree the user may not move it there: it stays in its caller's, with a warning.
+      // From outside the subtree the user may not move it there: it stays in its caller's, with a warning
+      // (runc's says nothing).
+      differsOnPurpose(t, 'rootless-exec-outside-cgroup');
       const outside = tsrunAsUser(user, ['exec', live, 'grep', '^0::', '/proc/self/cgroup']);
       t.equal(outside.status, 0, outside.stderr);
       t.equal(outside.stdout, '0::/../../..\n', "outside the container's cgroup: in its caller's, the root");
@@ -517,6 +601,13 @@ t.test('root with --rootless true: the device rules still apply (only a refusal 
   t.teardown(() => tsrun(bundle.root, ['delete', '--force', id]));
   const r = tsrun(bundle.root, ['--rootless', 'true', 'run', '-d', '-b', bundle.dir, id]);
   t.equal(r.status, 0, r.stderr);
+  // runc refuses a host interface to --rootless true as to a user.
+  const netdev = makeBundle(t, (c) => {
+    c.linux!.netDevices = { eth9: {} };
+  });
+  const refused = tsrun(netdev.root, ['--rootless', 'true', 'run', '-b', netdev.dir, newId()]);
+  t.equal(refused.status, 1);
+  t.match(refused.stderr, /linux\.netDevices: not for a rootless container \(--rootless true\)/);
   const open = tsrun(bundle.root, ['exec', id, 'sh', '-c', '(exec 3>/kmsg) && echo opened || echo refused']);
   t.equal(open.stdout, 'refused\n', 'a node no rule allows cannot be opened');
   t.match(open.stderr, /Operation not permitted/);

@@ -4,7 +4,8 @@
  * one (cgroup/rootless.ts), and the default --root.  No root, no kernel.
  */
 import t from 'tap';
-import { defaultStateRoot, rootlessValue } from '../../src/cli/common';
+import { defaultStateRoot, rootlessCgroups, rootlessValue } from '../../src/cli/common';
+import { inUserNamespace } from '../../src/lib/host';
 import { commonAncestor, firstRequestedResource, splitUsable } from '../../src/lib/cgroup/rootless';
 import { type IdMapHost, setgroupsDenied, writeIdMaps } from '../../src/lib/idmap';
 
@@ -104,9 +105,52 @@ t.test('the common ancestor of two cgroups, whose cgroup.procs a move between th
 });
 
 t.test("--root's default: /run/tsrun for root, $XDG_RUNTIME_DIR/tsrun for a user that has one", async (t) => {
-  t.equal(defaultStateRoot(0, { XDG_RUNTIME_DIR: '/run/user/0' }), '/run/tsrun');
-  t.equal(defaultStateRoot(1000, { XDG_RUNTIME_DIR: '/run/user/1000/' }), '/run/user/1000/tsrun');
-  t.equal(defaultStateRoot(1000, {}), '/run/tsrun', 'none: /run/tsrun, which then fails naming --root');
+  const host = () => false;
+  const userns = () => true;
+  t.equal(defaultStateRoot(0, { XDG_RUNTIME_DIR: '/run/user/0' }, host), '/run/tsrun');
+  t.equal(defaultStateRoot(1000, { XDG_RUNTIME_DIR: '/run/user/1000/' }, host), '/run/user/1000/tsrun');
+  t.equal(defaultStateRoot(1000, {}, host), '/run/tsrun', 'none: /run/tsrun, which then fails naming --root');
+  t.equal(
+    defaultStateRoot(0, { XDG_RUNTIME_DIR: '/run/user/1000', USER: 'alice' }, userns),
+    '/run/user/1000/tsrun',
+    "root in a user namespace is the user's, as runc decides",
+  );
+  t.equal(defaultStateRoot(0, { XDG_RUNTIME_DIR: '/run/user/0', USER: 'root' }, userns), '/run/tsrun');
+});
+
+t.test("in a user namespace: /proc/self/uid_map other than all ids to themselves, as runc's test", async (t) => {
+  t.equal(
+    inUserNamespace(() => '         0          0 4294967295\n'),
+    false,
+  );
+  t.equal(
+    inUserNamespace(() => '         0       1000          1\n'),
+    true,
+  );
+  t.equal(
+    inUserNamespace(() => '0 0 4294967295\n1 1 1\n'),
+    true,
+  );
+  t.equal(
+    inUserNamespace(() => {
+      throw new Error('ENOENT');
+    }),
+    false,
+    'no /proc: the host',
+  );
+});
+
+t.test('--rootless auto: a user, or root in a user namespace unless systemd places the container', async (t) => {
+  const cmd = (opts: { rootless?: string; systemdCgroup?: boolean }) =>
+    ({ optsWithGlobals: () => opts }) as unknown as Parameters<typeof rootlessCgroups>[0];
+  const host = () => false;
+  const userns = () => true;
+  t.equal(rootlessCgroups(cmd({}), 1000, host), true);
+  t.equal(rootlessCgroups(cmd({}), 0, host), false);
+  t.equal(rootlessCgroups(cmd({}), 0, userns), true, 'root in a user namespace, cgroupfs: rootless, as runc');
+  t.equal(rootlessCgroups(cmd({ systemdCgroup: true }), 0, userns), false);
+  t.equal(rootlessCgroups(cmd({ rootless: 'false' }), 1000, host), false);
+  t.equal(rootlessCgroups(cmd({ rootless: 'true' }), 0, host), true);
 });
 
 t.test('--rootless is read as runc reads it: auto in any case, empty, or a Go bool', async (t) => {

@@ -17,6 +17,7 @@ import {
   systemdVersionNumber,
 } from '../../src/lib/cgroup/systemd-units';
 import { DEFAULT_DEVICE_RULES, effectiveDeviceRules, parseDeviceRules } from '../../src/lib/cgroup/devices';
+import { userBusSocket } from '../../src/lib/cgroup/systemd';
 
 const props = (list: Array<[string, { signature: string; value: unknown }]>): Record<string, unknown> =>
   Object.fromEntries(
@@ -65,6 +66,43 @@ t.test('cgroupsPath "slice:prefix:name" names the unit and its cgroup', async (t
   t.throws(() => systemdUnitFor('/sys/fs/cgroup/x', 'x'), /is not "slice:prefix:name"/);
   t.throws(() => systemdUnitFor('system.slice:p:', 'x'), /names no unit/);
   t.throws(() => systemdUnitFor('system.slice:p:a/b', 'x'), /not a unit name systemd takes/);
+});
+
+t.test("a user's manager: user.slice by default, below the manager's own cgroup", async (t) => {
+  const user = { defaultSlice: 'user.slice', controlGroup: '/user.slice/user-1000.slice/user@1000.service' };
+  t.same(systemdUnitFor(undefined, 'c9', user), {
+    slice: 'user.slice',
+    name: 'tsrun-c9.scope',
+    cgroupPath: '/user.slice/user-1000.slice/user@1000.service/user.slice/tsrun-c9.scope',
+  });
+  t.same(
+    systemdUnitFor('app-x.slice:p:n', 'n', user).cgroupPath,
+    '/user.slice/user-1000.slice/user@1000.service/app.slice/app-x.slice/p-n.scope',
+  );
+  t.same(
+    systemdUnitFor(':p:own.slice', 'n', user).cgroupPath,
+    '/user.slice/user-1000.slice/user@1000.service/own.slice',
+  );
+});
+
+t.test("the user's session bus: DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus", async (t) => {
+  const none = () => false;
+  t.equal(userBusSocket({ DBUS_SESSION_BUS_ADDRESS: 'unix:path=/run/user/1000/bus' }, none), '/run/user/1000/bus');
+  t.equal(
+    userBusSocket({ DBUS_SESSION_BUS_ADDRESS: 'unix:abstract=/tmp/x,guid=1;unix:guid=2,path=/tmp/a%20b' }, none),
+    '/tmp/a b',
+    'the first unix:path among several, unescaped',
+  );
+  t.throws(() => userBusSocket({ DBUS_SESSION_BUS_ADDRESS: 'tcp:host=h,port=1' }, none), /has no unix:path= address/);
+  t.equal(
+    userBusSocket({ XDG_RUNTIME_DIR: '/run/user/7/' }, (p) => p === '/run/user/7/bus'),
+    '/run/user/7/bus',
+  );
+  t.throws(
+    () => userBusSocket({ XDG_RUNTIME_DIR: '/run/user/7' }, none),
+    /DBUS_SESSION_BUS_ADDRESS is not set and \/run\/user\/7\/bus does not exist/,
+  );
+  t.throws(() => userBusSocket({}, none), /XDG_RUNTIME_DIR is not set/);
 });
 
 t.test("systemd's Version as runc reads it: the leading number, a v dropped", async (t) => {

@@ -11,6 +11,7 @@ import { sleepSync } from '../sleep';
 import { callerCgroupDirs, CgroupfsV1Placement, CgroupfsV2Placement } from './cgroupfs';
 import { defaultDeviceRules, replacedDefaultDevices } from './devices';
 import { type CgroupFiles, hostFiles } from './files';
+import type { SystemdUnit } from './systemd-units';
 import {
   Cgroup,
   type CgroupManager,
@@ -72,7 +73,10 @@ function v2(placement: CgroupfsV2Placement, host: CgroupHost, replaced: readonly
 /** How the container's cgroup is placed: by tsrun in cgroupfs (runc's default), or by systemd (--systemd-cgroup). */
 export interface ManagerChoice {
   systemd: boolean;
-  /** cgroups as for an unprivileged user (--rootless): rootless.ts. */
+  /**
+   * cgroups as for an unprivileged user (--rootless): rootless.ts; with `systemd`, the caller's own systemd
+   * manager places the container (on cgroup v2 only), as runc's rootless systemd manager.
+   */
   rootless?: boolean;
 }
 
@@ -88,7 +92,7 @@ export function cgroupManagerFor(
   if (choice.systemd) {
     if (!systemdModule().systemdBooted(host.files))
       throw new TsrunError('--systemd-cgroup: systemd is not the init of this host (no /run/systemd/system)');
-    return systemdManager(config, id, hierarchies, host, replaced);
+    return systemdManager(config, id, hierarchies, host, replaced, undefined, !!choice.rootless);
   }
   const unitProperties = Object.keys(config.annotations ?? {}).filter((k) => k.startsWith(SYSTEMD_PROPERTY_ANNOTATION));
   if (unitProperties.length)
@@ -142,19 +146,38 @@ function systemdManager(
   hierarchies: Hierarchy[],
   host: CgroupHost,
   replaced: readonly string[],
-  existing?: CgroupState,
+  existing: CgroupState | undefined,
+  user: boolean,
 ): CgroupManager {
-  const { Systemd, SystemdPlacement, annotationProperties } = systemdModule();
+  const { Systemd, SystemdPlacement, annotationProperties, systemdUnitFor, userBusSocket } = systemdModule();
+  const unified = detectLayout(hierarchies) === 'unified';
+  // runc's rule: a user's manager is given a cgroup v2 subtree (Delegate=); on v1 it can place nothing.
+  if (user && !unified)
+    throw new TsrunError(
+      "--systemd-cgroup: a user's systemd manager can place containers on cgroup v2 only; this host has cgroup v1 controllers (leave --systemd-cgroup out)",
+    );
   const deviceDefaults = defaultDeviceRules(replaced);
-  const unit = SystemdPlacement.unitOf(config?.linux?.cgroupsPath, id, existing);
+  // A user's manager: found on its session bus when first asked (state and list never ask).
+  const systemd = user ? new Systemd(() => userBusSocket(process.env), true) : new Systemd();
+  let unit: SystemdUnit;
+  if (user && !existing) {
+    // Below the user manager's own cgroup (runc asks it for its ControlGroup), in user.slice by default.
+    try {
+      unit = systemdUnitFor(config?.linux?.cgroupsPath, id, {
+        defaultSlice: 'user.slice',
+        controlGroup: systemd.controlGroup(),
+      });
+    } finally {
+      systemd.close();
+    }
+  } else unit = SystemdPlacement.unitOf(config?.linux?.cgroupsPath, id, existing);
   const resources = config?.linux?.resources;
   const annotated = annotationProperties(config?.annotations);
   // The unit's path in the cgroup2 tree, or (v1 and hybrid) in every hierarchy: systemd's and the ones tsrun
   // makes (SystemdPlacement.apply).
-  const inner =
-    detectLayout(hierarchies) === 'unified'
-      ? new CgroupfsV2Placement(unifiedHierarchy(hierarchies), unit.cgroupPath, id, host.files, host.sleep, existing)
-      : new CgroupfsV1Placement(hierarchies, unit.cgroupPath, id, host.files, host.sleep, existing);
+  const inner = unified
+    ? new CgroupfsV2Placement(unifiedHierarchy(hierarchies), unit.cgroupPath, id, host.files, host.sleep, existing)
+    : new CgroupfsV1Placement(hierarchies, unit.cgroupPath, id, host.files, host.sleep, existing);
   const version = inner instanceof CgroupfsV2Placement ? 2 : 1;
   const placement = new SystemdPlacement(
     inner,
@@ -163,7 +186,7 @@ function systemdManager(
     id,
     resources,
     deviceDefaults,
-    new Systemd(),
+    systemd,
     !!existing,
     annotated,
   );
@@ -171,6 +194,10 @@ function systemdManager(
     inner instanceof CgroupfsV2Placement
       ? new V2Writer(inner.dir, host.files, host.sleep, host.attachDeviceProgram, deviceDefaults)
       : new V1Writer(inner.hierarchyDirs(), host.files, host.sleep, deviceDefaults);
+  // A user's unit is a cgroup delegated to it: what it may not do there (a device filter, an exec moved in
+  // from outside the user's subtree) is forgiven as in a cgroup an administrator delegated (rootless.ts).
+  if (user)
+    return new RootlessCgroup(placement, writer, replaced, [], () => callerCgroupDirs(hierarchies), host.mayUseCgroup);
   return new Cgroup(placement, writer, replaced);
 }
 
@@ -180,7 +207,8 @@ export function cgroupManagerFrom(
   host = realCgroupHost,
 ): CgroupManager {
   const replaced = state.replacedDefaultDevices ?? [];
-  if (state.manager === 'systemd') return systemdManager(undefined, '', hierarchies, host, replaced, state);
+  if (state.manager === 'systemd')
+    return systemdManager(undefined, '', hierarchies, host, replaced, state, !!state.userManager);
   const leftOut = state.rootless ? leftOutOf(hierarchies, state.paths) : [];
   const callerDirs = () => callerCgroupDirs(hierarchies);
   if (state.rootless && !Object.keys(state.paths).length)

@@ -278,6 +278,8 @@ export interface CgroupState {
   /** systemd: the container's unit and its slice. */
   unit?: string;
   slice?: string;
+  /** systemd: the unit is the caller's own systemd manager's (a user's, on its session bus), not the system's. */
+  userManager?: boolean;
   /** Directory of the container's cgroup in each hierarchy, keyed by hierarchy mount point. */
   paths: Record<string, string>;
   /** Default device nodes whose rules runc leaves out, as linux.devices listed them (devices.ts). */

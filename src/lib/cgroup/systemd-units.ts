@@ -54,8 +54,15 @@ export function expandSlice(slice: string, field = 'linux.cgroupsPath'): string 
  * the slice defaulting to system.slice; no cgroupsPath is ":tsrun:<id>".
  * A name ending in ".slice" is the unit itself (a slice, the prefix
  * ignored); otherwise the unit is the scope "<prefix>-<name>.scope".
+ * `manager`: a user's systemd manager (issue 20), whose units sit below
+ * its own cgroup (`controlGroup`, its ControlGroup property) and whose
+ * default slice is user.slice, as runc places them.
  */
-export function systemdUnitFor(cgroupsPath: string | undefined, id: string): SystemdUnit {
+export function systemdUnitFor(
+  cgroupsPath: string | undefined,
+  id: string,
+  manager: { defaultSlice: string; controlGroup: string } = { defaultSlice: 'system.slice', controlGroup: '' },
+): SystemdUnit {
   const field = 'linux.cgroupsPath';
   const parts = (cgroupsPath || `:tsrun:${id}`).split(':');
   if (parts.length !== 3)
@@ -63,16 +70,17 @@ export function systemdUnitFor(cgroupsPath: string | undefined, id: string): Sys
       `${field}: ${JSON.stringify(cgroupsPath)} is not "slice:prefix:name", which the systemd cgroup manager needs`,
     );
   const [sliceGiven, prefix, name] = parts;
-  const slice = sliceGiven || 'system.slice';
+  const slice = sliceGiven || manager.defaultSlice;
   const parentPath = expandSlice(slice, field);
   if (!name) throw new TsrunError(`${field}: ${JSON.stringify(cgroupsPath)} names no unit`);
   const unit = name.endsWith('.slice') ? name : prefix ? `${prefix}-${name}.scope` : `${name}.scope`;
   if (!UNIT_CHARS.test(unit) || Buffer.byteLength(unit) > 255)
     throw new TsrunError(`${field}: ${JSON.stringify(unit)} is not a unit name systemd takes`);
   // A slice unit nests by its own name; a scope sits in its parent slice.
+  const below = manager.controlGroup.replace(/\/$/, '');
   const cgroupPath = unit.endsWith('.slice')
-    ? expandSlice(unit, field)
-    : `${parentPath === '/' ? '' : parentPath}/${unit}`;
+    ? `${below}${expandSlice(unit, field)}`
+    : `${below}${parentPath === '/' ? '' : parentPath}/${unit}`;
   return { slice, name: unit, cgroupPath };
 }
 

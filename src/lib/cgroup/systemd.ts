@@ -28,7 +28,7 @@ import { type CgroupFiles } from './files';
 import { type CgroupState, type HierarchyDir, type Placement, type SubCgroups } from './manager';
 import { type CgroupTargets } from './placement';
 import { type DeviceRuleConfig, type LinuxResources, resourcesAtCreate } from './resources';
-export { annotationProperties } from './systemd-units';
+export { annotationProperties, systemdUnitFor } from './systemd-units';
 import {
   baseProperties,
   deviceProperties,
@@ -46,19 +46,53 @@ const MANAGER = { ...SYSTEMD, interface: 'org.freedesktop.systemd1.Manager' };
 /** How long a start or stop job may take (runc waits 30 s too). */
 const JOB_TIMEOUT_MS = 30_000;
 
+/**
+ * The user's session bus, where its systemd manager answers (runc finds it
+ * so): DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus.  Only a
+ * unix:path address is taken (what dbus-user-session and systemd give).
+ */
+export function userBusSocket(env: NodeJS.ProcessEnv, exists = fs.existsSync): string {
+  const address = env.DBUS_SESSION_BUS_ADDRESS;
+  if (address) {
+    for (const one of address.split(';')) {
+      const [transport, keys = ''] = one.split(/:(.*)/s);
+      if (transport !== 'unix') continue;
+      const pathKey = keys.split(',').find((k) => k.startsWith('path='));
+      if (pathKey) return decodeURIComponent(pathKey.slice('path='.length));
+    }
+    throw new TsrunError(
+      `--systemd-cgroup: DBUS_SESSION_BUS_ADDRESS ${JSON.stringify(address)} has no unix:path= address, the one kind tsrun talks to`,
+    );
+  }
+  const fallback = env.XDG_RUNTIME_DIR && `${env.XDG_RUNTIME_DIR.replace(/\/$/, '')}/bus`;
+  if (fallback && exists(fallback)) return fallback;
+  throw new TsrunError(
+    `--systemd-cgroup: no session bus to reach this user's systemd manager: DBUS_SESSION_BUS_ADDRESS is not set and ${fallback ?? '$XDG_RUNTIME_DIR/bus (XDG_RUNTIME_DIR is not set)'} does not exist (a lingering user or a login session starts it, with dbus-user-session)`,
+  );
+}
+
 /** A talk with systemd: one connection, opened when first needed, closed after each verb's step. */
 export class Systemd {
   private conn?: DBusConnection;
   private subscribed = false;
 
-  constructor(private readonly socket = SYSTEMD_PRIVATE_SOCKET) {}
+  /**
+   * `socket`: systemd's private socket (root: no message bus in between),
+   * or with `bus`, a message bus where systemd answers by its name (a
+   * user's manager, on the user's session bus).
+   */
+  constructor(
+    private readonly socket: string | (() => string) = SYSTEMD_PRIVATE_SOCKET,
+    readonly bus = false,
+  ) {}
 
   private connection(): DBusConnection {
     if (!this.conn) {
+      const socket = typeof this.socket === 'function' ? this.socket() : this.socket;
       try {
-        this.conn = DBusConnection.connect(this.socket, { bus: false, timeoutMs: JOB_TIMEOUT_MS });
+        this.conn = DBusConnection.connect(socket, { bus: this.bus, timeoutMs: JOB_TIMEOUT_MS });
       } catch (err) {
-        throw new TsrunError(`--systemd-cgroup: cannot talk to systemd at ${this.socket}: ${(err as Error).message}`);
+        throw new TsrunError(`--systemd-cgroup: cannot talk to systemd at ${socket}: ${(err as Error).message}`);
       }
     }
     return this.conn;
@@ -93,8 +127,20 @@ export class Systemd {
    * unit itself.
    */
   job(member: 'StartTransientUnit' | 'StopUnit', signature: string, body: DBusValue[]): string {
-    // Subscribed first, so the job's end cannot pass before we listen.
-    if (!this.subscribed) this.call('Subscribe', '', []);
+    // Subscribed first, so the job's end cannot pass before we listen.  A bus passes a signal on only to
+    // those who asked for it (AddMatch); a peer socket sends every one to its subscribers.
+    if (!this.subscribed) {
+      if (this.bus)
+        this.connection().call({
+          destination: 'org.freedesktop.DBus',
+          path: '/org/freedesktop/DBus',
+          interface: 'org.freedesktop.DBus',
+          member: 'AddMatch',
+          signature: 's',
+          body: [`type='signal',sender='${SYSTEMD.destination}',interface='${MANAGER.interface}',member='JobRemoved'`],
+        });
+      this.call('Subscribe', '', []);
+    }
     this.subscribed = true;
     const job = this.call(member, signature, body).body[0] as string;
     const deadline = Date.now() + JOB_TIMEOUT_MS;
@@ -112,6 +158,11 @@ export class Systemd {
       // Asked within what is left of the job's time, so the whole wait stays within JOB_TIMEOUT_MS.
       if (!this.exists(job, 'org.freedesktop.systemd1.Job', Math.max(1, deadline - Date.now()))) return 'vanished';
     }
+  }
+
+  /** The manager's own cgroup (a user's: "/user.slice/user-1000.slice/user@1000.service"). */
+  controlGroup(): string {
+    return String(this.property(SYSTEMD.path, MANAGER.interface, 'ControlGroup'));
   }
 
   /** One property of the object at `path`. */
@@ -220,7 +271,13 @@ export class SystemdPlacement implements Placement {
   }
 
   describe(): CgroupState {
-    return { ...this.inner.describe(), manager: 'systemd', unit: this.unit.name, slice: this.unit.slice };
+    return {
+      ...this.inner.describe(),
+      manager: 'systemd',
+      unit: this.unit.name,
+      slice: this.unit.slice,
+      ...(this.systemd.bus ? { userManager: true } : {}),
+    };
   }
 
   /** Nothing to make before a process exists: systemd makes a scope with its first process (apply). */
