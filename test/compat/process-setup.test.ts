@@ -272,7 +272,8 @@ t.test('a user namespace: a bind source under a directory its root cannot traver
 });
 
 t.test('a user namespace: root and another user reopen their stdio pipes (run and exec), as under runc', async (t) => {
-  for (const user of [0, 1000]) {
+  /** A bundle with a user namespace of its own (0 -> 100000), its process run as `user`. */
+  const usernsBundle = (user: number, script: string) => {
     const bundle = makeBundle(
       t,
       (c) => {
@@ -281,24 +282,27 @@ t.test('a user namespace: root and another user reopen their stdio pipes (run an
         c.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
         c.process!.user = { uid: user, gid: user };
       },
-      ['/bin/sh', '-c', 'echo through-dev-stdout > /dev/stdout; sleep 1000'],
+      ['/bin/sh', '-c', script],
     );
     spawnSync('chown', ['-R', '100000:100000', bundle.rootfs]);
     fs.chmodSync(bundle.dir, 0o755);
+    return bundle;
+  };
+  /** A shell command line for each runtime, run through sh: the results by runtime name. */
+  const underEach = (command: (rt: (typeof RUNTIMES)[number]) => string) =>
+    Object.fromEntries(RUNTIMES.map((rt) => [rt.name, runCommand(['/bin/sh', '-c', command(rt)])]));
+  for (const user of [0, 1000]) {
+    // A detached container, then an exec whose output is piped (tsrun's pipes, runc's).
+    const bundle = usernsBundle(user, 'sleep 1000');
     const id = uniqueId('usernsstdio');
     cleanupBoth(t, bundle, id);
-    // run in the foreground, its output piped (tsrun's pipes, runc's), killed once it has spoken.
-    const r = Object.fromEntries(
-      RUNTIMES.map((rt) => [
-        rt.name,
-        runCommand([
-          '/bin/sh',
-          '-c',
-          `${rt.bin} --root ${bundle.root}-${rt.name} run -d -b ${bundle.dir} ${idFor(rt, id)} </dev/null >/dev/null 2>&1; ` +
-            `${rt.bin} --root ${bundle.root}-${rt.name} exec ${idFor(rt, id)} /bin/sh -c 'echo exec > /dev/stdout; echo err > /dev/stderr' 2>&1 | cat`,
-        ]),
-      ]),
-    );
+    const r = underEach((rt) => {
+      const root = `--root ${bundle.root}-${rt.name}`;
+      return (
+        `${rt.bin} ${root} run -d -b ${bundle.dir} ${idFor(rt, id)} </dev/null >/dev/null 2>&1; ` +
+        `${rt.bin} ${root} exec ${idFor(rt, id)} /bin/sh -c 'echo exec > /dev/stdout; echo err > /dev/stderr' 2>&1 | cat`
+      );
+    });
     // Two pipes copied apart: their lines may come in either order.
     const lines = (out: string) => out.split('\n').filter(Boolean).sort();
     t.same(lines(r.tsrun.stdout), lines(r.reference.stdout), `uid ${user}, exec: as the reference: ${r.tsrun.stdout}`);
@@ -306,30 +310,11 @@ t.test('a user namespace: root and another user reopen their stdio pipes (run an
     t.same(lines(r.tsrun.stdout), ['err', 'exec'], `uid ${user}: exec reopens its pipes`);
     for (const rt of RUNTIMES)
       runCommand([rt.bin, '--root', `${bundle.root}-${rt.name}`, 'delete', '--force', idFor(rt, id)]);
-    const fg = makeBundle(
-      t,
-      (c) => {
-        c.linux!.namespaces!.push({ type: 'user' });
-        c.linux!.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
-        c.linux!.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
-        c.process!.user = { uid: user, gid: user };
-      },
-      ['/bin/sh', '-c', 'echo through-dev-stdout > /dev/stdout'],
-    );
-    spawnSync('chown', ['-R', '100000:100000', fg.rootfs]);
-    fs.chmodSync(fg.dir, 0o755);
+    // run in the foreground, its output piped.
+    const fg = usernsBundle(user, 'echo through-dev-stdout > /dev/stdout');
     const fid = uniqueId('usernsfg');
     cleanupBoth(t, fg, fid);
-    const f = Object.fromEntries(
-      RUNTIMES.map((rt) => [
-        rt.name,
-        runCommand([
-          '/bin/sh',
-          '-c',
-          `${rt.bin} --root ${fg.root}-${rt.name} run -b ${fg.dir} ${idFor(rt, fid)} | cat`,
-        ]),
-      ]),
-    );
+    const f = underEach((rt) => `${rt.bin} --root ${fg.root}-${rt.name} run -b ${fg.dir} ${idFor(rt, fid)} | cat`);
     t.same(seen(f.tsrun), seen(f.reference), `uid ${user}, run: as the reference: ${f.tsrun.stderr}`);
     t.equal(f.tsrun.stdout, 'through-dev-stdout\n', `uid ${user}: run reopens its pipe`);
   }
