@@ -31,7 +31,9 @@ export function storeOf(cmd: Command): StateStore {
   if (given !== undefined) return new StateStore(given);
   const root = defaultStateRoot();
   // Anything but /run/tsrun is the user's default, from $XDG_RUNTIME_DIR.
-  return new StateStore(root, root !== '/run/tsrun');
+  const store = new StateStore(root, root !== '/run/tsrun');
+  store.refuseForeignRoot();
+  return store;
 }
 
 /**
@@ -48,8 +50,9 @@ export function defaultStateRoot(
   inUserns: () => boolean = inUserNamespace,
 ): string {
   const runtimeDir = env.XDG_RUNTIME_DIR;
-  const user = euid !== 0 || (inUserns() && env.USER !== 'root');
-  return user && runtimeDir ? `${runtimeDir.replace(/\/+$/, '')}/tsrun` : '/run/tsrun';
+  // /proc/self/uid_map is read only where it can matter: not on an engine's call as root without XDG_RUNTIME_DIR.
+  if (!runtimeDir || (euid === 0 && (env.USER === 'root' || !inUserns()))) return '/run/tsrun';
+  return `${runtimeDir.replace(/\/+$/, '')}/tsrun`;
 }
 
 /**

@@ -7,6 +7,7 @@
 import fs = require('fs');
 import { type SubCgroups } from './cgroup/manager';
 import { type IDMapping, type Process } from './config';
+import { inUserNamespace } from './host';
 import { hostIdOf, parseIdMap } from './idmap';
 import { waitAttached, writePidFile } from './process-io';
 import { StdioPipes } from './stdio-pipes';
@@ -233,16 +234,16 @@ async function execLocked(
  */
 function giveToContainerRoot(pipes: StdioPipes, initPid: number): void {
   if (process.geteuid?.() !== 0) return;
+  const read = (file: string) => fs.readFileSync(`/proc/${initPid}/${file}`, 'utf8');
+  if (!inUserNamespace(() => read('uid_map'))) return; // the host's user namespace (or the init is gone: the launch says so)
   let uidMap: IDMapping[];
   let gidMap: IDMapping[];
   try {
-    uidMap = parseIdMap(fs.readFileSync(`/proc/${initPid}/uid_map`, 'utf8'));
-    gidMap = parseIdMap(fs.readFileSync(`/proc/${initPid}/gid_map`, 'utf8'));
+    uidMap = parseIdMap(read('uid_map'));
+    gidMap = parseIdMap(read('gid_map'));
   } catch {
-    return; // the init is gone: the launch says so
+    return; // gone meanwhile
   }
-  const identity = (m: IDMapping[]) => m.length === 1 && m[0].containerID === 0 && m[0].hostID === 0;
-  if (identity(uidMap)) return; // the host's user namespace
   const uid = hostIdOf(uidMap, 0);
   const gid = hostIdOf(gidMap, 0);
   if (uid !== undefined && gid !== undefined) pipes.giveTo(uid, gid);

@@ -199,20 +199,35 @@ export class StateStore {
 
   /** The user's default root: its own directory, 0700 and sticky, or a one-line refusal. */
   private keepUserRoot(): void {
-    const what = `--root ${this.root} (the default in $XDG_RUNTIME_DIR)`;
-    const st = fs.lstatSync(this.root);
-    const euid = process.geteuid?.() ?? 0;
-    if (!st.isDirectory() || st.uid !== euid)
-      throw new TsrunError(
-        `${what}: ${st.isDirectory() ? `owned by uid ${st.uid}` : 'not a directory'}, not this user's (uid ${euid}); check $XDG_RUNTIME_DIR`,
-      );
+    const st = this.refuseForeignRoot()!;
     if ((st.mode & 0o7777) !== 0o1700) {
       try {
         fs.chmodSync(this.root, 0o1700);
       } catch (err) {
-        throw new TsrunError(describeFsError(err, what));
+        throw new TsrunError(describeFsError(err, `--root ${this.root} (the default in $XDG_RUNTIME_DIR)`));
       }
     }
+  }
+
+  /**
+   * The user's default root, if it exists, is its own directory, for every
+   * verb: state someone else planted there is never read or acted on.
+   * Its stat; undefined when there is none (yet), or it is not the default.
+   */
+  refuseForeignRoot(): fs.Stats | undefined {
+    if (!this.userDefault) return undefined;
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(this.root);
+    } catch {
+      return undefined;
+    }
+    const euid = process.geteuid?.() ?? 0;
+    if (!st.isDirectory() || st.uid !== euid)
+      throw new TsrunError(
+        `--root ${this.root} (the default in $XDG_RUNTIME_DIR): ${st.isDirectory() ? `owned by uid ${st.uid}` : 'not a directory'}, not this user's (uid ${euid}); check $XDG_RUNTIME_DIR`,
+      );
+    return st;
   }
 
   /** Remove a state dir that holds no state.json and that no live tsrun holds locked; true if it is gone. */

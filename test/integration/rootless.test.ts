@@ -325,6 +325,10 @@ t.test('--root is $XDG_RUNTIME_DIR/tsrun for a user; --rootless takes true, fals
     `--root ${shared}/tsrun (the default in $XDG_RUNTIME_DIR): owned by uid 0, not this user's (uid ${user.uid}); check $XDG_RUNTIME_DIR\n`,
   );
   t.same(fs.readdirSync(path.join(shared, 'tsrun')), [], 'nothing made there');
+  // Nor is state planted there read, by any verb.
+  const listed = tsrunAsUser(user, ['list'], { env: { XDG_RUNTIME_DIR: shared } });
+  t.equal(listed.status, 1);
+  t.match(listed.stderr, /\(the default in \$XDG_RUNTIME_DIR\): owned by uid 0, not this user's/);
   // A user's systemd manager: test/integration/rootless-systemd, in the systemd VMs.
   if (!fs.existsSync('/run/systemd/system')) {
     const systemd = tsrunAsUser(user, ['--systemd-cgroup', 'run', '-b', b.dir, newId()]);

@@ -197,7 +197,15 @@ function systemdManager(
   // A user's unit is a cgroup delegated to it: what it may not do there (a device filter, an exec moved in
   // from outside the user's subtree) is forgiven as in a cgroup an administrator delegated (rootless.ts).
   if (user)
-    return new RootlessCgroup(placement, writer, replaced, [], () => callerCgroupDirs(hierarchies), host.mayUseCgroup);
+    return new RootlessCgroup(
+      placement,
+      writer,
+      replaced,
+      [],
+      () => callerCgroupDirs(hierarchies),
+      host.mayUseCgroup,
+      !!existing,
+    );
   return new Cgroup(placement, writer, replaced);
 }
 
@@ -222,6 +230,6 @@ export function cgroupManagerFrom(
         )
       : v1(new CgroupfsV1Placement(hierarchies, undefined, '', host.files, host.sleep, state), host, replaced);
   return state.rootless
-    ? new RootlessCgroup(inner.placement, inner.writer, replaced, leftOut, callerDirs, host.mayUseCgroup)
+    ? new RootlessCgroup(inner.placement, inner.writer, replaced, leftOut, callerDirs, host.mayUseCgroup, true)
     : inner;
 }

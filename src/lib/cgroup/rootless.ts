@@ -189,6 +189,8 @@ export class RootlessCgroup extends Cgroup {
     /** Where the caller is, by mount point: read once, when first asked. */
     callerDirs: () => Record<string, string>,
     private readonly mayUse: MayUseCgroup,
+    /** Rebuilt from state.json: its cgroups exist, and a move refused is a process joining from outside. */
+    private readonly recorded = false,
   ) {
     super(placement, writer, replaced);
     let dirs: Record<string, string> | undefined;
@@ -229,12 +231,17 @@ export class RootlessCgroup extends Cgroup {
     return { joins, cloneInto };
   }
 
-  /** The parent's move (an exec into a paused container): where the user may not, the same as targets(). */
+  /**
+   * The parent's move into a recorded container (an exec while it is
+   * paused): where the user may not, the same as targets().  At create it
+   * is the container's own placement (a user's systemd unit starting),
+   * whose failure stays an error.
+   */
   apply(pid: number, sub?: SubCgroups): void {
     try {
       super.apply(pid, sub);
     } catch (err) {
-      if (!/permission denied|not permitted/i.test((err as Error).message)) throw err;
+      if (!this.recorded || !/permission denied|not permitted/i.test((err as Error).message)) throw err;
       warn(staysOut([(err as Error).message]));
     }
   }
