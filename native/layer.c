@@ -50,6 +50,9 @@ enum layer_kind {
 	KIND_FIFO = 6,
 	KIND_WHITEOUT = 7, /* name: the path to hide, as an overlay whiteout */
 	KIND_OPAQUE = 8,   /* name: the directory to mark opaque */
+	/* The same for an overlay mounted with userxattr (a user's store, made
+	 * in a user namespace, where trusted.* cannot be set). */
+	KIND_OPAQUE_USER = 9,
 };
 
 struct entry {
@@ -235,11 +238,12 @@ static napi_value layer_entry(napi_env env, napi_callback_info info)
 	int fd = -1, err = 0;
 	const char *what = "";
 
-	if (e.kind == KIND_OPAQUE) {
+	if (e.kind == KIND_OPAQUE || e.kind == KIND_OPAQUE_USER) {
+		const char *key = e.kind == KIND_OPAQUE ? "trusted.overlay.opaque" : "user.overlay.opaque";
 		int dir = openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (dir < 0 && errno == ENOENT && mkdirat(parent, base, 0755) == 0)
 			dir = openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (dir < 0 || fsetxattr(dir, "trusted.overlay.opaque", "y", 1, 0) < 0)
+		if (dir < 0 || fsetxattr(dir, key, "y", 1, 0) < 0)
 			err = errno, what = "mark the directory opaque";
 		if (dir >= 0)
 			close(dir);
@@ -415,7 +419,12 @@ static napi_value layer_open_root(napi_env env, napi_callback_info info)
 	return out;
 }
 
-/* layerIsOpaque(dir) -> whether an unpacked directory carries trusted.overlay.opaque=y. */
+/*
+ * layerIsOpaque(dir) -> whether an unpacked directory is marked opaque:
+ * trusted.overlay.opaque=y (root's store), or user.overlay.opaque=y (a
+ * user's, mounted with userxattr).  A layer never sets either itself
+ * (unpack.ts drops both), so whichever is there was written by tsrun.
+ */
 static napi_value layer_is_opaque(napi_env env, napi_callback_info info)
 {
 	size_t argc = 1, len;
@@ -425,6 +434,8 @@ static napi_value layer_is_opaque(napi_env env, napi_callback_info info)
 	if (argc < 1 || napi_get_value_string_utf8(env, arg, path, sizeof(path), &len) != napi_ok)
 		return throw_entry(env, EINVAL, "bad arguments", "layerIsOpaque");
 	ssize_t n = lgetxattr(path, "trusted.overlay.opaque", value, sizeof(value));
+	if (n != 1)
+		n = lgetxattr(path, "user.overlay.opaque", value, sizeof(value));
 	napi_get_boolean(env, n == 1 && value[0] == 'y', &out);
 	return out;
 }

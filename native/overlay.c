@@ -1,11 +1,14 @@
 /*
  * An image's overlay rootfs as a detached mount, for src/lib/image/rootfs.ts.
  *
- *   overlayOpen(source, lowers, upper, work, staging, legacy) -> mount fd
+ *   overlayOpen(source, lowers, upper, work, staging, legacy, userxattr) -> mount fd
  *       lowers: the layer directories, topmost first (overlayfs's order)
  *       staging: an empty directory only root can reach (the legacy path
  *                mounts there for an instant)
  *       legacy: use mount(2) even where "lowerdir+" exists (tests cover both)
+ *       userxattr: a user's store, mounted in a user namespace: overlayfs
+ *                keeps its own attributes in user.overlay.* (trusted.*
+ *                needs CAP_SYS_ADMIN in the host's namespace)
  *
  * The overlay is never attached in the host's mount namespace: the fd goes
  * to tsrun-init, which attaches it at the rootfs path only inside the
@@ -56,6 +59,7 @@
 #include "addon.h"
 
 #ifndef FSCONFIG_SET_STRING
+#define FSCONFIG_SET_FLAG   0
 #define FSCONFIG_SET_STRING 1
 #define FSCONFIG_CMD_CREATE 6
 #endif
@@ -82,6 +86,7 @@ struct overlay_args {
 	char staging[PATH_CAP], source[256], upper[PATH_CAP], work[PATH_CAP];
 	char lowers[MAX_LAYERS][PATH_CAP];
 	uint32_t nlowers;
+	bool userxattr;
 };
 
 static int fail(char *msg, size_t size, int err, const char *fmt, const char *what)
@@ -183,6 +188,10 @@ static int mount_new_api(const struct overlay_args *a, int *mnt, char *msg, size
 		err = errno, step = "index=off";
 		goto out;
 	}
+	if (a->userxattr && syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0) {
+		err = errno, step = "userxattr";
+		goto out;
+	}
 	if (syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
 		err = errno, step = "create";
 		goto out;
@@ -222,8 +231,8 @@ static int mount_legacy(const struct overlay_args *a, int *mnt, char *msg, size_
 		used += (size_t)snprintf(data + used, sizeof(data) - used, "%s/proc/self/fd/%d",
 					 opened ? ":" : "", fds[opened]);
 	}
-	used += (size_t)snprintf(data + used, sizeof(data) - used, ",upperdir=%s,workdir=%s,index=off",
-				 a->upper, a->work);
+	used += (size_t)snprintf(data + used, sizeof(data) - used, ",upperdir=%s,workdir=%s,index=off%s",
+				 a->upper, a->work, a->userxattr ? ",userxattr" : "");
 	if (used >= 4096) {
 		err = fail(msg, size, E2BIG, "overlay: %s",
 			   "the layers' options do not fit in one page on this kernel (before Linux 6.8); "
@@ -255,14 +264,15 @@ out:
 static napi_value overlay_open(napi_env env, napi_callback_info info)
 {
 	static struct overlay_args a; /* large; the addon runs on Node's main thread only */
-	size_t argc = 6, len;
-	napi_value args[6];
+	size_t argc = 7, len;
+	napi_value args[7];
 	bool legacy = false;
 	char msg[PATH_CAP + 1200];
 	memset(&a, 0, sizeof(a));
 	napi_get_cb_info(env, info, &argc, args, NULL, NULL);
 	bool is_array = false;
-	if (argc < 6 || napi_get_value_bool(env, args[5], &legacy) != napi_ok ||
+	if (argc < 7 || napi_get_value_bool(env, args[5], &legacy) != napi_ok ||
+	    napi_get_value_bool(env, args[6], &a.userxattr) != napi_ok ||
 	    napi_is_array(env, args[1], &is_array) != napi_ok || !is_array ||
 	    napi_get_value_string_utf8(env, args[0], a.source, sizeof(a.source), &len) != napi_ok ||
 	    napi_get_value_string_utf8(env, args[2], a.upper, sizeof(a.upper), &len) != napi_ok ||

@@ -238,7 +238,9 @@ export function cgroupKnobs(pid: number): {
     },
     pidsMax: () => read('pids', 'pids.max'),
     frozen: () =>
-      v2('freezer') ? /^frozen 1$/m.test(read('freezer', 'cgroup.events')) : read('freezer', 'freezer.state') === 'FROZEN',
+      v2('freezer')
+        ? /^frozen 1$/m.test(read('freezer', 'cgroup.events'))
+        : read('freezer', 'freezer.state') === 'FROZEN',
   };
 }
 

@@ -1,7 +1,7 @@
 import { Command } from './args';
 import { writeBundle } from '../lib/image/bundle';
 import { ImageStore } from '../lib/image/store';
-import { imageStoreDir, overridesOf, verb, withImageOptions } from './common';
+import { imageStoreDir, inUserStoreNamespace, overridesOf, verb, withImageOptions } from './common';
 
 /** `tsrun bundle REF DIR [-- CMD...]`: a bundle whose config comes from the image; create mounts its rootfs. */
 export function bundleCommand(): Command {
@@ -16,6 +16,9 @@ export function bundleCommand(): Command {
       .option('--copy', "write the image's tree into DIR/rootfs, a plain bundle any runtime runs (as umoci unpack)"),
   ).action(
     verb('bundle', function (this: Command, ref: string, dir: string, command: string[]) {
+      // A user's copy gets the files' owners of its store: it is made in the store's namespace.
+      const elsewhere = this.opts().copy ? inUserStoreNamespace(this, 'bundle --copy') : undefined;
+      if (elsewhere !== undefined) return elsewhere;
       writeBundle(new ImageStore(imageStoreDir(this)), ref, dir, overridesOf(this, command), !!this.opts().copy);
     }),
   );

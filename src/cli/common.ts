@@ -5,6 +5,7 @@
  */
 import { type Command } from './args';
 import fs = require('fs');
+import path = require('path');
 import type { CreateOptions } from '../lib/container';
 import type { BundleOverrides } from '../lib/image/convert';
 import { errorLine, TsrunError } from '../lib/errors';
@@ -93,17 +94,31 @@ export function rootlessValue(text: string): 'true' | 'false' | 'auto' | undefin
 /** The flag, as every command that reads the image store takes it (and tsrun and tsrun image before their verbs). */
 export const STORE_FLAG: [string, string] = [
   '--store <dir>',
-  'the image store (default: $TSRUN_STORE, or /var/lib/tsrun)',
+  "the image store (default: $TSRUN_STORE, or /var/lib/tsrun; a user's: $XDG_DATA_HOME/tsrun)",
 ];
 
 /**
  * The image store's directory: --store where it is given (after the verb,
  * after `image`, or before the verb, the nearest winning), then
- * $TSRUN_STORE, then /var/lib/tsrun.
+ * $TSRUN_STORE, then /var/lib/tsrun for root and $XDG_DATA_HOME/tsrun
+ * (~/.local/share/tsrun) for a user (src/lib/image/user-store.ts).
  */
 export function imageStoreDir(cmd: Command): string {
-  const { DEFAULT_STORE } = require('../lib/image/store') as typeof import('../lib/image/store');
-  return (cmd.optsWithGlobals().store as string | undefined) || process.env.TSRUN_STORE || DEFAULT_STORE;
+  const { defaultStoreDir } = require('../lib/image/store') as typeof import('../lib/image/store');
+  return (cmd.optsWithGlobals().store as string | undefined) || process.env.TSRUN_STORE || defaultStoreDir();
+}
+
+/**
+ * A user's command that writes its store's trees (import, bundle --copy)
+ * runs whole in the store's namespace (src/lib/image/user-store.ts): its
+ * exit status, or undefined for root (and in that namespace), which runs
+ * it here.
+ */
+export function inUserStoreNamespace(cmd: Command, what: string): number | undefined {
+  if (process.geteuid?.() === 0) return undefined;
+  const { runInStoreNamespace } =
+    require('../lib/image/store-namespace') as typeof import('../lib/image/store-namespace');
+  return runInStoreNamespace(path.resolve(imageStoreDir(cmd)), process.argv.slice(2), what);
 }
 
 export function out(text: string): void {

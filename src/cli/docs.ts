@@ -161,7 +161,7 @@ function manPage(title: string, c: CommandInfo, see: string[], version: string):
       '.SH ENVIRONMENT',
       '.TP',
       '.B TSRUN_STORE',
-      'the image store when no \\fB\\-\\-store\\fR is given (default /var/lib/tsrun).',
+      'the image store when no \\fB\\-\\-store\\fR is given (default /var/lib/tsrun; for a user other than root, $XDG_DATA_HOME/tsrun, else ~/.local/share/tsrun).',
     );
   }
   out.push('.SH SEE ALSO', see.map((s) => `.BR ${s} (1)`).join(',\n'));

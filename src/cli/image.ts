@@ -2,7 +2,7 @@ import { Command } from './args';
 import { TsrunError } from '../lib/errors';
 import type * as ImageImport from '../lib/image/import';
 import { ImageStore, isUnnamed, repositoryOfKey } from '../lib/image/store';
-import { collect, imageStoreDir, out, STORE_FLAG, verb } from './common';
+import { collect, imageStoreDir, inUserStoreNamespace, out, STORE_FLAG, verb } from './common';
 import { progressBar } from './progress';
 
 /** The importer (tar-stream, zlib) loads only for `image import`, not at every tsrun start. */
@@ -30,6 +30,8 @@ export function imageCommand(): Command {
         verb(
           'image import',
           async function (this: Command, input: string) {
+            const elsewhere = inUserStoreNamespace(this, 'image import');
+            if (elsewhere !== undefined) return elsewhere;
             const bar = progressBar();
             try {
               // "-": the archive on stdin (a pipe from docker save, say).

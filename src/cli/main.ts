@@ -94,7 +94,7 @@ function program(argv: string[]): Command {
     .option('--rootless <value>', 'cgroups as for an unprivileged user: true, false or auto (any user but root)')
     .option(
       '--store <dir>',
-      'the image store, for image, bundle and --image (default: $TSRUN_STORE, or /var/lib/tsrun)',
+      "the image store, for image, bundle and --image (default: $TSRUN_STORE, or /var/lib/tsrun; a user's: $XDG_DATA_HOME/tsrun)",
     )
     .version(versionText, '-v, --version', 'print the version')
     // Global flags come before the verb, as with runc (args.ts); verbs may
@@ -125,6 +125,11 @@ export function fullProgram(): Command {
  */
 export async function main(argv: string[], entered?: number): Promise<void> {
   const started = performance.now();
+  if (argv[0] === 'store-helper') {
+    // What a user's tsrun runs in its image store's namespace (store-helper.ts); no verb of the CLI.
+    process.exitCode = (require('./store-helper') as typeof import('./store-helper')).storeHelper(argv.slice(1));
+    return;
+  }
   try {
     await program(argv).parseAsync(argv, { from: 'user' });
     const loading =

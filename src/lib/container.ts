@@ -14,7 +14,7 @@ import { type Config, type IDMapping, parseConfig } from './config';
 import { crashPoint } from './crash';
 import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
-import { mountIdsAt, topMountId } from './host';
+import { mountIdsAt, passwdName, topMountId } from './host';
 import { debug, warn } from './log';
 import { StdioPipes } from './stdio-pipes';
 import { checkLsmRequests } from './lsm';
@@ -32,7 +32,7 @@ import { type Platform, realPlatform } from './platform';
 import { Rollback } from './rollback';
 import { imageBundleConfig } from './image/bundle';
 import type { BundleOverrides } from './image/convert';
-import { imageOfConfig, openImageRootfs, releaseImageRootfs } from './image/rootfs';
+import { checkImageStoreFor, imageOfConfig, openImageRootfs, releaseImageRootfs } from './image/rootfs';
 import { ImageStore } from './image/store';
 import { loadableSeccomp, normalizeSeccomp, type SeccompFilter, sendSeccompListener } from './seccomp';
 import { encodePlan, Op } from './plan-format';
@@ -302,22 +302,10 @@ function checkUserConfig(config: Config, euid: number, egid: number): void {
     );
 }
 
-/**
- * Who creates the container, as runc's list names it: the host's
- * /etc/passwd entry of our uid, else "#UID".  Read here, not through
- * os.userInfo(), which Bun's executable answers "unknown".
- */
+/** Who creates the container, as runc's list names it: the host's /etc/passwd entry of our uid, else "#UID". */
 function ownerName(): string {
   const uid = process.getuid?.() ?? 0;
-  try {
-    for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const fields = line.split(':');
-      if (fields.length > 2 && fields[2] !== '' && Number(fields[2]) === uid) return fields[0];
-    }
-  } catch {
-    // no passwd: the number
-  }
-  return `#${uid}`;
+  return passwdName(uid) ?? `#${uid}`;
 }
 
 /** What create decides before anything is made: stage 1 of create. */
@@ -354,6 +342,7 @@ function compileContainer(
       `linux.netDevices: not for a rootless container (${platform.euid() !== 0 ? `this is uid ${platform.euid()}` : '--rootless true'}): moving a host interface needs root, as runc says`,
     );
   const image = imageOfConfig(config);
+  if (image) checkImageStoreFor(config, image, platform.euid());
   checkLsmRequests({
     apparmor: { 'process.apparmorProfile': config.process?.apparmorProfile },
     selinux: { 'process.selinuxLabel': config.process?.selinuxLabel, 'linux.mountLabel': config.linux?.mountLabel },

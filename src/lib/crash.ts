@@ -18,6 +18,7 @@ export type CrashStep =
   | 'start:released'
   | 'exec:cloned'
   | 'exec:launched'
+  | 'image:cloned'
   | 'delete:killed'
   | 'delete:cgroups';
 

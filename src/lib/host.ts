@@ -67,6 +67,22 @@ export function inUserNamespace(uidMap = (): string => fs.readFileSync('/proc/se
   }
 }
 
+/**
+ * The host's /etc/passwd name of `uid`, or undefined.  Read here, not
+ * through os.userInfo(), which Bun's executable answers "unknown".
+ */
+export function passwdName(uid: number): string | undefined {
+  try {
+    for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const fields = line.split(':');
+      if (fields.length > 2 && fields[2] !== '' && Number(fields[2]) === uid) return fields[0];
+    }
+  } catch {
+    // no passwd: no name
+  }
+  return undefined;
+}
+
 export const realHost: HostView = {
   inUserNamespace: () => inUserNamespace(),
   kindOf(hostPath: string) {

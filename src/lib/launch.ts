@@ -16,7 +16,7 @@ import { type ChildFailure, type ChildMessage, Sync } from './sync';
 
 export interface LaunchOptions {
   /** Which verb launches: names its crash steps (crash.ts). */
-  verb: 'create' | 'exec';
+  verb: 'create' | 'exec' | 'image';
   plan: Buffer;
   fifoFd: number;
   consoleFd: number;

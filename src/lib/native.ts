@@ -90,8 +90,17 @@ export interface NativeAddon {
   /**
    * An overlay of `lowers` (topmost first) as a detached mount, never attached on the host: its fd.
    * `staging`: an empty root-only directory the legacy path (mount(2), forced by `legacy`) uses for an instant.
+   * `userxattr`: a user's store, mounted in its user namespace (overlayfs's attributes in user.overlay.*).
    */
-  overlayOpen(source: string, lowers: string[], upper: string, work: string, staging: string, legacy: boolean): number;
+  overlayOpen(
+    source: string,
+    lowers: string[],
+    upper: string,
+    work: string,
+    staging: string,
+    legacy: boolean,
+    userxattr: boolean,
+  ): number;
   /** Remove a tree without following a symlink or entering a mount point, whatever changes in it meanwhile (native/remove.c). */
   removeTree(path: string): void;
   /**

@@ -906,3 +906,20 @@ export function compileExecPlan(process: Process, ns: InitNamespaces, opts: Exec
   ops.push(op(Op.EXEC));
   return ops;
 }
+
+/**
+ * A user's store namespace (image/user-store.ts): a new user namespace,
+ * whose maps the parent writes, and a mount namespace of its own; then
+ * `args` run as its root, with every capability it has there.
+ */
+export function compileStoreNamespacePlan(args: string[], env: string[], cwd: string): PlanOp[] {
+  const ops: PlanOp[] = [
+    op(Op.UNSHARE_USER),
+    op(Op.BECOME_ROOT),
+    op(Op.UNSHARE, { flags: BigInt(CLONE_FLAGS.mount) }),
+    op(Op.CLONE_INIT, { cgroupDir: '' }),
+  ];
+  compileProcess({ args, env, cwd, user: { uid: 0, gid: 0 }, terminal: false }, ops, { isInit: false });
+  ops.push(op(Op.EXEC));
+  return ops;
+}

@@ -244,3 +244,37 @@ t.test("image ls: docker's human durations and sizes", async (t) => {
   t.equal(humanSize(4_260_000), '4.26MB');
   t.equal(humanSize(1_500_000_000), '1.5GB');
 });
+
+t.test("a user's image: a user namespace with its store's map, and no resources (as spec --rootless)", async (t) => {
+  const maps = {
+    uidMappings: [
+      { containerID: 0, hostID: 1000, size: 1 },
+      { containerID: 1, hostID: 100000, size: 65536 },
+    ],
+    gidMappings: [
+      { containerID: 0, hostID: 1000, size: 1 },
+      { containerID: 1, hostID: 100000, size: 65536 },
+    ],
+  };
+  const c = convertImageConfig(
+    { config: { Cmd: ['sh'] } },
+    SOURCE,
+    FILES,
+    {},
+    { cgroupNamespace: false, userStore: maps },
+  );
+  t.same(
+    c.linux!.namespaces!.map((n) => n.type),
+    ['pid', 'network', 'ipc', 'uts', 'mount', 'user'],
+    'its own network namespace stays (the user namespace owns it)',
+  );
+  t.same(c.linux!.uidMappings, maps.uidMappings);
+  t.same(c.linux!.gidMappings, maps.gidMappings);
+  t.equal(c.linux!.resources, undefined);
+  t.ok(parseConfig(JSON.stringify(c)), 'a valid config');
+  const root = convertImageConfig({ config: { Cmd: ['sh'] } }, SOURCE, FILES);
+  t.notOk(
+    root.linux!.namespaces!.some((n) => n.type === 'user'),
+    "root's has none",
+  );
+});

@@ -8,6 +8,11 @@ import { defaultStateRoot, rootlessCgroups, rootlessValue } from '../../src/cli/
 import { inUserNamespace } from '../../src/lib/host';
 import { commonAncestor, firstRequestedResource, splitUsable } from '../../src/lib/cgroup/rootless';
 import { type IdMapHost, setgroupsDenied, writeIdMaps } from '../../src/lib/idmap';
+import { storeMapOf, subordinateRanges } from '../../src/lib/image/user-store';
+import { EntryKind, forUserStore, type LayerEntry } from '../../src/lib/image/unpack';
+import { compileStoreNamespacePlan } from '../../src/lib/plan';
+import { Op, opsOf } from '../../src/lib/plan-format';
+import { CLONE_FLAGS } from '../../src/lib/namespaces';
 
 function host(opts: { euid: number; egid?: number; refuse?: string[] }) {
   const done: string[] = [];
@@ -158,4 +163,100 @@ t.test('--rootless is read as runc reads it: auto in any case, empty, or a Go bo
   t.same(['1', 't', 'TRUE', 'True'].map(rootlessValue), ['true', 'true', 'true', 'true']);
   t.same(['0', 'f', 'FALSE', 'False'].map(rootlessValue), ['false', 'false', 'false', 'false']);
   t.same(['yes', 'tRUE', 'maybe'].map(rootlessValue), [undefined, undefined, undefined]);
+});
+
+t.test("a user's image store map: its own id as 0, its ranges from 1, in file order (user-store.ts)", async (t) => {
+  const subuid = [
+    'alice:100000:65536',
+    '# comment',
+    'bob:165536:65536',
+    '1000:300000:10',
+    'alice:400000:0',
+    'alice:x:5',
+    '',
+  ].join('\n');
+  t.same(
+    subordinateRanges(subuid, 'alice', 1000),
+    [
+      [100000, 65536],
+      [300000, 10],
+    ],
+    'by name and by uid; an empty or malformed range is no range',
+  );
+  t.same(subordinateRanges(subuid, undefined, 1001), [], 'nobody of that name or uid');
+  t.same(storeMapOf(1000, subordinateRanges(subuid, 'alice', 1000), '/etc/subuid', 'user alice'), [
+    { containerID: 0, hostID: 1000, size: 1 },
+    { containerID: 1, hostID: 100000, size: 65536 },
+    { containerID: 65537, hostID: 300000, size: 10 },
+  ]);
+  t.throws(() => storeMapOf(1001, [], '/etc/subgid', 'user carol (uid 1001)'), {
+    message: /^\/etc\/subgid gives user carol \(uid 1001\) no subordinate ids: .*usermod --add-subuids/,
+  });
+  const many = Array.from({ length: 400 }, (_, i): [number, number] => [100000 + i * 10, 10]);
+  t.equal(storeMapOf(1000, many, '/etc/subuid', 'alice').length, 340, "no more lines than the kernel's 340");
+});
+
+t.test(
+  "a user's store entries: opaque to user.overlay, no device nodes, no trusted.*, owners within the map",
+  async (t) => {
+    const entry = (over: Partial<LayerEntry>): LayerEntry => ({
+      kind: EntryKind.FILE,
+      name: 'a',
+      linkname: '',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      major: 0,
+      minor: 0,
+      mtimeSec: 0,
+      mtimeNsec: 0,
+      xattrs: [],
+      ...over,
+    });
+    const limits = { uid: 65536, gid: 65536 };
+    const dropped: string[] = [];
+    const drop = (name: string, x: string[]): void => void dropped.push(`${name}: ${x.join(',')}`);
+    t.equal(forUserStore(entry({ kind: EntryKind.OPAQUE }), limits, 'l', drop)?.kind, EntryKind.OPAQUE_USER);
+    t.equal(forUserStore(entry({ kind: EntryKind.CHAR, major: 1, minor: 3 }), limits, 'l', drop), undefined);
+    t.equal(forUserStore(entry({ kind: EntryKind.BLOCK }), limits, 'l', drop), undefined);
+    t.equal(forUserStore(entry({ kind: EntryKind.WHITEOUT }), limits, 'l', drop)?.kind, EntryKind.WHITEOUT);
+    t.equal(forUserStore(entry({ kind: EntryKind.FIFO }), limits, 'l', drop)?.kind, EntryKind.FIFO);
+    const kept = forUserStore(
+      entry({
+        xattrs: [
+          ['trusted.x', Buffer.from('1')],
+          ['security.capability', Buffer.from('c')],
+        ],
+      }),
+      limits,
+      'l',
+      drop,
+    );
+    t.same(
+      kept?.xattrs.map(([k]) => k),
+      ['security.capability'],
+    );
+    t.same(dropped, ['a: trusted.x']);
+    t.equal(
+      forUserStore(entry({ uid: 65536, gid: 65536 }), limits, 'l', drop)?.uid,
+      65536,
+      'the top mapped id is kept',
+    );
+    t.throws(() => forUserStore(entry({ name: 'far', gid: 65537 }), limits, 'layer 2', drop), {
+      message: /^layer 2: far: owned by 0:65537, beyond the ids this user's store namespace maps/,
+    });
+  },
+);
+
+t.test('the store namespace plan: a user and mount namespace, root there, then tsrun', async (t) => {
+  const ops = compileStoreNamespacePlan(['/usr/bin/tsrun', 'image', 'import', 'x'], ['HOME=/home/a'], '/home/a');
+  const codes = ops.map((o) => Op[o.op]);
+  t.same(codes.slice(0, 4), ['UNSHARE_USER', 'BECOME_ROOT', 'UNSHARE', 'CLONE_INIT']);
+  t.equal(codes.at(-1), 'EXEC');
+  t.notOk(codes.includes('CAPS_BOUNDING') || codes.includes('NO_NEW_PRIVS'), "root's capabilities there are kept");
+  const unshare = opsOf(ops, Op.UNSHARE)[0];
+  t.equal(unshare.fields.flags, BigInt(CLONE_FLAGS.mount));
+  const exec = opsOf(ops, Op.EXEC_PREPARE)[0];
+  t.same(exec.fields.argv, ['/usr/bin/tsrun', 'image', 'import', 'x']);
+  t.same(opsOf(ops, Op.USER)[0].fields, { uid: 0, gid: 0, umask: 0o022, groups: [] });
 });

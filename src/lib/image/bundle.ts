@@ -23,6 +23,7 @@ import {
 import { readImageFile } from './merged';
 import { overlayOfLayers } from './rootfs';
 import { type ImageRecord, type ImageStore } from './store';
+import { isUserStoreCaller, recordedStoreMaps, userStoreMaps } from './user-store';
 
 /** The runtime config for a container of image `ref` in `store`. */
 export function imageBundleConfig(store: ImageStore, ref: string, overrides: BundleOverrides = {}): Config {
@@ -45,6 +46,7 @@ export function imageBundleConfig(store: ImageStore, ref: string, overrides: Bun
     overrides,
     {
       cgroupNamespace: isCgroup2Unified(),
+      userStore: isUserStoreCaller() ? (recordedStoreMaps(store.root) ?? userStoreMaps()) : undefined,
     },
   );
 }

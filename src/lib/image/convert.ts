@@ -17,6 +17,7 @@
 import { type Config, ID_RANGE, MAX_ID, type User } from '../config';
 import { TsrunError } from '../errors';
 import { defaultSpec } from '../spec-default';
+import { type StoreMaps } from './user-store';
 
 /** The parts of an image config (image-spec config.md) that conversion reads. */
 export interface ImageConfig {
@@ -211,7 +212,7 @@ export function convertImageConfig(
   source: ImageSource,
   files: ImageFiles,
   overrides: BundleOverrides = {},
-  host: { cgroupNamespace: boolean } = { cgroupNamespace: false },
+  host: { cgroupNamespace: boolean; userStore?: StoreMaps } = { cgroupNamespace: false },
 ): Config {
   const ic = image.config ?? {};
   const entrypoint =
@@ -248,6 +249,17 @@ export function convertImageConfig(
   if (overrides.hostname !== undefined) spec.hostname = overrides.hostname;
   // The overlay's upper dir takes the container's writes, as with any engine.
   spec.root = { path: 'rootfs', readonly: !!overrides.readOnly };
+  if (host.userStore) {
+    // A user's image (user-store.ts): a user namespace with the map its
+    // store's files were written with, and, as runc's spec --rootless, no
+    // resources (a user has a cgroup only where one is delegated).  The
+    // network namespace stays: the user's namespace owns it, so sysfs mounts.
+    const linux = spec.linux!;
+    linux.namespaces = [...(linux.namespaces ?? []), { type: 'user' }];
+    linux.uidMappings = host.userStore.uidMappings.map((m) => ({ ...m }));
+    linux.gidMappings = host.userStore.gidMappings.map((m) => ({ ...m }));
+    delete linux.resources;
+  }
   spec.annotations = {
     ...imageAnnotations(image),
     [IMAGE_ANNOTATION]: source.id,

@@ -19,6 +19,7 @@ import { normalizeRef } from './reference';
 import { warn } from '../log';
 import { mergedDirAttributes } from './merged';
 import { unpackLayer } from './unpack';
+import { inStoreNamespace, mappedIdLimits } from './user-store';
 
 /** One image found in the input: where its parts are, and what they must hash to. */
 interface Candidate {
@@ -239,7 +240,13 @@ async function importLayer(
   fs.chmodSync(tmp, 0o755);
   try {
     const lowerDirs = below.map((d) => store.layerPath(d));
-    const { diffID: actual } = await unpackLayer(counted, tmp, label, (rel) => mergedDirAttributes(lowerDirs, rel));
+    const { diffID: actual } = await unpackLayer(
+      counted,
+      tmp,
+      label,
+      (rel) => mergedDirAttributes(lowerDirs, rel),
+      inStoreNamespace() ? mappedIdLimits() : undefined,
+    );
     const blobDigest = `sha256:${blobHash.digest('hex')}`;
     if (layer.digest && blobDigest !== layer.digest)
       throw new TsrunError(`${label}: digest mismatch: expected ${layer.digest}, content is ${blobDigest}`);

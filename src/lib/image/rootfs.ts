@@ -32,6 +32,7 @@ import { describeFsError, TsrunError } from '../errors';
 import { native } from '../native';
 import { IMAGE_ANNOTATION, type ImageSource, REF_ANNOTATION, STORE_ANNOTATION } from './convert';
 import { type ContainerUse, ImageStore, releaseUse, sourceOf } from './store';
+import { checkStoreMaps, inStoreNamespace, recordedStoreMaps } from './user-store';
 
 const INTENT_FILE = 'image-rootfs.json';
 
@@ -49,6 +50,28 @@ export function imageOfConfig(config: Config): ImageSource | undefined {
   if (!a[STORE_ANNOTATION] || !path.isAbsolute(a[STORE_ANNOTATION]))
     throw new TsrunError(`annotations.${STORE_ANNOTATION}: an absolute path to the image store is needed`);
   return { id: a[IMAGE_ANNOTATION], store: a[STORE_ANNOTATION], ref: a[REF_ANNOTATION] ?? a[IMAGE_ANNOTATION] };
+}
+
+/**
+ * Whether a container of this config may use its image's store, checked
+ * before create makes anything: a user's store (user-store.ts) serves only
+ * containers of that user with the map its files were written with; root
+ * uses stores of its own.
+ */
+export function checkImageStoreFor(config: Config, image: ImageSource, euid: number): void {
+  const recorded = recordedStoreMaps(image.store);
+  if (euid === 0) {
+    if (recorded)
+      throw new TsrunError(
+        `annotations.${STORE_ANNOTATION}: ${image.store} is a user's image store (its files belong to that user's ids); root runs images from a store of its own`,
+      );
+    return;
+  }
+  checkStoreMaps(
+    image.store,
+    { uidMappings: config.linux?.uidMappings ?? [], gidMappings: config.linux?.gidMappings ?? [] },
+    'linux.uidMappings and linux.gidMappings',
+  );
 }
 
 /** Tests set this to take the pre-6.8 path (one mount(2) call) on a newer kernel too. */
@@ -78,7 +101,16 @@ export function openImageRootfs(stateDir: string, id: string, image: ImageSource
       // Absolute: gc, from any directory, tells a live container by this path.
       const use: ContainerUse = { stateDir: path.resolve(stateDir), id, image: image.id, layers: record.layers };
       fs.writeFileSync(path.join(dir, 'use.json'), JSON.stringify(use), { mode: 0o600 });
-      return overlayOfLayers(store, record.layers, dir, sourceOf(intent.key), `image rootfs of ${image.ref}`);
+      const what = `image rootfs of ${image.ref}`;
+      // A user's overlay is made in its store namespace (user-store.ts).
+      if (process.geteuid?.() !== 0)
+        return (require('./store-namespace') as typeof import('./store-namespace')).overlayFromStoreNamespace(
+          store.root,
+          intent.key,
+          record.layers,
+          what,
+        );
+      return overlayOfLayers(store, record.layers, dir, sourceOf(intent.key), what);
     });
   } catch (err) {
     releaseImageRootfs(stateDir);
@@ -111,7 +143,8 @@ export function overlayOfLayers(
   fs.chmodSync(upper, top.mode & 0o7777);
   fs.chownSync(upper, top.uid, top.gid);
   try {
-    return native.overlayOpen(source, lowers, upper, work, staging, forceLegacyMount());
+    // In a user's store namespace overlayfs keeps its attributes in user.overlay.* (user-store.ts).
+    return native.overlayOpen(source, lowers, upper, work, staging, forceLegacyMount(), inStoreNamespace());
   } catch (err) {
     throw new TsrunError(`${what}: ${(err as Error).message}`);
   }

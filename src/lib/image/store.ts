@@ -1,5 +1,6 @@
 /**
- * The image store: one directory, default /var/lib/tsrun.
+ * The image store: one directory, default /var/lib/tsrun (a user's:
+ * $XDG_DATA_HOME/tsrun, see user-store.ts).
  *
  *   <store>/blobs/sha256/<hex>     image configs and manifests, verified
  *   <store>/layers/<hex>/          one unpacked layer per diffID, made once
@@ -11,6 +12,8 @@
  *   <store>/lock                   flock: shared by imports and by containers
  *                                  taking layers, exclusive for rm and gc
  *   <store>/images.lock            flock: one writer of images.json at a time
+ *   <store>/idmap.json             a user's store only: the id map its files
+ *                                  were written with (user-store.ts)
  *
  * A layer directory appears only complete (rename from tmp/ after its
  * diffID checked out), so two imports of the same layer never see half of
@@ -37,8 +40,14 @@ import { warn } from '../log';
 import { native } from '../native';
 import { removeTree } from '../remove-tree';
 import { formatReference, normalizeRef, parseReference, type Reference, repositoryOf } from './reference';
+import { defaultUserStore, inStoreNamespace, recordStoreMaps } from './user-store';
 
 export const DEFAULT_STORE = '/var/lib/tsrun';
+
+/** The store when none is named: root's, or the user's own (user-store.ts). */
+export function defaultStoreDir(): string {
+  return process.geteuid?.() === 0 ? DEFAULT_STORE : defaultUserStore();
+}
 
 /** <store>/containers/<key>/use.json: a container's claim on an image's layers. */
 export interface ContainerUse {
@@ -139,9 +148,23 @@ export class ImageStore {
       const dir = path.join(this.root, sub);
       if ((fs.statSync(dir).mode & 0o077) !== 0) fs.chmodSync(dir, 0o700); // made by someone else, or by hand
     }
+    if (opts.create && inStoreNamespace()) recordStoreMaps(this.root);
     const fd = fs.openSync(path.join(this.root, 'lock'), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
     native.flock(fd, mode === 'exclusive', true);
     return fd;
+  }
+
+  /**
+   * Remove trees of the store (layers, a container's upper and work, tmp/)
+   * without following a symlink.  A user's go through its store namespace
+   * (user-store.ts): their directories may belong to subordinate ids.
+   */
+  removeTrees(trees: string[]): void {
+    if (process.geteuid?.() !== 0) {
+      (require('./store-namespace') as typeof import('./store-namespace')).removeInStoreNamespace(this.root, trees);
+      return;
+    }
+    for (const tree of trees) removeTree(tree);
   }
 
   unlock(fd: number): void {
@@ -343,9 +366,10 @@ export class ImageStore {
     const blobs = new Set(
       images.flatMap((img) => [img.config, ...(img.manifest ? [img.manifest] : [])]).map((d) => hexOf(d, 'blob')),
     );
+    const trees: string[] = [];
     for (const hex of fs.readdirSync(path.join(this.root, 'layers'))) {
       if (layers.has(hex)) continue;
-      removeTree(path.join(this.root, 'layers', hex));
+      trees.push(path.join(this.root, 'layers', hex));
       removed.push(`layer sha256:${hex}`);
     }
     for (const hex of fs.readdirSync(path.join(this.root, 'blobs', 'sha256'))) {
@@ -354,7 +378,8 @@ export class ImageStore {
       removed.push(`blob sha256:${hex}`);
     }
     // Imports that died half-way (we hold the lock: none is running).
-    for (const name of fs.readdirSync(path.join(this.root, 'tmp'))) removeTree(path.join(this.root, 'tmp', name));
+    for (const name of fs.readdirSync(path.join(this.root, 'tmp'))) trees.push(path.join(this.root, 'tmp', name));
+    this.removeTrees(trees);
     return removed;
   }
 
@@ -435,7 +460,7 @@ export function releaseUse(store: ImageStore, key: string): boolean {
     );
     return false;
   }
-  removeTree(store.useDir(key));
+  store.removeTrees([store.useDir(key)]);
   return true;
 }
 

@@ -33,6 +33,8 @@ export const EntryKind = {
   FIFO: 6,
   WHITEOUT: 7,
   OPAQUE: 8,
+  /** Opaque for an overlay mounted with userxattr: a user's store (user-store.ts). */
+  OPAQUE_USER: 9,
 } as const;
 
 export interface LayerEntry {
@@ -210,6 +212,42 @@ export interface UnpackResult {
 /** A directory's attributes, for one a layer needs but does not list. */
 export type InheritDir = (rel: string) => { mode: number; uid: number; gid: number; mtimeMs: number } | undefined;
 
+/**
+ * A layer unpacked into a user's store, in its store namespace
+ * (user-store.ts): the highest uid and gid that namespace maps.
+ */
+export interface UserStoreLimits {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * An entry as a user's store keeps it, or undefined when it cannot be
+ * kept at all (a device node: a user namespace may not make one).  The
+ * opaque mark goes to user.overlay.*; trusted.* attributes, which only
+ * the host's root may set, are left out (`dropped` hears of them); an
+ * owner the namespace does not map is an error naming it.
+ */
+export function forUserStore(
+  entry: LayerEntry,
+  limits: UserStoreLimits,
+  label: string,
+  dropped: (name: string, xattrs: string[]) => void,
+): LayerEntry | undefined {
+  if (entry.kind === EntryKind.CHAR || entry.kind === EntryKind.BLOCK) return undefined;
+  if (entry.uid > limits.uid || entry.gid > limits.gid)
+    throw new TsrunError(
+      `${label}: ${entry.name}: owned by ${entry.uid}:${entry.gid}, beyond the ids this user's store namespace maps (uids 0-${limits.uid}, gids 0-${limits.gid}: the user's own and its ranges in /etc/subuid and /etc/subgid)`,
+    );
+  const trusted = entry.xattrs.filter(([key]) => key.startsWith('trusted.')).map(([key]) => key);
+  if (trusted.length) dropped(entry.name, trusted);
+  return {
+    ...entry,
+    kind: entry.kind === EntryKind.OPAQUE ? EntryKind.OPAQUE_USER : entry.kind,
+    xattrs: entry.xattrs.filter(([key]) => !key.startsWith('trusted.')),
+  };
+}
+
 /** Every proper ancestor of a layer-relative name, outermost first ("a/b/c" -> "a", "a/b"). */
 function ancestors(name: string): string[] {
   const parts = name === '.' ? [] : name.split('/');
@@ -227,12 +265,16 @@ function ancestors(name: string): string[] {
  * root-owned one: `inherit` gives the attributes the layers below have for
  * it (the importer reads them from the image's lower layers), as applying
  * the layers one after another would keep them.
+ *
+ * `userStore`: the layer goes into a user's store, and this runs in its
+ * store namespace (forUserStore says what changes).
  */
 export async function unpackLayer(
   input: Readable,
   dir: string,
   label: string,
   inherit?: InheritDir,
+  userStore?: UserStoreLimits,
 ): Promise<UnpackResult> {
   const root = native.layerOpenRoot(dir);
   const hash = createHash('sha256');
@@ -265,6 +307,7 @@ export async function unpackLayer(
     }
   };
   let entries = 0;
+  const devicesLeftOut: string[] = [];
   const extract = tar.extract();
   try {
     const tarStream = await decompressed(input, label);
@@ -291,7 +334,7 @@ export async function unpackLayer(
     const consume = (async () => {
       for await (const source of extract) {
         entries++;
-        let entry: LayerEntry;
+        let entry: LayerEntry | undefined;
         try {
           entry = entryOf(source.header, (name, xattrs) =>
             warn(
@@ -300,6 +343,17 @@ export async function unpackLayer(
           );
         } catch (err) {
           throw new TsrunError(`${label}: ${source.header.name}: ${(err as Error).message}`);
+        }
+        if (userStore) {
+          const name = entry.name;
+          entry = forUserStore(entry, userStore, label, (n, xattrs) =>
+            warn(`${label}: ${n}: dropped ${xattrs.join(', ')}: a user's image store cannot hold trusted.* attributes`),
+          );
+          if (!entry) devicesLeftOut.push(name);
+        }
+        if (!entry) {
+          for await (const chunk of source) void chunk; // a device node has no data; the stream moves on
+          continue;
         }
         let fd = -1;
         try {
@@ -333,6 +387,10 @@ export async function unpackLayer(
     if (failed) throw failed.reason;
     // Directory times last, deepest first: writing inside a directory changes its mtime.
     for (const [name, sec, nsec] of dirTimes.reverse()) native.layerSetTimes(root, name, sec, nsec);
+    if (devicesLeftOut.length)
+      warn(
+        `${label}: left out ${devicesLeftOut.length} device node${devicesLeftOut.length > 1 ? 's' : ''} (${devicesLeftOut.slice(0, 3).join(', ')}${devicesLeftOut.length > 3 ? ', ...' : ''}): a user's image store cannot make them`,
+      );
   } catch (err) {
     if (err instanceof TsrunError) throw err;
     throw new TsrunError(`${label}: ${(err as Error).message}`);

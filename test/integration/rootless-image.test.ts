@@ -1,0 +1,336 @@
+/**
+ * Images for a user (issue 20; src/lib/image/user-store.ts): a test user
+ * imports an image into its own store, whose files get the user's
+ * subordinate ids as their owners, and runs containers of it.  Their view
+ * is compared, file by file, with the tree that applying the layers in
+ * order makes (the oracle of test/image-helpers.ts), and with what rootless
+ * runc sees of the same image copied out by `bundle --copy`.  Then: the
+ * container's writes, exec, delete and image rm leave nothing; the refusals
+ * (no subordinate ids, a store of another map, root given a user's store,
+ * a config of another map) name their cause and make nothing.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import t from 'tap';
+import { IS_ROOT, tarOf, type TestLike, tsrun, uniqueId } from '../helpers';
+import {
+  applyLayers,
+  baseLayer,
+  comparable,
+  dockerArchive,
+  imageOf,
+  listTreeCommand,
+  parseTree,
+  type TestImage,
+} from '../image-helpers';
+import { asUser, makeTestUser, type TestUser, tsrunAsUser, userState } from '../rootless-helpers';
+
+if (!IS_ROOT) {
+  t.plan(0, 'rootless image tests make users: they need root');
+  process.exit(0);
+}
+
+/** Layers that add files of several owners, a setuid file, a device node and a trusted.* xattr, then whiteout and opaque. */
+async function ownersImage(): Promise<TestImage> {
+  const add = await tarOf([
+    { name: 'opt/', type: 'directory', mode: 0o755 },
+    { name: 'opt/app/', type: 'directory', mode: 0o755, uid: 1000, gid: 1000 },
+    { name: 'opt/app/a', type: 'file', mode: 0o644, uid: 1000, gid: 1000, content: 'a\n' },
+    { name: 'opt/app/b', type: 'file', content: 'b\n' },
+    { name: 'opt/www/', type: 'directory', mode: 0o755, uid: 33, gid: 33 },
+    { name: 'opt/www/index', type: 'file', mode: 0o644, uid: 33, gid: 33, content: 'hello\n' },
+    { name: 'opt/keep/', type: 'directory', mode: 0o755 },
+    { name: 'opt/keep/x', type: 'file', content: 'x\n' },
+    { name: 'opt/tool', type: 'file', mode: 0o4755, content: '#!/bin/sh\n' },
+    { name: 'opt/marked', type: 'file', content: 'm\n', pax: { 'SCHILY.xattr.trusted.mark': 'y' } },
+    { name: 'opt/null', type: 'character-device', mode: 0o666, devmajor: 1, devminor: 3 },
+    { name: 'opt/fifo', type: 'fifo', mode: 0o600, uid: 33, gid: 33 },
+  ]);
+  const change = await tarOf([
+    { name: 'opt/.wh.keep', type: 'file', content: '' },
+    { name: 'opt/app/.wh..wh..opq', type: 'file', content: '' },
+    { name: 'opt/app/c', type: 'file', mode: 0o644, uid: 1000, gid: 1000, content: 'only c now\n' },
+    { name: 'bin/.wh.ls', type: 'file', content: '' },
+  ]);
+  return imageOf([baseLayer(), add, change], { Cmd: ['/bin/sh'] });
+}
+
+/** The oracle's tree as a user's store shows it: no device nodes (a user namespace cannot make them). */
+async function expectedTree(img: TestImage): Promise<ReturnType<typeof comparable>> {
+  const tree = comparable(await applyLayers(img.layers));
+  for (const [name, node] of Object.entries(tree)) if (node.type === 'char' || node.type === 'block') delete tree[name];
+  return tree;
+}
+
+/** A directory the user owns, only it may enter, with the image's docker archive in it. */
+async function userWork(t: TestLike, user: TestUser, img: TestImage, tag: string): Promise<string> {
+  const work = fs.mkdtempSync(path.join('/tmp', 'tsrun-rlimg-'));
+  t.teardown(() => fs.rmSync(work, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(work, 'image.tar'), await dockerArchive(img, tag));
+  spawnSync('chown', ['-R', `${user.uid}:${user.gid}`, work]);
+  fs.chmodSync(work, 0o700);
+  return work;
+}
+
+const storeOf = (user: TestUser): string => `/home/${user.name}/.local/share/tsrun`;
+
+function getxattr(file: string, name: string): string {
+  const r = spawnSync(
+    'python3',
+    ['-c', 'import os,sys; print(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).decode())', file, name],
+    {
+      encoding: 'utf8',
+    },
+  );
+  return r.status === 0 ? r.stdout.trim() : `(none: ${r.stderr.trim().split('\n').pop()})`;
+}
+
+t.test("a user's image: imported with its owners shifted into the user's ranges, run as the layers say", async (t) => {
+  const user = makeTestUser(t);
+  const img = await ownersImage();
+  const work = await userWork(t, user, img, 'rl/owners:1');
+  const store = storeOf(user);
+
+  const imp = tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]);
+  t.equal(imp.status, 0, imp.stderr);
+  t.equal(imp.stdout, 'docker.io/rl/owners:1\n');
+  t.match(
+    imp.stderr,
+    /opt\/null.*a user's image store cannot make them/,
+    'the device node is left out, with a warning',
+  );
+  t.match(imp.stderr, /opt\/marked: dropped trusted\.mark/, 'the trusted.* attribute is left out, with a warning');
+
+  // On the host: the store is the user's, its files' owners the user's subordinate ids.
+  const maps = JSON.parse(fs.readFileSync(path.join(store, 'idmap.json'), 'utf8'));
+  t.same(
+    maps.uidMappings,
+    [
+      { containerID: 0, hostID: user.uid, size: 1 },
+      { containerID: 1, hostID: user.subuid, size: 65536 },
+    ],
+    "idmap.json records the user's map",
+  );
+  const layer = (i: number): string => path.join(store, 'layers', img.diffIDs[i].slice(7));
+  const www = fs.statSync(path.join(layer(1), 'opt/www/index'));
+  t.same([www.uid, www.gid], [user.subuid! + 32, user.subgid! + 32], "uid 33 is stored as the user's subordinate 33");
+  const app = fs.statSync(path.join(layer(1), 'opt/app/a'));
+  t.same([app.uid, app.gid], [user.subuid! + 999, user.subgid! + 999]);
+  const rootOwned = fs.statSync(path.join(layer(1), 'opt/tool'));
+  t.same([rootOwned.uid, rootOwned.mode & 0o7777], [user.uid, 0o4755], "root's files are the user's own, setuid kept");
+  t.equal(
+    getxattr(path.join(layer(2), 'opt/app'), 'user.overlay.opaque'),
+    'y',
+    'the opaque mark is user.overlay.opaque',
+  );
+  const wh = fs.lstatSync(path.join(layer(2), 'opt/keep'));
+  t.ok(wh.isCharacterDevice() && wh.rdev === 0, 'the whiteout is a 0/0 device, made in the user namespace');
+  t.notOk(fs.existsSync(path.join(layer(1), 'opt/null')), 'no device node in the layer');
+
+  // The container's view is the layers applied in order, owners as the layers name them.
+  const id = uniqueId('rlimg');
+  const r = tsrunAsUser(user, [
+    'run',
+    '--image',
+    'rl/owners:1',
+    '--user',
+    '0',
+    id,
+    '--',
+    'sh',
+    '-c',
+    listTreeCommand(),
+  ]);
+  t.equal(r.status, 0, r.stderr);
+  const expected = await expectedTree(img);
+  t.same(Object.fromEntries(parseTree(r.stdout)), expected, 'the merged rootfs is the layers applied in order');
+  // Before Linux 6.8 the overlay is one mount(2) on a staging directory: in the store namespace too.
+  const legacy = tsrunAsUser(
+    user,
+    ['run', '--image', 'rl/owners:1', '--user', '0', uniqueId('rlimg'), '--', 'sh', '-c', listTreeCommand()],
+    { env: { TSRUN_TEST_OVERLAY_LEGACY: '1' } },
+  );
+  t.equal(legacy.status, 0, legacy.stderr);
+  t.same(Object.fromEntries(parseTree(legacy.stdout)), expected, 'the same tree through the pre-6.8 mount');
+  t.same(fs.readdirSync(path.join(store, 'containers')), [], "run's delete took the container's upper");
+  t.same(userState(user), [], 'no state left');
+});
+
+t.test("a user's image container: writes, exec, ps, kill and delete, and image rm, leave nothing", async (t) => {
+  const user = makeTestUser(t);
+  const img = await ownersImage();
+  const work = await userWork(t, user, img, 'rl/life:1');
+  const store = storeOf(user);
+  t.equal(tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]).status, 0);
+
+  const id = uniqueId('rllife');
+  const run = tsrunAsUser(user, ['run', '-d', '--image', 'rl/life:1', id, '--', 'sleep', '300']);
+  t.equal(run.status, 0, run.stderr);
+  t.teardown(() => tsrunAsUser(user, ['delete', '--force', id]));
+  // Writes as the files' owners (the default capabilities hold no CAP_DAC_OVERRIDE): a new file and a
+  // copy-up of uid 33 keep that owner, a whiteout hides a file of the opaque directory.
+  const www = tsrunAsUser(user, [
+    'exec',
+    '--user',
+    '33:33',
+    id,
+    'sh',
+    '-c',
+    'echo new > /opt/www/new && echo more >> /opt/www/index && stat -c %u:%g /opt/www/new /opt/www/index && cat /opt/www/index',
+  ]);
+  t.equal(www.status, 0, www.stderr);
+  t.equal(www.stdout, '33:33\n33:33\nhello\nmore\n');
+  const app = tsrunAsUser(user, [
+    'exec',
+    '--user',
+    '1000:1000',
+    id,
+    'sh',
+    '-c',
+    'rm /opt/app/c && ls -A /opt/app | wc -l',
+  ]);
+  t.equal(app.status, 0, app.stderr);
+  t.equal(app.stdout, '0\n', 'the opaque directory shows nothing of the layers below once c is gone');
+  const uppers = fs.readdirSync(path.join(store, 'containers'));
+  t.equal(uppers.length, 1, 'one container rootfs in the store');
+  const copied = fs.statSync(path.join(store, 'containers', uppers[0], 'upper/opt/www/index'));
+  t.equal(copied.uid, user.subuid! + 32, "the copied-up file keeps its owner, the user's subordinate 33");
+  t.same(fs.readdirSync(path.join(store, 'layers')).length, 3, 'the layers are untouched (writes went to the upper)');
+  t.notOk(
+    fs.readFileSync(path.join(store, 'layers', img.diffIDs[1].slice(7), 'opt/www/index'), 'utf8').includes('more'),
+    "the layer's file is unchanged",
+  );
+
+  const state = tsrunAsUser(user, ['state', id]);
+  t.equal(state.status, 0, state.stderr);
+  t.equal(JSON.parse(state.stdout).status, 'running');
+  const rm = tsrunAsUser(user, ['image', 'rm', 'rl/life:1']);
+  t.not(rm.status, 0, 'an image in use is not removed');
+  t.match(rm.stderr, new RegExp(`in use by container "${id}"`));
+
+  t.equal(tsrunAsUser(user, ['kill', id, 'KILL']).status, 0);
+  const del = tsrunAsUser(user, ['delete', id]);
+  t.equal(del.status, 0, del.stderr);
+  t.same(fs.readdirSync(path.join(store, 'containers')), [], 'delete took the upper, subordinate-owned files and all');
+  const rm2 = tsrunAsUser(user, ['image', 'rm', 'rl/life:1']);
+  t.equal(rm2.status, 0, rm2.stderr);
+  t.same(
+    fs.readdirSync(path.join(store, 'layers')),
+    [],
+    'image rm took the layers (their directories of subordinate owners too)',
+  );
+  t.same(fs.readdirSync(path.join(store, 'tmp')), [], 'nothing in tmp/');
+  t.same(userState(user), []);
+  const left = spawnSync('ps', ['-o', 'pid=,stat=,args=', '-u', String(user.uid)], { encoding: 'utf8' }).stdout;
+  t.equal(
+    left
+      .split('\n')
+      .filter((l) => l && !/^\s*\d+\s+Z/.test(l))
+      .join('\n'),
+    '',
+    'no process of the user is left',
+  );
+});
+
+t.test('bundle --copy as a user: the same tree under rootless runc as under tsrun --image', async (t) => {
+  const user = makeTestUser(t);
+  const img = await ownersImage();
+  const work = await userWork(t, user, img, 'rl/copy:1');
+  t.equal(tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]).status, 0);
+  const bundle = path.join(work, 'bundle');
+  const b = tsrunAsUser(user, [
+    'bundle',
+    '--copy',
+    '--user',
+    '0',
+    'rl/copy:1',
+    bundle,
+    '--',
+    'sh',
+    '-c',
+    listTreeCommand(),
+  ]);
+  t.equal(b.status, 0, b.stderr);
+  const config = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  t.same(
+    config.linux.uidMappings[1],
+    { containerID: 1, hostID: user.subuid, size: 65536 },
+    "the copy's config has the store's map",
+  );
+  const expected = await expectedTree(img);
+  const viaRunc = asUser(user, [
+    'runc',
+    '--root',
+    path.join(work, 'runc-state'),
+    'run',
+    '-b',
+    bundle,
+    uniqueId('rlcopy'),
+  ]);
+  t.equal(viaRunc.status, 0, viaRunc.stderr);
+  t.same(Object.fromEntries(parseTree(viaRunc.stdout)), expected, 'rootless runc sees the layers applied in order');
+  const viaTsrun = tsrunAsUser(user, ['run', '-b', bundle, uniqueId('rlcopy')]);
+  t.equal(viaTsrun.status, 0, viaTsrun.stderr);
+  t.equal(viaTsrun.stdout, viaRunc.stdout, 'tsrun and runc print the same tree of the copy');
+});
+
+t.test('refusals: no subordinate ids, another map, root with a user store, a config of another map', async (t) => {
+  const img = await ownersImage();
+
+  // A user without ranges: the import says why, and makes no store.
+  const bare = makeTestUser(t, { subordinate: false });
+  const bareWork = await userWork(t, bare, img, 'rl/bare:1');
+  const noIds = tsrunAsUser(bare, ['image', 'import', path.join(bareWork, 'image.tar')]);
+  t.not(noIds.status, 0);
+  t.match(noIds.stderr, new RegExp(`/etc/subuid gives user ${bare.name} \\(uid ${bare.uid}\\) no subordinate ids`));
+  t.notOk(fs.existsSync(storeOf(bare)), 'no store made');
+
+  const user = makeTestUser(t);
+  const work = await userWork(t, user, img, 'rl/refuse:1');
+  t.equal(tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]).status, 0);
+  const store = storeOf(user);
+
+  // Root may not run a user's store (its opaque marks and owners are the user namespace's).
+  const rootId = uniqueId('rlroot');
+  const rootState = path.join(work, 'root-state');
+  const asRoot = tsrun(rootState, ['run', '--image', 'rl/refuse:1', '--store', store, rootId, '--', 'true']);
+  t.not(asRoot.status, 0);
+  t.match(asRoot.stderr, /org\.tsrun\.image\.store: .* is a user's image store/);
+  t.notOk(fs.existsSync(path.join(rootState, rootId)), "root's failed create left no state");
+
+  // A config with another map (a smaller range): refused before anything is made.
+  const bundle = path.join(work, 'own-map');
+  t.equal(tsrunAsUser(user, ['bundle', 'rl/refuse:1', bundle, '--', 'true']).status, 0);
+  const config = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  config.linux.uidMappings[1].size = 1000;
+  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(config));
+  const own = tsrunAsUser(user, ['run', '-b', bundle, uniqueId('rlown')]);
+  t.not(own.status, 0);
+  t.match(
+    own.stderr,
+    /linux\.uidMappings and linux\.gidMappings: the image store .* holds files written with the uid map 0:\d+:1,1:\d+:65536, not 0:\d+:1,1:\d+:1000;/,
+  );
+  t.same(fs.readdirSync(path.join(store, 'containers')), [], 'nothing made in the store');
+  t.same(userState(user), [], 'no state left');
+
+  // A store written with another map (as after /etc/subuid changed): the import is refused.
+  const file = path.join(store, 'idmap.json');
+  const maps = JSON.parse(fs.readFileSync(file, 'utf8'));
+  maps.uidMappings[1].hostID += 65536;
+  fs.writeFileSync(file, JSON.stringify(maps));
+  const again = tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]);
+  t.not(again.status, 0);
+  t.match(again.stderr, /image import: the image store .* holds files written with the uid map .* must be made again/);
+});
+
+t.test('a user image with an owner beyond its ranges is refused by name, and leaves nothing', async (t) => {
+  const user = makeTestUser(t);
+  const far = await tarOf([{ name: 'far', type: 'file', uid: 70000, gid: 0, content: 'x\n' }]);
+  const img = imageOf([baseLayer(), far], { Cmd: ['/bin/sh'] });
+  const work = await userWork(t, user, img, 'rl/far:1');
+  const r = tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]);
+  t.not(r.status, 0);
+  t.match(r.stderr, /far: owned by 70000:0, beyond the ids this user's store namespace maps \(uids 0-65536/);
+  t.notOk(fs.existsSync(storeOf(user)), 'a failed first import leaves no store');
+});
