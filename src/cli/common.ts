@@ -73,10 +73,10 @@ export function rootlessCgroups(
   const value = rootlessValue(globals(cmd).rootless ?? 'auto');
   if (value !== 'auto') return value === 'true';
   if (euid !== 0) return true;
-  // Root in a user namespace (an engine's rootless one): with cgroupfs, as runc, whether its cgroups are
-  // writable cannot be known, and the rootless manager uses what is.  With systemd runc asks the session
-  // bus who owns it; tsrun takes the system's manager, runc's answer when it cannot tell (issue 20: rootless podman).
-  return !globals(cmd).systemdCgroup && inUserns();
+  // Root in a user namespace (an engine's rootless one), as runc: with cgroupfs, whether its cgroups are
+  // writable cannot be known, and the rootless manager uses what is; with systemd, the manager to ask is
+  // the user's own, on its session bus (rootless podman with cgroup_manager = "systemd").
+  return inUserns();
 }
 
 /**

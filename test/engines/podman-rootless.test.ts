@@ -6,6 +6,10 @@
  * no --root: tsrun then takes $XDG_RUNTIME_DIR/tsrun as runc takes its
  * own, binds the devices it cannot make, and treats cgroups as rootless.
  * Networks are "none": slirp4netns cannot open /dev/net/tun here.
+ * Where systemd is the init and cgroups are v2 only (the systemd VM),
+ * podman's rootless default is systemd's cgroup manager, the user's own
+ * (lingering starts it): tsrun then asks it on the session bus, as runc
+ * does, and every scenario runs that way, pause included.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -13,8 +17,8 @@ import * as os from 'os';
 import * as path from 'path';
 import t from 'tap';
 import { REFERENCE, referenceInstalled } from '../compat-helpers';
-import { busyboxArchive, IMAGE, onTty, podmanTestConf, sentArgv } from '../engine-helpers';
-import { IS_ROOT, runCommand, TSRUN } from '../helpers';
+import { busyboxArchive, CGROUP_MANAGER, IMAGE, onTty, podmanTestConf, sentArgv } from '../engine-helpers';
+import { IS_ROOT, runCommand, TSRUN, waitFor } from '../helpers';
 import { asUser, makeTestUser, type TestUser } from '../rootless-helpers';
 
 if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0 || !referenceInstalled()) {
@@ -23,6 +27,20 @@ if (!IS_ROOT || runCommand(['podman', '--version']).status !== 0 || !referenceIn
 }
 
 const user: TestUser = makeTestUser(t);
+const USER_MANAGER = CGROUP_MANAGER === 'systemd' && fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
+/** The user's runtime dir: its login's (/run/user/UID) where its manager runs, else the test's own. */
+const runtimeDir = USER_MANAGER ? `/run/user/${user.uid}` : user.runtimeDir;
+if (USER_MANAGER) {
+  const linger = spawnSync('loginctl', ['enable-linger', user.name], { encoding: 'utf8' });
+  if (linger.status !== 0) throw new Error(`loginctl enable-linger: ${linger.stderr}`);
+  t.teardown(() => {
+    spawnSync('loginctl', ['disable-linger', user.name]);
+    spawnSync('systemctl', ['stop', `user@${user.uid}.service`]);
+  });
+}
+const sessionEnv: Record<string, string> = USER_MANAGER
+  ? { XDG_RUNTIME_DIR: runtimeDir, DBUS_SESSION_BUS_ADDRESS: `unix:path=${runtimeDir}/bus` }
+  : {};
 // Files the user must reach: a directory of its own for the wrappers, the image and podman's config.
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-podman-rl-'));
 t.teardown(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -39,10 +57,10 @@ function wrapper(name: string, runtime: string): { bin: string; log: string } {
 }
 const RUNTIMES = { runc: wrapper('runc', REFERENCE.bin), tsrun: wrapper('tsrun', TSRUN) };
 type Runtime = keyof typeof RUNTIMES;
-const conf = podmanTestConf(path.join(work, 'containers.conf'));
+const conf = podmanTestConf(path.join(work, 'containers.conf'), undefined, USER_MANAGER ? 'systemd' : 'cgroupfs');
 fs.chmodSync(conf, 0o644);
 
-const env = { CONTAINERS_CONF: conf };
+const env = { CONTAINERS_CONF: conf, ...sessionEnv };
 const podman = (runtime: Runtime, args: string[], timeoutMs = 120_000) =>
   asUser(user, ['podman', '--runtime', RUNTIMES[runtime].bin, ...args], { env, cwd: work, timeoutMs });
 
@@ -56,13 +74,15 @@ function both(args: (name: string) => string[]): Record<Runtime, ReturnType<type
 /** What tsrun left in its default state root, in the user's runtime dir. */
 const tsrunState = (): string[] => {
   try {
-    return fs.readdirSync(path.join(user.runtimeDir, 'tsrun')).filter((e) => !e.startsWith('.'));
+    return fs.readdirSync(path.join(runtimeDir, 'tsrun')).filter((e) => !e.startsWith('.'));
   } catch {
     return [];
   }
 };
 
 t.before(async () => {
+  if (USER_MANAGER && !(await waitFor(() => fs.existsSync(`${runtimeDir}/bus`), 120_000, 200)))
+    throw new Error(`no session bus at ${runtimeDir}/bus: the user's manager did not start`);
   const archive = await busyboxArchive(path.join(work, 'busybox.tar'));
   fs.chmodSync(archive, 0o644);
   const load = asUser(user, ['podman', 'load', '-i', archive], { env, cwd: work, timeoutMs: 120_000 });
@@ -105,10 +125,30 @@ t.test('a detached container: exec, top, pause (refused alike), stop, rm', async
   const top = both((name) => ['top', name, 'args']);
   t.equal(top.tsrun.status, 0, top.tsrun.stderr);
   t.equal(top.tsrun.stdout, top.runc.stdout, 'the same processes');
-  // No cgroup for a user on this hybrid host: podman says so before asking the runtime.
   const pause = both((name) => ['pause', name]);
-  t.not(pause.tsrun.status, 0);
-  t.equal(pause.tsrun.stderr, pause.runc.stderr);
+  if (USER_MANAGER) {
+    // The container's scope, made by the user's manager for each runtime, in the same place.
+    const cgroups = {} as Record<Runtime, string>;
+    for (const runtime of Object.keys(RUNTIMES) as Runtime[]) {
+      const pid = podman(runtime, ['inspect', '--format', '{{.State.Pid}}', `c-${runtime}`]).stdout.trim();
+      cgroups[runtime] = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').replace(/libpod-[0-9a-f]{64}/, 'libpod-ID');
+    }
+    t.equal(cgroups.tsrun, cgroups.runc, 'the same cgroup, ids aside');
+    t.match(
+      cgroups.tsrun,
+      new RegExp(
+        `^0::/user\\.slice/user-${user.uid}\\.slice/user@${user.uid}\\.service/user\\.slice/libpod-ID\\.scope`,
+      ),
+    );
+    t.equal(pause.tsrun.status, 0, pause.tsrun.stderr);
+    t.equal(pause.runc.status, 0, pause.runc.stderr);
+    const resume = both((name) => ['unpause', name]);
+    t.equal(resume.tsrun.status, 0, resume.tsrun.stderr);
+  } else {
+    // No cgroup for a user on this hybrid host: podman says so before asking the runtime.
+    t.not(pause.tsrun.status, 0);
+    t.equal(pause.tsrun.stderr, pause.runc.stderr);
+  }
   const stop = both((name) => ['stop', '-t', '1', name]);
   t.equal(stop.tsrun.status, 0, stop.tsrun.stderr);
   const rm = both((name) => ['rm', name]);
@@ -138,7 +178,7 @@ t.test('a terminal, a bind volume, another user, a limit podman leaves out', asy
         '-c',
         'tty; stty size >/dev/null && echo sized',
       ],
-      { ...env, XDG_RUNTIME_DIR: user.runtimeDir, HOME: `/home/${user.name}` },
+      { ...env, XDG_RUNTIME_DIR: runtimeDir, HOME: `/home/${user.name}` },
       120_000,
       work,
     );

@@ -10,6 +10,7 @@
  */
 import fs = require('fs');
 import { TsrunError } from '../errors';
+import { inUserNamespace } from '../host';
 import { native } from '../native';
 import { sleepSync } from '../sleep';
 import { decodeMessage, type DBusValue, encodeMessage, type Message, MessageType, messageLength } from './wire';
@@ -79,9 +80,21 @@ export class DBusConnection {
   /** The AUTH exchange and BEGIN, all within one `timeoutMs`. */
   private authenticate(timeoutMs: number): void {
     const deadline = Date.now() + timeoutMs;
-    const uid = String(process.geteuid?.() ?? 0);
-    this.write(Buffer.from(`\0AUTH EXTERNAL ${Buffer.from(uid).toString('hex')}\r\n`, 'latin1'));
-    const line = this.readLine(deadline);
+    let line: string;
+    if (inUserNamespace()) {
+      // Our uid here is not the one the bus sees (the socket's credentials, in its own namespace): EXTERNAL
+      // with no identity lets it take those (as sd-bus clients authenticate; runc asks busctl for the uid).
+      this.write(Buffer.from('\0AUTH EXTERNAL\r\n', 'latin1'));
+      line = this.readLine(deadline);
+      if (line.startsWith('DATA')) {
+        this.write(Buffer.from('DATA\r\n', 'latin1'));
+        line = this.readLine(deadline);
+      }
+    } else {
+      const uid = String(process.geteuid?.() ?? 0);
+      this.write(Buffer.from(`\0AUTH EXTERNAL ${Buffer.from(uid).toString('hex')}\r\n`, 'latin1'));
+      line = this.readLine(deadline);
+    }
     if (!line.startsWith('OK ')) throw new TsrunError(`D-Bus ${this.address}: authentication refused (${line.trim()})`);
     this.write(Buffer.from('BEGIN\r\n', 'latin1'));
     this.awaitBeginRead(deadline);
