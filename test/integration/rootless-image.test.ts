@@ -73,7 +73,45 @@ async function userWork(t: TestLike, user: TestUser, img: TestImage, tag: string
   return work;
 }
 
-const storeOf = (user: TestUser): string => `/home/${user.name}/.local/share/tsrun`;
+/** Users whose store goes on a tmpfs given as $XDG_DATA_HOME: the directory. */
+const dataHomes = new Map<string, string>();
+
+/**
+ * A test user.  Where its home is on overlayfs (the test VM's root is one),
+ * which refuses whiteouts, its store goes on a tmpfs of its own, named by
+ * $XDG_DATA_HOME; elsewhere in its home, the default.
+ */
+function imageUser(t: TestLike, opts: Parameters<typeof makeTestUser>[1] = {}): TestUser {
+  const user = makeTestUser(t, opts);
+  const type = spawnSync('stat', ['-f', '-c', '%T', `/home/${user.name}`], { encoding: 'utf8' }).stdout.trim();
+  if (type === 'overlayfs') {
+    const dir = fs.mkdtempSync('/tmp/tsrun-rlimg-data-');
+    const mount = spawnSync('mount', [
+      '-t',
+      'tmpfs',
+      '-o',
+      `mode=0700,uid=${user.uid},gid=${user.gid}`,
+      'tsrun-test',
+      dir,
+    ]);
+    if (mount.status !== 0) throw new Error(`tmpfs for ${user.name}'s store: ${mount.stderr}`);
+    t.teardown(() => {
+      spawnSync('umount', ['-l', dir]);
+      fs.rmdirSync(dir);
+    });
+    dataHomes.set(user.name, dir);
+  }
+  return user;
+}
+
+/** tsrun as the user, with its $XDG_DATA_HOME where it has one of its own. */
+function tsrunFor(user: TestUser, args: string[], opts: Parameters<typeof tsrunAsUser>[2] = {}) {
+  const data = dataHomes.get(user.name);
+  return tsrunAsUser(user, args, { ...opts, env: { ...(data ? { XDG_DATA_HOME: data } : {}), ...(opts.env ?? {}) } });
+}
+
+const storeOf = (user: TestUser): string =>
+  path.join(dataHomes.get(user.name) ?? `/home/${user.name}/.local/share`, 'tsrun');
 
 function getxattr(file: string, name: string): string {
   const r = spawnSync(
@@ -87,12 +125,12 @@ function getxattr(file: string, name: string): string {
 }
 
 t.test("a user's image: imported with its owners shifted into the user's ranges, run as the layers say", async (t) => {
-  const user = makeTestUser(t);
+  const user = imageUser(t);
   const img = await ownersImage();
   const work = await userWork(t, user, img, 'rl/owners:1');
   const store = storeOf(user);
 
-  const imp = tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]);
+  const imp = tsrunFor(user, ['image', 'import', path.join(work, 'image.tar')]);
   t.equal(imp.status, 0, imp.stderr);
   t.equal(imp.stdout, 'docker.io/rl/owners:1\n');
   t.match(
@@ -130,18 +168,7 @@ t.test("a user's image: imported with its owners shifted into the user's ranges,
 
   // The container's view is the layers applied in order, owners as the layers name them.
   const id = uniqueId('rlimg');
-  const r = tsrunAsUser(user, [
-    'run',
-    '--image',
-    'rl/owners:1',
-    '--user',
-    '0',
-    id,
-    '--',
-    'sh',
-    '-c',
-    listTreeCommand(),
-  ]);
+  const r = tsrunFor(user, ['run', '--image', 'rl/owners:1', '--user', '0', id, '--', 'sh', '-c', listTreeCommand()]);
   t.equal(r.status, 0, r.stderr);
   const expected = await expectedTree(img);
   t.same(Object.fromEntries(parseTree(r.stdout)), expected, 'the merged rootfs is the layers applied in order');
@@ -158,19 +185,19 @@ t.test("a user's image: imported with its owners shifted into the user's ranges,
 });
 
 t.test("a user's image container: writes, exec, ps, kill and delete, and image rm, leave nothing", async (t) => {
-  const user = makeTestUser(t);
+  const user = imageUser(t);
   const img = await ownersImage();
   const work = await userWork(t, user, img, 'rl/life:1');
   const store = storeOf(user);
-  t.equal(tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]).status, 0);
+  t.equal(tsrunFor(user, ['image', 'import', path.join(work, 'image.tar')]).status, 0);
 
   const id = uniqueId('rllife');
-  const run = tsrunAsUser(user, ['run', '-d', '--image', 'rl/life:1', id, '--', 'sleep', '300']);
+  const run = tsrunFor(user, ['run', '-d', '--image', 'rl/life:1', id, '--', 'sleep', '300']);
   t.equal(run.status, 0, run.stderr);
-  t.teardown(() => tsrunAsUser(user, ['delete', '--force', id]));
+  t.teardown(() => tsrunFor(user, ['delete', '--force', id]));
   // Writes as the files' owners (the default capabilities hold no CAP_DAC_OVERRIDE): a new file and a
   // copy-up of uid 33 keep that owner, a whiteout hides a file of the opaque directory.
-  const www = tsrunAsUser(user, [
+  const www = tsrunFor(user, [
     'exec',
     '--user',
     '33:33',
@@ -181,7 +208,7 @@ t.test("a user's image container: writes, exec, ps, kill and delete, and image r
   ]);
   t.equal(www.status, 0, www.stderr);
   t.equal(www.stdout, '33:33\n33:33\nhello\nmore\n');
-  const app = tsrunAsUser(user, [
+  const app = tsrunFor(user, [
     'exec',
     '--user',
     '1000:1000',
@@ -202,18 +229,18 @@ t.test("a user's image container: writes, exec, ps, kill and delete, and image r
     "the layer's file is unchanged",
   );
 
-  const state = tsrunAsUser(user, ['state', id]);
+  const state = tsrunFor(user, ['state', id]);
   t.equal(state.status, 0, state.stderr);
   t.equal(JSON.parse(state.stdout).status, 'running');
-  const rm = tsrunAsUser(user, ['image', 'rm', 'rl/life:1']);
+  const rm = tsrunFor(user, ['image', 'rm', 'rl/life:1']);
   t.not(rm.status, 0, 'an image in use is not removed');
   t.match(rm.stderr, new RegExp(`in use by container "${id}"`));
 
-  t.equal(tsrunAsUser(user, ['kill', id, 'KILL']).status, 0);
-  const del = tsrunAsUser(user, ['delete', id]);
+  t.equal(tsrunFor(user, ['kill', id, 'KILL']).status, 0);
+  const del = tsrunFor(user, ['delete', id]);
   t.equal(del.status, 0, del.stderr);
   t.same(fs.readdirSync(path.join(store, 'containers')), [], 'delete took the upper, subordinate-owned files and all');
-  const rm2 = tsrunAsUser(user, ['image', 'rm', 'rl/life:1']);
+  const rm2 = tsrunFor(user, ['image', 'rm', 'rl/life:1']);
   t.equal(rm2.status, 0, rm2.stderr);
   t.same(
     fs.readdirSync(path.join(store, 'layers')),
@@ -234,12 +261,12 @@ t.test("a user's image container: writes, exec, ps, kill and delete, and image r
 });
 
 t.test('bundle --copy as a user: the same tree under rootless runc as under tsrun --image', async (t) => {
-  const user = makeTestUser(t);
+  const user = imageUser(t);
   const img = await ownersImage();
   const work = await userWork(t, user, img, 'rl/copy:1');
-  t.equal(tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]).status, 0);
+  t.equal(tsrunFor(user, ['image', 'import', path.join(work, 'image.tar')]).status, 0);
   const bundle = path.join(work, 'bundle');
-  const b = tsrunAsUser(user, [
+  const b = tsrunFor(user, [
     'bundle',
     '--copy',
     '--user',
@@ -270,7 +297,7 @@ t.test('bundle --copy as a user: the same tree under rootless runc as under tsru
   ]);
   t.equal(viaRunc.status, 0, viaRunc.stderr);
   t.same(Object.fromEntries(parseTree(viaRunc.stdout)), expected, 'rootless runc sees the layers applied in order');
-  const viaTsrun = tsrunAsUser(user, ['run', '-b', bundle, uniqueId('rlcopy')]);
+  const viaTsrun = tsrunFor(user, ['run', '-b', bundle, uniqueId('rlcopy')]);
   t.equal(viaTsrun.status, 0, viaTsrun.stderr);
   t.equal(viaTsrun.stdout, viaRunc.stdout, 'tsrun and runc print the same tree of the copy');
 });
@@ -279,16 +306,16 @@ t.test('refusals: no subordinate ids, another map, root with a user store, a con
   const img = await ownersImage();
 
   // A user without ranges: the import says why, and makes no store.
-  const bare = makeTestUser(t, { subordinate: false });
+  const bare = imageUser(t, { subordinate: false });
   const bareWork = await userWork(t, bare, img, 'rl/bare:1');
-  const noIds = tsrunAsUser(bare, ['image', 'import', path.join(bareWork, 'image.tar')]);
+  const noIds = tsrunFor(bare, ['image', 'import', path.join(bareWork, 'image.tar')]);
   t.not(noIds.status, 0);
   t.match(noIds.stderr, new RegExp(`/etc/subuid gives user ${bare.name} \\(uid ${bare.uid}\\) no subordinate ids`));
   t.notOk(fs.existsSync(storeOf(bare)), 'no store made');
 
-  const user = makeTestUser(t);
+  const user = imageUser(t);
   const work = await userWork(t, user, img, 'rl/refuse:1');
-  t.equal(tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]).status, 0);
+  t.equal(tsrunFor(user, ['image', 'import', path.join(work, 'image.tar')]).status, 0);
   const store = storeOf(user);
 
   // Root may not run a user's store (its opaque marks and owners are the user namespace's).
@@ -301,11 +328,11 @@ t.test('refusals: no subordinate ids, another map, root with a user store, a con
 
   // A config with another map (a smaller range): refused before anything is made.
   const bundle = path.join(work, 'own-map');
-  t.equal(tsrunAsUser(user, ['bundle', 'rl/refuse:1', bundle, '--', 'true']).status, 0);
+  t.equal(tsrunFor(user, ['bundle', 'rl/refuse:1', bundle, '--', 'true']).status, 0);
   const config = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
   config.linux.uidMappings[1].size = 1000;
   fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(config));
-  const own = tsrunAsUser(user, ['run', '-b', bundle, uniqueId('rlown')]);
+  const own = tsrunFor(user, ['run', '-b', bundle, uniqueId('rlown')]);
   t.not(own.status, 0);
   t.match(
     own.stderr,
@@ -319,18 +346,44 @@ t.test('refusals: no subordinate ids, another map, root with a user store, a con
   const maps = JSON.parse(fs.readFileSync(file, 'utf8'));
   maps.uidMappings[1].hostID += 65536;
   fs.writeFileSync(file, JSON.stringify(maps));
-  const again = tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]);
+  const again = tsrunFor(user, ['image', 'import', path.join(work, 'image.tar')]);
   t.not(again.status, 0);
   t.match(again.stderr, /image import: the image store .* holds files written with the uid map .* must be made again/);
 });
 
 t.test('a user image with an owner beyond its ranges is refused by name, and leaves nothing', async (t) => {
-  const user = makeTestUser(t);
+  const user = imageUser(t);
   const far = await tarOf([{ name: 'far', type: 'file', uid: 70000, gid: 0, content: 'x\n' }]);
   const img = imageOf([baseLayer(), far], { Cmd: ['/bin/sh'] });
   const work = await userWork(t, user, img, 'rl/far:1');
-  const r = tsrunAsUser(user, ['image', 'import', path.join(work, 'image.tar')]);
+  const r = tsrunFor(user, ['image', 'import', path.join(work, 'image.tar')]);
   t.not(r.status, 0);
   t.match(r.stderr, /far: owned by 70000:0, beyond the ids this user's store namespace maps \(uids 0-65536/);
   t.notOk(fs.existsSync(storeOf(user)), 'a failed first import leaves no store');
+});
+
+t.test('a store on overlayfs is refused before anything is made (it cannot hold whiteouts)', async (t) => {
+  const work = fs.mkdtempSync(path.join('/tmp', 'tsrun-ovlstore-'));
+  t.teardown(() => fs.rmSync(work, { recursive: true, force: true }));
+  for (const d of ['lower', 'upper', 'work', 'merged']) fs.mkdirSync(path.join(work, d));
+  const merged = path.join(work, 'merged');
+  const m = spawnSync('mount', [
+    '-t',
+    'overlay',
+    '-o',
+    `lowerdir=${work}/lower,upperdir=${work}/upper,workdir=${work}/work`,
+    'tsrun-test',
+    merged,
+  ]);
+  t.equal(m.status, 0, String(m.stderr));
+  t.teardown(() => spawnSync('umount', ['-l', merged]));
+  fs.writeFileSync(path.join(work, 'image.tar'), await dockerArchive(await ownersImage(), 'rl/ovl:1'));
+  const store = path.join(merged, 'deep', 'store');
+  const r = tsrun(path.join(work, 'state'), ['image', 'import', '--store', store, path.join(work, 'image.tar')]);
+  t.equal(r.status, 1);
+  t.match(
+    r.stderr,
+    new RegExp(`image store ${store}: ${merged} is on overlayfs, which cannot hold a layer's whiteouts`),
+  );
+  t.same(fs.readdirSync(merged), [], 'nothing made there');
 });

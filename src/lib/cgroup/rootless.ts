@@ -333,12 +333,18 @@ export class RootlessCgroup extends Cgroup {
   }
 }
 
+/** A hierarchy a recorded container was left out of at create: the directory it was refused is not known. */
+const RECORDED = Symbol('left out at create');
+
 /**
  * The hierarchies a recorded user's container has no directory in: left out
- * at create (their directory then unknown, so the hierarchy's own is named).
+ * at create (their directory then unknown, so the hierarchy's own is named,
+ * and the message says it was at create).
  */
 export function leftOutOf(hierarchies: Hierarchy[], paths: Record<string, string>): HierarchyDir[] {
-  return hierarchies.filter((h) => paths[h.mountPoint] === undefined).map((h) => ({ ...h, dir: h.mountPoint }));
+  return hierarchies
+    .filter((h) => paths[h.mountPoint] === undefined)
+    .map((h) => Object.assign({ ...h, dir: h.mountPoint }, { [RECORDED]: true }));
 }
 
 function staysOut(what: string[]): string {
@@ -346,8 +352,11 @@ function staysOut(what: string[]): string {
 }
 
 function whyLeftOut(leftOut: HierarchyDir[]): string {
-  const where = leftOut.length
-    ? `this user may not make or join ${leftOut[0].dir}`
-    : 'the container has no cgroup, as this user could make none';
+  const h = leftOut[0] as (HierarchyDir & { [RECORDED]?: boolean }) | undefined;
+  const where = !h
+    ? 'the container has no cgroup, as this user could make none'
+    : h[RECORDED]
+      ? `the container got no cgroup in the hierarchy at ${h.mountPoint} when it was created: this user could make or join none there`
+      : `this user may not make or join ${h.dir}`;
   return `rootless: ${where}; ${REMEDY}`;
 }

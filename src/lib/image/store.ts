@@ -187,6 +187,7 @@ export class ImageStore {
    * bad first import leaves nothing.
    */
   async importing<T>(fn: () => Promise<T>): Promise<T> {
+    refuseOverlayfs(this.root);
     const made = !fs.existsSync(this.root);
     const fd = this.lock('shared', { create: true });
     try {
@@ -438,6 +439,30 @@ export class ImageStore {
       return this.gc();
     });
   }
+}
+
+/** statfs(2)'s f_type of overlayfs. */
+const OVERLAYFS_MAGIC = 0x794c7630;
+
+/**
+ * A store on overlayfs cannot work: overlayfs refuses to create a whiteout
+ * (the 0/0 device a layer's deletions become) on itself, and takes no
+ * overlayfs upper dir.  Said before an import makes anything (a container
+ * image's own root, or a VM's, is often one).
+ */
+function refuseOverlayfs(root: string): void {
+  let dir = path.resolve(root);
+  while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  let type: number;
+  try {
+    type = Number(fs.statfsSync(dir).type);
+  } catch {
+    return; // cannot tell: the import says what fails
+  }
+  if (type === OVERLAYFS_MAGIC)
+    throw new TsrunError(
+      `image store ${root}: ${dir} is on overlayfs, which cannot hold a layer's whiteouts nor a container's upper dir; put the store on another filesystem (--store, $TSRUN_STORE${process.geteuid?.() === 0 && !inStoreNamespace() ? '' : ', $XDG_DATA_HOME'})`,
+    );
 }
 
 /** The store's directories no other local user may reach (the root itself may be shared). */
