@@ -341,6 +341,18 @@ t.test('refusals: no subordinate ids, another map, root with a user store, a con
   t.same(fs.readdirSync(path.join(store, 'containers')), [], 'nothing made in the store');
   t.same(userState(user), [], 'no state left');
 
+  // A store path too long for the socket that brings the overlay back: said, and nothing left.
+  const long = path.join(path.dirname(store), 'd'.repeat(90));
+  fs.mkdirSync(long);
+  spawnSync('chown', [`${user.uid}:${user.gid}`, long]);
+  const longEnv = { env: { XDG_DATA_HOME: long } };
+  t.equal(tsrunFor(user, ['image', 'import', path.join(work, 'image.tar')], longEnv).status, 0);
+  const tooLong = tsrunFor(user, ['run', '--image', 'rl/refuse:1', uniqueId('rllong'), '--', 'true'], longEnv);
+  t.not(tooLong.status, 0);
+  t.match(tooLong.stderr, /is too long for the unix socket that brings the overlay back/);
+  t.same(fs.readdirSync(path.join(long, 'tsrun', 'containers')), [], 'nothing left in that store');
+  t.same(userState(user), []);
+
   // A store written with another map (as after /etc/subuid changed): the import is refused.
   const file = path.join(store, 'idmap.json');
   const maps = JSON.parse(fs.readFileSync(file, 'utf8'));

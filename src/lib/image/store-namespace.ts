@@ -17,6 +17,9 @@ import { encodePlan } from '../plan-format';
 import { type Platform, realPlatform } from '../platform';
 import { checkStoreMaps, STORE_NAMESPACE_ENV, userStoreMaps } from './user-store';
 
+/** sun_path holds 108 bytes, the terminating NUL among them. */
+const MAX_SOCKET_PATH = 107;
+
 /** tsrun's own command: the compiled executable, or Node and tsrun's script. */
 export function selfCommand(): string[] {
   if (process.versions.bun) return [process.execPath];
@@ -80,6 +83,11 @@ export function removeInStoreNamespace(store: string, trees: string[]): void {
  */
 export function overlayFromStoreNamespace(store: string, key: string, layers: string[], what: string): number {
   const socket = path.join(store, 'tmp', `${key}.sock`);
+  // Not an abstract socket, which any local user could reach first and hand us a mount of its own.
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH)
+    throw new TsrunError(
+      `${what}: the image store's path ${store} is too long for the unix socket that brings the overlay back (${socket} is over ${MAX_SOCKET_PATH} bytes); use a store with a shorter path`,
+    );
   fs.rmSync(socket, { force: true });
   const listener = native.listenUnix(socket);
   try {
