@@ -13,12 +13,13 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import t from 'tap';
-import { IS_ROOT, tarOf, type TestLike, tsrun, uniqueId } from '../helpers';
+import { IS_ROOT, tarOf, type TestLike, TSRUN, tsrun, uniqueId } from '../helpers';
 import {
   applyLayers,
   baseLayer,
   comparable,
   dockerArchive,
+  image,
   imageOf,
   listTreeCommand,
   parseTree,
@@ -104,10 +105,15 @@ function imageUser(t: TestLike, opts: Parameters<typeof makeTestUser>[1] = {}): 
   return user;
 }
 
+/** The user's $XDG_DATA_HOME, where it has one of its own. */
+function dataEnv(user: TestUser): Record<string, string> {
+  const data = dataHomes.get(user.name);
+  return data ? { XDG_DATA_HOME: data } : {};
+}
+
 /** tsrun as the user, with its $XDG_DATA_HOME where it has one of its own. */
 function tsrunFor(user: TestUser, args: string[], opts: Parameters<typeof tsrunAsUser>[2] = {}) {
-  const data = dataHomes.get(user.name);
-  return tsrunAsUser(user, args, { ...opts, env: { ...(data ? { XDG_DATA_HOME: data } : {}), ...(opts.env ?? {}) } });
+  return tsrunAsUser(user, args, { ...opts, env: { ...dataEnv(user), ...(opts.env ?? {}) } });
 }
 
 const storeOf = (user: TestUser): string =>
@@ -398,4 +404,27 @@ t.test('a store on overlayfs is refused before anything is made (it cannot hold 
     new RegExp(`image store ${store}: ${merged} is on overlayfs, which cannot hold a layer's whiteouts`),
   );
   t.same(fs.readdirSync(merged), [], 'nothing made there');
+});
+
+t.test("import from stdin, image ls and history as a user: as root's for the same image", async (t) => {
+  const user = imageUser(t);
+  // A directory only one of the user's subordinate ids may enter: the sizes are walked in the store namespace.
+  const secret = await tarOf([
+    { name: 'srv/', type: 'directory', mode: 0o700, uid: 70, gid: 70 },
+    { name: 'srv/data', type: 'file', mode: 0o600, uid: 70, gid: 70, content: 'x'.repeat(5000) },
+  ]);
+  const img = imageOf([baseLayer(), secret], { Cmd: ['/bin/sh'] });
+  const work = await userWork(t, user, img, 'rl/sizes:1');
+  // As `docker save ... | tsrun image import -`: the archive on stdin, through the store namespace.
+  const imp = asUser(user, ['sh', '-c', `'${TSRUN}' image import - < image.tar`], { cwd: work, env: dataEnv(user) });
+  t.equal(imp.status, 0, imp.stderr);
+  t.equal(imp.stdout, 'docker.io/rl/sizes:1\n');
+  const rootStore = path.join(work, 'root-store');
+  t.equal(image(rootStore, ['import', path.join(work, 'image.tar')]).status, 0);
+  for (const args of [['ls'], ['history', 'rl/sizes:1']]) {
+    const mine = tsrunFor(user, ['image', ...args]);
+    t.equal(mine.status, 0, mine.stderr);
+    t.equal(mine.stdout, image(rootStore, args).stdout, `image ${args[0]}: the same table as root's`);
+  }
+  t.match(tsrunFor(user, ['image', 'ls']).stdout, /rl\/sizes/);
 });

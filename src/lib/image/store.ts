@@ -354,11 +354,13 @@ export class ImageStore {
     // A use outlives its container's state, but not while an overlay of its
     // layers is still mounted somewhere: those stay, and so do their layers.
     const kept: ContainerUse[] = [];
+    const trees: string[] = [];
     for (const { key, use } of this.uses()) {
-      if (isLive(use) || !releaseUse(this, key)) {
+      if (isLive(use) || !releasable(this, key)) {
         kept.push(use);
         continue;
       }
+      trees.push(this.useDir(key));
       removed.push(`container rootfs ${key}${use.id ? ` (${use.id})` : ''}`);
     }
     const layers = new Set(
@@ -367,7 +369,6 @@ export class ImageStore {
     const blobs = new Set(
       images.flatMap((img) => [img.config, ...(img.manifest ? [img.manifest] : [])]).map((d) => hexOf(d, 'blob')),
     );
-    const trees: string[] = [];
     for (const hex of fs.readdirSync(path.join(this.root, 'layers'))) {
       if (layers.has(hex)) continue;
       trees.push(path.join(this.root, 'layers', hex));
@@ -478,15 +479,19 @@ const isLive = (use: ContainerUse): boolean => use.stateDir !== '' && fs.existsS
  * gc takes it once nothing holds it.  True if removed.
  */
 export function releaseUse(store: ImageStore, key: string): boolean {
-  const holder = overlayHolder(sourceOf(key));
-  if (holder !== undefined) {
-    warn(
-      `container rootfs ${store.useDir(key)}: its overlay is still mounted in the mount namespace of process ${holder}; left in place for image gc`,
-    );
-    return false;
-  }
+  if (!releasable(store, key)) return false;
   store.removeTrees([store.useDir(key)]);
   return true;
+}
+
+/** Whether no mount namespace holds the overlay of container rootfs `key` any more (a warning says which does). */
+function releasable(store: ImageStore, key: string): boolean {
+  const holder = overlayHolder(sourceOf(key));
+  if (holder === undefined) return true;
+  warn(
+    `container rootfs ${store.useDir(key)}: its overlay is still mounted in the mount namespace of process ${holder}; left in place for image gc`,
+  );
+  return false;
 }
 
 /** The mount source that names a container's overlay in mountinfo. */
