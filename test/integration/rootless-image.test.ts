@@ -246,6 +246,19 @@ t.test("a user's image container: writes, exec, ps, kill and delete, and image r
   const del = tsrunFor(user, ['delete', id]);
   t.equal(del.status, 0, del.stderr);
   t.same(fs.readdirSync(path.join(store, 'containers')), [], 'delete took the upper, subordinate-owned files and all');
+  const readOnly = tsrunFor(user, [
+    'run',
+    '--image',
+    'rl/life:1',
+    '--read-only',
+    uniqueId('rlro'),
+    '--',
+    'sh',
+    '-c',
+    'touch /opt/x 2>&1; cat /opt/www/index',
+  ]);
+  t.equal(readOnly.status, 0, readOnly.stderr);
+  t.match(readOnly.stdout, /touch: \/opt\/x: Read-only file system\nhello\n$/, '--read-only: the overlay is read-only');
   const rm2 = tsrunFor(user, ['image', 'rm', 'rl/life:1']);
   t.equal(rm2.status, 0, rm2.stderr);
   t.same(
