@@ -25,9 +25,24 @@ export interface TestUser {
 let users = 0;
 
 function run(argv: string[]): string {
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+  const r = withShadowLock(() => spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' }));
   if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr || r.error}`);
-  return r.stdout;
+  return String(r.stdout);
+}
+
+/**
+ * useradd and userdel give up at once when another holds the lock of
+ * /etc/passwd, /etc/subuid or /etc/subgid ("cannot lock ...; try again
+ * later"), as the test files that make users may at the same moment: tried
+ * again, for a few seconds.
+ */
+function withShadowLock(step: () => ReturnType<typeof spawnSync>): ReturnType<typeof spawnSync> {
+  let r = step();
+  for (let i = 0; i < 50 && r.status !== 0 && /cannot lock|try again later/.test(String(r.stderr)); i++) {
+    spawnSync('sleep', ['0.1']);
+    r = step();
+  }
+  return r;
 }
 
 function subordinate(file: string, name: string): number | undefined {
@@ -54,8 +69,8 @@ export function makeTestUser(t: TestLike, opts: { subordinate?: boolean } = {}):
       spawnSync('pkill', ['-KILL', '-u', name]);
       spawnSync('sleep', ['0.05']);
     }
-    const del = spawnSync('userdel', ['--remove', name], { encoding: 'utf8' });
-    if (del.status !== 0 && !/mail spool/.test(del.stderr)) throw new Error(`userdel ${name}: ${del.stderr}`);
+    const del = withShadowLock(() => spawnSync('userdel', ['--remove', name], { encoding: 'utf8' }));
+    if (del.status !== 0 && !/mail spool/.test(String(del.stderr))) throw new Error(`userdel ${name}: ${del.stderr}`);
   });
   const uid = Number(run(['id', '-u', name]).trim());
   const gid = Number(run(['id', '-g', name]).trim());

@@ -514,10 +514,15 @@ function compileDevices(config: Config, ns: Namespaces, host: HostView, ops: Pla
       }),
     );
   }
-  for (const [target, link] of DEFAULT_DEV_SYMLINKS) {
+  // runc links /dev/core to /proc/kcore too, where the host's kernel has one (CONFIG_PROC_KCORE:
+  // Debian's 6.1 does, this machine's 6.18 not); the default maskedPaths cover /proc/kcore itself.
+  const links = host.kindOf('/proc/kcore') ? [...DEFAULT_DEV_SYMLINKS, KCORE_LINK] : DEFAULT_DEV_SYMLINKS;
+  for (const [target, link] of links) {
     if (!byPath.has(link)) ops.push(op(Op.SYMLINK, { target, path: containerRelative(link) }));
   }
 }
+
+const KCORE_LINK: [target: string, link: string] = ['/proc/kcore', '/dev/core'];
 
 /**
  * A hook the helper runs in the container's namespaces, where and with

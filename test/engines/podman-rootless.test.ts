@@ -109,7 +109,8 @@ t.test('run: the same output, exit status and user namespace under both', async 
   t.equal(r.tsrun.stdout, r.runc.stdout);
   t.match(r.tsrun.stdout, /^uid=0\(root\) gid=0\(root\)/);
   // In podman's namespace, no user namespace in the config, no --root: tsrun's own default.
-  const create = sentArgv(RUNTIMES.tsrun.log).find((l) => l.startsWith('create '));
+  // (With the systemd cgroup manager, podman gives --systemd-cgroup before the verb.)
+  const create = sentArgv(RUNTIMES.tsrun.log).find((l) => /^(--systemd-cgroup )?create /.test(l));
   t.ok(create, 'podman created the container through tsrun');
   t.notMatch(create!, /--root/);
   t.same(tsrunState(), [], 'nothing left in $XDG_RUNTIME_DIR/tsrun');

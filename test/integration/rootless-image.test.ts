@@ -87,23 +87,41 @@ function imageUser(t: TestLike, opts: Parameters<typeof makeTestUser>[1] = {}): 
   const type = spawnSync('stat', ['-f', '-c', '%T', `/home/${user.name}`], { encoding: 'utf8' }).stdout.trim();
   if (type === 'overlayfs') {
     const dir = fs.mkdtempSync('/tmp/tsrun-rlimg-data-');
-    const mount = spawnSync('mount', [
-      '-t',
-      'tmpfs',
-      '-o',
-      `mode=0700,uid=${user.uid},gid=${user.gid}`,
-      'tsrun-test',
-      dir,
-    ]);
-    if (mount.status !== 0) throw new Error(`tmpfs for ${user.name}'s store: ${mount.stderr}`);
     t.teardown(() => {
       spawnSync('umount', ['-l', dir]);
-      fs.rmdirSync(dir);
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(`${dir}.img`, { force: true });
     });
+    // A tmpfs keeps user.* attributes only since Linux 6.6: before, an ext4 image (the VM loads loop and ext4).
+    const mount = TMPFS_USER_XATTRS
+      ? spawnSync('mount', ['-t', 'tmpfs', 'tsrun-test', dir], { encoding: 'utf8' })
+      : spawnSync(
+          'sh',
+          ['-ec', 'truncate -s 512M "$0.img" && mkfs.ext4 -q -F "$0.img" && mount -o loop "$0.img" "$0"', dir],
+          {
+            encoding: 'utf8',
+          },
+        );
+    if (mount.status !== 0) throw new Error(`a filesystem for ${user.name}'s store: ${mount.stderr}`);
+    fs.chownSync(dir, user.uid, user.gid);
+    fs.chmodSync(dir, 0o700);
     dataHomes.set(user.name, dir);
   }
   return user;
 }
+
+/** Whether this kernel's tmpfs keeps user.* extended attributes (Linux 6.6 and later). */
+const TMPFS_USER_XATTRS = ((): boolean => {
+  const dir = fs.mkdtempSync('/tmp/tsrun-xattr-probe-');
+  try {
+    if (spawnSync('mount', ['-t', 'tmpfs', 'tsrun-probe', dir]).status !== 0) return true;
+    const set = spawnSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], "user.probe", b"1")', dir]);
+    spawnSync('umount', [dir]);
+    return set.status === 0;
+  } finally {
+    fs.rmdirSync(dir);
+  }
+})();
 
 /** The user's $XDG_DATA_HOME, where it has one of its own. */
 function dataEnv(user: TestUser): Record<string, string> {
@@ -371,6 +389,22 @@ t.test('refusals: no subordinate ids, another map, root with a user store, a con
   t.match(tooLong.stderr, /is too long for the unix socket that brings the overlay back/);
   t.same(fs.readdirSync(path.join(long, 'tsrun', 'containers')), [], 'nothing left in that store');
   t.same(userState(user), []);
+
+  // Where a tmpfs keeps no user.* attributes (before Linux 6.6: the VM), a store there is refused by name.
+  if (!TMPFS_USER_XATTRS) {
+    const bare = fs.mkdtempSync('/tmp/tsrun-rlimg-tmpfs-');
+    t.teardown(() => {
+      spawnSync('umount', ['-l', bare]);
+      fs.rmdirSync(bare);
+    });
+    t.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', `uid=${user.uid},gid=${user.gid}`, 'tsrun-test', bare]).status, 0);
+    const noXattrs = tsrunFor(user, ['image', 'import', path.join(work, 'image.tar')], {
+      env: { XDG_DATA_HOME: bare },
+    });
+    t.not(noXattrs.status, 0);
+    t.match(noXattrs.stderr, /opt\/app: the image store's filesystem keeps no user\.\* extended attributes/);
+    t.same(fs.readdirSync(bare), [], 'a failed first import leaves no store');
+  }
 
   // A store written with another map (as after /etc/subuid changed): the import is refused.
   const file = path.join(store, 'idmap.json');

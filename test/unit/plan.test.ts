@@ -463,6 +463,15 @@ t.test('devices: defaults, config overrides, symlinks', async (t) => {
     find(privileged, Op.SYMLINK).some((s) => s.fields.path === 'dev/ptmx' && s.fields.target === 'pts/ptmx'),
     'the link to pts/ptmx',
   );
+  // runc's setupDevSymlinks: /dev/core -> /proc/kcore where the host's kernel has one.
+  const kcore = compile(() => {}, ctx({ '/proc/kcore': 'file' }));
+  t.same(
+    find(kcore, Op.SYMLINK)
+      .map((s) => [s.fields.path, s.fields.target])
+      .filter(([p]) => p === 'dev/core'),
+    [['dev/core', '/proc/kcore']],
+    '/dev/core where the host has /proc/kcore',
+  );
 });
 
 t.test('hooks: container hooks compile into the plan, runtime hooks into a sync point', async (t) => {

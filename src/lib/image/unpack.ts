@@ -53,6 +53,7 @@ export interface LayerEntry {
 }
 
 const WHITEOUT_PREFIX = '.wh.';
+const EOPNOTSUPP = 95;
 const OPAQUE_MARKER = '.wh..wh..opq';
 const XATTR_PREFIX = 'SCHILY.xattr.';
 
@@ -365,6 +366,10 @@ export async function unpackLayer(
         } catch (err) {
           if (fd >= 0) fs.closeSync(fd);
           if (err instanceof TsrunError) throw err;
+          if (entry.kind === EntryKind.OPAQUE_USER && (err as { errno?: number }).errno === EOPNOTSUPP)
+            throw new TsrunError(
+              `${label}: ${entry.name}: the image store's filesystem keeps no user.* extended attributes (tmpfs before Linux 6.6 does not), which a user's overlay needs to mark a directory opaque; put the store on another filesystem (--store, $XDG_DATA_HOME)`,
+            );
           throw new TsrunError(`${label}: ${(err as Error).message}`);
         }
         if (entry.kind === EntryKind.DIR) {
