@@ -352,6 +352,12 @@ t.test('refusals: no subordinate ids, another map, root with a user store, a con
 
   const user = imageUser(t);
   const work = await userWork(t, user, img, 'rl/refuse:1');
+  // No newuidmap on PATH: the store namespace cannot be made; said, and no store made.
+  // /usr/sbin has runuser, not newuidmap (/usr/bin).
+  const noTool = tsrunFor(user, ['image', 'import', path.join(work, 'image.tar')], { env: { PATH: '/usr/sbin' } });
+  t.not(noTool.status, 0);
+  t.match(noTool.stderr, /^tsrun: image import: the user's store namespace: uid map: newuidmap is not on PATH/m);
+  t.notOk(fs.existsSync(storeOf(user)), 'no store made');
   t.equal(tsrunFor(user, ['image', 'import', path.join(work, 'image.tar')]).status, 0);
   const store = storeOf(user);
 

@@ -52,7 +52,16 @@ export function runInStoreNamespace(
       consoleFd: -1,
       preserveFds: 0,
       cgroup: null,
-      onUsernsReady: (child) => writeIdMaps(child, maps.uidMappings, maps.gidMappings, platform),
+      onUsernsReady: (child) => {
+        try {
+          writeIdMaps(child, maps.uidMappings, maps.gidMappings, platform);
+        } catch (err) {
+          // Its maps come from /etc/subuid and /etc/subgid, not from a config's linux.*Mappings.
+          throw new TsrunError(
+            `the user's store namespace: ${(err as Error).message.replace(/^linux\.(uid|gid)Mappings: /, '$1 map: ')}`,
+          );
+        }
+      },
       describeFailure: (f) => `${what}: store namespace: ${f.detail}: ${platform.strerror(f.errno).toLowerCase()}`,
     },
     platform,
