@@ -25,9 +25,9 @@ npx tap dist/test/integration dist/test/security dist/test/compat dist/test/reli
 
 if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
   echo "== cgroup v2, in a VM (test/vm) =="
-  # loop and ext4: a user's image store there is an ext4 image (the VM's root is overlayfs, and its
+  # loop, crc32c_generic (ext4's checksums) and ext4: a user's image store there is an ext4 image (the VM's root is overlayfs, and its
   # tmpfs keeps no user.* attributes before Linux 6.6; test/integration/rootless-image.test.ts).
-  bash test/vm/run.sh --timeout 2400 --modules "loop ext4" --cwd "$PWD" -- \
+  bash test/vm/run.sh --timeout 2400 --modules "loop crc32c_generic ext4" --cwd "$PWD" -- \
     npx tap dist/test/integration/cgroups.test.js dist/test/integration/devices-bpf.test.js dist/test/integration/exec.test.js \
       dist/test/security/exec-paused-cgroups.test.js dist/test/integration/rootless.test.js \
       dist/test/integration/rootless-image.test.js \

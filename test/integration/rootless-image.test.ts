@@ -92,12 +92,12 @@ function imageUser(t: TestLike, opts: Parameters<typeof makeTestUser>[1] = {}): 
       fs.rmSync(dir, { recursive: true, force: true });
       fs.rmSync(`${dir}.img`, { force: true });
     });
-    // A tmpfs keeps user.* attributes only since Linux 6.6: before, an ext4 image (the VM loads loop and ext4).
+    // A tmpfs keeps user.* attributes only since Linux 6.6: before, an ext4 image (the VM loads loop, crc32c_generic and ext4).
     const mount = TMPFS_USER_XATTRS
       ? spawnSync('mount', ['-t', 'tmpfs', 'tsrun-test', dir], { encoding: 'utf8' })
       : spawnSync(
           'sh',
-          ['-ec', 'truncate -s 512M "$0.img" && mkfs.ext4 -q -F "$0.img" && mount -o loop "$0.img" "$0"', dir],
+          ['-ec', 'truncate -s 512M "$0.img"; mkfs.ext4 -q -F "$0.img"; mount -o loop "$0.img" "$0"', dir],
           {
             encoding: 'utf8',
           },
