@@ -37,7 +37,8 @@ export function imageCommand(): Command {
               // "-": the archive on stdin (a pipe from docker save, say).
               const r = await importer().importImage(
                 storeOf(this),
-                input === '-' ? '/dev/stdin' : input,
+                // Through /proc: a system without udev (a minimal VM, a container) has no /dev/stdin link.
+                input === '-' ? '/proc/self/fd/0' : input,
                 this.opts().tag as string[],
                 bar?.update,
               );

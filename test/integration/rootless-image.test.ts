@@ -197,7 +197,7 @@ t.test("a user's image: imported with its owners shifted into the user's ranges,
   const expected = await expectedTree(img);
   t.same(Object.fromEntries(parseTree(r.stdout)), expected, 'the merged rootfs is the layers applied in order');
   // Before Linux 6.8 the overlay is one mount(2) on a staging directory: in the store namespace too.
-  const legacy = tsrunAsUser(
+  const legacy = tsrunFor(
     user,
     ['run', '--image', 'rl/owners:1', '--user', '0', uniqueId('rlimg'), '--', 'sh', '-c', listTreeCommand()],
     { env: { TSRUN_TEST_OVERLAY_LEGACY: '1' } },
