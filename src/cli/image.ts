@@ -63,8 +63,9 @@ export function imageCommand(): Command {
           function (this: Command) {
             const images = Object.entries(storeOf(this).images()).sort(([a], [b]) => a.localeCompare(b));
             if (this.opts().quiet) return out(images.map(([ref]) => `${ref}\n`).join(''));
-            // Sizes walk the layers, whose directories in a user's store may belong to its subordinate ids.
-            const elsewhere = inUserStoreNamespace(this, 'image ls');
+            // Sizes walk the layers, whose directories in a user's store may belong to its subordinate ids
+            // (an empty store has none to walk).
+            const elsewhere = images.length ? inUserStoreNamespace(this, 'image ls') : undefined;
             if (elsewhere !== undefined) return elsewhere;
             out((require('./image-table') as typeof import('./image-table')).imageTable(storeOf(this)));
           },
@@ -172,6 +173,7 @@ export function imageCommand(): Command {
       .argument('<ref>')
       .action(
         verb('image history', function (this: Command, ref: string) {
+          storeOf(this).resolve(ref); // an unknown name is said here, without a store namespace
           const elsewhere = inUserStoreNamespace(this, 'image history'); // sizes, as for ls
           if (elsewhere !== undefined) return elsewhere;
           out((require('./image-table') as typeof import('./image-table')).historyTable(storeOf(this), ref));

@@ -91,7 +91,10 @@ function program(argv: string[]): Command {
     .option('--log-format <format>', 'text or json', 'text')
     .option('--debug', 'log the launch plan and other details')
     .option('--systemd-cgroup', 'place containers in cgroups through systemd (a transient unit each)')
-    .option('--rootless <value>', 'cgroups as for an unprivileged user: true, false or auto (any user but root)')
+    .option(
+      '--rootless <value>',
+      'cgroups as for an unprivileged user: true, false or auto (any user but root, and root in a user namespace)',
+    )
     .option(
       '--store <dir>',
       "the image store, for image, bundle and --image (default: $TSRUN_STORE, or /var/lib/tsrun; a user's: $XDG_DATA_HOME/tsrun)",

@@ -6,7 +6,7 @@
  */
 import fs = require('fs');
 import { type SubCgroups } from './cgroup/manager';
-import { type IDMapping, type Process } from './config';
+import { type Process } from './config';
 import { inUserNamespace } from './host';
 import { hostIdOf, parseIdMap } from './idmap';
 import { waitAttached, writePidFile } from './process-io';
@@ -234,17 +234,16 @@ async function execLocked(
  */
 function giveToContainerRoot(pipes: StdioPipes, initPid: number): void {
   if (process.geteuid?.() !== 0) return;
-  const read = (file: string) => fs.readFileSync(`/proc/${initPid}/${file}`, 'utf8');
-  if (!inUserNamespace(() => read('uid_map'))) return; // the host's user namespace (or the init is gone: the launch says so)
-  let uidMap: IDMapping[];
-  let gidMap: IDMapping[];
+  let uidMap: string;
+  let gidMap: string;
   try {
-    uidMap = parseIdMap(read('uid_map'));
-    gidMap = parseIdMap(read('gid_map'));
+    uidMap = fs.readFileSync(`/proc/${initPid}/uid_map`, 'utf8');
+    gidMap = fs.readFileSync(`/proc/${initPid}/gid_map`, 'utf8');
   } catch {
-    return; // gone meanwhile
+    return; // the init is gone: the launch says so
   }
-  const uid = hostIdOf(uidMap, 0);
-  const gid = hostIdOf(gidMap, 0);
+  if (!inUserNamespace(() => uidMap)) return; // the host's user namespace
+  const uid = hostIdOf(parseIdMap(uidMap), 0);
+  const gid = hostIdOf(parseIdMap(gidMap), 0);
   if (uid !== undefined && gid !== undefined) pipes.giveTo(uid, gid);
 }

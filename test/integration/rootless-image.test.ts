@@ -349,6 +349,13 @@ t.test('refusals: no subordinate ids, another map, root with a user store, a con
   t.not(noIds.status, 0);
   t.match(noIds.stderr, new RegExp(`/etc/subuid gives user ${bare.name} \\(uid ${bare.uid}\\) no subordinate ids`));
   t.notOk(fs.existsSync(storeOf(bare)), 'no store made');
+  // An empty store's table, and an unknown name, need no store namespace (nor subordinate ids).
+  const emptyLs = tsrunFor(bare, ['image', 'ls']);
+  t.equal(emptyLs.status, 0, emptyLs.stderr);
+  t.match(emptyLs.stdout, /^REPOSITORY\s+TAG/);
+  const unknown = tsrunFor(bare, ['image', 'history', 'rl/none:1']);
+  t.not(unknown.status, 0);
+  t.match(unknown.stderr, /image "rl\/none:1" is not in the store/);
 
   const user = imageUser(t);
   const work = await userWork(t, user, img, 'rl/refuse:1');
