@@ -23,6 +23,7 @@
  *   are errors ("tsrun: unknown option '--foo'"), status 1.
  */
 import fs = require('fs');
+import { toStderr } from '../lib/log';
 
 /** Thrown for --help, --version and usage errors: the exit status, the message already written. */
 export class UsageExit extends Error {
@@ -191,10 +192,7 @@ export class Command {
   }
 
   private get output(): Output {
-    return (
-      this.ownOutput ??
-      this.parent?.output ?? { writeOut: (s) => fs.writeSync(1, s), writeErr: (s) => fs.writeSync(2, s) }
-    );
+    return this.ownOutput ?? this.parent?.output ?? { writeOut: (s) => fs.writeSync(1, s), writeErr: toStderr };
   }
 
   hook(event: 'preAction', fn: (root: Command, leaf: Command) => void): this {

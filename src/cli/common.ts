@@ -9,7 +9,7 @@ import path = require('path');
 import type { CreateOptions } from '../lib/container';
 import type { BundleOverrides } from '../lib/image/convert';
 import { errorLine, TsrunError } from '../lib/errors';
-import { logError } from '../lib/log';
+import { logError, toStderr } from '../lib/log';
 import { inUserNamespace } from '../lib/host';
 import { StateStore } from '../lib/state';
 
@@ -132,9 +132,8 @@ export function reportError(verb: string, id: string | undefined, err: unknown, 
   const where = [verb, id].filter(Boolean).join(' ');
   const line = (where ? `${where}: ${reason}` : reason).replace(/\s*\n\s*/g, ' ');
   logError(line);
-  fs.writeSync(2, `tsrun: ${line}\n`);
-  if (!(err instanceof TsrunError) && process.env.TSRUN_DEBUG_STACK && err instanceof Error)
-    fs.writeSync(2, `${err.stack}\n`);
+  toStderr(`tsrun: ${line}\n`);
+  if (!(err instanceof TsrunError) && process.env.TSRUN_DEBUG_STACK && err instanceof Error) toStderr(`${err.stack}\n`);
   return err instanceof TsrunError && err.exitCode !== 1 ? err.exitCode : failureStatus;
 }
 

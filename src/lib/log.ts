@@ -33,17 +33,32 @@ function write(level: 'debug' | 'info' | 'warning' | 'error', msg: string): void
   }
 }
 
+/**
+ * Text for stderr, where a failed write is dropped: an engine may hand the
+ * runtime a stderr it cannot write to (containerd's shim gives a pod
+ * sandbox /dev/null opened read-only on 0, 1 and 2: go-runc's NullIO), and
+ * the message must not replace the error it carries (the shim reports the
+ * log's last error line).  runc's logger drops such writes too.
+ */
+export function toStderr(text: string): void {
+  try {
+    fs.writeSync(2, text);
+  } catch {
+    // EBADF, EPIPE: nobody can read it; --log keeps the line.
+  }
+}
+
 export function logError(msg: string): void {
   write('error', msg);
 }
 
 export function warn(msg: string): void {
   write('warning', msg);
-  fs.writeSync(2, `tsrun: warning: ${msg}\n`);
+  toStderr(`tsrun: warning: ${msg}\n`);
 }
 
 export function debug(msg: string): void {
   if (!debugEnabled) return;
   write('debug', msg);
-  if (!logPath) fs.writeSync(2, `tsrun: debug: ${msg}\n`);
+  if (!logPath) toStderr(`tsrun: debug: ${msg}\n`);
 }

@@ -18,6 +18,7 @@ import {
   runCommand,
   TSRUN,
   type TestLike,
+  cleanEnv,
   cleanupContainer,
   leftovers,
   makeBundle,
@@ -415,6 +416,35 @@ t.test('--log with --log-format json records the error', async (t) => {
     .filter(Boolean)
     .map((l) => JSON.parse(l));
   t.equal(after.filter((x) => x.level === 'error').length, 2, 'second error appended');
+});
+
+t.test('stdio /dev/null opened read-only (containerd NullIO): the log still has the reason, once', async (t) => {
+  // containerd's shim gives a pod sandbox's runtime /dev/null O_RDONLY on 0, 1 and 2 (go-runc NullIO), and reports
+  // the log's last error line.  The failed write of the reason to stderr once replaced it there with "create:
+  // write: bad file descriptor", so a kubelet saw that instead of why the sandbox failed.
+  const bundle = makeBundle(t, (c) => {
+    (c.process as any).args = 'not-an-array';
+  });
+  const id = uniqueId('nullio');
+  cleanupContainer(t, bundle.root, id);
+  const log = path.join(tempDir(t), 'tsrun.log');
+  const devNull = fs.openSync('/dev/null', 'r');
+  const r = spawnSync(
+    TSRUN,
+    ['--root', bundle.root, '--log', log, '--log-format', 'json', 'create', '-b', bundle.dir, id],
+    { stdio: [devNull, devNull, devNull], env: cleanEnv() },
+  );
+  fs.closeSync(devNull);
+  t.equal(r.status, 1, 'the failure status');
+  const errors = fs
+    .readFileSync(log, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l))
+    .filter((e) => e.level === 'error');
+  t.equal(errors.length, 1, `one error entry: ${JSON.stringify(errors)}`);
+  t.match(errors[0]?.msg, /^create nullio-\S+: .*process\.args/, 'and it is the reason');
+  expectNothingLeft(t, bundle, id, 'create');
 });
 
 t.test('--log in text format records the error', async (t) => {
