@@ -34,7 +34,13 @@ export function list(store: StateStore): OciState[] {
 export function kill(store: StateStore, id: string, signal: number, all: boolean): void {
   const record = store.load(id);
   const status = containerStatus(store, record);
-  if (status === 'stopped') throw new TsrunError(`container "${id}" is not running`);
+  if (status === 'stopped') {
+    // runc's words: containerd's shim takes an error holding "container not running" as "already gone" (go-runc's
+    // checkKillError); any other wording fails its StopContainer after a kill that raced the exit.
+    if (!all) throw new TsrunError('container not running');
+    killLeftovers(record.cgroup, signal);
+    return;
+  }
   const cgroup = cgroupManagerFrom(record.cgroup);
   let initOnly = !all;
   if (all) {
@@ -61,6 +67,24 @@ export function kill(store: StateStore, id: string, signal: number, all: boolean
 }
 
 const SIGKILL = 9;
+
+/**
+ * kill --all of a stopped container, as runc's: what is left in its cgroup
+ * gets the signal, and none left (or no cgroup) is no error.  Processes
+ * outlive the init where the container shares a pid namespace (a pod's
+ * with shareProcessNamespace, or the host's); containerd's shim sends
+ * SIGKILL to --all after every exit of such a container to end them.
+ */
+function killLeftovers(described: Parameters<typeof cgroupManagerFrom>[0], signal: number): void {
+  const cgroup = cgroupManagerFrom(described);
+  let left: number[];
+  try {
+    left = cgroup.pids();
+  } catch {
+    return; // no cgroup of its own (rootless without delegation): nothing to find
+  }
+  if (left.length) cgroup.killAll(signal);
+}
 
 /** pause: freeze every process of the container. */
 export function pause(store: StateStore, id: string): void {
