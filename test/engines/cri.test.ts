@@ -71,6 +71,8 @@ t.teardown(async () => {
   fs.rmSync(work, { recursive: true, force: true });
   const left = SYSTEMD ? [] : removeCgroupTree(`/tsrun-cri-${process.pid}`);
   if (left.length) throw new Error(`cgroups left: ${left.join(' ')}`);
+  // The pods' slices (what a kubelet makes and removes itself on a node): systemd made them for the scopes in them.
+  if (SYSTEMD) runCommand(['systemctl', 'stop', `tsrun_cri_${process.pid}.slice`]);
   const units = SYSTEMD ? unitsMatching(`tsrun_cri_${process.pid}*`) : [];
   if (units.length) throw new Error(`systemd units left: ${units.join(' ')}`);
 });
@@ -298,6 +300,18 @@ t.test('a pod with a sidecar: shared network, IPC and UTS namespaces and a share
   );
 });
 
+/**
+ * cpu shares as the cgroup file shows them: cpu.shares on v1, or cpu.weight on v2, converted as runc converts them
+ * (runtime-spec's cgroup v2 mapping, 2..262144 onto 1..10000).
+ */
+function cpuShares(shares: number): string {
+  const v2 = !fs
+    .readFileSync('/proc/self/cgroup', 'utf8')
+    .split('\n')
+    .some((l) => l.split(':')[1]?.split(',').includes('cpu'));
+  return String(v2 ? 1 + Math.floor(((shares - 2) * 9999) / 262142) : shares);
+}
+
 /** This host's bounding set: what a privileged container gets, all of it. */
 const hostBounding = /^CapBnd:\s*(\S+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1];
 
@@ -306,6 +320,42 @@ async function initStatus(id: string): Promise<Record<string, string>> {
   const text = (await execSync(id, ['cat', '/proc/1/status'])).stdout;
   return Object.fromEntries(text.split('\n').map((l) => l.split(/:\s*/, 2) as [string, string]));
 }
+
+t.test(
+  'shareProcessNamespace: one pid namespace for the pod, and what an exited container leaves is ended',
+  async (t) => {
+    const seen = await onBoth(t, 'shared pid namespace', async (h) => {
+      const pod = await runPod(h, 'pidns', (c) => {
+        c.linux.security_context.namespace_options.pid = 'POD';
+      });
+      const shared = (c: any): void => {
+        c.linux.security_context.namespace_options.pid = 'POD';
+      };
+      const app = await runContainer(pod, 'app', ['sleep', '3600'], shared);
+      // Its init exits at once; the child it leaves lives on in the pod's pid namespace until the runtime's kill --all.
+      const job = await runContainer(pod, 'job', ['sh', '-c', 'sleep 3600 & echo $! > /tmp/child; sleep 0.5'], shared);
+      const exited = await waitExited(job);
+      const ps = (await execSync(app, ['ps', '-o', 'pid,args'])).stdout;
+      const orphanGone = await until(
+        async () => !/sleep 3600\n[\s\S]*sleep 3600/.test((await execSync(app, ['ps', '-o', 'args'])).stdout),
+        10_000,
+      );
+      const result = {
+        pauseIsPid1: /^\s*1 \/pause$/m.test(ps),
+        seesOtherContainers: ps.includes('sleep 3600'),
+        jobExit: exited.exit_code,
+        orphanGone,
+      };
+      await removePod(pod);
+      return result;
+    });
+    t.same(
+      seen,
+      { pauseIsPid1: true, seesOtherContainers: true, jobExit: 0, orphanGone: true },
+      "the pause is the pod's pid 1, each container sees the others, and an exited container's children are ended",
+    );
+  },
+);
 
 t.test('ExecSync, and Exec streamed through the CRI streaming server, with and without a tty', async (t) => {
   const seen = await onBoth(t, 'exec', async (h) => {
@@ -493,10 +543,15 @@ t.test("the pod spec's resource limits, and UpdateContainerResources", async (t)
       before: {
         memory: String(64 << 20),
         cpu: { quota: '50000', period: '100000' },
-        shares: '512',
+        shares: cpuShares(512),
         oomScoreAdj: '500',
       },
-      after: { memory: String(96 << 20), cpu: { quota: '30000', period: '100000' }, shares: '256', oomScoreAdj: '500' },
+      after: {
+        memory: String(96 << 20),
+        cpu: { quota: '30000', period: '100000' },
+        shares: cpuShares(256),
+        oomScoreAdj: '500',
+      },
       reported: { memory_limit_in_bytes: 96 << 20, cpu_quota: 30000, cpu_shares: 256 },
     },
     'the limits in the cgroup files, before and after the update',
