@@ -184,6 +184,45 @@ fail_src:
 	return -1;
 }
 
+/*
+ * execRelease(helperPath, fifoFd, lockFd): become the sealed helper in its
+ * release mode (init.c), which writes the exec fifo's byte and exits.  The
+ * exec drops this process's memory (Node's or Bun's, some tens of MiB)
+ * before the container is released, so an engine waiting for `start` sees
+ * it end as the container's program begins, as runc's does, instead of
+ * several ms later: containerd's shim only watches a container's cgroup for
+ * OOM kills once `start` has returned.  lockFd (the container's flock) stays
+ * open until the helper exits; so do stdio.  Returns only on failure.
+ */
+static napi_value exec_release(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(3);
+	char helper_path[4096];
+	int32_t fifo_fd, lock_fd;
+	if (arg_string(env, args[0], helper_path, sizeof(helper_path)) || arg_int(env, args[1], &fifo_fd) ||
+	    arg_int(env, args[2], &lock_fd) || fifo_fd < 3 || lock_fd < 3) {
+		napi_throw_type_error(env, NULL, "execRelease(helperPath, fifoFd, lockFd)");
+		return NULL;
+	}
+	int helper = sealed_helper(helper_path);
+	if (helper < 0)
+		return throw_errno(env, errno, "load tsrun-init helper");
+	/* Node marks stdio close-on-exec too: keep stderr for the helper's one line if the write fails. */
+	int keep[] = {0, 1, 2, fifo_fd, lock_fd};
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (fcntl(keep[i], F_SETFD, 0) < 0 && errno != EBADF)
+			return throw_errno(env, errno, "keep an fd across the exec");
+	char a_fifo[16];
+	snprintf(a_fifo, sizeof(a_fifo), "%d", fifo_fd);
+	char *argv[] = {"tsrun-init", "release", a_fifo, NULL};
+	char *envp[] = {NULL};
+	syscall(SYS_execveat, helper, "", argv, envp, AT_EMPTY_PATH);
+	int e = errno;
+	fcntl(fifo_fd, F_SETFD, FD_CLOEXEC);
+	fcntl(lock_fd, F_SETFD, FD_CLOEXEC);
+	return throw_errno(env, e, "exec tsrun-init to release the container");
+}
+
 /* The plan travels in its own sealed memfd: no size limit, no parsing races. */
 static int plan_memfd(const void *data, size_t len)
 {
@@ -1376,6 +1415,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
 		METHOD("spawnInit", spawn_init),
+		METHOD("execRelease", exec_release),
 		METHOD("sendMessage", send_message),
 		METHOD("recvMessage", recv_message),
 		METHOD("waitPid", wait_pid),

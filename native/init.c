@@ -2348,8 +2348,29 @@ static void op_session_keyring(const struct op_session_keyring *o)
 		fail(errno, "keyring", NULL, "create session keyring %s", o->name);
 }
 
+/*
+ * `start` of a container without hooks after the release execs this
+ * helper (addon.c, execRelease): one byte into the exec fifo lets the init
+ * exec the container's program, and the process the engine waits on ends
+ * at once.
+ */
+static int release_exec_fifo(int fd)
+{
+	static const char byte = 0;
+	for (;;) {
+		if (write(fd, &byte, 1) == 1)
+			return 0;
+		if (errno != EINTR) {
+			fprintf(stderr, "tsrun: start: release the container: %s\n", strerror(errno));
+			return 1;
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && strcmp(argv[1], "release") == 0)
+		return release_exec_fifo(atoi(argv[2]));
 	if (argc != 7) {
 		fprintf(stderr, "tsrun-init is started by tsrun, not by hand\n");
 		return 2;

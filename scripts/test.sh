@@ -37,9 +37,10 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
   # file takes 4-5 minutes under TCG, past tap's 300 s on a loaded machine: 600 s each there.
   systemd_tests=(dist/test/integration/systemd-cgroup.test.js dist/test/integration/rootless-systemd.test.js
     dist/test/engines/containerd.test.js dist/test/engines/podman.test.js)
-  # Rootless podman with the user's own systemd manager needs cgroup v2: this run only.
-  bash test/vm/run.sh --systemd --timeout 1500 --cwd "$PWD" -- npx tap --timeout 600 "${systemd_tests[@]}" \
-    dist/test/engines/podman-rootless.test.js \
+  # Rootless podman with the user's own systemd manager needs cgroup v2: this run only.  So does the CRI test
+  # (a node as Kubernetes sets one up: systemd, cgroup v2, SystemdCgroup); its CNI bridge needs bridge and veth.
+  bash test/vm/run.sh --systemd --timeout 1800 --modules "bridge veth" --cwd "$PWD" -- npx tap --timeout 600 \
+    "${systemd_tests[@]}" dist/test/engines/podman-rootless.test.js dist/test/engines/cri.test.js \
     2>&1 | tee "$logs/vm-systemd" || status=$?
   echo "== systemd as PID 1, hybrid cgroups (v1 controllers), in a VM (test/vm --systemd --hybrid) =="
   bash test/vm/run.sh --systemd --hybrid --timeout 1500 --cwd "$PWD" -- npx tap --timeout 600 "${systemd_tests[@]}" \

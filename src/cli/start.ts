@@ -8,7 +8,7 @@ export function startCommand(): Command {
     .argument('<id>')
     .action(
       verb('start', function (this: Command, id: string) {
-        start(storeOf(this), id);
+        start(storeOf(this), id, true);
       }),
     );
 }

@@ -11,7 +11,7 @@
 import fs = require('fs');
 import path = require('path');
 import { type Config, type IDMapping, parseConfig } from './config';
-import { crashPoint } from './crash';
+import { crashPoint, crashPointArmed } from './crash';
 import { TsrunError, describeFsError } from './errors';
 import { runHooks } from './hooks';
 import { mountIdsAt, passwdName, topMountId } from './host';
@@ -20,7 +20,7 @@ import { StdioPipes } from './stdio-pipes';
 import { checkLsmRequests } from './lsm';
 import { hostIdOf, setgroupsDenied, writeIdMaps } from './idmap';
 import { JOIN_ORDER, NAMESPACES } from './namespaces';
-import { native } from './native';
+import { INIT_HELPER, native } from './native';
 import { killAndReap, launch, LaunchError } from './launch';
 import { cgroupManagerFrom } from './cgroup';
 import { RootlessCgroup } from './cgroup/rootless';
@@ -655,10 +655,15 @@ function fifoHoldsByte(fd: number): boolean {
   }
 }
 
-/** start: release the init waiting on the exec fifo, then run poststart hooks. */
-export function start(store: StateStore, id: string): void {
+/**
+ * start: release the init waiting on the exec fifo, then run poststart hooks.
+ * `lastAct`: nothing of this process is needed after the release (the start
+ * verb), so without hooks to run it may become the helper that releases.
+ */
+export function start(store: StateStore, id: string, lastAct = false): void {
   let poststartFailed: { err: unknown; bundle: string } | undefined;
-  store.withLock(id, () => {
+  const lockFd = store.lock(id);
+  try {
     const record = store.load(id);
     const status = containerStatus(store, record);
     if (status !== 'created') throw new TsrunError(`cannot start a container in the ${status} state`);
@@ -667,6 +672,13 @@ export function start(store: StateStore, id: string): void {
       fifo = fs.openSync(store.fifoPath(id), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
     } catch {
       throw new TsrunError('cannot start a container in the stopped state');
+    }
+    if (lastAct && !record.hooks.startContainer?.length && !record.hooks.poststart?.length && !crashPointArmed()) {
+      // Nothing left to do after the release: the helper does it, so this process has ended when the program
+      // starts (native/addon.c, execRelease, says why that matters to engines).
+      fs.rmSync(store.fifoPath(id), { force: true });
+      debug(`start ${id}: the helper releases the exec fifo`);
+      native.execRelease(INIT_HELPER, fifo, lockFd);
     }
     // Opened before the release, so the fifo keeps what a failing init writes (waitForExec).
     const answer = fs.openSync(store.fifoPath(id), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -692,7 +704,9 @@ export function start(store: StateStore, id: string): void {
       killAndReap(record.pid, false);
       poststartFailed = { err, bundle: record.bundle };
     }
-  });
+  } finally {
+    store.unlock(lockFd);
+  }
   if (poststartFailed) {
     try {
       remove(store, id, true, poststartFailed.bundle);

@@ -24,6 +24,11 @@ export type CrashStep =
 
 const target = process.env.TSRUN_TEST_CRASH_AT;
 
+/** Whether a test asked for a crash at some step (start then keeps its own steps after the release). */
+export function crashPointArmed(): boolean {
+  return target !== undefined;
+}
+
 export function crashPoint(step: CrashStep): void {
   if (target === step) process.kill(process.pid, 'SIGKILL');
 }

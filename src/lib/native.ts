@@ -37,6 +37,11 @@ export interface NativeAddon {
     preserveFds: number,
     stdio: [number, number, number] | null,
   ): { pid: number; syncFd: number };
+  /**
+   * Become the sealed helper (helperPath) in its release mode: it writes the exec fifo's byte and exits 0 (1 with a
+   * line on stderr if the write fails), lockFd held until then.  Returns only by throwing.
+   */
+  execRelease(helperPath: string, fifoFd: number, lockFd: number): never;
   /** pipe2(O_CLOEXEC): [read end, write end]. */
   pipe(): [number, number];
   /**

@@ -2,8 +2,8 @@
  * containerd 1.6 (Debian) and ctr, through the io.containerd.runc.v2 shim
  * with tsrun as its runc binary: the path Kubernetes takes (a RuntimeClass
  * names a CRI runtime whose options set the shim's BinaryName; ctr's
- * --runc-binary hands the shim that same option, and Debian's containerd
- * is built without the CRI plugin, so ctr is the way in here).  containerd
+ * --runc-binary hands the shim that same option; test/engines/cri.test.ts
+ * goes through the CRI plugin itself, as a kubelet does).  containerd
  * runs under tini -s with its own root, state and socket, the images in a
  * namespace of this test's own.  Every scenario of test/engine-scenarios.ts that ctr
  * can express (user, hostname and the pids limit through `ctr run

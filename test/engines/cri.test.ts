@@ -713,7 +713,15 @@ t.test('the shim ran tsrun with its --root, --log and --log-format json, and the
     lines.every((l) => l.startsWith(`--root ${node.roots.tsrun}/k8s.io --log `) && l.includes('--log-format json')),
     'every line',
   );
-  const verbs = new Set(lines.map((l) => l.split(' ')[6]));
+  // After the shim's four global flags (and --systemd-cgroup with SystemdCgroup), the verb.
+  const verbs = new Set(
+    lines.map((l) =>
+      l
+        .split(' ')
+        .slice(6)
+        .find((w) => !w.startsWith('-')),
+    ),
+  );
   for (const v of ['create', 'start', 'exec', 'kill', 'delete', 'update'])
     t.ok(verbs.has(v), `the shim used ${v}: ${[...verbs].join(' ')}`);
 });
