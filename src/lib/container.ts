@@ -678,7 +678,17 @@ export function start(store: StateStore, id: string, lastAct = false): void {
       // starts (native/addon.c, execRelease, says why that matters to engines).
       fs.rmSync(store.fifoPath(id), { force: true });
       debug(`start ${id}: the helper releases the exec fifo`);
-      native.execRelease(INIT_HELPER, fifo, lockFd);
+      try {
+        native.execRelease(INIT_HELPER, fifo, lockFd);
+      } catch (err) {
+        debug(`start ${id}: ${(err as Error).message}; releasing it here`);
+      }
+      try {
+        fs.writeSync(fifo, Buffer.from([0]));
+      } finally {
+        fs.closeSync(fifo);
+      }
+      return;
     }
     // Opened before the release, so the fifo keeps what a failing init writes (waitForExec).
     const answer = fs.openSync(store.fifoPath(id), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
