@@ -492,7 +492,10 @@ t.test('a container over its memory limit is OOM-killed, and the reason says OOM
     const id = await runContainer(pod, 'hog', ['sh', '-c', 'x=aaaaaaaa; while :; do x=$x$x; done'], (c) => {
       c.linux.resources = { memory_limit_in_bytes: 32 * 1024 * 1024 };
     });
-    const s = await waitExited(id, 60_000);
+    let s = await waitExited(id, 60_000);
+    // The shim sends the OOM event and the exit on two paths, in either order: the reason may be set a moment after
+    // the state says exited (containerd's CRI sets it whenever the OOM event comes), as a kubelet's next look sees.
+    await until(async () => (s = (await status(id)).status).reason === 'OOMKilled', 10_000);
     await removePod(pod);
     return { state: s.state, exitCode: s.exit_code, reason: s.reason };
   });
