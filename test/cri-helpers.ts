@@ -38,8 +38,8 @@ export const POD_SUBNET = '10.88.77.0/24';
 type Callback = (err: grpc.ServiceError | null, res: any) => void;
 type Client = grpc.Client & Record<string, (req: object, opts: grpc.CallOptions, cb: Callback) => void>;
 
-/** The CRI's two services, loaded from the proto with enums as names and int64 as numbers. */
-function criServices(): { runtime: grpc.ServiceClientConstructor; image: grpc.ServiceClientConstructor } {
+/** The CRI's runtime service, loaded from the proto with enums as names and int64 as numbers. */
+function runtimeService(): grpc.ServiceClientConstructor {
   const def = protoLoader.loadSync(path.join(PROJECT_ROOT, 'test', 'cri', 'api.proto'), {
     keepCase: true,
     longs: Number,
@@ -47,40 +47,29 @@ function criServices(): { runtime: grpc.ServiceClientConstructor; image: grpc.Se
     defaults: true,
   });
   const pkg = grpc.loadPackageDefinition(def) as any;
-  return { runtime: pkg.runtime.v1.RuntimeService, image: pkg.runtime.v1.ImageService };
+  return pkg.runtime.v1.RuntimeService;
 }
 
-/** What a kubelet holds: the two CRI services on containerd's socket, each call a promise. */
+/** What a kubelet holds: the CRI runtime service on containerd's socket, each call a promise. */
 export class CriClient {
   private readonly runtime: Client;
-  private readonly image: Client;
 
   constructor(socket: string) {
-    const { runtime, image } = criServices();
-    this.runtime = new runtime(`unix://${socket}`, grpc.credentials.createInsecure()) as Client;
-    this.image = new image(`unix://${socket}`, grpc.credentials.createInsecure()) as Client;
+    const service = runtimeService();
+    this.runtime = new service(`unix://${socket}`, grpc.credentials.createInsecure()) as Client;
   }
 
   /** One RuntimeService call; a gRPC error becomes an Error carrying containerd's message. */
   call(method: string, req: object = {}, timeoutMs = 120_000): Promise<any> {
-    return this.invoke(this.runtime, method, req, timeoutMs);
-  }
-
-  images(): Promise<any> {
-    return this.invoke(this.image, 'ListImages', {}, 30_000);
+    return new Promise((resolve, reject) => {
+      this.runtime[method](req, { deadline: Date.now() + timeoutMs }, (err, res) =>
+        err ? reject(new Error(`${method}: ${err.details || err.message}`)) : resolve(res),
+      );
+    });
   }
 
   close(): void {
     this.runtime.close();
-    this.image.close();
-  }
-
-  private invoke(client: Client, method: string, req: object, timeoutMs: number): Promise<any> {
-    return new Promise((resolve, reject) => {
-      client[method](req, { deadline: Date.now() + timeoutMs }, (err, res) =>
-        err ? reject(new Error(`${method}: ${err.details || err.message}`)) : resolve(res),
-      );
-    });
   }
 }
 
@@ -123,7 +112,7 @@ net.createServer((c) => {
 }).listen(sock);`;
 
 /** Runs `argv` in the node's network namespace (only the network one: mounts and cgroups stay the host's). */
-export function inNetns(netns: string, argv: string[]): RunResult {
+function inNetns(netns: string, argv: string[]): RunResult {
   return runCommand(['nsenter', `--net=/run/netns/${netns}`, ...argv]);
 }
 
