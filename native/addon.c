@@ -1240,6 +1240,17 @@ static napi_value terminal_columns(napi_env env, napi_callback_info info)
 	return make_int(env, ioctl(fd, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0);
 }
 
+/* terminalRows(fd) -> the height of the terminal at fd, or 0 (the pull display fits it). */
+static napi_value terminal_rows(napi_env env, napi_callback_info info)
+{
+	GET_ARGS(1);
+	int32_t fd;
+	if (arg_int(env, args[0], &fd))
+		return throw_errno(env, EINVAL, "ioctl(TIOCGWINSZ)");
+	struct winsize ws;
+	return make_int(env, ioctl(fd, TIOCGWINSZ, &ws) == 0 ? ws.ws_row : 0);
+}
+
 /*
  * setRaw(fd) -> the terminal's settings before (a Buffer), or null when fd
  * is no terminal; restoreTerminal(fd, settings).  The foreground terminal
@@ -1441,6 +1452,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("attachDeviceProgram", attach_device_program),
 		METHOD("copyWinsize", copy_winsize),
 		METHOD("terminalColumns", terminal_columns),
+		METHOD("terminalRows", terminal_rows),
 		METHOD("setRaw", set_raw),
 		METHOD("restoreTerminal", restore_terminal),
 		METHOD("dup", do_dup),

@@ -12,9 +12,10 @@ packages=(build-essential python3 make musl-tools busybox-static libseccomp-dev 
 # runc, the reference test/compat/ runs every scenario under beside tsrun; skopeo, which writes
 # OCI layouts the way users make them (test/integration/image-names); zsh and fish, which run
 # tsrun's completion scripts (test/integration/cli-docs); clang-format, which the fast check
-# (scripts/check.sh) runs on native/.
+# (scripts/check.sh) runs on native/; docker-registry (the CNCF distribution registry) and openssl,
+# the registries test/image/registry*.test.ts start on 127.0.0.1 and their certificates.
 if [ "${1:-}" = --engines ]; then
-  packages+=(podman conmon containerd docker.io tini runc skopeo zsh fish clang-format)
+  packages+=(podman conmon containerd docker.io tini runc skopeo zsh fish clang-format docker-registry openssl)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -29,6 +30,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The package enables a registry on :5000 for every address; the tests start their own, on loopback.
+if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  update-rc.d docker-registry disable >/dev/null 2>&1 || true
+  service docker-registry stop >/dev/null 2>&1 || true
 fi
 if [ "$(node_major)" -lt 20 ]; then
   echo "setup: installing Node 20 from the npm registry"

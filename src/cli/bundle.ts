@@ -1,7 +1,7 @@
 import { Command } from './args';
 import { writeBundle } from '../lib/image/bundle';
 import { ImageStore } from '../lib/image/store';
-import { imageStoreDir, inUserStoreNamespace, overridesOf, verb, withImageOptions } from './common';
+import { imageStoreDir, inUserStoreNamespace, overridesOf, pullIfNeeded, verb, withImageOptions } from './common';
 
 /** `tsrun bundle REF DIR [-- CMD...]`: a bundle whose config comes from the image; create mounts its rootfs. */
 export function bundleCommand(): Command {
@@ -15,7 +15,8 @@ export function bundleCommand(): Command {
       .argument('[command...]', "the command, replacing the image's Cmd (after --)")
       .option('--copy', "write the image's tree into DIR/rootfs, a plain bundle any runtime runs (as umoci unpack)"),
   ).action(
-    verb('bundle', function (this: Command, ref: string, dir: string, command: string[]) {
+    verb('bundle', async function (this: Command, ref: string, dir: string, command: string[]) {
+      await pullIfNeeded(this, ref);
       // A user's copy gets the files' owners of its store: it is made in the store's namespace.
       const elsewhere = this.opts().copy ? inUserStoreNamespace(this, 'bundle --copy') : undefined;
       if (elsewhere !== undefined) return elsewhere;

@@ -177,10 +177,111 @@ export function withImageOptions(cmd: Command): Command {
     .option('--entrypoint <path>', 'replace the image\'s Entrypoint (and drop its Cmd); "" clears it')
     .option('--hostname <name>', "the container's hostname")
     .option('-t, --tty', 'give the process a terminal')
-    .option('--read-only', 'mount the rootfs read-only');
+    .option('--read-only', 'mount the rootfs read-only')
+    .option(
+      '--pull <policy>',
+      'pull the image from its registry: missing (when not in the store), always, never',
+      'missing',
+    )
+    .option(...PLATFORM_FLAG)
+    .option(...TLS_VERIFY_FLAG);
 }
 
-const IMAGE_ONLY = ['store', 'env', 'cwd', 'user', 'entrypoint', 'hostname', 'tty', 'readOnly'];
+export const PLATFORM_FLAG = [
+  '--platform <os/arch[/variant]>',
+  "the platform to pull from a multi-platform image (default: this machine's)",
+] as const;
+export const TLS_VERIFY_FLAG = [
+  '--tls-verify <bool>',
+  "false: reach the image's registry without verifying its TLS certificate, or over plain HTTP",
+  'true',
+] as const;
+
+const IMAGE_ONLY = [
+  'store',
+  'env',
+  'cwd',
+  'user',
+  'entrypoint',
+  'hostname',
+  'tty',
+  'readOnly',
+  'pull',
+  'platform',
+  'tlsVerify',
+];
+
+/** The pull options given on `cmd` for image `ref`. */
+export function pullOptionsOf(cmd: Command, ref: string): import('../lib/image/pull').PullOptions {
+  const o = cmd.opts();
+  const verify = String(o.tlsVerify);
+  if (verify !== 'true' && verify !== 'false') throw new TsrunError(`--tls-verify "${verify}": true or false`);
+  const { parseReference } = require('../lib/image/reference') as typeof import('../lib/image/reference');
+  const { parsePlatform } = require('../lib/image/platform') as typeof import('../lib/image/platform');
+  return {
+    platform: o.platform === undefined ? undefined : parsePlatform(o.platform as string),
+    insecure: verify === 'false' ? [parseReference(ref).domain] : [],
+  };
+}
+
+/** Pull `ref` into `store` with the display on a terminal; the name it has in the store. */
+export async function pullShown(
+  store: import('../lib/image/store').ImageStore,
+  ref: string,
+  options: import('../lib/image/pull').PullOptions,
+): Promise<import('../lib/image/pull').PullResult> {
+  const { pullImage } = require('../lib/image/pull') as typeof import('../lib/image/pull');
+  const { pullDisplay } = require('./pull-progress') as typeof import('./pull-progress');
+  const display = pullDisplay();
+  try {
+    return await pullImage(store, ref, { ...options, onProgress: display?.update });
+  } finally {
+    display?.finish();
+  }
+}
+
+/**
+ * run/create --image and bundle: pull the image first as --pull says
+ * (missing: only when the store has no image by that name).  A user's
+ * store is written in its store namespace, by `tsrun image pull` there.
+ */
+export async function pullIfNeeded(cmd: Command, ref: string): Promise<void> {
+  const o = cmd.opts();
+  const policy = String(o.pull);
+  if (!['missing', 'always', 'never'].includes(policy))
+    throw new TsrunError(`--pull "${policy}": missing, always or never`);
+  const options = pullOptionsOf(cmd, ref);
+  if (policy === 'never') return;
+  const { ImageStore } = require('../lib/image/store') as typeof import('../lib/image/store');
+  const store = new ImageStore(imageStoreDir(cmd));
+  if (policy === 'missing') {
+    try {
+      store.resolve(ref);
+      return;
+    } catch (err) {
+      if (!(err instanceof TsrunError) || !/is not in the store/.test(err.message)) throw err;
+    }
+  }
+  if (process.geteuid?.() !== 0) {
+    const { inStoreNamespaceOrFail } =
+      require('../lib/image/store-namespace') as typeof import('../lib/image/store-namespace');
+    inStoreNamespaceOrFail(
+      path.resolve(store.root),
+      // --quiet: a name on stdout would be taken for the container's output; the display goes too.
+      [
+        'image',
+        'pull',
+        '--quiet',
+        `--tls-verify=${String(o.tlsVerify)}`,
+        ...(o.platform ? ['--platform', String(o.platform)] : []),
+        ref,
+      ],
+      'pull',
+    );
+    return;
+  }
+  await pullShown(store, ref, options);
+}
 
 /** The overrides given on the command line; `command` (after --) replaces the image's Cmd. */
 export function overridesOf(cmd: Command, command: string[]): BundleOverrides {

@@ -2,7 +2,18 @@ import { Command } from './args';
 import { TsrunError } from '../lib/errors';
 import type * as ImageImport from '../lib/image/import';
 import { ImageStore, isUnnamed, repositoryOfKey } from '../lib/image/store';
-import { collect, imageStoreDir, inUserStoreNamespace, out, STORE_FLAG, verb } from './common';
+import {
+  collect,
+  imageStoreDir,
+  inUserStoreNamespace,
+  out,
+  PLATFORM_FLAG,
+  pullOptionsOf,
+  pullShown,
+  STORE_FLAG,
+  TLS_VERIFY_FLAG,
+  verb,
+} from './common';
 import { progressBar } from './progress';
 
 /** The importer (tar-stream, zlib) loads only for `image import`, not at every tsrun start. */
@@ -14,7 +25,7 @@ function storeOpt(cmd: Command): Command {
 
 const storeOf = (cmd: Command): ImageStore => new ImageStore(imageStoreDir(cmd));
 
-/** `tsrun image import|ls|inspect|history|tag|rm|prune|gc`: the image store (src/lib/image/). */
+/** `tsrun image import|pull|ls|inspect|history|tag|rm|prune|gc`: the image store (src/lib/image/). */
 export function imageCommand(): Command {
   const image = new Command('image')
     .description('import and manage images (docker-archive, OCI layout, OCI archive)')
@@ -50,6 +61,37 @@ export function imageCommand(): Command {
             }
           },
           () => undefined,
+        ),
+      ),
+  );
+  image.addCommand(
+    storeOpt(new Command('pull'))
+      .description(
+        'pull an image from a registry into the store (docker.io when the name has no registry), layers the store has not downloaded',
+      )
+      .argument('<ref>', 'NAME[:TAG] or NAME@DIGEST')
+      .option(...PLATFORM_FLAG)
+      .option(...TLS_VERIFY_FLAG)
+      .option('-q, --quiet', 'no progress display and no output (the exit status tells)')
+      .action(
+        verb(
+          'image pull',
+          async function (this: Command, ref: string) {
+            const options = pullOptionsOf(this, ref); // bad flags said before any namespace
+            const elsewhere = inUserStoreNamespace(this, 'image pull');
+            if (elsewhere !== undefined) return elsewhere;
+            if (this.opts().quiet) {
+              await (require('../lib/image/pull') as typeof import('../lib/image/pull')).pullImage(
+                storeOf(this),
+                ref,
+                options,
+              );
+              return;
+            }
+            const r = await pullShown(storeOf(this), ref, options);
+            out(`${r.ref}\n`);
+          },
+          () => undefined, // the messages name the repository
         ),
       ),
   );
@@ -95,16 +137,18 @@ export function imageCommand(): Command {
                   return {
                     Id: img.config,
                     RepoTags: all.filter((n) => !isUnnamed(n) && !n.includes('@')),
-                    RepoDigests: img.manifest
-                      ? [
-                          ...new Set(
-                            all
-                              .map(repositoryOfKey)
-                              .filter((r) => r !== undefined)
-                              .map((r) => `${r}@${img.manifest}`),
-                          ),
-                        ]
-                      : [],
+                    // A multi-platform image's name in a registry is its index's digest, as docker shows it.
+                    RepoDigests:
+                      (img.index ?? img.manifest)
+                        ? [
+                            ...new Set(
+                              all
+                                .map(repositoryOfKey)
+                                .filter((r) => r !== undefined)
+                                .map((r) => `${r}@${img.index ?? img.manifest}`),
+                            ),
+                          ]
+                        : [],
                     Created: config.created ?? null,
                     Architecture: config.architecture,
                     Os: config.os,
@@ -200,7 +244,7 @@ export function imageCommand(): Command {
       ),
   );
   image.action(() => {
-    throw new TsrunError('a subcommand is needed (import, ls, inspect, history, tag, rm, prune, gc)');
+    throw new TsrunError('a subcommand is needed (import, pull, ls, inspect, history, tag, rm, prune, gc)');
   });
   return image;
 }

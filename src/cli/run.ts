@@ -1,6 +1,6 @@
 import { Command } from './args';
 import { run } from '../lib/container';
-import { createOptionsOf, storeOf, verb, withCreateOptions } from './common';
+import { createOptionsOf, pullIfNeeded, storeOf, verb, withCreateOptions } from './common';
 
 export function runCommand(): Command {
   return withCreateOptions(
@@ -12,7 +12,9 @@ export function runCommand(): Command {
     .action(
       verb('run', async function (this: Command, id: string, command: string[]) {
         const o = this.opts();
-        return run(storeOf(this), { ...createOptionsOf(this, id, command), detach: !!o.detach, keep: !!o.keep });
+        const options = createOptionsOf(this, id, command); // its errors before any pull
+        if (options.image) await pullIfNeeded(this, options.image.ref);
+        return run(storeOf(this), { ...options, detach: !!o.detach, keep: !!o.keep });
       }),
     );
 }

@@ -59,6 +59,8 @@ export interface NativeAddon {
   copyWinsize(from: number, to: number): boolean;
   /** TIOCGWINSZ: the terminal's width in columns, 0 when fd is no terminal. */
   terminalColumns(fd: number): number;
+  /** TIOCGWINSZ: its height in rows, 0 when fd is no terminal. */
+  terminalRows(fd: number): number;
   /** Make the terminal at fd raw: its settings before, or null when fd is no terminal. */
   setRaw(fd: number): Buffer | null;
   restoreTerminal(fd: number, settings: Buffer): void;

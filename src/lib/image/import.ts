@@ -18,6 +18,7 @@ import { checkNameFor, hexOf, type ImageRecord, type ImageStore, sha256 } from '
 import { normalizeRef } from './reference';
 import { warn } from '../log';
 import { mergedDirAttributes } from './merged';
+import { formatPlatform, hostPlatform, platformMatches } from './platform';
 import { unpackLayer } from './unpack';
 import { inStoreNamespace, mappedIdLimits } from './user-store';
 
@@ -170,10 +171,11 @@ function ociCandidates(src: Source): Candidate[] {
       if (++descriptors > MAX_DESCRIPTORS)
         throw new TsrunError(`${at}: more than ${MAX_DESCRIPTORS} descriptors in the layout's image indexes`);
       if (typeof desc?.digest !== 'string') throw new TsrunError(`${at}: no digest`);
+      // Another platform's image (an index's arm64 entry on amd64, an attestation's "unknown/unknown").
       const platform = desc.platform;
       if (
         platform &&
-        (platform.os !== 'linux' || (platform.architecture !== 'amd64' && platform.architecture !== undefined))
+        (platform.os !== 'linux' || (platform.architecture !== undefined && !platformMatches(platform, hostPlatform())))
       )
         continue;
       const ref: string | undefined =
@@ -317,7 +319,7 @@ export async function importImage(
       if (!isOci && !isDocker)
         throw new TsrunError(`${input}: neither a docker-archive (manifest.json) nor an OCI image layout (index.json)`);
       const candidates = isDocker ? dockerCandidates(src) : ociCandidates(src);
-      if (candidates.length === 0) throw new TsrunError(`${input}: no linux/amd64 image in it`);
+      if (candidates.length === 0) throw new TsrunError(`${input}: no ${formatPlatform(hostPlatform())} image in it`);
       if (tags.length && candidates.length > 1)
         throw new TsrunError(`--tag: ${input} holds ${candidates.length} images; tag them after import`);
       const records: Array<[string[], ImageRecord]> = [];

@@ -67,6 +67,17 @@ export interface ImageRecord {
   /** The layers' diffIDs, lowest first. */
   layers: string[];
   imported: string;
+  /** Pulled through an image index (a multi-platform image): its digest, the name a registry gives the image. */
+  index?: string;
+  /** Pulled: the layers as the registry serves them (compressed), kept in blobs/ for a push. */
+  layerBlobs?: Array<{ digest: string; size: number; mediaType: string }>;
+  /** Pulled: the repository it came from ("127.0.0.1:5000/busybox"), which a push to the same registry can mount from. */
+  source?: string;
+}
+
+/** The digests an image answers to: its index's (pulled), its manifest's, its config's. */
+export function digestsOf(image: Pick<ImageRecord, 'index' | 'manifest' | 'config'>): string[] {
+  return [image.index, image.manifest, image.config].filter((d): d is string => d !== undefined);
 }
 
 const DIGEST = /^sha256:([0-9a-f]{64})$/;
@@ -102,9 +113,13 @@ export function repositoryOfKey(key: string): string | undefined {
  * the image's own (manifest or config); anything else would let a name pin
  * a digest the image does not have.
  */
-export function checkNameFor(name: string, image: { manifest?: string; config: string }, what: string): void {
+export function checkNameFor(
+  name: string,
+  image: { index?: string; manifest?: string; config: string },
+  what: string,
+): void {
   const digest = parseReference(name).digest;
-  if (digest && digest !== image.manifest && digest !== image.config)
+  if (digest && !digestsOf(image).includes(digest))
     throw new TsrunError(
       `${what} "${name}": ${digest} is not this image's digest (its manifest is ${image.manifest ?? 'not known: a docker-archive has none'}, its config ${image.config})`,
     );
@@ -285,8 +300,7 @@ export class ImageStore {
           // name's text: an archive may call anything "alpine@sha256:...".
           const repository = repositoryOf(ref);
           const hit = Object.entries(images).find(
-            ([key, img]) =>
-              (img.manifest === ref.digest || img.config === ref.digest) && repositoryOfKey(key) === repository,
+            ([key, img]) => digestsOf(img).includes(ref.digest!) && repositoryOfKey(key) === repository,
           );
           if (hit) return { ref: hit[0], image: hit[1] };
           continue;
@@ -367,7 +381,9 @@ export class ImageStore {
       [...kept.flatMap((u) => u.layers), ...images.flatMap((img) => img.layers)].map((d) => hexOf(d, 'layer')),
     );
     const blobs = new Set(
-      images.flatMap((img) => [img.config, ...(img.manifest ? [img.manifest] : [])]).map((d) => hexOf(d, 'blob')),
+      images
+        .flatMap((img) => [...digestsOf(img), ...(img.layerBlobs ?? []).map((b) => b.digest)])
+        .map((d) => hexOf(d, 'blob')),
     );
     for (const hex of fs.readdirSync(path.join(this.root, 'layers'))) {
       if (layers.has(hex)) continue;
