@@ -23,10 +23,37 @@ export interface Registry {
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
 export const haveRegistry = (): boolean => fs.existsSync(REGISTRY_BIN) && fs.existsSync('/usr/bin/skopeo');
 
-export async function startRegistry(t: TestLike & { teardown(fn: () => void): void }): Promise<Registry> {
+export interface RegistryAuth {
+  /** TLS with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
+  /** Basic auth against this htpasswd file (bcrypt). */
+  htpasswd?: string;
+  /** Token auth: the realm, and the certificate whose key signs the tokens. */
+  token?: { realm: string; cert: string };
+}
+
+export const TOKEN_SERVICE = 'tsrun-test-registry';
+export const TOKEN_ISSUER = 'tsrun-test-issuer';
+
+export async function startRegistry(
+  t: TestLike & { teardown(fn: () => void): void },
+  auth: RegistryAuth = {},
+): Promise<Registry> {
   const dir = tempDir(t, 'tsrun-registry-');
   const storage = path.join(dir, 'storage');
   fs.mkdirSync(storage);
+  const extra: string[] = [];
+  if (auth.tls) extra.push('  tls:', `    certificate: ${auth.tls.cert}`, `    key: ${auth.tls.key}`);
+  if (auth.htpasswd) extra.push('auth:', '  htpasswd:', '    realm: tsrun-test', `    path: ${auth.htpasswd}`);
+  if (auth.token)
+    extra.push(
+      'auth:',
+      '  token:',
+      `    realm: ${auth.token.realm}`,
+      `    service: ${TOKEN_SERVICE}`,
+      `    issuer: ${TOKEN_ISSUER}`,
+      `    rootcertbundle: ${auth.token.cert}`,
+    );
   fs.writeFileSync(
     path.join(dir, 'config.yml'),
     [
@@ -43,6 +70,7 @@ export async function startRegistry(t: TestLike & { teardown(fn: () => void): vo
       'http:',
       '  addr: 127.0.0.1:0',
       '  secret: tsrun-test',
+      ...extra,
       '',
     ].join('\n'),
   );
@@ -69,21 +97,67 @@ export async function startRegistry(t: TestLike & { teardown(fn: () => void): vo
   };
 }
 
-/** skopeo copy of an OCI layout's image `ref` (--all: an index with every platform) to `dest` (docker://...). */
-export function skopeoPush(layout: string, ref: string, dest: string, opts: { all?: boolean } = {}): void {
+/** A self-signed certificate for 127.0.0.1 and localhost, and its key: PEM files in `dir`. */
+export function selfSigned(dir: string, name: string): { cert: string; key: string } {
+  const cert = path.join(dir, `${name}.crt`);
+  const key = path.join(dir, `${name}.key`);
   const r = spawnSync(
-    'skopeo',
+    'openssl',
     [
-      'copy',
-      '-q',
-      ...(opts.all ? ['--all'] : []),
-      '--dest-tls-verify=false',
-      `oci:${layout}:${ref}`,
-      `docker://${dest}`,
+      ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2'],
+      ...['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
     ],
-    { encoding: 'utf8', timeout: 120_000 },
+    { encoding: 'utf8' },
   );
+  if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
+  return { cert, key };
+}
+
+/** An htpasswd file of these users (bcrypt, the only hash the registry takes). */
+export function htpasswd(file: string, users: Record<string, string>): void {
+  const script = 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))';
+  const lines = Object.entries(users).map(([user, password]) => {
+    const r = spawnSync('python3', ['-W', 'ignore', '-c', script, password], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`bcrypt: ${r.stderr}`);
+    return `${user}:${r.stdout.trim()}`;
+  });
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+}
+
+interface PushOptions {
+  /** An index with every platform. */
+  all?: boolean;
+  /** USER:PASSWORD. */
+  creds?: string;
+}
+
+function skopeoArgs(layout: string, ref: string, dest: string, opts: PushOptions): string[] {
+  return [
+    'copy',
+    '-q',
+    ...(opts.all ? ['--all'] : []),
+    ...(opts.creds ? ['--dest-creds', opts.creds] : []),
+    '--dest-tls-verify=false',
+    `oci:${layout}:${ref}`,
+    `docker://${dest}`,
+  ];
+}
+
+/** skopeo copy of an OCI layout's image `ref` to `dest` ("HOST/REPO:TAG"). */
+export function skopeoPush(layout: string, ref: string, dest: string, opts: PushOptions = {}): void {
+  const r = spawnSync('skopeo', skopeoArgs(layout, ref, dest, opts), { encoding: 'utf8', timeout: 120_000 });
   if (r.status !== 0) throw new Error(`skopeo copy to ${dest}: ${r.stderr || r.error}`);
+}
+
+/** The same, leaving the event loop free (for a registry whose token server is in the test's process). */
+export function skopeoPushAsync(layout: string, ref: string, dest: string, opts: PushOptions = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('skopeo', skopeoArgs(layout, ref, dest, opts), { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`skopeo copy to ${dest}: ${stderr}`))));
+  });
 }
 
 /** The file holding blob `digest` in the registry's filesystem storage. */

@@ -184,8 +184,29 @@ export function withImageOptions(cmd: Command): Command {
       'missing',
     )
     .option(...PLATFORM_FLAG)
-    .option(...TLS_VERIFY_FLAG);
+    .option(...TLS_VERIFY_FLAG)
+    .option(...CERT_DIR_FLAG)
+    .option(...AUTHFILE_FLAG)
+    .option(...CREDS_FLAG);
 }
+
+/** The registry flags of `image pull`, `run --image` and the rest, as podman names them. */
+export function withRegistryOptions(cmd: Command): Command {
+  return cmd
+    .option(...TLS_VERIFY_FLAG)
+    .option(...CERT_DIR_FLAG)
+    .option(...AUTHFILE_FLAG);
+}
+
+export const CERT_DIR_FLAG = [
+  '--cert-dir <dir>',
+  "the registry's CA certificates (*.crt) and client certificate (*.cert, *.key), instead of certs.d",
+] as const;
+export const AUTHFILE_FLAG = [
+  '--authfile <file>',
+  'the credentials file (auth.json or docker config.json) instead of the default ones',
+] as const;
+export const CREDS_FLAG = ['--creds <user:password>', "the registry's credentials, instead of a file's"] as const;
 
 export const PLATFORM_FLAG = [
   '--platform <os/arch[/variant]>',
@@ -218,10 +239,37 @@ export function pullOptionsOf(cmd: Command, ref: string): import('../lib/image/p
   if (verify !== 'true' && verify !== 'false') throw new TsrunError(`--tls-verify "${verify}": true or false`);
   const { parseReference } = require('../lib/image/reference') as typeof import('../lib/image/reference');
   const { parsePlatform } = require('../lib/image/platform') as typeof import('../lib/image/platform');
+  let credentials: import('../lib/image/pull').PullOptions['credentials'];
+  if (o.creds !== undefined) {
+    const text = String(o.creds);
+    const colon = text.indexOf(':');
+    if (colon <= 0) throw new TsrunError('--creds: expected USER:PASSWORD');
+    const given = { username: text.slice(0, colon), password: text.slice(colon + 1), source: '--creds' };
+    credentials = () => given;
+  } else if (o.authfile !== undefined) {
+    const file = path.resolve(String(o.authfile));
+    if (!fs.existsSync(file)) throw new TsrunError(`--authfile ${o.authfile}: no such file`);
+    const { credentialsFor } = require('../lib/registry/credentials') as typeof import('../lib/registry/credentials');
+    credentials = (domain, repository) => credentialsFor(domain, repository, [file]);
+  }
   return {
     platform: o.platform === undefined ? undefined : parsePlatform(o.platform as string),
     insecure: verify === 'false' ? [parseReference(ref).domain] : [],
+    certDir: o.certDir === undefined ? undefined : path.resolve(String(o.certDir)),
+    credentials,
   };
+}
+
+/** The registry flags given, to pass on to `tsrun image pull` in a user's store namespace. */
+function registryArgs(cmd: Command): string[] {
+  const o = cmd.opts();
+  return [
+    `--tls-verify=${String(o.tlsVerify)}`,
+    ...(o.platform ? ['--platform', String(o.platform)] : []),
+    ...(o.certDir ? ['--cert-dir', path.resolve(String(o.certDir))] : []),
+    ...(o.authfile ? ['--authfile', path.resolve(String(o.authfile))] : []),
+    ...(o.creds ? ['--creds', String(o.creds)] : []),
+  ];
 }
 
 /** Pull `ref` into `store` with the display on a terminal; the name it has in the store. */
@@ -268,14 +316,7 @@ export async function pullIfNeeded(cmd: Command, ref: string): Promise<void> {
     inStoreNamespaceOrFail(
       path.resolve(store.root),
       // --quiet: a name on stdout would be taken for the container's output; the display goes too.
-      [
-        'image',
-        'pull',
-        '--quiet',
-        `--tls-verify=${String(o.tlsVerify)}`,
-        ...(o.platform ? ['--platform', String(o.platform)] : []),
-        ref,
-      ],
+      ['image', 'pull', '--quiet', ...registryArgs(cmd), ref],
       'pull',
     );
     return;

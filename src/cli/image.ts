@@ -7,13 +7,17 @@ import {
   imageStoreDir,
   inUserStoreNamespace,
   out,
+  AUTHFILE_FLAG,
+  CREDS_FLAG,
   PLATFORM_FLAG,
   pullOptionsOf,
   pullShown,
   STORE_FLAG,
-  TLS_VERIFY_FLAG,
   verb,
+  withRegistryOptions,
 } from './common';
+import fs = require('fs');
+import { warn } from '../lib/log';
 import { progressBar } from './progress';
 
 /** The importer (tar-stream, zlib) loads only for `image import`, not at every tsrun start. */
@@ -25,7 +29,7 @@ function storeOpt(cmd: Command): Command {
 
 const storeOf = (cmd: Command): ImageStore => new ImageStore(imageStoreDir(cmd));
 
-/** `tsrun image import|pull|ls|inspect|history|tag|rm|prune|gc`: the image store (src/lib/image/). */
+/** `tsrun image import|pull|login|logout|ls|inspect|history|tag|rm|prune|gc`: the image store (src/lib/image/). */
 export function imageCommand(): Command {
   const image = new Command('image')
     .description('import and manage images (docker-archive, OCI layout, OCI archive)')
@@ -65,13 +69,13 @@ export function imageCommand(): Command {
       ),
   );
   image.addCommand(
-    storeOpt(new Command('pull'))
+    withRegistryOptions(storeOpt(new Command('pull')))
       .description(
         'pull an image from a registry into the store (docker.io when the name has no registry), layers the store has not downloaded',
       )
       .argument('<ref>', 'NAME[:TAG] or NAME@DIGEST')
       .option(...PLATFORM_FLAG)
-      .option(...TLS_VERIFY_FLAG)
+      .option(...CREDS_FLAG)
       .option('-q, --quiet', 'no progress display and no output (the exit status tells)')
       .action(
         verb(
@@ -92,6 +96,67 @@ export function imageCommand(): Command {
             out(`${r.ref}\n`);
           },
           () => undefined, // the messages name the repository
+        ),
+      ),
+  );
+  image.addCommand(
+    withRegistryOptions(new Command('login'))
+      .description(
+        "check a registry's credentials and keep them for pulls, in auth.json ($REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json) or --authfile",
+      )
+      .argument('<registry>', 'HOST[:PORT], as image names give it (docker.io for Docker Hub)')
+      .option('-u, --username <name>', 'the user')
+      .option(
+        '-p, --password <password>',
+        'the password (seen by other users in the process list: prefer --password-stdin)',
+      )
+      .option('--password-stdin', 'read the password from stdin')
+      .action(
+        verb(
+          'image login',
+          async function (this: Command, registry: string) {
+            const o = this.opts();
+            if (o.tlsVerify !== 'true' && o.tlsVerify !== 'false')
+              throw new TsrunError(`--tls-verify "${String(o.tlsVerify)}": true or false`);
+            const { registryDomain, login } =
+              require('../lib/registry/login') as typeof import('../lib/registry/login');
+            const domain = registryDomain(registry);
+            if (o.username === undefined) throw new TsrunError('--username: needed');
+            if ((o.password === undefined) === !o.passwordStdin)
+              throw new TsrunError('give the password with one of --password-stdin and --password');
+            const password = o.passwordStdin ? fs.readFileSync(0, 'utf8').replace(/\r?\n$/, '') : String(o.password);
+            if (password === '')
+              throw new TsrunError(`${o.passwordStdin ? '--password-stdin' : '--password'}: the password is empty`);
+            if (o.password !== undefined)
+              warn('--password on the command line is visible to other users; use --password-stdin');
+            const file = await login(domain, String(o.username), password, {
+              insecure: o.tlsVerify === 'false' ? [domain] : [],
+              certDir: o.certDir === undefined ? undefined : String(o.certDir),
+              authfile: o.authfile === undefined ? undefined : String(o.authfile),
+            });
+            out(`Login Succeeded (${file})\n`);
+          },
+          () => undefined,
+        ),
+      ),
+  );
+  image.addCommand(
+    new Command('logout')
+      .description('forget the credentials `image login` kept for a registry')
+      .argument('<registry>', 'HOST[:PORT]')
+      .option(...AUTHFILE_FLAG)
+      .action(
+        verb(
+          'image logout',
+          function (this: Command, registry: string) {
+            const { registryDomain, logout } =
+              require('../lib/registry/login') as typeof import('../lib/registry/login');
+            const o = this.opts();
+            out(
+              `Removed login credentials for ${logout(registryDomain(registry), o.authfile as string | undefined)}\n`,
+            );
+          },
+          () => undefined,
         ),
       ),
   );
@@ -244,7 +309,9 @@ export function imageCommand(): Command {
       ),
   );
   image.action(() => {
-    throw new TsrunError('a subcommand is needed (import, pull, ls, inspect, history, tag, rm, prune, gc)');
+    throw new TsrunError(
+      'a subcommand is needed (import, pull, login, logout, ls, inspect, history, tag, rm, prune, gc)',
+    );
   });
   return image;
 }

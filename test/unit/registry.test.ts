@@ -97,16 +97,29 @@ t.test('credentials: files in order, keys as docker and podman write them', asyn
 });
 
 t.test('endpoints and certs.d', async (t) => {
-  t.match(endpointOf('docker.io'), { host: 'registry-1.docker.io', insecure: false });
-  t.match(endpointOf('127.0.0.1:5000'), { insecure: true }, 'loopback: insecure, as docker has it');
-  t.match(endpointOf('localhost:5000'), { insecure: true });
-  t.match(endpointOf('registry.example:5000'), { insecure: false });
+  t.match(endpointOf('docker.io'), { host: 'registry-1.docker.io', plainHttp: false, skipVerify: false });
+  t.match(
+    endpointOf('127.0.0.1:5000'),
+    { plainHttp: true, skipVerify: false },
+    'loopback: HTTP where no TLS, as docker; the certificate verified where TLS',
+  );
+  t.match(endpointOf('localhost:5000'), { plainHttp: true, skipVerify: false });
+  t.match(endpointOf('[::1]:5000'), { plainHttp: true });
+  t.match(endpointOf('registry.example:5000'), { plainHttp: false, skipVerify: false });
   t.match(
     endpointOf('registry.example:5000', ['registry.example:5000']),
-    { insecure: true },
+    { plainHttp: true, skipVerify: true },
     '--tls-verify=false names it',
   );
-  t.match(endpointOf('other.example', ['registry.example:5000']), { insecure: false }, 'only the registry named');
+  t.match(
+    endpointOf('other.example', ['registry.example:5000']),
+    { plainHttp: false, skipVerify: false },
+    'only the registry named',
+  );
+  t.throws(
+    () => endpointOf('x.example', [], '/nonexistent-tsrun-dir'),
+    /--cert-dir \/nonexistent-tsrun-dir: no such directory/,
+  );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-certs-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   fs.mkdirSync(path.join(dir, 'a', 'reg:5000'), { recursive: true });

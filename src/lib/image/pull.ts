@@ -54,6 +54,8 @@ export interface PullOptions {
   platform?: Platform;
   /** Registries (as named in references) to reach without verified TLS: --tls-verify=false. */
   insecure?: string[];
+  /** --cert-dir: the registry's certificates, instead of certs.d. */
+  certDir?: string;
   onProgress?: (p: PullProgress) => void;
   /** Downloads at once (docker's default, 3). */
   concurrency?: number;
@@ -164,7 +166,7 @@ export async function pullImage(store: ImageStore, text: string, opts: PullOptio
   // One name: by digest when one is given (docker too drops the tag then).
   const name = formatReference({ ...ref, tag: ref.digest ? undefined : ref.tag });
   let creds: { value?: Credentials } | undefined;
-  const client = new RegistryClient(endpointOf(ref.domain, opts.insecure), ref.path, () => {
+  const client = new RegistryClient(endpointOf(ref.domain, opts.insecure, opts.certDir), ref.path, () => {
     creds ??= { value: (opts.credentials ?? credentialsFor)(ref.domain, ref.path) };
     return creds.value;
   });

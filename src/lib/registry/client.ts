@@ -21,7 +21,7 @@ import { createHash, type Hash } from 'crypto';
 import fs = require('fs');
 import { TsrunError } from '../errors';
 import type { Credentials } from './credentials';
-import { discard, type Exchange, readBody, request, type RequestOptions, TransportError } from './http';
+import { discard, type Exchange, readBody, request, type RequestOptions, TlsError, TransportError } from './http';
 import type { Endpoint } from './hosts';
 
 export const MEDIA = {
@@ -125,37 +125,42 @@ export class RegistryClient {
     return `${this.endpoint.domain}/${this.repository}`;
   }
 
-  /** The origin to use, found by the /v2/ ping (which also gives the challenge). */
+  /**
+   * The origin to use, found by the /v2/ ping (which also gives the
+   * challenge): HTTPS, or plain HTTP where the address has no TLS and the
+   * endpoint allows it (hosts.ts).
+   */
   private async ping(): Promise<string> {
     if (this.origin) return this.origin;
-    const { host, insecure, tls } = this.endpoint;
-    const tries = insecure
-      ? [
-          { origin: `https://${host}`, tls: { ...tls, insecure: true } },
-          { origin: `http://${host}`, tls },
-        ]
-      : [{ origin: `https://${host}`, tls }];
-    let lastError: unknown;
-    for (const t of tries) {
-      let ex: Exchange;
+    const { host, plainHttp, skipVerify, tls } = this.endpoint;
+    const settings = { ...tls, skipVerify };
+    let origin = `https://${host}`;
+    let ex: Exchange;
+    try {
+      ex = await this.retrying(() => request(new URL('/v2/', origin), { tls: settings, timeoutMs: 30_000 }));
+    } catch (err) {
+      if (!(err instanceof TlsError && err.noTls && plainHttp)) throw this.unreachable(err);
+      origin = `http://${host}`;
       try {
-        ex = await this.retrying(() => request(new URL('/v2/', t.origin), { tls: t.tls, timeoutMs: 30_000 }));
-      } catch (err) {
-        lastError = err;
-        continue;
+        ex = await this.retrying(() => request(new URL('/v2/', origin), { timeoutMs: 30_000 }));
+      } catch (err2) {
+        throw this.unreachable(err2);
       }
-      discard(ex);
-      if (ex.status === 401) this.challenge = parseChallenge(ex.headers['www-authenticate'] as string | undefined);
-      else if (ex.status !== 200)
-        throw new TsrunError(
-          `registry ${this.endpoint.domain}: ${t.origin}/v2/ answered HTTP ${ex.status}: not a registry (OCI distribution API)`,
-        );
-      this.endpoint.tls = t.tls;
-      return (this.origin = t.origin);
     }
-    throw new TsrunError(
-      `registry ${this.endpoint.domain}: ${(lastError as Error).message.replace(/^[^:]*:\/\/[^:]*(?::\d+)?: /, '')}`,
-    );
+    discard(ex);
+    if (ex.status === 401) this.challenge = parseChallenge(ex.headers['www-authenticate'] as string | undefined);
+    else if (ex.status !== 200)
+      throw new TsrunError(
+        `registry ${this.endpoint.domain}: ${origin}/v2/ answered HTTP ${ex.status}: not a registry (OCI distribution API)`,
+      );
+    this.endpoint.tls = settings;
+    return (this.origin = origin);
+  }
+
+  /** "registry HOST: what failed", without the URL's origin again. */
+  private unreachable(err: unknown): Error {
+    if (!(err instanceof TsrunError)) return err as Error;
+    return new TsrunError(`registry ${this.endpoint.domain}: ${err.message.replace(/^https?:\/\/[^ ]*?: /, '')}`);
   }
 
   /** Retry `fn` while it fails to reach the registry (not on an HTTP answer). */
@@ -202,7 +207,7 @@ export class RegistryClient {
     if (url.protocol !== 'https:' && url.protocol !== 'http:')
       throw new TsrunError(`registry ${this.endpoint.domain}: its token realm "${realm}" is not http(s)`);
     // Credentials go to a plain-HTTP token server only for a registry that is itself allowed to be insecure.
-    if (url.protocol === 'http:' && basic && !this.endpoint.insecure)
+    if (url.protocol === 'http:' && basic && !this.endpoint.plainHttp)
       throw new TsrunError(
         `registry ${this.endpoint.domain}: its token realm ${url.origin} is plain HTTP; credentials are not sent there`,
       );
@@ -256,7 +261,7 @@ export class RegistryClient {
         const next = new URL(ex.headers.location, url);
         if (next.protocol !== 'https:' && next.protocol !== 'http:')
           throw new TsrunError(`${this.name}: a redirect to "${next.protocol}" from ${path}`);
-        if (next.protocol === 'http:' && url.protocol === 'https:' && !this.endpoint.insecure)
+        if (next.protocol === 'http:' && url.protocol === 'https:' && !this.endpoint.plainHttp)
           throw new TsrunError(`${this.name}: a redirect from HTTPS to plain HTTP (${next.origin})`);
         if (next.origin !== url.origin) delete headers.Authorization;
         url = next;
@@ -274,6 +279,40 @@ export class RegistryClient {
       }
       return ex;
     }
+  }
+
+  /**
+   * `image login`: whether the registry takes the credentials, as docker
+   * login asks: GET /v2/ with them (Basic), or a token with no scope from
+   * the realm (Bearer).  A registry that asks for none takes any.
+   */
+  async checkLogin(): Promise<void> {
+    await this.ping();
+    const challenge = this.challenge;
+    const creds = this.credentials();
+    if (!challenge || !creds) return;
+    const basic = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+    let url = new URL('/v2/', this.origin);
+    if (challenge.scheme === 'bearer') {
+      if (!challenge.params.realm)
+        throw new TsrunError(`registry ${this.endpoint.domain}: its Bearer challenge names no realm`);
+      url = new URL(challenge.params.realm);
+      if (url.protocol === 'http:' && !this.endpoint.plainHttp)
+        throw new TsrunError(
+          `registry ${this.endpoint.domain}: its token realm ${url.origin} is plain HTTP; credentials are not sent there`,
+        );
+      if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+      url.searchParams.set('account', creds.username);
+    }
+    const ex = await this.retrying(() => request(url, { headers: { Authorization: basic }, tls: this.endpoint.tls }));
+    if (ex.status === 200) return discard(ex);
+    if (ex.status === 401 || ex.status === 403) {
+      discard(ex);
+      throw new TsrunError(
+        `registry ${this.endpoint.domain}: the username or password of "${creds.username}" was refused`,
+      );
+    }
+    throw new TsrunError(`registry ${this.endpoint.domain}: ${url.origin}${url.pathname}: ${(await errorOf(ex)).text}`);
   }
 
   /** What a 404 of a manifest means: no such repository, or no such tag or digest in it. */

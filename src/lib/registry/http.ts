@@ -19,7 +19,7 @@ export interface TlsSettings {
   cert?: string;
   key?: string;
   /** Accept any certificate (--tls-verify=false for this registry). */
-  insecure?: boolean;
+  skipVerify?: boolean;
 }
 
 export interface Exchange {
@@ -41,6 +41,16 @@ export interface RequestOptions {
 /** How long a registry may take to start answering. */
 export const DEFAULT_TIMEOUT_MS = 60_000;
 
+/** TLS failed: `noTls` when the address speaks no TLS at all (plain HTTP may be tried), else the certificate. */
+export class TlsError extends TsrunError {
+  constructor(
+    message: string,
+    readonly noTls: boolean,
+  ) {
+    super(message);
+  }
+}
+
 /** A network-level failure (no HTTP answer): worth another try, unlike an HTTP error, unless nothing listens. */
 export class TransportError extends TsrunError {
   constructor(
@@ -54,6 +64,9 @@ export class TransportError extends TsrunError {
 const http = (): typeof import('http') => require('http') as typeof import('http');
 const https = (): typeof import('https') => require('https') as typeof import('https');
 const tls = (): typeof import('tls') => require('tls') as typeof import('tls');
+
+const NO_TLS =
+  'no TLS at that address (plain HTTP is tried only for a loopback registry, or one named with --tls-verify=false)';
 
 /** What went wrong with a TLS handshake, in words (Node's codes are terse). */
 function tlsReason(err: NodeJS.ErrnoException): string | undefined {
@@ -69,7 +82,7 @@ function tlsReason(err: NodeJS.ErrnoException): string | undefined {
       return 'its certificate has expired';
     case 'EPROTO':
     case 'ERR_SSL_WRONG_VERSION_NUMBER':
-      return `no TLS there (${err.message.split('\n')[0]})`;
+      return NO_TLS;
     default:
       return undefined;
   }
@@ -88,7 +101,7 @@ export function request(url: URL, opts: RequestOptions = {}): Promise<Exchange> 
             ca: settings.ca?.length ? [...tls().rootCertificates, ...settings.ca] : undefined,
             cert: settings.cert,
             key: settings.key,
-            rejectUnauthorized: !settings.insecure,
+            rejectUnauthorized: !settings.skipVerify,
           }
         : {}),
     };
@@ -104,7 +117,7 @@ export function request(url: URL, opts: RequestOptions = {}): Promise<Exchange> 
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err instanceof TsrunError) return reject(err);
       const reason = secure ? tlsReason(err) : undefined;
-      if (reason) return reject(new TsrunError(`${url.origin}: TLS: ${reason}`));
+      if (reason) return reject(new TlsError(`${url.origin}: TLS: ${reason}`, reason === NO_TLS));
       if (err.code === 'ECONNREFUSED') return reject(new TransportError(`${url.origin}: connection refused`, false));
       reject(new TransportError(`${url.origin}: ${err.message}`));
     });
