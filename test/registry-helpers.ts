@@ -20,6 +20,20 @@ export interface Registry {
   requests(): Array<{ method: string; path: string; status: number }>;
 }
 
+/**
+ * Once the access log has been still for a moment: the registry writes a
+ * request's line after its answer, so a client may be done before the line is.
+ */
+export async function logSettled(reg: Registry): Promise<void> {
+  let last = -1;
+  for (;;) {
+    const n = reg.requests().length;
+    if (n === last) return;
+    last = n;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+}
+
 export const REGISTRY_BIN = '/usr/bin/docker-registry';
 export const haveRegistry = (): boolean => fs.existsSync(REGISTRY_BIN) && fs.existsSync('/usr/bin/skopeo');
 

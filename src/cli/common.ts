@@ -302,26 +302,38 @@ export async function pullIfNeeded(cmd: Command, ref: string): Promise<void> {
   if (policy === 'never') return;
   const { ImageStore } = require('../lib/image/store') as typeof import('../lib/image/store');
   const store = new ImageStore(imageStoreDir(cmd));
+  let missing: TsrunError | undefined;
   if (policy === 'missing') {
     try {
       store.resolve(ref);
       return;
     } catch (err) {
       if (!(err instanceof TsrunError) || !/is not in the store/.test(err.message)) throw err;
+      missing = err;
     }
   }
+  // Not in the store, and the pull failed too: both said, the store first (a name typed wrong, no network).
+  const explain = (err: unknown): never => {
+    if (missing && err instanceof TsrunError)
+      throw new TsrunError(`${missing.message}, and pulling it failed: ${err.message}`);
+    throw err;
+  };
   if (process.geteuid?.() !== 0) {
     const { inStoreNamespaceOrFail } =
       require('../lib/image/store-namespace') as typeof import('../lib/image/store-namespace');
-    inStoreNamespaceOrFail(
-      path.resolve(store.root),
-      // --quiet: a name on stdout would be taken for the container's output; the display goes too.
-      ['image', 'pull', '--quiet', ...registryArgs(cmd), ref],
-      'pull',
-    );
+    try {
+      inStoreNamespaceOrFail(
+        path.resolve(store.root),
+        // --quiet: a name on stdout would be taken for the container's output; the display goes too.
+        ['image', 'pull', '--quiet', ...registryArgs(cmd), ref],
+        'pull',
+      );
+    } catch (err) {
+      explain(err);
+    }
     return;
   }
-  await pullShown(store, ref, options);
+  await pullShown(store, ref, options).catch(explain);
 }
 
 /** The overrides given on the command line; `command` (after --) replaces the image's Cmd. */

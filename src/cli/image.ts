@@ -29,7 +29,7 @@ function storeOpt(cmd: Command): Command {
 
 const storeOf = (cmd: Command): ImageStore => new ImageStore(imageStoreDir(cmd));
 
-/** `tsrun image import|pull|login|logout|ls|inspect|history|tag|rm|prune|gc`: the image store (src/lib/image/). */
+/** `tsrun image import|pull|push|login|logout|ls|inspect|history|tag|rm|prune|gc`: the image store (src/lib/image/). */
 export function imageCommand(): Command {
   const image = new Command('image')
     .description('import and manage images (docker-archive, OCI layout, OCI archive)')
@@ -96,6 +96,35 @@ export function imageCommand(): Command {
             out(`${r.ref}\n`);
           },
           () => undefined, // the messages name the repository
+        ),
+      ),
+  );
+  image.addCommand(
+    withRegistryOptions(storeOpt(new Command('push')))
+      .description(
+        'push an image of the store to a registry: blobs the repository has are skipped, those of the repository it was pulled from mounted',
+      )
+      .argument('<source>', 'the image in the store')
+      .argument('[dest]', 'NAME[:TAG] to push to (default: the source name)')
+      .option(...CREDS_FLAG)
+      .option('-q, --quiet', 'no progress display and no output (the exit status tells)')
+      .action(
+        verb(
+          'image push',
+          async function (this: Command, source: string, dest: string | undefined) {
+            const { pushImage } = require('../lib/image/push') as typeof import('../lib/image/push');
+            const options = pullOptionsOf(this, dest ?? storeOf(this).resolve(source).ref);
+            const { pullDisplay } = require('./pull-progress') as typeof import('./pull-progress');
+            const display = this.opts().quiet ? undefined : pullDisplay();
+            let r;
+            try {
+              r = await pushImage(storeOf(this), source, dest, { ...options, onProgress: display?.update });
+            } finally {
+              display?.finish();
+            }
+            if (!this.opts().quiet) out(`${r.ref}@${r.digest}\n`);
+          },
+          () => undefined,
         ),
       ),
   );

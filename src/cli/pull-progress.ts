@@ -28,26 +28,36 @@ const WORDS: Record<LayerProgress['state'], string> = {
   extracting: 'Extracting',
   complete: 'Pull complete',
   exists: 'Already exists',
+  pushing: 'Pushing',
+  pushed: 'Pushed',
+  mounted: 'Mounted',
+  remote: 'Layer already exists',
 };
+
+/** Done, as far as the total line counts. */
+const FINISHED = new Set<LayerProgress['state']>(['complete', 'exists', 'pushed', 'mounted', 'remote']);
+/** Moved no bytes: not in the total's amount. */
+const UNMOVED = new Set<LayerProgress['state']>(['exists', 'mounted', 'remote']);
 
 export function layerLine(l: LayerProgress): string {
   const head = `${l.digest.slice(7, 19)}: ${WORDS[l.state]}`;
-  return l.state === 'downloading' ? `${head} ${bar(l.done, l.size, BAR_WIDTH)} ${mb(l.done)}/${mb(l.size)}` : head;
+  return l.state === 'downloading' || l.state === 'pushing'
+    ? `${head} ${bar(l.done, l.size, BAR_WIDTH)} ${mb(l.done)}/${mb(l.size)}`
+    : head;
 }
 
 export function totalLine(p: PullProgress): string {
-  const fetched = p.layers.filter((l) => l.state !== 'exists');
-  const done = fetched.reduce((sum, l) => sum + l.done, 0);
-  const total = fetched.reduce((sum, l) => sum + l.size, 0);
-  const finished = p.layers.filter((l) => l.state === 'complete' || l.state === 'exists').length;
+  const moved = p.layers.filter((l) => !UNMOVED.has(l.state));
+  const done = moved.reduce((sum, l) => sum + l.done, 0);
+  const total = moved.reduce((sum, l) => sum + l.size, 0);
+  const finished = p.layers.filter((l) => FINISHED.has(l.state)).length;
   return `${p.ref}: ${finished}/${p.layers.length} layers, ${mb(done)}/${mb(total)} ${bar(done, total, 20)}`;
 }
 
 /** The lines to draw within `rows` (the layers under way first when they do not all fit). */
 export function pullLines(p: PullProgress, rows: number, columns: number): string[] {
   let layers = p.layers;
-  if (layers.length > rows - 2)
-    layers = layers.filter((l) => l.state !== 'complete' && l.state !== 'exists' && l.state !== 'waiting');
+  if (layers.length > rows - 2) layers = layers.filter((l) => !FINISHED.has(l.state) && l.state !== 'waiting');
   layers = layers.slice(0, Math.max(0, rows - 2));
   return [...layers.map(layerLine), totalLine(p)].map((line) => line.slice(0, Math.max(1, columns - 1)));
 }

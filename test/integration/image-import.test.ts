@@ -264,7 +264,11 @@ t.test('rm and gc remove exactly what nothing uses', async (t) => {
     second.diffIDs.map(hex).sort(),
     "a's own layer went, the shared base stayed",
   );
-  t.same(fs.readdirSync(path.join(store, 'blobs', 'sha256')), [hex(sha256(second.config))]);
+  t.same(
+    fs.readdirSync(path.join(store, 'blobs', 'sha256')).sort(),
+    [sha256(second.config), ...second.diffIDs].map(hex).sort(),
+    "b's config and its layers' blobs (a docker-archive's plain tars, whose digests are the diffIDs), kept for a push",
+  );
   t.equal(image(store, ['gc']).stdout, '', 'nothing more to collect');
   t.match(image(store, ['rm', 'b']).stderr, /image "b" is not in the store/, '"b" means b:latest, which is not there');
   t.equal(image(store, ['rm', 'b:1']).status, 0);

@@ -17,6 +17,7 @@ import { baseLayer, imageOf, ociLayout, storeSnapshot } from '../image-helpers';
 import {
   haveRegistry,
   htpasswd,
+  logSettled,
   type Registry,
   selfSigned,
   skopeoPushAsync,
@@ -170,12 +171,14 @@ async function tokenServer(t: { teardown(fn: () => void): void }, signer: { cert
       }
       user = u;
     }
-    const scope = url.searchParams.get('scope') ?? '';
-    asked.push({ scope, service: url.searchParams.get('service') ?? '', user });
+    const scopes = url.searchParams.getAll('scope');
+    asked.push({ scope: scopes.join(' '), service: url.searchParams.get('service') ?? '', user });
     const access = [];
-    const m = /^repository:([^:]+):(.+)$/.exec(scope);
-    if (m && (user || m[1].startsWith('public/')))
-      access.push({ type: 'repository', name: m[1], actions: user ? m[2].split(',') : ['pull'] });
+    for (const scope of scopes) {
+      const m = /^repository:([^:]+):(.+)$/.exec(scope);
+      if (m && (user || m[1].startsWith('public/')))
+        access.push({ type: 'repository', name: m[1], actions: user ? m[2].split(',') : ['pull'] });
+    }
     const now = Math.floor(Date.now() / 1000);
     const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [x5c] }));
     const claims = b64url(
@@ -273,4 +276,34 @@ t.test('token auth: anonymous for public repositories, credentials for the rest'
     reg.host,
   ]);
   t.equal(goodLogin.status, 0, goodLogin.stderr);
+
+  // Push: a token for pull and push of the destination; anonymous, refused.
+  const src = `${reg.host}/private/busybox:1`;
+  const anonPush = await image(store2, ['push', src, `${reg.host}/private/pushed:1`]);
+  t.not(anonPush.status, 0);
+  t.match(anonPush.stderr, `${reg.host}/private/pushed: authentication required (insufficient_scope)`);
+  asked.length = 0;
+  const push = await image(store2, ['push', '--authfile', file, src, `${reg.host}/private/pushed:1`]);
+  t.equal(push.status, 0, push.stderr);
+  t.same(
+    asked,
+    [
+      { scope: 'repository:private/pushed:pull,push', service: TOKEN_SERVICE, user: 'alice' },
+      {
+        scope: 'repository:private/pushed:pull,push repository:private/busybox:pull',
+        service: TOKEN_SERVICE,
+        user: 'alice',
+      },
+    ],
+    "a token to look at the destination's blobs, then one that also reads the source, to mount them from it",
+  );
+  await logSettled(reg);
+  const mounts = reg
+    .requests()
+    .filter((q) => q.method === 'POST' && q.path.startsWith('/v2/private/pushed/') && q.path.includes('mount='));
+  t.same(
+    mounts.map((q) => q.status),
+    [201, 201],
+    'the layer and the config mounted from private/busybox, nothing uploaded',
+  );
 });

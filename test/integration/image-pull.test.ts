@@ -18,7 +18,14 @@ import t from 'tap';
 import { sha256 } from '../../src/lib/image/store';
 import { cleanupContainer, IS_ROOT, tarOf, tempDir, tsrun, tsrunAsync, uniqueId } from '../helpers';
 import { baseLayer, hex, image, imageOf, ociLayout, storeSnapshot, type TestImage } from '../image-helpers';
-import { haveRegistry, registryBlobFile, type Registry, skopeoPush, startRegistry } from '../registry-helpers';
+import {
+  haveRegistry,
+  logSettled,
+  registryBlobFile,
+  type Registry,
+  skopeoPush,
+  startRegistry,
+} from '../registry-helpers';
 
 if (!IS_ROOT || !haveRegistry()) {
   t.plan(0, IS_ROOT ? 'docker-registry and skopeo are not installed (scripts/setup.sh --engines)' : 'needs root');
@@ -90,11 +97,14 @@ t.test('run --image from an empty store: pulled, then run, in one command', asyn
   );
   t.same(fs.readdirSync(path.join(store, 'tmp')), [], 'nothing left in tmp/');
   // Again: the image is there, nothing is fetched (--pull missing).
+  await logSettled(reg);
   const before = reg.requests().length;
   const again = tsrun(root, ['run', '--store', store, '--image', `${reg.host}/busybox`, id, '--', 'true']);
   t.equal(again.status, 0, again.stderr);
+  await logSettled(reg);
   t.equal(reg.requests().length, before, 'no request when the image is in the store');
   // --pull always asks for the manifest, and downloads nothing it has.
+  await logSettled(reg);
   const blobsBefore = blobGets().length;
   const always = tsrun(root, [
     'run',
@@ -109,6 +119,7 @@ t.test('run --image from an empty store: pulled, then run, in one command', asyn
     'true',
   ]);
   t.equal(always.status, 0, always.stderr);
+  await logSettled(reg);
   t.ok(reg.requests().length > before, 'the registry was asked');
   t.equal(blobGets().length, blobsBefore + 1, 'only the config fetched again, no layer');
 });
@@ -135,9 +146,11 @@ t.test('layers already in the store are not downloaded again', async (t) => {
   const app = imageOf([baseLayer(), await fileLayer('app.txt', 'app\n')], { Cmd: ['cat', '/app.txt'] });
   push(app, 'app:1');
   t.equal(image(store, ['pull', `${reg.host}/busybox`]).status, 0);
+  await logSettled(reg);
   const before = blobGets();
   const r = image(store, ['pull', `${reg.host}/app:1`]);
   t.equal(r.status, 0, r.stderr);
+  await logSettled(reg);
   const fetched = blobGets().slice(before.length);
   const baseBlob = reg
     .requests()

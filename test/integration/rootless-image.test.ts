@@ -22,9 +22,11 @@ import {
   image,
   imageOf,
   listTreeCommand,
+  ociLayout,
   parseTree,
   type TestImage,
 } from '../image-helpers';
+import { haveRegistry, skopeoPush, startRegistry } from '../registry-helpers';
 import { asUser, makeTestUser, type TestUser, tsrunAsUser, userState } from '../rootless-helpers';
 
 if (!IS_ROOT) {
@@ -488,3 +490,48 @@ t.test("import from stdin, image ls and history as a user: as root's for the sam
   }
   t.match(tsrunFor(user, ['image', 'ls']).stdout, /rl\/sizes/);
 });
+
+t.test(
+  "a user's pull: image pull and run --image from a registry, written in its store namespace",
+  {
+    skip: haveRegistry() ? false : 'docker-registry and skopeo are not installed (scripts/setup.sh --engines)',
+  },
+  async (t) => {
+    const reg = await startRegistry(t);
+    const img = await ownersImage();
+    const layout = fs.mkdtempSync(path.join('/tmp', 'tsrun-rlimg-layout-'));
+    t.teardown(() => fs.rmSync(layout, { recursive: true, force: true }));
+    ociLayout(layout, img, 'x');
+    skopeoPush(layout, 'x', `${reg.host}/rl/pulled:1`);
+    const user = imageUser(t);
+    const store = storeOf(user);
+
+    const pull = tsrunFor(user, ['image', 'pull', `${reg.host}/rl/pulled:1`]);
+    t.equal(pull.status, 0, pull.stderr);
+    t.equal(pull.stdout, `${reg.host}/rl/pulled:1\n`);
+    t.match(pull.stderr, /opt\/null.*a user's image store cannot make them/, 'the device node left out, as by import');
+    const www = fs.statSync(path.join(store, 'layers', img.diffIDs[1].slice(7), 'opt/www/index'));
+    t.same([www.uid, www.gid], [user.subuid! + 32, user.subgid! + 32], "uid 33 stored as the user's subordinate 33");
+
+    // run --image of an image not in the store: pulled there first, quietly (stdout is the container's).
+    skopeoPush(layout, 'x', `${reg.host}/rl/second:1`);
+    t.equal(tsrunFor(user, ['image', 'rm', `${reg.host}/rl/pulled:1`]).status, 0);
+    const id = uniqueId('rlpull');
+    const run = tsrunFor(user, [
+      'run',
+      '--image',
+      `${reg.host}/rl/second:1`,
+      '--user',
+      '0',
+      id,
+      '--',
+      'stat',
+      '-c',
+      '%u',
+      '/opt/www/index',
+    ]);
+    t.equal(run.status, 0, run.stderr);
+    t.equal(run.stdout, '33\n', "the container's output only, the owner as the layer names it");
+    t.same(userState(user), [], 'no container left');
+  },
+);

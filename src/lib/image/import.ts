@@ -29,7 +29,7 @@ interface Candidate {
   refsAreNames?: boolean;
   config: { file: string; digest?: string };
   manifest?: { data: Buffer; digest: string };
-  layers: Array<{ file: string; digest?: string; size?: number }>;
+  layers: Array<{ file: string; digest?: string; size?: number; mediaType?: string }>;
 }
 
 interface Source {
@@ -143,6 +143,8 @@ const MAX_INDEX_DEPTH = 8;
 const MAX_DESCRIPTORS = 4096;
 
 const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
+const TAR_LAYER = 'application/vnd.oci.image.layer.v1.tar';
+const GZIP_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const REF_ANNOTATION = 'org.opencontainers.image.ref.name';
 /** The full name containerd's export writes beside a ref.name that is only a tag. */
 const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
@@ -204,7 +206,7 @@ function ociCandidates(src: Source): Candidate[] {
         config: { file: blobFile(manifest.config.digest), digest: manifest.config.digest },
         layers: manifest.layers.map((l: { digest: string; size?: number; mediaType?: string }) => {
           if (typeof l?.digest !== 'string') throw new TsrunError(`manifest ${desc.digest}: a layer without a digest`);
-          return { file: blobFile(l.digest), digest: l.digest, size: l.size };
+          return { file: blobFile(l.digest), digest: l.digest, size: l.size, mediaType: l.mediaType };
         }),
       });
     }
@@ -213,7 +215,11 @@ function ociCandidates(src: Source): Candidate[] {
   return [...byManifest.values()];
 }
 
-/** Unpack one layer into the store unless it is there; checks blob digest and diffID. */
+/**
+ * Unpack one layer into the store unless it is there; checks blob digest
+ * and diffID.  The blob itself is kept in blobs/ too (as pull keeps what it
+ * downloads), for a push.
+ */
 async function importLayer(
   store: ImageStore,
   src: Source,
@@ -222,15 +228,20 @@ async function importLayer(
   below: string[],
   label: string,
   onBytes: (n: number) => void,
-): Promise<boolean> {
-  if (store.hasLayer(diffID)) return false;
+): Promise<{ digest: string; size: number; gzip: boolean } | undefined> {
+  if (store.hasLayer(diffID)) return undefined;
   const fd = native.layerOpenFile(src.rootFd, layer.file);
   const raw = fs.createReadStream('', { fd, highWaterMark: 1 << 20 });
   const blobHash = createHash('sha256');
   let size = 0;
   const counted = new PassThrough();
+  const tmpBlob = `${store.blobPath(diffID)}.${process.pid}.import`;
+  const blobFd = fs.openSync(tmpBlob, 'w', 0o600);
+  let gzip: boolean | undefined;
   raw.on('data', (chunk) => {
+    gzip ??= (chunk as Buffer)[0] === 0x1f && (chunk as Buffer)[1] === 0x8b;
     blobHash.update(chunk as Buffer);
+    fs.writeSync(blobFd, chunk as Buffer);
     size += (chunk as Buffer).length;
     onBytes((chunk as Buffer).length);
   });
@@ -257,10 +268,19 @@ async function importLayer(
     if (actual !== diffID)
       throw new TsrunError(`${label}: diffID mismatch: the image config says ${diffID}, the content is ${actual}`);
     store.commitLayer(tmp, diffID);
-    return true;
+    fs.closeSync(blobFd);
+    if (fs.existsSync(store.blobPath(blobDigest))) fs.rmSync(tmpBlob);
+    else fs.renameSync(tmpBlob, store.blobPath(blobDigest));
+    return { digest: blobDigest, size, gzip: gzip ?? false };
   } catch (err) {
     raw.destroy();
     removeTree(tmp);
+    try {
+      fs.closeSync(blobFd);
+    } catch {
+      // closed before the rename failed
+    }
+    fs.rmSync(tmpBlob, { force: true });
     throw err;
   }
 }
@@ -323,6 +343,8 @@ export async function importImage(
       if (tags.length && candidates.length > 1)
         throw new TsrunError(`--tag: ${input} holds ${candidates.length} images; tag them after import`);
       const records: Array<[string[], ImageRecord]> = [];
+      /** The blobs unpacked here, by file: what a docker-archive's layer was (plain or gzip). */
+      const kept = new Map<string, { digest: string; size: number; gzip: boolean }>();
       const result: ImportResult = { refs: [], layersUnpacked: 0, layersShared: 0 };
       const allLayers = candidates.flatMap((c) => c.layers);
       const progress: ImportProgress = {
@@ -360,8 +382,10 @@ export async function importImage(
               onProgress(progress);
             },
           );
-          if (fresh) result.layersUnpacked++;
-          else result.layersShared++;
+          if (fresh) {
+            result.layersUnpacked++;
+            kept.set(layer.file, fresh);
+          } else result.layersShared++;
           progress.bytesDone = before + src.size(layer.file);
           progress.layersDone++;
           onProgress(progress);
@@ -372,6 +396,15 @@ export async function importImage(
           config: configDigest,
           manifest: c.manifest?.digest,
           layers: diffIDs as string[],
+          // The layers as the input had them: a layout's blobs, a docker-archive's plain tars (whose digest is the diffID).
+          layerBlobs: c.layers.map((l, i) => {
+            const blob = kept.get(l.file);
+            return {
+              digest: l.digest ?? blob?.digest ?? (diffIDs[i] as string),
+              size: l.size ?? blob?.size ?? src.size(l.file),
+              mediaType: l.mediaType ?? (blob?.gzip || (c.manifest && !blob) ? GZIP_LAYER : TAR_LAYER),
+            };
+          }),
           imported: new Date().toISOString(),
         };
         // An OCI layout's ref name is most often a tag alone ("2.0", as skopeo

@@ -34,7 +34,18 @@ import { type ImageRecord, type ImageStore } from './store';
 import { unpackLayer } from './unpack';
 import { inStoreNamespace, mappedIdLimits } from './user-store';
 
-export type LayerState = 'waiting' | 'downloading' | 'downloaded' | 'extracting' | 'complete' | 'exists';
+/** A layer's state in a pull, or in a push (push.ts): what the display shows for it. */
+export type LayerState =
+  | 'waiting'
+  | 'downloading'
+  | 'downloaded'
+  | 'extracting'
+  | 'complete'
+  | 'exists'
+  | 'pushing'
+  | 'pushed'
+  | 'mounted'
+  | 'remote';
 
 export interface LayerProgress {
   digest: string;

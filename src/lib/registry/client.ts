@@ -180,11 +180,16 @@ export class RegistryClient {
     return c ? `the credentials of "${c.username}" (${c.source})` : 'no credentials';
   }
 
-  /** The Authorization header for `scope`, fetching a token when the challenge is Bearer. */
-  private async authorize(actions: string): Promise<string | undefined> {
+  /**
+   * The Authorization header for `actions` on the repository (and pull of
+   * the `alsoPull` repositories, a cross-repository mount's source),
+   * fetching a token when the challenge is Bearer.
+   */
+  private async authorize(actions: string, alsoPull: string[] = []): Promise<string | undefined> {
     const challenge = this.challenge;
     if (!challenge) return undefined;
-    const known = this.authorization.get(actions);
+    const key = [actions, ...alsoPull].join(' ');
+    const known = this.authorization.get(key);
     if (known) return known;
     const creds = this.credentials();
     const basic = creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : undefined;
@@ -193,7 +198,7 @@ export class RegistryClient {
         throw new TsrunError(
           `registry ${this.endpoint.domain}: authentication required, and there are no credentials for it (tsrun image login ${this.endpoint.domain})`,
         );
-      this.authorization.set(actions, basic);
+      this.authorization.set(key, basic);
       return basic;
     }
     const realm = challenge.params.realm;
@@ -213,6 +218,7 @@ export class RegistryClient {
       );
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
     url.searchParams.set('scope', `repository:${this.repository}:${actions}`);
+    for (const other of alsoPull) url.searchParams.append('scope', `repository:${other}:pull`);
     const ex = await this.retrying(() =>
       request(url, { headers: basic ? { Authorization: basic } : {}, tls: this.endpoint.tls }),
     );
@@ -238,7 +244,7 @@ export class RegistryClient {
     if (typeof token !== 'string' || !token)
       throw new TsrunError(`registry ${this.endpoint.domain}: the token server ${url.origin} sent no token`);
     const header = `Bearer ${token}`;
-    this.authorization.set(actions, header);
+    this.authorization.set(key, header);
     return header;
   }
 
@@ -247,12 +253,16 @@ export class RegistryClient {
    * followed.  The answer is returned whatever its status; a 401 is turned
    * into the error it means.
    */
-  async send(path: string, opts: RequestOptions & { actions?: string } = {}): Promise<Exchange> {
+  async send(path: string, opts: RequestOptions & { actions?: string; alsoPull?: string[] } = {}): Promise<Exchange> {
     const origin = await this.ping();
     const actions = opts.actions ?? 'pull';
-    const auth = await this.authorize(actions);
+    const auth = await this.authorize(actions, opts.alsoPull);
+    // An absolute URL (an upload's Location) gets the credentials only on the registry's own origin.
     let url = new URL(path, origin);
-    const headers: Record<string, string> = { ...opts.headers, ...(auth ? { Authorization: auth } : {}) };
+    const headers: Record<string, string> = {
+      ...opts.headers,
+      ...(auth && url.origin === origin ? { Authorization: auth } : {}),
+    };
     for (let hops = 0; ; hops++) {
       const ex = await request(url, { ...opts, headers, tls: this.endpoint.tls });
       if ([301, 302, 303, 307, 308].includes(ex.status) && ex.headers.location && (opts.method ?? 'GET') === 'GET') {
@@ -459,5 +469,91 @@ export class RegistryClient {
     } finally {
       fs.closeSync(fd);
     }
+  }
+
+  // ---- push (image push): blobs first, each checked, mounted or uploaded; then the manifest
+
+  /** Whether the repository has blob `digest` (HEAD). */
+  async hasBlob(digest: string): Promise<boolean> {
+    const ex = await this.retryingStatus(() =>
+      this.send(`/v2/${this.repository}/blobs/${digest}`, { method: 'HEAD', actions: 'pull,push' }),
+    );
+    discard(ex);
+    if (ex.status === 200) return true;
+    if (ex.status === 404) return false;
+    throw new TsrunError(`${this.name}: blob ${digest}: HTTP ${ex.status}`);
+  }
+
+  /**
+   * Mount blob `digest` from repository `from` of the same registry: true
+   * when mounted; otherwise the upload session the registry opened instead
+   * (it answers 202 when it cannot mount), for upload().
+   */
+  async mountBlob(digest: string, from: string): Promise<true | string> {
+    const ex = await this.send(
+      `/v2/${this.repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`,
+      { method: 'POST', actions: 'pull,push', alsoPull: [from], headers: { 'Content-Length': '0' } },
+    );
+    if (ex.status === 201) return (discard(ex), true);
+    if (ex.status === 202 && typeof ex.headers.location === 'string') return (discard(ex), ex.headers.location);
+    throw new TsrunError(`${this.name}: mount of blob ${digest} from ${from}: ${(await errorOf(ex)).text}`);
+  }
+
+  /** Upload `file` as blob `desc` (monolithic: POST for a session, PUT of the whole blob with its digest). */
+  async upload(
+    desc: Descriptor,
+    file: string,
+    session?: string,
+    onBytes: (n: number) => void = () => {},
+  ): Promise<void> {
+    let location = session;
+    if (location === undefined) {
+      const ex = await this.retryingStatus(() =>
+        this.send(`/v2/${this.repository}/blobs/uploads/`, {
+          method: 'POST',
+          actions: 'pull,push',
+          headers: { 'Content-Length': '0' },
+        }),
+      );
+      if (ex.status !== 202 || typeof ex.headers.location !== 'string')
+        throw new TsrunError(`${this.name}: upload of blob ${desc.digest}: ${(await errorOf(ex)).text}`);
+      discard(ex);
+      location = ex.headers.location;
+    }
+    const url = new URL(location, this.origin);
+    url.searchParams.set('digest', desc.digest); // kept beside the registry's own state parameters
+    const body = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+    body.on('data', (chunk) => onBytes((chunk as Buffer).length));
+    const ex = await this.send(url.toString(), {
+      method: 'PUT',
+      actions: 'pull,push',
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(desc.size) },
+      body,
+    });
+    if (ex.status !== 201 && ex.status !== 204) {
+      const { text } = await errorOf(ex);
+      throw new TsrunError(`${this.name}: upload of blob ${desc.digest}: ${text}`);
+    }
+    discard(ex);
+  }
+
+  /** PUT the manifest under `reference` (a tag); the digest the registry gives it. */
+  async putManifest(reference: string, data: Buffer, mediaType: string): Promise<string> {
+    const ex = await this.retryingStatus(() =>
+      this.send(`/v2/${this.repository}/manifests/${reference}`, {
+        method: 'PUT',
+        actions: 'pull,push',
+        headers: { 'Content-Type': mediaType, 'Content-Length': String(data.length) },
+        body: data,
+      }),
+    );
+    if (ex.status !== 201 && ex.status !== 200)
+      throw new TsrunError(`${this.name}: manifest ${reference}: ${(await errorOf(ex)).text}`);
+    discard(ex);
+    const digest = sha256Of(data);
+    const claimed = ex.headers['docker-content-digest'];
+    if (typeof claimed === 'string' && claimed !== digest)
+      throw new TsrunError(`${this.name}: manifest ${reference}: the registry stored ${claimed}, tsrun sent ${digest}`);
+    return digest;
   }
 }

@@ -105,20 +105,27 @@ export function request(url: URL, opts: RequestOptions = {}): Promise<Exchange> 
           }
         : {}),
     };
+    const timeout = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const req = (secure ? https() : http()).request(url, options, (res) => {
-      req.setTimeout(0);
+      // From here the socket's timeout is a body's stall: the read fails, and a download takes it up again.
+      res.setTimeout(timeout, () =>
+        res.destroy(new TransportError(`${url.origin}: the body stalled for ${timeout / 1000} s`)),
+      );
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res });
     });
-    req.setTimeout(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS, () =>
-      req.destroy(
-        new TransportError(`${url.origin}: no answer within ${(opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000} s`),
-      ),
+    // No answer at all: not tried again (five more waits as long would only delay the error).
+    req.setTimeout(timeout, () =>
+      req.destroy(new TransportError(`${url.origin}: no answer within ${timeout / 1000} s`, false)),
     );
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err instanceof TsrunError) return reject(err);
       const reason = secure ? tlsReason(err) : undefined;
       if (reason) return reject(new TlsError(`${url.origin}: TLS: ${reason}`, reason === NO_TLS));
       if (err.code === 'ECONNREFUSED') return reject(new TransportError(`${url.origin}: connection refused`, false));
+      if (err.code === 'ENOTFOUND')
+        return reject(
+          new TransportError(`${url.origin}: cannot resolve ${url.hostname} (no such host, or no DNS here)`, false),
+        );
       reject(new TransportError(`${url.origin}: ${err.message}`));
     });
     if (opts.body === undefined) req.end();
