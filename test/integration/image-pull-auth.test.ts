@@ -93,6 +93,22 @@ t.test('TLS and basic auth', async (t) => {
   t.equal(byCreds.status, 0, byCreds.stderr);
   t.equal(byCreds.stdout, `${name}\n`);
 
+  // The CA where docker and podman look for it, /etc/*/certs.d/HOST:PORT/ (a directory of this port only).
+  for (const base of ['/etc/containers/certs.d', '/etc/docker/certs.d']) {
+    const made: string[] = [];
+    for (const dir of [path.dirname(base), base, path.join(base, reg.host)])
+      if (!fs.existsSync(dir)) {
+        fs.mkdirSync(dir);
+        made.unshift(dir);
+      }
+    fs.copyFileSync(tls.cert, path.join(base, reg.host, 'ca.crt'));
+    const storeCertsD = tempDir(t, 'tsrun-pull-store-');
+    const r = await image(storeCertsD, ['pull', '--creds', 'alice:right-password', name]);
+    fs.rmSync(path.join(base, reg.host, 'ca.crt'));
+    for (const dir of made) fs.rmdirSync(dir);
+    t.equal(r.status, 0, `${base}/${reg.host}/ca.crt: ${r.stderr}`);
+  }
+
   const envFile = authFile('env.json', { [`https://${reg.host}`]: 'alice:right-password' });
   const store2 = tempDir(t, 'tsrun-pull-store-');
   const byEnv = await image(store2, ['pull', '--tls-verify=false', name], { REGISTRY_AUTH_FILE: envFile });

@@ -16,7 +16,8 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import t from 'tap';
 import { sha256 } from '../../src/lib/image/store';
-import { cleanupContainer, IS_ROOT, tarOf, tempDir, tsrun, tsrunAsync, uniqueId } from '../helpers';
+import { cleanupContainer, IS_ROOT, tarOf, tempDir, TSRUN, tsrun, tsrunAsync, uniqueId } from '../helpers';
+import { onTty } from '../engine-helpers';
 import { baseLayer, hex, image, imageOf, ociLayout, storeSnapshot, type TestImage } from '../image-helpers';
 import {
   haveRegistry,
@@ -445,3 +446,38 @@ t.test('a 100-layer image', async (t) => {
   t.equal(r.status, 0, r.stderr);
   t.equal(r.stdout, '0\n50\n98\n99\n');
 });
+
+t.test(
+  "the pull display on a terminal: docker's lines, each layer and the total, within the terminal's width",
+  async (t) => {
+    const img = imageOf([baseLayer(), await fileLayer('a', 'a\n'), await fileLayer('b', 'b\n')], {
+      Cmd: ['cat', '/a', '/b'],
+    });
+    push(img, 'shown:1');
+    const store = tempDir(t, 'tsrun-pull-store-');
+    const id = uniqueId('pull');
+    t.teardown(() => cleanupContainer(t, root, id));
+    const r = onTty([
+      'sh',
+      '-c',
+      `stty cols 60 rows 12; exec '${TSRUN}' --root '${root}' run --store '${store}' --image '${reg.host}/shown:1' ${id}`,
+    ]);
+    t.equal(r.status, 0, r.stdout);
+    const text = r.stdout.replace(/\r/g, '');
+    const manifest = JSON.parse(fs.readFileSync(path.join(store, 'images.json'), 'utf8'))[`${reg.host}/shown:1`];
+    for (const blob of manifest.layerBlobs as Array<{ digest: string }>)
+      t.match(
+        text,
+        `${blob.digest.slice(7, 19)}: Pull complete`,
+        `layer ${blob.digest.slice(7, 19)} is shown complete`,
+      );
+    t.match(text, `${reg.host}/shown:1: 3/3 layers`, 'the total line');
+    // Each redraw moves up over the lines it drew and clears below; no line is as wide as the terminal.
+    const lines = text.split(/\x1b\[\d+A|\x1b\[J|\n/).filter(Boolean);
+    t.ok(
+      lines.every((l) => l.length < 60),
+      `every line fits in 60 columns: ${lines.filter((l) => l.length >= 60)}`,
+    );
+    t.match(text, /a\nb\n$/, "then the container's output");
+  },
+);

@@ -22,6 +22,8 @@ t.test('one canonical name for every spelling of it', async (t) => {
     [`busybox@sha256:${'a'.repeat(64)}`, `docker.io/library/busybox@sha256:${'a'.repeat(64)}`],
     [`busybox:1.36@sha256:${'b'.repeat(64)}`, `docker.io/library/busybox:1.36@sha256:${'b'.repeat(64)}`],
     ['my_app__x/y-z.w:tag_1', 'docker.io/my_app__x/y-z.w:tag_1'],
+    ['index.docker.io/busybox', 'docker.io/library/busybox:latest'],
+    ['index.docker.io/team/app:2', 'docker.io/team/app:2'],
   ];
   for (const [typed, canonical] of cases) t.equal(normalizeRef(typed), canonical, typed);
 });

@@ -62,7 +62,8 @@ export function parseReference(text: string): Reference {
   const slash = rest.indexOf('/');
   const first = slash < 0 ? '' : rest.slice(0, slash);
   const domainGiven = slash >= 0 && (/[.:]/.test(first) || first === 'localhost' || first !== first.toLowerCase());
-  const domain = domainGiven ? first : DEFAULT_DOMAIN;
+  // Docker Hub's other names are docker.io, as distribution/reference normalises them.
+  const domain = !domainGiven ? DEFAULT_DOMAIN : first === 'index.docker.io' ? DEFAULT_DOMAIN : first;
   let path = domainGiven ? rest.slice(slash + 1) : rest;
   if (domainGiven && !DOMAIN.test(domain)) invalid(text, `"${domain}" is not a registry host`);
   if (!path) invalid(text, 'it names no repository');
