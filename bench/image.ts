@@ -4,7 +4,11 @@
  *      layers of files, tens of MB, gzip) with `tsrun image import`, against
  *      `umoci unpack` of the same OCI layout (skopeo converted the
  *      docker-archive), each into a fresh directory every round;
- *   2. `run` of /bin/true from the imported image (`run --image`: the
+ *   2. pulling it from a registry (docker-registry on 127.0.0.1, the
+ *      layout pushed there by skopeo) with `tsrun image pull`, against
+ *      `skopeo copy` of it to an OCI layout followed by `tsrun image
+ *      import` (the way to a store without a pull), each into a fresh store;
+ *   3. `run` of /bin/true from the imported image (`run --image`: the
  *      overlay mounted at create and removed at delete) against `run` of a
  *      plain bundle with the same config.json and the image's tree copied
  *      out, and runc on that plain bundle.
@@ -19,6 +23,7 @@ import * as path from 'path';
 import { type Config } from '../src/lib/config';
 import { tarOf, type TarEntry, TSRUN } from '../test/helpers';
 import { baseLayer, dockerArchive, imageOf } from '../test/image-helpers';
+import { REGISTRY_BIN, startRegistry } from '../test/registry-helpers';
 import { Rng } from '../test/rng';
 import { arg, execVersion, must, paired } from './common';
 
@@ -94,9 +99,54 @@ async function main(): Promise<void> {
       fs.rmSync(path.join(work, `umoci-${r + 2}`), { recursive: true, force: true });
     }
 
+    // A registry of the bench's own, stopped at the end.
+    if (fs.existsSync(REGISTRY_BIN)) {
+      const cleanups: Array<() => void | Promise<void>> = [];
+      try {
+        const reg = await startRegistry({ teardown: (fn) => cleanups.push(fn) });
+        sh('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${reg.host}/bench:1`]);
+        const pull = paired(rounds, [
+          {
+            name: 'tsrun',
+            once: (r) => sh(TSRUN, ['image', 'pull', '--store', path.join(work, `pull-${r}`), `${reg.host}/bench:1`]),
+          },
+          {
+            name: 'skopeo',
+            once: (r) => {
+              sh('skopeo', [
+                'copy',
+                '-q',
+                '--src-tls-verify=false',
+                `docker://${reg.host}/bench:1`,
+                `oci:${path.join(work, `copy-${r}`)}:bench`,
+              ]);
+              sh(TSRUN, [
+                'image',
+                'import',
+                '--store',
+                path.join(work, `copied-${r}`),
+                '--tag',
+                'bench:1',
+                path.join(work, `copy-${r}`),
+              ]);
+            },
+          },
+        ]);
+        console.log(
+          `pull from a registry     tsrun ${ms(pull.tsrun)}   skopeo copy + import ${ms(pull.skopeo)}   ratio ${(pull.tsrun / pull.skopeo).toFixed(2)}`,
+        );
+      } finally {
+        for (const fn of cleanups.reverse()) await fn();
+      }
+      for (let r = 0; r < rounds + 2; r++)
+        for (const dir of [`pull-${r}`, `copy-${r}`, `copied-${r}`])
+          fs.rmSync(path.join(work, dir), { recursive: true, force: true });
+    } else console.log(`pull from a registry     skipped: ${REGISTRY_BIN} not found (apt-get install docker-registry)`);
+
     // One store for the start comparison; the plain bundle gets the same config and the image's tree.
     const store = path.join(work, 'store');
-    sh(TSRUN, ['image', 'import', '--store', store, layout]);
+    // The layout names the image by the tag alone (skopeo's oci:DIR:bench), which names no repository.
+    sh(TSRUN, ['image', 'import', '--store', store, '--tag', 'bench', layout]);
     const plain = path.join(work, 'plain');
     sh(TSRUN, ['bundle', '--store', store, 'bench', plain]);
     fs.rmdirSync(path.join(plain, 'rootfs'));
