@@ -114,6 +114,33 @@ t.test('TLS and basic auth', async (t) => {
   const byEnv = await image(store2, ['pull', '--tls-verify=false', name], { REGISTRY_AUTH_FILE: envFile });
   t.equal(byEnv.status, 0, `$REGISTRY_AUTH_FILE, a key with a scheme: ${byEnv.stderr}`);
 
+  // docker's config.json ($DOCKER_CONFIG), once with the password in it, once through a credential helper.
+  const dockerDir = path.join(work, 'docker-config');
+  fs.mkdirSync(dockerDir);
+  fs.writeFileSync(
+    path.join(dockerDir, 'config.json'),
+    JSON.stringify({ auths: { [reg.host]: { auth: b64('alice:right-password') } } }),
+  );
+  const byDocker = await image(tempDir(t, 'tsrun-pull-store-'), ['pull', '--tls-verify=false', name], {
+    DOCKER_CONFIG: dockerDir,
+  });
+  t.equal(byDocker.status, 0, `$DOCKER_CONFIG/config.json: ${byDocker.stderr}`);
+  const bin = path.join(work, 'bin');
+  fs.mkdirSync(bin);
+  const asked = path.join(work, 'helper-asked');
+  fs.writeFileSync(
+    path.join(bin, 'docker-credential-tsrun-test'),
+    `#!/bin/sh\n[ "$1" = get ] || exit 2\ncat > '${asked}'\necho '{"ServerURL":"x","Username":"alice","Secret":"right-password"}'\n`,
+    { mode: 0o755 },
+  );
+  fs.writeFileSync(path.join(dockerDir, 'config.json'), JSON.stringify({ credHelpers: { [reg.host]: 'tsrun-test' } }));
+  const byHelper = await image(tempDir(t, 'tsrun-pull-store-'), ['pull', '--tls-verify=false', name], {
+    DOCKER_CONFIG: dockerDir,
+    PATH: `${bin}:${process.env.PATH}`,
+  });
+  t.equal(byHelper.status, 0, `a credential helper: ${byHelper.stderr}`);
+  t.equal(fs.readFileSync(asked, 'utf8'), reg.host, 'the helper was asked for this registry');
+
   // login: checked, then kept 0600 where pulls look.
   const loginFile = path.join(work, 'login', 'auth.json');
   const badLogin = await tsrunAsync(root, [
