@@ -1229,26 +1229,24 @@ static napi_value copy_winsize(napi_env env, napi_callback_info info)
 	return make_bool(env, copied);
 }
 
-/* terminalColumns(fd) -> the width of the terminal at fd, or 0 when fd is none (the import progress fits it). */
-static napi_value terminal_columns(napi_env env, napi_callback_info info)
+/*
+ * terminalSize(fd) -> [columns, rows] of the terminal at fd, [0, 0] when fd
+ * is none (the import progress and the pull display fit it).
+ */
+static napi_value terminal_size(napi_env env, napi_callback_info info)
 {
 	GET_ARGS(1);
 	int32_t fd;
 	if (arg_int(env, args[0], &fd))
 		return throw_errno(env, EINVAL, "ioctl(TIOCGWINSZ)");
-	struct winsize ws;
-	return make_int(env, ioctl(fd, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0);
-}
-
-/* terminalRows(fd) -> the height of the terminal at fd, or 0 (the pull display fits it). */
-static napi_value terminal_rows(napi_env env, napi_callback_info info)
-{
-	GET_ARGS(1);
-	int32_t fd;
-	if (arg_int(env, args[0], &fd))
-		return throw_errno(env, EINVAL, "ioctl(TIOCGWINSZ)");
-	struct winsize ws;
-	return make_int(env, ioctl(fd, TIOCGWINSZ, &ws) == 0 ? ws.ws_row : 0);
+	struct winsize ws = {0};
+	if (ioctl(fd, TIOCGWINSZ, &ws) != 0)
+		ws.ws_col = ws.ws_row = 0;
+	napi_value out;
+	CHECK(napi_create_array_with_length(env, 2, &out));
+	CHECK(napi_set_element(env, out, 0, make_int(env, ws.ws_col)));
+	CHECK(napi_set_element(env, out, 1, make_int(env, ws.ws_row)));
+	return out;
 }
 
 /*
@@ -1451,8 +1449,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 		METHOD("prlimit", do_prlimit),
 		METHOD("attachDeviceProgram", attach_device_program),
 		METHOD("copyWinsize", copy_winsize),
-		METHOD("terminalColumns", terminal_columns),
-		METHOD("terminalRows", terminal_rows),
+		METHOD("terminalSize", terminal_size),
 		METHOD("setRaw", set_raw),
 		METHOD("restoreTerminal", restore_terminal),
 		METHOD("dup", do_dup),

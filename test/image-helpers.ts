@@ -60,19 +60,17 @@ export async function dockerArchive(
   ]);
 }
 
-/**
- * An OCI image layout in `dir`, layers gzip-compressed, the manifest named
- * `ref` (org.opencontainers.image.ref.name), or carrying these annotations;
- * returns the manifest's digest.
- */
-export function ociLayout(dir: string, img: TestImage, ref: string | Record<string, string>): string {
+/** Put `data` into the layout's blobs/sha256/; its digest. */
+function putBlob(dir: string, data: Buffer): string {
   const blobs = path.join(dir, 'blobs', 'sha256');
   fs.mkdirSync(blobs, { recursive: true });
-  const put = (data: Buffer): string => {
-    const digest = sha256(data);
-    fs.writeFileSync(path.join(blobs, hex(digest)), data);
-    return digest;
-  };
+  const digest = sha256(data);
+  fs.writeFileSync(path.join(blobs, hex(digest)), data);
+  return digest;
+}
+
+/** `img` in the layout in `dir`: its config, gzip layers and manifest as blobs; the manifest's descriptor. */
+export function layoutImage(dir: string, img: TestImage): { mediaType: string; digest: string; size: number } {
   const gz = img.layers.map((l) => zlib.gzipSync(l, { level: 1 }));
   const manifest = Buffer.from(
     JSON.stringify({
@@ -80,28 +78,64 @@ export function ociLayout(dir: string, img: TestImage, ref: string | Record<stri
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: {
         mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: put(img.config),
+        digest: putBlob(dir, img.config),
         size: img.config.length,
       },
       layers: gz.map((l) => ({
         mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-        digest: put(l),
+        digest: putBlob(dir, l),
         size: l.length,
       })),
     }),
   );
+  return {
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    digest: putBlob(dir, manifest),
+    size: manifest.length,
+  };
+}
+
+/** index.json and oci-layout of the layout in `dir`, naming these descriptors. */
+export function layoutIndex(dir: string, manifests: object[]): void {
   fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  const digest = put(manifest);
+  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests }));
+}
+
+/**
+ * An OCI image layout in `dir`, layers gzip-compressed, the manifest named
+ * `ref` (org.opencontainers.image.ref.name), or carrying these annotations;
+ * returns the manifest's digest.
+ */
+export function ociLayout(dir: string, img: TestImage, ref: string | Record<string, string>): string {
+  const desc = layoutImage(dir, img);
   const annotations = typeof ref === 'string' ? { 'org.opencontainers.image.ref.name': ref } : ref;
-  fs.writeFileSync(
-    path.join(dir, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: manifest.length, annotations },
-      ],
-    }),
+  layoutIndex(dir, [{ ...desc, annotations }]);
+  return desc.digest;
+}
+
+/**
+ * An OCI layout whose ref `ref` names an image index of these platforms'
+ * images (a multi-platform image, as skopeo copy --all sends it); the
+ * index's digest.
+ */
+export function multiPlatformLayout(
+  dir: string,
+  ref: string,
+  images: Array<{ img: TestImage; platform: Record<string, string> }>,
+): string {
+  const manifests = images.map(({ img, platform }) => ({ ...layoutImage(dir, img), platform }));
+  const index = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }),
   );
+  const digest = putBlob(dir, index);
+  layoutIndex(dir, [
+    {
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      digest,
+      size: index.length,
+      annotations: { 'org.opencontainers.image.ref.name': ref },
+    },
+  ]);
   return digest;
 }
 

@@ -44,7 +44,7 @@ export function progressBar(fd = 2): ProgressBar | undefined {
   let layersDrawn = -1;
   const draw = (): void => {
     // The width is read at each redraw: the terminal may be resized meanwhile.
-    if (last) fs.writeSync(fd, `\r\x1b[K${formatProgress(last, native.terminalColumns(fd) || 80)}`);
+    if (last) fs.writeSync(fd, `\r\x1b[K${formatProgress(last, native.terminalSize(fd)[0] || 80)}`);
     drawnAt = Date.now();
     layersDrawn = last?.layersDone ?? -1;
   };

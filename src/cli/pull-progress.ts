@@ -74,9 +74,8 @@ export function pullDisplay(fd = 2): PullDisplay | undefined {
   let drawnAt = 0;
   const draw = (): void => {
     if (!last) return;
-    const columns = native.terminalColumns(fd) || 80;
-    const rows = native.terminalRows(fd) || 24;
-    const lines = pullLines(last, rows, columns);
+    const [columns, rows] = native.terminalSize(fd);
+    const lines = pullLines(last, rows || 24, columns || 80);
     fs.writeSync(fd, `${drawn ? `\r\x1b[${drawn}A` : '\r'}\x1b[J${lines.join('\n')}\n`);
     drawn = lines.length;
     drawnAt = Date.now();

@@ -57,10 +57,8 @@ export interface NativeAddon {
   ): Promise<void>;
   /** TIOCGWINSZ on `from`, TIOCSWINSZ on `to`: whether `from` was a terminal. */
   copyWinsize(from: number, to: number): boolean;
-  /** TIOCGWINSZ: the terminal's width in columns, 0 when fd is no terminal. */
-  terminalColumns(fd: number): number;
-  /** TIOCGWINSZ: its height in rows, 0 when fd is no terminal. */
-  terminalRows(fd: number): number;
+  /** TIOCGWINSZ: the terminal's [columns, rows], [0, 0] when fd is no terminal. */
+  terminalSize(fd: number): [number, number];
   /** Make the terminal at fd raw: its settings before, or null when fd is no terminal. */
   setRaw(fd: number): Buffer | null;
   restoreTerminal(fd: number, settings: Buffer): void;

@@ -13,12 +13,20 @@
 import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
-import * as zlib from 'zlib';
 import t from 'tap';
 import { sha256 } from '../../src/lib/image/store';
 import { cleanupContainer, IS_ROOT, tarOf, tempDir, TSRUN, tsrun, tsrunAsync, uniqueId } from '../helpers';
 import { onTty } from '../engine-helpers';
-import { baseLayer, hex, image, imageOf, ociLayout, storeSnapshot, type TestImage } from '../image-helpers';
+import {
+  baseLayer,
+  hex,
+  image,
+  imageOf,
+  multiPlatformLayout,
+  ociLayout,
+  storeSnapshot,
+  type TestImage,
+} from '../image-helpers';
 import {
   haveRegistry,
   logSettled,
@@ -168,57 +176,6 @@ t.test('layers already in the store are not downloaded again', async (t) => {
   t.equal(run.stdout, 'app\n', run.stderr);
 });
 
-/** An OCI layout whose ref names an index of these platforms' images. */
-function multiPlatformLayout(dir: string, images: Array<{ img: TestImage; platform: Record<string, string> }>): string {
-  const blobs = path.join(dir, 'blobs', 'sha256');
-  fs.mkdirSync(blobs, { recursive: true });
-  const put = (data: Buffer): string => {
-    const digest = sha256(data);
-    fs.writeFileSync(path.join(blobs, hex(digest)), data);
-    return digest;
-  };
-  const manifests = images.map(({ img, platform }) => {
-    const gz = img.layers.map((l) => zlib.gzipSync(l, { level: 1 }));
-    const m = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: {
-          mediaType: 'application/vnd.oci.image.config.v1+json',
-          digest: put(img.config),
-          size: img.config.length,
-        },
-        layers: gz.map((l) => ({
-          mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-          digest: put(l),
-          size: l.length,
-        })),
-      }),
-    );
-    return { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: put(m), size: m.length, platform };
-  });
-  const index = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }),
-  );
-  const digest = put(index);
-  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  fs.writeFileSync(
-    path.join(dir, 'index.json'),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [
-        {
-          mediaType: 'application/vnd.oci.image.index.v1+json',
-          digest,
-          size: index.length,
-          annotations: { 'org.opencontainers.image.ref.name': 'multi' },
-        },
-      ],
-    }),
-  );
-  return digest;
-}
-
 t.test("a multi-platform index: this machine's image, or the one --platform names", async (t) => {
   const amd64 = imageOf(
     [baseLayer(), await fileLayer('arch', 'amd64\n')],
@@ -231,7 +188,7 @@ t.test("a multi-platform index: this machine's image, or the one --platform name
     { architecture: 'arm64', variant: 'v8' },
   );
   const dir = path.join(work, 'multi');
-  const indexDigest = multiPlatformLayout(dir, [
+  const indexDigest = multiPlatformLayout(dir, 'multi', [
     { img: arm64, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
     { img: amd64, platform: { os: 'linux', architecture: 'amd64' } },
   ]);
