@@ -230,6 +230,9 @@ const IMAGE_ONLY = [
   'pull',
   'platform',
   'tlsVerify',
+  'certDir',
+  'authfile',
+  'creds',
 ];
 
 /** The pull options given on `cmd` for image `ref`. */

@@ -195,6 +195,8 @@ async function tokenServer(t: { teardown(fn: () => void): void }, signer: { cert
   const x5c = new crypto.X509Certificate(fs.readFileSync(signer.cert)).raw.toString('base64');
   const key = fs.readFileSync(signer.key);
   const asked: Array<{ scope: string; service: string; user: string }> = [];
+  /** expireNext: the next token is out of date already, as one that expired during a long pull. */
+  const control = { expireNext: false, expired: false };
   const b64url = (data: Buffer | string): string => Buffer.from(data).toString('base64url');
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -209,6 +211,10 @@ async function tokenServer(t: { teardown(fn: () => void): void }, signer: { cert
       user = u;
     }
     const scopes = url.searchParams.getAll('scope');
+    if (control.expireNext) {
+      control.expired = true;
+      control.expireNext = false;
+    } else control.expired = false;
     asked.push({ scope: scopes.join(' '), service: url.searchParams.get('service') ?? '', user });
     const access = [];
     for (const scope of scopes) {
@@ -223,7 +229,7 @@ async function tokenServer(t: { teardown(fn: () => void): void }, signer: { cert
         iss: TOKEN_ISSUER,
         sub: user,
         aud: TOKEN_SERVICE,
-        exp: now + 600,
+        exp: control.expired ? now - 3600 : now + 600,
         nbf: now - 10,
         iat: now,
         jti: crypto.randomUUID(),
@@ -236,12 +242,12 @@ async function tokenServer(t: { teardown(fn: () => void): void }, signer: { cert
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => server.close());
-  return { realm: `http://127.0.0.1:${(server.address() as { port: number }).port}/token`, asked };
+  return { realm: `http://127.0.0.1:${(server.address() as { port: number }).port}/token`, asked, control };
 }
 
 t.test('token auth: anonymous for public repositories, credentials for the rest', async (t) => {
   const signer = selfSigned(work, 'token');
-  const { realm, asked } = await tokenServer(t, signer);
+  const { realm, asked, control } = await tokenServer(t, signer);
   const reg = await startRegistry(t, { token: { realm, cert: signer.cert } });
   await skopeoPushAsync(layout, 'x', `${reg.host}/private/busybox:1`, { creds: 'alice:right-password' });
   await skopeoPushAsync(layout, 'x', `${reg.host}/public/busybox:1`, { creds: 'alice:right-password' });
@@ -276,6 +282,18 @@ t.test('token auth: anonymous for public repositories, credentials for the rest'
   const ok = await image(store2, ['pull', '--authfile', file, `${reg.host}/private/busybox:1`]);
   t.equal(ok.status, 0, ok.stderr);
   t.same(asked, [{ scope: 'repository:private/busybox:pull', service: TOKEN_SERVICE, user: 'alice' }]);
+
+  // A token out of date by the time it is used: the registry's 401, then a fresh token, as docker does.
+  asked.length = 0;
+  control.expireNext = true;
+  const refreshed = await image(tempDir(t, 'tsrun-pull-store-'), [
+    'pull',
+    '--authfile',
+    file,
+    `${reg.host}/private/busybox:1`,
+  ]);
+  t.equal(refreshed.status, 0, refreshed.stderr);
+  t.equal(asked.length, 2, 'a second token after the first was refused');
 
   const noPassword = await login([
     '-u',

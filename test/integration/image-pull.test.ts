@@ -366,8 +366,19 @@ t.test('errors: what is wrong, one line, nothing left', async (t) => {
   t.match(never.stderr, 'is not in the store');
   const policy = tsrun(root, ['run', '--store', store, '--pull', 'sometimes', '--image', `${reg.host}/busybox`, id]);
   t.match(policy.stderr, '--pull "sometimes": missing, always or never');
-  const stray = tsrun(root, ['run', '--pull', 'always', id]);
-  t.match(stray.stderr, '--pull: only with --image');
+  // A registry flag without --image would mean nothing: refused, never ignored.
+  for (const [flag, value] of [
+    ['--pull', 'always'],
+    ['--platform', 'linux/arm64'],
+    ['--tls-verify', 'false'],
+    ['--cert-dir', '/tmp'],
+    ['--authfile', '/tmp/auth.json'],
+    ['--creds', 'a:b'],
+  ]) {
+    const stray = tsrun(root, ['run', flag, value, id]);
+    t.not(stray.status, 0, flag);
+    t.match(stray.stderr, `${flag}: only with --image`, flag);
+  }
   t.notOk(fs.existsSync(path.join(root, id)), 'no container state');
 });
 

@@ -254,6 +254,33 @@ export class RegistryClient {
    * into the error it means.
    */
   async send(path: string, opts: RequestOptions & { actions?: string; alsoPull?: string[] } = {}): Promise<Exchange> {
+    const ex = await this.sendOnce(path, opts);
+    // A token that expired during a long pull (Docker Hub's last 5 minutes): one more, as docker fetches one.
+    // A stream body cannot be sent twice; an upload's PUT asks for its token just before.
+    if (ex.status !== 401 || this.challenge?.scheme !== 'bearer' || (opts.body && !Buffer.isBuffer(opts.body)))
+      return this.refused(ex);
+    discard(ex);
+    this.authorization.delete([opts.actions ?? 'pull', ...(opts.alsoPull ?? [])].join(' '));
+    return this.refused(await this.sendOnce(path, opts));
+  }
+
+  /** A 401 as the error it means; any other answer as it is. */
+  private refused(ex: Exchange): Exchange {
+    if (ex.status !== 401) return ex;
+    const challenge = parseChallenge(ex.headers['www-authenticate'] as string | undefined);
+    discard(ex);
+    const denied = challenge?.params.error ? ` (${challenge.params.error})` : '';
+    throw new TsrunError(
+      this.credentials()
+        ? `${this.name}: access denied${denied} with ${this.describeCredentials()}`
+        : `${this.name}: authentication required${denied}: the repository is not public, or does not exist (tsrun image login ${this.endpoint.domain})`,
+    );
+  }
+
+  private async sendOnce(
+    path: string,
+    opts: RequestOptions & { actions?: string; alsoPull?: string[] },
+  ): Promise<Exchange> {
     const origin = await this.ping();
     const actions = opts.actions ?? 'pull';
     const auth = await this.authorize(actions, opts.alsoPull);
@@ -276,16 +303,6 @@ export class RegistryClient {
         if (next.origin !== url.origin) delete headers.Authorization;
         url = next;
         continue;
-      }
-      if (ex.status === 401) {
-        const challenge = parseChallenge(ex.headers['www-authenticate'] as string | undefined);
-        discard(ex);
-        const denied = challenge?.params.error ? ` (${challenge.params.error})` : '';
-        throw new TsrunError(
-          this.credentials()
-            ? `${this.name}: access denied${denied} with ${this.describeCredentials()}`
-            : `${this.name}: authentication required${denied}: the repository is not public, or does not exist (tsrun image login ${this.endpoint.domain})`,
-        );
       }
       return ex;
     }
