@@ -26,7 +26,7 @@ import {
   parseTree,
   type TestImage,
 } from '../image-helpers';
-import { haveRegistry, skopeoPush, startRegistry } from '../registry-helpers';
+import { haveRegistry, htpasswd, skopeoPush, startRegistry } from '../registry-helpers';
 import { asUser, makeTestUser, type TestUser, tsrunAsUser, userState } from '../rootless-helpers';
 
 if (!IS_ROOT) {
@@ -533,5 +533,43 @@ t.test(
     t.equal(run.status, 0, run.stderr);
     t.equal(run.stdout, '33\n', "the container's output only, the owner as the layer names it");
     t.same(userState(user), [], 'no container left');
+
+    // A registry that wants credentials: the user's own, where podman login keeps them
+    // ($XDG_RUNTIME_DIR/containers/auth.json), read in its store namespace, where it is root.
+    const dir = fs.mkdtempSync(path.join('/tmp', 'tsrun-rlimg-reg-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    htpasswd(path.join(dir, 'htpasswd'), { carol: 'pw' });
+    const locked = await startRegistry(t, { htpasswd: path.join(dir, 'htpasswd') });
+    skopeoPush(layout, 'x', `${locked.host}/rl/locked:1`, { creds: 'carol:pw' });
+    const denied = tsrunFor(user, ['image', 'pull', `${locked.host}/rl/locked:1`]);
+    t.not(denied.status, 0);
+    t.match(denied.stderr, 'authentication required, and there are no credentials for it');
+    const authDir = path.join(user.runtimeDir, 'containers');
+    fs.mkdirSync(authDir);
+    fs.writeFileSync(
+      path.join(authDir, 'auth.json'),
+      JSON.stringify({ auths: { [locked.host]: { auth: Buffer.from('carol:pw').toString('base64') } } }),
+      { mode: 0o600 },
+    );
+    spawnSync('chown', ['-R', `${user.uid}:${user.gid}`, authDir]);
+    const allowed = tsrunFor(user, ['image', 'pull', `${locked.host}/rl/locked:1`]);
+    t.equal(allowed.status, 0, allowed.stderr);
+    t.equal(allowed.stdout, `${locked.host}/rl/locked:1\n`);
+
+    // Without $XDG_RUNTIME_DIR: the user's ~/.docker/config.json, not root's /run/containers/0 (which root of
+    // the store namespace, being the user, could not even read).
+    const rootAuth = '/run/containers/0';
+    const madeRootAuth = !fs.existsSync(rootAuth);
+    if (madeRootAuth) fs.mkdirSync(rootAuth, { recursive: true, mode: 0o700 });
+    t.teardown(() => {
+      if (madeRootAuth) fs.rmdirSync(rootAuth);
+    });
+    const dockerDir = path.join('/home', user.name, '.docker');
+    fs.mkdirSync(dockerDir);
+    fs.renameSync(path.join(authDir, 'auth.json'), path.join(dockerDir, 'config.json'));
+    spawnSync('chown', ['-R', `${user.uid}:${user.gid}`, dockerDir]);
+    t.equal(tsrunFor(user, ['image', 'rm', `${locked.host}/rl/locked:1`]).status, 0);
+    const noXdg = tsrunFor(user, ['image', 'pull', `${locked.host}/rl/locked:1`], { env: { XDG_RUNTIME_DIR: '' } });
+    t.equal(noXdg.status, 0, noXdg.stderr);
   },
 );

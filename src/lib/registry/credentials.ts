@@ -21,6 +21,7 @@ import fs = require('fs');
 import path = require('path');
 import { spawnSync } from 'child_process';
 import { TsrunError } from '../errors';
+import { inStoreNamespace } from '../image/user-store';
 
 export interface Credentials {
   username: string;
@@ -46,7 +47,9 @@ interface AuthFile {
 export function authFiles(env: NodeJS.ProcessEnv = process.env): string[] {
   const files: string[] = [];
   if (env.REGISTRY_AUTH_FILE) files.push(env.REGISTRY_AUTH_FILE);
-  const runtimeDir = env.XDG_RUNTIME_DIR || (process.geteuid?.() === 0 ? '/run/containers/0' : undefined);
+  // Root's default, not in a user's store namespace (root there is the user, as its pull is).
+  const root = process.geteuid?.() === 0 && !inStoreNamespace();
+  const runtimeDir = env.XDG_RUNTIME_DIR || (root ? '/run/containers/0' : undefined);
   if (runtimeDir) files.push(path.join(runtimeDir, env.XDG_RUNTIME_DIR ? 'containers' : '', 'auth.json'));
   const dockerDir = env.DOCKER_CONFIG || (env.HOME ? path.join(env.HOME, '.docker') : undefined);
   if (dockerDir) files.push(path.join(dockerDir, 'config.json'));

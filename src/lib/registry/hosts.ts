@@ -24,6 +24,7 @@ import fs = require('fs');
 import path = require('path');
 import type { TlsSettings } from './http';
 import { TsrunError } from '../errors';
+import { inStoreNamespace } from '../image/user-store';
 
 /** The registry docker.io names. */
 export const DOCKER_HUB_ENDPOINT = 'registry-1.docker.io';
@@ -49,7 +50,9 @@ function isLoopback(host: string): boolean {
 function certsDirs(): string[] {
   const dirs = ['/etc/containers/certs.d', '/etc/docker/certs.d'];
   const home = process.env.HOME;
-  if (process.geteuid?.() !== 0 && home) dirs.unshift(path.join(home, '.config', 'containers', 'certs.d'));
+  // A user's own, also as root of its store namespace (where its pulls run).
+  if ((process.geteuid?.() !== 0 || inStoreNamespace()) && home)
+    dirs.unshift(path.join(home, '.config', 'containers', 'certs.d'));
   return dirs;
 }
 
