@@ -558,11 +558,10 @@ t.test(
 
     // Without $XDG_RUNTIME_DIR: the user's ~/.docker/config.json, not root's /run/containers/0 (which root of
     // the store namespace, being the user, could not even read).
-    const rootAuth = '/run/containers/0';
-    const madeRootAuth = !fs.existsSync(rootAuth);
-    if (madeRootAuth) fs.mkdirSync(rootAuth, { recursive: true, mode: 0o700 });
+    const made = ['/run/containers', '/run/containers/0'].filter((dir) => !fs.existsSync(dir));
+    for (const dir of made) fs.mkdirSync(dir, { mode: 0o700 });
     t.teardown(() => {
-      if (madeRootAuth) fs.rmdirSync(rootAuth);
+      for (const dir of made.reverse()) fs.rmdirSync(dir);
     });
     const dockerDir = path.join('/home', user.name, '.docker');
     fs.mkdirSync(dockerDir);
