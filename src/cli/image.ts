@@ -32,7 +32,7 @@ const storeOf = (cmd: Command): ImageStore => new ImageStore(imageStoreDir(cmd))
 /** `tsrun image import|pull|push|login|logout|ls|inspect|history|tag|rm|prune|gc`: the image store (src/lib/image/). */
 export function imageCommand(): Command {
   const image = new Command('image')
-    .description('import and manage images (docker-archive, OCI layout, OCI archive)')
+    .description('pull, push, import and manage images (registries, docker-archive, OCI layout, OCI archive)')
     .option(...STORE_FLAG);
   image.addCommand(
     storeOpt(new Command('import'))
