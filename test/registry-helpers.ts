@@ -143,6 +143,8 @@ interface PushOptions {
   all?: boolean;
   /** USER:PASSWORD. */
   creds?: string;
+  /** Docker's schema 2 manifests (and manifest list), converted by skopeo, instead of the layout's OCI ones. */
+  docker?: boolean;
 }
 
 function skopeoArgs(layout: string, ref: string, dest: string, opts: PushOptions): string[] {
@@ -151,6 +153,7 @@ function skopeoArgs(layout: string, ref: string, dest: string, opts: PushOptions
     '-q',
     ...(opts.all ? ['--all'] : []),
     ...(opts.creds ? ['--dest-creds', opts.creds] : []),
+    ...(opts.docker ? ['--format', 'v2s2'] : []),
     '--dest-tls-verify=false',
     `oci:${layout}:${ref}`,
     `docker://${dest}`,

@@ -221,6 +221,77 @@ t.test("a multi-platform index: this machine's image, or the one --platform name
   );
 });
 
+t.test("Docker's schema 2: a manifest and a manifest list, as docker push writes them", async (t) => {
+  const amd64 = imageOf([baseLayer(), await fileLayer('arch', 'amd64\n')], { Cmd: ['cat', '/arch'] });
+  const arm64 = imageOf(
+    [baseLayer(), await fileLayer('arch', 'arm64\n')],
+    { Cmd: ['cat', '/arch'] },
+    {
+      architecture: 'arm64',
+    },
+  );
+  const dir = path.join(work, 'docker-multi');
+  multiPlatformLayout(dir, 'multi', [
+    { img: amd64, platform: { os: 'linux', architecture: 'amd64' } },
+    { img: arm64, platform: { os: 'linux', architecture: 'arm64' } },
+  ]);
+  skopeoPush(dir, 'multi', `${reg.host}/docker-list:1`, { all: true, docker: true });
+  const single = path.join(work, 'docker-single');
+  ociLayout(single, amd64, 'x');
+  skopeoPush(single, 'x', `${reg.host}/docker-single:1`, { docker: true });
+  const store = tempDir(t, 'tsrun-pull-store-');
+  for (const [name, want] of [
+    [`${reg.host}/docker-single:1`, 'application/vnd.docker.distribution.manifest.v2+json'],
+    [`${reg.host}/docker-list:1`, 'application/vnd.docker.distribution.manifest.v2+json'],
+  ]) {
+    const r = image(store, ['pull', name]);
+    t.equal(r.status, 0, r.stderr);
+    const rec = JSON.parse(fs.readFileSync(path.join(store, 'images.json'), 'utf8'))[name];
+    t.equal(
+      JSON.parse(fs.readFileSync(path.join(store, 'blobs/sha256', hex(rec.manifest)), 'utf8')).mediaType,
+      want,
+      name,
+    );
+    t.match(
+      rec.layerBlobs,
+      [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip' }],
+      "docker's layer type",
+    );
+    t.equal(rec.config, sha256(amd64.config), "this machine's image");
+  }
+  const list = JSON.parse(fs.readFileSync(path.join(store, 'images.json'), 'utf8'))[`${reg.host}/docker-list:1`];
+  t.equal(
+    JSON.parse(fs.readFileSync(path.join(store, 'blobs/sha256', hex(list.index)), 'utf8')).mediaType,
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+    'pulled through a manifest list',
+  );
+  const id = uniqueId('pull');
+  t.teardown(() => cleanupContainer(t, root, id));
+  t.equal(tsrun(root, ['run', '--store', store, '--image', `${reg.host}/docker-list:1`, id]).stdout, 'amd64\n');
+});
+
+t.test('bundle pulls a missing image too, and writes the bundle from it', async (t) => {
+  const store = tempDir(t, 'tsrun-pull-store-');
+  const bundle = path.join(tempDir(t, 'tsrun-pull-bundle-'), 'b');
+  const r = tsrun(root, ['bundle', '--store', store, `${reg.host}/busybox`, bundle]);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, '', 'nothing on stdout');
+  const config = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  t.equal(config.annotations['org.tsrun.image.id'], sha256(base.config));
+  t.same(config.process.args, ['/bin/sh']);
+  const never = tsrun(root, [
+    'bundle',
+    '--store',
+    tempDir(t, 'tsrun-pull-store-'),
+    '--pull',
+    'never',
+    `${reg.host}/busybox`,
+    `${bundle}2`,
+  ]);
+  t.not(never.status, 0);
+  t.notOk(fs.existsSync(`${bundle}2`), 'no bundle');
+});
+
 t.test('a corrupted blob is refused, and the store is as it was', async (t) => {
   const bad = imageOf([baseLayer(), await fileLayer('bad', 'x'.repeat(5000))]);
   const dir = path.join(work, 'bad');
