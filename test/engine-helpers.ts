@@ -272,7 +272,18 @@ export function unitsMatching(glob: string): string[] {
 }
 
 /** Remove a cgroup sub-tree (relative to each hierarchy's root) from every hierarchy, deepest first. */
-export function removeCgroupTree(rel: string): string[] {
+export function removeCgroupTree(rel: string, settleMs = 5000): string[] {
+  // An engine's helper (podman's conmon) may still be exiting when its engine has returned: its cgroup
+  // empties a moment later.  Tried again for up to `settleMs`; what is left after that is reported.
+  const deadline = Date.now() + settleMs;
+  for (;;) {
+    const left = removeCgroupTreeOnce(rel);
+    if (left.length === 0 || Date.now() >= deadline) return left;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  }
+}
+
+function removeCgroupTreeOnce(rel: string): string[] {
   const left: string[] = [];
   for (const h of readHierarchies()) {
     const top = path.join(h.mountPoint, rel);

@@ -45,10 +45,14 @@ t.test('state, list, ps: the same fields, the same table', async (t) => {
       listTable: out(['list']).replace(/ {2,}/g, '  '),
       listJsonKeys: Object.keys(JSON.parse(under(rt, bundle, id, ['list', '--format', 'json']).stdout)[0]).sort(),
       listQuiet: out(['list', '-q']),
-      // ps's C column (its CPU share since start) is the kernel's, not the runtime's: left out.
-      ps: out(['ps', '%ID%']).replace(/^(\S+ +\S+ +\S+ +)\d+ /gm, '$1C '),
+      // ps's C column (its CPU share since start) is the kernel's, not the runtime's: left out.  ps pads its
+      // columns to the widest pid, whose digits differ when the pids cross 10000 between the two runs: runs of
+      // spaces compared as one.
+      ps: out(['ps', '%ID%'])
+        .replace(/^(\S+ +\S+ +\S+ +)\d+ /gm, '$1C ')
+        .replace(/ +/g, ' '),
       psJson: out(['ps', '--format', 'json', '%ID%']),
-      psArgs: out(['ps', '%ID%', '-o', 'pid,comm']),
+      psArgs: out(['ps', '%ID%', '-o', 'pid,comm']).replace(/ +/g, ' '),
       deleteRunning: under(rt, bundle, id, ['delete', '%ID%']).status,
       stateUnknown: under(rt, bundle, id, ['state', 'no-such-container']).status,
     };
