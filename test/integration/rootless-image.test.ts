@@ -565,7 +565,9 @@ t.test(
     });
     const dockerDir = path.join('/home', user.name, '.docker');
     fs.mkdirSync(dockerDir);
-    fs.renameSync(path.join(authDir, 'auth.json'), path.join(dockerDir, 'config.json'));
+    // Copied, not renamed: the test VM's /tmp and /home are different filesystems.
+    fs.copyFileSync(path.join(authDir, 'auth.json'), path.join(dockerDir, 'config.json'));
+    fs.rmSync(path.join(authDir, 'auth.json'));
     spawnSync('chown', ['-R', `${user.uid}:${user.gid}`, dockerDir]);
     t.equal(tsrunFor(user, ['image', 'rm', `${locked.host}/rl/locked:1`]).status, 0);
     const noXdg = tsrunFor(user, ['image', 'pull', `${locked.host}/rl/locked:1`], { env: { XDG_RUNTIME_DIR: '' } });
