@@ -17,6 +17,7 @@ import { removeTree } from '../remove-tree';
 import { checkNameFor, hexOf, type ImageRecord, type ImageStore, sha256 } from './store';
 import { normalizeRef } from './reference';
 import { warn } from '../log';
+import { MEDIA } from './media-types';
 import { mergedDirAttributes } from './merged';
 import { formatPlatform, hostPlatform, platformMatches } from './platform';
 import { unpackLayer } from './unpack';
@@ -142,9 +143,6 @@ const MAX_INDEX_DEPTH = 8;
  */
 const MAX_DESCRIPTORS = 4096;
 
-const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
-const TAR_LAYER = 'application/vnd.oci.image.layer.v1.tar';
-const GZIP_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const REF_ANNOTATION = 'org.opencontainers.image.ref.name';
 /** The full name containerd's export writes beside a ref.name that is only a tag. */
 const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
@@ -192,7 +190,7 @@ function ociCandidates(src: Source): Candidate[] {
       const data = src.read(blobFile(desc.digest), at);
       checkDigest(data, desc.digest, at);
       const parsed = parseJson(data, at);
-      if (desc.mediaType === INDEX_MEDIA_TYPE || parsed?.manifests) {
+      if (desc.mediaType === MEDIA.ociIndex || parsed?.manifests) {
         walked.add(walkKey);
         visit(parsed, `index ${desc.digest}`, depth + 1, ref);
         continue;
@@ -402,7 +400,7 @@ export async function importImage(
             return {
               digest: l.digest ?? blob?.digest ?? (diffIDs[i] as string),
               size: l.size ?? blob?.size ?? src.size(l.file),
-              mediaType: l.mediaType ?? (blob?.gzip || (c.manifest && !blob) ? GZIP_LAYER : TAR_LAYER),
+              mediaType: l.mediaType ?? (blob?.gzip || (c.manifest && !blob) ? MEDIA.ociLayerGzip : MEDIA.ociLayer),
             };
           }),
           imported: new Date().toISOString(),

@@ -86,15 +86,8 @@ export interface PullResult {
 }
 
 /** Layers tsrun unpacks (unpack.ts tells gzip from plain by the bytes). */
-const LAYER_TYPES = new Set([
-  'application/vnd.oci.image.layer.v1.tar',
-  'application/vnd.oci.image.layer.v1.tar+gzip',
-  'application/vnd.docker.image.rootfs.diff.tar.gzip',
-]);
-const CONFIG_TYPES = new Set([
-  'application/vnd.oci.image.config.v1+json',
-  'application/vnd.docker.container.image.v1+json',
-]);
+const LAYER_TYPES = new Set<string>([MEDIA.ociLayer, MEDIA.ociLayerGzip, MEDIA.dockerLayerGzip]);
+const CONFIG_TYPES = new Set<string>([MEDIA.ociConfig, MEDIA.dockerConfig]);
 /** An image config is a few KiB; one with a long history, some hundreds. */
 const MAX_CONFIG_BYTES = 8 << 20;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;

@@ -38,8 +38,6 @@ export interface PushResult {
   mounted: number;
 }
 
-const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
-
 /** The manifest to push, and its media type and descriptors. */
 function manifestOf(
   store: ImageStore,
@@ -60,7 +58,7 @@ function manifestOf(
   const body = {
     schemaVersion: 2,
     mediaType: MEDIA.ociManifest,
-    config: { mediaType: OCI_CONFIG, digest: image.config, size: configSize },
+    config: { mediaType: MEDIA.ociConfig, digest: image.config, size: configSize },
     layers: image.layerBlobs.map(({ mediaType, digest, size }) => ({ mediaType, digest, size })),
   };
   const data = Buffer.from(JSON.stringify(body));

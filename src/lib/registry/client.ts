@@ -23,13 +23,9 @@ import { TsrunError } from '../errors';
 import type { Credentials } from './credentials';
 import { discard, type Exchange, readBody, request, type RequestOptions, TlsError, TransportError } from './http';
 import type { Endpoint } from './hosts';
+import { MEDIA } from '../image/media-types';
 
-export const MEDIA = {
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-} as const;
+export { MEDIA };
 
 /** Every manifest type tsrun reads: asked for all four, a registry sends what it has (2.8 would otherwise convert to schema 1). */
 const ACCEPT = [MEDIA.ociIndex, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.dockerManifest].join(', ');
