@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tsrun_native",
-      "sources": ["native/addon.c", "native/seccomp.c", "native/layer.c", "native/overlay.c", "native/remove.c", "native/netdev.c"],
+      "sources": ["native/addon.c", "native/seccomp.c", "native/layer.c", "native/overlay.c", "native/remove.c", "native/netdev.c", "native/criu.c"],
       "libraries": ["-lseccomp", "-lpthread"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter", "-std=gnu11"],
       "actions": [

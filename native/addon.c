@@ -1462,6 +1462,7 @@ static napi_value init_module(napi_env env, napi_value exports)
 	overlay_register(env, exports);
 	remove_register(env, exports);
 	netdev_register(env, exports);
+	criu_register(env, exports);
 	return exports;
 }
 

@@ -1,8 +1,8 @@
 /*
  * What the addon's parts share: addon.c (processes, sync, sockets),
  * seccomp.c (filters compiled with libseccomp), layer.c (image layers),
- * overlay.c (image rootfs mounts), remove.c (removing trees safely) and
- * netdev.c (linux.netDevices).
+ * overlay.c (image rootfs mounts), remove.c (removing trees safely),
+ * netdev.c (linux.netDevices) and criu.c (CRIU's service mode).
  */
 #ifndef TSRUN_ADDON_H
 #define TSRUN_ADDON_H
@@ -24,5 +24,6 @@ void layer_register(napi_env env, napi_value exports);
 void overlay_register(napi_env env, napi_value exports);
 void remove_register(napi_env env, napi_value exports);
 void netdev_register(napi_env env, napi_value exports);
+void criu_register(napi_env env, napi_value exports);
 
 #endif

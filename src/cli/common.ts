@@ -21,6 +21,7 @@ export interface GlobalOptions {
   debug?: boolean;
   systemdCgroup?: boolean;
   rootless?: string;
+  criu?: string;
 }
 
 export function globals(cmd: Command): GlobalOptions {

@@ -25,6 +25,8 @@ const VERBS: Record<string, () => Command> = {
   resume: () => (require('./resume') as typeof import('./resume')).resumeCommand(),
   update: () => (require('./update') as typeof import('./update')).updateCommand(),
   events: () => (require('./events') as typeof import('./events')).eventsCommand(),
+  checkpoint: () => (require('./checkpoint') as typeof import('./checkpoint')).checkpointCommand(),
+  restore: () => (require('./restore') as typeof import('./restore')).restoreCommand(),
   spec: () => (require('./spec') as typeof import('./spec')).specCommand(),
   features: () => (require('./features') as typeof import('./features')).featuresCommand(),
   image: () => (require('./image') as typeof import('./image')).imageCommand(),
@@ -34,7 +36,7 @@ const VERBS: Record<string, () => Command> = {
 
 /** Global flags that take a value, as separate word ("--root DIR", or "-root DIR" as Go's flag package reads it). */
 const GLOBAL_WITH_VALUE = new Set(
-  ['root', 'log', 'log-format', 'rootless', 'store'].flatMap((f) => [`--${f}`, `-${f}`]),
+  ['root', 'log', 'log-format', 'rootless', 'store', 'criu'].flatMap((f) => [`--${f}`, `-${f}`]),
 );
 
 /** The verb of a command line: the first word that is not a global flag or its value. */
@@ -90,6 +92,7 @@ function program(argv: string[]): Command {
     .option('--log <path>', 'append log lines to this file')
     .option('--log-format <format>', 'text or json', 'text')
     .option('--debug', 'log the launch plan and other details')
+    .option('--criu <path>', 'the criu binary checkpoint and restore use (default: criu on PATH)')
     .option('--systemd-cgroup', 'place containers in cgroups through systemd (a transient unit each)')
     .option(
       '--rootless <value>',

@@ -48,7 +48,7 @@ import {
 } from './state';
 import { sleepSync } from './sleep';
 import { containerStatus } from './status';
-import { waitAttached, writePidFile } from './process-io';
+import { stdioTargets, waitAttached, writePidFile } from './process-io';
 import type { ConsoleProxy } from './terminal';
 
 /** `--image REF`: the container's bundle is made from an image in a store, inside its state dir. */
@@ -309,7 +309,7 @@ function ownerName(): string {
 }
 
 /** What create decides before anything is made: stage 1 of create. */
-interface CompiledContainer {
+export interface CompiledContainer {
   config: Config;
   bundle: string;
   image: ReturnType<typeof imageOfConfig>;
@@ -326,7 +326,7 @@ interface CompiledContainer {
  * Stage 1, compile: every check and decision, with nothing made yet (no
  * directory, cgroup, fd or process), so bad input leaves nothing behind.
  */
-function compileContainer(
+export function compileContainer(
   store: StateStore,
   opts: CreateOptions,
   prepared: PreparedBundle,
@@ -391,7 +391,7 @@ function compileContainer(
 }
 
 /** The record of a claimed container, before anything of it exists (pid 0). */
-function newRecord(opts: CreateOptions, c: CompiledContainer): ContainerRecord {
+export function newRecord(opts: CreateOptions, c: CompiledContainer): ContainerRecord {
   const { config, plan } = c;
   // The real path: mountinfo shows it, not a symlink on the way (a bundle under /var/run, say).
   const hostRootfs = plan.hostMounts ? fs.realpathSync(plan.rootfs) : undefined;
@@ -537,6 +537,8 @@ function commitCreate(
     record.hostMountUniqueId = native.mountId(`/proc/${initPid}/root`, true) ?? undefined;
   }
   record.initStartTime = platform.processStartTime(initPid) ?? '';
+  // Still the helper, waiting: its stdio are the ones the program will get (checkpoint records them).
+  record.stdio = stdioTargets(initPid);
   for (const type of JOIN_ORDER) {
     const file = NAMESPACES[type].file;
     record.namespaces[file] = `/proc/${initPid}/ns/${file}`;
@@ -598,7 +600,7 @@ export function create(
 }
 
 /** poststop hooks, in `cwd`: the bundle during create and run, the caller's directory for delete (as runc). */
-function runPoststop(record: ContainerRecord, state: string, cwd: string): void {
+export function runPoststop(record: ContainerRecord, state: string, cwd: string): void {
   for (const hook of record.hooks.poststop ?? []) {
     try {
       runHooks('poststop', [hook], state, cwd);
@@ -728,7 +730,7 @@ export function start(store: StateStore, id: string, lastAct = false): void {
 }
 
 /** Kill whatever is left in the cgroups, wait for it to go, then remove them. */
-function destroyCgroup(cgroup: CgroupManager, platform: Platform = realPlatform): void {
+export function destroyCgroup(cgroup: CgroupManager, platform: Platform = realPlatform): void {
   for (let i = 0; i < 500 && cgroup.pids().length; i++) {
     cgroup.killAll(9);
     platform.sleep(10);

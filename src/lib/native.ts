@@ -134,6 +134,25 @@ export interface NativeAddon {
   mountId(path: string, unique: false): number;
   mountId(path: string, unique: true): number | null;
   attachDeviceProgram(cgroupDir: string, insns: Buffer): void;
+  /**
+   * CRIU's service mode (native/criu.c): `path` run with argv, its fd 3 one end of a SOCK_SEQPACKET socketpair
+   * (`sock`, ours, the other), 0-2 `stdio` (null: ours), 4.. `extra`.
+   */
+  spawnCriu(
+    path: string,
+    argv: string[],
+    stdio: [number, number, number] | null,
+    extra: number[],
+  ): {
+    pid: number;
+    sock: number;
+  };
+  /** One packet, as it is. */
+  packetSend(sock: number, data: Buffer): void;
+  /** One packet and the fd that came with it; null at the peer's end; ETIMEDOUT after timeoutMs (-1: wait). */
+  packetRecv(sock: number, timeoutMs: number): { data: Buffer; fd?: number } | null;
+  /** mount(source, target, MS_BIND | MS_REC): restore's criu-root. */
+  bindMount(source: string, target: string): void;
   close(fd: number): void;
   strerror(errno: number): string;
 }

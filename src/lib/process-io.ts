@@ -44,6 +44,21 @@ export function writePidFile(file: string, pid: number): void {
 
 const PID_FILE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
+/**
+ * What a process's fds 0-2 are, as /proc names them ("pipe:[123]",
+ * "/dev/pts/0", "/dev/null"): recorded for the container's init (state.ts,
+ * stdio), which checkpoint needs.
+ */
+export function stdioTargets(pid: number): string[] {
+  return [0, 1, 2].map((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return '/dev/null';
+    }
+  });
+}
+
 /** Connect to an engine's --console-socket. */
 export function connectConsole(socketPath: string): number {
   try {

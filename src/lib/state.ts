@@ -48,6 +48,13 @@ export interface ContainerRecord {
   seccomp?: Seccomp;
   /** linux.personality and linux.memoryPolicy: exec'd processes get them too, as runc's do. */
   processAttrs?: ContainerProcessAttrs;
+  /**
+   * What the init's fds 0-2 were when it was made (readlink of /proc/PID/fd/N:
+   * "pipe:[123]", "/dev/pts/0"), before its program could replace them:
+   * checkpoint writes them to descriptors.json, so a restore can hand new
+   * pipes in place of those (runc's external descriptors).
+   */
+  stdio?: string[];
   /** No mount namespace of its own: the rootfs bind tsrun made in the host's, which delete detaches (with all under it). */
   hostMounts?: string;
   /**

@@ -1,0 +1,539 @@
+/**
+ * checkpoint and restore through CRIU (src/lib/criu/), beside runc's.
+ *
+ * CRIU 3.17 cannot dump on this host's kernel (its own check fails on the
+ * vDSO), so the file has two halves, chosen by `criu check`:
+ *   - where CRIU cannot work: both verbs refuse with CRIU's reason before
+ *     touching anything (the container runs on, no image dir, no state);
+ *   - where it can (the v2 VM on Debian's 6.1 kernel, scripts/test.sh): a
+ *     counter loop carried on after restore (beside runc's doing the same),
+ *     --leave-running and a restore under a new id, pre-dump then a final
+ *     dump with --parent-path, a terminal through the console socket, an
+ *     open TCP connection in a network namespace joined by path
+ *     (--tcp-established), a restore into another --root (migration), a
+ *     foreground restore, and the failure paths, each leaving nothing.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { spawn, spawnSync } from 'child_process';
+import t from 'tap';
+import { native } from '../../src/lib/native';
+import {
+  type Bundle,
+  cleanupContainer,
+  IS_ROOT,
+  leftovers,
+  makeBundle,
+  mountsUnder,
+  runCommand,
+  tempDir,
+  tsrun,
+  TSRUN,
+  tsrunAsync,
+  uniqueId,
+  waitFor,
+} from '../helpers';
+
+if (!IS_ROOT) {
+  t.plan(0, 'integration tests need root');
+  process.exit(0);
+}
+
+const criuWorks = spawnSync('criu', ['check'], { encoding: 'utf8' }).status === 0;
+
+/** The counter every scenario runs: one line a tick, on stdout and in /tmp/count. */
+const COUNTER = 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo $i; sleep 0.2; done';
+
+function counterBundle(
+  t: Parameters<typeof makeBundle>[0],
+  mutate: Parameters<typeof makeBundle>[1] = () => {},
+): Bundle {
+  return makeBundle(t, (c) => {
+    c.process!.args = ['/bin/sh', '-c', COUNTER];
+    // What `tsrun spec` gives too: masked files and read-only paths, which CRIU must be told of.
+    c.linux!.maskedPaths = ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/sys/firmware'];
+    c.linux!.readonlyPaths = ['/proc/bus', '/proc/sys'];
+    mutate(c);
+  });
+}
+
+/**
+ * A runtime's detached command with pipes for its stdio, as an engine
+ * gives them (conmon, the shim): `sleep` holds stdin open, `cat` copies
+ * stdout and stderr into `out`.  The pipeline is a process group of its
+ * own, ended at teardown.
+ */
+function detachedWithPipes(t: Parameters<typeof makeBundle>[0], argv: string[], out: string): Promise<number> {
+  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const child = spawn('/bin/sh', ['-c', `sleep 100000 | ${quoted} 2>&1 | cat > '${out}'`], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  t.teardown(() => {
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
+  return new Promise((resolve) => {
+    // Done once the runtime itself has returned (the pipeline lives on with the container).
+    const started = Date.now();
+    const poll = setInterval(() => {
+      const r = spawnSync('pgrep', ['-g', String(child.pid), '-f', `^${argv[0]} `]);
+      if (r.status !== 0 || Date.now() - started > 120_000) {
+        clearInterval(poll);
+        resolve(child.pid!);
+      }
+    }, 100);
+  });
+}
+
+function lastCount(file: string): number {
+  const lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n') : [];
+  return Number(lines[lines.length - 1] || 0);
+}
+
+function firstCount(file: string): number {
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  return Number(text.split('\n')[0] || 0);
+}
+
+/** runc's or tsrun's command line with its own --root. */
+function runtime(name: 'runc' | 'tsrun', root: string): (args: string[]) => ReturnType<typeof runCommand> {
+  return name === 'tsrun'
+    ? (args) => tsrun(root, args, { timeoutMs: 180_000 })
+    : (args) => runCommand(['runc', '--root', root, ...args], { timeoutMs: 180_000 });
+}
+
+function binaryOf(name: 'runc' | 'tsrun'): string {
+  return name === 'tsrun' ? TSRUN : '/usr/sbin/runc';
+}
+
+if (!criuWorks) {
+  t.test('where CRIU cannot work, checkpoint and restore refuse with its reason, touching nothing', async (t) => {
+    const bundle = counterBundle(t);
+    const id = uniqueId('ckpt');
+    cleanupContainer(t, bundle.root, id);
+    t.equal(tsrun(bundle.root, ['run', '-d', '-b', bundle.dir, id]).status, 0, 'the container runs');
+    const images = path.join(bundle.dir, 'images');
+    const r = tsrun(bundle.root, ['checkpoint', '--image-path', images, id]);
+    t.equal(r.status, 1, 'checkpoint fails');
+    t.match(
+      r.stderr,
+      /^tsrun: checkpoint \S+: criu cannot checkpoint or restore on this host: its check failed: \S.*\n$/,
+    );
+    t.equal(r.stderr.split('\n').length, 2, 'one line');
+    t.notOk(fs.existsSync(images), 'no image directory was made');
+    t.match(JSON.parse(tsrun(bundle.root, ['state', id]).stdout), { status: 'running' }, 'the container runs on');
+    t.same(
+      fs.readdirSync('/tmp').filter((f) => f.startsWith('tsrun-criu-check-')),
+      [],
+      "the check's log dir is gone",
+    );
+
+    fs.mkdirSync(images);
+    fs.writeFileSync(path.join(images, 'descriptors.json'), '["/dev/null","/dev/null","/dev/null"]');
+    const restored = tsrun(bundle.root, ['restore', '-d', '-b', bundle.dir, '--image-path', images, `${id}-r`]);
+    t.equal(restored.status, 1, 'restore fails');
+    t.match(restored.stderr, /^tsrun: restore \S+: criu cannot checkpoint or restore on this host: its check failed: /);
+    // The first container runs from the same bundle: its processes are not the restore's.
+    t.same(
+      leftovers(bundle, `${id}-r`).filter((l) => !l.startsWith('process')),
+      [],
+      'restore left nothing',
+    );
+    t.equal(tsrun(bundle.root, ['delete', '-f', id]).status, 0);
+    t.same(leftovers(bundle, id), []);
+  });
+}
+
+t.test(
+  'checkpoint refuses a container that is not running, and restore one with no checkpoint, leaving nothing',
+  async (t) => {
+    const bundle = counterBundle(t);
+    const id = uniqueId('ckpt');
+    cleanupContainer(t, bundle.root, id);
+    t.equal(tsrun(bundle.root, ['create', '-b', bundle.dir, id]).status, 0);
+    const r = tsrun(bundle.root, ['checkpoint', '--image-path', path.join(bundle.dir, 'img'), id]);
+    t.equal(r.status, 1);
+    t.equal(r.stderr, `tsrun: checkpoint ${id}: cannot checkpoint a container in the created state\n`);
+    t.notOk(fs.existsSync(path.join(bundle.dir, 'img')), 'no image dir');
+    t.equal(tsrun(bundle.root, ['delete', id]).status, 0);
+
+    const missing = path.join(bundle.dir, 'nothing-here');
+    const restored = tsrun(bundle.root, ['restore', '-d', '-b', bundle.dir, '--image-path', missing, id]);
+    t.equal(restored.status, 1);
+    t.match(
+      restored.stderr,
+      new RegExp(
+        `^tsrun: restore ${id}: --image-path ${missing}: no checkpoint there \\(descriptors\\.json: .*\\)\\n$`,
+      ),
+    );
+    t.same(leftovers(bundle, id), [], 'nothing left');
+
+    const badMode = tsrun(bundle.root, ['checkpoint', '--manage-cgroups-mode', 'loose', id]);
+    t.equal(
+      badMode.stderr,
+      `tsrun: checkpoint ${id}: --manage-cgroups-mode: must be soft, full, strict or ignore, not "loose"\n`,
+    );
+    const badNs = tsrun(bundle.root, ['checkpoint', '--empty-ns', 'pid', id]);
+    t.equal(badNs.stderr, `tsrun: checkpoint ${id}: --empty-ns: namespace "pid" is not supported (only network)\n`);
+  },
+);
+
+if (criuWorks) {
+  t.test('a counter checkpointed and restored goes on where it stopped, as under runc', async (t) => {
+    const seen: Record<string, unknown> = {};
+    for (const name of ['runc', 'tsrun'] as const) {
+      const bundle = counterBundle(t);
+      const id = uniqueId(`ck${name}`);
+      const rt = runtime(name, bundle.root);
+      t.teardown(() => void rt(['delete', '-f', id]));
+      const out1 = path.join(bundle.dir, 'out1');
+      await detachedWithPipes(t, [binaryOf(name), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
+      t.ok(await waitFor(() => lastCount(out1) >= 5, 30_000), `${name}: the counter counts`);
+      const images = path.join(bundle.dir, 'images');
+      const ck = rt(['checkpoint', '--image-path', images, id]);
+      t.equal(ck.status, 0, `${name} checkpoint: ${ck.stderr}`);
+      const atCheckpoint = lastCount(out1);
+      const stateAfter = rt(['state', id]);
+      await new Promise((r) => setTimeout(r, 500));
+      const stoppedCounting = lastCount(out1) === atCheckpoint;
+
+      const out2 = path.join(bundle.dir, 'out2');
+      const pidFile = path.join(bundle.dir, 'restored.pid');
+      await detachedWithPipes(
+        t,
+        [
+          binaryOf(name),
+          '--root',
+          bundle.root,
+          'restore',
+          '-d',
+          '-b',
+          bundle.dir,
+          '--image-path',
+          images,
+          '--pid-file',
+          pidFile,
+          id,
+        ],
+        out2,
+      );
+      const counted = await waitFor(() => lastCount(out2) >= atCheckpoint + 3, 60_000);
+      const state = JSON.parse(rt(['state', id]).stdout || '{}');
+      const exec = rt(['exec', id, 'cat', '/tmp/count']);
+      seen[name] = {
+        checkpointExit: ck.status,
+        goneAfterCheckpoint: stateAfter.status !== 0,
+        stoppedCounting,
+        restoredOutputGoesOn: counted && firstCount(out2) === atCheckpoint + 1,
+        status: state.status,
+        pidFileIsInit: fs.existsSync(pidFile) && Number(fs.readFileSync(pidFile, 'utf8')) === state.pid,
+        execSeesTheCount: exec.status === 0 && Number(exec.stdout.trim()) > atCheckpoint,
+        descriptors: JSON.parse(fs.readFileSync(path.join(images, 'descriptors.json'), 'utf8')).map((d: string) =>
+          d.replace(/\d+/, 'N'),
+        ),
+      };
+      t.equal(rt(['delete', '-f', id]).status, 0, `${name}: delete`);
+      if (name === 'tsrun') t.same(leftovers(bundle, id), [], 'tsrun: nothing left after delete');
+    }
+    t.same(seen.tsrun, seen.runc, 'tsrun as runc');
+    t.match(seen.tsrun, {
+      checkpointExit: 0,
+      goneAfterCheckpoint: true,
+      stoppedCounting: true,
+      restoredOutputGoesOn: true,
+      status: 'running',
+      pidFileIsInit: true,
+      execSeesTheCount: true,
+      descriptors: ['pipe:[N]', 'pipe:[N]', 'pipe:[N]'],
+    });
+  });
+
+  t.test('--leave-running keeps the container, and its checkpoint restores beside it under a new id', async (t) => {
+    const bundle = counterBundle(t);
+    const id = uniqueId('ckleave');
+    const copy = `${id}-copy`;
+    cleanupContainer(t, bundle.root, id);
+    cleanupContainer(t, bundle.root, copy);
+    const out1 = path.join(bundle.dir, 'out1');
+    await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
+    t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
+    const images = path.join(bundle.dir, 'images');
+    const ck = tsrun(bundle.root, ['checkpoint', '--leave-running', '--image-path', images, id], {
+      timeoutMs: 180_000,
+    });
+    t.equal(ck.status, 0, ck.stderr);
+    const atCheckpoint = lastCount(out1);
+    t.ok(await waitFor(() => lastCount(out1) > atCheckpoint + 2, 30_000), 'the original counts on');
+    t.match(JSON.parse(tsrun(bundle.root, ['state', id]).stdout), { status: 'running' });
+
+    const out2 = path.join(bundle.dir, 'out2');
+    await detachedWithPipes(
+      t,
+      [binaryOf('tsrun'), '--root', bundle.root, 'restore', '-d', '-b', bundle.dir, '--image-path', images, copy],
+      out2,
+    );
+    t.ok(await waitFor(() => lastCount(out2) >= atCheckpoint + 2, 60_000), 'the copy counts from the checkpoint');
+    t.equal(firstCount(out2), atCheckpoint + 1, 'from where the checkpoint was');
+    const list = tsrun(bundle.root, ['list', '-q']).stdout.trim().split('\n').sort();
+    t.same(list, [id, copy].sort(), 'both are listed');
+    const a = JSON.parse(tsrun(bundle.root, ['state', id]).stdout);
+    const b = JSON.parse(tsrun(bundle.root, ['state', copy]).stdout);
+    t.not(a.pid, b.pid, 'two inits');
+    for (const c of [id, copy]) t.equal(tsrun(bundle.root, ['delete', '-f', c]).status, 0);
+    t.same([...leftovers(bundle, id), ...leftovers(bundle, copy)], []);
+  });
+
+  t.test('pre-dump, then a final dump on top of it (--parent-path), restores', async (t) => {
+    const bundle = counterBundle(t);
+    const id = uniqueId('ckpre');
+    cleanupContainer(t, bundle.root, id);
+    const out1 = path.join(bundle.dir, 'out1');
+    await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
+    t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
+    const pre = path.join(bundle.dir, 'pre');
+    const final = path.join(bundle.dir, 'final');
+    const p = tsrun(bundle.root, ['checkpoint', '--pre-dump', '--image-path', pre, id], { timeoutMs: 180_000 });
+    t.equal(p.status, 0, p.stderr);
+    t.match(JSON.parse(tsrun(bundle.root, ['state', id]).stdout), { status: 'running' }, 'running after the pre-dump');
+    t.ok(
+      fs.readdirSync(pre).some((f) => f.startsWith('pages-')),
+      'the pre-dump wrote pages',
+    );
+    t.notOk(fs.existsSync(path.join(pre, 'descriptors.json')), 'and no descriptors (as runc)');
+    const bad = tsrun(bundle.root, ['checkpoint', '--parent-path', pre, '--image-path', final, id]);
+    t.equal(bad.stderr, `tsrun: checkpoint ${id}: --parent-path: must be relative (to --image-path)\n`);
+    const f = tsrun(bundle.root, ['checkpoint', '--parent-path', '../pre', '--image-path', final, id], {
+      timeoutMs: 180_000,
+    });
+    t.equal(f.status, 0, f.stderr);
+    t.ok(fs.existsSync(path.join(final, 'parent')), 'the final dump links its parent');
+    const atCheckpoint = lastCount(out1);
+    const out2 = path.join(bundle.dir, 'out2');
+    await detachedWithPipes(
+      t,
+      [binaryOf('tsrun'), '--root', bundle.root, 'restore', '-d', '-b', bundle.dir, '--image-path', final, id],
+      out2,
+    );
+    t.ok(await waitFor(() => lastCount(out2) >= atCheckpoint + 2, 60_000), 'restored from the two dumps');
+    t.equal(tsrun(bundle.root, ['delete', '-f', id]).status, 0);
+    t.same(leftovers(bundle, id), []);
+  });
+
+  t.test('a terminal: the restored pty master goes to the console socket', async (t) => {
+    const bundle = counterBundle(t, (c) => {
+      c.process!.terminal = true;
+      c.process!.args = ['/bin/sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.2; done'];
+    });
+    const id = uniqueId('cktty');
+    cleanupContainer(t, bundle.root, id);
+    const receive = (name: string): { socketPath: string; take: () => number } => {
+      const socketPath = path.join(bundle.dir, name);
+      const listener = native.listenUnix(socketPath);
+      t.teardown(() => native.close(listener));
+      return {
+        socketPath,
+        take: () => {
+          const conn = native.acceptUnix(listener, 60_000);
+          try {
+            return native.recvFd(conn, 60_000);
+          } finally {
+            native.close(conn);
+          }
+        },
+      };
+    };
+    /** What the pty has for `ms`; its end (EIO: the slave's last holder is gone) ends the reading. */
+    const readSome = (master: number, ms: number): string => {
+      let text = '';
+      const end = Date.now() + ms;
+      const buf = Buffer.alloc(4096);
+      while (Date.now() < end) {
+        if (!native.waitReadable(master, 100)) continue;
+        let n: number;
+        try {
+          n = fs.readSync(master, buf, 0, buf.length, null);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EIO') break;
+          throw err;
+        }
+        if (n <= 0) break;
+        text += buf.toString('utf8', 0, n);
+      }
+      return text;
+    };
+    const first = receive('console1.sock');
+    const run = tsrun(bundle.root, ['run', '-d', '--console-socket', first.socketPath, '-b', bundle.dir, id]);
+    t.equal(run.status, 0, run.stderr);
+    const master1 = first.take();
+    const before = readSome(master1, 1500);
+    t.match(before, /tick\d+/, 'the container writes on its pty');
+    const images = path.join(bundle.dir, 'images');
+    const ck = tsrun(bundle.root, ['checkpoint', '--image-path', images, id], { timeoutMs: 180_000 });
+    t.equal(ck.status, 0, ck.stderr);
+    const last = Number(
+      [
+        ...readSome(master1, 300)
+          .concat(before)
+          .matchAll(/tick(\d+)/g),
+      ].pop()?.[1] ?? 0,
+    );
+    fs.closeSync(master1);
+
+    const second = receive('console2.sock');
+    const r = tsrun(
+      bundle.root,
+      ['restore', '-d', '--console-socket', second.socketPath, '-b', bundle.dir, '--image-path', images, id],
+      {
+        timeoutMs: 180_000,
+      },
+    );
+    t.equal(r.status, 0, r.stderr);
+    const master2 = second.take();
+    t.ok(fs.readlinkSync(`/proc/self/fd/${master2}`).includes('ptmx'), 'a pty master came');
+    const after = readSome(master2, 3000);
+    const ticks = [...after.matchAll(/tick(\d+)/g)].map((m) => Number(m[1]));
+    t.ok(ticks.length > 2 && ticks[0] >= last, `the count goes on on the new pty (${ticks[0]} after ${last})`);
+    fs.closeSync(master2);
+    t.equal(tsrun(bundle.root, ['delete', '-f', id]).status, 0);
+    t.same(leftovers(bundle, id), []);
+  });
+
+  t.test('an open TCP connection in a network namespace joined by path survives (--tcp-established)', async (t) => {
+    const netns = `tsrun-ck-${process.pid}`;
+    t.equal(spawnSync('ip', ['netns', 'add', netns]).status, 0, 'a network namespace of the test');
+    t.teardown(() => void spawnSync('ip', ['netns', 'delete', netns]));
+    spawnSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+    const bundle = counterBundle(t, (c) => {
+      c.linux!.namespaces = c.linux!.namespaces!.map((n) =>
+        n.type === 'network' ? { type: 'network', path: `/run/netns/${netns}` } : n,
+      );
+      c.process!.args = [
+        '/bin/sh',
+        '-c',
+        // busybox's nc ends a connection at its stdin's end: the server's never ends.
+        'sleep 1000000 | nc -l -p 7000 > /tmp/received & until netstat -ltn | grep -q :7000; do sleep 0.1; done; ' +
+          'i=0; while true; do i=$((i+1)); echo $i; sleep 0.2; done | nc 127.0.0.1 7000',
+      ];
+    });
+    const id = uniqueId('cktcp');
+    cleanupContainer(t, bundle.root, id);
+    const received = path.join(bundle.rootfs, 'tmp', 'received');
+    const out1 = path.join(bundle.dir, 'out1');
+    await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
+    t.ok(await waitFor(() => lastCount(received) >= 3, 30_000), 'the client sends over the connection');
+    const images = path.join(bundle.dir, 'images');
+    const plain = tsrun(
+      bundle.root,
+      ['checkpoint', '--leave-running', '--image-path', path.join(bundle.dir, 'no'), id],
+      {
+        timeoutMs: 180_000,
+      },
+    );
+    t.not(plain.status, 0, 'without --tcp-established CRIU refuses the connection');
+    t.match(plain.stderr, /criu dump failed: .*\(log: .*dump\.log\)\n$/);
+    t.match(JSON.parse(tsrun(bundle.root, ['state', id]).stdout), { status: 'running' }, 'and the container runs on');
+    const ck = tsrun(bundle.root, ['checkpoint', '--tcp-established', '--image-path', images, id], {
+      timeoutMs: 180_000,
+    });
+    t.equal(ck.status, 0, ck.stderr);
+    const atCheckpoint = lastCount(received);
+    const out2 = path.join(bundle.dir, 'out2');
+    await detachedWithPipes(
+      t,
+      [
+        binaryOf('tsrun'),
+        '--root',
+        bundle.root,
+        'restore',
+        '-d',
+        '--tcp-established',
+        '-b',
+        bundle.dir,
+        '--image-path',
+        images,
+        id,
+      ],
+      out2,
+    );
+    t.ok(await waitFor(() => lastCount(received) >= atCheckpoint + 3, 60_000), 'the same connection carries on');
+    const lines = fs.readFileSync(received, 'utf8').trim().split('\n').map(Number);
+    t.same(
+      lines,
+      lines.map((_, i) => i + 1),
+      'nothing lost or repeated on the connection',
+    );
+    t.equal(tsrun(bundle.root, ['delete', '-f', id]).status, 0);
+    t.same(leftovers(bundle, id), []);
+  });
+
+  t.test(
+    'migration: checkpoint, delete, restore under another --root; restore over an existing id refused',
+    async (t) => {
+      const bundle = counterBundle(t);
+      const id = uniqueId('ckmig');
+      const other = path.join(tempDir(t), 'elsewhere');
+      cleanupContainer(t, bundle.root, id);
+      cleanupContainer(t, other, id);
+      const out1 = path.join(bundle.dir, 'out1');
+      await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
+      t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
+      const images = path.join(bundle.dir, 'images');
+      const work = path.join(bundle.dir, 'work');
+      const ck = tsrun(bundle.root, ['checkpoint', '--image-path', images, '--work-path', work, id], {
+        timeoutMs: 180_000,
+      });
+      t.equal(ck.status, 0, ck.stderr);
+      t.ok(fs.existsSync(path.join(work, 'dump.log')), "CRIU's log in --work-path");
+      t.same(leftovers(bundle, id), [], 'the checkpointed container is gone, with its cgroups');
+      const atCheckpoint = lastCount(out1);
+      const out2 = path.join(bundle.dir, 'out2');
+      await detachedWithPipes(
+        t,
+        [binaryOf('tsrun'), '--root', other, 'restore', '-d', '-b', bundle.dir, '--image-path', images, id],
+        out2,
+      );
+      t.ok(await waitFor(() => lastCount(out2) >= atCheckpoint + 2, 60_000), 'it counts on under the other root');
+      t.match(JSON.parse(tsrun(other, ['state', id]).stdout), { status: 'running', id });
+      t.not(tsrun(bundle.root, ['state', id]).status, 0, 'and is not in the first');
+
+      const again = tsrun(other, ['restore', '-d', '-b', bundle.dir, '--image-path', images, id]);
+      t.equal(again.status, 1);
+      t.match(again.stderr, new RegExp(`^tsrun: restore ${id}: .*exists.*\\n$`));
+      t.match(JSON.parse(tsrun(other, ['state', id]).stdout), { status: 'running' }, 'the one there untouched');
+      t.same(mountsUnder(other), [], 'no criu-root left mounted');
+      t.equal(tsrun(other, ['delete', '-f', id]).status, 0);
+      t.same(leftovers({ ...bundle, root: other }, id), []);
+    },
+  );
+
+  t.test('a foreground restore passes the output on and ends with the container, deleting it', async (t) => {
+    const bundle = counterBundle(t);
+    const id = uniqueId('ckfg');
+    cleanupContainer(t, bundle.root, id);
+    const out1 = path.join(bundle.dir, 'out1');
+    await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
+    t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
+    const images = path.join(bundle.dir, 'images');
+    t.equal(tsrun(bundle.root, ['checkpoint', '--image-path', images, id], { timeoutMs: 180_000 }).status, 0);
+    const atCheckpoint = lastCount(out1);
+    const restoring = tsrunAsync(bundle.root, ['restore', '-b', bundle.dir, '--image-path', images, id], {
+      timeoutMs: 180_000,
+    });
+    t.ok(
+      await waitFor(() => tsrun(bundle.root, ['state', id]).stdout.includes('"running"'), 120_000),
+      'restored and running',
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    t.equal(tsrun(bundle.root, ['kill', id, 'KILL']).status, 0);
+    const r = await restoring;
+    t.equal(r.status, 137, `the container's status is restore's (${r.stderr})`);
+    const lines = r.stdout.trim().split('\n').map(Number);
+    t.equal(lines[0], atCheckpoint + 1, "restore's stdout carries the restored output");
+    t.not(tsrun(bundle.root, ['state', id]).status, 0, 'deleted after');
+    t.same(leftovers(bundle, id), []);
+  });
+}
