@@ -27,10 +27,15 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
   echo "== cgroup v2, in a VM (test/vm) =="
   # loop, crc32c_generic (ext4's checksums) and ext4: a user's image store there is an ext4 image (the VM's root is overlayfs, and its
   # tmpfs keeps no user.* attributes before Linux 6.6; test/integration/rootless-image.test.ts).
-  bash test/vm/run.sh --timeout 2400 --modules "loop crc32c_generic ext4" --cwd "$PWD" -- \
+  # Checkpoint and restore run here too: CRIU 3.17 cannot dump on this host's kernel but can on the VM's 6.1.  It needs
+  # nf_tables (after crc32c_generic: busybox's modprobe ignores soft dependencies), nf_conntrack_netlink and the
+  # socket-diag modules, without which CRIU cannot lock or dump a network namespace or its sockets.
+  bash test/vm/run.sh --timeout 2700 \
+    --modules "loop crc32c_generic ext4 nf_tables nf_conntrack_netlink unix_diag netlink_diag af_packet_diag inet_diag tcp_diag udp_diag raw_diag" \
+    --cwd "$PWD" -- \
     npx tap dist/test/integration/cgroups.test.js dist/test/integration/devices-bpf.test.js dist/test/integration/exec.test.js \
       dist/test/security/exec-paused-cgroups.test.js dist/test/integration/rootless.test.js \
-      dist/test/integration/rootless-image.test.js \
+      dist/test/integration/rootless-image.test.js dist/test/integration/checkpoint.test.js \
     2>&1 | tee "$logs/vm" || status=$?
   echo "== systemd as PID 1, in a VM (test/vm --systemd) =="
   # The engines there use the systemd cgroup manager (test/engine-helpers.ts, CGROUP_MANAGER).  An engine

@@ -18,6 +18,7 @@ import * as path from 'path';
 import { spawn, spawnSync } from 'child_process';
 import t from 'tap';
 import { native } from '../../src/lib/native';
+import { differsOnPurpose } from '../compat-helpers';
 import {
   type Bundle,
   cleanupContainer,
@@ -145,6 +146,21 @@ if (!criuWorks) {
     );
     t.equal(tsrun(bundle.root, ['delete', '-f', id]).status, 0);
     t.same(leftovers(bundle, id), []);
+
+    // runc, the same: the container runs on too, but runc went ahead with the dump (its image dir and CRIU's
+    // log are left) and says "criu failed: type DUMP errno 0" and the log's name.
+    const runcBundle = counterBundle(t);
+    const runcRoot = runcBundle.root;
+    const rc = (args: string[]): ReturnType<typeof runCommand> => runCommand(['runc', '--root', runcRoot, ...args]);
+    t.teardown(() => void rc(['delete', '-f', id]));
+    t.equal(runCommand(['runc', '--root', runcRoot, 'run', '-d', '-b', runcBundle.dir, id]).status, 0);
+    const runcImages = path.join(runcBundle.dir, 'images');
+    const byRunc = rc(['checkpoint', '--image-path', runcImages, id]);
+    t.equal(byRunc.status, 1, 'runc fails too');
+    t.match(byRunc.stderr, /criu failed: type DUMP errno 0/);
+    t.ok(fs.existsSync(path.join(runcImages, 'dump.log')), 'runc ran the dump, leaving its image dir');
+    t.match(JSON.parse(rc(['state', id]).stdout), { status: 'running' }, "runc's container runs on");
+    differsOnPurpose(t, 'criu-check-first');
   });
 }
 
@@ -473,7 +489,17 @@ if (criuWorks) {
   t.test(
     'migration: checkpoint, delete, restore under another --root; restore over an existing id refused',
     async (t) => {
-      const bundle = counterBundle(t);
+      // With what a restore must give again: a host directory bound in, limits, and the hooks that run at create.
+      const data = tempDir(t, 'tsrun-ck-data-');
+      const hookLog = path.join(data, '..', `${path.basename(data)}.hooks`);
+      t.teardown(() => fs.rmSync(hookLog, { force: true }));
+      const hook = { path: '/bin/sh', args: ['sh', '-c', `(cat; echo) >> ${hookLog}`] };
+      const bundle = counterBundle(t, (c) => {
+        c.process!.args = ['/bin/sh', '-c', COUNTER.replace('> /tmp/count', '> /tmp/count; echo $i > /data/count')];
+        c.mounts!.push({ destination: '/data', type: 'bind', source: data, options: ['rbind', 'rw'] });
+        c.linux!.resources = { pids: { limit: 77 } };
+        c.hooks = { prestart: [hook], createRuntime: [hook] };
+      });
       const id = uniqueId('ckmig');
       const other = path.join(tempDir(t), 'elsewhere');
       cleanupContainer(t, bundle.root, id);
@@ -497,7 +523,28 @@ if (criuWorks) {
         out2,
       );
       t.ok(await waitFor(() => lastCount(out2) >= atCheckpoint + 2, 60_000), 'it counts on under the other root');
-      t.match(JSON.parse(tsrun(other, ['state', id]).stdout), { status: 'running', id });
+      const state = JSON.parse(tsrun(other, ['state', id]).stdout);
+      t.match(state, { status: 'running', id });
+      t.ok(
+        await waitFor(() => lastCount(path.join(data, 'count')) > atCheckpoint, 10_000),
+        'the bind mount is there again',
+      );
+      const cgroup = fs.readFileSync(`/proc/${state.pid}/cgroup`, 'utf8').match(/^0::(.*)$/m)?.[1];
+      t.equal(fs.readFileSync(`/sys/fs/cgroup${cgroup}/pids.max`, 'utf8').trim(), '77', "the config's limits hold");
+      const hooks = fs
+        .readFileSync(hookLog, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { pid: number; status: string });
+      t.equal(hooks.length, 4, 'prestart and createRuntime at create, and again at restore');
+      t.same(
+        hooks.slice(2).map((h) => [h.status, h.pid]),
+        [
+          ['creating', state.pid],
+          ['creating', state.pid],
+        ],
+        "the restore's hooks saw the restored init",
+      );
       t.not(tsrun(bundle.root, ['state', id]).status, 0, 'and is not in the first');
 
       const again = tsrun(other, ['restore', '-d', '-b', bundle.dir, '--image-path', images, id]);

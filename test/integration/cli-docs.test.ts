@@ -73,6 +73,8 @@ t.test(
       'events',
       'spec',
       'features',
+      'checkpoint',
+      'restore',
       'image',
       'bundle',
       'completion',
