@@ -2289,6 +2289,29 @@ static void op_parent_hooks(void)
 	start_hook_state = hook_states + strlen(hook_states) + 1;
 }
 
+/*
+ * runc's reOpenDevNull: each of fds 0-2 that is a /dev/null (an engine's:
+ * conmon's, containerd's shim's) is replaced by the container's own, opened
+ * after pivot_root.  The host's /dev/null lives on a mount the container
+ * never sees, which CRIU cannot dump ("Can't lookup mount"); the container's
+ * is on its /dev.  Done before the user switch, so the new fd is root's open.
+ */
+static void op_reopen_dev_null(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	struct stat null_st, st;
+	if (fd < 0 || fstat(fd, &null_st) < 0)
+		fail(errno, "reopen /dev/null", "/dev/null", "open the container's /dev/null");
+	if (!S_ISCHR(null_st.st_mode))
+		fail(ENOTTY, "reopen /dev/null", "/dev/null", "the container's /dev/null is not a device");
+	for (int i = 0; i < 3; i++)
+		if (fstat(i, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == null_st.st_rdev &&
+		    dup3(fd, i, 0) < 0)
+			fail(errno, "reopen /dev/null", "/dev/null", "put the container's /dev/null on fd %d",
+			     i);
+	close(fd);
+}
+
 static void op_remount_root_ro(void)
 {
 	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};

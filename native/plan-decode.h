@@ -611,6 +611,12 @@ static void run_mount_sources_done(struct cursor *c)
 	plan_op_end(c, OP_MOUNT_SOURCES_DONE);
 	op_mount_sources_done();
 }
+static void op_reopen_dev_null(void);
+static void run_reopen_dev_null(struct cursor *c)
+{
+	plan_op_end(c, OP_REOPEN_DEV_NULL);
+	op_reopen_dev_null();
+}
 
 /* The handler of each op, by number. */
 static void (*const plan_handlers[OP_MAX])(struct cursor *) = {
@@ -664,6 +670,7 @@ static void (*const plan_handlers[OP_MAX])(struct cursor *) = {
 	[OP_MOUNT_SOURCE_SERVER] = run_mount_source_server,
 	[OP_MOUNT_SOURCES_JOIN] = run_mount_sources_join,
 	[OP_MOUNT_SOURCES_DONE] = run_mount_sources_done,
+	[OP_REOPEN_DEV_NULL] = run_reopen_dev_null,
 };
 
 #endif

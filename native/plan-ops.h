@@ -161,6 +161,10 @@ enum plan_op {
 	OP_MOUNT_SOURCES_JOIN = 49,
 	/* the server exits; the helper reaps it */
 	OP_MOUNT_SOURCES_DONE = 50,
+	/* stdio that is the host's /dev/null becomes the container's own (runc's reOpenDevNull):
+	 * no fd of a host mount stays, which CRIU could not dump
+	 */
+	OP_REOPEN_DEV_NULL = 51,
 	OP_MAX
 };
 

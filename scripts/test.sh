@@ -36,6 +36,7 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
     npx tap dist/test/integration/cgroups.test.js dist/test/integration/devices-bpf.test.js dist/test/integration/exec.test.js \
       dist/test/security/exec-paused-cgroups.test.js dist/test/integration/rootless.test.js \
       dist/test/integration/rootless-image.test.js dist/test/integration/checkpoint.test.js \
+      dist/test/engines/podman-checkpoint.test.js \
     2>&1 | tee "$logs/vm" || status=$?
   echo "== systemd as PID 1, in a VM (test/vm --systemd) =="
   # The engines there use the systemd cgroup manager (test/engine-helpers.ts, CGROUP_MANAGER).  An engine

@@ -59,6 +59,7 @@ export enum Op {
   MOUNT_SOURCE_SERVER = 48,
   MOUNT_SOURCES_JOIN = 49,
   MOUNT_SOURCES_DONE = 50,
+  REOPEN_DEV_NULL = 51,
 }
 
 /** The parent/child sync messages (the protocol is drawn in native/plan.h). */
@@ -245,6 +246,7 @@ export const OP_SCHEMA = {
   [Op.MOUNT_SOURCE_SERVER]: [],
   [Op.MOUNT_SOURCES_JOIN]: [['userns', 'u32']],
   [Op.MOUNT_SOURCES_DONE]: [],
+  [Op.REOPEN_DEV_NULL]: [],
   [Op.IDMAP_PREPARE]: [
     ['slot', 'u32'],
     ['source', 'str'],
@@ -328,6 +330,8 @@ export const OP_DOCS: Record<Op, string> = {
   [Op.MOUNT_SOURCES_JOIN]:
     "the server joins the helper's (the container's) mount namespace, and first its user namespace with userns (tsrun is not root)",
   [Op.MOUNT_SOURCES_DONE]: 'the server exits; the helper reaps it',
+  [Op.REOPEN_DEV_NULL]:
+    "stdio that is the host's /dev/null becomes the container's own (runc's reOpenDevNull): no fd of a host mount stays, which CRIU could not dump",
 };
 
 /** The JavaScript value of each field type. */

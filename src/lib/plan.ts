@@ -478,13 +478,17 @@ function deviceType(d: Device): number {
   return d.type === 'b' ? S_IFBLK : d.type === 'p' ? S_IFIFO : S_IFCHR;
 }
 
-function compileDevices(config: Config, ns: Namespaces, host: HostView, ops: PlanOp[]): void {
-  const devMountIsBind = (config.mounts ?? []).some(
+/** A bind of the host's /dev at the container's /dev: used as it is, nothing made in it. */
+function devIsHostBind(config: Config): boolean {
+  return (config.mounts ?? []).some(
     (m) =>
       containerRelative(m.destination) === 'dev' &&
       (m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind')),
   );
-  if (devMountIsBind) return; // the host's /dev is used as it is
+}
+
+function compileDevices(config: Config, ns: Namespaces, host: HostView, ops: PlanOp[]): void {
+  if (devIsHostBind(config)) return; // the host's /dev is used as it is
 
   const byPath = new Map<string, Device>();
   for (const d of DEFAULT_DEVICES) byPath.set(d.path, d);
@@ -679,6 +683,9 @@ export function compileCreatePlan(config: Config, ctx: PlanContext): CreatePlan 
   }
   ops.push(op(Op.PIVOT_ROOT, { mode: hostMounts ? PivotMode.CHROOT : ctx.noPivot ? PivotMode.MOVE : PivotMode.PIVOT }));
   if (rootProp) ops.push(op(Op.ROOT_PROPAGATION, { flags: PROPAGATION_FLAGS[rootProp] }));
+  // runc's reOpenDevNull, where it made /dev: an engine's /dev/null stdio (conmon's, the shim's) is reopened from the
+  // container's own /dev/null, so no fd of a host mount stays in the container (CRIU cannot dump one).
+  if (!hostMounts && !devIsHostBind(config)) ops.push(op(Op.REOPEN_DEV_NULL));
   if (config.root.readonly) ops.push(op(Op.REMOUNT_ROOT_RO));
   ops.push(...compileSysctls(config, ns, ctx.host));
   // After the sysctls (which write under /proc/sys), as runc does.

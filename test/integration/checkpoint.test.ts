@@ -198,6 +198,41 @@ t.test(
   },
 );
 
+t.test(
+  "stdio that is the host's /dev/null becomes the container's own, as runc does (CRIU cannot dump the host's)",
+  async (t) => {
+    const seen: Record<string, unknown> = {};
+    for (const name of ['runc', 'tsrun'] as const) {
+      const bundle = counterBundle(t);
+      const id = uniqueId(`null${name}`);
+      const rt = runtime(name, bundle.root);
+      t.teardown(() => void rt(['delete', '-f', id]));
+      // An engine's detached container: all three /dev/null, as conmon gives stdin.
+      const r = spawnSync(binaryOf(name), ['--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], {
+        stdio: 'ignore',
+      });
+      t.equal(r.status, 0, `${name}: run -d`);
+      const pid = JSON.parse(rt(['state', id]).stdout).pid as number;
+      const devMount = fs
+        .readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+        .split('\n')
+        .find((l) => l.split(' ')[4] === '/dev')
+        ?.split(' ')[0];
+      seen[name] = [0, 1, 2].map((fd) => ({
+        target: fs.readlinkSync(`/proc/${pid}/fd/${fd}`),
+        onContainersDev:
+          /^mnt_id:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1] === devMount,
+      }));
+      t.equal(rt(['delete', '-f', id]).status, 0);
+    }
+    t.same(seen.tsrun, seen.runc, 'tsrun as runc');
+    t.same(
+      seen.tsrun,
+      [0, 1, 2].map(() => ({ target: '/dev/null', onContainersDev: true })),
+    );
+  },
+);
+
 if (criuWorks) {
   t.test('a counter checkpointed and restored goes on where it stopped, as under runc', async (t) => {
     const seen: Record<string, unknown> = {};

@@ -60,12 +60,48 @@ t.test('the default config compiles to the expected sequence', async (t) => {
     'MOUNT',
   ]);
   const tail = codes(ops).slice(codes(ops).indexOf('PIVOT_ROOT'));
-  t.same(tail, ['PIVOT_ROOT', 'CHDIR', 'HOME', 'USER', 'CHDIR', 'EXEC_PREPARE', 'WAIT_START', 'EXEC']);
+  t.same(tail, [
+    'PIVOT_ROOT',
+    'REOPEN_DEV_NULL',
+    'CHDIR',
+    'HOME',
+    'USER',
+    'CHDIR',
+    'EXEC_PREPARE',
+    'WAIT_START',
+    'EXEC',
+  ]);
   const unshare = find(ops, Op.UNSHARE)[0];
   const expected = CLONE_FLAGS.pid | CLONE_FLAGS.network | CLONE_FLAGS.ipc | CLONE_FLAGS.uts | CLONE_FLAGS.mount;
   t.equal(unshare.fields.flags, BigInt(expected), 'unshares exactly the configured namespaces');
   t.same(find(ops, Op.ROOTFS_PREPARE)[0].fields, { rootfs: `${BUNDLE}/rootfs`, propagation: MS.SLAVE | MS.REC });
 });
+
+t.test(
+  "stdio that is the host's /dev/null is reopened from the container's /dev where tsrun made it (runc)",
+  async (t) => {
+    const has = (ops: PlanOp[]): boolean => ops.some((o) => o.op === Op.REOPEN_DEV_NULL);
+    t.ok(has(compile()), 'the default: after pivot_root');
+    t.notOk(
+      has(
+        compile(
+          (c) => c.mounts!.push({ destination: '/dev', type: 'bind', source: '/dev', options: ['rbind'] }),
+          ctx({ '/dev': 'dir' }),
+        ),
+      ),
+      "not where /dev is the host's own",
+    );
+    t.notOk(
+      has(
+        compile(
+          (c) => (c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'mount')),
+          ctx({ [`${BUNDLE}/rootfs`]: 'dir' }),
+        ),
+      ),
+      'not without a mount namespace (the rootfs is a host bind; runc has none such)',
+    );
+  },
+);
 
 t.test('mounts: fs options become fsconfig data and mount attributes', async (t) => {
   const ops = compile();
