@@ -45,8 +45,12 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
     dist/test/engines/containerd.test.js dist/test/engines/podman.test.js)
   # Rootless podman with the user's own systemd manager needs cgroup v2: this run only.  So does the CRI test
   # (a node as Kubernetes sets one up: systemd, cgroup v2, SystemdCgroup); its CNI bridge needs bridge and veth.
-  bash test/vm/run.sh --systemd --timeout 1800 --modules "bridge veth" --cwd "$PWD" -- npx tap --timeout 600 \
+  # And checkpoint with the systemd cgroup manager, with CRIU's modules (see the v2 run above).
+  bash test/vm/run.sh --systemd --timeout 2100 \
+    --modules "bridge veth crc32c_generic nf_tables nf_conntrack_netlink unix_diag netlink_diag af_packet_diag inet_diag tcp_diag udp_diag raw_diag" \
+    --cwd "$PWD" -- npx tap --timeout 600 \
     "${systemd_tests[@]}" dist/test/engines/podman-rootless.test.js dist/test/engines/cri.test.js \
+    dist/test/integration/checkpoint-systemd.test.js \
     2>&1 | tee "$logs/vm-systemd" || status=$?
   echo "== systemd as PID 1, hybrid cgroups (v1 controllers), in a VM (test/vm --systemd --hybrid) =="
   bash test/vm/run.sh --systemd --hybrid --timeout 1500 --cwd "$PWD" -- npx tap --timeout 600 "${systemd_tests[@]}" \
