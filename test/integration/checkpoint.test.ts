@@ -19,6 +19,8 @@ import { spawnSync } from 'child_process';
 import t from 'tap';
 import { native } from '../../src/lib/native';
 import { differsOnPurpose } from '../compat-helpers';
+import { busyboxArchive, IMAGE } from '../engine-helpers';
+import { image } from '../image-helpers';
 import {
   cleanupContainer,
   IS_ROOT,
@@ -131,6 +133,45 @@ t.test(
     );
     const badNs = tsrun(bundle.root, ['checkpoint', '--empty-ns', 'pid', id]);
     t.equal(badNs.stderr, `tsrun: checkpoint ${id}: --empty-ns: namespace "pid" is not supported (only network)\n`);
+  },
+);
+
+t.test(
+  'checkpoint refuses, before CRIU runs, a container from an image and one without a mount namespace',
+  async (t) => {
+    const work = tempDir(t, 'tsrun-ck-image-');
+    const store = path.join(work, 'store');
+    const root = path.join(work, 'state');
+    t.equal(image(store, ['import', await busyboxArchive(path.join(work, 'bb.tar'))]).status, 0, 'an image');
+    const id = uniqueId('ckimg');
+    cleanupContainer(t, root, id);
+    t.equal(tsrun(root, ['run', '-d', '--image', IMAGE, '--store', store, id, '--', 'sleep', '300']).status, 0);
+    const images = path.join(work, 'images');
+    const r = tsrun(root, ['checkpoint', '--image-path', images, id]);
+    t.equal(r.status, 1);
+    t.match(r.stderr, `tsrun: checkpoint ${id}: cannot checkpoint container "${id}": it runs from an image (--image)`);
+    t.equal(r.stderr.split('\n').length, 2, 'one line');
+    t.notOk(fs.existsSync(images), 'no image dir');
+    t.match(JSON.parse(tsrun(root, ['state', id]).stdout), { status: 'running' });
+    t.equal(tsrun(root, ['delete', '-f', id]).status, 0);
+
+    const bundle = counterBundle(t, (c) => {
+      c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'mount');
+      c.linux!.maskedPaths = [];
+      c.linux!.readonlyPaths = [];
+      c.mounts = [];
+    });
+    const hostId = uniqueId('cknomnt');
+    cleanupContainer(t, bundle.root, hostId);
+    t.equal(tsrun(bundle.root, ['run', '-d', '-b', bundle.dir, hostId]).status, 0);
+    const h = tsrun(bundle.root, ['checkpoint', '--image-path', images, hostId]);
+    t.equal(
+      h.stderr,
+      `tsrun: checkpoint ${hostId}: cannot checkpoint container "${hostId}": it has no mount namespace of its own (linux.namespaces lacks "mount")\n`,
+    );
+    t.notOk(fs.existsSync(images), 'no image dir');
+    t.equal(tsrun(bundle.root, ['delete', '-f', hostId]).status, 0);
+    t.same(leftovers(bundle, hostId), []);
   },
 );
 
