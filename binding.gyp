@@ -8,7 +8,7 @@
       "actions": [
         {
           "action_name": "static_helpers",
-          "inputs": ["native/init.c", "native/checker.c", "native/seccomp-agent.c", "native/plan.h", "native/plan-ops.h", "native/plan-decode.h", "native/sched-attr.h", "native/Makefile"],
+          "inputs": ["native/init.c", "native/checker.c", "native/seccomp-agent.c", "native/plan.h", "native/in-root.h", "native/plan-ops.h", "native/plan-decode.h", "native/sched-attr.h", "native/Makefile"],
           "outputs": ["native/out/tsrun-init", "native/out/tsrun-checker", "native/out/tsrun-seccomp-agent"],
           "action": ["make", "-s", "-C", "native"]
         }

@@ -5,6 +5,7 @@
  *   packetSend(sock, data)
  *   packetRecv(sock, timeoutMs) -> { data, fd? } | null
  *   bindMount(source, target)
+ *   makeMountPoint(rootfs, rel, isFile)
  *
  * `criu swrk 3` takes requests over a SOCK_SEQPACKET socket at its fd 3,
  * one protobuf message per packet, no framing of ours.  The socketpair is
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "addon.h"
+#include "in-root.h"
 
 extern char **environ;
 
@@ -265,6 +267,38 @@ static napi_value bind_mount(napi_env env, napi_callback_info info)
 	return undefined;
 }
 
+/*
+ * makeMountPoint(rootfs, rel, isFile): a missing mount point made beneath
+ * the rootfs (in-root.h: whatever symlinks the rootfs holds, nothing is
+ * made outside it), as runc's restore makes them before CRIU mounts there.
+ */
+static napi_value make_mount_point(napi_env env, napi_callback_info info)
+{
+	size_t argc = 3;
+	napi_value args[3];
+	char rootfs[4096], rel[4096];
+	size_t len;
+	bool is_file;
+	if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 3 ||
+	    napi_get_value_string_utf8(env, args[0], rootfs, sizeof(rootfs), &len) != napi_ok ||
+	    len >= sizeof(rootfs) - 1 ||
+	    napi_get_value_string_utf8(env, args[1], rel, sizeof(rel), &len) != napi_ok ||
+	    len >= sizeof(rel) - 1 || napi_get_value_bool(env, args[2], &is_file) != napi_ok)
+		return type_error(env, "makeMountPoint(rootfs, rel, isFile)");
+	int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return throw_with_errno(env, errno, "open the rootfs");
+	int fd = in_root_make(root, rel, is_file ? IN_ROOT_FILE : IN_ROOT_DIR, 0644);
+	int e = errno;
+	close(root);
+	if (fd < 0)
+		return throw_with_errno(env, e, "make the mount point");
+	close(fd);
+	napi_value undefined;
+	napi_get_undefined(env, &undefined);
+	return undefined;
+}
+
 void criu_register(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
@@ -272,6 +306,7 @@ void criu_register(napi_env env, napi_value exports)
 		METHOD("packetSend", packet_send),
 		METHOD("packetRecv", packet_recv),
 		METHOD("bindMount", bind_mount),
+		METHOD("makeMountPoint", make_mount_point),
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

@@ -50,15 +50,9 @@
 
 #include "plan.h"
 
+#include "in-root.h"
+
 /* Kernel ABI bits musl does not ship headers for. */
-#define RESOLVE_NO_XDEV	      0x01
-#define RESOLVE_NO_MAGICLINKS 0x02
-#define RESOLVE_NO_SYMLINKS   0x04
-#define RESOLVE_BENEATH	      0x08
-#define RESOLVE_IN_ROOT	      0x10
-struct open_how {
-	uint64_t flags, mode, resolve;
-};
 
 #define OPEN_TREE_CLONE		1
 #define AT_RECURSIVE		0x8000
@@ -338,96 +332,17 @@ static void cloexec_from(unsigned first)
 
 /* ---- paths inside the rootfs ----------------------------------------- */
 
-/*
- * Resolve `rel` inside the rootfs with the kernel scoping every symlink and
- * ".." to it, so a destination is resolved exactly once to an fd and never
- * re-resolved as a string (CVE-2021-30465).
- */
 static int open_in_root(const char *rel, int flags)
 {
-	struct open_how how = {
-		.flags = O_PATH | O_CLOEXEC | flags,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd;
-	do
-		fd = syscall(SYS_openat2, root_fd, rel[0] ? rel : ".", &how, sizeof(how));
-	while (fd < 0 && errno == EAGAIN);
-	return fd;
+	return in_root_open(root_fd, rel, flags);
 }
 
-/*
- * Like `mkdir -p` then open, every step through open_in_root.  A dangling
- * symlink on the way is followed the way the kernel would inside the
- * rootfs: its target is created there (never on the host).
- */
-static int make_in_root_depth(const char *rel, int create, mode_t file_mode, int depth)
-{
-	int fd = open_in_root(rel, 0);
-	if (fd >= 0 || errno != ENOENT)
-		return fd;
-	if (depth > 40) {
-		errno = ELOOP;
-		return -1;
-	}
-	char path[4096];
-	if (strlen(rel) >= sizeof(path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(path, rel);
-	char *slash = strrchr(path, '/');
-	const char *name = path;
-	int parent;
-	if (slash) {
-		*slash = 0;
-		name = slash + 1;
-		parent = make_in_root_depth(path, CREATE_DIR, 0, depth + 1);
-	} else {
-		parent = dup(root_fd);
-	}
-	if (parent < 0)
-		return -1;
-	int rc;
-	if (create == CREATE_FILE) {
-		rc = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, file_mode);
-		if (rc >= 0)
-			close(rc);
-	} else {
-		rc = mkdirat(parent, name, 0755);
-	}
-	int saved = errno;
-	if (rc < 0 && saved == EEXIST) {
-		char link[4096];
-		ssize_t n = readlinkat(parent, name, link, sizeof(link) - 1);
-		if (n > 0) {
-			link[n] = 0;
-			char target[8192];
-			if (link[0] == '/')
-				snprintf(target, sizeof(target), "%s", link + 1);
-			else if (slash)
-				snprintf(target, sizeof(target), "%s/%s", path, link);
-			else
-				snprintf(target, sizeof(target), "%s", link);
-			close(parent);
-			fd = make_in_root_depth(target, create, file_mode, depth + 1);
-			if (fd < 0)
-				return -1;
-			close(fd);
-			return open_in_root(rel, 0);
-		}
-	}
-	close(parent);
-	if (rc < 0 && saved != EEXIST) {
-		errno = saved;
-		return -1;
-	}
-	return open_in_root(rel, 0);
-}
+_Static_assert(CREATE_DIR == IN_ROOT_DIR && CREATE_FILE == IN_ROOT_FILE,
+	       "in-root.h names the plan's create kinds");
 
 static int make_in_root(const char *rel, int create, mode_t file_mode)
 {
-	return make_in_root_depth(rel, create, file_mode, 0);
+	return in_root_make(root_fd, rel, create, file_mode);
 }
 
 /* "rootfs/proc" style name for messages. */

@@ -153,6 +153,8 @@ export interface NativeAddon {
   packetRecv(sock: number, timeoutMs: number): { data: Buffer; fd?: number } | null;
   /** mount(source, target, MS_BIND | MS_REC): restore's criu-root. */
   bindMount(source: string, target: string): void;
+  /** A missing mount point `rel` made beneath `rootfs`, scoped to it (native/in-root.h): restore's, before CRIU mounts. */
+  makeMountPoint(rootfs: string, rel: string, isFile: boolean): void;
   close(fd: number): void;
   strerror(errno: number): string;
 }

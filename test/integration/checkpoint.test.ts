@@ -527,6 +527,8 @@ if (criuWorks) {
       t.equal(ck.status, 0, ck.stderr);
       t.ok(fs.existsSync(path.join(work, 'dump.log')), "CRIU's log in --work-path");
       t.same(leftovers(bundle, id), [], 'the checkpointed container is gone, with its cgroups');
+      // Elsewhere the rootfs may lack the mount points create made: restore makes them, as runc's does.
+      fs.rmdirSync(path.join(bundle.rootfs, 'data'));
       const atCheckpoint = lastCount(out1);
       const out2 = path.join(bundle.dir, 'out2');
       await detachedWithPipes(

@@ -133,3 +133,36 @@ t.test("the first Error line of CRIU's log, without its time and source position
   t.equal(criuLogError(log), 'vdso: Unexpected rt vDSO area bounds', "a check's log has no times");
   t.equal(criuLogError(path.join(dir, 'missing.log')), undefined);
 });
+
+t.test("restore's mount points are made beneath the rootfs, whatever its symlinks say", async (t) => {
+  const { native } = await import('../../src/lib/native');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-criu-mp-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const rootfs = path.join(dir, 'rootfs');
+  const outside = path.join(dir, 'outside');
+  fs.mkdirSync(rootfs);
+  fs.mkdirSync(outside);
+  // An image's content may point anywhere: absolute, and up past the root.
+  fs.symlinkSync(outside, path.join(rootfs, 'abs'));
+  fs.symlinkSync('../../../outside', path.join(rootfs, 'up'));
+  native.makeMountPoint(rootfs, 'abs/data', false);
+  native.makeMountPoint(rootfs, 'up/x/file', true);
+  native.makeMountPoint(rootfs, 'plain/dir', false);
+  t.same(fs.readdirSync(outside), [], 'nothing made outside the rootfs');
+  t.ok(
+    fs.statSync(path.join(rootfs, dir.slice(1), 'outside', 'data')).isDirectory(),
+    'an absolute link is followed inside',
+  );
+  t.ok(fs.statSync(path.join(rootfs, 'outside', 'x', 'file')).isFile(), '".." stops at the root');
+  t.ok(fs.statSync(path.join(rootfs, 'plain', 'dir')).isDirectory());
+  native.makeMountPoint(rootfs, 'plain/dir', false);
+  t.pass('an existing one is left as it is');
+  fs.writeFileSync(path.join(rootfs, 'afile'), '');
+  let errno: number | undefined;
+  try {
+    native.makeMountPoint(rootfs, 'afile/below', false);
+  } catch (err) {
+    errno = (err as { errno?: number }).errno;
+  }
+  t.equal(errno, 20, 'ENOTDIR through a file');
+});

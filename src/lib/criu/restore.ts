@@ -31,6 +31,7 @@ import {
   remove,
   runPoststop,
 } from '../container';
+import { type Config } from '../config';
 import { TsrunError, describeFsError } from '../errors';
 import { runHooks } from '../hooks';
 import { JOIN_ORDER, NAMESPACES } from '../namespaces';
@@ -116,6 +117,41 @@ function cgroupRootsOf(pid: number): CgroupRoot[] {
     else if (m[2]) out.push({ ctrl: m[2], path: m[3] });
   }
   return out;
+}
+
+/**
+ * runc's prepareCriuRestoreMounts, less its temporary binds: each mount
+ * point CRIU will mount on, made beneath the rootfs when missing (a rootfs
+ * copied elsewhere before the container first ran lacks them).  Not those
+ * on a tmpfs of the container's (CRIU restores its content) nor inside a
+ * bind (they are in the bind's source, made there at create).
+ */
+function makeMountPoints(config: Config, rootfs: string, bundle: string): void {
+  const mounts = config.mounts ?? [];
+  const tmpfs = mounts.filter((m) => m.type === 'tmpfs').map((m) => mountKey(m.destination));
+  const binds = mounts.filter(isBindMount).map((m) => mountKey(m.destination));
+  const below = (key: string, dirs: string[]): boolean =>
+    dirs.some((d) => d !== key && key.startsWith(d === '/' ? '/' : `${d}/`));
+  for (const m of mounts) {
+    const key = mountKey(m.destination);
+    if (m.type === 'cgroup' || key === '/' || below(key, tmpfs) || below(key, binds)) continue;
+    let isFile = false;
+    if (isBindMount(m) && m.source) {
+      try {
+        isFile = !fs.statSync(path.resolve(bundle, m.source)).isDirectory();
+      } catch {
+        // a missing source: CRIU names it
+      }
+    }
+    try {
+      native.makeMountPoint(rootfs, key.slice(1), isFile);
+    } catch (err) {
+      const errno = (err as { errno?: number }).errno ?? 0;
+      throw new TsrunError(
+        `mounts: ${m.destination}: cannot make its mount point in the rootfs: ${native.strerror(errno).toLowerCase()}`,
+      );
+    }
+  }
 }
 
 interface RestoreIo {
@@ -240,6 +276,7 @@ function restoreContainer(
       opened.push(workFd);
     }
 
+    makeMountPoints(config, rootfs, compiled.bundle);
     // CRIU's root: a mount point whose parent is not mounted over (runc's criu-root).
     const criuRoot = path.join(fs.realpathSync(store.dir(opts.id)), 'criu-root');
 
