@@ -14,7 +14,15 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { busyboxArchive, IMAGE, pathsMadeAfter, podmanTestConf, removeCgroupTree } from '../test/engine-helpers';
+import {
+  busyboxArchive,
+  IMAGE,
+  pathsMadeAfter,
+  PODMAN_SYSTEM_PATHS,
+  podmanStorageFlags,
+  podmanTestConf,
+  removeCgroupTree,
+} from '../test/engine-helpers';
 import { PROJECT_ROOT, TSRUN } from '../test/helpers';
 import { arg, benchBundle, execVersion, median, paired, type Runtime, timed } from './common';
 
@@ -496,16 +504,7 @@ async function podmanRun(
   // Below a parent of our own, removed with everything under it at the end.
   const cgroupParent = `/tsrun-bench-podman-${process.pid}`;
   const penv = { ...env, CONTAINERS_CONF: podmanTestConf(path.join(dir, 'containers.conf')) };
-  const base = [
-    '--root',
-    path.join(dir, 'storage'),
-    '--runroot',
-    path.join(dir, 'run'),
-    '--tmpdir',
-    path.join(dir, 'tmp'),
-    '--storage-driver',
-    'overlay',
-  ];
+  const base = podmanStorageFlags(dir);
   const podman = (args: string[]): void => {
     const r = spawnSync('podman', [...base, ...args], {
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -515,13 +514,7 @@ async function podmanRun(
     });
     if (r.status !== 0) throw new Error(`podman ${args.join(' ')} failed with status ${r.status}: ${r.stderr.trim()}`);
   };
-  const removeMadePaths = pathsMadeAfter([
-    '/var/lib/containers/cache/blob-info-cache-v1.boltdb',
-    '/var/lib/containers/cache',
-    '/var/lib/containers',
-    '/run/containers/networks',
-    '/run/containers',
-  ]);
+  const removeMadePaths = pathsMadeAfter(PODMAN_SYSTEM_PATHS);
   // The runtimes' default roots, and tsrun's seccomp cache for podman's profile there, if they are new.
   const madeRoots = ['/run/tsrun', '/run/runc'].filter((p) => !fs.existsSync(p));
   try {

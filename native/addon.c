@@ -244,6 +244,20 @@ static int plan_memfd(const void *data, size_t len)
 	return fd;
 }
 
+/*
+ * Node ignores SIGPIPE/SIGXFSZ and may block signals: what it spawns
+ * starts with every signal at its default and none blocked.
+ */
+void spawn_with_clean_signals(posix_spawnattr_t *attr)
+{
+	sigset_t all, none;
+	sigfillset(&all);
+	sigemptyset(&none);
+	posix_spawnattr_setsigdefault(attr, &all);
+	posix_spawnattr_setsigmask(attr, &none);
+	posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+}
+
 /* A copy of fd at or above `floor`, so the dup2 plan below cannot collide. */
 static int dup_above(int fd, int floor)
 {
@@ -357,13 +371,7 @@ static napi_value spawn_init(napi_env env, napi_callback_info info)
 		if (sources[i] >= 0)
 			posix_spawn_file_actions_adddup2(&fa, sources[i], targets[i]);
 	posix_spawn_file_actions_addclosefrom_np(&fa, base + SPAWN_FDS);
-	/* Node ignores SIGPIPE/SIGXFSZ and may block signals: start clean. */
-	sigset_t all, none;
-	sigfillset(&all);
-	sigemptyset(&none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	spawn_with_clean_signals(&attr);
 
 	pid_t pid;
 	int rc = posix_spawn(&pid, exe, &fa, &attr, argv, envp);
@@ -428,6 +436,46 @@ static int poll_in(int fd, int timeout_ms)
 }
 
 /*
+ * One packet of a SOCK_SEQPACKET socket and the fd that came with it
+ * (SCM_RIGHTS, close-on-exec; -1 for none), waiting up to timeout_ms (-1:
+ * for good).  Its length, 0 at the peer's end (with no fd); -1 with errno:
+ * ETIMEDOUT when nothing came in time, EMSGSIZE for a packet longer than
+ * `size` (its fd closed).  recvMessage's and criu.c's packetRecv's.
+ */
+ssize_t recv_packet(int fd, int timeout_ms, void *buf, size_t size, int *passed_fd)
+{
+	*passed_fd = -1;
+	int rc = poll_in(fd, timeout_ms);
+	if (rc <= 0) {
+		if (rc == 0)
+			errno = ETIMEDOUT;
+		return -1;
+	}
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {buf, size};
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	ssize_t n;
+	do
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(passed_fd, CMSG_DATA(cm), sizeof(int));
+	if ((n == 0 || (mh.msg_flags & MSG_TRUNC)) && *passed_fd >= 0) {
+		close(*passed_fd);
+		*passed_fd = -1;
+	}
+	if (mh.msg_flags & MSG_TRUNC) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return n;
+}
+
+/*
  * recvMessage(fd, timeoutMs) -> { type, value, payload: Buffer, fd? } | null (EOF)
  * `fd` is present when the message carried one (SCM_RIGHTS), e.g. the
  * seccomp listener.  Throws with errno ETIMEDOUT when nothing arrives in time.
@@ -440,35 +488,19 @@ static napi_value recv_message(napi_env env, napi_callback_info info)
 		napi_throw_type_error(env, NULL, "recvMessage(fd, timeoutMs)");
 		return NULL;
 	}
-	int rc = poll_in(fd, timeout);
-	if (rc < 0)
-		return throw_errno(env, errno, "wait for container init");
-	if (rc == 0)
-		return throw_errno(env, ETIMEDOUT, "wait for container init");
 	char *buf = malloc(SYNC_MAX_PACKET);
 	if (!buf)
 		return throw_errno(env, ENOMEM, "receive sync message");
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {buf, SYNC_MAX_PACKET};
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-	ssize_t n;
-	do
-		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
+	int passed_fd;
+	ssize_t n = recv_packet(fd, timeout, buf, SYNC_MAX_PACKET, &passed_fd);
 	if (n < 0) {
 		int e = errno;
 		free(buf);
-		return throw_errno(env, e, "receive sync message");
+		return throw_errno(env, e,
+				   e == ETIMEDOUT ? "wait for container init" : "receive sync message");
 	}
-	int passed_fd = -1;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-		memcpy(&passed_fd, CMSG_DATA(cm), sizeof(int));
 	if (n == 0) {
 		free(buf);
-		if (passed_fd >= 0)
-			close(passed_fd);
 		napi_value null_value;
 		napi_get_null(env, &null_value);
 		return null_value;

@@ -19,7 +19,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -50,6 +49,13 @@ static int get_length(napi_env env, napi_value v, uint32_t *out)
 	       napi_get_array_length(env, v, out) != napi_ok;
 }
 
+/* A string argument (a path, an argv word), refused when it does not fit. */
+static int get_path(napi_env env, napi_value v, char *buf, size_t size)
+{
+	size_t len;
+	return napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok || len >= size - 1;
+}
+
 static napi_value type_error(napi_env env, const char *usage)
 {
 	napi_throw_type_error(env, NULL, usage);
@@ -65,9 +71,7 @@ static napi_value spawn_criu(napi_env env, napi_callback_info info)
 	if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 4)
 		return type_error(env, usage);
 	char path[4096];
-	size_t len;
-	if (napi_get_value_string_utf8(env, args[0], path, sizeof(path), &len) != napi_ok ||
-	    len >= sizeof(path) - 1)
+	if (get_path(env, args[0], path, sizeof(path)))
 		return type_error(env, usage);
 	uint32_t nargs, nextra;
 	if (get_length(env, args[1], &nargs) || nargs == 0 || nargs > MAX_ARGS ||
@@ -78,8 +82,7 @@ static napi_value spawn_criu(napi_env env, napi_callback_info info)
 	for (uint32_t i = 0; i < nargs; i++) {
 		napi_value v;
 		if (napi_get_element(env, args[1], i, &v) != napi_ok ||
-		    napi_get_value_string_utf8(env, v, argbuf[i], sizeof(argbuf[i]), &len) != napi_ok ||
-		    len >= sizeof(argbuf[i]) - 1)
+		    get_path(env, v, argbuf[i], sizeof(argbuf[i])))
 			return type_error(env, usage);
 		argv[i] = argbuf[i];
 	}
@@ -126,12 +129,7 @@ static napi_value spawn_criu(napi_env env, napi_callback_info info)
 		for (int i = 0; i < count; i++)
 			posix_spawn_file_actions_adddup2(&fa, sources[i], i);
 		posix_spawn_file_actions_addclosefrom_np(&fa, count);
-		sigset_t all, none;
-		sigfillset(&all);
-		sigemptyset(&none);
-		posix_spawnattr_setsigdefault(&attr, &all);
-		posix_spawnattr_setsigmask(&attr, &none);
-		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+		spawn_with_clean_signals(&attr);
 		rc = posix_spawn(&pid, path, &fa, &attr, argv, environ);
 		posix_spawn_file_actions_destroy(&fa);
 		posix_spawnattr_destroy(&attr);
@@ -185,50 +183,22 @@ static napi_value packet_recv(napi_env env, napi_callback_info info)
 	if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 2 ||
 	    get_int(env, args[0], &fd) || get_int(env, args[1], &timeout))
 		return type_error(env, "packetRecv(sock, timeoutMs)");
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int rc;
-	do
-		rc = poll(&p, 1, timeout);
-	while (rc < 0 && errno == EINTR);
-	if (rc <= 0)
-		return throw_with_errno(env, rc < 0 ? errno : ETIMEDOUT, "wait for criu");
 	char *buf = malloc(MAX_PACKET);
 	if (!buf)
 		return throw_with_errno(env, ENOMEM, "receive from criu");
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {buf, MAX_PACKET};
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-	ssize_t n;
-	do
-		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		int e = errno;
-		free(buf);
-		/* The peer gone mid-stream reads as its end. */
-		if (e == ECONNRESET) {
-			napi_value null_value;
-			napi_get_null(env, &null_value);
-			return null_value;
-		}
-		return throw_with_errno(env, e, "receive from criu");
-	}
-	int passed = -1;
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-		memcpy(&passed, CMSG_DATA(cm), sizeof(int));
-	if (n == 0 && passed < 0) {
+	int passed;
+	ssize_t n = recv_packet(fd, timeout, buf, MAX_PACKET, &passed);
+	/* The peer gone mid-stream reads as its end. */
+	if (n == 0 || (n < 0 && errno == ECONNRESET)) {
 		free(buf);
 		napi_value null_value;
 		napi_get_null(env, &null_value);
 		return null_value;
 	}
-	if (mh.msg_flags & MSG_TRUNC) {
+	if (n < 0) {
+		int e = errno;
 		free(buf);
-		if (passed >= 0)
-			close(passed);
-		return throw_with_errno(env, EMSGSIZE, "receive from criu");
+		return throw_with_errno(env, e, e == ETIMEDOUT ? "wait for criu" : "receive from criu");
 	}
 	napi_value out, data, v;
 	void *dst;
@@ -253,12 +223,8 @@ static napi_value bind_mount(napi_env env, napi_callback_info info)
 	size_t argc = 2;
 	napi_value args[2];
 	char source[4096], target[4096];
-	size_t len;
 	if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 2 ||
-	    napi_get_value_string_utf8(env, args[0], source, sizeof(source), &len) != napi_ok ||
-	    len >= sizeof(source) - 1 ||
-	    napi_get_value_string_utf8(env, args[1], target, sizeof(target), &len) != napi_ok ||
-	    len >= sizeof(target) - 1)
+	    get_path(env, args[0], source, sizeof(source)) || get_path(env, args[1], target, sizeof(target)))
 		return type_error(env, "bindMount(source, target)");
 	if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return throw_with_errno(env, errno, "bind mount");
@@ -277,13 +243,10 @@ static napi_value make_mount_point(napi_env env, napi_callback_info info)
 	size_t argc = 3;
 	napi_value args[3];
 	char rootfs[4096], rel[4096];
-	size_t len;
 	bool is_file;
 	if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 3 ||
-	    napi_get_value_string_utf8(env, args[0], rootfs, sizeof(rootfs), &len) != napi_ok ||
-	    len >= sizeof(rootfs) - 1 ||
-	    napi_get_value_string_utf8(env, args[1], rel, sizeof(rel), &len) != napi_ok ||
-	    len >= sizeof(rel) - 1 || napi_get_value_bool(env, args[2], &is_file) != napi_ok)
+	    get_path(env, args[0], rootfs, sizeof(rootfs)) || get_path(env, args[1], rel, sizeof(rel)) ||
+	    napi_get_value_bool(env, args[2], &is_file) != napi_ok)
 		return type_error(env, "makeMountPoint(rootfs, rel, isFile)");
 	int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)

@@ -335,6 +335,29 @@ export function pathsMadeAfter(paths: string[]): () => void {
  * there).  An exclusive flock on this file, held until the returned
  * function is called, after the test's clean-up.
  */
+/** What a root podman makes under /var/lib and /run on its first use, whatever its --root: for pathsMadeAfter. */
+export const PODMAN_SYSTEM_PATHS = [
+  '/var/lib/containers/cache/blob-info-cache-v1.boltdb',
+  '/var/lib/containers/cache',
+  '/var/lib/containers',
+  '/run/containers/networks',
+  '/run/containers',
+];
+
+/** podman's flags for a store, run dir and temp dir of a test's own under `dir` (overlay storage). */
+export function podmanStorageFlags(dir: string): string[] {
+  return [
+    '--root',
+    path.join(dir, 'storage'),
+    '--runroot',
+    path.join(dir, 'run'),
+    '--tmpdir',
+    path.join(dir, 'tmp'),
+    '--storage-driver',
+    'overlay',
+  ];
+}
+
 export function podmanTurn(): () => void {
   const fd = fs.openSync(__filename, 'r');
   native.flock(fd, true, true);

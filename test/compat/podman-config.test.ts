@@ -16,7 +16,16 @@ import * as path from 'path';
 import t from 'tap';
 import { type Config } from '../../src/lib/config';
 import { IS_ROOT, makeBundle, runCommand, type RunResult, uniqueId } from '../helpers';
-import { busyboxArchive, IMAGE, pathsMadeAfter, podmanTestConf, podmanTurn, removeCgroupTree } from '../engine-helpers';
+import {
+  busyboxArchive,
+  IMAGE,
+  pathsMadeAfter,
+  PODMAN_SYSTEM_PATHS,
+  podmanStorageFlags,
+  podmanTestConf,
+  podmanTurn,
+  removeCgroupTree,
+} from '../engine-helpers';
 import {
   comparableReport,
   differsOnPurpose,
@@ -54,31 +63,12 @@ exec '${REFERENCE.bin}' "$@"
 );
 const conf = podmanTestConf(path.join(work, 'containers.conf'));
 const ENV = { CONTAINERS_CONF: conf };
-const base = [
-  'podman',
-  '--root',
-  path.join(work, 'storage'),
-  '--runroot',
-  path.join(work, 'run'),
-  '--tmpdir',
-  path.join(work, 'tmp'),
-  '--storage-driver',
-  'overlay',
-  '--runtime',
-  wrapper,
-];
+const base = ['podman', ...podmanStorageFlags(work), '--runtime', wrapper];
 const podman = (args: string[]): RunResult =>
   runCommand([...base, ...args], { env: ENV, timeoutMs: 120_000, cwd: work });
 
 const endTurn = podmanTurn();
-const removeMadePaths = pathsMadeAfter([
-  '/var/lib/containers/cache/blob-info-cache-v1.boltdb',
-  '/var/lib/containers/cache',
-  '/var/lib/containers',
-  '/run/containers/networks',
-  '/run/containers',
-  '/run/runc',
-]);
+const removeMadePaths = pathsMadeAfter([...PODMAN_SYSTEM_PATHS, '/run/runc']);
 t.teardown(() => {
   podman(['rm', '--all', '--force', '--time', '0']);
   runCommand([...base, 'system', 'reset', '--force'], { env: ENV, cwd: work });

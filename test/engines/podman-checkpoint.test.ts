@@ -19,6 +19,8 @@ import {
   busyboxArchive,
   IMAGE,
   pathsMadeAfter,
+  PODMAN_SYSTEM_PATHS,
+  podmanStorageFlags,
   podmanTestConf,
   podmanTurn,
   removeCgroupTree,
@@ -40,17 +42,7 @@ const cgroupParent = `/tsrun-podman-ckpt-${process.pid}`;
 const argvLog = path.join(work, 'argv.log');
 const wrapper = runtimeWrapper(path.join(work, 'bin'), 'tsrun', path.join(work, 'tsrun-state'), argvLog);
 const conf = podmanTestConf(path.join(work, 'containers.conf'), wrapper, 'cgroupfs');
-const base = [
-  'podman',
-  '--root',
-  path.join(work, 'storage'),
-  '--runroot',
-  path.join(work, 'run'),
-  '--tmpdir',
-  path.join(work, 'tmp'),
-  '--storage-driver',
-  'overlay',
-];
+const base = ['podman', ...podmanStorageFlags(work)];
 const podman = (args: string[], runtime?: string): RunResult =>
   runCommand([...base, ...(runtime ? ['--runtime', runtime] : []), ...args], {
     env: { CONTAINERS_CONF: conf },
@@ -59,13 +51,7 @@ const podman = (args: string[], runtime?: string): RunResult =>
   });
 
 const endTurn = podmanTurn();
-const removeMadePaths = pathsMadeAfter([
-  '/var/lib/containers/cache/blob-info-cache-v1.boltdb',
-  '/var/lib/containers/cache',
-  '/var/lib/containers',
-  '/run/containers/networks',
-  '/run/containers',
-]);
+const removeMadePaths = pathsMadeAfter(PODMAN_SYSTEM_PATHS);
 t.teardown(() => {
   podman(['rm', '--all', '--force', '--time', '0']);
   runCommand([...base, 'system', 'reset', '--force'], { env: { CONTAINERS_CONF: conf }, cwd: work });

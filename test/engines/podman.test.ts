@@ -18,6 +18,8 @@ import {
   IMAGE,
   onTty,
   pathsMadeAfter,
+  PODMAN_SYSTEM_PATHS,
+  podmanStorageFlags,
   podmanTestConf,
   podmanTurn,
   removeCgroupTree,
@@ -47,17 +49,7 @@ const conf = podmanTestConf(path.join(work, 'containers.conf'), wrapper, CGROUP_
 const ENV = { CONTAINERS_CONF: conf };
 // podman and its conmon work in here: conmon writes an "oom" file into its cwd when the OOM killer strikes.
 const CWD = work;
-const base = [
-  'podman',
-  '--root',
-  path.join(work, 'storage'),
-  '--runroot',
-  path.join(work, 'run'),
-  '--tmpdir',
-  path.join(work, 'tmp'),
-  '--storage-driver',
-  'overlay',
-];
+const base = ['podman', ...podmanStorageFlags(work)];
 const podman = (args: string[], opts: { input?: string; runtime?: string } = {}): RunResult =>
   runCommand([...base, ...(opts.runtime ? ['--runtime', opts.runtime] : []), ...args], {
     env: ENV,
@@ -67,13 +59,7 @@ const podman = (args: string[], opts: { input?: string; runtime?: string } = {})
   });
 
 const endTurn = podmanTurn();
-const removeMadePaths = pathsMadeAfter([
-  '/var/lib/containers/cache/blob-info-cache-v1.boltdb',
-  '/var/lib/containers/cache',
-  '/var/lib/containers',
-  '/run/containers/networks',
-  '/run/containers',
-]);
+const removeMadePaths = pathsMadeAfter(PODMAN_SYSTEM_PATHS);
 t.teardown(() => {
   podman(['rm', '--all', '--force', '--time', '0']);
   runCommand([...base, 'system', 'reset', '--force'], { env: ENV, cwd: CWD });
