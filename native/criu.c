@@ -6,6 +6,7 @@
  *   packetRecv(sock, timeoutMs) -> { data, fd? } | null
  *   bindMount(source, target)
  *   makeMountPoint(rootfs, rel, isFile)
+ *   resolveInRoot(rootfs, rel) -> string | null
  *
  * `criu swrk 3` takes requests over a SOCK_SEQPACKET socket at its fd 3,
  * one protobuf message per packet, no framing of ours.  The socketpair is
@@ -262,6 +263,50 @@ static napi_value make_mount_point(napi_env env, napi_callback_info info)
 	return undefined;
 }
 
+/*
+ * resolveInRoot(rootfs, rel) -> the path `rel` resolves to beneath the
+ * rootfs, symlinks followed there ("/var/run/x" in an image whose /var/run
+ * links to /run: "/run/x"), or null when it does not exist.  Where a mount
+ * is in the container: CRIU names external mounts by it, as runc's
+ * securejoin does.
+ */
+static napi_value resolve_in_root(napi_env env, napi_callback_info info)
+{
+	size_t argc = 2;
+	napi_value args[2];
+	char rootfs[4096], rel[4096];
+	if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 2 ||
+	    get_path(env, args[0], rootfs, sizeof(rootfs)) || get_path(env, args[1], rel, sizeof(rel)))
+		return type_error(env, "resolveInRoot(rootfs, rel)");
+	napi_value out;
+	int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return throw_with_errno(env, errno, "open the rootfs");
+	int fd = in_root_open(root, rel, 0);
+	if (fd < 0) {
+		int e = errno;
+		close(root);
+		if (e == ENOENT || e == ENOTDIR) {
+			napi_get_null(env, &out);
+			return out;
+		}
+		return throw_with_errno(env, e, "resolve in the rootfs");
+	}
+	char link[64], root_path[4096], path[4096];
+	ssize_t rn, pn;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", root);
+	rn = readlink(link, root_path, sizeof(root_path) - 1);
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	pn = readlink(link, path, sizeof(path) - 1);
+	close(fd);
+	close(root);
+	if (rn < 0 || pn < 0 || pn < rn || memcmp(path, root_path, rn) != 0 || (pn > rn && path[rn] != '/'))
+		return throw_with_errno(env, EXDEV, "resolve in the rootfs");
+	path[pn] = 0;
+	napi_create_string_utf8(env, pn == rn ? "/" : path + rn, NAPI_AUTO_LENGTH, &out);
+	return out;
+}
+
 void criu_register(napi_env env, napi_value exports)
 {
 	napi_property_descriptor props[] = {
@@ -270,6 +315,7 @@ void criu_register(napi_env env, napi_value exports)
 		METHOD("packetRecv", packet_recv),
 		METHOD("bindMount", bind_mount),
 		METHOD("makeMountPoint", make_mount_point),
+		METHOD("resolveInRoot", resolve_in_root),
 	};
 	napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

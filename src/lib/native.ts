@@ -155,6 +155,8 @@ export interface NativeAddon {
   bindMount(source: string, target: string): void;
   /** A missing mount point `rel` made beneath `rootfs`, scoped to it (native/in-root.h): restore's, before CRIU mounts. */
   makeMountPoint(rootfs: string, rel: string, isFile: boolean): void;
+  /** Where `rel` resolves beneath `rootfs`, its symlinks followed there ("/run/x"); null when missing. */
+  resolveInRoot(rootfs: string, rel: string): string | null;
   close(fd: number): void;
   strerror(errno: number): string;
 }

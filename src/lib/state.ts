@@ -87,6 +87,9 @@ export interface OciState {
   annotations?: Record<string, string>;
 }
 
+/** Where restore binds the rootfs for CRIU, in the container's state dir (criu/restore.ts). */
+export const CRIU_ROOT = 'criu-root';
+
 /** Under --root beside the containers; an id cannot take this name. */
 const CACHE_DIR = '.cache';
 
@@ -267,6 +270,7 @@ export class StateStore {
     }
     try {
       if (!native.flock(fd, true, false) || this.exists(id)) return false;
+      this.releaseCriuRoot(id);
       removeTree(this.dir(id));
       return true;
     } finally {
@@ -381,7 +385,19 @@ export class StateStore {
   }
 
   remove(id: string): void {
+    this.releaseCriuRoot(id);
     removeTree(this.dir(id));
+  }
+
+  /**
+   * A restore killed while CRIU ran leaves its bind of the rootfs at
+   * <dir>/criu-root (criu/restore.ts): detached before the directory is
+   * removed, or the removal would walk into the bundle's rootfs (a bind on
+   * the same filesystem as --root looks like a plain directory to it).
+   */
+  private releaseCriuRoot(id: string): void {
+    const criuRoot = path.join(this.dir(id), CRIU_ROOT);
+    if (fs.existsSync(criuRoot)) while (native.detachMount(criuRoot));
   }
 
   /** The OCI state of a record in a status (status.ts tells the live one). */

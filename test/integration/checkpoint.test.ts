@@ -175,6 +175,23 @@ t.test(
   },
 );
 
+t.test('delete after a restore killed while CRIU ran detaches its criu-root, and the rootfs stays whole', async (t) => {
+  const bundle = counterBundle(t);
+  const id = uniqueId('ckleft');
+  cleanupContainer(t, bundle.root, id);
+  t.equal(tsrun(bundle.root, ['create', '-b', bundle.dir, id]).status, 0);
+  // What a tsrun killed between the bind and CRIU's answer leaves: the rootfs bound at <state>/criu-root.
+  const criuRoot = path.join(bundle.root, id, 'criu-root');
+  fs.mkdirSync(criuRoot);
+  t.equal(spawnSync('mount', ['--rbind', bundle.rootfs, criuRoot]).status, 0);
+  t.teardown(() => void spawnSync('umount', ['-l', criuRoot]));
+  const before = fs.readdirSync(bundle.rootfs).sort();
+  t.equal(tsrun(bundle.root, ['delete', '-f', id]).status, 0);
+  t.same(fs.readdirSync(bundle.rootfs).sort(), before, 'the rootfs is whole (the removal never walked into it)');
+  t.ok(fs.existsSync(path.join(bundle.rootfs, 'bin', 'sh')));
+  t.same(leftovers(bundle, id), [], 'no mount, no state dir');
+});
+
 t.test(
   "stdio that is the host's /dev/null becomes the container's own, as runc does (CRIU cannot dump the host's)",
   async (t) => {
@@ -290,6 +307,8 @@ if (criuWorks) {
     await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
     t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
     const images = path.join(bundle.dir, 'images');
+    // The original counts on once CRIU lets it go, so the checkpoint's count lies between these two readings.
+    const beforeCheckpoint = lastCount(out1);
     const ck = tsrun(bundle.root, ['checkpoint', '--leave-running', '--image-path', images, id], {
       timeoutMs: 180_000,
     });
@@ -305,7 +324,11 @@ if (criuWorks) {
       out2,
     );
     t.ok(await waitFor(() => lastCount(out2) >= atCheckpoint + 2, 60_000), 'the copy counts from the checkpoint');
-    t.equal(firstCount(out2), atCheckpoint + 1, 'from where the checkpoint was');
+    const first = firstCount(out2);
+    t.ok(
+      first > beforeCheckpoint && first <= atCheckpoint + 1,
+      `from where the checkpoint was (${first}, between ${beforeCheckpoint} and ${atCheckpoint + 1})`,
+    );
     const list = tsrun(bundle.root, ['list', '-q']).stdout.trim().split('\n').sort();
     t.same(list, [id, copy].sort(), 'both are listed');
     const a = JSON.parse(tsrun(bundle.root, ['state', id]).stdout);
@@ -505,12 +528,21 @@ if (criuWorks) {
       const data = tempDir(t, 'tsrun-ck-data-');
       const hookLog = path.join(data, '..', `${path.basename(data)}.hooks`);
       t.teardown(() => fs.rmSync(hookLog, { force: true }));
-      const hook = { path: '/bin/sh', args: ['sh', '-c', `(cat; echo) >> ${hookLog}`] };
+      // Each hook logs its state; while `refuse` exists, the hooks fail (a restore whose prestart hook fails).
+      const refuse = `${hookLog}.refuse`;
+      t.teardown(() => fs.rmSync(refuse, { force: true }));
+      const hook = { path: '/bin/sh', args: ['sh', '-c', `(cat; echo) >> ${hookLog}; [ ! -e ${refuse} ]`] };
+      const hookStates = (): Array<{ pid: number; status: string }> =>
+        fs
+          .readFileSync(hookLog, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as { pid: number; status: string });
       const bundle = counterBundle(t, (c) => {
         c.process!.args = ['/bin/sh', '-c', COUNTER.replace('> /tmp/count', '> /tmp/count; echo $i > /data/count')];
         c.mounts!.push({ destination: '/data', type: 'bind', source: data, options: ['rbind', 'rw'] });
         c.linux!.resources = { pids: { limit: 77 } };
-        c.hooks = { prestart: [hook], createRuntime: [hook] };
+        c.hooks = { prestart: [hook], createRuntime: [hook], poststop: [hook] };
       });
       const id = uniqueId('ckmig');
       const other = path.join(tempDir(t), 'elsewhere');
@@ -530,6 +562,28 @@ if (criuWorks) {
       // Elsewhere the rootfs may lack the mount points create made: restore makes them, as runc's does.
       fs.rmdirSync(path.join(bundle.rootfs, 'data'));
       const atCheckpoint = lastCount(out1);
+      t.same(
+        hookStates().map((h) => h.status),
+        ['creating', 'creating', 'stopped'],
+        "create's prestart and createRuntime, and the checkpoint's delete's poststop",
+      );
+
+      // A prestart hook that fails: CRIU is told so, undoes the restore, and poststop ends it, as with create.
+      fs.writeFileSync(refuse, '');
+      const refused = tsrun(other, ['restore', '-d', '-b', bundle.dir, '--image-path', images, id], {
+        timeoutMs: 180_000,
+      });
+      fs.rmSync(refuse);
+      t.equal(refused.status, 1, 'the restore fails');
+      t.match(refused.stderr, /prestart/, `it names the hook: ${refused.stderr}`);
+      t.same(
+        hookStates()
+          .slice(3)
+          .map((h) => h.status),
+        ['creating', 'stopped'],
+        'the failed prestart hook, then poststop',
+      );
+      t.same(leftovers({ ...bundle, root: other }, id), [], 'the failed restore left nothing');
       const out2 = path.join(bundle.dir, 'out2');
       await detachedWithPipes(
         t,
@@ -545,14 +599,10 @@ if (criuWorks) {
       );
       const cgroup = fs.readFileSync(`/proc/${state.pid}/cgroup`, 'utf8').match(/^0::(.*)$/m)?.[1];
       t.equal(fs.readFileSync(`/sys/fs/cgroup${cgroup}/pids.max`, 'utf8').trim(), '77', "the config's limits hold");
-      const hooks = fs
-        .readFileSync(hookLog, 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as { pid: number; status: string });
-      t.equal(hooks.length, 4, 'prestart and createRuntime at create, and again at restore');
+      const hooks = hookStates();
+      t.equal(hooks.length, 7, 'and prestart and createRuntime again at the restore');
       t.same(
-        hooks.slice(2).map((h) => [h.status, h.pid]),
+        hooks.slice(5).map((h) => [h.status, h.pid]),
         [
           ['creating', state.pid],
           ['creating', state.pid],

@@ -11,7 +11,7 @@ import * as path from 'path';
 import t from 'tap';
 import { CgroupMode, CriuRequestType, decodeResponse, encodeRequest, versionNumber } from '../../src/lib/criu/proto';
 import { cgroupMode, criuConfigFile, emptyNsMask, isBindMount, mountKey } from '../../src/lib/criu/checkpoint';
-import { criuLogError } from '../../src/lib/criu/swrk';
+import { criuBinary, criuLogError } from '../../src/lib/criu/swrk';
 
 const hex = (b: Buffer): string => b.toString('hex');
 
@@ -165,4 +165,10 @@ t.test("restore's mount points are made beneath the rootfs, whatever its symlink
     errno = (err as { errno?: number }).errno;
   }
   t.equal(errno, 20, 'ENOTDIR through a file');
+});
+
+t.test('--criu: a path as it is, a bare name looked up on PATH (as runc execs it)', async (t) => {
+  t.equal(criuBinary('/opt/criu/bin/criu'), '/opt/criu/bin/criu');
+  t.match(criuBinary('sh'), /\/sh$/, 'found on PATH');
+  t.throws(() => criuBinary('no-such-criu-here'), /^no-such-criu-here: not found on PATH/);
 });

@@ -21,6 +21,7 @@ import { type Config, type Mount } from '../config';
 import { remove, loadBundleConfig } from '../container';
 import { describeFsError, TsrunError } from '../errors';
 import { parseMountinfo } from '../mountinfo';
+import { native } from '../native';
 import { stdioTargets } from '../process-io';
 import { type ContainerRecord, type StateStore } from '../state';
 import { containerStatus } from '../status';
@@ -95,6 +96,17 @@ export function mountKey(destination: string): string {
   return path.posix.normalize(`/${destination}`).replace(/(.)\/$/, '$1');
 }
 
+/**
+ * The key CRIU knows an external mount by: where it is in the container,
+ * the destination's symlinks followed beneath the rootfs as create followed
+ * them (a bind at /var/run/x in an image whose /var/run links to /run is at
+ * /run/x), as runc's securejoin does.
+ */
+export function externalMountKey(rootfs: string, destination: string): string {
+  const key = mountKey(destination);
+  return native.resolveInRoot(rootfs, key.slice(1)) ?? key;
+}
+
 /** org.criu.config: CRIU's configuration file for this container (runc's rule: absent means runc.conf). */
 export function criuConfigFile(annotations: Record<string, string> | undefined): string | undefined {
   const value = annotations?.['org.criu.config'];
@@ -105,9 +117,9 @@ export function criuConfigFile(annotations: Record<string, string> | undefined):
 /** A directory CRIU writes into: made 0700 if missing (it may exist: a container is checkpointed again). */
 export function openCriuDir(dir: string, flag: string): number {
   try {
-    fs.mkdirSync(dir, { mode: 0o700 });
+    fs.mkdirSync(dir, { mode: 0o700, recursive: true });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new TsrunError(describeFsError(err, `${flag} ${dir}`));
+    throw new TsrunError(describeFsError(err, `${flag} ${dir}`));
   }
   try {
     return fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
@@ -130,7 +142,7 @@ export function externalNsKey(type: 'network' | 'pid'): string {
 function dumpExternalMounts(config: Config, record: ContainerRecord): ExtMount[] {
   const out: ExtMount[] = [];
   const add = (dest: string): void => {
-    const key = mountKey(dest);
+    const key = externalMountKey(record.rootfs, dest);
     if (!out.some((m) => m.key === key)) out.push({ key, val: key });
   };
   for (const m of config.mounts ?? []) if (isBindMount(m)) add(m.destination);
@@ -225,9 +237,9 @@ export function checkpoint(store: StateStore, id: string, opts: CheckpointOption
       throw new TsrunError(`cannot checkpoint a container in the ${status} state`);
     refuseUncheckpointable(store, record, id);
     const config = loadBundleConfig(record.bundle);
-    const binary = opts.criu ?? criuBinary();
+    const binary = criuBinary(opts.criu);
     checkCriuWorks(binary);
-    checkCriuVersion(binary);
+    const version = checkCriuVersion(binary);
     if (opts.preDump || opts.parentPath) checkCriuFeatures(binary, { memTrack: true });
     if (opts.lazyPages) checkCriuFeatures(binary, { lazyPages: true });
     const imagePath = path.resolve(opts.imagePath);
@@ -269,6 +281,8 @@ export function checkpoint(store: StateStore, id: string, opts: CheckpointOption
         parentImg: opts.parentPath,
         trackMem: opts.parentPath ? true : undefined,
         ps: pageServer,
+        // CRIU before 3.15 tells lazy pages are ready only on this fd (later ones by the status-ready notification).
+        statusFd: opts.statusFd !== -1 && version < 31500 ? opts.statusFd : undefined,
       };
       if (!opts.preDump) {
         criuOpts.extMnt = dumpExternalMounts(config, record);
@@ -282,9 +296,13 @@ export function checkpoint(store: StateStore, id: string, opts: CheckpointOption
         request: () => ({ type: opts.preDump ? CriuRequestType.PRE_DUMP : CriuRequestType.DUMP, opts: criuOpts }),
         logPath: path.join(opts.workPath ? path.resolve(opts.workPath) : imagePath, 'dump.log'),
         onNotify: (n) => {
-          if (n.script === 'status-ready' && opts.statusFd !== -1) {
+          if (n.script !== 'status-ready' || opts.statusFd === -1) return;
+          // The waiting caller's to read; a failure there is no reason to undo the dump (runc warns too).
+          try {
             fs.writeSync(opts.statusFd, Buffer.from([0]));
             fs.closeSync(opts.statusFd);
+          } catch (err) {
+            warn(`--status-fd ${opts.statusFd}: ${(err as Error).message}`);
           }
         },
       });
@@ -297,5 +315,11 @@ export function checkpoint(store: StateStore, id: string, opts: CheckpointOption
     store.unlock(lockFd);
   }
   // Its processes are gone (CRIU killed them after the dump): what is left is deleted as runc does (poststop too).
-  if (destroy) remove(store, id, true);
+  // The checkpoint is made whatever happens here: a failure is a warning, as runc's.
+  if (destroy)
+    try {
+      remove(store, id, true);
+    } catch (err) {
+      warn(`delete after the checkpoint: ${(err as Error).message}`);
+    }
 }

@@ -84,6 +84,8 @@ export interface CriuOpts {
   freezeCgroup?: string;
   tcpSkipInFlight?: boolean;
   lazyPages?: boolean;
+  /** CRIU before 3.15: where it writes \0 once lazy pages are ready (an fd of ours, as the directories are). */
+  statusFd?: number;
   orphanPtsMaster?: boolean;
   configFile?: string;
   lsmProfile?: string;
@@ -210,6 +212,7 @@ function encodeOpts(o: CriuOpts): Buffer {
     .string(44, o.freezeCgroup)
     .bool(46, o.tcpSkipInFlight)
     .bool(48, o.lazyPages)
+    .int(49, o.statusFd)
     .bool(50, o.orphanPtsMaster)
     .string(51, o.configFile)
     .string(53, o.lsmProfile)

@@ -39,7 +39,7 @@ import { native } from '../native';
 import { realPlatform } from '../platform';
 import { connectConsole, stdioTargets, waitAttached, writePidFile } from '../process-io';
 import { Rollback } from '../rollback';
-import { type ContainerRecord, processStartTime, type StateStore } from '../state';
+import { type ContainerRecord, CRIU_ROOT, processStartTime, type StateStore } from '../state';
 import { StdioPipes } from '../stdio-pipes';
 import type { ConsoleProxy } from '../terminal';
 import { debug } from '../log';
@@ -49,6 +49,7 @@ import {
   criuConfigFile,
   DESCRIPTORS_FILE,
   emptyNsMask,
+  externalMountKey,
   externalNsKey,
   isBindMount,
   mountKey,
@@ -206,7 +207,7 @@ export async function restore(store: StateStore, opts: RestoreOptions): Promise<
     throw new TsrunError('linux.namespaces: restore needs a mount namespace of the container\'s own ("mount")');
   const imagePath = path.resolve(opts.imagePath);
   const descriptors = readDescriptors(imagePath);
-  const binary = opts.criu ?? criuBinary();
+  const binary = criuBinary(opts.criu);
   checkCriuWorks(binary);
   const version = checkCriuVersion(binary);
   if ((opts.lsmProfile || opts.lsmMountContext) && version < 31600)
@@ -259,6 +260,7 @@ function restoreContainer(
   work.always('close the files CRIU was given', () => opened.forEach((fd) => native.close(fd)));
   let record: ContainerRecord | undefined;
   let restored = 0;
+  let hooksRan = false;
   try {
     work.onFailure('remove the state directory', () => store.remove(opts.id));
     record = newRecord({ ...opts, preserveFds: 0, noNewKeyring: false }, compiled);
@@ -278,7 +280,7 @@ function restoreContainer(
 
     makeMountPoints(config, rootfs, compiled.bundle);
     // CRIU's root: a mount point whose parent is not mounted over (runc's criu-root).
-    const criuRoot = path.join(fs.realpathSync(store.dir(opts.id)), 'criu-root');
+    const criuRoot = path.join(fs.realpathSync(store.dir(opts.id)), CRIU_ROOT);
 
     // Namespaces joined by path: network and pid are the checkpoint's externals, the others CRIU joins.
     const extra: number[] = [];
@@ -310,13 +312,13 @@ function restoreContainer(
     const extMnt: ExtMount[] = [];
     for (const m of config.mounts ?? [])
       if (isBindMount(m) && m.source)
-        extMnt.push({ key: mountKey(m.destination), val: path.resolve(compiled.bundle, m.source) });
+        extMnt.push({ key: externalMountKey(rootfs, m.destination), val: path.resolve(compiled.bundle, m.source) });
     const cgroupMount = (config.mounts ?? []).find((m) => m.type === 'cgroup');
     if (cgroupMount && cgroup.describe().driver === 'v1' && !config.linux?.namespaces?.some((n) => n.type === 'cgroup'))
       for (const [mountPoint, dir] of Object.entries(cgroup.describe().paths))
         extMnt.push({ key: `${mountKey(cgroupMount.destination)}/${path.basename(mountPoint)}`, val: dir });
     if (config.linux?.maskedPaths?.length) extMnt.push({ key: '/dev/null', val: '/dev/null' });
-    for (const d of config.linux?.devices ?? []) extMnt.push({ key: mountKey(d.path), val: d.path });
+    for (const d of config.linux?.devices ?? []) extMnt.push({ key: externalMountKey(rootfs, d.path), val: d.path });
 
     const stdio: [number, number, number] | null = settings.io.pipes
       ? settings.io.pipes.child
@@ -327,6 +329,7 @@ function restoreContainer(
     const onNotify = (n: Notification): void => {
       switch (n.script) {
         case 'setup-namespaces': {
+          hooksRan = true; // from here on a failure ends with poststop, as create's does
           const state = JSON.stringify(store.ociState({ ...recorded, pid: n.pid ?? 0 }, 'creating'));
           runHooks('prestart', config.hooks?.prestart, state, compiled.bundle);
           runHooks('createRuntime', config.hooks?.createRuntime, state, compiled.bundle);
@@ -335,17 +338,13 @@ function restoreContainer(
         case 'orphan-pts-master': {
           if (n.fd === undefined)
             throw new TsrunError('criu restore: the pty master did not come with its notification');
+          const socketPath = opts.consoleSocket ?? settings.io.proxy?.socketPath;
+          if (!socketPath) throw new TsrunError('process.terminal: the restored terminal has nowhere to go');
+          const sock = connectConsole(socketPath);
           try {
-            const socketPath = opts.consoleSocket ?? settings.io.proxy?.socketPath;
-            if (!socketPath) throw new TsrunError('process.terminal: the restored terminal has nowhere to go');
-            const sock = connectConsole(socketPath);
-            try {
-              native.sendFd(sock, n.fd, Buffer.from('/dev/ptmx'));
-            } finally {
-              native.close(sock);
-            }
+            native.sendFd(sock, n.fd, Buffer.from('/dev/ptmx'));
           } finally {
-            native.close(n.fd);
+            native.close(sock);
           }
           return;
         }
@@ -431,7 +430,7 @@ function restoreContainer(
     return record;
   } catch (err) {
     work.unwind();
-    if (record && restored)
+    if (record && hooksRan)
       runPoststop(record, JSON.stringify(store.ociState({ ...record, pid: 0 }, 'stopped')), compiled.bundle);
     throw err;
   } finally {

@@ -59,9 +59,11 @@ export interface CriuCall {
   logPath?: string;
 }
 
-export function criuBinary(): string {
+/** `--criu NAME`, or `criu`: a name without a slash is looked up on PATH, as runc's exec does. */
+export function criuBinary(name = 'criu'): string {
+  if (name.includes('/')) return name;
   for (const dir of (process.env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    const candidate = path.join(dir || '.', 'criu');
+    const candidate = path.join(dir || '.', name);
     try {
       fs.accessSync(candidate, fs.constants.X_OK);
       return candidate;
@@ -70,7 +72,7 @@ export function criuBinary(): string {
     }
   }
   throw new TsrunError(
-    'criu: not found on PATH (checkpoint and restore need CRIU 3.0 or later; Debian: apt-get install criu)',
+    `${name}: not found on PATH (checkpoint and restore need CRIU 3.0 or later; Debian: apt-get install criu)`,
   );
 }
 
@@ -125,49 +127,65 @@ export function criuRequest(binary: string, call: CriuCall): CriuResponse {
     if (devNull >= 0) fs.closeSync(devNull);
   }
   let request: CriuRequest | undefined;
-  let handlerError: unknown;
+  let answer: CriuResponse;
+  let exit: ReturnType<typeof native.waitPid>;
   try {
     call.onSpawn?.(child.pid);
     request = call.request(child.pid);
-    const what = NAMES[request.type] ?? `request ${request.type}`;
-    debug(`criu ${what}: pid ${child.pid}`);
-    native.packetSend(child.sock, encodeRequest(request));
-    for (;;) {
-      const packet = native.packetRecv(child.sock, -1);
-      if (!packet) {
-        if (handlerError) throw handlerError;
-        throw failure(undefined, call, what);
-      }
-      let resp: CriuResponse;
-      try {
-        resp = decodeResponse(packet.data);
-      } catch (err) {
-        if (packet.fd !== undefined) native.close(packet.fd);
-        throw new TsrunError(`criu ${what}: ${(err as Error).message}`);
-      }
-      if (resp.type === CriuRequestType.NOTIFY) {
-        let ok = !handlerError;
-        if (ok) {
-          try {
-            call.onNotify?.({ script: resp.notify?.script ?? '', pid: resp.notify?.pid, fd: packet.fd });
-          } catch (err) {
-            handlerError = err;
-            ok = false;
-          }
-        } else if (packet.fd !== undefined) native.close(packet.fd);
-        debug(`criu ${what}: ${resp.notify?.script}${ok ? '' : ' (refused)'}`);
-        native.packetSend(child.sock, encodeRequest({ type: CriuRequestType.NOTIFY, notifySuccess: ok }));
-        continue;
-      }
-      if (packet.fd !== undefined) native.close(packet.fd);
-      if (handlerError) throw handlerError;
-      if (!resp.success) throw failure(resp, call, what);
-      return resp;
-    }
+    answer = converse(child.sock, child.pid, request, call);
   } finally {
     native.close(child.sock);
     // A pre-dump's CRIU waits for the next request and ends when the socket closes; any other is done.
-    native.waitPid(child.pid, false);
+    exit = native.waitPid(child.pid, false);
+  }
+  // A dump or restore CRIU answered well but then failed on its way out is a failure, as runc reads it.
+  if ((request.type === CriuRequestType.DUMP || request.type === CriuRequestType.RESTORE) && exit?.code !== 0) {
+    const how = exit?.signal ? `signal ${exit.signal}` : `status ${exit?.code}`;
+    throw new TsrunError(
+      `criu ${NAMES[request.type]} failed: criu exited with ${how}${call.logPath ? ` (log: ${call.logPath})` : ''}`,
+    );
+  }
+  return answer;
+}
+
+/** The request sent, each notification answered, until CRIU's answer to the request (or its end). */
+function converse(sock: number, pid: number, request: CriuRequest, call: CriuCall): CriuResponse {
+  const what = NAMES[request.type] ?? `request ${request.type}`;
+  debug(`criu ${what}: pid ${pid}`);
+  native.packetSend(sock, encodeRequest(request));
+  let handlerError: unknown;
+  for (;;) {
+    const packet = native.packetRecv(sock, -1);
+    if (!packet) {
+      if (handlerError) throw handlerError;
+      throw failure(undefined, call, what);
+    }
+    let resp: CriuResponse;
+    try {
+      resp = decodeResponse(packet.data);
+    } catch (err) {
+      if (packet.fd !== undefined) native.close(packet.fd);
+      throw new TsrunError(`criu ${what}: ${(err as Error).message}`);
+    }
+    if (resp.type === CriuRequestType.NOTIFY) {
+      let ok = !handlerError;
+      try {
+        if (ok) call.onNotify?.({ script: resp.notify?.script ?? '', pid: resp.notify?.pid, fd: packet.fd });
+      } catch (err) {
+        handlerError = err;
+        ok = false;
+      } finally {
+        // The fd is the handler's to use while it runs, not to keep (the pty master goes on to the console socket).
+        if (packet.fd !== undefined) native.close(packet.fd);
+      }
+      debug(`criu ${what}: ${resp.notify?.script}${ok ? '' : ' (refused)'}`);
+      native.packetSend(sock, encodeRequest({ type: CriuRequestType.NOTIFY, notifySuccess: ok }));
+      continue;
+    }
+    if (packet.fd !== undefined) native.close(packet.fd);
+    if (handlerError) throw handlerError;
+    if (!resp.success) throw failure(resp, call, what);
+    return resp;
   }
 }
 
