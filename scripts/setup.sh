@@ -13,9 +13,11 @@ packages=(build-essential python3 make musl-tools busybox-static libseccomp-dev 
 # OCI layouts the way users make them (test/integration/image-names); zsh and fish, which run
 # tsrun's completion scripts (test/integration/cli-docs); clang-format, which the fast check
 # (scripts/check.sh) runs on native/; docker-registry (the CNCF distribution registry) and openssl,
-# the registries test/image/registry*.test.ts start on 127.0.0.1 and their certificates.
+# the registries test/image/registry*.test.ts start on 127.0.0.1 and their certificates; criu, which
+# checkpoint and restore drive (test/integration/checkpoint*.test.ts: the refusal on this host's kernel,
+# the whole of it in the VM on Debian's).
 if [ "${1:-}" = --engines ]; then
-  packages+=(podman conmon containerd docker.io tini runc skopeo zsh fish clang-format docker-registry openssl)
+  packages+=(podman conmon containerd docker.io tini runc skopeo zsh fish clang-format docker-registry openssl criu)
 fi
 missing=()
 for p in "${packages[@]}"; do

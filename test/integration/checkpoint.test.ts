@@ -15,7 +15,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import t from 'tap';
 import { native } from '../../src/lib/native';
 import { differsOnPurpose } from '../compat-helpers';
@@ -29,6 +29,7 @@ import {
   runCommand,
   tempDir,
   tsrun,
+  TSRUN,
   tsrunAsync,
   uniqueId,
   waitFor,
@@ -646,5 +647,84 @@ if (criuWorks) {
     t.equal(lines[0], atCheckpoint + 1, "restore's stdout carries the restored output");
     t.not(tsrun(bundle.root, ['state', id]).status, 0, 'deleted after');
     t.same(leftovers(bundle, id), []);
+  });
+
+  t.test('lazy migration: --lazy-pages with a page server, restored while the pages still travel', async (t) => {
+    const bundle = counterBundle(t);
+    const id = uniqueId('cklazy');
+    const copy = `${id}-copy`;
+    cleanupContainer(t, bundle.root, id);
+    cleanupContainer(t, bundle.root, copy);
+    const out1 = path.join(bundle.dir, 'out1');
+    await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
+    t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
+    const images = path.join(bundle.dir, 'images');
+    const port = String(20000 + (process.pid % 20000));
+    // CRIU writes one byte to --status-fd once its page server waits for the restorer (runc's test does the same).
+    const fifo = path.join(bundle.dir, 'lazy.fifo');
+    native.mkfifo(fifo, 0o600);
+    const status = fs.openSync(fifo, 'r+');
+    t.teardown(() => fs.closeSync(status));
+    const err = path.join(bundle.dir, 'checkpoint.err');
+    const errFd = fs.openSync(err, 'w');
+    const checkpointing = spawn(
+      TSRUN,
+      [
+        '--root',
+        bundle.root,
+        'checkpoint',
+        '--lazy-pages',
+        '--page-server',
+        `127.0.0.1:${port}`,
+        '--status-fd',
+        '3',
+        '--image-path',
+        images,
+        id,
+      ],
+      { stdio: ['ignore', 'ignore', errFd, status] },
+    );
+    fs.closeSync(errFd);
+    const dumped = new Promise<number | null>((resolve) => checkpointing.on('exit', (code) => resolve(code)));
+    t.teardown(() => void checkpointing.kill('SIGKILL'));
+    t.ok(native.waitReadable(status, 120_000), 'the page server is ready');
+    const byte = Buffer.alloc(1);
+    t.equal(fs.readSync(status, byte, 0, 1, null), 1);
+    t.equal(byte[0], 0, 'a \\0 on --status-fd');
+    const lazy = spawn(
+      'criu',
+      ['lazy-pages', '--page-server', '--address', '127.0.0.1', '--port', port, '-D', images],
+      {
+        stdio: 'ignore',
+      },
+    );
+    t.teardown(() => void lazy.kill('SIGKILL'));
+    const served = new Promise<number | null>((resolve) => lazy.on('exit', (code) => resolve(code)));
+    const atCheckpoint = lastCount(out1);
+    const out2 = path.join(bundle.dir, 'out2');
+    await detachedWithPipes(
+      t,
+      [
+        binaryOf('tsrun'),
+        '--root',
+        bundle.root,
+        'restore',
+        '-d',
+        '--lazy-pages',
+        '-b',
+        bundle.dir,
+        '--image-path',
+        images,
+        copy,
+      ],
+      out2,
+    );
+    t.ok(await waitFor(() => lastCount(out2) >= atCheckpoint + 3, 120_000), 'the copy counts on from the checkpoint');
+    t.equal(await dumped, 0, `the checkpoint ends once every page went over: ${fs.readFileSync(err, 'utf8')}`);
+    t.equal(await served, 0, "CRIU's lazy-pages daemon ends too");
+    t.not(tsrun(bundle.root, ['state', id]).status, 0, 'the original is gone');
+    t.match(JSON.parse(tsrun(bundle.root, ['state', copy]).stdout), { status: 'running' });
+    t.equal(tsrun(bundle.root, ['delete', '-f', copy]).status, 0);
+    t.same([...leftovers(bundle, id), ...leftovers(bundle, copy)], []);
   });
 }
