@@ -30,10 +30,11 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
   # Checkpoint and restore run here too: CRIU 3.17 cannot dump on this host's kernel but can on the VM's 6.1.  It needs
   # nf_tables (after crc32c_generic: busybox's modprobe ignores soft dependencies), nf_conntrack_netlink and the
   # socket-diag modules, without which CRIU cannot lock or dump a network namespace or its sockets.
+  # 600 s a file: under TCG, two files at once (CRIU's among them), cgroups and rootless-image take 5 minutes and more.
   bash test/vm/run.sh --timeout 2700 \
     --modules "loop crc32c_generic ext4 nf_tables nf_conntrack_netlink unix_diag netlink_diag af_packet_diag inet_diag tcp_diag udp_diag raw_diag" \
     --cwd "$PWD" -- \
-    npx tap dist/test/integration/cgroups.test.js dist/test/integration/devices-bpf.test.js dist/test/integration/exec.test.js \
+    npx tap --timeout 600 dist/test/integration/cgroups.test.js dist/test/integration/devices-bpf.test.js dist/test/integration/exec.test.js \
       dist/test/security/exec-paused-cgroups.test.js dist/test/integration/rootless.test.js \
       dist/test/integration/rootless-image.test.js dist/test/integration/checkpoint.test.js \
       dist/test/engines/podman-checkpoint.test.js \

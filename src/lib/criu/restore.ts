@@ -202,7 +202,9 @@ export async function restore(store: StateStore, opts: RestoreOptions): Promise<
     realPlatform,
   );
   if (compiled.image)
-    throw new TsrunError('restore: a bundle made from an image cannot be restored (checkpoint refuses them)');
+    throw new TsrunError(
+      'a bundle made from an image (tsrun bundle) cannot be restored: its rootfs is an overlay only the container mounts (checkpoint refuses such containers)',
+    );
   if (compiled.plan.hostMounts)
     throw new TsrunError('linux.namespaces: restore needs a mount namespace of the container\'s own ("mount")');
   const imagePath = path.resolve(opts.imagePath);
