@@ -155,6 +155,15 @@ t.test(
     t.notOk(fs.existsSync(images), 'no image dir');
     t.match(JSON.parse(tsrun(root, ['state', id]).stdout), { status: 'running' });
     t.equal(tsrun(root, ['delete', '-f', id]).status, 0);
+    // Nor is a bundle made from an image (its rootfs an overlay the container mounts itself) restored.
+    const imageBundle = path.join(work, 'bundle');
+    t.equal(tsrun(root, ['bundle', '--store', store, IMAGE, imageBundle]).status, 0);
+    const restored = tsrun(root, ['restore', '-d', '-b', imageBundle, '--image-path', images, id]);
+    t.equal(
+      restored.stderr,
+      `tsrun: restore ${id}: a bundle made from an image (tsrun bundle) cannot be restored: its rootfs is an overlay only the container mounts (checkpoint refuses such containers)\n`,
+    );
+    t.notOk(fs.existsSync(path.join(root, id)), 'no state');
 
     const bundle = counterBundle(t, (c) => {
       c.linux!.namespaces = c.linux!.namespaces!.filter((n) => n.type !== 'mount');
