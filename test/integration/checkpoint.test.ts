@@ -348,7 +348,7 @@ if (criuWorks) {
     t.same([...leftovers(bundle, id), ...leftovers(bundle, copy)], []);
   });
 
-  t.test('pre-dump, then a final dump on top of it (--parent-path), restores', async (t) => {
+  t.test('pre-dump, then a final dump on top of it (--parent-path), restores (--auto-dedup)', async (t) => {
     const bundle = counterBundle(t);
     const id = uniqueId('ckpre');
     cleanupContainer(t, bundle.root, id);
@@ -372,14 +372,38 @@ if (criuWorks) {
     });
     t.equal(f.status, 0, f.stderr);
     t.ok(fs.existsSync(path.join(final, 'parent')), 'the final dump links its parent');
+    const pagesBlocks = (dir: string): number =>
+      fs
+        .readdirSync(dir)
+        .filter((f) => /^pages-\d+\.img$/.test(f))
+        .reduce((sum, f) => sum + fs.statSync(path.join(dir, f)).blocks, 0);
+    const finalBlocks = pagesBlocks(final);
+    t.ok(finalBlocks > 0, 'the final dump wrote pages');
     const atCheckpoint = lastCount(out1);
     const out2 = path.join(bundle.dir, 'out2');
     await detachedWithPipes(
       t,
-      [binaryOf('tsrun'), '--root', bundle.root, 'restore', '-d', '-b', bundle.dir, '--image-path', final, id],
+      [
+        binaryOf('tsrun'),
+        '--root',
+        bundle.root,
+        'restore',
+        '-d',
+        '--auto-dedup',
+        '-b',
+        bundle.dir,
+        '--image-path',
+        final,
+        id,
+      ],
       out2,
     );
     t.ok(await waitFor(() => lastCount(out2) >= atCheckpoint + 2, 60_000), 'restored from the two dumps');
+    // --auto-dedup: CRIU punched out of the images each page it restored.
+    t.ok(
+      pagesBlocks(final) < finalBlocks,
+      `the final dump's pages were punched out (${finalBlocks} -> ${pagesBlocks(final)} blocks)`,
+    );
     t.equal(tsrun(bundle.root, ['delete', '-f', id]).status, 0);
     t.same(leftovers(bundle, id), []);
   });
