@@ -196,7 +196,6 @@ function checkStatusFd(fd: number): void {
 
 /** --parent-path: relative to the image path, and a directory there (runc's rules). */
 function checkParentPath(imagePath: string, parentPath: string): void {
-  if (path.isAbsolute(parentPath)) throw new TsrunError('--parent-path: must be relative (to --image-path)');
   const real = path.join(imagePath, parentPath);
   let st: fs.Stats;
   try {
@@ -224,6 +223,8 @@ export function checkpoint(store: StateStore, id: string, opts: CheckpointOption
   const mode = cgroupMode(opts.manageCgroupsMode);
   const emptyNs = emptyNsMask(opts.emptyNs);
   const pageServer = opts.pageServer ? parsePageServer(opts.pageServer) : undefined;
+  if (opts.parentPath && path.isAbsolute(opts.parentPath))
+    throw new TsrunError('--parent-path: must be relative (to --image-path)');
   if (opts.statusFd !== -1) {
     if (!opts.lazyPages) throw new TsrunError('--status-fd: only with --lazy-pages');
     checkStatusFd(opts.statusFd);
@@ -243,10 +244,11 @@ export function checkpoint(store: StateStore, id: string, opts: CheckpointOption
     if (opts.preDump || opts.parentPath) checkCriuFeatures(binary, { memTrack: true });
     if (opts.lazyPages) checkCriuFeatures(binary, { lazyPages: true });
     const imagePath = path.resolve(opts.imagePath);
+    // Before the image dir is made: a missing parent leaves nothing behind.
+    if (opts.parentPath) checkParentPath(imagePath, opts.parentPath);
     const imageFd = openCriuDir(imagePath, '--image-path');
     let workFd = -1;
     try {
-      if (opts.parentPath) checkParentPath(imagePath, opts.parentPath);
       workFd = opts.workPath ? openCriuDir(path.resolve(opts.workPath), '--work-path') : -1;
       const external: string[] = [];
       for (const type of ['network', 'pid'] as const) {
