@@ -4,8 +4,9 @@
  * command with pipes for stdio, as an engine gives them.
  */
 import * as fs from 'fs';
+import * as path from 'path';
 import { spawn, spawnSync } from 'child_process';
-import { type Bundle, makeBundle, runCommand, TSRUN, tsrun } from './helpers';
+import { type Bundle, makeBundle, runCommand, TSRUN, tsrun, waitFor } from './helpers';
 
 export const criuWorks = spawnSync('criu', ['check'], { encoding: 'utf8' }).status === 0;
 
@@ -76,4 +77,19 @@ export function runtime(name: 'runc' | 'tsrun', root: string): (args: string[]) 
 
 export function binaryOf(name: 'runc' | 'tsrun'): string {
   return name === 'tsrun' ? TSRUN : '/usr/sbin/runc';
+}
+
+/**
+ * `tsrun run -d` of the bundle's counter with pipes for stdio (detachedWithPipes), once it counts: the file its
+ * output goes to (out1 in the bundle).
+ */
+export async function startCounting(
+  t: Parameters<typeof makeBundle>[0] & { ok(value: unknown, message: string): unknown },
+  bundle: Bundle,
+  id: string,
+): Promise<string> {
+  const out = path.join(bundle.dir, 'out1');
+  await detachedWithPipes(t, [TSRUN, '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out);
+  t.ok(await waitFor(() => lastCount(out) >= 3, 30_000), 'the counter counts');
+  return out;
 }

@@ -43,6 +43,7 @@ import {
   firstCount,
   lastCount,
   runtime,
+  startCounting,
 } from '../criu-helpers';
 
 if (!IS_ROOT) {
@@ -134,6 +135,10 @@ t.test(
     );
     const badNs = tsrun(bundle.root, ['checkpoint', '--empty-ns', 'pid', id]);
     t.equal(badNs.stderr, `tsrun: checkpoint ${id}: --empty-ns: namespace "pid" is not supported (only network)\n`);
+    const fresh = path.join(bundle.dir, 'fresh');
+    const badParent = tsrun(bundle.root, ['checkpoint', '--parent-path', '/pre', '--image-path', fresh, id]);
+    t.equal(badParent.stderr, `tsrun: checkpoint ${id}: --parent-path: must be relative (to --image-path)\n`);
+    t.notOk(fs.existsSync(fresh), 'no image dir made for a bad --parent-path');
   },
 );
 
@@ -313,9 +318,7 @@ if (criuWorks) {
     const copy = `${id}-copy`;
     cleanupContainer(t, bundle.root, id);
     cleanupContainer(t, bundle.root, copy);
-    const out1 = path.join(bundle.dir, 'out1');
-    await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
-    t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
+    const out1 = await startCounting(t, bundle, id);
     const images = path.join(bundle.dir, 'images');
     // The original counts on once CRIU lets it go, so the checkpoint's count lies between these two readings.
     const beforeCheckpoint = lastCount(out1);
@@ -352,9 +355,7 @@ if (criuWorks) {
     const bundle = counterBundle(t);
     const id = uniqueId('ckpre');
     cleanupContainer(t, bundle.root, id);
-    const out1 = path.join(bundle.dir, 'out1');
-    await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
-    t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
+    const out1 = await startCounting(t, bundle, id);
     const pre = path.join(bundle.dir, 'pre');
     const final = path.join(bundle.dir, 'final');
     const p = tsrun(bundle.root, ['checkpoint', '--pre-dump', '--image-path', pre, id], { timeoutMs: 180_000 });
@@ -582,9 +583,7 @@ if (criuWorks) {
       const other = path.join(tempDir(t), 'elsewhere');
       cleanupContainer(t, bundle.root, id);
       cleanupContainer(t, other, id);
-      const out1 = path.join(bundle.dir, 'out1');
-      await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
-      t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
+      const out1 = await startCounting(t, bundle, id);
       const images = path.join(bundle.dir, 'images');
       const work = path.join(bundle.dir, 'work');
       const ck = tsrun(bundle.root, ['checkpoint', '--image-path', images, '--work-path', work, id], {
@@ -659,9 +658,7 @@ if (criuWorks) {
     const bundle = counterBundle(t);
     const id = uniqueId('ckfg');
     cleanupContainer(t, bundle.root, id);
-    const out1 = path.join(bundle.dir, 'out1');
-    await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
-    t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
+    const out1 = await startCounting(t, bundle, id);
     const images = path.join(bundle.dir, 'images');
     t.equal(tsrun(bundle.root, ['checkpoint', '--image-path', images, id], { timeoutMs: 180_000 }).status, 0);
     const atCheckpoint = lastCount(out1);
@@ -688,9 +685,7 @@ if (criuWorks) {
     const copy = `${id}-copy`;
     cleanupContainer(t, bundle.root, id);
     cleanupContainer(t, bundle.root, copy);
-    const out1 = path.join(bundle.dir, 'out1');
-    await detachedWithPipes(t, [binaryOf('tsrun'), '--root', bundle.root, 'run', '-d', '-b', bundle.dir, id], out1);
-    t.ok(await waitFor(() => lastCount(out1) >= 3, 30_000));
+    const out1 = await startCounting(t, bundle, id);
     const images = path.join(bundle.dir, 'images');
     const port = String(20000 + (process.pid % 20000));
     // CRIU writes one byte to --status-fd once its page server waits for the restorer (runc's test does the same).
