@@ -561,6 +561,8 @@ if (criuWorks) {
     async (t) => {
       // With what a restore must give again: a host directory bound in, limits, and the hooks that run at create.
       const data = tempDir(t, 'tsrun-ck-data-');
+      const inner = tempDir(t, 'tsrun-ck-inner-');
+      fs.writeFileSync(path.join(inner, 'marker'), 'inner\n');
       const hookLog = path.join(data, '..', `${path.basename(data)}.hooks`);
       t.teardown(() => fs.rmSync(hookLog, { force: true }));
       // Each hook logs its state; while `refuse` exists, the hooks fail (a restore whose prestart hook fails).
@@ -576,6 +578,8 @@ if (criuWorks) {
       const bundle = counterBundle(t, (c) => {
         c.process!.args = ['/bin/sh', '-c', COUNTER.replace('> /tmp/count', '> /tmp/count; echo $i > /data/count')];
         c.mounts!.push({ destination: '/data', type: 'bind', source: data, options: ['rbind', 'rw'] });
+        // A bind inside that bind: its mount point is in data, made there at create (runc#2748).
+        c.mounts!.push({ destination: '/data/inner', type: 'bind', source: inner, options: ['rbind', 'ro'] });
         c.linux!.resources = { pids: { limit: 77 } };
         c.hooks = { prestart: [hook], createRuntime: [hook], poststop: [hook] };
       });
@@ -586,6 +590,17 @@ if (criuWorks) {
       const out1 = await startCounting(t, bundle, id);
       const images = path.join(bundle.dir, 'images');
       const work = path.join(bundle.dir, 'work');
+      // A --work-path that cannot be made: refused, and the image dir made for it goes too.
+      const unmade = path.join(bundle.dir, 'new', 'images');
+      const badWork = tsrun(
+        bundle.root,
+        ['checkpoint', '--image-path', unmade, '--work-path', path.join(bundle.dir, 'config.json', 'work'), id],
+        { timeoutMs: 180_000 },
+      );
+      t.equal(badWork.status, 1);
+      t.match(badWork.stderr, new RegExp(`^tsrun: checkpoint ${id}: --work-path \\S+/config\\.json/work: .*\\n$`));
+      t.notOk(fs.existsSync(path.join(bundle.dir, 'new')), 'no image dir left by a bad --work-path');
+      t.match(JSON.parse(tsrun(bundle.root, ['state', id]).stdout), { status: 'running' }, 'the container runs on');
       const ck = tsrun(bundle.root, ['checkpoint', '--image-path', images, '--work-path', work, id], {
         timeoutMs: 180_000,
       });
@@ -594,6 +609,7 @@ if (criuWorks) {
       t.same(leftovers(bundle, id), [], 'the checkpointed container is gone, with its cgroups');
       // Elsewhere the rootfs may lack the mount points create made: restore makes them, as runc's does.
       fs.rmdirSync(path.join(bundle.rootfs, 'data'));
+      fs.rmdirSync(path.join(data, 'inner'));
       const atCheckpoint = lastCount(out1);
       t.same(
         hookStates().map((h) => h.status),
@@ -630,6 +646,8 @@ if (criuWorks) {
         await waitFor(() => lastCount(path.join(data, 'count')) > atCheckpoint, 10_000),
         'the bind mount is there again',
       );
+      const innerSeen = tsrun(other, ['exec', id, 'cat', '/data/inner/marker']);
+      t.equal(innerSeen.stdout, 'inner\n', 'and the bind inside it, its mount point made in the outer source');
       const cgroup = fs.readFileSync(`/proc/${state.pid}/cgroup`, 'utf8').match(/^0::(.*)$/m)?.[1];
       t.equal(fs.readFileSync(`/sys/fs/cgroup${cgroup}/pids.max`, 'utf8').trim(), '77', "the config's limits hold");
       const hooks = hookStates();

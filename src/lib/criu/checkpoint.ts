@@ -114,17 +114,36 @@ export function criuConfigFile(annotations: Record<string, string> | undefined):
   return value || undefined;
 }
 
-/** A directory CRIU writes into: made 0700 if missing (it may exist: a container is checkpointed again). */
-export function openCriuDir(dir: string, flag: string): number {
+/**
+ * A directory CRIU writes into, made 0700 if missing (it may exist: a
+ * container is checkpointed again): its fd, and the first directory this
+ * made (undefined if none), for takeBackMadeDirs.
+ */
+export function openCriuDir(dir: string, flag: string): { fd: number; made: string | undefined } {
+  let made: string | undefined;
   try {
-    fs.mkdirSync(dir, { mode: 0o700, recursive: true });
+    made = fs.mkdirSync(dir, { mode: 0o700, recursive: true });
   } catch (err) {
     throw new TsrunError(describeFsError(err, `${flag} ${dir}`));
   }
   try {
-    return fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    return { fd: fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY), made };
   } catch (err) {
+    takeBackMadeDirs(dir, made);
     throw new TsrunError(describeFsError(err, `${flag} ${dir}`));
+  }
+}
+
+/** The directories openCriuDir made, from dir up to made, while they are empty: what fails before CRIU leaves nothing. */
+export function takeBackMadeDirs(dir: string, made: string | undefined): void {
+  if (made === undefined) return;
+  for (let d = dir; d.startsWith(made); d = path.dirname(d)) {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      return; // not empty (somebody else's now) or gone: left as it is
+    }
+    if (d === made) return;
   }
 }
 
@@ -246,10 +265,17 @@ export function checkpoint(store: StateStore, id: string, opts: CheckpointOption
     const imagePath = path.resolve(opts.imagePath);
     // Before the image dir is made: a missing parent leaves nothing behind.
     if (opts.parentPath) checkParentPath(imagePath, opts.parentPath);
-    const imageFd = openCriuDir(imagePath, '--image-path');
+    const image = openCriuDir(imagePath, '--image-path');
+    const imageFd = image.fd;
     let workFd = -1;
     try {
-      workFd = opts.workPath ? openCriuDir(path.resolve(opts.workPath), '--work-path') : -1;
+      try {
+        workFd = opts.workPath ? openCriuDir(path.resolve(opts.workPath), '--work-path').fd : -1;
+      } catch (err) {
+        // Nothing was written yet: the image dir made just now goes too.
+        takeBackMadeDirs(imagePath, image.made);
+        throw err;
+      }
       const external: string[] = [];
       for (const type of ['network', 'pid'] as const) {
         const joined = joinedPath(config, type);

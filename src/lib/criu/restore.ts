@@ -31,7 +31,7 @@ import {
   remove,
   runPoststop,
 } from '../container';
-import { type Config } from '../config';
+import { type Config, type Mount } from '../config';
 import { TsrunError, describeFsError } from '../errors';
 import { runHooks } from '../hooks';
 import { JOIN_ORDER, NAMESPACES } from '../namespaces';
@@ -121,35 +121,52 @@ function cgroupRootsOf(pid: number): CgroupRoot[] {
 }
 
 /**
- * runc's prepareCriuRestoreMounts, less its temporary binds: each mount
- * point CRIU will mount on, made beneath the rootfs when missing (a rootfs
- * copied elsewhere before the container first ran lacks them).  Not those
- * on a tmpfs of the container's (CRIU restores its content) nor inside a
- * bind (they are in the bind's source, made there at create).
+ * runc's prepareCriuRestoreMounts: each mount point CRIU will mount on,
+ * made when missing (a rootfs or a bind source copied elsewhere before the
+ * container first ran lacks them).  Where the innermost mount enclosing a
+ * mount point is a tmpfs of the container's, nothing is made (CRIU restores
+ * its content); where it is a bind, the mount point is made in the bind's
+ * source, where create made it through the bind; else in the rootfs.
+ *
+ * runc makes those inside binds by binding each source onto the rootfs, in
+ * the host's mount namespace, for the time of the restore (runc#2748).
+ * tsrun makes them in the source itself, beneath it by openat2
+ * (RESOLVE_IN_ROOT): the same directory, with no mount in the host's
+ * namespace to leave behind if tsrun is killed.  One difference: a symlink
+ * inside a bind source resolves within the source here, where in the
+ * container an absolute one resolves from the rootfs; CRIU then names the
+ * mount point it cannot find.
  */
 function makeMountPoints(config: Config, rootfs: string, bundle: string): void {
   const mounts = config.mounts ?? [];
-  const tmpfs = mounts.filter((m) => m.type === 'tmpfs').map((m) => mountKey(m.destination));
-  const binds = mounts.filter(isBindMount).map((m) => mountKey(m.destination));
-  const below = (key: string, dirs: string[]): boolean =>
-    dirs.some((d) => d !== key && key.startsWith(d === '/' ? '/' : `${d}/`));
+  const sourceOf = (m: Mount): string => path.resolve(bundle, m.source ?? '');
+  const isDir = (file: string): boolean => {
+    try {
+      return fs.statSync(file).isDirectory();
+    } catch {
+      return false; // a missing source: CRIU names it
+    }
+  };
+  const enclosing = mounts
+    .filter((m) => m.type === 'tmpfs' || (isBindMount(m) && m.source && isDir(sourceOf(m))))
+    .map((m) => ({ key: mountKey(m.destination), source: m.type === 'tmpfs' ? undefined : sourceOf(m) }))
+    .filter((e) => e.key !== '/');
   for (const m of mounts) {
     const key = mountKey(m.destination);
-    if (m.type === 'cgroup' || key === '/' || below(key, tmpfs) || below(key, binds)) continue;
-    let isFile = false;
-    if (isBindMount(m) && m.source) {
-      try {
-        isFile = !fs.statSync(path.resolve(bundle, m.source)).isDirectory();
-      } catch {
-        // a missing source: CRIU names it
-      }
-    }
+    if (m.type === 'cgroup' || key === '/') continue;
+    const within = enclosing.filter((e) => key.startsWith(`${e.key}/`)).sort((a, b) => b.key.length - a.key.length)[0];
+    if (within && !within.source) continue;
+    const [root, relative] = within?.source
+      ? [within.source, key.slice(within.key.length + 1)]
+      : [rootfs, key.slice(1)];
+    const isFile = isBindMount(m) && !!m.source && fs.existsSync(sourceOf(m)) && !isDir(sourceOf(m));
     try {
-      native.makeMountPoint(rootfs, key.slice(1), isFile);
+      native.makeMountPoint(root, relative, isFile);
     } catch (err) {
       const errno = (err as { errno?: number }).errno ?? 0;
+      const where = within?.source ? `in the source of the bind at ${within.key}` : 'in the rootfs';
       throw new TsrunError(
-        `mounts: ${m.destination}: cannot make its mount point in the rootfs: ${native.strerror(errno).toLowerCase()}`,
+        `mounts: ${m.destination}: cannot make its mount point ${where}: ${native.strerror(errno).toLowerCase()}`,
       );
     }
   }
@@ -276,7 +293,7 @@ function restoreContainer(
     let workFd: number | undefined;
     if (opts.workPath) {
       const { openCriuDir } = require('./checkpoint') as typeof import('./checkpoint');
-      workFd = openCriuDir(path.resolve(opts.workPath), '--work-path');
+      workFd = openCriuDir(path.resolve(opts.workPath), '--work-path').fd;
       opened.push(workFd);
     }
 
