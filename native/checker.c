@@ -5,7 +5,8 @@
  * stdout describing the environment the process actually observes, so the
  * tests can compare it with what the OCI config asked for.  Extra argv modes
  * give the tests small, scriptable primitives (read/stat/write a path, read a
- * sysctl, make a raw syscall, exit with a code, sleep, report signals, echo stdin).
+ * sysctl, make a raw syscall, exit with a code, sleep, report signals, echo stdin,
+ * hold a file lock, listen on a TCP port, serve or send unix datagrams).
  *
  * Design constraints:
  *   - Built with `musl-gcc -static`, so it runs in any rootfs (even one that
@@ -25,8 +26,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -1461,6 +1466,128 @@ static int mode_sleep(const char *seconds)
 	return 0;
 }
 
+/* Sleeps until killed: what holds a lock or a socket for a checkpoint test. */
+__attribute__((noreturn)) static int pause_forever(void)
+{
+	for (;;)
+		pause();
+}
+
+/*
+ * flock PATH [hold]: takes an exclusive flock(2) on PATH (made if missing)
+ * without waiting, and prints {"locked":true} or {"locked":false,"errno":N}.
+ * With "hold" it keeps the lock until killed (a lock CRIU must carry over,
+ * --file-locks); without, it tells whether somebody else holds it.
+ */
+static int mode_flock(const char *file, int hold)
+{
+	int fd = open(file, O_RDWR | O_CREAT, 0644);
+	int locked = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
+	int err = locked ? 0 : errno;
+
+	json_begin_object();
+	json_kbool("locked", locked);
+	if (!locked)
+		json_kint("errno", err);
+	json_end_object();
+	putchar('\n');
+	fflush(stdout);
+	if (!locked)
+		return 1;
+	return hold ? pause_forever() : 0;
+}
+
+/*
+ * listen PORT: a TCP socket listening on 0.0.0.0:PORT that never accepts,
+ * so a connection made to it stays in its accept queue (in flight, for
+ * --tcp-skip-in-flight); prints {"listening":PORT} and waits until killed.
+ */
+static int mode_listen(const char *port)
+{
+	struct sockaddr_in addr;
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&addr, 0, sizeof addr);
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons((uint16_t)atoi(port));
+	addr.sin_addr.s_addr = htonl(INADDR_ANY);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 8) != 0) {
+		json_begin_object();
+		json_kint("errno", errno);
+		json_end_object();
+		putchar('\n');
+		return 1;
+	}
+	json_begin_object();
+	json_kint("listening", atoi(port));
+	json_end_object();
+	putchar('\n');
+	fflush(stdout);
+	return pause_forever();
+}
+
+static int unix_address(const char *file, struct sockaddr_un *addr)
+{
+	memset(addr, 0, sizeof *addr);
+	addr->sun_family = AF_UNIX;
+	if (strlen(file) >= sizeof addr->sun_path)
+		return -1;
+	strcpy(addr->sun_path, file);
+	return 0;
+}
+
+/*
+ * dgram-serve PATH: a unix datagram socket bound at PATH; each datagram
+ * received is written to stdout as it came, until killed.
+ */
+static int mode_dgram_serve(const char *file)
+{
+	struct sockaddr_un addr;
+	char buf[512];
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+
+	if (fd < 0 || unix_address(file, &addr) != 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
+		return 1;
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+
+		if (n < 0 && errno != EINTR)
+			return 1;
+		if (n > 0 && write(1, buf, (size_t)n) < 0)
+			return 1;
+	}
+}
+
+/*
+ * dgram-send PATH: a unix datagram socket connected to PATH (a socket of
+ * somebody else's, --ext-unix-sk), sending "1\n", "2\n", ... five times a
+ * second until killed; it connects again while the peer is not there.
+ */
+static int mode_dgram_send(const char *file)
+{
+	struct sockaddr_un addr;
+	struct timespec tick = {0, 200 * 1000 * 1000};
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0), connected = 0;
+	unsigned long i = 0;
+
+	if (fd < 0 || unix_address(file, &addr) != 0)
+		return 1;
+	for (;;) {
+		char line[32];
+		int len;
+
+		if (!connected)
+			connected = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+		if (connected) {
+			len = snprintf(line, sizeof line, "%lu\n", ++i);
+			if (send(fd, line, (size_t)len, 0) < 0)
+				i--;
+		}
+		nanosleep(&tick, NULL);
+	}
+}
+
 /*
  * signals-wait: handlers only count deliveries (printing from a handler is
  * not async-signal-safe); the main loop waits in sigsuspend() with the
@@ -1556,7 +1683,8 @@ static int usage_error(const char *mode)
 	json_kstr("mode", mode);
 	json_kstr("usage",
 		  "checker [report [ARGS...] | read PATH | stat PATH | write PATH TEXT | sysctl NAME | "
-		  "exit N | sleep SECONDS | signals-wait | fds | echo-stdin]");
+		  "exit N | sleep SECONDS | signals-wait | fds | echo-stdin | flock PATH [hold] | listen "
+		  "PORT]");
 	json_end_object();
 	putchar('\n');
 	fflush(stdout);
@@ -1591,6 +1719,14 @@ int main(int argc, char **argv)
 		return mode_signals_wait();
 	else if (!strcmp(mode, "echo-stdin") && argc == 2)
 		return mode_echo_stdin();
+	else if (!strcmp(mode, "flock") && (argc == 3 || (argc == 4 && !strcmp(argv[3], "hold"))))
+		return mode_flock(argv[2], argc == 4);
+	else if (!strcmp(mode, "listen") && argc == 3)
+		return mode_listen(argv[2]);
+	else if (!strcmp(mode, "dgram-serve") && argc == 3)
+		return mode_dgram_serve(argv[2]);
+	else if (!strcmp(mode, "dgram-send") && argc == 3)
+		return mode_dgram_send(argv[2]);
 	else
 		return usage_error(mode);
 

@@ -37,6 +37,7 @@ if [ "${TSRUN_SKIP_VM:-}" != 1 ]; then
     npx tap --timeout 600 dist/test/integration/cgroups.test.js dist/test/integration/devices-bpf.test.js dist/test/integration/exec.test.js \
       dist/test/security/exec-paused-cgroups.test.js dist/test/integration/rootless.test.js \
       dist/test/integration/rootless-image.test.js dist/test/integration/checkpoint.test.js \
+      dist/test/integration/checkpoint-flags.test.js \
       dist/test/engines/podman-checkpoint.test.js \
     2>&1 | tee "$logs/vm" || status=$?
   echo "== systemd as PID 1, in a VM (test/vm --systemd) =="

@@ -58,6 +58,23 @@ t.test('requests, byte for byte', async (t) => {
     '0801120b08ffffffffffffffffff01',
   );
   t.throws(() => encodeRequest({ type: CriuRequestType.DUMP, opts: { imagesDirFd: 1.5 } }), /not an integer/);
+  // restore's --lsm-profile and --lsm-mount-context: no AppArmor or SELinux here to apply them, so the bytes CRIU gets.
+  t.equal(
+    hex(
+      encodeRequest({
+        type: CriuRequestType.RESTORE,
+        opts: { imagesDirFd: 5, lsmProfile: 'apparmor:p', lsmMountContext: 'c' },
+      }),
+    ),
+    '0802' +
+      '1213' +
+      '0805' +
+      'aa030a' +
+      Buffer.from('apparmor:p').toString('hex') +
+      'fa0301' +
+      Buffer.from('c').toString('hex'),
+    'lsm_profile (53) and lsm_mount_context (63)',
+  );
 });
 
 t.test('responses: what tsrun reads, and what it skips', async (t) => {
