@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawn, spawnSync } from 'child_process';
-import { type Bundle, makeBundle, runCommand, TSRUN, tsrun, waitFor } from './helpers';
+import { type Bundle, makeBundle, runCommand, shellQuote, TSRUN, tsrun, waitFor } from './helpers';
 
 export const criuWorks = spawnSync('criu', ['check'], { encoding: 'utf8' }).status === 0;
 
@@ -33,7 +33,7 @@ export function counterBundle(
  * own, ended at teardown.
  */
 export function detachedWithPipes(t: Parameters<typeof makeBundle>[0], argv: string[], out: string): Promise<number> {
-  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const quoted = shellQuote(argv);
   const child = spawn('/bin/sh', ['-c', `sleep 100000 | ${quoted} 2>&1 | cat > '${out}'`], {
     detached: true,
     stdio: 'ignore',

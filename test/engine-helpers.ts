@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { readHierarchies } from '../src/lib/cgroup/manager';
 import { native } from '../src/lib/native';
-import { type RunResult, runCommand, TSRUN, waitFor } from './helpers';
+import { type RunResult, runCommand, shellQuote, TSRUN, waitFor } from './helpers';
 import { baseLayer, dockerArchive, imageOf } from './image-helpers';
 
 export const IMAGE = 'localhost/tsrun-busybox:test';
@@ -51,8 +51,7 @@ export function sentArgv(log: string): string[] {
 
 /** Run `argv` on a pty (script -qfec), as a user at a terminal; the status is the command's. */
 export function onTty(argv: string[], env: Record<string, string> = {}, timeoutMs = 60_000, cwd?: string): RunResult {
-  const quoted = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  return runCommand(['script', '-qfec', quoted, '/dev/null'], { env, timeoutMs, cwd });
+  return runCommand(['script', '-qfec', shellQuote(argv), '/dev/null'], { env, timeoutMs, cwd });
 }
 
 /** A daemon under `tini -s` (a subreaper, so orphans are reaped at once), logging to a file. */

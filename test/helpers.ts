@@ -81,6 +81,11 @@ export function uniqueId(prefix = 't'): string {
   return `${prefix}-${process.pid}-${++counter}`;
 }
 
+/** argv as one sh command line, each word single-quoted. */
+export function shellQuote(argv: string[]): string {
+  return argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+}
+
 export function tempDir(t: TestLike, prefix = 'tsrun-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -33,6 +33,7 @@ import {
   leftovers,
   mountsUnder,
   runCommand,
+  shellQuote,
   uniqueId,
   waitFor,
   writeConfig,
@@ -63,8 +64,6 @@ function inBackground(t: Tap, command: string, out: string): void {
     }
   });
 }
-
-const quote = (argv: string[]): string => argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
 
 function state(rt: Rt, id: string): { status?: string; pid?: number } {
   const r = rt(['state', id]);
@@ -356,7 +355,7 @@ besideRunc(
       const ttyFile = path.join(bundle.dir, 'tty');
       inBackground(
         t,
-        `sleep 100000 | script -qfec ${quote([`tty > ${ttyFile}; exec sleep 100000`])} /dev/null`,
+        `sleep 100000 | script -qfec ${shellQuote([`tty > ${ttyFile}; exec sleep 100000`])} /dev/null`,
         '/dev/null',
       );
       await waitFor(() => fs.existsSync(ttyFile) && fs.readFileSync(ttyFile, 'utf8').includes('\n'), 20_000);
@@ -464,7 +463,7 @@ besideRunc(
     restore: ['--no-subreaper', '--no-pivot'],
     start: (t, argv, out) =>
       argv.includes('restore')
-        ? inBackground(t, `sleep 100000 | ${quote(argv.filter((a) => a !== '-d'))}`, out)
+        ? inBackground(t, `sleep 100000 | ${shellQuote(argv.filter((a) => a !== '-d'))}`, out)
         : detachedWithPipes(t, argv, out).then(() => {}),
     probe: async (_rt, _id, bundle) => waitFor(() => lastCount(path.join(bundle.dir, 'out2')) > 0, 20_000),
   },
